@@ -1,0 +1,51 @@
+# cvisor - see README.md. `make` builds build/cvisor; `make test` runs every test.
+CC ?= gcc
+BUILD := build
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
+CFLAGS ?= -O2
+LDLIBS := -lpthread
+
+SRC := $(sort $(shell find src -name '*.c'))
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+OBJ := $(SRC:%.c=$(BUILD)/obj/%.o)
+# Unit tests link the library objects built with ASan and UBSan.
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+.PHONY: all test unit guest tiny clean fuzz format-check
+all: $(BUILD)/cvisor
+
+$(BUILD)/cvisor: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -o $@ $< $(SAN_OBJ) -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BIN)
+
+include tests/kvm/guests.mk
+
+# The guest kit: kernels and initramfs built from Debian packages, cached
+# per machine (see guest/README.md).
+guest:
+	bash scripts/guest-kit.sh $(BUILD)/guest
+
+test: all unit tiny
+	bash scripts/run-tests.sh
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/tests $(BUILD)/cvisor
+
+-include $(OBJ:.o=.d) $(SAN_OBJ:.o=.d)

@@ -1,0 +1,100 @@
+/* vm.h - one virtual machine: KVM fds, memory, vCPUs and the devices it owns. */
+#ifndef CVISOR_VM_H
+#define CVISOR_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvisor/acpi_pm.h"
+#include "cvisor/boot.h"
+#include "cvisor/bus.h"
+#include "cvisor/config.h"
+#include "cvisor/guest_mem.h"
+#include "cvisor/i8042.h"
+#include "cvisor/serial8250.h"
+#include "cvisor/util.h"
+
+
+/* How a guest's run ended; the first reason recorded wins. */
+enum vm_stop {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,
+	VM_STOP_RESET,
+	VM_STOP_SIGNAL,
+	VM_STOP_CRASH,    /* triple fault */
+	VM_STOP_INTERNAL, /* emulation or KVM failure */
+	VM_STOP_HOST,     /* host-side failure */
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	_Atomic uint64_t exits;
+};
+
+/* Host workarounds for a KVM that emulates guest code (PVM): see
+ * src/kvm/x86/emulate.c and src/kvm/x86/cpu.c. */
+struct vm_quirks {
+	bool active;
+	_Atomic uint32_t logged; /* one bit per refused-instruction kind logged */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	int run_size;
+	struct guest_mem mem;
+	struct vcpu vcpus[CONFIG_MAX_CPUS];
+	unsigned int ncpus;
+	struct kvm_cpuid2 *cpuid; /* supported CPUID, adjusted per vCPU at setup */
+	struct vm_quirks quirks;
+
+	struct bus pio;
+	struct bus mmio;
+	struct serial8250 uart;
+	struct i8042 kbd;
+	struct acpi_pm pm;
+
+	/* Stop protocol: the first vm_request_stop() wins; the main loop is
+	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */
+	_Atomic int stop;
+	char stop_msg[256];
+	int stop_fd; /* eventfd */
+	pthread_mutex_t lock;
+	int out_fd;  /* where the serial console writes */
+};
+
+/* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
+ * load the kernel. Returns 0 or -errno with one line printed on stderr;
+ * *usage is set when the fault is the user's input (exit status 2). */
+int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage) CV_MUST;
+
+/* Start the vCPU threads. */
+int vm_start(struct vm *vm) CV_MUST;
+
+/* Record why the guest stops (first caller wins) and wake the main loop.
+ * msg may be NULL; async-signal-safe apart from formatting msg. */
+void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg);
+
+/* Kick every vCPU out of KVM_RUN and join the threads. */
+void vm_join(struct vm *vm);
+
+/* Release everything vm_create acquired. Safe on a partially built VM. */
+void vm_destroy(struct vm *vm);
+
+/* Exit status for how the VM stopped (see enum cv_exit). */
+int vm_exit_status(const struct vm *vm);
+
+/* Raise or lower a GSI on the in-kernel irqchip (KVM_IRQ_LINE). */
+void vm_set_irq(struct vm *vm, unsigned int gsi, int level);
+
+#endif

@@ -1,0 +1,41 @@
+/* x86.h - per-vCPU x86 setup (CPUID, MSRs, registers) and the completion of
+ * instructions a host refuses to emulate. */
+#ifndef CVISOR_X86_H
+#define CVISOR_X86_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvisor/boot.h"
+#include "cvisor/util.h"
+
+struct vm;
+struct vcpu;
+
+/* Read KVM_GET_SUPPORTED_CPUID into vm->cpuid and mask what the guest must
+ * not use (see x86_quirk_cmdline). */
+int x86_cpuid_init(struct vm *vm) CV_MUST;
+
+/* Give one vCPU its CPUID (topology, APIC id), MSRs, FPU and LAPIC setup.
+ * The boot vCPU also gets the entry registers. */
+int x86_vcpu_setup(struct vcpu *vcpu, const struct boot_entry *entry) CV_MUST;
+
+/* Kernel command-line words that keep a Linux guest off the instructions an
+ * emulating host (PVM) cannot run; "" when not needed. */
+const char *x86_quirk_cmdline(void);
+
+/* True if /dev/kvm emulates guest code rather than running it on VT-x or
+ * AMD-V (the kvm_pvm module). */
+bool x86_host_emulates(void);
+
+enum x86_emul_result {
+	X86_EMUL_DONE,   /* completed or reflected: run the vCPU again */
+	X86_EMUL_FAILED, /* not handled: the message says which instruction */
+};
+
+/* Handle a KVM_EXIT_INTERNAL_ERROR with suberror EMULATION: complete the
+ * instruction in user space or reflect it into the guest as the CPU would.
+ * On failure writes "instruction <bytes> at RIP <rip>" into msg. */
+enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen);
+
+#endif

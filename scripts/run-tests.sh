@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one line CI reads: "N passed, N failed".
+#   unit  cmocka tests under ASan+UBSan (no KVM)
+#   cli   bad input to `cvisor run`
+#   kvm   tiny freestanding guests (milliseconds each)
+#   e2e   the microVM Linux kernel (minutes on an emulating host)
+# SUITES="unit cli" limits the run.
+set -u
+cd "$(dirname "$0")/.."
+SUITES=${SUITES:-unit cli kvm linux}
+total_pass=0
+total_fail=0
+
+add() { total_pass=$((total_pass + $1)); total_fail=$((total_fail + $2)); }
+
+# A suite's own last line "<name>: N passed, N failed" carries its counts.
+run_suite() {
+	local name=$1 log
+	shift
+	log=$(mktemp)
+	echo "=== $name"
+	"$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	local line
+	line=$(grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		local p f
+		p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+		add "$p" "$f"
+		if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+			echo "FAIL $name: exited $rc"
+			add 0 1
+		fi
+	else
+		echo "FAIL $name: no summary line (exit $rc)"
+		add 0 1
+	fi
+	rm -f "$log"
+}
+
+unit_suite() {
+	local p=0 f=0 t out
+	for t in build/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		out=$("$t" 2>&1)
+		local rc=$?
+		printf '%s\n' "$out" | grep -E '^\[ *(PASSED|FAILED|  ERROR) *\]|^\[  FAILED  \]' | sed "s|^|$(basename "$t"): |"
+		local tp tf
+		tp=$(printf '%s\n' "$out" | sed -nE 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' | tail -n 1)
+		tf=$(printf '%s\n' "$out" | sed -nE 's/^\[  FAILED  \] ([0-9]+) test.*/\1/p' | tail -n 1)
+		p=$((p + ${tp:-0}))
+		f=$((f + ${tf:-0}))
+		if [ "$rc" != 0 ] && [ -z "$tf" ]; then
+			echo "FAIL $(basename "$t"): exited $rc"
+			printf '%s\n' "$out" | tail -n 20
+			f=$((f + 1))
+		fi
+	done
+	echo "unit: $p passed, $f failed"
+	[ "$f" = 0 ]
+}
+
+for s in $SUITES; do
+	case $s in
+	unit) run_suite unit unit_suite ;;
+	cli) run_suite cli bash tests/e2e/cli.sh ;;
+	kvm) run_suite kvm bash tests/kvm/run.sh ;;
+	linux) run_suite linux bash tests/e2e/linux.sh ;;
+	*) echo "unknown suite $s"; add 0 1 ;;
+	esac
+done
+echo
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]

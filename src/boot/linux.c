@@ -1,0 +1,235 @@
+/* linux.c - the Linux x86 boot protocol (Documentation/x86/boot.rst):
+ * bzImage setup header, boot_params (zero page), e820, cmdline, initrd,
+ * and the identity page tables and GDT for the 64-bit entry. */
+#include "cvisor/boot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Offsets in boot_params / the setup header (Documentation/x86/zero-page.rst). */
+#define BP_ACPI_RSDP 0x070
+#define BP_E820_ENTRIES 0x1e8
+#define BP_SETUP_SECTS 0x1f1
+#define BP_BOOT_FLAG 0x1fe
+#define BP_JUMP_END 0x201
+#define BP_HEADER 0x202
+#define BP_VERSION 0x206
+#define BP_TYPE_OF_LOADER 0x210
+#define BP_LOADFLAGS 0x211
+#define BP_RAMDISK_IMAGE 0x218
+#define BP_RAMDISK_SIZE 0x21c
+#define BP_HEAP_END 0x224
+#define BP_CMD_LINE_PTR 0x228
+#define BP_INITRD_ADDR_MAX 0x22c
+#define BP_KERNEL_ALIGNMENT 0x230
+#define BP_RELOCATABLE 0x234
+#define BP_XLOADFLAGS 0x236
+#define BP_CMDLINE_SIZE 0x238
+#define BP_PREF_ADDRESS 0x258
+#define BP_INIT_SIZE 0x260
+#define BP_E820_TABLE 0x2d0
+#define BP_SIZE 0x1000
+
+#define HDRS_MAGIC 0x53726448 /* "HdrS" */
+#define LOADED_HIGH 0x01
+#define CAN_USE_HEAP 0x80
+#define XLF_KERNEL_64 0x01
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+
+unsigned int boot_e820(const struct guest_mem *gm, struct e820_entry *e, unsigned int max)
+{
+	unsigned int n = 0;
+	const struct guest_mem_region *low = &gm->regions[0];
+
+	if (max < 4)
+		return 0;
+	e[n++] = (struct e820_entry){ 0, LAYOUT_EBDA, E820_RAM };
+	/* The EBDA and the BIOS area that holds the ACPI and MP tables. */
+	e[n++] = (struct e820_entry){ LAYOUT_EBDA, 0xa0000 - LAYOUT_EBDA, E820_RESERVED };
+	e[n++] = (struct e820_entry){ LAYOUT_BIOS, LAYOUT_HIMEM - LAYOUT_BIOS, E820_RESERVED };
+	if (low->size > LAYOUT_HIMEM)
+		e[n++] = (struct e820_entry){ LAYOUT_HIMEM, low->size - LAYOUT_HIMEM, E820_RAM };
+	for (unsigned int i = 1; i < gm->nr && n < max; i++)
+		e[n++] = (struct e820_entry){ gm->regions[i].gpa, gm->regions[i].size, E820_RAM };
+	return n;
+}
+
+int boot_setup_tables(const struct guest_mem *gm)
+{
+	uint64_t *pml4 = guest_mem_ptr(gm, LAYOUT_PML4, 0x1000);
+	uint64_t *pdpt = guest_mem_ptr(gm, LAYOUT_PML4 + 0x1000, 0x1000);
+	uint64_t *pd = guest_mem_ptr(gm, LAYOUT_PML4 + 0x2000, 4 * 0x1000);
+	uint64_t *gdt = guest_mem_ptr(gm, LAYOUT_GDT, 4 * sizeof(uint64_t));
+
+	if (!pml4 || !pdpt || !pd || !gdt)
+		return -EFAULT;
+	memset(pml4, 0, 0x1000);
+	memset(pdpt, 0, 0x1000);
+	pml4[0] = (LAYOUT_PML4 + 0x1000) | 0x3; /* present, writable */
+	for (uint64_t i = 0; i < 4; i++)
+		pdpt[i] = (LAYOUT_PML4 + 0x2000 + i * 0x1000) | 0x3;
+	for (uint64_t i = 0; i < 4 * 512; i++)
+		pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB page */
+	/* The boot protocol's __BOOT_CS (0x10) and __BOOT_DS (0x18); 0x08 is
+	 * the flat 32-bit code segment PVH entry uses. */
+	gdt[0] = 0;
+	gdt[1] = 0x00cf9b000000ffffULL;
+	gdt[2] = 0x00af9b000000ffffULL;
+	gdt[3] = 0x00cf93000000ffffULL;
+	return 0;
+}
+
+uint64_t boot_place_initrd(const struct guest_mem *gm, size_t len, uint64_t floor, uint64_t limit)
+{
+	uint64_t top = gm->regions[0].size, addr;
+
+	if (limit < top)
+		top = limit;
+	if (!len || len > top)
+		return 0;
+	addr = (top - len) & ~0xfffULL;
+	if (addr < floor)
+		return 0;
+	return addr;
+}
+
+static int load_cmdline(const struct guest_mem *gm, const char *cmdline, uint32_t max, char *err,
+			size_t errlen)
+{
+	size_t n = strlen(cmdline);
+
+	if (max > LAYOUT_CMDLINE_MAX)
+		max = LAYOUT_CMDLINE_MAX;
+	if (n + 1 > max)
+		return fail(err, errlen, -E2BIG, "command line is %zu bytes, the kernel takes %u", n,
+			    max - 1);
+	if (guest_mem_write(gm, LAYOUT_CMDLINE, cmdline, n + 1))
+		return fail(err, errlen, -E2BIG, "guest memory too small for the command line");
+	return 0;
+}
+
+static int load_bzimage(const struct guest_mem *gm, const struct boot_image *img,
+			struct boot_entry *entry, char *err, size_t errlen)
+{
+	const uint8_t *k = img->kernel;
+	uint8_t *bp = guest_mem_ptr(gm, LAYOUT_BOOT_PARAMS, BP_SIZE);
+	struct e820_entry e820[E820_MAX];
+	size_t setup_len, hdr_end;
+	uint64_t load, init_size, kernel_end, initrd_max;
+	uint32_t cmdline_max = 256;
+	unsigned int setup_sects, n;
+	uint16_t version;
+
+	if (img->kernel_len < BP_INIT_SIZE + 4 || le16(k + BP_BOOT_FLAG) != 0xaa55 ||
+	    le32(k + BP_HEADER) != HDRS_MAGIC)
+		return fail(err, errlen, -ENOEXEC,
+			    "not a Linux bzImage nor an ELF kernel with a PVH entry note");
+	version = le16(k + BP_VERSION);
+	/* 2.12 added xloadflags, which says whether the 64-bit entry exists. */
+	if (version < 0x020c)
+		return fail(err, errlen, -ENOEXEC, "boot protocol %u.%02u is too old (need 2.12)",
+			    version >> 8, version & 0xff);
+	if (!(k[BP_XLOADFLAGS] & XLF_KERNEL_64))
+		return fail(err, errlen, -ENOEXEC, "kernel has no 64-bit entry point");
+	if (!(k[BP_LOADFLAGS] & LOADED_HIGH))
+		return fail(err, errlen, -ENOEXEC, "kernel is not a bzImage (zImage loads low)");
+	setup_sects = k[BP_SETUP_SECTS] ? k[BP_SETUP_SECTS] : 4;
+	setup_len = (setup_sects + 1) * 512;
+	/* The byte at 0x201 is the jump's offset: the header ends there. */
+	hdr_end = BP_HEADER + k[BP_JUMP_END];
+	if (setup_len >= img->kernel_len || hdr_end > setup_len || hdr_end > BP_SIZE)
+		return fail(err, errlen, -ENOEXEC, "bzImage setup header is truncated or corrupt");
+	if (le16(k + BP_VERSION) >= 0x0206)
+		cmdline_max = le32(k + BP_CMDLINE_SIZE) + 1;
+
+	/* Load where the kernel prefers (it then need not move itself), else
+	 * at 1 MiB, which a relocatable kernel accepts. */
+	init_size = le32(k + BP_INIT_SIZE);
+	if (init_size < img->kernel_len - setup_len)
+		init_size = img->kernel_len - setup_len;
+	load = le64(k + BP_PREF_ADDRESS);
+	if (load < LAYOUT_HIMEM || load % 0x1000 || !guest_mem_ptr(gm, load, init_size))
+		load = LAYOUT_HIMEM;
+	if (__builtin_add_overflow(load, init_size, &kernel_end) ||
+	    !guest_mem_ptr(gm, load, init_size))
+		return fail(err, errlen, -E2BIG, "kernel needs %llu MiB, more than guest memory",
+			    (unsigned long long)((load + init_size) >> 20) + 1);
+	if (guest_mem_write(gm, load, k + setup_len, img->kernel_len - setup_len))
+		return fail(err, errlen, -E2BIG, "kernel does not fit in guest memory");
+
+	if (!bp)
+		return fail(err, errlen, -E2BIG, "guest memory too small");
+	memset(bp, 0, BP_SIZE);
+	memcpy(bp + BP_SETUP_SECTS, k + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
+	bp[BP_TYPE_OF_LOADER] = 0xff; /* undefined boot loader */
+	bp[BP_LOADFLAGS] = (uint8_t)(bp[BP_LOADFLAGS] | CAN_USE_HEAP);
+	put16(bp + BP_HEAP_END, 0xfe00);
+	if (load_cmdline(gm, img->cmdline, cmdline_max, err, errlen))
+		return -E2BIG;
+	put32(bp + BP_CMD_LINE_PTR, LAYOUT_CMDLINE);
+	if (img->initrd) {
+		initrd_max = le32(k + BP_INITRD_ADDR_MAX);
+		if (version < 0x0203 || !initrd_max)
+			initrd_max = 0x37ffffff;
+		uint64_t at = boot_place_initrd(gm, img->initrd_len, kernel_end, initrd_max + 1);
+		if (!at || img->initrd_len > UINT32_MAX)
+			return fail(err, errlen, -E2BIG,
+				    "initrd (%zu bytes) does not fit in guest memory below %#llx "
+				    "after the kernel (try a larger --memory)",
+				    img->initrd_len, (unsigned long long)initrd_max);
+		if (guest_mem_write(gm, at, img->initrd, img->initrd_len))
+			return -E2BIG;
+		put32(bp + BP_RAMDISK_IMAGE, (uint32_t)at);
+		put32(bp + BP_RAMDISK_SIZE, (uint32_t)img->initrd_len);
+	}
+	n = boot_e820(gm, e820, E820_MAX);
+	bp[BP_E820_ENTRIES] = (uint8_t)n;
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *p = bp + BP_E820_TABLE + 20 * i;
+
+		put64(p, e820[i].addr);
+		put64(p + 8, e820[i].size);
+		put32(p + 16, e820[i].type);
+	}
+	put64(bp + BP_ACPI_RSDP, img->rsdp_gpa);
+
+	entry->mode = BOOT_LINUX64;
+	entry->rip = load + 0x200; /* startup_64 is 512 bytes into the image */
+	entry->arg = LAYOUT_BOOT_PARAMS;
+	return 0;
+}
+
+int boot_load(const struct guest_mem *gm, const struct boot_image *img, struct boot_entry *entry,
+	      char *err, size_t errlen)
+{
+	int r;
+
+	err[0] = '\0';
+	if (!guest_mem_ptr(gm, 0, LAYOUT_HIMEM))
+		return fail(err, errlen, -E2BIG, "guest memory too small");
+	if (boot_setup_tables(gm))
+		return fail(err, errlen, -E2BIG, "guest memory too small for page tables");
+	r = boot_load_pvh(gm, img, entry, err, errlen);
+	if (r != -ENOEXEC || err[0])
+		return r;
+	return load_bzimage(gm, img, entry, err, errlen);
+}

@@ -1,0 +1,161 @@
+/* vcpu.c - one thread per vCPU: KVM_RUN and exit dispatch. */
+#include "cvisor/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cvisor/kvm.h"
+#include "cvisor/vm.h"
+#include "cvisor/x86.h"
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu_install_kick_handler(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+
+	/* No SA_RESTART: KVM_RUN must return EINTR. */
+	sigemptyset(&sa.sa_mask);
+	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+}
+
+static void handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+
+	/* String I/O arrives as `count` consecutive elements. */
+	for (uint32_t i = 0; i < run->io.count; i++)
+		bus_access(&vcpu->vm->pio, run->io.port, data + i * run->io.size, run->io.size, out);
+}
+
+static void handle_system_event(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	switch (vcpu->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vm, VM_STOP_POWEROFF, NULL);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vm, VM_STOP_RESET, NULL);
+		break;
+	default:
+		vm_request_stop(vm, VM_STOP_CRASH, "guest reported a crash (system event)");
+		break;
+	}
+}
+
+static void handle_internal(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char msg[256];
+
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+		if (x86_emulate_refused(vcpu, msg, sizeof(msg)) == X86_EMUL_DONE)
+			return;
+		vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "vCPU %u: KVM internal error, suberror %u", vcpu->id,
+		 run->internal.suberror);
+	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
+}
+
+static void vcpu_loop(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	struct kvm_run *run = vcpu->run;
+	char msg[160];
+
+	while (!atomic_load(&vm->stop)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				run->immediate_exit = 0;
+				continue;
+			}
+			snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));
+			vm_request_stop(vm, VM_STOP_HOST, msg);
+			return;
+		}
+		atomic_fetch_add_explicit(&vcpu->exits, 1, memory_order_relaxed);
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			handle_io(vcpu);
+			break;
+		case KVM_EXIT_MMIO:
+			bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
+				   run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			snprintf(msg, sizeof(msg), "guest triple fault on vCPU %u", vcpu->id);
+			vm_request_stop(vm, VM_STOP_CRASH, msg);
+			return;
+		case KVM_EXIT_SYSTEM_EVENT:
+			handle_system_event(vcpu);
+			return;
+		case KVM_EXIT_INTERNAL_ERROR:
+			handle_internal(vcpu);
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			snprintf(msg, sizeof(msg), "vCPU %u: VM entry failed, reason %#llx", vcpu->id,
+				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			vm_request_stop(vm, VM_STOP_INTERNAL, msg);
+			return;
+		case KVM_EXIT_HLT:
+			/* Only without an in-kernel LAPIC; halt means nothing to do. */
+			break;
+		case KVM_EXIT_INTR:
+		case KVM_EXIT_DEBUG:
+			break;
+		default:
+			snprintf(msg, sizeof(msg), "vCPU %u: unexpected KVM exit %u", vcpu->id,
+				 run->exit_reason);
+			vm_request_stop(vm, VM_STOP_INTERNAL, msg);
+			return;
+		}
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	sigset_t set;
+	char name[16];
+
+	/* Signals for the process go to the main thread's signalfd; only the
+	 * kick reaches a vCPU thread. */
+	sigfillset(&set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
+	pthread_setname_np(pthread_self(), name);
+	vcpu_loop(vcpu);
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (r)
+		return -r;
+	vcpu->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		vcpu->run->immediate_exit = 1;
+	if (vcpu->started)
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}

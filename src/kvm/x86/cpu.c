@@ -1,0 +1,234 @@
+/* cpu.c - x86 vCPU setup: CPUID with per-vCPU topology and the KVM
+ * paravirtual leaves, MSRs, FPU, LAPIC LINT pins and entry registers. */
+#include "cvisor/x86.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvisor/kvm.h"
+#include "cvisor/vm.h"
+
+#define CPUID_MAX_ENTRIES 256
+#define CPUID_LEAF1_ECX_HYPERVISOR (1U << 31)
+#define CPUID_LEAF1_EDX_HTT (1U << 28)
+
+/* Features an emulating host (PVM) cannot execute for the guest: each one
+ * stopped a Linux guest with KVM_INTERNAL_ERROR_EMULATION here. The host
+ * overrides some of leaf 1 whatever KVM_SET_CPUID2 says, so the kernel is
+ * also told on its command line (x86_quirk_cmdline). */
+#define QUIRK_LEAF1_ECX_CLEAR                                                       \
+	((1U << 12) /* FMA */ | (1U << 13) /* CX16 */ | (1U << 22) /* MOVBE */ |     \
+	 (1U << 23) /* POPCNT */ | (1U << 26) /* XSAVE */ | (1U << 27) /* OSXSAVE */ | \
+	 (1U << 28) /* AVX */ | (1U << 29) /* F16C */ | (1U << 30) /* RDRAND */)
+#define QUIRK_LEAF7_EBX_CLEAR                                                        \
+	((1U << 3) /* BMI1 */ | (1U << 5) /* AVX2 */ | (1U << 8) /* BMI2 */ |         \
+	 (1U << 16) /* AVX512F */ | (1U << 18) /* RDSEED */ | (1U << 19) /* ADX */)
+#define QUIRK_EXT1_ECX_CLEAR (1U << 5) /* ABM (LZCNT) */
+/* KVM PV features whose hypercalls never return on such a host. */
+#define QUIRK_KVM_FEATURES_CLEAR                                                     \
+	((1U << 7) /* PV_UNHALT */ | (1U << 11) /* PV_SEND_IPI */ |                   \
+	 (1U << 13) /* PV_SCHED_YIELD */)
+
+/* X86_FEATURE_* numbers (arch/x86/include/asm/cpufeatures.h) of the bits above. */
+static const char quirk_cmdline[] =
+	"noxsave clearcpuid=140,141,150,151,154,156,157,158,197,291,293,296,304,306,307";
+
+const char *x86_quirk_cmdline(void)
+{
+	return quirk_cmdline;
+}
+
+bool x86_host_emulates(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+int x86_cpuid_init(struct vm *vm)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
+
+	if (!c)
+		return -ENOMEM;
+	c->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+		int r = -errno;
+
+		free(c);
+		return r;
+	}
+	for (unsigned int i = 0; vm->quirks.active && i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == 1)
+			e->ecx &= ~QUIRK_LEAF1_ECX_CLEAR;
+		else if (e->function == 7 && e->index == 0)
+			e->ebx &= ~QUIRK_LEAF7_EBX_CLEAR;
+		else if (e->function == 0x80000001)
+			e->ecx &= ~QUIRK_EXT1_ECX_CLEAR;
+		else if (e->function == 0x40000001)
+			e->eax &= ~QUIRK_KVM_FEATURES_CLEAR;
+		else if (e->function == 0xd)
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+	}
+	vm->cpuid = c;
+	return 0;
+}
+
+static unsigned int order_base_2(unsigned int n)
+{
+	unsigned int o = 0;
+
+	while ((1U << o) < n)
+		o++;
+	return o;
+}
+
+/* One package, ncpus cores, one thread each; APIC id = vCPU index. */
+static int vcpu_set_cpuid(struct vcpu *vcpu)
+{
+	const struct kvm_cpuid2 *sup = vcpu->vm->cpuid;
+	unsigned int ncpus = vcpu->vm->ncpus, id = vcpu->id, n = 0;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (sup->nent + 2) * sizeof(c->entries[0]));
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < sup->nent; i++) {
+		struct kvm_cpuid_entry2 e = sup->entries[i];
+
+		switch (e.function) {
+		case 1:
+			e.ebx = (e.ebx & 0xffff) | (id << 24) | ((ncpus & 0xff) << 16);
+			e.ecx |= CPUID_LEAF1_ECX_HYPERVISOR;
+			if (ncpus > 1)
+				e.edx |= CPUID_LEAF1_EDX_HTT;
+			break;
+		case 4:
+			/* cores per package - 1 in 31:26; caches shared by all at L3 */
+			e.eax &= 0x3fff;
+			if (e.eax & 0x1f) {
+				e.eax |= (ncpus - 1) << 26;
+				if (((e.eax >> 5) & 7) == 3)
+					e.eax |= (ncpus - 1) << 14;
+			}
+			break;
+		case 0xb:
+		case 0x1f:
+			continue; /* replaced below */
+		}
+		c->entries[n++] = e;
+	}
+	/* Leaf 0xB: SMT level (1 thread), then core level (ncpus cores). */
+	c->entries[n++] = (struct kvm_cpuid_entry2){
+		.function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.eax = 0, .ebx = 1, .ecx = (1 << 8), .edx = id,
+	};
+	c->entries[n++] = (struct kvm_cpuid_entry2){
+		.function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.eax = order_base_2(ncpus), .ebx = ncpus, .ecx = (2 << 8) | 1, .edx = id,
+	};
+	c->nent = n;
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
+		r = -errno;
+	free(c);
+	return r;
+}
+
+static int vcpu_set_msrs(struct vcpu *vcpu)
+{
+	static const struct { uint32_t index; uint64_t data; } init[] = {
+		{ 0x1a0, 1 },     /* IA32_MISC_ENABLE: fast strings */
+		{ 0x2ff, 0x806 }, /* MTRRdefType: MTRRs on, default write-back */
+	};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[ARRAY_SIZE(init)];
+	} m = { .hdr.nmsrs = ARRAY_SIZE(init) };
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(init); i++) {
+		m.e[i].index = init[i].index;
+		m.e[i].data = init[i].data;
+	}
+	/* Returns how many were set; a host that refuses one is not fatal. */
+	if (ioctl(vcpu->fd, KVM_SET_MSRS, &m) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vcpu_set_fpu(struct vcpu *vcpu)
+{
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+
+	return kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+}
+
+/* LINT0 as ExtINT and LINT1 as NMI, as a PC BIOS leaves them (MP spec 3.6.2). */
+static int vcpu_set_lint(struct vcpu *vcpu)
+{
+	struct kvm_lapic_state l;
+	uint32_t v;
+
+	if (kvm_ioctl(vcpu->fd, KVM_GET_LAPIC, &l) < 0)
+		return -errno;
+	memcpy(&v, &l.regs[0x350], 4);
+	v = (v & ~0x700U) | (7 << 8);
+	memcpy(&l.regs[0x350], &v, 4);
+	memcpy(&v, &l.regs[0x360], 4);
+	v = (v & ~0x700U) | (4 << 8);
+	memcpy(&l.regs[0x360], &v, 4);
+	return kvm_ioctl(vcpu->fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
+}
+
+static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, bool db)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type, .present = 1,
+		.dpl = 0, .db = db, .s = 1, .l = l, .g = 1,
+	};
+}
+
+static int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry)
+{
+	struct kvm_sregs s;
+	struct kvm_regs regs = { .rflags = 2, .rip = entry->rip };
+
+	if (kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0)
+		return -errno;
+	s.gdt.base = LAYOUT_GDT;
+	s.gdt.limit = 4 * 8 - 1;
+	seg_flat(&s.ds, 0x18, 3, false, true);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	if (entry->mode == BOOT_LINUX64) {
+		/* Documentation/x86/boot.rst, 64-bit boot protocol. */
+		seg_flat(&s.cs, 0x10, 11, true, false);
+		s.cr0 = 0x80000033; /* PG NE ET MP PE */
+		s.cr3 = LAYOUT_PML4;
+		s.cr4 = 0x20;       /* PAE */
+		s.efer = 0x500;     /* LME LMA */
+		regs.rsi = entry->arg;
+	} else {
+		/* PVH: 32-bit flat protected mode, paging off, EBX = start_info. */
+		seg_flat(&s.cs, 0x08, 11, false, true);
+		s.cr0 = 0x11; /* ET PE */
+		s.cr3 = s.cr4 = s.efer = 0;
+		regs.rbx = entry->arg;
+	}
+	if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, &s) < 0)
+		return -errno;
+	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ? -errno : 0;
+}
+
+int x86_vcpu_setup(struct vcpu *vcpu, const struct boot_entry *entry)
+{
+	int r;
+
+	if ((r = vcpu_set_cpuid(vcpu)) || (r = vcpu_set_msrs(vcpu)) || (r = vcpu_set_fpu(vcpu)) ||
+	    (r = vcpu_set_lint(vcpu)))
+		return r;
+	/* Application processors wait for INIT/SIPI from the guest. */
+	if (vcpu->id == 0)
+		return vcpu_set_entry(vcpu, entry);
+	return 0;
+}

@@ -1,0 +1,427 @@
+/* vm.c - build a VM from its configuration: KVM, memory, irqchip, devices,
+ * firmware tables, kernel, vCPUs; and tear it down. */
+#include "cvisor/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "cvisor/acpi.h"
+#include "cvisor/kvm.h"
+#include "cvisor/mptable.h"
+#include "cvisor/vcpu.h"
+#include "cvisor/x86.h"
+
+/* KVM on VT-x needs three pages for the real-mode TSS and the identity map
+ * of unrestricted-guest-less CPUs; put them in the hole below the BIOS. */
+#define KVM_TSS_ADDR 0xfffbd000
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000
+
+struct file_map {
+	const uint8_t *data;
+	size_t len;
+};
+
+static int map_file(const char *what, const char *path, struct file_map *m)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *p;
+
+	if (fd < 0) {
+		cv_err("%s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cv_err("%s %s: not a regular file", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_size == 0) {
+		cv_err("%s %s: file is empty", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		cv_err("%s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	m->data = p;
+	m->len = (size_t)st.st_size;
+	return 0;
+}
+
+static void unmap_file(struct file_map *m)
+{
+	if (m->data)
+		munmap((void *)m->data, m->len);
+	m->data = NULL;
+}
+
+/* Device callbacks. They run with the device's lock held, on vCPU threads. */
+static void uart_tx(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = ctx;
+
+	/* A closed or slow console must not stop the guest: drop on error. */
+	while (len) {
+		ssize_t w = write(vm->out_fd, buf, len);
+
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+}
+
+static void uart_irq(void *ctx, int level)
+{
+	vm_set_irq(ctx, SERIAL8250_COM1_IRQ, level);
+}
+
+static void kbd_reset(void *ctx)
+{
+	vm_request_stop(ctx, VM_STOP_RESET, NULL);
+}
+
+static void pm_event(void *ctx, enum acpi_pm_event ev)
+{
+	vm_request_stop(ctx, ev == ACPI_PM_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET, NULL);
+}
+
+static void pm_irq(void *ctx, int level)
+{
+	vm_set_irq(ctx, ACPI_SCI_IRQ, level);
+}
+
+void vm_set_irq(struct vm *vm, unsigned int gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+
+	if (kvm_ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		cv_debug("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg)
+{
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->stop, &expected, (int)why))
+		return;
+	if (msg)
+		snprintf(vm->stop_msg, sizeof(vm->stop_msg), "%s", msg);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow with one write; nothing to do. */
+	}
+}
+
+static int setup_devices(struct vm *vm)
+{
+	int r;
+
+	serial8250_init(&vm->uart, uart_tx, uart_irq, vm);
+	i8042_init(&vm->kbd, kbd_reset, vm);
+	acpi_pm_init(&vm->pm, pm_event, pm_irq, vm);
+	if ((r = bus_register(&vm->pio, SERIAL8250_COM1_BASE, 8, &serial8250_bus_ops, &vm->uart,
+			      "com1")) ||
+	    (r = bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->kbd, "i8042")) ||
+	    (r = bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->kbd, "i8042")) ||
+	    (r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_bus_ops, &vm->pm,
+			      "acpi-pm")))
+		return r;
+	return 0;
+}
+
+static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
+{
+	struct acpi_config ac = {
+		.ncpus = vm->ncpus,
+		.lapic_addr = LAYOUT_LAPIC,
+		.ioapic_addr = LAYOUT_IOAPIC,
+		.ioapic_id = (uint8_t)vm->ncpus,
+	};
+	uint8_t *acpi = guest_mem_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
+	uint8_t *mp = guest_mem_ptr(&vm->mem, LAYOUT_MPTABLE, LAYOUT_MPTABLE_MAX);
+	size_t used;
+	int r;
+
+	if (!acpi || !mp)
+		return -E2BIG;
+	if ((r = acpi_build(acpi, LAYOUT_ACPI_MAX, LAYOUT_ACPI, &ac, &used)))
+		return r;
+	if ((r = mptable_build(mp, LAYOUT_MPTABLE_MAX, LAYOUT_MPTABLE, vm->ncpus, LAYOUT_IOAPIC,
+			       (uint8_t)vm->ncpus, &used)))
+		return r;
+	*rsdp = LAYOUT_ACPI;
+	return 0;
+}
+
+/* The guest's command line: the user's, plus a serial console when the
+ * user named none, plus the words an emulating host needs. */
+static char *build_cmdline(const struct vm *vm)
+{
+	const char *user = vm->cfg->cmdline;
+	const char *console = strstr(user, "console=") ? "" : "console=ttyS0 ";
+	const char *quirks = vm->quirks.active ? x86_quirk_cmdline() : "";
+	size_t n = strlen(console) + strlen(user) + strlen(quirks) + 2;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s%s%s%s", console, user, quirks[0] ? " " : "", quirks);
+	return s;
+}
+
+static int load_kernel(struct vm *vm, struct boot_entry *entry, bool *usage)
+{
+	struct file_map kernel = { 0 }, initrd = { 0 };
+	struct boot_image img = { 0 };
+	char err[256];
+	char *cmdline = NULL;
+	int r;
+
+	*usage = true;
+	if ((r = map_file("kernel", vm->cfg->kernel, &kernel)))
+		return r;
+	if (vm->cfg->initrd && (r = map_file("initrd", vm->cfg->initrd, &initrd)))
+		goto out;
+	*usage = false;
+	if ((r = setup_firmware_tables(vm, &img.rsdp_gpa))) {
+		cv_err("building ACPI and MP tables: %s", strerror(-r));
+		goto out;
+	}
+	cmdline = build_cmdline(vm);
+	if (!cmdline) {
+		r = -ENOMEM;
+		goto out;
+	}
+	img.kernel = kernel.data;
+	img.kernel_len = kernel.len;
+	img.initrd = initrd.data;
+	img.initrd_len = initrd.len;
+	img.cmdline = cmdline;
+	r = boot_load(&vm->mem, &img, entry, err, sizeof(err));
+	if (r) {
+		*usage = true;
+		cv_err("kernel %s: %s", vm->cfg->kernel, err);
+	}
+out:
+	free(cmdline);
+	unmap_file(&kernel);
+	unmap_file(&initrd);
+	return r;
+}
+
+static int check_host_memory(const struct vm_config *cfg)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) == 0) {
+		uint64_t total = (uint64_t)si.totalram * si.mem_unit;
+
+		if (cfg->mem_size > total) {
+			cv_err("--memory %lluM exceeds the host's %lluM of RAM",
+			       (unsigned long long)(cfg->mem_size >> 20),
+			       (unsigned long long)(total >> 20));
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
+static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		int r;
+
+		v->vm = vm;
+		v->id = i;
+		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		if (v->fd < 0) {
+			cv_err("creating vCPU %u: %s", i, strerror(errno));
+			return -errno;
+		}
+		v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+			      0);
+		if (v->run == MAP_FAILED) {
+			v->run = NULL;
+			cv_err("mapping vCPU %u: %s", i, strerror(errno));
+			return -errno;
+		}
+		if ((r = x86_vcpu_setup(v, entry))) {
+			cv_err("setting up vCPU %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int create_vm_fd(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		cv_err("KVM_CREATE_VM: %s (is hardware virtualization enabled?)", strerror(errno));
+		return -errno;
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0) {
+		cv_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -EIO;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+		cv_debug("TSS/identity map address: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		cv_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		cv_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
+{
+	struct boot_entry entry;
+	int r, max_vcpus;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->out_fd = STDOUT_FILENO;
+	vm->ncpus = cfg->ncpus;
+	pthread_mutex_init(&vm->lock, NULL);
+	*usage = true;
+
+	if ((r = check_host_memory(cfg)))
+		return r;
+	if ((r = kvm_open(&vm->kvm_fd)))
+		return r;
+	max_vcpus = kvm_cap(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
+	if (!max_vcpus)
+		max_vcpus = kvm_cap(vm->kvm_fd, KVM_CAP_NR_VCPUS);
+	if (max_vcpus && cfg->ncpus > (unsigned int)max_vcpus) {
+		cv_err("--cpus %u: this host's KVM allows at most %d", cfg->ncpus, max_vcpus);
+		return -EINVAL;
+	}
+	/* Not found in a file or flag from here on, unless the kernel load says so. */
+	*usage = false;
+	vm->quirks.active = cfg->quirks == CONFIG_QUIRKS_ON ||
+			    (cfg->quirks == CONFIG_QUIRKS_AUTO && x86_host_emulates());
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0)
+		return -errno;
+	if ((r = create_vm_fd(vm)))
+		return r;
+	if ((r = guest_mem_init(&vm->mem, cfg->mem_size))) {
+		cv_err("cannot map %lluM of guest memory: %s",
+		       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
+		return r;
+	}
+	for (unsigned int i = 0; i < vm->mem.nr; i++) {
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+
+		if ((r = kvm_set_memslot(vm->vm_fd, i, g->gpa, g->size, g->hva))) {
+			cv_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+			return r;
+		}
+	}
+	if ((r = setup_devices(vm))) {
+		cv_err("registering devices: %s", strerror(-r));
+		return r;
+	}
+	if ((r = load_kernel(vm, &entry, usage)))
+		return r;
+	if ((r = x86_cpuid_init(vm))) {
+		cv_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		return r;
+	}
+	return create_vcpus(vm, &entry);
+}
+
+int vm_start(struct vm *vm)
+{
+	int r = vcpu_install_kick_handler();
+
+	for (unsigned int i = 0; !r && i < vm->ncpus; i++)
+		r = vcpu_start(&vm->vcpus[i]);
+	if (r) {
+		cv_err("starting vCPU threads: %s", strerror(-r));
+		vm_request_stop(vm, VM_STOP_HOST, NULL);
+	}
+	return r;
+}
+
+void vm_join(struct vm *vm)
+{
+	int expected = VM_RUNNING;
+
+	/* Whoever joins without a recorded reason stops for a signal. */
+	atomic_compare_exchange_strong(&vm->stop, &expected, VM_STOP_SIGNAL);
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+		vm->vcpus[i].started = false;
+	}
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			munmap(v->run, (size_t)vm->run_size);
+		if (v->fd > 0)
+			close(v->fd);
+		v->run = NULL;
+		v->fd = -1;
+	}
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	guest_mem_destroy(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	vm->vm_fd = vm->kvm_fd = vm->stop_fd = -1;
+}
+
+int vm_exit_status(const struct vm *vm)
+{
+	switch (atomic_load(&vm->stop)) {
+	case VM_STOP_POWEROFF:
+	case VM_STOP_RESET:
+	case VM_RUNNING:
+		return CV_EXIT_OK;
+	case VM_STOP_CRASH:
+		return CV_EXIT_GUEST_CRASH;
+	case VM_STOP_INTERNAL:
+		return CV_EXIT_INTERNAL;
+	default:
+		return CV_EXIT_FAIL;
+	}
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Bad input to `cvisor run`: one clear line on stderr and exit status 2.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+
+TINY=${TINY:-build/tests/kvm/hello.elf}
+printf 'not a kernel at all\n' >"$T_TMP/notakernel"
+head -c 4096 /dev/zero >"$T_TMP/zeros"
+# A bzImage header cut short after its magic.
+printf '%0498d\x55\xaa\xeb\x66HdrS' 0 >"$T_TMP/truncated"
+truncate -s 200M "$T_TMP/bigrd"
+
+t_run 10 "$CVISOR" run
+t_expect_err "missing --kernel" 2 'kernel FILE is required'
+t_run 10 "$CVISOR" run --kernel "$T_TMP/nonexistent"
+t_expect_err "kernel file missing" 2 'nonexistent: no such file'
+t_run 10 "$CVISOR" run --kernel "$T_TMP/notakernel"
+t_expect_err "kernel not a bzImage" 2 'not a Linux bzImage'
+t_run 10 "$CVISOR" run --kernel "$T_TMP/zeros"
+t_expect_err "kernel all zeros" 2 'not a Linux bzImage'
+t_run 10 "$CVISOR" run --kernel "$T_TMP/truncated"
+t_expect_err "kernel truncated header" 2 'not a Linux bzImage|truncated|too old'
+t_run 10 "$CVISOR" run --kernel "$TINY" --initrd "$T_TMP/nonexistent"
+t_expect_err "initrd missing" 2 'initrd .*no such file'
+t_run 10 "$CVISOR" run --kernel "$TINY" --initrd "$T_TMP/bigrd" --memory 64M
+t_expect_err "initrd larger than memory" 2 'initrd .*does not fit'
+t_run 10 "$CVISOR" run --kernel "$TINY" --memory 12Q
+t_expect_err "memory does not parse" 2 'memory 12Q: not a size'
+t_run 10 "$CVISOR" run --kernel "$TINY" --memory 100T
+t_expect_err "memory exceeds host" 2 "exceeds the host"
+t_run 10 "$CVISOR" run --kernel "$TINY" --memory 1M
+t_expect_err "memory too small" 2 'at least'
+t_run 10 "$CVISOR" run --kernel "$TINY" --cpus 0
+t_expect_err "zero vCPUs" 2 'cpus 0: must be'
+t_run 10 "$CVISOR" run --kernel "$TINY" --cpus 65
+t_expect_err "too many vCPUs" 2 'cpus 65: must be'
+t_run 10 "$CVISOR" run --kernel "$TINY" --frobnicate
+t_expect_err "unknown flag" 2 'unknown flag --frobnicate'
+t_run 10 "$CVISOR" frobnicate
+t_expect_err "unknown command" 2 'unknown command'
+
+# No /dev/kvm: a private mount namespace with an empty /dev.
+if unshare -m true 2>/dev/null; then
+	t_run 10 unshare -m --propagation private sh -c \
+		'mount -t tmpfs none /dev && exec "$0" run --kernel "$1"' "$CVISOR" "$TINY"
+	t_expect_err "no /dev/kvm" 2 '/dev/kvm: no such device'
+else
+	echo "SKIP no /dev/kvm: cannot unshare a mount namespace"
+fi
+# Permission denied: an unprivileged user against the root-only device.
+if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /dev/kvm)" = 600 ]; then
+	cp "$CVISOR" "$T_TMP/cvisor" && chmod 755 "$T_TMP" "$T_TMP/cvisor"
+	t_run 10 setpriv --reuid=65534 --regid=65534 --clear-groups "$T_TMP/cvisor" run --kernel /nonexistent
+	t_expect_err "permission denied on /dev/kvm" 2 '/dev/kvm: permission denied'
+else
+	echo "SKIP permission denied: needs root and a 0600 /dev/kvm"
+fi
+t_summary cli

@@ -1,0 +1,49 @@
+# tests/lib.sh - shared helpers for the shell test suites. Source it.
+# Each suite counts with pass/fail, prints "PASS name" / "FAIL name: why",
+# and ends with "<suite>: N passed, N failed".
+T_PASS=0
+T_FAIL=0
+T_TMP=$(mktemp -d /tmp/cvisor-test.XXXXXX)
+T_PIDS=()
+CVISOR=${CVISOR:-build/cvisor}
+
+t_cleanup() {
+	local p
+	for p in "${T_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$T_TMP"
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT TERM
+
+t_pass() { T_PASS=$((T_PASS + 1)); echo "PASS $1"; }
+t_fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL $1: $2"; }
+
+# t_run TIMEOUT CMD... : run with stdin from /dev/null; sets T_OUT, T_ERR, T_RC.
+t_run() {
+	local to=$1
+	shift
+	timeout -k 5 "$to" "$@" </dev/null >"$T_TMP/out" 2>"$T_TMP/err"
+	T_RC=$?
+	T_OUT=$(cat "$T_TMP/out")
+	T_ERR=$(cat "$T_TMP/err")
+}
+
+# t_expect NAME RC REGEX_ON_STDERR: the last t_run exited RC with one stderr line matching.
+t_expect_err() {
+	local name=$1 rc=$2 re=$3 lines
+	lines=$(printf '%s' "$T_ERR" | grep -c .)
+	if [ "$T_RC" != "$rc" ]; then
+		t_fail "$name" "exit $T_RC, want $rc (stderr: $T_ERR)"
+	elif ! printf '%s' "$T_ERR" | grep -Eqi -- "$re"; then
+		t_fail "$name" "stderr '$T_ERR' does not match '$re'"
+	elif [ "$lines" != 1 ]; then
+		t_fail "$name" "want one stderr line, got $lines: $T_ERR"
+	else
+		t_pass "$name"
+	fi
+}
+
+t_summary() {
+	echo "$1: $T_PASS passed, $T_FAIL failed"
+	[ "$T_FAIL" = 0 ]
+}
