@@ -15,7 +15,7 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test unit guest tiny clean fuzz format-check
+.PHONY: all test unit guest tiny clean fuzz run
 all: $(BUILD)/cvisor
 
 $(BUILD)/cvisor: $(OBJ)
@@ -42,8 +42,14 @@ include tests/kvm/guests.mk
 guest:
 	bash scripts/guest-kit.sh $(BUILD)/guest
 
-test: all unit tiny
+test: all unit tiny guest
 	bash scripts/run-tests.sh
+
+# Boot the default guest: the microVM kernel with a shell on the console.
+run: all guest
+	$(BUILD)/cvisor run --kernel $(BUILD)/guest/microvm.vmlinux \
+		--initrd $(BUILD)/guest/initramfs.cpio --memory 256M --cpus 2 \
+		--cmdline "cvisor.shell=1"
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/tests $(BUILD)/cvisor

@@ -1,0 +1,120 @@
+/* test_config.c - size, number and `cvisor run` flag parsing. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cvisor/config.h"
+
+static void test_parse_size(void **state)
+{
+	static const struct { const char *s; int mib; uint64_t want; } ok[] = {
+		{ "192M", 1, 192ULL << 20 }, { "192", 1, 192ULL << 20 }, { "2G", 1, 2ULL << 30 },
+		{ "2g", 1, 2ULL << 30 },     { "64k", 0, 64ULL << 10 },  { "1GiB", 1, 1ULL << 30 },
+		{ "512MB", 1, 512ULL << 20 }, { "4096", 0, 4096 },       { "4096b", 1, 4096 },
+		{ "1T", 0, 1ULL << 40 },
+	};
+	static const char *const bad[] = { "", "M", "12Q", "-1", " 5", "5 ", "1.5G", "0x10",
+					   "5MiBB", "G5", "99999999999999999999" };
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(cv_parse_size(ok[i].s, ok[i].mib, &v), 0);
+		assert_int_equal(v, ok[i].want);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_not_equal(cv_parse_size(bad[i], 1, &v), 0);
+	/* 2^64 bytes and beyond overflow instead of wrapping */
+	assert_int_equal(cv_parse_size("16777216T", 0, &v), -ERANGE);
+	assert_int_equal(cv_parse_size("17179869184G", 0, &v), -ERANGE);
+}
+
+static void test_parse_uint(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(cv_parse_uint("4", 1, 64, &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(cv_parse_uint("0", 1, 64, &v), -ERANGE);
+	assert_int_equal(cv_parse_uint("65", 1, 64, &v), -ERANGE);
+	assert_int_equal(cv_parse_uint("4x", 1, 64, &v), -EINVAL);
+	assert_int_equal(cv_parse_uint("-4", 1, 64, &v), -EINVAL);
+	assert_int_equal(cv_parse_uint("", 1, 64, &v), -EINVAL);
+}
+
+static int parse(struct vm_config *c, char *err, size_t n, int argc, char **argv)
+{
+	return config_parse_run(argc, argv, c, err, n);
+}
+
+#define PARSE(cfg, err, ...)                                                      \
+	({                                                                        \
+		char *argv_[] = { "run", __VA_ARGS__ };                           \
+		parse(cfg, err, sizeof(err), sizeof(argv_) / sizeof(argv_[0]), argv_); \
+	})
+
+static void test_run_flags(void **state)
+{
+	struct vm_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--initrd=i", "--cmdline", "a b",
+			       "--memory", "192M", "--cpus=4", "--emulated-host", "off"), 0);
+	assert_string_equal(c.kernel, "k");
+	assert_string_equal(c.initrd, "i");
+	assert_string_equal(c.cmdline, "a b");
+	assert_int_equal(c.mem_size, 192ULL << 20);
+	assert_int_equal(c.ncpus, 4);
+	assert_int_equal(c.quirks, CONFIG_QUIRKS_OFF);
+
+	assert_int_equal(PARSE(&c, err, "--kernel", "k"), 0);
+	assert_int_equal(c.mem_size, CONFIG_DEFAULT_MEM);
+	assert_int_equal(c.ncpus, 1);
+	assert_int_equal(c.quirks, CONFIG_QUIRKS_AUTO);
+	assert_string_equal(c.cmdline, "");
+}
+
+static void test_run_errors(void **state)
+{
+	struct vm_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&c, err, "--memory", "1G"), -EINVAL);
+	assert_non_null(strstr(err, "--kernel FILE is required"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--bogus"), -EINVAL);
+	assert_non_null(strstr(err, "unknown flag --bogus"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "stray"), -EINVAL);
+	assert_non_null(strstr(err, "unexpected argument stray"));
+	assert_int_equal(PARSE(&c, err, "--kernel"), -EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--cpus", "0"), -EINVAL);
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--cpus", "65"), -EINVAL);
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--memory", "8M"), -EINVAL);
+	assert_non_null(strstr(err, "at least"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--memory", "16385k"), -EINVAL);
+	assert_non_null(strstr(err, "multiple of 4 KiB"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--emulated-host", "maybe"), -EINVAL);
+	/* a flag that merely starts like a known one is unknown */
+	assert_int_equal(PARSE(&c, err, "--kernelx", "k"), -EINVAL);
+	assert_non_null(strstr(err, "unknown flag --kernelx"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_run_flags),
+		cmocka_unit_test(test_run_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
