@@ -15,7 +15,7 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test unit guest tiny clean fuzz run
+.PHONY: all test unit guest tiny clean fuzz fuzz-build run
 all: $(BUILD)/cvisor
 
 $(BUILD)/cvisor: $(OBJ)
@@ -34,6 +34,21 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(SAN_OBJ)
 	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -o $@ $< $(SAN_OBJ) -lcmocka $(LDLIBS)
 
 unit: $(UNIT_BIN)
+# Keep the sanitizer objects between test links.
+.SECONDARY: $(SAN_OBJ)
+
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 20
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
+	bash scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 include tests/kvm/guests.mk
 

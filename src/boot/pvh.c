@@ -203,6 +203,9 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 	}
 	if (!kernel_end)
 		return fail(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
+	if (!guest_mem_ptr(gm, pvh_entry, 1))
+		return fail(err, errlen, -ENOEXEC, "PVH entry %#llx is outside guest memory",
+			    (unsigned long long)pvh_entry);
 
 	{
 		size_t n = strlen(img->cmdline);
