@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# bench/startup.sh - (a) the VMM floor and (b) time to first serial byte:
+# cvisor and QEMU (-M microvm, KVM) boot the same stub guest (bench/stub.S)
+# in the same run; prints the medians and the ratios.
+# usage: bench/startup.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20}
+OUT=build/bench
+mkdir -p "$OUT"
+gcc -O2 -Wall -o "$OUT/runstat" bench/runstat.c
+gcc -c bench/stub.S -o "$OUT/stub.o"
+ld -n -Ttext=0x100000 -e start -o "$OUT/stub.elf" "$OUT/stub.o"
+make -s build/cvisor
+
+qemu=(qemu-system-x86_64 -M microvm -enable-kvm -m 256 -nographic -nodefaults
+	-no-user-config -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4
+	-kernel "$OUT/stub.elf")
+cv=(build/cvisor run --kernel "$OUT/stub.elf" --memory 256M)
+
+# warm the page cache for both binaries
+"${cv[@]}" >/dev/null 2>&1 || true
+"${qemu[@]}" >/dev/null 2>&1 || true
+
+c=$("$OUT/runstat" -n "$RUNS" -- "${cv[@]}")
+q=$("$OUT/runstat" -n "$RUNS" -- "${qemu[@]}" 2>/dev/null)
+echo "cvisor: $c"
+echo "qemu:   $q (nonzero exits are isa-debug-exit's status 1)"
+get() { sed -nE "s/.*$1=([0-9.]+).*/\1/p" <<<"$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+echo "(a) VMM floor wall:  cvisor $(get wall_ms "$c") ms, qemu $(get wall_ms "$q") ms, ratio $(ratio "$(get wall_ms "$c")" "$(get wall_ms "$q")")"
+echo "(a) VMM floor RSS:   cvisor $(get maxrss_kib "$c") KiB, qemu $(get maxrss_kib "$q") KiB, ratio $(ratio "$(get maxrss_kib "$c")" "$(get maxrss_kib "$q")")"
+echo "(b) first byte:      cvisor $(get first_byte_ms "$c") ms, qemu $(get first_byte_ms "$q") ms, ratio $(ratio "$(get first_byte_ms "$c")" "$(get first_byte_ms "$q")")"

@@ -1,0 +1,47 @@
+# tests/kvm/guests.mk - the tiny freestanding test guests (`make tiny`).
+# Included by the top-level Makefile; self-contained so that
+# `make -f tests/kvm/guests.mk tiny` works too. Output: $(BUILD)/tests/kvm/<name>.elf
+BUILD ?= build
+TINY_SRC := tests/kvm/guests
+TINY_OUT := $(BUILD)/tests/kvm
+TINY_OBJ := $(TINY_OUT)/obj
+TINY_CC ?= gcc
+
+# min-pagesize=0: guests really do read low addresses (BDA at 0x40e).
+TINY_CFLAGS := -m64 -std=gnu11 -O2 -g -ffreestanding -fno-pic -fno-pie \
+	-fno-stack-protector -mno-red-zone -mgeneral-regs-only \
+	-fno-asynchronous-unwind-tables -fcf-protection=none --param=min-pagesize=0 \
+	-Wall -Wextra -Werror -MMD -MP -I$(TINY_SRC)
+TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack -T $(TINY_SRC)/link.ld
+
+# Guests in C, linked with the runtime (crt0 + lib).
+TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp \
+	counter cmdline bootabi
+# Stand-alone assembly guests: they act at their very first instruction.
+TINY_ASM_GUESTS := exit_now first_byte
+TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)
+TINY_ELFS := $(TINY_GUESTS:%=$(TINY_OUT)/%.elf)
+TINY_RT := $(TINY_OBJ)/crt0.o $(TINY_OBJ)/lib.o
+
+.PHONY: tiny
+tiny: $(TINY_ELFS)
+
+$(TINY_OBJ)/%.o: $(TINY_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(TINY_CC) $(TINY_CFLAGS) -c -o $@ $<
+
+$(TINY_OBJ)/%.o: $(TINY_SRC)/%.S
+	@mkdir -p $(dir $@)
+	$(TINY_CC) $(TINY_CFLAGS) -c -o $@ $<
+
+$(TINY_C_GUESTS:%=$(TINY_OUT)/%.elf): $(TINY_OUT)/%.elf: $(TINY_OBJ)/%.o $(TINY_RT) $(TINY_SRC)/link.ld
+	$(TINY_CC) $(TINY_LDFLAGS) -o $@ $(filter %.o,$^)
+
+$(TINY_ASM_GUESTS:%=$(TINY_OUT)/%.elf): $(TINY_OUT)/%.elf: $(TINY_OBJ)/%.o $(TINY_SRC)/link.ld
+	$(TINY_CC) $(TINY_LDFLAGS) -o $@ $(filter %.o,$^)
+
+# The AP real-mode trampoline is only linked into smp.
+$(TINY_OUT)/smp.elf: $(TINY_OBJ)/smp_tramp.o
+
+-include $(wildcard $(TINY_OBJ)/*.d)
