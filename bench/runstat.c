@@ -80,8 +80,9 @@ int main(int argc, char **argv)
 				if (!marker) {
 					first[r] = now_ms() - t0;
 				} else {
-					size_t c = (size_t)n < sizeof(seen) - 1 - seen_len ? (size_t)n
-							  : sizeof(seen) - 1 - seen_len;
+					size_t c = (size_t)n < sizeof(seen) - 1 - seen_len
+							   ? (size_t)n
+							   : sizeof(seen) - 1 - seen_len;
 					memcpy(seen + seen_len, buf, c);
 					seen_len += c;
 					seen[seen_len] = 0;

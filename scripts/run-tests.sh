@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line CI reads: "N passed, N failed".
+#   format  clang-format conformance
 #   unit  cmocka tests under ASan+UBSan (no KVM)
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
@@ -7,7 +8,7 @@
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-unit cli kvm linux}
+SUITES=${SUITES:-format unit cli kvm linux}
 total_pass=0
 total_fail=0
 
@@ -63,6 +64,7 @@ unit_suite() {
 
 for s in $SUITES; do
 	case $s in
+	format) run_suite format bash scripts/check-format.sh ;;
 	unit) run_suite unit unit_suite ;;
 	cli) run_suite cli bash tests/e2e/cli.sh ;;
 	kvm) run_suite kvm bash tests/kvm/run.sh ;;

@@ -17,8 +17,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Match "--name VALUE" or "--name=VALUE"; advances *i past the value. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **val,
-		      char *err, size_t errlen)
+static int take_value(int argc, char **argv, int *i, const char *name, const char **val, char *err,
+		      size_t errlen)
 {
 	const char *a = argv[*i];
 	size_t n = strlen(name);
@@ -87,20 +87,21 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		const char *v = NULL;
 		int r;
 
-#define VALUE_FLAG(name, action)                                               \
-	r = take_value(argc, argv, &i, name, &v, err, errlen);                   \
-	if (r < 0)                                                               \
-		return r;                                                        \
-	if (r > 0) {                                                             \
-		action;                                                          \
-		continue;                                                        \
+#define VALUE_FLAG(name, action)                               \
+	r = take_value(argc, argv, &i, name, &v, err, errlen); \
+	if (r < 0)                                             \
+		return r;                                      \
+	if (r > 0) {                                           \
+		action;                                        \
+		continue;                                      \
 	}
 		VALUE_FLAG("--kernel", cfg->kernel = v);
 		VALUE_FLAG("--initrd", cfg->initrd = v);
 		VALUE_FLAG("--cmdline", cfg->cmdline = v);
 		VALUE_FLAG("--memory", if ((r = parse_memory(v, cfg, err, errlen))) return r);
 		VALUE_FLAG("--cpus", if ((r = parse_cpus(v, cfg, err, errlen))) return r);
-		VALUE_FLAG("--emulated-host", if ((r = parse_quirks(v, cfg, err, errlen))) return r);
+		VALUE_FLAG("--emulated-host",
+			   if ((r = parse_quirks(v, cfg, err, errlen))) return r);
 #undef VALUE_FLAG
 		if (argv[i][0] == '-')
 			return fail(err, errlen, "run: unknown flag %s (see cvisor run --help)",

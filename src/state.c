@@ -39,10 +39,22 @@ static void put_le(struct state_buf *b, uint64_t v, unsigned int n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void state_put_u8(struct state_buf *b, uint8_t v) { put_le(b, v, 1); }
-void state_put_u16(struct state_buf *b, uint16_t v) { put_le(b, v, 2); }
-void state_put_u32(struct state_buf *b, uint32_t v) { put_le(b, v, 4); }
-void state_put_u64(struct state_buf *b, uint64_t v) { put_le(b, v, 8); }
+void state_put_u8(struct state_buf *b, uint8_t v)
+{
+	put_le(b, v, 1);
+}
+void state_put_u16(struct state_buf *b, uint16_t v)
+{
+	put_le(b, v, 2);
+}
+void state_put_u32(struct state_buf *b, uint32_t v)
+{
+	put_le(b, v, 4);
+}
+void state_put_u64(struct state_buf *b, uint64_t v)
+{
+	put_le(b, v, 8);
+}
 
 void state_put_bytes(struct state_buf *b, const void *p, size_t n)
 {
@@ -86,10 +98,22 @@ static uint64_t get_le(struct state_rd *r, unsigned int n)
 	return v;
 }
 
-uint8_t state_get_u8(struct state_rd *r) { return (uint8_t)get_le(r, 1); }
-uint16_t state_get_u16(struct state_rd *r) { return (uint16_t)get_le(r, 2); }
-uint32_t state_get_u32(struct state_rd *r) { return (uint32_t)get_le(r, 4); }
-uint64_t state_get_u64(struct state_rd *r) { return get_le(r, 8); }
+uint8_t state_get_u8(struct state_rd *r)
+{
+	return (uint8_t)get_le(r, 1);
+}
+uint16_t state_get_u16(struct state_rd *r)
+{
+	return (uint16_t)get_le(r, 2);
+}
+uint32_t state_get_u32(struct state_rd *r)
+{
+	return (uint32_t)get_le(r, 4);
+}
+uint64_t state_get_u64(struct state_rd *r)
+{
+	return get_le(r, 8);
+}
 
 void state_get_bytes(struct state_rd *r, void *p, size_t n)
 {

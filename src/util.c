@@ -83,12 +83,23 @@ int cv_parse_size(const char *s, int default_mib, uint64_t *out)
 		return -ERANGE;
 	if (*end) {
 		switch (tolower((unsigned char)*end)) {
-		case 'b': shift = 0; break;
-		case 'k': shift = 10; break;
-		case 'm': shift = 20; break;
-		case 'g': shift = 30; break;
-		case 't': shift = 40; break;
-		default: return -EINVAL;
+		case 'b':
+			shift = 0;
+			break;
+		case 'k':
+			shift = 10;
+			break;
+		case 'm':
+			shift = 20;
+			break;
+		case 'g':
+			shift = 30;
+			break;
+		case 't':
+			shift = 40;
+			break;
+		default:
+			return -EINVAL;
 		}
 		end++;
 		if (shift && tolower((unsigned char)*end) == 'i')

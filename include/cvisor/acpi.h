@@ -8,10 +8,10 @@
 #include "cvisor/util.h"
 
 struct acpi_config {
-	unsigned int ncpus;     /* APIC IDs 0..ncpus-1 */
-	uint32_t lapic_addr;    /* 0xfee00000 */
-	uint32_t ioapic_addr;   /* 0xfec00000 */
-	uint8_t ioapic_id;      /* the MP table's IOAPIC id, so both agree (see mptable.h) */
+	unsigned int ncpus;   /* APIC IDs 0..ncpus-1 */
+	uint32_t lapic_addr;  /* 0xfee00000 */
+	uint32_t ioapic_addr; /* 0xfec00000 */
+	uint8_t ioapic_id;    /* the MP table's IOAPIC id, so both agree (see mptable.h) */
 };
 
 /* Build the RSDP, RSDT, XSDT, FADT, FACS, DSDT and MADT into buf, which the

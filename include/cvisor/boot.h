@@ -17,9 +17,9 @@
 #define LAYOUT_PVH_MEMMAP 0x7100
 #define LAYOUT_CMDLINE 0x8000
 #define LAYOUT_CMDLINE_MAX 0x1000
-#define LAYOUT_PML4 0x9000        /* then the PDPT at 0xa000 and 4 PDs at 0xb000 */
+#define LAYOUT_PML4 0x9000 /* then the PDPT at 0xa000 and 4 PDs at 0xb000 */
 #define LAYOUT_EBDA 0x9fc00
-#define LAYOUT_BIOS 0xe0000       /* reserved up to 1 MiB */
+#define LAYOUT_BIOS 0xe0000 /* reserved up to 1 MiB */
 #define LAYOUT_ACPI 0xe0000
 #define LAYOUT_ACPI_MAX 0x10000
 #define LAYOUT_MPTABLE 0xf0000
@@ -56,7 +56,7 @@ struct boot_image {
 	const uint8_t *initrd; /* NULL if none */
 	size_t initrd_len;
 	const char *cmdline;
-	uint64_t rsdp_gpa;     /* 0 if no ACPI */
+	uint64_t rsdp_gpa; /* 0 if no ACPI */
 };
 
 /* The e820 map for this memory layout: RAM below the EBDA, the BIOS area

@@ -32,6 +32,7 @@ struct vm_config {
  * -EINVAL and writes one user-facing line (no "cvisor: " prefix) into err.
  * Only syntax and ranges are checked here; files and host limits are
  * checked when the VM is built. */
-int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen) CV_MUST;
+int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err,
+		     size_t errlen) CV_MUST;
 
 #endif

@@ -23,8 +23,8 @@ struct guest_mem_region {
 struct guest_mem {
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	unsigned int nr;
-	uint64_t ram_size;   /* total bytes of RAM */
-	uint8_t *base;       /* one host mapping that backs every region */
+	uint64_t ram_size; /* total bytes of RAM */
+	uint8_t *base;	   /* one host mapping that backs every region */
 	size_t map_size;
 };
 
@@ -45,7 +45,8 @@ void guest_mem_destroy(struct guest_mem *gm);
 void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /* Copy to/from guest memory; -EFAULT if the range is not all RAM. */
-int guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len) CV_MUST;
+int guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src,
+		    uint64_t len) CV_MUST;
 int guest_mem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len) CV_MUST;
 
 /* Highest guest-physical address + 1 that is RAM. */

@@ -11,10 +11,10 @@
 
 /* The selftests' way: the wrapper returns the raw result and a static
  * assertion checks the argument against the size encoded in the command. */
-#define kvm_ioctl(fd, cmd, arg)                                                   \
-	({                                                                        \
+#define kvm_ioctl(fd, cmd, arg)                                                    \
+	({                                                                         \
 		static_assert(sizeof(*(arg)) == _IOC_SIZE(cmd), "ioctl arg size"); \
-		ioctl(fd, cmd, arg);                                              \
+		ioctl(fd, cmd, arg);                                               \
 	})
 
 /* Open /dev/kvm and check the API version. -errno; prints one line. */

@@ -12,11 +12,11 @@
 
 /* Process exit statuses of `cvisor run`; documented in README.md. */
 enum cv_exit {
-	CV_EXIT_OK = 0,        /* guest powered off or rebooted */
-	CV_EXIT_FAIL = 1,      /* host-side failure after start (I/O, KVM) */
-	CV_EXIT_USAGE = 2,     /* bad input: flags, files, sizes */
+	CV_EXIT_OK = 0,		 /* guest powered off or rebooted */
+	CV_EXIT_FAIL = 1,	 /* host-side failure after start (I/O, KVM) */
+	CV_EXIT_USAGE = 2,	 /* bad input: flags, files, sizes */
 	CV_EXIT_GUEST_CRASH = 3, /* triple fault / shutdown exit */
-	CV_EXIT_INTERNAL = 4,  /* unrecoverable KVM internal or emulation error */
+	CV_EXIT_INTERNAL = 4,	 /* unrecoverable KVM internal or emulation error */
 };
 
 /* Print "cvisor: <msg>" to stderr. One line, the user-facing form. */

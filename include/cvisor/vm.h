@@ -16,16 +16,15 @@
 #include "cvisor/serial8250.h"
 #include "cvisor/util.h"
 
-
 /* How a guest's run ended; the first reason recorded wins. */
 enum vm_stop {
 	VM_RUNNING = 0,
 	VM_STOP_POWEROFF,
 	VM_STOP_RESET,
 	VM_STOP_SIGNAL,
-	VM_STOP_CRASH,    /* triple fault */
+	VM_STOP_CRASH,	  /* triple fault */
 	VM_STOP_INTERNAL, /* emulation or KVM failure */
-	VM_STOP_HOST,     /* host-side failure */
+	VM_STOP_HOST,	  /* host-side failure */
 };
 
 struct vm;
@@ -70,7 +69,7 @@ struct vm {
 	char stop_msg[256];
 	int stop_fd; /* eventfd */
 	pthread_mutex_t lock;
-	int out_fd;  /* where the serial console writes */
+	int out_fd; /* where the serial console writes */
 };
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and

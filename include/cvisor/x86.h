@@ -29,7 +29,7 @@ const char *x86_quirk_cmdline(void);
 bool x86_host_emulates(void);
 
 enum x86_emul_result {
-	X86_EMUL_DONE,   /* completed or reflected: run the vCPU again */
+	X86_EMUL_DONE,	 /* completed or reflected: run the vCPU again */
 	X86_EMUL_FAILED, /* not handled: the message says which instruction */
 };
 

@@ -26,9 +26,9 @@
 
 #include "cvisor/acpi_pm.h"
 
-#define OEM_ID "CVISOR"      /* 6 bytes */
+#define OEM_ID "CVISOR"		/* 6 bytes */
 #define OEM_TABLE_ID "CVISOR  " /* 8 bytes */
-#define CREATOR_ID "CVSR"    /* 4 bytes: the tool that built the table */
+#define CREATOR_ID "CVSR"	/* 4 bytes: the tool that built the table */
 
 #define RSDP_LEN 36
 #define SDT_HDR_LEN 36
@@ -38,8 +38,8 @@
 #define MADT_IOAPIC_LEN 12
 #define MADT_ISO_LEN 10
 #define MADT_LAPIC_NMI_LEN 6
-#define MADT_LEN(n) (SDT_HDR_LEN + 8 + (n) * MADT_LAPIC_LEN + MADT_IOAPIC_LEN + MADT_ISO_LEN + \
-		     MADT_LAPIC_NMI_LEN)
+#define MADT_LEN(n) \
+	(SDT_HDR_LEN + 8 + (n)*MADT_LAPIC_LEN + MADT_IOAPIC_LEN + MADT_ISO_LEN + MADT_LAPIC_NMI_LEN)
 
 /* 5.2.3.2 Generic Address Structure: address space ids and access sizes. */
 #define GAS_SYSTEM_IO 1
@@ -50,7 +50,7 @@
 #define FADT_WBINVD (1u << 0)
 #define FADT_PROC_C1 (1u << 2)
 #define FADT_SLP_BUTTON (1u << 5) /* set: no fixed-feature sleep button */
-#define FADT_FIX_RTC (1u << 6)    /* set: no RTC wake status in PM1 */
+#define FADT_FIX_RTC (1u << 6)	  /* set: no RTC wake status in PM1 */
 #define FADT_RESET_REG_SUP (1u << 10)
 #define FADT_FORCE_APIC_PHYS (1u << 19)
 /* 5.2.9.3 IA-PC Boot Architecture Flags. */
@@ -77,16 +77,17 @@
  * `iasl -oa` recompiles the line to these same bytes. */
 _Static_assert(ACPI_S5_SLP_TYP >= 0 && ACPI_S5_SLP_TYP <= 7, "SLP_TYP is a 3-bit field");
 static const uint8_t dsdt_aml[] = {
-	0x08,                   /* NameOp */
-	0x5c,                   /* RootChar '\' */
-	'_', 'S', '5', '_',     /* NameSeg "_S5_" */
-	0x12,                   /* PackageOp */
-	0x08,                   /* PkgLength: 1-byte form, counts itself + the 7 bytes after */
-	0x04,                   /* NumElements */
-	0x0a, ACPI_S5_SLP_TYP,  /* BytePrefix, SLP_TYPa */
-	0x0a, ACPI_S5_SLP_TYP,  /* BytePrefix, SLP_TYPb */
-	0x00,                   /* ZeroOp (reserved) */
-	0x00,                   /* ZeroOp (reserved) */
+	0x08, /* NameOp */
+	0x5c, /* RootChar '\' */
+	'_',  'S',
+	'5',  '_',	       /* NameSeg "_S5_" */
+	0x12,		       /* PackageOp */
+	0x08,		       /* PkgLength: 1-byte form, counts itself + the 7 bytes after */
+	0x04,		       /* NumElements */
+	0x0a, ACPI_S5_SLP_TYP, /* BytePrefix, SLP_TYPa */
+	0x0a, ACPI_S5_SLP_TYP, /* BytePrefix, SLP_TYPb */
+	0x00,		       /* ZeroOp (reserved) */
+	0x00,		       /* ZeroOp (reserved) */
 };
 
 /* Byte offsets of each table inside buf. */
@@ -181,7 +182,7 @@ static void build_rsdp(uint8_t *p, uint32_t rsdt_gpa, uint64_t xsdt_gpa)
 	put_le32(p + 16, rsdt_gpa);
 	put_le32(p + 20, RSDP_LEN);
 	put_le64(p + 24, xsdt_gpa);
-	fix_checksum(p, 20, 8);        /* covers the ACPI 1.0 part only */
+	fix_checksum(p, 20, 8);	       /* covers the ACPI 1.0 part only */
 	fix_checksum(p, RSDP_LEN, 32); /* Extended Checksum, whole structure */
 }
 
@@ -205,8 +206,8 @@ static void build_xsdt(uint8_t *p, uint64_t fadt_gpa, uint64_t madt_gpa)
 /* 5.2.9 FADT, revision 6 minor 5. */
 static void build_fadt(uint8_t *p, uint32_t facs_gpa, uint32_t dsdt_gpa, unsigned int ncpus)
 {
-	uint32_t flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC |
-			 FADT_RESET_REG_SUP;
+	uint32_t flags =
+		FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC | FADT_RESET_REG_SUP;
 
 	/* Flat logical destination mode addresses 8 xAPICs at most. */
 	if (ncpus > 8)
@@ -221,17 +222,17 @@ static void build_fadt(uint8_t *p, uint32_t facs_gpa, uint32_t dsdt_gpa, unsigne
 	put_le32(p + 56, ACPI_PM1A_EVT_PORT); /* PM1a_EVT_BLK */
 	put_le32(p + 64, ACPI_PM1A_CNT_PORT); /* PM1a_CNT_BLK */
 	/* 76 PM_TMR_BLK, 80 GPE0_BLK, 84 GPE1_BLK: none. */
-	p[88] = 4; /* PM1_EVT_LEN: PM1_STS + PM1_EN */
-	p[89] = 2; /* PM1_CNT_LEN */
-	put_le16(p + 96, 0x0fff);  /* P_LVL2_LAT > 100: no C2 */
-	put_le16(p + 98, 0x0fff);  /* P_LVL3_LAT > 1000: no C3 */
+	p[88] = 4;		  /* PM1_EVT_LEN: PM1_STS + PM1_EN */
+	p[89] = 2;		  /* PM1_CNT_LEN */
+	put_le16(p + 96, 0x0fff); /* P_LVL2_LAT > 100: no C2 */
+	put_le16(p + 98, 0x0fff); /* P_LVL3_LAT > 1000: no C3 */
 	/* 108 CENTURY 0: do not make the OS read a century byte from CMOS. */
 	put_le16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
 	put_le32(p + 112, flags);
 	/* 4.8.3.6 Reset Register: 8 bits wide at offset 0. */
 	put_gas(p + 116, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, ACPI_RESET_PORT);
 	p[128] = ACPI_RESET_VALUE;
-	p[131] = 5; /* FADT Minor Version */
+	p[131] = 5;		     /* FADT Minor Version */
 	put_le64(p + 140, dsdt_gpa); /* X_DSDT, same table as DSDT */
 	/* The X_ blocks repeat the 32-bit ones with matching widths, as ACPICA
 	 * would synthesize them (tbfadt.c acpi_tb_convert_fadt()). */
@@ -298,9 +299,9 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 	/* 5.2.12.7 Local APIC NMI: LINT1 of every processor, as in the MP table. */
 	e[0] = MADT_TYPE_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_LEN;
-	e[2] = 0xff; /* all processors */
+	e[2] = 0xff;	    /* all processors */
 	put_le16(e + 3, 0); /* flags: conforming */
-	e[5] = 1;           /* LINT# */
+	e[5] = 1;	    /* LINT# */
 
 	fix_checksum(p, len, 9);
 }

@@ -47,13 +47,34 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
-static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+static uint16_t le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16;
+}
+static uint64_t le64(const uint8_t *p)
+{
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
 
 unsigned int boot_e820(const struct guest_mem *gm, struct e820_entry *e, unsigned int max)
 {
@@ -120,8 +141,8 @@ static int load_cmdline(const struct guest_mem *gm, const char *cmdline, uint32_
 	if (max > LAYOUT_CMDLINE_MAX)
 		max = LAYOUT_CMDLINE_MAX;
 	if (n + 1 > max)
-		return fail(err, errlen, -E2BIG, "command line is %zu bytes, the kernel takes %u", n,
-			    max - 1);
+		return fail(err, errlen, -E2BIG, "command line is %zu bytes, the kernel takes %u",
+			    n, max - 1);
 	if (guest_mem_write(gm, LAYOUT_CMDLINE, cmdline, n + 1))
 		return fail(err, errlen, -E2BIG, "guest memory too small for the command line");
 	return 0;

@@ -15,25 +15,26 @@
 #include "cvisor/acpi.h"
 #include "cvisor/acpi_pm.h"
 
-#define MPF_LEN 16      /* 4.1 floating pointer structure */
-#define MPC_HDR_LEN 44  /* 4.2 configuration table header */
-#define MPC_CPU_LEN 20  /* 4.3.1 */
-#define MPC_BUS_LEN 8   /* 4.3.2 */
+#define MPF_LEN 16	 /* 4.1 floating pointer structure */
+#define MPC_HDR_LEN 44	 /* 4.2 configuration table header */
+#define MPC_CPU_LEN 20	 /* 4.3.1 */
+#define MPC_BUS_LEN 8	 /* 4.3.2 */
 #define MPC_IOAPIC_LEN 8 /* 4.3.3 */
-#define MPC_INT_LEN 8   /* 4.3.4 and 4.3.5 */
+#define MPC_INT_LEN 8	 /* 4.3.4 and 4.3.5 */
 #define ISA_IRQS 16
 #define MPC_ENTRIES(n) ((n) + 1 + 1 + ISA_IRQS + 2)
-#define MPC_LEN(n) (MPC_HDR_LEN + (n) * MPC_CPU_LEN + MPC_BUS_LEN + MPC_IOAPIC_LEN + \
-		    (ISA_IRQS + 2) * MPC_INT_LEN)
+#define MPC_LEN(n)                                                      \
+	(MPC_HDR_LEN + (n)*MPC_CPU_LEN + MPC_BUS_LEN + MPC_IOAPIC_LEN + \
+	 (ISA_IRQS + 2) * MPC_INT_LEN)
 
 enum { MP_PROCESSOR, MP_BUS, MP_IOAPIC, MP_IOINTR, MP_LINTR }; /* entry types, 4.3 */
-enum { MP_INT, MP_NMI, MP_SMI, MP_EXTINT };                    /* interrupt types, 4.3.4 */
+enum { MP_INT, MP_NMI, MP_SMI, MP_EXTINT };		       /* interrupt types, 4.3.4 */
 
 #define CPU_ENABLED 0x01
 #define CPU_BSP 0x02
-#define LAPIC_VERSION 0x14  /* integrated xAPIC, as KVM's lapic.c APIC_VERSION */
-#define IOAPIC_VERSION 0x11 /* KVM's ioapic.h IOAPIC_VERSION_ID */
-#define CPU_SIGNATURE 0x600 /* family 6, model 0, stepping 0 */
+#define LAPIC_VERSION 0x14		     /* integrated xAPIC, as KVM's lapic.c APIC_VERSION */
+#define IOAPIC_VERSION 0x11		     /* KVM's ioapic.h IOAPIC_VERSION_ID */
+#define CPU_SIGNATURE 0x600		     /* family 6, model 0, stepping 0 */
 #define CPU_FEATURES ((1u << 0) | (1u << 9)) /* CPUID.1:EDX FPU | APIC */
 #define LAPIC_ADDR 0xfee00000u
 #define ISA_BUS_ID 0
@@ -81,9 +82,9 @@ static void build_mpc(uint8_t *p, unsigned int ncpus, uint32_t ioapic_addr, uint
 
 	/* 4.2 configuration table header. */
 	memcpy(p, "PCMP", 4);
-	put_le16(p + 4, MPC_LEN(ncpus)); /* base table length */
-	p[6] = 4;                        /* spec revision 1.4 */
-	memcpy(p + 8, "CVISOR  ", 8);    /* OEM ID */
+	put_le16(p + 4, MPC_LEN(ncpus));    /* base table length */
+	p[6] = 4;			    /* spec revision 1.4 */
+	memcpy(p + 8, "CVISOR  ", 8);	    /* OEM ID */
 	memcpy(p + 16, "CVISOR VM   ", 12); /* product ID */
 	put_le16(p + 34, MPC_ENTRIES(ncpus));
 	put_le32(p + 36, LAPIC_ADDR);
@@ -131,7 +132,7 @@ static void build_mpf(uint8_t *p, uint32_t mpc_gpa)
 	memcpy(p, "_MP_", 4);
 	put_le32(p + 4, mpc_gpa);
 	p[8] = MPF_LEN / 16; /* length in 16-byte units */
-	p[9] = 4;            /* spec revision 1.4 */
+	p[9] = 4;	     /* spec revision 1.4 */
 	/* Feature byte 1 = 0: a configuration table is present. Feature
 	 * byte 2 bit 7 (IMCRP) = 0: virtual wire mode, no IMCR to program. */
 	fix_checksum(p, MPF_LEN, 10);

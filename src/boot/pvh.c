@@ -167,8 +167,8 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 		return fail(err, errlen, -ENOEXEC, "ELF kernel has %u program headers", phnum);
 
 	for (unsigned int i = 0; i < phnum; i++) {
-		if (read_phdr(img, is64, phoff, phentsize, i, &ph) ||
-		    ph.offset > img->kernel_len || ph.filesz > img->kernel_len - ph.offset)
+		if (read_phdr(img, is64, phoff, phentsize, i, &ph) || ph.offset > img->kernel_len ||
+		    ph.filesz > img->kernel_len - ph.offset)
 			return fail(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
 		if (ph.type == PT_NOTE && !pvh_entry)
 			find_pvh_note(k + ph.offset, ph.filesz, &pvh_entry);
@@ -192,7 +192,8 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 			return fail(err, errlen, -ENOEXEC, "ELF segment %u is corrupt", i);
 		/* The boot data below 1 MiB must stay intact. */
 		dst = guest_mem_ptr(gm, ph.paddr, ph.memsz);
-		if (ph.paddr < LAYOUT_HIMEM || !dst || __builtin_add_overflow(ph.paddr, ph.memsz, &end))
+		if (ph.paddr < LAYOUT_HIMEM || !dst ||
+		    __builtin_add_overflow(ph.paddr, ph.memsz, &end))
 			return fail(err, errlen, -E2BIG,
 				    "ELF segment %u at %#llx+%#llx is outside guest memory", i,
 				    (unsigned long long)ph.paddr, (unsigned long long)ph.memsz);

@@ -161,7 +161,7 @@ static void acpi_pm_write(struct acpi_pm *pm, unsigned int off, const uint8_t *d
 		mask[o / 2] |= (uint16_t)(0xff << (8 * (o & 1)));
 	}
 	/* PM1_STS bits clear when written with 1; 0 leaves them alone. */
-	pm->pm1_sts &= (uint16_t)~(val[0] & mask[0]);
+	pm->pm1_sts &= (uint16_t) ~(val[0] & mask[0]);
 	pm->pm1_en = (uint16_t)(((pm->pm1_en & ~mask[1]) | (val[1] & mask[1])) & EN_MASK);
 	if (mask[2])
 		acpi_pm_write_cnt(pm, val[2], mask[2]);

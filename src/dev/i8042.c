@@ -12,11 +12,11 @@
 #include <string.h>
 
 /* Status register (port 0x64 read). */
-#define STS_OBF 0x01     /* output buffer full */
-#define STS_IBF 0x02     /* input buffer full: always 0, writes complete at once */
-#define STS_SYS 0x04     /* system flag: set by self-test or command byte bit 2 */
-#define STS_CMD 0x08     /* last write was to the command port */
-#define STS_UNLOCK 0x10  /* keyboard inhibit switch off */
+#define STS_OBF 0x01	 /* output buffer full */
+#define STS_IBF 0x02	 /* input buffer full: always 0, writes complete at once */
+#define STS_SYS 0x04	 /* system flag: set by self-test or command byte bit 2 */
+#define STS_CMD 0x08	 /* last write was to the command port */
+#define STS_UNLOCK 0x10	 /* keyboard inhibit switch off */
 #define STS_AUXDATA 0x20 /* output buffer holds a byte from the aux port */
 #define STS_VALID (STS_OBF | STS_SYS | STS_CMD | STS_UNLOCK | STS_AUXDATA)
 
@@ -86,7 +86,7 @@ static uint8_t out_pop(struct i8042 *k)
 	v = k->outbuf[k->out_head];
 	k->out_head = (k->out_head + 1) % OUTBUF_LEN;
 	if (!--k->out_count)
-		k->status &= (uint8_t)~(STS_OBF | STS_AUXDATA);
+		k->status &= (uint8_t) ~(STS_OBF | STS_AUXDATA);
 	return v;
 }
 

@@ -126,8 +126,8 @@ static void serial_update(struct serial8250 *s)
 	uint8_t src;
 	bool level;
 
-	s->lsr = (uint8_t)((s->lsr & LSR_ERRORS) | LSR_THRE | LSR_TEMT |
-			   (s->rx_count ? LSR_DR : 0));
+	s->lsr =
+		(uint8_t)((s->lsr & LSR_ERRORS) | LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0));
 	src = iir_source(s);
 	s->iir = (uint8_t)(src | ((s->fcr & FCR_ENABLE) ? IIR_FIFO_ON : 0));
 	level = !(src & IIR_NO_INT) && (s->mcr & (MCR_OUT2 | MCR_LOOP)) == MCR_OUT2;

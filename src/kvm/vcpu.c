@@ -32,7 +32,8 @@ static void handle_io(struct vcpu *vcpu)
 
 	/* String I/O arrives as `count` consecutive elements. */
 	for (uint32_t i = 0; i < run->io.count; i++)
-		bus_access(&vcpu->vm->pio, run->io.port, data + i * run->io.size, run->io.size, out);
+		bus_access(&vcpu->vm->pio, run->io.port, data + i * run->io.size, run->io.size,
+			   out);
 }
 
 static void handle_system_event(struct vcpu *vcpu)
@@ -80,7 +81,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 				run->immediate_exit = 0;
 				continue;
 			}
-			snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));
+			snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN: %s", vcpu->id,
+				 strerror(errno));
 			vm_request_stop(vm, VM_STOP_HOST, msg);
 			return;
 		}
@@ -104,7 +106,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 			handle_internal(vcpu);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			snprintf(msg, sizeof(msg), "vCPU %u: VM entry failed, reason %#llx", vcpu->id,
+			snprintf(msg, sizeof(msg), "vCPU %u: VM entry failed, reason %#llx",
+				 vcpu->id,
 				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			vm_request_stop(vm, VM_STOP_INTERNAL, msg);
 			return;

@@ -30,13 +30,10 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 	if (!ram_size || ram_size % (uint64_t)page)
 		return -EINVAL;
 	/* MAP_NORESERVE: untouched guest memory costs the host nothing. */
-	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	/* Let the host back guest RAM with huge pages where it can; this also
-	 * keeps KVM's page tables small. Failure only costs speed. */
-	(void)madvise(p, ram_size, MADV_HUGEPAGE);
 	(void)madvise(p, ram_size, MADV_DONTDUMP);
 	guest_mem_layout(gm, p, ram_size);
 	gm->map_size = ram_size;

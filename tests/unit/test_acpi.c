@@ -139,7 +139,7 @@ static void check_fadt(const struct tables *t, unsigned int ncpus)
 	assert_int_equal(le32(f + 64), ACPI_PM1A_CNT_PORT);
 	assert_int_equal(f[89], 2);
 	assert_int_equal(le32(f + 60) | le32(f + 68) | le32(f + 72), 0); /* no PM1b, PM2 */
-	assert_int_equal(le32(f + 76), 0); /* no PM timer */
+	assert_int_equal(le32(f + 76), 0);				 /* no PM timer */
 	assert_int_equal(f[91], 0);
 	/* X_ blocks agree with the 32-bit ones (ACPICA warns otherwise). */
 	assert_int_equal(f[148], 1);
@@ -157,14 +157,14 @@ static void check_fadt(const struct tables *t, unsigned int ncpus)
 	assert_int_equal(le64(f + 120), ACPI_RESET_PORT);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
 
-	assert_true(flags & (1u << 0));     /* WBINVD */
-	assert_false(flags & (1u << 4));    /* PWR_BUTTON clear: fixed-feature button */
-	assert_true(flags & (1u << 5));     /* SLP_BUTTON: none */
-	assert_true(flags & (1u << 10));    /* RESET_REG_SUP */
-	assert_false(flags & (1u << 20));   /* not HW_REDUCED_ACPI */
+	assert_true(flags & (1u << 0));	  /* WBINVD */
+	assert_false(flags & (1u << 4));  /* PWR_BUTTON clear: fixed-feature button */
+	assert_true(flags & (1u << 5));	  /* SLP_BUTTON: none */
+	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
+	assert_false(flags & (1u << 20)); /* not HW_REDUCED_ACPI */
 	assert_int_equal(!!(flags & (1u << 19)), ncpus > 8); /* physical APIC dest */
-	assert_true(boot & (1u << 1));      /* 8042 */
-	assert_false(boot & (1u << 5));     /* CMOS RTC present */
+	assert_true(boot & (1u << 1));			     /* 8042 */
+	assert_false(boot & (1u << 5));			     /* CMOS RTC present */
 
 	/* DSDT and X_DSDT name the same table. */
 	assert_int_equal(le32(f + 40), le64(f + 140));
@@ -180,8 +180,21 @@ static void check_dsdt(const struct tables *t)
 	const uint8_t *f = xsdt_find(t, "FACP");
 	const uint8_t *d = sdt(t, le64(f + 140), "DSDT");
 	const uint8_t s5[] = {
-		0x08, '\\', '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-		0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00,
+		0x08,
+		'\\',
+		'_',
+		'S',
+		'5',
+		'_',
+		0x12,
+		0x08,
+		0x04,
+		0x0a,
+		ACPI_S5_SLP_TYP,
+		0x0a,
+		ACPI_S5_SLP_TYP,
+		0x00,
+		0x00,
 	};
 
 	assert_int_equal(le32(d + 4), 36 + sizeof(s5));
@@ -375,12 +388,9 @@ static void test_checksum(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_checksum),
-		cmocka_unit_test(test_walk),
-		cmocka_unit_test(test_unaligned_gpa),
-		cmocka_unit_test(test_deterministic),
-		cmocka_unit_test(test_enospc),
-		cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_checksum),      cmocka_unit_test(test_walk),
+		cmocka_unit_test(test_unaligned_gpa), cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_enospc),	      cmocka_unit_test(test_einval),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

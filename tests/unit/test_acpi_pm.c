@@ -343,8 +343,8 @@ static void test_load_rejects(void **state)
 		bad[off] = (v);                      \
 		expect_load_fails(h, bad, good.len); \
 	} while (0)
-	MUTATE(0, 0);    /* version 0 */
-	MUTATE(3, 1);    /* version 1 << 24 */
+	MUTATE(0, 0);	 /* version 0 */
+	MUTATE(3, 1);	 /* version 1 << 24 */
 	MUTATE(4, 0x01); /* TMR_STS: no timer here */
 	MUTATE(7, 0x80); /* reserved enable bit */
 	MUTATE(8, 0x00); /* SCI_EN clear */

@@ -44,9 +44,20 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static void put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
 
 /* A minimal valid bzImage: 4 setup sectors and a protected-mode part. */
 static void make_bzimage(uint8_t *k)
@@ -57,19 +68,23 @@ static void make_bzimage(uint8_t *k)
 	k[0x201] = 0x66; /* header runs to 0x268 */
 	memcpy(k + 0x202, "HdrS", 4);
 	put16(k + 0x206, 0x020f);
-	k[0x211] = 0x01;                  /* LOADED_HIGH */
-	put32(k + 0x22c, 0x7fffffff);     /* initrd_addr_max */
-	k[0x236] = 0x01;                  /* XLF_KERNEL_64 */
-	put32(k + 0x238, 2047);           /* cmdline_size */
-	put32(k + 0x260, 0x100000);       /* init_size */
+	k[0x211] = 0x01;	      /* LOADED_HIGH */
+	put32(k + 0x22c, 0x7fffffff); /* initrd_addr_max */
+	k[0x236] = 0x01;	      /* XLF_KERNEL_64 */
+	put32(k + 0x238, 2047);	      /* cmdline_size */
+	put32(k + 0x260, 0x100000);   /* init_size */
 	memset(k + 5 * 512, 0x90, KSIZE - 5 * 512);
 }
 
 static int load(struct fx *f, size_t len, const uint8_t *initrd, size_t initrd_len)
 {
 	struct boot_image img = {
-		.kernel = f->k, .kernel_len = len, .initrd = initrd, .initrd_len = initrd_len,
-		.cmdline = "console=ttyS0", .rsdp_gpa = 0xe0000,
+		.kernel = f->k,
+		.kernel_len = len,
+		.initrd = initrd,
+		.initrd_len = initrd_len,
+		.cmdline = "console=ttyS0",
+		.rsdp_gpa = 0xe0000,
 	};
 
 	return boot_load(&f->gm, &img, &f->entry, f->err, sizeof(f->err));
@@ -103,13 +118,17 @@ static void test_bzimage_ok(void **state)
 static void test_bzimage_bad_headers(void **state)
 {
 	struct fx *f = *state;
-	static const struct { size_t off; uint8_t val; const char *why; } cases[] = {
+	static const struct {
+		size_t off;
+		uint8_t val;
+		const char *why;
+	} cases[] = {
 		{ 0x1fe, 0x00, "not a Linux bzImage" },
 		{ 0x202, 'X', "not a Linux bzImage" },
-		{ 0x207, 0x01, "too old" },         /* protocol 1.x */
+		{ 0x207, 0x01, "too old" }, /* protocol 1.x */
 		{ 0x236, 0x00, "no 64-bit entry" },
 		{ 0x211, 0x00, "zImage" },
-		{ 0x1f1, 60, "truncated" },         /* setup larger than the file */
+		{ 0x1f1, 60, "truncated" }, /* setup larger than the file */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -185,8 +204,11 @@ static size_t make_pvh(uint8_t *k, bool with_note, uint64_t paddr)
 	eh->e_phoff = sizeof(*eh);
 	eh->e_phentsize = sizeof(*ph);
 	eh->e_phnum = 2;
-	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 0x400, .p_paddr = paddr,
-			      .p_filesz = 0x100, .p_memsz = 0x2000 };
+	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD,
+			      .p_offset = 0x400,
+			      .p_paddr = paddr,
+			      .p_filesz = 0x100,
+			      .p_memsz = 0x2000 };
 	ph[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = 0x200, .p_filesz = 20 };
 	put32(note, 4);
 	put32(note + 4, 4);
@@ -286,8 +308,8 @@ static void test_guest_mem_ptr_bounds(void **state)
 	assert_null(guest_mem_ptr(&f->gm, 0, RAM + 1));
 	assert_null(guest_mem_ptr(&f->gm, RAM, 1));
 	assert_non_null(guest_mem_ptr(&f->gm, RAM - 1, 1));
-	assert_null(guest_mem_ptr(&f->gm, UINT64_MAX, 2));          /* wraps */
-	assert_null(guest_mem_ptr(&f->gm, 16, UINT64_MAX - 8));     /* wraps */
+	assert_null(guest_mem_ptr(&f->gm, UINT64_MAX, 2));	/* wraps */
+	assert_null(guest_mem_ptr(&f->gm, 16, UINT64_MAX - 8)); /* wraps */
 	guest_mem_init_buf(&big, buf, 5ULL << 30);
 	/* the hole between 3 and 4 GiB is not RAM, nor is a range across it */
 	assert_null(guest_mem_ptr(&big, 3ULL << 30, 1));

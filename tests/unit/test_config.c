@@ -12,14 +12,27 @@
 
 static void test_parse_size(void **state)
 {
-	static const struct { const char *s; int mib; uint64_t want; } ok[] = {
-		{ "192M", 1, 192ULL << 20 }, { "192", 1, 192ULL << 20 }, { "2G", 1, 2ULL << 30 },
-		{ "2g", 1, 2ULL << 30 },     { "64k", 0, 64ULL << 10 },  { "1GiB", 1, 1ULL << 30 },
-		{ "512MB", 1, 512ULL << 20 }, { "4096", 0, 4096 },       { "4096b", 1, 4096 },
+	static const struct {
+		const char *s;
+		int mib;
+		uint64_t want;
+	} ok[] = {
+		{ "192M", 1, 192ULL << 20 },  { "192", 1, 192ULL << 20 }, { "2G", 1, 2ULL << 30 },
+		{ "2g", 1, 2ULL << 30 },      { "64k", 0, 64ULL << 10 },  { "1GiB", 1, 1ULL << 30 },
+		{ "512MB", 1, 512ULL << 20 }, { "4096", 0, 4096 },	  { "4096b", 1, 4096 },
 		{ "1T", 0, 1ULL << 40 },
 	};
-	static const char *const bad[] = { "", "M", "12Q", "-1", " 5", "5 ", "1.5G", "0x10",
-					   "5MiBB", "G5", "99999999999999999999" };
+	static const char *const bad[] = { "",
+					   "M",
+					   "12Q",
+					   "-1",
+					   " 5",
+					   "5 ",
+					   "1.5G",
+					   "0x10",
+					   "5MiBB",
+					   "G5",
+					   "99999999999999999999" };
 	uint64_t v;
 
 	(void)state;
@@ -53,9 +66,9 @@ static int parse(struct vm_config *c, char *err, size_t n, int argc, char **argv
 	return config_parse_run(argc, argv, c, err, n);
 }
 
-#define PARSE(cfg, err, ...)                                                      \
-	({                                                                        \
-		char *argv_[] = { "run", __VA_ARGS__ };                           \
+#define PARSE(cfg, err, ...)                                                           \
+	({                                                                             \
+		char *argv_[] = { "run", __VA_ARGS__ };                                \
 		parse(cfg, err, sizeof(err), sizeof(argv_) / sizeof(argv_[0]), argv_); \
 	})
 
@@ -66,7 +79,8 @@ static void test_run_flags(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--initrd=i", "--cmdline", "a b",
-			       "--memory", "192M", "--cpus=4", "--emulated-host", "off"), 0);
+			       "--memory", "192M", "--cpus=4", "--emulated-host", "off"),
+			 0);
 	assert_string_equal(c.kernel, "k");
 	assert_string_equal(c.initrd, "i");
 	assert_string_equal(c.cmdline, "a b");

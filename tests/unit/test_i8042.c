@@ -313,7 +313,7 @@ static void test_load_rejects(void **state)
 		bad[off] = (v);                      \
 		expect_load_fails(h, bad, good.len); \
 	} while (0)
-	MUTATE(0, 2);        /* unknown version */
+	MUTATE(0, 2);	     /* unknown version */
 	MUTATE(head, 16);    /* ring index out of range */
 	MUTATE(head + 3, 1); /* ... in its high byte */
 	MUTATE(count, 17);   /* count out of range */

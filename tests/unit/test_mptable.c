@@ -73,8 +73,8 @@ static void check_table(unsigned int ncpus)
 		case 0:
 			assert_int_equal(e[1], cpus);
 			assert_int_equal(e[2], 0x14);
-			assert_int_equal(e[3] & 1, 1);                  /* enabled */
-			assert_int_equal(!!(e[3] & 2), cpus == 0);      /* BSP only on cpu 0 */
+			assert_int_equal(e[3] & 1, 1);		   /* enabled */
+			assert_int_equal(!!(e[3] & 2), cpus == 0); /* BSP only on cpu 0 */
 			cpus++;
 			break;
 		case 1:
@@ -140,20 +140,23 @@ static void test_enospc(void **state)
 
 		assert_non_null(buf);
 		assert_int_equal(mptable_build(buf, BUF_LEN, GPA, counts[c], IOAPIC_ADDR, IOAPIC_ID,
-					       &needed), 0);
+					       &needed),
+				 0);
 		assert_true(needed + 64 <= BUF_LEN);
 		for (size_t len = 0; len < needed; len++) {
 			memset(buf, 0xa5, needed + 64);
 			used = 0;
 			assert_int_equal(mptable_build(buf, len, GPA, counts[c], IOAPIC_ADDR,
-						       IOAPIC_ID, &used), -ENOSPC);
+						       IOAPIC_ID, &used),
+					 -ENOSPC);
 			assert_int_equal(used, needed);
 			for (size_t i = 0; i < needed + 64; i++)
 				assert_int_equal(buf[i], 0xa5);
 		}
 		memset(buf, 0xa5, needed + 64);
-		assert_int_equal(mptable_build(buf, needed, GPA, counts[c], IOAPIC_ADDR, IOAPIC_ID,
-					       &used), 0);
+		assert_int_equal(
+			mptable_build(buf, needed, GPA, counts[c], IOAPIC_ADDR, IOAPIC_ID, &used),
+			0);
 		for (size_t i = needed; i < needed + 64; i++)
 			assert_int_equal(buf[i], 0xa5);
 		free(buf);

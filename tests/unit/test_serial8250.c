@@ -438,8 +438,7 @@ static void test_load_rejects(void **state)
 	struct state_buf good;
 	uint8_t *bad;
 	/* Field offsets in the version 1 format. */
-	const size_t ier = 4, lsr = 7, mcr = 6, msr = 8, fcr = 12, thr = 13, head = 14,
-		     count = 18;
+	const size_t ier = 4, lsr = 7, mcr = 6, msr = 8, fcr = 12, thr = 13, head = 14, count = 18;
 
 	make_busy(h);
 	save(h, &good);
@@ -451,22 +450,22 @@ static void test_load_rejects(void **state)
 		expect_load_fails(h, good.data, len);
 	expect_load_fails(h, good.data, good.len - 1);
 
-#define MUTATE(stmt)                                  \
-	do {                                          \
-		memcpy(bad, good.data, good.len);     \
-		stmt;                                 \
+#define MUTATE(stmt)                                 \
+	do {                                         \
+		memcpy(bad, good.data, good.len);    \
+		stmt;                                \
 		expect_load_fails(h, bad, good.len); \
 	} while (0)
-	MUTATE(put_le32(bad, 2));                              /* unknown version */
-	MUTATE(put_le32(bad + head, SERIAL8250_RX_BUF));       /* head out of range */
+	MUTATE(put_le32(bad, 2));			      /* unknown version */
+	MUTATE(put_le32(bad + head, SERIAL8250_RX_BUF));      /* head out of range */
 	MUTATE(put_le32(bad + count, SERIAL8250_RX_BUF + 1)); /* count out of range */
 	MUTATE(put_le32(bad + count, 0xffffffff));
-	MUTATE(put_le32(bad + count, 0));                      /* DR set with no data */
+	MUTATE(put_le32(bad + count, 0)); /* DR set with no data */
 	MUTATE(bad[ier] = 0x10);
 	MUTATE(bad[mcr] = 0x20);
-	MUTATE(bad[lsr] &= (uint8_t)~0x20);                    /* THR never fills */
-	MUTATE(bad[msr] = 0x00);                               /* lines disagree with MCR */
-	MUTATE(bad[fcr] = 0x40);                               /* trigger without enable */
+	MUTATE(bad[lsr] &= (uint8_t)~0x20); /* THR never fills */
+	MUTATE(bad[msr] = 0x00);	    /* lines disagree with MCR */
+	MUTATE(bad[fcr] = 0x40);	    /* trigger without enable */
 	MUTATE(bad[thr] = 2);
 	MUTATE({
 		bad[ier] = 0x01;

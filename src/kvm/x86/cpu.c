@@ -18,18 +18,17 @@
  * stopped a Linux guest with KVM_INTERNAL_ERROR_EMULATION here. The host
  * overrides some of leaf 1 whatever KVM_SET_CPUID2 says, so the kernel is
  * also told on its command line (x86_quirk_cmdline). */
-#define QUIRK_LEAF1_ECX_CLEAR                                                       \
-	((1U << 12) /* FMA */ | (1U << 13) /* CX16 */ | (1U << 22) /* MOVBE */ |     \
+#define QUIRK_LEAF1_ECX_CLEAR                                                          \
+	((1U << 12) /* FMA */ | (1U << 13) /* CX16 */ | (1U << 22) /* MOVBE */ |       \
 	 (1U << 23) /* POPCNT */ | (1U << 26) /* XSAVE */ | (1U << 27) /* OSXSAVE */ | \
 	 (1U << 28) /* AVX */ | (1U << 29) /* F16C */ | (1U << 30) /* RDRAND */)
-#define QUIRK_LEAF7_EBX_CLEAR                                                        \
-	((1U << 3) /* BMI1 */ | (1U << 5) /* AVX2 */ | (1U << 8) /* BMI2 */ |         \
+#define QUIRK_LEAF7_EBX_CLEAR                                                 \
+	((1U << 3) /* BMI1 */ | (1U << 5) /* AVX2 */ | (1U << 8) /* BMI2 */ | \
 	 (1U << 16) /* AVX512F */ | (1U << 18) /* RDSEED */ | (1U << 19) /* ADX */)
 #define QUIRK_EXT1_ECX_CLEAR (1U << 5) /* ABM (LZCNT) */
 /* KVM PV features whose hypercalls never return on such a host. */
-#define QUIRK_KVM_FEATURES_CLEAR                                                     \
-	((1U << 7) /* PV_UNHALT */ | (1U << 11) /* PV_SEND_IPI */ |                   \
-	 (1U << 13) /* PV_SCHED_YIELD */)
+#define QUIRK_KVM_FEATURES_CLEAR \
+	((1U << 7) /* PV_UNHALT */ | (1U << 11) /* PV_SEND_IPI */ | (1U << 13) /* PV_SCHED_YIELD */)
 
 /* X86_FEATURE_* numbers (arch/x86/include/asm/cpufeatures.h) of the bits above. */
 static const char quirk_cmdline[] =
@@ -122,12 +121,22 @@ static int vcpu_set_cpuid(struct vcpu *vcpu)
 	}
 	/* Leaf 0xB: SMT level (1 thread), then core level (ncpus cores). */
 	c->entries[n++] = (struct kvm_cpuid_entry2){
-		.function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-		.eax = 0, .ebx = 1, .ecx = (1 << 8), .edx = id,
+		.function = 0xb,
+		.index = 0,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.eax = 0,
+		.ebx = 1,
+		.ecx = (1 << 8),
+		.edx = id,
 	};
 	c->entries[n++] = (struct kvm_cpuid_entry2){
-		.function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-		.eax = order_base_2(ncpus), .ebx = ncpus, .ecx = (2 << 8) | 1, .edx = id,
+		.function = 0xb,
+		.index = 1,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.eax = order_base_2(ncpus),
+		.ebx = ncpus,
+		.ecx = (2 << 8) | 1,
+		.edx = id,
 	};
 	c->nent = n;
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
@@ -138,8 +147,11 @@ static int vcpu_set_cpuid(struct vcpu *vcpu)
 
 static int vcpu_set_msrs(struct vcpu *vcpu)
 {
-	static const struct { uint32_t index; uint64_t data; } init[] = {
-		{ 0x1a0, 1 },     /* IA32_MISC_ENABLE: fast strings */
+	static const struct {
+		uint32_t index;
+		uint64_t data;
+	} init[] = {
+		{ 0x1a0, 1 },	  /* IA32_MISC_ENABLE: fast strings */
 		{ 0x2ff, 0x806 }, /* MTRRdefType: MTRRs on, default write-back */
 	};
 	struct {
@@ -184,8 +196,16 @@ static int vcpu_set_lint(struct vcpu *vcpu)
 static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, bool db)
 {
 	*s = (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type, .present = 1,
-		.dpl = 0, .db = db, .s = 1, .l = l, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = sel,
+		.type = type,
+		.present = 1,
+		.dpl = 0,
+		.db = db,
+		.s = 1,
+		.l = l,
+		.g = 1,
 	};
 }
 
@@ -205,8 +225,8 @@ static int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry)
 		seg_flat(&s.cs, 0x10, 11, true, false);
 		s.cr0 = 0x80000033; /* PG NE ET MP PE */
 		s.cr3 = LAYOUT_PML4;
-		s.cr4 = 0x20;       /* PAE */
-		s.efer = 0x500;     /* LME LMA */
+		s.cr4 = 0x20;	/* PAE */
+		s.efer = 0x500; /* LME LMA */
 		regs.rsi = entry->arg;
 	} else {
 		/* PVH: 32-bit flat protected mode, paging off, EBX = start_info. */

@@ -100,7 +100,8 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 
 	if (kvm_ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 ||
 	    kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-		snprintf(msg, msglen, "cannot read vCPU %u registers: %s", vcpu->id, strerror(errno));
+		snprintf(msg, msglen, "cannot read vCPU %u registers: %s", vcpu->id,
+			 strerror(errno));
 		return X86_EMUL_FAILED;
 	}
 	cpl = sregs.cs.dpl;
@@ -134,7 +135,8 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 		log_once(vm, REFUSED_UD2);
 		r = inject_exception(vcpu, VEC_UD);
 	} else {
-		off = (size_t)snprintf(msg, msglen, "vCPU %u: the host refused instruction", vcpu->id);
+		off = (size_t)snprintf(msg, msglen, "vCPU %u: the host refused instruction",
+				       vcpu->id);
 		for (size_t i = 0; i < n && off < msglen; i++)
 			off += (size_t)snprintf(msg + off, msglen - off, " %02x", b[i]);
 		if (!n && off < msglen)
