@@ -16,7 +16,7 @@ TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
 	-Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack -T $(TINY_SRC)/link.ld
 
 # Guests in C, linked with the runtime (crt0 + lib).
-TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp \
+TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp unknown_insn \
 	counter cmdline bootabi
 # Stand-alone assembly guests: they act at their very first instruction.
 TINY_ASM_GUESTS := exit_now first_byte

@@ -22,7 +22,7 @@ CVISOR=${CVISOR:-build/cvisor}
 BUILD=${BUILD:-build}
 GUESTS=$BUILD/tests/kvm
 TMO=${KVM_TEST_TIMEOUT:-20}
-ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused ring3 smp2 smp4 cmdline bootabi counter"
+ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused unknown_insn ring3 smp2 smp4 cmdline bootabi counter"
 
 work=$(mktemp -d /tmp/cvisor-kvm-test.XXXXXX) || exit 1
 child=""
@@ -152,6 +152,23 @@ case_triple() {
 
 case_unclaimed() { simple_case unclaimed unclaimed 0 "unclaimed: ok"; }
 case_refused() { simple_case refused refused 0 "refused: ok"; }
+
+# Either the CPU runs `lock cmpxchg16b` (VT-x/SVM: status 0 and "ok"), or the
+# host refuses it and cvisor stops with status 4 and one stderr line naming
+# the bytes and the RIP the guest printed.
+case_unknown_insn() {
+	run_guest unknown_insn "$TMO" unknown_insn
+	local rip
+	rip=$(sed -nE 's/^unknown_insn: rip (0x[0-9a-f]+)$/\1/p' "$out")
+	if [ "$st" = 0 ] && has_line "unknown_insn: cmpxchg16b ok"; then
+		pass unknown_insn
+	elif [ "$st" = 4 ] && [ -n "$rip" ] && [ "$(grep -c . "$err")" = 1 ] &&
+		grep -q "refused instruction f0 48 0f c7 .* at RIP $rip" "$err"; then
+		pass unknown_insn
+	else
+		fail unknown_insn "status $st, rip '$rip', stderr: $(head -c 300 "$err")"
+	fi
+}
 
 # Either outcome is accepted for each instruction (this host is said to
 # refuse system calls from ring 3); what is required is exactly one definite

@@ -17,6 +17,11 @@
 #define RFLAGS_AC (1ULL << 18)
 #define VEC_BP 3
 #define VEC_UD 6
+#define VEC_NM 7
+#define VEC_MF 16
+#define CR0_MP (1ULL << 1)
+#define CR0_TS (1ULL << 3)
+#define FSW_ES (1U << 7)
 
 enum refused_kind {
 	REFUSED_INT3,
@@ -24,6 +29,7 @@ enum refused_kind {
 	REFUSED_STAC,
 	REFUSED_UD2,
 	REFUSED_CPL3_SMAP,
+	REFUSED_FWAIT,
 };
 
 static const char *const refused_what[] = {
@@ -32,6 +38,7 @@ static const char *const refused_what[] = {
 	[REFUSED_STAC] = "stac: completed (RFLAGS.AC set)",
 	[REFUSED_UD2] = "ud2: reflected as #UD",
 	[REFUSED_CPL3_SMAP] = "clac/stac in user mode: reflected as #UD",
+	[REFUSED_FWAIT] = "fwait: completed",
 };
 
 static void log_once(struct vm *vm, enum refused_kind k)
@@ -88,6 +95,22 @@ static int inject_exception(struct vcpu *vcpu, uint8_t vector)
 	return kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
 }
 
+/* SDM WAIT/FWAIT: #NM when CR0.MP and CR0.TS are set, #MF when an unmasked
+ * x87 exception is pending (FSW.ES), else nothing happens. */
+static int complete_fwait(struct vcpu *vcpu, struct kvm_regs *regs, const struct kvm_sregs *sregs)
+{
+	struct kvm_fpu fpu;
+
+	if ((sregs->cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
+		return inject_exception(vcpu, VEC_NM);
+	if (kvm_ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
+		return -errno;
+	if (fpu.fsw & FSW_ES)
+		return inject_exception(vcpu, VEC_MF);
+	regs->rip += 1;
+	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+}
+
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen)
 {
 	struct vm *vm = vcpu->vm;
@@ -130,6 +153,9 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 			if (kvm_ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 				r = -errno;
 		}
+	} else if (n >= 1 && b[0] == 0x9b) {
+		log_once(vm, REFUSED_FWAIT);
+		r = complete_fwait(vcpu, &regs, &sregs);
 	} else if (n >= 2 && b[0] == 0x0f && b[1] == 0x0b) {
 		/* A fault: RIP stays on the ud2. */
 		log_once(vm, REFUSED_UD2);

@@ -8,9 +8,11 @@
  *         changes (skipped, not failed, when CPUID.(EAX=7,ECX=0):EBX.SMAP
  *         [bit 20] is 0, since both are then #UD);
  *   ud2: #UD handler runs once with saved RIP = the ud2, advances RIP by 2,
- *         execution resumes after it with registers preserved.
+ *         execution resumes after it with registers preserved;
+ *   fwait: a no-op with no x87 exception pending; #NM (saved RIP = the
+ *         fwait) when CR0.MP and CR0.TS are both set.
  * Expect: "refused: int3 ok", "refused: stac/clac ok" (or "... skip ..."),
- * "refused: ud2 ok", then "refused: ok"; status 0. */
+ * "refused: ud2 ok", "refused: fwait ok", then "refused: ok"; status 0. */
 #include "lib.h"
 
 #define SENTINEL 0x1122334455667788ull
@@ -18,6 +20,7 @@
 
 static volatile uint64_t bp_count, bp_rip, bp_cs;
 static volatile uint64_t ud_count, ud_rip;
+static volatile uint64_t nm_count, nm_rip;
 static int failures;
 
 static void on_bp(struct trap_frame *f)
@@ -38,6 +41,17 @@ static void on_ud(struct trap_frame *f)
 		trap_default(f);
 	}
 	f->rip += 2;
+}
+
+static void on_nm(struct trap_frame *f)
+{
+	uint64_t cr0;
+
+	nm_count++;
+	nm_rip = f->rip;
+	/* Clear TS so that the fwait can complete when the handler returns. */
+	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~8ull));
 }
 
 static void result(const char *what, const char *why)
@@ -136,13 +150,40 @@ static void test_ud2(void)
 		result("ud2", NULL);
 }
 
+static void test_fwait(void)
+{
+	uint64_t at, cr0;
+
+	__asm__ volatile("fninit\n\tfwait" ::: "memory");
+	if (nm_count) {
+		result("fwait", "#NM with CR0.TS clear");
+		return;
+	}
+	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0xaull)); /* MP | TS */
+	__asm__ volatile("leaq 1f(%%rip), %0\n"
+			 "1:\tfwait"
+			 : "=&r"(at)
+			 :
+			 : "memory");
+	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0));
+	if (nm_count != 1)
+		result("fwait", nm_count ? "#NM ran more than once" : "no #NM with CR0.MP and TS set");
+	else if (nm_rip != at)
+		result("fwait", "#NM saved RIP is not the fwait");
+	else
+		result("fwait", NULL);
+}
+
 int main(void)
 {
 	trap_set_handler(3, on_bp);
 	trap_set_handler(6, on_ud);
+	trap_set_handler(7, on_nm);
 	test_int3();
 	test_stac_clac();
 	test_ud2();
+	test_fwait();
 	if (!failures)
 		puts("refused: ok\n");
 	poweroff();
