@@ -306,7 +306,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->loop.epfd = -1;
 	vm->out_fd = STDOUT_FILENO;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -330,6 +330,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0)
 		return -errno;
+	if ((r = evloop_init(&vm->loop)))
+		return r;
 	if ((r = create_vm_fd(vm)))
 		return r;
 	if ((r = guest_mem_init(&vm->mem, cfg->mem_size))) {
@@ -407,6 +409,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	evloop_destroy(&vm->loop);
 	vm->vm_fd = vm->kvm_fd = vm->stop_fd = -1;
 }
 

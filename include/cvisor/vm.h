@@ -11,6 +11,7 @@
 #include "cvisor/boot.h"
 #include "cvisor/bus.h"
 #include "cvisor/config.h"
+#include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
 #include "cvisor/serial8250.h"
@@ -70,6 +71,7 @@ struct vm {
 	int stop_fd; /* eventfd */
 	pthread_mutex_t lock;
 	int out_fd; /* where the serial console writes */
+	struct evloop loop; /* main thread: console, signals, devices, control */
 };
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and

@@ -1,17 +1,27 @@
-/* runloop.c - main thread: console input, signals, and the stop event. */
+/* runloop.c - what the main thread serves while the guest runs: console
+ * input, signals and the stop event, on the VM's event loop. */
 #include "cvisor/runloop.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "cvisor/console.h"
+#include "cvisor/evloop.h"
 #include "cvisor/vm.h"
 
-#define CONSOLE_RETRY_MS 10
+#define CONSOLE_RETRY_NS (10 * 1000000ULL)
+
+struct runloop {
+	struct vm *vm;
+	struct console_input ci;
+	int sfd;
+	int retry_fd; /* timer while the guest has not drained its input */
+	int signo;
+};
 
 static sigset_t stop_signals(void)
 {
@@ -34,66 +44,122 @@ void runloop_block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Move what the user typed to the UART; false at end of input. */
-static bool console_input(struct vm *vm, struct console_input *ci)
+static void on_stdin(void *opaque, int fd, uint32_t events);
+
+/* Stop reading input the guest has no room for; look again a little later
+ * instead of dropping it. */
+static void throttle(struct runloop *rl, bool on)
 {
-	uint8_t in[256], out[2 * sizeof(in)];
+	struct evloop *l = &rl->vm->loop;
+
+	if (on && rl->retry_fd < 0) {
+		evloop_del(l, STDIN_FILENO);
+		rl->retry_fd =
+			evloop_add_timer(l, CONSOLE_RETRY_NS, CONSOLE_RETRY_NS, on_stdin, rl);
+	} else if (!on && rl->retry_fd >= 0) {
+		evloop_del(l, rl->retry_fd);
+		close(rl->retry_fd);
+		rl->retry_fd = -1;
+		if (evloop_add(l, STDIN_FILENO, EPOLLIN, on_stdin, rl))
+			cv_warn("console input stopped: cannot watch stdin");
+	}
+}
+
+static void on_stdin(void *opaque, int fd, uint32_t events)
+{
+	struct runloop *rl = opaque;
+	struct vm *vm = rl->vm;
+	uint8_t in[256], out[sizeof(in) + 1];
 	size_t room = serial8250_rx_room(&vm->uart), n;
 	bool quit = false;
 	ssize_t r;
 
+	(void)events;
+	if (fd == rl->retry_fd) {
+		uint64_t ticks;
+
+		if (read(fd, &ticks, sizeof(ticks)) < 0) {
+			/* the timer fired; nothing to read is fine */
+		}
+		if (room > 1)
+			throttle(rl, false);
+		return;
+	}
 	/* The escape filter may emit one byte more than it reads (a held
 	 * Ctrl-A and the key after it), so leave room for that. */
-	if (room <= 1)
-		return true;
+	if (room <= 1) {
+		throttle(rl, true);
+		return;
+	}
 	room--;
 	if (room > sizeof(in))
 		room = sizeof(in);
 	r = read(STDIN_FILENO, in, room);
-	if (r < 0)
-		return errno == EINTR || errno == EAGAIN;
-	if (r == 0)
-		return false;
-	n = console_filter(ci, in, (size_t)r, out, &quit);
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		/* End of input: the guest runs on without a console. */
+		evloop_del(&vm->loop, STDIN_FILENO);
+		return;
+	}
+	n = console_filter(&rl->ci, in, (size_t)r, out, &quit);
 	serial8250_rx(&vm->uart, out, n);
 	if (quit)
 		vm_request_stop(vm, VM_STOP_POWEROFF, "quit from the console");
-	return true;
+}
+
+static void on_signal(void *opaque, int fd, uint32_t events)
+{
+	struct runloop *rl = opaque;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		rl->signo = (int)si.ssi_signo;
+		vm_request_stop(rl->vm, VM_STOP_SIGNAL, NULL);
+	}
+}
+
+static void on_stop(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)fd;
+	(void)events;
+	evloop_quit(&vm->loop);
 }
 
 int runloop_run(struct vm *vm)
 {
 	sigset_t set = stop_signals();
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	struct console_input ci = { 0 };
-	bool stdin_open = true;
-	int signo = 0;
+	struct runloop rl = { .vm = vm, .retry_fd = -1 };
+	int r;
 
-	while (!atomic_load(&vm->stop)) {
-		struct pollfd p[3] = {
-			{ .fd = vm->stop_fd, .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-			{ .fd = STDIN_FILENO, .events = POLLIN },
-		};
-		bool rx_full = serial8250_rx_room(&vm->uart) <= 1;
-		nfds_t n = stdin_open && !rx_full ? 3 : 2;
-
-		/* While the guest has not drained its receive buffer, look again
-		 * soon instead of reading input we would have to drop. */
-		if (poll(p, n, stdin_open && rx_full ? CONSOLE_RETRY_MS : -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				signo = (int)si.ssi_signo;
-				vm_request_stop(vm, VM_STOP_SIGNAL, NULL);
-			}
-		}
-		if (n == 3 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
-			stdin_open = console_input(vm, &ci);
+	rl.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (rl.sfd < 0 || evloop_add(&vm->loop, rl.sfd, EPOLLIN, on_signal, &rl) ||
+	    evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, on_stop, vm)) {
+		cv_err("event loop setup: %s", strerror(errno));
+		vm_request_stop(vm, VM_STOP_HOST, NULL);
+		return 0;
 	}
-	if (sfd >= 0)
-		close(sfd);
-	return signo;
+	/* stdin may be /dev/null or a file, which epoll refuses: then there is
+	 * simply no console input. */
+	if (evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, &rl))
+		cv_debug("console input not watched (stdin is not pollable)");
+	while (!atomic_load(&vm->stop)) {
+		r = evloop_once(&vm->loop, -1);
+		if (r) {
+			cv_err("event loop: %s", strerror(-r));
+			vm_request_stop(vm, VM_STOP_HOST, NULL);
+		}
+	}
+	evloop_del(&vm->loop, STDIN_FILENO);
+	evloop_del(&vm->loop, rl.sfd);
+	evloop_del(&vm->loop, vm->stop_fd);
+	if (rl.retry_fd >= 0) {
+		evloop_del(&vm->loop, rl.retry_fd);
+		close(rl.retry_fd);
+	}
+	close(rl.sfd);
+	return rl.signo;
 }

@@ -1,0 +1,55 @@
+/* evloop.h - the monitor's event loop (epoll): console input, signals,
+ * ioeventfds and device backends, the control socket, timers. It runs on
+ * the main thread, so a vCPU thread never does device work. */
+#ifndef CVISOR_EVLOOP_H
+#define CVISOR_EVLOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvisor/util.h"
+
+#define EVLOOP_MAX_HANDLERS 256
+
+/* Called with the epoll events that fired for fd. */
+typedef void (*evloop_fn)(void *opaque, int fd, uint32_t events);
+
+struct evloop_handler {
+	int fd;
+	evloop_fn fn;
+	void *opaque;
+	bool used;
+};
+
+struct evloop {
+	int epfd;
+	bool quit;
+	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
+};
+
+int evloop_init(struct evloop *l) CV_MUST;
+void evloop_destroy(struct evloop *l);
+
+/* Watch fd for events (EPOLLIN, ...). -ENOSPC when full, -EEXIST if present. */
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque) CV_MUST;
+
+/* Change the events watched on fd. */
+int evloop_mod(struct evloop *l, int fd, uint32_t events) CV_MUST;
+
+/* Stop watching fd (safe from inside a handler, also for fd itself). */
+void evloop_del(struct evloop *l, int fd);
+
+/* Dispatch events until evloop_quit(); timeout_ms < 0 blocks. Returns 0, or
+ * -errno if epoll fails. */
+int evloop_run(struct evloop *l) CV_MUST;
+
+/* One round: wait at most timeout_ms and dispatch what is ready. */
+int evloop_once(struct evloop *l, int timeout_ms) CV_MUST;
+
+void evloop_quit(struct evloop *l);
+
+/* A periodic or one-shot timer (timerfd) calling fn; returns the fd or -errno. */
+int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,
+		     void *opaque) CV_MUST;
+
+#endif
