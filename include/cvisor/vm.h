@@ -70,7 +70,7 @@ struct vm {
 	char stop_msg[256];
 	int stop_fd; /* eventfd */
 	pthread_mutex_t lock;
-	int out_fd; /* where the serial console writes */
+	int out_fd;	    /* where the serial console writes */
 	struct evloop loop; /* main thread: console, signals, devices, control */
 };
 
