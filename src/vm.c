@@ -124,6 +124,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg)
 		return;
 	if (msg)
 		snprintf(vm->stop_msg, sizeof(vm->stop_msg), "%s", msg);
+	/* A vm_pause() waiting for vCPUs that will never park must see this. */
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow with one write; nothing to do. */
 	}
@@ -310,6 +314,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 	vm->out_fd = STDOUT_FILENO;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	*usage = true;
 
 	if ((r = check_host_memory(cfg)))
@@ -364,6 +369,7 @@ int vm_start(struct vm *vm)
 {
 	int r = vcpu_install_kick_handler();
 
+	vm->start_ns = cv_now_ns();
 	for (unsigned int i = 0; !r && i < vm->ncpus; i++)
 		r = vcpu_start(&vm->vcpus[i]);
 	if (r) {
@@ -373,12 +379,46 @@ int vm_start(struct vm *vm)
 	return r;
 }
 
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->parked < vm->ncpus && !atomic_load(&vm->stop))
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->lock);
+	p = vm->pause_req;
+	pthread_mutex_unlock(&vm->lock);
+	return p;
+}
+
 void vm_join(struct vm *vm)
 {
 	int expected = VM_RUNNING;
 
 	/* Whoever joins without a recorded reason stops for a signal. */
 	atomic_compare_exchange_strong(&vm->stop, &expected, VM_STOP_SIGNAL);
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned int i = 0; i < vm->ncpus; i++) {

@@ -70,6 +70,11 @@ struct vm {
 	char stop_msg[256];
 	int stop_fd; /* eventfd */
 	pthread_mutex_t lock;
+	/* Pause protocol (vm_pause/vm_resume): vCPUs park outside KVM_RUN. */
+	pthread_cond_t pause_cond;
+	_Atomic bool pause_req;
+	unsigned int parked;
+	uint64_t start_ns;  /* monotonic time the vCPUs started */
 	int out_fd;	    /* where the serial console writes */
 	struct evloop loop; /* main thread: console, signals, devices, control */
 };
@@ -94,6 +99,16 @@ void vm_destroy(struct vm *vm);
 
 /* Exit status for how the VM stopped (see enum cv_exit). */
 int vm_exit_status(const struct vm *vm);
+
+/* Stop every vCPU outside KVM_RUN and return once all are parked (or the
+ * VM is stopping). Idempotent. Called from the main thread. */
+void vm_pause(struct vm *vm);
+
+/* Let parked vCPUs run again. Idempotent. */
+void vm_resume(struct vm *vm);
+
+/* True between vm_pause and vm_resume. */
+bool vm_paused(struct vm *vm);
 
 /* Raise or lower a GSI on the in-kernel irqchip (KVM_IRQ_LINE). */
 void vm_set_irq(struct vm *vm, unsigned int gsi, int level);

@@ -69,6 +69,25 @@ static void handle_internal(struct vcpu *vcpu)
 	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
 }
 
+/* Park outside KVM_RUN while the VM is paused. KVM_KVMCLOCK_CTRL tells the
+ * guest's watchdogs that the stall was the host's doing. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_req && !atomic_load(&vm->stop)) {
+		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)
+			cv_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", vcpu->id, strerror(errno));
+		vm->parked++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->pause_req && !atomic_load(&vm->stop))
+			pthread_cond_wait(&vm->pause_cond, &vm->lock);
+		vm->parked--;
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
@@ -76,6 +95,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 	char msg[160];
 
 	while (!atomic_load(&vm->stop)) {
+		if (vm->pause_req)
+			vcpu_park(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				run->immediate_exit = 0;
