@@ -82,6 +82,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	cfg->mem_size = CONFIG_DEFAULT_MEM;
 	cfg->ncpus = 1;
 	cfg->cmdline = "";
+	cfg->cpu_weight = 100;
 
 	for (int i = 1; i < argc; i++) {
 		const char *v = NULL;

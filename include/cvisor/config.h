@@ -25,7 +25,14 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned int ncpus;
 	enum config_quirks quirks;
-	bool reboot_restarts; /* reserved: reboot always ends cvisor for now */
+
+	/* Toolstack (see README: named guests). */
+	const char *name;	  /* control socket $CVISOR_RUN_DIR/NAME.sock */
+	bool detach;		  /* -d: console to a log file and ring buffer */
+	unsigned int cpu_weight;  /* cgroup cpu.weight, 1..10000, default 100 */
+	unsigned int cpu_cap;	  /* percent of one host CPU, 0 = no cap */
+	uint64_t memory_limit;	  /* cgroup memory.max in bytes, 0 = none */
+	const char *cpu_affinity; /* host CPU list for every vCPU, NULL = any */
 };
 
 /* Parse the arguments of `cvisor run` (argv[0] is "run"). On error returns
