@@ -77,6 +77,16 @@ struct vm {
 	uint64_t start_ns;  /* monotonic time the vCPUs started */
 	int out_fd;	    /* where the serial console writes */
 	struct evloop loop; /* main thread: console, signals, devices, control */
+	/* When set, serial output goes here instead of out_fd (the toolstack's
+	 * log file, ring buffer and attached consoles). Called on vCPU threads
+	 * with the UART lock held: must not block. */
+	void (*console_write)(void *ctx, const uint8_t *buf, size_t len);
+	void *console_ctx;
+	/* Counters for `cvisor top`, updated by the devices. */
+	struct {
+		_Atomic uint64_t blk_read_bytes, blk_write_bytes;
+		_Atomic uint64_t net_rx_bytes, net_tx_bytes;
+	} stats;
 };
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
