@@ -144,10 +144,12 @@ static int setup_devices(struct vm *vm)
 	serial8250_init(&vm->uart, uart_tx, uart_irq, vm);
 	i8042_init(&vm->kbd, kbd_reset, vm);
 	acpi_pm_init(&vm->pm, pm_event, pm_irq, vm);
+	rtc_init(&vm->rtc, NULL, NULL);
 	if ((r = bus_register(&vm->pio, SERIAL8250_COM1_BASE, 8, &serial8250_bus_ops, &vm->uart,
 			      "com1")) ||
 	    (r = bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->kbd, "i8042")) ||
 	    (r = bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->kbd, "i8042")) ||
+	    (r = bus_register(&vm->pio, RTC_PORT, RTC_PORT_LEN, &rtc_bus_ops, &vm->rtc, "rtc")) ||
 	    (r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_bus_ops, &vm->pm,
 			      "acpi-pm")))
 		return r;

@@ -12,7 +12,7 @@
 #define ACPI_PM_BASE 0x600
 #define ACPI_PM1A_EVT_PORT 0x600 /* PM1_STS (2 bytes) then PM1_EN (2 bytes) */
 #define ACPI_PM1A_CNT_PORT 0x604 /* PM1_CNT, 2 bytes */
-#define ACPI_RESET_PORT 0x606    /* FADT RESET_REG, 1 byte */
+#define ACPI_RESET_PORT 0x606	 /* FADT RESET_REG, 1 byte */
 #define ACPI_RESET_VALUE 0x01
 #define ACPI_PM_LEN 8
 #define ACPI_SCI_IRQ 9
@@ -21,7 +21,7 @@
 
 enum acpi_pm_event {
 	ACPI_PM_POWEROFF, /* SLP_EN written with SLP_TYP == S5 */
-	ACPI_PM_RESET,    /* RESET_VALUE written to the reset register */
+	ACPI_PM_RESET,	  /* RESET_VALUE written to the reset register */
 };
 
 struct acpi_pm {

@@ -14,8 +14,8 @@
 struct i8042 {
 	pthread_mutex_t lock;
 	uint8_t status;
-	uint8_t cmd_byte;     /* controller configuration byte */
-	uint8_t pending_cmd;  /* command waiting for its data byte, 0 if none */
+	uint8_t cmd_byte;    /* controller configuration byte */
+	uint8_t pending_cmd; /* command waiting for its data byte, 0 if none */
 	uint8_t outbuf[16];
 	unsigned int out_head, out_count;
 	/* called (with the lock held) when the guest pulses the reset line */

@@ -14,6 +14,7 @@
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
+#include "cvisor/rtc.h"
 #include "cvisor/serial8250.h"
 #include "cvisor/util.h"
 
@@ -63,6 +64,7 @@ struct vm {
 	struct serial8250 uart;
 	struct i8042 kbd;
 	struct acpi_pm pm;
+	struct rtc rtc;
 
 	/* Stop protocol: the first vm_request_stop() wins; the main loop is
 	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */

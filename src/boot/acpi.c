@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cvisor/acpi_pm.h"
+#include "cvisor/rtc.h"
 
 #define OEM_ID "CVISOR"		/* 6 bytes */
 #define OEM_TABLE_ID "CVISOR  " /* 8 bytes */
@@ -226,7 +227,7 @@ static void build_fadt(uint8_t *p, uint32_t facs_gpa, uint32_t dsdt_gpa, unsigne
 	p[89] = 2;		  /* PM1_CNT_LEN */
 	put_le16(p + 96, 0x0fff); /* P_LVL2_LAT > 100: no C2 */
 	put_le16(p + 98, 0x0fff); /* P_LVL3_LAT > 1000: no C3 */
-	/* 108 CENTURY 0: do not make the OS read a century byte from CMOS. */
+	p[108] = RTC_CENTURY;	  /* the CMOS register that holds the century */
 	put_le16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
 	put_le32(p + 112, flags);
 	/* 4.8.3.6 Reset Register: 8 bits wide at offset 0. */
