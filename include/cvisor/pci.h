@@ -1,0 +1,70 @@
+/* pci.h - a PCI host bridge on configuration mechanism #1 (ports
+ * 0xcf8/0xcfc), bus 0 only, with devices whose BARs cvisor assigns the way
+ * firmware would, so that a stock kernel takes them as they are. */
+#ifndef CVISOR_PCI_H
+#define CVISOR_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cvisor/bus.h"
+#include "cvisor/util.h"
+
+#define PCI_CONFIG_ADDR 0xcf8
+#define PCI_CONFIG_DATA 0xcfc
+#define PCI_MAX_DEVICES 32
+#define PCI_CFG_SIZE 256
+/* BARs live in the 32-bit hole, below the virtio-mmio window. */
+#define PCI_MMIO_BASE 0xc0000000ULL
+#define PCI_MMIO_END 0xd0000000ULL
+
+struct pci_device;
+
+struct pci_device_ops {
+	/* After a config write the bus applied (offset, len); for devices
+	 * that react to their capabilities (MSI-X enable, ...). */
+	void (*cfg_written)(struct pci_device *p, uint32_t off, uint32_t len);
+};
+
+struct pci_device {
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint8_t wmask[PCI_CFG_SIZE]; /* bits the guest may change */
+	uint64_t bar_size[6];	     /* 0 = unused BAR */
+	uint64_t bar_addr[6];	     /* where cvisor decodes it */
+	bool bar_warned;
+	const struct pci_device_ops *ops;
+	void *opaque;
+	uint8_t next_cap; /* where pci_add_cap puts the next capability */
+};
+
+struct pci_bus {
+	pthread_mutex_t lock;
+	uint32_t config_addr;
+	struct pci_device *devs[PCI_MAX_DEVICES];
+	uint64_t mmio_next;
+	struct bus *mmio;
+	struct pci_device host_bridge;
+};
+
+/* Put the host bridge at 00:00.0 and the config ports on pio. */
+int pci_bus_init(struct pci_bus *b, struct bus *pio, struct bus *mmio) CV_MUST;
+
+/* Initialize a device's header: ids, class (24-bit class/subclass/prog-if),
+ * no INTx pin, capability list empty. */
+void pci_device_init(struct pci_device *p, uint16_t vendor, uint16_t device, uint32_t class_code,
+		     uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision);
+
+/* Give BAR `bar` a 64-bit prefetchable-off memory region of `size` (a power
+ * of two) in the PCI window and decode it with ops. */
+int pci_device_add_bar(struct pci_bus *b, struct pci_device *p, unsigned int bar, uint64_t size,
+		       const struct bus_ops *ops, void *opaque, const char *name) CV_MUST;
+
+/* Append a capability of `len` bytes with id `cap_id`; returns its offset
+ * in config space (the caller fills the body), or 0 if there is no room. */
+uint8_t pci_add_cap(struct pci_device *p, uint8_t cap_id, uint8_t len);
+
+/* Plug the device into the first free slot. -ENOSPC. */
+int pci_bus_add(struct pci_bus *b, struct pci_device *p) CV_MUST;
+
+#endif
