@@ -282,7 +282,6 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
 
 static int create_vm_fd(struct vm *vm)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -298,6 +297,16 @@ static int create_vm_fd(struct vm *vm)
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		cv_debug("TSS/identity map address: %s", strerror(errno));
+	return 0;
+}
+
+/* After the memory slots: once the irqchip and the PIT's worker exist,
+ * every slot change waits for an SRCU grace period (measured here: 0.7 ms
+ * for a 256 MiB slot before, 10 ms after). */
+static int create_irqchip(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		cv_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return -errno;
@@ -358,6 +367,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 			return r;
 		}
 	}
+	if ((r = create_irqchip(vm)))
+		return r;
 	if ((r = setup_devices(vm))) {
 		cv_err("registering devices: %s", strerror(-r));
 		return r;
