@@ -46,6 +46,7 @@ struct vcpu {
 struct vm_quirks {
 	bool active;
 	_Atomic uint32_t logged; /* one bit per refused-instruction kind logged */
+	bool fpu_hidden;	 /* KVM_SET_FPU does not reach the vCPU (checked at setup) */
 };
 
 struct vm {

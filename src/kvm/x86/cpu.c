@@ -171,9 +171,16 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
 
 static int vcpu_set_fpu(struct vcpu *vcpu)
 {
-	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 }, back = { 0 };
 
-	return kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+	if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+		return -errno;
+	/* An emulating host (PVM) accepts KVM_SET_FPU but reads back zeros:
+	 * the refused-instruction code must not rely on FPU state then. */
+	if (kvm_ioctl(vcpu->fd, KVM_GET_FPU, &back) < 0 || back.mxcsr != fpu.mxcsr ||
+	    back.fcw != fpu.fcw)
+		vcpu->vm->quirks.fpu_hidden = true;
+	return 0;
 }
 
 /* LINT0 as ExtINT and LINT1 as NMI, as a PC BIOS leaves them (MP spec 3.6.2). */

@@ -13,6 +13,7 @@
 
 #include "cvisor/kvm.h"
 #include "cvisor/vm.h"
+#include "cvisor/x86_decode.h"
 
 #define RFLAGS_AC (1ULL << 18)
 #define VEC_BP 3
@@ -22,6 +23,11 @@
 #define CR0_MP (1ULL << 1)
 #define CR0_TS (1ULL << 3)
 #define FSW_ES (1U << 7)
+#define VEC_GP 13
+#define VEC_PF 14
+#define MXCSR_MASK 0xffffU
+#define MXCSR_DEFAULT 0x1f80U
+#define PAGE_SIZE 4096ULL
 
 enum refused_kind {
 	REFUSED_INT3,
@@ -30,6 +36,14 @@ enum refused_kind {
 	REFUSED_UD2,
 	REFUSED_CPL3_SMAP,
 	REFUSED_FWAIT,
+	REFUSED_LDMXCSR,
+	REFUSED_STMXCSR,
+	REFUSED_FXSAVE,
+	REFUSED_FXRSTOR,
+	REFUSED_CACHE_FENCE,
+	REFUSED_FSGSBASE,
+	REFUSED_LDMXCSR_DEFAULT,
+	REFUSED_STMXCSR_DEFAULT,
 };
 
 static const char *const refused_what[] = {
@@ -39,6 +53,16 @@ static const char *const refused_what[] = {
 	[REFUSED_UD2] = "ud2: reflected as #UD",
 	[REFUSED_CPL3_SMAP] = "clac/stac in user mode: reflected as #UD",
 	[REFUSED_FWAIT] = "fwait: completed",
+	[REFUSED_LDMXCSR] = "ldmxcsr: completed",
+	[REFUSED_STMXCSR] = "stmxcsr: completed",
+	[REFUSED_FXSAVE] = "fxsave: completed",
+	[REFUSED_FXRSTOR] = "fxrstor: completed",
+	[REFUSED_CACHE_FENCE] = "a fence or cache flush: completed as a no-op",
+	[REFUSED_FSGSBASE] = "rd/wrfsbase or rd/wrgsbase: completed",
+	[REFUSED_LDMXCSR_DEFAULT] = "ldmxcsr of the default MXCSR: completed as a no-op "
+				    "(this host gives no access to the vCPU's FPU state)",
+	[REFUSED_STMXCSR_DEFAULT] = "stmxcsr: stored the default MXCSR "
+				    "(this host gives no access to the vCPU's FPU state)",
 };
 
 static void log_once(struct vm *vm, enum refused_kind k)
@@ -111,11 +135,234 @@ static int complete_fwait(struct vcpu *vcpu, struct kvm_regs *regs, const struct
 	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
 }
 
+static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, uint32_t code)
+{
+	struct kvm_vcpu_events ev;
+
+	if (kvm_ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	ev.exception.injected = 1;
+	ev.exception.nr = vector;
+	ev.exception.has_error_code = 1;
+	ev.exception.error_code = code;
+	ev.flags = 0;
+	return kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+}
+
+/* Read or write guest-linear memory page by page through the guest's page
+ * tables. A page that is not mapped (or not writable for a write) gets a
+ * #PF reflected with CR2 set, as the CPU would raise; returns 1 then. */
+static int linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, void *buf, size_t len,
+		     bool write)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		struct kvm_translation tr = { .linear_address = la };
+		size_t chunk = PAGE_SIZE - (la & (PAGE_SIZE - 1));
+		uint8_t *h;
+
+		if (chunk > len)
+			chunk = len;
+		if (kvm_ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
+			return -errno;
+		h = tr.valid ? guest_mem_ptr(&vcpu->vm->mem, tr.physical_address, chunk) : NULL;
+		if (!tr.valid || (write && !tr.writeable)) {
+			sregs->cr2 = la;
+			if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
+				return -errno;
+			/* error code: present if mapped, W for writes */
+			int e = inject_exception_code(vcpu, VEC_PF,
+						      (tr.valid ? 1U : 0U) | (write ? 2U : 0U));
+
+			return e ? e : 1;
+		}
+		if (!h)
+			return -EFAULT; /* MMIO or outside RAM: not supported here */
+		if (write)
+			memcpy(h, p, chunk);
+		else
+			memcpy(p, h, chunk);
+		la += chunk;
+		p += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+static void gpr_array(const struct kvm_regs *r, uint64_t g[16])
+{
+	const uint64_t v[16] = { r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+				 r->r8,	 r->r9,	 r->r10, r->r11, r->r12, r->r13, r->r14, r->r15 };
+
+	memcpy(g, v, sizeof(v));
+}
+
+static void set_gpr(struct kvm_regs *r, unsigned int i, uint64_t v)
+{
+	__u64 *dst[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi,
+			   &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15 };
+
+	*dst[i & 15] = v;
+}
+
+/* The vCPU's FPU state, if the host gives it out (see vcpu_set_fpu). */
+static bool fpu_state(struct vcpu *vcpu, struct kvm_fpu *fpu)
+{
+	memset(fpu, 0, sizeof(*fpu));
+	if (vcpu->vm->quirks.fpu_hidden)
+		return false;
+	return kvm_ioctl(vcpu->fd, KVM_GET_FPU, fpu) == 0;
+}
+
+/* FXSAVE image <-> struct kvm_fpu (SDM vol. 1, table 10-2, 64-bit form). */
+static void fx_from_fpu(const struct kvm_fpu *f, uint8_t *img)
+{
+	memset(img, 0, 512);
+	memcpy(img + 0, &f->fcw, 2);
+	memcpy(img + 2, &f->fsw, 2);
+	img[4] = f->ftwx;
+	memcpy(img + 6, &f->last_opcode, 2);
+	memcpy(img + 8, &f->last_ip, 8);
+	memcpy(img + 16, &f->last_dp, 8);
+	memcpy(img + 24, &f->mxcsr, 4);
+	{
+		uint32_t mask = MXCSR_MASK;
+
+		memcpy(img + 28, &mask, 4);
+	}
+	for (int i = 0; i < 8; i++)
+		memcpy(img + 32 + 16 * i, f->fpr[i], 16);
+	for (int i = 0; i < 16; i++)
+		memcpy(img + 160 + 16 * i, f->xmm[i], 16);
+}
+
+static void fx_to_fpu(const uint8_t *img, struct kvm_fpu *f)
+{
+	memcpy(&f->fcw, img + 0, 2);
+	memcpy(&f->fsw, img + 2, 2);
+	f->ftwx = img[4];
+	memcpy(&f->last_opcode, img + 6, 2);
+	memcpy(&f->last_ip, img + 8, 8);
+	memcpy(&f->last_dp, img + 16, 8);
+	memcpy(&f->mxcsr, img + 24, 4);
+	for (int i = 0; i < 8; i++)
+		memcpy(f->fpr[i], img + 32 + 16 * i, 16);
+	for (int i = 0; i < 16; i++)
+		memcpy(f->xmm[i], img + 160 + 16 * i, 16);
+}
+
+/* The 0F AE group: MXCSR loads and stores, FXSAVE/FXRSTOR, fences, cache
+ * flushes and FSGSBASE. Returns 1 if it is not one of these. */
+static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kvm_regs *regs,
+			 struct kvm_sregs *sregs)
+{
+	struct vm *vm = vcpu->vm;
+	uint64_t gpr[16], la;
+	struct kvm_fpu fpu;
+	uint8_t img[512];
+	bool have_fpu;
+	uint32_t v;
+	int r = 0;
+
+	if (in->mod == 3) {
+		if (!in->rep && in->reg >= 5 && in->reg <= 7) {
+			log_once(vm, REFUSED_CACHE_FENCE); /* lfence, mfence, sfence */
+		} else if (in->rep == 0xf3 && (in->reg & 7) <= 3) {
+			/* rdfsbase, rdgsbase, wrfsbase, wrgsbase (REX.W: 64-bit) */
+			struct kvm_segment *seg = (in->reg & 1) ? &sregs->gs : &sregs->fs;
+			uint64_t g[16];
+
+			log_once(vm, REFUSED_FSGSBASE);
+			gpr_array(regs, g);
+			if ((in->reg & 7) <= 1) {
+				set_gpr(regs, in->rm,
+					(in->rex & 8) ? seg->base : (uint32_t)seg->base);
+			} else {
+				seg->base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
+				if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
+					return -errno;
+			}
+		} else {
+			return 1;
+		}
+		regs->rip += in->len;
+		return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+	}
+	gpr_array(regs, gpr);
+	la = x86_operand_addr(in, gpr, regs->rip, sregs->fs.base, sregs->gs.base);
+	switch (in->reg & 7) {
+	case 0: /* fxsave */
+	case 1: /* fxrstor */
+		if (in->rep || in->opsize)
+			return 1;
+		if (la & 15)
+			return inject_exception_code(vcpu, VEC_GP, 0);
+		if (!fpu_state(vcpu, &fpu))
+			return 1;
+		if ((in->reg & 7) == 0) {
+			log_once(vm, REFUSED_FXSAVE);
+			fx_from_fpu(&fpu, img);
+			r = linear_rw(vcpu, sregs, la, img, sizeof(img), true);
+		} else {
+			log_once(vm, REFUSED_FXRSTOR);
+			r = linear_rw(vcpu, sregs, la, img, sizeof(img), false);
+			if (!r) {
+				memcpy(&v, img + 24, 4);
+				if (v & ~MXCSR_MASK)
+					return inject_exception_code(vcpu, VEC_GP, 0);
+				fx_to_fpu(img, &fpu);
+				if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+					return -errno;
+			}
+		}
+		break;
+	case 2: /* ldmxcsr */
+	case 3: /* stmxcsr */
+		if (in->rep || in->opsize)
+			return 1;
+		have_fpu = fpu_state(vcpu, &fpu);
+		if ((in->reg & 7) == 2) {
+			r = linear_rw(vcpu, sregs, la, &v, 4, false);
+			if (!r && (v & ~MXCSR_MASK))
+				return inject_exception_code(vcpu, VEC_GP, 0);
+			if (!r && have_fpu) {
+				fpu.mxcsr = v;
+				if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+					return -errno;
+			} else if (!r && v != MXCSR_DEFAULT) {
+				return 1; /* cannot set it on this host */
+			}
+			/* Without FPU access, loading the default (as Linux's
+			 * kernel_fpu_begin does) is taken as already done. */
+			log_once(vm, have_fpu ? REFUSED_LDMXCSR : REFUSED_LDMXCSR_DEFAULT);
+		} else {
+			log_once(vm, have_fpu ? REFUSED_STMXCSR : REFUSED_STMXCSR_DEFAULT);
+			v = have_fpu ? fpu.mxcsr : MXCSR_DEFAULT;
+			r = linear_rw(vcpu, sregs, la, &v, 4, true);
+		}
+		break;
+	case 6: /* clwb (66) */
+	case 7: /* clflush, clflushopt (66) */
+		if (in->rep || ((in->reg & 7) == 6 && !in->opsize))
+			return 1;
+		log_once(vm, REFUSED_CACHE_FENCE);
+		break;
+	default:
+		return 1;
+	}
+	if (r)
+		return r < 0 ? r : 0; /* 1: a #PF was reflected, RIP stays */
+	regs->rip += in->len;
+	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+}
+
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen)
 {
 	struct vm *vm = vcpu->vm;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
+	struct x86_insn insn;
 	uint8_t b[15];
 	size_t n, off;
 	int r = 0;
@@ -156,6 +403,9 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 	} else if (n >= 1 && b[0] == 0x9b) {
 		log_once(vm, REFUSED_FWAIT);
 		r = complete_fwait(vcpu, &regs, &sregs);
+	} else if (x86_decode_0f_modrm(b, n, &insn) == 0 && insn.opcode[1] == 0xae &&
+		   (sregs.cs.l) && (r = complete_0fae(vcpu, &insn, &regs, &sregs)) != 1) {
+		/* completed, reflected, or r < 0 */
 	} else if (n >= 2 && b[0] == 0x0f && b[1] == 0x0b) {
 		/* A fault: RIP stays on the ud2. */
 		log_once(vm, REFUSED_UD2);

@@ -12,7 +12,10 @@
  *   fwait: a no-op with no x87 exception pending; #NM (saved RIP = the
  *         fwait) when CR0.MP and CR0.TS are both set.
  * Expect: "refused: int3 ok", "refused: stac/clac ok" (or "... skip ..."),
- * "refused: ud2 ok", "refused: fwait ok", then "refused: ok"; status 0. */
+ *   ldmxcsr/stmxcsr: the default MXCSR round-trips through memory (with a
+ *         SIB and a displacement operand), a reserved bit raises #GP.
+ * "refused: ud2 ok", "refused: fwait ok", "refused: mxcsr ok", then
+ * "refused: ok"; status 0. */
 #include "lib.h"
 
 #define SENTINEL 0x1122334455667788ull
@@ -52,6 +55,20 @@ static void on_nm(struct trap_frame *f)
 	/* Clear TS so that the fwait can complete when the handler returns. */
 	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
 	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~8ull));
+}
+
+static volatile uint64_t gp_count;
+
+static void on_gp(struct trap_frame *f)
+{
+	const uint8_t *insn = (const uint8_t *)f->rip;
+
+	gp_count++;
+	/* Skip the faulting ldmxcsr (0f ae /2 with the [rsp+disp8] SIB form). */
+	if (insn[0] == 0x0f && insn[1] == 0xae)
+		f->rip += 5;
+	else
+		trap_default(f);
 }
 
 static void result(const char *what, const char *why)
@@ -175,15 +192,38 @@ static void test_fwait(void)
 		result("fwait", NULL);
 }
 
+/* Loads the default MXCSR with the [rsp+disp8] SIB form Linux's
+ * kernel_fpu_begin uses, and reads it back. (A host that gives the
+ * monitor no access to FPU state can only complete loads of the default;
+ * other values and fxsave are not tested for that reason.) */
+static void test_mxcsr(void)
+{
+	uint32_t in[2] = { 0, 0x1f80 }, out[2] = { 0, 0 }, bad[2] = { 0, 0x10000 };
+
+	__asm__ volatile("ldmxcsr 4(%0)\n\tstmxcsr 4(%1)" : : "r"(in), "r"(out) : "memory");
+	if (out[1] != in[1]) {
+		printf("refused: mxcsr stored 0x%x, loaded 0x%x\n", out[1], in[1]);
+		result("mxcsr", "stmxcsr did not return what ldmxcsr loaded");
+		return;
+	}
+	__asm__ volatile("ldmxcsr 4(%0)" : : "r"(bad) : "memory");
+	if (gp_count != 1)
+		result("mxcsr", "no #GP for a reserved MXCSR bit");
+	else
+		result("mxcsr", NULL);
+}
+
 int main(void)
 {
 	trap_set_handler(3, on_bp);
 	trap_set_handler(6, on_ud);
 	trap_set_handler(7, on_nm);
+	trap_set_handler(13, on_gp);
 	test_int3();
 	test_stac_clac();
 	test_ud2();
 	test_fwait();
+	test_mxcsr();
 	if (!failures)
 		puts("refused: ok\n");
 	poweroff();
