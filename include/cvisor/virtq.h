@@ -2,7 +2,11 @@
  * against a hostile guest: every address through guest_mem_ptr, queue size
  * a power of two within the maximum, rings inside RAM and aligned, avail
  * index jumps bounded, a TTL on chains, bounded indirect tables, iov arrays
- * of fixed capacity. */
+ * of fixed capacity.
+ *
+ * Threading: one thread owns a queue (pop, push, notify decisions); the
+ * guest writes its side of the rings concurrently, which the core reads with
+ * single atomic loads and the fences virtio 1.2 2.7.13 and 2.7.10 ask for. */
 #ifndef CVISOR_VIRTQ_H
 #define CVISOR_VIRTQ_H
 
@@ -21,6 +25,20 @@
 #define VIRTIO_RING_F_INDIRECT_DESC 28
 #define VIRTIO_RING_F_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
+
+/* Ring layout flags (virtio 1.2 2.7.5, 2.7.6, 2.7.8). */
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY 1
+
+/* virtq_elem.head when no descriptor head could be taken (never a valid
+ * head: sizes are at most VIRTQ_MAX_SIZE). */
+#define VIRTQ_HEAD_NONE 0xffff
+
+/* virtio-pci's VIRTIO_MSI_NO_VECTOR: no MSI-X vector assigned. */
+#define VIRTQ_MSI_NO_VECTOR 0xffff
 
 struct virtq {
 	/* Set by the driver through the transport, validated by virtq_validate. */
@@ -41,7 +59,9 @@ struct virtq {
 };
 
 /* One request popped from the avail ring: the chain's buffers as host
- * iovecs, device-readable ("out") first, then device-writable ("in"). */
+ * iovecs, device-readable ("out") first, then device-writable ("in").
+ * Every iov lies inside one guest RAM region and has a non-zero length;
+ * out_len and in_len are at most UINT32_MAX. */
 struct virtq_elem {
 	uint16_t head;
 	unsigned int out_num, in_num;
@@ -49,33 +69,61 @@ struct virtq_elem {
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
 
+/* Set up a queue for a device: guest memory, the largest size the device
+ * offers (at most VIRTQ_MAX_SIZE), then virtq_reset. */
+void virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t max_size);
+
 /* Check the driver's configuration before the queue is used: size a power
- * of two in [1, max_size], each ring inside guest RAM with its alignment
- * (desc 16, avail 2, used 4). Returns 0 or -EINVAL. */
+ * of two in [1, max_size] (max_size <= VIRTQ_MAX_SIZE), each ring inside one
+ * guest RAM region with its alignment (desc 16*size bytes at 16, avail
+ * 6+2*size at 2, used 6+8*size at 4; virtio 1.2 2.7). mem must be set.
+ * Returns 0 or -EINVAL. The transport sets ready only after this passes;
+ * the other calls re-check it cheaply and do nothing on a bad queue. */
 int virtq_validate(const struct virtq *q) CV_MUST;
 
 /* Take the next available request. Returns 1 with *e filled, 0 if none is
- * pending, or -EINVAL if the guest put a malformed chain or index there (the
- * device should then fail the request or set DEVICE_NEEDS_RESET). */
+ * pending (or the queue is not ready), or -EINVAL if the guest put a
+ * malformed chain or index there.
+ *
+ * On -EINVAL, e->out_num = e->in_num = 0 and:
+ *  - e->head < size: the avail entry was consumed (last_avail advanced) and
+ *    its chain is malformed. The device may fail just that request with
+ *    virtq_push(q, e, 0) and go on, or set DEVICE_NEEDS_RESET (virtio 1.2
+ *    2.1.2) and log once.
+ *  - e->head == VIRTQ_HEAD_NONE: the queue itself is broken (avail idx more
+ *    than size ahead of last_avail, 2.7.13.3, in which case last_avail is
+ *    not advanced; or a head >= size, whose entry is consumed; or a queue
+ *    that fails virtq_validate). Nothing can be returned to the driver: set
+ *    DEVICE_NEEDS_RESET and log once. */
 int virtq_pop(struct virtq *q, struct virtq_elem *e) CV_MUST;
 
 /* Return a request to the guest with `len` bytes written into its
- * device-writable buffers. */
+ * device-writable buffers (clamped to e->in_len, virtio 1.2 2.7.8). Reads only
+ * e->head and e->in_len. Ignores a head out of range (VIRTQ_HEAD_NONE) and
+ * a queue that is not ready. */
 void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);
 
 /* After pushes: does the guest want an interrupt now (honours
- * VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX)? */
+ * VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX, 2.7.7.2)?
+ * With EVENT_IDX it records used_idx as signalled, so call it once per
+ * batch and send the interrupt when it returns true. */
 bool virtq_should_notify(struct virtq *q);
 
-/* Tell the guest whether it needs to notify us (used->flags or avail_event).
- * Returns true if more requests arrived meanwhile (re-check before sleeping). */
+/* Tell the guest whether it needs to notify us (used->flags NO_NOTIFY, or
+ * avail_event = last_avail with EVENT_IDX, where disabling is a no-op;
+ * 2.7.10). Returns true if avail->idx differs from last_avail after a full
+ * fence: requests arrived meanwhile, pop again before sleeping. */
 bool virtq_enable_notify(struct virtq *q, bool enable);
 
-/* Back to the state after a device reset. */
+/* Back to the state after a device reset: not ready, size = max_size (what
+ * virtio-pci reads back as queue_size), addresses and indices 0, no MSI-X
+ * vector, no ring features. mem and max_size are kept. */
 void virtq_reset(struct virtq *q);
 
-/* Save / load the queue (addresses, size, ready, indices) as LE fields.
- * load validates (size, alignment, RAM) and returns -EINVAL otherwise. */
+/* Save / load the queue as LE fields (format in virtq.c). The caller sets
+ * mem and max_size first (virtq_init); load validates everything it reads
+ * (a ready queue as virtq_validate) and returns -EINVAL, leaving *q
+ * untouched, on anything truncated or out of range. */
 void virtq_save(const struct virtq *q, struct state_buf *out);
 int virtq_load(struct virtq *q, struct state_rd *in) CV_MUST;
 

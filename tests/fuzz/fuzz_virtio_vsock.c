@@ -1,0 +1,203 @@
+/* fuzz_virtio_vsock.c - libFuzzer target for virtio-vsock.
+ *
+ * Input: an 8-byte header, a program of up to 64 op bytes with operands,
+ * then a guest memory image (rings, descriptors, packets).
+ *   header[0]  driver features: bit 2 INDIRECT_DESC, bit 3 EVENT_IDX
+ *   header[1..3]  log2 of each queue's size (& 15: may be invalid)
+ *   header[5]  length of the program in bytes
+ *   ops: 0x00-0x3f kick queue op % 3 and run the event loop once;
+ *        0x40-0x4f a host client connects and sends "CONNECT <next byte>\n";
+ *        0x50-0x5f host client (op & 3) writes <next byte> bytes;
+ *        0x60-0x6f host client (op & 3) closes;
+ *        0x70-0x7f run the event loop; 0x80-0x8f transport reset;
+ *        0x90-0x9f save -> load (connections dropped, event owed);
+ *        0xa0-0xaf reset and restart the driver;
+ *        0xb0-0xbf publish: avail->idx of queue (op & 15) % 3 = next byte (the
+ *        driver makes chains available over time, not all at once).
+ * A host service listens on guest port 1 ("PATH_1"), so a guest REQUEST to
+ * port 1 connects and its data flows to a real socket. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cvisor/virtio_vsock.h"
+
+#define RAM_SIZE (128u << 10)
+#define HDR 8
+#define MAX_PROG 64
+#define CLIENTS 4
+
+static uint8_t ram[RAM_SIZE];
+static struct virtio_vsock_config cfg;
+static int service = -1;
+
+static void signal_none(struct virtio_dev *d, uint16_t vector, uint8_t isr)
+{
+	(void)d;
+	(void)vector;
+	(void)isr;
+}
+
+static void set_status(struct virtio_dev *d, uint8_t s)
+{
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, s);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void start(struct virtio_dev *d, const uint8_t *h)
+{
+	uint64_t f = (1ULL << VIRTIO_F_VERSION_1);
+
+	f |= (h[0] & 4) ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0;
+	f |= (h[0] & 8) ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0;
+	d->transport.signal = signal_none;
+	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
+	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
+	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int i = 0; i < 3; i++) {
+		struct virtq *q = &d->vqs[i];
+
+		q->size = (uint16_t)(1u << (h[1 + i] & 15));
+		q->desc_gpa = 0x100u * i;
+		q->avail_gpa = 0x400u + 0x40u * i;
+		q->used_gpa = 0x600u + 0x100u * i;
+		q->ready = true;
+	}
+	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			      VIRTIO_STATUS_DRIVER_OK);
+}
+
+static int setup_once(void)
+{
+	char dir[64], err[128], spec[160];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	snprintf(dir, sizeof(dir), "/tmp/cvfuzz-vsock-%d", (int)getpid());
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -1;
+	snprintf(spec, sizeof(spec), "3,uds=%s/v.sock", dir);
+	if (virtio_vsock_parse(spec, &cfg, err, sizeof(err)))
+		return -1;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s_1", cfg.uds_path);
+	unlink(a.sun_path);
+	service = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (service < 0 || bind(service, (struct sockaddr *)&a, sizeof(a)) || listen(service, 64))
+		return -1;
+	return 0;
+}
+
+static int client_connect(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", cfg.uds_path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void loop_once(struct evloop *l)
+{
+	if (evloop_once(l, 0))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct virtio_dev d;
+	struct guest_mem mem;
+	struct evloop loop;
+	int clients[CLIENTS] = { -1, -1, -1, -1 }, fd;
+	char err[160], line[32];
+	const uint8_t *prog;
+	size_t n, i = 0;
+
+	if (size < HDR || (service < 0 && setup_once()))
+		return 0;
+	n = data[5] % (MAX_PROG + 1);
+	if (n > size - HDR)
+		n = size - HDR;
+	prog = data + HDR;
+	memset(ram, 0, RAM_SIZE);
+	memcpy(ram, data + HDR + n, size - HDR - n < RAM_SIZE ? size - HDR - n : RAM_SIZE);
+	guest_mem_init_buf(&mem, ram, RAM_SIZE);
+	if (evloop_init(&loop) || virtio_vsock_create(&d, &cfg, &mem, &loop, err, sizeof(err)))
+		abort();
+	start(&d, data);
+	while (i < n) {
+		uint8_t op = prog[i++], arg = i < n ? prog[i] : 0;
+		int *c = &clients[op & 3];
+
+		if (op < 0x40) {
+			virtio_dev_notify(&d, op % 3);
+			loop_once(&loop);
+		} else if (op < 0x50) {
+			i++;
+			if (*c >= 0)
+				close(*c);
+			*c = client_connect();
+			snprintf(line, sizeof(line), "CONNECT %u\n", arg);
+			if (*c >= 0 && send(*c, line, strlen(line), MSG_NOSIGNAL) < 0)
+				abort();
+			loop_once(&loop);
+		} else if (op < 0x60) {
+			static const char junk[256];
+
+			i++;
+			if (*c >= 0)
+				(void)!send(*c, junk, arg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			loop_once(&loop);
+		} else if (op < 0x70) {
+			if (*c >= 0)
+				close(*c);
+			*c = -1;
+			loop_once(&loop);
+		} else if (op < 0x80) {
+			loop_once(&loop);
+		} else if (op < 0x90) {
+			if (virtio_vsock_transport_reset(&d))
+				abort();
+		} else if (op < 0xa0) {
+			struct state_buf b = { 0 };
+			struct state_rd r;
+
+			if (virtio_dev_save(&d, &b))
+				abort();
+			state_rd_init(&r, b.data, b.len);
+			/* Our own state loads unless a fault stopped the device. */
+			if (virtio_dev_load(&d, &r) && d.active)
+				abort();
+			state_buf_free(&b);
+			loop_once(&loop);
+		} else if (op < 0xb0) {
+			set_status(&d, 0);
+			loop_once(&loop);
+			start(&d, data);
+		} else if (op < 0xc0) {
+			i++;
+			ram[0x400 + 0x40 * ((op & 15) % 3) + 2] = arg;
+			ram[0x400 + 0x40 * ((op & 15) % 3) + 3] = 0;
+		}
+	}
+	for (unsigned int k = 0; k < CLIENTS; k++)
+		if (clients[k] >= 0)
+			close(clients[k]);
+	virtio_vsock_destroy(&d);
+	evloop_destroy(&loop);
+	while ((fd = accept(service, NULL, NULL)) >= 0)
+		close(fd);
+	return 0;
+}

@@ -1,0 +1,582 @@
+/* test_virtio_balloon.c - virtio-balloon driven like the Linux driver:
+ * PFN arrays on inflateq/deflateq, the stats buffer protocol, free page
+ * reports, and the host-side target and statistics API. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cmocka.h>
+
+#include "cvisor/virtio_balloon.h"
+
+#define RAM_SIZE (4u << 20)
+/* --- a minimal split-ring driver (virtio 1.2 2.7), written from the spec --- */
+#define QSZ 16
+#define Q_BASE 0x10000u /* queue i: desc at Q_BASE + i * 0x1000, avail +0x100, used +0x200 */
+#define BUF_BASE 0x20000u
+#define F_NEXT 1
+#define F_WRITE 2
+
+struct buf {
+	uint64_t gpa;
+	uint32_t len;
+	int write;
+};
+
+struct drv {
+	uint8_t *ram;
+	struct guest_mem mem;
+	struct virtio_dev dev;
+	uint16_t avail_idx[4], used_seen[4], next_desc[4];
+	unsigned int queue_irqs, config_irqs;
+};
+
+static void drv_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
+{
+	struct drv *t = d->transport.ctx;
+
+	(void)vector;
+	if (isr == VIRTIO_ISR_CONFIG)
+		t->config_irqs++;
+	else
+		t->queue_irqs++;
+}
+
+static uint64_t q_desc(unsigned int q)
+{
+	return Q_BASE + q * 0x1000u;
+}
+
+static void w16(struct drv *t, uint64_t gpa, uint16_t v)
+{
+	memcpy(t->ram + gpa, &v, 2);
+}
+
+static uint32_t r32(struct drv *t, uint64_t gpa)
+{
+	uint32_t v;
+
+	memcpy(&v, t->ram + gpa, 4);
+	return v;
+}
+
+static void drv_status(struct drv *t, uint8_t s)
+{
+	pthread_mutex_lock(&t->dev.lock);
+	virtio_dev_set_status(&t->dev, s);
+	pthread_mutex_unlock(&t->dev.lock);
+}
+
+/* 3.1.1 driver initialization, with every queue at QSZ entries. */
+static void drv_start(struct drv *t, uint64_t features, unsigned int nq)
+{
+	t->dev.transport = (struct virtio_transport){ .signal = drv_signal, .ctx = t };
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	features |= 1ULL << VIRTIO_F_VERSION_1;
+	virtio_dev_set_driver_features(&t->dev, 0, (uint32_t)features);
+	virtio_dev_set_driver_features(&t->dev, 1, (uint32_t)(features >> 32));
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_true(t->dev.status & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int i = 0; i < nq; i++) {
+		struct virtq *q = &t->dev.vqs[i];
+
+		q->size = QSZ;
+		q->desc_gpa = q_desc(i);
+		q->avail_gpa = q_desc(i) + 0x100;
+		q->used_gpa = q_desc(i) + 0x200;
+		q->ready = true;
+	}
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			      VIRTIO_STATUS_DRIVER_OK);
+	assert_true(t->dev.active);
+}
+
+/* Put a chain on queue q's avail ring (no kick). Returns the head. */
+static uint16_t drv_add(struct drv *t, unsigned int q, const struct buf *b, unsigned int n)
+{
+	uint16_t head = t->next_desc[q];
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *d = t->ram + q_desc(q) + 16u * t->next_desc[q];
+		uint16_t flags = (uint16_t)((i + 1 < n ? F_NEXT : 0) | (b[i].write ? F_WRITE : 0));
+		uint16_t next = (uint16_t)((t->next_desc[q] + 1) % QSZ);
+
+		memcpy(d, &b[i].gpa, 8);
+		memcpy(d + 8, &b[i].len, 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(d + 14, &next, 2);
+		t->next_desc[q] = next;
+	}
+	w16(t, q_desc(q) + 0x100 + 4 + 2u * (t->avail_idx[q] % QSZ), head);
+	w16(t, q_desc(q) + 0x100 + 2, ++t->avail_idx[q]);
+	return head;
+}
+
+/* Next used entry of queue q: 1 with id/len, or 0 if none. */
+static int drv_used(struct drv *t, unsigned int q, uint32_t *id, uint32_t *len)
+{
+	uint16_t idx;
+
+	memcpy(&idx, t->ram + q_desc(q) + 0x200 + 2, 2);
+	if (idx == t->used_seen[q])
+		return 0;
+	*id = r32(t, q_desc(q) + 0x200 + 4 + 8u * (t->used_seen[q] % QSZ));
+	*len = r32(t, q_desc(q) + 0x200 + 8 + 8u * (t->used_seen[q] % QSZ));
+	t->used_seen[q]++;
+	return 1;
+}
+/* --- end of the driver --- */
+
+#define PAGE 4096u
+#define F_STATS (1ULL << VIRTIO_BALLOON_F_STATS_VQ)
+#define F_REPORT (1ULL << VIRTIO_BALLOON_F_PAGE_REPORTING)
+#define PFN_BUF 0x30000u
+#define STATS_BUF 0x31000u
+
+static int setup(void **state)
+{
+	struct drv *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	/* Like guest_mem_init: private anonymous, so MADV_DONTNEED zeroes. */
+	t->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->ram == MAP_FAILED)
+		return -1;
+	guest_mem_init_buf(&t->mem, t->ram, RAM_SIZE);
+	if (virtio_balloon_create(&t->dev, &t->mem, NULL, 8 * PAGE + 100))
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct drv *t = *state;
+
+	virtio_balloon_destroy(&t->dev);
+	munmap(t->ram, RAM_SIZE);
+	free(t);
+	return 0;
+}
+
+static uint32_t cfg32(struct drv *t, uint32_t off)
+{
+	uint8_t b[4];
+	uint32_t v;
+
+	pthread_mutex_lock(&t->dev.lock);
+	virtio_dev_config_read(&t->dev, off, b, 4);
+	pthread_mutex_unlock(&t->dev.lock);
+	memcpy(&v, b, 4);
+	return v;
+}
+
+static void put_pfns(struct drv *t, const uint32_t *pfn, unsigned int n)
+{
+	memcpy(t->ram + PFN_BUF, pfn, 4u * n);
+}
+
+static struct virtio_balloon_stats get_stats(struct drv *t)
+{
+	struct virtio_balloon_stats s;
+
+	assert_int_equal(virtio_balloon_get_stats(&t->dev, &s), 0);
+	return s;
+}
+
+static void test_features_and_config(void **state)
+{
+	struct drv *t = *state;
+	uint32_t actual = 5;
+	uint8_t b[8];
+
+	assert_int_equal(t->dev.ops->device_id, VIRTIO_ID_BALLOON);
+	assert_true(t->dev.device_features & F_STATS);
+	assert_true(t->dev.device_features & (1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	assert_true(t->dev.device_features & F_REPORT);
+	assert_false(t->dev.device_features & (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+	assert_false(t->dev.device_features & (1ULL << VIRTIO_BALLOON_F_PAGE_POISON));
+	/* 8 pages + 100 bytes rounds down to 8 pages. */
+	assert_int_equal(cfg32(t, 0), 8);
+	assert_int_equal(cfg32(t, 4), 0);
+	/* The driver writes actual; num_pages is read-only to it. */
+	pthread_mutex_lock(&t->dev.lock);
+	virtio_dev_config_write(&t->dev, 4, (uint8_t *)&actual, 4);
+	virtio_dev_config_write(&t->dev, 0, (uint8_t *)&actual, 4);
+	virtio_dev_config_write(&t->dev, 6, (uint8_t *)"\x01", 1); /* byte 2 of actual */
+	virtio_dev_config_read(&t->dev, 0, b, 8);
+	pthread_mutex_unlock(&t->dev.lock);
+	assert_int_equal(cfg32(t, 0), 8);
+	assert_int_equal(cfg32(t, 4), 0x10005);
+	assert_int_equal(get_stats(t).actual_pages, 0x10005);
+	assert_int_equal(get_stats(t).target_pages, 8);
+}
+
+static void test_inflate_valid_and_out_of_range(void **state)
+{
+	struct drv *t = *state;
+	const uint32_t pfns[] = { 300, 301, 302, 500, 0xffffffffu, RAM_SIZE / PAGE, 303 - 1 };
+	struct buf b = { PFN_BUF, sizeof(pfns), 0 };
+	struct virtio_balloon_stats s;
+	uint32_t id, len;
+
+	memset(t->ram + 299 * PAGE, 0xaa, 202 * PAGE);
+	drv_start(t, 0, 2);
+	put_pfns(t, pfns, 7);
+	drv_add(t, 0, &b, 1);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(len, 0);
+	assert_int_equal(t->queue_irqs, 1);
+	for (uint32_t p = 300; p <= 302; p++)
+		assert_int_equal(t->ram[p * PAGE + 17], 0);
+	assert_int_equal(t->ram[500 * PAGE + PAGE - 1], 0);
+	assert_int_equal(t->ram[299 * PAGE + PAGE - 1], 0xaa);
+	assert_int_equal(t->ram[303 * PAGE], 0xaa);
+	assert_int_equal(t->ram[499 * PAGE], 0xaa);
+	s = get_stats(t);
+	assert_int_equal(s.inflated_pages, 5);
+	assert_int_equal(s.invalid_pfns, 2);
+	assert_int_equal(t->dev.status & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
+static void test_pfns_split_across_descriptors(void **state)
+{
+	struct drv *t = *state;
+	const uint32_t pfns[] = { 600, 601 };
+	/* The second PFN straddles the two buffers: 6 bytes + 2 bytes. */
+	struct buf b[2] = { { PFN_BUF, 6, 0 }, { PFN_BUF + 6, 2, 0 } };
+	uint32_t id, len;
+
+	memset(t->ram + 600 * PAGE, 0xaa, 3 * PAGE);
+	drv_start(t, 0, 2);
+	put_pfns(t, pfns, 2);
+	drv_add(t, 0, b, 2);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(t->ram[600 * PAGE], 0);
+	assert_int_equal(t->ram[601 * PAGE], 0);
+	assert_int_equal(t->ram[602 * PAGE], 0xaa);
+	assert_int_equal(get_stats(t).inflated_pages, 2);
+}
+
+static void test_deflate(void **state)
+{
+	struct drv *t = *state;
+	const uint32_t pfns[] = { 10, 11, 0xfffffff0u };
+	struct buf b = { PFN_BUF, sizeof(pfns), 0 };
+	uint32_t id, len;
+
+	memset(t->ram + 10 * PAGE, 0xaa, 2 * PAGE);
+	drv_start(t, 0, 2);
+	put_pfns(t, pfns, 3);
+	drv_add(t, 1, &b, 1);
+	virtio_dev_notify(&t->dev, 1);
+	assert_int_equal(drv_used(t, 1, &id, &len), 1);
+	/* Deflate gives pages back to the guest: nothing is discarded. */
+	assert_int_equal(t->ram[10 * PAGE], 0xaa);
+	assert_int_equal(get_stats(t).deflated_pages, 3);
+	assert_int_equal(get_stats(t).inflated_pages, 0);
+}
+
+static void test_set_target_config_interrupt(void **state)
+{
+	struct drv *t = *state;
+	uint8_t gen;
+
+	/* Before DRIVER_OK: config updated, no interrupt. */
+	assert_int_equal(virtio_balloon_set_target(&t->dev, 16 * PAGE), 0);
+	assert_int_equal(cfg32(t, 0), 16);
+	assert_int_equal(t->config_irqs, 0);
+	drv_start(t, 0, 2);
+	gen = t->dev.config_generation;
+	assert_int_equal(virtio_balloon_set_target(&t->dev, 1u << 20), 0);
+	assert_int_equal(cfg32(t, 0), 256);
+	assert_int_equal(t->config_irqs, 1);
+	assert_int_not_equal(t->dev.config_generation, gen);
+	assert_true(t->dev.isr & VIRTIO_ISR_CONFIG);
+	/* The same target again: nothing to tell. */
+	assert_int_equal(virtio_balloon_set_target(&t->dev, (1u << 20) + 1), 0);
+	assert_int_equal(t->config_irqs, 1);
+	/* All of RAM is allowed, more is not. */
+	assert_int_equal(virtio_balloon_set_target(&t->dev, RAM_SIZE), 0);
+	assert_int_equal(cfg32(t, 0), RAM_SIZE / PAGE);
+	assert_int_equal(virtio_balloon_set_target(&t->dev, RAM_SIZE + PAGE), -ERANGE);
+	assert_int_equal(virtio_balloon_set_target(&t->dev, UINT64_MAX), -ERANGE);
+	assert_int_equal(cfg32(t, 0), RAM_SIZE / PAGE);
+	assert_int_equal(t->config_irqs, 2);
+}
+
+static void put_stat(struct drv *t, unsigned int i, uint16_t tag, uint64_t val)
+{
+	memcpy(t->ram + STATS_BUF + 10 * i, &tag, 2);
+	memcpy(t->ram + STATS_BUF + 10 * i + 2, &val, 8);
+}
+
+static void test_stats_protocol(void **state)
+{
+	struct drv *t = *state;
+	struct buf b = { STATS_BUF, 30, 0 };
+	struct virtio_balloon_stats s;
+	uint32_t id, len;
+	uint16_t head;
+
+	drv_start(t, F_STATS, 3);
+	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
+	put_stat(t, 0, VIRTIO_BALLOON_S_MEMFREE, 1000 * PAGE);
+	put_stat(t, 1, VIRTIO_BALLOON_S_MEMTOT, 2000 * PAGE);
+	put_stat(t, 2, 999, 7); /* unknown tag: ignored */
+	head = drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	/* 5.5.6.3: the device keeps the buffer until it wants new stats. */
+	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	s = get_stats(t);
+	assert_int_equal(s.valid,
+			 (1u << VIRTIO_BALLOON_S_MEMFREE) | (1u << VIRTIO_BALLOON_S_MEMTOT));
+	assert_int_equal(s.values[VIRTIO_BALLOON_S_MEMFREE], 1000 * PAGE);
+	assert_int_equal(s.values[VIRTIO_BALLOON_S_MEMTOT], 2000 * PAGE);
+	assert_true(s.updated_ns > 0);
+	assert_int_equal(virtio_balloon_request_stats(&t->dev), 0);
+	assert_int_equal(drv_used(t, 2, &id, &len), 1);
+	assert_int_equal(id, head);
+	assert_int_equal(t->queue_irqs, 1);
+	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
+
+	/* The guest answers with far too many entries: only the first
+	 * VIRTIO_BALLOON_MAX_STATS are read, the rest ignored. */
+	for (unsigned int i = 0; i < 100; i++)
+		put_stat(t, i, VIRTIO_BALLOON_S_SWAP_IN, i);
+	put_stat(t, 3, VIRTIO_BALLOON_S_MEMFREE, 42);
+	put_stat(t, VIRTIO_BALLOON_MAX_STATS, VIRTIO_BALLOON_S_MEMTOT, 77);
+	b.len = 1000;
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	s = get_stats(t);
+	assert_int_equal(s.valid,
+			 (1u << VIRTIO_BALLOON_S_MEMFREE) | (1u << VIRTIO_BALLOON_S_SWAP_IN));
+	assert_int_equal(s.values[VIRTIO_BALLOON_S_MEMFREE], 42);
+	assert_int_equal(s.values[VIRTIO_BALLOON_S_SWAP_IN], VIRTIO_BALLOON_MAX_STATS - 1);
+	assert_int_equal(s.values[VIRTIO_BALLOON_S_MEMTOT], 2000 * PAGE);
+
+	/* A partial trailing entry is ignored, not read past. */
+	put_stat(t, 0, VIRTIO_BALLOON_S_AVAIL, 5);
+	assert_int_equal(virtio_balloon_request_stats(&t->dev), 0);
+	b.len = 19;
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	assert_int_equal(get_stats(t).valid, 1u << VIRTIO_BALLOON_S_AVAIL);
+
+	/* Reset drops the held buffer. */
+	drv_status(t, 0);
+	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
+}
+
+static void test_stats_timer(void **state)
+{
+	struct drv *t = *state;
+	struct buf b = { STATS_BUF, 10, 0 };
+	struct evloop loop;
+	uint32_t id, len;
+	uint64_t t0;
+
+	virtio_balloon_destroy(&t->dev);
+	assert_int_equal(evloop_init(&loop), 0);
+	assert_int_equal(virtio_balloon_create(&t->dev, &t->mem, &loop, 0), 0);
+	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 1), 0);
+	drv_start(t, F_STATS, 3);
+	put_stat(t, 0, VIRTIO_BALLOON_S_MEMFREE, 1);
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	t0 = cv_now_ns();
+	while (!drv_used(t, 2, &id, &len) && cv_now_ns() - t0 < 3000000000ULL)
+		assert_int_equal(evloop_once(&loop, 100), 0);
+	assert_true(cv_now_ns() - t0 < 3000000000ULL);
+	assert_true(cv_now_ns() - t0 > 500000000ULL);
+	/* Periodic requests can be stopped. */
+	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 0), 0);
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	assert_int_equal(evloop_once(&loop, 1200), 0);
+	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	virtio_balloon_destroy(&t->dev);
+	evloop_destroy(&loop);
+	/* teardown destroys again: make that a no-op. */
+	assert_null(t->dev.priv);
+	assert_int_equal(virtio_balloon_create(&t->dev, &t->mem, NULL, 0), 0);
+}
+
+static void test_no_interval_without_loop(void **state)
+{
+	struct drv *t = *state;
+
+	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 3), -EINVAL);
+}
+
+/* Free page reporting: the queue index depends on STATS_VQ (5.5.2). */
+static void report(struct drv *t, uint64_t features, unsigned int q)
+{
+	struct buf b[3] = {
+		{ 0x100800, 0x3000, 1 },   /* whole pages 0x101000..0x102fff */
+		{ 0x200000, 0x800, 1 },	   /* less than a page: nothing */
+		{ 0x300000, 2 * PAGE, 1 }, /* two aligned pages */
+	};
+	struct virtio_balloon_stats s;
+	uint32_t id, len;
+
+	memset(t->ram + 0x100000, 0xaa, 0x4000);
+	memset(t->ram + 0x200000, 0xaa, PAGE);
+	memset(t->ram + 0x300000, 0xaa, 3 * PAGE);
+	drv_start(t, features, q + 1);
+	drv_add(t, q, b, 3);
+	virtio_dev_notify(&t->dev, q);
+	assert_int_equal(drv_used(t, q, &id, &len), 1);
+	assert_int_equal(len, 0);
+	assert_int_equal(t->ram[0x100fff], 0xaa);
+	assert_int_equal(t->ram[0x101000], 0);
+	assert_int_equal(t->ram[0x102fff], 0);
+	assert_int_equal(t->ram[0x103000], 0xaa);
+	assert_int_equal(t->ram[0x200000], 0xaa);
+	assert_int_equal(t->ram[0x301fff], 0);
+	assert_int_equal(t->ram[0x302000], 0xaa);
+	s = get_stats(t);
+	assert_int_equal(s.reported_pages, 4);
+	assert_int_equal(s.inflated_pages, 0);
+}
+
+static void test_reporting_without_stats(void **state)
+{
+	report(*state, F_REPORT, 2);
+}
+
+static void test_reporting_with_stats(void **state)
+{
+	struct drv *t = *state;
+	struct buf b = { STATS_BUF, 10, 0 };
+	uint32_t id, len;
+
+	report(t, F_REPORT | F_STATS, 3);
+	/* Queue 2 is the stats queue here: a buffer there is held. */
+	put_stat(t, 0, VIRTIO_BALLOON_S_MEMTOT, 9);
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(get_stats(t).values[VIRTIO_BALLOON_S_MEMTOT], 9);
+}
+
+static void test_report_range_outside_ram_fails_request(void **state)
+{
+	struct drv *t = *state;
+	struct buf b = { RAM_SIZE - PAGE, 2 * PAGE, 1 };
+	uint32_t id, len;
+
+	drv_start(t, F_REPORT, 3);
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	assert_true(t->dev.status & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(get_stats(t).reported_pages, 0);
+	assert_int_equal(t->config_irqs, 1);
+}
+
+static void test_save_load(void **state)
+{
+	struct drv *t = *state;
+	struct buf b = { STATS_BUF, 10, 0 };
+	struct buf p = { PFN_BUF, 8, 0 };
+	const uint32_t pfns[] = { 40, 0x7fffffff };
+	struct virtio_dev *fresh = calloc(1, sizeof(*fresh));
+	struct state_buf a = { 0 }, c = { 0 };
+	struct state_rd r;
+	uint32_t id, len, actual = 3;
+
+	drv_start(t, F_STATS | F_REPORT, 4);
+	put_pfns(t, pfns, 2);
+	drv_add(t, 0, &p, 1);
+	virtio_dev_notify(&t->dev, 0);
+	put_stat(t, 0, VIRTIO_BALLOON_S_CACHES, 1234);
+	drv_add(t, 2, &b, 1);
+	virtio_dev_notify(&t->dev, 2);
+	pthread_mutex_lock(&t->dev.lock);
+	virtio_dev_config_write(&t->dev, 4, (uint8_t *)&actual, 4);
+	pthread_mutex_unlock(&t->dev.lock);
+	assert_int_equal(virtio_dev_save(&t->dev, &a), 0);
+
+	assert_int_equal(virtio_balloon_create(fresh, &t->mem, NULL, 0), 0);
+	state_rd_init(&r, a.data, a.len);
+	assert_int_equal(virtio_dev_load(fresh, &r), 0);
+	assert_int_equal(r.pos, a.len);
+	assert_int_equal(virtio_dev_save(fresh, &c), 0);
+	assert_int_equal(a.len, c.len);
+	assert_memory_equal(a.data, c.data, a.len);
+	/* The restored device still holds the guest's stats buffer. */
+	fresh->transport = t->dev.transport;
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(virtio_balloon_request_stats(fresh), 0);
+	assert_int_equal(drv_used(t, 2, &id, &len), 1);
+	{
+		struct virtio_balloon_stats s;
+
+		assert_int_equal(virtio_balloon_get_stats(fresh, &s), 0);
+		assert_int_equal(s.target_pages, 8);
+		assert_int_equal(s.actual_pages, 3);
+		assert_int_equal(s.inflated_pages, 1);
+		assert_int_equal(s.invalid_pfns, 1);
+		assert_int_equal(s.values[VIRTIO_BALLOON_S_CACHES], 1234);
+	}
+	/* Corrupt fields are refused: the version, then a target beyond RAM. */
+	{
+		size_t dev_off = a.len - (4 + 4 + 4 + 1 + 2 + 8 * 4 + 4 + 8 * VIRTIO_BALLOON_S_NR);
+		uint32_t huge = RAM_SIZE / PAGE + 1;
+
+		a.data[dev_off] ^= 0xff;
+		state_rd_init(&r, a.data, a.len);
+		assert_int_equal(virtio_dev_load(fresh, &r), -EINVAL);
+		a.data[dev_off] ^= 0xff;
+		memcpy(a.data + dev_off + 4, &huge, 4);
+		state_rd_init(&r, a.data, a.len);
+		assert_int_equal(virtio_dev_load(fresh, &r), -EINVAL);
+	}
+	state_rd_init(&r, a.data, a.len - 1);
+	assert_int_equal(virtio_dev_load(fresh, &r), -EINVAL);
+	state_buf_free(&a);
+	state_buf_free(&c);
+	virtio_balloon_destroy(fresh);
+	free(fresh);
+}
+
+static void test_create_rejects_target_beyond_ram(void **state)
+{
+	struct drv *t = *state;
+	struct virtio_dev d;
+
+	assert_int_equal(virtio_balloon_create(&d, &t->mem, NULL, RAM_SIZE + PAGE), -ERANGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_features_and_config),
+		T(test_inflate_valid_and_out_of_range),
+		T(test_pfns_split_across_descriptors),
+		T(test_deflate),
+		T(test_set_target_config_interrupt),
+		T(test_stats_protocol),
+		T(test_stats_timer),
+		T(test_no_interval_without_loop),
+		T(test_reporting_without_stats),
+		T(test_reporting_with_stats),
+		T(test_report_range_outside_ram_fails_request),
+		T(test_save_load),
+		T(test_create_rejects_target_beyond_ram),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,330 @@
+/* test_virtio_rng.c - virtio-rng driven like a guest driver would: queues in
+ * guest memory, descriptor chains, kicks, the used ring read back. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cvisor/virtio_rng.h"
+
+/* --- a minimal split-ring driver (virtio 1.2 2.7), written from the spec --- */
+#define RAM_SIZE (1u << 20)
+#define QSZ 16
+#define Q_BASE 0x10000u /* queue i: desc at Q_BASE + i * 0x1000, avail +0x100, used +0x200 */
+#define BUF_BASE 0x20000u
+#define F_NEXT 1
+#define F_WRITE 2
+
+struct buf {
+	uint64_t gpa;
+	uint32_t len;
+	int write;
+};
+
+struct drv {
+	uint8_t *ram;
+	struct guest_mem mem;
+	struct virtio_dev dev;
+	uint16_t avail_idx[4], used_seen[4], next_desc[4];
+	unsigned int queue_irqs, config_irqs;
+};
+
+static void drv_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
+{
+	struct drv *t = d->transport.ctx;
+
+	(void)vector;
+	if (isr == VIRTIO_ISR_CONFIG)
+		t->config_irqs++;
+	else
+		t->queue_irqs++;
+}
+
+static uint64_t q_desc(unsigned int q)
+{
+	return Q_BASE + q * 0x1000u;
+}
+
+static void w16(struct drv *t, uint64_t gpa, uint16_t v)
+{
+	memcpy(t->ram + gpa, &v, 2);
+}
+
+static uint32_t r32(struct drv *t, uint64_t gpa)
+{
+	uint32_t v;
+
+	memcpy(&v, t->ram + gpa, 4);
+	return v;
+}
+
+static void drv_status(struct drv *t, uint8_t s)
+{
+	pthread_mutex_lock(&t->dev.lock);
+	virtio_dev_set_status(&t->dev, s);
+	pthread_mutex_unlock(&t->dev.lock);
+}
+
+/* 3.1.1 driver initialization, with every queue at QSZ entries. */
+static void drv_start(struct drv *t, uint64_t features, unsigned int nq)
+{
+	t->dev.transport = (struct virtio_transport){ .signal = drv_signal, .ctx = t };
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	features |= 1ULL << VIRTIO_F_VERSION_1;
+	virtio_dev_set_driver_features(&t->dev, 0, (uint32_t)features);
+	virtio_dev_set_driver_features(&t->dev, 1, (uint32_t)(features >> 32));
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_true(t->dev.status & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int i = 0; i < nq; i++) {
+		struct virtq *q = &t->dev.vqs[i];
+
+		q->size = QSZ;
+		q->desc_gpa = q_desc(i);
+		q->avail_gpa = q_desc(i) + 0x100;
+		q->used_gpa = q_desc(i) + 0x200;
+		q->ready = true;
+	}
+	drv_status(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			      VIRTIO_STATUS_DRIVER_OK);
+	assert_true(t->dev.active);
+}
+
+/* Put a chain on queue q's avail ring (no kick). Returns the head. */
+static uint16_t drv_add(struct drv *t, unsigned int q, const struct buf *b, unsigned int n)
+{
+	uint16_t head = t->next_desc[q];
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *d = t->ram + q_desc(q) + 16u * t->next_desc[q];
+		uint16_t flags = (uint16_t)((i + 1 < n ? F_NEXT : 0) | (b[i].write ? F_WRITE : 0));
+		uint16_t next = (uint16_t)((t->next_desc[q] + 1) % QSZ);
+
+		memcpy(d, &b[i].gpa, 8);
+		memcpy(d + 8, &b[i].len, 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(d + 14, &next, 2);
+		t->next_desc[q] = next;
+	}
+	w16(t, q_desc(q) + 0x100 + 4 + 2u * (t->avail_idx[q] % QSZ), head);
+	w16(t, q_desc(q) + 0x100 + 2, ++t->avail_idx[q]);
+	return head;
+}
+
+/* Next used entry of queue q: 1 with id/len, or 0 if none. */
+static int drv_used(struct drv *t, unsigned int q, uint32_t *id, uint32_t *len)
+{
+	uint16_t idx;
+
+	memcpy(&idx, t->ram + q_desc(q) + 0x200 + 2, 2);
+	if (idx == t->used_seen[q])
+		return 0;
+	*id = r32(t, q_desc(q) + 0x200 + 4 + 8u * (t->used_seen[q] % QSZ));
+	*len = r32(t, q_desc(q) + 0x200 + 8 + 8u * (t->used_seen[q] % QSZ));
+	t->used_seen[q]++;
+	return 1;
+}
+/* --- end of the driver --- */
+
+static int setup(void **state)
+{
+	struct drv *t = calloc(1, sizeof(*t));
+
+	if (!t || !(t->ram = calloc(1, RAM_SIZE)))
+		return -1;
+	guest_mem_init_buf(&t->mem, t->ram, RAM_SIZE);
+	if (virtio_rng_create(&t->dev, &t->mem))
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct drv *t = *state;
+
+	pthread_mutex_destroy(&t->dev.lock);
+	free(t->ram);
+	free(t);
+	return 0;
+}
+
+static int all_equal(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
+static void test_ops(void **state)
+{
+	struct drv *t = *state;
+
+	assert_int_equal(t->dev.ops->device_id, VIRTIO_ID_RNG);
+	assert_int_equal(t->dev.ops->num_queues, 1);
+	assert_int_equal(t->dev.ops->config_len, 0);
+	assert_string_equal(t->dev.label, "virtio-rng");
+}
+
+static void test_fills_writable_buffers(void **state)
+{
+	struct drv *t = *state;
+	struct buf b[2] = { { BUF_BASE, 100, 1 }, { BUF_BASE + 0x1000, 200, 1 } };
+	uint32_t id, len;
+	uint16_t head;
+
+	memset(t->ram + BUF_BASE, 0xaa, 0x2000);
+	drv_start(t, 0, 1);
+	head = drv_add(t, 0, b, 2);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(id, head);
+	assert_int_equal(len, 300);
+	/* 64 random bytes all equal to the fill is a 2^-512 event. */
+	assert_false(all_equal(t->ram + BUF_BASE, 64, 0xaa));
+	assert_false(all_equal(t->ram + BUF_BASE + 0x1000 + 136, 64, 0xaa));
+	/* Not a byte past either buffer. */
+	assert_true(all_equal(t->ram + BUF_BASE + 100, 0x1000 - 100, 0xaa));
+	assert_true(all_equal(t->ram + BUF_BASE + 0x1000 + 200, 0x1000 - 200, 0xaa));
+	assert_int_equal(t->queue_irqs, 1);
+	assert_int_equal(drv_used(t, 0, &id, &len), 0);
+}
+
+static void test_request_is_bounded(void **state)
+{
+	struct drv *t = *state;
+	struct buf b[2] = { { BUF_BASE, 48u << 10, 1 }, { BUF_BASE + (48u << 10), 48u << 10, 1 } };
+	uint32_t id, len;
+
+	memset(t->ram + BUF_BASE, 0xaa, 96u << 10);
+	drv_start(t, 0, 1);
+	drv_add(t, 0, b, 2);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(len, VIRTIO_RNG_MAX_REQ);
+	assert_false(all_equal(t->ram + BUF_BASE + VIRTIO_RNG_MAX_REQ - 64, 64, 0xaa));
+	assert_true(all_equal(t->ram + BUF_BASE + VIRTIO_RNG_MAX_REQ,
+			      (96u << 10) - VIRTIO_RNG_MAX_REQ, 0xaa));
+}
+
+static void test_many_requests_and_readable_ignored(void **state)
+{
+	struct drv *t = *state;
+	struct buf rd = { BUF_BASE, 64, 0 };
+	uint32_t id, len, n = 0;
+
+	memset(t->ram + BUF_BASE, 0x55, 64);
+	drv_start(t, 0, 1);
+	drv_add(t, 0, &rd, 1);
+	for (unsigned int i = 1; i < QSZ - 1; i++) {
+		struct buf w = { BUF_BASE + i * 64u, 64, 1 };
+
+		drv_add(t, 0, &w, 1);
+	}
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(len, 0); /* a readable buffer is not written */
+	assert_true(all_equal(t->ram + BUF_BASE, 64, 0x55));
+	while (drv_used(t, 0, &id, &len)) {
+		assert_int_equal(len, 64);
+		n++;
+	}
+	assert_int_equal(n, QSZ - 2);
+	/* The ring wraps: a second round through the same queue. */
+	for (unsigned int i = 0; i < QSZ; i++) {
+		struct buf w = { BUF_BASE + i * 64u, 64, 1 };
+
+		drv_add(t, 0, &w, 1);
+		virtio_dev_notify(&t->dev, 0);
+		assert_int_equal(drv_used(t, 0, &id, &len), 1);
+		assert_int_equal(len, 64);
+	}
+}
+
+static void test_malformed_chain_needs_reset(void **state)
+{
+	struct drv *t = *state;
+	struct buf bad = { RAM_SIZE - 16, 32, 1 }; /* runs past the end of RAM */
+	struct buf ok = { BUF_BASE, 16, 1 };
+	uint32_t id, len;
+
+	drv_start(t, 0, 1);
+	drv_add(t, 0, &bad, 1);
+	virtio_dev_notify(&t->dev, 0);
+	assert_true(t->dev.status & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(t->config_irqs, 1);
+	/* Until reset, kicks are ignored. */
+	drv_add(t, 0, &ok, 1);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 0);
+	/* After a reset and a fresh start the device works again. */
+	drv_status(t, 0);
+	memset(t->ram + Q_BASE, 0, 0x1000);
+	memset(t->avail_idx, 0, sizeof(t->avail_idx));
+	memset(t->used_seen, 0, sizeof(t->used_seen));
+	memset(t->next_desc, 0, sizeof(t->next_desc));
+	drv_start(t, 0, 1);
+	drv_add(t, 0, &ok, 1);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(len, 16);
+}
+
+static void test_save_load(void **state)
+{
+	struct drv *t = *state;
+	struct buf w = { BUF_BASE, 8, 1 };
+	struct virtio_dev *fresh = calloc(1, sizeof(*fresh));
+	struct state_buf a = { 0 }, b = { 0 };
+	struct state_rd r;
+	uint32_t id, len;
+
+	drv_start(t, 0, 1);
+	drv_add(t, 0, &w, 1);
+	virtio_dev_notify(&t->dev, 0);
+	assert_int_equal(virtio_dev_save(&t->dev, &a), 0);
+	assert_int_equal(virtio_rng_create(fresh, &t->mem), 0);
+	state_rd_init(&r, a.data, a.len);
+	assert_int_equal(virtio_dev_load(fresh, &r), 0);
+	assert_int_equal(r.pos, a.len);
+	assert_int_equal(virtio_dev_save(fresh, &b), 0);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.data, b.data, a.len);
+	/* The loaded device carries on where the first left off. */
+	fresh->transport = t->dev.transport;
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	drv_add(t, 0, &w, 1);
+	virtio_dev_notify(fresh, 0);
+	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(len, 8);
+	/* A truncated or wrong-version state is refused. */
+	state_rd_init(&r, a.data, a.len - 1);
+	assert_int_equal(virtio_dev_load(fresh, &r), -EINVAL);
+	a.data[a.len - 4] ^= 1;
+	state_rd_init(&r, a.data, a.len);
+	assert_int_equal(virtio_dev_load(fresh, &r), -EINVAL);
+	state_buf_free(&a);
+	state_buf_free(&b);
+	pthread_mutex_destroy(&fresh->lock);
+	free(fresh);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fills_writable_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_requests_and_readable_ignored, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_chain_needs_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
