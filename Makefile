@@ -4,7 +4,7 @@ BUILD := build
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
-LDLIBS := -lpthread
+LDLIBS := -lpthread -ljson-c -luring
 
 SRC := $(sort $(shell find src -name '*.c'))
 LIB_SRC := $(filter-out src/main.c,$(SRC))

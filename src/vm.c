@@ -187,11 +187,13 @@ static char *build_cmdline(const struct vm *vm)
 	const char *user = vm->cfg->cmdline;
 	const char *console = strstr(user, "console=") ? "" : "console=ttyS0 ";
 	const char *quirks = vm->quirks.active ? x86_quirk_cmdline() : "";
-	size_t n = strlen(console) + strlen(user) + strlen(quirks) + 2;
+	const char *dev = vm_devices_cmdline(vm);
+	size_t n = strlen(console) + strlen(user) + strlen(quirks) + strlen(dev) + 3;
 	char *s = malloc(n);
 
 	if (s)
-		snprintf(s, n, "%s%s%s%s", console, user, quirks[0] ? " " : "", quirks);
+		snprintf(s, n, "%s%s%s%s%s%s", console, user, dev[0] ? " " : "", dev,
+			 quirks[0] ? " " : "", quirks);
 	return s;
 }
 
@@ -325,6 +327,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
+	vm->devcfg = &cfg->devices;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->loop.epfd = -1;
 	vm->out_fd = STDOUT_FILENO;
 	vm->ncpus = cfg->ncpus;
@@ -373,6 +376,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 		cv_err("registering devices: %s", strerror(-r));
 		return r;
 	}
+	if ((r = vm_devices_init(vm))) {
+		cv_err("setting up the PCI bus: %s", strerror(-r));
+		return r;
+	}
+	if ((r = vm_devices_create(vm, vm->devcfg, usage)))
+		return r;
 	if ((r = load_kernel(vm, &entry, usage)))
 		return r;
 	if ((r = x86_cpuid_init(vm))) {
@@ -457,6 +466,7 @@ void vm_destroy(struct vm *vm)
 		v->run = NULL;
 		v->fd = -1;
 	}
+	vm_devices_destroy(vm);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	guest_mem_destroy(&vm->mem);

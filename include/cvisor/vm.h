@@ -11,6 +11,7 @@
 #include "cvisor/boot.h"
 #include "cvisor/bus.h"
 #include "cvisor/config.h"
+#include "cvisor/devices.h"
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
@@ -85,6 +86,14 @@ struct vm {
 	 * with the UART lock held: must not block. */
 	void (*console_write)(void *ctx, const uint8_t *buf, size_t len);
 	void *console_ctx;
+	/* Paravirtual devices (src/devices.c). */
+	const struct devices_config *devcfg;
+	struct irq_router router;
+	struct pci_bus pci;
+	struct vm_virtio *virtio[VM_MAX_VIRTIO];
+	unsigned int nvirtio;
+	char virtio_cmdline[1024];
+	struct virtio_dev *balloon; /* NULL without --balloon */
 	/* Counters for `cvisor top`, updated by the devices. */
 	struct {
 		_Atomic uint64_t blk_read_bytes, blk_write_bytes;

@@ -38,8 +38,9 @@ static void dev_reset(struct virtio_dev *d)
 {
 	if (d->ops->reset)
 		d->ops->reset(d);
+	/* fault_logged survives: a guest that faults and resets in a loop
+	 * must not flood the host's log. */
 	d->active = false;
-	d->fault_logged = false;
 	d->status = 0;
 	d->driver_features = 0;
 	atomic_store(&d->isr, 0);
@@ -68,6 +69,8 @@ static bool activate(struct virtio_dev *d)
 		return false;
 	}
 	d->active = true;
+	cv_debug("%s: driver ready, features %#llx", d->label,
+		 (unsigned long long)d->driver_features);
 	return true;
 }
 

@@ -14,6 +14,7 @@
 #include "cvisor/vcpu_state.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -375,12 +376,25 @@ out:
 	return r;
 }
 
-/* The 8259 state is 16 byte-wide fields (struct kvm_pic_state). */
-#define PIC_FIELDS(X)                                                               \
-	X(last_irr)                                                                 \
-	X(irr) X(imr) X(isr) X(priority_add) X(irq_base) X(read_reg_select) X(poll) \
-		X(special_mask) X(init_state) X(auto_eoi) X(rotate_on_auto_eoi)     \
-			X(special_fully_nested_mode) X(init4) X(elcr) X(elcr_mask)
+/* The 8259 state: 16 byte-wide fields of struct kvm_pic_state. */
+static const size_t pic_fields[] = {
+	offsetof(struct kvm_pic_state, last_irr),
+	offsetof(struct kvm_pic_state, irr),
+	offsetof(struct kvm_pic_state, imr),
+	offsetof(struct kvm_pic_state, isr),
+	offsetof(struct kvm_pic_state, priority_add),
+	offsetof(struct kvm_pic_state, irq_base),
+	offsetof(struct kvm_pic_state, read_reg_select),
+	offsetof(struct kvm_pic_state, poll),
+	offsetof(struct kvm_pic_state, special_mask),
+	offsetof(struct kvm_pic_state, init_state),
+	offsetof(struct kvm_pic_state, auto_eoi),
+	offsetof(struct kvm_pic_state, rotate_on_auto_eoi),
+	offsetof(struct kvm_pic_state, special_fully_nested_mode),
+	offsetof(struct kvm_pic_state, init4),
+	offsetof(struct kvm_pic_state, elcr),
+	offsetof(struct kvm_pic_state, elcr_mask),
+};
 
 static void put_chip(struct state_buf *b, const struct kvm_irqchip *c)
 {
@@ -395,10 +409,10 @@ static void put_chip(struct state_buf *b, const struct kvm_irqchip *c)
 		for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
 			state_put_u64(b, io->redirtbl[i].bits);
 	} else {
-		const struct kvm_pic_state *p = &c->chip.pic;
-#define PUT(f) state_put_u8(b, p->f);
-		PIC_FIELDS(PUT)
-#undef PUT
+		const uint8_t *p = (const uint8_t *)&c->chip.pic;
+
+		for (size_t i = 0; i < ARRAY_SIZE(pic_fields); i++)
+			state_put_u8(b, p[pic_fields[i]]);
 	}
 }
 
@@ -414,10 +428,10 @@ static void get_chip(struct state_rd *r, struct kvm_irqchip *c)
 		for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
 			io->redirtbl[i].bits = state_get_u64(r);
 	} else {
-		struct kvm_pic_state *p = &c->chip.pic;
-#define GET(f) p->f = state_get_u8(r);
-		PIC_FIELDS(GET)
-#undef GET
+		uint8_t *p = (uint8_t *)&c->chip.pic;
+
+		for (size_t i = 0; i < ARRAY_SIZE(pic_fields); i++)
+			p[pic_fields[i]] = state_get_u8(r);
 	}
 }
 

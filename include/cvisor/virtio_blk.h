@@ -1,0 +1,114 @@
+/* virtio_blk.h - the virtio block device (virtio 1.2 section 5.2) over a raw
+ * image file or block device, with its I/O on io_uring.
+ *
+ * Threads: the core calls notify/reset/activate with dev->lock held (notify
+ * on the main thread, reset also from vCPU threads). I/O completions arrive
+ * through an eventfd on the main thread's evloop and take dev->lock. When
+ * io_uring is unavailable the requests run synchronously on the main thread
+ * (one warning). */
+#ifndef CVISOR_VIRTIO_BLK_H
+#define CVISOR_VIRTIO_BLK_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cvisor/evloop.h"
+#include "cvisor/guest_mem.h"
+#include "cvisor/util.h"
+#include "cvisor/virtio.h"
+
+/* Feature bits (5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_MQ 12
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+/* virtio_blk_discard_write_zeroes.flags (5.2.6). */
+#define VIRTIO_BLK_WZ_F_UNMAP 1
+
+#define VIRTIO_BLK_SECTOR_SIZE 512
+#define VIRTIO_BLK_ID_BYTES 20 /* GET_ID answer, not NUL-terminated at 20 */
+#define VIRTIO_BLK_HDR_SIZE 16 /* le32 type, le32 reserved, le64 sector */
+
+/* Byte offsets in the device configuration space (5.2.4). */
+#define VIRTIO_BLK_CFG_CAPACITY 0
+#define VIRTIO_BLK_CFG_SEG_MAX 12
+#define VIRTIO_BLK_CFG_BLK_SIZE 20
+#define VIRTIO_BLK_CFG_NUM_QUEUES 34
+#define VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS 36
+#define VIRTIO_BLK_CFG_MAX_DISCARD_SEG 40
+#define VIRTIO_BLK_CFG_DISCARD_ALIGN 44
+#define VIRTIO_BLK_CFG_MAX_WZ_SECTORS 48
+#define VIRTIO_BLK_CFG_MAX_WZ_SEG 52
+#define VIRTIO_BLK_CFG_WZ_MAY_UNMAP 56
+#define VIRTIO_BLK_CFG_SIZE 60
+
+#define VIRTIO_BLK_QUEUE_SIZE 256	      /* largest size offered per queue */
+#define VIRTIO_BLK_INFLIGHT 64		      /* requests in flight per queue */
+#define VIRTIO_BLK_MAX_DWZ_SEG 16	      /* discard / write-zeroes segments */
+#define VIRTIO_BLK_MAX_DWZ_SECTORS (1U << 22) /* 2 GiB per segment */
+
+/* One --disk. */
+struct virtio_blk_config {
+	char path[PATH_MAX];
+	bool readonly;
+	bool direct; /* O_DIRECT: bypass the host page cache */
+	char serial[VIRTIO_BLK_ID_BYTES + 1];
+	unsigned int num_queues; /* 0: min(2, host CPUs) */
+	bool sync_io;		 /* skip io_uring (tests, benchmarks) */
+};
+
+/* Parse the value of --disk: PATH[,readonly][,serial=ID][,direct][,queues=N]
+ * (PATH ends at the first ','; "ro" = readonly; serial: 1 to 20 printable
+ * characters, no spaces; queues: 1 to VIRTIO_MAX_QUEUES, default min(2,
+ * host CPUs)). Pure. Returns 0, or -EINVAL with one line naming the bad
+ * part in err (no "cvisor: " prefix). */
+int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err,
+		     size_t errlen) CV_MUST;
+
+/* Open the image (O_RDWR, or O_RDONLY with readonly), set up the I/O ring
+ * and its completion eventfd on loop, and initialize d with the device's
+ * ops (virtio_dev_init; the caller then sets d->transport). read_bytes and
+ * write_bytes (may be NULL) count completed guest I/O. Returns 0, or
+ * -errno with one line in err naming the image and what to do. */
+int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
+		      const struct guest_mem *mem, struct evloop *loop,
+		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes, char *err,
+		      size_t errlen) CV_MUST;
+
+/* Wait for in-flight I/O, close the image and free everything create made.
+ * Safe on a device whose create failed (and on a zeroed struct). */
+void virtio_blk_destroy(struct virtio_dev *d);
+
+/* For snapshots: stop taking new requests from the rings and wait until
+ * every request in flight has completed and been returned to the guest.
+ * After this virtio_dev_save succeeds (it returns -EBUSY while requests
+ * are in flight). Main thread, vCPUs paused. Returns 0 or -errno. */
+int virtio_blk_quiesce(struct virtio_dev *d) CV_MUST;
+
+/* Undo virtio_blk_quiesce: process what the guest queued meanwhile. */
+void virtio_blk_resume(struct virtio_dev *d);
+
+/* Requests taken from the rings and not yet completed (tests, fuzzers). */
+unsigned int virtio_blk_inflight(struct virtio_dev *d);
+
+/* Capacity in 512-byte sectors. */
+uint64_t virtio_blk_capacity(struct virtio_dev *d);
+
+#endif

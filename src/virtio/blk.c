@@ -1,0 +1,445 @@
+/* blk.c - virtio-blk (virtio 1.2 section 5.2): the --disk flag, the image,
+ * config space, features, lifecycle (activate, reset, quiesce) and state.
+ * Requests are validated in blk_req.c; their I/O runs in blk_io.c. */
+#include "cvisor/virtio_blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blk_priv.h"
+
+#define BLK_STATE_VERSION 1
+/* 5.2.4 seg_max: data segments per request; the header and the status
+ * byte take two more of the VIRTQ_MAX_IOV a chain may have. */
+#define BLK_SEG_MAX (VIRTQ_MAX_IOV - 4)
+
+static int perr(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
+
+static int perr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool opt_is(const char *opt, size_t n, const char *name)
+{
+	return strlen(name) == n && !memcmp(opt, name, n);
+}
+
+static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_blk_config *c,
+		     char *err, size_t errlen)
+{
+	char num[16];
+	uint64_t v;
+
+	if (opt_is(opt, n, "readonly") || opt_is(opt, n, "ro")) {
+		c->readonly = true;
+	} else if (opt_is(opt, n, "direct")) {
+		c->direct = true;
+	} else if (n >= 7 && !memcmp(opt, "serial=", 7)) {
+		/* 5.2.6: GET_ID answers at most 20 bytes. */
+		if (n == 7 || n - 7 > VIRTIO_BLK_ID_BYTES)
+			return perr(err, errlen,
+				    "--disk %s: serial '%.*s' must be 1 to %d characters", spec,
+				    (int)(n - 7), opt + 7, VIRTIO_BLK_ID_BYTES);
+		for (size_t i = 7; i < n; i++)
+			if (opt[i] <= ' ' || opt[i] > '~')
+				return perr(err, errlen,
+					    "--disk %s: serial '%.*s' may only hold printable "
+					    "characters without spaces",
+					    spec, (int)(n - 7), opt + 7);
+		memset(c->serial, 0, sizeof(c->serial));
+		memcpy(c->serial, opt + 7, n - 7);
+	} else if (n >= 7 && !memcmp(opt, "queues=", 7)) {
+		if (n - 7 >= sizeof(num))
+			return perr(err, errlen,
+				    "--disk %s: queues '%.*s' is not a number from 1 to %d", spec,
+				    (int)(n - 7), opt + 7, VIRTIO_MAX_QUEUES);
+		memcpy(num, opt + 7, n - 7);
+		num[n - 7] = '\0';
+		if (cv_parse_uint(num, 1, VIRTIO_MAX_QUEUES, &v))
+			return perr(err, errlen,
+				    "--disk %s: queues '%s' is not a number from 1 to %d", spec,
+				    num, VIRTIO_MAX_QUEUES);
+		c->num_queues = (unsigned int)v;
+	} else {
+		return perr(err, errlen,
+			    "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
+			    "direct or queues=N)",
+			    spec, (int)n, opt);
+	}
+	return 0;
+}
+
+int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, size_t errlen)
+{
+	const char *p = strchr(spec, ',');
+	size_t n = p ? (size_t)(p - spec) : strlen(spec);
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if (!n)
+		return perr(
+			err, errlen,
+			"--disk '%s': missing image path (expected PATH[,readonly][,serial=ID])",
+			spec);
+	if (n >= sizeof(c->path))
+		return perr(err, errlen, "--disk: image path longer than %zu bytes",
+			    sizeof(c->path) - 1);
+	memcpy(c->path, spec, n);
+	while (p) {
+		const char *opt = p + 1;
+
+		p = strchr(opt, ',');
+		n = p ? (size_t)(p - opt) : strlen(opt);
+		if (!n)
+			return perr(err, errlen, "--disk %s: empty option after ','", spec);
+		if ((r = parse_opt(spec, opt, n, c, err, errlen)))
+			return r;
+	}
+	return 0;
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t blk_features(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+	uint64_t f = (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+		     (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_MQ);
+
+	if (b->cfg.readonly)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	else
+		f |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	return f;
+}
+
+/* 5.2.4: struct virtio_blk_config, little endian. */
+static void blk_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct blk *b = d->priv;
+	uint8_t c[VIRTIO_BLK_CFG_SIZE] = { 0 };
+
+	put_le(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity, 8);
+	put_le(c + VIRTIO_BLK_CFG_SEG_MAX, BLK_SEG_MAX, 4);
+	put_le(c + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR_SIZE, 4);
+	put_le(c + VIRTIO_BLK_CFG_NUM_QUEUES, b->nq, 2);
+	put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
+	put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
+	put_le(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 8, 4); /* a 4 KiB page per hole */
+	put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
+	put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
+	c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
+	if (off > sizeof(c) || len > sizeof(c) - off)
+		return;
+	memcpy(data, c + off, len);
+}
+
+static void blk_notify(struct virtio_dev *d, unsigned int qi)
+{
+	struct blk *b = d->priv;
+
+	if (qi >= b->nq)
+		return;
+	b->q[qi].kicked = true;
+	blk_run(b);
+}
+
+/* The eventfd: io_uring completions, or a deferred kick. */
+static void blk_event(void *opaque, int fd, uint32_t events)
+{
+	struct blk *b = opaque;
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+
+	(void)n;
+	(void)events;
+	pthread_mutex_lock(&b->dev->lock);
+	blk_run(b);
+	pthread_mutex_unlock(&b->dev->lock);
+}
+
+static int blk_activate(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	/* 5.2.6.2: with FLUSH offered but not negotiated, a completed write
+	 * must already be stable: write through. */
+	b->dsync = !(d->driver_features & (1ULL << VIRTIO_BLK_F_FLUSH));
+	/* After a load the rings may hold requests nobody will kick for:
+	 * look at every queue once, from the loop. */
+	for (unsigned int i = 0; i < b->nq; i++)
+		b->q[i].kicked = true;
+	blk_io_poke(b);
+	return 0;
+}
+
+/* 2.4.1: after a reset the device must not touch the old rings or
+ * buffers, so wait for the I/O still pointing into them. */
+static void blk_reset(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	b->draining = true;
+	blk_io_drain(b);
+	b->draining = false;
+	for (unsigned int i = 0; i < b->nq; i++)
+		b->q[i].kicked = b->q[i].throttled = b->q[i].used = false;
+	b->dsync = false;
+}
+
+/* State: version, then what must match the image the state is loaded
+ * against (capacity, readonly, queues, serial). Queues are in the common
+ * part; nothing may be in flight (virtio_blk_quiesce). */
+static int blk_save(struct virtio_dev *d, struct state_buf *out)
+{
+	struct blk *b = d->priv;
+
+	if (blk_busy(b))
+		return -EBUSY;
+	state_put_u32(out, BLK_STATE_VERSION);
+	state_put_u64(out, b->capacity);
+	state_put_u8(out, b->cfg.readonly);
+	state_put_u16(out, (uint16_t)b->nq);
+	state_put_bytes(out, b->cfg.serial, VIRTIO_BLK_ID_BYTES);
+	return out->err;
+}
+
+static int blk_load(struct virtio_dev *d, struct state_rd *in)
+{
+	struct blk *b = d->priv;
+	uint32_t version = state_get_u32(in);
+	uint64_t capacity = state_get_u64(in);
+	uint8_t ro = state_get_u8(in);
+	uint16_t nq = state_get_u16(in);
+	char serial[VIRTIO_BLK_ID_BYTES];
+
+	state_get_bytes(in, serial, sizeof(serial));
+	if (in->err || version != BLK_STATE_VERSION || capacity != b->capacity ||
+	    ro != b->cfg.readonly || nq != b->nq || memcmp(serial, b->cfg.serial, sizeof(serial)))
+		return -EINVAL;
+	return blk_busy(b) ? -EBUSY : 0;
+}
+
+static int open_image(struct blk *b, char *err, size_t errlen)
+{
+	const char *path = b->cfg.path;
+	int flags = (b->cfg.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	struct stat st;
+	uint64_t size;
+
+	b->fd = open(path, flags | (b->cfg.direct ? O_DIRECT : 0));
+	if (b->fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT)
+			perr(err, errlen,
+			     "%s: no such file (create a raw image, e.g. truncate -s 1G %s)", path,
+			     path);
+		else if (e == EACCES || e == EPERM)
+			perr(err, errlen, "%s: permission denied (%s)", path,
+			     b->cfg.readonly ? "check the file's permissions"
+					     : "fix the file's permissions or add ,readonly");
+		else if (e == EROFS)
+			perr(err, errlen, "%s: read-only filesystem (add ,readonly)", path);
+		else if (e == EISDIR)
+			perr(err, errlen, "%s: is a directory, not a disk image", path);
+		else if (e == EINVAL && b->cfg.direct)
+			perr(err, errlen,
+			     "%s: the filesystem does not support O_DIRECT (drop ,direct)", path);
+		else
+			perr(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
+			perr(err, errlen, "%s: cannot read the block device's size: %s", path,
+			     strerror(errno));
+			return -EIO;
+		}
+	} else {
+		perr(err, errlen, "%s: not a regular file or block device", path);
+		return -EINVAL;
+	}
+	if (size % VIRTIO_BLK_SECTOR_SIZE)
+		cv_warn("%s: size is not a multiple of 512; the last %u bytes are not visible",
+			path, (unsigned int)(size % VIRTIO_BLK_SECTOR_SIZE));
+	b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
+	b->fd_buf = b->fd;
+	if (b->cfg.direct && (b->fd_buf = open(path, flags)) < 0) {
+		perr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+static void blk_free(struct blk *b)
+{
+	if (b->fd_buf >= 0 && b->fd_buf != b->fd)
+		close(b->fd_buf);
+	if (b->fd >= 0)
+		close(b->fd);
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		free(b->q[i].reqs);
+	free(b);
+}
+
+int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
+		      const struct guest_mem *mem, struct evloop *loop,
+		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes, char *err,
+		      size_t errlen)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *base = strrchr(c->path, '/');
+	char label[sizeof(d->label)];
+	struct blk *b;
+	int r;
+
+	d->priv = NULL;
+	if (!(b = calloc(1, sizeof(*b))))
+		return perr(err, errlen, "%s: out of memory", c->path), -ENOMEM;
+	b->fd = b->fd_buf = b->efd = -1;
+	b->cfg = *c;
+	/* GET_ID and the saved state send all 20 bytes: zeros after the ID. */
+	memset(b->cfg.serial, 0, sizeof(b->cfg.serial));
+	memcpy(b->cfg.serial, c->serial, strnlen(c->serial, VIRTIO_BLK_ID_BYTES));
+	b->loop = loop;
+	b->read_bytes = read_bytes;
+	b->write_bytes = write_bytes;
+	b->nq = c->num_queues ? c->num_queues : (cpus >= 2 ? 2 : 1);
+	if (b->nq > VIRTIO_MAX_QUEUES)
+		b->nq = VIRTIO_MAX_QUEUES;
+	if ((r = open_image(b, err, errlen)))
+		goto fail;
+	for (unsigned int i = 0; i < b->nq; i++) {
+		struct blk_queue *q = &b->q[i];
+
+		if (!(q->reqs = calloc(VIRTIO_BLK_INFLIGHT, sizeof(*q->reqs)))) {
+			r = (perr(err, errlen, "%s: out of memory", c->path), -ENOMEM);
+			goto fail;
+		}
+		for (unsigned int s = 0; s < VIRTIO_BLK_INFLIGHT; s++) {
+			q->reqs[s].queue = (uint16_t)i;
+			q->reqs[s].slot = (uint16_t)s;
+			q->free[s] = (uint16_t)(VIRTIO_BLK_INFLIGHT - 1 - s);
+		}
+		q->nfree = VIRTIO_BLK_INFLIGHT;
+	}
+	b->ops = (struct virtio_dev_ops){
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.num_queues = b->nq,
+		.queue_max = VIRTIO_BLK_QUEUE_SIZE,
+		.config_len = VIRTIO_BLK_CFG_SIZE,
+		.features = blk_features,
+		.config_read = blk_config_read,
+		.activate = blk_activate,
+		.notify = blk_notify,
+		.reset = blk_reset,
+		.save = blk_save,
+		.load = blk_load,
+	};
+	snprintf(label, sizeof(label), "virtio-blk %.20s", base ? base + 1 : c->path);
+	virtio_dev_init(d, &b->ops, b, mem, label);
+	b->dev = d;
+	if ((r = blk_io_init(b))) {
+		perr(err, errlen, "%s: cannot set up disk I/O: %s", c->path, strerror(-r));
+		goto fail;
+	}
+	if ((r = evloop_add(loop, b->efd, EPOLLIN, blk_event, b))) {
+		perr(err, errlen, "%s: cannot watch disk I/O completions: %s", c->path,
+		     strerror(-r));
+		blk_io_exit(b);
+		goto fail;
+	}
+	return 0;
+fail:
+	d->priv = NULL;
+	blk_free(b);
+	return r;
+}
+
+void virtio_blk_destroy(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&d->lock);
+	b->draining = true;
+	blk_io_drain(b);
+	pthread_mutex_unlock(&d->lock);
+	evloop_del(b->loop, b->efd);
+	blk_io_exit(b);
+	d->priv = NULL;
+	blk_free(b);
+}
+
+int virtio_blk_quiesce(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	b->quiesced = true;
+	blk_io_drain(b);
+	r = blk_busy(b) ? -EIO : 0;
+	for (unsigned int i = 0; i < b->nq; i++) {
+		if (b->q[i].used) {
+			b->q[i].used = false;
+			virtio_dev_used(d, i);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+void virtio_blk_resume(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	pthread_mutex_lock(&d->lock);
+	b->quiesced = false;
+	for (unsigned int i = 0; i < b->nq; i++)
+		b->q[i].kicked = true;
+	blk_io_poke(b);
+	pthread_mutex_unlock(&d->lock);
+}
+
+unsigned int virtio_blk_inflight(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+	unsigned int n;
+
+	pthread_mutex_lock(&d->lock);
+	n = blk_busy(b);
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+uint64_t virtio_blk_capacity(struct virtio_dev *d)
+{
+	return ((struct blk *)d->priv)->capacity;
+}
