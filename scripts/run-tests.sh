@@ -4,11 +4,12 @@
 #   unit  cmocka tests under ASan+UBSan (no KVM)
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
+#   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   e2e   the microVM Linux kernel (minutes on an emulating host)
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit cli kvm linux}
+SUITES=${SUITES:-format unit cli kvm toolstack linux}
 total_pass=0
 total_fail=0
 
@@ -68,6 +69,7 @@ for s in $SUITES; do
 	unit) run_suite unit unit_suite ;;
 	cli) run_suite cli bash tests/e2e/cli.sh ;;
 	kvm) run_suite kvm bash tests/kvm/run.sh ;;
+	toolstack) run_suite toolstack bash tests/e2e/toolstack.sh ;;
 	linux) run_suite linux bash tests/e2e/linux.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac

@@ -1,11 +1,22 @@
 /* main.c - argv -> subcommand. The only place that exits the process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cvisor/cgroup.h"
 #include "cvisor/config.h"
 #include "cvisor/console.h"
+#include "cvisor/cpulist.h"
+#include "cvisor/ctl.h"
+#include "cvisor/ctl_console.h"
 #include "cvisor/runloop.h"
 #include "cvisor/vm.h"
 
@@ -13,46 +24,351 @@
 
 static const char usage_text[] =
 	"usage: cvisor run --kernel FILE [--initrd FILE] [--cmdline STR] [--memory SIZE]\n"
-	"                  [--cpus N] [--emulated-host auto|on|off]\n"
+	"                  [--cpus N] [--emulated-host auto|on|off] [--config FILE]\n"
+	"                  [--name NAME [-d]] [--cpu-weight N] [--cpu-cap PERCENT]\n"
+	"                  [--memory-limit SIZE] [--cpu-affinity CPULIST]\n"
+	"                  [--disk PATH[,readonly][,serial=ID]]... [--net user[,...]|tap=NAME]...\n"
+	"                  [--rng] [--balloon SIZE] [--vsock CID[,uds=PATH]] [--virtio pci|mmio]\n"
+	"       cvisor ls [--json] | info NAME [--json] | stop NAME [--timeout S] | kill NAME\n"
+	"       cvisor pause NAME | resume NAME | top [--once] [--json] | console NAME\n"
+	"       cvisor balloon NAME SIZE | pin NAME VCPU CPULIST | ctl NAME JSON\n"
 	"       cvisor version\n"
 	"\n"
 	"run boots a Linux bzImage or a PVH ELF kernel with a serial console on stdin/stdout.\n"
-	"On a terminal, Ctrl-A x quits. Exit status: 0 guest powered off or rebooted,\n"
-	"2 bad input, 3 guest crashed (triple fault), 4 unrecoverable emulation error,\n"
-	"128+N ended by signal N.\n";
+	"On a terminal, Ctrl-A x quits. --name serves a control socket in $CVISOR_RUN_DIR\n"
+	"(default /run/cvisor) for the other commands; -d detaches (cvisor console NAME\n"
+	"attaches, Ctrl-] detaches). Flags override the keys of a --config file.\n"
+	"Exit status: 0 guest powered off or rebooted, 2 bad input, 3 guest crashed (triple\n"
+	"fault), 4 unrecoverable emulation error, 128+N ended by signal N, 137 ended by\n"
+	"cvisor kill or a cvisor stop that timed out.\n";
+
+/* Read a --config file whole; its size is bounded before it is read. */
+static int read_config_file(const char *path, char **text, size_t *len)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	*text = NULL;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	*text = malloc((size_t)st.st_size + 1);
+	if (!*text) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*len = 0;
+	while ((n = read(fd, *text + *len, (size_t)st.st_size - *len)) > 0)
+		*len += (size_t)n;
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	(*text)[*len] = '\0';
+	return r;
+}
+
+/* Flags, then the file they name (if any), then the flags again on top:
+ * what is given on the command line overrides the file. */
+static int parse_run_config(int argc, char **argv, struct vm_config *cfg)
+{
+	char err[512], *text;
+	size_t len = 0;
+	int r;
+
+	config_init(cfg);
+	r = config_apply_flags(argc, argv, cfg, err, sizeof(err));
+	if (!r && cfg->config_file) {
+		const char *file = cfg->config_file;
+
+		if ((r = read_config_file(file, &text, &len))) {
+			cv_err("--config %s: %s", file,
+			       r == -EINVAL  ? "not a regular file"
+			       : r == -EFBIG ? "larger than 1 MiB"
+					     : strerror(-r));
+			free(text);
+			return CV_EXIT_USAGE;
+		}
+		config_init(cfg);
+		r = config_apply_json(file, text, len, cfg, err, sizeof(err));
+		free(text);
+		if (!r)
+			r = config_apply_flags(argc, argv, cfg, err, sizeof(err));
+	}
+	if (!r)
+		r = config_check(cfg, err, sizeof(err));
+	if (r) {
+		cv_err("%s", err);
+		config_free(cfg);
+		return CV_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The vCPU threads' host CPUs must exist here: checked before the VM is built. */
+static int check_affinity(const char *list, cpu_set_t *set)
+{
+	cpu_set_t host;
+	char have[CPULIST_MAX_LEN + 1] = "?";
+	int cpu;
+
+	if (cpulist_parse(list, set) || sched_getaffinity(0, sizeof(host), &host) < 0)
+		return -EINVAL;
+	cpu = cpulist_first_missing(set, &host);
+	if (cpu < 0)
+		return 0;
+	if (cpulist_format(&host, have, sizeof(have))) {
+		/* keep "?" */
+	}
+	cv_err("--cpu-affinity %s: CPU %d is not available on this host (CPUs %s)", list, cpu,
+	       have);
+	return -EINVAL;
+}
+
+/* A cgroup for every named guest (so that weights compare guests), and for
+ * an unnamed one that asks for a limit. Failing is not fatal: say so once
+ * when the user asked for isolation. */
+static void isolate(const struct vm_config *cfg, struct cgroup *cg)
+{
+	struct cgroup_limits lim = { cfg->cpu_weight, cfg->cpu_cap, cfg->memory_limit };
+	bool asked =
+		cfg->cpu_weight != CONFIG_DEFAULT_CPU_WEIGHT || cfg->cpu_cap || cfg->memory_limit;
+	char name[CTL_NAME_MAX + 16], why[PATH_MAX + 128];
+
+	if (!cfg->name && !asked)
+		return;
+	if (cfg->name)
+		snprintf(name, sizeof(name), "%s", cfg->name);
+	else
+		snprintf(name, sizeof(name), "pid-%d", (int)getpid());
+	if (cgroup_enter(cg, name, &lim, why, sizeof(why)) == 0)
+		return;
+	if (asked)
+		cv_warn("cgroups unavailable: %s; running without isolation", why);
+	else
+		cv_debug("no cgroup: %s", why);
+}
+
+/* Start the vCPUs on the --cpu-affinity CPUs: threads inherit the affinity
+ * of the thread that creates them, so no vCPU ever runs elsewhere. */
+static int start_vcpus(struct vm *vm, const cpu_set_t *affinity)
+{
+	cpu_set_t saved;
+	int r;
+
+	if (!affinity)
+		return vm_start(vm);
+	if (sched_getaffinity(0, sizeof(saved), &saved) < 0 ||
+	    sched_setaffinity(0, sizeof(*affinity), affinity) < 0) {
+		cv_err("--cpu-affinity: %s", strerror(errno));
+		vm_request_stop(vm, VM_STOP_HOST, NULL);
+		return -errno;
+	}
+	r = vm_start(vm);
+	if (sched_setaffinity(0, sizeof(saved), &saved) < 0)
+		cv_debug("restoring the main thread's affinity: %s", strerror(errno));
+	return r;
+}
+
+static int open_log(const struct ctl_server *srv, char *path, size_t len)
+{
+	int fd;
+
+	/* The socket path, which fit in 108 bytes, with .log for .sock. */
+	snprintf(path, len, "%.*s.log", (int)(strlen(srv->sock_path) - strlen(".sock")),
+		 srv->sock_path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		cv_err("%s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* A detached guest is running: the parent may go. From here on this
+ * process's messages go to the log. */
+static void report_ready(int ready_fd, int log_fd)
+{
+	char one = 1;
+
+	if (dup2(log_fd, STDERR_FILENO) < 0)
+		cv_debug("stderr to the log: %s", strerror(errno));
+	if (write(ready_fd, &one, 1) != 1)
+		cv_debug("the parent went away before the guest started");
+	close(ready_fd);
+	if (chdir("/") < 0)
+		cv_debug("chdir /: %s", strerror(errno));
+}
+
+/* Build, run and tear down the guest. ready_fd >= 0 in a detached child. */
+static int run_guest(const struct vm_config *cfg, int ready_fd)
+{
+	static struct vm vm;
+	static struct ctl_server srv;
+	static struct ctl_console con;
+	/* No balloon device yet: the lead wires balloon_set here. */
+	struct ctl_hooks hooks = { 0 };
+	struct cgroup cg = { 0 };
+	cpu_set_t affinity;
+	char err[PATH_MAX + 128];
+	bool usage = false, named = cfg->name != NULL, have_con = false;
+	int status = CV_EXIT_FAIL, signo = 0, r, log_fd = -1;
+
+	runloop_block_signals();
+	if (named && (r = ctl_server_bind(&srv, ctl_run_dir(), cfg->name, err, sizeof(err)))) {
+		cv_err("%s", err);
+		return r == -EADDRINUSE || r == -ENAMETOOLONG ? CV_EXIT_USAGE : CV_EXIT_FAIL;
+	}
+	if (cfg->cpu_affinity && check_affinity(cfg->cpu_affinity, &affinity)) {
+		status = CV_EXIT_USAGE;
+		goto out;
+	}
+	if (cfg->detach && (log_fd = open_log(&srv, srv.log_path, sizeof(srv.log_path))) < 0)
+		goto out;
+	isolate(cfg, &cg);
+	if (vm_create(&vm, cfg, &usage)) {
+		status = usage ? CV_EXIT_USAGE : CV_EXIT_FAIL;
+		goto out_vm;
+	}
+	if (cfg->detach) {
+		if ((r = ctl_console_init(&con, log_fd))) {
+			cv_err("console ring: %s", strerror(-r));
+			goto out_vm;
+		}
+		log_fd = -1;
+		have_con = true;
+		vm.console_write = ctl_console_write;
+		vm.console_ctx = &con;
+	}
+	if (named) {
+		snprintf(srv.cgroup, sizeof(srv.cgroup), "%s", cgroup_path(&cg));
+		if ((r = ctl_server_start(&srv, &vm, &hooks, have_con ? &con : NULL))) {
+			cv_err("control socket: %s", strerror(-r));
+			goto out_vm;
+		}
+	}
+	if (!cfg->detach)
+		console_raw(STDIN_FILENO);
+	if (start_vcpus(&vm, cfg->cpu_affinity ? &affinity : NULL) == 0) {
+		if (ready_fd >= 0)
+			report_ready(ready_fd, con.log_fd);
+		signo = runloop_run(&vm);
+	}
+	vm_join(&vm);
+	if (named)
+		ctl_server_shutdown(&srv);
+	console_restore();
+	if (vm.stop_msg[0]) {
+		/* In the log, the message starts a line of its own. */
+		if (have_con && ctl_console_last(&con) >= 0 && ctl_console_last(&con) != '\n')
+			fputc('\n', stderr);
+		cv_err("%s", vm.stop_msg);
+	}
+	status = signo ? 128 + signo : vm_exit_status(&vm);
+	if (named && ctl_server_killed(&srv))
+		status = 128 + SIGKILL;
+out_vm:
+	vm_destroy(&vm);
+	if (have_con)
+		ctl_console_destroy(&con);
+	cgroup_leave(&cg);
+out:
+	if (log_fd >= 0)
+		close(log_fd);
+	if (named)
+		ctl_server_close(&srv);
+	return status;
+}
+
+/* -d: KVM ties a VM to the process that created it, so the fork comes
+ * before the VM. The child reports through two pipes: its stderr until the
+ * guest runs (relayed here), and one byte once it does. */
+static int run_detached(const struct vm_config *cfg)
+{
+	int ready[2], errp[2], ws, null;
+	char buf[1024], one;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		cv_err("pipe: %s", strerror(errno));
+		return CV_EXIT_FAIL;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		cv_err("fork: %s", strerror(errno));
+		return CV_EXIT_FAIL;
+	}
+	if (pid == 0) {
+		close(ready[0]);
+		close(errp[0]);
+		/* Out of the terminal's session: its hang-up must not stop the guest. */
+		setsid();
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+		    dup2(errp[1], STDERR_FILENO) < 0)
+			return CV_EXIT_FAIL;
+		close(null);
+		close(errp[1]);
+		return run_guest(cfg, ready[1]);
+	}
+	close(ready[1]);
+	close(errp[1]);
+	/* The child closes its end of errp before it reports ready (or by
+	 * exiting), so read errp to its end first: no deadlock on a full pipe. */
+	while ((n = read(errp[0], buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write(STDERR_FILENO, buf, (size_t)n) < 0)
+			break;
+	}
+	close(errp[0]);
+	do
+		n = read(ready[0], &one, 1);
+	while (n < 0 && errno == EINTR);
+	close(ready[0]);
+	if (n == 1)
+		return 0;
+	if (waitpid(pid, &ws, 0) < 0)
+		return CV_EXIT_FAIL;
+	if (WIFSIGNALED(ws))
+		return 128 + WTERMSIG(ws);
+	return WEXITSTATUS(ws) ? WEXITSTATUS(ws) : CV_EXIT_FAIL;
+}
+
+/* A detached monitor leaves the current directory: keep the files' full
+ * names (also what `cvisor info` shows). A file that does not resolve is
+ * left as given, for vm_create to report. */
+static void absolute_paths(struct vm_config *cfg)
+{
+	static char kernel[PATH_MAX], initrd[PATH_MAX];
+
+	if (realpath(cfg->kernel, kernel))
+		cfg->kernel = kernel;
+	if (cfg->initrd && realpath(cfg->initrd, initrd))
+		cfg->initrd = initrd;
+}
 
 static int cmd_run(int argc, char **argv)
 {
-	static struct vm vm;
-	struct vm_config cfg;
-	char err[256];
-	bool usage;
-	int status, signo;
+	static struct vm_config cfg;
+	int status;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (config_parse_run(argc, argv, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "cvisor: %s\n", err);
-		return CV_EXIT_USAGE;
-	}
-	runloop_block_signals();
-	if (vm_create(&vm, &cfg, &usage)) {
-		vm_destroy(&vm);
-		return usage ? CV_EXIT_USAGE : CV_EXIT_FAIL;
-	}
-	console_raw(STDIN_FILENO);
-	if (vm_start(&vm) == 0)
-		signo = runloop_run(&vm);
-	else
-		signo = 0;
-	vm_join(&vm);
-	console_restore();
-	if (vm.stop_msg[0])
-		fprintf(stderr, "cvisor: %s\n", vm.stop_msg);
-	status = signo ? 128 + signo : vm_exit_status(&vm);
-	vm_destroy(&vm);
+	if ((status = parse_run_config(argc, argv, &cfg)))
+		return status;
+	if (cfg.detach)
+		absolute_paths(&cfg);
+	status = cfg.detach ? run_detached(&cfg) : run_guest(&cfg, -1);
+	config_free(&cfg);
 	return status;
 }
 
@@ -64,6 +380,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (ctl_client_verb(argv[1]))
+		return ctl_client_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("cvisor %s\n", CVISOR_VERSION);
 		return 0;

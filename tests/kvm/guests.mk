@@ -17,7 +17,7 @@ TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
 
 # Guests in C, linked with the runtime (crt0 + lib).
 TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp unknown_insn \
-	counter cmdline bootabi
+	counter cmdline bootabi powerbtn burn echo virtio
 # Stand-alone assembly guests: they act at their very first instruction.
 TINY_ASM_GUESTS := exit_now first_byte
 TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)
@@ -43,5 +43,7 @@ $(TINY_ASM_GUESTS:%=$(TINY_OUT)/%.elf): $(TINY_OUT)/%.elf: $(TINY_OBJ)/%.o $(TIN
 
 # The AP real-mode trampoline is only linked into smp.
 $(TINY_OUT)/smp.elf: $(TINY_OBJ)/smp_tramp.o
+# The virtio guest: its driver and its hostile test, linked into it only.
+$(TINY_OUT)/virtio.elf: $(TINY_OBJ)/virtio_drv.o $(TINY_OBJ)/virtio_hostile.o
 
 -include $(wildcard $(TINY_OBJ)/*.d)

@@ -1,0 +1,158 @@
+/* ctl.h - the toolstack: each named guest's monitor serves a control socket
+ * (server.c) that the `cvisor VERB` commands talk to (client.c, top.c,
+ * attach.c). The protocol is in ctl_proto.h / src/ctl/proto.c. */
+#ifndef CVISOR_CTL_H
+#define CVISOR_CTL_H
+
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "cvisor/ctl_proto.h"
+#include "cvisor/util.h"
+
+struct vm;
+struct ctl_console;
+
+#define CTL_RUN_DIR_DEFAULT "/run/cvisor"
+/* Connections served at once; more wait in the listen backlog. */
+#define CTL_MAX_CLIENTS 16
+/* Of those, attached console readers (so that readers cannot take every
+ * slot from the other verbs). */
+#define CTL_MAX_CONSOLES 8
+
+/* What the server calls for requests that need a device the lead wires
+ * later. A NULL function means the guest has no such device. Called on
+ * the main thread; return 0 or -errno. */
+struct ctl_hooks {
+	int (*balloon_set)(void *ctx, uint64_t bytes);
+	void *ctx;
+};
+
+struct ctl_server;
+
+struct ctl_client {
+	struct ctl_server *srv;
+	int fd; /* -1: slot free */
+	struct ctl_linebuf in;
+	char *out; /* a reply being sent */
+	size_t out_len, out_off;
+	uint32_t events;  /* what epoll watches now */
+	bool eof;	  /* the client sent everything it will */
+	bool close_after; /* close once out is sent (oversized request) */
+	bool waiting;	  /* stop/kill: replied to when the guest has stopped */
+	bool console;	  /* attached console: a raw stream now */
+	bool throttled;	  /* console input waits for room in the UART */
+	bool out_blocked; /* console output waits for EPOLLOUT */
+	uint64_t con_pos; /* console stream position sent so far */
+};
+
+struct ctl_server {
+	char name[CTL_NAME_MAX + 1];
+	char dir[PATH_MAX];
+	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char lock_path[PATH_MAX];
+	char log_path[PATH_MAX]; /* detached guests only, else "" */
+	char cgroup[PATH_MAX];	 /* the guest's cgroup, "" if none */
+	int lock_fd;
+	int listen_fd;
+	bool accepting; /* listen_fd is watched */
+	struct vm *vm;
+	struct ctl_hooks hooks;
+	struct ctl_console *con;
+	cpu_set_t host_cpus; /* what `pin` may use */
+	struct ctl_client clients[CTL_MAX_CLIENTS];
+	int stop_timer; /* stop: kill when it fires */
+	uint64_t stop_deadline_ns;
+	int retry_fd; /* timer while console input is throttled */
+	bool killed;
+	const char *outcome;
+};
+
+/* $CVISOR_RUN_DIR, or CTL_RUN_DIR_DEFAULT when unset or empty. */
+const char *ctl_run_dir(void);
+
+/* Claim the name (an flock on DIR/NAME.lock held for the monitor's life),
+ * replace a stale socket and listen on DIR/NAME.sock. DIR is created 0700
+ * if missing. Returns 0; -EADDRINUSE when the guest is already running;
+ * other -errno. err gets one line either way. */
+int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, char *err,
+		    size_t errlen) CV_MUST;
+
+/* Serve on vm->loop from now on. con is the detached console (NULL for a
+ * guest whose console is the terminal). */
+int ctl_server_start(struct ctl_server *srv, struct vm *vm, const struct ctl_hooks *hooks,
+		     struct ctl_console *con) CV_MUST;
+
+/* The guest has stopped (vCPUs joined): remove the socket so that no new
+ * client connects, send the console's last output to the log and to the
+ * readers and close them. The lock is kept. Idempotent. */
+void ctl_server_shutdown(struct ctl_server *srv);
+
+/* Last step before the monitor exits: release the name and answer the
+ * stop/kill requests waiting for the end. Safe after a failed bind. */
+void ctl_server_close(struct ctl_server *srv);
+
+/* True if `kill` or the stop timeout ended the guest. */
+bool ctl_server_killed(const struct ctl_server *srv);
+
+/* commands.c, for server.c: carry out req for client c. Returns 0 with
+ * *reply the success line, -errno with *reply the error line (NULL: out of
+ * memory), or 0 with *reply NULL and c->waiting set when the reply comes at
+ * the end (stop, kill). */
+int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+		char **reply);
+
+/* server.c, for console_stream.c: watch c's fd for events (0: none), close
+ * the connection, send the pending reply (false when the client broke). */
+void ctl_client_watch(struct ctl_client *c, uint32_t events);
+void ctl_client_close(struct ctl_client *c);
+bool ctl_client_flush(struct ctl_client *c);
+
+/* console_stream.c, for server.c: switch c to the console stream after its
+ * reply; an epoll event on such a connection; the console's wake event
+ * (opaque: the server); send c the output it has not seen (false when the
+ * client broke). */
+void ctl_console_attach(struct ctl_client *c);
+void ctl_console_event(struct ctl_client *c, uint32_t events);
+void ctl_console_wake(void *opaque, int fd, uint32_t events);
+bool ctl_console_pump(struct ctl_client *c);
+
+/* ---- the client side (client.c, top.c, attach.c) ---- */
+
+/* `cvisor VERB ...` for every verb but run (argv[0] is the verb). Returns
+ * the process exit status: 0, 1 when the request failed, 2 for bad input
+ * (flags, an unknown guest). */
+int ctl_client_main(int argc, char **argv);
+
+/* True if verb is one ctl_client_main serves. */
+bool ctl_client_verb(const char *verb);
+
+/* Connect to guest name's socket in dir. -ENOENT / -ECONNREFUSED with
+ * the one-line reason in err. */
+int ctl_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen) CV_MUST;
+
+/* Send one request line and wait up to timeout_ms for its reply. 0 with
+ * *reply; -EREMOTEIO with the server's error; -ETIMEDOUT, -EPROTO or
+ * -errno otherwise, the reason in err. */
+int ctl_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
+	     size_t errlen) CV_MUST;
+
+/* One request to guest name in ctl_run_dir(): req formatted, or the raw
+ * line. Prints the one-line error itself; returns the exit status (0, 1
+ * when the guest refused or failed, 2 for an unknown guest) and the reply
+ * in *reply (NULL on failure). */
+int ctl_request(const char *name, const struct ctl_request *req, const char *raw, int timeout_ms,
+		struct json_object **reply);
+
+/* Names of the guests with a socket in dir, sorted; *names is malloc'd
+ * (free each and the array). Returns the count or -errno. */
+int ctl_list_names(const char *dir, char ***names) CV_MUST;
+
+int ctl_cmd_top(int argc, char **argv);
+int ctl_cmd_console(int argc, char **argv);
+
+#endif

@@ -1,0 +1,172 @@
+/* attach.c - `cvisor console NAME`: attach to a detached guest's serial
+ * console. Output replays the ring buffer, then streams; keys go to the
+ * guest; Ctrl-] detaches (as in telnet and virsh console). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cvisor/console.h"
+#include "cvisor/ctl.h"
+
+#define ATTACH_ESCAPE 0x1d /* Ctrl-] */
+#define REPLY_TIMEOUT_MS 10000
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+
+	while (n) {
+		ssize_t w = write(fd, b, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -EPIPE;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The reply line to the console request; what follows it in the stream
+ * is console output, written to stdout. */
+static int attach(int fd, char *err, size_t errlen)
+{
+	static const char req[] = "{\"cmd\":\"console\"}\n";
+	struct ctl_linebuf lb;
+	struct json_object *reply;
+	uint64_t deadline = cv_now_ns() + REPLY_TIMEOUT_MS * 1000000ULL;
+	const char *rest;
+	char *line;
+	size_t len, n;
+	int r;
+
+	if (write_all(fd, req, sizeof(req) - 1)) {
+		snprintf(err, errlen, "sending the request: %s", strerror(errno));
+		return -EPIPE;
+	}
+	if ((r = ctl_linebuf_init(&lb, CTL_REPLY_MAX)))
+		return r;
+	while ((r = ctl_linebuf_take(&lb, &line, &len)) == 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char *room;
+		ssize_t got;
+
+		if (cv_now_ns() >= deadline || poll(&p, 1, 100) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "no reply from the monitor");
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (!p.revents)
+			continue;
+		n = ctl_linebuf_room(&lb, &room);
+		got = read(fd, room, n);
+		if (got <= 0) {
+			snprintf(err, errlen, "the monitor closed the connection without a reply");
+			r = -EPIPE;
+			goto out;
+		}
+		ctl_linebuf_added(&lb, (size_t)got);
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "reply from the monitor too long");
+		goto out;
+	}
+	r = ctl_reply_parse(line, len, &reply, err, errlen);
+	if (!r) {
+		json_object_put(reply);
+		n = ctl_linebuf_rest(&lb, &rest);
+		if (n && write_all(STDOUT_FILENO, rest, n))
+			r = -EPIPE;
+	}
+out:
+	ctl_linebuf_free(&lb);
+	return r;
+}
+
+/* Shuttle bytes until the guest stops (0), the user detaches (1) or
+ * stdout breaks (<0). */
+static int shuttle(int fd)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+			       { .fd = STDIN_FILENO, .events = POLLIN } };
+	uint8_t buf[4096];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (p[0].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return 0;
+			if (write_all(STDOUT_FILENO, buf, (size_t)n))
+				return -EPIPE;
+		}
+		if (p[1].revents) {
+			uint8_t *esc;
+
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				/* End of input: keep showing output, like tail -f. */
+				p[1].fd = -1;
+				continue;
+			}
+			esc = memchr(buf, ATTACH_ESCAPE, (size_t)n);
+			if (esc)
+				n = esc - buf;
+			if (n > 0 && write_all(fd, buf, (size_t)n))
+				return 0;
+			if (esc)
+				return 1;
+		}
+	}
+}
+
+int ctl_cmd_console(int argc, char **argv)
+{
+	char err[512] = "";
+	bool tty = isatty(STDIN_FILENO);
+	int fd, r;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		cv_err("console: needs a guest NAME (see cvisor help)");
+		return CV_EXIT_USAGE;
+	}
+	if ((r = ctl_connect(ctl_run_dir(), argv[1], &fd, err, sizeof(err)))) {
+		cv_err("%s", err);
+		return r == -ECONNREFUSED || r == -ENOENT || r == -EINVAL ? CV_EXIT_USAGE
+									  : CV_EXIT_FAIL;
+	}
+	if ((r = attach(fd, err, sizeof(err)))) {
+		close(fd);
+		cv_err("%s", err[0] ? err : strerror(-r));
+		return CV_EXIT_FAIL;
+	}
+	if (tty) {
+		fprintf(stderr, "cvisor: attached to %s; Ctrl-] detaches\r\n", argv[1]);
+		console_raw(STDIN_FILENO);
+	}
+	r = shuttle(fd);
+	console_restore();
+	close(fd);
+	if (r == 0 && tty)
+		fprintf(stderr, "\r\ncvisor: guest %s stopped\n", argv[1]);
+	else if (r == 1)
+		fprintf(stderr, "\r\ncvisor: detached from %s\n", argv[1]);
+	return r < 0 ? CV_EXIT_FAIL : 0;
+}

@@ -1,0 +1,347 @@
+/* commands.c - what each control request does to the guest (main thread). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvisor/cpulist.h"
+#include "cvisor/ctl.h"
+#include "cvisor/vm.h"
+
+static int fail(char **reply, int r, const char *fmt, ...) CV_PRINTF(3, 4);
+static int fail(char **reply, int r, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	*reply = ctl_reply_error(msg);
+	return r;
+}
+
+static int ok(char **reply, struct json_object *data)
+{
+	*reply = ctl_reply_ok(data);
+	return 0;
+}
+
+static struct json_object *str_or_null(const char *s)
+{
+	return s && s[0] ? json_object_new_string(s) : NULL;
+}
+
+static const char *state_name(struct vm *vm)
+{
+	if (atomic_load(&vm->stop))
+		return "stopping";
+	return vm_paused(vm) ? "paused" : "running";
+}
+
+static uint64_t total_exits(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		n += atomic_load_explicit(&vm->vcpus[i].exits, memory_order_relaxed);
+	return n;
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static struct json_object *vcpu_list(struct vm *vm)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned int i = 0; a && i < vm->ncpus; i++) {
+		struct json_object *v = json_object_new_object();
+		cpu_set_t set;
+		char list[CPULIST_MAX_LEN + 1] = "";
+
+		if (!v)
+			break;
+		add_u64(v, "id", i);
+		if (vm->vcpus[i].started &&
+		    pthread_getaffinity_np(vm->vcpus[i].thread, sizeof(set), &set) == 0 &&
+		    cpulist_format(&set, list, sizeof(list)) == 0)
+			json_object_object_add(v, "affinity", json_object_new_string(list));
+		add_u64(v, "exits", atomic_load(&vm->vcpus[i].exits));
+		json_object_array_add(a, v);
+	}
+	return a;
+}
+
+static void add_devices(struct json_object *a, const struct bus *bus, const char *kind)
+{
+	for (unsigned int i = 0; i < bus->nr; i++) {
+		const struct bus_region *r = &bus->regions[i];
+		struct json_object *d = json_object_new_object();
+		char base[32];
+
+		if (!d)
+			return;
+		snprintf(base, sizeof(base), "%#llx", (unsigned long long)r->base);
+		json_object_object_add(d, "bus", json_object_new_string(kind));
+		json_object_object_add(d, "name", json_object_new_string(r->name ? r->name : "?"));
+		json_object_object_add(d, "base", json_object_new_string(base));
+		add_u64(d, "len", r->len);
+		json_object_array_add(a, d);
+	}
+}
+
+static int cmd_info(struct ctl_server *srv, char **reply)
+{
+	struct vm *vm = srv->vm;
+	const struct vm_config *cfg = vm->cfg;
+	struct json_object *o = json_object_new_object(), *dev = json_object_new_array();
+
+	if (!o || !dev) {
+		json_object_put(o);
+		json_object_put(dev);
+		return fail(reply, -ENOMEM, "out of memory");
+	}
+	json_object_object_add(o, "name", json_object_new_string(srv->name));
+	add_u64(o, "pid", (uint64_t)getpid());
+	json_object_object_add(o, "state", json_object_new_string(state_name(vm)));
+	add_u64(o, "vcpus", vm->ncpus);
+	add_u64(o, "memory", cfg->mem_size);
+	add_u64(o, "uptime_ms", vm->start_ns ? (cv_now_ns() - vm->start_ns) / 1000000 : 0);
+	json_object_object_add(o, "kernel", str_or_null(cfg->kernel));
+	json_object_object_add(o, "initrd", str_or_null(cfg->initrd));
+	json_object_object_add(o, "cmdline", json_object_new_string(cfg->cmdline));
+	add_u64(o, "cpu_weight", cfg->cpu_weight);
+	add_u64(o, "cpu_cap", cfg->cpu_cap);
+	add_u64(o, "memory_limit", cfg->memory_limit);
+	json_object_object_add(o, "cpu_affinity", str_or_null(cfg->cpu_affinity));
+	json_object_object_add(o, "detached", json_object_new_boolean(srv->con != NULL));
+	json_object_object_add(o, "log", str_or_null(srv->log_path));
+	json_object_object_add(o, "cgroup", str_or_null(srv->cgroup));
+	json_object_object_add(o, "vcpu", vcpu_list(vm));
+	add_devices(dev, &vm->pio, "pio");
+	add_devices(dev, &vm->mmio, "mmio");
+	json_object_object_add(o, "devices", dev);
+	return ok(reply, o);
+}
+
+/* Resident set size from /proc/self/statm (pages). */
+static uint64_t rss_bytes(void)
+{
+	char buf[128];
+	unsigned long long size, rss;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+		return 0;
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int cmd_stats(struct ctl_server *srv, char **reply)
+{
+	struct vm *vm = srv->vm;
+	struct json_object *o = json_object_new_object();
+	struct timespec cpu;
+
+	if (!o)
+		return fail(reply, -ENOMEM, "out of memory");
+	/* The whole monitor: vCPU threads (where an emulating host spends the
+	 * guest's time) and the device work on the main thread alike. */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	json_object_object_add(o, "name", json_object_new_string(srv->name));
+	json_object_object_add(o, "state", json_object_new_string(state_name(vm)));
+	add_u64(o, "vcpus", vm->ncpus);
+	add_u64(o, "memory", vm->cfg->mem_size);
+	add_u64(o, "time_ns", cv_now_ns());
+	add_u64(o, "cpu_ns", (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec);
+	add_u64(o, "exits", total_exits(vm));
+	add_u64(o, "rss", rss_bytes());
+	add_u64(o, "blk_read_bytes", atomic_load(&vm->stats.blk_read_bytes));
+	add_u64(o, "blk_write_bytes", atomic_load(&vm->stats.blk_write_bytes));
+	add_u64(o, "net_rx_bytes", atomic_load(&vm->stats.net_rx_bytes));
+	add_u64(o, "net_tx_bytes", atomic_load(&vm->stats.net_tx_bytes));
+	return ok(reply, o);
+}
+
+static int cmd_pause(struct ctl_server *srv, bool pause, char **reply)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (pause)
+		vm_pause(srv->vm);
+	else
+		vm_resume(srv->vm);
+	if (o)
+		json_object_object_add(o, "state", json_object_new_string(state_name(srv->vm)));
+	return ok(reply, o);
+}
+
+static void on_stop_timeout(void *opaque, int fd, uint32_t events)
+{
+	struct ctl_server *srv = opaque;
+	char msg[128];
+	uint64_t ticks;
+
+	(void)events;
+	if (read(fd, &ticks, sizeof(ticks)) < 0) {
+		/* a one-shot timer: nothing more to read */
+	}
+	if (atomic_load(&srv->vm->stop))
+		return;
+	snprintf(msg, sizeof(msg), "the guest did not power off in time after cvisor stop: killed");
+	srv->killed = true;
+	vm_request_stop(srv->vm, VM_STOP_SIGNAL, msg);
+}
+
+static int cmd_stop(struct ctl_server *srv, struct ctl_client *c, unsigned int timeout_s,
+		    char **reply)
+{
+	struct vm *vm = srv->vm;
+	uint64_t deadline = cv_now_ns() + (uint64_t)timeout_s * 1000000000ULL;
+	uint64_t ns = (uint64_t)timeout_s * 1000000000ULL;
+
+	if (!atomic_load(&vm->stop)) {
+		/* A paused guest cannot see the button. */
+		vm_resume(vm);
+		acpi_pm_power_button(&vm->pm);
+		if (srv->stop_timer < 0) {
+			int fd = evloop_add_timer(&vm->loop, ns, 0, on_stop_timeout, srv);
+
+			if (fd < 0)
+				return fail(reply, fd, "stop: cannot arm the timeout: %s",
+					    strerror(-fd));
+			srv->stop_timer = fd;
+			srv->stop_deadline_ns = deadline;
+		} else if (deadline < srv->stop_deadline_ns) {
+			struct itimerspec its = { .it_value = { (time_t)(ns / 1000000000ULL),
+								(long)(ns % 1000000000ULL) } };
+
+			if (timerfd_settime(srv->stop_timer, 0, &its, NULL) == 0)
+				srv->stop_deadline_ns = deadline;
+		}
+	}
+	c->waiting = true;
+	*reply = NULL;
+	return 0;
+}
+
+static int cmd_kill(struct ctl_server *srv, struct ctl_client *c, char **reply)
+{
+	if (!atomic_load(&srv->vm->stop)) {
+		srv->killed = true;
+		vm_request_stop(srv->vm, VM_STOP_SIGNAL, "killed by cvisor kill");
+	}
+	c->waiting = true;
+	*reply = NULL;
+	return 0;
+}
+
+static int cmd_balloon(struct ctl_server *srv, uint64_t bytes, char **reply)
+{
+	struct json_object *o;
+	int r;
+
+	if (!srv->hooks.balloon_set)
+		return fail(reply, -ENODEV, "guest %s has no balloon device", srv->name);
+	if (bytes > srv->vm->cfg->mem_size)
+		return fail(reply, -EINVAL, "balloon: %lluM is more than the guest's %lluM",
+			    (unsigned long long)(bytes >> 20),
+			    (unsigned long long)(srv->vm->cfg->mem_size >> 20));
+	if ((r = srv->hooks.balloon_set(srv->hooks.ctx, bytes)))
+		return fail(reply, r, "balloon: %s", strerror(-r));
+	o = json_object_new_object();
+	if (o)
+		add_u64(o, "bytes", bytes);
+	return ok(reply, o);
+}
+
+static int cmd_pin(struct ctl_server *srv, const struct ctl_request *req, char **reply)
+{
+	struct vm *vm = srv->vm;
+	char host[CPULIST_MAX_LEN + 1] = "?", list[CPULIST_MAX_LEN + 1] = "?";
+	struct json_object *o;
+	int cpu, r;
+
+	if (req->vcpu >= vm->ncpus)
+		return fail(reply, -EINVAL, "pin: guest %s has no vCPU %u (vCPUs 0-%u)", srv->name,
+			    req->vcpu, vm->ncpus - 1);
+	cpu = cpulist_first_missing(&req->cpus, &srv->host_cpus);
+	if (cpu >= 0) {
+		if (cpulist_format(&srv->host_cpus, host, sizeof(host))) {
+			/* keep "?" */
+		}
+		return fail(reply, -EINVAL, "pin: CPU %d is not available on this host (CPUs %s)",
+			    cpu, host);
+	}
+	if (!vm->vcpus[req->vcpu].started)
+		return fail(reply, -ESRCH, "pin: vCPU %u is not running", req->vcpu);
+	r = pthread_setaffinity_np(vm->vcpus[req->vcpu].thread, sizeof(req->cpus), &req->cpus);
+	if (r)
+		return fail(reply, -r, "pin: %s", strerror(r));
+	o = json_object_new_object();
+	if (o && cpulist_format(&req->cpus, list, sizeof(list)) == 0) {
+		add_u64(o, "vcpu", req->vcpu);
+		json_object_object_add(o, "cpus", json_object_new_string(list));
+	}
+	return ok(reply, o);
+}
+
+static int cmd_console(struct ctl_server *srv, char **reply)
+{
+	unsigned int n = 0;
+
+	if (!srv->con)
+		return fail(reply, -ENOTTY,
+			    "guest %s was started without -d: its console is the terminal that "
+			    "started it",
+			    srv->name);
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
+		n += srv->clients[i].fd >= 0 && srv->clients[i].console;
+	if (n >= CTL_MAX_CONSOLES)
+		return fail(reply, -EBUSY, "guest %s has %d consoles attached already", srv->name,
+			    CTL_MAX_CONSOLES);
+	return ok(reply, NULL);
+}
+
+int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+		char **reply)
+{
+	switch (req->cmd) {
+	case CTL_CMD_INFO:
+		return cmd_info(srv, reply);
+	case CTL_CMD_STATS:
+		return cmd_stats(srv, reply);
+	case CTL_CMD_PAUSE:
+		return cmd_pause(srv, true, reply);
+	case CTL_CMD_RESUME:
+		return cmd_pause(srv, false, reply);
+	case CTL_CMD_STOP:
+		return cmd_stop(srv, c, req->timeout_s, reply);
+	case CTL_CMD_KILL:
+		return cmd_kill(srv, c, reply);
+	case CTL_CMD_BALLOON:
+		return cmd_balloon(srv, req->bytes, reply);
+	case CTL_CMD_PIN:
+		return cmd_pin(srv, req, reply);
+	case CTL_CMD_CONSOLE:
+		return cmd_console(srv, reply);
+	default:
+		return fail(reply, -EINVAL, "unknown command");
+	}
+}

@@ -1,0 +1,489 @@
+/* server.c - a guest's control socket, served on the monitor's event loop
+ * (main thread): connections, framing, the console stream. The requests
+ * themselves are in commands.c; the protocol in proto.c. */
+#include "cvisor/ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "cvisor/ctl_console.h"
+#include "cvisor/vm.h"
+
+#define LISTEN_BACKLOG 64
+
+const char *ctl_run_dir(void)
+{
+	const char *d = getenv("CVISOR_RUN_DIR");
+
+	return d && d[0] ? d : CTL_RUN_DIR_DEFAULT;
+}
+
+/* mkdir -p, the last level 0700: sockets in it are for this user only. */
+static int make_run_dir(const char *dir)
+{
+	char p[PATH_MAX];
+
+	if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Lock DIR/NAME.lock for the monitor's life. The file is unlinked on exit,
+ * so a lock taken on a file that has just been unlinked is retried: only
+ * the file the path names counts. */
+static int take_lock(struct ctl_server *srv)
+{
+	for (int tries = 0; tries < 10; tries++) {
+		struct stat a, b;
+		int fd = open(srv->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return -errno;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int r = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+
+			close(fd);
+			return r;
+		}
+		if (fstat(fd, &a) == 0 && stat(srv->lock_path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev) {
+			srv->lock_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return -EAGAIN;
+}
+
+/* With the lock held, a socket file left behind is stale (its monitor was
+ * killed with SIGKILL or crashed). A monitor that still answers on it
+ * would be one that holds no lock: refuse rather than steal its name. */
+static int replace_stale_socket(struct ctl_server *srv, const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		r = -EADDRINUSE;
+	else if (errno == ECONNREFUSED)
+		cv_debug("removing the stale socket %s", srv->sock_path);
+	close(fd);
+	if (!r && unlink(srv->sock_path) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, char *err,
+		    size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char real[PATH_MAX];
+	mode_t old;
+	int r;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->lock_fd = srv->listen_fd = srv->stop_timer = srv->retry_fd = -1;
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
+		srv->clients[i].fd = -1;
+	snprintf(srv->name, sizeof(srv->name), "%s", name);
+	if ((r = make_run_dir(dir)) || !realpath(dir, real)) {
+		r = r ? r : -errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(-r));
+		return r;
+	}
+	snprintf(srv->dir, sizeof(srv->dir), "%s", real);
+	if ((size_t)snprintf(srv->sock_path, sizeof(srv->sock_path), "%s/%s.sock", real, name) >=
+	    sizeof(srv->sock_path)) {
+		snprintf(err, errlen, "%s/%s.sock: longer than a socket path may be (%zu bytes)",
+			 real, name, sizeof(srv->sock_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	/* Shorter than the socket path, which fit. */
+	snprintf(srv->lock_path, sizeof(srv->lock_path), "%.*s.lock",
+		 (int)(strlen(srv->sock_path) - strlen(".sock")), srv->sock_path);
+	memcpy(sa.sun_path, srv->sock_path, sizeof(srv->sock_path));
+	r = take_lock(srv);
+	if (!r)
+		r = replace_stale_socket(srv, &sa);
+	if (r == -EADDRINUSE) {
+		snprintf(err, errlen, "guest %s is already running (socket %s)", name,
+			 srv->sock_path);
+		goto fail;
+	}
+	if (r) {
+		snprintf(err, errlen, "%s: %s", srv->lock_path, strerror(-r));
+		goto fail;
+	}
+	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	/* Created 0600 from the start: still single-threaded here, so the
+	 * process-wide umask is safe to borrow. */
+	old = umask(0177);
+	r = bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (!r && listen(srv->listen_fd, LISTEN_BACKLOG) < 0) {
+		r = -errno;
+		unlink(srv->sock_path);
+	}
+	if (r) {
+		snprintf(err, errlen, "%s: %s", srv->sock_path, strerror(-r));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+	if (srv->lock_fd >= 0)
+		close(srv->lock_fd);
+	srv->lock_fd = -1;
+	srv->sock_path[0] = srv->lock_path[0] = '\0';
+	return r;
+}
+
+static void on_client(void *opaque, int fd, uint32_t events);
+static void on_listen(void *opaque, int fd, uint32_t events);
+
+void ctl_client_watch(struct ctl_client *c, uint32_t events)
+{
+	struct evloop *l = &c->srv->vm->loop;
+
+	if (events == c->events)
+		return;
+	if (c->events == 0 && evloop_add(l, c->fd, events, on_client, c) == 0)
+		c->events = events;
+	else if (events == 0) {
+		evloop_del(l, c->fd);
+		c->events = 0;
+	} else if (evloop_mod(l, c->fd, events) == 0)
+		c->events = events;
+}
+
+void ctl_client_close(struct ctl_client *c)
+{
+	struct ctl_server *srv = c->srv;
+
+	if (c->fd < 0)
+		return;
+	if (c->events)
+		evloop_del(&srv->vm->loop, c->fd);
+	close(c->fd);
+	ctl_linebuf_free(&c->in);
+	free(c->out);
+	*c = (struct ctl_client){ .fd = -1 };
+	/* A slot is free again: take the connections waiting in the backlog. */
+	if (!srv->accepting && srv->listen_fd >= 0 &&
+	    evloop_add(&srv->vm->loop, srv->listen_fd, EPOLLIN, on_listen, srv) == 0)
+		srv->accepting = true;
+}
+
+static void on_listen(void *opaque, int fd, uint32_t events)
+{
+	struct ctl_server *srv = opaque;
+	struct ctl_client *c = NULL;
+	int cfd;
+
+	(void)events;
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS && !c; i++)
+		if (srv->clients[i].fd < 0)
+			c = &srv->clients[i];
+	if (!c) {
+		/* Full: leave the rest in the backlog until a slot frees. */
+		evloop_del(&srv->vm->loop, fd);
+		srv->accepting = false;
+		return;
+	}
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	*c = (struct ctl_client){ .srv = srv, .fd = cfd };
+	if (ctl_linebuf_init(&c->in, CTL_REQUEST_MAX)) {
+		close(cfd);
+		c->fd = -1;
+		return;
+	}
+	ctl_client_watch(c, EPOLLIN);
+	if (!c->events) {
+		close(cfd);
+		ctl_linebuf_free(&c->in);
+		c->fd = -1;
+	}
+}
+
+/* Send what is pending of the current reply; false if the client broke. */
+bool ctl_client_flush(struct ctl_client *c)
+{
+	while (c->out && c->out_off < c->out_len) {
+		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return true;
+		if (w <= 0)
+			return false;
+		c->out_off += (size_t)w;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	return true;
+}
+
+static void queue_reply(struct ctl_client *c, char *line)
+{
+	if (!line) {
+		/* Out of memory: a reply the client can still parse. */
+		line = strdup("{\"ok\":false,\"error\":\"out of memory\"}\n");
+		if (!line) {
+			c->close_after = true;
+			return;
+		}
+	}
+	free(c->out);
+	c->out = line;
+	c->out_len = strlen(line);
+	c->out_off = 0;
+}
+
+static void serve_lines(struct ctl_client *c)
+{
+	while (!c->out && !c->waiting && !c->close_after && !c->console) {
+		struct ctl_request req;
+		char err[256], *line;
+		size_t len;
+		int r = ctl_linebuf_take(&c->in, &line, &len);
+
+		if (r == 0)
+			return;
+		if (r < 0) {
+			snprintf(err, sizeof(err), "request larger than %d bytes", CTL_REQUEST_MAX);
+			queue_reply(c, ctl_reply_error(err));
+			c->close_after = true;
+			return;
+		}
+		if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
+			queue_reply(c, ctl_reply_error(err));
+			continue;
+		}
+		r = ctl_command(c->srv, c, &req, &line);
+		if (c->waiting)
+			return;
+		queue_reply(c, line);
+		if (req.cmd == CTL_CMD_CONSOLE && r == 0)
+			ctl_console_attach(c);
+	}
+}
+
+static void on_client(void *opaque, int fd, uint32_t events)
+{
+	struct ctl_client *c = opaque;
+	uint32_t ev = 0;
+
+	(void)fd;
+	if (c->console) {
+		ctl_console_event(c, events);
+		return;
+	}
+	if ((events & EPOLLOUT) && !ctl_client_flush(c)) {
+		ctl_client_close(c);
+		return;
+	}
+	if (!c->out && c->close_after) {
+		ctl_client_close(c);
+		return;
+	}
+	if (!c->out && !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		char *p;
+		size_t room = ctl_linebuf_room(&c->in, &p);
+		ssize_t r = room ? read(c->fd, p, room) : 0;
+
+		if (r > 0)
+			ctl_linebuf_added(&c->in, (size_t)r);
+		else if (room && (r == 0 || (errno != EAGAIN && errno != EINTR)))
+			c->eof = true;
+	}
+	serve_lines(c);
+	if (c->out && !ctl_client_flush(c)) {
+		ctl_client_close(c);
+		return;
+	}
+	if (c->console) {
+		ctl_console_event(c, EPOLLOUT);
+		return;
+	}
+	if (!c->out && (c->close_after || (c->eof && !c->waiting))) {
+		ctl_client_close(c);
+		return;
+	}
+	if (c->out)
+		ev = EPOLLOUT;
+	else if (!c->eof && !c->waiting)
+		ev = EPOLLIN;
+	/* A client waiting for stop/kill is only written to at the end. */
+	if (!ev) {
+		if (c->events)
+			evloop_del(&c->srv->vm->loop, c->fd);
+		c->events = 0;
+		return;
+	}
+	ctl_client_watch(c, ev);
+}
+
+int ctl_server_start(struct ctl_server *srv, struct vm *vm, const struct ctl_hooks *hooks,
+		     struct ctl_console *con)
+{
+	int r;
+
+	srv->vm = vm;
+	srv->con = con;
+	if (hooks)
+		srv->hooks = *hooks;
+	if (sched_getaffinity(0, sizeof(srv->host_cpus), &srv->host_cpus) < 0)
+		return -errno;
+	if ((r = evloop_add(&vm->loop, srv->listen_fd, EPOLLIN, on_listen, srv)))
+		return r;
+	srv->accepting = true;
+	if (con && (r = evloop_add(&vm->loop, con->wake_fd, EPOLLIN, ctl_console_wake, srv)))
+		return r;
+	return 0;
+}
+
+static const char *outcome_of(struct ctl_server *srv)
+{
+	if (srv->killed)
+		return "killed";
+	switch (atomic_load(&srv->vm->stop)) {
+	case VM_STOP_POWEROFF:
+		return "poweroff";
+	case VM_STOP_RESET:
+		return "reset";
+	case VM_STOP_CRASH:
+		return "crash";
+	case VM_STOP_SIGNAL:
+		return "signal";
+	default:
+		return "error";
+	}
+}
+
+static void drop_timer(struct evloop *l, int *fd)
+{
+	if (*fd >= 0) {
+		evloop_del(l, *fd);
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+void ctl_server_shutdown(struct ctl_server *srv)
+{
+	struct evloop *l;
+
+	if (!srv->vm || srv->outcome)
+		return;
+	l = &srv->vm->loop;
+	srv->outcome = outcome_of(srv);
+	if (srv->listen_fd >= 0) {
+		if (srv->accepting)
+			evloop_del(l, srv->listen_fd);
+		close(srv->listen_fd);
+		srv->listen_fd = -1;
+		srv->accepting = false;
+	}
+	if (srv->sock_path[0])
+		unlink(srv->sock_path);
+	srv->sock_path[0] = '\0';
+	if (srv->con) {
+		evloop_del(l, srv->con->wake_fd);
+		ctl_console_flush_log(srv->con);
+	}
+	drop_timer(l, &srv->stop_timer);
+	drop_timer(l, &srv->retry_fd);
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &srv->clients[i];
+
+		if (c->fd < 0)
+			continue;
+		/* Readers get the guest's last words; the others are done. */
+		if (c->console && ctl_client_flush(c))
+			ctl_console_pump(c);
+		if (!c->waiting)
+			ctl_client_close(c);
+		else if (c->events) {
+			evloop_del(l, c->fd);
+			c->events = 0;
+		}
+	}
+}
+
+void ctl_server_close(struct ctl_server *srv)
+{
+	struct json_object *o;
+
+	if (srv->sock_path[0])
+		unlink(srv->sock_path);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+	/* Release the name before answering, so that a script's next
+	 * `cvisor run --name` after `cvisor stop` finds it free. */
+	if (srv->lock_fd >= 0) {
+		unlink(srv->lock_path);
+		close(srv->lock_fd);
+		srv->lock_fd = -1;
+	}
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &srv->clients[i];
+
+		if (c->fd < 0)
+			continue;
+		if (c->waiting) {
+			o = json_object_new_object();
+			if (o)
+				json_object_object_add(o, "outcome",
+						       json_object_new_string(srv->outcome
+										      ? srv->outcome
+										      : "error"));
+			queue_reply(c, ctl_reply_ok(o));
+			ctl_client_flush(c);
+		}
+		close(c->fd);
+		ctl_linebuf_free(&c->in);
+		free(c->out);
+		*c = (struct ctl_client){ .fd = -1 };
+	}
+}
+
+bool ctl_server_killed(const struct ctl_server *srv)
+{
+	return srv->killed;
+}

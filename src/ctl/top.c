@@ -1,0 +1,241 @@
+/* top.c - `cvisor top`: a xentop-like table of every guest's cost, from two
+ * "stats" samples per guest (rates need an interval). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvisor/ctl.h"
+
+#define STATS_TIMEOUT_MS 3000
+
+struct sample {
+	char *name;
+	struct json_object *stats;
+};
+
+static uint64_t u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
+		return json_object_get_uint64(v);
+	return 0;
+}
+
+static const char *str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return "-";
+}
+
+static void free_samples(struct sample *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(s[i].name);
+		json_object_put(s[i].stats);
+	}
+	free(s);
+}
+
+/* Stats of every guest that answers; guests that vanish are left out. */
+static int sample_all(struct sample **out)
+{
+	char **names;
+	struct sample *s;
+	int n = ctl_list_names(ctl_run_dir(), &names), k = 0;
+
+	*out = NULL;
+	if (n < 0)
+		return n;
+	s = calloc((size_t)n + 1, sizeof(*s));
+	for (int i = 0; i < n; i++) {
+		char err[256];
+		int fd;
+
+		if (s && ctl_connect(ctl_run_dir(), names[i], &fd, err, sizeof(err)) == 0) {
+			if (ctl_call(fd, "{\"cmd\":\"stats\"}\n", STATS_TIMEOUT_MS, &s[k].stats,
+				     err, sizeof(err)) == 0) {
+				s[k].name = names[i];
+				names[i] = NULL;
+				k++;
+			}
+			close(fd);
+		}
+		free(names[i]);
+	}
+	free(names);
+	if (!s)
+		return -ENOMEM;
+	*out = s;
+	return k;
+}
+
+static struct json_object *find(const struct sample *s, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(s[i].name, name))
+			return s[i].stats;
+	return NULL;
+}
+
+static double rate(struct json_object *a, struct json_object *b, const char *key, double secs)
+{
+	uint64_t x = u64(a, key), y = u64(b, key);
+
+	return y > x && secs > 0 ? (double)(y - x) / secs : 0.0;
+}
+
+static void fmt_rate(double bps, char *buf, size_t len)
+{
+	static const char units[] = "BKMGT";
+	unsigned int u = 0;
+
+	while (bps >= 1024 && u + 1 < sizeof(units) - 1) {
+		bps /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f%c" : "%.0f%c", bps, units[u]);
+}
+
+static const char *const rate_keys[] = { "blk_read_bytes", "blk_write_bytes", "net_rx_bytes",
+					 "net_tx_bytes" };
+static const char *const rate_names[] = { "blk_read_bps", "blk_write_bps", "net_rx_bps",
+					  "net_tx_bps" };
+
+/* One row per guest seen in both samples. */
+static struct json_object *rows(const struct sample *prev, int np, const struct sample *cur, int nc)
+{
+	struct json_object *all = json_object_new_array();
+
+	for (int i = 0; all && i < nc; i++) {
+		struct json_object *a = find(prev, np, cur[i].name), *b = cur[i].stats, *r;
+		double secs;
+
+		if (!a || !(r = json_object_new_object()))
+			continue;
+		secs = (double)(u64(b, "time_ns") - u64(a, "time_ns")) / 1e9;
+		json_object_object_add(r, "name", json_object_new_string(cur[i].name));
+		json_object_object_add(r, "state", json_object_new_string(str(b, "state")));
+		json_object_object_add(r, "cpu_percent",
+				       json_object_new_double(rate(a, b, "cpu_ns", secs) / 1e7));
+		json_object_object_add(r, "exits_per_s",
+				       json_object_new_double(rate(a, b, "exits", secs)));
+		json_object_object_add(r, "rss", json_object_new_uint64(u64(b, "rss")));
+		json_object_object_add(r, "vcpus", json_object_new_uint64(u64(b, "vcpus")));
+		json_object_object_add(r, "memory", json_object_new_uint64(u64(b, "memory")));
+		for (size_t k = 0; k < ARRAY_SIZE(rate_keys); k++)
+			json_object_object_add(
+				r, rate_names[k],
+				json_object_new_double(rate(a, b, rate_keys[k], secs)));
+		json_object_array_add(all, r);
+	}
+	return all;
+}
+
+static double dbl(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0.0;
+}
+
+static void print_table(struct json_object *all)
+{
+	size_t n = json_object_array_length(all);
+	unsigned int running = 0, paused = 0;
+	char when[32];
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *st = str(json_object_array_get_idx(all, i), "state");
+
+		running += !strcmp(st, "running");
+		paused += !strcmp(st, "paused");
+	}
+	strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
+	printf("cvisor top - %s  %zu guests: %u running, %u paused\n", when, n, running, paused);
+	printf("%-20s %-9s %7s %9s %8s %5s %7s %9s %9s %9s %9s\n", "NAME", "STATE", "CPU(%)",
+	       "EXITS/s", "RSS(M)", "VCPUS", "MEM(M)", "BLK_RD/s", "BLK_WR/s", "NET_RX/s",
+	       "NET_TX/s");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(all, i);
+		char rates[ARRAY_SIZE(rate_names)][16];
+
+		for (size_t k = 0; k < ARRAY_SIZE(rate_names); k++)
+			fmt_rate(dbl(r, rate_names[k]), rates[k], sizeof(rates[k]));
+		printf("%-20s %-9s %7.1f %9.0f %8.1f %5llu %7llu %9s %9s %9s %9s\n", str(r, "name"),
+		       str(r, "state"), dbl(r, "cpu_percent"), dbl(r, "exits_per_s"),
+		       (double)u64(r, "rss") / (1 << 20), (unsigned long long)u64(r, "vcpus"),
+		       (unsigned long long)(u64(r, "memory") >> 20), rates[0], rates[1], rates[2],
+		       rates[3]);
+	}
+	fflush(stdout);
+}
+
+int ctl_cmd_top(int argc, char **argv)
+{
+	struct sample *prev = NULL, *cur;
+	bool once = false, json = false, tty = isatty(STDOUT_FILENO);
+	uint64_t delay = 1;
+	int np, nc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--once")) {
+			once = true;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--delay") && i + 1 < argc) {
+			if (cv_parse_uint(argv[++i], 1, 3600, &delay)) {
+				cv_err("top: --delay %s: must be 1 to 3600 seconds", argv[i]);
+				return CV_EXIT_USAGE;
+			}
+		} else {
+			cv_err("top: unexpected argument %s (see cvisor help)", argv[i]);
+			return CV_EXIT_USAGE;
+		}
+	}
+	if ((np = sample_all(&prev)) < 0) {
+		cv_err("%s: %s", ctl_run_dir(), strerror(-np));
+		return CV_EXIT_FAIL;
+	}
+	for (;;) {
+		struct json_object *all;
+
+		sleep((unsigned int)delay);
+		if ((nc = sample_all(&cur)) < 0) {
+			cv_err("%s: %s", ctl_run_dir(), strerror(-nc));
+			free_samples(prev, np);
+			return CV_EXIT_FAIL;
+		}
+		all = rows(prev, np, cur, nc);
+		free_samples(prev, np);
+		prev = cur;
+		np = nc;
+		if (!all) {
+			cv_err("out of memory");
+			free_samples(prev, np);
+			return CV_EXIT_FAIL;
+		}
+		if (json) {
+			puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+			fflush(stdout);
+		} else {
+			/* Refresh in place on a terminal, like top; append otherwise. */
+			if (tty && !once)
+				fputs("\033[H\033[2J", stdout);
+			print_table(all);
+		}
+		json_object_put(all);
+		if (once)
+			break;
+	}
+	free_samples(prev, np);
+	return 0;
+}

@@ -1,0 +1,430 @@
+/* verbs.c - `cvisor ls|info|stop|kill|pause|resume|balloon|pin|ctl`: one
+ * request each, its reply printed for people or, with --json, for scripts.
+ * Also the dispatch of every verb but run. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvisor/config.h"
+#include "cvisor/cpulist.h"
+#include "cvisor/ctl.h"
+
+#define CALL_TIMEOUT_MS 10000
+/* stop replies when the guest is gone: its timeout plus time to tear down. */
+#define STOP_MARGIN_MS 30000
+
+static const char client_usage[] =
+	"usage: cvisor ls [--json]\n"
+	"       cvisor info NAME [--json]\n"
+	"       cvisor stop NAME [--timeout SECONDS]   (default 30)\n"
+	"       cvisor kill|pause|resume NAME\n"
+	"       cvisor top [--once] [--json] [--delay SECONDS]\n"
+	"       cvisor console NAME                    (Ctrl-] detaches)\n"
+	"       cvisor balloon NAME SIZE\n"
+	"       cvisor pin NAME VCPU CPULIST\n"
+	"       cvisor ctl NAME JSON|-                 (one raw protocol request)\n";
+
+static void print_json(struct json_object *o)
+{
+	json_object_object_del(o, "ok");
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return "-";
+}
+
+static uint64_t get_u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
+		return json_object_get_uint64(v);
+	return 0;
+}
+
+static void fmt_uptime(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		snprintf(buf, len, "%llud%02llu:%02llu:%02llu", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s / 3600 % 24), (unsigned long long)(s / 60 % 60),
+			 (unsigned long long)(s % 60));
+	else
+		snprintf(buf, len, "%llu:%02llu:%02llu", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s / 60 % 60), (unsigned long long)(s % 60));
+}
+
+static void fmt_size(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes && bytes % (1ULL << 30) == 0)
+		snprintf(buf, len, "%lluG", (unsigned long long)(bytes >> 30));
+	else
+		snprintf(buf, len, "%lluM", (unsigned long long)(bytes >> 20));
+}
+
+/* Flags of the verbs: --json everywhere it prints data. */
+static int take_flags(int argc, char **argv, bool *json, int *npos, char **pos, int maxpos)
+{
+	*npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (json && !strcmp(argv[i], "--json")) {
+			*json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			cv_err("%s: unknown flag %s (see cvisor help)", argv[0], argv[i]);
+			return -EINVAL;
+		} else if (*npos < maxpos) {
+			pos[(*npos)++] = argv[i];
+		} else {
+			cv_err("%s: unexpected argument %s (see cvisor help)", argv[0], argv[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int need_args(const char *verb, int npos, int want, const char *what)
+{
+	if (npos == want)
+		return 0;
+	cv_err("%s: needs %s", verb, what);
+	return -EINVAL;
+}
+
+static int verb_ls(int argc, char **argv)
+{
+	static const char *const keys[] = {
+		"name", "pid", "state", "vcpus", "memory", "uptime_ms"
+	};
+	struct json_object *all = json_object_new_array();
+	bool json = false;
+	char **names, *pos[1];
+	int n, npos;
+
+	if (!all || take_flags(argc, argv, &json, &npos, pos, 0)) {
+		json_object_put(all);
+		return CV_EXIT_USAGE;
+	}
+	n = ctl_list_names(ctl_run_dir(), &names);
+	if (n < 0) {
+		cv_err("%s: %s", ctl_run_dir(), strerror(-n));
+		json_object_put(all);
+		return CV_EXIT_FAIL;
+	}
+	if (!json)
+		printf("%-20s %8s %-12s %5s %8s %12s\n", "NAME", "PID", "STATE", "VCPUS", "MEMORY",
+		       "UPTIME");
+	for (int i = 0; i < n; i++) {
+		struct json_object *info = NULL, *row;
+		char err[512], mem[32], up[32];
+		int fd, r;
+
+		/* A socket whose monitor is gone (kill -9) is skipped: the next
+		 * run of that name replaces it. */
+		r = ctl_connect(ctl_run_dir(), names[i], &fd, err, sizeof(err));
+		if (!r) {
+			r = ctl_call(fd, "{\"cmd\":\"info\"}\n", CALL_TIMEOUT_MS / 2, &info, err,
+				     sizeof(err));
+			close(fd);
+		}
+		if (r == -ENOENT || r == -ECONNREFUSED) {
+			free(names[i]);
+			continue;
+		}
+		row = json_object_new_object();
+		for (size_t k = 0; row && info && k < ARRAY_SIZE(keys); k++) {
+			struct json_object *v;
+
+			if (json_object_object_get_ex(info, keys[k], &v))
+				json_object_object_add(row, keys[k], json_object_get(v));
+		}
+		if (row && !info) {
+			json_object_object_add(row, "name", json_object_new_string(names[i]));
+			json_object_object_add(row, "state",
+					       json_object_new_string("unresponsive"));
+		}
+		if (!json) {
+			fmt_size(get_u64(row, "memory"), mem, sizeof(mem));
+			fmt_uptime(get_u64(row, "uptime_ms"), up, sizeof(up));
+			printf("%-20s %8llu %-12s %5llu %8s %12s\n", get_str(row, "name"),
+			       (unsigned long long)get_u64(row, "pid"), get_str(row, "state"),
+			       (unsigned long long)get_u64(row, "vcpus"), info ? mem : "-",
+			       info ? up : "-");
+		}
+		if (row)
+			json_object_array_add(all, row);
+		json_object_put(info);
+		free(names[i]);
+	}
+	free(names);
+	if (json)
+		puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(all);
+	return 0;
+}
+
+static void print_info(struct json_object *o)
+{
+	struct json_object *a, *v;
+	char buf[64];
+
+	printf("%-14s%s\n", "name", get_str(o, "name"));
+	printf("%-14s%llu\n", "pid", (unsigned long long)get_u64(o, "pid"));
+	printf("%-14s%s\n", "state", get_str(o, "state"));
+	fmt_uptime(get_u64(o, "uptime_ms"), buf, sizeof(buf));
+	printf("%-14s%s\n", "uptime", buf);
+	printf("%-14s%llu\n", "vcpus", (unsigned long long)get_u64(o, "vcpus"));
+	fmt_size(get_u64(o, "memory"), buf, sizeof(buf));
+	printf("%-14s%s\n", "memory", buf);
+	printf("%-14s%s\n", "kernel", get_str(o, "kernel"));
+	printf("%-14s%s\n", "initrd", get_str(o, "initrd"));
+	printf("%-14s%s\n", "cmdline", get_str(o, "cmdline"));
+	printf("%-14s%llu\n", "cpu weight", (unsigned long long)get_u64(o, "cpu_weight"));
+	if (get_u64(o, "cpu_cap"))
+		printf("%-14s%llu%%\n", "cpu cap", (unsigned long long)get_u64(o, "cpu_cap"));
+	else
+		printf("%-14snone\n", "cpu cap");
+	fmt_size(get_u64(o, "memory_limit"), buf, sizeof(buf));
+	printf("%-14s%s\n", "memory limit", get_u64(o, "memory_limit") ? buf : "none");
+	printf("%-14s%s\n", "cpu affinity", get_str(o, "cpu_affinity"));
+	printf("%-14s%s\n", "cgroup", get_str(o, "cgroup"));
+	printf("%-14s%s\n", "console log", get_str(o, "log"));
+	if (json_object_object_get_ex(o, "vcpu", &a) && json_object_is_type(a, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			v = json_object_array_get_idx(a, i);
+			snprintf(buf, sizeof(buf), "vcpu %llu",
+				 (unsigned long long)get_u64(v, "id"));
+			printf("%-14saffinity %s, %llu exits\n", buf, get_str(v, "affinity"),
+			       (unsigned long long)get_u64(v, "exits"));
+		}
+	if (json_object_object_get_ex(o, "devices", &a) && json_object_is_type(a, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			v = json_object_array_get_idx(a, i);
+			printf("%-14s%s %s +%llu %s\n", "device", get_str(v, "bus"),
+			       get_str(v, "base"), (unsigned long long)get_u64(v, "len"),
+			       get_str(v, "name"));
+		}
+}
+
+static int verb_info(int argc, char **argv)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_INFO };
+	struct json_object *reply;
+	bool json = false;
+	char *pos[1];
+	int npos, st;
+
+	if (take_flags(argc, argv, &json, &npos, pos, 1) ||
+	    need_args(argv[0], npos, 1, "a guest NAME"))
+		return CV_EXIT_USAGE;
+	if ((st = ctl_request(pos[0], &req, NULL, CALL_TIMEOUT_MS, &reply)))
+		return st;
+	if (json)
+		print_json(reply);
+	else
+		print_info(reply);
+	json_object_put(reply);
+	return 0;
+}
+
+/* pause, resume, kill: nothing to print. */
+static int verb_simple(int argc, char **argv, enum ctl_cmd cmd)
+{
+	struct ctl_request req = { .cmd = cmd };
+	struct json_object *reply;
+	char *pos[1];
+	int npos, st;
+
+	if (take_flags(argc, argv, NULL, &npos, pos, 1) ||
+	    need_args(argv[0], npos, 1, "a guest NAME"))
+		return CV_EXIT_USAGE;
+	st = ctl_request(pos[0], &req, NULL, cmd == CTL_CMD_KILL ? STOP_MARGIN_MS : CALL_TIMEOUT_MS,
+			 &reply);
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_stop(int argc, char **argv)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_STOP, .timeout_s = CTL_STOP_TIMEOUT_DEFAULT };
+	struct json_object *reply;
+	const char *name = NULL, *outcome;
+	uint64_t t;
+	int st;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (cv_parse_uint(argv[++i], 1, CTL_STOP_TIMEOUT_MAX, &t)) {
+				cv_err("stop: --timeout %s: must be 1 to %d seconds", argv[i],
+				       CTL_STOP_TIMEOUT_MAX);
+				return CV_EXIT_USAGE;
+			}
+			req.timeout_s = (unsigned int)t;
+		} else if (argv[i][0] == '-' || name) {
+			cv_err("stop: unexpected argument %s (see cvisor help)", argv[i]);
+			return CV_EXIT_USAGE;
+		} else {
+			name = argv[i];
+		}
+	}
+	if (!name) {
+		cv_err("stop: needs a guest NAME");
+		return CV_EXIT_USAGE;
+	}
+	st = ctl_request(name, &req, NULL, (int)req.timeout_s * 1000 + STOP_MARGIN_MS, &reply);
+	if (st)
+		return st;
+	outcome = get_str(reply, "outcome");
+	if (!strcmp(outcome, "killed")) {
+		cv_err("guest %s did not power off within %u s: killed", name, req.timeout_s);
+		st = CV_EXIT_FAIL;
+	}
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_balloon(int argc, char **argv)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_BALLOON };
+	struct json_object *reply;
+	char *pos[2];
+	int npos, st;
+
+	if (take_flags(argc, argv, NULL, &npos, pos, 2) ||
+	    need_args(argv[0], npos, 2, "a guest NAME and a SIZE"))
+		return CV_EXIT_USAGE;
+	if (cv_parse_size(pos[1], 1, &req.bytes)) {
+		cv_err("balloon: %s: not a size (try 512M or 2G)", pos[1]);
+		return CV_EXIT_USAGE;
+	}
+	st = ctl_request(pos[0], &req, NULL, CALL_TIMEOUT_MS, &reply);
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_pin(int argc, char **argv)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_PIN };
+	struct json_object *reply;
+	uint64_t vcpu;
+	char *pos[3];
+	int npos, st;
+
+	if (take_flags(argc, argv, NULL, &npos, pos, 3) ||
+	    need_args(argv[0], npos, 3, "a guest NAME, a VCPU and a CPULIST"))
+		return CV_EXIT_USAGE;
+	if (cv_parse_uint(pos[1], 0, CONFIG_MAX_CPUS - 1, &vcpu)) {
+		cv_err("pin: %s: not a vCPU number", pos[1]);
+		return CV_EXIT_USAGE;
+	}
+	req.vcpu = (unsigned int)vcpu;
+	if (cpulist_parse(pos[2], &req.cpus)) {
+		cv_err("pin: %.80s: not a CPU list (try 0-3,6)", pos[2]);
+		return CV_EXIT_USAGE;
+	}
+	st = ctl_request(pos[0], &req, NULL, CALL_TIMEOUT_MS, &reply);
+	json_object_put(reply);
+	return st;
+}
+
+/* One raw request line, for scripts and protocol tests: prints the reply. */
+static int verb_ctl(int argc, char **argv)
+{
+	struct json_object *reply;
+	char *pos[2], *line;
+	size_t len = 0;
+	int npos, st;
+
+	if (take_flags(argc, argv, NULL, &npos, pos, 2) ||
+	    need_args(argv[0], npos, 2, "a guest NAME and a JSON request (or - for stdin)"))
+		return CV_EXIT_USAGE;
+	if (strcmp(pos[1], "-")) {
+		len = strlen(pos[1]);
+		line = malloc(len + 2);
+		if (line)
+			memcpy(line, pos[1], len);
+	} else {
+		/* Up to twice the limit, so that oversized requests can be sent. */
+		line = malloc(2 * CTL_REQUEST_MAX + 2);
+		while (line && len < 2 * CTL_REQUEST_MAX) {
+			ssize_t r = read(STDIN_FILENO, line + len, 2 * CTL_REQUEST_MAX - len);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			len += (size_t)r;
+		}
+		while (line && len && line[len - 1] == '\n')
+			len--;
+	}
+	if (!line) {
+		cv_err("out of memory");
+		return CV_EXIT_FAIL;
+	}
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	st = ctl_request(pos[0], NULL, line, CALL_TIMEOUT_MS, &reply);
+	free(line);
+	if (!st)
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(reply);
+	return st;
+}
+
+static const char *const verbs[] = { "ls",  "info",    "stop",	  "kill", "pause", "resume",
+				     "top", "console", "balloon", "pin",  "ctl" };
+
+bool ctl_client_verb(const char *verb)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (!strcmp(verb, verbs[i]))
+			return true;
+	return false;
+}
+
+int ctl_client_main(int argc, char **argv)
+{
+	const char *v = argv[0];
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(client_usage, stdout);
+		return 0;
+	}
+	if (!strcmp(v, "ls"))
+		return verb_ls(argc, argv);
+	if (!strcmp(v, "info"))
+		return verb_info(argc, argv);
+	if (!strcmp(v, "stop"))
+		return verb_stop(argc, argv);
+	if (!strcmp(v, "kill"))
+		return verb_simple(argc, argv, CTL_CMD_KILL);
+	if (!strcmp(v, "pause"))
+		return verb_simple(argc, argv, CTL_CMD_PAUSE);
+	if (!strcmp(v, "resume"))
+		return verb_simple(argc, argv, CTL_CMD_RESUME);
+	if (!strcmp(v, "balloon"))
+		return verb_balloon(argc, argv);
+	if (!strcmp(v, "pin"))
+		return verb_pin(argc, argv);
+	if (!strcmp(v, "ctl"))
+		return verb_ctl(argc, argv);
+	if (!strcmp(v, "top"))
+		return ctl_cmd_top(argc, argv);
+	if (!strcmp(v, "console"))
+		return ctl_cmd_console(argc, argv);
+	fputs(client_usage, stderr);
+	return CV_EXIT_USAGE;
+}
