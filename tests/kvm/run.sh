@@ -22,7 +22,7 @@ CVISOR=${CVISOR:-build/cvisor}
 BUILD=${BUILD:-build}
 GUESTS=$BUILD/tests/kvm
 TMO=${KVM_TEST_TIMEOUT:-20}
-ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused unknown_insn ring3 smp2 smp4 cmdline bootabi counter"
+ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused unknown_insn ring3 smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout"
 
 work=$(mktemp -d /tmp/cvisor-kvm-test.XXXXXX) || exit 1
 child=""
@@ -255,6 +255,160 @@ case_counter() {
 	pass counter
 }
 
+# ---- virtio (guest tests/kvm/guests/virtio.c with its own driver) ----
+# The guest prints "virtio: PASS|FAIL|INFO ..." per check and "virtio: ok"
+# when nothing failed. Disk images live in $work (removed on exit).
+
+# virtio_image FILE: 1 MiB (2048 sectors); 32-bit LE word i of sector N is
+# N << 16 | i << 8 | 0xa5, the pattern the guest checks.
+virtio_image() {
+	perl -e 'for $n (0..2047) { print pack("V*", map { ($n << 16) | ($_ << 8) | 0xa5 } 0..127) }' >"$1"
+}
+
+# virtio_verdict NAME: fail with the guest's FAIL lines unless it printed
+# "virtio: ok"; INFO lines are shown. Returns non-zero on failure.
+virtio_verdict() {
+	grep '^virtio: INFO ' "$out" | sed "s/^virtio: INFO /INFO $1: /"
+	if ! has_line "virtio: ok"; then
+		local why
+		why=$(grep -m 3 '^virtio: FAIL ' "$out" | sed 's/^virtio: FAIL //' | paste -sd ';' -)
+		fail "$1" "${why:-no 'virtio: ok' line}"
+		return 1
+	fi
+	if exit_ignored; then
+		fail "$1" "the guest's poweroff request was ignored"
+		return 1
+	fi
+}
+
+# virtio_stderr NAME NDEV: the monitor logs a misbehaving device once
+# (issue 3: "sets DEVICE_NEEDS_RESET and logs once"); a guest that breaks
+# and resets a device over and over must not drive the host's log, so at
+# most one stderr line per device.
+virtio_stderr() {
+	local n
+	n=$(grep -c . "$err")
+	[ "$n" -gt 0 ] && echo "INFO $1: $n stderr line(s), first: $(head -n 1 "$err")"
+	if [ "$n" -gt "$2" ]; then
+		fail "$1" "$n warning lines on stderr for $2 devices, want at most one per device"
+		return 1
+	fi
+}
+
+virtio_rng_case() {
+	local name=$1 tr=$2
+	run_guest "$name" "$TMO" virtio --virtio "$tr" --rng --cmdline "virtio.test=rng virtio.transport=$tr"
+	expect_status "$name" 0 || return
+	virtio_verdict "$name" && pass "$name"
+}
+case_virtio_rng_pci() { virtio_rng_case virtio_rng_pci pci; }
+case_virtio_rng_mmio() { virtio_rng_case virtio_rng_mmio mmio; }
+
+# virtio_blk_case NAME TRANSPORT SERIAL [readonly]: the guest reads, writes
+# sector 5, flushes, ...; then the host compares the whole image with what
+# it expects: sector 5 rewritten, sectors 7-8 zeroed if the guest did a
+# write-zeroes, sector 10 (discarded) ignored, nothing else changed; or,
+# read-only, byte for byte the original.
+virtio_blk_case() {
+	local name=$1 tr=$2 serial=$3 ro=${4:-} img=$work/$1.img orig=$work/$1.orig want=$work/$1.want
+	local disk="$img,serial=$serial" extra="" at
+	if ! virtio_image "$img" || ! cp "$img" "$orig"; then
+		fail "$name" "cannot create the test image"
+		return
+	fi
+	if [ -n "$ro" ]; then
+		disk="$img,readonly,serial=$serial"
+		extra=" virtio.ro=1"
+	fi
+	run_guest "$name" "$TMO" virtio --virtio "$tr" --disk "$disk" \
+		--cmdline "virtio.test=blk virtio.transport=$tr virtio.serial=$serial virtio.sectors=2048$extra"
+	expect_status "$name" 0 || return
+	virtio_verdict "$name" || return
+	cp "$orig" "$want"
+	if [ -z "$ro" ]; then
+		perl -e 'print pack("V*", map { 0xfeed0000 | ($_ << 8) | 0x5a } 0..127)' |
+			dd of="$want" bs=512 seek=5 conv=notrunc status=none
+		if has_line "virtio: PASS blk: write-zeroes sectors 7-8"; then
+			dd if=/dev/zero of="$want" bs=512 seek=7 count=2 conv=notrunc status=none
+		fi
+		dd if="$img" of="$want" bs=512 skip=10 seek=10 count=1 conv=notrunc status=none
+	fi
+	if [ "$(stat -c %s "$img")" != 1048576 ]; then
+		fail "$name" "the image is now $(stat -c %s "$img") bytes, want 1048576"
+	elif ! cmp -s "$img" "$want"; then
+		at=$(cmp "$img" "$want" 2>/dev/null | sed -n 's/.* byte \([0-9]*\).*/\1/p')
+		fail "$name" "on the host the image differs from the expected one at byte $at (sector $(((at - 1) / 512)))"
+	else
+		pass "$name"
+	fi
+}
+case_virtio_blk_pci() { virtio_blk_case virtio_blk_pci pci cvisor-serial-012345; }
+case_virtio_blk_mmio() { virtio_blk_case virtio_blk_mmio mmio vd-mmio-0; }
+case_virtio_blk_ro() { virtio_blk_case virtio_blk_ro pci ro-disk readonly; }
+
+# Malformed queues and chains for an rng and a disk: the monitor survives
+# (status 0), every case ends in an error completion or NEEDS_RESET and the
+# device works again after a reset ("virtio: ok"); the image is unchanged
+# (the only write request's data lies outside guest RAM).
+virtio_hostile_case() {
+	local name=$1 tr=$2 img=$work/$1.img orig=$work/$1.orig
+	if ! virtio_image "$img" || ! cp "$img" "$orig"; then
+		fail "$name" "cannot create the test image"
+		return
+	fi
+	run_guest "$name" $((TMO * 3)) virtio --virtio "$tr" --rng --disk "$img" \
+		--cmdline "virtio.test=hostile virtio.transport=$tr"
+	expect_status "$name" 0 || return
+	virtio_verdict "$name" || return
+	if ! cmp -s "$img" "$orig"; then
+		fail "$name" "the disk image changed"
+		return
+	fi
+	virtio_stderr "$name" 2 || return
+	pass "$name"
+}
+case_virtio_hostile() { virtio_hostile_case virtio_hostile pci; }
+case_virtio_hostile_mmio() { virtio_hostile_case virtio_hostile_mmio mmio; }
+
+# Where cvisor puts its devices, in the order disks, nets, rng, balloon,
+# vsock: PCI host bridge at 00:00.0 and the devices at slots 1.. in that
+# order; MMIO devices at 0xd8000000 + 0x1000 * i with GSIs 5, 6, 7, 10, 11,
+# 12 announced on the command line. (Not QEMU's layout: fails by design
+# under qemu-cvisor.sh.)
+case_virtio_layout() {
+	local a=$work/layout-a.img b=$work/layout-b.img tr line why="" i
+	local types=(2 2 1 4 5 19) gsis=(5 6 7 10 11 12)
+	if ! truncate -s 1M "$a" "$b"; then
+		fail virtio_layout "cannot create the test images"
+		return
+	fi
+	for tr in pci mmio; do
+		run_guest "virtio_layout_$tr" "$TMO" virtio --virtio "$tr" --disk "$a" --disk "$b,readonly" \
+			--net user --rng --balloon 64M --vsock 3
+		expect_status virtio_layout 0 || return
+		virtio_verdict virtio_layout || return
+		set --
+		[ "$tr" = pci ] && set -- "virtio: pci 00:00.0 * class 0x060000"
+		for i in "${!types[@]}"; do
+			if [ "$tr" = pci ]; then
+				set -- "$@" "virtio: dev $i pci 00:0$((i + 1)).0 type ${types[i]} *"
+			else
+				set -- "$@" "virtio: dev $i mmio 0xd800${i}000 size 0x200 irq ${gsis[i]} type ${types[i]}"
+			fi
+		done
+		for line; do
+			case $'\n'"$(cat "$out")"$'\n' in *$'\n'$line$'\n'*) ;; *) why="$why; $tr: no line '$line'" ;; esac
+		done
+		i=$(grep -c '^virtio: dev ' "$out")
+		[ "$i" = ${#types[@]} ] || why="$why; $tr: $i devices, want ${#types[@]}"
+	done
+	if [ -n "$why" ]; then
+		fail virtio_layout "${why#; }"
+		return
+	fi
+	pass virtio_layout
+}
+
 if [ "${1:-}" = "-l" ]; then
 	echo "$ALL_CASES"
 	exit 0
@@ -278,7 +432,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 fi
 for c in $cases; do
 	guest=$c
-	case $c in smp*) guest=smp ;; esac
+	case $c in smp*) guest=smp ;; virtio_*) guest=virtio ;; esac
 	if [ ! -f "$GUESTS/$guest.elf" ]; then
 		st=-1 ms=0 out=/dev/null err=/dev/null
 		fail "$c" "$GUESTS/$guest.elf missing (run make tiny)"
