@@ -18,6 +18,7 @@
 #include "cvisor/ctl.h"
 #include "cvisor/ctl_console.h"
 #include "cvisor/runloop.h"
+#include "cvisor/virtio_balloon.h"
 #include "cvisor/vm.h"
 
 #define CVISOR_VERSION "0.1.0"
@@ -204,14 +205,22 @@ static void report_ready(int ready_fd, int log_fd)
 		cv_debug("chdir /: %s", strerror(errno));
 }
 
+/* `cvisor balloon NAME SIZE`: SIZE is what the balloon holds (memory taken
+ * from the guest), as with --balloon. */
+static int balloon_set(void *ctx, uint64_t bytes)
+{
+	struct vm *vm = ctx;
+
+	return vm->balloon ? virtio_balloon_set_target(vm->balloon, bytes) : -ENODEV;
+}
+
 /* Build, run and tear down the guest. ready_fd >= 0 in a detached child. */
 static int run_guest(const struct vm_config *cfg, int ready_fd)
 {
 	static struct vm vm;
 	static struct ctl_server srv;
 	static struct ctl_console con;
-	/* No balloon device yet: the lead wires balloon_set here. */
-	struct ctl_hooks hooks = { 0 };
+	struct ctl_hooks hooks = { .balloon_set = balloon_set, .ctx = &vm };
 	struct cgroup cg = { 0 };
 	cpu_set_t affinity;
 	char err[PATH_MAX + 128];

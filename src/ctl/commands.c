@@ -263,7 +263,10 @@ static int cmd_balloon(struct ctl_server *srv, uint64_t bytes, char **reply)
 		return fail(reply, -EINVAL, "balloon: %lluM is more than the guest's %lluM",
 			    (unsigned long long)(bytes >> 20),
 			    (unsigned long long)(srv->vm->cfg->mem_size >> 20));
-	if ((r = srv->hooks.balloon_set(srv->hooks.ctx, bytes)))
+	if ((r = srv->hooks.balloon_set(srv->hooks.ctx, bytes)) == -ENODEV)
+		return fail(reply, r, "guest %s has no balloon device (start it with --balloon)",
+			    srv->name);
+	if (r)
 		return fail(reply, r, "balloon: %s", strerror(-r));
 	o = json_object_new_object();
 	if (o)
