@@ -43,10 +43,16 @@ unit: $(UNIT_BIN)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 20
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+.SECONDARY: $(FUZZ_OBJ)
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
@@ -59,7 +65,7 @@ include tests/kvm/guests.mk
 guest:
 	bash scripts/guest-kit.sh $(BUILD)/guest
 
-test: all unit tiny guest
+test: all unit tiny guest fuzz-build
 	bash scripts/run-tests.sh
 
 # Boot the default guest: the microVM kernel with a shell on the console.

@@ -14,7 +14,7 @@ for f in "$@"; do
 	[ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/"
 	if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$work/" \
 		"$work" >"$work.log" 2>&1; then
-		echo "PASS fuzz $name: $(grep -Eo '#[0-9]+ +DONE.*' "$work.log" | tail -n 1)"
+		echo "PASS fuzz $name: $(grep -aEo "Done [0-9]+ runs in [0-9]+ second" "$work.log" | tail -n 1)"
 		pass=$((pass + 1))
 	else
 		echo "FAIL fuzz $name: finding (see below)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line CI reads: "N passed, N failed".
 #   format  clang-format conformance
+#   fuzz  every libFuzzer target for FUZZ_SECONDS (15) each
 #   unit  cmocka tests under ASan+UBSan (no KVM)
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
@@ -9,7 +10,7 @@
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit cli kvm toolstack linux}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack linux}
 total_pass=0
 total_fail=0
 
@@ -67,6 +68,7 @@ for s in $SUITES; do
 	case $s in
 	format) run_suite format bash scripts/check-format.sh ;;
 	unit) run_suite unit unit_suite ;;
+	fuzz) run_suite fuzz bash scripts/run-fuzz.sh "${FUZZ_SECONDS:-15}" build/fuzz/fuzz_* ;;
 	cli) run_suite cli bash tests/e2e/cli.sh ;;
 	kvm) run_suite kvm bash tests/kvm/run.sh ;;
 	toolstack) run_suite toolstack bash tests/e2e/toolstack.sh ;;
