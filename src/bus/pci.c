@@ -111,27 +111,33 @@ static struct pci_device *addressed(struct pci_bus *b, uint32_t *reg)
 
 /* A guest moving a BAR away from where cvisor put it is not supported;
  * sizing (all ones) and restoring the address are. */
+static uint32_t cfg32(const struct pci_device *p, unsigned int off)
+{
+	return p->cfg[off] | (uint32_t)p->cfg[off + 1] << 8 | (uint32_t)p->cfg[off + 2] << 16 |
+	       (uint32_t)p->cfg[off + 3] << 24;
+}
+
+/* A guest moving a BAR away from where cvisor put it is not supported;
+ * sizing (all ones, one dword at a time) and restoring the address are. */
 static void check_bars(struct pci_device *p)
 {
 	for (unsigned int i = 0; i < 6; i++) {
-		uint64_t v;
+		uint32_t lo, hi, mask;
+		bool ok_lo, ok_hi;
 
 		if (!p->bar_size[i])
 			continue;
-		v = (p->cfg[CFG_BAR0 + 4 * i] | (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 1] << 8 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 2] << 16 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 3] << 24 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 4] << 32 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 5] << 40 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 6] << 48 |
-		     (uint64_t)p->cfg[CFG_BAR0 + 4 * i + 7] << 56) &
-		    ~0xfULL;
-		if (v != p->bar_addr[i] && v != (~(p->bar_size[i] - 1) & ~0xfULL) &&
-		    (uint32_t)v != ((uint32_t) ~(p->bar_size[i] - 1) & ~0xfU) && !p->bar_warned) {
+		lo = cfg32(p, CFG_BAR0 + 4 * i) & ~0xfU;
+		hi = cfg32(p, CFG_BAR0 + 4 * i + 4);
+		mask = (uint32_t) ~(p->bar_size[i] - 1) & ~0xfU;
+		ok_lo = lo == ((uint32_t)p->bar_addr[i] & ~0xfU) || lo == mask;
+		ok_hi = hi == (uint32_t)(p->bar_addr[i] >> 32) || hi == 0xffffffffU;
+		if ((!ok_lo || !ok_hi) && !p->bar_warned) {
 			p->bar_warned = true;
 			cv_warn("pci: guest moved a BAR to %#llx; cvisor keeps decoding it at "
 				"%#llx",
-				(unsigned long long)v, (unsigned long long)p->bar_addr[i]);
+				(unsigned long long)((uint64_t)hi << 32 | lo),
+				(unsigned long long)p->bar_addr[i]);
 		}
 	}
 }
