@@ -76,9 +76,9 @@ too_many:
 int vm_devices_init(struct vm *vm)
 {
 	irq_router_init(&vm->router, vm->vm_fd);
-	if (vm->devcfg->transport == VIRTIO_TRANSPORT_PCI)
-		return pci_bus_init(&vm->pci, &vm->pio, &vm->mmio);
-	return 0;
+	/* The host bridge is there with either transport: the DSDT describes
+	 * it, and a PC without config space access looks broken to Linux. */
+	return pci_bus_init(&vm->pci, &vm->pio, &vm->mmio);
 }
 
 int vm_attach_virtio(struct vm *vm, struct vm_virtio *v)

@@ -1,4 +1,4 @@
-/* acpi.h - ACPI tables (RSDP, XSDT, FADT, DSDT, MADT) for the guest. */
+/* acpi.h - ACPI tables (RSDP, RSDT, XSDT, FADT, FACS, DSDT, MADT) for the guest. */
 #ifndef CVISOR_ACPI_H
 #define CVISOR_ACPI_H
 
@@ -18,8 +18,11 @@ struct acpi_config {
  * guest sees at guest-physical address buf_gpa. The RSDP is at buf[0] (so
  * buf_gpa should be 16-byte aligned inside 0xE0000-0xFFFFF for the legacy
  * scan); the tables follow it, aligned in guest-physical terms (FACS to 64
- * bytes, the rest to 16). All checksums are filled in. *used gets the bytes
- * needed, also on -ENOSPC; nothing is written unless all of it fits.
+ * bytes, the rest to 16). All checksums are filled in. The DSDT holds \_S5
+ * and the PCI host bridge \_SB.PCI0 (pci.h: bus 0, every I/O port except
+ * 0xcf8-0xcff, memory [PCI_MMIO_BASE, PCI_MMIO_END)), without which Linux
+ * running with ACPI does not scan bus 0. *used gets the bytes needed, also
+ * on -ENOSPC; nothing is written unless all of it fits.
  * Returns 0, -ENOSPC if buf_len is too small, -EINVAL for ncpus 0 or > 255
  * or for tables that would not lie below 4 GiB (the RSDT, FIRMWARE_CTRL and
  * DSDT pointers are 32-bit). */

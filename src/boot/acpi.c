@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cvisor/acpi_pm.h"
+#include "cvisor/pci.h"
 #include "cvisor/rtc.h"
 
 #define OEM_ID "CVISOR"		/* 6 bytes */
@@ -70,26 +71,190 @@
 #define MPS_INTI_ACTIVE_HIGH 0x1
 #define MPS_INTI_LEVEL (0x3 << 2)
 
-/* Hand-assembled DSDT body (chapter 20, AML encoding):
+/* DSDT definition block (chapter 20, AML encoding), hand-assembled in
+ * three pieces that build_dsdt() copies one after the other:
+ *
  *   Name (\_S5, Package (0x04) { SLP_TYP, SLP_TYP, Zero, Zero })
- * OSPM writes SLP_TYPa/b from the first two elements into PM1a/b_CNT with
- * SLP_EN to enter soft-off (\_Sx objects, chapter 7; PM1 control, 4.8.3).
- * Checked with `iasl -d`, which decompiles it to exactly that line, and
- * `iasl -oa` recompiles the line to these same bytes. */
+ *   Device (\_SB.PCI0)
+ *   {
+ *       Name (_HID, EisaId ("PNP0A03"))
+ *       Name (_UID, Zero)
+ *       Name (_SEG, Zero)
+ *       Name (_BBN, Zero)
+ *       Name (_CRS, ResourceTemplate ()
+ *       {
+ *           WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+ *               0x0000, 0x0000, 0x0000, 0x0000, 0x0001)
+ *           IO (Decode16, 0x0CF8, 0x0CF8, 0x01, 0x08)
+ *           WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+ *               0x0000, 0x0000, 0x0CF7, 0x0000, 0x0CF8)
+ *           WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+ *               0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300)
+ *           DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed,
+ *               NonCacheable, ReadWrite, 0x00000000, PCI_MMIO_BASE,
+ *               PCI_MMIO_END - 1, 0x00000000, PCI_MMIO_END - PCI_MMIO_BASE)
+ *       })
+ *   }
+ *
+ * Checked with `iasl -d`, which decompiles the table to exactly this, and
+ * `iasl -oa` (no optimizations, which would drop the redundant '\'
+ * prefixes), which recompiles it to these same bytes. */
+
+/* OSPM writes SLP_TYPa/b from the first two elements into PM1a/b_CNT with
+ * SLP_EN to enter soft-off (\_Sx objects, chapter 7; PM1 control, 4.8.3). */
 _Static_assert(ACPI_S5_SLP_TYP >= 0 && ACPI_S5_SLP_TYP <= 7, "SLP_TYP is a 3-bit field");
-static const uint8_t dsdt_aml[] = {
-	0x08, /* NameOp */
-	0x5c, /* RootChar '\' */
-	'_',  'S',
-	'5',  '_',	       /* NameSeg "_S5_" */
-	0x12,		       /* PackageOp */
-	0x08,		       /* PkgLength: 1-byte form, counts itself + the 7 bytes after */
-	0x04,		       /* NumElements */
-	0x0a, ACPI_S5_SLP_TYP, /* BytePrefix, SLP_TYPa */
-	0x0a, ACPI_S5_SLP_TYP, /* BytePrefix, SLP_TYPb */
-	0x00,		       /* ZeroOp (reserved) */
-	0x00,		       /* ZeroOp (reserved) */
+/* The AML byte tables are laid out by hand, one byte group per line. */
+/* clang-format off */
+static const uint8_t dsdt_s5[] = {
+	0x08,			/* NameOp */
+	0x5c,			/* RootChar '\' */
+	'_', 'S', '5', '_',	/* NameSeg "_S5_" */
+	0x12,			/* PackageOp */
+	0x08,			/* PkgLength: 1-byte form, counts itself + the 7 bytes after */
+	0x04,			/* NumElements */
+	0x0a, ACPI_S5_SLP_TYP,	/* BytePrefix, SLP_TYPa */
+	0x0a, ACPI_S5_SLP_TYP,	/* BytePrefix, SLP_TYPb */
+	0x00,			/* ZeroOp (reserved) */
+	0x00,			/* ZeroOp (reserved) */
 };
+/* clang-format on */
+
+/* The PCI host bridge (pci.h). Linux x86 with ACPI scans only the root
+ * buses the namespace declares (acpi_pci_root_add() for PNP0A03), so
+ * without this device it never looks at bus 0. _CRS gives the windows the
+ * bridge forwards, the way QEMU's pc DSDT does: bus 0 alone, all I/O ports
+ * except the configuration ports (the ISA devices at 0x60, 0x70, 0x3f8,
+ * 0x600 sit behind the bridge, as on a PC, so the window covering them is
+ * no conflict), and the MMIO window cvisor assigns BARs from. The small
+ * IO() entry claims 0xcf8-0xcff for the bridge itself; x86 Linux drops it
+ * from the windows (resource_is_pcicfg_ioport()). No _PRT: cvisor's PCI
+ * devices report no INTx pin and use MSI-X. No _OSC: this is a
+ * conventional PCI bridge (not PNP0A08) and Linux goes on without one. */
+_Static_assert(PCI_MMIO_BASE < PCI_MMIO_END && PCI_MMIO_END <= 0x100000000ULL,
+	       "DWordMemory holds a 32-bit window");
+
+/* Little-endian bytes of a 16- or 32-bit constant, for the initializers. */
+#define LE16(v) (uint8_t)((v)&0xff), (uint8_t)(((v) >> 8) & 0xff)
+#define LE32(v) LE16((v)&0xffff), LE16(((v) >> 16) & 0xffff)
+
+/* 6.4 resource descriptors. Address space descriptors (6.4.3.5): the
+ * general flags 0x0c are bit 3 _MAF and bit 2 _MIF (max and min fixed),
+ * bit 1 _DEC clear (positive decode), bit 0 clear (producer: the bridge
+ * hands the range on to its children). */
+#define RES_GENERAL_FLAGS 0x0c
+/* clang-format off */
+static const uint8_t pci0_crs[] = {
+	/* 6.4.3.5.3 Word Address Space Descriptor: bus numbers 0-0. */
+	0x88,			/* large item, Word Address Space Descriptor */
+	LE16(0x000d),		/* length of the rest */
+	0x02,			/* resource type: bus number range */
+	RES_GENERAL_FLAGS,	/* producer, min/max fixed, positive decode */
+	0x00,			/* type-specific flags: none for bus numbers */
+	LE16(0x0000),		/* _GRA granularity */
+	LE16(0x0000),		/* _MIN */
+	LE16(0x0000),		/* _MAX */
+	LE16(0x0000),		/* _TRA translation offset */
+	LE16(0x0001),		/* _LEN: one bus */
+
+	/* 6.4.2.5 I/O Port Descriptor: the configuration ports. */
+	0x47,			/* small item 0x08, length 7 */
+	0x01,			/* information: bit 0 _DEC, 16-bit decode */
+	LE16(PCI_CONFIG_ADDR),	/* _MIN */
+	LE16(PCI_CONFIG_ADDR),	/* _MAX */
+	0x01,			/* _ALN */
+	0x08,			/* _LEN: 0xcf8-0xcff */
+
+	/* 6.4.3.5.3 Word Address Space Descriptor: I/O below the config ports. */
+	0x88,			/* large item, Word Address Space Descriptor */
+	LE16(0x000d),		/* length of the rest */
+	0x01,			/* resource type: I/O range */
+	RES_GENERAL_FLAGS,	/* producer, min/max fixed, positive decode */
+	0x03,			/* I/O flags: bits 1-0 _RNG 3, ISA and non-ISA ranges */
+	LE16(0x0000),		/* _GRA */
+	LE16(0x0000),		/* _MIN */
+	LE16(PCI_CONFIG_ADDR - 1), /* _MAX 0x0cf7 */
+	LE16(0x0000),		/* _TRA */
+	LE16(PCI_CONFIG_ADDR),	/* _LEN 0x0cf8 */
+
+	/* 6.4.3.5.3 Word Address Space Descriptor: I/O above them, from the
+	 * next 256-byte boundary, as in QEMU's DSDT. */
+	0x88,			/* large item, Word Address Space Descriptor */
+	LE16(0x000d),		/* length of the rest */
+	0x01,			/* resource type: I/O range */
+	RES_GENERAL_FLAGS,	/* producer, min/max fixed, positive decode */
+	0x03,			/* I/O flags: bits 1-0 _RNG 3, ISA and non-ISA ranges */
+	LE16(0x0000),		/* _GRA */
+	LE16(0x0d00),		/* _MIN */
+	LE16(0xffff),		/* _MAX */
+	LE16(0x0000),		/* _TRA */
+	LE16(0x10000 - 0x0d00),	/* _LEN 0xf300 */
+
+	/* 6.4.3.5.2 DWord Address Space Descriptor: the BAR window. */
+	0x87,			/* large item, DWord Address Space Descriptor */
+	LE16(0x0017),		/* length of the rest */
+	0x00,			/* resource type: memory range */
+	RES_GENERAL_FLAGS,	/* producer, min/max fixed, positive decode */
+	0x01,			/* memory flags: bit 0 _RW read/write; bits 2-1 _MEM 0
+				 * non-cacheable; bits 4-3 _MTP 0 AddressRangeMemory;
+				 * bit 5 _TTP 0 TypeStatic */
+	LE32(0x00000000),	/* _GRA */
+	LE32(PCI_MMIO_BASE),	/* _MIN */
+	LE32(PCI_MMIO_END - 1),	/* _MAX */
+	LE32(0x00000000),	/* _TRA */
+	LE32(PCI_MMIO_END - PCI_MMIO_BASE), /* _LEN */
+
+	/* 6.4.2.9 End Tag. */
+	0x79,			/* small item 0x0f, length 1 */
+	0x00,			/* checksum 0: "treated as if the checksum operation succeeded" */
+};
+/* clang-format on */
+
+/* 20.2.4 PkgLength in its 2-byte form: bits 7-6 of the lead byte = 1
+ * (one byte follows), bits 3-0 the low nibble, the next byte bits 11-4.
+ * The length counts the PkgLength bytes themselves. */
+#define PKGLEN2(n) (uint8_t)(0x40 | ((n)&0x0f)), (uint8_t)((n) >> 4)
+#define PCI0_HEAD_LEN 52 /* sizeof(pci0_head), checked below */
+/* Buffer: PkgLength (2) + BufferSize (BytePrefix, 1 byte) + the template. */
+#define CRS_BUF_PKGLEN (2 + 2 + sizeof(pci0_crs))
+/* Device: everything after ExtOpPrefix DeviceOp. */
+#define PCI0_PKGLEN (PCI0_HEAD_LEN - 2 + sizeof(pci0_crs))
+_Static_assert(sizeof(pci0_crs) <= 0xff, "BufferSize is a BytePrefix byte");
+_Static_assert(CRS_BUF_PKGLEN >= 64 && PCI0_PKGLEN >= 64 && PCI0_PKGLEN <= 0xfff,
+	       "2-byte PkgLength encodings");
+
+/* clang-format off */
+static const uint8_t pci0_head[] = {
+	0x5b, 0x82,		/* ExtOpPrefix DeviceOp */
+	PKGLEN2(PCI0_PKGLEN),	/* PkgLength: to the end of _CRS */
+	0x5c,			/* RootChar '\' */
+	0x2e,			/* DualNamePrefix */
+	'_', 'S', 'B', '_',	/* NameSeg "_SB_" */
+	'P', 'C', 'I', '0',	/* NameSeg "PCI0" */
+
+	0x08, '_', 'H', 'I', 'D', /* NameOp "_HID" */
+	0x0c,			/* DWordPrefix: EisaId ("PNP0A03") */
+	0x41, 0xd0,		/* "PNP" compressed, 3 x 5 bits, big-endian */
+	0x0a, 0x03,		/* product number 0x0a03 */
+
+	0x08, '_', 'U', 'I', 'D', /* NameOp "_UID" */
+	0x00,			/* ZeroOp */
+
+	0x08, '_', 'S', 'E', 'G', /* NameOp "_SEG": PCI segment group 0 */
+	0x00,			/* ZeroOp */
+
+	0x08, '_', 'B', 'B', 'N', /* NameOp "_BBN": base bus number 0 */
+	0x00,			/* ZeroOp */
+
+	0x08, '_', 'C', 'R', 'S', /* NameOp "_CRS" */
+	0x11,			/* BufferOp */
+	PKGLEN2(CRS_BUF_PKGLEN), /* PkgLength: to the end of the template */
+	0x0a, sizeof(pci0_crs),	/* BufferSize: BytePrefix, byte count */
+	/* pci0_crs follows */
+};
+/* clang-format on */
+_Static_assert(sizeof(pci0_head) == PCI0_HEAD_LEN, "PCI0_HEAD_LEN is stale");
+
+#define DSDT_AML_LEN (sizeof(dsdt_s5) + sizeof(pci0_head) + sizeof(pci0_crs))
 
 /* Byte offsets of each table inside buf. */
 struct acpi_layout {
@@ -147,7 +312,7 @@ static void acpi_layout(uint64_t gpa, unsigned int ncpus, struct acpi_layout *l)
 	l->fadt = align_gpa(gpa, l->xsdt + SDT_HDR_LEN + 2 * 8, 16);
 	l->facs = align_gpa(gpa, l->fadt + FADT_LEN, 64); /* 5.2.10: 64-byte aligned */
 	l->dsdt = align_gpa(gpa, l->facs + FACS_LEN, 16);
-	l->madt = align_gpa(gpa, l->dsdt + SDT_HDR_LEN + sizeof(dsdt_aml), 16);
+	l->madt = align_gpa(gpa, l->dsdt + SDT_HDR_LEN + DSDT_AML_LEN, 16);
 	l->end = l->madt + MADT_LEN(ncpus);
 }
 
@@ -254,10 +419,15 @@ static void build_facs(uint8_t *p)
 
 static void build_dsdt(uint8_t *p)
 {
-	uint32_t len = SDT_HDR_LEN + sizeof(dsdt_aml);
+	uint32_t len = SDT_HDR_LEN + DSDT_AML_LEN;
+	uint8_t *aml = p + SDT_HDR_LEN;
 
 	put_sdt_header(p, "DSDT", len, 2); /* revision 2: 64-bit AML integers */
-	memcpy(p + SDT_HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	memcpy(aml, dsdt_s5, sizeof(dsdt_s5));
+	aml += sizeof(dsdt_s5);
+	memcpy(aml, pci0_head, sizeof(pci0_head));
+	aml += sizeof(pci0_head);
+	memcpy(aml, pci0_crs, sizeof(pci0_crs));
 	fix_checksum(p, len, 9);
 }
 

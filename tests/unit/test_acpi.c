@@ -1,6 +1,7 @@
 /* test_acpi.c - acpi_build(): walk the tables the way a guest does, from the
  * RSDP through guest-physical pointers, and check every field cvisor relies
- * on, every checksum, and the buffer-size and argument errors. */
+ * on, every checksum, the PCI host bridge's AML in the DSDT, and the
+ * buffer-size and argument errors. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include "cvisor/acpi.h"
 #include "cvisor/acpi_pm.h"
+#include "cvisor/pci.h"
 
 #define GPA 0xe0000u
 #define BUF_LEN 8192
@@ -175,10 +177,127 @@ static void check_fadt(const struct tables *t, unsigned int ncpus)
 	assert_int_equal(le32(facs + 4), 64);
 }
 
+/* An AML PkgLength (ACPI 6.5 20.2.4) at p, with at most avail bytes
+ * readable: the encoded length, and in *n the bytes the encoding took. */
+static uint32_t pkg_length(const uint8_t *p, size_t avail, size_t *n)
+{
+	uint32_t len;
+
+	assert_true(avail >= 1);
+	*n = 1 + (p[0] >> 6);
+	assert_true(*n <= avail);
+	if (*n == 1)
+		return p[0] & 0x3f;
+	len = p[0] & 0x0f;
+	for (size_t i = 1; i < *n; i++)
+		len |= (uint32_t)p[i] << (4 + 8 * (i - 1));
+	return len;
+}
+
+/* The first occurrence of needle in [p, p + len), or NULL. */
+static const uint8_t *find_bytes(const uint8_t *p, size_t len, const void *needle, size_t n)
+{
+	for (size_t i = 0; i + n <= len; i++)
+		if (!memcmp(p + i, needle, n))
+			return p + i;
+	return NULL;
+}
+
+/* What the host bridge's _CRS declares (ACPI 6.5 6.4). */
+struct crs {
+	unsigned int buses, cfg_ports, io_windows, mem_windows, end_tags;
+	uint32_t io_total;	   /* ports in the I/O windows */
+	uint64_t mem_min, mem_max; /* the one memory window */
+	uint64_t mem_len;
+};
+
+/* Walk a resource template: every descriptor inside it, the End Tag last. */
+static void parse_crs(const uint8_t *p, size_t len, struct crs *c)
+{
+	size_t off = 0;
+
+	memset(c, 0, sizeof(*c));
+	while (off < len) {
+		const uint8_t *d = p + off;
+
+		assert_int_equal(c->end_tags, 0); /* nothing after the End Tag */
+		if (!(d[0] & 0x80)) {
+			/* 6.4.2 small item: name in bits 6-3, length in 2-0. */
+			size_t n = 1 + (d[0] & 7);
+
+			assert_true(off + n <= len);
+			switch (d[0] >> 3) {
+			case 0x08: /* 6.4.2.5 I/O Port Descriptor */
+				assert_int_equal(n, 8);
+				assert_int_equal(d[1] & 1, 1); /* 16-bit decode */
+				assert_int_equal(le16(d + 2), PCI_CONFIG_ADDR);
+				assert_int_equal(le16(d + 4), PCI_CONFIG_ADDR);
+				assert_int_equal(d[7], 8);
+				c->cfg_ports++;
+				break;
+			case 0x0f: /* 6.4.2.9 End Tag */
+				assert_int_equal(n, 2);
+				c->end_tags++;
+				break;
+			default:
+				fail_msg("unexpected small resource 0x%02x", d[0]);
+			}
+			off += n;
+			continue;
+		}
+		/* 6.4.3 large item: 16-bit length of the rest. */
+		assert_true(off + 3 <= len);
+		size_t n = 3 + le16(d + 1);
+
+		assert_true(off + n <= len);
+		assert_true(n >= 6);
+		/* Address space descriptors: producer, min and max fixed,
+		 * positive decode (general flags, 6.4.3.5). */
+		assert_int_equal(d[4], 0x0c);
+		if (d[0] == 0x88) { /* 6.4.3.5.3 Word Address Space */
+			uint16_t min, max, l;
+
+			assert_int_equal(n, 16);
+			min = le16(d + 8);
+			max = le16(d + 10);
+			l = le16(d + 14);
+			assert_int_equal(le16(d + 12), 0); /* no translation */
+			assert_true(min <= max);
+			assert_int_equal(l, max - min + 1);
+			if (d[3] == 2) { /* bus numbers: bus 0 only */
+				assert_int_equal(min, 0);
+				assert_int_equal(max, 0);
+				c->buses++;
+			} else {
+				assert_int_equal(d[3], 1); /* I/O */
+				assert_int_equal(d[5] & 3, 3);
+				/* The window must not forward the config ports. */
+				assert_true(max < PCI_CONFIG_ADDR || min > PCI_CONFIG_DATA + 3);
+				c->io_total += l;
+				c->io_windows++;
+			}
+		} else if (d[0] == 0x87) { /* 6.4.3.5.2 DWord Address Space */
+			assert_int_equal(n, 26);
+			assert_int_equal(d[3], 0);	   /* memory */
+			assert_int_equal(d[5] & 1, 1);	   /* read/write */
+			assert_int_equal(le32(d + 18), 0); /* no translation */
+			c->mem_min = le32(d + 10);
+			c->mem_max = le32(d + 14);
+			c->mem_len = le32(d + 22);
+			c->mem_windows++;
+		} else {
+			fail_msg("unexpected large resource 0x%02x", d[0]);
+		}
+		off += n;
+	}
+	assert_int_equal(off, len);
+	assert_int_equal(c->end_tags, 1);
+}
+
 static void check_dsdt(const struct tables *t)
 {
 	const uint8_t *f = xsdt_find(t, "FACP");
-	const uint8_t *d = sdt(t, le64(f + 140), "DSDT");
+	const uint8_t *d = sdt(t, le64(f + 140), "DSDT"); /* checksum checked there */
 	const uint8_t s5[] = {
 		0x08,
 		'\\',
@@ -196,9 +315,62 @@ static void check_dsdt(const struct tables *t)
 		0x00,
 		0x00,
 	};
+	/* Device (\_SB.PCI0): ExtOpPrefix DeviceOp, PkgLength, then the path. */
+	const uint8_t pci0[] = { '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'C', 'I', '0' };
+	/* Name (_HID, EisaId ("PNP0A03")): DWordPrefix and the compressed id. */
+	const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	const uint8_t crs_name[] = { 0x08, '_', 'C', 'R', 'S', 0x11 };
+	static const char *const zero_names[] = { "_UID", "_SEG", "_BBN" };
+	uint32_t len = le32(d + 4);
+	const uint8_t *aml = d + 36, *end = d + len, *p;
+	size_t n;
+	uint32_t pkg, size;
+	struct crs c;
 
-	assert_int_equal(le32(d + 4), 36 + sizeof(s5));
-	assert_memory_equal(d + 36, s5, sizeof(s5));
+	assert_memory_equal(aml, s5, sizeof(s5));
+	p = aml + sizeof(s5);
+
+	/* The device runs, by its PkgLength, exactly to the end of the table. */
+	assert_true(end - p > 2);
+	assert_int_equal(p[0], 0x5b);
+	assert_int_equal(p[1], 0x82);
+	pkg = pkg_length(p + 2, (size_t)(end - p - 2), &n);
+	assert_int_equal(pkg, end - (p + 2));
+	assert_true((size_t)(end - p) >= 2 + n + sizeof(pci0));
+	assert_memory_equal(p + 2 + n, pci0, sizeof(pci0));
+
+	assert_non_null(find_bytes(p, (size_t)(end - p), hid, sizeof(hid)));
+	/* Name (_UID, Zero), Name (_SEG, Zero), Name (_BBN, Zero). */
+	for (size_t i = 0; i < sizeof(zero_names) / sizeof(zero_names[0]); i++) {
+		const char *nm = zero_names[i];
+		const uint8_t zero[] = { 0x08, nm[0], nm[1], nm[2], nm[3], 0x00 };
+
+		assert_non_null(find_bytes(p, (size_t)(end - p), zero, sizeof(zero)));
+	}
+
+	/* Name (_CRS, Buffer): PkgLength, BufferSize as a BytePrefix byte,
+	 * then the resource template, which ends the device and the table. */
+	p = find_bytes(p, (size_t)(end - p), crs_name, sizeof(crs_name));
+	assert_non_null(p);
+	p += sizeof(crs_name);
+	pkg = pkg_length(p, (size_t)(end - p), &n);
+	assert_int_equal(pkg, end - p);
+	p += n;
+	assert_true(end - p >= 2);
+	assert_int_equal(p[0], 0x0a);
+	size = p[1];
+	p += 2;
+	assert_int_equal(size, end - p);
+
+	parse_crs(p, size, &c);
+	assert_int_equal(c.buses, 1);
+	assert_int_equal(c.cfg_ports, 1);
+	assert_int_equal(c.io_windows, 2);
+	assert_int_equal(c.io_total, 0x10000 - 8); /* every port but 0xcf8-0xcff */
+	assert_int_equal(c.mem_windows, 1);
+	assert_int_equal(c.mem_min, PCI_MMIO_BASE);
+	assert_int_equal(c.mem_max, PCI_MMIO_END - 1);
+	assert_int_equal(c.mem_len, PCI_MMIO_END - PCI_MMIO_BASE);
 }
 
 static void check_madt(const struct tables *t, unsigned int ncpus)
