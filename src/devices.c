@@ -94,7 +94,7 @@ int vm_attach_virtio(struct vm *vm, struct vm_virtio *v)
 		size_t n = strlen(vm->virtio_cmdline);
 
 		if (i >= ARRAY_SIZE(mmio_gsis))
-			return -ENOSPC;
+			return -E2BIG; /* out of free ISA interrupts */
 		r = virtio_mmio_attach(&v->t.mmio, &v->dev, &vm->mmio, vm->vm_fd, &vm->loop,
 				       VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE, mmio_gsis[i]);
 		if (!r && n + 64 < sizeof(vm->virtio_cmdline)) {
@@ -123,8 +123,14 @@ static int attach_or_drop(struct vm *vm, struct vm_virtio *v)
 {
 	int r = vm_attach_virtio(vm, v);
 
-	if (r) {
+	if (r == -E2BIG) {
+		cv_err("%s: at most %zu devices with --virtio mmio (use --virtio pci)",
+		       v->dev.label, ARRAY_SIZE(mmio_gsis));
+		r = -EINVAL; /* the user's configuration: exit status 2 */
+	} else if (r) {
 		cv_err("%s: cannot attach: %s", v->dev.label, strerror(-r));
+	}
+	if (r) {
 		if (v->destroy)
 			v->destroy(&v->dev);
 		free(v);
@@ -256,7 +262,10 @@ int vm_devices_create(struct vm *vm, const struct devices_config *dc, bool *usag
 		r = create_rng(vm);
 	if (!r && dc->balloon)
 		r = create_balloon(vm, dc->balloon_bytes, usage);
-	if (!r && dc->vsock && (r = create_vsock(vm, dc->vsock, usage)) == -EINVAL)
+	if (!r && dc->vsock)
+		r = create_vsock(vm, dc->vsock, usage);
+	/* A spec that does not parse, or more devices than the transport takes. */
+	if (r == -EINVAL)
 		*usage = true;
 	return r;
 }

@@ -21,9 +21,14 @@ struct ctl_console {
 	uint64_t head; /* bytes ever written; ring[head % size] is the next */
 	int wake_fd;   /* eventfd: readable when output arrived since the last ack */
 	atomic_bool wake_pending;
-	int log_fd;	  /* -1: no log */
-	uint64_t log_pos; /* stream position written to the log so far */
+	int log_fd;	    /* -1: no log */
+	uint64_t log_pos;   /* stream position written to the log so far */
+	uint64_t log_bytes; /* written to the log file; capped at CTL_CONSOLE_LOG_MAX */
 };
+
+/* A guest printing in a loop must not fill the host's disk: past this the
+ * log keeps a note and drops output (the ring buffer still has the tail). */
+#define CTL_CONSOLE_LOG_MAX (64ULL << 20)
 
 /* Set up an empty ring; log_fd (may be -1) is owned from now on. */
 int ctl_console_init(struct ctl_console *c, int log_fd) CV_MUST;

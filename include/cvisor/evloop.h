@@ -9,7 +9,7 @@
 
 #include "cvisor/util.h"
 
-#define EVLOOP_MAX_HANDLERS 256
+#define EVLOOP_MAX_HANDLERS 1024
 
 /* Called with the epoll events that fired for fd. */
 typedef void (*evloop_fn)(void *opaque, int fd, uint32_t events);
@@ -19,11 +19,13 @@ struct evloop_handler {
 	evloop_fn fn;
 	void *opaque;
 	bool used;
+	bool zombie; /* freed during the current batch: not reused until it ends */
 };
 
 struct evloop {
 	int epfd;
 	bool quit;
+	bool in_batch;
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
 };
 

@@ -78,6 +78,9 @@ struct virtio_transport {
 	 * be called with d->lock held, so it must not take it. */
 	void (*signal)(struct virtio_dev *d, uint16_t vector, uint8_t isr_bit);
 	void *ctx;
+	/* Queue q for another ops->notify on a later event-loop round, as if
+	 * the guest had kicked it (a device that stopped at its work budget). */
+	void (*kick)(struct virtio_dev *d, unsigned int q);
 };
 
 struct virtio_dev {
@@ -116,6 +119,10 @@ uint32_t virtio_dev_get_device_features(const struct virtio_dev *d, uint32_t sel
 /* The guest kicked queue q (main thread): forwards to ops->notify if the
  * device is active and q is a ready queue. */
 void virtio_dev_notify(struct virtio_dev *d, unsigned int q);
+
+/* Work on q stopped at the device's budget: come back to it after the event
+ * loop has served everything else (signals, the console, the control socket). */
+void virtio_dev_rekick(struct virtio_dev *d, unsigned int q);
 
 /* After pushing used buffers to q: interrupt the guest if it wants one. */
 void virtio_dev_used(struct virtio_dev *d, unsigned int q);

@@ -46,7 +46,7 @@
 /* Longest unix socket path: sun_path (108) less "_4294967295" and the NUL. */
 #define VIRTIO_VSOCK_PATH_MAX 96
 #define VIRTIO_VSOCK_DEFAULT_DIR "/run/cvisor"
-#define VIRTIO_VSOCK_CONN_MAX 256
+#define VIRTIO_VSOCK_CONN_MAX 128
 #define VIRTIO_VSOCK_BUF_ALLOC (64u << 10) /* per-connection buffer (buf_alloc) */
 
 struct virtio_vsock_config {

@@ -188,8 +188,15 @@ static int load_bzimage(const struct guest_mem *gm, const struct boot_image *img
 	if (init_size < img->kernel_len - setup_len)
 		init_size = img->kernel_len - setup_len;
 	load = le64(k + BP_PREF_ADDRESS);
-	if (load < LAYOUT_HIMEM || load % 0x1000 || !guest_mem_ptr(gm, load, init_size))
+	if (load < LAYOUT_HIMEM || load % 0x1000 || !guest_mem_ptr(gm, load, init_size)) {
+		/* Only a relocatable kernel may run from somewhere else. */
+		if (!k[BP_RELOCATABLE] && load >= LAYOUT_HIMEM)
+			return fail(err, errlen, -E2BIG,
+				    "kernel needs %llu MiB at %#llx (try a larger --memory)",
+				    (unsigned long long)(init_size >> 20) + 1,
+				    (unsigned long long)load);
 		load = LAYOUT_HIMEM;
+	}
 	if (__builtin_add_overflow(load, init_size, &kernel_end) ||
 	    !guest_mem_ptr(gm, load, init_size))
 		return fail(err, errlen, -E2BIG, "kernel needs %llu MiB, more than guest memory",

@@ -87,10 +87,14 @@ int irq_set_msi(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32_t data
 			ret = 0;
 			break;
 		}
+		struct kvm_irq_routing_entry old = *e;
+
 		e->u.msi.address_lo = (uint32_t)addr;
 		e->u.msi.address_hi = (uint32_t)(addr >> 32);
 		e->u.msi.data = data;
 		ret = commit(r);
+		if (ret)
+			*e = old; /* so that the same write tries again */
 		break;
 	}
 	pthread_mutex_unlock(&r->lock);

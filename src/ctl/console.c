@@ -157,6 +157,17 @@ void ctl_console_flush_log(struct ctl_console *c)
 	if (c->log_fd < 0)
 		return;
 	while ((n = ctl_console_read(c, &c->log_pos, buf, sizeof(buf), &lost)) > 0) {
+		if (c->log_bytes >= CTL_CONSOLE_LOG_MAX)
+			continue; /* the note below was written once */
+		if (c->log_bytes + n >= CTL_CONSOLE_LOG_MAX) {
+			static const char note[] = "\n[cvisor: console log limit reached; "
+						   "further output only in the ring buffer]\n";
+
+			log_all(c->log_fd, note, sizeof(note) - 1);
+			c->log_bytes = CTL_CONSOLE_LOG_MAX;
+			continue;
+		}
+		c->log_bytes += n;
 		if (lost) {
 			char msg[96];
 			int m = snprintf(msg, sizeof(msg),

@@ -37,7 +37,7 @@ int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *op
 	if (find(l, fd))
 		return -EEXIST;
 	for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS && !h; i++)
-		if (!l->handlers[i].used)
+		if (!l->handlers[i].used && !l->handlers[i].zombie)
 			h = &l->handlers[i];
 	if (!h)
 		return -ENOSPC;
@@ -66,8 +66,11 @@ void evloop_del(struct evloop *l, int fd)
 	if (!h)
 		return;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-	/* A later event in the same batch sees used == false and is skipped. */
+	/* A later event in the same batch sees used == false and is skipped;
+	 * the slot is not handed to a new fd before the batch ends, or that
+	 * stale event would reach the new handler. */
 	h->used = false;
+	h->zombie = l->in_batch;
 	h->fd = -1;
 }
 
@@ -78,12 +81,16 @@ int evloop_once(struct evloop *l, int timeout_ms)
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	l->in_batch = true;
 	for (int i = 0; i < n; i++) {
 		struct evloop_handler *h = evs[i].data.ptr;
 
 		if (h->used)
 			h->fn(h->opaque, h->fd, evs[i].events);
 	}
+	l->in_batch = false;
+	for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+		l->handlers[i].zombie = false;
 	return 0;
 }
 

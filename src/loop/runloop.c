@@ -136,9 +136,12 @@ int runloop_run(struct vm *vm)
 	int r;
 
 	rl.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (rl.sfd < 0 || evloop_add(&vm->loop, rl.sfd, EPOLLIN, on_signal, &rl) ||
-	    evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, on_stop, vm)) {
-		cv_err("event loop setup: %s", strerror(errno));
+	if (rl.sfd < 0)
+		r = -errno;
+	else if (!(r = evloop_add(&vm->loop, rl.sfd, EPOLLIN, on_signal, &rl)))
+		r = evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, on_stop, vm);
+	if (r) {
+		cv_err("event loop setup: %s", strerror(-r));
 		vm_request_stop(vm, VM_STOP_HOST, NULL);
 		return 0;
 	}

@@ -11,6 +11,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cvisor/dirty.h"
+
 #define BALLOON_QUEUE_MAX 256
 #define BALLOON_NUM_QUEUES 4 /* inflate, deflate, stats, reporting */
 #define BALLOON_CONFIG_LEN 8 /* num_pages, actual (5.5.4) */
@@ -64,6 +66,8 @@ static void balloon_discard(struct virtio_dev *d, struct balloon *b, void *hva, 
 		cv_warn("%s: madvise(MADV_DONTNEED) failed on guest RAM: %s", d->label,
 			strerror(errno));
 	}
+	/* The pages now read as zeros: a migration must send them again. */
+	dirty_note(hva, len);
 }
 
 /* Copy `len` bytes at byte offset `off` of the chain's readable buffers. */
@@ -203,13 +207,15 @@ static void balloon_notify(struct virtio_dev *d, unsigned int qi)
 	struct balloon *b = d->priv;
 	struct virtq *q = &d->vqs[qi];
 	struct virtq_elem *e = malloc(sizeof(*e));
+	unsigned int budget = q->size; /* then yield to the event loop */
 	bool pushed = false;
-	int r;
+	int r = 0;
 
 	if (!e)
 		return;
 	do {
-		while ((r = virtq_pop(q, e)) == 1) {
+		while (budget && (r = virtq_pop(q, e)) == 1) {
+			budget--;
 			if (qi == b->statsq) {
 				/* Keep the buffer: returning it is how the device
 				 * asks for the next statistics. */
@@ -231,6 +237,10 @@ static void balloon_notify(struct virtio_dev *d, unsigned int qi)
 		}
 		if (r < 0) {
 			virtio_dev_fault(d, "malformed request on a balloon queue");
+			break;
+		}
+		if (!budget) {
+			virtio_dev_rekick(d, qi);
 			break;
 		}
 	} while (virtq_enable_notify(q, true));

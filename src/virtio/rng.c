@@ -39,12 +39,14 @@ static void rng_notify(struct virtio_dev *d, unsigned int qi)
 {
 	struct virtq *q = &d->vqs[qi];
 	struct virtq_elem e;
+	unsigned int budget = q->size; /* then yield to the event loop */
 	bool pushed = false;
-	int r;
+	int r = 0;
 
 	/* Drain, then re-enable notifications and look again (EVENT_IDX). */
 	do {
-		while ((r = virtq_pop(q, &e)) == 1) {
+		while (budget && (r = virtq_pop(q, &e)) == 1) {
+			budget--;
 			/* 5.4.6.2: the driver queues device-writable buffers only;
 			 * readable ones are not touched. */
 			virtq_push(q, &e, rng_fill(&e, VIRTIO_RNG_MAX_REQ));
@@ -52,6 +54,12 @@ static void rng_notify(struct virtio_dev *d, unsigned int qi)
 		}
 		if (r < 0) {
 			virtio_dev_fault(d, "malformed request on the request queue");
+			break;
+		}
+		if (!budget) {
+			/* A guest that keeps refilling the queue gets served
+			 * again after everything else the main thread does. */
+			virtio_dev_rekick(d, qi);
 			break;
 		}
 	} while (virtq_enable_notify(q, true));

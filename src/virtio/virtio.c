@@ -82,6 +82,12 @@ void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
 		dev_reset(d);
 		return;
 	}
+	/* 2.1.2: the driver only adds bits until it resets the device; a write
+	 * that clears one (to renegotiate live) is a protocol error. */
+	if ((old & ~VIRTIO_STATUS_NEEDS_RESET) & ~status) {
+		virtio_dev_fault(d, "the driver cleared status bits without a reset");
+		return;
+	}
 	/* 3.1.1: FEATURES_OK only sticks for an acceptable feature set. */
 	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((d->driver_features & ~d->device_features) ||
@@ -115,6 +121,12 @@ void virtio_dev_notify(struct virtio_dev *d, unsigned int q)
 	    d->vqs[q].ready && d->ops->notify)
 		d->ops->notify(d, q);
 	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_dev_rekick(struct virtio_dev *d, unsigned int q)
+{
+	if (d->transport.kick)
+		d->transport.kick(d, q);
 }
 
 void virtio_dev_used(struct virtio_dev *d, unsigned int q)

@@ -506,9 +506,16 @@ static void vsock_tx_packet(struct vsock *vs, const struct virtq_elem *e)
 static bool vsock_rx_buf(struct vsock *vs, bool *pushed)
 {
 	struct virtq *q = &vs->d->vqs[RXQ];
+	unsigned int budget = q->size; /* too-small buffers returned per call */
 	int r;
 
 	while (!vs->rx_held) {
+		if (!budget--) {
+			/* A guest that only gives tiny buffers gets served again
+			 * after everything else the main thread does. */
+			virtio_dev_rekick(vs->d, RXQ);
+			return false;
+		}
 		r = virtq_pop(q, &vs->rx_elem);
 		if (r < 0) {
 			virtio_dev_fault(vs->d, "malformed buffer on the rx queue");

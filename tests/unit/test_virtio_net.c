@@ -231,7 +231,7 @@ static void make_dev(struct h *h, struct fake *f, unsigned int hdr_len)
 	assert_int_equal(
 		virtio_net_create_backend(&h->d, &c, &h->mem, &h->loop, &f->be, &h->rxb, &h->txb),
 		0);
-	h->d.transport = (struct virtio_transport){ on_signal, h };
+	h->d.transport = (struct virtio_transport){ .signal = on_signal, .ctx = h };
 }
 
 static int setup(void **state)
@@ -726,7 +726,7 @@ static void test_slirp(void **state)
 	assert_int_equal(r, 0);
 	assert_int_equal(
 		virtio_net_create_backend(&h->d, &c, &h->mem, &h->loop, be, &h->rxb, &h->txb), 0);
-	h->d.transport = (struct virtio_transport){ on_signal, h };
+	h->d.transport = (struct virtio_transport){ .signal = on_signal, .ctx = h };
 	start(h, BASE_FEATURES | F(VIRTIO_NET_F_MRG_RXBUF));
 	for (int i = 0; i < 16; i++)
 		bufs[i] = post_rx(h, 2048);
