@@ -3,10 +3,13 @@
  * RSS (ru_maxrss of the child). Used by the benchmarks to compare cvisor
  * and QEMU on the same stub guest.
  *
- * usage: runstat [-n RUNS] [-m MARKER] -- COMMAND [ARGS...]
- * With -m, "first byte" is the time until MARKER appears on stdout. */
+ * usage: runstat [-n RUNS] [-m MARKER] [-k] -- COMMAND [ARGS...]
+ * With -m, "first byte" is the time until MARKER appears on stdout. With
+ * -k the command is killed (SIGKILL) as soon as that happens: for guests
+ * that never stop by themselves (the restore benchmark). */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +37,18 @@ int main(int argc, char **argv)
 {
 	int runs = 10, i = 1;
 	const char *marker = NULL;
+	int kill_at_marker = 0;
 
 	for (; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "-n") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-m") && i + 1 < argc)
 			marker = argv[++i];
+		else if (!strcmp(argv[i], "-k"))
+			kill_at_marker = 1;
 	}
 	if (i >= argc - 1 || runs < 1 || runs > 1000) {
-		fprintf(stderr, "usage: runstat [-n RUNS] [-m MARKER] -- COMMAND [ARGS...]\n");
+		fprintf(stderr, "usage: runstat [-n RUNS] [-m MARKER] [-k] -- COMMAND [ARGS...]\n");
 		return 2;
 	}
 	char **cmd = argv + i + 1;
@@ -89,13 +95,17 @@ int main(int argc, char **argv)
 					if (strstr(seen, marker))
 						first[r] = now_ms() - t0;
 				}
+				if (first[r] >= 0 && kill_at_marker) {
+					kill(pid, SIGKILL);
+					break;
+				}
 			}
 		}
 		close(p[0]);
 		wait4(pid, &status, 0, &ru);
 		wall[r] = now_ms() - t0;
 		rss[r] = ru.ru_maxrss;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (kill_at_marker ? first[r] < 0 : !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			bad++;
 	}
 	qsort(wall, runs, sizeof(double), cmp);

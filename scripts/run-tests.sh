@@ -6,6 +6,7 @@
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
+#   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   e2e   the microVM Linux kernel (minutes on an emulating host)
 # SUITES="unit cli" limits the run.
 set -u
@@ -72,6 +73,7 @@ for s in $SUITES; do
 	cli) run_suite cli bash tests/e2e/cli.sh ;;
 	kvm) run_suite kvm bash tests/kvm/run.sh ;;
 	toolstack) run_suite toolstack bash tests/e2e/toolstack.sh ;;
+	snapshot) run_suite snapshot bash tests/e2e/snapshot.sh ;;
 	linux) run_suite linux bash tests/e2e/linux.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cvisor/cpulist.h"
@@ -218,6 +219,8 @@ void config_free(struct vm_config *cfg)
 {
 	json_object_put(cfg->json);
 	cfg->json = NULL;
+	free(cfg->strings);
+	cfg->strings = NULL;
 }
 
 /* Match "--name VALUE" or "--name=VALUE"; advances *i past the value. */

@@ -18,6 +18,7 @@
 #include "cvisor/ctl.h"
 #include "cvisor/ctl_console.h"
 #include "cvisor/runloop.h"
+#include "cvisor/snapshot.h"
 #include "cvisor/virtio_balloon.h"
 #include "cvisor/vm.h"
 
@@ -33,6 +34,7 @@ static const char usage_text[] =
 	"       cvisor ls [--json] | info NAME [--json] | stop NAME [--timeout S] | kill NAME\n"
 	"       cvisor pause NAME | resume NAME | top [--once] [--json] | console NAME\n"
 	"       cvisor balloon NAME SIZE | pin NAME VCPU CPULIST | ctl NAME JSON\n"
+	"       cvisor save NAME FILE [--keep-running] | restore FILE [--name NAME [-d]]\n"
 	"       cvisor version\n"
 	"\n"
 	"run boots a Linux bzImage or a PVH ELF kernel with a serial console on stdin/stdout.\n"
@@ -214,8 +216,34 @@ static int balloon_set(void *ctx, uint64_t bytes)
 	return vm->balloon ? virtio_balloon_set_target(vm->balloon, bytes) : -ENODEV;
 }
 
-/* Build, run and tear down the guest. ready_fd >= 0 in a detached child. */
-static int run_guest(const struct vm_config *cfg, int ready_fd)
+/* A snapshot to restore instead of booting a kernel. */
+struct restore_src {
+	const char *path;
+	uint8_t *payload;
+	size_t len;
+	int mem_fd;
+};
+
+/* The VM from the snapshot's CONFIG, RAM mapped from FILE.mem, then the
+ * saved state. A state that does not load is the file's fault (status 2). */
+static int restore_vm(struct vm *vm, const struct vm_config *cfg, const struct restore_src *rs,
+		      bool *usage)
+{
+	char err[512];
+	int r;
+
+	if ((r = vm_create_restore(vm, cfg, rs->mem_fd, usage)))
+		return r;
+	if ((r = snapshot_state_load(vm, rs->payload, rs->len, err, sizeof(err)))) {
+		cv_err("snapshot %s: %s", rs->path, err);
+		*usage = r != -ENOMEM;
+	}
+	return r;
+}
+
+/* Build, run and tear down the guest. ready_fd >= 0 in a detached child;
+ * rs: restore that snapshot rather than boot. */
+static int run_guest(const struct vm_config *cfg, int ready_fd, const struct restore_src *rs)
 {
 	static struct vm vm;
 	static struct ctl_server srv;
@@ -239,7 +267,7 @@ static int run_guest(const struct vm_config *cfg, int ready_fd)
 	if (cfg->detach && (log_fd = open_log(&srv, srv.log_path, sizeof(srv.log_path))) < 0)
 		goto out;
 	isolate(cfg, &cg);
-	if (vm_create(&vm, cfg, &usage)) {
+	if (rs ? restore_vm(&vm, cfg, rs, &usage) : vm_create(&vm, cfg, &usage)) {
 		status = usage ? CV_EXIT_USAGE : CV_EXIT_FAIL;
 		goto out_vm;
 	}
@@ -296,7 +324,7 @@ out:
 /* -d: KVM ties a VM to the process that created it, so the fork comes
  * before the VM. The child reports through two pipes: its stderr until the
  * guest runs (relayed here), and one byte once it does. */
-static int run_detached(const struct vm_config *cfg)
+static int run_detached(const struct vm_config *cfg, const struct restore_src *rs)
 {
 	int ready[2], errp[2], ws, null;
 	char buf[1024], one;
@@ -324,7 +352,7 @@ static int run_detached(const struct vm_config *cfg)
 			return CV_EXIT_FAIL;
 		close(null);
 		close(errp[1]);
-		return run_guest(cfg, ready[1]);
+		return run_guest(cfg, ready[1], rs);
 	}
 	close(ready[1]);
 	close(errp[1]);
@@ -363,6 +391,29 @@ static void absolute_paths(struct vm_config *cfg)
 		cfg->initrd = initrd;
 }
 
+/* Disk images by their full names, in every run: a snapshot records them
+ * for a restore started from another directory. */
+static void absolute_disks(struct devices_config *dc)
+{
+	static char disks[DEVICES_MAX_DISKS][PATH_MAX + 256];
+
+	for (unsigned int i = 0; i < dc->ndisks; i++) {
+		const char *spec = dc->disks[i], *opts = strchr(spec, ',');
+		size_t n = opts ? (size_t)(opts - spec) : strlen(spec);
+		char path[PATH_MAX], real[PATH_MAX];
+
+		if (n >= sizeof(path))
+			continue;
+		memcpy(path, spec, n);
+		path[n] = '\0';
+		if (!realpath(path, real) ||
+		    (size_t)snprintf(disks[i], sizeof(disks[i]), "%s%s", real, opts ? opts : "") >=
+			    sizeof(disks[i]))
+			continue;
+		dc->disks[i] = disks[i];
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static struct vm_config cfg;
@@ -376,7 +427,64 @@ static int cmd_run(int argc, char **argv)
 		return status;
 	if (cfg.detach)
 		absolute_paths(&cfg);
-	status = cfg.detach ? run_detached(&cfg) : run_guest(&cfg, -1);
+	absolute_disks(&cfg.devices);
+	status = cfg.detach ? run_detached(&cfg, NULL) : run_guest(&cfg, -1, NULL);
+	config_free(&cfg);
+	return status;
+}
+
+/* cvisor restore FILE [--name NAME] [-d] */
+static int cmd_restore(int argc, char **argv)
+{
+	static struct vm_config cfg;
+	struct restore_src rs = { .mem_fd = -1 };
+	const char *name = NULL;
+	char err[PATH_MAX + 256];
+	bool detach = false;
+	int status, r;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "-d") || !strcmp(argv[i], "--detach")) {
+			detach = true;
+		} else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strncmp(argv[i], "--name=", 7)) {
+			name = argv[i] + 7;
+		} else if (argv[i][0] == '-' || rs.path) {
+			cv_err("restore: unexpected argument %s (see cvisor help)", argv[i]);
+			return CV_EXIT_USAGE;
+		} else {
+			rs.path = argv[i];
+		}
+	}
+	if (!rs.path) {
+		cv_err("restore: needs a snapshot FILE (written by cvisor save)");
+		return CV_EXIT_USAGE;
+	}
+	if (name && !ctl_name_valid(name)) {
+		cv_err("restore: --name %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
+		       "not starting with '.' or '-'",
+		       name, CTL_NAME_MAX);
+		return CV_EXIT_USAGE;
+	}
+	if (detach && !name) {
+		cv_err("restore: -d needs --name NAME (a detached guest is reached by its name)");
+		return CV_EXIT_USAGE;
+	}
+	config_init(&cfg);
+	r = snapshot_open(rs.path, &cfg, &rs.payload, &rs.len, &rs.mem_fd, err, sizeof(err));
+	if (r) {
+		cv_err("snapshot %s: %s", rs.path, err);
+		return r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE;
+	}
+	cfg.name = name;
+	cfg.detach = detach;
+	status = detach ? run_detached(&cfg, &rs) : run_guest(&cfg, -1, &rs);
+	close(rs.mem_fd);
+	free(rs.payload);
 	config_free(&cfg);
 	return status;
 }
@@ -389,6 +497,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	if (ctl_client_verb(argv[1]))
 		return ctl_client_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -68,6 +69,9 @@ static void unmap_file(struct file_map *m)
 	m->data = NULL;
 }
 
+/* How long a vCPU waits for a console reader before output is dropped. */
+#define CONSOLE_STALL_MS 200
+
 /* Device callbacks. They run with the device's lock held, on vCPU threads. */
 static void uart_tx(void *ctx, const uint8_t *buf, size_t len)
 {
@@ -77,18 +81,29 @@ static void uart_tx(void *ctx, const uint8_t *buf, size_t len)
 		vm->console_write(vm->console_ctx, buf, len);
 		return;
 	}
-	/* A closed or slow console must not stop the guest: drop on error. */
+	/* A closed or stalled console must not stop the guest, nor hold the
+	 * UART lock the main thread needs: wait a bounded time for room, then
+	 * drop the output (once said). */
 	while (len) {
-		ssize_t w = write(vm->out_fd, buf, len);
+		struct pollfd p = { .fd = vm->out_fd, .events = POLLOUT };
+		ssize_t w;
 
+		if (poll(&p, 1, CONSOLE_STALL_MS) <= 0 || !(p.revents & POLLOUT)) {
+			if (!vm->console_stalled)
+				cv_warn("console output is not being read; dropping it");
+			vm->console_stalled = true;
+			return;
+		}
+		w = write(vm->out_fd, buf, len);
 		if (w <= 0) {
-			if (w < 0 && errno == EINTR)
+			if (w < 0 && errno == EINTR && !atomic_load(&vm->stop))
 				continue;
 			return;
 		}
 		buf += w;
 		len -= (size_t)w;
 	}
+	vm->console_stalled = false;
 }
 
 static void uart_irq(void *ctx, int level)
@@ -320,9 +335,10 @@ static int create_irqchip(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
+/* Everything but the kernel: KVM, RAM (anonymous, or mem_fd's file mapped
+ * copy-on-write), irqchip, devices. */
+static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage)
 {
-	struct boot_entry entry;
 	int r, max_vcpus;
 
 	memset(vm, 0, sizeof(*vm));
@@ -351,13 +367,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 	vm->quirks.active = cfg->quirks == CONFIG_QUIRKS_ON ||
 			    (cfg->quirks == CONFIG_QUIRKS_AUTO && x86_host_emulates());
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0)
+	if (vm->stop_fd < 0) {
+		cv_err("eventfd: %s", strerror(errno));
 		return -errno;
-	if ((r = evloop_init(&vm->loop)))
+	}
+	if ((r = evloop_init(&vm->loop))) {
+		cv_err("epoll: %s", strerror(-r));
 		return r;
+	}
 	if ((r = create_vm_fd(vm)))
 		return r;
-	if ((r = guest_mem_init(&vm->mem, cfg->mem_size))) {
+	r = mem_fd >= 0 ? guest_mem_init_file(&vm->mem, mem_fd, cfg->mem_size)
+			: guest_mem_init(&vm->mem, cfg->mem_size);
+	if (r) {
 		cv_err("cannot map %lluM of guest memory: %s",
 		       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
 		return r;
@@ -380,7 +402,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 		cv_err("setting up the PCI bus: %s", strerror(-r));
 		return r;
 	}
-	if ((r = vm_devices_create(vm, vm->devcfg, usage)))
+	return vm_devices_create(vm, vm->devcfg, usage);
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
+{
+	struct boot_entry entry;
+	int r;
+
+	if ((r = create_machine(vm, cfg, -1, usage)))
 		return r;
 	if ((r = load_kernel(vm, &entry, usage)))
 		return r;
@@ -389,6 +419,20 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
 		return r;
 	}
 	return create_vcpus(vm, &entry);
+}
+
+int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage)
+{
+	int r;
+
+	if ((r = create_machine(vm, cfg, mem_fd, usage)))
+		return r;
+	if ((r = x86_cpuid_init(vm))) {
+		cv_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		return r;
+	}
+	/* No entry registers: the vCPU state comes from the snapshot. */
+	return create_vcpus(vm, NULL);
 }
 
 int vm_start(struct vm *vm)
@@ -485,6 +529,7 @@ int vm_exit_status(const struct vm *vm)
 	switch (atomic_load(&vm->stop)) {
 	case VM_STOP_POWEROFF:
 	case VM_STOP_RESET:
+	case VM_STOP_SAVED:
 	case VM_RUNNING:
 		return CV_EXIT_OK;
 	case VM_STOP_CRASH:

@@ -43,6 +43,7 @@ struct vm_config {
 	const char *cpu_affinity; /* host CPU list for every vCPU, NULL = any */
 	const char *config_file;  /* --config FILE, as given */
 	void *json;		  /* the parsed file; owns its strings above */
+	char *strings;		  /* snapshot_config_load: owns its strings */
 
 	/* Paravirtual devices (--disk, --net, --rng, --balloon, --vsock,
 	 * --virtio), parsed by devices_parse_flag. */
@@ -70,7 +71,7 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
  * name, ...). */
 int config_check(const struct vm_config *cfg, char *err, size_t errlen) CV_MUST;
 
-/* Release what config_apply_json kept. Idempotent. */
+/* Release what config_apply_json or snapshot_config_load kept. Idempotent. */
 void config_free(struct vm_config *cfg);
 
 /* config_init + config_apply_flags + config_check, for a run without a

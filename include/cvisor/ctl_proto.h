@@ -22,6 +22,9 @@ struct json_object;
 #define CTL_NAME_MAX 64
 #define CTL_STOP_TIMEOUT_DEFAULT 30
 #define CTL_STOP_TIMEOUT_MAX 86400
+/* save: the longest path, NUL included; peek: the most bytes at once. */
+#define CTL_PATH_MAX 4096
+#define CTL_PEEK_MAX 4096
 /* JSON nesting a request or a config file may use. */
 #define CTL_JSON_DEPTH 8
 
@@ -35,16 +38,22 @@ enum ctl_cmd {
 	CTL_CMD_BALLOON,
 	CTL_CMD_PIN,
 	CTL_CMD_CONSOLE,
+	CTL_CMD_SAVE,
+	CTL_CMD_PEEK,
 	CTL_CMD_COUNT,
 };
 
 /* A decoded request; the arguments that cmd does not take are zero. */
 struct ctl_request {
 	enum ctl_cmd cmd;
-	unsigned int timeout_s; /* stop: seconds before the kill */
-	uint64_t bytes;		/* balloon: target guest memory */
-	unsigned int vcpu;	/* pin */
-	cpu_set_t cpus;		/* pin */
+	unsigned int timeout_s;	 /* stop: seconds before the kill */
+	uint64_t bytes;		 /* balloon: target guest memory */
+	unsigned int vcpu;	 /* pin */
+	cpu_set_t cpus;		 /* pin */
+	char path[CTL_PATH_MAX]; /* save: an absolute path */
+	bool keep_running;	 /* save */
+	uint64_t gpa;		 /* peek */
+	unsigned int len;	 /* peek: 1..CTL_PEEK_MAX bytes */
 };
 
 /* The wire name of cmd ("info", ...). */

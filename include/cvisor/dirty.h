@@ -28,7 +28,7 @@
 #define DIRTY_WORD_BITS 64
 
 struct dirty_slot {
-	uint32_t slot;	/* KVM memory slot id (vm.c: slot i = region i) */
+	uint32_t slot; /* KVM memory slot id (vm.c: slot i = region i) */
 	uint64_t gpa, size;
 	uint8_t *hva;
 	uint64_t first;	 /* page index of hva in the mapping */

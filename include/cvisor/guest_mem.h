@@ -26,11 +26,20 @@ struct guest_mem {
 	uint64_t ram_size; /* total bytes of RAM */
 	uint8_t *base;	   /* one host mapping that backs every region */
 	size_t map_size;
+	bool file_backed; /* mapped from a snapshot's memory file */
+	int file_fd;	  /* that file (valid only when file_backed) */
 };
 
 /* Map ram_size bytes of anonymous MAP_NORESERVE memory and lay it out as
  * above. Returns 0, -EINVAL for a size of 0 or not page aligned, -ENOMEM. */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size) CV_MUST;
+
+/* Map ram_size bytes of the file fd (a snapshot's FILE.mem: the RAM
+ * mapping's image, offset = position in the mapping) copy-on-write
+ * (MAP_PRIVATE) and lay it out as above. The caller checks the file's size
+ * and may close fd afterwards (a duplicate is kept, to find the file's data
+ * when this RAM is saved again). 0, -EINVAL for a bad size, or -errno. */
+int guest_mem_init_file(struct guest_mem *gm, int fd, uint64_t ram_size) CV_MUST;
 
 /* Lay out regions over caller-provided memory (unit tests, fuzzers). */
 void guest_mem_init_buf(struct guest_mem *gm, uint8_t *buf, uint64_t ram_size);

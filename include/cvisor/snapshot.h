@@ -1,6 +1,16 @@
 /* snapshot.h - a VM's whole state (but RAM) as snapshot sections, shared
- * by save/restore (src/snap/snapshot.c) and live migration
- * (src/snap/migrate.c). The container format is in snapfile.h. */
+ * by save/restore (src/snap/snapshot.c, src/snap/snapshot_file.c) and
+ * live migration (src/snap/migrate.c). The container format is in
+ * snapfile.h; the sections are documented at the top of snapshot.c.
+ *
+ * Saving (source):   vm_pause(vm); snapshot_devices_quiesce(vm, ...);
+ *                    snapshot_state_save(vm, &buf);  guest RAM separately;
+ *                    then either end the guest, or snapshot_devices_resume
+ *                    and vm_resume to keep it running.
+ * Loading (target):  snapshot_config_load(payload, ...) -> cfg;
+ *                    vm_create_restore(vm, &cfg, mem_fd or -1, &usage);
+ *                    fill RAM if mem_fd was -1;
+ *                    snapshot_state_load(vm, payload, ...); vm_start(vm). */
 #ifndef CVISOR_SNAPSHOT_H
 #define CVISOR_SNAPSHOT_H
 
@@ -13,22 +23,86 @@
 
 struct vm;
 struct vm_config;
+struct guest_mem;
+
+/* Section versions this cvisor writes (and the newest it reads). */
+#define SNAPSHOT_CONFIG_VERSION 1
+#define SNAPSHOT_MACHINE_VERSION 1
+#define SNAPSHOT_KSTATE_VERSION 1
+#define SNAPSHOT_VCPU_VERSION 1
+#define SNAPSHOT_DEVICE_VERSION 1
+/* Bounds a loader applies before it allocates or trusts anything. */
+#define SNAPSHOT_MAX_STRING 4096
+#define SNAPSHOT_MAX_CPUID 256
+#define SNAPSHOT_MAX_DEVICES 32
+
+/* Stop the devices that have I/O in flight (virtio-blk: finish what was
+ * taken from the rings, take nothing new) so that their state can be
+ * saved. Main thread, vCPUs paused. On failure nothing stays quiesced and
+ * one line is in err. */
+int snapshot_devices_quiesce(struct vm *vm, char *err, size_t errlen) CV_MUST;
+
+/* Undo snapshot_devices_quiesce (a guest that keeps running). */
+void snapshot_devices_resume(struct vm *vm);
 
 /* Append the sections for everything but guest RAM: CONFIG (what is
  * needed to build the same machine again), MACHINE, KSTATE, one VCPU per
  * vCPU, one DEVICE per device. The vCPUs must be paused (vm_pause) and the
- * devices quiesced. */
+ * devices quiesced. 0 or -errno. */
 int snapshot_state_save(struct vm *vm, struct state_buf *out) CV_MUST;
 
-/* Read the CONFIG section of a payload into cfg (strings point into the
- * payload, which must outlive cfg). -EINVAL with one line in err. */
+/* Append only CONFIG and MACHINE: enough for snapshot_config_load and
+ * snapshot_ram_size on the other side (a migration handshake). Needs no
+ * pause. 0 or -errno. */
+int snapshot_config_save(struct vm *vm, struct state_buf *out) CV_MUST;
+
+/* Read the CONFIG section of a payload into cfg (config_init first; cfg
+ * owns copies of the strings until config_free). The name and -d are not
+ * part of it. The payload needs CONFIG and MACHINE (every section's id
+ * and version is checked). -EINVAL with one line in err. */
 int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *cfg, char *err,
 			 size_t errlen) CV_MUST;
 
-/* Load every other section into a VM built from that config (restore or
- * migration target: vCPUs created, not started, guest RAM already in
- * place). Validates everything; -EINVAL with one line in err. */
+/* The guest RAM size the MACHINE section records (for checking a memory
+ * file or stream before the VM is built). -EINVAL with one line in err. */
+int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, char *err,
+		      size_t errlen) CV_MUST;
+
+/* Load every other section into a VM built by vm_create_restore from that
+ * config (vCPUs created, not started, guest RAM in place): MACHINE (checked
+ * against the VM; its CPUID replaces this host's after checking the host
+ * has every feature in it), the vCPUs, the in-kernel irqchip, PIT and
+ * kvmclock (so guest time continues from the save), then each device by
+ * name. Every section is length- and version-checked, unknown sections
+ * are refused, counts and names must match the VM. Ends by kicking every
+ * live virtqueue, for requests queued while the source was quiesced.
+ * -EINVAL (or the -errno KVM gave) with one line in err. */
 int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			size_t errlen) CV_MUST;
+
+/* ---- files (snapshot_file.c): FILE and FILE.mem ---- */
+
+/* Write RAM's image into fd at offsets equal to positions in the RAM
+ * mapping, only the pages that may hold data (resident, swapped, or in
+ * the memory file a restored guest maps) and are not all zeros, then
+ * ftruncate to the full size: untouched memory takes no disk space.
+ * *written gets the bytes of data written. 0 or -errno. */
+int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written) CV_MUST;
+
+/* Save the paused VM to path and path.mem: quiesce the devices, write
+ * both (fsync'd, through temporary files renamed into place; nothing is
+ * left behind on failure). The devices stay quiesced on success (call
+ * snapshot_devices_resume to keep the guest running) and are resumed on
+ * failure. One line in err on failure. */
+int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err,
+		  size_t errlen) CV_MUST;
+
+/* Open a snapshot for restore: read and check path (header, CRC), its
+ * CONFIG into cfg, and open path.mem, which must be a regular file of the
+ * RAM size MACHINE records. *payload is malloc'd (keep it until the state
+ * is loaded); *mem_fd is open read-only. -EINVAL for a corrupt, foreign
+ * or inconsistent snapshot, -errno otherwise; one line in err. */
+int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
+		  int *mem_fd, char *err, size_t errlen) CV_MUST;
 
 #endif

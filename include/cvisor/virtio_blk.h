@@ -111,4 +111,22 @@ unsigned int virtio_blk_inflight(struct virtio_dev *d);
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(struct virtio_dev *d);
 
+/* Storage migration (src/snap/migrate_disk.c). Blocks of this size that a
+ * completed write, discard or write-zeroes touched are recorded. */
+#define VIRTIO_BLK_TRACK_BLOCK 4096U
+
+/* Start recording written blocks (from a clean slate). 0 or -ENOMEM. */
+int virtio_blk_track_start(struct virtio_dev *d) CV_MUST;
+
+/* OR the blocks written since the start or the previous call into out
+ * (one bit per block, ceil(capacity * 512 / 4096) bits), and forget them. */
+void virtio_blk_track_take(struct virtio_dev *d, uint64_t *out);
+
+/* Stop recording. Idempotent. */
+void virtio_blk_track_stop(struct virtio_dev *d);
+
+/* The image path, and a descriptor to read it through the page cache. */
+const char *virtio_blk_path(struct virtio_dev *d);
+int virtio_blk_image_fd(struct virtio_dev *d);
+
 #endif

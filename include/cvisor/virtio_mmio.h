@@ -31,4 +31,9 @@ int virtio_mmio_attach(struct virtio_mmio *m, struct virtio_dev *d, struct bus *
 /* "virtio_mmio.device=512@0xd0000000:5" for the kernel command line. */
 void virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len);
 
+/* Save / load the transport's state (register selectors; base and GSI,
+ * which load checks against this device's) for snapshots. */
+int virtio_mmio_save(struct virtio_mmio *m, struct state_buf *out) CV_MUST;
+int virtio_mmio_load(struct virtio_mmio *m, struct state_rd *in) CV_MUST;
+
 #endif

@@ -42,4 +42,11 @@ struct virtio_pci {
 int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bus *b,
 		      struct irq_router *router, struct evloop *loop) CV_MUST;
 
+/* Save / load the transport's state (config space as the guest left it,
+ * MSI-X table and pending bits, register selectors) for snapshots; load
+ * refuses a config space that differs from this device's in anything the
+ * guest cannot write, and re-programs the MSI routes. Vcpus paused. */
+int virtio_pci_save(struct virtio_pci *vp, struct state_buf *out) CV_MUST;
+int virtio_pci_load(struct virtio_pci *vp, struct state_rd *in) CV_MUST;
+
 #endif

@@ -28,6 +28,7 @@ enum vm_stop {
 	VM_STOP_CRASH,	  /* triple fault */
 	VM_STOP_INTERNAL, /* emulation or KVM failure */
 	VM_STOP_HOST,	  /* host-side failure */
+	VM_STOP_SAVED,	  /* `cvisor save` wrote the guest out (exit status 0) */
 };
 
 struct vm;
@@ -85,6 +86,7 @@ struct vm {
 	 * log file, ring buffer and attached consoles). Called on vCPU threads
 	 * with the UART lock held: must not block. */
 	void (*console_write)(void *ctx, const uint8_t *buf, size_t len);
+	bool console_stalled; /* out_fd stayed full: output is being dropped */
 	void *console_ctx;
 	/* Paravirtual devices (src/devices.c). */
 	const struct devices_config *devcfg;
@@ -105,6 +107,16 @@ struct vm {
  * load the kernel. Returns 0 or -errno with one line printed on stderr;
  * *usage is set when the fault is the user's input (exit status 2). */
 int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage) CV_MUST;
+
+/* Create a VM to receive saved state (cvisor restore, a migration target):
+ * everything vm_create builds from cfg (memory, irqchip, devices with the
+ * same disks, vCPUs with this host's CPUID) but no kernel, no firmware
+ * tables and no entry registers. Guest RAM is mem_fd's file mapped
+ * copy-on-write (MAP_PRIVATE; its size must be cfg->mem_size, the caller
+ * checks) or, with mem_fd -1, zeroed anonymous memory the caller fills
+ * (vm->mem, guest_mem_ptr). Then snapshot_state_load() and vm_start().
+ * Errors as for vm_create. */
+int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage) CV_MUST;
 
 /* Start the vCPU threads. */
 int vm_start(struct vm *vm) CV_MUST;

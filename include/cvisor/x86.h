@@ -17,8 +17,14 @@ struct vcpu;
 int x86_cpuid_init(struct vm *vm) CV_MUST;
 
 /* Give one vCPU its CPUID (topology, APIC id), MSRs, FPU and LAPIC setup.
- * The boot vCPU also gets the entry registers. */
+ * The boot vCPU also gets the entry registers, unless entry is NULL (a
+ * vCPU whose state is loaded from a snapshot). */
 int x86_vcpu_setup(struct vcpu *vcpu, const struct boot_entry *entry) CV_MUST;
+
+/* Set one vCPU's CPUID from vm->cpuid plus its topology (APIC id = index).
+ * Part of x86_vcpu_setup; called again when a snapshot brings its own
+ * CPUID table (before the vCPU first runs). */
+int x86_vcpu_set_cpuid(struct vcpu *vcpu) CV_MUST;
 
 /* Kernel command-line words that keep a Linux guest off the instructions an
  * emulating host (PVM) cannot run; "" when not needed. */

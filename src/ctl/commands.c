@@ -1,6 +1,7 @@
 /* commands.c - what each control request does to the guest (main thread). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl.h"
+#include "cvisor/snapshot.h"
 #include "cvisor/vm.h"
 
 static int fail(char **reply, int r, const char *fmt, ...) CV_PRINTF(3, 4);
@@ -322,6 +324,76 @@ static int cmd_console(struct ctl_server *srv, char **reply)
 	return ok(reply, NULL);
 }
 
+/* Pause, write the snapshot, then end the guest (the reply comes when it
+ * is gone, like stop) or let it run on. A failure leaves it running. */
+static int cmd_save(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+		    char **reply)
+{
+	struct vm *vm = srv->vm;
+	bool was_paused = vm_paused(vm);
+	struct json_object *o;
+	char err[PATH_MAX + 128];
+	uint64_t bytes;
+	int r;
+
+	if (atomic_load(&vm->stop))
+		return fail(reply, -ESRCH, "save: guest %s is stopping", srv->name);
+	vm_pause(vm);
+	if (atomic_load(&vm->stop))
+		return fail(reply, -ESRCH, "save: guest %s stopped", srv->name);
+	if ((r = snapshot_save(vm, req->path, &bytes, err, sizeof(err)))) {
+		if (!was_paused)
+			vm_resume(vm);
+		return fail(reply, r, "save: %s", err);
+	}
+	if (!req->keep_running) {
+		vm_request_stop(vm, VM_STOP_SAVED, NULL);
+		c->waiting = true;
+		*reply = NULL;
+		return 0;
+	}
+	snapshot_devices_resume(vm);
+	if (!was_paused)
+		vm_resume(vm);
+	o = json_object_new_object();
+	if (o) {
+		json_object_object_add(o, "path", json_object_new_string(req->path));
+		add_u64(o, "mem_bytes", bytes);
+	}
+	return ok(reply, o);
+}
+
+/* Guest RAM through the checked translation; racy with running vCPUs by
+ * design (a debugging and test aid). */
+static int cmd_peek(struct ctl_server *srv, const struct ctl_request *req, char **reply)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t buf[CTL_PEEK_MAX];
+	char hex[2 * CTL_PEEK_MAX + 1];
+	struct json_object *o;
+	uint64_t value = 0;
+
+	if (req->len < 1 || req->len > CTL_PEEK_MAX ||
+	    guest_mem_read(&srv->vm->mem, req->gpa, buf, req->len))
+		return fail(reply, -EFAULT, "peek: %#llx+%u is not guest RAM",
+			    (unsigned long long)req->gpa, req->len);
+	for (unsigned int i = 0; i < req->len; i++) {
+		hex[2 * i] = digits[buf[i] >> 4];
+		hex[2 * i + 1] = digits[buf[i] & 15];
+		if (i < 8)
+			value |= (uint64_t)buf[i] << (8 * i);
+	}
+	hex[2 * req->len] = '\0';
+	o = json_object_new_object();
+	if (o) {
+		add_u64(o, "gpa", req->gpa);
+		json_object_object_add(o, "hex", json_object_new_string(hex));
+		if (req->len <= 8)
+			add_u64(o, "value", value);
+	}
+	return ok(reply, o);
+}
+
 int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
 		char **reply)
 {
@@ -344,6 +416,10 @@ int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_r
 		return cmd_pin(srv, req, reply);
 	case CTL_CMD_CONSOLE:
 		return cmd_console(srv, reply);
+	case CTL_CMD_SAVE:
+		return cmd_save(srv, c, req, reply);
+	case CTL_CMD_PEEK:
+		return cmd_peek(srv, req, reply);
 	default:
 		return fail(reply, -EINVAL, "unknown command");
 	}

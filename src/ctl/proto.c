@@ -37,7 +37,17 @@
  *   console   {} and then the connection is a raw byte stream both ways:
  *             the console ring buffer (the last 64 KiB of output), then live
  *             output; bytes sent go to the guest's serial port. Only guests
- *             started with -d have a console to attach to. */
+ *             started with -d have a console to attach to.
+ *   save {"path": "/abs/FILE", "keep_running": false}  pause the guest,
+ *             write FILE and FILE.mem (see README "Snapshots"). Without
+ *             keep_running the guest then ends and the reply is sent when
+ *             it is gone, like stop: {"outcome": "saved"}. With it the
+ *             guest resumes (unless it was paused) and the reply is
+ *             {"path": ..., "mem_bytes": N} (data bytes in FILE.mem). On
+ *             failure the guest keeps running and nothing is left behind.
+ *   peek {"gpa": A, "len": N}  read N (1..4096, default 8) bytes of guest
+ *             RAM at guest-physical A: {"gpa": A, "hex": "..."} and, for N
+ *             <= 8, "value": the bytes as a little-endian integer. */
 #include "cvisor/ctl_proto.h"
 
 #include <errno.h>
@@ -54,13 +64,14 @@ static const char *const cmd_names[CTL_CMD_COUNT] = {
 	[CTL_CMD_INFO] = "info",       [CTL_CMD_STATS] = "stats", [CTL_CMD_PAUSE] = "pause",
 	[CTL_CMD_RESUME] = "resume",   [CTL_CMD_STOP] = "stop",	  [CTL_CMD_KILL] = "kill",
 	[CTL_CMD_BALLOON] = "balloon", [CTL_CMD_PIN] = "pin",	  [CTL_CMD_CONSOLE] = "console",
+	[CTL_CMD_SAVE] = "save",       [CTL_CMD_PEEK] = "peek",
 };
 
 /* The argument keys each command takes besides "cmd". */
 static const char *const cmd_args[CTL_CMD_COUNT][3] = {
-	[CTL_CMD_STOP] = { "timeout" },
-	[CTL_CMD_BALLOON] = { "bytes" },
-	[CTL_CMD_PIN] = { "vcpu", "cpus" },
+	[CTL_CMD_STOP] = { "timeout" },	    [CTL_CMD_BALLOON] = { "bytes" },
+	[CTL_CMD_PIN] = { "vcpu", "cpus" }, [CTL_CMD_SAVE] = { "path", "keep_running" },
+	[CTL_CMD_PEEK] = { "gpa", "len" },
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)
@@ -163,6 +174,31 @@ bad:
 		    key, (unsigned long long)min, (unsigned long long)max);
 }
 
+static int parse_save(struct json_object *o, struct ctl_request *req, char *err, size_t errlen)
+{
+	struct json_object *v;
+	const char *p;
+
+	if (!json_object_object_get_ex(o, "path", &v) || !json_object_is_type(v, json_type_string))
+		return fail(err, errlen, "malformed request: save needs a \"path\" string");
+	p = json_object_get_string(v);
+	/* The monitor's working directory is not the client's: absolute only. */
+	if (p[0] != '/' || strlen(p) != (size_t)json_object_get_string_len(v) ||
+	    strlen(p) + 16 >= CTL_PATH_MAX)
+		return fail(err, errlen,
+			    "malformed request: \"path\" must be an absolute path shorter than "
+			    "%d bytes",
+			    CTL_PATH_MAX - 16);
+	snprintf(req->path, sizeof(req->path), "%s", p);
+	if (json_object_object_get_ex(o, "keep_running", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return fail(err, errlen,
+				    "malformed request: \"keep_running\" must be true or false");
+		req->keep_running = json_object_get_boolean(v);
+	}
+	return 0;
+}
+
 static int parse_args(struct json_object *o, struct ctl_request *req, char *err, size_t errlen)
 {
 	struct json_object *v;
@@ -181,6 +217,19 @@ static int parse_args(struct json_object *o, struct ctl_request *req, char *err,
 			return fail(err, errlen, "malformed request: balloon needs \"bytes\"");
 		if ((r = get_uint(v, "bytes", 0, UINT64_MAX, &req->bytes, err, errlen)))
 			return r;
+	} else if (req->cmd == CTL_CMD_SAVE) {
+		return parse_save(o, req, err, errlen);
+	} else if (req->cmd == CTL_CMD_PEEK) {
+		if (!json_object_object_get_ex(o, "gpa", &v))
+			return fail(err, errlen, "malformed request: peek needs \"gpa\"");
+		if ((r = get_uint(v, "gpa", 0, UINT64_MAX, &req->gpa, err, errlen)))
+			return r;
+		req->len = 8;
+		if (json_object_object_get_ex(o, "len", &v)) {
+			if ((r = get_uint(v, "len", 1, CTL_PEEK_MAX, &u, err, errlen)))
+				return r;
+			req->len = (unsigned int)u;
+		}
 	} else if (req->cmd == CTL_CMD_PIN) {
 		if (!json_object_object_get_ex(o, "vcpu", &v))
 			return fail(err, errlen, "malformed request: pin needs \"vcpu\"");
@@ -296,6 +345,15 @@ char *ctl_request_format(const struct ctl_request *req)
 		break;
 	case CTL_CMD_BALLOON:
 		json_object_object_add(o, "bytes", json_object_new_uint64(req->bytes));
+		break;
+	case CTL_CMD_SAVE:
+		json_object_object_add(o, "path", json_object_new_string(req->path));
+		json_object_object_add(o, "keep_running",
+				       json_object_new_boolean(req->keep_running));
+		break;
+	case CTL_CMD_PEEK:
+		json_object_object_add(o, "gpa", json_object_new_uint64(req->gpa));
+		json_object_object_add(o, "len", json_object_new_int64(req->len));
 		break;
 	case CTL_CMD_PIN:
 		if (cpulist_format(&req->cpus, cpus, sizeof(cpus))) {

@@ -386,6 +386,8 @@ static const char *outcome_of(struct ctl_server *srv)
 		return "poweroff";
 	case VM_STOP_RESET:
 		return "reset";
+	case VM_STOP_SAVED:
+		return "saved";
 	case VM_STOP_CRASH:
 		return "crash";
 	case VM_STOP_SIGNAL:

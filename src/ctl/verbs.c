@@ -3,6 +3,7 @@
  * Also the dispatch of every verb but run. */
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 #define CALL_TIMEOUT_MS 10000
 /* stop replies when the guest is gone: its timeout plus time to tear down. */
 #define STOP_MARGIN_MS 30000
+/* save writes all of guest RAM that holds data, then (without
+ * --keep-running) waits for the guest to end. */
+#define SAVE_TIMEOUT_MS 600000
 
 static const char client_usage[] =
 	"usage: cvisor ls [--json]\n"
@@ -25,6 +29,7 @@ static const char client_usage[] =
 	"       cvisor console NAME                    (Ctrl-] detaches)\n"
 	"       cvisor balloon NAME SIZE\n"
 	"       cvisor pin NAME VCPU CPULIST\n"
+	"       cvisor save NAME FILE [--keep-running] (writes FILE and FILE.mem)\n"
 	"       cvisor ctl NAME JSON|-                 (one raw protocol request)\n";
 
 static void print_json(struct json_object *o)
@@ -338,6 +343,49 @@ static int verb_pin(int argc, char **argv)
 	return st;
 }
 
+/* save NAME FILE [--keep-running]: FILE is made absolute here, since the
+ * monitor's working directory is not ours. */
+static int verb_save(int argc, char **argv)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_SAVE };
+	struct json_object *reply;
+	const char *pos[2];
+	char cwd[PATH_MAX];
+	int npos = 0, st;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--keep-running")) {
+			req.keep_running = true;
+		} else if ((argv[i][0] == '-' && argv[i][1]) || npos == 2) {
+			cv_err("save: unexpected argument %s (see cvisor help)", argv[i]);
+			return CV_EXIT_USAGE;
+		} else {
+			pos[npos++] = argv[i];
+		}
+	}
+	if (need_args(argv[0], npos, 2, "a guest NAME and a FILE"))
+		return CV_EXIT_USAGE;
+	if (!pos[1][0] || pos[1][strlen(pos[1]) - 1] == '/') {
+		cv_err("save: %s: not a file name", pos[1]);
+		return CV_EXIT_USAGE;
+	}
+	if (pos[1][0] == '/')
+		cwd[0] = '\0';
+	else if (!getcwd(cwd, sizeof(cwd))) {
+		cv_err("save: the current directory: %s", strerror(errno));
+		return CV_EXIT_FAIL;
+	}
+	if ((size_t)snprintf(req.path, sizeof(req.path), "%s%s%s", cwd, cwd[0] ? "/" : "", pos[1]) +
+		    16 >=
+	    sizeof(req.path)) {
+		cv_err("save: %s: path too long", pos[1]);
+		return CV_EXIT_USAGE;
+	}
+	st = ctl_request(pos[0], &req, NULL, SAVE_TIMEOUT_MS, &reply);
+	json_object_put(reply);
+	return st;
+}
+
 /* One raw request line, for scripts and protocol tests: prints the reply. */
 static int verb_ctl(int argc, char **argv)
 {
@@ -385,7 +433,7 @@ static int verb_ctl(int argc, char **argv)
 }
 
 static const char *const verbs[] = { "ls",  "info",    "stop",	  "kill", "pause", "resume",
-				     "top", "console", "balloon", "pin",  "ctl" };
+				     "top", "console", "balloon", "pin",  "ctl",   "save" };
 
 bool ctl_client_verb(const char *verb)
 {
@@ -421,6 +469,8 @@ int ctl_client_main(int argc, char **argv)
 		return verb_pin(argc, argv);
 	if (!strcmp(v, "ctl"))
 		return verb_ctl(argc, argv);
+	if (!strcmp(v, "save"))
+		return verb_save(argc, argv);
 	if (!strcmp(v, "top"))
 		return ctl_cmd_top(argc, argv);
 	if (!strcmp(v, "console"))

@@ -75,6 +75,14 @@ static void vcpu_park(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
 
+	/* KVM finishes an I/O or MMIO exit (an IN's result, the RIP past it)
+	 * only on the next KVM_RUN; with immediate_exit set it does just that
+	 * and returns EINTR, so a parked vCPU's state is whole for a snapshot
+	 * (KVM API, kvm_run.immediate_exit). */
+	vcpu->run->immediate_exit = 1;
+	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
+		cv_debug("vCPU %u: completing I/O before pausing: %s", vcpu->id, strerror(errno));
+	vcpu->run->immediate_exit = 0;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_req && !atomic_load(&vm->stop)) {
 		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)

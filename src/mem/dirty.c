@@ -89,7 +89,8 @@ int dirty_start(struct dirty *d)
 	memset((void *)d->ubits, 0, d->nwords * sizeof(*d->ubits));
 	if (d->vm_fd < 0)
 		return 0;
-	if (kvm_cap(d->vm_fd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) {
+	if (kvm_cap(d->vm_fd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) &
+	    KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE },
@@ -182,7 +183,8 @@ void dirty_stop(struct dirty *d)
 		return;
 	for (unsigned int i = 0; i < d->nslots; i++)
 		if (slot_set_logging(d->vm_fd, &d->slots[i], false))
-			cv_warn("cannot turn dirty logging off on memory slot %u", d->slots[i].slot);
+			cv_warn("cannot turn dirty logging off on memory slot %u",
+				d->slots[i].slot);
 	d->logging = false;
 }
 

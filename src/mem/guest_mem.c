@@ -2,6 +2,7 @@
 #include "cvisor/guest_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -40,6 +41,34 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 	return 0;
 }
 
+int guest_mem_init_file(struct guest_mem *gm, int fd, uint64_t ram_size)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	memset(gm, 0, sizeof(*gm));
+	if (!ram_size || ram_size % (uint64_t)page)
+		return -EINVAL;
+	/* MAP_PRIVATE: the guest's writes go to private copies, the file is
+	 * never written, and every guest mapping the same file shares the
+	 * page-cache pages it has not written. A read-only fd is enough. */
+	gm->file_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (gm->file_fd < 0)
+		return -errno;
+	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED) {
+		int r = -errno;
+
+		close(gm->file_fd);
+		return r;
+	}
+	(void)madvise(p, ram_size, MADV_DONTDUMP);
+	guest_mem_layout(gm, p, ram_size);
+	gm->map_size = ram_size;
+	gm->file_backed = true;
+	return 0;
+}
+
 void guest_mem_init_buf(struct guest_mem *gm, uint8_t *buf, uint64_t ram_size)
 {
 	memset(gm, 0, sizeof(*gm));
@@ -50,6 +79,8 @@ void guest_mem_destroy(struct guest_mem *gm)
 {
 	if (gm->map_size)
 		munmap(gm->base, gm->map_size);
+	if (gm->file_backed)
+		close(gm->file_fd);
 	memset(gm, 0, sizeof(*gm));
 }
 

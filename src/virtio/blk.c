@@ -303,6 +303,7 @@ static void blk_free(struct blk *b)
 		close(b->fd);
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		free(b->q[i].reqs);
+	free(b->written);
 	free(b);
 }
 
@@ -442,4 +443,68 @@ unsigned int virtio_blk_inflight(struct virtio_dev *d)
 uint64_t virtio_blk_capacity(struct virtio_dev *d)
 {
 	return ((struct blk *)d->priv)->capacity;
+}
+
+void blk_track_write(struct blk *b, uint64_t off, uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!b->written || !len || off / VIRTIO_BLK_TRACK_BLOCK >= b->nblocks)
+		return;
+	first = off / VIRTIO_BLK_TRACK_BLOCK;
+	last = (off + len - 1) / VIRTIO_BLK_TRACK_BLOCK;
+	if (last >= b->nblocks)
+		last = b->nblocks - 1;
+	for (uint64_t i = first; i <= last; i++)
+		b->written[i / 64] |= 1ULL << (i % 64);
+}
+
+int virtio_blk_track_start(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+	uint64_t n = (b->capacity * VIRTIO_BLK_SECTOR_SIZE + VIRTIO_BLK_TRACK_BLOCK - 1) /
+		     VIRTIO_BLK_TRACK_BLOCK;
+	uint64_t *bits = calloc((n + 63) / 64 ? (n + 63) / 64 : 1, sizeof(uint64_t));
+
+	if (!bits)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	free(b->written);
+	b->written = bits;
+	b->nblocks = n;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void virtio_blk_track_take(struct virtio_dev *d, uint64_t *out)
+{
+	struct blk *b = d->priv;
+
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t w = 0; b->written && w < (b->nblocks + 63) / 64; w++) {
+		out[w] |= b->written[w];
+		b->written[w] = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_blk_track_stop(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	pthread_mutex_lock(&d->lock);
+	free(b->written);
+	b->written = NULL;
+	b->nblocks = 0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+const char *virtio_blk_path(struct virtio_dev *d)
+{
+	return ((struct blk *)d->priv)->cfg.path;
+}
+
+int virtio_blk_image_fd(struct virtio_dev *d)
+{
+	return ((struct blk *)d->priv)->fd_buf;
 }

@@ -65,6 +65,10 @@ struct blk {
 	struct io_uring ring;
 	unsigned int in_kernel, sq_pending;
 	_Atomic uint64_t *read_bytes, *write_bytes;
+	/* Storage migration: VIRTIO_BLK_TRACK_BLOCK blocks written since the
+	 * last virtio_blk_track_take (NULL when not tracking); dev->lock. */
+	uint64_t *written;
+	uint64_t nblocks;
 };
 
 /* Set up the ring (or note why not) and the eventfd. 0 or -errno. */
@@ -95,6 +99,9 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status);
 /* blk_req.c: process kicked and resumable queues, submit, reap what
  * completed, and interrupt the guest once per queue. d->lock held. */
 void blk_run(struct blk *b);
+
+/* blk.c: note that [off, off+len) of the image may have changed. */
+void blk_track_write(struct blk *b, uint64_t off, uint64_t len);
 
 /* blk_req.c: requests taken from the rings and not yet completed. */
 unsigned int blk_busy(const struct blk *b);

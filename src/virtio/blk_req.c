@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blk_priv.h"
+#include "cvisor/dirty.h"
 
 /* Requests taken from one queue per pass before yielding to the loop. */
 #define BLK_POP_BUDGET VIRTIO_BLK_QUEUE_SIZE
@@ -197,6 +198,16 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status)
 {
 	struct blk_queue *q = &b->q[r->queue];
 
+	/* Storage migration: whatever the status, the image may have changed
+	 * (a failed write can be partly done); also during a reset drain. */
+	if (b->written) {
+		if (r->type == VIRTIO_BLK_T_OUT)
+			blk_track_write(b, r->off, r->len);
+		else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES)
+			for (unsigned int i = 0; i < r->nseg; i++)
+				blk_track_write(b, r->segs[i].off, r->segs[i].len);
+	}
+
 	if (r->status && !b->draining) {
 		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN && b->read_bytes)
 			atomic_fetch_add(b->read_bytes, r->len);
@@ -205,6 +216,11 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status)
 		if (r->type == VIRTIO_BLK_T_IN)
 			r->used_len = r->done < UINT32_MAX ? (uint32_t)r->done + 1 : UINT32_MAX;
 		*r->status = status;
+		/* Live migration: the status byte may lie past used_len, and a
+		 * failed read may have filled more than it reports. */
+		dirty_note(r->status, 1);
+		if (r->type == VIRTIO_BLK_T_IN)
+			dirty_note_iov(r->iov, r->niov, r->len);
 		virtq_push(&b->dev->vqs[r->queue], &r->elem, r->used_len);
 		q->used = true;
 	}

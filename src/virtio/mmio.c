@@ -13,6 +13,7 @@
 #define MMIO_MAGIC 0x74726976 /* "virt" */
 #define MMIO_VERSION 2
 #define MMIO_VENDOR 0x52564943 /* "CIVR" */
+#define VIRTIO_MMIO_STATE_VERSION 1
 
 enum {
 	REG_MAGIC = 0x000,
@@ -193,6 +194,14 @@ static void mmio_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr_bit)
 	irq_eventfd_signal(m->irqfd);
 }
 
+static void mmio_kick(struct virtio_dev *d, unsigned int q)
+{
+	struct virtio_mmio *m = d->transport.ctx;
+
+	if (q < d->ops->num_queues)
+		irq_eventfd_signal(m->kick_fd[q]);
+}
+
 static void on_kick(void *opaque, int fd, uint32_t events)
 {
 	struct virtio_mmio *m = opaque;
@@ -216,7 +225,8 @@ int virtio_mmio_attach(struct virtio_mmio *m, struct virtio_dev *d, struct bus *
 	m->base = base;
 	m->gsi = gsi;
 	m->loop = loop;
-	d->transport = (struct virtio_transport){ .signal = mmio_signal, .ctx = m };
+	d->transport =
+		(struct virtio_transport){ .signal = mmio_signal, .kick = mmio_kick, .ctx = m };
 	m->irqfd = irq_irqfd(vm_fd, gsi);
 	if (m->irqfd < 0)
 		return m->irqfd;
@@ -239,4 +249,38 @@ void virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len)
 {
 	snprintf(buf, len, "virtio_mmio.device=%u@%#llx:%u", VIRTIO_MMIO_SIZE,
 		 (unsigned long long)m->base, m->gsi);
+}
+
+/* State, version 1: u32 version, u64 base, u32 gsi, u32
+ * device_features_sel, u32 driver_features_sel, u32 queue_sel. */
+int virtio_mmio_save(struct virtio_mmio *m, struct state_buf *out)
+{
+	pthread_mutex_lock(&m->dev->lock);
+	state_put_u32(out, VIRTIO_MMIO_STATE_VERSION);
+	state_put_u64(out, m->base);
+	state_put_u32(out, m->gsi);
+	state_put_u32(out, m->device_features_sel);
+	state_put_u32(out, m->driver_features_sel);
+	state_put_u32(out, m->queue_sel);
+	pthread_mutex_unlock(&m->dev->lock);
+	return out->err;
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, struct state_rd *in)
+{
+	uint32_t version = state_get_u32(in);
+	uint64_t base = state_get_u64(in);
+	uint32_t gsi = state_get_u32(in), dsel = state_get_u32(in), drsel = state_get_u32(in);
+	uint32_t qsel = state_get_u32(in);
+
+	/* The guest found the device where the command line said: it must be
+	 * there again. */
+	if (in->err || version != VIRTIO_MMIO_STATE_VERSION || base != m->base || gsi != m->gsi)
+		return -EINVAL;
+	pthread_mutex_lock(&m->dev->lock);
+	m->device_features_sel = dsel;
+	m->driver_features_sel = drsel;
+	m->queue_sel = qsel;
+	pthread_mutex_unlock(&m->dev->lock);
+	return 0;
 }

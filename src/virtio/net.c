@@ -17,6 +17,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cvisor/dirty.h"
+
 #define NET_STATE_VERSION 1
 /* Avail entries taken per queue per turn before yielding to the loop, so
  * that a guest refilling as fast as we drain cannot hold the main thread. */
@@ -206,6 +208,10 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 		if (chunk > e->in_len)
 			chunk = e->in_len;
 		iov_from_buf(e->iov + e->out_num, e->in_num, 0, n->rx_buf + n->rx_off, chunk);
+		/* Only rx_first keeps its iovecs until virtq_push (which marks
+		 * them); the other buffers are marked for migration here. */
+		if (n->rx_nbufs)
+			dirty_note_iov(e->iov + e->out_num, e->in_num, chunk);
 		n->rx_heads[n->rx_nbufs] = e->head;
 		n->rx_lens[n->rx_nbufs++] = (uint32_t)chunk;
 		n->rx_off += chunk;

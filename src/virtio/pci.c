@@ -30,6 +30,7 @@
 
 #define MSIX_ENABLE 0x8000
 #define MSIX_MASKALL 0x4000
+#define VIRTIO_PCI_STATE_VERSION 1
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -309,8 +310,10 @@ static void bar_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t 
 	for (uint32_t i = 0; i < len && i < 4; i++)
 		v |= (uint32_t)data[i] << (8 * i);
 	if (off < OFF_COMMON + 0x40) {
-		/* Fields at the offset written; 8-bit status shares a dword. */
-		common_write(vp, off, len == 1 || len == 2 || len == 4 ? v : 0);
+		/* 4.1.3.1: fields are written at their natural width and
+		 * alignment; anything else is dropped, not taken as zero. */
+		if ((len == 1 || len == 2 || len == 4) && !(off & (len - 1)))
+			common_write(vp, off, v);
 	} else if (off >= OFF_DEVICE && off < OFF_NOTIFY) {
 		virtio_dev_config_write(d, (uint32_t)(off - OFF_DEVICE), data, len);
 	} else if (off >= OFF_MSIX_TABLE && off < OFF_MSIX_PBA) {
@@ -335,6 +338,14 @@ static void cfg_written(struct pci_device *p, uint32_t off, uint32_t len)
 }
 
 static const struct pci_device_ops vp_pci_ops = { .cfg_written = cfg_written };
+
+static void vp_kick(struct virtio_dev *d, unsigned int q)
+{
+	struct virtio_pci *vp = d->transport.ctx;
+
+	if (q < d->ops->num_queues)
+		irq_eventfd_signal(vp->kick_fd[q]);
+}
 
 static void on_kick(void *opaque, int fd, uint32_t events)
 {
@@ -372,7 +383,7 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 	vp->router = router;
 	vp->loop = loop;
 	vp->nvec = d->ops->num_queues + 1;
-	d->transport = (struct virtio_transport){ .signal = vp_signal, .ctx = vp };
+	d->transport = (struct virtio_transport){ .signal = vp_signal, .kick = vp_kick, .ctx = vp };
 	/* 4.1.2.1: device id 0x1040 + type, revision 1 for a modern-only device. */
 	pci_device_init(p, VENDOR_VIRTIO, (uint16_t)(0x1040 + d->ops->device_id),
 			class_of(d->ops->device_id), VENDOR_VIRTIO, (uint16_t)d->ops->device_id, 1);
@@ -413,4 +424,75 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 			return r;
 	}
 	return pci_bus_add(b, p);
+}
+
+/* State, version 1: u32 version, the 256 config-space bytes, u32
+ * device_features_sel, u32 driver_features_sel, u16 queue_sel, u32 nvec,
+ * nvec x (u64 addr, u32 data, u32 ctrl), u64 pending bits. */
+int virtio_pci_save(struct virtio_pci *vp, struct state_buf *out)
+{
+	pthread_mutex_lock(&vp->dev->lock);
+	state_put_u32(out, VIRTIO_PCI_STATE_VERSION);
+	state_put_bytes(out, vp->pci.cfg, PCI_CFG_SIZE);
+	state_put_u32(out, vp->device_features_sel);
+	state_put_u32(out, vp->driver_features_sel);
+	state_put_u16(out, vp->queue_sel);
+	state_put_u32(out, vp->nvec);
+	for (unsigned int v = 0; v < vp->nvec; v++) {
+		state_put_u64(out, vp->msix[v].addr);
+		state_put_u32(out, vp->msix[v].data);
+		state_put_u32(out, vp->msix[v].ctrl);
+	}
+	state_put_u64(out, atomic_load(&vp->pending));
+	pthread_mutex_unlock(&vp->dev->lock);
+	return out->err;
+}
+
+int virtio_pci_load(struct virtio_pci *vp, struct state_rd *in)
+{
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint32_t dsel, drsel, nvec;
+	uint16_t qsel;
+	uint64_t pending;
+	struct virtio_pci_msix_entry e[VIRTIO_PCI_MAX_VECTORS];
+	int r = 0;
+
+	if (state_get_u32(in) != VIRTIO_PCI_STATE_VERSION)
+		return -EINVAL;
+	state_get_bytes(in, cfg, sizeof(cfg));
+	dsel = state_get_u32(in);
+	drsel = state_get_u32(in);
+	qsel = state_get_u16(in);
+	nvec = state_get_u32(in);
+	if (in->err || nvec != vp->nvec)
+		return -EINVAL;
+	for (unsigned int v = 0; v < nvec; v++) {
+		e[v].addr = state_get_u64(in);
+		e[v].data = state_get_u32(in);
+		e[v].ctrl = state_get_u32(in);
+		if (e[v].ctrl > 1)
+			return -EINVAL;
+	}
+	pending = state_get_u64(in);
+	if (in->err || (nvec < 64 && (pending >> nvec)))
+		return -EINVAL;
+	/* Only what the guest may write can differ: ids, class, BAR sizes and
+	 * the capability layout must be this device's. */
+	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++)
+		if ((cfg[i] ^ vp->pci.cfg[i]) & ~vp->pci.wmask[i])
+			return -EINVAL;
+	pthread_mutex_lock(&vp->dev->lock);
+	memcpy(vp->pci.cfg, cfg, sizeof(cfg));
+	vp->device_features_sel = dsel;
+	vp->driver_features_sel = drsel;
+	vp->queue_sel = qsel;
+	for (unsigned int v = 0; v < nvec && !r; v++) {
+		vp->msix[v].addr = e[v].addr;
+		vp->msix[v].data = e[v].data;
+		vp->msix[v].ctrl = e[v].ctrl;
+		r = irq_set_msi(vp->router, vp->msix[v].gsi, e[v].addr, e[v].data);
+	}
+	atomic_store(&vp->pending, pending);
+	pthread_mutex_unlock(&vp->dev->lock);
+	return r;
 }

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cvisor/dirty.h"
+
 /* virtio 1.x rings are little-endian (virtio 1.2 2.7 "le16/le32/le64");
  * on a big-endian host every ring access below would need a byte swap. */
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring accesses assume a LE host");
@@ -253,6 +255,12 @@ void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 	/* Release: the element is visible before the index (2.7.8). */
 	__atomic_store_n((uint16_t *)(void *)(r.used + RING_IDX), new, __ATOMIC_RELEASE);
 	q->used_idx = new;
+	/* Live migration: KVM does not see our stores. The buffers the device
+	 * filled (up to len) and the used ring go to the target again. */
+	if (e->out_num + e->in_num <= VIRTQ_MAX_IOV)
+		dirty_note_iov(e->iov + e->out_num, e->in_num, len);
+	dirty_note(el, 8);
+	dirty_note(r.used + RING_IDX, 2);
 	/* If used_idx laps signalled_used (2^15 pushes without an interrupt),
 	 * vring_need_event can no longer tell; force the next interrupt
 	 * (as QEMU's virtqueue_flush does). */
@@ -295,10 +303,13 @@ bool virtq_enable_notify(struct virtq *q, bool enable)
 	if (q->event_idx) {
 		/* 2.7.10: with EVENT_IDX the driver notifies once avail->idx
 		 * passes avail_event; there is no "off", a stale value is. */
-		if (enable)
+		if (enable) {
 			st16(r.used + RING_ENTRIES + 8 * (size_t)q->size, q->last_avail);
+			dirty_note(r.used + RING_ENTRIES + 8 * (size_t)q->size, 2);
+		}
 	} else {
 		st16(r.used + RING_FLAGS, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+		dirty_note(r.used + RING_FLAGS, 2);
 	}
 	/* Full fence: the store above against the driver's avail->idx store
 	 * followed by its read of our field (the classic lost wake-up). */

@@ -17,7 +17,7 @@ TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
 
 # Guests in C, linked with the runtime (crt0 + lib).
 TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp unknown_insn \
-	counter cmdline bootabi powerbtn burn echo virtio
+	counter cmdline bootabi powerbtn burn echo virtio blkcount dirtier
 # Stand-alone assembly guests: they act at their very first instruction.
 TINY_ASM_GUESTS := exit_now first_byte
 TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)
@@ -45,5 +45,16 @@ $(TINY_ASM_GUESTS:%=$(TINY_OUT)/%.elf): $(TINY_OUT)/%.elf: $(TINY_OBJ)/%.o $(TIN
 $(TINY_OUT)/smp.elf: $(TINY_OBJ)/smp_tramp.o
 # The virtio guest: its driver and its hostile test, linked into it only.
 $(TINY_OUT)/virtio.elf: $(TINY_OBJ)/virtio_drv.o $(TINY_OBJ)/virtio_hostile.o
+# The snapshot tests' counter that goes through a virtio-blk device.
+$(TINY_OUT)/blkcount.elf: $(TINY_OBJ)/virtio_drv.o
+
+# Host side: the migration engine between two VMs in one process (needs the
+# top-level Makefile's objects; `make migrate-harness`).
+MIGRATE_HARNESS := $(BUILD)/tests/kvm/migrate_harness
+$(MIGRATE_HARNESS): tests/kvm/migrate_harness.c $(filter-out $(BUILD)/obj/src/main.o,$(OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ $^ $(LDLIBS)
+.PHONY: migrate-harness
+migrate-harness: $(MIGRATE_HARNESS)
 
 -include $(wildcard $(TINY_OBJ)/*.d)

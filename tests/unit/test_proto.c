@@ -49,6 +49,8 @@ static void test_requests(void **state)
 		snprintf(line, sizeof(line), "{\"cmd\":\"%s\"%s}", ctl_cmd_name(c),
 			 c == CTL_CMD_BALLOON ? ",\"bytes\":1"
 			 : c == CTL_CMD_PIN   ? ",\"vcpu\":0,\"cpus\":\"0\""
+			 : c == CTL_CMD_SAVE  ? ",\"path\":\"/s\""
+			 : c == CTL_CMD_PEEK  ? ",\"gpa\":0"
 					      : "");
 		assert_int_equal(parse(line, &r, err), 0);
 		assert_int_equal(r.cmd, c);
@@ -85,6 +87,15 @@ static void test_bad_requests(void **state)
 		{ "{\"cmd\":\"pin\",\"vcpu\":0,\"cpus\":\"3-1\"}", "\"cpus\" must be a CPU list" },
 		{ "{\"cmd\":\"pin\",\"vcpu\":0,\"cpus\":4}", "\"cpus\" must be a CPU list" },
 		{ "{\"a\":[[[[[[[[[[1]]]]]]]]]]}", "nesting too deep" },
+		{ "{\"cmd\":\"save\"}", "save needs a \"path\" string" },
+		{ "{\"cmd\":\"save\",\"path\":\"rel/x\"}", "\"path\" must be an absolute path" },
+		{ "{\"cmd\":\"save\",\"path\":\"/x\",\"keep_running\":1}",
+		  "\"keep_running\" must be true or false" },
+		{ "{\"cmd\":\"save\",\"path\":\"/x\",\"frob\":1}", "save takes no \"frob\"" },
+		{ "{\"cmd\":\"peek\"}", "peek needs \"gpa\"" },
+		{ "{\"cmd\":\"peek\",\"gpa\":0,\"len\":0}",
+		  "\"len\" must be an integer from 1 to 4096" },
+		{ "{\"cmd\":\"peek\",\"gpa\":0,\"len\":4097}", "\"len\" must be an integer" },
 	};
 	struct ctl_request r;
 	char err[256];
@@ -137,6 +148,10 @@ static void test_format_roundtrip(void **state)
 		in.vcpu = 2;
 		CPU_SET(1, &in.cpus);
 		CPU_SET(9, &in.cpus);
+		snprintf(in.path, sizeof(in.path), "/var/lib/snap one");
+		in.keep_running = true;
+		in.gpa = 0x5000;
+		in.len = 16;
 		line = ctl_request_format(&in);
 		assert_non_null(line);
 		assert_int_equal(line[strlen(line) - 1], '\n');
@@ -151,6 +166,14 @@ static void test_format_roundtrip(void **state)
 		if (c == CTL_CMD_PIN) {
 			assert_int_equal(out.vcpu, 2);
 			assert_true(CPU_EQUAL(&out.cpus, &in.cpus));
+		}
+		if (c == CTL_CMD_SAVE) {
+			assert_string_equal(out.path, in.path);
+			assert_true(out.keep_running);
+		}
+		if (c == CTL_CMD_PEEK) {
+			assert_true(out.gpa == 0x5000);
+			assert_int_equal(out.len, 16);
 		}
 		free(line);
 	}

@@ -85,7 +85,7 @@ static unsigned int order_base_2(unsigned int n)
 }
 
 /* One package, ncpus cores, one thread each; APIC id = vCPU index. */
-static int vcpu_set_cpuid(struct vcpu *vcpu)
+int x86_vcpu_set_cpuid(struct vcpu *vcpu)
 {
 	const struct kvm_cpuid2 *sup = vcpu->vm->cpuid;
 	unsigned int ncpus = vcpu->vm->ncpus, id = vcpu->id, n = 0;
@@ -251,11 +251,12 @@ int x86_vcpu_setup(struct vcpu *vcpu, const struct boot_entry *entry)
 {
 	int r;
 
-	if ((r = vcpu_set_cpuid(vcpu)) || (r = vcpu_set_msrs(vcpu)) || (r = vcpu_set_fpu(vcpu)) ||
-	    (r = vcpu_set_lint(vcpu)))
+	if ((r = x86_vcpu_set_cpuid(vcpu)) || (r = vcpu_set_msrs(vcpu)) ||
+	    (r = vcpu_set_fpu(vcpu)) || (r = vcpu_set_lint(vcpu)))
 		return r;
-	/* Application processors wait for INIT/SIPI from the guest. */
-	if (vcpu->id == 0)
+	/* Application processors wait for INIT/SIPI from the guest; a
+	 * restored vCPU gets its registers from the snapshot (entry NULL). */
+	if (vcpu->id == 0 && entry)
 		return vcpu_set_entry(vcpu, entry);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cvisor/dirty.h"
 #include "cvisor/kvm.h"
 #include "cvisor/vm.h"
 #include "cvisor/x86_decode.h"
@@ -26,6 +27,7 @@
 #define VEC_GP 13
 #define VEC_PF 14
 #define MXCSR_MASK 0xffffU
+#define CR4_FSGSBASE (1ULL << 16)
 #define MXCSR_DEFAULT 0x1f80U
 #define PAGE_SIZE 4096ULL
 
@@ -179,9 +181,10 @@ static int linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, vo
 		}
 		if (!h)
 			return -EFAULT; /* MMIO or outside RAM: not supported here */
-		if (write)
+		if (write) {
 			memcpy(h, p, chunk);
-		else
+			dirty_note(h, chunk); /* a store KVM did not see */
+		} else
 			memcpy(p, h, chunk);
 		la += chunk;
 		p += chunk;
@@ -273,13 +276,20 @@ static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kv
 			struct kvm_segment *seg = (in->reg & 1) ? &sregs->gs : &sregs->fs;
 			uint64_t g[16];
 
+			/* SDM: #UD unless CR4.FSGSBASE; a non-canonical base is #GP(0). */
+			if (!(sregs->cr4 & CR4_FSGSBASE))
+				return inject_exception(vcpu, VEC_UD);
 			log_once(vm, REFUSED_FSGSBASE);
 			gpr_array(regs, g);
 			if ((in->reg & 7) <= 1) {
 				set_gpr(regs, in->rm,
 					(in->rex & 8) ? seg->base : (uint32_t)seg->base);
 			} else {
-				seg->base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
+				uint64_t base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
+
+				if ((uint64_t)((int64_t)(base << 16) >> 16) != base)
+					return inject_exception_code(vcpu, VEC_GP, 0);
+				seg->base = base;
 				if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
 					return -errno;
 			}
@@ -289,6 +299,12 @@ static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kv
 		regs->rip += in->len;
 		return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
 	}
+	/* Memory operands are only completed for the guest kernel: KVM_TRANSLATE
+	 * walks the page tables without the user/supervisor and write checks a
+	 * CPL 3 access needs, so a user process gets the #UD it would get from
+	 * a CPU without the instruction, never access to kernel memory. */
+	if (sregs->cs.dpl != 0)
+		return inject_exception(vcpu, VEC_UD);
 	gpr_array(regs, gpr);
 	la = x86_operand_addr(in, gpr, regs->rip, sregs->fs.base, sregs->gs.base);
 	switch (in->reg & 7) {

@@ -505,7 +505,9 @@ int vm_kstate_load(struct vm *vm, struct state_rd *rd)
 		c->bcd = state_get_u8(rd);
 		c->gate = state_get_u8(rd);
 		c->count_load_time = (int64_t)state_get_u64(rd);
-		if (c->mode > 5 || c->rw_mode > 3 || c->bcd > 1 || c->gate > 1)
+		/* KVM leaves a channel the guest never programmed at mode 0xff
+		 * (kvm_pit_reset). */
+		if ((c->mode > 5 && c->mode != 0xff) || c->rw_mode > 3 || c->bcd > 1 || c->gate > 1)
 			return -EINVAL;
 	}
 	pit.flags = state_get_u32(rd);

@@ -15,19 +15,27 @@
  * Expect, for --cpus N:
  *    "smp: mptable N cpus (...)", "smp: madt N cpus (...)",
  *    "smp: N cpus up (apic ids ...)", "smp: ok"; status 0. Anything wrong
- *    prints "smp: BAD <what>" instead of "smp: ok". */
+ *    prints "smp: BAD <what>" instead of "smp: ok".
+ * 5. With "smp.count=1" on the command line (snapshot tests), instead of
+ *    powering off every processor counts for ever: AP number k (in the
+ *    order they came up) increments the u64 at SMP_COUNT_ADDR + 8 * k
+ *    without pause, and the BSP behaves as the counter guest: the u64 at
+ *    0x5000 is N (with the counter's magic at 0x5008), then "count N" is
+ *    printed, every "spin" iterations. */
 #include "lib.h"
 
 #define SMP_WAIT_SPINS 2000000
 #define TRAMP_LOW 0x1000
 #define TRAMP_HIGH 0x9e000
 #define COUNTER_PAGE 0x5000 /* counter guest's page; kept free by convention */
+#define SMP_COUNT_ADDR 0x5100ull /* smp.count=1: one u64 per AP */
 
 extern char smp_tramp_start[], smp_tramp_end[];
 
 static volatile uint32_t ap_up, ap_slot;
 static volatile uint32_t ap_ids[MAX_CPUS];
 static int bad;
+static volatile bool count_mode;
 
 void ap_main(void)
 {
@@ -36,6 +44,11 @@ void ap_main(void)
 	if (slot < MAX_CPUS)
 		ap_ids[slot] = id;
 	__atomic_fetch_add(&ap_up, 1, __ATOMIC_RELEASE);
+	if (count_mode && slot < 16) {
+		volatile uint64_t *c = (volatile uint64_t *)(SMP_COUNT_ADDR + 8 * slot);
+		for (;;)
+			*c = *c + 1;
+	}
 	halt_forever();
 }
 
@@ -242,6 +255,7 @@ static int cmp_u32(uint32_t a, uint32_t b) { return a < b ? -1 : a > b; }
 int main(void)
 {
 	struct cpu_list mp, madt;
+	count_mode = cmdline_u64("smp.count", 0) != 0;
 	mp_count(&mp);
 	madt_count(&madt);
 	print_list("mptable", &mp);
@@ -329,5 +343,14 @@ int main(void)
 	}
 	if (!bad)
 		puts("smp: ok\n");
+	if (count_mode) {
+		uint64_t spin = cmdline_u64("spin", 20000);
+		*(volatile uint64_t *)(uintptr_t)(COUNTER_PAGE + 8) = 0x72746e756f435643ull;
+		for (uint64_t c = 1;; c++) {
+			spin_delay(spin);
+			*(volatile uint64_t *)(uintptr_t)COUNTER_PAGE = c;
+			printf("count %lu\n", (unsigned long)c);
+		}
+	}
 	poweroff();
 }

@@ -1,0 +1,540 @@
+/* snapshot_load.c - reading a snapshot's sections back (the format is
+ * documented at the top of snapshot.c): CONFIG into a vm_config, and the
+ * rest into a VM built from it. Everything read is bounded and checked
+ * before it reaches KVM or a device; a failure says which section. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvisor/kvm.h"
+#include "cvisor/snapfile.h"
+#include "cvisor/vcpu_state.h"
+#include "cvisor/x86.h"
+
+#include "snapshot_priv.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const char *section_name(uint32_t id)
+{
+	static const char *const names[] = { "?", "MACHINE", "KSTATE", "VCPU", "DEVICE", "CONFIG" };
+
+	return id < ARRAY_SIZE(names) ? names[id] : "?";
+}
+
+/* The sections of a payload, checked for known ids, versions and counts. */
+struct sections {
+	struct snap_section config, machine, kstate;
+	struct snap_section vcpu[CONFIG_MAX_CPUS];
+	struct snap_section dev[SNAPSHOT_MAX_DEVICES];
+	unsigned int nvcpu, ndev;
+	bool have_config, have_machine, have_kstate;
+};
+
+static int index_sections(const uint8_t *p, size_t len, struct sections *ss, char *err,
+			  size_t errlen)
+{
+	struct snap_section s;
+	size_t pos = 0;
+	int r;
+
+	memset(ss, 0, sizeof(*ss));
+	while ((r = snap_next_section(p, len, &pos, &s)) > 0) {
+		bool *have = NULL;
+		struct snap_section *slot = NULL;
+
+		if (s.id < SNAP_SEC_MACHINE || s.id > SNAP_SEC_CONFIG)
+			return fail(err, errlen,
+				    "unknown section id %u (damaged, or from a newer "
+				    "cvisor)",
+				    s.id);
+		/* Every section is at version 1 so far: read 1..current. */
+		if (s.version < 1 || s.version > 1)
+			return fail(err, errlen,
+				    "%s section version %u is not supported (this cvisor reads 1)",
+				    section_name(s.id), s.version);
+		switch (s.id) {
+		case SNAP_SEC_CONFIG:
+			have = &ss->have_config, slot = &ss->config;
+			break;
+		case SNAP_SEC_MACHINE:
+			have = &ss->have_machine, slot = &ss->machine;
+			break;
+		case SNAP_SEC_KSTATE:
+			have = &ss->have_kstate, slot = &ss->kstate;
+			break;
+		case SNAP_SEC_VCPU:
+			if (ss->nvcpu == CONFIG_MAX_CPUS)
+				return fail(err, errlen, "more than %d VCPU sections",
+					    CONFIG_MAX_CPUS);
+			ss->vcpu[ss->nvcpu++] = s;
+			continue;
+		default:
+			if (ss->ndev == SNAPSHOT_MAX_DEVICES)
+				return fail(err, errlen, "more than %d DEVICE sections",
+					    SNAPSHOT_MAX_DEVICES);
+			ss->dev[ss->ndev++] = s;
+			continue;
+		}
+		if (*have)
+			return fail(err, errlen, "two %s sections", section_name(s.id));
+		*have = true;
+		*slot = s;
+	}
+	if (r < 0)
+		return fail(err, errlen, "a section runs past the end of the file");
+	/* Building the machine needs CONFIG and MACHINE; loading its state
+	 * needs the rest (load_vcpus and load_devices check their counts). */
+	if (!ss->have_config || !ss->have_machine)
+		return fail(err, errlen, "no %s section", !ss->have_config ? "CONFIG" : "MACHINE");
+	return 0;
+}
+
+/* A str field into the block at *out (NUL-terminated); NULL if absent. */
+static const char *get_str(struct state_rd *r, char **out, bool *bad)
+{
+	uint8_t present = state_get_u8(r);
+	uint16_t n = state_get_u16(r);
+	char *s = *out;
+
+	if (r->err || present > 1 || n > SNAPSHOT_MAX_STRING || n > r->len - r->pos ||
+	    (!present && n)) {
+		*bad = true;
+		return NULL;
+	}
+	state_get_bytes(r, s, n);
+	s[n] = '\0';
+	if (strlen(s) != n)
+		*bad = true;
+	*out += n + 1;
+	return present ? s : NULL;
+}
+
+int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct sections *ss = malloc(sizeof(*ss));
+	struct devices_config *dc = &cfg->devices;
+	struct state_rd r;
+	uint32_t ndisks, nnets;
+	uint8_t quirks, rng, balloon;
+	bool bad = false;
+	char *p;
+	int ret;
+
+	if (!ss)
+		return fail(err, errlen, "out of memory");
+	if ((ret = index_sections(payload, len, ss, err, errlen)))
+		goto out;
+	state_rd_init(&r, ss->config.data, ss->config.len);
+	/* Each string takes its length plus a NUL: the section's size bounds
+	 * them all, plus one byte per string (at most 5 + 8 disks + 4 nets). */
+	ret = -ENOMEM;
+	if (!(cfg->strings = p = malloc(ss->config.len + 32)))
+		goto out;
+	cfg->mem_size = state_get_u64(&r);
+	cfg->ncpus = state_get_u32(&r);
+	quirks = state_get_u8(&r);
+	cfg->cpu_weight = state_get_u32(&r);
+	cfg->cpu_cap = state_get_u32(&r);
+	cfg->memory_limit = state_get_u64(&r);
+	cfg->kernel = get_str(&r, &p, &bad);
+	cfg->initrd = get_str(&r, &p, &bad);
+	cfg->cmdline = get_str(&r, &p, &bad);
+	cfg->cpu_affinity = get_str(&r, &p, &bad);
+	dc->transport = state_get_u8(&r) ? VIRTIO_TRANSPORT_MMIO : VIRTIO_TRANSPORT_PCI;
+	rng = state_get_u8(&r);
+	balloon = state_get_u8(&r);
+	dc->balloon_bytes = state_get_u64(&r);
+	dc->vsock = get_str(&r, &p, &bad);
+	ndisks = state_get_u32(&r);
+	for (unsigned int i = 0; !bad && ndisks <= DEVICES_MAX_DISKS && i < ndisks; i++)
+		if (!(dc->disks[i] = get_str(&r, &p, &bad)))
+			bad = true;
+	nnets = bad ? 0 : state_get_u32(&r);
+	for (unsigned int i = 0; !bad && nnets <= DEVICES_MAX_NETS && i < nnets; i++)
+		if (!(dc->nets[i] = get_str(&r, &p, &bad)))
+			bad = true;
+	ret = -EINVAL;
+	if (bad || r.err || r.pos != r.len || ndisks > DEVICES_MAX_DISKS ||
+	    nnets > DEVICES_MAX_NETS) {
+		fail(err, errlen, "CONFIG section is malformed");
+		goto out;
+	}
+	dc->ndisks = ndisks;
+	dc->nnets = nnets;
+	dc->rng = rng;
+	dc->balloon = balloon;
+	cfg->quirks = (enum config_quirks)quirks;
+	if (!cfg->cmdline)
+		cfg->cmdline = "";
+	if (cfg->mem_size < CONFIG_MIN_MEM || cfg->mem_size % 4096 || cfg->ncpus < 1 ||
+	    cfg->ncpus > CONFIG_MAX_CPUS || quirks > CONFIG_QUIRKS_OFF || cfg->cpu_weight < 1 ||
+	    cfg->cpu_weight > CONFIG_MAX_CPU_WEIGHT || cfg->cpu_cap > CONFIG_MAX_CPU_CAP ||
+	    rng > 1 || balloon > 1 || dc->balloon_bytes > cfg->mem_size) {
+		fail(err, errlen, "CONFIG section holds values out of range");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	free(ss);
+	return ret;
+}
+
+struct machine {
+	uint64_t ram_size;
+	uint32_t page_size, ncpus, nregions;
+	uint8_t quirks;
+	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
+	uint64_t offsets[GUEST_MEM_MAX_REGIONS];
+	struct kvm_cpuid2 *cpuid; /* malloc'd */
+};
+
+static int parse_machine(const struct snap_section *s, struct machine *m, char *err, size_t errlen)
+{
+	struct state_rd r;
+	uint32_t n;
+
+	memset(m, 0, sizeof(*m));
+	state_rd_init(&r, s->data, s->len);
+	m->ram_size = state_get_u64(&r);
+	m->page_size = state_get_u32(&r);
+	m->ncpus = state_get_u32(&r);
+	m->quirks = state_get_u8(&r);
+	m->nregions = state_get_u32(&r);
+	if (r.err || m->nregions < 1 || m->nregions > GUEST_MEM_MAX_REGIONS || m->quirks > 1)
+		return fail(err, errlen, "MACHINE section is malformed");
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		m->regions[i].gpa = state_get_u64(&r);
+		m->regions[i].size = state_get_u64(&r);
+		m->offsets[i] = state_get_u64(&r);
+	}
+	n = state_get_u32(&r);
+	if (r.err || n > SNAPSHOT_MAX_CPUID)
+		return fail(err, errlen, "MACHINE section is malformed");
+	m->cpuid = calloc(1, sizeof(*m->cpuid) + n * sizeof(m->cpuid->entries[0]));
+	if (!m->cpuid) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	m->cpuid->nent = n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct kvm_cpuid_entry2 *e = &m->cpuid->entries[i];
+
+		e->function = state_get_u32(&r);
+		e->index = state_get_u32(&r);
+		e->flags = state_get_u32(&r);
+		e->eax = state_get_u32(&r);
+		e->ebx = state_get_u32(&r);
+		e->ecx = state_get_u32(&r);
+		e->edx = state_get_u32(&r);
+	}
+	if (r.err || r.pos != r.len)
+		return fail(err, errlen, "MACHINE section is malformed");
+	if (m->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || m->ram_size % m->page_size)
+		return fail(err, errlen, "MACHINE: page size %u, this host's is %ld", m->page_size,
+			    sysconf(_SC_PAGESIZE));
+	return 0;
+}
+
+int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, char *err,
+		      size_t errlen)
+{
+	struct sections *ss = malloc(sizeof(*ss));
+	struct machine m = { 0 };
+	int r;
+
+	if (!ss)
+		return fail(err, errlen, "out of memory");
+	r = index_sections(payload, len, ss, err, errlen);
+	if (!r)
+		r = parse_machine(&ss->machine, &m, err, errlen);
+	if (!r)
+		*ram_size = m.ram_size;
+	free(m.cpuid);
+	free(ss);
+	return r;
+}
+
+/* ---- the state, into a VM built from the CONFIG ---- */
+
+static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid2 *c, uint32_t fn,
+						uint32_t index)
+{
+	for (unsigned int i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
+}
+
+static void vendor_of(const struct kvm_cpuid_entry2 *e, char v[13])
+{
+	memcpy(v, &e->ebx, 4);
+	memcpy(v + 4, &e->edx, 4);
+	memcpy(v + 8, &e->ecx, 4);
+	v[12] = '\0';
+	for (int i = 0; i < 12; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e)
+			v[i] = '?';
+}
+
+/* The guest may use every feature its CPUID showed: this host must have
+ * each one (leaves 1, 7, 0xd for XSAVE components, 0x80000001). */
+static int check_cpuid(const struct kvm_cpuid2 *host, const struct kvm_cpuid2 *saved, char *err,
+		       size_t errlen)
+{
+	/* Which registers of each leaf are feature bits (leaf 1 ebx holds
+	 * the APIC id of whichever host CPU answered: not a feature). */
+	static const struct {
+		uint32_t fn, index;
+		uint8_t regs; /* bit k: register k (eax, ebx, ecx, edx) */
+	} leaves[] = { { 1, 0, 0xc },
+		       { 7, 0, 0xe },
+		       { 0xd, 0, 0x9 },
+		       { 0xd, 1, 0x1 },
+		       { 0x80000001, 0, 0xc } };
+	static const char *const regs[] = { "eax", "ebx", "ecx", "edx" };
+	const struct kvm_cpuid_entry2 *h = find_leaf(host, 0, 0), *s = find_leaf(saved, 0, 0);
+	char hv[13], sv[13];
+
+	if (!s || !h)
+		return fail(err, errlen, "MACHINE: no CPUID vendor leaf");
+	vendor_of(h, hv);
+	vendor_of(s, sv);
+	if (strcmp(hv, sv))
+		return fail(err, errlen, "saved on a %s CPU, this host has a %s CPU", sv, hv);
+	for (size_t i = 0; i < ARRAY_SIZE(leaves); i++) {
+		uint32_t sr[4], hr[4] = { 0 };
+
+		if (!(s = find_leaf(saved, leaves[i].fn, leaves[i].index)))
+			continue;
+		h = find_leaf(host, leaves[i].fn, leaves[i].index);
+		sr[0] = s->eax, sr[1] = s->ebx, sr[2] = s->ecx, sr[3] = s->edx;
+		if (h)
+			hr[0] = h->eax, hr[1] = h->ebx, hr[2] = h->ecx, hr[3] = h->edx;
+		for (int k = 0; k < 4; k++)
+			if ((leaves[i].regs & (1 << k)) && (sr[k] & ~hr[k]))
+				return fail(err, errlen,
+					    "this host's CPU lacks features the guest was given "
+					    "(CPUID %#x.%u %s bits %#x)",
+					    leaves[i].fn, leaves[i].index, regs[k], sr[k] & ~hr[k]);
+	}
+	return 0;
+}
+
+static int load_machine(struct vm *vm, const struct snap_section *s, char *err, size_t errlen)
+{
+	struct machine m;
+	int r = parse_machine(s, &m, err, errlen);
+
+	if (r)
+		goto out;
+	r = -EINVAL;
+	if (m.ram_size != vm->mem.ram_size || m.ncpus != vm->ncpus || m.nregions != vm->mem.nr) {
+		fail(err, errlen, "MACHINE (%lluM, %u vCPUs) does not match its CONFIG",
+		     (unsigned long long)(m.ram_size >> 20), m.ncpus);
+		goto out;
+	}
+	for (unsigned int i = 0; i < m.nregions; i++) {
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+
+		if (m.regions[i].gpa != g->gpa || m.regions[i].size != g->size ||
+		    m.offsets[i] != (uint64_t)(g->hva - vm->mem.base)) {
+			fail(err, errlen, "MACHINE: RAM region %u is laid out differently", i);
+			goto out;
+		}
+	}
+	if ((r = check_cpuid(vm->cpuid, m.cpuid, err, errlen)))
+		goto out;
+	/* The guest keeps the CPUID it booted with, not this host's. */
+	free(vm->cpuid);
+	vm->cpuid = m.cpuid;
+	m.cpuid = NULL;
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		if ((r = x86_vcpu_set_cpuid(&vm->vcpus[i]))) {
+			snprintf(err, errlen, "vCPU %u: KVM refused the saved CPUID: %s", i,
+				 strerror(-r));
+			goto out;
+		}
+	r = 0;
+out:
+	free(m.cpuid);
+	return r;
+}
+
+static int load_vcpus(struct vm *vm, const struct sections *ss, char *err, size_t errlen)
+{
+	const struct snap_section *by_id[CONFIG_MAX_CPUS] = { 0 };
+
+	if (ss->nvcpu != vm->ncpus)
+		return fail(err, errlen, "%u VCPU sections for %u vCPUs", ss->nvcpu, vm->ncpus);
+	for (unsigned int i = 0; i < ss->nvcpu; i++) {
+		struct state_rd rd;
+		uint32_t id;
+
+		state_rd_init(&rd, ss->vcpu[i].data, ss->vcpu[i].len);
+		id = state_get_u32(&rd);
+		if (rd.err || id >= vm->ncpus || by_id[id])
+			return fail(err, errlen, "VCPU section %u: bad or repeated vCPU index", i);
+		by_id[id] = &ss->vcpu[i];
+	}
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct state_rd rd;
+		int r;
+
+		state_rd_init(&rd, by_id[i]->data, by_id[i]->len);
+		(void)state_get_u32(&rd);
+		r = vcpu_state_load(&vm->vcpus[i], &rd);
+		if (!r && rd.pos != rd.len)
+			r = -EINVAL;
+		if (r) {
+			snprintf(err, errlen, "vCPU %u: the saved state does not load (%s)", i,
+				 r == -EINVAL ? "malformed or refused by KVM" : strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int load_pci_bus(struct pci_bus *pb, struct state_rd *rd)
+{
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint32_t version = state_get_u32(rd), addr = state_get_u32(rd);
+
+	state_get_bytes(rd, cfg, sizeof(cfg));
+	if (rd->err || version != PCI_BUS_STATE_VERSION)
+		return -EINVAL;
+	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++)
+		if ((cfg[i] ^ pb->host_bridge.cfg[i]) & ~pb->host_bridge.wmask[i])
+			return -EINVAL;
+	pthread_mutex_lock(&pb->lock);
+	pb->config_addr = addr;
+	memcpy(pb->host_bridge.cfg, cfg, sizeof(cfg));
+	pthread_mutex_unlock(&pb->lock);
+	return 0;
+}
+
+static int load_device(struct vm *vm, const struct snap_dev *d, struct state_rd *rd)
+{
+	bool mmio = vm->devcfg->transport == VIRTIO_TRANSPORT_MMIO;
+	int r;
+
+	if (d->kind == DEV_OPS)
+		return d->ops->load(d->dev, rd);
+	if (d->kind == DEV_PCI_BUS)
+		return load_pci_bus(d->dev, rd);
+	if (state_get_u8(rd) != mmio)
+		return -EINVAL;
+	r = mmio ? virtio_mmio_load(&d->v->t.mmio, rd) : virtio_pci_load(&d->v->t.pci, rd);
+	return r ? r : virtio_dev_load(&d->v->dev, rd);
+}
+
+/* A name read from the file, printable. */
+static void safe_name(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; i < n && i + 1 < outlen; i++)
+		out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	out[i] = '\0';
+}
+
+static int load_devices(struct vm *vm, const struct sections *ss, char *err, size_t errlen)
+{
+	struct snap_dev devs[SNAPSHOT_MAX_DEVICES];
+	bool seen[SNAPSHOT_MAX_DEVICES] = { 0 };
+	unsigned int n = snapshot_list_devices(vm, devs);
+
+	if (ss->ndev != n)
+		return fail(err, errlen, "%u DEVICE sections for the %u devices of this machine",
+			    ss->ndev, n);
+	for (unsigned int i = 0; i < ss->ndev; i++) {
+		struct state_rd rd;
+		uint16_t len;
+		unsigned int j;
+		char name[64];
+		int r;
+
+		state_rd_init(&rd, ss->dev[i].data, ss->dev[i].len);
+		len = state_get_u16(&rd);
+		if (rd.err || len > rd.len - rd.pos)
+			return fail(err, errlen, "DEVICE section %u is malformed", i);
+		safe_name(rd.data + rd.pos, len, name, sizeof(name));
+		for (j = 0; j < n; j++)
+			if (strlen(devs[j].name) == len &&
+			    !memcmp(devs[j].name, rd.data + rd.pos, len))
+				break;
+		if (j == n)
+			return fail(err, errlen, "device \"%s\" is not in this machine", name);
+		if (seen[j])
+			return fail(err, errlen, "two DEVICE sections for %s", name);
+		seen[j] = true;
+		rd.pos += len;
+		r = load_device(vm, &devs[j], &rd);
+		if (!r && (rd.err || rd.pos != rd.len))
+			r = -EINVAL;
+		if (r) {
+			snprintf(err, errlen, "device %s: the saved state does not load (%s)", name,
+				 r == -EINVAL ? "malformed or out of range" : strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+	struct sections *ss = malloc(sizeof(*ss));
+	struct state_rd rd;
+	int r;
+
+	if (!ss)
+		return fail(err, errlen, "out of memory");
+	if ((r = index_sections(payload, len, ss, err, errlen)))
+		goto out;
+	if (!ss->have_kstate) {
+		r = fail(err, errlen, "no KSTATE section");
+		goto out;
+	}
+	if ((r = load_machine(vm, &ss->machine, err, errlen)) ||
+	    (r = load_vcpus(vm, ss, err, errlen)))
+		goto out;
+	/* After the vCPUs' TSCs, as QEMU does: kvmclock is set last. */
+	state_rd_init(&rd, ss->kstate.data, ss->kstate.len);
+	r = vm_kstate_load(vm, &rd);
+	if (!r && rd.pos != rd.len)
+		r = -EINVAL;
+	if (r) {
+		snprintf(err, errlen, "the irqchip, PIT or clock state does not load (%s)",
+			 r == -EINVAL ? "malformed or refused by KVM" : strerror(-r));
+		goto out;
+	}
+	if ((r = load_devices(vm, ss, err, errlen)))
+		goto out;
+	/* A request the guest queued while the source's devices were
+	 * quiesced was kicked there, not here: look at every live queue. */
+	for (unsigned int i = 0; i < vm->nvirtio; i++) {
+		struct virtio_dev *d = &vm->virtio[i]->dev;
+
+		for (unsigned int q = 0; d->active && q < d->ops->num_queues; q++)
+			if (d->vqs[q].ready)
+				virtio_dev_notify(d, q);
+	}
+out:
+	free(ss);
+	return r;
+}

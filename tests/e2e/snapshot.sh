@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# tests/e2e/snapshot.sh - cvisor save / cvisor restore with tiny guests
+# (tests/kvm/guests): the counter continues where it was, on the serial
+# port and in guest memory (address 0x5000, read with the peek request);
+# --keep-running; two guests restored from one file share its pages; an
+# SMP guest whose AP counts too; a guest whose disk is in use across the save (blkcount, both
+# transports); the checked-in snapshot of the previous format version
+# (tests/data/snapshot-v1); every kind of bad snapshot refused with one
+# line and status 2; a save that cannot be written leaves the guest
+# running and no files. Prints "PASS name" / "FAIL name: why" / "SKIP
+# name: why", then "snapshot: N passed, N failed".
+#
+# Guests run in a private $CVISOR_RUN_DIR under a per-run name prefix; the
+# EXIT trap kills what is left. Counting guests print about ten lines a
+# second here (less on a busy host): waits are bounded by 10-20 s.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+
+GUESTS=${BUILD:-build}/tests/kvm
+DATA=tests/data/snapshot-v1
+export CVISOR_RUN_DIR=$T_TMP/run
+P=sn$$- # guest name prefix
+S=$T_TMP/snap
+mkdir -p "$S"
+# The counter's magic at 0x5008: "CVCountr" as a little-endian u64.
+MAGIC=8247338268279133763
+
+cleanup() {
+	local s n
+	for s in "$CVISOR_RUN_DIR"/*.sock; do
+		[ -e "$s" ] || continue
+		n=$(basename "$s" .sock)
+		timeout 5 "$CVISOR" kill "$n" >/dev/null 2>&1
+	done
+	t_cleanup
+	for s in /sys/fs/cgroup/*/cvisor/"$P"* /sys/fs/cgroup/*/*/*/cvisor/"$P"* \
+		/sys/fs/cgroup/cvisor/"$P"*; do
+		[ -d "$s" ] && rmdir "$s" 2>/dev/null
+	done
+}
+trap cleanup EXIT
+
+skip() { echo "SKIP $1: $2"; }
+
+pid_of() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
+
+track() {
+	local p
+	p=$(pid_of "$1")
+	[ -n "$p" ] && T_PIDS+=("$p")
+}
+
+# start NAME GUEST [run args...]: a detached guest.
+start() {
+	local name=$1 guest=$2
+	shift 2
+	t_run 10 "$CVISOR" run -d --name "$name" --kernel "$GUESTS/$guest.elf" "$@"
+	if [ "$T_RC" != 0 ]; then
+		t_fail "start $name" "exit $T_RC: $T_ERR"
+		return 1
+	fi
+	track "$name"
+}
+
+# restore NAME FILE: restore detached under NAME.
+restore() {
+	t_run 20 "$CVISOR" restore "$2" --name "$1" -d
+	if [ "$T_RC" != 0 ]; then
+		t_fail "restore $1" "exit $T_RC: $T_ERR"
+		return 1
+	fi
+	track "$1"
+}
+
+# gone NAME: within 10 s the socket and the lock are gone.
+gone() {
+	local i
+	for i in $(seq 100); do
+		[ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Counts a guest logged: the last, the first (complete lines only).
+last_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | tail -n 1; }
+first_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | head -n 1; }
+
+# wait_count NAME N: up to 20 s until the guest has logged "count M", M >= N.
+wait_count() {
+	local i c
+	for i in $(seq 200); do
+		c=$(last_count "$1")
+		[ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# peek NAME GPA: the u64 at GPA in the guest's RAM (empty on failure).
+peek() {
+	"$CVISOR" ctl "$1" "{\"cmd\":\"peek\",\"gpa\":$2,\"len\":8}" 2>/dev/null |
+		sed -n 's/.*"value":\([0-9]*\).*/\1/p'
+}
+
+# continues NAME LAST WHAT: the restored guest NAME counts on from LAST:
+# its first count is above LAST and close to it (no reset to 1), it keeps
+# counting, and guest memory at 0x5000 agrees.
+continues() {
+	local name=$1 last=$2 what=$3 first mem mem2
+	if ! wait_count "$name" $((last + 3)); then
+		t_fail "$what" "no count past $((last + 3)) after restore: $(tail -c 200 "$CVISOR_RUN_DIR/$name.log")"
+		return 1
+	fi
+	first=$(first_count "$name")
+	if [ -z "$first" ] || [ "$first" -le "$last" ] || [ "$first" -gt $((last + 5)) ]; then
+		t_fail "$what" "first count after restore $first, last before $last"
+		return 1
+	fi
+	t_pass "$what: serial count $last -> $first"
+	mem=$(peek "$name" 20480)
+	sleep 0.5
+	mem2=$(peek "$name" 20480)
+	if [ -n "$mem" ] && [ "$mem" -ge "$first" ] && [ "$mem2" -gt "$mem" ] &&
+		[ "$(peek "$name" 20488)" = "$MAGIC" ]; then
+		t_pass "$what: memory count $mem then $mem2"
+	else
+		t_fail "$what: memory" "count at 0x5000 '$mem' then '$mem2' (first printed $first)"
+	fi
+}
+
+if [ ! -x "$CVISOR" ]; then
+	t_fail setup "$CVISOR not found (run make)"
+	t_summary snapshot
+	exit 1
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "SKIP snapshot: /dev/kvm is not accessible"
+	t_summary snapshot
+	exit 77
+fi
+for g in counter blkcount smp; do
+	if [ ! -f "$GUESTS/$g.elf" ]; then
+		t_fail setup "$GUESTS/$g.elf missing (run make tiny)"
+		t_summary snapshot
+		exit 1
+	fi
+done
+
+# ---- save ends the guest; restore continues it ----
+A=${P}a
+if start "$A" counter --memory 64M && wait_count "$A" 5; then
+	t_run 30 "$CVISOR" save "$A" "$S/a"
+	if [ "$T_RC" = 0 ] && [ -z "$T_ERR" ] && gone "$A"; then
+		t_pass "save ends the guest"
+	else
+		t_fail "save ends the guest" "exit $T_RC: $T_ERR"
+	fi
+	size=$(stat -c %s "$S/a.mem" 2>/dev/null)
+	kib=$(du -k "$S/a.mem" 2>/dev/null | cut -f1)
+	if [ "$size" = $((64 << 20)) ] && [ -n "$kib" ] && [ "$kib" -lt 2048 ] &&
+		[ -s "$S/a" ] && [ -z "$(ls "$S" | grep -v '^a$\|^a.mem$')" ]; then
+		t_pass "FILE.mem is sparse: ${kib} KiB on disk for 64 MiB"
+	else
+		t_fail "FILE.mem is sparse" "size '$size', $kib KiB on disk; files: $(ls "$S")"
+	fi
+	last=$(last_count "$A")
+	R=${P}r
+	restore "$R" "$S/a" && continues "$R" "$last" "restore continues the counter"
+
+	# Two guests from one file at once: the second maps the same pages.
+	R2=${P}r2
+	if restore "$R2" "$S/a" && continues "$R2" "$last" "second restore of the same file"; then
+		pid=$(pid_of "$R2")
+		sm=$(awk -v f="$S/a.mem" '$0 ~ /^[0-9a-f]+-[0-9a-f]+ / { on = ($NF == f) }
+			on && /^(Shared_Clean|Shared_Dirty|Private_Dirty|Rss):/ { v[$1] += $2 }
+			END { printf "%d %d %d", v["Rss:"], v["Shared_Clean:"] + v["Shared_Dirty:"], v["Private_Dirty:"] }' \
+			"/proc/$pid/smaps" 2>/dev/null)
+		read -r rss shared priv <<<"$sm"
+		if [ -n "$rss" ] && [ "$rss" -gt 0 ] && [ "$shared" -gt 0 ] && [ "$priv" -lt 4096 ] &&
+			[ "$(wait_count "$R" $(($(last_count "$R") + 2)) && echo y)" = y ]; then
+			t_pass "two restores share the file's pages (second: RAM mapping $rss KiB resident, $shared KiB shared, $priv KiB private)"
+		else
+			t_fail "two restores share pages" "smaps of FILE.mem in pid $pid: '$sm'"
+		fi
+	fi
+	# A restored guest saved over the very file it runs from (a.mem is
+	# mapped by R and R2): the new pair is written beside and renamed in.
+	t_run 30 "$CVISOR" save "$R" "$S/a"
+	last=$(last_count "$R")
+	R3=${P}r3
+	if [ "$T_RC" = 0 ] && restore "$R3" "$S/a"; then
+		continues "$R3" "$last" "save of a restored guest over its own snapshot"
+		c=$(last_count "$R2")
+		wait_count "$R2" $((c + 2)) ||
+			t_fail "the other guest on the old file" "stuck at $c after the file was replaced"
+	else
+		t_fail "save of a restored guest over its own snapshot" "exit $T_RC: $T_ERR"
+	fi
+	timeout 10 "$CVISOR" kill "$R2" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$R3" >/dev/null 2>&1
+fi
+
+# ---- --keep-running ----
+K=${P}k
+if start "$K" counter --memory 64M && wait_count "$K" 3; then
+	before=$(peek "$K" 20480)
+	t_run 30 "$CVISOR" save "$K" "$S/k" --keep-running
+	after=$(peek "$K" 20480)
+	if [ "$T_RC" = 0 ] && [ -e "$CVISOR_RUN_DIR/$K.sock" ] && [ -n "$after" ] &&
+		wait_count "$K" $((after + 3)); then
+		t_pass "save --keep-running: the guest counts on ($before, $after, $(last_count "$K"))"
+	else
+		t_fail "save --keep-running" "exit $T_RC: $T_ERR; count $before, $after"
+	fi
+	timeout 10 "$CVISOR" kill "$K" >/dev/null 2>&1
+	K2=${P}k2
+	# The save happened between the two peeks.
+	restore "$K2" "$S/k" && continues "$K2" "$((before - 1))" "restore of a --keep-running save"
+	timeout 10 "$CVISOR" kill "$K2" >/dev/null 2>&1
+fi
+
+# ---- a save that cannot be written ----
+U=${P}u
+if start "$U" counter --memory 32M && wait_count "$U" 2; then
+	t_run 30 "$CVISOR" save "$U" "$T_TMP/no/such/dir/x"
+	t_expect_err "save to a missing directory" 1 "save: $T_TMP/no/such/dir/x.mem: No such file or directory"
+	mkdir "$S/isdir"
+	t_run 30 "$CVISOR" save "$U" "$S/isdir"
+	t_expect_err "save over a directory" 1 "save: $S/isdir: Is a directory"
+	c=$(last_count "$U")
+	if wait_count "$U" $((c + 2)) && [ -z "$(ls "$S" | grep isdir. )" ] &&
+		[ ! -e "$T_TMP/no" ]; then
+		t_pass "a failed save leaves the guest running and no files"
+	else
+		t_fail "a failed save leaves the guest running" "count $c -> $(last_count "$U"); files: $(ls "$S")"
+	fi
+	timeout 10 "$CVISOR" kill "$U" >/dev/null 2>&1
+fi
+
+# ---- SMP: the smp guest's APs count too (smp.count=1) ----
+M=${P}m
+if start "$M" smp --memory 32M --cpus 2 --cmdline smp.count=1 && wait_count "$M" 3; then
+	t_run 30 "$CVISOR" save "$M" "$S/m"
+	last=$(last_count "$M")
+	# The AP's count as saved: offset 0x5100 of RAM in FILE.mem.
+	ap=$(od -An -t u8 -j 20736 -N 8 "$S/m.mem" 2>/dev/null | tr -d ' ')
+	M2=${P}m2
+	if [ "$T_RC" = 0 ] && [ -n "$ap" ] && [ "$ap" -gt 0 ] && restore "$M2" "$S/m"; then
+		continues "$M2" "$last" "SMP guest (2 vCPUs)"
+		ap1=$(peek "$M2" 20736)
+		sleep 0.3
+		ap2=$(peek "$M2" 20736)
+		if [ -n "$ap1" ] && [ "$ap1" -ge "$ap" ] && [ "$ap2" -gt "$ap1" ]; then
+			t_pass "SMP guest: the AP counts on ($ap saved, then $ap1, $ap2)"
+		else
+			t_fail "SMP guest: the AP counts on" "saved $ap, then '$ap1', '$ap2'"
+		fi
+		if "$CVISOR" info "$M2" | grep -q '^vcpus *2$'; then
+			t_pass "SMP guest restored with 2 vCPUs"
+		else
+			t_fail "SMP guest restored with 2 vCPUs" "$("$CVISOR" info "$M2" 2>&1 | grep vcpus)"
+		fi
+	else
+		t_fail "SMP save" "exit $T_RC: $T_ERR; AP count in FILE.mem '$ap'"
+	fi
+	timeout 10 "$CVISOR" kill "$M2" >/dev/null 2>&1
+fi
+
+# ---- a disk in use across the save, on both transports ----
+for tr in pci mmio; do
+	D=${P}d$tr
+	img=$T_TMP/disk-$tr.img
+	truncate -s 1M "$img"
+	start "$D" blkcount --memory 32M --disk "$img" --virtio "$tr" || continue
+	if ! wait_count "$D" 3; then
+		t_fail "blkcount $tr" "not counting: $(tail -c 200 "$CVISOR_RUN_DIR/$D.log")"
+		continue
+	fi
+	t_run 30 "$CVISOR" save "$D" "$S/d$tr"
+	last=$(last_count "$D")
+	D2=${P}e$tr
+	if [ "$T_RC" = 0 ] && restore "$D2" "$S/d$tr"; then
+		continues "$D2" "$last" "virtio-blk over $tr in use across save and restore"
+		if grep -q FAIL "$CVISOR_RUN_DIR/$D2.log"; then
+			t_fail "virtio-blk over $tr after restore" "$(grep FAIL "$CVISOR_RUN_DIR/$D2.log")"
+		fi
+	else
+		t_fail "save blkcount over $tr" "exit $T_RC: $T_ERR"
+	fi
+	timeout 10 "$CVISOR" kill "$D2" >/dev/null 2>&1
+done
+if [ -s "$S/dpci" ]; then
+	mv "$T_TMP/disk-pci.img" "$T_TMP/moved.img"
+	t_run 20 "$CVISOR" restore "$S/dpci"
+	t_expect_err "restore without its disk image" 2 "disk-pci.img"
+fi
+
+# ---- the previous format version still loads ----
+if [ -s "$DATA/counter" ] && [ -s "$DATA/counter.mem" ]; then
+	V=${P}v1
+	t_run 20 "$CVISOR" restore "$DATA/counter" --name "$V" -d
+	if [ "$T_RC" = 2 ] && grep -q "CPU" <<<"$T_ERR"; then
+		skip "snapshot-v1" "this host's CPU differs from the one that wrote it: $T_ERR"
+	elif [ "$T_RC" = 0 ]; then
+		track "$V"
+		continues "$V" "$(cat "$DATA/last-count")" "snapshot format v1 (tests/data) restores"
+		timeout 10 "$CVISOR" kill "$V" >/dev/null 2>&1
+	else
+		t_fail "snapshot format v1 restores" "exit $T_RC: $T_ERR"
+	fi
+else
+	t_fail "snapshot format v1" "$DATA/counter or counter.mem missing"
+fi
+
+# ---- bad snapshots: one line, status 2 ----
+if [ -s "$S/a" ]; then
+	bad() { # bad NAME: copy snapshot a to $S/NAME and its memory file
+		cp "$S/a" "$S/$1" && cp --sparse=always "$S/a.mem" "$S/$1.mem"
+	}
+	bad flip && printf '\xff' | dd of="$S/flip" bs=1 seek=$(($(stat -c %s "$S/a") / 2)) conv=notrunc 2>/dev/null
+	t_run 10 "$CVISOR" restore "$S/flip"
+	t_expect_err "corrupt snapshot (a byte flipped)" 2 "snapshot $S/flip: snapshot is corrupt"
+	bad trunc && truncate -s $(($(stat -c %s "$S/a") / 2)) "$S/trunc"
+	t_run 10 "$CVISOR" restore "$S/trunc"
+	t_expect_err "truncated snapshot" 2 "snapshot $S/trunc: snapshot is truncated"
+	cp "$GUESTS/counter.elf" "$S/foreign" && cp --sparse=always "$S/a.mem" "$S/foreign.mem"
+	t_run 10 "$CVISOR" restore "$S/foreign"
+	t_expect_err "foreign file" 2 "snapshot $S/foreign: not a cvisor snapshot"
+	cp "$S/a" "$S/nomem"
+	t_run 10 "$CVISOR" restore "$S/nomem"
+	t_expect_err "missing .mem" 2 "snapshot $S/nomem: its memory file $S/nomem.mem: No such file"
+	bad short && truncate -s 32M "$S/short.mem"
+	t_run 10 "$CVISOR" restore "$S/short"
+	t_expect_err "wrong-size .mem" 2 "snapshot $S/short: its memory file $S/short.mem is not a regular file of 67108864 bytes"
+	t_run 10 "$CVISOR" restore "$S/none"
+	t_expect_err "no such snapshot" 2 "snapshot $S/none: No such file or directory"
+fi
+t_run 10 "$CVISOR" restore "$S/a" -d
+t_expect_err "restore -d without --name" 2 "-d needs --name"
+t_run 10 "$CVISOR" save "${P}none" "$S/x"
+t_expect_err "save of an unknown guest" 2 "no guest named ${P}none"
+
+t_summary snapshot

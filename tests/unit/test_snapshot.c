@@ -1,0 +1,376 @@
+/* test_snapshot.c - the snapshot sections and files without KVM: CONFIG
+ * written by hand from the layout documented in src/snap/snapshot.c and
+ * read back; every malformed payload refused with a message; the sparse
+ * memory file (only pages with data written, at their offsets, holes
+ * elsewhere, also from RAM that is itself mapped from a memory file); and
+ * snapshot_open's checks of the pair FILE / FILE.mem. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cvisor/config.h"
+#include "cvisor/guest_mem.h"
+#include "cvisor/snapfile.h"
+#include "cvisor/snapshot.h"
+
+#define MEM (16ULL << 20)
+#define PAGE 4096
+
+static void put_str(struct state_buf *b, const char *s)
+{
+	state_put_u8(b, s != NULL);
+	state_put_u16(b, s ? (uint16_t)strlen(s) : 0);
+	if (s)
+		state_put_bytes(b, s, strlen(s));
+}
+
+/* What a payload to build looks like; tests change one thing at a time. */
+struct shape {
+	uint16_t config_version;
+	uint32_t ncpus;
+	uint64_t machine_ram;
+	const char *disk;
+	unsigned int ndisks;
+	bool two_configs, no_machine, no_kstate, trailing, extra_section;
+};
+
+static const struct shape good = {
+	.config_version = 1, .ncpus = 2, .machine_ram = MEM, .disk = "/img,readonly", .ndisks = 1
+};
+
+static void put_config(struct state_buf *b, const struct shape *s)
+{
+	size_t at = snap_section_begin(b, SNAP_SEC_CONFIG, s->config_version);
+
+	state_put_u64(b, MEM);
+	state_put_u32(b, s->ncpus);
+	state_put_u8(b, 2); /* emulated_host off */
+	state_put_u32(b, 100);
+	state_put_u32(b, 150);
+	state_put_u64(b, 0);
+	put_str(b, "/k.elf");
+	put_str(b, NULL);
+	put_str(b, "spin=5");
+	put_str(b, NULL);
+	state_put_u8(b, 1); /* mmio */
+	state_put_u8(b, 1); /* rng */
+	state_put_u8(b, 0);
+	state_put_u64(b, 0);
+	put_str(b, NULL);
+	state_put_u32(b, s->ndisks);
+	for (unsigned int i = 0; i < s->ndisks; i++)
+		put_str(b, s->disk);
+	state_put_u32(b, 1);
+	put_str(b, "user");
+	if (s->trailing)
+		state_put_u8(b, 0);
+	snap_section_end(b, at);
+}
+
+static void make_payload(struct state_buf *b, const struct shape *s)
+{
+	size_t at;
+
+	memset(b, 0, sizeof(*b));
+	put_config(b, s);
+	if (s->two_configs)
+		put_config(b, s);
+	if (!s->no_machine) {
+		at = snap_section_begin(b, SNAP_SEC_MACHINE, 1);
+		state_put_u64(b, s->machine_ram);
+		state_put_u32(b, PAGE);
+		state_put_u32(b, s->ncpus);
+		state_put_u8(b, 0);
+		state_put_u32(b, 1);
+		state_put_u64(b, 0);
+		state_put_u64(b, s->machine_ram);
+		state_put_u64(b, 0);
+		state_put_u32(b, 0); /* no CPUID entries */
+		snap_section_end(b, at);
+	}
+	if (!s->no_kstate) {
+		at = snap_section_begin(b, SNAP_SEC_KSTATE, 1);
+		state_put_u32(b, 1);
+		snap_section_end(b, at);
+	}
+	if (s->extra_section) {
+		at = snap_section_begin(b, 9, 1);
+		snap_section_end(b, at);
+	}
+	assert_int_equal(b->err, 0);
+}
+
+static void test_config_round_trip(void **state)
+{
+	struct shape shape;
+	struct state_buf b;
+	struct vm_config cfg;
+	char err[256];
+	uint64_t ram = 0;
+
+	(void)state;
+	make_payload(&b, &good);
+	config_init(&cfg);
+	assert_int_equal(snapshot_config_load(b.data, b.len, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.mem_size, MEM);
+	assert_int_equal(cfg.ncpus, 2);
+	assert_int_equal(cfg.quirks, CONFIG_QUIRKS_OFF);
+	assert_int_equal(cfg.cpu_cap, 150);
+	assert_string_equal(cfg.kernel, "/k.elf");
+	assert_null(cfg.initrd);
+	assert_string_equal(cfg.cmdline, "spin=5");
+	assert_int_equal(cfg.devices.transport, VIRTIO_TRANSPORT_MMIO);
+	assert_true(cfg.devices.rng);
+	assert_false(cfg.devices.balloon);
+	assert_null(cfg.devices.vsock);
+	assert_int_equal(cfg.devices.ndisks, 1);
+	assert_string_equal(cfg.devices.disks[0], "/img,readonly");
+	assert_int_equal(cfg.devices.nnets, 1);
+	assert_string_equal(cfg.devices.nets[0], "user");
+	assert_null(cfg.name);
+	config_free(&cfg);
+	assert_int_equal(snapshot_ram_size(b.data, b.len, &ram, err, sizeof(err)), 0);
+	assert_int_equal(ram, MEM);
+	state_buf_free(&b);
+
+	/* CONFIG and MACHINE alone (snapshot_config_save) are enough. */
+	shape = good;
+	shape.no_kstate = true;
+	make_payload(&b, &shape);
+	config_init(&cfg);
+	assert_int_equal(snapshot_config_load(b.data, b.len, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.ncpus, 2);
+	config_free(&cfg);
+	state_buf_free(&b);
+}
+
+/* Each shape must be refused, with a message containing want. */
+static void refused(const struct shape *s, const char *want)
+{
+	struct state_buf b;
+	struct vm_config cfg;
+	char err[256] = "";
+
+	make_payload(&b, s);
+	config_init(&cfg);
+	assert_int_equal(snapshot_config_load(b.data, b.len, &cfg, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, want))
+		fail_msg("error '%s' does not contain '%s'", err, want);
+	config_free(&cfg);
+	state_buf_free(&b);
+}
+
+static void test_config_refused(void **state)
+{
+	struct shape s;
+
+	(void)state;
+	s = good, s.config_version = 2;
+	refused(&s, "CONFIG section version 2 is not supported");
+	s = good, s.two_configs = true;
+	refused(&s, "two CONFIG sections");
+	s = good, s.no_machine = true;
+	refused(&s, "no MACHINE section");
+	s = good, s.extra_section = true;
+	refused(&s, "unknown section id 9");
+	s = good, s.trailing = true;
+	refused(&s, "CONFIG section is malformed");
+	s = good, s.ncpus = 0;
+	refused(&s, "out of range");
+	s = good, s.ndisks = DEVICES_MAX_DISKS + 1;
+	refused(&s, "CONFIG section is malformed");
+	s = good, s.disk = NULL;
+	refused(&s, "CONFIG section is malformed");
+}
+
+static void test_config_truncated(void **state)
+{
+	struct state_buf b;
+	struct vm_config cfg;
+	char err[256];
+
+	struct shape shape = good;
+
+	(void)state;
+	/* CONFIG and MACHINE only: every cut of it is refused, never read
+	 * past (a cut between them leaves no MACHINE). */
+	shape.no_kstate = true;
+	make_payload(&b, &shape);
+	for (size_t n = 0; n < b.len; n++) {
+		uint8_t *copy = malloc(n + 1);
+
+		memcpy(copy, b.data, n);
+		config_init(&cfg);
+		assert_int_equal(snapshot_config_load(copy, n, &cfg, err, sizeof(err)), -EINVAL);
+		config_free(&cfg);
+		free(copy);
+	}
+	state_buf_free(&b);
+}
+
+static char *tmp_path(void)
+{
+	char *p = strdup("/tmp/cvisor-snapshot-test.XXXXXX");
+	int fd = mkstemp(p);
+
+	assert_true(fd >= 0);
+	close(fd);
+	return p;
+}
+
+static const uint64_t data_pages[] = { 0, 5, 1000, MEM / PAGE - 1 };
+
+static void check_mem_file(const char *path, const uint8_t *expect)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	uint8_t *m;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, MEM);
+	/* Sparse: a few data pages, not 16 MiB. */
+	assert_true((uint64_t)st.st_blocks * 512 < 1024 * 1024);
+	m = mmap(NULL, MEM, PROT_READ, MAP_PRIVATE, fd, 0);
+	assert_true(m != MAP_FAILED);
+	assert_memory_equal(m, expect, MEM);
+	munmap(m, MEM);
+	close(fd);
+}
+
+static void test_mem_file(void **state)
+{
+	struct guest_mem gm, restored;
+	uint8_t *expect = calloc(1, MEM);
+	char *path = tmp_path(), *path2 = tmp_path();
+	uint64_t written;
+	int fd;
+
+	(void)state;
+	assert_int_equal(guest_mem_init(&gm, MEM), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(data_pages); i++)
+		for (int k = 0; k < PAGE; k += 512)
+			gm.base[data_pages[i] * PAGE + k] = expect[data_pages[i] * PAGE + k] =
+				(uint8_t)(i + 1);
+	gm.base[7 * PAGE] = 0; /* present, all zeros: not written */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(snapshot_mem_write(&gm, fd, &written), 0);
+	close(fd);
+	assert_int_equal(written, ARRAY_SIZE(data_pages) * PAGE);
+	check_mem_file(path, expect);
+
+	/* RAM mapped from that file, one page written: saving it again must
+	 * keep the file's pages the guest never touched. */
+	fd = open(path, O_RDONLY);
+	assert_int_equal(guest_mem_init_file(&restored, fd, MEM), 0);
+	close(fd);
+	restored.base[6 * PAGE + 8] = expect[6 * PAGE + 8] = 0x5a;
+	fd = open(path2, O_WRONLY | O_TRUNC);
+	assert_int_equal(snapshot_mem_write(&restored, fd, &written), 0);
+	close(fd);
+	assert_int_equal(written, (ARRAY_SIZE(data_pages) + 1) * PAGE);
+	check_mem_file(path2, expect);
+	/* Copy-on-write: the file itself is unchanged. */
+	fd = open(path, O_RDONLY);
+	{
+		uint8_t byte = 1;
+
+		assert_int_equal(pread(fd, &byte, 1, 6 * PAGE + 8), 1);
+		assert_int_equal(byte, 0);
+	}
+	close(fd);
+	guest_mem_destroy(&restored);
+	guest_mem_destroy(&gm);
+	unlink(path);
+	unlink(path2);
+	free(path);
+	free(path2);
+	free(expect);
+}
+
+/* path with the payload of shape s, and path.mem of mem_size bytes (0: none). */
+static void write_pair(const char *path, const struct shape *s, uint64_t mem_size)
+{
+	struct state_buf b;
+	char mem[512];
+	int fd;
+
+	make_payload(&b, s);
+	assert_int_equal(snap_file_write(path, &b), 0);
+	state_buf_free(&b);
+	snprintf(mem, sizeof(mem), "%s.mem", path);
+	unlink(mem);
+	if (!mem_size)
+		return;
+	fd = open(mem, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)mem_size), 0);
+	close(fd);
+}
+
+static int open_pair(const char *path, char *err, size_t errlen)
+{
+	struct vm_config cfg;
+	uint8_t *payload;
+	size_t len;
+	int fd, r;
+
+	config_init(&cfg);
+	r = snapshot_open(path, &cfg, &payload, &len, &fd, err, errlen);
+	if (!r) {
+		assert_true(fd >= 0);
+		assert_int_equal(cfg.mem_size, MEM);
+		close(fd);
+		free(payload);
+		config_free(&cfg);
+	}
+	return r;
+}
+
+static void test_open(void **state)
+{
+	char *path = tmp_path(), mem[512], err[512];
+	struct shape s = good;
+
+	(void)state;
+	snprintf(mem, sizeof(mem), "%s.mem", path);
+	write_pair(path, &good, MEM);
+	assert_int_equal(open_pair(path, err, sizeof(err)), 0);
+	write_pair(path, &good, MEM / 2);
+	assert_int_equal(open_pair(path, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "is not a regular file of 16777216 bytes"));
+	write_pair(path, &good, 0);
+	assert_int_equal(open_pair(path, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "its memory file"));
+	s.machine_ram = MEM * 2;
+	write_pair(path, &s, MEM);
+	assert_int_equal(open_pair(path, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "disagree on the RAM size"));
+	unlink(mem);
+	unlink(path);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_round_trip),
+		cmocka_unit_test(test_config_refused),
+		cmocka_unit_test(test_config_truncated),
+		cmocka_unit_test(test_mem_file),
+		cmocka_unit_test(test_open),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
