@@ -11,7 +11,7 @@
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack linux}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot linux}
 total_pass=0
 total_fail=0
 
