@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# bench/migrate.sh - live migration on loopback, cvisor and QEMU side by side
+# in one run, the same guest ELF for both (tests/kvm/guests/dirtier.c, a
+# PVH image QEMU's microvm boots too):
+#   idle  256 MiB guest that touched 1 MiB and halted ("mb=1 fill=1");
+#   fill  1 GiB guest with 600 MiB of data written, then halted
+#         ("mb=600 fill=1": a non-zero word in each page: neither VMM
+#         compresses, both send the 4 KiB pages whole).
+# For each: total time, downtime, bytes, throughput (bytes / total time).
+#   cvisor: `cvisor migrate SRC 127.0.0.1:PORT --json` to `cvisor run
+#           --incoming`; its own summary (downtime = pause on the source to
+#           "running" from the target, measured on the source). Until the
+#           CLI is wired, build/tests/kvm/migrate_harness (the same engine,
+#           both ends in one process over loopback TCP) stands in.
+#   QEMU:   qemu-system-x86_64 -M microvm -enable-kvm, `migrate` over QMP to
+#           a second QEMU started with -incoming tcp:..., max-bandwidth
+#           lifted (100 GiB/s), downtime-limit 50 ms; query-migrate's
+#           total-time, downtime, transferred and mbps.
+# usage: bench/migrate.sh [RUNS]   (default 3; prints every run and medians)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+RUNS=${1:-3}
+OUT=build/bench/migrate
+mkdir -p "$OUT"
+make -s build/cvisor tiny migrate-harness >/dev/null || exit 1
+ELF=build/tests/kvm/dirtier.elf
+CVISOR=build/cvisor
+export CVISOR_RUN_DIR=$OUT/run
+mkdir -p "$CVISOR_RUN_DIR"
+PORT=$((30000 + $$ % 20000))
+QPIDS=()
+
+cleanup() {
+	local p
+	for p in "${QPIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "$CVISOR_RUN_DIR"/*.sock; do
+		[ -e "$p" ] && timeout 5 "$CVISOR" kill "$(basename "$p" .sock)" >/dev/null 2>&1
+	done
+}
+trap cleanup EXIT
+
+have_cli() { "$CVISOR" migrate 2>&1 | grep -q "usage: cvisor migrate"; }
+
+# wait_log FILE TEXT: up to 120 s (filling 600 MiB takes seconds here).
+wait_log() {
+	for _ in $(seq 1200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Result lines: "VMM CASE total_ms downtime_ms bytes gbit_s cpu_s" (cpu_s: the
+# CPU time both ends used during the migration, or n/a).
+cvisor_cli() {
+	local name=$1 mem=$2 cmd=$3 s=bsrc$$ d=bdst$$ line
+	PORT=$((PORT + 1))
+	"$CVISOR" run -d --name "$s" --kernel "$ELF" --memory "$mem" --cmdline "$cmd" || return
+	wait_log "$CVISOR_RUN_DIR/$s.log" "dirtier: filled" || return
+	"$CVISOR" run -d --name "$d" --incoming "127.0.0.1:$PORT" || return
+	line=$("$CVISOR" migrate "$s" "127.0.0.1:$PORT" --json | tail -n 1)
+	timeout 10 "$CVISOR" kill "$d" >/dev/null 2>&1
+	# CPU: n/a (the source monitor has ended by the time it could be read).
+	python3 -c '
+import json, sys
+m = json.loads(sys.argv[2])["migrated"]
+print("cvisor %s %.1f %.3f %d %.2f n/a" % (sys.argv[1], m["total_ms"], m["downtime_ms"],
+      m["bytes"], m["bytes"] * 8 / m["total_ms"] / 1e6))' "$name" "$line"
+}
+
+cvisor_harness() {
+	local name=$1 line
+	local out cpu
+	out=$(build/tests/kvm/migrate_harness "bench-$name")
+	# cpu: user 0.191 s, sys 0.585 s over 0.779 s  (both ends: one process)
+	cpu=$(echo "$out" | sed -nE 's/^cpu: user ([0-9.]+) s, sys ([0-9.]+) s.*/\1 \2/p' |
+		awk '{ printf "%.3f", $1 + $2 }')
+	line=$(echo "$out" | grep '^PASS')
+	# PASS bench-fill: count 1 -> 1; 757.0 ms total, downtime 0.490 ms, 2 rounds, N bytes, X Gbit/s
+	echo "$line" | sed -nE "s/.* ([0-9.]+) ms total, downtime ([0-9.]+) ms, [0-9]+ rounds, ([0-9]+) bytes, ([0-9.]+) Gbit\/s.*/cvisor $name \1 \2 \3 \4 ${cpu:-n\/a}/p"
+}
+
+qemu_run() {
+	local name=$1 mem=$2 cmd=$3 q=$OUT/q$$
+	local base=(qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m "$mem" -nodefaults
+		-no-user-config -display none -kernel "$ELF" -append "$cmd")
+	PORT=$((PORT + 1))
+	rm -f "$q".*
+	"${base[@]}" -serial "file:$q.src.log" -qmp "unix:$q.src.qmp,server,nowait" 2>"$q.src.err" &
+	QPIDS+=($!)
+	"${base[@]}" -serial "file:$q.dst.log" -qmp "unix:$q.dst.qmp,server,nowait" \
+		-incoming "tcp:127.0.0.1:$PORT" 2>"$q.dst.err" &
+	QPIDS+=($!)
+	wait_log "$q.src.log" "dirtier: filled" || return
+	python3 - "$q.src.qmp" "$PORT" "$name" "${QPIDS[@]}" <<'EOF'
+import json, os, socket, sys, time
+def cpu(pids):
+    t = 0
+    for p in pids:
+        with open("/proc/%s/stat" % p) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        t += int(v[11]) + int(v[12])
+    return t / os.sysconf("SC_CLK_TCK")
+s = socket.socket(socket.AF_UNIX)
+for _ in range(100):
+    try:
+        s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.05)
+f = s.makefile("rw")
+json.loads(f.readline())
+def cmd(c, **a):
+    f.write(json.dumps({"execute": c, "arguments": a}) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            return r
+cmd("qmp_capabilities")
+cmd("migrate-set-parameters", **{"max-bandwidth": 100 << 30, "downtime-limit": 50})
+c0 = cpu(sys.argv[4:])
+cmd("migrate", uri="tcp:127.0.0.1:" + sys.argv[2])
+while True:
+    r = cmd("query-migrate")["return"]
+    if r.get("status") in ("completed", "failed"):
+        break
+    time.sleep(0.01)
+c1 = cpu(sys.argv[4:])
+ram = r["ram"]
+print("qemu %s %.1f %.3f %d %.2f %.3f" % (sys.argv[3], r["total-time"], r["downtime"],
+      ram["transferred"], ram["transferred"] * 8 / r["total-time"] / 1e6, c1 - c0))
+EOF
+	kill "${QPIDS[@]}" 2>/dev/null
+	wait "${QPIDS[@]}" 2>/dev/null
+	QPIDS=()
+}
+
+if have_cli; then
+	CV=cvisor_cli
+	echo "cvisor: the CLI (cvisor migrate -> cvisor run --incoming), two processes"
+else
+	CV=cvisor_harness
+	echo "cvisor: migrate_harness (CLI not wired yet): the same engine, one process"
+fi
+echo "host: $(nproc) CPUs, $(uname -r), $(qemu-system-x86_64 --version | head -n 1)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+res=$OUT/results.txt
+: >"$res"
+for r in $(seq "$RUNS"); do
+	for c in idle fill; do
+		if [ $c = idle ]; then m=256M a="mb=1 fill=1"; else m=1G a="mb=600 fill=1"; fi
+		if [ $CV = cvisor_cli ]; then $CV $c $m "$a"; else $CV $c; fi | tee -a "$res"
+		qemu_run $c $m "$a" | tee -a "$res"
+	done
+	echo "-- run $r done"
+done
+echo "== medians over $RUNS runs: total ms, downtime ms, MB sent, Gbit/s, CPU s (both ends)"
+for v in cvisor qemu; do
+	for c in idle fill; do
+		awk -v v=$v -v c=$c 'BEGIN { n = 0 }
+			$1 == v && $2 == c { t[n] = $3; d[n] = $4; b[n] = $5; g[n] = $6; u[n] = $7; n++ }
+			function med(a, n,   i, j, x) { for (i = 0; i < n; i++) for (j = i + 1; j < n; j++)
+				if (a[j] + 0 < a[i] + 0) { x = a[i]; a[i] = a[j]; a[j] = x } return a[int(n / 2)] }
+			END { if (n) printf "%-6s %-4s total %8.1f ms  downtime %7.3f ms  %7.1f MB  %5.2f Gbit/s  cpu %s s  (%d runs)\n",
+				v, c, med(t, n), med(d, n), med(b, n) / 1e6, med(g, n), med(u, n), n }' "$res"
+	done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,149 @@
+/* migrate_priv.h - private to src/snap/migrate*.c: the sending side's
+ * batching, sockets, the page-presence map and the disk helpers. */
+#ifndef CVISOR_MIGRATE_PRIV_H
+#define CVISOR_MIGRATE_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <linux/kvm.h>
+
+#include "cvisor/migrate.h"
+#include "cvisor/migrate_proto.h"
+
+struct virtio_dev;
+
+/* Batches on their way to the socket. Page data is copied out of guest RAM
+ * (the guest runs and may change it) before its CRC is taken. */
+struct mig_tx {
+	int fd;
+	int err; /* sticky -errno: later sends do nothing */
+	uint64_t bytes;
+	uint64_t max_bw, bw_start_ns, bw_bytes;
+	uint64_t last_pump_ns;
+	void (*pump)(void *ctx);
+	void *pump_ctx;
+	void (*after_send)(void *ctx); /* progress ticks */
+	void *after_ctx;
+	/* PAGES */
+	uint8_t phead[MIG_HDR_SIZE + 4];
+	uint8_t precs[MIG_BATCH_PAGES * MIG_PAGE_REC_SIZE];
+	uint8_t *pdata; /* MIG_BATCH_PAGES pages */
+	uint32_t pcount, pndata;
+	uint32_t pdata_crc; /* of pdata[0 .. pndata pages) */
+	uint64_t pages, zero_pages;
+	/* DISK */
+	uint8_t dhead[MIG_HDR_SIZE + 4];
+	uint8_t drecs[MIG_BATCH_DISK * MIG_DISK_REC_SIZE];
+	uint8_t *ddata; /* MIG_DISK_BATCH_DATA bytes */
+	uint32_t dcount, dndata;
+	uint64_t disk_bytes;
+};
+
+int mig_tx_init(struct mig_tx *tx, int fd, bool disks, uint64_t max_bw) CV_MUST;
+void mig_tx_free(struct mig_tx *tx);
+/* Queue the page at gpa (hva in our mapping); sends when the batch is full. */
+void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva);
+/* Queue disk data (data NULL with zero). len <= MIG_DISK_CHUNK. */
+void mig_tx_disk(struct mig_tx *tx, uint32_t disk, uint64_t off, const uint8_t *data, uint32_t len,
+		 bool zero);
+/* Room in the disk batch for len more data bytes without a flush. */
+uint8_t *mig_tx_disk_buf(struct mig_tx *tx, uint32_t len);
+/* Send whatever is queued. */
+void mig_tx_flush(struct mig_tx *tx);
+/* A whole small message (flushes first). */
+void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len);
+/* Call the pump if it is due. */
+void mig_tx_pump(struct mig_tx *tx);
+
+/* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE). */
+int mig_send_iov(int fd, struct iovec *iov, int n) CV_MUST;
+
+/* Sockets: one line in err on failure. */
+int mig_connect(const char *addr, char *err, size_t errlen) CV_MUST;
+int mig_listen(const char *addr, char *err, size_t errlen) CV_MUST;
+/* TCP_NODELAY: the end of a migration is small messages on the downtime
+ * path. */
+void mig_tune(int fd);
+
+/* Read from fd into the parser until it reports an event (returned), the
+ * stream fails (-EINVAL, rx->err), the peer closes (-ECONNRESET),
+ * timeout_ms passes (-ETIMEDOUT; < 0 waits forever), or -errno. */
+int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms) CV_MUST;
+
+/* Bit i set when page i of [base, base + npages * 4 KiB) may hold data
+ * (present or swapped, /proc/self/pagemap); untouched pages read as zero.
+ * -errno when pagemap cannot be read (treat every page as present). */
+int mig_pages_present(const uint8_t *base, uint64_t npages, uint64_t *bits) CV_MUST;
+/* The same for guest RAM, plus the data in the memory file a restored
+ * guest maps (gm->file_backed). */
+int mig_pages_with_data(const struct guest_mem *gm, uint64_t *bits) CV_MUST;
+
+/* Storage migration, source side (migrate_disk.c). */
+struct mig_src_disk {
+	struct virtio_dev *dev;
+	int fd;
+	uint64_t size, nblocks;
+	uint64_t *dirty; /* blocks to send again */
+	char name[MIG_MAX_DISK_NAME + 1];
+};
+
+struct mig_disks {
+	unsigned int n;
+	struct mig_src_disk d[MIG_MAX_DISKS];
+};
+
+/* The VM's virtio-blk devices, in --disk order. */
+int mig_disks_find(struct vm *vm, struct mig_disks *ds, char *err, size_t errlen) CV_MUST;
+/* Record writes from now on. */
+int mig_disks_track(struct mig_disks *ds, char *err, size_t errlen) CV_MUST;
+/* Send every image whole (holes skipped: the target's file starts sparse). */
+int mig_disks_send_all(struct mig_disks *ds, struct mig_tx *tx, char *err, size_t errlen) CV_MUST;
+/* Collect the blocks written since the last call; returns their bytes. */
+uint64_t mig_disks_collect(struct mig_disks *ds);
+/* Send the collected blocks. */
+int mig_disks_send_dirty(struct mig_disks *ds, struct mig_tx *tx, char *err, size_t errlen) CV_MUST;
+void mig_disks_stop(struct mig_disks *ds);
+/* Quiesce / resume every virtio-blk device (vCPUs paused). */
+int mig_disks_quiesce(struct vm *vm) CV_MUST;
+void mig_disks_resume(struct vm *vm);
+
+/* Storage migration, target side. */
+struct mig_dst_disks {
+	unsigned int n;
+	int fd[MIG_MAX_DISKS];
+	char *path[MIG_MAX_DISKS];
+	bool created[MIG_MAX_DISKS];
+};
+
+/* Create DIR/NAME for each disk of the HELLO (O_EXCL, sized). */
+int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, const char *dir,
+			 char *err, size_t errlen) CV_MUST;
+/* The parser's sink. */
+int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *data, uint32_t len,
+		       bool zero);
+/* fsync and close; 0 or -errno. */
+int mig_dst_disks_finish(struct mig_dst_disks *dd) CV_MUST;
+/* Remove what was created (failure), close. */
+void mig_dst_disks_abort(struct mig_dst_disks *dd);
+/* Free the paths. */
+void mig_dst_disks_free(struct mig_dst_disks *dd);
+
+/* Send the pages set in todo (bit i = page i of the mapping), clearing
+ * it; check(ctx) every 4096 pages ends early with its error. */
+int mig_send_bitmap(struct mig_tx *tx, const struct guest_mem *gm, uint64_t *todo,
+		    int (*check)(void *ctx), void *ctx) CV_MUST;
+/* The HINT for round 0: the runs of pages set in todo, as gpa ranges. */
+void mig_send_hint(struct mig_tx *tx, const struct guest_mem *gm, const uint64_t *todo);
+
+/* The guest's CPU summary from a CPUID table (NULL: zeros). */
+void mig_cpu_from_cpuid(const struct kvm_cpuid2 *c, struct mig_cpu *out);
+
+/* Monotonic nanoseconds. */
+static inline uint64_t mig_now(void)
+{
+	return cv_now_ns();
+}
+
+#endif

@@ -1,0 +1,409 @@
+/* migrate_recv.c - live migration, the target side: listen, check the
+ * handshake against this host, build the VM from the stream's CONFIG, let
+ * the parser put RAM (and disk data) in place, load the state, start the
+ * guest and say "running". On any failure: one line, the source told when
+ * the connection still works, and nothing left behind. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cvisor/kvm.h"
+#include "cvisor/vm.h"
+#include "migrate_priv.h"
+
+#define IDLE_TIMEOUT_MS 120000 /* the source sends without pause until END */
+
+/* Populating RAM ahead of the data (the HINT): page faults and zeroing
+ * move off the receiving thread onto an otherwise idle CPU. */
+struct prefault {
+	pthread_t th;
+	bool running;
+	_Atomic bool stop;
+	struct iovec *r;
+	uint32_t n;
+};
+
+struct mrecv {
+	const struct migrate_incoming *in;
+	struct migrate_target *t;
+	int fd;
+	struct mig_rx rx;
+	struct mig_dst_disks dd;
+	uint8_t *state;
+	uint32_t state_len;
+	struct prefault pf;
+	bool built, started;
+	uint64_t t_disks;
+	char *err;
+	size_t errlen;
+};
+
+static int failf(struct mrecv *m, int r, const char *fmt, ...) CV_PRINTF(3, 4);
+static int failf(struct mrecv *m, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->err, m->errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static void reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_t len)
+{
+	struct state_buf b = { 0 };
+	struct iovec iov;
+
+	mig_msg_append(&b, type, body, len);
+	iov = (struct iovec){ b.data, b.len };
+	if (!b.err && mig_send_iov(m->fd, &iov, 1))
+		cv_debug("migration: cannot answer the source");
+	state_buf_free(&b);
+}
+
+static void reply(struct mrecv *m, uint32_t type, const char *msg)
+{
+	reply_bytes(m, type, msg, msg ? (uint32_t)strnlen(msg, MIG_MAX_ERROR) : 0);
+}
+
+/* What this host can give: page size, vCPUs, the CPU KVM offers. */
+static int local_caps(struct mig_local *l, char *err, size_t errlen)
+{
+	struct kvm_cpuid2 *c;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), n;
+
+	memset(l, 0, sizeof(*l));
+	l->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	if (fd < 0) {
+		snprintf(err, errlen, "/dev/kvm: %s", strerror(errno));
+		return -errno;
+	}
+	n = kvm_cap(fd, KVM_CAP_MAX_VCPUS);
+	l->max_cpus = (uint32_t)(n ? n : kvm_cap(fd, KVM_CAP_NR_VCPUS));
+	if (l->max_cpus > CONFIG_MAX_CPUS)
+		l->max_cpus = CONFIG_MAX_CPUS;
+	c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
+	if (c) {
+		c->nent = 256;
+		l->have_cpu = ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0;
+	}
+	if (l->have_cpu)
+		mig_cpu_from_cpuid(c, &l->cpu);
+	free(c);
+	close(fd);
+	return 0;
+}
+
+/* --disk specs for the images this side received: DIR/NAME plus the
+ * source's options (",readonly", ",serial=..."). */
+static int rewrite_disks(struct mrecv *m)
+{
+	struct devices_config *dc = &m->t->cfg.devices;
+
+	if (dc->ndisks != m->rx.hello.ndisks)
+		return failf(m, -EINVAL, "the source sends %u disk images for %u disks",
+			     m->rx.hello.ndisks, dc->ndisks);
+	for (unsigned int i = 0; i < dc->ndisks; i++) {
+		const char *opts = strchr(dc->disks[i], ',');
+
+		if (asprintf(&m->t->disk_specs[i], "%s%s", m->dd.path[i], opts ? opts : "") < 0) {
+			m->t->disk_specs[i] = NULL;
+			return failf(m, -ENOMEM, "out of memory");
+		}
+		dc->disks[i] = m->t->disk_specs[i];
+	}
+	return 0;
+}
+
+static int on_hello(struct mrecv *m)
+{
+	const struct migrate_target_ops *ops = m->in->ops;
+	const struct mig_hello *h = &m->rx.hello;
+	struct migrate_target *t = m->t;
+	struct mig_local l;
+	char why[256];
+	int r;
+
+	if ((r = local_caps(&l, m->err, m->errlen)))
+		return r;
+	if (mig_hello_check(h, &l, why, sizeof(why))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, -EINVAL, "refusing the migration: %s", why);
+	}
+	/* The body holds the config cfg's strings will point into: keep it
+	 * (hello.config already points into it). */
+	t->config = m->rx.body;
+	m->rx.body = NULL;
+	config_init(&t->cfg);
+	if ((r = ops->config_load(h->config, h->config_len, &t->cfg, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, r, "refusing the migration: %s", why);
+	}
+	if (t->cfg.mem_size != h->ram_size || t->cfg.ncpus != h->ncpus) {
+		reply(m, MIG_MSG_ERROR, "the configuration disagrees with the handshake");
+		return failf(m, -EINVAL,
+			     "refusing the migration: the configuration disagrees "
+			     "with the handshake");
+	}
+	if ((r = mig_dst_disks_create(&m->dd, h, m->in->storage_dir, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, r, "refusing the migration: %s", why);
+	}
+	if (h->ndisks && (r = rewrite_disks(m))) {
+		reply(m, MIG_MSG_ERROR, m->err);
+		return r;
+	}
+	if ((r = ops->build(m->in->ctx, &t->cfg, &t->vm, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, r, "cannot build the VM: %s", why);
+	}
+	m->built = true;
+	if (t->vm->mem.ram_size != h->ram_size) {
+		reply(m, MIG_MSG_ERROR, "the target built a VM of another size");
+		return failf(m, -EINVAL, "the VM built has %llu bytes of RAM, the source %llu",
+			     (unsigned long long)t->vm->mem.ram_size,
+			     (unsigned long long)h->ram_size);
+	}
+	mig_rx_set_mem(&m->rx, &t->vm->mem);
+	reply(m, MIG_MSG_READY, NULL);
+	return 0;
+}
+
+static int on_end(struct mrecv *m)
+{
+	const struct migrate_target_ops *ops = m->in->ops;
+	struct vm *vm = m->t->vm;
+	char why[256];
+	int r;
+
+	uint64_t t0 = mig_now(), t1, t2, t3;
+
+	if ((m->rx.end.flags & MIG_F_VERIFY) && migrate_memsum(&vm->mem) != m->rx.end.memsum) {
+		reply(m, MIG_MSG_ERROR, "guest memory checksum mismatch after the transfer");
+		return failf(m, -EIO,
+			     "guest memory checksum mismatch after the transfer: "
+			     "not starting the guest");
+	}
+	t1 = mig_now();
+	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, r, "cannot load the guest state: %s", why);
+	}
+	m->t_disks = mig_now();
+	if ((r = mig_dst_disks_finish(&m->dd))) {
+		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
+		return failf(m, r, "writing the disk images: %s", strerror(-r));
+	}
+	t2 = mig_now();
+	if (m->rx.hello.flags & MIG_F_PAUSED) {
+		/* Parked before their first KVM_RUN (vcpu_loop checks first). */
+		pthread_mutex_lock(&vm->lock);
+		vm->pause_req = true;
+		pthread_mutex_unlock(&vm->lock);
+	}
+	if ((r = ops->start(m->in->ctx, vm, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return failf(m, r, "cannot start the guest: %s", why);
+	}
+	m->started = true;
+	t3 = mig_now();
+	reply(m, MIG_MSG_RUNNING, NULL);
+	cv_debug("migration target: verify %.3f ms, state load %.3f ms, disks %.3f ms, start "
+		 "%.3f ms",
+		 (double)(t1 - t0) / 1e6, (double)(m->t_disks - t1) / 1e6,
+		 (double)(t2 - m->t_disks) / 1e6, (double)(t3 - t2) / 1e6);
+	return 0;
+}
+
+static void *prefault_main(void *arg)
+{
+	struct prefault *pf = arg;
+
+	for (uint32_t i = 0; i < pf->n; i++) {
+		uint8_t *p = pf->r[i].iov_base;
+
+		for (size_t off = 0; off < pf->r[i].iov_len && !pf->stop; off += 2 << 20) {
+			size_t n = pf->r[i].iov_len - off < (2 << 20) ? pf->r[i].iov_len - off
+								      : 2 << 20;
+
+			/* Faults in missing pages only: data already received
+			 * stays as it is. Older kernels: no prefault. */
+			if (madvise(p + off, n, MADV_POPULATE_WRITE))
+				return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void prefault_start(struct mrecv *m)
+{
+	struct prefault *pf = &m->pf;
+
+	if (pf->running || !m->rx.nhint)
+		return;
+	pf->r = calloc(m->rx.nhint, sizeof(*pf->r));
+	if (!pf->r)
+		return;
+	for (uint32_t i = 0; i < m->rx.nhint; i++) {
+		pf->r[i].iov_base =
+			guest_mem_ptr(&m->t->vm->mem, m->rx.hint[i].gpa, m->rx.hint[i].len);
+		pf->r[i].iov_len = m->rx.hint[i].len;
+	}
+	pf->n = m->rx.nhint;
+	pf->stop = false;
+	pf->running = pthread_create(&pf->th, NULL, prefault_main, pf) == 0;
+}
+
+static void prefault_stop(struct mrecv *m)
+{
+	if (m->pf.running) {
+		m->pf.stop = true;
+		pthread_join(m->pf.th, NULL);
+	}
+	m->pf.running = false;
+	free(m->pf.r);
+	m->pf.r = NULL;
+}
+
+static const char *phase(const struct mrecv *m)
+{
+	if (!m->rx.got_hello)
+		return "the handshake";
+	if (!m->rx.got_state)
+		return "the memory transfer";
+	return "the final state";
+}
+
+static int run(struct mrecv *m)
+{
+	int ev, r;
+
+	for (;;) {
+		ev = mig_recv_event(m->fd, &m->rx, IDLE_TIMEOUT_MS);
+		switch (ev) {
+		case MIG_RX_HELLO:
+			if ((r = on_hello(m)))
+				return r;
+			break;
+		case MIG_RX_PAGES:
+		case MIG_RX_DISK:
+			break;
+		case MIG_RX_HINT:
+			prefault_start(m);
+			break;
+		case MIG_RX_SYNC: {
+			uint8_t b[MIG_SYNC_SIZE];
+
+			/* Round 0 is in: nothing left to populate ahead, and
+			 * the thread must not be joined inside the downtime. */
+			prefault_stop(m);
+			for (unsigned int i = 0; i < MIG_SYNC_SIZE; i++)
+				b[i] = (uint8_t)(m->rx.sync_round >> (8 * i));
+			reply_bytes(m, MIG_MSG_SYNC_ACK, b, sizeof(b));
+			break;
+		}
+		case MIG_RX_STATE:
+			m->state = m->rx.body;
+			m->state_len = m->rx.body_len;
+			m->rx.body = NULL;
+			break;
+		case MIG_RX_END:
+			prefault_stop(m);
+			return on_end(m);
+		case -EINVAL:
+			reply(m, MIG_MSG_ERROR, m->rx.err);
+			return failf(m, -EINVAL, "%s", m->rx.err);
+		case -ECONNRESET:
+			return failf(m, -ECONNRESET, "the source closed the connection during %s",
+				     phase(m));
+		case -ETIMEDOUT:
+			return failf(m, -ETIMEDOUT, "the source sent nothing for %d s during %s",
+				     IDLE_TIMEOUT_MS / 1000, phase(m));
+		default:
+			return failf(m, ev < 0 ? ev : -EPROTO, "receiving the migration: %s",
+				     ev < 0 ? strerror(-ev) : "unexpected message");
+		}
+	}
+}
+
+static int accept_one(struct mrecv *m, int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int r, to = m->in->accept_timeout_ms ? (int)m->in->accept_timeout_ms : -1;
+
+	do {
+		r = poll(&p, 1, to);
+	} while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return failf(m, r ? -errno : -ETIMEDOUT, "no source connected to %s%s",
+			     m->in->listen, r ? "" : " in time");
+	m->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (m->fd < 0)
+		return failf(m, -errno, "accepting on %s: %s", m->in->listen, strerror(errno));
+	mig_tune(m->fd);
+	return 0;
+}
+
+int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t, char *err,
+		    size_t errlen)
+{
+	struct mrecv m = { .in = in, .t = t, .fd = -1, .err = err, .errlen = errlen };
+	uint64_t t0;
+	int lfd, r;
+
+	memset(t, 0, sizeof(*t));
+	memset(&m.dd, 0, sizeof(m.dd));
+	if (!in->ops || !in->ops->config_load || !in->ops->build || !in->ops->state_load ||
+	    !in->ops->start || !in->ops->destroy)
+		return failf(&m, -EINVAL, "migration is not wired to the snapshot code");
+	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)
+		return lfd;
+	if (in->ops->listening)
+		in->ops->listening(in->ctx, in->listen);
+	r = accept_one(&m, lfd);
+	close(lfd);
+	if (r)
+		return r;
+	t0 = mig_now();
+	mig_rx_init(&m.rx, false);
+	m.rx.disk_write = mig_dst_disk_write;
+	m.rx.disk_ctx = &m.dd;
+	r = run(&m);
+	prefault_stop(&m);
+	t->pages = m.rx.pages;
+	t->zero_pages = m.rx.zero_pages;
+	t->disk_bytes = m.rx.disk_bytes;
+	t->bytes = m.rx.bytes;
+	t->total_ns = mig_now() - t0;
+	if (r) {
+		if (m.built)
+			in->ops->destroy(in->ctx, t->vm);
+		t->vm = NULL;
+		mig_dst_disks_abort(&m.dd);
+		migrate_target_free(t);
+	}
+	mig_dst_disks_free(&m.dd);
+	mig_rx_free(&m.rx);
+	free(m.state);
+	close(m.fd);
+	return r;
+}
+
+void migrate_target_free(struct migrate_target *t)
+{
+	config_free(&t->cfg);
+	free(t->config);
+	t->config = NULL;
+	for (unsigned int i = 0; i < MIG_MAX_DISKS; i++) {
+		free(t->disk_specs[i]);
+		t->disk_specs[i] = NULL;
+	}
+}

@@ -1,0 +1,648 @@
+/* migrate_harness.c - the migration engine end to end without the CLI: a
+ * source VM and a target VM in one process, the target on its own thread
+ * behind a TCP proxy on loopback that can cut or corrupt the stream.
+ *
+ *   migrate_harness CASE [GUESTDIR]     (GUESTDIR default build/tests/kvm)
+ *
+ * Cases (prints "PASS CASE ..." or "FAIL CASE: why"; exit 0 / 1):
+ *   basic       counter guest, running, with --verify: the count goes on
+ *               on the target from where it was, without a restart
+ *   paused      a paused guest: RAM checksum before == after, target paused
+ *   restored    a guest restored from a snapshot (RAM mapped from its memory
+ *               file, pages not present yet): all of it still travels
+ *   cut-hello, cut-round0, cut-later, cut-state
+ *               the link dies in that phase: the source guest runs on,
+ *               the target reports one line and leaves no VM
+ *   refuse      the target cannot build the VM: the source runs on
+ *   corrupt     a flipped bit in a page batch: refused by its CRC
+ *   dirty-force, dirty-giveup
+ *               dirtier guest over a 16 MiB/s link: stops anyway (and
+ *               says so) / gives up with the source running
+ *   storage     blkcount guest, --with-storage: the target's image equals
+ *               the source's when the target starts */
+#include <errno.h>
+#include <sched.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvisor/config.h"
+#include "cvisor/migrate.h"
+#include "cvisor/snapshot.h"
+#include "cvisor/vm.h"
+
+#define COUNT_GPA 0x5000
+
+static const char *guest_dir = "build/tests/kvm";
+static const char *tcase;
+static char workdir[64] = "/tmp/cvisor-mig-XXXXXX";
+
+/* ---- the proxy: source -> [proxy] -> target ---- */
+static struct {
+	int lfd, port_in, port_out;
+	_Atomic bool cut_now;
+	uint64_t cut_at;      /* source->target bytes; 0 = never */
+	uint32_t cut_on_type; /* cut when a message of this type starts */
+	uint64_t flip_at;     /* flip a bit of this source->target byte */
+	_Atomic uint64_t forwarded;
+} px;
+
+static int listen_any(int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t n = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (void *)&a, sizeof(a)) || listen(fd, 1) || getsockname(fd, (void *)&a, &n))
+		return -1;
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static int free_port(void)
+{
+	int port, fd = listen_any(&port);
+
+	close(fd);
+	return port;
+}
+
+static void *proxy(void *arg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static uint8_t buf[1 << 16];
+	uint8_t hdr[8];
+	uint64_t msg_left = 0, hdr_have = 0;
+	int s, t = -1;
+
+	(void)arg;
+	s = accept(px.lfd, NULL, NULL);
+	a.sin_port = htons((uint16_t)px.port_out);
+	for (int i = 0; i < 200 && t < 0; i++) {
+		t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(t, (void *)&a, sizeof(a))) {
+			close(t);
+			t = -1;
+			usleep(10000);
+		}
+	}
+	/* No Nagle here either: the end of a migration is small messages. */
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	setsockopt(t, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	while (s >= 0 && t >= 0 && !px.cut_now) {
+		struct pollfd p[2] = { { s, POLLIN, 0 }, { t, POLLIN, 0 } };
+
+		if (poll(p, 2, 20) < 0)
+			break;
+		if (p[0].revents) {
+			ssize_t n = read(s, buf, sizeof(buf));
+
+			if (n <= 0)
+				break;
+			/* Follow the framing to find where messages start. */
+			for (ssize_t i = 0; i < n; i++) {
+				uint64_t at = px.forwarded + (uint64_t)i;
+
+				if (px.flip_at && at == px.flip_at)
+					buf[i] ^= 0x10;
+				if (px.cut_at && at == px.cut_at)
+					px.cut_now = true;
+				if (msg_left) {
+					msg_left--;
+					continue;
+				}
+				hdr[hdr_have++] = buf[i];
+				if (hdr_have == 8) {
+					uint32_t type = hdr[0] | hdr[1] << 8;
+					uint64_t len = hdr[4] | hdr[5] << 8 |
+						       (uint32_t)hdr[6] << 16 |
+						       (uint64_t)hdr[7] << 24;
+
+					if (px.cut_on_type && type == px.cut_on_type)
+						px.cut_now = true;
+					msg_left = len + 4;
+					hdr_have = 0;
+				}
+			}
+			if (px.cut_now)
+				break;
+			if (write(t, buf, (size_t)n) != n)
+				break;
+			px.forwarded += (uint64_t)n;
+		}
+		if (p[1].revents) {
+			ssize_t n = read(t, buf, sizeof(buf));
+
+			if (n <= 0 || write(s, buf, (size_t)n) != n)
+				break;
+		}
+	}
+	/* A cut: both ends see the link die (RST, as a killed peer). */
+	if (px.cut_now) {
+		struct linger l = { 1, 0 };
+
+		setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		setsockopt(t, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	}
+	close(s);
+	close(t);
+	return NULL;
+}
+
+/* ---- VMs ---- */
+struct guest {
+	struct vm *vm;
+	struct vm_config cfg;
+	int log;
+};
+
+static uint64_t count_of(struct vm *vm)
+{
+	uint64_t v = 0;
+
+	if (guest_mem_read(&vm->mem, COUNT_GPA, &v, 8))
+		return 0;
+	return v;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Serve the VM's event loop (devices) for ms. */
+static void serve(struct vm *vm, unsigned int ms)
+{
+	uint64_t end = cv_now_ns() + (uint64_t)ms * 1000000;
+
+	while (cv_now_ns() < end)
+		if (evloop_once(&vm->loop, 5))
+			break;
+}
+
+static void pump(void *ctx)
+{
+	if (evloop_once(&((struct vm *)ctx)->loop, 0))
+		cv_debug("evloop failed");
+}
+
+static int open_log(const char *name)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s/%s.log", workdir, name);
+	return open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+static int start_source(struct guest *g, const char *elf, uint64_t mem, const char *cmdline,
+			const char *disk)
+{
+	static char kernel[512];
+	bool usage;
+
+	snprintf(kernel, sizeof(kernel), "%s/%s.elf", guest_dir, elf);
+	config_init(&g->cfg);
+	g->cfg.kernel = kernel;
+	g->cfg.mem_size = mem;
+	g->cfg.ncpus = 1;
+	g->cfg.cmdline = cmdline;
+	if (disk) {
+		g->cfg.devices.disks[0] = disk;
+		g->cfg.devices.ndisks = 1;
+	}
+	g->vm = calloc(1, sizeof(*g->vm));
+	if (vm_create(g->vm, &g->cfg, &usage))
+		return -1;
+	g->log = open_log("source");
+	g->vm->out_fd = g->log;
+	return vm_start(g->vm);
+}
+
+static void end_vm(struct vm *vm);
+
+/* Save g's VM to a snapshot, end it, and restore it into g: its RAM is
+ * then the snapshot's memory file mapped copy-on-write, mostly not yet
+ * present in this process (what round 0 must still send). */
+static int restore_source(struct guest *g)
+{
+	static struct vm_config cfg;
+	char path[128], err[256];
+	uint8_t *payload;
+	uint64_t written;
+	size_t len;
+	bool usage;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/snap", workdir);
+	vm_pause(g->vm);
+	if (snapshot_save(g->vm, path, &written, err, sizeof(err))) {
+		fprintf(stderr, "snapshot_save: %s\n", err);
+		return -1;
+	}
+	end_vm(g->vm);
+	config_init(&cfg);
+	if (snapshot_open(path, &cfg, &payload, &len, &fd, err, sizeof(err))) {
+		fprintf(stderr, "snapshot_open: %s\n", err);
+		return -1;
+	}
+	g->vm = calloc(1, sizeof(*g->vm));
+	if (vm_create_restore(g->vm, &cfg, fd, &usage) ||
+	    snapshot_state_load(g->vm, payload, len, err, sizeof(err))) {
+		fprintf(stderr, "restore: %s\n", err);
+		return -1;
+	}
+	close(fd);
+	free(payload);
+	g->vm->out_fd = g->log;
+	return vm_start(g->vm);
+}
+
+static void end_vm(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_request_stop(vm, VM_STOP_HOST, NULL);
+	vm_join(vm);
+	vm_destroy(vm);
+	free(vm);
+}
+
+/* ---- the target thread ---- */
+static struct {
+	pthread_t th;
+	struct migrate_incoming in;
+	struct migrate_target t;
+	struct migrate_target_ops ops;
+	char listen[32];
+	char err[512];
+	int rc;
+	_Atomic bool listening, done;
+	bool refuse;
+	const char *src_disk; /* storage: compared at start */
+	int disk_cmp;	      /* 0 equal, 1 differ, -1 not compared */
+	struct vm *src_vm;    /* RAM compared at start */
+	int ram_cmp;
+	double cpu;
+} tg;
+
+static int tg_build(void *ctx, struct vm_config *cfg, struct vm **vm, char *err, size_t errlen)
+{
+	int r;
+
+	if (tg.refuse) {
+		snprintf(err, errlen, "this target refuses (test)");
+		return -EPERM;
+	}
+	if ((r = migrate_default_target_ops.build(ctx, cfg, vm, err, errlen)))
+		return r;
+	(*vm)->out_fd = open_log("target");
+	return 0;
+}
+
+static int files_equal(const char *a, const char *b)
+{
+	static uint8_t x[1 << 16], y[1 << 16];
+	FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+	int r = f && g ? 0 : -1;
+
+	while (!r) {
+		size_t n = fread(x, 1, sizeof(x), f), k = fread(y, 1, sizeof(y), g);
+
+		if (n != k || memcmp(x, y, n))
+			r = 1;
+		if (!n || r)
+			break;
+	}
+	if (f)
+		fclose(f);
+	if (g)
+		fclose(g);
+	return r;
+}
+
+/* Just before the state loads (loading kicks the virtqueues: the target's
+ * devices may then write RAM and disk): the source is paused waiting for
+ * "running", so RAM and disk must be equal, byte for byte (a stronger
+ * check than the checksum). */
+static int tg_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+			 size_t errlen)
+{
+	if (tg.src_disk)
+		tg.disk_cmp = files_equal(tg.src_disk, vm->cfg->devices.disks[0]);
+	if (tg.src_vm) {
+		const struct guest_mem *a = &tg.src_vm->mem, *b = &vm->mem;
+
+		tg.ram_cmp = a->ram_size != b->ram_size || memcmp(a->base, b->base, a->ram_size);
+		for (uint64_t off = 0; tg.ram_cmp && off < a->ram_size; off += 4096)
+			if (memcmp(a->base + off, b->base + off, 4096)) {
+				fprintf(stderr, "first RAM difference in the page at %#llx\n",
+					(unsigned long long)off);
+				break;
+			}
+	}
+	return migrate_default_target_ops.state_load(vm, payload, len, err, errlen);
+}
+
+static void tg_listening(void *ctx, const char *addr)
+{
+	(void)ctx;
+	(void)addr;
+	tg.listening = true;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (getenv("HARNESS_PIN"))
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *target_main(void *arg)
+{
+	(void)arg;
+	pin(1);
+	tg.rc = migrate_receive(&tg.in, &tg.t, tg.err, sizeof(tg.err));
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+		tg.cpu = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	}
+	tg.done = true;
+	return NULL;
+}
+
+static void start_target(int port, const char *storage_dir)
+{
+	tg.ops = migrate_default_target_ops;
+	tg.ops.build = tg_build;
+	tg.ops.state_load = tg_state_load;
+	tg.ops.listening = tg_listening;
+	tg.disk_cmp = -1;
+	snprintf(tg.listen, sizeof(tg.listen), "127.0.0.1:%d", port);
+	tg.in = (struct migrate_incoming){ .listen = tg.listen,
+					   .storage_dir = storage_dir,
+					   .accept_timeout_ms = 30000,
+					   .ops = &tg.ops };
+	pthread_create(&tg.th, NULL, target_main, NULL);
+	while (!tg.listening && !tg.done)
+		sleep_ms(1);
+}
+
+/* ---- cases ---- */
+static int fail(const char *fmt, ...) CV_PRINTF(1, 2);
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("FAIL %s: ", tcase);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	return 1;
+}
+
+static struct migrate_progress last;
+static bool cut_after_round0;
+
+static void on_progress(void *ctx, const struct migrate_progress *p)
+{
+	char line[512];
+
+	(void)ctx;
+	last = *p;
+	if (p->event == MIGRATE_EV_ROUND && p->round >= 2 && cut_after_round0)
+		px.cut_now = true;
+	if (p->event != MIGRATE_EV_TICK && getenv("HARNESS_VERBOSE") &&
+	    !migrate_progress_json(p, line, sizeof(line)))
+		fprintf(stderr, "%s\n", line);
+}
+
+/* The source must run on after a failed migration. */
+static int source_runs_on(struct guest *s)
+{
+	uint64_t a = count_of(s->vm), b;
+
+	if (vm_paused(s->vm))
+		return fail("the source guest is still paused");
+	serve(s->vm, 1500);
+	b = count_of(s->vm);
+	if (b <= a)
+		return fail("the source counter stopped at %llu", (unsigned long long)a);
+	return 0;
+}
+
+static int run_case(void)
+{
+	bool is_dirty = !strncmp(tcase, "dirty-", 6) || !strcmp(tcase, "cut-later");
+	bool storage = !strcmp(tcase, "storage");
+	bool bench = !strncmp(tcase, "bench-", 6), fill = !strcmp(tcase, "bench-fill");
+	bool expect_ok = !strcmp(tcase, "basic") || !strcmp(tcase, "paused") ||
+			 !strcmp(tcase, "restored") || !strcmp(tcase, "dirty-force") || storage ||
+			 bench;
+	struct migrate_opts o;
+	struct guest s = { 0 };
+	char dest[32], err[512], disk[128] = "", sdir[128] = "";
+	uint64_t before = 0, count0;
+	int tport = free_port(), r;
+
+	if (storage) {
+		snprintf(disk, sizeof(disk), "%s/src.img", workdir);
+		snprintf(sdir, sizeof(sdir), "%s/dst", workdir);
+		mkdir(sdir, 0700);
+		/* 8 MiB: data the guest never touches, and its 64 sectors. */
+		snprintf(err, sizeof(err), "head -c 8M /dev/urandom > %s", disk);
+		if (system(err))
+			return fail("cannot make %s", disk);
+		tg.src_disk = disk;
+	}
+	if (start_source(&s,
+			 is_dirty || bench ? "dirtier"
+			 : storage	   ? "blkcount"
+					   : "counter",
+			 fill	    ? 1ULL << 30
+			 : is_dirty ? 128ULL << 20
+				    : 256ULL << 20,
+			 fill	    ? "mb=600 fill=1"
+			 : bench    ? "mb=1 fill=1"
+			 : is_dirty ? "mb=32 every=0"
+				    : "spin=2000",
+			 storage ? disk : NULL))
+		return fail("cannot start the source VM");
+	/* Let it run a little (a filling dirtier: until it is done). */
+	for (int i = 0; i < 12000 && count_of(s.vm) < (bench ? 1 : 3); i++)
+		serve(s.vm, 10);
+	if (count_of(s.vm) < 1)
+		return fail("the source guest does not count");
+	if (!strcmp(tcase, "restored")) {
+		if (restore_source(&s))
+			return fail("cannot restore the source from a snapshot");
+		serve(s.vm, 300);
+	}
+	px.lfd = listen_any(&px.port_in);
+	px.port_out = tport;
+	if (!strcmp(tcase, "cut-hello"))
+		px.cut_at = 40;
+	else if (!strcmp(tcase, "cut-round0"))
+		px.cut_at = 48 << 10;
+	else if (!strcmp(tcase, "cut-state"))
+		px.cut_on_type = 4; /* MIG_MSG_STATE */
+	else if (!strcmp(tcase, "corrupt"))
+		px.flip_at = 40 << 10;
+	cut_after_round0 = !strcmp(tcase, "cut-later");
+	tg.refuse = !strcmp(tcase, "refuse");
+	pthread_t pth;
+
+	pthread_create(&pth, NULL, proxy, NULL);
+	start_target(tport, storage ? sdir : NULL);
+	/* Benchmarks go straight to the target, without the proxy's copy. */
+	snprintf(dest, sizeof(dest), "127.0.0.1:%d", bench ? tport : px.port_in);
+	migrate_opts_init(&o);
+	o.dest = dest;
+	o.ops = &migrate_snapshot_source_ops;
+	o.verify = !bench;
+	o.with_storage = storage;
+	o.pump = pump;
+	o.pump_ctx = s.vm;
+	if (is_dirty) {
+		o.max_bandwidth = 16 << 20;
+		o.max_rounds = 4;
+		o.force = !strcmp(tcase, "dirty-force");
+		if (cut_after_round0)
+			o.max_rounds = 30;
+	}
+	if (!strcmp(tcase, "paused")) {
+		vm_pause(s.vm);
+		before = migrate_memsum(&s.vm->mem);
+	}
+	struct rusage ru0, ru1;
+	uint64_t w0 = cv_now_ns();
+
+	pin(0);
+	getrusage(RUSAGE_SELF, &ru0);
+	/* Benchmarks: no 256 MiB compare inside the downtime. */
+	tg.src_vm = bench ? NULL : s.vm;
+	r = migrate_send(s.vm, &o, on_progress, NULL, err, sizeof(err));
+	getrusage(RUSAGE_SELF, &ru1);
+	if (bench) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+		printf("source thread cpu %.3f s\n", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+	}
+	if (bench)
+		printf("cpu: user %.3f s, sys %.3f s over %.3f s\n",
+		       (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+			       (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6,
+		       (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+			       (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6,
+		       (double)(cv_now_ns() - w0) / 1e9);
+	count0 = count_of(s.vm);
+	pthread_join(tg.th, NULL);
+	if (bench)
+		printf("target thread cpu %.3f s\n", tg.cpu);
+	if (bench)
+		pthread_cancel(pth);
+	pthread_join(pth, NULL);
+	close(px.lfd);
+	if (!expect_ok) {
+		if (!r)
+			return fail("the migration succeeded");
+		if (!tg.rc && tg.t.vm)
+			return fail("the target has a VM after a failure");
+		if (source_runs_on(&s))
+			return 1;
+		printf("PASS %s: source: \"%s\"; target: \"%s\"\n", tcase, err,
+		       tg.rc ? tg.err : "(none)");
+		end_vm(s.vm);
+		return 0;
+	}
+	if (r)
+		return fail("migrate_send: %s (target: %s)", err, tg.rc ? tg.err : "ok");
+	if (tg.rc)
+		return fail("migrate_receive: %s", tg.err);
+	if (!vm_paused(s.vm))
+		return fail("the source runs after a migration");
+	if (!strcmp(tcase, "paused")) {
+		uint64_t after = migrate_memsum(&tg.t.vm->mem), c1 = count_of(tg.t.vm);
+
+		if (after != before)
+			return fail("RAM checksum %016llx before, %016llx after",
+				    (unsigned long long)before, (unsigned long long)after);
+		if (!vm_paused(tg.t.vm))
+			return fail("the target is not paused");
+		sleep_ms(300);
+		if (count_of(tg.t.vm) != c1)
+			return fail("the paused target counts");
+		vm_resume(tg.t.vm);
+	}
+	if (tg.ram_cmp)
+		return fail("the target's RAM differs from the source's at the switch-over");
+	if (storage && tg.disk_cmp != 0)
+		return fail("the target's image differs from the source's (%d)", tg.disk_cmp);
+	if (count_of(tg.t.vm) < count0)
+		return fail("target count %llu below the source's %llu",
+			    (unsigned long long)count_of(tg.t.vm), (unsigned long long)count0);
+	serve(tg.t.vm, bench ? 10 : 1500);
+	if (!bench && count_of(tg.t.vm) <= count0)
+		return fail("the target does not count on (%llu)",
+			    (unsigned long long)count_of(tg.t.vm));
+	if (is_dirty && !last.forced)
+		return fail("not reported as forced");
+	printf("PASS %s: count %llu -> %llu; %.1f ms total, downtime %.3f ms, %u rounds, "
+	       "%llu bytes, %.2f Gbit/s%s\n",
+	       tcase, (unsigned long long)count0, (unsigned long long)count_of(tg.t.vm),
+	       (double)last.elapsed_ns / 1e6, (double)last.downtime_us / 1e3, last.round + 1,
+	       (unsigned long long)last.bytes, (double)last.throughput * 8 / 1e9,
+	       last.forced ? " (forced)"
+	       : tg.src_vm ? " (the downtime includes this harness's RAM compare)"
+			   : "");
+	end_vm(tg.t.vm);
+	migrate_target_free(&tg.t);
+	end_vm(s.vm);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char cmd[128];
+	int r;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: migrate_harness CASE [GUESTDIR]\n");
+		return 2;
+	}
+	tcase = argv[1];
+	if (argc > 2)
+		guest_dir = argv[2];
+	if (!mkdtemp(workdir))
+		return 2;
+	r = run_case();
+	if (!getenv("HARNESS_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
+		if (system(cmd))
+			r = 1;
+	} else {
+		printf("logs in %s\n", workdir);
+	}
+	return r;
+}
