@@ -65,7 +65,7 @@ include tests/kvm/guests.mk
 guest:
 	bash scripts/guest-kit.sh $(BUILD)/guest
 
-test: all unit tiny guest fuzz-build
+test: all unit tiny guest fuzz-build migrate-harness
 	bash scripts/run-tests.sh
 
 # Boot the default guest: the microVM kernel with a shell on the console.

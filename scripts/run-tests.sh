@@ -11,7 +11,7 @@
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot linux}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate linux}
 total_pass=0
 total_fail=0
 
@@ -74,6 +74,7 @@ for s in $SUITES; do
 	kvm) run_suite kvm bash tests/kvm/run.sh ;;
 	toolstack) run_suite toolstack bash tests/e2e/toolstack.sh ;;
 	snapshot) run_suite snapshot bash tests/e2e/snapshot.sh ;;
+	migrate) run_suite migrate-engine bash tests/kvm/migrate.sh ;;
 	linux) run_suite linux bash tests/e2e/linux.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac
