@@ -72,7 +72,7 @@ test: all unit tiny guest fuzz-build migrate-harness
 run: all guest
 	$(BUILD)/cvisor run --kernel $(BUILD)/guest/microvm.vmlinux \
 		--initrd $(BUILD)/guest/initramfs.cpio --memory 256M --cpus 2 \
-		--cmdline "cvisor.shell=1"
+		--cmdline "cvisor.shell=1 panic=10"
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/tests $(BUILD)/cvisor
