@@ -7,11 +7,12 @@
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
+#   migrate-cli  cvisor migrate / run --incoming end to end (tests/e2e/migrate.sh)
 #   e2e   the microVM Linux kernel (minutes on an emulating host)
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate linux}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli linux}
 total_pass=0
 total_fail=0
 
@@ -75,6 +76,7 @@ for s in $SUITES; do
 	toolstack) run_suite toolstack bash tests/e2e/toolstack.sh ;;
 	snapshot) run_suite snapshot bash tests/e2e/snapshot.sh ;;
 	migrate) run_suite migrate-engine bash tests/kvm/migrate.sh ;;
+	migrate-cli) run_suite migrate-cli bash tests/e2e/migrate.sh ;;
 	linux) run_suite linux bash tests/e2e/linux.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac

@@ -2,11 +2,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +20,7 @@
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl.h"
 #include "cvisor/ctl_console.h"
+#include "cvisor/migrate.h"
 #include "cvisor/runloop.h"
 #include "cvisor/snapshot.h"
 #include "cvisor/virtio_balloon.h"
@@ -35,6 +39,8 @@ static const char usage_text[] =
 	"       cvisor pause NAME | resume NAME | top [--once] [--json] | console NAME\n"
 	"       cvisor balloon NAME SIZE | pin NAME VCPU CPULIST | ctl NAME JSON\n"
 	"       cvisor save NAME FILE [--keep-running] | restore FILE [--name NAME [-d]]\n"
+	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]]\n"
+	"       cvisor migrate NAME HOST:PORT [--downtime-ms N] [--with-storage] [--json] ...\n"
 	"       cvisor version\n"
 	"\n"
 	"run boots a Linux bzImage or a PVH ELF kernel with a serial console on stdin/stdout.\n"
@@ -321,10 +327,268 @@ out:
 	return status;
 }
 
+/* `run --incoming`: what the target's build/start/destroy hooks set up,
+ * as a normal run would (name, log, console, cgroup, control socket). */
+struct incoming_ctx {
+	pthread_t waiter;
+	int wake[2]; /* stops the waiter; wake[0] < 0: no waiter */
+	struct vm *vm;
+	struct ctl_server *srv;
+	struct ctl_console *con;
+	struct cgroup *cg;
+	const char *name;
+	bool detach, named, have_con, built;
+	int ready_fd, log_fd;
+};
+
+/* Until the guest exists, a thread answers the control socket: info (so
+ * that scripts find the monitor's pid) and kill; other requests wait for
+ * the guest. */
+static void waiter_serve(struct incoming_ctx *x, int fd)
+{
+	char buf[4096], reply[PATH_MAX + 1024];
+	size_t len = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len) && poll(&p, 1, 1000) > 0) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (strstr(buf, "\"kill\"")) {
+		snprintf(reply, sizeof(reply), "{\"ok\":true,\"outcome\":\"killed\"}\n");
+		unlink(x->srv->sock_path);
+		unlink(x->srv->lock_path);
+		if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+			/* exiting anyway */
+		}
+		_exit(128 + SIGKILL);
+	}
+	if (strstr(buf, "\"info\"") || strstr(buf, "\"stats\""))
+		snprintf(reply, sizeof(reply),
+			 "{\"ok\":true,\"name\":\"%s\",\"pid\":%d,\"state\":\"incoming\","
+			 "\"vcpus\":0,\"memory\":0,\"uptime_ms\":0,\"detached\":%s,\"log\":%s%s%s}"
+			 "\n",
+			 x->srv->name, (int)getpid(), x->detach ? "true" : "false",
+			 x->srv->log_path[0] ? "\"" : "",
+			 x->srv->log_path[0] ? x->srv->log_path : "null",
+			 x->srv->log_path[0] ? "\"" : "");
+	else
+		snprintf(reply, sizeof(reply),
+			 "{\"ok\":false,\"error\":\"guest %s is waiting for an incoming "
+			 "migration\"}\n",
+			 x->srv->name);
+	if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+		/* the client went away */
+	}
+}
+
+static void *waiter_main(void *opaque)
+{
+	struct incoming_ctx *x = opaque;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = x->srv->listen_fd, .events = POLLIN },
+				       { .fd = x->wake[0], .events = POLLIN } };
+		int fd;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		fd = accept4(x->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		waiter_serve(x, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void waiter_stop(struct incoming_ctx *x)
+{
+	char one = 1;
+
+	if (x->wake[0] < 0)
+		return;
+	if (write(x->wake[1], &one, 1) != 1)
+		cv_debug("waking the control thread: %s", strerror(errno));
+	pthread_join(x->waiter, NULL);
+	close(x->wake[0]);
+	close(x->wake[1]);
+	x->wake[0] = x->wake[1] = -1;
+}
+
+static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, char *err,
+			  size_t errlen)
+{
+	struct incoming_ctx *x = opaque;
+	struct ctl_hooks hooks = { .balloon_set = balloon_set, .ctx = x->vm };
+	bool usage = false;
+	int r;
+
+	waiter_stop(x);
+	cfg->name = x->name;
+	cfg->detach = x->detach;
+	isolate(cfg, x->cg);
+	x->built = true;
+	if ((r = vm_create_restore(x->vm, cfg, -1, &usage))) {
+		snprintf(err, errlen, "building the guest: %s", strerror(-r));
+		return r;
+	}
+	if (x->detach) {
+		if ((r = ctl_console_init(x->con, x->log_fd))) {
+			snprintf(err, errlen, "console ring: %s", strerror(-r));
+			return r;
+		}
+		x->log_fd = -1;
+		x->have_con = true;
+		x->vm->console_write = ctl_console_write;
+		x->vm->console_ctx = x->con;
+	}
+	if (x->named) {
+		snprintf(x->srv->cgroup, sizeof(x->srv->cgroup), "%s", cgroup_path(x->cg));
+		if ((r = ctl_server_start(x->srv, x->vm, &hooks, x->have_con ? x->con : NULL))) {
+			snprintf(err, errlen, "control socket: %s", strerror(-r));
+			return r;
+		}
+	}
+	*out = x->vm;
+	return 0;
+}
+
+static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
+{
+	int r = vm_start(vm);
+
+	(void)opaque;
+	if (r)
+		snprintf(err, errlen, "starting the vCPUs: %s", strerror(-r));
+	return r;
+}
+
+static void incoming_destroy(void *opaque, struct vm *vm)
+{
+	struct incoming_ctx *x = opaque;
+
+	(void)vm;
+	if (!x->built)
+		return;
+	vm_request_stop(x->vm, VM_STOP_HOST, NULL);
+	vm_join(x->vm);
+	vm_destroy(x->vm);
+	if (x->have_con)
+		ctl_console_destroy(x->con);
+	x->have_con = false;
+	cgroup_leave(x->cg);
+	x->built = false;
+}
+
+static void incoming_listening(void *opaque, const char *addr)
+{
+	struct incoming_ctx *x = opaque;
+
+	(void)addr;
+	if (x->ready_fd >= 0) {
+		report_ready(x->ready_fd, x->log_fd);
+		x->ready_fd = -1;
+	}
+}
+
+/* The target of a live migration: listen, take the guest from the
+ * stream, then run it like any other. */
+static int run_incoming(const struct vm_config *cli, const struct migrate_incoming *in_cli,
+			int ready_fd)
+{
+	static struct vm vm;
+	static struct ctl_server srv;
+	static struct ctl_console con;
+	struct cgroup cg = { 0 };
+	struct incoming_ctx x = { .vm = &vm,
+				  .srv = &srv,
+				  .con = &con,
+				  .cg = &cg,
+				  .name = cli->name,
+				  .detach = cli->detach,
+				  .named = cli->name != NULL,
+				  .ready_fd = ready_fd,
+				  .log_fd = -1,
+				  .wake = { -1, -1 } };
+	struct migrate_target_ops ops = migrate_default_target_ops;
+	struct migrate_incoming in = *in_cli;
+	struct migrate_target t = { 0 };
+	char err[PATH_MAX + 256];
+	int status = CV_EXIT_FAIL, signo = 0, r;
+
+	runloop_block_signals();
+	if (x.named && (r = ctl_server_bind(&srv, ctl_run_dir(), cli->name, err, sizeof(err)))) {
+		cv_err("%s", err);
+		return r == -EADDRINUSE || r == -ENAMETOOLONG ? CV_EXIT_USAGE : CV_EXIT_FAIL;
+	}
+	if (cli->detach && (x.log_fd = open_log(&srv, srv.log_path, sizeof(srv.log_path))) < 0)
+		goto out;
+	if (x.named) {
+		if (pipe2(x.wake, O_CLOEXEC) < 0) {
+			cv_err("pipe: %s", strerror(errno));
+			goto out;
+		}
+		if ((r = pthread_create(&x.waiter, NULL, waiter_main, &x))) {
+			cv_err("control thread: %s", strerror(r));
+			close(x.wake[0]);
+			close(x.wake[1]);
+			x.wake[0] = x.wake[1] = -1;
+			goto out;
+		}
+	}
+	ops.build = incoming_build;
+	ops.start = incoming_start;
+	ops.destroy = incoming_destroy;
+	ops.listening = incoming_listening;
+	in.ops = &ops;
+	in.ctx = &x;
+	if (migrate_receive(&in, &t, err, sizeof(err))) {
+		waiter_stop(&x);
+		cv_err("incoming migration on %s: %s", in.listen, err);
+		goto out;
+	}
+	if (!cli->detach)
+		console_raw(STDIN_FILENO);
+	signo = runloop_run(&vm);
+	vm_join(&vm);
+	if (x.named)
+		ctl_server_shutdown(&srv);
+	console_restore();
+	if (vm.stop_msg[0]) {
+		if (x.have_con && ctl_console_last(&con) >= 0 && ctl_console_last(&con) != '\n')
+			fputc('\n', stderr);
+		cv_err("%s", vm.stop_msg);
+	}
+	status = signo ? 128 + signo : vm_exit_status(&vm);
+	if (x.named && ctl_server_killed(&srv))
+		status = 128 + SIGKILL;
+	vm_destroy(&vm);
+	if (x.have_con)
+		ctl_console_destroy(&con);
+	cgroup_leave(&cg);
+	migrate_target_free(&t);
+out:
+	if (x.log_fd >= 0)
+		close(x.log_fd);
+	if (x.named)
+		ctl_server_close(&srv);
+	return status;
+}
+
 /* -d: KVM ties a VM to the process that created it, so the fork comes
  * before the VM. The child reports through two pipes: its stderr until the
  * guest runs (relayed here), and one byte once it does. */
-static int run_detached(const struct vm_config *cfg, const struct restore_src *rs)
+static int run_detached(const struct vm_config *cfg, const struct restore_src *rs,
+			const struct migrate_incoming *in)
 {
 	int ready[2], errp[2], ws, null;
 	char buf[1024], one;
@@ -352,7 +616,7 @@ static int run_detached(const struct vm_config *cfg, const struct restore_src *r
 			return CV_EXIT_FAIL;
 		close(null);
 		close(errp[1]);
-		return run_guest(cfg, ready[1], rs);
+		return in ? run_incoming(cfg, in, ready[1]) : run_guest(cfg, ready[1], rs);
 	}
 	close(ready[1]);
 	close(errp[1]);
@@ -414,6 +678,77 @@ static void absolute_disks(struct devices_config *dc)
 	}
 }
 
+/* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME] [-d] */
+static int cmd_run_incoming(int argc, char **argv)
+{
+	static struct vm_config cfg;
+	static char storage[PATH_MAX];
+	struct migrate_incoming in = { 0 };
+	const char *name = NULL;
+	char err[512];
+	bool detach = false;
+	int status, r;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq = strchr(a, '='), *val = NULL;
+		char flag[64];
+
+		if (!strcmp(a, "-d") || !strcmp(a, "--detach")) {
+			detach = true;
+			continue;
+		}
+		if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof(flag)) {
+			memcpy(flag, a, (size_t)(eq - a));
+			flag[eq - a] = '\0';
+			val = eq + 1;
+		} else {
+			snprintf(flag, sizeof(flag), "%s", a);
+			if (i + 1 < argc)
+				val = argv[i + 1];
+		}
+		if (!strcmp(flag, "--name")) {
+			name = val;
+		} else if ((r = migrate_incoming_flag(&in, flag, val, err, sizeof(err))) < 0) {
+			cv_err("%s", err);
+			return CV_EXIT_USAGE;
+		} else if (r == 0) {
+			cv_err("run --incoming: unexpected argument %s (the guest's configuration "
+			       "comes from the source)",
+			       a);
+			return CV_EXIT_USAGE;
+		}
+		if (!eq && val)
+			i++;
+		else if (!val) {
+			cv_err("run: %s needs a value", flag);
+			return CV_EXIT_USAGE;
+		}
+	}
+	if (name && !ctl_name_valid(name)) {
+		cv_err("run: --name %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
+		       "not starting with '.' or '-'",
+		       name, CTL_NAME_MAX);
+		return CV_EXIT_USAGE;
+	}
+	if (detach && !name) {
+		cv_err("run: -d needs --name NAME (a detached guest is reached by its name)");
+		return CV_EXIT_USAGE;
+	}
+	if (!in.listen) {
+		cv_err("run: --incoming needs HOST:PORT to listen on");
+		return CV_EXIT_USAGE;
+	}
+	/* A detached monitor leaves the current directory. */
+	if (in.storage_dir && realpath(in.storage_dir, storage))
+		in.storage_dir = storage;
+	config_init(&cfg);
+	cfg.name = name;
+	cfg.detach = detach;
+	status = detach ? run_detached(&cfg, NULL, &in) : run_incoming(&cfg, &in, -1);
+	config_free(&cfg);
+	return status;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static struct vm_config cfg;
@@ -423,12 +758,15 @@ static int cmd_run(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--incoming") || !strncmp(argv[i], "--incoming=", 11))
+			return cmd_run_incoming(argc, argv);
 	if ((status = parse_run_config(argc, argv, &cfg)))
 		return status;
 	if (cfg.detach)
 		absolute_paths(&cfg);
 	absolute_disks(&cfg.devices);
-	status = cfg.detach ? run_detached(&cfg, NULL) : run_guest(&cfg, -1, NULL);
+	status = cfg.detach ? run_detached(&cfg, NULL, NULL) : run_guest(&cfg, -1, NULL);
 	config_free(&cfg);
 	return status;
 }
@@ -482,7 +820,7 @@ static int cmd_restore(int argc, char **argv)
 	}
 	cfg.name = name;
 	cfg.detach = detach;
-	status = detach ? run_detached(&cfg, &rs) : run_guest(&cfg, -1, &rs);
+	status = detach ? run_detached(&cfg, &rs, NULL) : run_guest(&cfg, -1, &rs);
 	close(rs.mem_fd);
 	free(rs.payload);
 	config_free(&cfg);

@@ -106,6 +106,12 @@ bool ctl_server_killed(const struct ctl_server *srv);
 int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
 		char **reply);
 
+/* commands.c, for server.c: the requests parsed by their own code
+ * (migrate, memsum) from the raw line. 1 with *reply set when line was
+ * one of them, 0 when it is for ctl_request_parse. */
+int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+		    char **reply);
+
 /* server.c, for console_stream.c: watch c's fd for events (0: none), close
  * the connection, send the pending reply (false when the client broke). */
 void ctl_client_watch(struct ctl_client *c, uint32_t events);

@@ -6,13 +6,16 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl.h"
+#include "cvisor/migrate.h"
 #include "cvisor/snapshot.h"
 #include "cvisor/vm.h"
 
@@ -423,4 +426,113 @@ int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_r
 	default:
 		return fail(reply, -EINVAL, "unknown command");
 	}
+}
+
+/* migrate: progress lines go straight to the requesting client while the
+ * main thread is busy with the migration. */
+struct migrate_ctx {
+	int fd;
+	struct migrate_progress done;
+	bool have_done;
+};
+
+static void migrate_progress_cb(void *opaque, const struct migrate_progress *p)
+{
+	struct migrate_ctx *m = opaque;
+	char line[1024];
+	size_t n;
+
+	if (p->event == MIGRATE_EV_DONE) {
+		m->done = *p;
+		m->done.dest = NULL;
+		m->have_done = true;
+		return;
+	}
+	if (migrate_progress_json(p, line, sizeof(line) - 1))
+		return;
+	n = strlen(line);
+	line[n++] = '\n';
+	if (send(m->fd, line, n, MSG_NOSIGNAL | (p->event == MIGRATE_EV_TICK ? MSG_DONTWAIT : 0)) <
+	    0) {
+		/* the client went away: the migration goes on */
+	}
+}
+
+static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+		       char **reply)
+{
+	struct vm *vm = srv->vm;
+	struct migrate_opts o;
+	struct migrate_ctx m = { .fd = c->fd };
+	char err[512], msg[256], buf[2048], *owned = NULL, *out;
+	int r;
+
+	if (migrate_req_parse(line, len, &o, &owned, err, sizeof(err))) {
+		free(owned);
+		return fail(reply, -EINVAL, "%s", err);
+	}
+	if (atomic_load(&vm->stop)) {
+		free(owned);
+		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
+	}
+	o.ops = &migrate_snapshot_source_ops;
+	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
+	if (r) {
+		r = fail(reply, r, "migration to %s failed: %s; the guest keeps running here",
+			 o.dest, err);
+		free(owned);
+		return r;
+	}
+	snprintf(msg, sizeof(msg), "migrated to %s", o.dest);
+	free(owned);
+	if (m.have_done && migrate_progress_json(&m.done, buf, sizeof(buf) - 2) == 0) {
+		strcat(buf, "\n");
+		out = strdup(buf);
+	} else {
+		out = ctl_reply_ok(NULL);
+	}
+	*reply = out;
+	/* The guest runs on the target now: end it here, never resume it. */
+	vm_request_stop(vm, VM_STOP_POWEROFF, msg);
+	return 0;
+}
+
+static int cmd_memsum(struct ctl_server *srv, char **reply)
+{
+	char hex[32];
+	struct json_object *o = json_object_new_object();
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)migrate_memsum(&srv->vm->mem));
+	if (o)
+		json_object_object_add(o, "memsum", json_object_new_string(hex));
+	return ok(reply, o);
+}
+
+int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+		    char **reply)
+{
+	struct json_object *o, *v;
+	const char *desc, *name;
+	size_t off;
+	int r = 0;
+
+	if (len > CTL_REQUEST_MAX || ctl_json_parse(line, len, true, &o, &off, &desc))
+		return 0;
+	if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "cmd", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		name = json_object_get_string(v);
+		if (!strcmp(name, "migrate")) {
+			cmd_migrate(srv, c, line, len, reply);
+			r = 1;
+		} else if (!strcmp(name, "memsum")) {
+			if (json_object_object_length(o) != 1)
+				fail(reply, -EINVAL,
+				     "malformed request: memsum takes no arguments");
+			else
+				cmd_memsum(srv, reply);
+			r = 1;
+		}
+	}
+	json_object_put(o);
+	return r;
 }

@@ -290,6 +290,10 @@ static void serve_lines(struct ctl_client *c)
 			c->close_after = true;
 			return;
 		}
+		if (ctl_command_raw(c->srv, c, line, len, &line)) {
+			queue_reply(c, line);
+			continue;
+		}
 		if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
 			queue_reply(c, ctl_reply_error(err));
 			continue;

@@ -6,12 +6,15 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cvisor/config.h"
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl.h"
+#include "cvisor/migrate.h"
 
 #define CALL_TIMEOUT_MS 10000
 /* stop replies when the guest is gone: its timeout plus time to tear down. */
@@ -432,8 +435,136 @@ static int verb_ctl(int argc, char **argv)
 	return st;
 }
 
-static const char *const verbs[] = { "ls",  "info",    "stop",	  "kill", "pause", "resume",
-				     "top", "console", "balloon", "pin",  "ctl",   "save" };
+#define MIGRATE_USAGE                                                                        \
+	"usage: cvisor migrate NAME HOST:PORT [--downtime-ms N] [--with-storage] [--json]\n" \
+	"                      [--max-rounds N] [--max-bandwidth RATE] [--no-force] [--verify]\n"
+
+/* `cvisor migrate NAME HOST:PORT [...]`: the monitor streams progress
+ * lines, then its reply (the summary or the error). */
+static int verb_migrate(int argc, char **argv)
+{
+	struct migrate_cli cli;
+	struct ctl_linebuf lb;
+	char err[512], req[1024];
+	bool tty = isatty(STDERR_FILENO), bar = false;
+	int fd, r, st = CV_EXIT_FAIL;
+	size_t off, n;
+
+	if (argc < 2) {
+		fputs(MIGRATE_USAGE, stderr);
+		return CV_EXIT_USAGE;
+	}
+	if (migrate_parse_args(argc, argv, &cli, err, sizeof(err))) {
+		cv_err("%s", err);
+		return CV_EXIT_USAGE;
+	}
+	if (migrate_req_format(&cli.opts, req, sizeof(req) - 1)) {
+		cv_err("migrate: request too long");
+		return CV_EXIT_USAGE;
+	}
+	n = strlen(req);
+	if (!n || req[n - 1] != '\n') {
+		req[n++] = '\n';
+		req[n] = '\0';
+	}
+	if ((r = ctl_connect(ctl_run_dir(), cli.name, &fd, err, sizeof(err)))) {
+		cv_err("%s", err);
+		return r == -ENOENT || r == -ECONNREFUSED || r == -EINVAL ? CV_EXIT_USAGE
+									  : CV_EXIT_FAIL;
+	}
+	for (off = 0; off < n;) {
+		ssize_t w = send(fd, req + off, n - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			cv_err("migrate: sending the request: %s", strerror(errno));
+			close(fd);
+			return CV_EXIT_FAIL;
+		}
+		off += (size_t)w;
+	}
+	if (ctl_linebuf_init(&lb, CTL_REPLY_MAX)) {
+		cv_err("out of memory");
+		close(fd);
+		return CV_EXIT_FAIL;
+	}
+	for (;;) {
+		struct migrate_progress p;
+		char *line, *room;
+		size_t len;
+		ssize_t got;
+		int t = ctl_linebuf_take(&lb, &line, &len);
+
+		if (t < 0) {
+			cv_err("migrate: reply from the monitor too long");
+			break;
+		}
+		if (t == 0) {
+			size_t rn = ctl_linebuf_room(&lb, &room);
+
+			got = read(fd, room, rn);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				if (bar)
+					fputc('\n', stderr);
+				cv_err("migrate: the monitor of %s closed the connection without a "
+				       "reply",
+				       cli.name);
+				break;
+			}
+			ctl_linebuf_added(&lb, (size_t)got);
+			continue;
+		}
+		r = migrate_progress_parse(line, len, &p);
+		if (r == 1) {
+			if (cli.json) {
+				printf("%s\n", line);
+				fflush(stdout);
+			} else if (tty) {
+				char buf[512];
+
+				migrate_progress_bar(&p, buf, sizeof(buf));
+				fputs(buf, stderr);
+				bar = true;
+			}
+			continue;
+		}
+		if (bar)
+			fputc('\n', stderr);
+		if (r == 2) {
+			if (cli.json) {
+				printf("%s\n", line);
+			} else {
+				char buf[512];
+
+				p.dest = cli.opts.dest;
+				p.downtime_target_ms = cli.opts.downtime_ms;
+				migrate_summary_line(&p, buf, sizeof(buf));
+				printf("%s\n", buf);
+			}
+			st = 0;
+			break;
+		}
+		{
+			struct json_object *reply = NULL;
+
+			if (ctl_reply_parse(line, len, &reply, err, sizeof(err)) == 0)
+				cv_err("migrate: unexpected reply from the monitor");
+			else
+				cv_err("%s", err);
+			json_object_put(reply);
+		}
+		break;
+	}
+	ctl_linebuf_free(&lb);
+	close(fd);
+	return st;
+}
+
+static const char *const verbs[] = { "ls",	"info",	   "stop", "kill", "pause", "resume", "top",
+				     "console", "balloon", "pin",  "ctl",  "save",  "migrate" };
 
 bool ctl_client_verb(const char *verb)
 {
@@ -471,6 +602,8 @@ int ctl_client_main(int argc, char **argv)
 		return verb_ctl(argc, argv);
 	if (!strcmp(v, "save"))
 		return verb_save(argc, argv);
+	if (!strcmp(v, "migrate"))
+		return verb_migrate(argc, argv);
 	if (!strcmp(v, "top"))
 		return ctl_cmd_top(argc, argv);
 	if (!strcmp(v, "console"))
