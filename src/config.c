@@ -65,16 +65,25 @@ static int set_cmdline(struct vm_config *cfg, const char *what, const char *v, c
 	return 0;
 }
 
+/* A memory size of at least CONFIG_MIN_MEM (--memory, --memory-limit). */
+static int parse_mem_size(const char *what, const char *v, uint64_t *sz, char *err, size_t errlen)
+{
+	if (cv_parse_size(v, 1, sz))
+		return fail(err, errlen, "%s %s: not a size (try 512M or 2G)", what, v);
+	if (*sz < CONFIG_MIN_MEM)
+		return fail(err, errlen, "%s %s: at least %lluM is needed", what, v,
+			    CONFIG_MIN_MEM >> 20);
+	return 0;
+}
+
 static int set_memory(struct vm_config *cfg, const char *what, const char *v, char *err,
 		      size_t errlen)
 {
 	uint64_t sz;
+	int r;
 
-	if (cv_parse_size(v, 1, &sz))
-		return fail(err, errlen, "%s %s: not a size (try 512M or 2G)", what, v);
-	if (sz < CONFIG_MIN_MEM)
-		return fail(err, errlen, "%s %s: at least %lluM is needed", what, v,
-			    CONFIG_MIN_MEM >> 20);
+	if ((r = parse_mem_size(what, v, &sz, err, errlen)))
+		return r;
 	if (sz % 4096)
 		return fail(err, errlen, "%s %s: must be a multiple of 4 KiB", what, v);
 	cfg->mem_size = sz;
@@ -146,12 +155,10 @@ static int set_memory_limit(struct vm_config *cfg, const char *what, const char 
 			    size_t errlen)
 {
 	uint64_t sz;
+	int r;
 
-	if (cv_parse_size(v, 1, &sz))
-		return fail(err, errlen, "%s %s: not a size (try 512M or 2G)", what, v);
-	if (sz < CONFIG_MIN_MEM)
-		return fail(err, errlen, "%s %s: at least %lluM is needed", what, v,
-			    CONFIG_MIN_MEM >> 20);
+	if ((r = parse_mem_size(what, v, &sz, err, errlen)))
+		return r;
 	cfg->memory_limit = sz;
 	return 0;
 }
