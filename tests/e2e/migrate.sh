@@ -22,6 +22,7 @@
 # "migrate: N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
+. tests/named.sh
 
 GUESTS=${BUILD:-build}/tests/kvm
 export CVISOR_RUN_DIR=$T_TMP/run
@@ -49,24 +50,6 @@ trap cleanup EXIT
 
 skip() { echo "SKIP $1: $2"; }
 next_port() { PORT=$((PORT + 1)); }
-pid_of() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
-track() {
-	local p
-	p=$(pid_of "$1")
-	[ -n "$p" ] && T_PIDS+=("$p")
-}
-
-# start NAME GUEST [run args...]: a detached guest (a source).
-start() {
-	local name=$1 guest=$2
-	shift 2
-	t_run 10 "$CVISOR" run -d --name "$name" --kernel "$GUESTS/$guest.elf" "$@"
-	if [ "$T_RC" != 0 ]; then
-		t_fail "start $name" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	track "$name"
-}
 
 # incoming NAME ADDR [args...]: a detached target listening on ADDR.
 incoming() {
@@ -80,30 +63,6 @@ incoming() {
 	track "$name"
 }
 
-# gone NAME: within 10 s its monitor's socket and lock are gone.
-gone() {
-	for _ in $(seq 100); do
-		[ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-last_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | tail -n 1; }
-first_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | head -n 1; }
-wait_count() {
-	local c
-	for _ in $(seq 200); do
-		c=$(last_count "$1")
-		[ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-peek() {
-	"$CVISOR" ctl "$1" "{\"cmd\":\"peek\",\"gpa\":$2,\"len\":8}" 2>/dev/null |
-		sed -n 's/.*"value":\([0-9]*\).*/\1/p'
-}
 memsum() {
 	"$CVISOR" ctl "$1" '{"cmd":"memsum"}' 2>/dev/null | sed -n 's/.*"memsum":"\([0-9a-f]*\)".*/\1/p'
 }

@@ -15,6 +15,7 @@
 # second here (less on a busy host): waits are bounded by 10-20 s.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
+. tests/named.sh
 
 GUESTS=${BUILD:-build}/tests/kvm
 DATA=tests/data/snapshot-v1
@@ -42,26 +43,6 @@ trap cleanup EXIT
 
 skip() { echo "SKIP $1: $2"; }
 
-pid_of() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
-
-track() {
-	local p
-	p=$(pid_of "$1")
-	[ -n "$p" ] && T_PIDS+=("$p")
-}
-
-# start NAME GUEST [run args...]: a detached guest.
-start() {
-	local name=$1 guest=$2
-	shift 2
-	t_run 10 "$CVISOR" run -d --name "$name" --kernel "$GUESTS/$guest.elf" "$@"
-	if [ "$T_RC" != 0 ]; then
-		t_fail "start $name" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	track "$name"
-}
-
 # restore NAME FILE: restore detached under NAME.
 restore() {
 	t_run 20 "$CVISOR" restore "$2" --name "$1" -d
@@ -70,37 +51,6 @@ restore() {
 		return 1
 	fi
 	track "$1"
-}
-
-# gone NAME: within 10 s the socket and the lock are gone.
-gone() {
-	local i
-	for i in $(seq 100); do
-		[ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# Counts a guest logged: the last, the first (complete lines only).
-last_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | tail -n 1; }
-first_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | head -n 1; }
-
-# wait_count NAME N: up to 20 s until the guest has logged "count M", M >= N.
-wait_count() {
-	local i c
-	for i in $(seq 200); do
-		c=$(last_count "$1")
-		[ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# peek NAME GPA: the u64 at GPA in the guest's RAM (empty on failure).
-peek() {
-	"$CVISOR" ctl "$1" "{\"cmd\":\"peek\",\"gpa\":$2,\"len\":8}" 2>/dev/null |
-		sed -n 's/.*"value":\([0-9]*\).*/\1/p'
 }
 
 # continues NAME LAST WHAT: the restored guest NAME counts on from LAST:
