@@ -8,11 +8,12 @@
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   migrate-cli  cvisor migrate / run --incoming end to end (tests/e2e/migrate.sh)
-#   e2e   the microVM Linux kernel (minutes on an emulating host)
+#   linux  the microVM Linux kernel (minutes on an emulating host)
+#   linux-migrate  that kernel saved, restored and live migrated mid-boot
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli linux}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli linux linux-migrate}
 total_pass=0
 total_fail=0
 
@@ -78,6 +79,7 @@ for s in $SUITES; do
 	migrate) run_suite migrate-engine bash tests/kvm/migrate.sh ;;
 	migrate-cli) run_suite migrate-cli bash tests/e2e/migrate.sh ;;
 	linux) run_suite linux bash tests/e2e/linux.sh ;;
+	linux-migrate) run_suite linux-migrate bash tests/e2e/linux-migrate.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac
 done

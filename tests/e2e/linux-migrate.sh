@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# tests/e2e/linux-migrate.sh - the microVM kernel saved, restored and live
+# migrated in the middle of its boot. One boot (minutes on an emulating
+# host) carries the whole chain:
+#   1. `cvisor run -d` boots the kernel (2 vCPUs, 192 MiB, initramfs);
+#   2. at "smp: Brought up 1 node, 2 CPUs" (~13 s of guest time in)
+#      `cvisor save` ends it and `cvisor restore -d` starts it again;
+#   3. at "Unpacking initramfs..." (~22 s in, while the kernel writes the
+#      initramfs into page cache: memory keeps changing) the restored guest
+#      is live migrated over loopback to `cvisor run --incoming`, with
+#      --verify (RAM checksums compared after the last round);
+#   4. the boot goes on to "Run /init as init process" on the target,
+#      which the source never printed; init dies at its first system call
+#      on this host (or powers off where user space runs) and the target
+#      monitor ends.
+# Guest time across each hop: the kernel's printk timestamps (TSC-based
+# sched_clock) go on from where they were, neither backwards nor with a
+# jump, and the kernel reports no RCU stall, soft lockup or unstable clock.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+. tests/named.sh
+
+KERNEL=${KERNEL:-build/guest/microvm.vmlinux}
+INITRD=${INITRD:-build/guest/initramfs.cpio}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-900}
+LOGDIR=build/test-logs
+export CVISOR_RUN_DIR=$T_TMP/run
+N=lm$$-
+PORT=$((20000 + ($$ + 7) % 20000))
+MAX_JUMP=30 # seconds of guest time a hop may add (the hops take < 1 s)
+mkdir -p "$LOGDIR"
+
+cleanup() {
+	local s
+	for s in "$CVISOR_RUN_DIR"/*.sock; do
+		[ -e "$s" ] && timeout 5 "$CVISOR" kill "$(basename "$s" .sock)" >/dev/null 2>&1
+	done
+	for s in src rst dst; do
+		[ -f "$CVISOR_RUN_DIR/$N$s.log" ] && cp "$CVISOR_RUN_DIR/$N$s.log" "$LOGDIR/linux-migrate-$s.log"
+	done
+	t_cleanup
+}
+trap cleanup EXIT
+
+if [ ! -f "$KERNEL" ] || [ ! -f "$INITRD" ]; then
+	t_fail "guest kit" "$KERNEL or $INITRD missing (run make guest)"
+	t_summary linux-migrate
+	exit 1
+fi
+
+# wait_for NAME TEXT: until NAME's console log has TEXT (BOOT_TIMEOUT), or
+# the monitor is gone without it.
+wait_for() {
+	local log=$CVISOR_RUN_DIR/$1.log i
+	for i in $(seq $((BOOT_TIMEOUT * 5))); do
+		grep -qF -- "$2" "$log" 2>/dev/null && return 0
+		if [ ! -e "$CVISOR_RUN_DIR/$1.sock" ]; then
+			grep -qF -- "$2" "$log" 2>/dev/null
+			return
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# ends NAME SECONDS: the monitor ended (socket removed) within SECONDS.
+ends() {
+	local i
+	for i in $(seq $(($2 * 10))); do
+		[ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Printk timestamps in a log, in microseconds, one per line.
+stamps() { sed -nE 's/^\[ *([0-9]+)\.([0-9]{6})\].*/\1\2/p' "$CVISOR_RUN_DIR/$1.log" | sed 's/^0*//;s/^$/0/'; }
+
+# hop_time FROM TO WHAT: the first timestamp TO printed is not before the
+# last FROM printed and at most MAX_JUMP seconds after it.
+hop_time() {
+	local a b
+	a=$(stamps "$1" | tail -n 1)
+	b=$(stamps "$2" | head -n 1)
+	if [ -z "$a" ] || [ -z "$b" ]; then
+		t_fail "$3: guest time goes on" "no timestamps (last before '$a', first after '$b')"
+	elif [ "$b" -lt "$a" ]; then
+		t_fail "$3: guest time goes on" "went back from $a us to $b us"
+	elif [ $((b - a)) -gt $((MAX_JUMP * 1000000)) ]; then
+		t_fail "$3: guest time goes on" "jumped from $a us to $b us"
+	else
+		t_pass "$3: guest time goes on ($a us -> $b us)"
+	fi
+}
+
+# A log line after the hop that says the guest noticed: stalls, lockups, a
+# clock declared unstable.
+no_alarms() {
+	local bad
+	bad=$(grep -Ei "rcu.*(stall|self-detected)|soft lockup|hard LOCKUP|clocksource.*unstable|Marking clocksource .* as unstable|hung_task" \
+		"$CVISOR_RUN_DIR/$1.log" | head -n 2)
+	if [ -z "$bad" ]; then
+		t_pass "$2: no stall, lockup or clock alarm"
+	else
+		t_fail "$2: no stall, lockup or clock alarm" "$bad"
+	fi
+}
+
+start=$(date +%s)
+t_run 20 "$CVISOR" run -d --name "${N}src" --kernel "$KERNEL" --initrd "$INITRD" --cpus 2 \
+	--memory 192M --cmdline "panic=-1"
+if [ "$T_RC" != 0 ]; then
+	t_fail "boot" "exit $T_RC: $T_ERR"
+	t_summary linux-migrate
+	exit 1
+fi
+track "${N}src"
+
+# --- save and restore at the SMP bring-up ---
+if ! wait_for "${N}src" "smp: Brought up 1 node, 2 CPUs"; then
+	t_fail "boot reaches SMP bring-up" "last lines: $(tail -n 3 "$CVISOR_RUN_DIR/${N}src.log")"
+	t_summary linux-migrate
+	exit 1
+fi
+t_run 60 "$CVISOR" save "${N}src" "$T_TMP/mid.snap"
+if [ "$T_RC" = 0 ] && gone "${N}src" 10; then
+	t_pass "save in the middle of the boot ends the guest"
+else
+	t_fail "save in the middle of the boot" "exit $T_RC: $T_ERR"
+	t_summary linux-migrate
+	exit 1
+fi
+if grep -q "Run /init as init process" "$CVISOR_RUN_DIR/${N}src.log"; then
+	t_fail "saved before init" "the first monitor already printed Run /init"
+fi
+t_run 20 "$CVISOR" restore "$T_TMP/mid.snap" --name "${N}rst" -d
+if [ "$T_RC" != 0 ]; then
+	t_fail "restore" "exit $T_RC: $T_ERR"
+	t_summary linux-migrate
+	exit 1
+fi
+track "${N}rst"
+t_pass "restore -d starts it again"
+
+# --- live migration while the initramfs unpacks ---
+if wait_for "${N}rst" "Unpacking initramfs"; then
+	t_pass "the restored kernel goes on booting"
+else
+	t_fail "the restored kernel goes on booting" "last lines: $(tail -n 3 "$CVISOR_RUN_DIR/${N}rst.log")"
+	t_summary linux-migrate
+	exit 1
+fi
+hop_time "${N}src" "${N}rst" "restore"
+t_run 20 "$CVISOR" run -d --name "${N}dst" --incoming "127.0.0.1:$PORT"
+if [ "$T_RC" != 0 ]; then
+	t_fail "target listens" "exit $T_RC: $T_ERR"
+	t_summary linux-migrate
+	exit 1
+fi
+track "${N}dst"
+t_run 120 "$CVISOR" migrate "${N}rst" "127.0.0.1:$PORT" --verify --json
+summary=$(tail -n 1 <<<"$T_OUT")
+if [ "$T_RC" = 0 ] && grep -q '"migrated"' <<<"$summary" && gone "${N}rst" 10; then
+	t_pass "live migration mid-boot with --verify ($(sed -nE 's/.*"total_ms":([0-9.]+).*"downtime_ms":([0-9.]+).*/\1 ms, downtime \2 ms/p' <<<"$summary"))"
+else
+	t_fail "live migration mid-boot" "exit $T_RC: $T_ERR $summary"
+	t_summary linux-migrate
+	exit 1
+fi
+if grep -q "Run /init as init process" "$CVISOR_RUN_DIR/${N}rst.log"; then
+	t_fail "migrated before init" "the source already printed Run /init"
+fi
+
+if wait_for "${N}dst" "Run /init as init process"; then
+	t_pass "the boot goes on to Run /init on the target"
+else
+	t_fail "the boot goes on to Run /init on the target" \
+		"last lines: $(tail -n 3 "$CVISOR_RUN_DIR/${N}dst.log")"
+fi
+hop_time "${N}rst" "${N}dst" "migration"
+if grep -q "smp: Brought up 1 node, 2 CPUs" "$CVISOR_RUN_DIR/${N}dst.log"; then
+	t_fail "no reset on the target" "the target booted the kernel again"
+else
+	t_pass "no reset on the target"
+fi
+# The end: init dies at its first system call here and panic=-1 reboots
+# (or, where user space runs, init powers off); the target monitor ends.
+if ends "${N}dst" 300; then
+	t_pass "the target monitor ends with the guest ($(($(date +%s) - start)) s in all)"
+else
+	t_fail "the target monitor ends with the guest" "still running after 300 s"
+fi
+no_alarms "${N}rst" "after restore"
+no_alarms "${N}dst" "after migration"
+t_summary linux-migrate
