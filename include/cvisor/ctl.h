@@ -69,6 +69,7 @@ struct ctl_server {
 	uint64_t stop_deadline_ns;
 	int retry_fd; /* timer while console input is throttled */
 	bool killed;
+	bool migrating; /* a migrate request runs: the loop is pumped from it */
 	const char *outcome;
 };
 

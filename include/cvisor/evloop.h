@@ -25,7 +25,7 @@ struct evloop_handler {
 struct evloop {
 	int epfd;
 	bool quit;
-	bool in_batch;
+	unsigned int depth; /* evloop_once calls under way (they may nest) */
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
 };
 
@@ -45,7 +45,8 @@ void evloop_del(struct evloop *l, int fd);
  * -errno if epoll fails. */
 int evloop_run(struct evloop *l) CV_MUST;
 
-/* One round: wait at most timeout_ms and dispatch what is ready. */
+/* One round: wait at most timeout_ms and dispatch what is ready. A
+ * handler may call it (nested rounds). */
 int evloop_once(struct evloop *l, int timeout_ms) CV_MUST;
 
 void evloop_quit(struct evloop *l);

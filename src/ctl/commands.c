@@ -397,9 +397,34 @@ static int cmd_peek(struct ctl_server *srv, const struct ctl_request *req, char 
 	return ok(reply, o);
 }
 
+/* While a migration runs the event loop is pumped from inside it: the
+ * guest's devices and the console go on, and so do requests that only
+ * read; kill ends the migration (the source then stops). Whatever would
+ * change the guest under the migration waits for its end. */
+static bool busy_migrating(struct ctl_server *srv, enum ctl_cmd cmd, char **reply)
+{
+	if (!srv->migrating)
+		return false;
+	switch (cmd) {
+	case CTL_CMD_INFO:
+	case CTL_CMD_STATS:
+	case CTL_CMD_KILL:
+	case CTL_CMD_PIN:
+	case CTL_CMD_CONSOLE:
+	case CTL_CMD_PEEK:
+		return false;
+	default:
+		fail(reply, -EBUSY, "guest %s is migrating: try again when it ends (or cvisor kill)",
+		     srv->name);
+		return true;
+	}
+}
+
 int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
 		char **reply)
 {
+	if (busy_migrating(srv, req->cmd, reply))
+		return -EBUSY;
 	switch (req->cmd) {
 	case CTL_CMD_INFO:
 		return cmd_info(srv, reply);
@@ -458,6 +483,15 @@ static void migrate_progress_cb(void *opaque, const struct migrate_progress *p)
 	}
 }
 
+/* The migration's pump: one non-blocking round of the event loop. */
+static void migrate_pump(void *opaque)
+{
+	struct ctl_server *srv = opaque;
+
+	if (evloop_once(&srv->vm->loop, 0))
+		cv_debug("migration: the event loop failed a round");
+}
+
 static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
 		       char **reply)
 {
@@ -475,8 +509,20 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char 
 		free(owned);
 		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
 	}
+	if (srv->migrating) {
+		free(owned);
+		return fail(reply, -EBUSY, "migrate: guest %s is already migrating", srv->name);
+	}
 	o.ops = &migrate_snapshot_source_ops;
+	o.pump = migrate_pump;
+	o.pump_ctx = srv;
+	/* This client's own events wait: the pump must not serve (or close)
+	 * the client whose request is running. on_client watches it again
+	 * when the reply is queued. */
+	ctl_client_watch(c, 0);
+	srv->migrating = true;
 	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
+	srv->migrating = false;
 	if (r) {
 		r = fail(reply, r, "migration to %s failed: %s; the guest keeps running here",
 			 o.dest, err);

@@ -70,7 +70,7 @@ void evloop_del(struct evloop *l, int fd)
 	 * the slot is not handed to a new fd before the batch ends, or that
 	 * stale event would reach the new handler. */
 	h->used = false;
-	h->zombie = l->in_batch;
+	h->zombie = l->depth > 0;
 	h->fd = -1;
 }
 
@@ -81,16 +81,19 @@ int evloop_once(struct evloop *l, int timeout_ms)
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	l->in_batch = true;
+	l->depth++;
 	for (int i = 0; i < n; i++) {
 		struct evloop_handler *h = evs[i].data.ptr;
 
 		if (h->used)
 			h->fn(h->opaque, h->fd, evs[i].events);
 	}
-	l->in_batch = false;
-	for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
-		l->handlers[i].zombie = false;
+	/* A handler may run a round itself (a migration pumps the loop): the
+	 * slots freed meanwhile stay out of reach until the outermost batch,
+	 * whose events may still point at them, has ended. */
+	if (--l->depth == 0)
+		for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+			l->handlers[i].zombie = false;
 	return 0;
 }
 

@@ -84,6 +84,7 @@
 
 #define REPLY_TIMEOUT_MS 60000 /* READY (the target builds a VM) and RUNNING */
 #define TICK_NS (200ULL * 1000000)
+#define PUMP_SLICE_MS 10 /* the event loop's turn while waiting for the target */
 #define STOP_OVERHEAD_US 1000 /* state, load, start, reply: measured ~0.5 ms */
 #define BW_MIN_SAMPLE (4ULL << 20)
 
@@ -164,6 +165,23 @@ static int check(struct msend *m)
 	return m->tx.err ? link_error(m) : 0;
 }
 
+/* Read one reply within REPLY_TIMEOUT_MS; while the guest runs, the event
+ * loop is pumped every PUMP_SLICE_MS meanwhile (its devices go on). */
+static int wait_reply(struct msend *m, struct mig_rx *rx)
+{
+	uint64_t deadline = mig_now() + REPLY_TIMEOUT_MS * 1000000ULL;
+	int r;
+
+	if (!m->tx.pump)
+		return mig_recv_event(m->fd, rx, REPLY_TIMEOUT_MS);
+	for (;;) {
+		r = mig_recv_event(m->fd, rx, PUMP_SLICE_MS);
+		if (r != -ETIMEDOUT || mig_now() >= deadline)
+			return r;
+		m->tx.pump(m->tx.pump_ctx);
+	}
+}
+
 /* Wait for one reply; READY or RUNNING is what we want. */
 static int await(struct msend *m, int want, const char *what)
 {
@@ -174,7 +192,7 @@ static int await(struct msend *m, int want, const char *what)
 	if (m->tx.err)
 		return link_error(m);
 	mig_rx_init(&rx, true);
-	r = mig_recv_event(m->fd, &rx, REPLY_TIMEOUT_MS);
+	r = wait_reply(m, &rx);
 	if (r == want)
 		r = 0;
 	else if (r == MIG_RX_ERROR_MSG)
@@ -438,6 +456,9 @@ static int finish(struct msend *m, uint64_t *t_pause)
 	int r;
 
 	*t_pause = mig_now();
+	/* Devices are quiesced from here on: the event loop must not run
+	 * them (a packet received now would change RAM after the state). */
+	m->tx.pump = NULL;
 	pause_guest(m);
 	m->p.phase = MIGRATE_STOPPED;
 	if (atomic_load(&m->vm->stop))

@@ -285,11 +285,18 @@ static void throttle(struct mig_tx *tx, uint64_t n)
 	tx->bw_bytes += n;
 	due = tx->bw_start_ns + (uint64_t)((double)tx->bw_bytes * 1e9 / (double)tx->max_bw);
 	now = mig_now();
-	if (due > now) {
-		uint64_t d = due - now;
-		struct timespec ts = { (time_t)(d / 1000000000), (long)(d % 1000000000) };
+	/* In slices, with the pump between them: a throttled batch may take
+	 * seconds, and the guest's devices go on meanwhile. */
+	while (due > now) {
+		uint64_t d = due - now < 10000000 ? due - now : 10000000;
+		struct timespec ts = { 0, (long)d };
 
 		nanosleep(&ts, NULL);
+		if (tx->pump) {
+			tx->last_pump_ns = mig_now();
+			tx->pump(tx->pump_ctx);
+		}
+		now = mig_now();
 	}
 }
 

@@ -361,4 +361,54 @@ if start "$S" blkcount --memory 64M --disk "$T_TMP/s.img" && wait_count "$S" 3 &
 	timeout 10 "$CVISOR" kill "$S3" >/dev/null 2>&1
 fi
 
+# ---- device I/O and the control socket go on while a migration runs ----
+# A 24 MiB disk at 4 MiB/s keeps the migration busy for seconds; blkcount
+# counts only through its virtio-blk device, whose kicks the monitor's event
+# loop serves. Read-only requests are answered meanwhile, and requests that
+# would change the guest are refused with one line.
+L=${P}l L2=${P}l2
+next_port
+mkdir -p "$T_TMP/dstl"
+head -c 24M /dev/urandom >"$T_TMP/l.img"
+if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &&
+	incoming "$L2" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl"; then
+	"$CVISOR" migrate "$L" "127.0.0.1:$PORT" --with-storage --max-bandwidth 4M --json \
+		>"$T_TMP/l.out" 2>"$T_TMP/l.err" &
+	mpid=$!
+	for _ in $(seq 100); do
+		grep -q '"phase":"disks"' "$T_TMP/l.out" && break
+		sleep 0.1
+	done
+	c=$(last_count "$L")
+	if wait_count "$L" $((c + 3)) && kill -0 "$mpid" 2>/dev/null; then
+		t_pass "the guest's disk I/O goes on during the migration (count $c -> $(last_count "$L"))"
+	else
+		t_fail "disk I/O during the migration" "count stuck at $c while migrating: $(tail -n 2 "$T_TMP/l.out")"
+	fi
+	t_run 10 "$CVISOR" info "$L"
+	if [ "$T_RC" = 0 ] && kill -0 "$mpid" 2>/dev/null; then
+		t_pass "info is answered during the migration"
+	else
+		t_fail "info during the migration" "exit $T_RC: $T_ERR"
+	fi
+	t_run 10 "$CVISOR" pause "$L"
+	if kill -0 "$mpid" 2>/dev/null; then
+		t_expect_err "pause during the migration is refused" 1 "is migrating"
+	fi
+	t_run 10 "$CVISOR" migrate "$L" "127.0.0.1:1"
+	if kill -0 "$mpid" 2>/dev/null; then
+		t_expect_err "a second migration is refused" 1 "is migrating|already migrating"
+	fi
+	wait "$mpid"
+	rc=$?
+	if [ "$rc" = 0 ] && grep -q '"migrated"' "$T_TMP/l.out" && gone "$L" &&
+		c=$(last_count "$L2") && wait_count "$L2" $((c + 3)) &&
+		! grep -q FAIL "$CVISOR_RUN_DIR/$L2.log"; then
+		t_pass "the migration completes and the guest counts on at the target"
+	else
+		t_fail "the busy migration completes" "exit $rc: $(cat "$T_TMP/l.err")"
+	fi
+	timeout 10 "$CVISOR" kill "$L2" >/dev/null 2>&1
+fi
+
 t_summary migrate
