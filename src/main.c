@@ -38,8 +38,8 @@ static const char usage_text[] =
 	"       cvisor ls [--json] | info NAME [--json] | stop NAME [--timeout S] | kill NAME\n"
 	"       cvisor pause NAME | resume NAME | top [--once] [--json] | console NAME\n"
 	"       cvisor balloon NAME SIZE | pin NAME VCPU CPULIST | ctl NAME JSON\n"
-	"       cvisor save NAME FILE [--keep-running] | restore FILE [--name NAME [-d]]\n"
-	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]]\n"
+	"       cvisor save NAME FILE [--keep-running] | restore FILE [--name NAME [-d]] [PLACE]\n"
+	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]] [PLACE]\n"
 	"       cvisor migrate NAME HOST:PORT [--downtime-ms N] [--with-storage] [--json] ...\n"
 	"       cvisor version\n"
 	"\n"
@@ -47,6 +47,9 @@ static const char usage_text[] =
 	"On a terminal, Ctrl-A x quits. --name serves a control socket in $CVISOR_RUN_DIR\n"
 	"(default /run/cvisor) for the other commands; -d detaches (cvisor console NAME\n"
 	"attaches, Ctrl-] detaches). Flags override the keys of a --config file.\n"
+	"PLACE: --cpu-weight, --cpu-cap, --memory-limit, --cpu-affinity for this host; a\n"
+	"restore keeps the saved ones otherwise, an incoming guest the source's limits\n"
+	"but not its host CPUs.\n"
 	"Exit status: 0 guest powered off or rebooted, 2 bad input, 3 guest crashed (triple\n"
 	"fault), 4 unrecoverable emulation error, 128+N ended by signal N, 137 ended by\n"
 	"cvisor kill or a cvisor stop that timed out.\n";
@@ -138,6 +141,48 @@ static int check_affinity(const char *list, cpu_set_t *set)
 	cv_err("--cpu-affinity %s: CPU %d is not available on this host (CPUs %s)", list, cpu,
 	       have);
 	return -EINVAL;
+}
+
+/* Where a restored or incoming guest runs on this host: the --cpu-weight,
+ * --cpu-cap, --memory-limit and --cpu-affinity given to `restore` or
+ * `run --incoming`, over what the snapshot or the source carried. */
+struct placement {
+	struct vm_config c; /* parsed by config.c's own setters */
+	bool weight, cap, limit, affinity;
+};
+
+/* 1 when flag is a placement flag (applied), 0 when it is not, -EINVAL
+ * with one line in err when its value is bad. */
+static int placement_flag(struct placement *p, const char *flag, const char *val, char *err,
+			  size_t errlen)
+{
+	char *av[] = { "cvisor", (char *)flag, (char *)val, NULL };
+	bool *given = !strcmp(flag, "--cpu-weight")	? &p->weight
+		      : !strcmp(flag, "--cpu-cap")	? &p->cap
+		      : !strcmp(flag, "--memory-limit") ? &p->limit
+		      : !strcmp(flag, "--cpu-affinity") ? &p->affinity
+							: NULL;
+
+	if (!given)
+		return 0;
+	if (!val)
+		return snprintf(err, errlen, "%s needs a value", flag), -EINVAL;
+	if (config_apply_flags(3, av, &p->c, err, errlen))
+		return -EINVAL;
+	*given = true;
+	return 1;
+}
+
+static void placement_apply(const struct placement *p, struct vm_config *cfg)
+{
+	if (p->weight)
+		cfg->cpu_weight = p->c.cpu_weight;
+	if (p->cap)
+		cfg->cpu_cap = p->c.cpu_cap;
+	if (p->limit)
+		cfg->memory_limit = p->c.memory_limit;
+	if (p->affinity)
+		cfg->cpu_affinity = p->c.cpu_affinity;
 }
 
 /* A cgroup for every named guest (so that weights compare guests), and for
@@ -337,6 +382,8 @@ struct incoming_ctx {
 	struct ctl_console *con;
 	struct cgroup *cg;
 	const char *name;
+	const struct placement *place;
+	cpu_set_t affinity; /* with place->affinity */
 	bool detach, named, have_con, built;
 	int ready_fd, log_fd;
 };
@@ -435,6 +482,9 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 	waiter_stop(x);
 	cfg->name = x->name;
 	cfg->detach = x->detach;
+	/* The source's host CPUs mean nothing here: only ours count. */
+	cfg->cpu_affinity = NULL;
+	placement_apply(x->place, cfg);
 	isolate(cfg, x->cg);
 	x->built = true;
 	if ((r = vm_create_restore(x->vm, cfg, -1, &usage))) {
@@ -464,9 +514,9 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 
 static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
 {
-	int r = vm_start(vm);
+	struct incoming_ctx *x = opaque;
+	int r = start_vcpus(vm, x->place->affinity ? &x->affinity : NULL);
 
-	(void)opaque;
 	if (r)
 		snprintf(err, errlen, "starting the vCPUs: %s", strerror(-r));
 	return r;
@@ -503,7 +553,7 @@ static void incoming_listening(void *opaque, const char *addr)
 /* The target of a live migration: listen, take the guest from the
  * stream, then run it like any other. */
 static int run_incoming(const struct vm_config *cli, const struct migrate_incoming *in_cli,
-			int ready_fd)
+			const struct placement *place, int ready_fd)
 {
 	static struct vm vm;
 	static struct ctl_server srv;
@@ -516,6 +566,7 @@ static int run_incoming(const struct vm_config *cli, const struct migrate_incomi
 				  .name = cli->name,
 				  .detach = cli->detach,
 				  .named = cli->name != NULL,
+				  .place = place,
 				  .ready_fd = ready_fd,
 				  .log_fd = -1,
 				  .wake = { -1, -1 } };
@@ -525,6 +576,8 @@ static int run_incoming(const struct vm_config *cli, const struct migrate_incomi
 	char err[PATH_MAX + 256];
 	int status = CV_EXIT_FAIL, signo = 0, r;
 
+	if (place->affinity && cpulist_parse(place->c.cpu_affinity, &x.affinity))
+		return CV_EXIT_USAGE; /* checked by cmd_run_incoming */
 	runloop_block_signals();
 	if (x.named && (r = ctl_server_bind(&srv, ctl_run_dir(), cli->name, err, sizeof(err)))) {
 		cv_err("%s", err);
@@ -588,7 +641,7 @@ out:
  * before the VM. The child reports through two pipes: its stderr until the
  * guest runs (relayed here), and one byte once it does. */
 static int run_detached(const struct vm_config *cfg, const struct restore_src *rs,
-			const struct migrate_incoming *in)
+			const struct migrate_incoming *in, const struct placement *place)
 {
 	int ready[2], errp[2], ws, null;
 	char buf[1024], one;
@@ -616,7 +669,7 @@ static int run_detached(const struct vm_config *cfg, const struct restore_src *r
 			return CV_EXIT_FAIL;
 		close(null);
 		close(errp[1]);
-		return in ? run_incoming(cfg, in, ready[1]) : run_guest(cfg, ready[1], rs);
+		return in ? run_incoming(cfg, in, place, ready[1]) : run_guest(cfg, ready[1], rs);
 	}
 	close(ready[1]);
 	close(errp[1]);
@@ -678,17 +731,21 @@ static void absolute_disks(struct devices_config *dc)
 	}
 }
 
-/* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME] [-d] */
+/* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME] [-d]
+ *     [--cpu-weight N] [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L] */
 static int cmd_run_incoming(int argc, char **argv)
 {
 	static struct vm_config cfg;
 	static char storage[PATH_MAX];
+	static struct placement place;
 	struct migrate_incoming in = { 0 };
+	cpu_set_t set;
 	const char *name = NULL;
 	char err[512];
 	bool detach = false;
 	int status, r;
 
+	config_init(&place.c);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq = strchr(a, '='), *val = NULL;
 		char flag[64];
@@ -708,6 +765,11 @@ static int cmd_run_incoming(int argc, char **argv)
 		}
 		if (!strcmp(flag, "--name")) {
 			name = val;
+		} else if ((r = placement_flag(&place, flag, val, err, sizeof(err))) < 0) {
+			cv_err("run: %s", err);
+			return CV_EXIT_USAGE;
+		} else if (r == 1) {
+			/* applied */
 		} else if ((r = migrate_incoming_flag(&in, flag, val, err, sizeof(err))) < 0) {
 			cv_err("%s", err);
 			return CV_EXIT_USAGE;
@@ -738,13 +800,16 @@ static int cmd_run_incoming(int argc, char **argv)
 		cv_err("run: --incoming needs HOST:PORT to listen on");
 		return CV_EXIT_USAGE;
 	}
+	if (place.affinity && check_affinity(place.c.cpu_affinity, &set))
+		return CV_EXIT_USAGE;
 	/* A detached monitor leaves the current directory. */
 	if (in.storage_dir && realpath(in.storage_dir, storage))
 		in.storage_dir = storage;
 	config_init(&cfg);
 	cfg.name = name;
 	cfg.detach = detach;
-	status = detach ? run_detached(&cfg, NULL, &in) : run_incoming(&cfg, &in, -1);
+	status = detach ? run_detached(&cfg, NULL, &in, &place)
+			: run_incoming(&cfg, &in, &place, -1);
 	config_free(&cfg);
 	return status;
 }
@@ -766,22 +831,38 @@ static int cmd_run(int argc, char **argv)
 	if (cfg.detach)
 		absolute_paths(&cfg);
 	absolute_disks(&cfg.devices);
-	status = cfg.detach ? run_detached(&cfg, NULL, NULL) : run_guest(&cfg, -1, NULL);
+	status = cfg.detach ? run_detached(&cfg, NULL, NULL, NULL) : run_guest(&cfg, -1, NULL);
 	config_free(&cfg);
 	return status;
 }
 
-/* cvisor restore FILE [--name NAME] [-d] */
+/* cvisor restore FILE [--name NAME] [-d] [--cpu-weight N] [--cpu-cap P]
+ *     [--memory-limit SIZE] [--cpu-affinity L] */
 static int cmd_restore(int argc, char **argv)
 {
 	static struct vm_config cfg;
+	static struct placement place;
 	struct restore_src rs = { .mem_fd = -1 };
 	const char *name = NULL;
 	char err[PATH_MAX + 256];
 	bool detach = false;
 	int status, r;
 
+	config_init(&place.c);
 	for (int i = 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '='), *val = i + 1 < argc ? argv[i + 1] : NULL;
+		int len = eq ? (int)(eq - argv[i]) : (int)strlen(argv[i]);
+		char flag[32];
+
+		/* --flag VALUE or --flag=VALUE */
+		snprintf(flag, sizeof(flag), "%.*s", len, argv[i]);
+		if ((r = placement_flag(&place, flag, eq ? eq + 1 : val, err, sizeof(err))) < 0) {
+			cv_err("restore: %s", err);
+			return CV_EXIT_USAGE;
+		} else if (r == 1) {
+			i += !eq;
+			continue;
+		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage_text, stdout);
 			return 0;
@@ -820,7 +901,8 @@ static int cmd_restore(int argc, char **argv)
 	}
 	cfg.name = name;
 	cfg.detach = detach;
-	status = detach ? run_detached(&cfg, &rs, NULL) : run_guest(&cfg, -1, &rs);
+	placement_apply(&place, &cfg);
+	status = detach ? run_detached(&cfg, &rs, NULL, NULL) : run_guest(&cfg, -1, &rs);
 	close(rs.mem_fd);
 	free(rs.payload);
 	config_free(&cfg);

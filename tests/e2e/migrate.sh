@@ -180,6 +180,34 @@ if start "$B" counter --memory 64M && wait_count "$B" 3 && incoming "$B2" "127.0
 	timeout 10 "$CVISOR" kill "$B2" >/dev/null 2>&1
 fi
 
+# ---- where the target runs the guest: its own flags ----
+# The source's limits carry over unless the target gives its own; its host
+# CPUs do not (they are another host's): only the target's --cpu-affinity.
+if [ "$(nproc)" -ge 2 ]; then
+	C=${P}p C2=${P}p2
+	next_port
+	if start "$C" counter --memory 64M --cpu-cap 30 --cpu-weight 200 --cpu-affinity 1 &&
+		wait_count "$C" 2 &&
+		incoming "$C2" "127.0.0.1:$PORT" --cpu-affinity 0 --cpu-weight 300; then
+		t_run 60 "$CVISOR" migrate "$C" "127.0.0.1:$PORT"
+		info=$("$CVISOR" info "$C2" --json 2>/dev/null)
+		if [ "$T_RC" = 0 ] && grep -q '"cpu_cap":30,' <<<"$info" &&
+			grep -q '"cpu_weight":300,' <<<"$info" &&
+			grep -q '"cpu_affinity":"0"' <<<"$info" &&
+			grep -q '"vcpu":\[{"id":0,"affinity":"0"' <<<"$info"; then
+			t_pass "the target's placement: cap carried, weight and CPUs its own"
+		else
+			t_fail "the target's placement" "exit $T_RC ($T_ERR): $info"
+		fi
+		timeout 10 "$CVISOR" kill "$C2" >/dev/null 2>&1
+	fi
+fi
+next_port
+t_run 10 "$CVISOR" run -d --name "${P}bad" --incoming "127.0.0.1:$PORT" --cpu-affinity 1000
+t_expect_err "run --incoming with a CPU this host lacks" 2 "CPU 1000 is not available"
+t_run 10 "$CVISOR" run --incoming "127.0.0.1:$PORT" --cpu-cap nope
+t_expect_err "run --incoming with a bad --cpu-cap" 2 "cpu-cap"
+
 # ---- two network namespaces joined by a veth pair ----
 if ip netns add "$NS_SRC" 2>/dev/null && ip netns add "$NS_DST" 2>/dev/null &&
 	ip link add "vs$$" netns "$NS_SRC" type veth peer name "vd$$" netns "$NS_DST" 2>/dev/null; then

@@ -246,6 +246,25 @@ if [ -s "$S/dpci" ]; then
 	t_expect_err "restore without its disk image" 2 "disk-pci.img"
 fi
 
+# ---- restore on this host's terms: placement flags over the saved ones ----
+if [ -s "$S/a" ]; then
+	R4=${P}r4
+	t_run 20 "$CVISOR" restore "$S/a" --name "$R4" -d --cpu-cap 20 --cpu-affinity=0
+	track "$R4"
+	info=$("$CVISOR" info "$R4" --json 2>/dev/null)
+	if [ "$T_RC" = 0 ] && grep -q '"cpu_cap":20,' <<<"$info" &&
+		grep -q '"vcpu":\[{"id":0,"affinity":"0"' <<<"$info"; then
+		t_pass "restore --cpu-cap 20 --cpu-affinity=0 places the guest"
+	else
+		t_fail "restore with placement flags" "exit $T_RC ($T_ERR): $info"
+	fi
+	timeout 10 "$CVISOR" kill "$R4" >/dev/null 2>&1
+	t_run 20 "$CVISOR" restore "$S/a" --cpu-affinity 1000
+	t_expect_err "restore on a CPU this host lacks" 2 "CPU 1000 is not available"
+	t_run 20 "$CVISOR" restore "$S/a" --memory-limit
+	t_expect_err "restore --memory-limit without a value" 2 "memory-limit needs a value"
+fi
+
 # ---- the previous format version still loads ----
 if [ -s "$DATA/counter" ] && [ -s "$DATA/counter.mem" ]; then
 	V=${P}v1
