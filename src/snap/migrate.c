@@ -84,7 +84,7 @@
 
 #define REPLY_TIMEOUT_MS 60000 /* READY (the target builds a VM) and RUNNING */
 #define TICK_NS (200ULL * 1000000)
-#define PUMP_SLICE_MS 10 /* the event loop's turn while waiting for the target */
+#define PUMP_SLICE_MS 10      /* the event loop's turn while waiting for the target */
 #define STOP_OVERHEAD_US 1000 /* state, load, start, reply: measured ~0.5 ms */
 #define BW_MIN_SAMPLE (4ULL << 20)
 
@@ -158,6 +158,17 @@ static int link_error(struct msend *m)
 	return r;
 }
 
+/* The caller's pump (its event loop); a stop it lets through (cvisor kill,
+ * a signal, the guest powering off) ends the sending at once. */
+static void pump(void *ctx)
+{
+	struct msend *m = ctx;
+
+	m->o->pump(m->o->pump_ctx);
+	if (atomic_load(&m->vm->stop) && !m->tx.err)
+		m->tx.err = -ECANCELED;
+}
+
 static int check(struct msend *m)
 {
 	if (atomic_load(&m->vm->stop))
@@ -179,6 +190,8 @@ static int wait_reply(struct msend *m, struct mig_rx *rx)
 		if (r != -ETIMEDOUT || mig_now() >= deadline)
 			return r;
 		m->tx.pump(m->tx.pump_ctx);
+		if (m->tx.err)
+			return -ECANCELED;
 	}
 }
 
@@ -195,6 +208,8 @@ static int await(struct msend *m, int want, const char *what)
 	r = wait_reply(m, &rx);
 	if (r == want)
 		r = 0;
+	else if (r == -ECANCELED)
+		r = check(m);
 	else if (r == MIG_RX_ERROR_MSG)
 		r = failf(m, -EPROTO, "the target refused: %s", rx.err);
 	else if (r == -ETIMEDOUT)
@@ -363,7 +378,7 @@ static int round_zero(struct msend *m)
 			return r;
 		m->p.phase = MIGRATE_DISKS;
 		if ((r = mig_disks_send_all(&m->disks, &m->tx, m->err, m->errlen)))
-			return m->tx.err ? link_error(m) : r;
+			return m->tx.err ? check(m) : r;
 	}
 	m->p.phase = MIGRATE_PRECOPY;
 	/* Never touched pages read as zero on the fresh target too. */
@@ -441,7 +456,7 @@ static int iterate(struct msend *m)
 		m->round_start = mig_now();
 		m->round_bytes = m->tx.bytes;
 		if ((r = mig_disks_send_dirty(&m->disks, &m->tx, m->err, m->errlen)))
-			return m->tx.err ? link_error(m) : r;
+			return m->tx.err ? check(m) : r;
 		if ((r = send_pages(m)) || (r = sync_round(m)))
 			return r;
 	}
@@ -487,7 +502,7 @@ static int finish(struct msend *m, uint64_t *t_pause)
 	r = mig_disks_send_dirty(&m->disks, &m->tx, m->err, m->errlen);
 	if (r) {
 		state_buf_free(&st);
-		return m->tx.err ? link_error(m) : r;
+		return m->tx.err ? check(m) : r;
 	}
 	if ((r = send_pages(m))) {
 		state_buf_free(&st);
@@ -560,8 +575,10 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 		r = failf(&m, -ENOMEM, "out of memory");
 		goto out;
 	}
-	m.tx.pump = o->pump;
-	m.tx.pump_ctx = o->pump_ctx;
+	if (o->pump) {
+		m.tx.pump = pump;
+		m.tx.pump_ctx = &m;
+	}
 	m.tx.after_send = tick;
 	m.tx.after_ctx = &m;
 	if ((m.fd = mig_connect(o->dest, err, errlen)) < 0) {

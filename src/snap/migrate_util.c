@@ -287,7 +287,7 @@ static void throttle(struct mig_tx *tx, uint64_t n)
 	now = mig_now();
 	/* In slices, with the pump between them: a throttled batch may take
 	 * seconds, and the guest's devices go on meanwhile. */
-	while (due > now) {
+	while (due > now && !tx->err) {
 		uint64_t d = due - now < 10000000 ? due - now : 10000000;
 		struct timespec ts = { 0, (long)d };
 

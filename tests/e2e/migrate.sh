@@ -436,6 +436,29 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	else
 		t_fail "the busy migration completes" "exit $rc: $(cat "$T_TMP/l.err")"
 	fi
+	# kill during a migration ends it at once (not when the disk is sent),
+	# and the guest with it; the target gives up.
+	L3=${P}l3
+	next_port
+	mkdir -p "$T_TMP/dstl3"
+	if incoming "$L3" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl3"; then
+		"$CVISOR" migrate "$L2" "127.0.0.1:$PORT" --with-storage --max-bandwidth 4M --json \
+			>"$T_TMP/l3.out" 2>"$T_TMP/l3.err" &
+		mpid=$!
+		for _ in $(seq 100); do
+			grep -q '"phase":"disks"' "$T_TMP/l3.out" && break
+			sleep 0.1
+		done
+		t_run 3 "$CVISOR" kill "$L2"
+		wait "$mpid"
+		rc=$?
+		if [ "$T_RC" = 0 ] && [ "$rc" = 1 ] && grep -q "the guest stopped during the migration" "$T_TMP/l3.err" &&
+			gone "$L2" && gone "$L3"; then
+			t_pass "kill during a migration ends it within 3 s, and the target with it"
+		else
+			t_fail "kill during a migration" "kill exit $T_RC, migrate exit $rc: $(cat "$T_TMP/l3.err")"
+		fi
+	fi
 	timeout 10 "$CVISOR" kill "$L2" >/dev/null 2>&1
 fi
 
