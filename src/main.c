@@ -475,11 +475,9 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 			  size_t errlen)
 {
 	struct incoming_ctx *x = opaque;
-	struct ctl_hooks hooks = { .balloon_set = balloon_set, .ctx = x->vm };
 	bool usage = false;
 	int r;
 
-	waiter_stop(x);
 	cfg->name = x->name;
 	cfg->detach = x->detach;
 	/* The source's host CPUs mean nothing here: only ours count. */
@@ -501,6 +499,19 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 		x->vm->console_write = ctl_console_write;
 		x->vm->console_ctx = x->con;
 	}
+	*out = x->vm;
+	return 0;
+}
+
+/* The state is loaded: the monitor's own control server takes over from
+ * the waiter (which kept answering while RAM arrived), then the vCPUs run. */
+static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
+{
+	struct incoming_ctx *x = opaque;
+	struct ctl_hooks hooks = { .balloon_set = balloon_set, .ctx = x->vm };
+	int r;
+
+	waiter_stop(x);
 	if (x->named) {
 		snprintf(x->srv->cgroup, sizeof(x->srv->cgroup), "%s", cgroup_path(x->cg));
 		if ((r = ctl_server_start(x->srv, x->vm, &hooks, x->have_con ? x->con : NULL))) {
@@ -508,15 +519,7 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 			return r;
 		}
 	}
-	*out = x->vm;
-	return 0;
-}
-
-static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
-{
-	struct incoming_ctx *x = opaque;
-	int r = start_vcpus(vm, x->place->affinity ? &x->affinity : NULL);
-
+	r = start_vcpus(vm, x->place->affinity ? &x->affinity : NULL);
 	if (r)
 		snprintf(err, errlen, "starting the vCPUs: %s", strerror(-r));
 	return r;

@@ -419,6 +419,14 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	else
 		t_fail "info during the migration" "exit $T_RC: $T_ERR"
 	fi
+	# ... and so is ls, which asks the receiving target too: its control
+	# socket answers while RAM and disk arrive.
+	t_run 3 "$CVISOR" ls
+	if [ "$T_RC" = 0 ] && grep -q "^$L2 .* incoming" <<<"$T_OUT" && grep -q "^$L .* running" <<<"$T_OUT"; then
+		t_pass "ls answers for both ends during the migration"
+	else
+		t_fail "ls during the migration" "exit $T_RC: $T_OUT $T_ERR"
+	fi
 	t_run 10 "$CVISOR" pause "$L"
 	if kill -0 "$mpid" 2>/dev/null; then
 		t_expect_err "pause during the migration is refused" 1 "is migrating"
