@@ -96,7 +96,8 @@ struct virtio_dev {
 	_Atomic uint8_t isr;
 	uint8_t config_generation;
 	uint16_t msix_config;
-	bool active; /* activate() succeeded and no reset since */
+	bool active;	      /* activate() succeeded and no reset since */
+	_Atomic bool dma_off; /* the transport forbids DMA (PCI bus master off) */
 	bool fault_logged;
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
 	char label[32]; /* e.g. "virtio-blk 0" for log lines */

@@ -10,6 +10,7 @@
 #ifndef CVISOR_VIRTQ_H
 #define CVISOR_VIRTQ_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -56,6 +57,9 @@ struct virtq {
 	bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;	/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	const struct guest_mem *mem;
+	/* The transport's "no DMA" flag (PCI bus mastering off), or NULL:
+	 * while set, virtq_pop finds nothing. Kept across resets, like mem. */
+	const _Atomic bool *dma_off;
 };
 
 /* One request popped from the avail ring: the chain's buffers as host
@@ -70,7 +74,7 @@ struct virtq_elem {
 };
 
 /* Set up a queue for a device: guest memory, the largest size the device
- * offers (at most VIRTQ_MAX_SIZE), then virtq_reset. */
+ * offers (at most VIRTQ_MAX_SIZE), no dma_off flag, then virtq_reset. */
 void virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t max_size);
 
 /* Check the driver's configuration before the queue is used: size a power
@@ -82,7 +86,8 @@ void virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t max_size)
 int virtq_validate(const struct virtq *q) CV_MUST;
 
 /* Take the next available request. Returns 1 with *e filled, 0 if none is
- * pending (or the queue is not ready), or -EINVAL if the guest put a
+ * pending (or the queue is not ready, or its device may not DMA now), or
+ * -EINVAL if the guest put a
  * malformed chain or index there.
  *
  * On -EINVAL, e->out_num = e->in_num = 0 and:
@@ -112,7 +117,8 @@ bool virtq_should_notify(struct virtq *q);
 /* Tell the guest whether it needs to notify us (used->flags NO_NOTIFY, or
  * avail_event = last_avail with EVENT_IDX, where disabling is a no-op;
  * 2.7.10). Returns true if avail->idx differs from last_avail after a full
- * fence: requests arrived meanwhile, pop again before sleeping. */
+ * fence: requests arrived meanwhile, pop again before sleeping (false, and
+ * nothing written, while the device may not DMA). */
 bool virtq_enable_notify(struct virtq *q, bool enable);
 
 /* Back to the state after a device reset: not ready, size = max_size (what

@@ -30,6 +30,9 @@
 
 #define MSIX_ENABLE 0x8000
 #define MSIX_MASKALL 0x4000
+#define PCI_COMMAND 0x04
+#define PCI_CMD_MEM 0x2	   /* memory space: the BAR decodes */
+#define PCI_CMD_MASTER 0x4 /* bus master: the device may DMA */
 #define VIRTIO_PCI_STATE_VERSION 1
 
 static void put16(uint8_t *p, uint16_t v)
@@ -263,10 +266,34 @@ static void common_write(struct virtio_pci *vp, uint64_t off, uint32_t v)
 
 /* Common config fields are 1, 2 or 4 bytes at their natural offsets; a
  * wider or odd access is split or dropped (4.1.3.1 requires natural width). */
+static uint16_t pci_command(const struct virtio_pci *vp)
+{
+	return (uint16_t)(vp->pci.cfg[PCI_COMMAND] | vp->pci.cfg[PCI_COMMAND + 1] << 8);
+}
+
+/* The device works only with its BAR decoding and bus mastering on (PCI
+ * 3.0 6.2.2): until then kicks find nothing to take, so it never touches
+ * guest RAM a driver has withdrawn (kexec, a driver unbinding). Queues
+ * kicked meanwhile are looked at again once it is allowed back. */
+static void update_dma(struct virtio_pci *vp)
+{
+	uint16_t want = PCI_CMD_MEM | PCI_CMD_MASTER;
+	bool off = (pci_command(vp) & want) != want;
+
+	if (atomic_exchange(&vp->dev->dma_off, off) && !off)
+		for (unsigned int q = 0; q < vp->dev->ops->num_queues; q++)
+			irq_eventfd_signal(vp->kick_fd[q]);
+}
+
 static void bar_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 {
 	struct virtio_pci *vp = opaque;
 	struct virtio_dev *d = vp->dev;
+
+	if (!(pci_command(vp) & PCI_CMD_MEM)) {
+		memset(data, 0xff, len); /* not decoded: the bus reads all ones */
+		return;
+	}
 
 	memset(data, 0, len);
 	pthread_mutex_lock(&d->lock);
@@ -298,6 +325,8 @@ static void bar_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t 
 	struct virtio_dev *d = vp->dev;
 	uint32_t v = 0;
 
+	if (!(pci_command(vp) & PCI_CMD_MEM))
+		return;
 	if (off >= OFF_NOTIFY && off < OFF_MSIX_TABLE) {
 		/* Only without an ioeventfd: pass the kick to the main thread. */
 		uint64_t q = (off - OFF_NOTIFY) / NOTIFY_MULT;
@@ -328,6 +357,8 @@ static void cfg_written(struct pci_device *p, uint32_t off, uint32_t len)
 {
 	struct virtio_pci *vp = p->opaque;
 
+	if (off < PCI_COMMAND + 2u && off + len > PCI_COMMAND)
+		update_dma(vp);
 	/* Enabling MSI-X or clearing its function mask may release pending
 	 * vectors. */
 	if (off + len > vp->msix_cap + 2u && off <= vp->msix_cap + 3u) {
@@ -383,6 +414,7 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 	vp->router = router;
 	vp->loop = loop;
 	vp->nvec = d->ops->num_queues + 1;
+	atomic_store(&d->dma_off, true); /* the command register starts at 0 */
 	d->transport = (struct virtio_transport){ .signal = vp_signal, .kick = vp_kick, .ctx = vp };
 	/* 4.1.2.1: device id 0x1040 + type, revision 1 for a modern-only device. */
 	pci_device_init(p, VENDOR_VIRTIO, (uint16_t)(0x1040 + d->ops->device_id),
@@ -494,5 +526,6 @@ int virtio_pci_load(struct virtio_pci *vp, struct state_rd *in)
 	}
 	atomic_store(&vp->pending, pending);
 	pthread_mutex_unlock(&vp->dev->lock);
+	update_dma(vp);
 	return r;
 }

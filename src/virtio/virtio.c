@@ -30,6 +30,7 @@ void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, voi
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		d->vqs[i].max_size = i < ops->num_queues ? ops->queue_max : 0;
 		d->vqs[i].mem = mem;
+		d->vqs[i].dma_off = &d->dma_off;
 		virtq_reset(&d->vqs[i]);
 	}
 }

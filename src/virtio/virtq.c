@@ -90,10 +90,12 @@ int virtq_validate(const struct virtq *q)
 void virtq_reset(struct virtq *q)
 {
 	const struct guest_mem *mem = q->mem;
+	const _Atomic bool *dma_off = q->dma_off;
 	uint16_t max_size = q->max_size;
 
 	memset(q, 0, sizeof(*q));
 	q->mem = mem;
+	q->dma_off = dma_off;
 	q->max_size = max_size;
 	q->size = max_size;
 	q->msix_vector = VIRTQ_MSI_NO_VECTOR;
@@ -102,8 +104,14 @@ void virtq_reset(struct virtq *q)
 void virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t max_size)
 {
 	q->mem = mem;
+	q->dma_off = NULL;
 	q->max_size = max_size;
 	virtq_reset(q);
+}
+
+static bool dma_blocked(const struct virtq *q)
+{
+	return q->dma_off && atomic_load_explicit(q->dma_off, memory_order_acquire);
 }
 
 static void desc_read(const uint8_t *p, struct vdesc *d)
@@ -213,7 +221,7 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 	int err;
 
 	elem_clear(e, VIRTQ_HEAD_NONE);
-	if (!q->ready)
+	if (!q->ready || dma_blocked(q))
 		return 0;
 	if (vring_map(q, &r))
 		return -EINVAL;
@@ -298,7 +306,9 @@ bool virtq_enable_notify(struct virtq *q, bool enable)
 {
 	struct vring r;
 
-	if (!q->ready || vring_map(q, &r))
+	/* No DMA: nothing to write, and nothing to pop again (the transport
+	 * kicks the queue when DMA is allowed back). */
+	if (!q->ready || dma_blocked(q) || vring_map(q, &r))
 		return false;
 	if (q->event_idx) {
 		/* 2.7.10: with EVENT_IDX the driver notifies once avail->idx

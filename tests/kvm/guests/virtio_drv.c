@@ -113,6 +113,16 @@ static void pci_write16(uint32_t bdf, uint32_t off, uint16_t v)
 	outw((uint16_t)(0xcfc + (off & 2)), v);
 }
 
+uint16_t vdev_pci_command(struct vdev *d)
+{
+	return pci_read16(d->bdf, 0x04);
+}
+
+void vdev_set_pci_command(struct vdev *d, uint16_t v)
+{
+	pci_write16(d->bdf, 0x04, v);
+}
+
 /* The address BAR `bar` decodes at, as assigned by the monitor or the
  * firmware (not moved, not sized). 0 for an I/O or unassigned BAR. */
 static uint64_t pci_bar_addr(uint32_t bdf, unsigned int bar)

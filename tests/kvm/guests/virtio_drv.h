@@ -209,6 +209,9 @@ void vq_poke(struct vdev *d, unsigned int q, uint16_t size, uint64_t desc, bool 
 void vdev_notify_raw(struct vdev *d, uint32_t value);
 /* Wait (bounded) until the status has any bit of mask. */
 bool vdev_wait_status(struct vdev *d, uint8_t mask);
+/* PCI: the command register (bit 1 memory space, bit 2 bus master). */
+uint16_t vdev_pci_command(struct vdev *d);
+void vdev_set_pci_command(struct vdev *d, uint16_t v);
 
 /* ---- interrupts ---- */
 /* Program MSI-X table entry `entry` to deliver `vector` to this CPU's

@@ -448,6 +448,42 @@ static void hostile_registers(struct vdev *d)
 	hostile_after(d, "DRIVER_OK without FEATURES_OK", what, true, false);
 }
 
+/* PCI: with bus mastering off the device takes nothing from its queues
+ * (what a driver unbinding or kexec relies on), with memory space off its
+ * BAR reads all ones; both on again, the request kicked meanwhile is
+ * served. */
+static void hostile_bus_master(struct vdev *d)
+{
+	uint16_t cmd = vdev_pci_command(d);
+	uint32_t len = 0, id = 0;
+	int r;
+
+	if (d->transport != VIRTIO_T_PCI || d->type != VIRTIO_ID_RNG || hostile_init(d))
+		return;
+	io.data[0] = 0xee;
+	vdev_set_pci_command(d, cmd & ~0x4);
+	vq_submit(d, 0, &(struct vbuf){ (uintptr_t)io.data, 16, true }, 1);
+	r = vq_wait(d, 0, &id, &len);
+	if (r != VQ_TIMEOUT) {
+		vfail("hostile %s: bus master off, the device still served a request (%d)",
+		      dname(d), r);
+		vdev_set_pci_command(d, cmd);
+		return;
+	}
+	vdev_set_pci_command(d, cmd & ~0x2);
+	if (vdev_status(d) != 0xff)
+		vfail("hostile %s: memory space off, the BAR still decodes (status 0x%x)", dname(d),
+		      vdev_status(d));
+	vdev_set_pci_command(d, cmd);
+	r = vq_wait(d, 0, &id, &len);
+	if (r == VQ_DONE && vdev_status(d) != 0xff)
+		vpass("hostile %s: nothing served with bus mastering off, the pending request "
+		      "served once it is back",
+		      dname(d));
+	else
+		vfail("hostile %s: bus master back on, the pending request got %d", dname(d), r);
+}
+
 static void hostile_dev(struct vdev *d)
 {
 	uint64_t scratch_top = (uintptr_t)virtio_scratch() + 0x2000;
@@ -477,6 +513,7 @@ static void hostile_dev(struct vdev *d)
 	hostile_ring(d);
 	hostile_queues(d);
 	hostile_registers(d);
+	hostile_bus_master(d);
 	if (hostile_init(d) || !hostile_good(d))
 		vfail("hostile %s: the device does not work at the end", dname(d));
 	else
