@@ -414,8 +414,8 @@ static bool busy_migrating(struct ctl_server *srv, enum ctl_cmd cmd, char **repl
 	case CTL_CMD_PEEK:
 		return false;
 	default:
-		fail(reply, -EBUSY, "guest %s is migrating: try again when it ends (or cvisor kill)",
-		     srv->name);
+		fail(reply, -EBUSY,
+		     "guest %s is migrating: try again when it ends (or cvisor kill)", srv->name);
 		return true;
 	}
 }
@@ -524,8 +524,8 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char 
 	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
 	srv->migrating = false;
 	if (r) {
-		r = fail(reply, r, "migration to %s failed: %s; the guest keeps running here",
-			 o.dest, err);
+		r = fail(reply, r, "migration to %s failed: %s%s", o.dest, err,
+			 atomic_load(&vm->stop) ? "" : "; the guest keeps running here");
 		free(owned);
 		return r;
 	}
