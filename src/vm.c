@@ -26,6 +26,8 @@
 #define KVM_TSS_ADDR 0xfffbd000
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000
 
+static_assert(CONFIG_MAX_CPUS <= DIRTY_MAX_RINGS, "a dirty ring for every vCPU");
+
 struct file_map {
 	const uint8_t *data;
 	size_t len;
@@ -289,6 +291,10 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
 			cv_err("mapping vCPU %u: %s", i, strerror(errno));
 			return -errno;
 		}
+		if ((r = dirty_rings_map(&vm->dirty_rings, i, v->fd))) {
+			cv_err("mapping vCPU %u's dirty ring: %s", i, strerror(-r));
+			return r;
+		}
 		if ((r = x86_vcpu_setup(v, entry))) {
 			cv_err("setting up vCPU %u: %s", i, strerror(-r));
 			return r;
@@ -349,6 +355,7 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
+	dirty_rings_init(&vm->dirty_rings);
 	*usage = true;
 
 	if ((r = check_host_memory(cfg)))
@@ -376,6 +383,11 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 		return r;
 	}
 	if ((r = create_vm_fd(vm)))
+		return r;
+	/* Before any vCPU exists, for every guest: KVM allows it only then.
+	 * An emulating host (PVM) pushes an entry per emulated store and runs
+	 * past the ring's end (src/mem/dirty.c): the bitmap there. */
+	if ((r = dirty_rings_enable(&vm->dirty_rings, vm->vm_fd, x86_host_emulates())))
 		return r;
 	r = mem_fd >= 0 ? guest_mem_init_file(&vm->mem, mem_fd, cfg->mem_size)
 			: guest_mem_init(&vm->mem, cfg->mem_size);
@@ -500,6 +512,7 @@ void vm_join(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	dirty_rings_destroy(&vm->dirty_rings);
 	for (unsigned int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 

@@ -26,4 +26,16 @@ int kvm_cap(int fd, long cap);
 /* Register a memory slot. */
 int kvm_set_memslot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva) CV_MUST;
 
+/* Enable the dirty ring on a VM that has no vCPU yet, *entries entries per
+ * vCPU (a power of two; lowered to the host's maximum): with
+ * KVM_CAP_DIRTY_LOG_RING_ACQ_REL when offered, else KVM_CAP_DIRTY_LOG_RING
+ * (api.rst 8.29; alike on x86). 0 with *entries as enabled, -ENOTSUP when
+ * the host has no ring, or -errno from KVM_ENABLE_CAP. */
+int kvm_enable_dirty_ring(int vm_fd, uint32_t *entries) CV_MUST;
+
+/* Map a vCPU's dirty ring of `entries` entries (at KVM_DIRTY_LOG_PAGE_OFFSET
+ * pages into the vCPU fd; MAP_SHARED, read-write: user space hands entries
+ * back by setting their RESET flag). NULL with errno set. */
+struct kvm_dirty_gfn *kvm_map_dirty_ring(int vcpu_fd, uint32_t entries);
+
 #endif

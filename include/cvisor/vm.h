@@ -12,6 +12,7 @@
 #include "cvisor/bus.h"
 #include "cvisor/config.h"
 #include "cvisor/devices.h"
+#include "cvisor/dirty.h"
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
@@ -60,6 +61,9 @@ struct vm {
 	struct vcpu vcpus[CONFIG_MAX_CPUS];
 	unsigned int ncpus;
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, adjusted per vCPU at setup */
+	/* KVM's dirty rings, enabled before the vCPUs (src/mem/dirty.c);
+	 * entries 0 when migration reads the dirty bitmap instead. */
+	struct dirty_rings dirty_rings;
 	struct vm_quirks quirks;
 
 	struct bus pio;

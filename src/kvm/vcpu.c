@@ -96,10 +96,51 @@ static void vcpu_park(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* How many ring-full exits in a row may find this vCPU's ring already
+ * empty. One can (the migration thread harvested it between the exit and
+ * our lock); many in a row mean KVM and we disagree about the ring, and
+ * the vCPU could never run again: stop instead of spinning. */
+#define RING_FULL_EMPTY_MAX 64
+
+/* KVM_EXIT_DIRTY_RING_FULL: KVM will not enter this vCPU again until its
+ * ring is reset (api.rst 8.29). Harvest here rather than wait for the
+ * migration thread: no page is lost (they go to the tracker) and the
+ * guest only stalls for the harvest. False: the VM is stopping. */
+static bool handle_ring_full(struct vcpu *vcpu, unsigned int *empty)
+{
+	char msg[160];
+	uint64_t mine;
+	int r = dirty_ring_full(&vcpu->vm->dirty_rings, vcpu->id, &mine);
+
+	if (r == -ENOBUFS) {
+		snprintf(msg, sizeof(msg),
+			 "vCPU %u: KVM overflowed its dirty ring, which cannot be reset now: the "
+			 "vCPU cannot run again (use CVISOR_DIRTY=bitmap)",
+			 vcpu->id);
+		vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
+		return false;
+	}
+	if (r) {
+		snprintf(msg, sizeof(msg), "vCPU %u: KVM_RESET_DIRTY_RINGS: %s", vcpu->id,
+			 strerror(-r));
+		vm_request_stop(vcpu->vm, VM_STOP_HOST, msg);
+		return false;
+	}
+	*empty = mine ? 0 : *empty + 1;
+	if (*empty >= RING_FULL_EMPTY_MAX) {
+		snprintf(msg, sizeof(msg), "vCPU %u: dirty ring full, but nothing in it to harvest",
+			 vcpu->id);
+		vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
+		return false;
+	}
+	return true;
+}
+
 static void vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
 	struct kvm_run *run = vcpu->run;
+	unsigned int ring_empty = 0;
 	char msg[160];
 
 	while (!atomic_load(&vm->stop)) {
@@ -145,6 +186,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 			break;
 		case KVM_EXIT_INTR:
 		case KVM_EXIT_DEBUG:
+			break;
+		case KVM_EXIT_DIRTY_RING_FULL:
+			if (!handle_ring_full(vcpu, &ring_empty))
+				return;
 			break;
 		default:
 			snprintf(msg, sizeof(msg), "vCPU %u: unexpected KVM exit %u", vcpu->id,

@@ -570,7 +570,7 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	if (o->with_storage && (r = mig_disks_find(vm, &m.disks, err, errlen)))
 		return r;
 	if (!(m.todo = calloc(m.nwords + 1, 8)) ||
-	    (r = dirty_init(&m.dirty, vm->vm_fd, &vm->mem)) ||
+	    (r = dirty_init(&m.dirty, vm->vm_fd, &vm->mem, &vm->dirty_rings)) ||
 	    (r = mig_tx_init(&m.tx, -1, o->with_storage, o->max_bandwidth))) {
 		r = failf(&m, -ENOMEM, "out of memory");
 		goto out;

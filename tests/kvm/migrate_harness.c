@@ -18,8 +18,25 @@
  *   dirty-force, dirty-giveup
  *               dirtier guest over a 16 MiB/s link: stops anyway (and
  *               says so) / gives up with the source running
+ *   dirty-burst dirtier rewriting 32 MiB (twice what a default dirty ring
+ *               holds) at full speed, 300 ms between syncs, 1 s downtime
+ *               target: converges without being forced, RAM equal; on the
+ *               ring path (rings smaller than 8192 entries) the vCPU
+ *               thread handled KVM_EXIT_DIRTY_RING_FULL on the way
  *   storage     blkcount guest, --with-storage: the target's image equals
- *               the source's when the target starts */
+ *               the source's when the target starts
+ *   ring-overflow
+ *               dirty-burst on the ring path of a host whose KVM writes
+ *               past the end of a full ring (PVM, see src/mem/dirty.c;
+ *               CVISOR_DIRTY=ring:256 makes it happen at once): the
+ *               overflow is caught and the migration fails saying so,
+ *               instead of completing with pages lost
+ *   dirty-mode  prints "ring" or "bitmap": the path a VM gets here
+ *
+ * The dirty tracking path follows CVISOR_DIRTY (src/mem/dirty.c). With
+ * CVISOR_DIRTY=ring... or bitmap set, every case also checks that the
+ * source and the target got that path, and on the ring path that pages
+ * of a running guest really came out of the rings. */
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -160,6 +177,24 @@ static void *proxy(void *arg)
 	close(s);
 	close(t);
 	return NULL;
+}
+
+/* ---- the dirty tracking path ---- */
+
+/* 'r' when CVISOR_DIRTY asks for the ring, 'b' for the bitmap, 0 auto. */
+static char dirty_want(void)
+{
+	const char *e = getenv("CVISOR_DIRTY");
+
+	return !e ? 0 : !strncmp(e, "ring", 4) ? 'r' : !strcmp(e, "bitmap") ? 'b' : 0;
+}
+
+/* The VM got the path CVISOR_DIRTY asked for. */
+static int dirty_path_ok(const struct vm *vm)
+{
+	char w = dirty_want();
+
+	return !(w == 'r' && !vm->dirty_rings.entries) && !(w == 'b' && vm->dirty_rings.entries);
 }
 
 /* ---- VMs ---- */
@@ -423,6 +458,7 @@ static int fail(const char *fmt, ...)
 
 static struct migrate_progress last;
 static bool cut_after_round0;
+static unsigned int round_sleep_ms; /* a slow migration thread: syncs far apart */
 
 static void on_progress(void *ctx, const struct migrate_progress *p)
 {
@@ -432,9 +468,56 @@ static void on_progress(void *ctx, const struct migrate_progress *p)
 	last = *p;
 	if (p->event == MIGRATE_EV_ROUND && p->round >= 2 && cut_after_round0)
 		px.cut_now = true;
+	if (p->event == MIGRATE_EV_ROUND && round_sleep_ms)
+		sleep_ms(round_sleep_ms);
 	if (p->event != MIGRATE_EV_TICK && getenv("HARNESS_VERBOSE") &&
 	    !migrate_progress_json(p, line, sizeof(line)))
 		fprintf(stderr, "%s\n", line);
+}
+
+/* The source's dirty tracking path and what its rings saw. */
+static const char *dirty_desc(struct vm *vm)
+{
+	static char b[128];
+	const struct dirty_rings *r = &vm->dirty_rings;
+
+	if (!r->entries)
+		return "bitmap";
+	snprintf(b, sizeof(b), "ring of %u: %llu entries harvested, %llu ring-full exits",
+		 r->entries, (unsigned long long)atomic_load(&r->harvested),
+		 (unsigned long long)atomic_load(&r->full_exits));
+	return b;
+}
+
+/* ring-overflow, on a host whose KVM overflows dirty rings (PVM): the
+ * dirty-burst migration on the ring path must fail, saying so, rather
+ * than complete with pages lost; the source runs on, or has stopped
+ * saying its vCPU cannot run again. */
+static int ring_overflow_seen(struct guest *s, int r, const char *err)
+{
+	struct dirty_rings *d = &s->vm->dirty_rings;
+	int stop = atomic_load(&s->vm->stop);
+
+	if (!d->entries)
+		return fail("needs the ring path (CVISOR_DIRTY=ring)");
+	if (!r)
+		return fail("the migration completed (RAM %s; %s): this host's KVM did not "
+			    "overflow the ring, so the bitmap default here may be reconsidered",
+			    tg.ram_cmp ? "DIFFERS: pages were lost" : "equal", dirty_desc(s->vm));
+	/* Caught by a sync, or first by the vCPU thread (then the guest
+	 * stopped, and the migration with it). */
+	if (!d->broken ||
+	    (!strstr(err, strerror(ENOBUFS)) && !strstr(s->vm->stop_msg, "overflowed")))
+		return fail("failed, but not for the overflow: %s (vCPU: %s)", err,
+			    s->vm->stop_msg);
+	if (stop && !strstr(s->vm->stop_msg, "overflowed"))
+		return fail("the source stopped for another reason: %s", s->vm->stop_msg);
+	if (!tg.rc && tg.t.vm)
+		return fail("the target has a VM after a failure");
+	printf("PASS %s: source: \"%s\"; source guest %s; %s\n", tcase, err,
+	       stop ? s->vm->stop_msg : "runs on", dirty_desc(s->vm));
+	end_vm(s->vm);
+	return 0;
 }
 
 /* The source must run on after a failed migration. */
@@ -453,12 +536,15 @@ static int source_runs_on(struct guest *s)
 
 static int run_case(void)
 {
-	bool is_dirty = !strncmp(tcase, "dirty-", 6) || !strcmp(tcase, "cut-later");
+	bool is_dirty = !strncmp(tcase, "dirty-", 6) || !strcmp(tcase, "cut-later") ||
+			!strcmp(tcase, "ring-overflow");
+	bool overflow = !strcmp(tcase, "ring-overflow");
+	bool burst = !strcmp(tcase, "dirty-burst") || overflow;
 	bool storage = !strcmp(tcase, "storage");
 	bool bench = !strncmp(tcase, "bench-", 6), fill = !strcmp(tcase, "bench-fill");
 	bool expect_ok = !strcmp(tcase, "basic") || !strcmp(tcase, "paused") ||
 			 !strcmp(tcase, "restored") || !strcmp(tcase, "dirty-force") || storage ||
-			 bench;
+			 bench || (burst && !overflow);
 	struct migrate_opts o;
 	struct guest s = { 0 };
 	char dest[32], err[512], disk[128] = "", sdir[128] = "";
@@ -498,6 +584,9 @@ static int run_case(void)
 			return fail("cannot restore the source from a snapshot");
 		serve(s.vm, 300);
 	}
+	if (!dirty_path_ok(s.vm))
+		return fail("CVISOR_DIRTY=%s, but the source VM has %u ring entries",
+			    getenv("CVISOR_DIRTY"), s.vm->dirty_rings.entries);
 	px.lfd = listen_any(&px.port_in);
 	px.port_out = tport;
 	if (!strcmp(tcase, "cut-hello"))
@@ -523,7 +612,12 @@ static int run_case(void)
 	o.with_storage = storage;
 	o.pump = pump;
 	o.pump_ctx = s.vm;
-	if (is_dirty) {
+	if (burst) {
+		/* The dirtier rewrites its 8192 pages about 8 times a second:
+		 * 300 ms between syncs overflows a 4096-entry ring several times. */
+		o.downtime_ms = 1000;
+		round_sleep_ms = 300;
+	} else if (is_dirty) {
 		o.max_bandwidth = 16 << 20;
 		o.max_rounds = 4;
 		o.force = !strcmp(tcase, "dirty-force");
@@ -564,6 +658,8 @@ static int run_case(void)
 		pthread_cancel(pth);
 	pthread_join(pth, NULL);
 	close(px.lfd);
+	if (overflow)
+		return ring_overflow_seen(&s, r, err);
 	if (!expect_ok) {
 		if (!r)
 			return fail("the migration succeeded");
@@ -571,13 +667,14 @@ static int run_case(void)
 			return fail("the target has a VM after a failure");
 		if (source_runs_on(&s))
 			return 1;
-		printf("PASS %s: source: \"%s\"; target: \"%s\"\n", tcase, err,
-		       tg.rc ? tg.err : "(none)");
+		printf("PASS %s: source: \"%s\"; target: \"%s\"; %s\n", tcase, err,
+		       tg.rc ? tg.err : "(none)", dirty_desc(s.vm));
 		end_vm(s.vm);
 		return 0;
 	}
 	if (r)
-		return fail("migrate_send: %s (target: %s)", err, tg.rc ? tg.err : "ok");
+		return fail("migrate_send: %s (target: %s; source stop %d: %s)", err,
+			    tg.rc ? tg.err : "ok", atomic_load(&s.vm->stop), s.vm->stop_msg);
 	if (tg.rc)
 		return fail("migrate_receive: %s", tg.err);
 	if (!vm_paused(s.vm))
@@ -597,6 +694,16 @@ static int run_case(void)
 	}
 	if (tg.ram_cmp)
 		return fail("the target's RAM differs from the source's at the switch-over");
+	if (!dirty_path_ok(tg.t.vm))
+		return fail("CVISOR_DIRTY=%s, but the target VM has %u ring entries",
+			    getenv("CVISOR_DIRTY"), tg.t.vm->dirty_rings.entries);
+	/* The dirtier writes all along: on the ring path the pages it wrote
+	 * came from there (the counter may not write in a short migration). */
+	if (s.vm->dirty_rings.entries && is_dirty && !atomic_load(&s.vm->dirty_rings.harvested))
+		return fail("the ring path harvested nothing from the dirtier");
+	if (burst && s.vm->dirty_rings.entries && s.vm->dirty_rings.entries < 8192 &&
+	    !atomic_load(&s.vm->dirty_rings.full_exits))
+		return fail("no KVM_EXIT_DIRTY_RING_FULL, dirtying twice a ring between syncs");
 	if (storage && tg.disk_cmp != 0)
 		return fail("the target's image differs from the source's (%d)", tg.disk_cmp);
 	if (count_of(tg.t.vm) < count0)
@@ -606,19 +713,33 @@ static int run_case(void)
 	if (!bench && count_of(tg.t.vm) <= count0)
 		return fail("the target does not count on (%llu)",
 			    (unsigned long long)count_of(tg.t.vm));
-	if (is_dirty && !last.forced)
+	if (is_dirty && !burst && !last.forced)
 		return fail("not reported as forced");
+	if (burst && last.forced)
+		return fail("forced: it did not converge");
 	printf("PASS %s: count %llu -> %llu; %.1f ms total, downtime %.3f ms, %u rounds, "
-	       "%llu bytes, %.2f Gbit/s%s\n",
+	       "%llu bytes, %.2f Gbit/s; %s%s\n",
 	       tcase, (unsigned long long)count0, (unsigned long long)count_of(tg.t.vm),
 	       (double)last.elapsed_ns / 1e6, (double)last.downtime_us / 1e3, last.round + 1,
-	       (unsigned long long)last.bytes, (double)last.throughput * 8 / 1e9,
+	       (unsigned long long)last.bytes, (double)last.throughput * 8 / 1e9, dirty_desc(s.vm),
 	       last.forced ? " (forced)"
 	       : tg.src_vm ? " (the downtime includes this harness's RAM compare)"
 			   : "");
 	end_vm(tg.t.vm);
 	migrate_target_free(&tg.t);
 	end_vm(s.vm);
+	return 0;
+}
+
+/* Which path a VM gets on this host with this environment. */
+static int dirty_mode(void)
+{
+	struct guest g = { 0 };
+
+	if (start_source(&g, "counter", 16ULL << 20, "", NULL))
+		return fail("cannot start a VM");
+	printf("%s\n", g.vm->dirty_rings.entries ? "ring" : "bitmap");
+	end_vm(g.vm);
 	return 0;
 }
 
@@ -636,7 +757,7 @@ int main(int argc, char **argv)
 		guest_dir = argv[2];
 	if (!mkdtemp(workdir))
 		return 2;
-	r = run_case();
+	r = strcmp(tcase, "dirty-mode") ? run_case() : dirty_mode();
 	if (!getenv("HARNESS_KEEP")) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
 		if (system(cmd))
