@@ -17,6 +17,8 @@ trap 'exit 130' INT TERM
 
 t_pass() { T_PASS=$((T_PASS + 1)); echo "PASS $1"; }
 t_fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL $1: $2"; }
+# t_skip NAME WHY: a case this host cannot run, counted neither way.
+t_skip() { echo "SKIP $1: $2"; }
 
 # t_run TIMEOUT CMD... : run with stdin from /dev/null; sets T_OUT, T_ERR, T_RC.
 t_run() {
@@ -43,7 +45,37 @@ t_expect_err() {
 	fi
 }
 
+# t_expect_out NAME REGEX...: the last t_run exited 0 and each REGEX matches
+# a line of its stdout.
+t_expect_out() {
+	local name=$1 re bad=$T_RC
+	shift
+	for re in "$@"; do
+		printf '%s\n' "$T_OUT" | grep -Eq -- "$re" || bad=1
+	done
+	if [ "$bad" = 0 ]; then
+		t_pass "$name"
+	else
+		t_fail "$name" "exit $T_RC: $T_OUT"
+	fi
+}
+
 t_summary() {
 	echo "$1: $T_PASS passed, $T_FAIL failed"
 	[ "$T_FAIL" = 0 ]
+}
+
+# End SUITE before its first case: t_abort SUITE WHY when something the
+# build makes is missing (status 1), t_skip_suite SUITE WHY when the host
+# lacks what the suite needs (status 77).
+t_abort() {
+	t_fail setup "$2"
+	t_summary "$1"
+	exit 1
+}
+
+t_skip_suite() {
+	echo "SKIP $1: $2"
+	t_summary "$1"
+	exit 77
 }

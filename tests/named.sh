@@ -1,32 +1,88 @@
 # tests/named.sh - helpers for suites that drive named, detached guests of
-# the tiny test kernels (source it after tests/lib.sh; needs GUESTS and
-# CVISOR_RUN_DIR set, and pushes monitor pids to T_PIDS for cleanup).
+# the tiny test kernels in $GUESTS (source it after tests/lib.sh; set P,
+# the run's guest name prefix, for cleanup). The guests run in a private
+# $CVISOR_RUN_DIR; monitor pids go to T_PIDS, and sourcing this makes
+# named_cleanup the EXIT trap.
+GUESTS=${BUILD:-build}/tests/kvm
+export CVISOR_RUN_DIR=$T_TMP/run
+
+# named_cleanup: every guest with a socket in $CVISOR_RUN_DIR is told to
+# end, what is left is killed (t_cleanup), and the cgroups of this run's
+# guests (named $P...) are removed.
+named_cleanup() {
+	local s
+	for s in "$CVISOR_RUN_DIR"/*.sock; do
+		[ -e "$s" ] && timeout 5 "$CVISOR" kill "$(basename "$s" .sock)" >/dev/null 2>&1
+	done
+	t_cleanup
+	[ -n "${P:-}" ] || return 0
+	for s in /sys/fs/cgroup/cvisor/"$P"* /sys/fs/cgroup/*/cvisor/"$P"* \
+		/sys/fs/cgroup/*/*/*/cvisor/"$P"*; do
+		[ -d "$s" ] && rmdir "$s" 2>/dev/null
+	done
+}
+trap named_cleanup EXIT
+
+# need_kvm SUITE: ends the suite unless $CVISOR is built and /dev/kvm usable.
+need_kvm() {
+	[ -x "$CVISOR" ] || t_abort "$1" "$CVISOR not found (run make)"
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		t_skip_suite "$1" "/dev/kvm is not accessible"
+	fi
+}
+
+# need_guests SUITE GUEST...: ends the suite unless the tiny guests are built.
+need_guests() {
+	local suite=$1 g
+	shift
+	for g in "$@"; do
+		[ -f "$GUESTS/$g.elf" ] || t_abort "$suite" "$GUESTS/$g.elf missing (run make tiny)"
+	done
+}
 
 pid_of() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
 
+# track NAME: the guest's monitor goes to T_PIDS (if it still runs).
 track() {
 	local p
 	p=$(pid_of "$1")
-	[ -n "$p" ] && T_PIDS+=("$p")
+	[ -z "$p" ] || T_PIDS+=("$p")
+}
+
+# started WHAT NAME: the last t_run started guest NAME, detached: track it;
+# or "FAIL WHAT NAME" and status 1.
+started() {
+	if [ "$T_RC" != 0 ]; then
+		t_fail "$1 $2" "exit $T_RC: $T_ERR"
+		return 1
+	fi
+	track "$2"
+}
+
+# run_d WHAT NAME [run args...]: cvisor run -d --name NAME, then started.
+run_d() {
+	local what=$1 name=$2
+	shift 2
+	t_run 10 "$CVISOR" run -d --name "$name" "$@"
+	started "$what" "$name"
 }
 
 # start NAME GUEST [run args...]: a detached guest.
 start() {
 	local name=$1 guest=$2
 	shift 2
-	t_run 10 "$CVISOR" run -d --name "$name" --kernel "$GUESTS/$guest.elf" "$@"
-	if [ "$T_RC" != 0 ]; then
-		t_fail "start $name" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	track "$name"
+	run_d start "$name" --kernel "$GUESTS/$guest.elf" "$@"
 }
 
-# gone NAME: within 10 s the socket and the lock are gone.
+# gone NAME [PID]: within 10 s the socket and the lock are gone (and the
+# process PID has ended).
 gone() {
 	local i
 	for i in $(seq 100); do
-		[ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] && return 0
+		if [ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] &&
+			{ [ -z "$2" ] || ! kill -0 "$2" 2>/dev/null; }; then
+			return 0
+		fi
 		sleep 0.1
 	done
 	return 1

@@ -24,8 +24,6 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh
 
-GUESTS=${BUILD:-build}/tests/kvm
-export CVISOR_RUN_DIR=$T_TMP/run
 P=mg$$- # guest name prefix
 NS_SRC=cvm-src$$
 NS_DST=cvm-dst$$
@@ -33,34 +31,19 @@ MAGIC=8247338268279133763 # the counter's "CVCountr" at 0x5008
 PORT=$((20000 + $$ % 20000))
 
 cleanup() {
-	local s n
-	for s in "$CVISOR_RUN_DIR"/*.sock; do
-		[ -e "$s" ] || continue
-		n=$(basename "$s" .sock)
-		timeout 5 "$CVISOR" kill "$n" >/dev/null 2>&1
-	done
-	t_cleanup
+	named_cleanup
 	ip netns del "$NS_SRC" 2>/dev/null
 	ip netns del "$NS_DST" 2>/dev/null
-	for s in /sys/fs/cgroup/cvisor/"$P"* /sys/fs/cgroup/*/cvisor/"$P"*; do
-		[ -d "$s" ] && rmdir "$s" 2>/dev/null
-	done
 }
 trap cleanup EXIT
 
-skip() { echo "SKIP $1: $2"; }
 next_port() { PORT=$((PORT + 1)); }
 
 # incoming NAME ADDR [args...]: a detached target listening on ADDR.
 incoming() {
 	local name=$1 addr=$2
 	shift 2
-	t_run 10 "$CVISOR" run -d --name "$name" --incoming "$addr" "$@"
-	if [ "$T_RC" != 0 ]; then
-		t_fail "incoming $name" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	track "$name"
+	run_d incoming "$name" --incoming "$addr" "$@"
 }
 
 memsum() {
@@ -108,29 +91,12 @@ migrated() {
 	t_pass "$what: count $last -> $first"
 }
 
-if [ ! -x "$CVISOR" ]; then
-	t_fail setup "$CVISOR not found (run make)"
-	t_summary migrate
-	exit 1
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP migrate: /dev/kvm is not accessible"
-	t_summary migrate
-	exit 77
-fi
+need_kvm migrate
 # Until the CLI is wired (cvisor migrate, run --incoming), say so and skip.
 if ! "$CVISOR" migrate 2>&1 | grep -q "usage: cvisor migrate"; then
-	echo "SKIP migrate: this cvisor has no migrate command yet"
-	t_summary migrate
-	exit 77
+	t_skip_suite migrate "this cvisor has no migrate command yet"
 fi
-for g in counter dirtier blkcount; do
-	if [ ! -f "$GUESTS/$g.elf" ]; then
-		t_fail setup "$GUESTS/$g.elf missing (run make tiny)"
-		t_summary migrate
-		exit 1
-	fi
-done
+need_guests migrate counter dirtier blkcount
 
 # ---- loopback, running guest, the target verifying a RAM checksum ----
 A=${P}a A2=${P}a2
@@ -235,7 +201,7 @@ if ip netns add "$NS_SRC" 2>/dev/null && ip netns add "$NS_DST" 2>/dev/null &&
 	fi
 	timeout 10 "$CVISOR" kill "$N2" >/dev/null 2>&1
 else
-	skip "network namespaces" "cannot create namespaces or a veth pair (not root?)"
+	t_skip "network namespaces" "cannot create namespaces or a veth pair (not root?)"
 fi
 
 # ---- a guest dirtying memory faster than a throttled link ----
@@ -394,19 +360,25 @@ fi
 # counts only through its virtio-blk device, whose kicks the monitor's event
 # loop serves. Read-only requests are answered meanwhile, and requests that
 # would change the guest are refused with one line.
+# slow_migrate NAME OUT: migrate NAME and its disk at 4 MiB/s to $PORT in
+# the background (--json output in OUT.out, errors in OUT.err, the pid in
+# mpid) and wait up to 10 s until it sends the disk.
+slow_migrate() {
+	"$CVISOR" migrate "$1" "127.0.0.1:$PORT" --with-storage --max-bandwidth 4M --json \
+		>"$2.out" 2>"$2.err" &
+	mpid=$!
+	for _ in $(seq 100); do
+		grep -q '"phase":"disks"' "$2.out" && break
+		sleep 0.1
+	done
+}
 L=${P}l L2=${P}l2
 next_port
 mkdir -p "$T_TMP/dstl"
 head -c 24M /dev/urandom >"$T_TMP/l.img"
 if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &&
 	incoming "$L2" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl"; then
-	"$CVISOR" migrate "$L" "127.0.0.1:$PORT" --with-storage --max-bandwidth 4M --json \
-		>"$T_TMP/l.out" 2>"$T_TMP/l.err" &
-	mpid=$!
-	for _ in $(seq 100); do
-		grep -q '"phase":"disks"' "$T_TMP/l.out" && break
-		sleep 0.1
-	done
+	slow_migrate "$L" "$T_TMP/l"
 	c=$(last_count "$L")
 	if wait_count "$L" $((c + 3)) && kill -0 "$mpid" 2>/dev/null; then
 		t_pass "the guest's disk I/O goes on during the migration (count $c -> $(last_count "$L"))"
@@ -450,13 +422,7 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	next_port
 	mkdir -p "$T_TMP/dstl3"
 	if incoming "$L3" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl3"; then
-		"$CVISOR" migrate "$L2" "127.0.0.1:$PORT" --with-storage --max-bandwidth 4M --json \
-			>"$T_TMP/l3.out" 2>"$T_TMP/l3.err" &
-		mpid=$!
-		for _ in $(seq 100); do
-			grep -q '"phase":"disks"' "$T_TMP/l3.out" && break
-			sleep 0.1
-		done
+		slow_migrate "$L2" "$T_TMP/l3"
 		t_run 3 "$CVISOR" kill "$L2"
 		wait "$mpid"
 		rc=$?

@@ -17,40 +17,17 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh
 
-GUESTS=${BUILD:-build}/tests/kvm
 DATA=tests/data/snapshot-v1
-export CVISOR_RUN_DIR=$T_TMP/run
 P=sn$$- # guest name prefix
 S=$T_TMP/snap
 mkdir -p "$S"
 # The counter's magic at 0x5008: "CVCountr" as a little-endian u64.
 MAGIC=8247338268279133763
 
-cleanup() {
-	local s n
-	for s in "$CVISOR_RUN_DIR"/*.sock; do
-		[ -e "$s" ] || continue
-		n=$(basename "$s" .sock)
-		timeout 5 "$CVISOR" kill "$n" >/dev/null 2>&1
-	done
-	t_cleanup
-	for s in /sys/fs/cgroup/*/cvisor/"$P"* /sys/fs/cgroup/*/*/*/cvisor/"$P"* \
-		/sys/fs/cgroup/cvisor/"$P"*; do
-		[ -d "$s" ] && rmdir "$s" 2>/dev/null
-	done
-}
-trap cleanup EXIT
-
-skip() { echo "SKIP $1: $2"; }
-
 # restore NAME FILE: restore detached under NAME.
 restore() {
 	t_run 20 "$CVISOR" restore "$2" --name "$1" -d
-	if [ "$T_RC" != 0 ]; then
-		t_fail "restore $1" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	track "$1"
+	started restore "$1"
 }
 
 # continues NAME LAST WHAT: the restored guest NAME counts on from LAST:
@@ -79,23 +56,8 @@ continues() {
 	fi
 }
 
-if [ ! -x "$CVISOR" ]; then
-	t_fail setup "$CVISOR not found (run make)"
-	t_summary snapshot
-	exit 1
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP snapshot: /dev/kvm is not accessible"
-	t_summary snapshot
-	exit 77
-fi
-for g in counter blkcount smp; do
-	if [ ! -f "$GUESTS/$g.elf" ]; then
-		t_fail setup "$GUESTS/$g.elf missing (run make tiny)"
-		t_summary snapshot
-		exit 1
-	fi
-done
+need_kvm snapshot
+need_guests snapshot counter blkcount smp
 
 # ---- save ends the guest; restore continues it ----
 A=${P}a
@@ -270,7 +232,7 @@ if [ -s "$DATA/counter" ] && [ -s "$DATA/counter.mem" ]; then
 	V=${P}v1
 	t_run 20 "$CVISOR" restore "$DATA/counter" --name "$V" -d
 	if [ "$T_RC" = 2 ] && grep -q "CPU" <<<"$T_ERR"; then
-		skip "snapshot-v1" "this host's CPU differs from the one that wrote it: $T_ERR"
+		t_skip "snapshot-v1" "this host's CPU differs from the one that wrote it: $T_ERR"
 	elif [ "$T_RC" = 0 ]; then
 		track "$V"
 		continues "$V" "$(cat "$DATA/last-count")" "snapshot format v1 (tests/data) restores"

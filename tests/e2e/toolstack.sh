@@ -10,59 +10,15 @@
 # SKIP when cgroups are unavailable or the host is too busy to tell.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
+. tests/named.sh
 
-GUESTS=${BUILD:-build}/tests/kvm
-export CVISOR_RUN_DIR=$T_TMP/run
 P=ts$$- # guest name prefix
 
-cleanup() {
-	local s n
-	for s in "$CVISOR_RUN_DIR"/*.sock; do
-		[ -e "$s" ] || continue
-		n=$(basename "$s" .sock)
-		timeout 5 "$CVISOR" kill "$n" >/dev/null 2>&1
-	done
-	t_cleanup
-	for s in /sys/fs/cgroup/*/cvisor/"$P"* /sys/fs/cgroup/*/*/*/cvisor/"$P"* \
-		/sys/fs/cgroup/cvisor/"$P"*; do
-		[ -d "$s" ] && rmdir "$s" 2>/dev/null
-	done
+# show_out WHAT: the last t_run's output, for the log.
+show_out() {
+	echo "INFO $1:"
+	printf '%s\n' "$T_OUT" | sed 's/^/    /'
 }
-trap cleanup EXIT
-
-skip() { echo "SKIP $1: $2"; }
-
-pid_of() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
-
-# start NAME GUEST [run args...]: a detached guest; its pid goes to T_PIDS.
-start() {
-	local name=$1 guest=$2 p
-	shift 2
-	t_run 10 "$CVISOR" run -d --name "$name" --kernel "$GUESTS/$guest.elf" "$@"
-	if [ "$T_RC" != 0 ]; then
-		t_fail "start $name" "exit $T_RC: $T_ERR"
-		return 1
-	fi
-	p=$(pid_of "$name")
-	[ -n "$p" ] && T_PIDS+=("$p")
-	return 0
-}
-
-# gone NAME PID: within 10 s the socket, the lock and the process are gone.
-gone() {
-	local i
-	for i in $(seq 100); do
-		if [ ! -e "$CVISOR_RUN_DIR/$1.sock" ] && [ ! -e "$CVISOR_RUN_DIR/$1.lock" ] &&
-			! kill -0 "$2" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
-# The last "count N" a counter guest logged.
-last_count() { sed -n 's/^count \([0-9]*\).*/\1/p' "$CVISOR_RUN_DIR/$1.log" | tail -n 1; }
 
 # wait_log NAME REGEX: up to 10 s for the guest's log to match.
 wait_log() {
@@ -74,23 +30,8 @@ wait_log() {
 	return 1
 }
 
-if [ ! -x "$CVISOR" ]; then
-	t_fail setup "$CVISOR not found (run make)"
-	t_summary toolstack
-	exit 1
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP toolstack: /dev/kvm is not accessible"
-	t_summary toolstack
-	exit 77
-fi
-for g in counter powerbtn burn echo; do
-	if [ ! -f "$GUESTS/$g.elf" ]; then
-		t_fail setup "$GUESTS/$g.elf missing (run make tiny)"
-		t_summary toolstack
-		exit 1
-	fi
-done
+need_kvm toolstack
+need_guests toolstack counter powerbtn burn echo
 
 A=${P}a B=${P}b
 
@@ -113,32 +54,19 @@ fi
 # ---- two guests at once ----
 start "$A" counter --cmdline spin=5000 && start "$B" counter
 t_run 10 "$CVISOR" ls
-if [ "$T_RC" = 0 ] && printf '%s\n' "$T_OUT" | grep -Eq "^$A +[0-9]+ running +1 +256M " &&
-	printf '%s\n' "$T_OUT" | grep -Eq "^$B +[0-9]+ running "; then
-	t_pass "ls shows two guests"
-else
-	t_fail "ls shows two guests" "exit $T_RC: $T_OUT"
-fi
-echo "INFO ls:"
-printf '%s\n' "$T_OUT" | sed 's/^/    /'
+t_expect_out "ls shows two guests" "^$A +[0-9]+ running +1 +256M " "^$B +[0-9]+ running "
+show_out ls
 t_run 10 "$CVISOR" ls --json
-if [ "$T_RC" = 0 ] && grep -q "\"name\":\"$A\",\"pid\":[0-9]*,\"state\":\"running\",\"vcpus\":1,\"memory\":268435456" "$T_TMP/out" &&
-	grep -q "\"name\":\"$B\"" "$T_TMP/out"; then
-	t_pass "ls --json"
-else
-	t_fail "ls --json" "exit $T_RC: $T_OUT"
-fi
+t_expect_out "ls --json" \
+	"\"name\":\"$A\",\"pid\":[0-9]*,\"state\":\"running\",\"vcpus\":1,\"memory\":268435456" \
+	"\"name\":\"$B\""
 
 t_run 10 "$CVISOR" run -d --name "$A" --kernel "$GUESTS/counter.elf"
 t_expect_err "duplicate name (-d)" 2 "guest $A is already running"
 t_run 10 "$CVISOR" run --name "$A" --kernel "$GUESTS/counter.elf"
 t_expect_err "duplicate name" 2 "guest $A is already running"
 t_run 10 "$CVISOR" info "$A"
-if [ "$T_RC" = 0 ] && printf '%s\n' "$T_OUT" | grep -q '^state *running$'; then
-	t_pass "the first guest survives a duplicate"
-else
-	t_fail "the first guest survives a duplicate" "exit $T_RC: $T_OUT"
-fi
+t_expect_out "the first guest survives a duplicate" '^state *running$'
 
 # ---- protocol errors ----
 t_run 10 "$CVISOR" ctl "$A" '{"cmd":'
@@ -254,21 +182,11 @@ t_run 10 "$CVISOR" balloon "$A" 128M
 t_expect_err "balloon without a device" 1 "guest $A has no balloon device"
 
 t_run 20 "$CVISOR" top --once
-if [ "$T_RC" = 0 ] && printf '%s\n' "$T_OUT" | grep -Eq "^$A +running +[0-9.]+ +[0-9]+ " &&
-	printf '%s\n' "$T_OUT" | grep -Eq "^$B +running "; then
-	t_pass "top --once shows both guests"
-else
-	t_fail "top --once shows both guests" "exit $T_RC: $T_OUT"
-fi
-echo "INFO top --once:"
-printf '%s\n' "$T_OUT" | sed 's/^/    /'
+t_expect_out "top --once shows both guests" "^$A +running +[0-9.]+ +[0-9]+ " "^$B +running "
+show_out "top --once"
 t_run 20 "$CVISOR" top --once --json
-if [ "$T_RC" = 0 ] && grep -q "\"name\":\"$A\",\"state\":\"running\",\"cpu_percent\":" "$T_TMP/out" &&
-	grep -q "\"name\":\"$B\"" "$T_TMP/out"; then
-	t_pass "top --once --json"
-else
-	t_fail "top --once --json" "exit $T_RC: $T_OUT"
-fi
+t_expect_out "top --once --json" "\"name\":\"$A\",\"state\":\"running\",\"cpu_percent\":" \
+	"\"name\":\"$B\""
 
 # ---- kill, stop ----
 bpid=$(pid_of "$B")
@@ -387,7 +305,7 @@ if start "$G" counter --cpu-weight 200 --memory-limit 512M --cpu-affinity 0; the
 	[ "$aff" = 0 ] && t_pass "--cpu-affinity at start" ||
 		t_fail "--cpu-affinity at start" "vCPU 0 affinity '$aff'"
 	if grep -q 'cgroups unavailable' "$T_TMP/err" || [ -z "$cg" ]; then
-		skip "cgroup limits" "cgroups unavailable: $(cat "$T_TMP/err")"
+		t_skip "cgroup limits" "cgroups unavailable: $(cat "$T_TMP/err")"
 	else
 		gpid=$(pid_of "$G")
 		mem=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$gpid/cgroup")
@@ -422,7 +340,7 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 	start "${P}free" burn; then
 	if grep -q 'cgroups unavailable' "$T_TMP/err" ||
 		[ -z "$("$CVISOR" info "${P}cap" --json | grep '"cgroup":"/')" ]; then
-		skip "cpu cap" "cgroups unavailable"
+		t_skip "cpu cap" "cgroups unavailable"
 	else
 		cp=$(pid_of "${P}cap") c5p=$(pid_of "${P}cap5") fp=$(pid_of "${P}free")
 		hz=$(getconf CLK_TCK)
@@ -438,7 +356,7 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 		if [ "$capped" -gt 65 ]; then
 			t_fail "--cpu-cap 50" "the capped guest used ${capped}% of a CPU"
 		elif [ "$free" -lt 70 ]; then
-			skip "--cpu-cap 50" "host too busy to tell: the uncapped guest got only ${free}% (capped ${capped}%)"
+			t_skip "--cpu-cap 50" "host too busy to tell: the uncapped guest got only ${free}% (capped ${capped}%)"
 		elif [ "$capped" -lt 35 ]; then
 			t_fail "--cpu-cap 50" "the capped guest got only ${capped}% of a CPU"
 		else
@@ -447,7 +365,7 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 		if [ "$cap5" -gt 8 ]; then
 			t_fail "--cpu-cap 5" "the capped guest used ${cap5}% of a CPU"
 		elif [ "$free" -lt 12 ]; then
-			skip "--cpu-cap 5" "host too busy to tell: the uncapped guest got only ${free}%"
+			t_skip "--cpu-cap 5" "host too busy to tell: the uncapped guest got only ${free}%"
 		else
 			t_pass "--cpu-cap 5 holds a spinning guest to ${cap5}% (uncapped: ${free}%)"
 		fi

@@ -18,53 +18,20 @@
 #include <sys/mman.h>
 
 #include "cvisor/virtio_balloon.h"
+#include "fuzz_virtio.h"
 
 #define RAM_SIZE (64u << 10)
-#define HDR 8
 #define MAX_OPS 64
 
 static uint8_t *ram;
 
-static void signal_none(struct virtio_dev *d, uint16_t vector, uint8_t isr)
-{
-	(void)d;
-	(void)vector;
-	(void)isr;
-}
-
-static void set_status(struct virtio_dev *d, uint8_t s)
-{
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, s);
-	pthread_mutex_unlock(&d->lock);
-}
-
 static void start(struct virtio_dev *d, const uint8_t *h)
 {
-	uint64_t f = (1ULL << VIRTIO_F_VERSION_1);
+	uint64_t f = 0;
 
 	f |= (h[0] & 1) ? 1ULL << VIRTIO_BALLOON_F_STATS_VQ : 0;
 	f |= (h[0] & 2) ? 1ULL << VIRTIO_BALLOON_F_PAGE_REPORTING : 0;
-	f |= (h[0] & 4) ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0;
-	f |= (h[0] & 8) ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0;
-	d->transport.signal = signal_none;
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned int i = 0; i < 4; i++) {
-		struct virtq *q = &d->vqs[i];
-
-		q->size = (uint16_t)(1u << (h[1 + i] & 15));
-		/* Compact (seeds stay small); large sizes overlap, as a
-		 * hostile driver may. */
-		q->desc_gpa = 0x100u * i;
-		q->avail_gpa = 0x400u + 0x40u * i;
-		q->used_gpa = 0x600u + 0x100u * i;
-		q->ready = true;
-	}
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-			      VIRTIO_STATUS_DRIVER_OK);
+	fuzz_virtio_start_hdr(d, h, f, 4);
 }
 
 static void roundtrip(struct virtio_dev *d, const struct guest_mem *mem)
@@ -103,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *ops;
 	size_t nops;
 
-	if (size < HDR)
+	if (size < FUZZ_HDR)
 		return 0;
 	if (!ram) {
 		ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
@@ -111,12 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ram == MAP_FAILED)
 			abort();
 	}
-	nops = data[5] % (MAX_OPS + 1);
-	if (nops > size - HDR)
-		nops = size - HDR;
-	ops = data + HDR;
-	memset(ram, 0, RAM_SIZE);
-	memcpy(ram, data + HDR + nops, size - HDR - nops < RAM_SIZE ? size - HDR - nops : RAM_SIZE);
+	nops = fuzz_split(data, size, MAX_OPS, ram, RAM_SIZE);
+	ops = data + FUZZ_HDR;
 	guest_mem_init_buf(&mem, ram, RAM_SIZE);
 	if (virtio_balloon_create(&d, &mem, NULL, 4096))
 		abort();
@@ -137,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (op < 0xe0) {
 			roundtrip(&d, &mem);
 		} else {
-			set_status(&d, 0);
+			fuzz_virtio_set_status(&d, 0);
 			start(&d, data);
 		}
 		if (virtio_balloon_get_stats(&d, &st) ||

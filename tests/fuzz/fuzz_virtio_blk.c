@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cvisor/virtio_blk.h"
+#include "fuzz_virtio.h"
 
 #define RAM_SIZE (64u * 1024)
 #define IMG_SIZE (64u * 1024)
@@ -79,23 +80,11 @@ static void setup(void)
 
 static void drive(struct virtio_dev *d, unsigned int qsize, uint64_t features)
 {
-	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+	const struct fuzz_vq vqs[2] = { fuzz_vq_block(0, (uint16_t)qsize),
+					fuzz_vq_block(1, (uint16_t)qsize) };
 
-	virtio_dev_set_status(d, 0);
-	virtio_dev_set_status(d, st);
-	features &= d->device_features;
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	st |= VIRTIO_STATUS_FEATURES_OK;
-	virtio_dev_set_status(d, st);
-	for (unsigned int q = 0; q < 2; q++) {
-		d->vqs[q].size = (uint16_t)qsize;
-		d->vqs[q].desc_gpa = 0x200 * q;
-		d->vqs[q].avail_gpa = 0x200 * q + 0x100;
-		d->vqs[q].used_gpa = 0x200 * q + 0x140;
-		d->vqs[q].ready = true;
-	}
-	virtio_dev_set_status(d, st | VIRTIO_STATUS_DRIVER_OK);
+	fuzz_virtio_set_status(d, 0);
+	fuzz_virtio_start(d, features & d->device_features, vqs, 2);
 }
 
 static void run(struct virtio_dev *d)
@@ -114,9 +103,7 @@ static void run(struct virtio_dev *d)
 
 static void reset(struct virtio_dev *d)
 {
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, 0);
-	pthread_mutex_unlock(&d->lock);
+	fuzz_virtio_set_status(d, 0);
 	if (virtio_blk_inflight(d))
 		abort();
 }
@@ -170,8 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		features |= 1ULL << VIRTIO_BLK_F_FLUSH;
 	if (data[0] & 32)
 		features |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
-	memset(ram, 0, sizeof(ram));
-	memcpy(ram, data + 2, size - 2 < RAM_SIZE ? size - 2 : RAM_SIZE);
+	fuzz_ram_fill(ram, RAM_SIZE, data + 2, size - 2);
 	virtio_dev_config_read(d, (data[1] >> 3) & 15, cfg, sizeof(cfg));
 	drive(d, qsize, features);
 	if (data[1] & 128) {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cvisor/virtio_net.h"
+#include "fuzz_virtio.h"
 
 #define RAM_SIZE (64u * 1024)
 
@@ -170,20 +171,9 @@ static void load_mutated(struct virtio_dev *d, size_t pos, uint8_t x, bool vnet)
 
 static void start(struct virtio_dev *d, uint64_t features, uint16_t qsize)
 {
-	static const uint64_t rings[2][3] = { { 0x000, 0x100, 0x140 }, { 0x200, 0x300, 0x340 } };
+	const struct fuzz_vq vqs[2] = { fuzz_vq_block(0, qsize), fuzz_vq_block(1, qsize) };
 
-	virtio_dev_set_status(d, 1 | 2);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(d, 1 | 2 | 8);
-	for (int i = 0; i < 2; i++) {
-		d->vqs[i].size = qsize;
-		d->vqs[i].desc_gpa = rings[i][0];
-		d->vqs[i].avail_gpa = rings[i][1];
-		d->vqs[i].used_gpa = rings[i][2];
-		d->vqs[i].ready = true;
-	}
-	virtio_dev_set_status(d, 1 | 2 | 8 | 4);
+	fuzz_virtio_start(d, features, vqs, 2);
 }
 
 static void one_round(struct virtio_dev *d, struct fake *f, unsigned int nframes)
@@ -230,8 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A vnet frame's header is the fuzzer's too (flags, gso_type). */
 	frame_buf[0] = data[2];
 	frame_buf[1] = data[1] & 4 ? 1 : 0;
-	memset(ram, 0, RAM_SIZE);
-	memcpy(ram, data + 3, size - 3 < RAM_SIZE ? size - 3 : RAM_SIZE);
+	fuzz_ram_fill(ram, RAM_SIZE, data + 3, size - 3);
 
 	make(&d, &f, vnet);
 	f.frame_len = 14 + (size_t)(data[2] >> 3) * 128 + (data[2] & 7) * 3;
@@ -239,7 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	virtio_dev_config_read(&d, data[1] >> 3, cfg, sizeof(cfg));
 	one_round(&d, &f, data[2] & 7);
 	if (data[0] & 0x20) {
-		virtio_dev_set_status(&d, 0);
+		fuzz_virtio_set_status(&d, 0);
 		run_loop();
 		start(&d, features, (uint16_t)(2u << (data[1] & 3)));
 	}

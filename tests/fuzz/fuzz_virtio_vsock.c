@@ -27,53 +27,15 @@
 #include <unistd.h>
 
 #include "cvisor/virtio_vsock.h"
+#include "fuzz_virtio.h"
 
 #define RAM_SIZE (128u << 10)
-#define HDR 8
 #define MAX_PROG 64
 #define CLIENTS 4
 
 static uint8_t ram[RAM_SIZE];
 static struct virtio_vsock_config cfg;
 static int service = -1;
-
-static void signal_none(struct virtio_dev *d, uint16_t vector, uint8_t isr)
-{
-	(void)d;
-	(void)vector;
-	(void)isr;
-}
-
-static void set_status(struct virtio_dev *d, uint8_t s)
-{
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, s);
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void start(struct virtio_dev *d, const uint8_t *h)
-{
-	uint64_t f = (1ULL << VIRTIO_F_VERSION_1);
-
-	f |= (h[0] & 4) ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0;
-	f |= (h[0] & 8) ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0;
-	d->transport.signal = signal_none;
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned int i = 0; i < 3; i++) {
-		struct virtq *q = &d->vqs[i];
-
-		q->size = (uint16_t)(1u << (h[1 + i] & 15));
-		q->desc_gpa = 0x100u * i;
-		q->avail_gpa = 0x400u + 0x40u * i;
-		q->used_gpa = 0x600u + 0x100u * i;
-		q->ready = true;
-	}
-	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-			      VIRTIO_STATUS_DRIVER_OK);
-}
 
 static int setup_once(void)
 {
@@ -125,18 +87,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *prog;
 	size_t n, i = 0;
 
-	if (size < HDR || (service < 0 && setup_once()))
+	if (size < FUZZ_HDR || (service < 0 && setup_once()))
 		return 0;
-	n = data[5] % (MAX_PROG + 1);
-	if (n > size - HDR)
-		n = size - HDR;
-	prog = data + HDR;
-	memset(ram, 0, RAM_SIZE);
-	memcpy(ram, data + HDR + n, size - HDR - n < RAM_SIZE ? size - HDR - n : RAM_SIZE);
+	n = fuzz_split(data, size, MAX_PROG, ram, RAM_SIZE);
+	prog = data + FUZZ_HDR;
 	guest_mem_init_buf(&mem, ram, RAM_SIZE);
 	if (evloop_init(&loop) || virtio_vsock_create(&d, &cfg, &mem, &loop, err, sizeof(err)))
 		abort();
-	start(&d, data);
+	fuzz_virtio_start_hdr(&d, data, 0, 3);
 	while (i < n) {
 		uint8_t op = prog[i++], arg = i < n ? prog[i] : 0;
 		int *c = &clients[op & 3];
@@ -183,13 +141,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			state_buf_free(&b);
 			loop_once(&loop);
 		} else if (op < 0xb0) {
-			set_status(&d, 0);
+			fuzz_virtio_set_status(&d, 0);
 			loop_once(&loop);
-			start(&d, data);
+			fuzz_virtio_start_hdr(&d, data, 0, 3);
 		} else if (op < 0xc0) {
+			uint64_t idx = fuzz_vq_packed((op & 15) % 3, 0).avail + 2;
+
 			i++;
-			ram[0x400 + 0x40 * ((op & 15) % 3) + 2] = arg;
-			ram[0x400 + 0x40 * ((op & 15) % 3) + 3] = 0;
+			ram[idx] = arg;
+			ram[idx + 1] = 0;
 		}
 	}
 	for (unsigned int k = 0; k < CLIENTS; k++)

@@ -28,6 +28,12 @@ struct host {
 	int level;
 };
 
+#define HOST_OPS acpi_pm_device_ops
+#define HOST_DEV(h) (&(h)->pm)
+#define HOST_CALLS(h) ((h)->poweroffs + (h)->resets + (h)->irq_calls)
+#define HOST_IRQ /* the SCI */
+#include "dev_host.h"
+
 static void host_event(void *ctx, enum acpi_pm_event ev)
 {
 	struct host *h = ctx;
@@ -40,30 +46,9 @@ static void host_event(void *ctx, enum acpi_pm_event ev)
 		fail_msg("unknown event %d", ev);
 }
 
-static void host_irq(void *ctx, int level)
+static void host_init(struct host *h)
 {
-	struct host *h = ctx;
-
-	assert_int_not_equal(level, h->level); /* only on changes */
-	h->level = level;
-	h->irq_calls++;
-}
-
-static int setup(void **state)
-{
-	struct host *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return -1;
 	acpi_pm_init(&h->pm, host_event, host_irq, h);
-	*state = h;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	free(*state);
-	return 0;
 }
 
 static uint32_t rd(struct host *h, unsigned int off, uint32_t len)
@@ -266,31 +251,17 @@ static void test_widths(void **state)
 	assert_int_equal(h->resets + h->poweroffs, 0);
 }
 
-static void save(struct host *h, struct state_buf *b)
-{
-	memset(b, 0, sizeof(*b));
-	assert_int_equal(acpi_pm_device_ops.save(&h->pm, b), 0);
-}
-
 static void test_save_load(void **state)
 {
-	struct host *h = *state;
-	struct host *g = calloc(1, sizeof(*g));
-	struct state_buf b1, b2;
-	struct state_rd r;
+	struct host *h = *state, *g;
+	struct state_buf b;
 
-	assert_non_null(g);
-	acpi_pm_init(&g->pm, host_event, host_irq, g);
 	acpi_pm_power_button(&h->pm);
 	wr(h, EN, 2, PWRBTN | 0x0020);
 	wr(h, CNT, 2, SLP_TYP(ACPI_S5_SLP_TYP) | 0x0002);
-	save(h, &b1);
-	assert_int_equal(b1.len, 10);
-	state_rd_init(&r, b1.data, b1.len);
-	assert_int_equal(acpi_pm_device_ops.load(&g->pm, &r), 0);
+	g = host_copy(h, &b);
+	assert_int_equal(b.len, 10);
 	assert_int_equal(g->level, 1); /* the SCI follows the loaded state */
-	save(g, &b2);
-	assert_memory_equal(b1.data, b2.data, b1.len);
 	for (unsigned int off = 0; off < ACPI_PM_LEN; off++)
 		assert_int_equal(rd(g, off, 1), rd(h, off, 1));
 	/* Same behaviour: a 16-bit write of SLP_EN with the loaded SLP_TYP. */
@@ -306,25 +277,8 @@ static void test_save_load(void **state)
 	assert_int_equal(rd(h, CNT, 2), SCI_EN);
 	wr(h, RST, 1, ACPI_RESET_VALUE); /* callbacks kept */
 	assert_int_equal(h->resets, 1);
-	state_buf_free(&b1);
-	state_buf_free(&b2);
+	state_buf_free(&b);
 	free(g);
-}
-
-static void expect_load_fails(struct host *h, const uint8_t *data, size_t len)
-{
-	struct state_buf before, after;
-	struct state_rd r;
-	unsigned int calls = h->irq_calls;
-
-	save(h, &before);
-	state_rd_init(&r, data, len);
-	assert_int_equal(acpi_pm_device_ops.load(&h->pm, &r), -EINVAL);
-	save(h, &after);
-	assert_memory_equal(before.data, after.data, before.len);
-	assert_int_equal(h->irq_calls, calls);
-	state_buf_free(&before);
-	state_buf_free(&after);
 }
 
 static void test_load_rejects(void **state)
@@ -333,16 +287,10 @@ static void test_load_rejects(void **state)
 	struct state_buf good;
 	uint8_t bad[10];
 
-	save(h, &good);
+	host_save(h, &good);
 	assert_int_equal(good.len, sizeof(bad));
-	for (size_t len = 0; len < good.len; len++)
-		expect_load_fails(h, good.data, len);
-#define MUTATE(off, v)                               \
-	do {                                         \
-		memcpy(bad, good.data, good.len);    \
-		bad[off] = (v);                      \
-		expect_load_fails(h, bad, good.len); \
-	} while (0)
+	host_expect_truncations_fail(h, &good);
+#define MUTATE(off, v) HOST_EXPECT_MUTANT_FAILS(h, &good, bad, bad[off] = (v))
 	MUTATE(0, 0);	 /* version 0 */
 	MUTATE(3, 1);	 /* version 1 << 24 */
 	MUTATE(4, 0x01); /* TMR_STS: no timer here */
@@ -356,15 +304,11 @@ static void test_load_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_power_on, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_s5_poweroff, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_other_slp_typ, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pwrbtn_sci, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_w1c_only_clears, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_widths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_rejects, setup, teardown),
+		HOST_TEST(test_power_on),      HOST_TEST(test_s5_poweroff),
+		HOST_TEST(test_other_slp_typ), HOST_TEST(test_reset_register),
+		HOST_TEST(test_pwrbtn_sci),    HOST_TEST(test_w1c_only_clears),
+		HOST_TEST(test_widths),	       HOST_TEST(test_save_load),
+		HOST_TEST(test_load_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,11 @@ struct host {
 	unsigned int resets;
 };
 
+#define HOST_OPS i8042_device_ops
+#define HOST_DEV(h) (&(h)->k)
+#define HOST_CALLS(h) ((h)->resets)
+#include "dev_host.h"
+
 static void host_reset(void *ctx)
 {
 	struct host *h = ctx;
@@ -28,21 +33,9 @@ static void host_reset(void *ctx)
 	h->resets++;
 }
 
-static int setup(void **state)
+static void host_init(struct host *h)
 {
-	struct host *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return -1;
 	i8042_init(&h->k, host_reset, h);
-	*state = h;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	free(*state);
-	return 0;
 }
 
 static uint8_t status(struct host *h)
@@ -224,12 +217,6 @@ static void test_wide_access(void **state)
 	assert_int_equal(buf[1] | buf[2] | buf[3], 0);
 }
 
-static void save(struct host *h, struct state_buf *b)
-{
-	memset(b, 0, sizeof(*b));
-	assert_int_equal(i8042_device_ops.save(&h->k, b), 0);
-}
-
 static void make_busy(struct host *h)
 {
 	cmd(h, 0x60);
@@ -246,21 +233,11 @@ static void make_busy(struct host *h)
 
 static void test_save_load(void **state)
 {
-	struct host *h = *state;
-	struct host *g = calloc(1, sizeof(*g));
-	struct state_buf b1, b2;
-	struct state_rd r;
+	struct host *h = *state, *g;
+	struct state_buf b;
 
-	assert_non_null(g);
-	i8042_init(&g->k, host_reset, g);
 	make_busy(h);
-	save(h, &b1);
-	state_rd_init(&r, b1.data, b1.len);
-	assert_int_equal(i8042_device_ops.load(&g->k, &r), 0);
-	assert_int_equal(r.pos, b1.len);
-	save(g, &b2);
-	assert_int_equal(b1.len, b2.len);
-	assert_memory_equal(b1.data, b2.data, b1.len);
+	g = host_copy(h, &b);
 
 	/* Same behaviour: the pending D1, the queue, the stale byte. */
 	assert_int_equal(status(g), status(h));
@@ -274,23 +251,8 @@ static void test_save_load(void **state)
 	}
 	assert_int_equal(cmd_result(g, 0x20), 0x61);
 	assert_int_equal(cmd_result(h, 0x20), 0x61);
-	state_buf_free(&b1);
-	state_buf_free(&b2);
+	state_buf_free(&b);
 	free(g);
-}
-
-static void expect_load_fails(struct host *h, const uint8_t *data, size_t len)
-{
-	struct state_buf before, after;
-	struct state_rd r;
-
-	save(h, &before);
-	state_rd_init(&r, data, len);
-	assert_int_equal(i8042_device_ops.load(&h->k, &r), -EINVAL);
-	save(h, &after);
-	assert_memory_equal(before.data, after.data, before.len);
-	state_buf_free(&before);
-	state_buf_free(&after);
 }
 
 static void test_load_rejects(void **state)
@@ -302,17 +264,11 @@ static void test_load_rejects(void **state)
 	const size_t sts = 4, pending = 6, head = 7, count = 11;
 
 	make_busy(h);
-	save(h, &good);
+	host_save(h, &good);
 	assert_true(good.len <= sizeof(bad));
-	for (size_t len = 0; len < good.len; len++)
-		expect_load_fails(h, good.data, len);
+	host_expect_truncations_fail(h, &good);
 
-#define MUTATE(off, v)                               \
-	do {                                         \
-		memcpy(bad, good.data, good.len);    \
-		bad[off] = (v);                      \
-		expect_load_fails(h, bad, good.len); \
-	} while (0)
+#define MUTATE(off, v) HOST_EXPECT_MUTANT_FAILS(h, &good, bad, bad[off] = (v))
 	MUTATE(0, 2);	     /* unknown version */
 	MUTATE(head, 16);    /* ring index out of range */
 	MUTATE(head + 3, 1); /* ... in its high byte */
@@ -342,17 +298,12 @@ static void test_reset_op(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_power_on, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_self_tests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmd_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_aux_loop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_devices_answer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_fe, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_port, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wide_access, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_op, setup, teardown),
+		HOST_TEST(test_power_on),	   HOST_TEST(test_self_tests),
+		HOST_TEST(test_cmd_byte),	   HOST_TEST(test_aux_loop),
+		HOST_TEST(test_no_devices_answer), HOST_TEST(test_reset_fe),
+		HOST_TEST(test_output_port),	   HOST_TEST(test_wide_access),
+		HOST_TEST(test_save_load),	   HOST_TEST(test_load_rejects),
+		HOST_TEST(test_reset_op),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,12 @@ struct host {
 	unsigned int irq_calls;
 };
 
+#define HOST_OPS serial8250_device_ops
+#define HOST_DEV(h) (&(h)->s)
+#define HOST_CALLS(h) ((h)->ntx + (h)->irq_calls)
+#define HOST_IRQ
+#include "dev_host.h"
+
 static void host_tx(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct host *h = ctx;
@@ -33,31 +39,9 @@ static void host_tx(void *ctx, const uint8_t *buf, size_t len)
 	h->ntx += len;
 }
 
-static void host_irq(void *ctx, int level)
+static void host_init(struct host *h)
 {
-	struct host *h = ctx;
-
-	/* The contract: called only when the level changes. */
-	assert_int_not_equal(level, h->level);
-	h->level = level;
-	h->irq_calls++;
-}
-
-static int setup(void **state)
-{
-	struct host *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return -1;
 	serial8250_init(&h->s, host_tx, host_irq, h);
-	*state = h;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	free(*state);
-	return 0;
 }
 
 static uint8_t rd(struct host *h, unsigned int off)
@@ -344,12 +328,6 @@ static void test_scr_and_wide_access(void **state)
 	assert_int_equal(rd(h, MSR), 0xb0);
 }
 
-static void save(struct host *h, struct state_buf *b)
-{
-	memset(b, 0, sizeof(*b));
-	assert_int_equal(serial8250_device_ops.save(&h->s, b), 0);
-}
-
 /* Bring a device into a busy state: every register non-default. */
 static void make_busy(struct host *h)
 {
@@ -372,26 +350,15 @@ static void make_busy(struct host *h)
 
 static void test_save_load(void **state)
 {
-	struct host *h = *state;
-	struct host *g = calloc(1, sizeof(*g));
-	struct state_buf b1, b2;
-	struct state_rd r;
+	struct host *h = *state, *g;
+	struct state_buf b;
 
-	assert_non_null(g);
-	serial8250_init(&g->s, host_tx, host_irq, g);
 	make_busy(h);
-	save(h, &b1);
-	assert_int_equal(b1.data[0] | b1.data[1] << 8, 1); /* leading LE version */
-
-	state_rd_init(&r, b1.data, b1.len);
-	assert_int_equal(serial8250_device_ops.load(&g->s, &r), 0);
-	assert_int_equal(r.pos, b1.len);
+	g = host_copy(h, &b);
+	assert_int_equal(b.data[0] | b.data[1] << 8, 1); /* leading LE version */
 	/* The loaded device drives its IRQ line to match. */
 	assert_int_equal(g->level, h->level);
 	assert_int_equal(g->level, 1);
-	save(g, &b2);
-	assert_int_equal(b1.len, b2.len);
-	assert_memory_equal(b1.data, b2.data, b1.len);
 
 	/* Identical behaviour: every register, then the rest of the FIFO. */
 	for (unsigned int off = IER; off <= SCR; off++)
@@ -407,23 +374,8 @@ static void test_save_load(void **state)
 	assert_int_equal(rd(g, IIR), rd(h, IIR));
 	assert_int_equal(rd(g, IIR), rd(h, IIR));
 	assert_int_equal(g->level, h->level);
-	state_buf_free(&b1);
-	state_buf_free(&b2);
+	state_buf_free(&b);
 	free(g);
-}
-
-static void expect_load_fails(struct host *h, const uint8_t *data, size_t len)
-{
-	struct state_buf before, after;
-	struct state_rd r;
-
-	save(h, &before);
-	state_rd_init(&r, data, len);
-	assert_int_equal(serial8250_device_ops.load(&h->s, &r), -EINVAL);
-	save(h, &after);
-	assert_memory_equal(before.data, after.data, before.len);
-	state_buf_free(&before);
-	state_buf_free(&after);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -441,21 +393,12 @@ static void test_load_rejects(void **state)
 	const size_t ier = 4, lsr = 7, mcr = 6, msr = 8, fcr = 12, thr = 13, head = 14, count = 18;
 
 	make_busy(h);
-	save(h, &good);
+	host_save(h, &good);
 	bad = malloc(good.len);
 	assert_non_null(bad);
 
-	/* Truncated anywhere, including empty. */
-	for (size_t len = 0; len < good.len; len += (len < 32 ? 1 : 97))
-		expect_load_fails(h, good.data, len);
-	expect_load_fails(h, good.data, good.len - 1);
-
-#define MUTATE(stmt)                                 \
-	do {                                         \
-		memcpy(bad, good.data, good.len);    \
-		stmt;                                \
-		expect_load_fails(h, bad, good.len); \
-	} while (0)
+	host_expect_truncations_fail(h, &good);
+#define MUTATE(stmt) HOST_EXPECT_MUTANT_FAILS(h, &good, bad, stmt)
 	MUTATE(put_le32(bad, 2));			      /* unknown version */
 	MUTATE(put_le32(bad + head, SERIAL8250_RX_BUF));      /* head out of range */
 	MUTATE(put_le32(bad + count, SERIAL8250_RX_BUF + 1)); /* count out of range */
@@ -479,20 +422,13 @@ static void test_load_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_power_on, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thr_reaches_tx, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dlab_divisor, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ier_bits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rx_lsr, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rx_full_partial, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fifo_iir_bits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iir_priorities, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thre_semantics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_irq_levels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scr_and_wide_access, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_rejects, setup, teardown),
+		HOST_TEST(test_power_on),	HOST_TEST(test_thr_reaches_tx),
+		HOST_TEST(test_dlab_divisor),	HOST_TEST(test_ier_bits),
+		HOST_TEST(test_rx_lsr),		HOST_TEST(test_rx_full_partial),
+		HOST_TEST(test_fifo_iir_bits),	HOST_TEST(test_iir_priorities),
+		HOST_TEST(test_thre_semantics), HOST_TEST(test_irq_levels),
+		HOST_TEST(test_loopback),	HOST_TEST(test_scr_and_wide_access),
+		HOST_TEST(test_save_load),	HOST_TEST(test_load_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,120 @@
+/* fuzz_virtio.h - the driver's side that the virtio device fuzzers share:
+ * guest RAM cut from the input, and device initialization in the order of
+ * virtio 1.2 3.1.1 with the queues wherever the input puts them.
+ * Header-only: every fuzzer is one .c file (see the Makefile). */
+#ifndef CVISOR_FUZZ_VIRTIO_H
+#define CVISOR_FUZZ_VIRTIO_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cvisor/virtio.h"
+
+/* A queue as the driver sets it up: size and ring addresses, unchecked
+ * (DRIVER_OK validates them; a bad queue puts the device in NEEDS_RESET). */
+struct fuzz_vq {
+	uint16_t size;
+	uint64_t desc, avail, used;
+};
+
+/* Queue i in a 0x200-byte block of its own: desc, avail at +0x100, used at
+ * +0x140 (room for 16 entries; larger sizes overlap the next block). */
+static inline struct fuzz_vq fuzz_vq_block(unsigned int i, uint16_t size)
+{
+	return (struct fuzz_vq){ size, 0x200u * i, 0x200u * i + 0x100, 0x200u * i + 0x140 };
+}
+
+/* Queue i packed with the others at the bottom of RAM: desc at 0x100 * i,
+ * avail at 0x400 + 0x40 * i, used at 0x600 + 0x100 * i (seeds stay small;
+ * large sizes overlap, as a hostile driver may). */
+static inline struct fuzz_vq fuzz_vq_packed(unsigned int i, uint16_t size)
+{
+	return (struct fuzz_vq){ size, 0x100u * i, 0x400u + 0x40u * i, 0x600u + 0x100u * i };
+}
+
+/* The transport's interrupt: goes nowhere. */
+static inline void fuzz_virtio_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
+{
+	(void)d;
+	(void)vector;
+	(void)isr;
+}
+
+/* A status write as the transports make it: under d->lock. */
+static inline void fuzz_virtio_set_status(struct virtio_dev *d, uint8_t s)
+{
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, s);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* 3.1.1: ACKNOWLEDGE | DRIVER, the driver's features, FEATURES_OK (which
+ * the device may refuse), queue i of nq as vqs[i], DRIVER_OK. */
+static inline void fuzz_virtio_start(struct virtio_dev *d, uint64_t features,
+				     const struct fuzz_vq *vqs, unsigned int nq)
+{
+	const uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+
+	d->transport.signal = fuzz_virtio_signal;
+	fuzz_virtio_set_status(d, st);
+	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
+	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
+	fuzz_virtio_set_status(d, st | VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned int i = 0; i < nq; i++) {
+		struct virtq *q = &d->vqs[i];
+
+		q->size = vqs[i].size;
+		q->desc_gpa = vqs[i].desc;
+		q->avail_gpa = vqs[i].avail;
+		q->used_gpa = vqs[i].used;
+		q->ready = true;
+	}
+	fuzz_virtio_set_status(d, st | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+}
+
+/* Guest RAM of len bytes: the n bytes of img, cut or zero-filled. */
+static inline void fuzz_ram_fill(uint8_t *ram, size_t len, const uint8_t *img, size_t n)
+{
+	memset(ram, 0, len);
+	memcpy(ram, img, n < len ? n : len);
+}
+
+/* The inputs of the header-program-image fuzzers (balloon, vsock):
+ *   FUZZ_HDR header bytes:
+ *     [0]      driver features: bit 2 INDIRECT_DESC, bit 3 EVENT_IDX (the
+ *              other bits are the device's own)
+ *     [1..nq]  log2 of queue i's size (& 15: may be invalid)
+ *     [5]      the program's length, modulo the fuzzer's maximum + 1
+ *   the program, shorter if the input ends first, then the guest RAM. */
+#define FUZZ_HDR 8
+
+/* Guest RAM from the input (size >= FUZZ_HDR); returns the program's length. */
+static inline size_t fuzz_split(const uint8_t *data, size_t size, size_t max_prog, uint8_t *ram,
+				size_t ram_len)
+{
+	size_t n = data[5] % (max_prog + 1);
+
+	if (n > size - FUZZ_HDR)
+		n = size - FUZZ_HDR;
+	fuzz_ram_fill(ram, ram_len, data + FUZZ_HDR + n, size - FUZZ_HDR - n);
+	return n;
+}
+
+/* Start the device as header h asks, with the device's own features and
+ * the nq queues packed. */
+static inline void fuzz_virtio_start_hdr(struct virtio_dev *d, const uint8_t *h, uint64_t features,
+					 unsigned int nq)
+{
+	struct fuzz_vq vqs[VIRTIO_MAX_QUEUES];
+
+	features |= 1ULL << VIRTIO_F_VERSION_1;
+	features |= (h[0] & 4) ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0;
+	features |= (h[0] & 8) ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0;
+	for (unsigned int i = 0; i < nq; i++)
+		vqs[i] = fuzz_vq_packed(i, (uint16_t)(1u << (h[1 + i] & 15)));
+	fuzz_virtio_start(d, features, vqs, nq);
+}
+
+#endif
