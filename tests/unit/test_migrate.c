@@ -701,6 +701,18 @@ static void test_crc_matches_snapfile(void **state)
 			assert_int_equal(
 				mig_crc32_combine(snap_crc32(b, a), snap_crc32(b + a, n), n),
 				snap_crc32(b, a + n));
+	/* The sender's case: records, then a whole batch of page data. */
+	{
+		size_t big = (size_t)MIG_BATCH_PAGES * MIG_PAGE_SIZE;
+		uint8_t *d = malloc(big + 100);
+
+		for (size_t i = 0; i < big + 100; i++)
+			d[i] = (uint8_t)(i * 2654435761U >> 13);
+		assert_int_equal(
+			mig_crc32_combine(snap_crc32(d, 100), snap_crc32(d + 100, big), big),
+			snap_crc32(d, big + 100));
+		free(d);
+	}
 	free(b);
 }
 
