@@ -386,6 +386,11 @@ struct incoming_ctx {
 	cpu_set_t affinity; /* with place->affinity */
 	bool detach, named, have_con, built;
 	int ready_fd, log_fd;
+	/* The source's connection while RAM arrives (-1 before and after):
+	 * a kill then aborts the transfer instead of the process. */
+	pthread_mutex_t conn_lock;
+	int conn_fd;
+	_Atomic bool killed;
 };
 
 /* Until the guest exists, a thread answers the control socket: info (so
@@ -407,6 +412,19 @@ static void waiter_serve(struct incoming_ctx *x, int fd)
 	buf[len] = '\0';
 	if (strstr(buf, "\"kill\"")) {
 		snprintf(reply, sizeof(reply), "{\"ok\":true,\"outcome\":\"killed\"}\n");
+		pthread_mutex_lock(&x->conn_lock);
+		if (x->conn_fd >= 0) {
+			/* A transfer runs: end it, and the receive removes what it
+			 * made (disk images, the half-built guest) and exits. */
+			atomic_store(&x->killed, true);
+			shutdown(x->conn_fd, SHUT_RDWR);
+			pthread_mutex_unlock(&x->conn_lock);
+			if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+				/* the client went away */
+			}
+			return;
+		}
+		pthread_mutex_unlock(&x->conn_lock);
 		unlink(x->srv->sock_path);
 		unlink(x->srv->lock_path);
 		if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
@@ -542,6 +560,15 @@ static void incoming_destroy(void *opaque, struct vm *vm)
 	x->built = false;
 }
 
+static void incoming_connected(void *opaque, int fd)
+{
+	struct incoming_ctx *x = opaque;
+
+	pthread_mutex_lock(&x->conn_lock);
+	x->conn_fd = fd;
+	pthread_mutex_unlock(&x->conn_lock);
+}
+
 static void incoming_listening(void *opaque, const char *addr)
 {
 	struct incoming_ctx *x = opaque;
@@ -572,6 +599,8 @@ static int run_incoming(const struct vm_config *cli, const struct migrate_incomi
 				  .place = place,
 				  .ready_fd = ready_fd,
 				  .log_fd = -1,
+				  .conn_lock = PTHREAD_MUTEX_INITIALIZER,
+				  .conn_fd = -1,
 				  .wake = { -1, -1 } };
 	struct migrate_target_ops ops = migrate_default_target_ops;
 	struct migrate_incoming in = *in_cli;
@@ -605,11 +634,17 @@ static int run_incoming(const struct vm_config *cli, const struct migrate_incomi
 	ops.start = incoming_start;
 	ops.destroy = incoming_destroy;
 	ops.listening = incoming_listening;
+	ops.connected = incoming_connected;
 	in.ops = &ops;
 	in.ctx = &x;
 	if (migrate_receive(&in, &t, err, sizeof(err))) {
 		waiter_stop(&x);
-		cv_err("incoming migration on %s: %s", in.listen, err);
+		if (atomic_load(&x.killed)) {
+			cv_err("incoming migration on %s: killed by cvisor kill", in.listen);
+			status = 128 + SIGKILL;
+		} else {
+			cv_err("incoming migration on %s: %s", in.listen, err);
+		}
 		goto out;
 	}
 	if (!cli->detach)

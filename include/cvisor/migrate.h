@@ -140,6 +140,10 @@ struct migrate_target_ops {
 	void (*destroy)(void *ctx, struct vm *vm);
 	/* Optional: the socket listens (a detaching `run -d` may return). */
 	void (*listening)(void *ctx, const char *addr);
+	/* Optional: the source connected on fd, and (fd -1) that connection is
+	 * about to be closed. In between another thread may shutdown(2) fd to
+	 * abort the transfer (which then fails and cleans up as any other). */
+	void (*connected)(void *ctx, int fd);
 };
 
 /* The snapshot code's config_load and state_load, and a plain build

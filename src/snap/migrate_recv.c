@@ -372,6 +372,8 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	close(lfd);
 	if (r)
 		return r;
+	if (in->ops->connected)
+		in->ops->connected(in->ctx, m.fd);
 	t0 = mig_now();
 	mig_rx_init(&m.rx, false);
 	m.rx.disk_write = mig_dst_disk_write;
@@ -393,6 +395,8 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	mig_dst_disks_free(&m.dd);
 	mig_rx_free(&m.rx);
 	free(m.state);
+	if (in->ops->connected)
+		in->ops->connected(in->ctx, -1);
 	close(m.fd);
 	return r;
 }

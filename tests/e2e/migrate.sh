@@ -416,6 +416,24 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	else
 		t_fail "the busy migration completes" "exit $rc: $(cat "$T_TMP/l.err")"
 	fi
+	# cvisor kill of the target while the disk arrives: the transfer ends,
+	# the target removes the image it was writing, the source runs on.
+	L4=${P}l4
+	next_port
+	mkdir -p "$T_TMP/dstl4"
+	if incoming "$L4" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl4"; then
+		slow_migrate "$L2" "$T_TMP/l4"
+		t_run 3 "$CVISOR" kill "$L4"
+		wait "$mpid"
+		rc=$?
+		if [ "$T_RC" = 0 ] && [ "$rc" = 1 ] && gone "$L4" && [ -z "$(ls -A "$T_TMP/dstl4")" ] &&
+			grep -q "killed by cvisor kill" "$CVISOR_RUN_DIR/$L4.log"; then
+			t_pass "kill of a receiving target: it ends and leaves no image ($(cat "$T_TMP/l4.err"))"
+		else
+			t_fail "kill of a receiving target" "kill exit $T_RC, migrate exit $rc, left: $(ls -A "$T_TMP/dstl4"); $(tail -n 1 "$CVISOR_RUN_DIR/$L4.log")"
+		fi
+		advances "$L2" "the source runs on after its target was killed"
+	fi
 	# kill during a migration ends it at once (not when the disk is sent),
 	# and the guest with it; the target gives up.
 	L3=${P}l3
