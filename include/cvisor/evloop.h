@@ -26,6 +26,7 @@ struct evloop {
 	int epfd;
 	bool quit;
 	unsigned int depth; /* evloop_once calls under way (they may nest) */
+	uint64_t rounds;    /* evloop_once rounds begun: a handler's nested ones show */
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
 };
 

@@ -77,23 +77,30 @@ void evloop_del(struct evloop *l, int fd)
 int evloop_once(struct evloop *l, int timeout_ms)
 {
 	struct epoll_event evs[32];
+	uint64_t round;
 	int n = epoll_wait(l->epfd, evs, 32, timeout_ms);
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	round = ++l->rounds;
 	l->depth++;
 	for (int i = 0; i < n; i++) {
 		struct evloop_handler *h = evs[i].data.ptr;
 
 		if (h->used)
 			h->fn(h->opaque, h->fd, evs[i].events);
+		/* A handler ran rounds of its own (a migration pumps the loop):
+		 * the rest of this batch is stale (an fd read meanwhile would
+		 * block, a slot may be reused). Every fd is level-triggered, so
+		 * what is still ready comes back at the next wait. */
+		if (l->rounds != round)
+			break;
 	}
-	/* A handler may run a round itself (a migration pumps the loop): the
-	 * slots freed meanwhile stay out of reach until the outermost batch,
-	 * whose events may still point at them, has ended. */
-	if (--l->depth == 0)
-		for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
-			l->handlers[i].zombie = false;
+	/* No batch in progress reads its events any more once a nested round
+	 * has ended (the outer one stops above): freed slots are free. */
+	l->depth--;
+	for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+		l->handlers[i].zombie = false;
 	return 0;
 }
 
