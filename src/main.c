@@ -415,10 +415,15 @@ static void waiter_serve(struct incoming_ctx *x, int fd)
 		pthread_mutex_lock(&x->conn_lock);
 		if (x->conn_fd >= 0) {
 			/* A transfer runs: end it, and the receive removes what it
-			 * made (disk images, the half-built guest) and exits. */
+			 * made (disk images, the half-built guest) and exits. The
+			 * name is free before the answer, as for any kill (the main
+			 * thread reads these paths only after joining us). */
 			atomic_store(&x->killed, true);
 			shutdown(x->conn_fd, SHUT_RDWR);
 			pthread_mutex_unlock(&x->conn_lock);
+			unlink(x->srv->sock_path);
+			unlink(x->srv->lock_path);
+			x->srv->sock_path[0] = x->srv->lock_path[0] = '\0';
 			if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
 				/* the client went away */
 			}
@@ -530,6 +535,12 @@ static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
 	int r;
 
 	waiter_stop(x);
+	/* Joined: no kill can come in after this check. One that came while
+	 * the last bytes were read must not leave the guest running here. */
+	if (atomic_load(&x->killed)) {
+		snprintf(err, errlen, "killed by cvisor kill");
+		return -ECANCELED;
+	}
 	if (x->named) {
 		snprintf(x->srv->cgroup, sizeof(x->srv->cgroup), "%s", cgroup_path(x->cg));
 		if ((r = ctl_server_start(x->srv, x->vm, &hooks, x->have_con ? x->con : NULL))) {

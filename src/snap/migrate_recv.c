@@ -57,21 +57,25 @@ static int failf(struct mrecv *m, int r, const char *fmt, ...)
 	return r;
 }
 
-static void reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_t len)
+/* 0, or -errno when the source could not be told. */
+static int reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_t len)
 {
 	struct state_buf b = { 0 };
 	struct iovec iov;
+	int r;
 
 	mig_msg_append(&b, type, body, len);
 	iov = (struct iovec){ b.data, b.len };
-	if (!b.err && mig_send_iov(m->fd, &iov, 1))
-		cv_debug("migration: cannot answer the source");
+	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1);
+	if (r)
+		cv_debug("migration: cannot answer the source: %s", strerror(-r));
 	state_buf_free(&b);
+	return r;
 }
 
-static void reply(struct mrecv *m, uint32_t type, const char *msg)
+static int reply(struct mrecv *m, uint32_t type, const char *msg)
 {
-	reply_bytes(m, type, msg, msg ? (uint32_t)strnlen(msg, MIG_MAX_ERROR) : 0);
+	return reply_bytes(m, type, msg, msg ? (uint32_t)strnlen(msg, MIG_MAX_ERROR) : 0);
 }
 
 /* What this host can give: page size, vCPUs, the CPU KVM offers. */
@@ -203,19 +207,23 @@ static int on_end(struct mrecv *m)
 		return failf(m, r, "writing the disk images: %s", strerror(-r));
 	}
 	t2 = mig_now();
-	if (m->rx.hello.flags & MIG_F_PAUSED) {
-		/* Parked before their first KVM_RUN (vcpu_loop checks first). */
-		pthread_mutex_lock(&vm->lock);
-		vm->pause_req = true;
-		pthread_mutex_unlock(&vm->lock);
-	}
+	/* The vCPUs park before their first KVM_RUN (vcpu_loop checks first)
+	 * until the source has been told: a target that cannot tell it never
+	 * runs the guest, which the source then resumes. */
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	pthread_mutex_unlock(&vm->lock);
 	if ((r = ops->start(m->in->ctx, vm, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return failf(m, r, "cannot start the guest: %s", why);
 	}
 	m->started = true;
 	t3 = mig_now();
-	reply(m, MIG_MSG_RUNNING, NULL);
+	if ((r = reply(m, MIG_MSG_RUNNING, NULL)))
+		return failf(m, r, "cannot tell the source the guest runs here (%s): it runs there",
+			     strerror(-r));
+	if (!(m->rx.hello.flags & MIG_F_PAUSED))
+		vm_resume(vm);
 	cv_debug("migration target: verify %.3f ms, state load %.3f ms, disks %.3f ms, start "
 		 "%.3f ms",
 		 (double)(t1 - t0) / 1e6, (double)(m->t_disks - t1) / 1e6,
