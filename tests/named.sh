@@ -109,3 +109,13 @@ peek() {
 	"$CVISOR" ctl "$1" "{\"cmd\":\"peek\",\"gpa\":$2,\"len\":8}" 2>/dev/null |
 		sed -n 's/.*"value":\([0-9]*\).*/\1/p'
 }
+
+# wait_log NAME TEXT SECONDS: until NAME's console log has TEXT.
+wait_log() {
+	local i
+	for i in $(seq $(($3 * 10))); do
+		grep -qF -- "$2" "$CVISOR_RUN_DIR/$1.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}

@@ -60,6 +60,11 @@ void mig_tx_pump(struct mig_tx *tx);
 /* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE). */
 int mig_send_iov(int fd, struct iovec *iov, int n) CV_MUST;
 
+/* A connect gives up after this long; an established link with data
+ * unacknowledged this long is broken (TCP_USER_TIMEOUT). */
+#define MIG_CONNECT_TIMEOUT_S 10
+#define MIG_LINK_TIMEOUT_MS 30000
+
 /* Sockets: one line in err on failure. */
 int mig_connect(const char *addr, char *err, size_t errlen) CV_MUST;
 int mig_listen(const char *addr, char *err, size_t errlen) CV_MUST;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,15 +108,21 @@ static int resolve(const char *addr, bool passive, struct addrinfo **res, char *
 void mig_tune(int fd)
 {
 	int one = 1;
+	unsigned int user_timeout = MIG_LINK_TIMEOUT_MS;
 
 	/* The small messages at the end (state, END, "running") are on the
 	 * downtime path: no Nagle delay. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A peer that vanished (a cut link, a powered-off host) fails the
+	 * migration after this long with data unacknowledged, not after the
+	 * ~15 minutes of TCP's retransmissions: the source resumes sooner. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
 int mig_connect(const char *addr, char *err, size_t errlen)
 {
 	struct addrinfo *res, *a;
+	struct timeval connect_to = { MIG_CONNECT_TIMEOUT_S, 0 };
 	int fd = -1, r, e = ECONNREFUSED;
 
 	if ((r = resolve(addr, false, &res, err, errlen)))
@@ -126,9 +133,15 @@ int mig_connect(const char *addr, char *err, size_t errlen)
 			e = errno;
 			continue;
 		}
-		if (!connect(fd, a->ai_addr, a->ai_addrlen))
+		/* A bounded connect (an address that drops packets would
+		 * otherwise hold the guest's event loop for minutes). */
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connect_to, sizeof(connect_to));
+		if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ 0, 0 },
+					 sizeof(struct timeval));
 			break;
-		e = errno;
+		}
+		e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
 		close(fd);
 		fd = -1;
 	}
@@ -172,16 +185,29 @@ int mig_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
-int mig_send_iov(int fd, struct iovec *iov, int n)
+/* Write all of iov. With tx (a sending side with a pump), the socket is
+ * written without blocking: while it is full the pump runs every 10 ms,
+ * and a cancel it records (tx->err) ends the wait. */
+static int send_iov(int fd, struct iovec *iov, int n, struct mig_tx *tx)
 {
 	while (n) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | (tx ? MSG_DONTWAIT : 0));
 
 		if (w < 0) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			if (!tx || (errno != EAGAIN && errno != EWOULDBLOCK))
+				return -errno;
+			if (poll(&p, 1, 10) < 0 && errno != EINTR)
+				return -errno;
+			tx->last_pump_ns = mig_now();
+			tx->pump(tx->pump_ctx);
+			if (tx->err)
+				return tx->err;
+			continue;
 		}
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -194,6 +220,11 @@ int mig_send_iov(int fd, struct iovec *iov, int n)
 		}
 	}
 	return 0;
+}
+
+int mig_send_iov(int fd, struct iovec *iov, int n)
+{
+	return send_iov(fd, iov, n, NULL);
 }
 
 int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
@@ -309,7 +340,7 @@ static void tx_send(struct mig_tx *tx, struct iovec *iov, int n)
 		total += iov[i].iov_len;
 	if (tx->err)
 		return;
-	if ((r = mig_send_iov(tx->fd, iov, n))) {
+	if ((r = send_iov(tx->fd, iov, n, tx->pump ? tx : NULL))) {
 		tx->err = r;
 		return;
 	}
