@@ -571,7 +571,9 @@ int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *li
 			cmd_migrate(srv, c, line, len, reply);
 			r = 1;
 		} else if (!strcmp(name, "memsum")) {
-			if (json_object_object_length(o) != 1)
+			if (srv->migrating)
+				busy_migrating(srv, CTL_CMD_COUNT, reply);
+			else if (json_object_object_length(o) != 1)
 				fail(reply, -EINVAL,
 				     "malformed request: memsum takes no arguments");
 			else
