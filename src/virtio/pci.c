@@ -264,27 +264,35 @@ static void common_write(struct virtio_pci *vp, uint64_t off, uint32_t v)
 	}
 }
 
-/* Common config fields are 1, 2 or 4 bytes at their natural offsets; a
- * wider or odd access is split or dropped (4.1.3.1 requires natural width). */
 static uint16_t pci_command(const struct virtio_pci *vp)
 {
 	return (uint16_t)(vp->pci.cfg[PCI_COMMAND] | vp->pci.cfg[PCI_COMMAND + 1] << 8);
 }
 
 /* The device works only with its BAR decoding and bus mastering on (PCI
- * 3.0 6.2.2): until then kicks find nothing to take, so it never touches
- * guest RAM a driver has withdrawn (kexec, a driver unbinding). Queues
- * kicked meanwhile are looked at again once it is allowed back. */
+ * 3.0 6.2.2): until then kicks find nothing to take, so it starts no new
+ * request in guest RAM a driver has withdrawn (kexec, a driver unbinding).
+ * Buffers taken before (a received packet waiting for data, a disk read
+ * in flight) may still complete; the driver's reset ends them. Queues
+ * kicked meanwhile are looked at again once the device is allowed back. */
 static void update_dma(struct virtio_pci *vp)
 {
 	uint16_t want = PCI_CMD_MEM | PCI_CMD_MASTER;
-	bool off = (pci_command(vp) & want) != want;
+	bool off, was;
 
-	if (atomic_exchange(&vp->dev->dma_off, off) && !off)
+	/* Serialized: two vCPUs writing the register must leave the flag as
+	 * the last value says (each write is followed by its own update). */
+	pthread_mutex_lock(&vp->dev->lock);
+	off = (pci_command(vp) & want) != want;
+	was = atomic_exchange(&vp->dev->dma_off, off);
+	pthread_mutex_unlock(&vp->dev->lock);
+	if (was && !off)
 		for (unsigned int q = 0; q < vp->dev->ops->num_queues; q++)
 			irq_eventfd_signal(vp->kick_fd[q]);
 }
 
+/* Common config fields are 1, 2 or 4 bytes at their natural offsets; a
+ * wider or odd access is split or dropped (4.1.3.1 requires natural width). */
 static void bar_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 {
 	struct virtio_pci *vp = opaque;

@@ -458,8 +458,12 @@ static void hostile_bus_master(struct vdev *d)
 	uint32_t len = 0, id = 0;
 	int r;
 
-	if (d->transport != VIRTIO_T_PCI || d->type != VIRTIO_ID_RNG || hostile_init(d))
+	if (d->transport != VIRTIO_T_PCI || d->type != VIRTIO_ID_RNG)
 		return;
+	if (hostile_init(d)) {
+		vfail("hostile %s: bus master test: initialization failed", dname(d));
+		return;
+	}
 	io.data[0] = 0xee;
 	vdev_set_pci_command(d, cmd & ~0x4);
 	vq_submit(d, 0, &(struct vbuf){ (uintptr_t)io.data, 16, true }, 1);
