@@ -1,0 +1,60 @@
+/* monitor.h - running one guest in this process (src/monitor/): boot or
+ * restore it (run.c), receive it from a live migration (incoming.c), or
+ * detach first. main.c parses argv and calls these; each returns the
+ * process's exit status (CV_EXIT_*, or 128 + a signal). */
+#ifndef CVISOR_MONITOR_H
+#define CVISOR_MONITOR_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cvisor/config.h"
+#include "cvisor/util.h"
+
+struct migrate_incoming;
+
+/* A snapshot to restore instead of booting a kernel. */
+struct restore_src {
+	const char *path;
+	uint8_t *payload;
+	size_t len;
+	int mem_fd;
+};
+
+/* Where a restored or incoming guest runs on this host: the --cpu-weight,
+ * --cpu-cap, --memory-limit and --cpu-affinity given to `restore` or
+ * `run --incoming`, over what the snapshot or the source carried. */
+struct placement {
+	struct vm_config c; /* parsed by config.c's own setters */
+	bool weight, cap, limit, affinity;
+};
+
+/* 1 when flag is a placement flag (applied), 0 when it is not, -EINVAL
+ * with one line in err when its value is bad. */
+int placement_flag(struct placement *p, const char *flag, const char *val, char *err,
+		   size_t errlen) CV_MUST;
+
+/* Put the flags that were given over cfg's. */
+void placement_apply(const struct placement *p, struct vm_config *cfg);
+
+/* The vCPU threads' host CPUs must exist here: parse list into set; one
+ * line on stderr and -EINVAL when it names a CPU this host lacks. */
+int monitor_check_affinity(const char *list, cpu_set_t *set) CV_MUST;
+
+/* Build, run and tear down the guest. ready_fd >= 0 in a detached child;
+ * rs: restore that snapshot rather than boot. */
+int monitor_run(const struct vm_config *cfg, int ready_fd, const struct restore_src *rs);
+
+/* `run --incoming`: listen, receive the guest, run it (place: this host's
+ * placement flags over the source's). */
+int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incoming *in,
+			 const struct placement *place, int ready_fd);
+
+/* -d: fork, run the guest (booted, restored or incoming) in the child,
+ * return once it runs, or with the child's status if it never did. */
+int monitor_detach(const struct vm_config *cfg, const struct restore_src *rs,
+		   const struct migrate_incoming *in, const struct placement *place);
+
+#endif
