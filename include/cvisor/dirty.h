@@ -42,6 +42,7 @@ struct dirty_ring {
 	struct kvm_dirty_gfn *gfns; /* NULL: not mapped */
 	uint32_t fetch;		    /* next entry to read; free-running, kept
 				     * across migrations like KVM's own index */
+	bool broken;		    /* this ring overflowed (under the lock) */
 };
 
 /* The VM's dirty rings (KVM_CAP_DIRTY_LOG_RING), owned by struct vm: set

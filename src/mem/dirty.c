@@ -193,6 +193,7 @@ static void ring_broke(struct dirty_rings *r, unsigned int i)
 			"CVISOR_DIRTY=bitmap)",
 			i);
 	r->broken = true;
+	r->ring[i].broken = true;
 }
 
 /* Whether KVM wrote past the end of a ring, over entries we had not read
@@ -296,9 +297,11 @@ int dirty_ring_full(struct dirty_rings *r, unsigned int i, uint64_t *mine)
 	if (d)
 		d->rbits_any = true;
 	pthread_mutex_unlock(&r->lock);
-	/* Overflowed, but this vCPU's entries still came: it can run on (the
-	 * migration fails at its next sync). */
-	return e == -ENOBUFS && *mine ? 0 : e;
+	/* A ring overflowed, but this vCPU's entries still came or its own
+	 * ring is whole: it can run on (the migration fails at its next sync,
+	 * as tracking has lost pages). Only a vCPU on a broken, empty ring
+	 * can never be entered again. */
+	return e == -ENOBUFS && (*mine || !r->ring[i].broken) ? 0 : e;
 }
 
 /* ---- the tracker ---- */
