@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,17 +21,6 @@ static int one_line(char *err)
 	return -EINVAL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return one_line(err);
-}
-
 /* Setters shared by the flags and the file: `what` is "--memory" for a
  * flag and "FILE: memory" for a key, so that messages name either. */
 typedef int (*setter_fn)(struct vm_config *cfg, const char *what, const char *v, char *err,
@@ -42,7 +30,7 @@ static int set_kernel(struct vm_config *cfg, const char *what, const char *v, ch
 		      size_t errlen)
 {
 	if (!v[0])
-		return fail(err, errlen, "%s: empty file name", what);
+		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
 	cfg->kernel = v;
 	return 0;
 }
@@ -51,7 +39,7 @@ static int set_initrd(struct vm_config *cfg, const char *what, const char *v, ch
 		      size_t errlen)
 {
 	if (!v[0])
-		return fail(err, errlen, "%s: empty file name", what);
+		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
 	cfg->initrd = v;
 	return 0;
 }
@@ -60,7 +48,7 @@ static int set_cmdline(struct vm_config *cfg, const char *what, const char *v, c
 		       size_t errlen)
 {
 	if (strlen(v) >= 4096)
-		return fail(err, errlen, "%s: longer than 4095 bytes", what);
+		return cv_errf(err, errlen, -EINVAL, "%s: longer than 4095 bytes", what);
 	cfg->cmdline = v;
 	return 0;
 }
@@ -69,10 +57,10 @@ static int set_cmdline(struct vm_config *cfg, const char *what, const char *v, c
 static int parse_mem_size(const char *what, const char *v, uint64_t *sz, char *err, size_t errlen)
 {
 	if (cv_parse_size(v, 1, sz))
-		return fail(err, errlen, "%s %s: not a size (try 512M or 2G)", what, v);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: not a size (try 512M or 2G)", what, v);
 	if (*sz < CONFIG_MIN_MEM)
-		return fail(err, errlen, "%s %s: at least %lluM is needed", what, v,
-			    CONFIG_MIN_MEM >> 20);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: at least %lluM is needed", what, v,
+			       CONFIG_MIN_MEM >> 20);
 	return 0;
 }
 
@@ -85,7 +73,7 @@ static int set_memory(struct vm_config *cfg, const char *what, const char *v, ch
 	if ((r = parse_mem_size(what, v, &sz, err, errlen)))
 		return r;
 	if (sz % 4096)
-		return fail(err, errlen, "%s %s: must be a multiple of 4 KiB", what, v);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a multiple of 4 KiB", what, v);
 	cfg->mem_size = sz;
 	return 0;
 }
@@ -96,8 +84,8 @@ static int set_cpus(struct vm_config *cfg, const char *what, const char *v, char
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPUS, &n))
-		return fail(err, errlen, "%s %s: must be a number from 1 to %d", what, v,
-			    CONFIG_MAX_CPUS);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a number from 1 to %d", what,
+			       v, CONFIG_MAX_CPUS);
 	cfg->ncpus = (unsigned int)n;
 	return 0;
 }
@@ -112,7 +100,7 @@ static int set_quirks(struct vm_config *cfg, const char *what, const char *v, ch
 	else if (!strcmp(v, "off"))
 		cfg->quirks = CONFIG_QUIRKS_OFF;
 	else
-		return fail(err, errlen, "%s %s: must be auto, on or off", what, v);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: must be auto, on or off", what, v);
 	return 0;
 }
 
@@ -120,10 +108,10 @@ static int set_name(struct vm_config *cfg, const char *what, const char *v, char
 		    size_t errlen)
 {
 	if (!ctl_name_valid(v))
-		return fail(err, errlen,
-			    "%s %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
-			    "not starting with '.' or '-'",
-			    what, v, CTL_NAME_MAX);
+		return cv_errf(err, errlen, -EINVAL,
+			       "%s %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
+			       "not starting with '.' or '-'",
+			       what, v, CTL_NAME_MAX);
 	cfg->name = v;
 	return 0;
 }
@@ -134,8 +122,9 @@ static int set_weight(struct vm_config *cfg, const char *what, const char *v, ch
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPU_WEIGHT, &n))
-		return fail(err, errlen, "%s %s: must be a number from 1 to %d (default %d)", what,
-			    v, CONFIG_MAX_CPU_WEIGHT, CONFIG_DEFAULT_CPU_WEIGHT);
+		return cv_errf(err, errlen, -EINVAL,
+			       "%s %s: must be a number from 1 to %d (default %d)", what, v,
+			       CONFIG_MAX_CPU_WEIGHT, CONFIG_DEFAULT_CPU_WEIGHT);
 	cfg->cpu_weight = (unsigned int)n;
 	return 0;
 }
@@ -145,8 +134,9 @@ static int set_cap(struct vm_config *cfg, const char *what, const char *v, char 
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPU_CAP, &n))
-		return fail(err, errlen, "%s %s: must be a percentage of one host CPU from 1 to %d",
-			    what, v, CONFIG_MAX_CPU_CAP);
+		return cv_errf(err, errlen, -EINVAL,
+			       "%s %s: must be a percentage of one host CPU from 1 to %d", what, v,
+			       CONFIG_MAX_CPU_CAP);
 	cfg->cpu_cap = (unsigned int)n;
 	return 0;
 }
@@ -169,7 +159,8 @@ static int set_affinity(struct vm_config *cfg, const char *what, const char *v, 
 	cpu_set_t set;
 
 	if (cpulist_parse(v, &set))
-		return fail(err, errlen, "%s %.80s: not a CPU list (try 0-3,6)", what, v);
+		return cv_errf(err, errlen, -EINVAL, "%s %.80s: not a CPU list (try 0-3,6)", what,
+			       v);
 	cfg->cpu_affinity = v;
 	return 0;
 }
@@ -178,7 +169,7 @@ static int set_config_file(struct vm_config *cfg, const char *what, const char *
 			   size_t errlen)
 {
 	if (!v[0])
-		return fail(err, errlen, "%s: empty file name", what);
+		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
 	cfg->config_file = v;
 	return 0;
 }
@@ -246,7 +237,7 @@ static int take_value(int argc, char **argv, int *i, const char *name, const cha
 	if (a[n] != '\0')
 		return 0;
 	if (*i + 1 >= argc)
-		return fail(err, errlen, "%s needs a value", name);
+		return cv_errf(err, errlen, -EINVAL, "%s needs a value", name);
 	*val = argv[++*i];
 	return 1;
 }
@@ -282,9 +273,9 @@ static int device_flag(int argc, char **argv, int *i, struct vm_config *cfg, cha
 	else if (!devices_flag_is_bool(flag) && *i + 1 < argc)
 		v = argv[++*i];
 	else if (!devices_flag_is_bool(flag))
-		return fail(err, errlen, "%s needs a value", flag);
+		return cv_errf(err, errlen, -EINVAL, "%s needs a value", flag);
 	if (v && devices_flag_is_bool(flag))
-		return fail(err, errlen, "%s takes no value", flag);
+		return cv_errf(err, errlen, -EINVAL, "%s takes no value", flag);
 	return devices_parse_flag(&cfg->devices, flag, v, err, errlen) < 0 ? one_line(err) : 1;
 }
 
@@ -317,9 +308,9 @@ int config_apply_flags(int argc, char **argv, struct vm_config *cfg, char *err, 
 		if (r > 0)
 			continue;
 		if (argv[i][0] == '-')
-			return fail(err, errlen, "run: unknown flag %s (see cvisor run --help)",
-				    argv[i]);
-		return fail(err, errlen, "run: unexpected argument %s", argv[i]);
+			return cv_errf(err, errlen, -EINVAL,
+				       "run: unknown flag %s (see cvisor run --help)", argv[i]);
+		return cv_errf(err, errlen, -EINVAL, "run: unexpected argument %s", argv[i]);
 	}
 	return 0;
 }
@@ -352,16 +343,17 @@ static int apply_device_value(const char *file, const char *key, const char *fla
 		v = num;
 		/* devices.c keeps the pointer: only sizes may be numbers. */
 		if (strcmp(flag, "--balloon"))
-			return fail(err, errlen, "%s: %s: must be a string", file, key);
+			return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
 	} else if (json_object_is_type(val, json_type_string)) {
 		v = json_object_get_string(val);
 		if (strlen(v) != (size_t)json_object_get_string_len(val))
-			return fail(err, errlen, "%s: %s: contains a NUL character", file, key);
+			return cv_errf(err, errlen, -EINVAL, "%s: %s: contains a NUL character",
+				       file, key);
 	} else {
-		return fail(err, errlen, "%s: %s: must be a string", file, key);
+		return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
 	}
 	if (devices_parse_flag(&cfg->devices, flag, v, msg, sizeof(msg)) < 0)
-		return fail(err, errlen, "%s: %s", file, msg);
+		return cv_errf(err, errlen, -EINVAL, "%s: %s", file, msg);
 	return 0;
 }
 
@@ -376,16 +368,17 @@ static int apply_device_key(const char *file, const char *key, const char *flag,
 
 	if (devices_flag_is_bool(flag)) {
 		if (!json_object_is_type(val, json_type_boolean))
-			return fail(err, errlen, "%s: %s: must be true or false", file, key);
+			return cv_errf(err, errlen, -EINVAL, "%s: %s: must be true or false", file,
+				       key);
 		if (json_object_get_boolean(val) &&
 		    devices_parse_flag(&cfg->devices, flag, NULL, msg, sizeof(msg)) < 0)
-			return fail(err, errlen, "%s: %s", file, msg);
+			return cv_errf(err, errlen, -EINVAL, "%s: %s", file, msg);
 		return 0;
 	}
 	if (!json_object_is_type(val, json_type_array))
 		return apply_device_value(file, key, flag, val, cfg, err, errlen);
 	if (strcmp(key, "disk") && strcmp(key, "net"))
-		return fail(err, errlen, "%s: %s: must be a string", file, key);
+		return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
 	for (size_t i = 0; i < json_object_array_length(val); i++)
 		if ((r = apply_device_value(file, key, flag, json_object_array_get_idx(val, i), cfg,
 					    err, errlen)))
@@ -411,15 +404,16 @@ static int apply_key(const char *file, const char *key, struct json_object *val,
 			return apply_device_key(file, key, what, val, cfg, err, errlen);
 	}
 	if (!o)
-		return fail(err, errlen,
-			    "%s: unknown key \"%.64s\" (keys: kernel, initrd, cmdline, memory, "
-			    "cpus, name, detach, cpu_weight, cpu_cap, memory_limit, cpu_affinity, "
-			    "emulated_host, disk, net, rng, balloon, vsock, virtio)",
-			    file, key);
+		return cv_errf(
+			err, errlen, -EINVAL,
+			"%s: unknown key \"%.64s\" (keys: kernel, initrd, cmdline, memory, "
+			"cpus, name, detach, cpu_weight, cpu_cap, memory_limit, cpu_affinity, "
+			"emulated_host, disk, net, rng, balloon, vsock, virtio)",
+			file, key);
 	snprintf(what, sizeof(what), "%s: %s", file, key);
 	if (o->kind == J_DETACH) {
 		if (!json_object_is_type(val, json_type_boolean))
-			return fail(err, errlen, "%s: must be true or false", what);
+			return cv_errf(err, errlen, -EINVAL, "%s: must be true or false", what);
 		cfg->detach = json_object_get_boolean(val);
 		return 0;
 	}
@@ -430,12 +424,12 @@ static int apply_key(const char *file, const char *key, struct json_object *val,
 		v = json_object_get_string(val);
 		/* An embedded NUL would silently shorten the value. */
 		if (strlen(v) != (size_t)json_object_get_string_len(val))
-			return fail(err, errlen, "%s: contains a NUL character", what);
+			return cv_errf(err, errlen, -EINVAL, "%s: contains a NUL character", what);
 	} else {
-		return fail(err, errlen, "%s: must be %s", what,
-			    o->kind == J_INT	? "an integer"
-			    : o->kind == J_SIZE ? "a size such as \"512M\" or a number of MiB"
-						: "a string");
+		return cv_errf(err, errlen, -EINVAL, "%s: must be %s", what,
+			       o->kind == J_INT	   ? "an integer"
+			       : o->kind == J_SIZE ? "a size such as \"512M\" or a number of MiB"
+						   : "a string");
 	}
 	return o->set(cfg, what, v, err, errlen);
 }
@@ -450,17 +444,20 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
 	int r;
 
 	if (len > CONFIG_FILE_MAX)
-		return fail(err, errlen, "%s: larger than %d bytes", file, CONFIG_FILE_MAX);
+		return cv_errf(err, errlen, -EINVAL, "%s: larger than %d bytes", file,
+			       CONFIG_FILE_MAX);
 	/* Not strict: json-c's relaxed mode allows comments in the file. */
 	if ((r = ctl_json_parse(text, len, false, &root, &off, &desc))) {
 		if (r == -ENOMEM)
-			return fail(err, errlen, "%s: out of memory", file);
+			return cv_errf(err, errlen, -EINVAL, "%s: out of memory", file);
 		text_position(text, off, &line, &col);
-		return fail(err, errlen, "%s:%u:%u: malformed JSON: %s", file, line, col, desc);
+		return cv_errf(err, errlen, -EINVAL, "%s:%u:%u: malformed JSON: %s", file, line,
+			       col, desc);
 	}
 	if (!json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
-		return fail(err, errlen, "%s: must hold one JSON object ({\"kernel\": ...})", file);
+		return cv_errf(err, errlen, -EINVAL,
+			       "%s: must hold one JSON object ({\"kernel\": ...})", file);
 	}
 	json_object_put(cfg->json);
 	cfg->json = root;
@@ -475,10 +472,11 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
 int config_check(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->kernel || !cfg->kernel[0])
-		return fail(err, errlen, "run: --kernel FILE is required");
+		return cv_errf(err, errlen, -EINVAL, "run: --kernel FILE is required");
 	if (cfg->detach && !cfg->name)
-		return fail(err, errlen,
-			    "run: -d needs --name NAME (a detached guest is reached by its name)");
+		return cv_errf(
+			err, errlen, -EINVAL,
+			"run: -d needs --name NAME (a detached guest is reached by its name)");
 	return 0;
 }
 
@@ -490,6 +488,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	if ((r = config_apply_flags(argc, argv, cfg, err, errlen)))
 		return r;
 	if (cfg->config_file)
-		return fail(err, errlen, "run: --config %s was not read", cfg->config_file);
+		return cv_errf(err, errlen, -EINVAL, "run: --config %s was not read",
+			       cfg->config_file);
 	return config_check(cfg, err, errlen);
 }

@@ -37,4 +37,56 @@ int cv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) CV_M
 /* Monotonic time in nanoseconds. */
 uint64_t cv_now_ns(void);
 
+/* Format one line into err (control characters, which a quoted input
+ * value may carry, become spaces) and return r: the error helpers of the
+ * parsers and loaders, `return cv_errf(err, errlen, -EINVAL, ...)`. */
+int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...) CV_PRINTF(4, 5);
+
+/* Little-endian fields of n bytes (n <= 8) in byte buffers: firmware
+ * tables, boot structures, file and wire formats. */
+static inline void cv_put_le(uint8_t *p, uint64_t v, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t cv_get_le(const uint8_t *p, unsigned int n)
+{
+	uint64_t v = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline void cv_put_le16(uint8_t *p, uint16_t v)
+{
+	cv_put_le(p, v, 2);
+}
+
+static inline void cv_put_le32(uint8_t *p, uint32_t v)
+{
+	cv_put_le(p, v, 4);
+}
+
+static inline void cv_put_le64(uint8_t *p, uint64_t v)
+{
+	cv_put_le(p, v, 8);
+}
+
+static inline uint16_t cv_le16(const uint8_t *p)
+{
+	return (uint16_t)cv_get_le(p, 2);
+}
+
+static inline uint32_t cv_le32(const uint8_t *p)
+{
+	return (uint32_t)cv_get_le(p, 4);
+}
+
+static inline uint64_t cv_le64(const uint8_t *p)
+{
+	return cv_get_le(p, 8);
+}
+
 #endif

@@ -261,24 +261,6 @@ struct acpi_layout {
 	size_t rsdt, xsdt, fadt, facs, dsdt, madt, end;
 };
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 uint8_t acpi_checksum(const void *p, size_t len)
 {
 	const uint8_t *b = p;
@@ -320,13 +302,13 @@ static void acpi_layout(uint64_t gpa, unsigned int ncpus, struct acpi_layout *l)
 static void put_sdt_header(uint8_t *p, const char sig[4], uint32_t len, uint8_t rev)
 {
 	memcpy(p, sig, 4);
-	put_le32(p + 4, len);
+	cv_put_le32(p + 4, len);
 	p[8] = rev;
 	memcpy(p + 10, OEM_ID, 6);
 	memcpy(p + 16, OEM_TABLE_ID, 8);
-	put_le32(p + 24, 1); /* OEM Revision */
+	cv_put_le32(p + 24, 1); /* OEM Revision */
 	memcpy(p + 28, CREATOR_ID, 4);
-	put_le32(p + 32, 1); /* Creator Revision */
+	cv_put_le32(p + 32, 1); /* Creator Revision */
 }
 
 /* 5.2.3.2 Generic Address Structure (12 bytes). */
@@ -336,7 +318,7 @@ static void put_gas(uint8_t *p, uint8_t space, uint8_t bit_width, uint8_t access
 	p[1] = bit_width;
 	p[2] = 0; /* Register Bit Offset */
 	p[3] = access;
-	put_le64(p + 4, addr);
+	cv_put_le64(p + 4, addr);
 }
 
 /* 5.2.5.3 RSDP (revision 2: ACPI 2.0 and later). */
@@ -345,9 +327,9 @@ static void build_rsdp(uint8_t *p, uint32_t rsdt_gpa, uint64_t xsdt_gpa)
 	memcpy(p, "RSD PTR ", 8);
 	memcpy(p + 9, OEM_ID, 6);
 	p[15] = 2; /* Revision */
-	put_le32(p + 16, rsdt_gpa);
-	put_le32(p + 20, RSDP_LEN);
-	put_le64(p + 24, xsdt_gpa);
+	cv_put_le32(p + 16, rsdt_gpa);
+	cv_put_le32(p + 20, RSDP_LEN);
+	cv_put_le64(p + 24, xsdt_gpa);
 	fix_checksum(p, 20, 8);	       /* covers the ACPI 1.0 part only */
 	fix_checksum(p, RSDP_LEN, 32); /* Extended Checksum, whole structure */
 }
@@ -356,16 +338,16 @@ static void build_rsdp(uint8_t *p, uint32_t rsdt_gpa, uint64_t xsdt_gpa)
 static void build_rsdt(uint8_t *p, uint32_t fadt_gpa, uint32_t madt_gpa)
 {
 	put_sdt_header(p, "RSDT", SDT_HDR_LEN + 2 * 4, 1);
-	put_le32(p + 36, fadt_gpa);
-	put_le32(p + 40, madt_gpa);
+	cv_put_le32(p + 36, fadt_gpa);
+	cv_put_le32(p + 40, madt_gpa);
 	fix_checksum(p, SDT_HDR_LEN + 2 * 4, 9);
 }
 
 static void build_xsdt(uint8_t *p, uint64_t fadt_gpa, uint64_t madt_gpa)
 {
 	put_sdt_header(p, "XSDT", SDT_HDR_LEN + 2 * 8, 1);
-	put_le64(p + 36, fadt_gpa);
-	put_le64(p + 44, madt_gpa);
+	cv_put_le64(p + 36, fadt_gpa);
+	cv_put_le64(p + 44, madt_gpa);
 	fix_checksum(p, SDT_HDR_LEN + 2 * 8, 9);
 }
 
@@ -380,26 +362,26 @@ static void build_fadt(uint8_t *p, uint32_t facs_gpa, uint32_t dsdt_gpa, unsigne
 		flags |= FADT_FORCE_APIC_PHYS;
 
 	put_sdt_header(p, "FACP", FADT_LEN, 6);
-	put_le32(p + 36, facs_gpa); /* FIRMWARE_CTRL; X_FIRMWARE_CTRL stays 0 */
-	put_le32(p + 40, dsdt_gpa); /* DSDT */
+	cv_put_le32(p + 36, facs_gpa); /* FIRMWARE_CTRL; X_FIRMWARE_CTRL stays 0 */
+	cv_put_le32(p + 40, dsdt_gpa); /* DSDT */
 	/* 45 Preferred_PM_Profile 0: unspecified. */
-	put_le16(p + 46, ACPI_SCI_IRQ); /* SCI_INT */
+	cv_put_le16(p + 46, ACPI_SCI_IRQ); /* SCI_INT */
 	/* 48 SMI_CMD, 52 ACPI_ENABLE, 53 ACPI_DISABLE all 0: no mode switch. */
-	put_le32(p + 56, ACPI_PM1A_EVT_PORT); /* PM1a_EVT_BLK */
-	put_le32(p + 64, ACPI_PM1A_CNT_PORT); /* PM1a_CNT_BLK */
+	cv_put_le32(p + 56, ACPI_PM1A_EVT_PORT); /* PM1a_EVT_BLK */
+	cv_put_le32(p + 64, ACPI_PM1A_CNT_PORT); /* PM1a_CNT_BLK */
 	/* 76 PM_TMR_BLK, 80 GPE0_BLK, 84 GPE1_BLK: none. */
-	p[88] = 4;		  /* PM1_EVT_LEN: PM1_STS + PM1_EN */
-	p[89] = 2;		  /* PM1_CNT_LEN */
-	put_le16(p + 96, 0x0fff); /* P_LVL2_LAT > 100: no C2 */
-	put_le16(p + 98, 0x0fff); /* P_LVL3_LAT > 1000: no C3 */
-	p[108] = RTC_CENTURY;	  /* the CMOS register that holds the century */
-	put_le16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
-	put_le32(p + 112, flags);
+	p[88] = 4;		     /* PM1_EVT_LEN: PM1_STS + PM1_EN */
+	p[89] = 2;		     /* PM1_CNT_LEN */
+	cv_put_le16(p + 96, 0x0fff); /* P_LVL2_LAT > 100: no C2 */
+	cv_put_le16(p + 98, 0x0fff); /* P_LVL3_LAT > 1000: no C3 */
+	p[108] = RTC_CENTURY;	     /* the CMOS register that holds the century */
+	cv_put_le16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
+	cv_put_le32(p + 112, flags);
 	/* 4.8.3.6 Reset Register: 8 bits wide at offset 0. */
 	put_gas(p + 116, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, ACPI_RESET_PORT);
 	p[128] = ACPI_RESET_VALUE;
-	p[131] = 5;		     /* FADT Minor Version */
-	put_le64(p + 140, dsdt_gpa); /* X_DSDT, same table as DSDT */
+	p[131] = 5;			/* FADT Minor Version */
+	cv_put_le64(p + 140, dsdt_gpa); /* X_DSDT, same table as DSDT */
 	/* The X_ blocks repeat the 32-bit ones with matching widths, as ACPICA
 	 * would synthesize them (tbfadt.c acpi_tb_convert_fadt()). */
 	put_gas(p + 148, GAS_SYSTEM_IO, 32, GAS_ACCESS_WORD, ACPI_PM1A_EVT_PORT);
@@ -413,7 +395,7 @@ static void build_fadt(uint8_t *p, uint32_t facs_gpa, uint32_t dsdt_gpa, unsigne
 static void build_facs(uint8_t *p)
 {
 	memcpy(p, "FACS", 4);
-	put_le32(p + 4, FACS_LEN);
+	cv_put_le32(p + 4, FACS_LEN);
 	p[32] = 2; /* Version */
 }
 
@@ -438,8 +420,8 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 	uint8_t *e = p + SDT_HDR_LEN + 8;
 
 	put_sdt_header(p, "APIC", len, 5);
-	put_le32(p + 36, cfg->lapic_addr);
-	put_le32(p + 40, MADT_PCAT_COMPAT); /* there are 8259s: KVM's in-kernel PIC */
+	cv_put_le32(p + 36, cfg->lapic_addr);
+	cv_put_le32(p + 40, MADT_PCAT_COMPAT); /* there are 8259s: KVM's in-kernel PIC */
 
 	/* 5.2.12.2 Processor Local APIC: UID and APIC ID both the CPU index. */
 	for (unsigned int i = 0; i < cfg->ncpus; i++, e += MADT_LAPIC_LEN) {
@@ -447,15 +429,15 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 		e[1] = MADT_LAPIC_LEN;
 		e[2] = (uint8_t)i; /* ACPI Processor UID */
 		e[3] = (uint8_t)i; /* APIC ID */
-		put_le32(e + 4, MADT_LAPIC_ENABLED);
+		cv_put_le32(e + 4, MADT_LAPIC_ENABLED);
 	}
 
 	/* 5.2.12.3 I/O APIC: one, GSIs 0-23 on pins 0-23. */
 	e[0] = MADT_TYPE_IOAPIC;
 	e[1] = MADT_IOAPIC_LEN;
 	e[2] = cfg->ioapic_id;
-	put_le32(e + 4, cfg->ioapic_addr);
-	put_le32(e + 8, 0); /* Global System Interrupt Base */
+	cv_put_le32(e + 4, cfg->ioapic_addr);
+	cv_put_le32(e + 8, 0); /* Global System Interrupt Base */
 	e += MADT_IOAPIC_LEN;
 
 	/* 5.2.12.5 Interrupt Source Override: only the SCI (see top of file). */
@@ -463,16 +445,16 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 	e[1] = MADT_ISO_LEN;
 	e[2] = 0; /* Bus: ISA */
 	e[3] = ACPI_SCI_IRQ;
-	put_le32(e + 4, ACPI_SCI_IRQ);
-	put_le16(e + 8, MPS_INTI_ACTIVE_HIGH | MPS_INTI_LEVEL);
+	cv_put_le32(e + 4, ACPI_SCI_IRQ);
+	cv_put_le16(e + 8, MPS_INTI_ACTIVE_HIGH | MPS_INTI_LEVEL);
 	e += MADT_ISO_LEN;
 
 	/* 5.2.12.7 Local APIC NMI: LINT1 of every processor, as in the MP table. */
 	e[0] = MADT_TYPE_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_LEN;
-	e[2] = 0xff;	    /* all processors */
-	put_le16(e + 3, 0); /* flags: conforming */
-	e[5] = 1;	    /* LINT# */
+	e[2] = 0xff;	       /* all processors */
+	cv_put_le16(e + 3, 0); /* flags: conforming */
+	e[5] = 1;	       /* LINT# */
 
 	fix_checksum(p, len, 9);
 }

@@ -4,7 +4,6 @@
 #include "cvisor/boot.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,45 +35,6 @@
 #define LOADED_HIGH 0x01
 #define CAN_USE_HEAP 0x80
 #define XLF_KERNEL_64 0x01
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16;
-}
-static uint64_t le64(const uint8_t *p)
-{
-	return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 unsigned int boot_e820(const struct guest_mem *gm, struct e820_entry *e, unsigned int max)
 {
@@ -141,10 +101,10 @@ static int load_cmdline(const struct guest_mem *gm, const char *cmdline, uint32_
 	if (max > LAYOUT_CMDLINE_MAX)
 		max = LAYOUT_CMDLINE_MAX;
 	if (n + 1 > max)
-		return fail(err, errlen, -E2BIG, "command line is %zu bytes, the kernel takes %u",
-			    n, max - 1);
+		return cv_errf(err, errlen, -E2BIG,
+			       "command line is %zu bytes, the kernel takes %u", n, max - 1);
 	if (guest_mem_write(gm, LAYOUT_CMDLINE, cmdline, n + 1))
-		return fail(err, errlen, -E2BIG, "guest memory too small for the command line");
+		return cv_errf(err, errlen, -E2BIG, "guest memory too small for the command line");
 	return 0;
 }
 
@@ -160,85 +120,88 @@ static int load_bzimage(const struct guest_mem *gm, const struct boot_image *img
 	unsigned int setup_sects, n;
 	uint16_t version;
 
-	if (img->kernel_len < BP_INIT_SIZE + 4 || le16(k + BP_BOOT_FLAG) != 0xaa55 ||
-	    le32(k + BP_HEADER) != HDRS_MAGIC)
-		return fail(err, errlen, -ENOEXEC,
-			    "not a Linux bzImage nor an ELF kernel with a PVH entry note");
-	version = le16(k + BP_VERSION);
+	if (img->kernel_len < BP_INIT_SIZE + 4 || cv_le16(k + BP_BOOT_FLAG) != 0xaa55 ||
+	    cv_le32(k + BP_HEADER) != HDRS_MAGIC)
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "not a Linux bzImage nor an ELF kernel with a PVH entry note");
+	version = cv_le16(k + BP_VERSION);
 	/* 2.12 added xloadflags, which says whether the 64-bit entry exists. */
 	if (version < 0x020c)
-		return fail(err, errlen, -ENOEXEC, "boot protocol %u.%02u is too old (need 2.12)",
-			    version >> 8, version & 0xff);
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "boot protocol %u.%02u is too old (need 2.12)", version >> 8,
+			       version & 0xff);
 	if (!(k[BP_XLOADFLAGS] & XLF_KERNEL_64))
-		return fail(err, errlen, -ENOEXEC, "kernel has no 64-bit entry point");
+		return cv_errf(err, errlen, -ENOEXEC, "kernel has no 64-bit entry point");
 	if (!(k[BP_LOADFLAGS] & LOADED_HIGH))
-		return fail(err, errlen, -ENOEXEC, "kernel is not a bzImage (zImage loads low)");
+		return cv_errf(err, errlen, -ENOEXEC, "kernel is not a bzImage (zImage loads low)");
 	setup_sects = k[BP_SETUP_SECTS] ? k[BP_SETUP_SECTS] : 4;
 	setup_len = (setup_sects + 1) * 512;
 	/* The byte at 0x201 is the jump's offset: the header ends there. */
 	hdr_end = BP_HEADER + k[BP_JUMP_END];
 	if (setup_len >= img->kernel_len || hdr_end > setup_len || hdr_end > BP_SIZE)
-		return fail(err, errlen, -ENOEXEC, "bzImage setup header is truncated or corrupt");
-	if (le16(k + BP_VERSION) >= 0x0206)
-		cmdline_max = le32(k + BP_CMDLINE_SIZE) + 1;
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "bzImage setup header is truncated or corrupt");
+	if (cv_le16(k + BP_VERSION) >= 0x0206)
+		cmdline_max = cv_le32(k + BP_CMDLINE_SIZE) + 1;
 
 	/* Load where the kernel prefers (it then need not move itself), else
 	 * at 1 MiB, which a relocatable kernel accepts. */
-	init_size = le32(k + BP_INIT_SIZE);
+	init_size = cv_le32(k + BP_INIT_SIZE);
 	if (init_size < img->kernel_len - setup_len)
 		init_size = img->kernel_len - setup_len;
-	load = le64(k + BP_PREF_ADDRESS);
+	load = cv_le64(k + BP_PREF_ADDRESS);
 	if (load < LAYOUT_HIMEM || load % 0x1000 || !guest_mem_ptr(gm, load, init_size)) {
 		/* Only a relocatable kernel may run from somewhere else. */
 		if (!k[BP_RELOCATABLE] && load >= LAYOUT_HIMEM)
-			return fail(err, errlen, -E2BIG,
-				    "kernel needs %llu MiB at %#llx (try a larger --memory)",
-				    (unsigned long long)(init_size >> 20) + 1,
-				    (unsigned long long)load);
+			return cv_errf(err, errlen, -E2BIG,
+				       "kernel needs %llu MiB at %#llx (try a larger --memory)",
+				       (unsigned long long)(init_size >> 20) + 1,
+				       (unsigned long long)load);
 		load = LAYOUT_HIMEM;
 	}
 	if (__builtin_add_overflow(load, init_size, &kernel_end) ||
 	    !guest_mem_ptr(gm, load, init_size))
-		return fail(err, errlen, -E2BIG, "kernel needs %llu MiB, more than guest memory",
-			    (unsigned long long)((load + init_size) >> 20) + 1);
+		return cv_errf(err, errlen, -E2BIG, "kernel needs %llu MiB, more than guest memory",
+			       (unsigned long long)((load + init_size) >> 20) + 1);
 	if (guest_mem_write(gm, load, k + setup_len, img->kernel_len - setup_len))
-		return fail(err, errlen, -E2BIG, "kernel does not fit in guest memory");
+		return cv_errf(err, errlen, -E2BIG, "kernel does not fit in guest memory");
 
 	if (!bp)
-		return fail(err, errlen, -E2BIG, "guest memory too small");
+		return cv_errf(err, errlen, -E2BIG, "guest memory too small");
 	memset(bp, 0, BP_SIZE);
 	memcpy(bp + BP_SETUP_SECTS, k + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
 	bp[BP_TYPE_OF_LOADER] = 0xff; /* undefined boot loader */
 	bp[BP_LOADFLAGS] = (uint8_t)(bp[BP_LOADFLAGS] | CAN_USE_HEAP);
-	put16(bp + BP_HEAP_END, 0xfe00);
+	cv_put_le16(bp + BP_HEAP_END, 0xfe00);
 	if (load_cmdline(gm, img->cmdline, cmdline_max, err, errlen))
 		return -E2BIG;
-	put32(bp + BP_CMD_LINE_PTR, LAYOUT_CMDLINE);
+	cv_put_le32(bp + BP_CMD_LINE_PTR, LAYOUT_CMDLINE);
 	if (img->initrd) {
-		initrd_max = le32(k + BP_INITRD_ADDR_MAX);
+		initrd_max = cv_le32(k + BP_INITRD_ADDR_MAX);
 		if (version < 0x0203 || !initrd_max)
 			initrd_max = 0x37ffffff;
 		uint64_t at = boot_place_initrd(gm, img->initrd_len, kernel_end, initrd_max + 1);
 		if (!at || img->initrd_len > UINT32_MAX)
-			return fail(err, errlen, -E2BIG,
-				    "initrd (%zu bytes) does not fit in guest memory below %#llx "
-				    "after the kernel (try a larger --memory)",
-				    img->initrd_len, (unsigned long long)initrd_max);
+			return cv_errf(
+				err, errlen, -E2BIG,
+				"initrd (%zu bytes) does not fit in guest memory below %#llx "
+				"after the kernel (try a larger --memory)",
+				img->initrd_len, (unsigned long long)initrd_max);
 		if (guest_mem_write(gm, at, img->initrd, img->initrd_len))
 			return -E2BIG;
-		put32(bp + BP_RAMDISK_IMAGE, (uint32_t)at);
-		put32(bp + BP_RAMDISK_SIZE, (uint32_t)img->initrd_len);
+		cv_put_le32(bp + BP_RAMDISK_IMAGE, (uint32_t)at);
+		cv_put_le32(bp + BP_RAMDISK_SIZE, (uint32_t)img->initrd_len);
 	}
 	n = boot_e820(gm, e820, E820_MAX);
 	bp[BP_E820_ENTRIES] = (uint8_t)n;
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *p = bp + BP_E820_TABLE + 20 * i;
 
-		put64(p, e820[i].addr);
-		put64(p + 8, e820[i].size);
-		put32(p + 16, e820[i].type);
+		cv_put_le64(p, e820[i].addr);
+		cv_put_le64(p + 8, e820[i].size);
+		cv_put_le32(p + 16, e820[i].type);
 	}
-	put64(bp + BP_ACPI_RSDP, img->rsdp_gpa);
+	cv_put_le64(bp + BP_ACPI_RSDP, img->rsdp_gpa);
 
 	entry->mode = BOOT_LINUX64;
 	entry->rip = load + 0x200; /* startup_64 is 512 bytes into the image */
@@ -253,9 +216,9 @@ int boot_load(const struct guest_mem *gm, const struct boot_image *img, struct b
 
 	err[0] = '\0';
 	if (!guest_mem_ptr(gm, 0, LAYOUT_HIMEM))
-		return fail(err, errlen, -E2BIG, "guest memory too small");
+		return cv_errf(err, errlen, -E2BIG, "guest memory too small");
 	if (boot_setup_tables(gm))
-		return fail(err, errlen, -E2BIG, "guest memory too small for page tables");
+		return cv_errf(err, errlen, -E2BIG, "guest memory too small for page tables");
 	r = boot_load_pvh(gm, img, entry, err, errlen);
 	if (r != -ENOEXEC || err[0])
 		return r;

@@ -43,18 +43,6 @@ enum { MP_INT, MP_NMI, MP_SMI, MP_EXTINT };		       /* interrupt types, 4.3.4 */
 #define INTI_CONFORMING 0x0
 #define INTI_ACTIVE_HIGH_LEVEL (0x1 | (0x3 << 2))
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
-}
-
 static void fix_checksum(uint8_t *p, size_t len, size_t at)
 {
 	p[at] = 0;
@@ -68,7 +56,7 @@ static uint8_t *put_intr(uint8_t *e, uint8_t type, uint8_t irqtype, uint16_t fla
 {
 	e[0] = type;
 	e[1] = irqtype;
-	put_le16(e + 2, flags);
+	cv_put_le16(e + 2, flags);
 	e[4] = ISA_BUS_ID;
 	e[5] = src_irq;
 	e[6] = dst;
@@ -82,12 +70,12 @@ static void build_mpc(uint8_t *p, unsigned int ncpus, uint32_t ioapic_addr, uint
 
 	/* 4.2 configuration table header. */
 	memcpy(p, "PCMP", 4);
-	put_le16(p + 4, MPC_LEN(ncpus));    /* base table length */
+	cv_put_le16(p + 4, MPC_LEN(ncpus)); /* base table length */
 	p[6] = 4;			    /* spec revision 1.4 */
 	memcpy(p + 8, "CVISOR  ", 8);	    /* OEM ID */
 	memcpy(p + 16, "CVISOR VM   ", 12); /* product ID */
-	put_le16(p + 34, MPC_ENTRIES(ncpus));
-	put_le32(p + 36, LAPIC_ADDR);
+	cv_put_le16(p + 34, MPC_ENTRIES(ncpus));
+	cv_put_le32(p + 36, LAPIC_ADDR);
 	/* OEM table, extended table: none. */
 
 	/* Entries appear sorted by type, as 4.3 requires. */
@@ -96,8 +84,8 @@ static void build_mpc(uint8_t *p, unsigned int ncpus, uint32_t ioapic_addr, uint
 		e[1] = (uint8_t)i; /* local APIC id */
 		e[2] = LAPIC_VERSION;
 		e[3] = CPU_ENABLED | (i == 0 ? CPU_BSP : 0);
-		put_le32(e + 4, CPU_SIGNATURE);
-		put_le32(e + 8, CPU_FEATURES);
+		cv_put_le32(e + 4, CPU_SIGNATURE);
+		cv_put_le32(e + 8, CPU_FEATURES);
 	}
 
 	e[0] = MP_BUS;
@@ -109,7 +97,7 @@ static void build_mpc(uint8_t *p, unsigned int ncpus, uint32_t ioapic_addr, uint
 	e[1] = ioapic_id;
 	e[2] = IOAPIC_VERSION;
 	e[3] = 0x01; /* enabled */
-	put_le32(e + 4, ioapic_addr);
+	cv_put_le32(e + 4, ioapic_addr);
 	e += MPC_IOAPIC_LEN;
 
 	/* Identity ISA routing; IRQ 2 included, as Linux adds it for the MADT
@@ -130,7 +118,7 @@ static void build_mpc(uint8_t *p, unsigned int ncpus, uint32_t ioapic_addr, uint
 static void build_mpf(uint8_t *p, uint32_t mpc_gpa)
 {
 	memcpy(p, "_MP_", 4);
-	put_le32(p + 4, mpc_gpa);
+	cv_put_le32(p + 4, mpc_gpa);
 	p[8] = MPF_LEN / 16; /* length in 16-byte units */
 	p[9] = 4;	     /* spec revision 1.4 */
 	/* Feature byte 1 = 0: a configuration table is present. Feature

@@ -5,7 +5,6 @@
 
 #include <elf.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,28 +14,6 @@
 #define HVM_MODLIST_ENTRY_SIZE 32
 #define HVM_MEMMAP_ENTRY_SIZE 24
 #define PVH_MAX_PHDRS 64
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* A program header, whatever the ELF class. */
 struct phdr {
@@ -110,26 +87,26 @@ static int write_start_info(const struct guest_mem *gm, const struct boot_image 
 	if (!si || !mod || !mm)
 		return -E2BIG;
 	memset(si, 0, HVM_START_INFO_SIZE);
-	put32(si, HVM_START_MAGIC);
-	put32(si + 4, 1); /* version 1: has the memory map */
+	cv_put_le32(si, HVM_START_MAGIC);
+	cv_put_le32(si + 4, 1); /* version 1: has the memory map */
 	if (img->initrd) {
 		memset(mod, 0, HVM_MODLIST_ENTRY_SIZE);
-		put64(mod, initrd_at);
-		put64(mod + 8, img->initrd_len);
-		put32(si + 12, 1);
-		put64(si + 16, LAYOUT_PVH_MODLIST);
+		cv_put_le64(mod, initrd_at);
+		cv_put_le64(mod + 8, img->initrd_len);
+		cv_put_le32(si + 12, 1);
+		cv_put_le64(si + 16, LAYOUT_PVH_MODLIST);
 	}
-	put64(si + 24, LAYOUT_CMDLINE);
-	put64(si + 32, img->rsdp_gpa);
-	put64(si + 40, LAYOUT_PVH_MEMMAP);
-	put32(si + 48, n);
+	cv_put_le64(si + 24, LAYOUT_CMDLINE);
+	cv_put_le64(si + 32, img->rsdp_gpa);
+	cv_put_le64(si + 40, LAYOUT_PVH_MEMMAP);
+	cv_put_le32(si + 48, n);
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *e = mm + i * HVM_MEMMAP_ENTRY_SIZE;
 
-		put64(e, e820[i].addr);
-		put64(e + 8, e820[i].size);
-		put32(e + 16, e820[i].type);
-		put32(e + 20, 0);
+		cv_put_le64(e, e820[i].addr);
+		cv_put_le64(e + 8, e820[i].size);
+		cv_put_le32(e + 16, e820[i].type);
+		cv_put_le32(e + 20, 0);
 	}
 	return 0;
 }
@@ -161,24 +138,24 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 		machine = eh.e_machine;
 	}
 	if (machine != EM_X86_64 && machine != EM_386)
-		return fail(err, errlen, -ENOEXEC, "ELF kernel is not for x86 (e_machine %u)",
-			    machine);
+		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is not for x86 (e_machine %u)",
+			       machine);
 	if (!phnum || phnum > PVH_MAX_PHDRS)
-		return fail(err, errlen, -ENOEXEC, "ELF kernel has %u program headers", phnum);
+		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel has %u program headers", phnum);
 
 	for (unsigned int i = 0; i < phnum; i++) {
 		if (read_phdr(img, is64, phoff, phentsize, i, &ph) || ph.offset > img->kernel_len ||
 		    ph.filesz > img->kernel_len - ph.offset)
-			return fail(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
+			return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
 		if (ph.type == PT_NOTE && !pvh_entry)
 			find_pvh_note(k + ph.offset, ph.filesz, &pvh_entry);
 	}
 	if (!pvh_entry)
-		return fail(err, errlen, -ENOEXEC,
-			    "ELF kernel has no PVH entry note (build it with CONFIG_PVH=y)");
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "ELF kernel has no PVH entry note (build it with CONFIG_PVH=y)");
 	if (pvh_entry >= 1ULL << 32)
-		return fail(err, errlen, -ENOEXEC, "PVH entry %#llx is above 4 GiB",
-			    (unsigned long long)pvh_entry);
+		return cv_errf(err, errlen, -ENOEXEC, "PVH entry %#llx is above 4 GiB",
+			       (unsigned long long)pvh_entry);
 
 	for (unsigned int i = 0; i < phnum; i++) {
 		uint8_t *dst;
@@ -189,46 +166,46 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 		if (ph.type != PT_LOAD || !ph.memsz)
 			continue;
 		if (ph.filesz > ph.memsz)
-			return fail(err, errlen, -ENOEXEC, "ELF segment %u is corrupt", i);
+			return cv_errf(err, errlen, -ENOEXEC, "ELF segment %u is corrupt", i);
 		/* The boot data below 1 MiB must stay intact. */
 		dst = guest_mem_ptr(gm, ph.paddr, ph.memsz);
 		if (ph.paddr < LAYOUT_HIMEM || !dst ||
 		    __builtin_add_overflow(ph.paddr, ph.memsz, &end))
-			return fail(err, errlen, -E2BIG,
-				    "ELF segment %u at %#llx+%#llx is outside guest memory", i,
-				    (unsigned long long)ph.paddr, (unsigned long long)ph.memsz);
+			return cv_errf(err, errlen, -E2BIG,
+				       "ELF segment %u at %#llx+%#llx is outside guest memory", i,
+				       (unsigned long long)ph.paddr, (unsigned long long)ph.memsz);
 		memcpy(dst, k + ph.offset, ph.filesz);
 		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
 		if (end > kernel_end)
 			kernel_end = end;
 	}
 	if (!kernel_end)
-		return fail(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
+		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
 	if (!guest_mem_ptr(gm, pvh_entry, 1))
-		return fail(err, errlen, -ENOEXEC, "PVH entry %#llx is outside guest memory",
-			    (unsigned long long)pvh_entry);
+		return cv_errf(err, errlen, -ENOEXEC, "PVH entry %#llx is outside guest memory",
+			       (unsigned long long)pvh_entry);
 
 	{
 		size_t n = strlen(img->cmdline);
 
 		if (n + 1 > LAYOUT_CMDLINE_MAX)
-			return fail(err, errlen, -E2BIG, "command line longer than %d bytes",
-				    LAYOUT_CMDLINE_MAX - 1);
+			return cv_errf(err, errlen, -E2BIG, "command line longer than %d bytes",
+				       LAYOUT_CMDLINE_MAX - 1);
 		if (guest_mem_write(gm, LAYOUT_CMDLINE, img->cmdline, n + 1))
 			return -E2BIG;
 	}
 	if (img->initrd) {
 		initrd_at = boot_place_initrd(gm, img->initrd_len, kernel_end, 1ULL << 32);
 		if (!initrd_at)
-			return fail(err, errlen, -E2BIG,
-				    "initrd (%zu bytes) does not fit in guest memory after the "
-				    "kernel (try a larger --memory)",
-				    img->initrd_len);
+			return cv_errf(err, errlen, -E2BIG,
+				       "initrd (%zu bytes) does not fit in guest memory after the "
+				       "kernel (try a larger --memory)",
+				       img->initrd_len);
 		if (guest_mem_write(gm, initrd_at, img->initrd, img->initrd_len))
 			return -E2BIG;
 	}
 	if (write_start_info(gm, img, initrd_at))
-		return fail(err, errlen, -E2BIG, "guest memory too small");
+		return cv_errf(err, errlen, -E2BIG, "guest memory too small");
 	entry->mode = BOOT_PVH32;
 	entry->rip = pvh_entry;
 	entry->arg = LAYOUT_BOOT_PARAMS;

@@ -20,30 +20,18 @@
 #define STATUS_CAP_LIST 0x10
 #define CAP_FIRST 0x40
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
 void pci_device_init(struct pci_device *p, uint16_t vendor, uint16_t device, uint32_t class_code,
 		     uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision)
 {
 	memset(p, 0, sizeof(*p));
-	put16(p->cfg + CFG_VENDOR, vendor);
-	put16(p->cfg + CFG_DEVICE, device);
+	cv_put_le16(p->cfg + CFG_VENDOR, vendor);
+	cv_put_le16(p->cfg + CFG_DEVICE, device);
 	p->cfg[CFG_REVISION] = revision;
 	p->cfg[CFG_CLASS] = (uint8_t)class_code;
 	p->cfg[CFG_CLASS + 1] = (uint8_t)(class_code >> 8);
 	p->cfg[CFG_CLASS + 2] = (uint8_t)(class_code >> 16);
-	put16(p->cfg + CFG_SUBSYS_VENDOR, subsys_vendor);
-	put16(p->cfg + CFG_SUBSYS_ID, subsys_id);
+	cv_put_le16(p->cfg + CFG_SUBSYS_VENDOR, subsys_vendor);
+	cv_put_le16(p->cfg + CFG_SUBSYS_ID, subsys_id);
 	/* Command: I/O, memory, bus master; interrupt line scratch. */
 	p->wmask[CFG_COMMAND] = 0x07;
 	p->wmask[CFG_COMMAND + 1] = 0x04; /* INTx disable */
@@ -80,10 +68,10 @@ int pci_device_add_bar(struct pci_bus *b, struct pci_device *p, unsigned int bar
 	p->bar_size[bar] = size;
 	p->bar_addr[bar] = addr;
 	/* 64-bit memory BAR: type 10b in bits 2:1, spanning two registers. */
-	put32(p->cfg + CFG_BAR0 + 4 * bar, (uint32_t)addr | 0x4);
-	put32(p->cfg + CFG_BAR0 + 4 * bar + 4, (uint32_t)(addr >> 32));
-	put32(p->wmask + CFG_BAR0 + 4 * bar, (uint32_t) ~(size - 1) & ~0xfU);
-	put32(p->wmask + CFG_BAR0 + 4 * bar + 4, 0xffffffff);
+	cv_put_le32(p->cfg + CFG_BAR0 + 4 * bar, (uint32_t)addr | 0x4);
+	cv_put_le32(p->cfg + CFG_BAR0 + 4 * bar + 4, (uint32_t)(addr >> 32));
+	cv_put_le32(p->wmask + CFG_BAR0 + 4 * bar, (uint32_t) ~(size - 1) & ~0xfU);
+	cv_put_le32(p->wmask + CFG_BAR0 + 4 * bar + 4, 0xffffffff);
 	return 0;
 }
 

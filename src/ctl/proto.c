@@ -52,7 +52,6 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,21 +140,6 @@ int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object
 	return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* Values quoted from the input must not break the one-line rule. */
-	for (char *p = err; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return -EINVAL;
-}
-
 /* An integer argument in [min, max]. */
 static int get_uint(struct json_object *v, const char *key, uint64_t min, uint64_t max,
 		    uint64_t *out, char *err, size_t errlen)
@@ -170,8 +154,9 @@ static int get_uint(struct json_object *v, const char *key, uint64_t min, uint64
 	*out = u;
 	return 0;
 bad:
-	return fail(err, errlen, "malformed request: \"%s\" must be an integer from %llu to %llu",
-		    key, (unsigned long long)min, (unsigned long long)max);
+	return cv_errf(err, errlen, -EINVAL,
+		       "malformed request: \"%s\" must be an integer from %llu to %llu", key,
+		       (unsigned long long)min, (unsigned long long)max);
 }
 
 static int parse_save(struct json_object *o, struct ctl_request *req, char *err, size_t errlen)
@@ -180,20 +165,21 @@ static int parse_save(struct json_object *o, struct ctl_request *req, char *err,
 	const char *p;
 
 	if (!json_object_object_get_ex(o, "path", &v) || !json_object_is_type(v, json_type_string))
-		return fail(err, errlen, "malformed request: save needs a \"path\" string");
+		return cv_errf(err, errlen, -EINVAL,
+			       "malformed request: save needs a \"path\" string");
 	p = json_object_get_string(v);
 	/* The monitor's working directory is not the client's: absolute only. */
 	if (p[0] != '/' || strlen(p) != (size_t)json_object_get_string_len(v) ||
 	    strlen(p) + 16 >= CTL_PATH_MAX)
-		return fail(err, errlen,
-			    "malformed request: \"path\" must be an absolute path shorter than "
-			    "%d bytes",
-			    CTL_PATH_MAX - 16);
+		return cv_errf(err, errlen, -EINVAL,
+			       "malformed request: \"path\" must be an absolute path shorter than "
+			       "%d bytes",
+			       CTL_PATH_MAX - 16);
 	snprintf(req->path, sizeof(req->path), "%s", p);
 	if (json_object_object_get_ex(o, "keep_running", &v)) {
 		if (!json_object_is_type(v, json_type_boolean))
-			return fail(err, errlen,
-				    "malformed request: \"keep_running\" must be true or false");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: \"keep_running\" must be true or false");
 		req->keep_running = json_object_get_boolean(v);
 	}
 	return 0;
@@ -214,14 +200,16 @@ static int parse_args(struct json_object *o, struct ctl_request *req, char *err,
 		}
 	} else if (req->cmd == CTL_CMD_BALLOON) {
 		if (!json_object_object_get_ex(o, "bytes", &v))
-			return fail(err, errlen, "malformed request: balloon needs \"bytes\"");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: balloon needs \"bytes\"");
 		if ((r = get_uint(v, "bytes", 0, UINT64_MAX, &req->bytes, err, errlen)))
 			return r;
 	} else if (req->cmd == CTL_CMD_SAVE) {
 		return parse_save(o, req, err, errlen);
 	} else if (req->cmd == CTL_CMD_PEEK) {
 		if (!json_object_object_get_ex(o, "gpa", &v))
-			return fail(err, errlen, "malformed request: peek needs \"gpa\"");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: peek needs \"gpa\"");
 		if ((r = get_uint(v, "gpa", 0, UINT64_MAX, &req->gpa, err, errlen)))
 			return r;
 		req->len = 8;
@@ -232,16 +220,18 @@ static int parse_args(struct json_object *o, struct ctl_request *req, char *err,
 		}
 	} else if (req->cmd == CTL_CMD_PIN) {
 		if (!json_object_object_get_ex(o, "vcpu", &v))
-			return fail(err, errlen, "malformed request: pin needs \"vcpu\"");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: pin needs \"vcpu\"");
 		if ((r = get_uint(v, "vcpu", 0, CONFIG_MAX_CPUS - 1, &u, err, errlen)))
 			return r;
 		req->vcpu = (unsigned int)u;
 		if (!json_object_object_get_ex(o, "cpus", &v))
-			return fail(err, errlen, "malformed request: pin needs \"cpus\"");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: pin needs \"cpus\"");
 		if (!json_object_is_type(v, json_type_string) ||
 		    cpulist_parse(json_object_get_string(v), &req->cpus))
-			return fail(
-				err, errlen,
+			return cv_errf(
+				err, errlen, -EINVAL,
 				"malformed request: \"cpus\" must be a CPU list such as \"0-3,6\"");
 	}
 	return 0;
@@ -257,8 +247,9 @@ static int check_keys(struct json_object *o, enum ctl_cmd cmd, char *err, size_t
 		for (size_t i = 0; i < ARRAY_SIZE(cmd_args[cmd]) && !known; i++)
 			known = cmd_args[cmd][i] && !strcmp(key, cmd_args[cmd][i]);
 		if (!known)
-			return fail(err, errlen, "malformed request: %s takes no \"%.64s\"",
-				    cmd_names[cmd], key);
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: %s takes no \"%.64s\"", cmd_names[cmd],
+				       key);
 	}
 	return 0;
 }
@@ -278,16 +269,17 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, cha
 	}
 	if ((r = ctl_json_parse(line, len, true, &o, &off, &desc))) {
 		if (r == -ENOMEM)
-			return fail(err, errlen, "out of memory");
-		return fail(err, errlen, "malformed request: %s at byte %zu", desc, off);
+			return cv_errf(err, errlen, -EINVAL, "out of memory");
+		return cv_errf(err, errlen, -EINVAL, "malformed request: %s at byte %zu", desc,
+			       off);
 	}
 	r = -EINVAL;
 	if (!json_object_is_type(o, json_type_object)) {
-		fail(err, errlen, "malformed request: not a JSON object");
+		cv_errf(err, errlen, -EINVAL, "malformed request: not a JSON object");
 		goto out;
 	}
 	if (!json_object_object_get_ex(o, "cmd", &v) || !json_object_is_type(v, json_type_string)) {
-		fail(err, errlen, "malformed request: no \"cmd\" string");
+		cv_errf(err, errlen, -EINVAL, "malformed request: no \"cmd\" string");
 		goto out;
 	}
 	name = json_object_get_string(v);
@@ -295,7 +287,7 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, cha
 		if (!strcmp(name, cmd_names[req->cmd]))
 			break;
 	if (req->cmd == CTL_CMD_COUNT) {
-		fail(err, errlen, "unknown command \"%.64s\"", name);
+		cv_errf(err, errlen, -EINVAL, "unknown command \"%.64s\"", name);
 		goto out;
 	}
 	if (!(r = check_keys(o, req->cmd, err, errlen)))

@@ -4,19 +4,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-CV_PRINTF(3, 4) static int perr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 void virtio_net_default_mac(unsigned int index, uint8_t mac[6])
 {
@@ -117,10 +106,10 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 
 	if (!strncmp(item, "mac=", 4)) {
 		if (*have_mac)
-			return perr(err, errlen, "--net: mac= given twice");
+			return cv_errf(err, errlen, -EINVAL, "--net: mac= given twice");
 		if (parse_mac(item + 4, c->mac))
-			return perr(
-				err, errlen,
+			return cv_errf(
+				err, errlen, -EINVAL,
 				"--net: bad mac '%s' (expected six hex bytes xx:xx:xx:xx:xx:xx, "
 				"unicast and not all zero)",
 				item + 4);
@@ -128,31 +117,31 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 		return 0;
 	}
 	if (strncmp(item, "hostfwd=", 8))
-		return perr(err, errlen,
-			    "--net: unknown option '%s' in '%s' (expected hostfwd= or mac=)", item,
-			    orig);
+		return cv_errf(err, errlen, -EINVAL,
+			       "--net: unknown option '%s' in '%s' (expected hostfwd= or mac=)",
+			       item, orig);
 	if (c->backend != VIRTIO_NET_USER)
-		return perr(err, errlen, "--net: hostfwd= works with --net user only");
+		return cv_errf(err, errlen, -EINVAL, "--net: hostfwd= works with --net user only");
 	if (c->nr_hostfwd == VIRTIO_NET_MAX_HOSTFWD)
-		return perr(err, errlen, "--net: at most %d hostfwd= rules",
-			    VIRTIO_NET_MAX_HOSTFWD);
+		return cv_errf(err, errlen, -EINVAL, "--net: at most %d hostfwd= rules",
+			       VIRTIO_NET_MAX_HOSTFWD);
 	f = &c->hostfwd[c->nr_hostfwd];
 	{
 		char copy[128];
 
 		snprintf(copy, sizeof(copy), "%s", item + 8);
 		if (strlen(item + 8) >= sizeof(copy) || parse_hostfwd(copy, f))
-			return perr(err, errlen,
-				    "--net: bad hostfwd '%s' (expected "
-				    "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, guest on "
-				    "10.0.2.0/24)",
-				    item + 8);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--net: bad hostfwd '%s' (expected "
+				       "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, guest on "
+				       "10.0.2.0/24)",
+				       item + 8);
 	}
 	for (unsigned int i = 0; i < c->nr_hostfwd; i++)
 		if (c->hostfwd[i].udp == f->udp && c->hostfwd[i].host_port == f->host_port &&
 		    c->hostfwd[i].host_addr == f->host_addr)
-			return perr(err, errlen, "--net: host port %u is forwarded twice",
-				    f->host_port);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--net: host port %u is forwarded twice", f->host_port);
 	c->nr_hostfwd++;
 	return 0;
 }
@@ -167,9 +156,11 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 	memset(c, 0, sizeof(*c));
 	virtio_net_default_mac(index, c->mac);
 	if (!spec || !*spec)
-		return perr(err, errlen, "--net: empty value (expected user[,...] or tap=NAME)");
+		return cv_errf(err, errlen, -EINVAL,
+			       "--net: empty value (expected user[,...] or tap=NAME)");
 	if (strlen(spec) >= sizeof(buf))
-		return perr(err, errlen, "--net: value longer than %zu bytes", sizeof(buf) - 1);
+		return cv_errf(err, errlen, -EINVAL, "--net: value longer than %zu bytes",
+			       sizeof(buf) - 1);
 	strcpy(buf, spec);
 	p = buf;
 	item = strsep(&p, ",");
@@ -178,14 +169,14 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 	} else if (!strncmp(item, "tap=", 4)) {
 		c->backend = VIRTIO_NET_TAP;
 		if (!valid_ifname(item + 4))
-			return perr(err, errlen,
-				    "--net: bad tap name '%s' (1 to %d characters, no '/', ':', "
-				    "'%%' or spaces)",
-				    item + 4, IFNAMSIZ - 1);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--net: bad tap name '%s' (1 to %d characters, no '/', ':', "
+				       "'%%' or spaces)",
+				       item + 4, IFNAMSIZ - 1);
 		strcpy(c->tap, item + 4);
 	} else {
-		return perr(err, errlen, "--net: unknown network '%s' (expected user or tap=NAME)",
-			    item);
+		return cv_errf(err, errlen, -EINVAL,
+			       "--net: unknown network '%s' (expected user or tap=NAME)", item);
 	}
 	while ((item = strsep(&p, ",")))
 		if ((r = parse_option(item, spec, c, &have_mac, err, errlen)))

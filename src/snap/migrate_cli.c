@@ -9,27 +9,12 @@
  * only the summary line. */
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cvisor/ctl_proto.h"
 #include "cvisor/migrate.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	for (char *p = err; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return -EINVAL;
-}
 
 /* "--flag VALUE" or "--flag=VALUE": 1 with *val set, 0 not this flag. */
 static int flag_value(int argc, char **argv, int *i, const char *flag, const char **val)
@@ -52,8 +37,9 @@ static int number(const char *flag, const char *v, uint64_t min, uint64_t max, u
 		  char *err, size_t errlen)
 {
 	if (!v || cv_parse_uint(v, min, max, out))
-		return fail(err, errlen, "%s %s: must be a number from %llu to %llu", flag,
-			    v ? v : "(missing)", (unsigned long long)min, (unsigned long long)max);
+		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a number from %llu to %llu",
+			       flag, v ? v : "(missing)", (unsigned long long)min,
+			       (unsigned long long)max);
 	return 0;
 }
 
@@ -81,10 +67,10 @@ int migrate_parse_args(int argc, char **argv, struct migrate_cli *c, char *err, 
 		} else if (flag_value(argc, argv, &i, "--max-bandwidth", &val)) {
 			/* Bytes per second; a plain number is MiB/s. */
 			if (!val || cv_parse_size(val, 1, &c->opts.max_bandwidth))
-				return fail(err, errlen,
-					    "--max-bandwidth %s: must be a rate such as 100M "
-					    "(bytes per second; a plain number is MiB/s)",
-					    val ? val : "(missing)");
+				return cv_errf(err, errlen, -EINVAL,
+					       "--max-bandwidth %s: must be a rate such as 100M "
+					       "(bytes per second; a plain number is MiB/s)",
+					       val ? val : "(missing)");
 		} else if (!strcmp(a, "--with-storage")) {
 			c->opts.with_storage = true;
 		} else if (!strcmp(a, "--json")) {
@@ -94,20 +80,20 @@ int migrate_parse_args(int argc, char **argv, struct migrate_cli *c, char *err, 
 		} else if (!strcmp(a, "--verify")) {
 			c->opts.verify = true;
 		} else if (a[0] == '-' && a[1]) {
-			return fail(err, errlen, "migrate: unknown flag %s", a);
+			return cv_errf(err, errlen, -EINVAL, "migrate: unknown flag %s", a);
 		} else if (npos < 2) {
 			pos[npos++] = a;
 		} else {
-			return fail(err, errlen, "migrate: unexpected argument %s", a);
+			return cv_errf(err, errlen, -EINVAL, "migrate: unexpected argument %s", a);
 		}
 	}
 	if (npos < 2)
-		return fail(err, errlen,
-			    "usage: cvisor migrate NAME HOST:PORT [--downtime-ms N] "
-			    "[--with-storage] [--json] [--no-force] [--max-rounds N] "
-			    "[--max-bandwidth RATE] [--verify]");
+		return cv_errf(err, errlen, -EINVAL,
+			       "usage: cvisor migrate NAME HOST:PORT [--downtime-ms N] "
+			       "[--with-storage] [--json] [--no-force] [--max-rounds N] "
+			       "[--max-bandwidth RATE] [--verify]");
 	if (!ctl_name_valid(pos[0]))
-		return fail(err, errlen, "migrate: '%s' is not a guest name", pos[0]);
+		return cv_errf(err, errlen, -EINVAL, "migrate: '%s' is not a guest name", pos[0]);
 	if (migrate_parse_addr(pos[1], host, sizeof(host), port, sizeof(port), err, errlen))
 		return -EINVAL;
 	c->name = pos[0];
@@ -147,9 +133,9 @@ static int get_u64(struct json_object *v, const char *key, uint64_t min, uint64_
 {
 	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
 	    json_object_get_uint64(v) < min || json_object_get_uint64(v) > max)
-		return fail(err, errlen,
-			    "malformed request: \"%s\" must be an integer from %llu to %llu", key,
-			    (unsigned long long)min, (unsigned long long)max);
+		return cv_errf(err, errlen, -EINVAL,
+			       "malformed request: \"%s\" must be an integer from %llu to %llu",
+			       key, (unsigned long long)min, (unsigned long long)max);
 	*out = json_object_get_uint64(v);
 	return 0;
 }
@@ -157,7 +143,8 @@ static int get_u64(struct json_object *v, const char *key, uint64_t min, uint64_
 static int get_bool(struct json_object *v, const char *key, bool *out, char *err, size_t errlen)
 {
 	if (!json_object_is_type(v, json_type_boolean))
-		return fail(err, errlen, "malformed request: \"%s\" must be true or false", key);
+		return cv_errf(err, errlen, -EINVAL,
+			       "malformed request: \"%s\" must be true or false", key);
 	*out = json_object_get_boolean(v);
 	return 0;
 }
@@ -172,13 +159,14 @@ static int req_key(struct migrate_opts *o, const char *key, struct json_object *
 		return json_object_is_type(v, json_type_string) &&
 				       !strcmp(json_object_get_string(v), "migrate")
 			       ? 0
-			       : fail(err, errlen,
-				      "malformed request: \"cmd\" must be \"migrate\"");
+			       : cv_errf(err, errlen, -EINVAL,
+					 "malformed request: \"cmd\" must be \"migrate\"");
 	if (!strcmp(key, "dest")) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    migrate_parse_addr(json_object_get_string(v), host, sizeof(host), port,
 				       sizeof(port), why, sizeof(why)))
-			return fail(err, errlen, "malformed request: \"dest\" must be HOST:PORT");
+			return cv_errf(err, errlen, -EINVAL,
+				       "malformed request: \"dest\" must be HOST:PORT");
 		free(*owned);
 		*owned = strdup(json_object_get_string(v));
 		o->dest = *owned;
@@ -204,7 +192,8 @@ static int req_key(struct migrate_opts *o, const char *key, struct json_object *
 		return get_bool(v, key, &o->with_storage, err, errlen);
 	if (!strcmp(key, "verify"))
 		return get_bool(v, key, &o->verify, err, errlen);
-	return fail(err, errlen, "malformed request: unknown key \"%s\" for migrate", key);
+	return cv_errf(err, errlen, -EINVAL, "malformed request: unknown key \"%s\" for migrate",
+		       key);
 }
 
 int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char **owned, char *err,
@@ -218,10 +207,11 @@ int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char
 	migrate_opts_init(o);
 	*owned = NULL;
 	if (ctl_json_parse(json, len, true, &j, &off, &desc))
-		return fail(err, errlen, "malformed request at byte %zu: %s", off, desc);
+		return cv_errf(err, errlen, -EINVAL, "malformed request at byte %zu: %s", off,
+			       desc);
 	if (!json_object_is_type(j, json_type_object)) {
 		json_object_put(j);
-		return fail(err, errlen, "malformed request: not a JSON object");
+		return cv_errf(err, errlen, -EINVAL, "malformed request: not a JSON object");
 	}
 	json_object_object_foreach(j, key, val)
 	{
@@ -229,7 +219,7 @@ int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char
 			break;
 	}
 	if (!r && !o->dest)
-		r = fail(err, errlen, "malformed request: migrate needs \"dest\"");
+		r = cv_errf(err, errlen, -EINVAL, "malformed request: migrate needs \"dest\"");
 	json_object_put(j);
 	if (r) {
 		free(*owned);
@@ -397,14 +387,15 @@ int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const c
 	if (!strcmp(flag, "--incoming")) {
 		if (!value || migrate_parse_addr(value, host, sizeof(host), port, sizeof(port), why,
 						 sizeof(why)))
-			return fail(err, errlen, "--incoming %s: %s", value ? value : "(missing)",
-				    value ? why : "needs HOST:PORT to listen on");
+			return cv_errf(err, errlen, -EINVAL, "--incoming %s: %s",
+				       value ? value : "(missing)",
+				       value ? why : "needs HOST:PORT to listen on");
 		in->listen = value;
 		return 1;
 	}
 	if (!strcmp(flag, "--storage-dir")) {
 		if (!value || !value[0])
-			return fail(err, errlen, "--storage-dir needs a directory");
+			return cv_errf(err, errlen, -EINVAL, "--storage-dir needs a directory");
 		in->storage_dir = value;
 		return 1;
 	}

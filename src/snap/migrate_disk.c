@@ -16,7 +16,6 @@
  * as readonly or serial kept). A failed migration removes the files. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +27,6 @@
 #include "migrate_priv.h"
 
 #define BLOCK VIRTIO_BLK_TRACK_BLOCK
-
-static int failf(char *err, size_t errlen, int r, const char *fmt, ...) CV_PRINTF(4, 5);
-static int failf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 static bool is_blk(const struct vm_virtio *v)
 {
@@ -55,7 +43,7 @@ int mig_disks_find(struct vm *vm, struct mig_disks *ds, char *err, size_t errlen
 		if (!is_blk(vm->virtio[i]))
 			continue;
 		if (ds->n == MIG_MAX_DISKS)
-			return failf(err, errlen, -E2BIG, "more than %u disks", MIG_MAX_DISKS);
+			return cv_errf(err, errlen, -E2BIG, "more than %u disks", MIG_MAX_DISKS);
 		d->dev = &vm->virtio[i]->dev;
 		d->fd = virtio_blk_image_fd(d->dev);
 		d->size = virtio_blk_capacity(d->dev) * VIRTIO_BLK_SECTOR_SIZE;
@@ -65,11 +53,11 @@ int mig_disks_find(struct vm *vm, struct mig_disks *ds, char *err, size_t errlen
 		snprintf(d->name, sizeof(d->name), "%s", base ? base + 1 : path);
 		d->dirty = calloc((d->nblocks + 63) / 64 + 1, 8);
 		if (!d->dirty)
-			return failf(err, errlen, -ENOMEM, "out of memory");
+			return cv_errf(err, errlen, -ENOMEM, "out of memory");
 		ds->n++;
 	}
 	if (!ds->n)
-		return failf(err, errlen, -ENOENT, "--with-storage: the guest has no disk");
+		return cv_errf(err, errlen, -ENOENT, "--with-storage: the guest has no disk");
 	return 0;
 }
 
@@ -77,7 +65,7 @@ int mig_disks_track(struct mig_disks *ds, char *err, size_t errlen)
 {
 	for (unsigned int i = 0; i < ds->n; i++)
 		if (virtio_blk_track_start(ds->d[i].dev))
-			return failf(err, errlen, -ENOMEM, "out of memory tracking disk writes");
+			return cv_errf(err, errlen, -ENOMEM, "out of memory tracking disk writes");
 	return 0;
 }
 
@@ -108,8 +96,8 @@ static int send_range(struct mig_src_disk *d, unsigned int i, struct mig_tx *tx,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return failf(err, errlen, -errno, "reading disk image %s: %s", d->name,
-				     strerror(errno));
+			return cv_errf(err, errlen, -errno, "reading disk image %s: %s", d->name,
+				       strerror(errno));
 		if (!n) { /* past the end of a file the capacity rounds into */
 			memset(buf + got, 0, len - got);
 			break;
@@ -245,11 +233,11 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 	if (!h->ndisks)
 		return 0;
 	if (!dir)
-		return failf(err, errlen, -EINVAL,
-			     "the source sends its disk images: give --storage-dir DIR");
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source sends its disk images: give --storage-dir DIR");
 	if (strchr(dir, ','))
-		return failf(err, errlen, -EINVAL, "--storage-dir %s: the path may not hold ','",
-			     dir);
+		return cv_errf(err, errlen, -EINVAL, "--storage-dir %s: the path may not hold ','",
+			       dir);
 	for (unsigned int i = 0; i < h->ndisks; i++) {
 		const char *name = h->disks[i].name;
 		int fd;
@@ -257,27 +245,28 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 		/* A name from the wire: one plain file name in DIR. */
 		if (strchr(name, '/') || strchr(name, ',') || !strcmp(name, ".") ||
 		    !strcmp(name, ".."))
-			return failf(err, errlen, -EINVAL, "the source's disk name '%s' is unsafe",
-				     name);
+			return cv_errf(err, errlen, -EINVAL,
+				       "the source's disk name '%s' is unsafe", name);
 		for (unsigned int k = 0; k < i; k++)
 			if (!strcmp(h->disks[k].name, name))
-				return failf(err, errlen, -EINVAL,
-					     "two source disks are named %s: rename one", name);
+				return cv_errf(err, errlen, -EINVAL,
+					       "two source disks are named %s: rename one", name);
 		if (asprintf(&dd->path[i], "%s/%s", dir, name) < 0) {
 			dd->path[i] = NULL;
-			return failf(err, errlen, -ENOMEM, "out of memory");
+			return cv_errf(err, errlen, -ENOMEM, "out of memory");
 		}
 		dd->n = i + 1;
 		fd = open(dd->path[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
-			return failf(err, errlen, -errno, "%s: %s%s", dd->path[i], strerror(errno),
-				     errno == EEXIST ? " (remove it, or choose another "
-						       "--storage-dir)"
-						     : "");
+			return cv_errf(err, errlen, -errno, "%s: %s%s", dd->path[i],
+				       strerror(errno),
+				       errno == EEXIST ? " (remove it, or choose another "
+							 "--storage-dir)"
+						       : "");
 		dd->fd[i] = fd;
 		dd->created[i] = true;
 		if (ftruncate(fd, (off_t)h->disks[i].size))
-			return failf(err, errlen, -errno, "%s: %s", dd->path[i], strerror(errno));
+			return cv_errf(err, errlen, -errno, "%s: %s", dd->path[i], strerror(errno));
 	}
 	return 0;
 }

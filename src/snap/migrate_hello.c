@@ -2,22 +2,15 @@
  * sending side, the HELLO's encoding and parsing, and the check of a
  * source's machine against this host (format: top of migrate.c). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "migrate_priv.h"
 
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void mig_put_header(uint8_t out[MIG_HDR_SIZE], uint32_t type, uint32_t len)
 {
-	put_le(out, type, 4);
-	put_le(out + 4, len, 4);
+	cv_put_le(out, type, 4);
+	cv_put_le(out + 4, len, 4);
 }
 
 void mig_msg_append(struct state_buf *b, uint32_t type, const void *body, uint32_t len)
@@ -69,17 +62,6 @@ void mig_hello_encode(const struct mig_hello *h, struct state_buf *b)
 	state_put_bytes(b, h->config, h->config_len);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *err, size_t errlen)
 {
 	struct state_rd r;
@@ -89,21 +71,22 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 	state_rd_init(&r, body, len);
 	state_get_bytes(&r, magic, 8);
 	if (r.err || memcmp(magic, MIG_MAGIC, 8))
-		return fail(err, errlen, "not a cvisor migration stream (bad magic)");
+		return cv_errf(err, errlen, -EINVAL, "not a cvisor migration stream (bad magic)");
 	h->major = state_get_u16(&r);
 	h->minor = state_get_u16(&r);
 	/* The version decides how the rest reads: check it first. */
 	if (h->major != MIG_MAJOR || h->minor > MIG_MINOR)
-		return fail(err, errlen,
-			    "migration stream version %u.%u is not supported (this cvisor takes "
-			    "%u.0-%u.%u)",
-			    h->major, h->minor, MIG_MAJOR, MIG_MAJOR, MIG_MINOR);
+		return cv_errf(err, errlen, -EINVAL,
+			       "migration stream version %u.%u is not supported (this cvisor takes "
+			       "%u.0-%u.%u)",
+			       h->major, h->minor, MIG_MAJOR, MIG_MAJOR, MIG_MINOR);
 	h->page_size = state_get_u32(&r);
 	h->ram_size = state_get_u64(&r);
 	h->nregions = state_get_u32(&r);
 	h->ncpus = state_get_u32(&r);
 	if (r.err || !h->nregions || h->nregions > MIG_MAX_REGIONS)
-		return fail(err, errlen, "migration handshake is corrupt (memory regions)");
+		return cv_errf(err, errlen, -EINVAL,
+			       "migration handshake is corrupt (memory regions)");
 	for (uint32_t i = 0; i < h->nregions; i++) {
 		h->regions[i].gpa = state_get_u64(&r);
 		h->regions[i].size = state_get_u64(&r);
@@ -121,22 +104,26 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 	h->flags = state_get_u32(&r);
 	h->ndisks = state_get_u32(&r);
 	if (r.err || h->ndisks > MIG_MAX_DISKS || (h->flags & ~MIG_F_KNOWN))
-		return fail(err, errlen, "migration handshake is corrupt (flags or disks)");
+		return cv_errf(err, errlen, -EINVAL,
+			       "migration handshake is corrupt (flags or disks)");
 	for (uint32_t i = 0; i < h->ndisks; i++) {
 		uint16_t n;
 
 		h->disks[i].size = state_get_u64(&r);
 		n = state_get_u16(&r);
 		if (r.err || !n || n > MIG_MAX_DISK_NAME || n > r.len - r.pos)
-			return fail(err, errlen, "migration handshake is corrupt (disk names)");
+			return cv_errf(err, errlen, -EINVAL,
+				       "migration handshake is corrupt (disk names)");
 		state_get_bytes(&r, h->disks[i].name, n);
 		h->disks[i].name[n] = 0;
 		if (strlen(h->disks[i].name) != n || h->disks[i].size % 512)
-			return fail(err, errlen, "migration handshake is corrupt (disk %u)", i);
+			return cv_errf(err, errlen, -EINVAL,
+				       "migration handshake is corrupt (disk %u)", i);
 	}
 	h->config_len = state_get_u32(&r);
 	if (r.err || h->config_len > MIG_MAX_CONFIG || h->config_len != r.len - r.pos)
-		return fail(err, errlen, "migration handshake is corrupt (configuration length)");
+		return cv_errf(err, errlen, -EINVAL,
+			       "migration handshake is corrupt (configuration length)");
 	h->config = body + r.pos;
 	return 0;
 }
@@ -160,10 +147,10 @@ void mig_ram_layout(uint64_t ram_size, struct mig_hello *h)
 static int cpu_bits(uint32_t src, uint32_t dst, const char *reg, char *err, size_t errlen)
 {
 	if (src & ~dst)
-		return fail(err, errlen,
-			    "this host's CPU lacks features the guest uses (CPUID %s bits %#x); "
-			    "migrate to a host with the same CPU or a newer one",
-			    reg, src & ~dst);
+		return cv_errf(err, errlen, -EINVAL,
+			       "this host's CPU lacks features the guest uses (CPUID %s bits %#x); "
+			       "migrate to a host with the same CPU or a newer one",
+			       reg, src & ~dst);
 	return 0;
 }
 
@@ -173,26 +160,29 @@ int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *
 	int r;
 
 	if (h->page_size != l->page_size)
-		return fail(err, errlen, "the source's page size %u differs from this host's %u",
-			    h->page_size, l->page_size);
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source's page size %u differs from this host's %u",
+			       h->page_size, l->page_size);
 	if (!h->ram_size || h->ram_size % MIG_PAGE_SIZE || h->ram_size > MIG_MAX_RAM)
-		return fail(err, errlen, "migration handshake is corrupt (RAM size %llu)",
-			    (unsigned long long)h->ram_size);
+		return cv_errf(err, errlen, -EINVAL,
+			       "migration handshake is corrupt (RAM size %llu)",
+			       (unsigned long long)h->ram_size);
 	mig_ram_layout(h->ram_size, &want);
 	if (want.nregions != h->nregions ||
 	    memcmp(want.regions, h->regions, sizeof(want.regions[0]) * h->nregions))
-		return fail(err, errlen,
-			    "the source's RAM layout for %lluM differs from this cvisor's "
-			    "(incompatible versions)",
-			    (unsigned long long)(h->ram_size >> 20));
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source's RAM layout for %lluM differs from this cvisor's "
+			       "(incompatible versions)",
+			       (unsigned long long)(h->ram_size >> 20));
 	if (!h->ncpus || h->ncpus > MIG_MAX_CPUS || h->ncpus > l->max_cpus)
-		return fail(err, errlen, "the guest has %u vCPUs; this host allows %u", h->ncpus,
-			    l->max_cpus);
+		return cv_errf(err, errlen, -EINVAL, "the guest has %u vCPUs; this host allows %u",
+			       h->ncpus, l->max_cpus);
 	if (!l->have_cpu)
 		return 0;
 	if (strcmp(h->cpu.vendor, l->cpu.vendor))
-		return fail(err, errlen, "the source's CPU vendor %s differs from this host's %s",
-			    h->cpu.vendor, l->cpu.vendor);
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source's CPU vendor %s differs from this host's %s",
+			       h->cpu.vendor, l->cpu.vendor);
 	if ((r = cpu_bits(h->cpu.f1_ecx, l->cpu.f1_ecx, "1.ecx", err, errlen)) ||
 	    (r = cpu_bits(h->cpu.f1_edx, l->cpu.f1_edx, "1.edx", err, errlen)) ||
 	    (r = cpu_bits(h->cpu.f7_ebx, l->cpu.f7_ebx, "7.ebx", err, errlen)) ||

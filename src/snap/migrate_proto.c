@@ -23,15 +23,6 @@ enum {
 	ST_FAILED, /* sticky */
 };
 
-static uint64_t le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /* ---- the receive parser ---- */
 
 void mig_rx_init(struct mig_rx *rx, bool source_side)
@@ -124,7 +115,8 @@ unsigned int mig_rx_want(struct mig_rx *rx, struct iovec *iov, unsigned int max)
 
 static int header_done(struct mig_rx *rx)
 {
-	uint32_t type = (uint32_t)le(rx->small, 4), len = (uint32_t)le(rx->small + 4, 4);
+	uint32_t type = (uint32_t)cv_get_le(rx->small, 4),
+		 len = (uint32_t)cv_get_le(rx->small + 4, 4);
 
 	free(rx->body);
 	rx->body = NULL;
@@ -223,7 +215,7 @@ static int header_done(struct mig_rx *rx)
 
 static int count_done(struct mig_rx *rx)
 {
-	uint32_t count = (uint32_t)le(rx->small, 4);
+	uint32_t count = (uint32_t)cv_get_le(rx->small, 4);
 	uint32_t max = rx->type == MIG_MSG_PAGES ? MIG_BATCH_PAGES : MIG_BATCH_DISK;
 	uint32_t rec = rx->type == MIG_MSG_PAGES ? MIG_PAGE_REC_SIZE : MIG_DISK_REC_SIZE;
 
@@ -272,8 +264,9 @@ static int prec_done(struct mig_rx *rx)
 {
 	for (uint32_t i = 0; i < rx->count; i++) {
 		const uint8_t *p = rx->small + i * MIG_PAGE_REC_SIZE;
-		uint64_t gpa = le(p, 8);
-		uint32_t flags = (uint32_t)le(p + 8, 4), rsvd = (uint32_t)le(p + 12, 4);
+		uint64_t gpa = cv_get_le(p, 8);
+		uint32_t flags = (uint32_t)cv_get_le(p + 8, 4),
+			 rsvd = (uint32_t)cv_get_le(p + 12, 4);
 
 		if (gpa % MIG_PAGE_SIZE || (flags & ~MIG_REC_ZERO) || rsvd ||
 		    !guest_mem_ptr(rx->mem, gpa, MIG_PAGE_SIZE))
@@ -294,9 +287,10 @@ static int drec_done(struct mig_rx *rx)
 
 	for (uint32_t i = 0; i < rx->count; i++) {
 		const uint8_t *p = rx->small + i * MIG_DISK_REC_SIZE;
-		uint32_t disk = (uint32_t)le(p, 4), flags = (uint32_t)le(p + 4, 4);
-		uint64_t off = le(p + 8, 8), end;
-		uint32_t len = (uint32_t)le(p + 16, 4), rsvd = (uint32_t)le(p + 20, 4);
+		uint32_t disk = (uint32_t)cv_get_le(p, 4), flags = (uint32_t)cv_get_le(p + 4, 4);
+		uint64_t off = cv_get_le(p + 8, 8), end;
+		uint32_t len = (uint32_t)cv_get_le(p + 16, 4),
+			 rsvd = (uint32_t)cv_get_le(p + 20, 4);
 
 		if (disk >= rx->hello.ndisks || (flags & ~MIG_REC_ZERO) || rsvd || !len ||
 		    len > MIG_DISK_CHUNK || len % 512 || off % 512 ||
@@ -347,13 +341,14 @@ static int disk_next(struct mig_rx *rx)
 /* Ranges in place of the body: {u64 gpa, u64 bytes}, page aligned, RAM. */
 static int hint_done(struct mig_rx *rx)
 {
-	uint32_t n = (uint32_t)le(rx->body, 4);
+	uint32_t n = (uint32_t)cv_get_le(rx->body, 4);
 
 	if (n != (rx->body_len - 4) / 16)
 		return rx_fail(rx, "migration stream is corrupt (memory hint count)");
 	rx->hint = (struct mig_range *)(void *)rx->body; /* reused, 16 <= 16 per entry */
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t gpa = le(rx->body + 4 + 16 * i, 8), len = le(rx->body + 12 + 16 * i, 8);
+		uint64_t gpa = cv_get_le(rx->body + 4 + 16 * i, 8),
+			 len = cv_get_le(rx->body + 12 + 16 * i, 8);
 
 		if (gpa % MIG_PAGE_SIZE || len % MIG_PAGE_SIZE || !len ||
 		    !guest_mem_ptr(rx->mem, gpa, len))
@@ -369,7 +364,7 @@ static int hint_done(struct mig_rx *rx)
 
 static int trailer_done(struct mig_rx *rx)
 {
-	uint32_t want = (uint32_t)le(rx->small, 4);
+	uint32_t want = (uint32_t)cv_get_le(rx->small, 4);
 	char err[256];
 
 	if (want != rx->crc)
@@ -393,16 +388,16 @@ static int trailer_done(struct mig_rx *rx)
 		rx->got_state = true;
 		return MIG_RX_STATE;
 	case MIG_MSG_END:
-		rx->end.flags = (uint32_t)le(rx->body, 4);
-		rx->end.memsum = le(rx->body + 4, 8);
-		rx->end.pages = le(rx->body + 12, 8);
+		rx->end.flags = (uint32_t)cv_get_le(rx->body, 4);
+		rx->end.memsum = cv_get_le(rx->body + 4, 8);
+		rx->end.pages = cv_get_le(rx->body + 12, 8);
 		rx->got_end = true;
 		return MIG_RX_END;
 	case MIG_MSG_HINT:
 		return hint_done(rx);
 	case MIG_MSG_SYNC:
 	case MIG_MSG_SYNC_ACK:
-		rx->sync_round = (uint32_t)le(rx->body, 4);
+		rx->sync_round = (uint32_t)cv_get_le(rx->body, 4);
 		return rx->type == MIG_MSG_SYNC ? MIG_RX_SYNC : MIG_RX_SYNC_ACK;
 	case MIG_MSG_READY:
 		return MIG_RX_READY;

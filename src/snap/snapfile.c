@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,21 +57,6 @@ uint32_t snap_crc32(const uint8_t *p, size_t n)
 	return c ^ 0xffffffffU;
 }
 
-static uint64_t le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 size_t snap_section_begin(struct state_buf *b, uint32_t id, uint16_t version)
 {
 	size_t at = b->len;
@@ -88,17 +72,7 @@ void snap_section_end(struct state_buf *b, size_t at)
 {
 	if (b->err || at + SECTION_HEAD > b->len)
 		return;
-	put_le(b->data + at + 8, b->len - at - SECTION_HEAD, 8);
-}
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
+	cv_put_le(b->data + at + 8, b->len - at - SECTION_HEAD, 8);
 }
 
 int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *len, char *err,
@@ -107,23 +81,25 @@ int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *l
 	uint64_t plen;
 
 	if (flen < SNAP_HEADER_SIZE || memcmp(f, SNAP_MAGIC, 8))
-		return fail(err, errlen, -EINVAL, "not a cvisor snapshot (bad magic)");
-	if (le(f + 28, 4) != snap_crc32(f, 28))
-		return fail(err, errlen, -EINVAL, "snapshot header is corrupt (checksum mismatch)");
-	if (le(f + 8, 2) != SNAP_MAJOR || le(f + 10, 2) > SNAP_MINOR)
-		return fail(err, errlen, -EINVAL,
-			    "snapshot format %u.%u is not supported (this cvisor reads %u.0-%u.%u)",
-			    (unsigned int)le(f + 8, 2), (unsigned int)le(f + 10, 2), SNAP_MAJOR,
-			    SNAP_MAJOR, SNAP_MINOR);
-	plen = le(f + 16, 8);
-	if (le(f + 12, 4) != SNAP_HEADER_SIZE || plen > SNAP_MAX_PAYLOAD)
-		return fail(err, errlen, -EINVAL, "snapshot header is corrupt (sizes)");
+		return cv_errf(err, errlen, -EINVAL, "not a cvisor snapshot (bad magic)");
+	if (cv_get_le(f + 28, 4) != snap_crc32(f, 28))
+		return cv_errf(err, errlen, -EINVAL,
+			       "snapshot header is corrupt (checksum mismatch)");
+	if (cv_get_le(f + 8, 2) != SNAP_MAJOR || cv_get_le(f + 10, 2) > SNAP_MINOR)
+		return cv_errf(
+			err, errlen, -EINVAL,
+			"snapshot format %u.%u is not supported (this cvisor reads %u.0-%u.%u)",
+			(unsigned int)cv_get_le(f + 8, 2), (unsigned int)cv_get_le(f + 10, 2),
+			SNAP_MAJOR, SNAP_MAJOR, SNAP_MINOR);
+	plen = cv_get_le(f + 16, 8);
+	if (cv_get_le(f + 12, 4) != SNAP_HEADER_SIZE || plen > SNAP_MAX_PAYLOAD)
+		return cv_errf(err, errlen, -EINVAL, "snapshot header is corrupt (sizes)");
 	if (plen > flen - SNAP_HEADER_SIZE)
-		return fail(err, errlen, -EINVAL, "snapshot is truncated (%zu of %llu bytes)",
-			    flen - SNAP_HEADER_SIZE, (unsigned long long)plen);
-	if (le(f + 24, 4) != snap_crc32(f + SNAP_HEADER_SIZE, plen))
-		return fail(err, errlen, -EINVAL,
-			    "snapshot is corrupt (payload checksum mismatch)");
+		return cv_errf(err, errlen, -EINVAL, "snapshot is truncated (%zu of %llu bytes)",
+			       flen - SNAP_HEADER_SIZE, (unsigned long long)plen);
+	if (cv_get_le(f + 24, 4) != snap_crc32(f + SNAP_HEADER_SIZE, plen))
+		return cv_errf(err, errlen, -EINVAL,
+			       "snapshot is corrupt (payload checksum mismatch)");
 	*payload = f + SNAP_HEADER_SIZE;
 	*len = plen;
 	return 0;
@@ -137,11 +113,11 @@ int snap_next_section(const uint8_t *p, size_t len, size_t *pos, struct snap_sec
 		return 0;
 	if (len - *pos < SECTION_HEAD)
 		return -EINVAL;
-	dlen = le(p + *pos + 8, 8);
+	dlen = cv_get_le(p + *pos + 8, 8);
 	if (dlen > len - *pos - SECTION_HEAD)
 		return -EINVAL;
-	s->id = (uint32_t)le(p + *pos, 4);
-	s->version = (uint16_t)le(p + *pos + 4, 2);
+	s->id = (uint32_t)cv_get_le(p + *pos, 4);
+	s->version = (uint16_t)cv_get_le(p + *pos + 4, 2);
 	s->data = p + *pos + SECTION_HEAD;
 	s->len = dlen;
 	*pos += SECTION_HEAD + dlen;
@@ -159,12 +135,12 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	if (payload->len > SNAP_MAX_PAYLOAD)
 		return -EFBIG;
 	memcpy(h, SNAP_MAGIC, 8);
-	put_le(h + 8, SNAP_MAJOR, 2);
-	put_le(h + 10, SNAP_MINOR, 2);
-	put_le(h + 12, SNAP_HEADER_SIZE, 4);
-	put_le(h + 16, payload->len, 8);
-	put_le(h + 24, snap_crc32(payload->data, payload->len), 4);
-	put_le(h + 28, snap_crc32(h, 28), 4);
+	cv_put_le(h + 8, SNAP_MAJOR, 2);
+	cv_put_le(h + 10, SNAP_MINOR, 2);
+	cv_put_le(h + 12, SNAP_HEADER_SIZE, 4);
+	cv_put_le(h + 16, payload->len, 8);
+	cv_put_le(h + 24, snap_crc32(payload->data, payload->len), 4);
+	cv_put_le(h + 28, snap_crc32(h, 28), 4);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -191,22 +167,22 @@ int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		return cv_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size > SNAP_MAX_PAYLOAD + SNAP_HEADER_SIZE) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "%s: not a snapshot file", path);
+		return cv_errf(err, errlen, -EINVAL, "%s: not a snapshot file", path);
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		close(fd);
-		return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		return cv_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
 	}
 	got = pread(fd, buf, (size_t)st.st_size, 0);
 	close(fd);
 	if (got != st.st_size) {
 		free(buf);
-		return fail(err, errlen, -EIO, "%s: short read", path);
+		return cv_errf(err, errlen, -EIO, "%s: short read", path);
 	}
 	r = snap_parse(buf, (size_t)got, &payload, len, err, errlen);
 	if (r) {

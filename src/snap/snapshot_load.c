@@ -3,7 +3,6 @@
  * rest into a VM built from it. Everything read is bounded and checked
  * before it reaches KVM or a device; a failure says which section. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +14,6 @@
 #include "cvisor/x86.h"
 
 #include "snapshot_priv.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static const char *section_name(uint32_t id)
 {
@@ -56,15 +44,16 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 		struct snap_section *slot = NULL;
 
 		if (s.id < SNAP_SEC_MACHINE || s.id > SNAP_SEC_CONFIG)
-			return fail(err, errlen,
-				    "unknown section id %u (damaged, or from a newer "
-				    "cvisor)",
-				    s.id);
+			return cv_errf(err, errlen, -EINVAL,
+				       "unknown section id %u (damaged, or from a newer "
+				       "cvisor)",
+				       s.id);
 		/* Every section is at version 1 so far: read 1..current. */
 		if (s.version < 1 || s.version > 1)
-			return fail(err, errlen,
-				    "%s section version %u is not supported (this cvisor reads 1)",
-				    section_name(s.id), s.version);
+			return cv_errf(
+				err, errlen, -EINVAL,
+				"%s section version %u is not supported (this cvisor reads 1)",
+				section_name(s.id), s.version);
 		switch (s.id) {
 		case SNAP_SEC_CONFIG:
 			have = &ss->have_config, slot = &ss->config;
@@ -77,28 +66,29 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 			break;
 		case SNAP_SEC_VCPU:
 			if (ss->nvcpu == CONFIG_MAX_CPUS)
-				return fail(err, errlen, "more than %d VCPU sections",
-					    CONFIG_MAX_CPUS);
+				return cv_errf(err, errlen, -EINVAL, "more than %d VCPU sections",
+					       CONFIG_MAX_CPUS);
 			ss->vcpu[ss->nvcpu++] = s;
 			continue;
 		default:
 			if (ss->ndev == SNAPSHOT_MAX_DEVICES)
-				return fail(err, errlen, "more than %d DEVICE sections",
-					    SNAPSHOT_MAX_DEVICES);
+				return cv_errf(err, errlen, -EINVAL, "more than %d DEVICE sections",
+					       SNAPSHOT_MAX_DEVICES);
 			ss->dev[ss->ndev++] = s;
 			continue;
 		}
 		if (*have)
-			return fail(err, errlen, "two %s sections", section_name(s.id));
+			return cv_errf(err, errlen, -EINVAL, "two %s sections", section_name(s.id));
 		*have = true;
 		*slot = s;
 	}
 	if (r < 0)
-		return fail(err, errlen, "a section runs past the end of the file");
+		return cv_errf(err, errlen, -EINVAL, "a section runs past the end of the file");
 	/* Building the machine needs CONFIG and MACHINE; loading its state
 	 * needs the rest (load_vcpus and load_devices check their counts). */
 	if (!ss->have_config || !ss->have_machine)
-		return fail(err, errlen, "no %s section", !ss->have_config ? "CONFIG" : "MACHINE");
+		return cv_errf(err, errlen, -EINVAL, "no %s section",
+			       !ss->have_config ? "CONFIG" : "MACHINE");
 	return 0;
 }
 
@@ -135,7 +125,7 @@ int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *c
 	int ret;
 
 	if (!ss)
-		return fail(err, errlen, "out of memory");
+		return cv_errf(err, errlen, -EINVAL, "out of memory");
 	if ((ret = index_sections(payload, len, ss, err, errlen)))
 		goto out;
 	state_rd_init(&r, ss->config.data, ss->config.len);
@@ -170,7 +160,7 @@ int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *c
 	ret = -EINVAL;
 	if (bad || r.err || r.pos != r.len || ndisks > DEVICES_MAX_DISKS ||
 	    nnets > DEVICES_MAX_NETS) {
-		fail(err, errlen, "CONFIG section is malformed");
+		cv_errf(err, errlen, -EINVAL, "CONFIG section is malformed");
 		goto out;
 	}
 	dc->ndisks = ndisks;
@@ -184,7 +174,7 @@ int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *c
 	    cfg->ncpus > CONFIG_MAX_CPUS || quirks > CONFIG_QUIRKS_OFF || cfg->cpu_weight < 1 ||
 	    cfg->cpu_weight > CONFIG_MAX_CPU_WEIGHT || cfg->cpu_cap > CONFIG_MAX_CPU_CAP ||
 	    rng > 1 || balloon > 1 || dc->balloon_bytes > cfg->mem_size) {
-		fail(err, errlen, "CONFIG section holds values out of range");
+		cv_errf(err, errlen, -EINVAL, "CONFIG section holds values out of range");
 		goto out;
 	}
 	ret = 0;
@@ -217,7 +207,7 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 	m->quirks = state_get_u8(&r);
 	m->nregions = state_get_u32(&r);
 	if (r.err || m->nregions < 1 || m->nregions > GUEST_MEM_MAX_REGIONS || m->quirks > 1)
-		return fail(err, errlen, "MACHINE section is malformed");
+		return cv_errf(err, errlen, -EINVAL, "MACHINE section is malformed");
 	for (unsigned int i = 0; i < m->nregions; i++) {
 		m->regions[i].gpa = state_get_u64(&r);
 		m->regions[i].size = state_get_u64(&r);
@@ -225,7 +215,7 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 	}
 	n = state_get_u32(&r);
 	if (r.err || n > SNAPSHOT_MAX_CPUID)
-		return fail(err, errlen, "MACHINE section is malformed");
+		return cv_errf(err, errlen, -EINVAL, "MACHINE section is malformed");
 	m->cpuid = calloc(1, sizeof(*m->cpuid) + n * sizeof(m->cpuid->entries[0]));
 	if (!m->cpuid) {
 		snprintf(err, errlen, "out of memory");
@@ -244,10 +234,10 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 		e->edx = state_get_u32(&r);
 	}
 	if (r.err || r.pos != r.len)
-		return fail(err, errlen, "MACHINE section is malformed");
+		return cv_errf(err, errlen, -EINVAL, "MACHINE section is malformed");
 	if (m->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || m->ram_size % m->page_size)
-		return fail(err, errlen, "MACHINE: page size %u, this host's is %ld", m->page_size,
-			    sysconf(_SC_PAGESIZE));
+		return cv_errf(err, errlen, -EINVAL, "MACHINE: page size %u, this host's is %ld",
+			       m->page_size, sysconf(_SC_PAGESIZE));
 	return 0;
 }
 
@@ -259,7 +249,7 @@ int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, ch
 	int r;
 
 	if (!ss)
-		return fail(err, errlen, "out of memory");
+		return cv_errf(err, errlen, -EINVAL, "out of memory");
 	r = index_sections(payload, len, ss, err, errlen);
 	if (!r)
 		r = parse_machine(&ss->machine, &m, err, errlen);
@@ -312,11 +302,12 @@ static int check_cpuid(const struct kvm_cpuid2 *host, const struct kvm_cpuid2 *s
 	char hv[13], sv[13];
 
 	if (!s || !h)
-		return fail(err, errlen, "MACHINE: no CPUID vendor leaf");
+		return cv_errf(err, errlen, -EINVAL, "MACHINE: no CPUID vendor leaf");
 	vendor_of(h, hv);
 	vendor_of(s, sv);
 	if (strcmp(hv, sv))
-		return fail(err, errlen, "saved on a %s CPU, this host has a %s CPU", sv, hv);
+		return cv_errf(err, errlen, -EINVAL, "saved on a %s CPU, this host has a %s CPU",
+			       sv, hv);
 	for (size_t i = 0; i < ARRAY_SIZE(leaves); i++) {
 		uint32_t sr[4], hr[4] = { 0 };
 
@@ -328,10 +319,11 @@ static int check_cpuid(const struct kvm_cpuid2 *host, const struct kvm_cpuid2 *s
 			hr[0] = h->eax, hr[1] = h->ebx, hr[2] = h->ecx, hr[3] = h->edx;
 		for (int k = 0; k < 4; k++)
 			if ((leaves[i].regs & (1 << k)) && (sr[k] & ~hr[k]))
-				return fail(err, errlen,
-					    "this host's CPU lacks features the guest was given "
-					    "(CPUID %#x.%u %s bits %#x)",
-					    leaves[i].fn, leaves[i].index, regs[k], sr[k] & ~hr[k]);
+				return cv_errf(err, errlen, -EINVAL,
+					       "this host's CPU lacks features the guest was given "
+					       "(CPUID %#x.%u %s bits %#x)",
+					       leaves[i].fn, leaves[i].index, regs[k],
+					       sr[k] & ~hr[k]);
 	}
 	return 0;
 }
@@ -345,8 +337,8 @@ static int load_machine(struct vm *vm, const struct snap_section *s, char *err, 
 		goto out;
 	r = -EINVAL;
 	if (m.ram_size != vm->mem.ram_size || m.ncpus != vm->ncpus || m.nregions != vm->mem.nr) {
-		fail(err, errlen, "MACHINE (%lluM, %u vCPUs) does not match its CONFIG",
-		     (unsigned long long)(m.ram_size >> 20), m.ncpus);
+		cv_errf(err, errlen, -EINVAL, "MACHINE (%lluM, %u vCPUs) does not match its CONFIG",
+			(unsigned long long)(m.ram_size >> 20), m.ncpus);
 		goto out;
 	}
 	for (unsigned int i = 0; i < m.nregions; i++) {
@@ -354,7 +346,8 @@ static int load_machine(struct vm *vm, const struct snap_section *s, char *err, 
 
 		if (m.regions[i].gpa != g->gpa || m.regions[i].size != g->size ||
 		    m.offsets[i] != (uint64_t)(g->hva - vm->mem.base)) {
-			fail(err, errlen, "MACHINE: RAM region %u is laid out differently", i);
+			cv_errf(err, errlen, -EINVAL,
+				"MACHINE: RAM region %u is laid out differently", i);
 			goto out;
 		}
 	}
@@ -381,7 +374,8 @@ static int load_vcpus(struct vm *vm, const struct sections *ss, char *err, size_
 	const struct snap_section *by_id[CONFIG_MAX_CPUS] = { 0 };
 
 	if (ss->nvcpu != vm->ncpus)
-		return fail(err, errlen, "%u VCPU sections for %u vCPUs", ss->nvcpu, vm->ncpus);
+		return cv_errf(err, errlen, -EINVAL, "%u VCPU sections for %u vCPUs", ss->nvcpu,
+			       vm->ncpus);
 	for (unsigned int i = 0; i < ss->nvcpu; i++) {
 		struct state_rd rd;
 		uint32_t id;
@@ -389,7 +383,8 @@ static int load_vcpus(struct vm *vm, const struct sections *ss, char *err, size_
 		state_rd_init(&rd, ss->vcpu[i].data, ss->vcpu[i].len);
 		id = state_get_u32(&rd);
 		if (rd.err || id >= vm->ncpus || by_id[id])
-			return fail(err, errlen, "VCPU section %u: bad or repeated vCPU index", i);
+			return cv_errf(err, errlen, -EINVAL,
+				       "VCPU section %u: bad or repeated vCPU index", i);
 		by_id[id] = &ss->vcpu[i];
 	}
 	for (unsigned int i = 0; i < vm->ncpus; i++) {
@@ -460,8 +455,9 @@ static int load_devices(struct vm *vm, const struct sections *ss, char *err, siz
 	unsigned int n = snapshot_list_devices(vm, devs);
 
 	if (ss->ndev != n)
-		return fail(err, errlen, "%u DEVICE sections for the %u devices of this machine",
-			    ss->ndev, n);
+		return cv_errf(err, errlen, -EINVAL,
+			       "%u DEVICE sections for the %u devices of this machine", ss->ndev,
+			       n);
 	for (unsigned int i = 0; i < ss->ndev; i++) {
 		struct state_rd rd;
 		uint16_t len;
@@ -472,16 +468,17 @@ static int load_devices(struct vm *vm, const struct sections *ss, char *err, siz
 		state_rd_init(&rd, ss->dev[i].data, ss->dev[i].len);
 		len = state_get_u16(&rd);
 		if (rd.err || len > rd.len - rd.pos)
-			return fail(err, errlen, "DEVICE section %u is malformed", i);
+			return cv_errf(err, errlen, -EINVAL, "DEVICE section %u is malformed", i);
 		safe_name(rd.data + rd.pos, len, name, sizeof(name));
 		for (j = 0; j < n; j++)
 			if (strlen(devs[j].name) == len &&
 			    !memcmp(devs[j].name, rd.data + rd.pos, len))
 				break;
 		if (j == n)
-			return fail(err, errlen, "device \"%s\" is not in this machine", name);
+			return cv_errf(err, errlen, -EINVAL, "device \"%s\" is not in this machine",
+				       name);
 		if (seen[j])
-			return fail(err, errlen, "two DEVICE sections for %s", name);
+			return cv_errf(err, errlen, -EINVAL, "two DEVICE sections for %s", name);
 		seen[j] = true;
 		rd.pos += len;
 		r = load_device(vm, &devs[j], &rd);
@@ -503,11 +500,11 @@ int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char 
 	int r;
 
 	if (!ss)
-		return fail(err, errlen, "out of memory");
+		return cv_errf(err, errlen, -EINVAL, "out of memory");
 	if ((r = index_sections(payload, len, ss, err, errlen)))
 		goto out;
 	if (!ss->have_kstate) {
-		r = fail(err, errlen, "no KSTATE section");
+		r = cv_errf(err, errlen, -EINVAL, "no KSTATE section");
 		goto out;
 	}
 	if ((r = load_machine(vm, &ss->machine, err, errlen)) ||

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,6 @@
 /* 5.2.4 seg_max: data segments per request; the header and the status
  * byte take two more of the VIRTQ_MAX_IOV a chain may have. */
 #define BLK_SEG_MAX (VIRTQ_MAX_IOV - 4)
-
-static int perr(char *err, size_t errlen, const char *fmt, ...) CV_PRINTF(3, 4);
-
-static int perr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static bool opt_is(const char *opt, size_t n, const char *name)
 {
@@ -52,34 +39,34 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 	} else if (n >= 7 && !memcmp(opt, "serial=", 7)) {
 		/* 5.2.6: GET_ID answers at most 20 bytes. */
 		if (n == 7 || n - 7 > VIRTIO_BLK_ID_BYTES)
-			return perr(err, errlen,
-				    "--disk %s: serial '%.*s' must be 1 to %d characters", spec,
-				    (int)(n - 7), opt + 7, VIRTIO_BLK_ID_BYTES);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--disk %s: serial '%.*s' must be 1 to %d characters", spec,
+				       (int)(n - 7), opt + 7, VIRTIO_BLK_ID_BYTES);
 		for (size_t i = 7; i < n; i++)
 			if (opt[i] <= ' ' || opt[i] > '~')
-				return perr(err, errlen,
-					    "--disk %s: serial '%.*s' may only hold printable "
-					    "characters without spaces",
-					    spec, (int)(n - 7), opt + 7);
+				return cv_errf(err, errlen, -EINVAL,
+					       "--disk %s: serial '%.*s' may only hold printable "
+					       "characters without spaces",
+					       spec, (int)(n - 7), opt + 7);
 		memset(c->serial, 0, sizeof(c->serial));
 		memcpy(c->serial, opt + 7, n - 7);
 	} else if (n >= 7 && !memcmp(opt, "queues=", 7)) {
 		if (n - 7 >= sizeof(num))
-			return perr(err, errlen,
-				    "--disk %s: queues '%.*s' is not a number from 1 to %d", spec,
-				    (int)(n - 7), opt + 7, VIRTIO_MAX_QUEUES);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--disk %s: queues '%.*s' is not a number from 1 to %d",
+				       spec, (int)(n - 7), opt + 7, VIRTIO_MAX_QUEUES);
 		memcpy(num, opt + 7, n - 7);
 		num[n - 7] = '\0';
 		if (cv_parse_uint(num, 1, VIRTIO_MAX_QUEUES, &v))
-			return perr(err, errlen,
-				    "--disk %s: queues '%s' is not a number from 1 to %d", spec,
-				    num, VIRTIO_MAX_QUEUES);
+			return cv_errf(err, errlen, -EINVAL,
+				       "--disk %s: queues '%s' is not a number from 1 to %d", spec,
+				       num, VIRTIO_MAX_QUEUES);
 		c->num_queues = (unsigned int)v;
 	} else {
-		return perr(err, errlen,
-			    "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
-			    "direct or queues=N)",
-			    spec, (int)n, opt);
+		return cv_errf(err, errlen, -EINVAL,
+			       "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
+			       "direct or queues=N)",
+			       spec, (int)n, opt);
 	}
 	return 0;
 }
@@ -92,13 +79,13 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, s
 
 	memset(c, 0, sizeof(*c));
 	if (!n)
-		return perr(
-			err, errlen,
+		return cv_errf(
+			err, errlen, -EINVAL,
 			"--disk '%s': missing image path (expected PATH[,readonly][,serial=ID])",
 			spec);
 	if (n >= sizeof(c->path))
-		return perr(err, errlen, "--disk: image path longer than %zu bytes",
-			    sizeof(c->path) - 1);
+		return cv_errf(err, errlen, -EINVAL, "--disk: image path longer than %zu bytes",
+			       sizeof(c->path) - 1);
 	memcpy(c->path, spec, n);
 	while (p) {
 		const char *opt = p + 1;
@@ -106,17 +93,12 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, s
 		p = strchr(opt, ',');
 		n = p ? (size_t)(p - opt) : strlen(opt);
 		if (!n)
-			return perr(err, errlen, "--disk %s: empty option after ','", spec);
+			return cv_errf(err, errlen, -EINVAL, "--disk %s: empty option after ','",
+				       spec);
 		if ((r = parse_opt(spec, opt, n, c, err, errlen)))
 			return r;
 	}
 	return 0;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t blk_features(struct virtio_dev *d)
@@ -138,15 +120,15 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, u
 	struct blk *b = d->priv;
 	uint8_t c[VIRTIO_BLK_CFG_SIZE] = { 0 };
 
-	put_le(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity, 8);
-	put_le(c + VIRTIO_BLK_CFG_SEG_MAX, BLK_SEG_MAX, 4);
-	put_le(c + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR_SIZE, 4);
-	put_le(c + VIRTIO_BLK_CFG_NUM_QUEUES, b->nq, 2);
-	put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
-	put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
-	put_le(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 8, 4); /* a 4 KiB page per hole */
-	put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
-	put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity, 8);
+	cv_put_le(c + VIRTIO_BLK_CFG_SEG_MAX, BLK_SEG_MAX, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR_SIZE, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_NUM_QUEUES, b->nq, 2);
+	cv_put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 8, 4); /* a 4 KiB page per hole */
+	cv_put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VIRTIO_BLK_MAX_DWZ_SECTORS, 4);
+	cv_put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, VIRTIO_BLK_MAX_DWZ_SEG, 4);
 	c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 	if (off > sizeof(c) || len > sizeof(c) - off)
 		return;
@@ -251,22 +233,24 @@ static int open_image(struct blk *b, char *err, size_t errlen)
 		int e = errno;
 
 		if (e == ENOENT)
-			perr(err, errlen,
-			     "%s: no such file (create a raw image, e.g. truncate -s 1G %s)", path,
-			     path);
+			cv_errf(err, errlen, -EINVAL,
+				"%s: no such file (create a raw image, e.g. truncate -s 1G %s)",
+				path, path);
 		else if (e == EACCES || e == EPERM)
-			perr(err, errlen, "%s: permission denied (%s)", path,
-			     b->cfg.readonly ? "check the file's permissions"
-					     : "fix the file's permissions or add ,readonly");
+			cv_errf(err, errlen, -EINVAL, "%s: permission denied (%s)", path,
+				b->cfg.readonly ? "check the file's permissions"
+						: "fix the file's permissions or add ,readonly");
 		else if (e == EROFS)
-			perr(err, errlen, "%s: read-only filesystem (add ,readonly)", path);
+			cv_errf(err, errlen, -EINVAL, "%s: read-only filesystem (add ,readonly)",
+				path);
 		else if (e == EISDIR)
-			perr(err, errlen, "%s: is a directory, not a disk image", path);
+			cv_errf(err, errlen, -EINVAL, "%s: is a directory, not a disk image", path);
 		else if (e == EINVAL && b->cfg.direct)
-			perr(err, errlen,
-			     "%s: the filesystem does not support O_DIRECT (drop ,direct)", path);
+			cv_errf(err, errlen, -EINVAL,
+				"%s: the filesystem does not support O_DIRECT (drop ,direct)",
+				path);
 		else
-			perr(err, errlen, "%s: cannot open: %s", path, strerror(e));
+			cv_errf(err, errlen, -EINVAL, "%s: cannot open: %s", path, strerror(e));
 		return -e;
 	}
 	if (fstat(b->fd, &st) < 0)
@@ -275,12 +259,12 @@ static int open_image(struct blk *b, char *err, size_t errlen)
 		size = (uint64_t)st.st_size;
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
-			perr(err, errlen, "%s: cannot read the block device's size: %s", path,
-			     strerror(errno));
+			cv_errf(err, errlen, -EINVAL, "%s: cannot read the block device's size: %s",
+				path, strerror(errno));
 			return -EIO;
 		}
 	} else {
-		perr(err, errlen, "%s: not a regular file or block device", path);
+		cv_errf(err, errlen, -EINVAL, "%s: not a regular file or block device", path);
 		return -EINVAL;
 	}
 	if (size % VIRTIO_BLK_SECTOR_SIZE)
@@ -289,7 +273,7 @@ static int open_image(struct blk *b, char *err, size_t errlen)
 	b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
 	b->fd_buf = b->fd;
 	if (b->cfg.direct && (b->fd_buf = open(path, flags)) < 0) {
-		perr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		cv_errf(err, errlen, -EINVAL, "%s: cannot open: %s", path, strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -320,7 +304,7 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 
 	d->priv = NULL;
 	if (!(b = calloc(1, sizeof(*b))))
-		return perr(err, errlen, "%s: out of memory", c->path), -ENOMEM;
+		return cv_errf(err, errlen, -EINVAL, "%s: out of memory", c->path), -ENOMEM;
 	b->fd = b->fd_buf = b->efd = -1;
 	b->cfg = *c;
 	/* GET_ID and the saved state send all 20 bytes: zeros after the ID. */
@@ -338,7 +322,7 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 		struct blk_queue *q = &b->q[i];
 
 		if (!(q->reqs = calloc(VIRTIO_BLK_INFLIGHT, sizeof(*q->reqs)))) {
-			r = (perr(err, errlen, "%s: out of memory", c->path), -ENOMEM);
+			r = (cv_errf(err, errlen, -EINVAL, "%s: out of memory", c->path), -ENOMEM);
 			goto fail;
 		}
 		for (unsigned int s = 0; s < VIRTIO_BLK_INFLIGHT; s++) {
@@ -366,12 +350,13 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 	virtio_dev_init(d, &b->ops, b, mem, label);
 	b->dev = d;
 	if ((r = blk_io_init(b))) {
-		perr(err, errlen, "%s: cannot set up disk I/O: %s", c->path, strerror(-r));
+		cv_errf(err, errlen, -EINVAL, "%s: cannot set up disk I/O: %s", c->path,
+			strerror(-r));
 		goto fail;
 	}
 	if ((r = evloop_add(loop, b->efd, EPOLLIN, blk_event, b))) {
-		perr(err, errlen, "%s: cannot watch disk I/O completions: %s", c->path,
-		     strerror(-r));
+		cv_errf(err, errlen, -EINVAL, "%s: cannot watch disk I/O completions: %s", c->path,
+			strerror(-r));
 		blk_io_exit(b);
 		goto fail;
 	}

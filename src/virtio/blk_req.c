@@ -11,15 +11,6 @@
 /* Requests taken from one queue per pass before yielding to the loop. */
 #define BLK_POP_BUDGET VIRTIO_BLK_QUEUE_SIZE
 
-static uint64_t get_le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /* Copy n bytes from offset off of the device-readable buffers. */
 static int elem_read(const struct virtq_elem *e, uint64_t off, void *dst, size_t n)
 {
@@ -89,9 +80,9 @@ static uint8_t parse_segs(struct blk *b, struct blk_req *r, uint64_t bytes)
 
 		if (elem_read(&r->elem, VIRTIO_BLK_HDR_SIZE + 16ULL * i, s, sizeof(s)))
 			return VIRTIO_BLK_S_IOERR;
-		sector = get_le(s, 8);
-		num = (uint32_t)get_le(s + 8, 4);
-		flags = (uint32_t)get_le(s + 12, 4);
+		sector = cv_get_le(s, 8);
+		num = (uint32_t)cv_get_le(s + 8, 4);
+		flags = (uint32_t)cv_get_le(s + 12, 4);
 		/* 5.2.6.2: unknown flags, or unmap on a discard -> UNSUPP. */
 		if ((flags & ~VIRTIO_BLK_WZ_F_UNMAP) || (discard && flags))
 			return VIRTIO_BLK_S_UNSUPP;
@@ -136,8 +127,8 @@ static void blk_handle(struct blk *b, struct blk_req *r)
 		blk_req_done(b, r, VIRTIO_BLK_S_IOERR);
 		return;
 	}
-	r->type = (uint32_t)get_le(hdr, 4);
-	sector = get_le(hdr + 8, 8);
+	r->type = (uint32_t)cv_get_le(hdr, 4);
+	sector = cv_get_le(hdr + 8, 8);
 	in_data = e->in_len - 1;
 	out_data = e->out_len - VIRTIO_BLK_HDR_SIZE;
 	switch (r->type) {

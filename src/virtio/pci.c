@@ -35,18 +35,6 @@
 #define PCI_CMD_MASTER 0x4 /* bus master: the device may DMA */
 #define VIRTIO_PCI_STATE_VERSION 1
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
 static void add_virtio_cap(struct pci_device *p, uint8_t type, uint32_t off, uint32_t len)
 {
 	uint8_t at = pci_add_cap(p, CAP_VENDOR, type == CFG_NOTIFY ? 20 : 16);
@@ -54,10 +42,10 @@ static void add_virtio_cap(struct pci_device *p, uint8_t type, uint32_t off, uin
 	p->cfg[at + 2] = type == CFG_NOTIFY ? 20 : 16; /* cap_len */
 	p->cfg[at + 3] = type;			       /* cfg_type */
 	p->cfg[at + 4] = 0;			       /* bar */
-	put32(p->cfg + at + 8, off);
-	put32(p->cfg + at + 12, len);
+	cv_put_le32(p->cfg + at + 8, off);
+	cv_put_le32(p->cfg + at + 12, len);
 	if (type == CFG_NOTIFY)
-		put32(p->cfg + at + 16, NOTIFY_MULT);
+		cv_put_le32(p->cfg + at + 16, NOTIFY_MULT);
 }
 
 static uint16_t msix_ctrl(struct virtio_pci *vp)
@@ -114,10 +102,10 @@ static void msix_table_rw(struct virtio_pci *vp, uint64_t off, uint8_t *data, ui
 		return;
 	}
 	e = &vp->msix[v];
-	put32(raw, (uint32_t)e->addr);
-	put32(raw + 4, (uint32_t)(e->addr >> 32));
-	put32(raw + 8, e->data);
-	put32(raw + 12, e->ctrl);
+	cv_put_le32(raw, (uint32_t)e->addr);
+	cv_put_le32(raw + 4, (uint32_t)(e->addr >> 32));
+	cv_put_le32(raw + 8, e->data);
+	cv_put_le32(raw + 12, e->ctrl);
 	if (!write) {
 		memcpy(data, raw + field, len);
 		return;
@@ -189,9 +177,9 @@ static void common_image(struct virtio_pci *vp, uint8_t *img)
 	static const uint8_t w16[] = { 0x10, 0x12, 0x16, 0x18, 0x1a, 0x1c, 0x1e };
 
 	for (unsigned int i = 0; i < sizeof(w32); i++)
-		put32(img + w32[i], common_read(vp, w32[i]));
+		cv_put_le32(img + w32[i], common_read(vp, w32[i]));
 	for (unsigned int i = 0; i < sizeof(w16); i++)
-		put16(img + w16[i], (uint16_t)common_read(vp, w16[i]));
+		cv_put_le16(img + w16[i], (uint16_t)common_read(vp, w16[i]));
 	img[0x14] = (uint8_t)common_read(vp, 0x14);
 	img[0x15] = (uint8_t)common_read(vp, 0x15);
 }
@@ -439,10 +427,10 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 	vp->msix_cap = pci_add_cap(p, CAP_MSIX, 12);
 	if (!vp->msix_cap)
 		return -ENOSPC;
-	put16(p->cfg + vp->msix_cap + 2, (uint16_t)(vp->nvec - 1));
+	cv_put_le16(p->cfg + vp->msix_cap + 2, (uint16_t)(vp->nvec - 1));
 	p->wmask[vp->msix_cap + 3] = (MSIX_ENABLE | MSIX_MASKALL) >> 8;
-	put32(p->cfg + vp->msix_cap + 4, OFF_MSIX_TABLE); /* BIR 0 */
-	put32(p->cfg + vp->msix_cap + 8, OFF_MSIX_PBA);
+	cv_put_le32(p->cfg + vp->msix_cap + 4, OFF_MSIX_TABLE); /* BIR 0 */
+	cv_put_le32(p->cfg + vp->msix_cap + 8, OFF_MSIX_PBA);
 	for (unsigned int v = 0; v < vp->nvec; v++) {
 		vp->msix[v].ctrl = 1; /* masked at reset */
 		if ((r = irq_alloc_msi(router, &vp->msix[v].gsi)))

@@ -35,16 +35,10 @@
 
 static const uint8_t hdr_width[10] = { 8, 8, 4, 4, 4, 2, 2, 4, 4, 4 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void hdr_encode(const union hdr *h, uint8_t *p)
 {
 	for (unsigned int i = 0; i < 10; p += hdr_width[i], i++)
-		put_le(p, h->f[i], hdr_width[i]);
+		cv_put_le(p, h->f[i], hdr_width[i]);
 }
 
 static void hdr_decode(union hdr *h, const uint8_t *p)
@@ -362,7 +356,7 @@ static void vsock_event(struct vsock *vs)
 		virtio_dev_fault(vs->d, "malformed buffer on the event queue");
 	if (r != 1)
 		return;
-	put_le(ev, EVENT_TRANSPORT_RESET, 4);
+	cv_put_le(ev, EVENT_TRANSPORT_RESET, 4);
 	if (vs->ev_elem.in_len >= 4) {
 		struct iovec iov[4];
 
@@ -440,7 +434,7 @@ static void vsock_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data,
 	struct vsock *vs = d->priv;
 	uint8_t cfg[VSOCK_CONFIG_LEN];
 
-	put_le(cfg, vs->cid, 8);
+	cv_put_le(cfg, vs->cid, 8);
 	memcpy(data, cfg + off, len);
 }
 
