@@ -189,7 +189,7 @@ static int wait_reply(struct msend *m, struct mig_rx *rx)
 		r = mig_recv_event(m->fd, rx, PUMP_SLICE_MS);
 		if (r != -ETIMEDOUT || mig_now() >= deadline)
 			return r;
-		m->tx.pump(m->tx.pump_ctx);
+		mig_tx_pump(&m->tx, true);
 		if (m->tx.err)
 			return -ECANCELED;
 	}

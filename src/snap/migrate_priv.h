@@ -54,8 +54,9 @@ uint8_t *mig_tx_disk_buf(struct mig_tx *tx, uint32_t len);
 void mig_tx_flush(struct mig_tx *tx);
 /* A whole small message (flushes first). */
 void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len);
-/* Call the pump if it is due. */
-void mig_tx_pump(struct mig_tx *tx);
+/* Run the pump (if any): when it is due (20 ms since the last turn), or
+ * now, for a sender about to wait (a full socket, a throttle, a reply). */
+void mig_tx_pump(struct mig_tx *tx, bool now);
 
 /* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE). */
 int mig_send_iov(int fd, struct iovec *iov, int n) CV_MUST;

@@ -119,69 +119,69 @@ void mig_tune(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-int mig_connect(const char *addr, char *err, size_t errlen)
+/* A socket on the first address of res that works: connected (within
+ * MIG_CONNECT_TIMEOUT_S: an address that drops packets would otherwise
+ * hold the guest's event loop for minutes) or bound and listening. The
+ * fd, or -errno of the last failure. */
+static int sock_open(const struct addrinfo *res, bool listening)
 {
-	struct addrinfo *res, *a;
-	struct timeval connect_to = { MIG_CONNECT_TIMEOUT_S, 0 };
-	int fd = -1, r, e = ECONNREFUSED;
+	struct timeval to = { MIG_CONNECT_TIMEOUT_S, 0 }, none = { 0, 0 };
+	int e = listening ? EADDRNOTAVAIL : ECONNREFUSED, one = 1;
 
-	if ((r = resolve(addr, false, &res, err, errlen)))
-		return r;
-	for (a = res; a; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+	for (const struct addrinfo *a = res; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+
 		if (fd < 0) {
 			e = errno;
 			continue;
 		}
-		/* A bounded connect (an address that drops packets would
-		 * otherwise hold the guest's event loop for minutes). */
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connect_to, sizeof(connect_to));
-		if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
-			(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ 0, 0 },
-					 sizeof(struct timeval));
-			break;
+		if (listening) {
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 1))
+				return fd;
+			e = errno;
+		} else {
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to));
+			if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
+				(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+				return fd;
+			}
+			e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
 		}
-		e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
 		close(fd);
-		fd = -1;
 	}
+	return -e;
+}
+
+int mig_connect(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo *res;
+	int fd;
+
+	if ((fd = resolve(addr, false, &res, err, errlen)))
+		return fd;
+	fd = sock_open(res, false);
 	freeaddrinfo(res);
-	if (fd < 0) {
-		snprintf(err, errlen,
-			 "cannot connect to %s: %s (is `cvisor run --incoming %s` "
-			 "waiting there?)",
-			 addr, strerror(e), addr);
-		return -e;
-	}
+	if (fd < 0)
+		return cv_errf(err, errlen, fd,
+			       "cannot connect to %s: %s (is `cvisor run --incoming %s` waiting "
+			       "there?)",
+			       addr, strerror(-fd), addr);
 	mig_tune(fd);
 	return fd;
 }
 
 int mig_listen(const char *addr, char *err, size_t errlen)
 {
-	struct addrinfo *res, *a;
-	int fd = -1, r, e = EADDRNOTAVAIL, one = 1;
+	struct addrinfo *res;
+	int fd;
 
-	if ((r = resolve(addr, true, &res, err, errlen)))
-		return r;
-	for (a = res; a; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 1))
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
+	if ((fd = resolve(addr, true, &res, err, errlen)))
+		return fd;
+	fd = sock_open(res, true);
 	freeaddrinfo(res);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(e));
-		return -e;
-	}
+	if (fd < 0)
+		return cv_errf(err, errlen, fd, "cannot listen on %s: %s", addr, strerror(-fd));
 	return fd;
 }
 
@@ -203,8 +203,7 @@ static int send_iov(int fd, struct iovec *iov, int n, struct mig_tx *tx)
 				return -errno;
 			if (poll(&p, 1, 10) < 0 && errno != EINTR)
 				return -errno;
-			tx->last_pump_ns = mig_now();
-			tx->pump(tx->pump_ctx);
+			mig_tx_pump(tx, true);
 			if (tx->err)
 				return tx->err;
 			continue;
@@ -293,16 +292,16 @@ void mig_tx_free(struct mig_tx *tx)
 	tx->pdata = tx->ddata = NULL;
 }
 
-void mig_tx_pump(struct mig_tx *tx)
+void mig_tx_pump(struct mig_tx *tx, bool now)
 {
-	uint64_t now;
+	uint64_t t;
 
 	if (!tx->pump)
 		return;
-	now = mig_now();
-	if (now - tx->last_pump_ns < 20 * 1000000ULL)
+	t = mig_now();
+	if (!now && t - tx->last_pump_ns < 20 * 1000000ULL)
 		return;
-	tx->last_pump_ns = now;
+	tx->last_pump_ns = t;
 	tx->pump(tx->pump_ctx);
 }
 
@@ -323,10 +322,7 @@ static void throttle(struct mig_tx *tx, uint64_t n)
 		struct timespec ts = { 0, (long)d };
 
 		nanosleep(&ts, NULL);
-		if (tx->pump) {
-			tx->last_pump_ns = mig_now();
-			tx->pump(tx->pump_ctx);
-		}
+		mig_tx_pump(tx, true);
 		now = mig_now();
 	}
 }
@@ -346,15 +342,9 @@ static void tx_send(struct mig_tx *tx, struct iovec *iov, int n)
 	}
 	tx->bytes += total;
 	throttle(tx, total);
-	mig_tx_pump(tx);
+	mig_tx_pump(tx, false);
 	if (tx->after_send)
 		tx->after_send(tx->after_ctx);
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void flush_pages(struct mig_tx *tx)
@@ -367,12 +357,12 @@ static void flush_pages(struct mig_tx *tx)
 	if (!tx->pcount)
 		return;
 	mig_put_header(tx->phead, MIG_MSG_PAGES, body);
-	put_le(tx->phead + MIG_HDR_SIZE, tx->pcount, 4);
+	cv_put_le(tx->phead + MIG_HDR_SIZE, tx->pcount, 4);
 	c = mig_crc32(0, tx->phead, sizeof(tx->phead));
 	c = mig_crc32(c, tx->precs, tx->pcount * MIG_PAGE_REC_SIZE);
 	/* The data's CRC was taken as it was copied out of guest RAM. */
 	c = mig_crc32_combine(c, tx->pdata_crc, (uint64_t)tx->pndata * MIG_PAGE_SIZE);
-	put_le(crc, c, 4);
+	cv_put_le(crc, c, 4);
 	iov[0] = (struct iovec){ tx->phead, sizeof(tx->phead) };
 	iov[1] = (struct iovec){ tx->precs, tx->pcount * MIG_PAGE_REC_SIZE };
 	iov[2] = (struct iovec){ tx->pdata, (size_t)tx->pndata * MIG_PAGE_SIZE };
@@ -387,9 +377,9 @@ void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva)
 	uint8_t *rec = tx->precs + tx->pcount * MIG_PAGE_REC_SIZE;
 	bool zero = mig_page_is_zero(hva);
 
-	put_le(rec, gpa, 8);
-	put_le(rec + 8, zero ? MIG_REC_ZERO : 0, 4);
-	put_le(rec + 12, 0, 4);
+	cv_put_le(rec, gpa, 8);
+	cv_put_le(rec + 8, zero ? MIG_REC_ZERO : 0, 4);
+	cv_put_le(rec + 12, 0, 4);
 	if (!zero)
 		tx->pdata_crc = mig_crc32_copy(tx->pdata_crc,
 					       tx->pdata + (size_t)tx->pndata++ * MIG_PAGE_SIZE,
@@ -410,11 +400,11 @@ static void flush_disk(struct mig_tx *tx)
 	if (!tx->dcount)
 		return;
 	mig_put_header(tx->dhead, MIG_MSG_DISK, body);
-	put_le(tx->dhead + MIG_HDR_SIZE, tx->dcount, 4);
+	cv_put_le(tx->dhead + MIG_HDR_SIZE, tx->dcount, 4);
 	c = mig_crc32(0, tx->dhead, sizeof(tx->dhead));
 	c = mig_crc32(c, tx->drecs, tx->dcount * MIG_DISK_REC_SIZE);
 	c = mig_crc32(c, tx->ddata, tx->dndata);
-	put_le(crc, c, 4);
+	cv_put_le(crc, c, 4);
 	iov[0] = (struct iovec){ tx->dhead, sizeof(tx->dhead) };
 	iov[1] = (struct iovec){ tx->drecs, tx->dcount * MIG_DISK_REC_SIZE };
 	iov[2] = (struct iovec){ tx->ddata, tx->dndata };
@@ -436,11 +426,11 @@ void mig_tx_disk(struct mig_tx *tx, uint32_t disk, uint64_t off, const uint8_t *
 	uint8_t *dst = mig_tx_disk_buf(tx, zero ? 0 : len);
 	uint8_t *rec = tx->drecs + tx->dcount * MIG_DISK_REC_SIZE;
 
-	put_le(rec, disk, 4);
-	put_le(rec + 4, zero ? MIG_REC_ZERO : 0, 4);
-	put_le(rec + 8, off, 8);
-	put_le(rec + 16, len, 4);
-	put_le(rec + 20, 0, 4);
+	cv_put_le(rec, disk, 4);
+	cv_put_le(rec + 4, zero ? MIG_REC_ZERO : 0, 4);
+	cv_put_le(rec + 8, off, 8);
+	cv_put_le(rec + 16, len, 4);
+	cv_put_le(rec + 20, 0, 4);
 	if (!zero) {
 		if (data != dst)
 			memmove(dst, data, len);
@@ -464,7 +454,7 @@ void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len
 
 	mig_tx_flush(tx);
 	mig_put_header(h, type, len);
-	put_le(crc, mig_crc32(mig_crc32(0, h, sizeof(h)), body, len), 4);
+	cv_put_le(crc, mig_crc32(mig_crc32(0, h, sizeof(h)), body, len), 4);
 	iov[0] = (struct iovec){ h, sizeof(h) };
 	iov[1] = (struct iovec){ (void *)body, len };
 	iov[2] = (struct iovec){ crc, 4 };
