@@ -17,17 +17,6 @@
  * (2), COM1/COM2 (4/3), RTC (8), SCI (9) or the IDE pair. */
 static const uint32_t mmio_gsis[] = { 5, 6, 7, 10, 11, 12, 14, 15 };
 
-bool devices_is_flag(const char *flag)
-{
-	static const char *const flags[] = { "--disk",	  "--net",   "--rng",
-					     "--balloon", "--vsock", "--virtio" };
-
-	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
-		if (!strcmp(flag, flags[i]))
-			return true;
-	return false;
-}
-
 bool devices_flag_is_bool(const char *flag)
 {
 	return !strcmp(flag, "--rng");

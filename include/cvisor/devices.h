@@ -47,9 +47,6 @@ struct devices_config {
 int devices_parse_flag(struct devices_config *dc, const char *flag, const char *value, char *err,
 		       size_t errlen) CV_MUST;
 
-/* True if flag (e.g. "--disk") is one of the device flags. */
-bool devices_is_flag(const char *flag);
-
 /* True for device flags that take no value (--rng). */
 bool devices_flag_is_bool(const char *flag);
 

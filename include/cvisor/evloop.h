@@ -24,9 +24,9 @@ struct evloop_handler {
 
 struct evloop {
 	int epfd;
-	bool quit;
-	unsigned int depth; /* evloop_once calls under way (they may nest) */
-	uint64_t rounds;    /* evloop_once rounds begun: a handler's nested ones show */
+	unsigned int depth;   /* evloop_once calls under way (they may nest) */
+	uint64_t rounds;      /* evloop_once rounds begun: a handler's nested ones show */
+	unsigned int zombies; /* slots freed in the current round */
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
 };
 
@@ -42,15 +42,10 @@ int evloop_mod(struct evloop *l, int fd, uint32_t events) CV_MUST;
 /* Stop watching fd (safe from inside a handler, also for fd itself). */
 void evloop_del(struct evloop *l, int fd);
 
-/* Dispatch events until evloop_quit(); timeout_ms < 0 blocks. Returns 0, or
- * -errno if epoll fails. */
-int evloop_run(struct evloop *l) CV_MUST;
-
-/* One round: wait at most timeout_ms and dispatch what is ready. A
- * handler may call it (nested rounds). */
+/* One round: wait at most timeout_ms (< 0 blocks) and dispatch what is
+ * ready; the caller loops (runloop.c, until the VM stops). A handler may
+ * call it (nested rounds). 0, or -errno if epoll fails. */
 int evloop_once(struct evloop *l, int timeout_ms) CV_MUST;
-
-void evloop_quit(struct evloop *l);
 
 /* A periodic or one-shot timer (timerfd) calling fn; returns the fd or -errno. */
 int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,

@@ -71,6 +71,7 @@ void evloop_del(struct evloop *l, int fd)
 	 * stale event would reach the new handler. */
 	h->used = false;
 	h->zombie = l->depth > 0;
+	l->zombies += h->zombie;
 	h->fd = -1;
 }
 
@@ -99,25 +100,13 @@ int evloop_once(struct evloop *l, int timeout_ms)
 	/* No batch in progress reads its events any more once a nested round
 	 * has ended (the outer one stops above): freed slots are free. */
 	l->depth--;
-	for (unsigned int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
-		l->handlers[i].zombie = false;
+	/* Most rounds free nothing: no walk of the whole table then. */
+	for (unsigned int i = 0; l->zombies && i < EVLOOP_MAX_HANDLERS; i++)
+		if (l->handlers[i].zombie) {
+			l->handlers[i].zombie = false;
+			l->zombies--;
+		}
 	return 0;
-}
-
-int evloop_run(struct evloop *l)
-{
-	while (!l->quit) {
-		int r = evloop_once(l, -1);
-
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-void evloop_quit(struct evloop *l)
-{
-	l->quit = true;
 }
 
 int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,
