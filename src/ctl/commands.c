@@ -509,10 +509,6 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char 
 		free(owned);
 		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
 	}
-	if (srv->migrating) {
-		free(owned);
-		return fail(reply, -EBUSY, "migrate: guest %s is already migrating", srv->name);
-	}
 	o.ops = &migrate_snapshot_source_ops;
 	o.pump = migrate_pump;
 	o.pump_ctx = srv;
@@ -567,18 +563,19 @@ int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *li
 	if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "cmd", &v) &&
 	    json_object_is_type(v, json_type_string)) {
 		name = json_object_get_string(v);
-		if (!strcmp(name, "migrate")) {
+		r = !strcmp(name, "migrate") || !strcmp(name, "memsum");
+		/* Both are long: a second migration, or a scan of all RAM,
+		 * wait for the running one like the other changes. */
+		if (r && busy_migrating(srv, CTL_CMD_COUNT, reply)) {
+			/* answered */
+		} else if (!strcmp(name, "migrate")) {
 			cmd_migrate(srv, c, line, len, reply);
-			r = 1;
 		} else if (!strcmp(name, "memsum")) {
-			if (srv->migrating)
-				busy_migrating(srv, CTL_CMD_COUNT, reply);
-			else if (json_object_object_length(o) != 1)
+			if (json_object_object_length(o) != 1)
 				fail(reply, -EINVAL,
 				     "malformed request: memsum takes no arguments");
 			else
 				cmd_memsum(srv, reply);
-			r = 1;
 		}
 	}
 	json_object_put(o);
