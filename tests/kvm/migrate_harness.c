@@ -307,14 +307,10 @@ static int restore_source(struct guest *g)
 	return vm_start(g->vm);
 }
 
+/* Stop, join, destroy and free: the migration code's own teardown. */
 static void end_vm(struct vm *vm)
 {
-	if (!vm)
-		return;
-	vm_request_stop(vm, VM_STOP_HOST, NULL);
-	vm_join(vm);
-	vm_destroy(vm);
-	free(vm);
+	migrate_default_target_ops.destroy(NULL, vm);
 }
 
 /* ---- the target thread ---- */
