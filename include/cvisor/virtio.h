@@ -54,7 +54,9 @@ struct virtio_dev_ops {
 	/* Features the device offers, VIRTIO_F_VERSION_1 and the ring features
 	 * are added by the core. */
 	uint64_t (*features)(struct virtio_dev *d);
-	/* Device config space; off + len is already clamped to config_len. */
+	/* Device config space, read and write: the core clamps off + len to
+	 * config_len before the call (virtio_dev_config_read/_write), so a
+	 * device copies without checking again. */
 	void (*config_read)(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len);
 	void (*config_write)(struct virtio_dev *d, uint32_t off, const uint8_t *data, uint32_t len);
 	/* DRIVER_OK: the negotiated features are in d->driver_features and

@@ -29,8 +29,18 @@ static void handle_io(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	uint64_t end = run->io.data_offset + (uint64_t)run->io.count * run->io.size;
 
-	/* String I/O arrives as `count` consecutive elements. */
+	/* String I/O arrives as `count` consecutive elements, inside the run
+	 * page KVM shares with us (KVM keeps them there; checked all the same,
+	 * as the MMIO length is). */
+	if (run->io.size > 8 || end > (uint64_t)vcpu->vm->run_size) {
+		cv_warn("vCPU %u: port I/O exit of %u x %u bytes at offset %llu, outside the run "
+			"area: ignored",
+			vcpu->id, run->io.count, run->io.size,
+			(unsigned long long)run->io.data_offset);
+		return;
+	}
 	for (uint32_t i = 0; i < run->io.count; i++)
 		bus_access(&vcpu->vm->pio, run->io.port, data + i * run->io.size, run->io.size,
 			   out);

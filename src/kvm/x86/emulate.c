@@ -269,7 +269,7 @@ static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kv
 	int r = 0;
 
 	if (in->mod == 3) {
-		if (!in->rep && in->reg >= 5 && in->reg <= 7) {
+		if (!in->rep && (in->reg & 7) >= 5) {
 			log_once(vm, REFUSED_CACHE_FENCE); /* lfence, mfence, sfence */
 		} else if (in->rep == 0xf3 && (in->reg & 7) <= 3) {
 			/* rdfsbase, rdgsbase, wrfsbase, wrgsbase (REX.W: 64-bit) */

@@ -94,10 +94,11 @@ static void test_int3(void)
 	if (*(const uint8_t *)(after - 1) != 0xcc)
 		result("int3", "test bug: int3 is not the one-byte 0xcc");
 	else if (bp_count != 1)
-		result("int3", bp_count ? "#BP handler ran more than once" : "#BP handler did not run");
+		result("int3",
+		       bp_count ? "#BP handler ran more than once" : "#BP handler did not run");
 	else if (bp_rip != after) {
-		printf("refused: int3 saved rip=0x%lx, want 0x%lx (after the int3)\n", (unsigned long)bp_rip,
-		       (unsigned long)after);
+		printf("refused: int3 saved rip=0x%lx, want 0x%lx (after the int3)\n",
+		       (unsigned long)bp_rip, (unsigned long)after);
 		result("int3", "wrong saved RIP");
 	} else if (bp_cs != SEL_CODE64)
 		result("int3", "wrong saved CS");
@@ -130,13 +131,15 @@ static void test_stac_clac(void)
 			 : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3]), "=r"(f[4])
 			 :
 			 : "memory");
-	bool want_ac[5] = {f[0] & RFLAGS_AC, true, true, false, false};
+	bool want_ac[5] = { f[0] & RFLAGS_AC, true, true, false, false };
 	for (int i = 1; i < 5; i++) {
 		if (!!(f[i] & RFLAGS_AC) != want_ac[i] || ((f[i] ^ f[0]) & ~RFLAGS_AC)) {
-			printf("refused: rflags 0x%lx -> stac 0x%lx stac 0x%lx clac 0x%lx clac 0x%lx\n",
+			printf("refused: rflags 0x%lx -> stac 0x%lx stac 0x%lx clac 0x%lx clac "
+			       "0x%lx\n",
 			       (unsigned long)f[0], (unsigned long)f[1], (unsigned long)f[2],
 			       (unsigned long)f[3], (unsigned long)f[4]);
-			result("stac/clac", "RFLAGS.AC not set by stac / cleared by clac, or other flags changed");
+			result("stac/clac", "RFLAGS.AC not set by stac / cleared by clac, or other "
+					    "flags changed");
 			return;
 		}
 	}
@@ -158,13 +161,32 @@ static void test_ud2(void)
 			 : "i"(SENTINEL)
 			 : "r12", "memory");
 	if (ud_count - before != 1)
-		result("ud2", ud_count == before ? "#UD handler did not run" : "#UD handler ran more than once");
+		result("ud2", ud_count == before ? "#UD handler did not run"
+						 : "#UD handler ran more than once");
 	else if (ud_rip != at)
 		result("ud2", "saved RIP is not the ud2");
 	else if (r12 != SENTINEL)
 		result("ud2", "r12 not preserved");
 	else
 		result("ud2", NULL);
+}
+
+/* Fences, also with a REX prefix (REX.R extends ModRM.reg, which for
+ * 0f ae /5-/7 is ignored: 44 0f ae e8 is an lfence). The guest must run on
+ * past every one of them. */
+static void test_fences(void)
+{
+	uint64_t r12;
+
+	__asm__ volatile("movabsq %1, %%r12\n\t"
+			 "lfence\n\tmfence\n\tsfence\n\t"
+			 ".byte 0x44, 0x0f, 0xae, 0xe8\n\t" /* rex.R lfence */
+			 ".byte 0x44, 0x0f, 0xae, 0xf8\n\t" /* rex.R sfence */
+			 "movq %%r12, %0"
+			 : "=r"(r12)
+			 : "i"(SENTINEL)
+			 : "r12", "memory");
+	result("fences", r12 == SENTINEL ? NULL : "r12 not preserved");
 }
 
 static void test_fwait(void)
@@ -185,7 +207,8 @@ static void test_fwait(void)
 			 : "memory");
 	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0));
 	if (nm_count != 1)
-		result("fwait", nm_count ? "#NM ran more than once" : "no #NM with CR0.MP and TS set");
+		result("fwait",
+		       nm_count ? "#NM ran more than once" : "no #NM with CR0.MP and TS set");
 	else if (nm_rip != at)
 		result("fwait", "#NM saved RIP is not the fwait");
 	else
@@ -222,6 +245,7 @@ int main(void)
 	test_int3();
 	test_stac_clac();
 	test_ud2();
+	test_fences();
 	test_fwait();
 	test_mxcsr();
 	if (!failures)
