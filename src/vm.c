@@ -18,6 +18,7 @@
 #include "cvisor/acpi.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
+#include "cvisor/syscall_shim.h"
 #include "cvisor/vcpu.h"
 #include "cvisor/x86.h"
 
@@ -242,6 +243,11 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, bool *usage)
 	img.initrd = initrd.data;
 	img.initrd_len = initrd.len;
 	img.cmdline = cmdline;
+	/* The syscall shim's pages are the guest's from its first instruction. */
+	if (vm->shim.on) {
+		img.low_ram_end = SYSCALL_SHIM_GPA;
+		vm->shim.area = true;
+	}
 	r = boot_load(&vm->mem, &img, entry, err, sizeof(err));
 	if (r) {
 		*usage = true;
@@ -291,6 +297,7 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
 			cv_err("mapping vCPU %u: %s", i, strerror(errno));
 			return -errno;
 		}
+		syscall_shim_vcpu_init(v);
 		if ((r = dirty_rings_map(&vm->dirty_rings, i, v->fd))) {
 			cv_err("mapping vCPU %u's dirty ring: %s", i, strerror(-r));
 			return r;
@@ -383,6 +390,8 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 		return r;
 	}
 	if ((r = create_vm_fd(vm)))
+		return r;
+	if (vm->quirks.active && (r = syscall_shim_init(vm)))
 		return r;
 	/* Before any vCPU exists, for every guest: KVM allows it only then.
 	 * An emulating host (PVM) pushes an entry per emulated store and runs
@@ -526,6 +535,9 @@ void vm_destroy(struct vm *vm)
 	vm_devices_destroy(vm);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
+	if (vm->shim.on)
+		pthread_mutex_destroy(&vm->shim.lock);
+	vm->shim.on = false;
 	guest_mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -57,11 +57,16 @@ struct boot_image {
 	size_t initrd_len;
 	const char *cmdline;
 	uint64_t rsdp_gpa; /* 0 if no ACPI */
+	/* RAM below the EBDA ends here, the rest up to the EBDA is reserved
+	 * (the syscall shim's pages); 0 for LAYOUT_EBDA. */
+	uint64_t low_ram_end;
 };
 
-/* The e820 map for this memory layout: RAM below the EBDA, the BIOS area
- * reserved, RAM from 1 MiB, and RAM above 4 GiB. Returns the entry count. */
-unsigned int boot_e820(const struct guest_mem *gm, struct e820_entry *e, unsigned int max);
+/* The e820 map for this memory layout: RAM below low_ram_end (0 for the
+ * EBDA) and reserved from there, the BIOS area reserved, RAM from 1 MiB,
+ * and RAM above 4 GiB. Returns the entry count. */
+unsigned int boot_e820(const struct guest_mem *gm, uint64_t low_ram_end, struct e820_entry *e,
+		       unsigned int max);
 
 /* Identity-map the first 4 GiB with 2 MiB pages at LAYOUT_PML4 and write a
  * flat GDT at LAYOUT_GDT (code 0x10 64-bit, code 0x08 32-bit, data 0x18). */

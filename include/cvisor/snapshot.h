@@ -27,7 +27,7 @@ struct guest_mem;
 
 /* Section versions this cvisor writes (and the newest it reads). */
 #define SNAPSHOT_CONFIG_VERSION 1
-#define SNAPSHOT_MACHINE_VERSION 1
+#define SNAPSHOT_MACHINE_VERSION 2
 #define SNAPSHOT_KSTATE_VERSION 1
 #define SNAPSHOT_VCPU_VERSION 1
 #define SNAPSHOT_DEVICE_VERSION 1

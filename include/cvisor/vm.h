@@ -18,6 +18,7 @@
 #include "cvisor/i8042.h"
 #include "cvisor/rtc.h"
 #include "cvisor/serial8250.h"
+#include "cvisor/syscall_shim.h"
 #include "cvisor/util.h"
 
 /* How a guest's run ended; the first reason recorded wins. */
@@ -42,6 +43,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	_Atomic uint64_t exits;
+	struct syscall_shim_vcpu shim; /* emulating hosts only */
 };
 
 /* Host workarounds for a KVM that emulates guest code (PVM): see
@@ -65,6 +67,8 @@ struct vm {
 	 * entries 0 when migration reads the dirty bitmap instead. */
 	struct dirty_rings dirty_rings;
 	struct vm_quirks quirks;
+	/* Guest system calls on an emulating host (src/kvm/x86/syscall_shim.c). */
+	struct syscall_shim shim;
 
 	struct bus pio;
 	struct bus mmio;

@@ -36,16 +36,20 @@
 #define CAN_USE_HEAP 0x80
 #define XLF_KERNEL_64 0x01
 
-unsigned int boot_e820(const struct guest_mem *gm, struct e820_entry *e, unsigned int max)
+unsigned int boot_e820(const struct guest_mem *gm, uint64_t low_ram_end, struct e820_entry *e,
+		       unsigned int max)
 {
 	unsigned int n = 0;
 	const struct guest_mem_region *low = &gm->regions[0];
 
 	if (max < 4)
 		return 0;
-	e[n++] = (struct e820_entry){ 0, LAYOUT_EBDA, E820_RAM };
-	/* The EBDA and the BIOS area that holds the ACPI and MP tables. */
-	e[n++] = (struct e820_entry){ LAYOUT_EBDA, 0xa0000 - LAYOUT_EBDA, E820_RESERVED };
+	if (!low_ram_end || low_ram_end > LAYOUT_EBDA)
+		low_ram_end = LAYOUT_EBDA;
+	e[n++] = (struct e820_entry){ 0, low_ram_end, E820_RAM };
+	/* The EBDA (and what the monitor reserved below it), and the BIOS
+	 * area that holds the ACPI and MP tables. */
+	e[n++] = (struct e820_entry){ low_ram_end, 0xa0000 - low_ram_end, E820_RESERVED };
 	e[n++] = (struct e820_entry){ LAYOUT_BIOS, LAYOUT_HIMEM - LAYOUT_BIOS, E820_RESERVED };
 	if (low->size > LAYOUT_HIMEM)
 		e[n++] = (struct e820_entry){ LAYOUT_HIMEM, low->size - LAYOUT_HIMEM, E820_RAM };
@@ -192,7 +196,7 @@ static int load_bzimage(const struct guest_mem *gm, const struct boot_image *img
 		cv_put_le32(bp + BP_RAMDISK_IMAGE, (uint32_t)at);
 		cv_put_le32(bp + BP_RAMDISK_SIZE, (uint32_t)img->initrd_len);
 	}
-	n = boot_e820(gm, e820, E820_MAX);
+	n = boot_e820(gm, img->low_ram_end, e820, E820_MAX);
 	bp[BP_E820_ENTRIES] = (uint8_t)n;
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *p = bp + BP_E820_TABLE + 20 * i;

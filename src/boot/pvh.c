@@ -82,7 +82,7 @@ static int write_start_info(const struct guest_mem *gm, const struct boot_image 
 	uint8_t *mod = guest_mem_ptr(gm, LAYOUT_PVH_MODLIST, HVM_MODLIST_ENTRY_SIZE);
 	uint8_t *mm = guest_mem_ptr(gm, LAYOUT_PVH_MEMMAP, E820_MAX * HVM_MEMMAP_ENTRY_SIZE);
 	struct e820_entry e820[E820_MAX];
-	unsigned int n = boot_e820(gm, e820, E820_MAX);
+	unsigned int n = boot_e820(gm, img->low_ram_end, e820, E820_MAX);
 
 	if (!si || !mod || !mm)
 		return -E2BIG;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cvisor/kvm.h"
+#include "cvisor/syscall_shim.h"
 #include "cvisor/vm.h"
 #include "cvisor/x86.h"
 
@@ -172,6 +173,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 			handle_io(vcpu);
 			break;
 		case KVM_EXIT_MMIO:
+			if (syscall_shim_mmio(vcpu))
+				break;
 			bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
 				   run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 			break;
@@ -191,6 +194,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			vm_request_stop(vm, VM_STOP_INTERNAL, msg);
 			return;
+		case KVM_EXIT_X86_RDMSR:
+		case KVM_EXIT_X86_WRMSR:
+			syscall_shim_msr(vcpu, run->exit_reason == KVM_EXIT_X86_WRMSR);
+			break;
 		case KVM_EXIT_HLT:
 			/* Only without an in-kernel LAPIC; halt means nothing to do. */
 			break;

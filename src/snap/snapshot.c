@@ -13,7 +13,7 @@
  *   u8 transport (0 pci, 1 mmio), u8 rng, u8 balloon, u64 balloon_bytes,
  *   str vsock, u32 ndisks + ndisks x str (--disk spec, absolute path),
  *   u32 nnets + nnets x str (--net spec).
- * MACHINE (id 1, version 1): the machine as built, checked on load
+ * MACHINE (id 1, version 2): the machine as built, checked on load
  *   u64 ram_size, u32 page_size, u32 ncpus, u8 quirks_active,
  *   u32 nregions + nregions x (u64 gpa, u64 size, u64 offset of the region
  *   in the RAM mapping = in FILE.mem),
@@ -22,6 +22,8 @@
  *   loader refuses a host whose CPU lacks any of its feature bits (leaves
  *   1, 7, 0xd, 0x80000001) or has another vendor, and gives the guest this
  *   table rather than the new host's.
+ *   Version 2 adds, last: u8 syscall_shim_area (1: the guest's E820
+ *   reserves the syscall shim's pages, syscall_shim.h; version 1: 0).
  * KSTATE  (id 2, version 1): PIC, IOAPIC, PIT, kvmclock (vcpu_state.c).
  * VCPU    (id 3, version 1) x ncpus: u32 index, then the vCPU state
  *   (vcpu_state.c: registers, XSAVE, LAPIC, MSRs with IA32_TSC, events).
@@ -177,6 +179,7 @@ static void save_machine(struct vm *vm, struct state_buf *b)
 		state_put_u32(b, e->ecx);
 		state_put_u32(b, e->edx);
 	}
+	state_put_u8(b, vm->shim.area);
 	snap_section_end(b, at);
 }
 

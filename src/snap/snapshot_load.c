@@ -22,6 +22,12 @@ static const char *section_name(uint32_t id)
 	return id < ARRAY_SIZE(names) ? names[id] : "?";
 }
 
+/* The newest version of each section this cvisor reads. */
+static unsigned int section_max_version(uint32_t id)
+{
+	return id == SNAP_SEC_MACHINE ? SNAPSHOT_MACHINE_VERSION : 1;
+}
+
 /* The sections of a payload, checked for known ids, versions and counts. */
 struct sections {
 	struct snap_section config, machine, kstate;
@@ -48,12 +54,12 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 				       "unknown section id %u (damaged, or from a newer "
 				       "cvisor)",
 				       s.id);
-		/* Every section is at version 1 so far: read 1..current. */
-		if (s.version < 1 || s.version > 1)
-			return cv_errf(
-				err, errlen, -EINVAL,
-				"%s section version %u is not supported (this cvisor reads 1)",
-				section_name(s.id), s.version);
+		/* Read 1..current of each (MACHINE is at 2, the rest at 1). */
+		if (s.version < 1 || s.version > section_max_version(s.id))
+			return cv_errf(err, errlen, -EINVAL,
+				       "%s section version %u is not supported (this cvisor reads "
+				       "1 to %u)",
+				       section_name(s.id), s.version, section_max_version(s.id));
 		switch (s.id) {
 		case SNAP_SEC_CONFIG:
 			have = &ss->have_config, slot = &ss->config;
@@ -189,6 +195,7 @@ struct machine {
 	uint64_t ram_size;
 	uint32_t page_size, ncpus, nregions;
 	uint8_t quirks;
+	uint8_t shim_area; /* version 2 */
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	uint64_t offsets[GUEST_MEM_MAX_REGIONS];
 	struct kvm_cpuid2 *cpuid; /* malloc'd */
@@ -233,7 +240,9 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 		e->ecx = state_get_u32(&r);
 		e->edx = state_get_u32(&r);
 	}
-	if (r.err || r.pos != r.len)
+	if (s->version >= 2)
+		m->shim_area = state_get_u8(&r);
+	if (r.err || r.pos != r.len || m->shim_area > 1)
 		return cv_errf(err, errlen, -EINVAL, "MACHINE section is malformed");
 	if (m->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || m->ram_size % m->page_size)
 		return cv_errf(err, errlen, -EINVAL, "MACHINE: page size %u, this host's is %ld",
@@ -353,6 +362,9 @@ static int load_machine(struct vm *vm, const struct snap_section *s, char *err, 
 	}
 	if ((r = check_cpuid(vm->cpuid, m.cpuid, err, errlen)))
 		goto out;
+	/* Whether the guest's E820 left the syscall shim its pages decides
+	 * whether the shim can serve it here (syscall_shim.c). */
+	vm->shim.area = m.shim_area;
 	/* The guest keeps the CPUID it booted with, not this host's. */
 	free(vm->cpuid);
 	vm->cpuid = m.cpuid;

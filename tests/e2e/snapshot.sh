@@ -4,8 +4,8 @@
 # port and in guest memory (address 0x5000, read with the peek request);
 # --keep-running; two guests restored from one file share its pages; an
 # SMP guest whose AP counts too; a guest whose disk is in use across the save (blkcount, both
-# transports); the checked-in snapshot of the previous format version
-# (tests/data/snapshot-v1); every kind of bad snapshot refused with one
+# transports); the checked-in snapshots of every earlier format version
+# (tests/data/snapshot-vN); every kind of bad snapshot refused with one
 # line and status 2; a save that cannot be written leaves the guest
 # running and no files. Prints "PASS name" / "FAIL name: why" / "SKIP
 # name: why", then "snapshot: N passed, N failed".
@@ -17,7 +17,6 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh
 
-DATA=tests/data/snapshot-v1
 P=sn$$- # guest name prefix
 S=$T_TMP/snap
 mkdir -p "$S"
@@ -227,22 +226,25 @@ if [ -s "$S/a" ]; then
 	t_expect_err "restore --memory-limit without a value" 2 "memory-limit needs a value"
 fi
 
-# ---- the previous format version still loads ----
-if [ -s "$DATA/counter" ] && [ -s "$DATA/counter.mem" ]; then
-	V=${P}v1
+# ---- every earlier format version still loads (tests/data/snapshot-vN) ----
+for DATA in tests/data/snapshot-v*; do
+	ver=${DATA##*/snapshot-}
+	if [ ! -s "$DATA/counter" ] || [ ! -s "$DATA/counter.mem" ]; then
+		t_fail "snapshot format $ver" "$DATA/counter or counter.mem missing"
+		continue
+	fi
+	V=$P$ver
 	t_run 20 "$CVISOR" restore "$DATA/counter" --name "$V" -d
 	if [ "$T_RC" = 2 ] && grep -q "CPU" <<<"$T_ERR"; then
-		t_skip "snapshot-v1" "this host's CPU differs from the one that wrote it: $T_ERR"
+		t_skip "snapshot-$ver" "this host's CPU differs from the one that wrote it: $T_ERR"
 	elif [ "$T_RC" = 0 ]; then
 		track "$V"
-		continues "$V" "$(cat "$DATA/last-count")" "snapshot format v1 (tests/data) restores"
+		continues "$V" "$(cat "$DATA/last-count")" "snapshot format $ver ($DATA) restores"
 		timeout 10 "$CVISOR" kill "$V" >/dev/null 2>&1
 	else
-		t_fail "snapshot format v1 restores" "exit $T_RC: $T_ERR"
+		t_fail "snapshot format $ver restores" "exit $T_RC: $T_ERR"
 	fi
-else
-	t_fail "snapshot format v1" "$DATA/counter or counter.mem missing"
-fi
+done
 
 # ---- bad snapshots: one line, status 2 ----
 if [ -s "$S/a" ]; then

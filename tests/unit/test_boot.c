@@ -279,22 +279,34 @@ static void test_e820_layout(void **state)
 	struct guest_mem big;
 	unsigned int n;
 
-	n = boot_e820(&f->gm, e, E820_MAX);
+	n = boot_e820(&f->gm, 0, e, E820_MAX);
 	assert_int_equal(n, 4);
 	assert_int_equal(e[0].addr, 0);
+	assert_int_equal(e[0].size, LAYOUT_EBDA);
+	assert_int_equal(e[1].addr, LAYOUT_EBDA);
+	assert_int_equal(e[1].type, E820_RESERVED);
+	/* Pages reserved below the EBDA (the syscall shim's) join the EBDA's
+	 * reserved range; an end above the EBDA is clamped to it. */
+	n = boot_e820(&f->gm, 0x9b000, e, E820_MAX);
+	assert_int_equal(n, 4);
+	assert_int_equal(e[0].size, 0x9b000);
+	assert_int_equal(e[1].addr, 0x9b000);
+	assert_int_equal(e[1].addr + e[1].size, 0xa0000);
+	assert_int_equal(e[1].type, E820_RESERVED);
+	n = boot_e820(&f->gm, 0xc0000, e, E820_MAX);
 	assert_int_equal(e[0].size, LAYOUT_EBDA);
 	assert_int_equal(e[3].addr, 0x100000);
 	assert_int_equal(e[3].addr + e[3].size, RAM);
 	/* 5 GiB: 3 GiB low, 2 GiB from 4 GiB up (layout only; no access). */
 	guest_mem_init_buf(&big, buf, 5ULL << 30);
-	n = boot_e820(&big, e, E820_MAX);
+	n = boot_e820(&big, 0, e, E820_MAX);
 	assert_int_equal(n, 5);
 	assert_int_equal(e[3].addr + e[3].size, 3ULL << 30);
 	assert_int_equal(e[4].addr, 4ULL << 30);
 	assert_int_equal(e[4].size, 2ULL << 30);
 	for (unsigned int i = 0; i < n; i++)
 		assert_true(e[i].type == E820_RAM || e[i].type == E820_RESERVED);
-	assert_int_equal(boot_e820(&big, e, 2), 0);
+	assert_int_equal(boot_e820(&big, 0, e, 2), 0);
 	free(buf);
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cvisor/kvm.h"
+#include "cvisor/syscall_shim.h"
 #include "cvisor/vm.h"
 
 #define VCPU_STATE_VERSION 1
@@ -214,7 +215,8 @@ static int save_msrs(struct vcpu *vcpu, struct state_buf *b)
 	state_put_u32(b, n);
 	for (uint32_t i = 0; i < n; i++) {
 		state_put_u32(b, saved[i].index);
-		state_put_u64(b, saved[i].data);
+		/* The guest's LSTAR, not the syscall shim's (emulating hosts). */
+		state_put_u64(b, syscall_shim_saved_msr(vcpu, saved[i].index, saved[i].data));
 	}
 out:
 	free(list);
@@ -370,7 +372,8 @@ int vcpu_state_load(struct vcpu *vcpu, struct state_rd *rd)
 		r = -errno;
 		goto out;
 	}
-	r = 0;
+	/* The loaded LSTAR is the guest's: the shim takes it over again. */
+	r = syscall_shim_vcpu_loaded(vcpu);
 out:
 	free(xs);
 	return r;
