@@ -29,19 +29,8 @@ gen_cpio=$outdir/gen_init_cpio
 guest_files=(init udhcpc.script acpi-power)
 tools=(/usr/bin/fio /usr/bin/iperf3 /usr/bin/socat)
 
-sudo=
-[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-needed=(busybox-static fio iperf3 socat e2fsprogs)
-missing=()
-for pkg in "${needed[@]}"; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "apt-get install ${missing[*]}"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >/dev/null
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" </dev/null >/dev/null
-fi
+. "$repo/scripts/apt.sh"
+apt_need busybox-static fio iperf3 socat e2fsprogs || die "cannot install the guest's packages"
 
 # Every shared object the tools load, by their real paths, plus the loader.
 tool_libs() {
@@ -80,7 +69,7 @@ trap 'rm -rf "$tmp"' EXIT
 # gen_init_cpio writes device nodes and root ownership without needing root.
 {
 	for d in /dev /proc /sys /tmp /root /run /var /var/log /bin /sbin /usr /usr/bin \
-		/usr/sbin /usr/share /usr/share/udhcpc /etc /etc/acpi /etc/acpi/PWRF /opt \
+		/usr/sbin /etc /etc/udhcpc /etc/acpi /etc/acpi/PWRF /mnt /opt \
 		/opt/tools; do
 		mode=0755
 		case $d in /tmp) mode=1777 ;; /root) mode=0700 ;; esac
@@ -95,7 +84,7 @@ trap 'rm -rf "$tmp"' EXIT
 		echo "slink $l /bin/busybox 0777 0 0"
 	done
 	echo "file /init $repo/guest/init 0755 0 0"
-	echo "file /usr/share/udhcpc/default.script $repo/guest/udhcpc.script 0755 0 0"
+	echo "file /etc/udhcpc/default.script $repo/guest/udhcpc.script 0755 0 0"
 	echo "file /etc/acpi/PWRF/00000080 $repo/guest/acpi-power 0755 0 0"
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$tmp/passwd"
 	printf 'root:x:0:\n' >"$tmp/group"

@@ -34,33 +34,9 @@ outdir=$(cd "$1" && pwd)
 
 # --- packages -----------------------------------------------------------------
 # CI runs on a fresh machine with no stdin: install what is missing, quietly.
-sudo=
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null || die "not root and no sudo: cannot apt-get install"
-	sudo="sudo -n"
-fi
-apt_updated=0
-apt_update() {
-	[ "$apt_updated" = 1 ] && return 0
-	log "apt-get update"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >/dev/null
-	apt_updated=1
-}
-installed() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
-}
-needed=(linux-source-6.1 build-essential flex bison bc
-	libelf-dev libssl-dev cpio dwarves lz4 xz-utils binutils)
-missing=()
-for pkg in "${needed[@]}"; do
-	installed "$pkg" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	apt_update
-	log "apt-get install ${missing[*]}"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}" </dev/null >/dev/null
-fi
+. "$repo/scripts/apt.sh"
+apt_need linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio dwarves \
+	lz4 xz-utils binutils || die "cannot install the kernel's build packages"
 [ -f "$ksrc_tar" ] || die "$ksrc_tar: missing although linux-source-6.1 is installed"
 
 pkgver() { dpkg-query -W -f='${Version}' "$1"; }

@@ -8,12 +8,15 @@
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   migrate-cli  cvisor migrate / run --incoming end to end (tests/e2e/migrate.sh)
-#   linux  the microVM Linux kernel (minutes on an emulating host)
-#   linux-migrate  that kernel saved, restored and live migrated mid-boot
+#   guest-shell  make run on a terminal, to the guest's prompt and poweroff
+#   guest-devices  what a Linux guest sees of its machine and devices
+#   guest-tap  virtio-net over tap in a network namespace, iperf3
+#   guest-lifecycle  a guest's user space across save/restore and migration
+#   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
 # SUITES="unit cli" limits the run.
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli linux linux-migrate}
+SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
 total_pass=0
 total_fail=0
 
@@ -78,7 +81,7 @@ for s in $SUITES; do
 	snapshot) run_suite snapshot bash tests/e2e/snapshot.sh ;;
 	migrate) run_suite migrate-engine bash tests/kvm/migrate.sh ;;
 	migrate-cli) run_suite migrate-cli bash tests/e2e/migrate.sh ;;
-	linux) run_suite linux bash tests/e2e/linux.sh ;;
+	guest-*) run_suite "$s" bash "tests/e2e/$s.sh" ;;
 	linux-migrate) run_suite linux-migrate bash tests/e2e/linux-migrate.sh ;;
 	*) echo "unknown suite $s"; add 0 1 ;;
 	esac

@@ -10,9 +10,8 @@
 #      is live migrated over loopback to `cvisor run --incoming`, with
 #      --verify (RAM checksums compared after the last round);
 #   4. the boot goes on to "Run /init as init process" on the target,
-#      which the source never printed; init dies at its first system call
-#      on this host (or powers off where user space runs) and the target
-#      monitor ends.
+#      which the source never printed; init reports both CPUs and powers
+#      off, and the target monitor ends.
 # Guest time across each hop: the kernel's printk timestamps (TSC-based
 # sched_clock) go on from where they were, neither backwards nor with a
 # jump, and the kernel declares no clock unstable.
@@ -193,12 +192,17 @@ else
 		"last lines: $(tail -n 3 "$CVISOR_RUN_DIR/${N}dst.log")"
 fi
 hop_time "${N}rst" "${N}dst" "migration"
-# The end: init dies at its first system call here and panic=-1 reboots
-# (or, where user space runs, init powers off); the target monitor ends.
+# The end: init runs on the target (both CPUs online, as it reports) and
+# powers off; the target monitor ends.
 if ends "${N}dst" 300; then
 	t_pass "the target monitor ends with the guest ($(($(date +%s) - start)) s in all)"
 else
 	t_fail "the target monitor ends with the guest" "still running after 300 s"
+fi
+if grep -qx "CVISOR-CPUS 2" <(tr -d '\r' <"$CVISOR_RUN_DIR/${N}dst.log"); then
+	t_pass "init runs on the target and sees both CPUs"
+else
+	t_fail "init runs on the target" "no 'CVISOR-CPUS 2' in the target's log"
 fi
 no_alarms "${N}rst" "after restore"
 no_alarms "${N}dst" "after migration"
