@@ -188,9 +188,12 @@ ring3_check() {
 			why="$why; slot 509 not present: $(grep -m1 slot509 "$out")"
 		has_line "ring3: shimjump -> #UD at shim+7 in ring 3" ||
 			why="$why; no #UD for a jump into the shim"
+		grep -q "^ring3: tamper -> " "$out" || why="$why; no fault with the shim page zeroed"
+		has_line "ring3: tamper rearmed ok 100" || why="$why; LSTAR write did not rearm"
 	else
 		has_line "ring3: slot509 0x0" || why="$why; slot 509 touched: $(grep -m1 slot509 "$out")"
 		has_line "ring3: shimjump skipped (no shim)" || why="$why; the shim answered"
+		has_line "ring3: tamper skipped (no shim)" || why="$why; the shim answered"
 		[ "$(grep -cE '^ring3: syscall (ok 100|-> )' "$out")" = 1 ] ||
 			why="$why; no syscall outcome"
 	fi

@@ -38,6 +38,8 @@ static void put_str(struct state_buf *b, const char *s)
 /* What a payload to build looks like; tests change one thing at a time. */
 struct shape {
 	uint16_t config_version;
+	uint16_t machine_version; /* 0 for version 1 */
+	uint8_t shim_area;	  /* MACHINE version 2's last byte */
 	uint32_t ncpus;
 	uint64_t machine_ram;
 	const char *disk;
@@ -87,7 +89,8 @@ static void make_payload(struct state_buf *b, const struct shape *s)
 	if (s->two_configs)
 		put_config(b, s);
 	if (!s->no_machine) {
-		at = snap_section_begin(b, SNAP_SEC_MACHINE, 1);
+		at = snap_section_begin(b, SNAP_SEC_MACHINE,
+					s->machine_version ? s->machine_version : 1);
 		state_put_u64(b, s->machine_ram);
 		state_put_u32(b, PAGE);
 		state_put_u32(b, s->ncpus);
@@ -97,6 +100,8 @@ static void make_payload(struct state_buf *b, const struct shape *s)
 		state_put_u64(b, s->machine_ram);
 		state_put_u64(b, 0);
 		state_put_u32(b, 0); /* no CPUID entries */
+		if (s->machine_version >= 2)
+			state_put_u8(b, s->shim_area);
 		snap_section_end(b, at);
 	}
 	if (!s->no_kstate) {
@@ -192,6 +197,32 @@ static void test_config_refused(void **state)
 	refused(&s, "CONFIG section is malformed");
 	s = good, s.disk = NULL;
 	refused(&s, "CONFIG section is malformed");
+}
+
+/* MACHINE version 2 adds the syscall shim's area flag; version 1 still
+ * loads (tests/data/snapshot-v1), and 3 is from a newer cvisor. */
+static void test_machine_versions(void **state)
+{
+	struct state_buf b;
+	char err[256] = "";
+	uint64_t ram = 0;
+	struct shape s;
+
+	(void)state;
+	for (uint8_t area = 0; area <= 1; area++) {
+		s = good, s.machine_version = 2, s.shim_area = area;
+		make_payload(&b, &s);
+		assert_int_equal(snapshot_ram_size(b.data, b.len, &ram, err, sizeof(err)), 0);
+		assert_int_equal(ram, MEM);
+		state_buf_free(&b);
+	}
+	s = good, s.machine_version = 2, s.shim_area = 2;
+	make_payload(&b, &s);
+	assert_int_equal(snapshot_ram_size(b.data, b.len, &ram, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "MACHINE section is malformed"));
+	state_buf_free(&b);
+	s = good, s.machine_version = 3;
+	refused(&s, "MACHINE section version 3 is not supported (this cvisor reads 1 to 2)");
 }
 
 static void test_config_truncated(void **state)
@@ -365,11 +396,9 @@ static void test_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_config_round_trip),
-		cmocka_unit_test(test_config_refused),
-		cmocka_unit_test(test_config_truncated),
-		cmocka_unit_test(test_mem_file),
-		cmocka_unit_test(test_open),
+		cmocka_unit_test(test_config_round_trip), cmocka_unit_test(test_config_refused),
+		cmocka_unit_test(test_machine_versions),  cmocka_unit_test(test_config_truncated),
+		cmocka_unit_test(test_mem_file),	  cmocka_unit_test(test_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,10 @@
  *   "ring3: int80 ok" / "-> <what>"   the same for int $0x80 (DPL-3 gate)
  *   "ring3: shimjump -> #UD ..."      ring-3 code that jumps into the shim
  *                                     page (IF set) gets #UD, not the kernel
+ *   "ring3: tamper -> <what>"         with the shim's code page zeroed by the
+ *                                     guest, a syscall faults in the guest
+ *                                     and the monitor carries on
+ *   "ring3: tamper rearmed ok 100"    writing LSTAR again restores the shim
  *   "ring3: ... BAD <what>"           wrong architectural state
  *   "ring3: done"
  * then powers off. `ring3.calls=N` (default 100) sets the syscall count;
@@ -34,6 +38,7 @@
 #define SYSCALL_MAGIC 0x5c
 #define SHIM_VA 0xfffffe8000000000ull
 #define SHIM_STORE_LEN 7
+#define SHIM_CODE_GPA 0x9e000ull /* identity-mapped here (syscall_shim.h) */
 
 /* Ring-3 code, the syscall entries and their data (kept in asm so the
  * addresses of the instructions under test are known). */
@@ -310,6 +315,39 @@ static void check_shimjump(void)
 		puts("ring3: shimjump BAD no outcome\n");
 }
 
+/* A guest kernel that damages the shim only hurts itself: zero its code
+ * page, and a syscall faults in the guest (the monitor acts on nothing
+ * but the exact store); the next LSTAR write rebuilds the pages. */
+static void check_tamper(void)
+{
+	extern char user_syscall_insn[];
+
+	if (!(pml4[509] & 1)) {
+		puts("ring3: tamper skipped (no shim)\n");
+		return;
+	}
+	memset((void *)(uintptr_t)SHIM_CODE_GPA, 0, 4096);
+	reset_case(PH_SYSCALL);
+	if (!kjmp_set(&back_to_ring0))
+		enter_user(user_syscall_test, USER_RFLAGS);
+	phase = PH_NONE;
+	if (faulted && !hits)
+		printf("ring3: tamper -> %s at rip=0x%lx\n", trap_name((unsigned int)fault.vector),
+		       (unsigned long)fault.rip);
+	else
+		printf("ring3: tamper BAD %lu calls reached the kernel, fault %d\n",
+		       (unsigned long)hits, faulted);
+	wrmsr(MSR_LSTAR, (uintptr_t)syscall_entry);
+	reset_case(PH_SYSCALL);
+	if (!kjmp_set(&back_to_ring0))
+		enter_user(user_syscall_test, USER_RFLAGS);
+	phase = PH_NONE;
+	if (user_returned && hits == user_calls && !bad[0])
+		printf("ring3: tamper rearmed ok %lu\n", (unsigned long)hits);
+	else
+		print_fault("tamper BAD rearm", user_syscall_insn);
+}
+
 int main(void)
 {
 	extern char user_syscall_insn[], user_int80_insn[];
@@ -340,6 +378,7 @@ int main(void)
 	run_case(PH_SYSCALL, user_syscall_test, user_syscall_insn, user_calls);
 	run_case(PH_INT80, user_int80_test, user_int80_insn, 1);
 	check_shimjump();
+	check_tamper();
 	puts("ring3: done\n");
 	poweroff();
 }
