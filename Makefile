@@ -23,6 +23,10 @@ all: $(BUILD)/cvisor
 $(BUILD)/cvisor: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Everything but main.o, for the benchmarks' harnesses (bench/*.c).
+$(BUILD)/libcvisor.a: $(filter-out $(BUILD)/obj/src/main.o,$(OBJ))
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c -o $@ $<

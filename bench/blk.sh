@@ -18,10 +18,8 @@ FILE=${1:-$OUT/blk.img}
 MIB=${2:-512}
 CPU=${CPU:-0}
 mkdir -p "$OUT"
-# The core (virtio.c) and the model; VIRTIO_C overrides the core's path.
-VIRTIO_C=${VIRTIO_C:-src/virtio/virtio.c}
+make -s build/libcvisor.a
 gcc -std=c11 -D_GNU_SOURCE -Iinclude -O2 -g -Wall -Wextra -Werror -o "$OUT/blk" bench/blk.c \
-	src/state.c src/util.c src/loop/evloop.c src/mem/guest_mem.c src/virtio/virtq.c \
-	"$VIRTIO_C" src/virtio/blk.c src/virtio/blk_req.c src/virtio/blk_io.c -lpthread -luring
+	build/libcvisor.a -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
 echo "bench/blk: $(nproc) CPUs, pinned to CPU $CPU; kernel $(uname -r); $(stat -f -c %T "$(dirname "$FILE")") at $FILE"
 taskset -c "$CPU" "$OUT/blk" "$FILE" "$MIB"

@@ -13,11 +13,9 @@ CPU=${CPU:-0}
 TAP=${TAP:-cvbench$$}
 TAP=${TAP:0:15}
 mkdir -p "$OUT"
-# The core (virtio.c) and the model; VIRTIO_C overrides the core's path.
-VIRTIO_C=${VIRTIO_C:-src/virtio/virtio.c}
+make -s build/libcvisor.a
 gcc -std=c11 -D_GNU_SOURCE -Iinclude -O2 -g -Wall -Wextra -Werror -o "$OUT/net" bench/net.c \
-	src/state.c src/util.c src/loop/evloop.c src/mem/guest_mem.c src/virtio/virtq.c \
-	"$VIRTIO_C" src/virtio/net.c src/net/config.c src/net/tap.c src/net/slirp.c -lpthread
+	build/libcvisor.a -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
 if [ "$(id -u)" != 0 ]; then
 	echo "bench/net: needs root to create a tap device" >&2
 	exit 2
