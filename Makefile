@@ -35,14 +35,23 @@ $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -c -o $@ $<
 
+# What tests, fuzzers and benchmarks share (tests/lib): the guest driver of
+# virtqueues, built once per flavour (sanitizers, fuzzer) and linked in.
+TEST_LIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TEST_LIB_H := $(wildcard tests/lib/*.h)
+TEST_LIB_SAN := $(TEST_LIB_SRC:%.c=$(BUILD)/san/%.o)
+TEST_LIB_FUZZ := $(TEST_LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+
 # No .d file covers the test binaries: their shared headers are listed here.
-$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SAN_OBJ)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(TEST_LIB_H) $(SAN_OBJ) \
+		$(TEST_LIB_SAN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -o $@ $< $(SAN_OBJ) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) -Itests/lib -O1 $(SAN) -o $@ $< $(SAN_OBJ) $(TEST_LIB_SAN) \
+		-lcmocka $(LDLIBS)
 
 unit: $(UNIT_BIN)
 # Keep the sanitizer objects between test links.
-.SECONDARY: $(SAN_OBJ)
+.SECONDARY: $(SAN_OBJ) $(TEST_LIB_SAN)
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -57,10 +66,12 @@ FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c -o $@ $<
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(FUZZ_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(TEST_LIB_H) $(FUZZ_OBJ) \
+		$(TEST_LIB_FUZZ)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
-.SECONDARY: $(FUZZ_OBJ)
+	clang $(FUZZ_CFLAGS) -Itests/lib -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(TEST_LIB_FUZZ) \
+		$(LDLIBS)
+.SECONDARY: $(FUZZ_OBJ) $(TEST_LIB_FUZZ)
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
@@ -85,4 +96,5 @@ run: all guest
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/tests $(BUILD)/cvisor
 
--include $(OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(TEST_LIB_SAN:.o=.d) \
+	$(TEST_LIB_FUZZ:.o=.d)

@@ -13,13 +13,9 @@
 #include <cmocka.h>
 
 #include "cvisor/virtio_balloon.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE (4u << 20)
-/* --- a minimal split-ring driver (virtio 1.2 2.7), written from the spec --- */
-#include "vq_driver.h"
-}
-/* --- end of the driver --- */
-
 #define PAGE 4096u
 #define F_STATS (1ULL << VIRTIO_BALLOON_F_STATS_VQ)
 #define F_REPORT (1ULL << VIRTIO_BALLOON_F_PAGE_REPORTING)
@@ -28,7 +24,7 @@
 
 static int setup(void **state)
 {
-	struct drv *t = calloc(1, sizeof(*t));
+	struct vqd_dev *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return -1;
@@ -45,7 +41,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 
 	virtio_balloon_destroy(&t->dev);
 	munmap(t->ram, RAM_SIZE);
@@ -53,7 +49,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static uint32_t cfg32(struct drv *t, uint32_t off)
+static uint32_t cfg32(struct vqd_dev *t, uint32_t off)
 {
 	uint8_t b[4];
 	uint32_t v;
@@ -65,12 +61,12 @@ static uint32_t cfg32(struct drv *t, uint32_t off)
 	return v;
 }
 
-static void put_pfns(struct drv *t, const uint32_t *pfn, unsigned int n)
+static void put_pfns(struct vqd_dev *t, const uint32_t *pfn, unsigned int n)
 {
 	memcpy(t->ram + PFN_BUF, pfn, 4u * n);
 }
 
-static struct virtio_balloon_stats get_stats(struct drv *t)
+static struct virtio_balloon_stats get_stats(struct vqd_dev *t)
 {
 	struct virtio_balloon_stats s;
 
@@ -80,7 +76,7 @@ static struct virtio_balloon_stats get_stats(struct drv *t)
 
 static void test_features_and_config(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	uint32_t actual = 5;
 	uint8_t b[8];
 
@@ -108,18 +104,18 @@ static void test_features_and_config(void **state)
 
 static void test_inflate_valid_and_out_of_range(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	const uint32_t pfns[] = { 300, 301, 302, 500, 0xffffffffu, RAM_SIZE / PAGE, 303 - 1 };
-	struct buf b = { PFN_BUF, sizeof(pfns), 0 };
+	struct vqd_buf b = { PFN_BUF, sizeof(pfns), 0 };
 	struct virtio_balloon_stats s;
 	uint32_t id, len;
 
 	memset(t->ram + 299 * PAGE, 0xaa, 202 * PAGE);
-	drv_start(t, 0, 2);
+	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
 	put_pfns(t, pfns, 7);
-	drv_add(t, 0, &b, 1);
+	vqd_add(&t->vq[0], &b, 1);
 	virtio_dev_notify(&t->dev, 0);
-	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);
 	assert_int_equal(len, 0);
 	assert_int_equal(t->queue_irqs, 1);
 	for (uint32_t p = 300; p <= 302; p++)
@@ -136,18 +132,18 @@ static void test_inflate_valid_and_out_of_range(void **state)
 
 static void test_pfns_split_across_descriptors(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	const uint32_t pfns[] = { 600, 601 };
 	/* The second PFN straddles the two buffers: 6 bytes + 2 bytes. */
-	struct buf b[2] = { { PFN_BUF, 6, 0 }, { PFN_BUF + 6, 2, 0 } };
+	struct vqd_buf b[2] = { { PFN_BUF, 6, 0 }, { PFN_BUF + 6, 2, 0 } };
 	uint32_t id, len;
 
 	memset(t->ram + 600 * PAGE, 0xaa, 3 * PAGE);
-	drv_start(t, 0, 2);
+	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
 	put_pfns(t, pfns, 2);
-	drv_add(t, 0, b, 2);
+	vqd_add(&t->vq[0], b, 2);
 	virtio_dev_notify(&t->dev, 0);
-	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);
 	assert_int_equal(t->ram[600 * PAGE], 0);
 	assert_int_equal(t->ram[601 * PAGE], 0);
 	assert_int_equal(t->ram[602 * PAGE], 0xaa);
@@ -156,17 +152,17 @@ static void test_pfns_split_across_descriptors(void **state)
 
 static void test_deflate(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	const uint32_t pfns[] = { 10, 11, 0xfffffff0u };
-	struct buf b = { PFN_BUF, sizeof(pfns), 0 };
+	struct vqd_buf b = { PFN_BUF, sizeof(pfns), 0 };
 	uint32_t id, len;
 
 	memset(t->ram + 10 * PAGE, 0xaa, 2 * PAGE);
-	drv_start(t, 0, 2);
+	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
 	put_pfns(t, pfns, 3);
-	drv_add(t, 1, &b, 1);
+	vqd_add(&t->vq[1], &b, 1);
 	virtio_dev_notify(&t->dev, 1);
-	assert_int_equal(drv_used(t, 1, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[1], &id, &len), 1);
 	/* Deflate gives pages back to the guest: nothing is discarded. */
 	assert_int_equal(t->ram[10 * PAGE], 0xaa);
 	assert_int_equal(get_stats(t).deflated_pages, 3);
@@ -175,14 +171,14 @@ static void test_deflate(void **state)
 
 static void test_set_target_config_interrupt(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	uint8_t gen;
 
 	/* Before DRIVER_OK: config updated, no interrupt. */
 	assert_int_equal(virtio_balloon_set_target(&t->dev, 16 * PAGE), 0);
 	assert_int_equal(cfg32(t, 0), 16);
 	assert_int_equal(t->config_irqs, 0);
-	drv_start(t, 0, 2);
+	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
 	gen = t->dev.config_generation;
 	assert_int_equal(virtio_balloon_set_target(&t->dev, 1u << 20), 0);
 	assert_int_equal(cfg32(t, 0), 256);
@@ -201,7 +197,7 @@ static void test_set_target_config_interrupt(void **state)
 	assert_int_equal(t->config_irqs, 2);
 }
 
-static void put_stat(struct drv *t, unsigned int i, uint16_t tag, uint64_t val)
+static void put_stat(struct vqd_dev *t, unsigned int i, uint16_t tag, uint64_t val)
 {
 	memcpy(t->ram + STATS_BUF + 10 * i, &tag, 2);
 	memcpy(t->ram + STATS_BUF + 10 * i + 2, &val, 8);
@@ -209,21 +205,21 @@ static void put_stat(struct drv *t, unsigned int i, uint16_t tag, uint64_t val)
 
 static void test_stats_protocol(void **state)
 {
-	struct drv *t = *state;
-	struct buf b = { STATS_BUF, 30, 0 };
+	struct vqd_dev *t = *state;
+	struct vqd_buf b = { STATS_BUF, 30, 0 };
 	struct virtio_balloon_stats s;
 	uint32_t id, len;
 	uint16_t head;
 
-	drv_start(t, F_STATS, 3);
+	assert_int_equal(vqd_dev_up(t, F_STATS, 3), 0);
 	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
 	put_stat(t, 0, VIRTIO_BALLOON_S_MEMFREE, 1000 * PAGE);
 	put_stat(t, 1, VIRTIO_BALLOON_S_MEMTOT, 2000 * PAGE);
 	put_stat(t, 2, 999, 7); /* unknown tag: ignored */
-	head = drv_add(t, 2, &b, 1);
+	head = vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	/* 5.5.6.3: the device keeps the buffer until it wants new stats. */
-	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 0);
 	s = get_stats(t);
 	assert_int_equal(s.valid,
 			 (1u << VIRTIO_BALLOON_S_MEMFREE) | (1u << VIRTIO_BALLOON_S_MEMTOT));
@@ -231,7 +227,7 @@ static void test_stats_protocol(void **state)
 	assert_int_equal(s.values[VIRTIO_BALLOON_S_MEMTOT], 2000 * PAGE);
 	assert_true(s.updated_ns > 0);
 	assert_int_equal(virtio_balloon_request_stats(&t->dev), 0);
-	assert_int_equal(drv_used(t, 2, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 1);
 	assert_int_equal(id, head);
 	assert_int_equal(t->queue_irqs, 1);
 	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
@@ -243,7 +239,7 @@ static void test_stats_protocol(void **state)
 	put_stat(t, 3, VIRTIO_BALLOON_S_MEMFREE, 42);
 	put_stat(t, VIRTIO_BALLOON_MAX_STATS, VIRTIO_BALLOON_S_MEMTOT, 77);
 	b.len = 1000;
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	s = get_stats(t);
 	assert_int_equal(s.valid,
@@ -256,19 +252,19 @@ static void test_stats_protocol(void **state)
 	put_stat(t, 0, VIRTIO_BALLOON_S_AVAIL, 5);
 	assert_int_equal(virtio_balloon_request_stats(&t->dev), 0);
 	b.len = 19;
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	assert_int_equal(get_stats(t).valid, 1u << VIRTIO_BALLOON_S_AVAIL);
 
 	/* Reset drops the held buffer. */
-	drv_status(t, 0);
+	vqd_dev_status(&t->dev, 0);
 	assert_int_equal(virtio_balloon_request_stats(&t->dev), -EAGAIN);
 }
 
 static void test_stats_timer(void **state)
 {
-	struct drv *t = *state;
-	struct buf b = { STATS_BUF, 10, 0 };
+	struct vqd_dev *t = *state;
+	struct vqd_buf b = { STATS_BUF, 10, 0 };
 	struct evloop loop;
 	uint32_t id, len;
 	uint64_t t0;
@@ -277,21 +273,21 @@ static void test_stats_timer(void **state)
 	assert_int_equal(evloop_init(&loop), 0);
 	assert_int_equal(virtio_balloon_create(&t->dev, &t->mem, &loop, 0), 0);
 	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 1), 0);
-	drv_start(t, F_STATS, 3);
+	assert_int_equal(vqd_dev_up(t, F_STATS, 3), 0);
 	put_stat(t, 0, VIRTIO_BALLOON_S_MEMFREE, 1);
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	t0 = cv_now_ns();
-	while (!drv_used(t, 2, &id, &len) && cv_now_ns() - t0 < 3000000000ULL)
+	while (!vqd_used(&t->vq[2], &id, &len) && cv_now_ns() - t0 < 3000000000ULL)
 		assert_int_equal(evloop_once(&loop, 100), 0);
 	assert_true(cv_now_ns() - t0 < 3000000000ULL);
 	assert_true(cv_now_ns() - t0 > 500000000ULL);
 	/* Periodic requests can be stopped. */
 	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 0), 0);
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	assert_int_equal(evloop_once(&loop, 1200), 0);
-	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 0);
 	virtio_balloon_destroy(&t->dev);
 	evloop_destroy(&loop);
 	/* teardown destroys again: make that a no-op. */
@@ -301,15 +297,15 @@ static void test_stats_timer(void **state)
 
 static void test_no_interval_without_loop(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 
 	assert_int_equal(virtio_balloon_set_stats_interval(&t->dev, 3), -EINVAL);
 }
 
 /* Free page reporting: the queue index depends on STATS_VQ (5.5.2). */
-static void report(struct drv *t, uint64_t features, unsigned int q)
+static void report(struct vqd_dev *t, uint64_t features, unsigned int q)
 {
-	struct buf b[3] = {
+	struct vqd_buf b[3] = {
 		{ 0x100800, 0x3000, 1 },   /* whole pages 0x101000..0x102fff */
 		{ 0x200000, 0x800, 1 },	   /* less than a page: nothing */
 		{ 0x300000, 2 * PAGE, 1 }, /* two aligned pages */
@@ -320,10 +316,10 @@ static void report(struct drv *t, uint64_t features, unsigned int q)
 	memset(t->ram + 0x100000, 0xaa, 0x4000);
 	memset(t->ram + 0x200000, 0xaa, PAGE);
 	memset(t->ram + 0x300000, 0xaa, 3 * PAGE);
-	drv_start(t, features, q + 1);
-	drv_add(t, q, b, 3);
+	assert_int_equal(vqd_dev_up(t, features, q + 1), 0);
+	vqd_add(&t->vq[q], b, 3);
 	virtio_dev_notify(&t->dev, q);
-	assert_int_equal(drv_used(t, q, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[q], &id, &len), 1);
 	assert_int_equal(len, 0);
 	assert_int_equal(t->ram[0x100fff], 0xaa);
 	assert_int_equal(t->ram[0x101000], 0);
@@ -344,51 +340,51 @@ static void test_reporting_without_stats(void **state)
 
 static void test_reporting_with_stats(void **state)
 {
-	struct drv *t = *state;
-	struct buf b = { STATS_BUF, 10, 0 };
+	struct vqd_dev *t = *state;
+	struct vqd_buf b = { STATS_BUF, 10, 0 };
 	uint32_t id, len;
 
 	report(t, F_REPORT | F_STATS, 3);
 	/* Queue 2 is the stats queue here: a buffer there is held. */
 	put_stat(t, 0, VIRTIO_BALLOON_S_MEMTOT, 9);
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
-	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 0);
 	assert_int_equal(get_stats(t).values[VIRTIO_BALLOON_S_MEMTOT], 9);
 }
 
 static void test_report_range_outside_ram_fails_request(void **state)
 {
-	struct drv *t = *state;
-	struct buf b = { RAM_SIZE - PAGE, 2 * PAGE, 1 };
+	struct vqd_dev *t = *state;
+	struct vqd_buf b = { RAM_SIZE - PAGE, 2 * PAGE, 1 };
 	uint32_t id, len;
 
-	drv_start(t, F_REPORT, 3);
-	drv_add(t, 2, &b, 1);
+	assert_int_equal(vqd_dev_up(t, F_REPORT, 3), 0);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	assert_true(t->dev.status & VIRTIO_STATUS_NEEDS_RESET);
-	assert_int_equal(drv_used(t, 2, &id, &len), 0);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 0);
 	assert_int_equal(get_stats(t).reported_pages, 0);
 	assert_int_equal(t->config_irqs, 1);
 }
 
 static void test_save_load(void **state)
 {
-	struct drv *t = *state;
-	struct buf b = { STATS_BUF, 10, 0 };
-	struct buf p = { PFN_BUF, 8, 0 };
+	struct vqd_dev *t = *state;
+	struct vqd_buf b = { STATS_BUF, 10, 0 };
+	struct vqd_buf p = { PFN_BUF, 8, 0 };
 	const uint32_t pfns[] = { 40, 0x7fffffff };
 	struct virtio_dev *fresh = calloc(1, sizeof(*fresh));
 	struct state_buf a = { 0 }, c = { 0 };
 	struct state_rd r;
 	uint32_t id, len, actual = 3;
 
-	drv_start(t, F_STATS | F_REPORT, 4);
+	assert_int_equal(vqd_dev_up(t, F_STATS | F_REPORT, 4), 0);
 	put_pfns(t, pfns, 2);
-	drv_add(t, 0, &p, 1);
+	vqd_add(&t->vq[0], &p, 1);
 	virtio_dev_notify(&t->dev, 0);
 	put_stat(t, 0, VIRTIO_BALLOON_S_CACHES, 1234);
-	drv_add(t, 2, &b, 1);
+	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
 	pthread_mutex_lock(&t->dev.lock);
 	virtio_dev_config_write(&t->dev, 4, (uint8_t *)&actual, 4);
@@ -404,9 +400,9 @@ static void test_save_load(void **state)
 	assert_memory_equal(a.data, c.data, a.len);
 	/* The restored device still holds the guest's stats buffer. */
 	fresh->transport = t->dev.transport;
-	assert_int_equal(drv_used(t, 0, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);
 	assert_int_equal(virtio_balloon_request_stats(fresh), 0);
-	assert_int_equal(drv_used(t, 2, &id, &len), 1);
+	assert_int_equal(vqd_used(&t->vq[2], &id, &len), 1);
 	{
 		struct virtio_balloon_stats s;
 
@@ -440,7 +436,7 @@ static void test_save_load(void **state)
 
 static void test_create_rejects_target_beyond_ram(void **state)
 {
-	struct drv *t = *state;
+	struct vqd_dev *t = *state;
 	struct virtio_dev d;
 
 	assert_int_equal(virtio_balloon_create(&d, &t->mem, NULL, RAM_SIZE + PAGE), -ERANGE);

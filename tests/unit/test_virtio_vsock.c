@@ -18,13 +18,9 @@
 #include <cmocka.h>
 
 #include "cvisor/virtio_vsock.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE (2u << 20)
-/* --- a minimal split-ring driver (virtio 1.2 2.7), written from the spec --- */
-#include "vq_driver.h"
-}
-/* --- end of the driver --- */
-
 #define CID 3
 #define RXQ 0
 #define TXQ 1
@@ -47,7 +43,7 @@ struct pkt {
 };
 
 struct vt {
-	struct drv t;
+	struct vqd_dev t;
 	struct evloop loop;
 	char dir[64], path[128];
 	struct virtio_vsock_config cfg;
@@ -91,9 +87,9 @@ static void pump(struct vt *v)
 static void rx_fill(struct vt *v, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		struct buf b = { RX_BASE + v->t.next_desc[RXQ] * RX_LEN, RX_LEN, 1 };
+		struct vqd_buf b = { RX_BASE + v->t.vq[RXQ].next_desc * RX_LEN, RX_LEN, 1 };
 
-		drv_add(&v->t, RXQ, &b, 1);
+		vqd_add(&v->t.vq[RXQ], &b, 1);
 	}
 	virtio_dev_notify(&v->t.dev, RXQ);
 }
@@ -103,9 +99,9 @@ static int rx_get(struct vt *v, struct pkt *p)
 {
 	uint32_t id, len;
 
-	if (!drv_used(&v->t, RXQ, &id, &len))
+	if (!vqd_used(&v->t.vq[RXQ], &id, &len))
 		return 0;
-	assert_true(id < QSZ && len >= HDR && len <= RX_LEN);
+	assert_true(id < VQD_SIZE && len >= HDR && len <= RX_LEN);
 	dec(p, v->t.ram + RX_BASE + id * RX_LEN);
 	assert_int_equal(p->len, len - HDR);
 	memcpy(p->data, v->t.ram + RX_BASE + id * RX_LEN + HDR, p->len);
@@ -129,15 +125,15 @@ static int rx_get(struct vt *v, struct pkt *p)
 static void tx_raw(struct vt *v, const struct pkt *p, const void *data, uint32_t len)
 {
 	uint64_t pay = len > sizeof(p->data) ? BIG_BASE : TX_BASE + 0x1000;
-	struct buf b[2] = { { TX_BASE, HDR, 0 }, { pay, len, 0 } };
+	struct vqd_buf b[2] = { { TX_BASE, HDR, 0 }, { pay, len, 0 } };
 	uint32_t id, l;
 
 	enc(p, v->t.ram + TX_BASE);
 	if (len)
 		memcpy(v->t.ram + pay, data, len);
-	drv_add(&v->t, TXQ, b, len ? 2 : 1);
+	vqd_add(&v->t.vq[TXQ], b, len ? 2 : 1);
 	virtio_dev_notify(&v->t.dev, TXQ);
-	assert_int_equal(drv_used(&v->t, TXQ, &id, &l), 1);
+	assert_int_equal(vqd_used(&v->t.vq[TXQ], &id, &l), 1);
 }
 
 static void tx(struct vt *v, uint16_t op, uint32_t gport, uint32_t hport, const void *data,
@@ -194,7 +190,7 @@ static int vt_teardown(void **state)
 
 static void start(struct vt *v)
 {
-	drv_start(&v->t, 0, 3);
+	assert_int_equal(vqd_dev_up(&v->t, 0, 3), 0);
 	rx_fill(v, 8);
 }
 
@@ -622,12 +618,12 @@ static void test_bad_headers(void **state)
 	assert_int_equal(rx_get(v, &p), 0);
 	/* A chain shorter than a header: dropped, the device carries on. */
 	{
-		struct buf b = { TX_BASE, 20, 0 };
+		struct vqd_buf b = { TX_BASE, 20, 0 };
 		uint32_t id, len;
 
-		drv_add(&v->t, TXQ, &b, 1);
+		vqd_add(&v->t.vq[TXQ], &b, 1);
 		virtio_dev_notify(&v->t.dev, TXQ);
-		assert_int_equal(drv_used(&v->t, TXQ, &id, &len), 1);
+		assert_int_equal(vqd_used(&v->t.vq[TXQ], &id, &len), 1);
 		assert_false(v->t.dev.status & VIRTIO_STATUS_NEEDS_RESET);
 	}
 	/* A lying length on an established connection resets it. */
@@ -648,10 +644,10 @@ static void test_bad_headers(void **state)
 static void test_malformed_chain(void **state)
 {
 	struct vt *v = *state;
-	struct buf b = { RAM_SIZE - 8, 64, 0 };
+	struct vqd_buf b = { RAM_SIZE - 8, 64, 0 };
 
 	start(v);
-	drv_add(&v->t, TXQ, &b, 1);
+	vqd_add(&v->t.vq[TXQ], &b, 1);
 	virtio_dev_notify(&v->t.dev, TXQ);
 	assert_true(v->t.dev.status & VIRTIO_STATUS_NEEDS_RESET);
 	assert_true(v->t.config_irqs >= 1);
@@ -660,14 +656,14 @@ static void test_malformed_chain(void **state)
 static void test_small_rx_buffer(void **state)
 {
 	struct vt *v = *state;
-	struct buf b = { RX_BASE, HDR, 1 };
+	struct vqd_buf b = { RX_BASE, HDR, 1 };
 	uint32_t id, len;
 
-	drv_start(&v->t, 0, 3);
-	drv_add(&v->t, RXQ, &b, 1);
+	assert_int_equal(vqd_dev_up(&v->t, 0, 3), 0);
+	vqd_add(&v->t.vq[RXQ], &b, 1);
 	virtio_dev_notify(&v->t.dev, RXQ);
 	tx(v, REQUEST, 1, 2, NULL, 0, 0, 0, 0); /* owes an RST */
-	assert_int_equal(drv_used(&v->t, RXQ, &id, &len), 1);
+	assert_int_equal(vqd_used(&v->t.vq[RXQ], &id, &len), 1);
 	assert_int_equal(len, 0);
 	assert_false(v->t.dev.status & VIRTIO_STATUS_NEEDS_RESET);
 }
@@ -689,7 +685,7 @@ static void test_reset_closes_everything(void **state)
 	cfd = accept(lfd, NULL, NULL);
 	pend = unix_connect(v->path); /* mid-handshake */
 	pump(v);
-	drv_status(&v->t, 0);
+	vqd_dev_status(&v->t.dev, 0);
 	assert_true(at_eof(v, fd));
 	assert_true(at_eof(v, cfd));
 	assert_true(at_eof(v, pend));
@@ -697,10 +693,6 @@ static void test_reset_closes_everything(void **state)
 	close(cfd);
 	close(pend);
 	/* The listener still works after the driver comes back. */
-	memset(v->t.ram + Q_BASE, 0, 0x3000);
-	memset(v->t.avail_idx, 0, sizeof(v->t.avail_idx));
-	memset(v->t.used_seen, 0, sizeof(v->t.used_seen));
-	memset(v->t.next_desc, 0, sizeof(v->t.next_desc));
 	start(v);
 	fd = host_connect(v, 1234, 4096, &hport);
 	close(fd);
@@ -710,9 +702,9 @@ static void test_reset_closes_everything(void **state)
 static void ev_fill(struct vt *v, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		struct buf b = { EV_BASE + 4 * i, 4, 1 };
+		struct vqd_buf b = { EV_BASE + 4 * i, 4, 1 };
 
-		drv_add(&v->t, EVQ, &b, 1);
+		vqd_add(&v->t.vq[EVQ], &b, 1);
 	}
 	virtio_dev_notify(&v->t.dev, EVQ);
 }
@@ -728,12 +720,12 @@ static void test_transport_reset_event(void **state)
 	memset(v->t.ram + EV_BASE, 0xff, 4);
 	assert_int_equal(virtio_vsock_transport_reset(&v->t.dev), 0); /* no buffer yet */
 	assert_true(at_eof(v, fd));
-	assert_int_equal(drv_used(&v->t, EVQ, &id, &len), 0);
+	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 0);
 	ev_fill(v, 2);
-	assert_int_equal(drv_used(&v->t, EVQ, &id, &len), 1);
+	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 1);
 	assert_int_equal(len, 4);
-	assert_int_equal(r32(&v->t, EV_BASE), 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
-	assert_int_equal(drv_used(&v->t, EVQ, &id, &len), 0);
+	assert_int_equal(vqd_rd32(v->t.ram, EV_BASE), 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 0);
 	close(fd);
 }
 
@@ -762,9 +754,9 @@ static void test_save_load(void **state)
 	assert_int_equal(r.pos, a.len);
 	assert_int_equal(virtio_dev_save(fresh, &b), 0);
 	pump(v);
-	assert_int_equal(drv_used(&v->t, EVQ, &id, &len), 1);
+	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 1);
 	assert_int_equal(len, 4);
-	assert_int_equal(r32(&v->t, EV_BASE), 0);
+	assert_int_equal(vqd_rd32(v->t.ram, EV_BASE), 0);
 	assert_int_equal(a.len, b.len);
 	/* Same bytes but the CID, which is this host's. */
 	assert_memory_equal(a.data, b.data, a.len - 8);
