@@ -20,6 +20,7 @@
 
 #include "cvisor/dirty.h"
 #include "cvisor/virtq.h"
+#include "vq_driver.h"
 
 #define RAM_SIZE (1u << 20)
 #define NPAGES (RAM_SIZE / 4096)
@@ -212,13 +213,12 @@ static void test_virtq_push_marks(void **state)
 {
 	struct t *t = *state;
 	struct virtq q;
+	struct vqd drv;
 	struct virtq_elem e = { 0 };
 
 	virtq_init(&q, &t->gm, 16);
-	q.size = 16;
-	q.desc_gpa = 0x1000;
-	q.avail_gpa = 0x2000;
-	q.used_gpa = 0x3000;
+	vqd_init(&drv, t->ram, 16, 0x1000, 0x2000, 0x3000);
+	vqd_configure(&drv, &q);
 	q.ready = true;
 	assert_int_equal(virtq_validate(&q), 0);
 	e.head = 0;

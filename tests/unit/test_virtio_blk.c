@@ -18,10 +18,11 @@
 
 #include "cvisor/evloop.h"
 #include "cvisor/virtio_blk.h"
+#include "vq_driver.h"
 
 /* Written out from the spec, independently of the model. */
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WZ = 13 };
-enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2, F_NEXT = 1, F_WRITE = 2 };
+enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define FEAT(b) (1ULL << (b))
 #define BLK_FEATURES \
 	(FEAT(2) | FEAT(6) | FEAT(9) | FEAT(12) | FEAT(13) | FEAT(14) | FEAT(29) | FEAT(32))
@@ -41,14 +42,9 @@ struct t {
 	struct evloop loop;
 	struct virtio_dev dev;
 	char path[64];
-	uint16_t avail[NQ], used_seen[NQ], next_desc[NQ];
+	struct vqd vq[NQ]; /* the driver's side of each queue */
 	unsigned int irqs;
 	_Atomic uint64_t rd, wr;
-};
-
-struct seg {
-	uint32_t gpa, len;
-	bool write;
 };
 
 static void put(uint8_t *p, uint64_t v, int n)
@@ -93,31 +89,17 @@ static void make_image(char *path, size_t size)
 	free(buf);
 }
 
-/* Negotiate features and bring up the queues as a driver does (3.1.1). */
+/* Negotiate features and bring up the queues as a driver does (3.1.1),
+ * on fresh rings. */
 static void driver_init(struct t *t, uint64_t features, unsigned int nq)
 {
 	struct virtio_dev *d = &t->dev;
 
-	virtio_dev_set_status(d, 0);
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	features &= d->device_features;
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					 VIRTIO_STATUS_FEATURES_OK);
-	assert_true(d->status & VIRTIO_STATUS_FEATURES_OK);
+	vqd_dev_status(d, 0);
 	memset(t->ram, 0, DATA);
-	for (unsigned int q = 0; q < nq; q++) {
-		d->vqs[q].size = QSIZE;
-		d->vqs[q].desc_gpa = RING(q);
-		d->vqs[q].avail_gpa = RING(q) + 0x1000;
-		d->vqs[q].used_gpa = RING(q) + 0x2000;
-		d->vqs[q].ready = true;
-		t->avail[q] = t->used_seen[q] = t->next_desc[q] = 0;
-	}
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	assert_true(d->active);
+	for (unsigned int q = 0; q < nq; q++)
+		vqd_init(&t->vq[q], t->ram, QSIZE, RING(q), RING(q) + 0x1000, RING(q) + 0x2000);
+	assert_int_equal(vqd_dev_start(d, features & d->device_features, t->vq, nq), 0);
 	assert_int_equal(evloop_once(&t->loop, 0), 0);
 }
 
@@ -167,37 +149,14 @@ static void teardown(struct t *t)
 	free(t);
 }
 
-/* Put a chain on queue q's avail ring (2.7.13) without notifying. */
-static void chain(struct t *t, unsigned int q, const struct seg *s, unsigned int n)
-{
-	uint16_t head = t->next_desc[q];
-	uint8_t *avail = t->ram + RING(q) + 0x1000;
-
-	for (unsigned int i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QSIZE);
-		uint8_t *d = t->ram + RING(q) + 16u * idx;
-
-		put(d, s[i].gpa, 8);
-		put(d + 8, s[i].len, 4);
-		put(d + 12, (i + 1 < n ? F_NEXT : 0) | (s[i].write ? F_WRITE : 0), 2);
-		put(d + 14, (idx + 1) % QSIZE, 2);
-	}
-	t->next_desc[q] = (uint16_t)((head + n) % QSIZE);
-	put(avail + 4 + 2 * (t->avail[q] % QSIZE), head, 2);
-	put(avail + 2, ++t->avail[q], 2);
-}
-
 /* The next used element of queue q, running the loop until it arrives. */
 static uint32_t wait_used(struct t *t, unsigned int q)
 {
-	uint8_t *used = t->ram + RING(q) + 0x2000;
 	uint32_t len;
 
-	for (int i = 0; i < 500 && get(used + 2, 2) == t->used_seen[q]; i++)
+	for (int i = 0; i < 500 && vqd_used_idx(&t->vq[q]) == t->vq[q].used_seen; i++)
 		assert_int_equal(evloop_once(&t->loop, 10), 0);
-	assert_int_not_equal(get(used + 2, 2), t->used_seen[q]);
-	len = (uint32_t)get(used + 4 + 8 * (t->used_seen[q] % QSIZE) + 4, 4);
-	t->used_seen[q]++;
+	assert_int_equal(vqd_used(&t->vq[q], NULL, &len), 1);
 	return len;
 }
 
@@ -214,15 +173,17 @@ static uint8_t req(struct t *t, unsigned int q, uint32_t type, uint64_t sector, 
 		   uint32_t *used)
 {
 	bool in = type == T_IN || type == T_GET_ID;
-	struct seg s[3] = { { HDR(0), 16, false }, { DATA, len, in }, { HDR(0) + 16, 1, true } };
+	struct vqd_buf s[3] = { { HDR(0), 16, false },
+				{ DATA, len, in },
+				{ HDR(0) + 16, 1, true } };
 	uint32_t u;
 
 	header(t, 0, type, sector);
 	if (len) {
-		chain(t, q, s, 3);
+		vqd_add(&t->vq[q], s, 3);
 	} else {
 		s[1] = s[2];
-		chain(t, q, s, 2);
+		vqd_add(&t->vq[q], s, 2);
 	}
 	virtio_dev_notify(&t->dev, q);
 	u = wait_used(t, q);
@@ -237,12 +198,13 @@ static void queue_reads(struct t *t, int q, unsigned int n, uint32_t len, uint32
 			uint64_t step)
 {
 	for (unsigned int k = 0; k < n; k++) {
-		struct seg s[3] = { { HDR(k), 16, false },
-				    { DATA + (k * stride) % (RAM_SIZE - DATA - len), len, true },
-				    { HDR(k) + 16, 1, true } };
+		struct vqd_buf s[3] = { { HDR(k), 16, false },
+					{ DATA + (k * stride) % (RAM_SIZE - DATA - len), len,
+					  true },
+					{ HDR(k) + 16, 1, true } };
 
 		header(t, k, T_IN, step * k);
-		chain(t, q < 0 ? k % NQ : (unsigned int)q, s, 3);
+		vqd_add(&t->vq[q < 0 ? k % NQ : (unsigned int)q], s, 3);
 	}
 }
 
@@ -476,18 +438,18 @@ static void test_readonly(void **state)
 static void test_malformed(void **state)
 {
 	struct t *t = setup("");
-	struct seg split[4] = { { HDR(0), 4, false },
-				{ HDR(0) + 4, 12, false },
-				{ DATA, 1024, true },
-				{ DATA + 4096, 512 + 1, true } };
-	struct seg shorthdr[2] = { { HDR(0), 8, false }, { HDR(0) + 16, 1, true } };
-	struct seg nostatus[2] = { { HDR(0), 16, false }, { DATA, 512, false } };
+	struct vqd_buf split[4] = { { HDR(0), 4, false },
+				    { HDR(0) + 4, 12, false },
+				    { DATA, 1024, true },
+				    { DATA + 4096, 512 + 1, true } };
+	struct vqd_buf shorthdr[2] = { { HDR(0), 8, false }, { HDR(0) + 16, 1, true } };
+	struct vqd_buf nostatus[2] = { { HDR(0), 16, false }, { DATA, 512, false } };
 
 	(void)state;
 	/* The header split across descriptors, the status byte sharing the
 	 * last data buffer: data 1024 + 511 + 1 status -> 3 sectors. */
 	header(t, 0, T_IN, 2);
-	chain(t, 0, split, 4);
+	vqd_add(&t->vq[0], split, 4);
 	virtio_dev_notify(&t->dev, 0);
 	assert_int_equal(wait_used(t, 0), 1536 + 1);
 	assert_int_equal(t->ram[DATA + 4096 + 512], S_OK);
@@ -495,13 +457,13 @@ static void test_malformed(void **state)
 	assert_int_equal(t->ram[DATA + 4096 + 511], pattern(2 * 512 + 1535));
 	/* A header shorter than 16 bytes: IOERR in the status byte. */
 	header(t, 0, T_IN, 0);
-	chain(t, 0, shorthdr, 2);
+	vqd_add(&t->vq[0], shorthdr, 2);
 	virtio_dev_notify(&t->dev, 0);
 	wait_used(t, 0);
 	assert_int_equal(t->ram[HDR(0) + 16], S_IOERR);
 	/* No device-writable byte for the status: the device needs a reset. */
 	header(t, 0, T_OUT, 0);
-	chain(t, 0, nostatus, 2);
+	vqd_add(&t->vq[0], nostatus, 2);
 	virtio_dev_notify(&t->dev, 0);
 	assert_true(t->dev.status & VIRTIO_STATUS_NEEDS_RESET);
 	assert_int_equal(virtio_blk_inflight(&t->dev), 0);
@@ -557,12 +519,12 @@ static void test_sync_and_writethrough(void **state)
 	assert_memory_equal(buf, t->ram + DATA, 1024);
 	/* A buffer O_DIRECT refuses (not block aligned) still works. */
 	{
-		struct seg s[3] = { { HDR(1), 16, false },
-				    { DATA + 8192 + 100, 1024, true },
-				    { HDR(1) + 16, 1, true } };
+		struct vqd_buf s[3] = { { HDR(1), 16, false },
+					{ DATA + 8192 + 100, 1024, true },
+					{ HDR(1) + 16, 1, true } };
 
 		header(t, 1, T_IN, 20);
-		chain(t, 0, s, 3);
+		vqd_add(&t->vq[0], s, 3);
 		virtio_dev_notify(&t->dev, 0);
 		assert_int_equal(wait_used(t, 0), 1025);
 		assert_int_equal(t->ram[HDR(1) + 16], S_OK);
@@ -588,21 +550,20 @@ static void test_truncated_image(void **state)
 static void test_reset_inflight(void **state)
 {
 	struct t *t = setup(",direct");
-	uint8_t *used = t->ram + RING(0) + 0x2000;
 	uint16_t idx;
 
 	(void)state;
 	queue_reads(t, 0, 32, 0x40000, 0x40000, 0);
 	virtio_dev_notify(&t->dev, 0);
 	print_message("in flight at reset: %u\n", virtio_blk_inflight(&t->dev));
-	idx = (uint16_t)get(used + 2, 2);
+	idx = vqd_used_idx(&t->vq[0]);
 	pthread_mutex_lock(&t->dev.lock);
 	virtio_dev_set_status(&t->dev, 0);
 	pthread_mutex_unlock(&t->dev.lock);
 	assert_int_equal(virtio_blk_inflight(&t->dev), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(evloop_once(&t->loop, 5), 0);
-	assert_int_equal(get(used + 2, 2), idx);
+	assert_int_equal(vqd_used_idx(&t->vq[0]), idx);
 	driver_init(t, BLK_FEATURES, NQ);
 	assert_int_equal(req(t, 0, T_IN, 1, 512, NULL), S_OK);
 	assert_int_equal(t->ram[DATA + 5], pattern(512 + 5));
@@ -679,11 +640,11 @@ static void test_quiesce(void **state)
 	memset(&b, 0, sizeof(b));
 	assert_int_equal(virtio_blk_quiesce(&t->dev), 0);
 	assert_int_equal(virtio_blk_inflight(&t->dev), 0);
-	assert_int_equal(get(t->ram + RING(0) + 0x2000 + 2, 2), 16);
+	assert_int_equal(vqd_used_idx(&t->vq[0]), 16);
 	assert_int_equal(virtio_dev_save(&t->dev, &b), 0);
 	state_buf_free(&b);
 	virtio_blk_resume(&t->dev);
-	t->used_seen[0] = 16;
+	t->vq[0].used_seen = 16;
 	assert_int_equal(req(t, 0, T_IN, 0, 512, NULL), S_OK);
 	teardown(t);
 }

@@ -17,17 +17,13 @@
 #include <cmocka.h>
 
 #include "cvisor/virtio_net.h"
+#include "vq_driver.h"
 
 #define MEM_SIZE (2u << 20)
 #define QSZ 256
 #define DATA_BASE 0x10000
 #define F(b) (1ULL << (b))
 #define BASE_FEATURES (F(32) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS))
-
-struct ring {
-	uint64_t desc, avail, used;
-	uint16_t avail_idx, next;
-};
 
 struct fake {
 	struct net_backend be;
@@ -47,7 +43,7 @@ struct h {
 	struct evloop loop;
 	struct virtio_dev d;
 	struct fake f;
-	struct ring rx, tx;
+	struct vqd rx, tx; /* the driver's side of the queues */
 	uint64_t data;
 	_Atomic uint64_t rxb, txb;
 	unsigned int irqs;
@@ -113,57 +109,11 @@ static const struct net_backend_ops fake_ops = {
 	fake_send, fake_recv, fake_set_rx, fake_flush, fake_offload, fake_destroy,
 };
 
-static void put16(struct h *h, uint64_t gpa, uint16_t v)
-{
-	memcpy(h->buf + gpa, &v, 2);
-}
-
-static uint16_t get16(struct h *h, uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, h->buf + gpa, 2);
-	return v;
-}
-
-static uint32_t get32(struct h *h, uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, h->buf + gpa, 4);
-	return v;
-}
-
 static void on_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
 {
 	(void)vector;
 	(void)isr;
 	((struct h *)d->transport.ctx)->irqs++;
-}
-
-/* A chain of n buffers (gpa, len, writable) made available. */
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-static void add_chain(struct h *h, struct ring *r, const struct seg *s, unsigned int n)
-{
-	uint16_t head = r->next;
-
-	for (unsigned int i = 0; i < n; i++) {
-		uint64_t d = r->desc + 16 * (uint64_t)r->next;
-		uint16_t flags = (s[i].write ? 2 : 0) | (i + 1 < n ? 1 : 0);
-
-		r->next = (uint16_t)((r->next + 1) % QSZ);
-		memcpy(h->buf + d, &s[i].gpa, 8);
-		memcpy(h->buf + d + 8, &s[i].len, 4);
-		memcpy(h->buf + d + 12, &flags, 2);
-		memcpy(h->buf + d + 14, &r->next, 2);
-	}
-	put16(h, r->avail + 4 + 2 * (r->avail_idx % QSZ), head);
-	put16(h, r->avail + 2, ++r->avail_idx);
 }
 
 static uint64_t alloc_data(struct h *h, size_t len)
@@ -178,30 +128,29 @@ static uint64_t alloc_data(struct h *h, size_t len)
 /* Post one receive buffer of len bytes; returns its address. */
 static uint64_t post_rx(struct h *h, uint32_t len)
 {
-	struct seg s = { alloc_data(h, len), len, true };
+	struct vqd_buf s = { alloc_data(h, len), len, true };
 
-	add_chain(h, &h->rx, &s, 1);
+	vqd_add(&h->rx, &s, 1);
 	return s.gpa;
 }
 
 /* Transmit header + frame in two descriptors. */
 static void send_tx(struct h *h, const uint8_t *hdr, const uint8_t *frame, uint32_t len)
 {
-	struct seg s[2] = { { alloc_data(h, 12), 12, false }, { alloc_data(h, len), len, false } };
+	struct vqd_buf s[2] = { { alloc_data(h, 12), 12, false },
+				{ alloc_data(h, len), len, false } };
 
 	memcpy(h->buf + s[0].gpa, hdr, 12);
 	memcpy(h->buf + s[1].gpa, frame, len);
-	add_chain(h, &h->tx, s, 2);
+	vqd_add(&h->tx, s, 2);
 }
 
-static uint16_t used_idx(struct h *h, struct ring *r)
+static uint32_t used_len(const struct vqd *r, uint16_t i)
 {
-	return get16(h, r->used + 2);
-}
+	uint32_t len;
 
-static uint32_t used_len(struct h *h, struct ring *r, uint16_t i)
-{
-	return get32(h, r->used + 4 + 8 * (i % QSZ) + 4);
+	vqd_used_elem(r, i, NULL, &len);
+	return len;
 }
 
 static void inject(struct h *h, const uint8_t *p, size_t len)
@@ -241,8 +190,8 @@ static int setup(void **state)
 	h->buf = calloc(1, MEM_SIZE);
 	guest_mem_init_buf(&h->mem, h->buf, MEM_SIZE);
 	assert_int_equal(evloop_init(&h->loop), 0);
-	h->rx = (struct ring){ .desc = 0x1000, .avail = 0x2000, .used = 0x3000 };
-	h->tx = (struct ring){ .desc = 0x5000, .avail = 0x6000, .used = 0x7000 };
+	vqd_init(&h->rx, h->buf, QSZ, 0x1000, 0x2000, 0x3000);
+	vqd_init(&h->tx, h->buf, QSZ, 0x5000, 0x6000, 0x7000);
 	h->data = DATA_BASE;
 	make_dev(h, &h->f, 0);
 	*state = h;
@@ -263,23 +212,9 @@ static int teardown(void **state)
 /* The driver's side of 3.1.1, then the kick activate() sends. */
 static void start(struct h *h, uint64_t features)
 {
-	struct virtio_dev *d = &h->d;
-	struct ring *r[2] = { &h->rx, &h->tx };
+	const struct vqd q[2] = { h->rx, h->tx };
 
-	virtio_dev_set_status(d, 1 | 2);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(d, 1 | 2 | 8);
-	assert_true(d->status & 8);
-	for (int i = 0; i < 2; i++) {
-		d->vqs[i].size = QSZ;
-		d->vqs[i].desc_gpa = r[i]->desc;
-		d->vqs[i].avail_gpa = r[i]->avail;
-		d->vqs[i].used_gpa = r[i]->used;
-		d->vqs[i].ready = true;
-	}
-	virtio_dev_set_status(d, 1 | 2 | 8 | 4);
-	assert_true(d->active);
+	assert_int_equal(vqd_dev_start(&h->d, features, q, 2), 0);
 	pump(h);
 }
 
@@ -324,8 +259,8 @@ static void test_tx_one(void **state)
 	assert_int_equal(h->f.nsent, 1);
 	assert_int_equal(h->f.sent_len[0], sizeof(frame));
 	assert_memory_equal(h->f.sent[0], frame, sizeof(frame));
-	assert_int_equal(used_idx(h, &h->tx), 1);
-	assert_int_equal(used_len(h, &h->tx, 0), 0);
+	assert_int_equal(vqd_used_idx(&h->tx), 1);
+	assert_int_equal(used_len(&h->tx, 0), 0);
 	assert_int_equal(h->txb, sizeof(frame));
 	assert_true(h->irqs >= 1);
 	virtio_net_get_stats(&h->d, &st);
@@ -358,7 +293,7 @@ static void test_vnet_header(void **state)
 	memcpy(rx + 12, frame, sizeof(frame));
 	rx[1] = 1;
 	inject(h, rx, sizeof(rx));
-	assert_int_equal(used_idx(h, &h->rx), 0);
+	assert_int_equal(vqd_used_idx(&h->rx), 0);
 	rx[1] = 0;
 	inject(h, rx, sizeof(rx));
 	check_rx(h, &b, 0, 1, frame, sizeof(frame));
@@ -369,30 +304,30 @@ static void test_tx_malformed(void **state)
 	struct h *h = *state;
 	uint8_t hdr[12] = { 0 }, gso[12] = { 0, 1 }, frame[60] = { 0 };
 	uint32_t big = 12 + VIRTIO_NET_FRAME_MAX + 1;
-	struct seg s[3] = { { alloc_data(h, big), big, false } };
+	struct vqd_buf s[3] = { { alloc_data(h, big), big, false } };
 	struct virtio_net_stats st;
 
 	start(h, BASE_FEATURES);
-	add_chain(h, &h->tx, s, 1);			/* too large */
-	send_tx(h, hdr, frame, 13);			/* shorter than Ethernet */
-	send_tx(h, gso, frame, sizeof(frame));		/* GSO not offered */
-	s[0] = (struct seg){ MEM_SIZE - 8, 64, false }; /* outside RAM */
-	add_chain(h, &h->tx, s, 1);
-	s[0] = (struct seg){ alloc_data(h, 80), 80, false };
-	s[1] = (struct seg){ alloc_data(h, 16), 16, true }; /* writable in tx */
-	add_chain(h, &h->tx, s, 2);
+	vqd_add(&h->tx, s, 1);				    /* too large */
+	send_tx(h, hdr, frame, 13);			    /* shorter than Ethernet */
+	send_tx(h, gso, frame, sizeof(frame));		    /* GSO not offered */
+	s[0] = (struct vqd_buf){ MEM_SIZE - 8, 64, false }; /* outside RAM */
+	vqd_add(&h->tx, s, 1);
+	s[0] = (struct vqd_buf){ alloc_data(h, 80), 80, false };
+	s[1] = (struct vqd_buf){ alloc_data(h, 16), 16, true }; /* writable in tx */
+	vqd_add(&h->tx, s, 2);
 	send_tx(h, hdr, frame, sizeof(frame)); /* and a good one after */
 	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
-	assert_int_equal(used_idx(h, &h->tx), 6);
+	assert_int_equal(vqd_used_idx(&h->tx), 6);
 	for (uint16_t i = 0; i < 6; i++)
-		assert_int_equal(used_len(h, &h->tx, i), 0);
+		assert_int_equal(used_len(&h->tx, i), 0);
 	assert_int_equal(h->f.nsent, 1);
 	virtio_net_get_stats(&h->d, &st);
 	assert_int_equal(st.tx_dropped, 5);
 	assert_int_equal(st.tx_packets, 1);
 	assert_false(h->d.status & VIRTIO_STATUS_NEEDS_RESET);
 	/* An avail index more than a queue ahead breaks the queue itself. */
-	put16(h, h->tx.avail + 2, (uint16_t)(h->tx.avail_idx + QSZ + 1));
+	vqd_wr16(h->buf, h->tx.avail + 2, (uint16_t)(h->tx.avail_idx + QSZ + 1));
 	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
 	assert_true(h->d.status & VIRTIO_STATUS_NEEDS_RESET);
 	assert_false(h->d.active);
@@ -405,9 +340,9 @@ static void check_rx(struct h *h, const uint64_t *bufs, uint16_t first, unsigned
 	uint8_t *got = malloc(12 + len);
 	size_t off = 0;
 
-	assert_int_equal((uint16_t)(used_idx(h, &h->rx) - first), n);
+	assert_int_equal((uint16_t)(vqd_used_idx(&h->rx) - first), n);
 	for (unsigned int i = 0; i < n; i++) {
-		uint32_t l = used_len(h, &h->rx, (uint16_t)(first + i));
+		uint32_t l = used_len(&h->rx, (uint16_t)(first + i));
 
 		assert_true(off + l <= 12 + len);
 		memcpy(got + off, h->buf + bufs[i], l);
@@ -434,7 +369,7 @@ static void test_rx_mergeable(void **state)
 	pattern(frame, sizeof(frame), 3);
 	inject(h, frame, sizeof(frame));
 	check_rx(h, b, 0, 3, frame, sizeof(frame));
-	assert_int_equal(used_len(h, &h->rx, 2), 512);
+	assert_int_equal(used_len(&h->rx, 2), 512);
 	assert_int_equal(h->rxb, sizeof(frame));
 	assert_true(h->irqs >= 1);
 }
@@ -451,7 +386,7 @@ static void test_rx_single_buffer(void **state)
 	virtio_dev_notify(&h->d, VIRTIO_NET_RXQ);
 	pattern(big, sizeof(big), 4);
 	inject(h, big, sizeof(big)); /* does not fit: dropped, buffer kept */
-	assert_int_equal(used_idx(h, &h->rx), 0);
+	assert_int_equal(vqd_used_idx(&h->rx), 0);
 	pattern(small, sizeof(small), 5);
 	inject(h, small, sizeof(small));
 	check_rx(h, &b, 0, 1, small, sizeof(small));
@@ -474,7 +409,7 @@ static void test_rx_backpressure(void **state)
 	inject(h, f2, sizeof(f2));
 	/* No buffers: the device stops reading the backend. */
 	assert_false(h->f.rx_on);
-	assert_int_equal(used_idx(h, &h->rx), 0);
+	assert_int_equal(vqd_used_idx(&h->rx), 0);
 	b[0] = post_rx(h, 1500);
 	virtio_dev_notify(&h->d, VIRTIO_NET_RXQ);
 	check_rx(h, b, 0, 1, f1, sizeof(f1));
@@ -482,7 +417,7 @@ static void test_rx_backpressure(void **state)
 	b[0] = post_rx(h, 1500);
 	b[1] = post_rx(h, 1500);
 	virtio_dev_notify(&h->d, VIRTIO_NET_RXQ);
-	assert_int_equal(used_idx(h, &h->rx), 1);
+	assert_int_equal(vqd_used_idx(&h->rx), 1);
 	assert_false(h->f.rx_on);
 	b[2] = post_rx(h, 1500);
 	virtio_dev_notify(&h->d, VIRTIO_NET_RXQ);
@@ -494,21 +429,21 @@ static void test_rx_malformed(void **state)
 {
 	struct h *h = *state;
 	uint8_t frame[64];
-	struct seg s[2] = { { alloc_data(h, 64), 64, false }, { alloc_data(h, 64), 64, true } };
+	struct vqd_buf s[2] = { { alloc_data(h, 64), 64, false }, { alloc_data(h, 64), 64, true } };
 	uint64_t b;
 
 	start(h, BASE_FEATURES | F(VIRTIO_NET_F_MRG_RXBUF));
-	add_chain(h, &h->rx, s, 2); /* device-readable part */
-	post_rx(h, 8);		    /* smaller than the header */
-	s[0] = (struct seg){ 0x7fff0000ULL, 64, true };
-	add_chain(h, &h->rx, s, 1); /* outside RAM */
+	vqd_add(&h->rx, s, 2); /* device-readable part */
+	post_rx(h, 8);	       /* smaller than the header */
+	s[0] = (struct vqd_buf){ 0x7fff0000ULL, 64, true };
+	vqd_add(&h->rx, s, 1); /* outside RAM */
 	b = post_rx(h, 2048);
 	virtio_dev_notify(&h->d, VIRTIO_NET_RXQ);
 	pattern(frame, sizeof(frame), 8);
 	inject(h, frame, sizeof(frame));
-	assert_int_equal(used_idx(h, &h->rx), 4);
+	assert_int_equal(vqd_used_idx(&h->rx), 4);
 	for (uint16_t i = 0; i < 3; i++)
-		assert_int_equal(used_len(h, &h->rx, i), 0);
+		assert_int_equal(used_len(&h->rx, i), 0);
 	check_rx(h, &b, 3, 1, frame, sizeof(frame));
 	assert_false(h->d.status & VIRTIO_STATUS_NEEDS_RESET);
 }
@@ -531,13 +466,13 @@ static void test_reset(void **state)
 	assert_int_equal(h->f.nframes, 0);
 	/* The driver starts over on fresh rings. */
 	memset(h->buf, 0, DATA_BASE);
-	h->rx = (struct ring){ .desc = 0x1000, .avail = 0x2000, .used = 0x3000 };
-	h->tx = (struct ring){ .desc = 0x5000, .avail = 0x6000, .used = 0x7000 };
+	vqd_init(&h->rx, h->buf, QSZ, 0x1000, 0x2000, 0x3000);
+	vqd_init(&h->tx, h->buf, QSZ, 0x5000, 0x6000, 0x7000);
 	start(h, BASE_FEATURES);
 	send_tx(h, hdr, frame, 60);
 	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
 	assert_int_equal(h->f.nsent, 1);
-	assert_int_equal(used_idx(h, &h->tx), 1);
+	assert_int_equal(vqd_used_idx(&h->tx), 1);
 }
 
 static void test_save_load(void **state)
@@ -598,11 +533,11 @@ static void test_save_load(void **state)
 	send_tx(h, hdr, frame, sizeof(frame));
 	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
 	assert_int_equal(h->f.nsent, 1);
-	assert_int_equal(used_idx(h, &h->tx), 2);
+	assert_int_equal(vqd_used_idx(&h->tx), 2);
 	/* The half-placed frame was lost; its buffer takes the next one. */
 	inject(h, big, 100);
-	assert_int_equal(used_idx(h, &h->rx), 1);
-	assert_int_equal(used_len(h, &h->rx, 0), 112);
+	assert_int_equal(vqd_used_idx(&h->rx), 1);
+	assert_int_equal(used_len(&h->rx, 0), 112);
 }
 
 /* The user network over the real libslirp (skipped if not installed). */
@@ -688,9 +623,8 @@ static bool wait_rx(struct h *h, const uint64_t *bufs, uint16_t *seen, int want,
 		    int (*what)(const uint8_t *, size_t), int ms)
 {
 	for (int t = 0; t <= ms / 10; t++) {
-		for (; *seen != used_idx(h, &h->rx) && *seen < 16; (*seen)++)
-			if (what(h->buf + bufs[*seen] + 12, used_len(h, &h->rx, *seen) - 12) ==
-			    want)
+		for (; *seen != vqd_used_idx(&h->rx) && *seen < 16; (*seen)++)
+			if (what(h->buf + bufs[*seen] + 12, used_len(&h->rx, *seen) - 12) == want)
 				return true;
 		assert_int_equal(evloop_once(&h->loop, 10), 0);
 	}
