@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cvisor/virtio_blk.h"
+#include "vq_driver.h"
 
 #define REPS 5
 #define RAM_SIZE (8u << 20)
@@ -40,7 +41,7 @@ struct drv {
 	struct guest_mem mem;
 	struct evloop loop;
 	struct virtio_dev dev;
-	uint16_t avail, used_seen;
+	struct vqd q; /* the driver's side of the queue */
 	uint64_t slot_off[MAX_QD];
 };
 
@@ -178,31 +179,20 @@ static void drv_open(struct drv *v, const char *path, bool direct)
 	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_RO) |
 		     (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
 		     (1ULL << VIRTIO_BLK_F_FLUSH);
-	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	struct virtq *q = &v->dev.vqs[0];
 	char err[256];
 
 	memset(v, 0, sizeof(*v));
 	v->ram = aligned_alloc(4096, RAM_SIZE);
 	memset(v->ram, 0, RAM_SIZE);
 	guest_mem_init_buf(&v->mem, v->ram, RAM_SIZE);
+	vqd_init(&v->q, v->ram, QSIZE, DESC, AVAIL, USED);
 	snprintf(c.path, sizeof(c.path), "%s", path);
 	if (evloop_init(&v->loop) ||
 	    virtio_blk_create(&v->dev, &c, &v->mem, &v->loop, NULL, NULL, err, sizeof(err))) {
 		fprintf(stderr, "bench/blk: %s\n", err);
 		exit(1);
 	}
-	virtio_dev_set_status(&v->dev, st);
-	virtio_dev_set_driver_features(&v->dev, 0, (uint32_t)f);
-	virtio_dev_set_driver_features(&v->dev, 1, (uint32_t)(f >> 32));
-	virtio_dev_set_status(&v->dev, st |= VIRTIO_STATUS_FEATURES_OK);
-	q->size = QSIZE;
-	q->desc_gpa = DESC;
-	q->avail_gpa = AVAIL;
-	q->used_gpa = USED;
-	q->ready = true;
-	virtio_dev_set_status(&v->dev, st | VIRTIO_STATUS_DRIVER_OK);
-	if (!v->dev.active || evloop_once(&v->loop, 0)) {
+	if (vqd_dev_start(&v->dev, f, &v->q, 1) || evloop_once(&v->loop, 0)) {
 		fprintf(stderr, "bench/blk: the device did not activate\n");
 		exit(1);
 	}
@@ -218,25 +208,16 @@ static void drv_close(struct drv *v)
 /* Slot k always uses descriptors 3k..3k+2: header, data, status. */
 static void drv_issue(struct drv *v, unsigned int k, size_t bs, uint64_t off)
 {
-	uint8_t *d = v->ram + DESC + 48 * k, *h = v->ram + HDRS + 32 * k;
+	const struct vqd_buf b[3] = { { HDRS + 32 * k, 16, false },
+				      { DATA + k * bs, (uint32_t)bs, true },
+				      { HDRS + 32 * k + 16, 1, true } };
+	uint8_t *h = v->ram + HDRS + 32 * k;
 
 	put(h, VIRTIO_BLK_T_IN, 4);
 	put(h + 8, off / 512, 8);
 	h[16] = 0xff;
-	put(d, HDRS + 32 * k, 8);
-	put(d + 8, 16, 4);
-	put(d + 12, 1, 2);
-	put(d + 14, 3 * k + 1, 2);
-	put(d + 16, DATA + k * bs, 8);
-	put(d + 24, bs, 4);
-	put(d + 28, 1 | 2, 2);
-	put(d + 30, 3 * k + 2, 2);
-	put(d + 32, HDRS + 32 * k + 16, 8);
-	put(d + 40, 1, 4);
-	put(d + 44, 2, 2);
 	v->slot_off[k] = off;
-	put(v->ram + AVAIL + 4 + 2 * (v->avail % QSIZE), 3 * k, 2);
-	__atomic_store_n((uint16_t *)(v->ram + AVAIL + 2), ++v->avail, __ATOMIC_RELEASE);
+	vqd_avail(&v->q, vqd_chain(&v->q, (uint16_t)(3 * k), b, 3));
 }
 
 static double device(const char *path, bool direct, size_t bs, unsigned int qd, uint64_t total)
@@ -251,17 +232,16 @@ static double device(const char *path, bool direct, size_t bs, unsigned int qd, 
 		drv_issue(v, k, bs, next);
 	virtio_dev_notify(&v->dev, 0);
 	while (done < total) {
-		uint16_t idx = __atomic_load_n((uint16_t *)(v->ram + USED + 2), __ATOMIC_ACQUIRE);
 		bool kick = false;
+		uint32_t id;
 
-		if (idx == v->used_seen) {
+		if (vqd_used_idx(&v->q) == v->q.used_seen) {
 			if (evloop_once(&v->loop, 1000))
 				die("evloop");
 			continue;
 		}
-		for (; v->used_seen != idx; v->used_seen++) {
-			const uint8_t *e = v->ram + USED + 4 + 8 * (v->used_seen % QSIZE);
-			unsigned int k = (unsigned int)(e[0] | e[1] << 8) / 3;
+		while (vqd_used(&v->q, &id, NULL)) {
+			unsigned int k = id / 3;
 
 			if (v->ram[HDRS + 32 * k + 16] != VIRTIO_BLK_S_OK) {
 				fprintf(stderr, "bench/blk: device status %u\n",

@@ -19,7 +19,8 @@ MIB=${2:-512}
 CPU=${CPU:-0}
 mkdir -p "$OUT"
 make -s build/libcvisor.a
-gcc -std=c11 -D_GNU_SOURCE -Iinclude -O2 -g -Wall -Wextra -Werror -o "$OUT/blk" bench/blk.c \
-	build/libcvisor.a -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
+gcc -std=c11 -D_GNU_SOURCE -Iinclude -Itests/lib -O2 -g -Wall -Wextra -Werror -o "$OUT/blk" \
+	bench/blk.c tests/lib/vq_driver.c build/libcvisor.a \
+	-Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
 echo "bench/blk: $(nproc) CPUs, pinned to CPU $CPU; kernel $(uname -r); $(stat -f -c %T "$(dirname "$FILE")") at $FILE"
 taskset -c "$CPU" "$OUT/blk" "$FILE" "$MIB"

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cvisor/virtio_net.h"
+#include "vq_driver.h"
 
 #define REPS 5
 #define RAM_SIZE (4u << 20)
@@ -112,11 +113,6 @@ static struct rate plain(const char *tap, long frames)
 	return t;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
 static void on_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
 {
 	(void)d;
@@ -124,40 +120,25 @@ static void on_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
 	(void)isr;
 }
 
-/* The guest's side of 3.1.1: features, both queues, DRIVER_OK. */
-static void driver_start(struct virtio_dev *d, uint8_t *ram)
+/* The guest's side of 3.1.1: features, both queues, DRIVER_OK; then one
+ * buffer per transmit descriptor, each holding the same packet. */
+static void driver_start(struct virtio_dev *d, uint8_t *ram, struct vqd *q)
 {
-	static const uint64_t rings[2][3] = { { RX_DESC, RX_AVAIL, RX_USED },
-					      { DESC, AVAIL, USED } };
 	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_NET_F_MAC) |
 		     (1ULL << VIRTIO_NET_F_STATUS) | (1ULL << VIRTIO_NET_F_MRG_RXBUF) |
 		     (1ULL << VIRTIO_RING_F_EVENT_IDX);
 
-	virtio_dev_set_status(d, 1 | 2);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
-	virtio_dev_set_status(d, 1 | 2 | 8);
-	for (int q = 0; q < 2; q++) {
-		d->vqs[q].size = QSIZE;
-		d->vqs[q].desc_gpa = rings[q][0];
-		d->vqs[q].avail_gpa = rings[q][1];
-		d->vqs[q].used_gpa = rings[q][2];
-		d->vqs[q].ready = true;
-	}
-	virtio_dev_set_status(d, 1 | 2 | 8 | 4);
-	if (!d->active) {
+	vqd_init(&q[VIRTIO_NET_RXQ], ram, QSIZE, RX_DESC, RX_AVAIL, RX_USED);
+	vqd_init(&q[VIRTIO_NET_TXQ], ram, QSIZE, DESC, AVAIL, USED);
+	if (vqd_dev_start(d, f, q, 2)) {
 		fprintf(stderr, "device: not activated\n");
 		exit(1);
 	}
-	/* One buffer per descriptor, each holding the same packet. */
 	for (uint16_t i = 0; i < QSIZE; i++) {
 		uint64_t addr = BUFS + 128u * i;
-		uint32_t len = PKT_LEN;
 
 		memcpy(ram + addr, pkt, PKT_LEN);
-		memcpy(ram + DESC + 16u * i, &addr, 8);
-		memcpy(ram + DESC + 16u * i + 8, &len, 4);
-		put16(ram + DESC + 16u * i + 12, 0);
+		vqd_desc(&q[VIRTIO_NET_TXQ], DESC, i, addr, PKT_LEN, 0, 0);
 	}
 }
 
@@ -169,8 +150,8 @@ static struct rate device(const char *tap, long frames)
 	struct guest_mem mem;
 	struct evloop loop;
 	struct virtio_dev d;
+	struct vqd q[2];
 	char spec[64], err[256];
-	uint16_t avail = 0;
 	long sent = 0;
 	struct rate t;
 
@@ -182,15 +163,15 @@ static struct rate device(const char *tap, long frames)
 		fprintf(stderr, "device: %s\n", err);
 		exit(1);
 	}
-	d.transport = (struct virtio_transport){ on_signal, NULL };
-	driver_start(&d, ram);
+	d.transport = (struct virtio_transport){ .signal = on_signal };
+	driver_start(&d, ram, q);
 	t = rate_start();
 	while (sent < frames) {
 		/* Every chain of the last kick is back (the notify handler
 		 * completes them), so the driver reuses descriptors in turn. */
-		for (int i = 0; i < BATCH; i++, avail++)
-			put16(ram + AVAIL + 4 + 2u * (avail % QSIZE), avail % QSIZE);
-		__atomic_store_n((uint16_t *)(void *)(ram + AVAIL + 2), avail, __ATOMIC_RELEASE);
+		for (int i = 0; i < BATCH; i++)
+			vqd_offer(&q[VIRTIO_NET_TXQ], q[VIRTIO_NET_TXQ].avail_idx % QSIZE);
+		vqd_publish(&q[VIRTIO_NET_TXQ]);
 		virtio_dev_notify(&d, VIRTIO_NET_TXQ);
 		sent += BATCH;
 	}

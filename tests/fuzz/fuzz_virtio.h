@@ -1,37 +1,38 @@
-/* fuzz_virtio.h - the driver's side that the virtio device fuzzers share:
- * guest RAM cut from the input, and device initialization in the order of
- * virtio 1.2 3.1.1 with the queues wherever the input puts them.
- * Header-only: every fuzzer is one .c file (see the Makefile). */
+/* fuzz_virtio.h - what the virtio device fuzzers share on top of the
+ * shared guest driver (tests/lib/vq_driver.h): guest RAM cut from the
+ * input, and device initialization (3.1.1) with the queues wherever the
+ * input puts them. Header-only; the driver itself (tests/lib/vq_driver.c)
+ * is linked into every fuzzer (see the Makefile). */
 #ifndef CVISOR_FUZZ_VIRTIO_H
 #define CVISOR_FUZZ_VIRTIO_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cvisor/virtio.h"
-
-/* A queue as the driver sets it up: size and ring addresses, unchecked
- * (DRIVER_OK validates them; a bad queue puts the device in NEEDS_RESET). */
-struct fuzz_vq {
-	uint16_t size;
-	uint64_t desc, avail, used;
-};
+#include "vq_driver.h"
 
 /* Queue i in a 0x200-byte block of its own: desc, avail at +0x100, used at
- * +0x140 (room for 16 entries; larger sizes overlap the next block). */
-static inline struct fuzz_vq fuzz_vq_block(unsigned int i, uint16_t size)
+ * +0x140 (room for 16 entries; larger sizes overlap the next block). Only
+ * the registers: the rings are whatever the input put there. */
+static inline struct vqd fuzz_vq_block(unsigned int i, uint16_t size)
 {
-	return (struct fuzz_vq){ size, 0x200u * i, 0x200u * i + 0x100, 0x200u * i + 0x140 };
+	struct vqd q;
+
+	vqd_init(&q, NULL, size, 0x200u * i, 0x200u * i + 0x100, 0x200u * i + 0x140);
+	return q;
 }
 
 /* Queue i packed with the others at the bottom of RAM: desc at 0x100 * i,
  * avail at 0x400 + 0x40 * i, used at 0x600 + 0x100 * i (seeds stay small;
  * large sizes overlap, as a hostile driver may). */
-static inline struct fuzz_vq fuzz_vq_packed(unsigned int i, uint16_t size)
+static inline struct vqd fuzz_vq_packed(unsigned int i, uint16_t size)
 {
-	return (struct fuzz_vq){ size, 0x100u * i, 0x400u + 0x40u * i, 0x600u + 0x100u * i };
+	struct vqd q;
+
+	vqd_init(&q, NULL, size, 0x100u * i, 0x400u + 0x40u * i, 0x600u + 0x100u * i);
+	return q;
 }
 
 /* The transport's interrupt: goes nowhere. */
@@ -42,36 +43,13 @@ static inline void fuzz_virtio_signal(struct virtio_dev *d, uint16_t vector, uin
 	(void)isr;
 }
 
-/* A status write as the transports make it: under d->lock. */
-static inline void fuzz_virtio_set_status(struct virtio_dev *d, uint8_t s)
+/* 3.1.1 through the shared driver, queue i of nq as vqs[i], whether or not
+ * the device accepts the features (a refusal is a path to cover too). */
+static inline void fuzz_virtio_start(struct virtio_dev *d, uint64_t features, const struct vqd *vqs,
+				     unsigned int nq)
 {
-	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, s);
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* 3.1.1: ACKNOWLEDGE | DRIVER, the driver's features, FEATURES_OK (which
- * the device may refuse), queue i of nq as vqs[i], DRIVER_OK. */
-static inline void fuzz_virtio_start(struct virtio_dev *d, uint64_t features,
-				     const struct fuzz_vq *vqs, unsigned int nq)
-{
-	const uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-
 	d->transport.signal = fuzz_virtio_signal;
-	fuzz_virtio_set_status(d, st);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	fuzz_virtio_set_status(d, st | VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned int i = 0; i < nq; i++) {
-		struct virtq *q = &d->vqs[i];
-
-		q->size = vqs[i].size;
-		q->desc_gpa = vqs[i].desc;
-		q->avail_gpa = vqs[i].avail;
-		q->used_gpa = vqs[i].used;
-		q->ready = true;
-	}
-	fuzz_virtio_set_status(d, st | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	(void)vqd_dev_start(d, features, vqs, nq);
 }
 
 /* Guest RAM of len bytes: the n bytes of img, cut or zero-filled. */
@@ -107,7 +85,7 @@ static inline size_t fuzz_split(const uint8_t *data, size_t size, size_t max_pro
 static inline void fuzz_virtio_start_hdr(struct virtio_dev *d, const uint8_t *h, uint64_t features,
 					 unsigned int nq)
 {
-	struct fuzz_vq vqs[VIRTIO_MAX_QUEUES];
+	struct vqd vqs[VIRTIO_MAX_QUEUES];
 
 	features |= 1ULL << VIRTIO_F_VERSION_1;
 	features |= (h[0] & 4) ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0;

@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (op < 0xe0) {
 			roundtrip(&d, &mem);
 		} else {
-			fuzz_virtio_set_status(&d, 0);
+			vqd_dev_status(&d, 0);
 			start(&d, data);
 		}
 		if (virtio_balloon_get_stats(&d, &st) ||

@@ -80,10 +80,10 @@ static void setup(void)
 
 static void drive(struct virtio_dev *d, unsigned int qsize, uint64_t features)
 {
-	const struct fuzz_vq vqs[2] = { fuzz_vq_block(0, (uint16_t)qsize),
-					fuzz_vq_block(1, (uint16_t)qsize) };
+	const struct vqd vqs[2] = { fuzz_vq_block(0, (uint16_t)qsize),
+				    fuzz_vq_block(1, (uint16_t)qsize) };
 
-	fuzz_virtio_set_status(d, 0);
+	vqd_dev_status(d, 0);
 	fuzz_virtio_start(d, features & d->device_features, vqs, 2);
 }
 
@@ -103,7 +103,7 @@ static void run(struct virtio_dev *d)
 
 static void reset(struct virtio_dev *d)
 {
-	fuzz_virtio_set_status(d, 0);
+	vqd_dev_status(d, 0);
 	if (virtio_blk_inflight(d))
 		abort();
 }

@@ -171,7 +171,7 @@ static void load_mutated(struct virtio_dev *d, size_t pos, uint8_t x, bool vnet)
 
 static void start(struct virtio_dev *d, uint64_t features, uint16_t qsize)
 {
-	const struct fuzz_vq vqs[2] = { fuzz_vq_block(0, qsize), fuzz_vq_block(1, qsize) };
+	const struct vqd vqs[2] = { fuzz_vq_block(0, qsize), fuzz_vq_block(1, qsize) };
 
 	fuzz_virtio_start(d, features, vqs, 2);
 }
@@ -228,7 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	virtio_dev_config_read(&d, data[1] >> 3, cfg, sizeof(cfg));
 	one_round(&d, &f, data[2] & 7);
 	if (data[0] & 0x20) {
-		fuzz_virtio_set_status(&d, 0);
+		vqd_dev_status(&d, 0);
 		run_loop();
 		start(&d, features, (uint16_t)(2u << (data[1] & 3)));
 	}

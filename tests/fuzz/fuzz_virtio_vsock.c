@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			state_buf_free(&b);
 			loop_once(&loop);
 		} else if (op < 0xb0) {
-			fuzz_virtio_set_status(&d, 0);
+			vqd_dev_status(&d, 0);
 			loop_once(&loop);
 			fuzz_virtio_start_hdr(&d, data, 0, 3);
 		} else if (op < 0xc0) {

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cvisor/virtq.h"
+#include "vq_driver.h"
 
 #define RAM 0x10000
 #define HDR 16
@@ -38,22 +39,6 @@ static struct virtq_elem elem;
 static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint16_t mem16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, ram + gpa, 2);
-	return v;
-}
-
-static uint32_t mem32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, ram + gpa, 4);
-	return v;
 }
 
 static void check_elem(const struct virtq *q, const struct virtq_elem *e, int r)
@@ -198,9 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = virtq_pop(&q, &elem);
 		check_elem(&q, &elem, r);
 		if (r == 0) {
-			if (q.last_avail != la || mem16(q.avail_gpa + 2) != la)
+			if (q.last_avail != la || vqd_rd16(ram, q.avail_gpa + 2) != la)
 				abort();
-			if (virtq_enable_notify(&q, true) && mem16(q.avail_gpa + 2) == la)
+			if (virtq_enable_notify(&q, true) && vqd_rd16(ram, q.avail_gpa + 2) == la)
 				abort();
 			break;
 		}
@@ -210,9 +195,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint16_t slot = q.used_idx & (q.size - 1);
 
 		virtq_push(&q, &elem, len);
-		if (mem16(q.used_gpa + 2) != q.used_idx ||
-		    mem32(q.used_gpa + 4 + 8u * slot) != elem.head ||
-		    mem32(q.used_gpa + 8 + 8u * slot) > elem.in_len)
+		if (vqd_rd16(ram, q.used_gpa + 2) != q.used_idx ||
+		    vqd_rd32(ram, q.used_gpa + 4 + 8u * slot) != elem.head ||
+		    vqd_rd32(ram, q.used_gpa + 8 + 8u * slot) > elem.in_len)
 			abort();
 		(void)virtq_should_notify(&q);
 		if ((f & 16) && n == q.size / 2)
