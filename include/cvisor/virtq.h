@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -73,6 +74,54 @@ struct virtq_elem {
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
 
+/* Which buffers of an element an accessor works on: the device-readable
+ * ones ("out", the first out_num iovs) or the device-writable ones ("in",
+ * the in_num iovs after them). Offsets count from the start of that part. */
+enum virtq_dir { VIRTQ_OUT, VIRTQ_IN };
+
+/* A byte range of one element's buffers as host iovecs, the one iovec type
+ * every device hands to preadv, pwritev, io_uring, sendmsg or recvmsg. Its
+ * capacity is an element's, so any range of any element fits: n entries
+ * (none empty) covering len bytes. */
+struct virtq_iov {
+	unsigned int n;
+	uint64_t len;
+	struct iovec iov[VIRTQ_MAX_IOV];
+};
+
+/* Element accessors. Offsets and lengths come from the guest: they are
+ * checked against the element here (no addition that can wrap), so a device
+ * never indexes e->iov itself. An element that virtq_pop did not fill
+ * (out_num + in_num over VIRTQ_MAX_IOV) is clamped to its capacity.
+ *
+ * Live migration: whatever cvisor writes into guest RAM must be marked
+ * dirty (dirty.h). virtq_elem_write marks what it writes; virtq_push marks
+ * the first `len` bytes of the writable buffers it reports. A slice the
+ * device fills itself (preadv, io_uring, recvmsg) is covered by that push
+ * when `len` counts every byte written; if the I/O may have written more
+ * than it reports (a failed or short read), call virtq_elem_mark_dirty on
+ * the slice's range when the I/O completes, before virtq_push. */
+
+/* Copy up to len bytes from offset off of e's device-readable buffers to
+ * dst. Returns the bytes copied: fewer than len when the readable part
+ * ends first (0 when off is past it). Never reads a writable buffer. */
+size_t virtq_elem_read(const struct virtq_elem *e, uint64_t off, void *dst, size_t len);
+
+/* Copy up to len bytes from src into e's device-writable buffers at offset
+ * off and mark them dirty. Returns the bytes copied: fewer than len when the
+ * writable part ends first. Never writes a device-readable buffer. */
+size_t virtq_elem_write(const struct virtq_elem *e, uint64_t off, const void *src, size_t len);
+
+/* Fill *v with bytes [off, off + len) of e's readable (VIRTQ_OUT) or
+ * writable (VIRTQ_IN) buffers, clipped to the end of that part. Returns
+ * v->len, the bytes covered. Marks nothing (see above). */
+uint64_t virtq_elem_slice(const struct virtq_elem *e, enum virtq_dir dir, uint64_t off,
+			  uint64_t len, struct virtq_iov *v);
+
+/* Mark bytes [off, off + len) of e's device-writable buffers dirty, clipped
+ * to the writable part: for a slice the device filled (see above). */
+void virtq_elem_mark_dirty(const struct virtq_elem *e, uint64_t off, uint64_t len);
+
 /* Set up a queue for a device: guest memory, the largest size the device
  * offers (at most VIRTQ_MAX_SIZE), no dma_off flag, then virtq_reset. */
 void virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t max_size);
@@ -103,9 +152,10 @@ int virtq_validate(const struct virtq *q) CV_MUST;
 int virtq_pop(struct virtq *q, struct virtq_elem *e) CV_MUST;
 
 /* Return a request to the guest with `len` bytes written into its
- * device-writable buffers (clamped to e->in_len, virtio 1.2 2.7.8). Reads only
- * e->head and e->in_len. Ignores a head out of range (VIRTQ_HEAD_NONE) and
- * a queue that is not ready. */
+ * device-writable buffers (clamped to e->in_len, virtio 1.2 2.7.8), and mark
+ * those bytes dirty. Needs e->head and e->in_len, and e->iov for the marks
+ * (an element rebuilt with only head and in_len marks nothing). Ignores a
+ * head out of range (VIRTQ_HEAD_NONE) and a queue that is not ready. */
 void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);
 
 /* After pushes: does the guest want an interrupt now (honours

@@ -4,7 +4,8 @@
  * field is read once (an atomic or volatile load into a local), validated,
  * and only the local copy is used. Ring pointers are re-derived through
  * guest_mem_ptr on every call from the queue registers, so a queue that
- * never passed virtq_validate is never touched. */
+ * never passed virtq_validate is never touched. The element accessors at
+ * the end are how devices reach the buffers of a popped request. */
 #include "cvisor/virtq.h"
 
 #include <errno.h>
@@ -265,8 +266,7 @@ void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 	q->used_idx = new;
 	/* Live migration: KVM does not see our stores. The buffers the device
 	 * filled (up to len) and the used ring go to the target again. */
-	if (e->out_num + e->in_num <= VIRTQ_MAX_IOV)
-		dirty_note_iov(e->iov + e->out_num, e->in_num, len);
+	virtq_elem_mark_dirty(e, 0, len);
 	dirty_note(el, 8);
 	dirty_note(r.used + RING_IDX, 2);
 	/* If used_idx laps signalled_used (2^15 pushes without an interrupt),
@@ -274,6 +274,107 @@ void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 	 * (as QEMU's virtqueue_flush does). */
 	if ((int16_t)(new - q->signalled_used) <= 0)
 		q->signalled_used_valid = false;
+}
+
+/* Element accessors ------------------------------------------------------ */
+
+/* Bytes [off, off + len) of one part of an element, piece by piece. Only
+ * subtractions: a guest's offset or length cannot wrap anything. */
+struct elem_cursor {
+	const struct iovec *iov;
+	unsigned int n, i;
+	uint64_t off, left;
+};
+
+static void cursor_init(struct elem_cursor *c, const struct virtq_elem *e, enum virtq_dir dir,
+			uint64_t off, uint64_t len)
+{
+	unsigned int out = e->out_num < VIRTQ_MAX_IOV ? e->out_num : VIRTQ_MAX_IOV;
+	unsigned int in = e->in_num < VIRTQ_MAX_IOV - out ? e->in_num : VIRTQ_MAX_IOV - out;
+
+	c->iov = e->iov + (dir == VIRTQ_IN ? out : 0);
+	c->n = dir == VIRTQ_IN ? in : out;
+	c->i = 0;
+	c->off = off;
+	c->left = len;
+}
+
+/* The next non-empty piece in *p, *n; false once the range or the part ends. */
+static bool cursor_next(struct elem_cursor *c, uint8_t **p, size_t *n)
+{
+	while (c->left && c->i < c->n) {
+		const struct iovec *v = &c->iov[c->i++];
+
+		if (c->off >= v->iov_len) {
+			c->off -= v->iov_len;
+			continue;
+		}
+		*p = (uint8_t *)v->iov_base + c->off;
+		*n = v->iov_len - c->off < c->left ? v->iov_len - c->off : c->left;
+		c->left -= *n;
+		c->off = 0;
+		return true;
+	}
+	return false;
+}
+
+size_t virtq_elem_read(const struct virtq_elem *e, uint64_t off, void *dst, size_t len)
+{
+	struct elem_cursor c;
+	uint8_t *p;
+	size_t n, done = 0;
+
+	cursor_init(&c, e, VIRTQ_OUT, off, len);
+	while (cursor_next(&c, &p, &n)) {
+		memcpy((uint8_t *)dst + done, p, n);
+		done += n;
+	}
+	return done;
+}
+
+size_t virtq_elem_write(const struct virtq_elem *e, uint64_t off, const void *src, size_t len)
+{
+	struct elem_cursor c;
+	uint8_t *p;
+	size_t n, done = 0;
+
+	cursor_init(&c, e, VIRTQ_IN, off, len);
+	while (cursor_next(&c, &p, &n)) {
+		memcpy(p, (const uint8_t *)src + done, n);
+		/* After the store (dirty.h): a sync that clears the mark sees it. */
+		dirty_note(p, n);
+		done += n;
+	}
+	return done;
+}
+
+uint64_t virtq_elem_slice(const struct virtq_elem *e, enum virtq_dir dir, uint64_t off,
+			  uint64_t len, struct virtq_iov *v)
+{
+	struct elem_cursor c;
+	uint8_t *p;
+	size_t n;
+
+	v->n = 0;
+	v->len = 0;
+	cursor_init(&c, e, dir, off, len);
+	/* A part has at most VIRTQ_MAX_IOV pieces: the bound never cuts. */
+	while (v->n < VIRTQ_MAX_IOV && cursor_next(&c, &p, &n)) {
+		v->iov[v->n++] = (struct iovec){ p, n };
+		v->len += n;
+	}
+	return v->len;
+}
+
+void virtq_elem_mark_dirty(const struct virtq_elem *e, uint64_t off, uint64_t len)
+{
+	struct elem_cursor c;
+	uint8_t *p;
+	size_t n;
+
+	cursor_init(&c, e, VIRTQ_IN, off, len);
+	while (cursor_next(&c, &p, &n))
+		dirty_note(p, n);
 }
 
 bool virtq_should_notify(struct virtq *q)

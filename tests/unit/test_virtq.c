@@ -1,6 +1,7 @@
 /* test_virtq.c - the split virtqueue against the shared guest driver
  * (tests/lib), written from virtio 1.2 section 2.7: chains, indirect
- * tables, the used ring, notification suppression, wrap-around. A hostile
+ * tables, the used ring, notification suppression, wrap-around; and the
+ * element accessors devices use to reach a request's buffers. A hostile
  * driver: test_virtq_hostile.c; save and load: test_virtq_state.c. */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "cvisor/dirty.h"
 #include "virtq_fixture.h"
 
 static void test_empty_and_not_ready(void **state)
@@ -306,6 +308,203 @@ static void test_wrap_avail(void **state)
 	}
 }
 
+/* Element accessors ------------------------------------------------------ */
+
+/* Out buffers of 3, 5 and 8 bytes (readable bytes 0..15 hold 0x10..0x1f),
+ * then in buffers of 4 and 6, each with a guard byte after it. */
+#define OUT0 (DATA + 0x000)
+#define OUT1 (DATA + 0x100)
+#define OUT2 (DATA + 0x200)
+#define IN0 (DATA + 0x300)
+#define IN1 (DATA + 0x400)
+
+static void pop_mixed(struct t *t)
+{
+	const struct vqd_buf b[] = {
+		{ OUT0, 3, false }, { OUT1, 5, false }, { OUT2, 8, false },
+		{ IN0, 4, true },   { IN1, 6, true },
+	};
+	const uint64_t out[] = { OUT0, OUT1, OUT2 }, len[] = { 3, 5, 8 };
+	uint8_t v = 0x10;
+
+	memset(t->ram + DATA, 0xee, 0x500);
+	for (unsigned int k = 0; k < 3; k++)
+		for (unsigned int i = 0; i < len[k]; i++)
+			t->ram[out[k] + i] = v++;
+	vqd_add(&t->vq, b, 5);
+	assert_int_equal(virtq_pop(&t->q, &t->e), 1);
+	assert_int_equal(t->e.out_len, 16);
+	assert_int_equal(t->e.in_len, 10);
+}
+
+static void test_elem_read(void **state)
+{
+	struct t *t = *state;
+	uint8_t b[32];
+
+	pop_mixed(t);
+	memset(b, 0, sizeof(b));
+	assert_int_equal(virtq_elem_read(&t->e, 0, b, 16), 16);
+	for (unsigned int i = 0; i < 16; i++)
+		assert_int_equal(b[i], 0x10 + i);
+	/* Offsets across buffer boundaries: 0|1 and 1|2. */
+	assert_int_equal(virtq_elem_read(&t->e, 2, b, 4), 4);
+	assert_memory_equal(b, "\x12\x13\x14\x15", 4);
+	assert_int_equal(virtq_elem_read(&t->e, 7, b, 3), 3);
+	assert_memory_equal(b, "\x17\x18\x19", 3);
+	/* Past the readable part: what is there, never the writable bytes. */
+	memset(b, 0, sizeof(b));
+	assert_int_equal(virtq_elem_read(&t->e, 13, b, sizeof(b)), 3);
+	assert_memory_equal(b, "\x1d\x1e\x1f\x00", 4);
+	assert_int_equal(virtq_elem_read(&t->e, 16, b, 1), 0);
+	assert_int_equal(virtq_elem_read(&t->e, UINT64_MAX, b, sizeof(b)), 0);
+	assert_int_equal(virtq_elem_read(&t->e, UINT64_MAX - 2, b, SIZE_MAX), 0);
+	assert_int_equal(virtq_elem_read(&t->e, 5, b, 0), 0);
+}
+
+static void test_elem_write(void **state)
+{
+	struct t *t = *state;
+	const uint8_t src[12] = "abcdefghijkl";
+	uint8_t before[0x500];
+
+	pop_mixed(t);
+	memcpy(before, t->ram + DATA, sizeof(before));
+	assert_int_equal(virtq_elem_write(&t->e, 0, src, 10), 10);
+	assert_memory_equal(t->ram + IN0, "abcd", 4);
+	assert_memory_equal(t->ram + IN1, "efghij", 6);
+	/* Across the boundary, then past the writable part: clipped. */
+	assert_int_equal(virtq_elem_write(&t->e, 3, "XYZ", 3), 3);
+	assert_memory_equal(t->ram + IN0, "abcX", 4);
+	assert_memory_equal(t->ram + IN1, "YZghij", 6);
+	assert_int_equal(virtq_elem_write(&t->e, 8, src, sizeof(src)), 2);
+	assert_memory_equal(t->ram + IN1, "YZghab", 6);
+	assert_int_equal(virtq_elem_write(&t->e, 10, src, 1), 0);
+	assert_int_equal(virtq_elem_write(&t->e, UINT64_MAX, src, sizeof(src)), 0);
+	assert_int_equal(virtq_elem_write(&t->e, UINT64_MAX - 2, src, SIZE_MAX), 0);
+	/* The readable buffers and every guard byte are as they were. */
+	assert_memory_equal(t->ram + DATA, before, IN0 - DATA);
+	assert_int_equal(t->ram[IN0 + 4], 0xee);
+	assert_int_equal(t->ram[IN1 + 6], 0xee);
+	/* A request with no writable buffer takes nothing. */
+	vqd_desc(&t->vq, DESC, 9, OUT0, 3, 0, 0);
+	vqd_avail(&t->vq, 9);
+	assert_int_equal(virtq_pop(&t->q, &t->e), 1);
+	assert_int_equal(virtq_elem_write(&t->e, 0, src, 3), 0);
+	assert_memory_equal(t->ram + DATA, before, IN0 - DATA);
+}
+
+/* v holds exactly these (gpa, len) pieces. */
+static void slice_is(struct t *t, const struct virtq_iov *v, const uint64_t (*want)[2],
+		     unsigned int n)
+{
+	assert_int_equal(v->n, n);
+	for (unsigned int k = 0; k < n; k++) {
+		assert_ptr_equal(v->iov[k].iov_base, iov_at(t, want[k][0]));
+		assert_int_equal(v->iov[k].iov_len, want[k][1]);
+	}
+}
+
+static void test_elem_slice(void **state)
+{
+	struct t *t = *state;
+	const uint64_t out[][2] = { { OUT0 + 2, 1 }, { OUT1, 5 }, { OUT2, 4 } };
+	const uint64_t in[][2] = { { IN0 + 1, 3 }, { IN1, 6 } };
+	struct virtq_iov v;
+
+	pop_mixed(t);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_OUT, 2, 10, &v), 10);
+	slice_is(t, &v, out, 3);
+	/* The writable part, clipped at its end. */
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, 1, 100, &v), 9);
+	slice_is(t, &v, in, 2);
+	/* Empty ranges: nothing, not an empty entry. */
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_OUT, 16, 1, &v), 0);
+	assert_int_equal(v.n, 0);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, 4, 0, &v), 0);
+	assert_int_equal(v.n, 0);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, UINT64_MAX, UINT64_MAX, &v), 0);
+	assert_int_equal(v.n, 0);
+}
+
+/* An element of VIRTQ_MAX_IOV two-byte buffers (an indirect table): slices
+ * fill the whole capacity; a corrupt element is clamped to it. */
+static void test_elem_slice_capacity(void **state)
+{
+	struct t *t = *state;
+	struct virtq_iov v;
+	uint8_t b[2 * VIRTQ_MAX_IOV];
+
+	t->q.indirect = true;
+	for (unsigned int k = 0; k < VIRTQ_MAX_IOV; k++)
+		vqd_desc(&t->vq, BIGIND, k, DATA + 4 * k, 2, VQD_F_NEXT, (uint16_t)(k + 1));
+	vqd_desc(&t->vq, BIGIND, VIRTQ_MAX_IOV - 1, DATA + 4 * (VIRTQ_MAX_IOV - 1), 2, 0, 0);
+	vqd_desc(&t->vq, DESC, 0, BIGIND, 16 * VIRTQ_MAX_IOV, VQD_F_INDIRECT, 0);
+	vqd_avail(&t->vq, 0);
+	assert_int_equal(virtq_pop(&t->q, &t->e), 1);
+	assert_int_equal(t->e.out_num, VIRTQ_MAX_IOV);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_OUT, 0, UINT64_MAX, &v), 2 * VIRTQ_MAX_IOV);
+	assert_int_equal(v.n, VIRTQ_MAX_IOV);
+	assert_ptr_equal(v.iov[VIRTQ_MAX_IOV - 1].iov_base,
+			 iov_at(t, DATA + 4 * (VIRTQ_MAX_IOV - 1)));
+	/* Half of the first and half of the last buffer. */
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_OUT, 1, 2 * VIRTQ_MAX_IOV - 2, &v),
+			 2 * VIRTQ_MAX_IOV - 2);
+	assert_int_equal(v.n, VIRTQ_MAX_IOV);
+	assert_int_equal(v.iov[0].iov_len + v.iov[VIRTQ_MAX_IOV - 1].iov_len, 2);
+	assert_int_equal(virtq_elem_read(&t->e, 0, b, sizeof(b)), sizeof(b));
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, 0, UINT64_MAX, &v), 0);
+	/* Counts past the capacity (not what virtq_pop fills): clamped. */
+	t->e.out_num = VIRTQ_MAX_IOV + 7;
+	t->e.in_num = 3;
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_OUT, 0, UINT64_MAX, &v), 2 * VIRTQ_MAX_IOV);
+	assert_int_equal(v.n, VIRTQ_MAX_IOV);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, 0, UINT64_MAX, &v), 0);
+	assert_int_equal(virtq_elem_write(&t->e, 0, b, sizeof(b)), 0);
+}
+
+/* Writes through the accessors mark the guest pages for live migration;
+ * reads and slices mark nothing; virtq_elem_mark_dirty marks a range. */
+static void test_elem_dirty(void **state)
+{
+	struct t *t = *state;
+	const struct vqd_buf b[] = { { DATA, 64, false },
+				     { 0x50000, 100, true },
+				     { 0x60ff0, 32, true } }; /* straddles 0x61000 */
+	uint64_t bits[RAM_SIZE / 4096 / 64], n;
+	struct virtq_iov v;
+	struct dirty d;
+	uint8_t x[64] = { 0 };
+
+	vqd_add(&t->vq, b, 3);
+	assert_int_equal(virtq_pop(&t->q, &t->e), 1);
+	assert_int_equal(dirty_init(&d, -1, &t->gm, NULL), 0);
+	assert_int_equal(dirty_start(&d), 0);
+	assert_int_equal(virtq_elem_write(&t->e, 80, x, 50), 50);
+	assert_int_equal(dirty_sync(&d, memset(bits, 0, sizeof(bits)), &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(dirty_test(bits, 0x50) && dirty_test(bits, 0x60) && dirty_test(bits, 0x61));
+	assert_int_equal(virtq_elem_read(&t->e, 0, x, 64), 64);
+	assert_int_equal(virtq_elem_slice(&t->e, VIRTQ_IN, 0, UINT64_MAX, &v), 132);
+	assert_int_equal(dirty_sync(&d, memset(bits, 0, sizeof(bits)), &n), 0);
+	assert_int_equal(n, 0);
+	/* What a slice's I/O filled: bytes 110..131, clipped to the part. */
+	virtq_elem_mark_dirty(&t->e, 110, UINT64_MAX);
+	assert_int_equal(dirty_sync(&d, memset(bits, 0, sizeof(bits)), &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(dirty_test(bits, 0x60) && dirty_test(bits, 0x61));
+	virtq_elem_mark_dirty(&t->e, 0, 100);
+	assert_int_equal(dirty_sync(&d, memset(bits, 0, sizeof(bits)), &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(dirty_test(bits, 0x50));
+	dirty_stop(&d);
+	dirty_free(&d);
+	/* No migration: the same write marks nothing and still lands. */
+	x[0] = 0x5a;
+	assert_int_equal(virtq_elem_write(&t->e, 0, x, 1), 1);
+	assert_int_equal(t->ram[0x50000], 0x5a);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -315,7 +514,9 @@ int main(void)
 		T(test_used_ring_wrap),	     T(test_event_idx),
 		T(test_event_idx_wrap),	     T(test_event_idx_lapped),
 		T(test_no_interrupt),	     T(test_enable_notify),
-		T(test_wrap_avail),
+		T(test_wrap_avail),	     T(test_elem_read),
+		T(test_elem_write),	     T(test_elem_slice),
+		T(test_elem_slice_capacity), T(test_elem_dirty),
 	};
 #undef T
 
