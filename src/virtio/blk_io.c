@@ -122,7 +122,7 @@ static enum step_op step_op(const struct blk_req *r, int *mode, uint64_t *off, u
 	}
 }
 
-/* Point r->iov at the zero buffer for the next chunk of a zero write. */
+/* Point r->data at the zero buffer for the next chunk of a zero write. */
 static unsigned int zero_iov(struct blk_req *r, uint64_t len)
 {
 	unsigned int n = 0;
@@ -130,11 +130,23 @@ static unsigned int zero_iov(struct blk_req *r, uint64_t len)
 	for (; n < ZERO_IOV && len; n++) {
 		size_t c = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
 
-		r->iov[n].iov_base = (void *)zeros;
-		r->iov[n].iov_len = c;
+		r->data.iov[n].iov_base = (void *)zeros;
+		r->data.iov[n].iov_len = c;
 		len -= c;
 	}
 	return n;
+}
+
+/* r->data = the data of a read or write not transferred yet: after the
+ * header of the readable buffers, or from the start of the writable ones
+ * (the status byte is past r->len). */
+static void data_slice(struct blk_req *r)
+{
+	bool out = r->type == VIRTIO_BLK_T_OUT;
+
+	(void)virtq_elem_slice(&r->elem, out ? VIRTQ_OUT : VIRTQ_IN,
+			       (out ? VIRTIO_BLK_HDR_SIZE : 0) + r->done, r->len - r->done,
+			       &r->data);
 }
 
 static int rw_fd(const struct blk *b, const struct blk_req *r)
@@ -146,8 +158,8 @@ static long step_sync(struct blk *b, struct blk_req *r)
 {
 	int mode = 0, rwf = b->dsync ? RWF_DSYNC : 0;
 	uint64_t off = 0, len = 0;
-	struct iovec *v = r->iov + r->iov_pos;
-	int cnt = (int)(r->niov - r->iov_pos);
+	struct iovec *v = r->data.iov;
+	int cnt = (int)r->data.n;
 	long n;
 
 	switch (step_op(r, &mode, &off, &len)) {
@@ -164,7 +176,7 @@ static long step_sync(struct blk *b, struct blk_req *r)
 		n = fallocate(b->fd, mode, (off_t)off, (off_t)len);
 		break;
 	default:
-		n = pwritev2(b->fd_buf, r->iov, (int)zero_iov(r, len), (off_t)off, rwf);
+		n = pwritev2(b->fd_buf, r->data.iov, (int)zero_iov(r, len), (off_t)off, rwf);
 		break;
 	}
 	return n < 0 ? -errno : n;
@@ -176,8 +188,8 @@ static bool step_submit(struct blk *b, struct blk_req *r)
 	int mode = 0, rwf = b->dsync ? RWF_DSYNC : 0;
 	uint64_t off = 0, len = 0;
 	enum step_op op = step_op(r, &mode, &off, &len);
-	struct iovec *v = r->iov + r->iov_pos;
-	unsigned int n = r->niov - r->iov_pos;
+	struct iovec *v = r->data.iov;
+	unsigned int n = r->data.n;
 	struct io_uring_sqe *sqe;
 	int fd;
 
@@ -219,7 +231,7 @@ static bool step_submit(struct blk *b, struct blk_req *r)
 		io_uring_prep_fallocate(sqe, fd, mode, off, len);
 		break;
 	case OP_ZERO_WRITE:
-		io_uring_prep_writev2(sqe, fd, r->iov, zero_iov(r, len), off, rwf);
+		io_uring_prep_writev2(sqe, fd, r->data.iov, zero_iov(r, len), off, rwf);
 		break;
 	}
 	if (b->fixed_files)
@@ -231,21 +243,6 @@ static bool step_submit(struct blk *b, struct blk_req *r)
 	b->in_kernel++;
 	b->sq_pending++;
 	return true;
-}
-
-static void iov_advance(struct blk_req *r, uint64_t n)
-{
-	while (n && r->iov_pos < r->niov) {
-		struct iovec *v = &r->iov[r->iov_pos];
-
-		if (n < v->iov_len) {
-			v->iov_base = (uint8_t *)v->iov_base + n;
-			v->iov_len -= n;
-			return;
-		}
-		n -= v->iov_len;
-		r->iov_pos++;
-	}
 }
 
 /* The next discard / write-zeroes segment; true when there is none. */
@@ -281,7 +278,7 @@ static bool step_result(struct blk *b, struct blk_req *r, long res, uint8_t *st)
 			*st = VIRTIO_BLK_S_OK;
 			return true;
 		}
-		iov_advance(r, (uint64_t)res); /* a short transfer: do the rest */
+		data_slice(r); /* a short transfer: do the rest */
 		return false;
 	case VIRTIO_BLK_T_FLUSH:
 		if (res >= 0)
@@ -328,6 +325,8 @@ static void step_run(struct blk *b, struct blk_req *r)
 
 void blk_io_start(struct blk *b, struct blk_req *r)
 {
+	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT)
+		data_slice(r);
 	if (r->nseg)
 		r->zero_mode = start_seg(r);
 	step_run(b, r);

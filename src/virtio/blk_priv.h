@@ -7,7 +7,6 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "cvisor/virtio_blk.h"
 
@@ -20,10 +19,11 @@ struct blk_seg {
  * its remainder after a short read, one fallocate per segment, ...), one
  * at a time, each either an SQE or a synchronous system call. */
 struct blk_req {
-	struct virtq_elem elem;
-	struct iovec iov[VIRTQ_MAX_IOV]; /* data only: no header, no status */
-	unsigned int niov, iov_pos;	 /* iov[iov_pos..niov) is still to do */
-	uint8_t *status;		 /* last device-writable byte */
+	struct virtq_elem elem; /* status: its last device-writable byte */
+	/* Read / write: the data still to transfer, a slice of elem without
+	 * header and status (re-cut after a short transfer). Zero writes
+	 * point it at a buffer of zeros instead. */
+	struct virtq_iov data;
 	uint32_t type;
 	uint64_t off, len, done; /* bytes: image offset, length, completed */
 	struct blk_seg segs[VIRTIO_BLK_MAX_DWZ_SEG];

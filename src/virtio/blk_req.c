@@ -3,56 +3,11 @@
  * (blk_io.c) and return them with their status. d->lock is held
  * throughout. */
 #include <errno.h>
-#include <string.h>
 
 #include "blk_priv.h"
-#include "cvisor/dirty.h"
 
 /* Requests taken from one queue per pass before yielding to the loop. */
 #define BLK_POP_BUDGET VIRTIO_BLK_QUEUE_SIZE
-
-/* Copy n bytes from offset off of the device-readable buffers. */
-static int elem_read(const struct virtq_elem *e, uint64_t off, void *dst, size_t n)
-{
-	uint8_t *p = dst;
-
-	for (unsigned int i = 0; i < e->out_num && n; i++) {
-		size_t l = e->iov[i].iov_len, c;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		c = l - off < n ? l - off : n;
-		memcpy(p, (uint8_t *)e->iov[i].iov_base + off, c);
-		p += c;
-		n -= c;
-		off = 0;
-	}
-	return n ? -EFAULT : 0;
-}
-
-/* dst = bytes [off, off + len) of src[0..n), without empty entries. */
-static unsigned int iov_slice(struct iovec *dst, const struct iovec *src, unsigned int n,
-			      uint64_t off, uint64_t len)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = 0; i < n && len; i++) {
-		size_t l = src[i].iov_len, c;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		c = l - off < len ? l - off : len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k++].iov_len = c;
-		len -= c;
-		off = 0;
-	}
-	return k;
-}
 
 static bool range_ok(const struct blk *b, uint64_t sector, uint64_t nsec)
 {
@@ -78,7 +33,8 @@ static uint8_t parse_segs(struct blk *b, struct blk_req *r, uint64_t bytes)
 		uint64_t sector;
 		uint32_t num, flags;
 
-		if (elem_read(&r->elem, VIRTIO_BLK_HDR_SIZE + 16ULL * i, s, sizeof(s)))
+		if (virtq_elem_read(&r->elem, VIRTIO_BLK_HDR_SIZE + 16ULL * i, s, sizeof(s)) !=
+		    sizeof(s))
 			return VIRTIO_BLK_S_IOERR;
 		sector = cv_get_le(s, 8);
 		num = (uint32_t)cv_get_le(s + 8, 4);
@@ -100,30 +56,22 @@ static uint8_t parse_segs(struct blk *b, struct blk_req *r, uint64_t bytes)
 static void blk_handle(struct blk *b, struct blk_req *r)
 {
 	struct virtq_elem *e = &r->elem;
-	unsigned int n = e->out_num + e->in_num;
 	uint8_t hdr[VIRTIO_BLK_HDR_SIZE];
 	uint64_t sector, in_data, out_data, len;
 	uint8_t st;
 
-	r->status = NULL;
-	r->niov = r->iov_pos = r->nseg = r->seg_pos = 0;
+	r->data.n = r->nseg = r->seg_pos = 0;
 	r->done = r->off = r->len = 0;
 	r->retries = 0;
 	r->use_buf_fd = false;
 	r->used_len = 1;
 	/* 5.2.6: the status is the last device-writable byte. */
-	for (unsigned int i = n; n <= VIRTQ_MAX_IOV && i-- > e->out_num;) {
-		if (e->iov[i].iov_len) {
-			r->status = (uint8_t *)e->iov[i].iov_base + e->iov[i].iov_len - 1;
-			break;
-		}
-	}
-	if (!r->status) {
+	if (!e->in_len) {
 		blk_req_done(b, r, VIRTIO_BLK_S_IOERR);
 		virtio_dev_fault(b->dev, "a request has no device-writable status byte (5.2.6)");
 		return;
 	}
-	if (elem_read(e, 0, hdr, sizeof(hdr))) {
+	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) != sizeof(hdr)) {
 		blk_req_done(b, r, VIRTIO_BLK_S_IOERR);
 		return;
 	}
@@ -143,10 +91,6 @@ static void blk_handle(struct blk *b, struct blk_req *r)
 		}
 		r->off = sector * VIRTIO_BLK_SECTOR_SIZE;
 		r->len = len;
-		if (r->type == VIRTIO_BLK_T_OUT)
-			r->niov = iov_slice(r->iov, e->iov, e->out_num, VIRTIO_BLK_HDR_SIZE, len);
-		else
-			r->niov = iov_slice(r->iov, e->iov + e->out_num, e->in_num, 0, len);
 		if (!len) {
 			blk_req_done(b, r, VIRTIO_BLK_S_OK);
 			return;
@@ -158,10 +102,7 @@ static void blk_handle(struct blk *b, struct blk_req *r)
 		return;
 	case VIRTIO_BLK_T_GET_ID:
 		len = in_data < VIRTIO_BLK_ID_BYTES ? in_data : VIRTIO_BLK_ID_BYTES;
-		r->niov = iov_slice(r->iov, e->iov + e->out_num, e->in_num, 0, len);
-		for (unsigned int i = 0, off = 0; i < r->niov;
-		     off += (unsigned int)r->iov[i++].iov_len)
-			memcpy(r->iov[i].iov_base, b->cfg.serial + off, r->iov[i].iov_len);
+		(void)virtq_elem_write(e, 0, b->cfg.serial, len);
 		r->used_len = (uint32_t)len + 1;
 		blk_req_done(b, r, VIRTIO_BLK_S_OK);
 		return;
@@ -199,19 +140,19 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status)
 				blk_track_write(b, r->segs[i].off, r->segs[i].len);
 	}
 
-	if (r->status && !b->draining) {
+	if (r->elem.in_len && !b->draining) { /* a request with a status byte */
 		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN && b->read_bytes)
 			atomic_fetch_add(b->read_bytes, r->len);
 		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_OUT && b->write_bytes)
 			atomic_fetch_add(b->write_bytes, r->len);
 		if (r->type == VIRTIO_BLK_T_IN)
 			r->used_len = r->done < UINT32_MAX ? (uint32_t)r->done + 1 : UINT32_MAX;
-		*r->status = status;
-		/* Live migration: the status byte may lie past used_len, and a
-		 * failed read may have filled more than it reports. */
-		dirty_note(r->status, 1);
+		/* Written (and marked for live migration) through the
+		 * accessor: the status byte may lie past used_len. */
+		(void)virtq_elem_write(&r->elem, r->elem.in_len - 1, &status, 1);
+		/* A failed read may have filled more than it reports. */
 		if (r->type == VIRTIO_BLK_T_IN)
-			dirty_note_iov(r->iov, r->niov, r->len);
+			virtq_elem_mark_dirty(&r->elem, 0, r->len);
 		virtq_push(&b->dev->vqs[r->queue], &r->elem, r->used_len);
 		q->used = true;
 	}
