@@ -17,8 +17,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "cvisor/dirty.h"
-
 #define NET_STATE_VERSION 1
 /* Avail entries taken per queue per turn before yielding to the loop, so
  * that a guest refilling as fast as we drain cannot hold the main thread. */
@@ -45,58 +43,8 @@ struct virtio_net {
 	struct virtq_elem rx_first, elem;
 	uint16_t rx_heads[VIRTQ_MAX_SIZE];
 	uint32_t rx_lens[VIRTQ_MAX_SIZE];
-	struct iovec iov[VIRTQ_MAX_IOV];
+	struct virtq_iov frame; /* a transmit chain without its header */
 };
-
-static size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t off, const void *buf,
-			   size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len, c;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		c = l - off < len - done ? l - off : len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done, c);
-		done += c;
-		off = 0;
-	}
-	return done;
-}
-
-static size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t c = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-
-		memcpy((uint8_t *)buf + done, iov[i].iov_base, c);
-		done += c;
-	}
-	return done;
-}
-
-/* out = in without its first `skip` bytes; returns the iov count. */
-static unsigned int iov_skip(const struct iovec *in, unsigned int n, size_t skip, struct iovec *out)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = 0; i < n; i++) {
-		if (skip >= in[i].iov_len) {
-			skip -= in[i].iov_len;
-			continue;
-		}
-		out[k].iov_base = (uint8_t *)in[i].iov_base + skip;
-		out[k++].iov_len = in[i].iov_len - skip;
-		skip = 0;
-	}
-	return k;
-}
 
 static void kick(struct virtio_net *n)
 {
@@ -207,11 +155,9 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 		chunk = n->rx_len - n->rx_off;
 		if (chunk > e->in_len)
 			chunk = e->in_len;
-		iov_from_buf(e->iov + e->out_num, e->in_num, 0, n->rx_buf + n->rx_off, chunk);
-		/* Only rx_first keeps its iovecs until virtq_push (which marks
-		 * them); the other buffers are marked for migration here. */
-		if (n->rx_nbufs)
-			dirty_note_iov(e->iov + e->out_num, e->in_num, chunk);
+		/* Marked for migration here: only rx_first keeps its iovecs
+		 * until virtq_push, the others are rebuilt without them. */
+		(void)virtq_elem_write(e, 0, n->rx_buf + n->rx_off, chunk);
 		n->rx_heads[n->rx_nbufs] = e->head;
 		n->rx_lens[n->rx_nbufs++] = (uint32_t)chunk;
 		n->rx_off += chunk;
@@ -219,8 +165,7 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 	/* 5.1.6.4: num_buffers (1 without MRG_RXBUF) in the first buffer. */
 	nb[0] = (uint8_t)n->rx_nbufs;
 	nb[1] = (uint8_t)(n->rx_nbufs >> 8);
-	iov_from_buf(n->rx_first.iov + n->rx_first.out_num, n->rx_first.in_num,
-		     VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
+	(void)virtq_elem_write(&n->rx_first, VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
 	virtq_push(q, &n->rx_first, n->rx_lens[0]);
 	for (unsigned int i = 1; i < n->rx_nbufs; i++) {
 		/* virtq_push reads head and in_len only (its contract). */
@@ -281,7 +226,6 @@ static int tx_one(struct virtio_net *n, const struct virtq_elem *e)
 {
 	struct net_backend *be = n->be;
 	uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
-	unsigned int cnt;
 
 	/* A transmit chain is device-readable only: header then a frame of
 	 * bounded size (5.1.6.2). */
@@ -293,11 +237,12 @@ static int tx_one(struct virtio_net *n, const struct virtq_elem *e)
 	/* A backend without vnet headers was offered no offloads, so a GSO
 	 * request breaks 5.1.6.2.1; checksums the guest left undone are its
 	 * own loss. */
-	iov_to_buf(e->iov, e->out_num, hdr, sizeof(hdr));
+	(void)virtq_elem_read(e, 0, hdr, sizeof(hdr));
 	if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE)
 		return -EINVAL;
-	cnt = iov_skip(e->iov, e->out_num, VIRTIO_NET_HDR_LEN, n->iov);
-	return be->ops->send(be, n->iov, cnt);
+	(void)virtq_elem_slice(e, VIRTQ_OUT, VIRTIO_NET_HDR_LEN, e->out_len - VIRTIO_NET_HDR_LEN,
+			       &n->frame);
+	return be->ops->send(be, n->frame.iov, n->frame.n);
 }
 
 static void tx_pump(struct virtio_net *n)
