@@ -48,40 +48,6 @@ static void hdr_decode(union hdr *h, const uint8_t *p)
 			h->f[i] = (k ? h->f[i] : 0) | (uint64_t)*p++ << (8 * k);
 }
 
-/* iovecs for bytes [off, off+len) of a chain's readable (out) or writable
- * (in) buffers; returns how many entries, at most VIRTQ_MAX_IOV. */
-unsigned int vsock_iov_sub(const struct virtq_elem *e, bool in, uint64_t off, uint64_t len,
-			   struct iovec *out)
-{
-	unsigned int first = in ? e->out_num : 0, end = first + (in ? e->in_num : e->out_num);
-	unsigned int n = 0;
-
-	for (unsigned int i = first; i < end && len; i++) {
-		uint64_t l = e->iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len)
-			l = len;
-		out[n++] = (struct iovec){ (uint8_t *)e->iov[i].iov_base + off, l };
-		len -= l;
-		off = 0;
-	}
-	return n;
-}
-
-static void iov_copy(const struct iovec *iov, unsigned int n, uint8_t *p, bool to_iov)
-{
-	for (unsigned int i = 0; i < n; p += iov[i].iov_len, i++)
-		if (to_iov)
-			memcpy(iov[i].iov_base, p, iov[i].iov_len);
-		else
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
-}
-
 static void vsock_kick(struct vsock *vs)
 {
 	uint64_t one = 1;
@@ -99,7 +65,6 @@ static bool vsock_running(const struct vsock *vs)
 static void vsock_tx_packet(struct vsock *vs, const struct virtq_elem *e)
 {
 	uint8_t raw[HDR_LEN];
-	struct iovec iov[VIRTQ_MAX_IOV];
 	union hdr h;
 	struct conn *c;
 
@@ -109,7 +74,7 @@ static void vsock_tx_packet(struct vsock *vs, const struct virtq_elem *e)
 		vs->warned_hdr = true;
 		return;
 	}
-	iov_copy(iov, vsock_iov_sub(e, false, 0, HDR_LEN, iov), raw, false);
+	(void)virtq_elem_read(e, 0, raw, HDR_LEN);
 	hdr_decode(&h, raw);
 	/* 5.10.6.4.2: a packet that is not from the guest's own CID cannot be
 	 * answered; drop it. */
@@ -225,7 +190,6 @@ static bool vsock_rx_buf(struct vsock *vs, bool *pushed)
 void vsock_rx_push(struct vsock *vs, union hdr *h, struct conn *c)
 {
 	uint8_t raw[HDR_LEN];
-	struct iovec iov[VIRTQ_MAX_IOV];
 
 	h->src_cid = VIRTIO_VSOCK_HOST_CID;
 	h->dst_cid = vs->cid;
@@ -237,7 +201,7 @@ void vsock_rx_push(struct vsock *vs, union hdr *h, struct conn *c)
 		h->fwd_cnt = c->fwd_reported = c->fwd_cnt;
 	}
 	hdr_encode(h, raw);
-	iov_copy(iov, vsock_iov_sub(&vs->rx_elem, true, 0, HDR_LEN, iov), raw, true);
+	(void)virtq_elem_write(&vs->rx_elem, 0, raw, HDR_LEN);
 	virtq_push(&vs->d->vqs[RXQ], &vs->rx_elem, HDR_LEN + h->len);
 	vs->rx_held = false;
 }
@@ -357,11 +321,8 @@ static void vsock_event(struct vsock *vs)
 	if (r != 1)
 		return;
 	cv_put_le(ev, EVENT_TRANSPORT_RESET, 4);
-	if (vs->ev_elem.in_len >= 4) {
-		struct iovec iov[4];
-
-		iov_copy(iov, vsock_iov_sub(&vs->ev_elem, true, 0, 4, iov), ev, true);
-	}
+	if (vs->ev_elem.in_len >= 4)
+		(void)virtq_elem_write(&vs->ev_elem, 0, ev, 4);
 	virtq_push(q, &vs->ev_elem, vs->ev_elem.in_len >= 4 ? 4 : 0);
 	vs->event_pending = false;
 	virtio_dev_used(vs->d, EVQ);

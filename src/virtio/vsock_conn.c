@@ -159,8 +159,6 @@ void conn_flush(struct conn *c)
  * bounds (buf_alloc = VIRTIO_VSOCK_BUF_ALLOC). */
 void conn_from_guest(struct conn *c, const struct virtq_elem *e, uint32_t len)
 {
-	struct iovec iov[VIRTQ_MAX_IOV];
-	unsigned int n = vsock_iov_sub(e, false, HDR_LEN, len, iov);
 	uint32_t done = 0;
 
 	if (c->buf_len + (uint64_t)len > VIRTIO_VSOCK_BUF_ALLOC) {
@@ -172,9 +170,13 @@ void conn_from_guest(struct conn *c, const struct virtq_elem *e, uint32_t len)
 		return;
 	}
 	if (!c->buf_len) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
-		ssize_t w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct virtq_iov v;
+		struct msghdr m = { .msg_iov = v.iov };
+		ssize_t w;
 
+		(void)virtq_elem_slice(e, VIRTQ_OUT, HDR_LEN, len, &v);
+		m.msg_iovlen = v.n;
+		w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			conn_close(c, true);
 			return;
@@ -186,28 +188,19 @@ void conn_from_guest(struct conn *c, const struct virtq_elem *e, uint32_t len)
 		conn_close(c, true);
 		return;
 	}
-	for (unsigned int i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		uint32_t l = (uint32_t)iov[i].iov_len;
+	/* The rest into the ring buffer, in two pieces where it wraps (len
+	 * was checked against the readable part: the reads are never short). */
+	while (done < len) {
+		uint32_t tail = (c->buf_head + c->buf_len) % VIRTIO_VSOCK_BUF_ALLOC;
+		uint32_t k = VIRTIO_VSOCK_BUF_ALLOC - tail < len - done
+				     ? VIRTIO_VSOCK_BUF_ALLOC - tail
+				     : len - done;
 
-		if (done >= l) {
-			done -= l;
-			continue;
-		}
-		p += done;
-		l -= done;
-		done = 0;
-		while (l) {
-			uint32_t tail = (c->buf_head + c->buf_len) % VIRTIO_VSOCK_BUF_ALLOC;
-			uint32_t k = VIRTIO_VSOCK_BUF_ALLOC - tail < l
-					     ? VIRTIO_VSOCK_BUF_ALLOC - tail
-					     : l;
-
-			memcpy(c->buf + tail, p, k);
-			c->buf_len += k;
-			p += k;
-			l -= k;
-		}
+		k = (uint32_t)virtq_elem_read(e, HDR_LEN + (uint64_t)done, c->buf + tail, k);
+		if (!k)
+			break;
+		c->buf_len += k;
+		done += k;
 	}
 	conn_credit_check(c);
 	conn_watch(c);
@@ -217,10 +210,10 @@ void conn_from_guest(struct conn *c, const struct virtq_elem *e, uint32_t len)
  * credit. Returns true if a packet was pushed. */
 bool conn_to_guest(struct vsock *vs, struct conn *c)
 {
-	struct iovec iov[VIRTQ_MAX_IOV];
+	struct virtq_iov v;
 	uint64_t room = vs->rx_elem.in_len - HDR_LEN;
 	uint32_t max = conn_credit(c);
-	struct msghdr m = { .msg_iov = iov };
+	struct msghdr m = { .msg_iov = v.iov };
 	union hdr h = { .op = OP_RW };
 	ssize_t n;
 
@@ -228,7 +221,9 @@ bool conn_to_guest(struct vsock *vs, struct conn *c)
 		max = (uint32_t)room;
 	if (max > MAX_PKT)
 		max = MAX_PKT;
-	m.msg_iovlen = vsock_iov_sub(&vs->rx_elem, true, HDR_LEN, max, iov);
+	/* recvmsg fills the slice; the push of its n bytes marks them dirty. */
+	(void)virtq_elem_slice(&vs->rx_elem, VIRTQ_IN, HDR_LEN, max, &v);
+	m.msg_iovlen = v.n;
 	n = recvmsg(c->fd, &m, MSG_DONTWAIT);
 	if (n > 0) {
 		h.len = (uint32_t)n;

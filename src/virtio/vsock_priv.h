@@ -88,12 +88,9 @@ struct vsock {
 	bool warned_hdr, warned_cid, warned_credit, warned_small;
 };
 
-/* vsock.c: iovecs for bytes [off, off+len) of e's out or in buffers. */
-unsigned int vsock_iov_sub(const struct virtq_elem *e, bool in, uint64_t off, uint64_t len,
-			   struct iovec *out);
-
 /* vsock.c: complete the held rx buffer with header h (filled in for c, if
- * not NULL) and h->len payload bytes already in place after it. */
+ * not NULL) and h->len payload bytes already in place after it (the push
+ * marks those dirty: write them through a slice of exactly that range). */
 void vsock_rx_push(struct vsock *vs, union hdr *h, struct conn *c);
 
 /* vsock.c: send the guest what is owed, while it provides rx buffers. */
