@@ -89,10 +89,11 @@ struct virtq_iov {
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
 
-/* Element accessors. Offsets and lengths come from the guest: they are
- * checked against the element here (no addition that can wrap), so a device
- * never indexes e->iov itself. An element that virtq_pop did not fill
- * (out_num + in_num over VIRTQ_MAX_IOV) is clamped to its capacity.
+/* Element accessors, for the data of a request. Offsets and lengths come
+ * from the guest: they are checked against the element here (no addition
+ * that can wrap), so a device copies or slices without walking e->iov
+ * itself. An element that virtq_pop did not fill (out_num + in_num over
+ * VIRTQ_MAX_IOV) is clamped to its capacity.
  *
  * Live migration: whatever cvisor writes into guest RAM must be marked
  * dirty (dirty.h). virtq_elem_write marks what it writes; virtq_push marks

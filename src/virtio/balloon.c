@@ -70,28 +70,6 @@ static void balloon_discard(struct virtio_dev *d, struct balloon *b, void *hva, 
 	dirty_note(hva, len);
 }
 
-/* Copy `len` bytes at byte offset `off` of the chain's readable buffers. */
-static size_t balloon_gather(const struct virtq_elem *e, uint64_t off, void *dst, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < e->out_num && done < len; i++) {
-		size_t n = e->iov[i].iov_len;
-
-		if (off >= n) {
-			off -= n;
-			continue;
-		}
-		n -= off;
-		if (n > len - done)
-			n = len - done;
-		memcpy((uint8_t *)dst + done, (uint8_t *)e->iov[i].iov_base + off, n);
-		done += n;
-		off = 0;
-	}
-	return done;
-}
-
 /* 5.5.6: each readable le32 is a guest PFN in 4 KiB units. Inflate drops
  * the pages, batching PFNs that are contiguous in host memory. */
 static void balloon_pfns(struct virtio_dev *d, struct balloon *b, const struct virtq_elem *e,
@@ -111,7 +89,7 @@ static void balloon_pfns(struct virtio_dev *d, struct balloon *b, const struct v
 		uint32_t pfn;
 		uint8_t *hva;
 
-		if (balloon_gather(e, i * 4, &pfn, 4) != 4)
+		if (virtq_elem_read(e, i * 4, &pfn, 4) != 4)
 			break;
 		pfn = le32toh(pfn);
 		if (!inflate) {
@@ -146,7 +124,7 @@ static void balloon_pfns(struct virtio_dev *d, struct balloon *b, const struct v
 static void balloon_parse_stats(struct virtio_dev *d, struct balloon *b, const struct virtq_elem *e)
 {
 	uint8_t buf[VIRTIO_BALLOON_MAX_STATS * STAT_SIZE];
-	size_t n = balloon_gather(e, 0, buf, sizeof(buf)) / STAT_SIZE;
+	size_t n = virtq_elem_read(e, 0, buf, sizeof(buf)) / STAT_SIZE;
 
 	if (e->out_len > sizeof(buf) && !b->warned_stats) {
 		b->warned_stats = true;
