@@ -105,32 +105,26 @@ uint16_t vqd_used_idx(const struct vqd *q)
 	return idx;
 }
 
-void vqd_used_elem(const struct vqd *q, uint16_t i, uint32_t *id, uint32_t *len)
+uint32_t vqd_used_id(const struct vqd *q, uint16_t i)
 {
-	uint64_t el = q->used + 4 + 8u * (i % q->size);
+	return vqd_rd32(q->ram, q->used + 4 + 8u * (i % q->size));
+}
 
-	if (id)
-		*id = vqd_rd32(q->ram, el);
-	if (len)
-		*len = vqd_rd32(q->ram, el + 4);
+uint32_t vqd_used_len(const struct vqd *q, uint16_t i)
+{
+	return vqd_rd32(q->ram, q->used + 8 + 8u * (i % q->size));
 }
 
 int vqd_used(struct vqd *q, uint32_t *id, uint32_t *len)
 {
 	if (vqd_used_idx(q) == q->used_seen)
 		return 0;
-	vqd_used_elem(q, q->used_seen++, id, len);
+	if (id)
+		*id = vqd_used_id(q, q->used_seen);
+	if (len)
+		*len = vqd_used_len(q, q->used_seen);
+	q->used_seen++;
 	return 1;
-}
-
-uint64_t vqd_used_event(const struct vqd *q)
-{
-	return q->avail + 4 + 2u * q->size;
-}
-
-uint64_t vqd_avail_event(const struct vqd *q)
-{
-	return q->used + 4 + 8u * q->size;
 }
 
 void vqd_configure(const struct vqd *q, struct virtq *vq)

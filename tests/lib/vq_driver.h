@@ -79,17 +79,14 @@ uint16_t vqd_add(struct vqd *q, const struct vqd_buf *b, unsigned int n);
 /* The device's used->idx (acquire). */
 uint16_t vqd_used_idx(const struct vqd *q);
 
-/* Used ring entry i (modulo the size): its id and len; either may be NULL. */
-void vqd_used_elem(const struct vqd *q, uint16_t i, uint32_t *id, uint32_t *len);
+/* Used ring entry i (modulo the size): the head it returns, and the bytes
+ * the device wrote (2.7.8). */
+uint32_t vqd_used_id(const struct vqd *q, uint16_t i);
+uint32_t vqd_used_len(const struct vqd *q, uint16_t i);
 
 /* The next used entry not read yet: 1 with *id and *len (either may be
  * NULL), or 0 when the device has returned nothing more. */
 int vqd_used(struct vqd *q, uint32_t *id, uint32_t *len);
-
-/* Addresses of the EVENT_IDX fields (2.7.7.2, 2.7.10): used_event at the
- * end of the avail ring, avail_event at the end of the used ring. */
-uint64_t vqd_used_event(const struct vqd *q);
-uint64_t vqd_avail_event(const struct vqd *q);
 
 /* Write q's size and ring addresses into the device's queue registers, as
  * a transport would (vq->ready untouched). */

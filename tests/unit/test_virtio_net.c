@@ -145,14 +145,6 @@ static void send_tx(struct h *h, const uint8_t *hdr, const uint8_t *frame, uint3
 	vqd_add(&h->tx, s, 2);
 }
 
-static uint32_t used_len(const struct vqd *r, uint16_t i)
-{
-	uint32_t len;
-
-	vqd_used_elem(r, i, NULL, &len);
-	return len;
-}
-
 static void inject(struct h *h, const uint8_t *p, size_t len)
 {
 	struct fake *f = &h->f;
@@ -260,7 +252,7 @@ static void test_tx_one(void **state)
 	assert_int_equal(h->f.sent_len[0], sizeof(frame));
 	assert_memory_equal(h->f.sent[0], frame, sizeof(frame));
 	assert_int_equal(vqd_used_idx(&h->tx), 1);
-	assert_int_equal(used_len(&h->tx, 0), 0);
+	assert_int_equal(vqd_used_len(&h->tx, 0), 0);
 	assert_int_equal(h->txb, sizeof(frame));
 	assert_true(h->irqs >= 1);
 	virtio_net_get_stats(&h->d, &st);
@@ -320,7 +312,7 @@ static void test_tx_malformed(void **state)
 	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
 	assert_int_equal(vqd_used_idx(&h->tx), 6);
 	for (uint16_t i = 0; i < 6; i++)
-		assert_int_equal(used_len(&h->tx, i), 0);
+		assert_int_equal(vqd_used_len(&h->tx, i), 0);
 	assert_int_equal(h->f.nsent, 1);
 	virtio_net_get_stats(&h->d, &st);
 	assert_int_equal(st.tx_dropped, 5);
@@ -342,7 +334,7 @@ static void check_rx(struct h *h, const uint64_t *bufs, uint16_t first, unsigned
 
 	assert_int_equal((uint16_t)(vqd_used_idx(&h->rx) - first), n);
 	for (unsigned int i = 0; i < n; i++) {
-		uint32_t l = used_len(&h->rx, (uint16_t)(first + i));
+		uint32_t l = vqd_used_len(&h->rx, (uint16_t)(first + i));
 
 		assert_true(off + l <= 12 + len);
 		memcpy(got + off, h->buf + bufs[i], l);
@@ -369,7 +361,7 @@ static void test_rx_mergeable(void **state)
 	pattern(frame, sizeof(frame), 3);
 	inject(h, frame, sizeof(frame));
 	check_rx(h, b, 0, 3, frame, sizeof(frame));
-	assert_int_equal(used_len(&h->rx, 2), 512);
+	assert_int_equal(vqd_used_len(&h->rx, 2), 512);
 	assert_int_equal(h->rxb, sizeof(frame));
 	assert_true(h->irqs >= 1);
 }
@@ -443,7 +435,7 @@ static void test_rx_malformed(void **state)
 	inject(h, frame, sizeof(frame));
 	assert_int_equal(vqd_used_idx(&h->rx), 4);
 	for (uint16_t i = 0; i < 3; i++)
-		assert_int_equal(used_len(&h->rx, i), 0);
+		assert_int_equal(vqd_used_len(&h->rx, i), 0);
 	check_rx(h, &b, 3, 1, frame, sizeof(frame));
 	assert_false(h->d.status & VIRTIO_STATUS_NEEDS_RESET);
 }
@@ -537,7 +529,7 @@ static void test_save_load(void **state)
 	/* The half-placed frame was lost; its buffer takes the next one. */
 	inject(h, big, 100);
 	assert_int_equal(vqd_used_idx(&h->rx), 1);
-	assert_int_equal(used_len(&h->rx, 0), 112);
+	assert_int_equal(vqd_used_len(&h->rx, 0), 112);
 }
 
 /* The user network over the real libslirp (skipped if not installed). */
@@ -624,7 +616,8 @@ static bool wait_rx(struct h *h, const uint64_t *bufs, uint16_t *seen, int want,
 {
 	for (int t = 0; t <= ms / 10; t++) {
 		for (; *seen != vqd_used_idx(&h->rx) && *seen < 16; (*seen)++)
-			if (what(h->buf + bufs[*seen] + 12, used_len(&h->rx, *seen) - 12) == want)
+			if (what(h->buf + bufs[*seen] + 12, vqd_used_len(&h->rx, *seen) - 12) ==
+			    want)
 				return true;
 		assert_int_equal(evloop_once(&h->loop, 10), 0);
 	}
