@@ -61,30 +61,39 @@ static bool vsock_running(const struct vsock *vs)
 	return vs->d->active && !(vs->d->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
-/* One packet from the guest's tx queue (5.10.6.4, 5.10.6.5). */
-static void vsock_tx_packet(struct vsock *vs, const struct virtq_elem *e)
+/* A tx packet's header, or false (warned once) for one to drop unanswered. */
+static bool vsock_tx_hdr(struct vsock *vs, const struct virtq_elem *e, union hdr *h)
 {
 	uint8_t raw[HDR_LEN];
-	union hdr h;
-	struct conn *c;
 
 	if (e->out_len < HDR_LEN) {
 		if (!vs->warned_hdr)
 			cv_warn("%s: tx packet shorter than a header, dropped", vs->d->label);
 		vs->warned_hdr = true;
-		return;
+		return false;
 	}
 	(void)virtq_elem_read(e, 0, raw, HDR_LEN);
-	hdr_decode(&h, raw);
+	hdr_decode(h, raw);
 	/* 5.10.6.4.2: a packet that is not from the guest's own CID cannot be
 	 * answered; drop it. */
-	if (h.src_cid != vs->cid) {
+	if (h->src_cid != vs->cid) {
 		if (!vs->warned_cid)
 			cv_warn("%s: packet from CID %llu, not the guest's, dropped", vs->d->label,
-				(unsigned long long)h.src_cid);
+				(unsigned long long)h->src_cid);
 		vs->warned_cid = true;
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* One packet from the guest's tx queue (5.10.6.4, 5.10.6.5). */
+static void vsock_tx_packet(struct vsock *vs, const struct virtq_elem *e)
+{
+	union hdr h;
+	struct conn *c;
+
+	if (!vsock_tx_hdr(vs, e, &h))
+		return;
 	c = conn_find(vs, h.src_port, h.dst_port);
 	if (h.dst_cid != VIRTIO_VSOCK_HOST_CID || h.type != TYPE_STREAM ||
 	    h.len > e->out_len - HDR_LEN || h.len > MAX_PKT || h.op < OP_REQUEST ||
