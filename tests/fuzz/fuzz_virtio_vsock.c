@@ -75,6 +75,21 @@ static void loop_once(struct evloop *l)
 		abort();
 }
 
+/* Save d and load it back: our own state loads unless a fault stopped
+ * the device. */
+static void save_load_self(struct virtio_dev *d)
+{
+	struct state_buf b = { 0 };
+	struct state_rd r;
+
+	if (virtio_dev_save(d, &b))
+		abort();
+	state_rd_init(&r, b.data, b.len);
+	if (virtio_dev_load(d, &r) && d->active)
+		abort();
+	state_buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -129,16 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (virtio_vsock_transport_reset(&d))
 				abort();
 		} else if (op < 0xa0) {
-			struct state_buf b = { 0 };
-			struct state_rd r;
-
-			if (virtio_dev_save(&d, &b))
-				abort();
-			state_rd_init(&r, b.data, b.len);
-			/* Our own state loads unless a fault stopped the device. */
-			if (virtio_dev_load(&d, &r) && d.active)
-				abort();
-			state_buf_free(&b);
+			save_load_self(&d);
 			loop_once(&loop);
 		} else if (op < 0xb0) {
 			vqd_dev_status(&d, 0);
