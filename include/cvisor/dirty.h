@@ -11,8 +11,10 @@
  *    guest RAM (virtqueue used rings and buffers, the balloon's discarded
  *    pages, instructions completed in user space): KVM never sees those.
  *
- * Devices call dirty_note() after every write into guest RAM. It costs one
- * predictable branch while no migration runs. */
+ * Whatever cvisor writes into guest RAM is marked with dirty_note(). Devices
+ * write request buffers through the virtqueue accessors (virtq.h), which do
+ * it for them; other writes call it directly. It costs one predictable
+ * branch while no migration runs. */
 #ifndef CVISOR_DIRTY_H
 #define CVISOR_DIRTY_H
 
