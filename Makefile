@@ -35,10 +35,17 @@ $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -c -o $@ $<
 
+# Every unit test links tests/unit/unit_tap.c: a test that hangs is named
+# in cmocka's TAP when the runner's timeout ends it.
+UNIT_LINK := -Wl,--wrap=_cmocka_run_group_tests -lcmocka $(LDLIBS)
 # No .d file covers the test binaries: their shared headers are listed here.
-$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SAN_OBJ)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/san/unit_tap.o $(SAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -o $@ $< $(SAN_OBJ) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -o $@ $< $(BUILD)/san/unit_tap.o $(SAN_OBJ) $(UNIT_LINK)
+
+$(BUILD)/san/unit_tap.o: tests/unit/unit_tap.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 $(SAN) -c -o $@ $<
 
 unit: $(UNIT_BIN)
 # Keep the sanitizer objects between test links.
