@@ -3,6 +3,7 @@
 #   format  clang-format conformance
 #   unit  cmocka tests under ASan+UBSan (no KVM)
 #   fuzz  every libFuzzer target for FUZZ_SECONDS (15) each
+#   tsan  the unit tests and the migration engine under ThreadSanitizer
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
@@ -25,7 +26,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz cli kvm toolstack snapshot migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack snapshot migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -45,6 +46,7 @@ for s in $SUITES; do
 	unit) suite 900 unit bash scripts/run-unit.sh ;;
 	fuzz) suite $((${#fuzzers[@]} * (FUZZ_SECONDS + 70) + 60)) fuzz \
 		bash scripts/run-fuzz.sh "$FUZZ_SECONDS" "${fuzzers[@]}" ;;
+	tsan) suite 2700 tsan bash scripts/run-tsan.sh ;;
 	cli) suite 300 cli bash tests/e2e/cli.sh ;;
 	kvm) suite 600 kvm bash tests/kvm/run.sh ;;
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;

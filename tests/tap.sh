@@ -113,6 +113,13 @@ tap_sub() {
 	return 1
 }
 
+# tap_skip NAME WHY: a subtest this host cannot run.
+tap_skip() {
+	TAP_N=$((TAP_N + 1))
+	TAP_SKIP=$((TAP_SKIP + 1))
+	echo "ok $TAP_N - $1 # SKIP $2"
+}
+
 # tap_end: the plan, after the last subtest; status 1 if one failed.
 tap_end() {
 	echo "1..$TAP_N"

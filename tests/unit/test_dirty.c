@@ -173,7 +173,8 @@ static void *racer_main(void *arg)
 	while (!atomic_load(r->stop)) {
 		unsigned int p = (unsigned int)rand_r(&r->seed) % NPAGES;
 
-		r->t->ram[p * 4096] = 1; /* the store, then the mark */
+		/* The store, then the mark; atomic: both racers may pick a page. */
+		__atomic_store_n(&r->t->ram[p * 4096], 1, __ATOMIC_RELAXED);
 		dirty_note(r->t->ram + p * 4096, 1);
 		dirty_set(r->marked, p);
 	}
