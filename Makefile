@@ -17,7 +17,7 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test unit tsan guest tiny clean fuzz fuzz-build run
+.PHONY: all test check unit tsan guest tiny clean fuzz fuzz-build run
 all: $(BUILD)/cvisor
 
 $(BUILD)/cvisor: $(OBJ)
@@ -101,6 +101,10 @@ guest:
 
 test: all unit tsan tiny guest fuzz-build migrate-harness
 	bash scripts/run-tests.sh
+
+# The quick loop, in under three minutes: no kernels, no fuzzing.
+check: all unit tiny
+	SUITES="format unit cli kvm" bash scripts/run-tests.sh
 
 # Boot the default guest: the microVM kernel with a shell on the console.
 run: all guest
