@@ -179,6 +179,18 @@ t_run 10 "$CVISOR" pin "$A" 0 '0-'
 t_expect_err "pin with a bad CPU list" 2 'not a CPU list'
 t_run 10 "$CVISOR" balloon "$A" 128M
 t_expect_err "balloon without a device" 1 "guest $A has no balloon device"
+# info reports what the balloon holds and the packets each net device moved.
+if start "${P}dev" counter --balloon 16M --net user; then
+	t_run 10 "$CVISOR" balloon "${P}dev" 32M
+	t_run 10 "$CVISOR" info "${P}dev" --json
+	t_expect_out "info --json: balloon and net counts" \
+		'"balloon":\{"target":33554432,"actual":0,"inflated_pages":0,"deflated_pages":0,' \
+		'"net":\[\{"device":"virtio-net 0","rx_packets":[0-9]+,"rx_dropped":[0-9]+,"tx_packets":0,'
+	t_run 10 "$CVISOR" info "${P}dev"
+	t_expect_out "info: balloon and net lines" '^balloon +holds 0M of 32M asked; pages: 0 inflated' \
+		'^virtio-net 0 +rx [0-9]+ packets \([0-9]+ dropped\), tx 0 packets \(0 dropped\)$'
+	t_run 10 "$CVISOR" kill "${P}dev"
+fi
 
 t_run 20 "$CVISOR" top --once
 t_expect_out "top --once shows both guests" "^$A +running +[0-9.]+ +[0-9]+ " "^$B +running "
