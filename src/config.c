@@ -479,16 +479,3 @@ int config_check(const struct vm_config *cfg, char *err, size_t errlen)
 			"run: -d needs --name NAME (a detached guest is reached by its name)");
 	return 0;
 }
-
-int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
-{
-	int r;
-
-	config_init(cfg);
-	if ((r = config_apply_flags(argc, argv, cfg, err, errlen)))
-		return r;
-	if (cfg->config_file)
-		return cv_errf(err, errlen, -EINVAL, "run: --config %s was not read",
-			       cfg->config_file);
-	return config_check(cfg, err, errlen);
-}

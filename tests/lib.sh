@@ -1,8 +1,13 @@
 # tests/lib.sh - shared helpers for the shell test suites. Source it.
-# Each suite counts with pass/fail, prints "PASS name" / "FAIL name: why",
-# and ends with "<suite>: N passed, N failed".
+# A suite prints TAP: a test point per case, "ok N - name", "not ok N -
+# name # why" (the rest of a long why on "#" lines below it) or "ok N -
+# name # SKIP why", then (t_summary) the plan "1..N" and a comment
+# "# <suite>: N passed, N failed, N skipped". Other output of a suite goes
+# on "# " lines.
 T_PASS=0
 T_FAIL=0
+T_SKIP=0
+T_N=0
 T_TMP=$(mktemp -d /tmp/cvisor-test.XXXXXX)
 T_PIDS=()
 CVISOR=${CVISOR:-build/cvisor}
@@ -15,10 +20,37 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
-t_pass() { T_PASS=$((T_PASS + 1)); echo "PASS $1"; }
-t_fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL $1: $2"; }
+# t_point OK NAME [WHY]: test point T_N+1 ('#' in NAME escaped); WHY's
+# first line ends it after a '#', its other lines follow as comments.
+t_point() {
+	local why=${3:-}
+	T_N=$((T_N + 1))
+	printf '%s %d - %s%s\n' "$1" "$T_N" "${2//#/\\#}" "${why:+ # ${why%%$'\n'*}}"
+	case $why in *$'\n'*) printf '%s\n' "${why#*$'\n'}" | sed 's/^/#   /' ;; esac
+	return 0
+}
+
+t_pass() {
+	T_PASS=$((T_PASS + 1))
+	t_point ok "$1"
+}
+
+t_fail() {
+	local why=$2
+	T_FAIL=$((T_FAIL + 1))
+	# A why that starts with "skip" or "todo" would read as a directive.
+	case ${why,,} in skip* | todo*) why="- $why" ;; esac
+	t_point "not ok" "$1" "$why"
+}
+
 # t_skip NAME WHY: a case this host cannot run, counted neither way.
-t_skip() { echo "SKIP $1: $2"; }
+t_skip() {
+	T_SKIP=$((T_SKIP + 1))
+	t_point ok "$1" "SKIP $2"
+}
+
+# t_info TEXT...: a comment line in the suite's output.
+t_info() { echo "# $*"; }
 
 # t_run TIMEOUT CMD... : run with stdin from /dev/null; sets T_OUT, T_ERR, T_RC.
 t_run() {
@@ -61,7 +93,8 @@ t_expect_out() {
 }
 
 t_summary() {
-	echo "$1: $T_PASS passed, $T_FAIL failed"
+	echo "1..$T_N"
+	echo "# $1: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
 	[ "$T_FAIL" = 0 ]
 }
 
@@ -75,7 +108,11 @@ t_abort() {
 }
 
 t_skip_suite() {
-	echo "SKIP $1: $2"
-	t_summary "$1"
+	if [ "$T_N" = 0 ]; then
+		echo "1..0 # SKIP $2"
+	else
+		t_skip "$1" "$2"
+		t_summary "$1"
+	fi
 	exit 77
 }

@@ -74,9 +74,4 @@ int config_check(const struct vm_config *cfg, char *err, size_t errlen) CV_MUST;
 /* Release what config_apply_json or snapshot_config_load kept. Idempotent. */
 void config_free(struct vm_config *cfg);
 
-/* config_init + config_apply_flags + config_check, for a run without a
- * config file (--config is refused here: the caller must read it). */
-int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err,
-		     size_t errlen) CV_MUST;
-
 #endif

@@ -48,9 +48,6 @@ size_t ctl_console_read(struct ctl_console *c, uint64_t *pos, uint8_t *buf, size
 /* The oldest stream position still held (where a new reader starts). */
 uint64_t ctl_console_tail(struct ctl_console *c);
 
-/* The next position to be written. */
-uint64_t ctl_console_head(struct ctl_console *c);
-
 /* The last byte written, or -1 before any output. */
 int ctl_console_last(struct ctl_console *c);
 

@@ -56,9 +56,6 @@ struct ctl_request {
 	unsigned int len;	 /* peek: 1..CTL_PEEK_MAX bytes */
 };
 
-/* The wire name of cmd ("info", ...). */
-const char *ctl_cmd_name(enum ctl_cmd cmd);
-
 /* True if name is a valid guest name. */
 bool ctl_name_valid(const char *name);
 

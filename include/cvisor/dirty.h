@@ -56,10 +56,9 @@ struct dirty_rings {
 	unsigned int n;	  /* vCPUs mapped */
 	struct dirty_ring ring[DIRTY_MAX_RINGS];
 	/* One harvester at a time. Guards every ring's fetch index, active,
-	 * active->rbits(_any), ignored and broken. */
+	 * active->rbits(_any) and broken. */
 	pthread_mutex_t lock;
 	struct dirty *active;	     /* started tracker; NULL: harvests are dropped */
-	uint64_t ignored;	     /* entries naming no page of ours (bounds) */
 	bool broken;		     /* KVM overflowed a ring: entries were lost */
 	_Atomic uint64_t full_exits; /* KVM_EXIT_DIRTY_RING_FULL handled */
 	_Atomic uint64_t harvested;  /* entries taken from the rings */

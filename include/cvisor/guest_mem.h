@@ -58,7 +58,4 @@ int guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src,
 		    uint64_t len) CV_MUST;
 int guest_mem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len) CV_MUST;
 
-/* Highest guest-physical address + 1 that is RAM. */
-uint64_t guest_mem_end(const struct guest_mem *gm);
-
 #endif

@@ -47,7 +47,6 @@ struct syscall_shim_vcpu {
 	uint64_t lstar;
 	uint64_t star;
 	bool armed;
-	_Atomic uint64_t traps; /* system calls redirected */
 };
 
 /* Turn the shim on for a new VM (before any vCPU exists): route the guest's

@@ -17,6 +17,8 @@
 #include "cvisor/ctl.h"
 #include "cvisor/migrate.h"
 #include "cvisor/snapshot.h"
+#include "cvisor/virtio_balloon.h"
+#include "cvisor/virtio_net.h"
 #include "cvisor/vm.h"
 
 static int fail(char **reply, int r, const char *fmt, ...) CV_PRINTF(3, 4);
@@ -104,6 +106,64 @@ static void add_devices(struct json_object *a, const struct bus *bus, const char
 	}
 }
 
+/* The guest's memory statistics by tag (5.5.6.3). */
+static const char *const balloon_tags[VIRTIO_BALLOON_S_NR] = {
+	"swap_in",	    "swap_out",	    "major_faults",
+	"minor_faults",	    "free_memory",  "total_memory",
+	"available_memory", "disk_caches",  "hugetlb_allocations",
+	"hugetlb_failures", "oom_kills",    "alloc_stalls",
+	"async_scans",	    "direct_scans", "async_reclaims",
+	"direct_reclaims",
+};
+
+/* What the balloon holds and has seen, and the guest's last statistics
+ * (asked for every VIRTIO_BALLOON_STATS_INTERVAL_S), under "guest". */
+static struct json_object *balloon_info(struct virtio_dev *d)
+{
+	struct virtio_balloon_stats st;
+	struct json_object *o, *g;
+
+	if (virtio_balloon_get_stats(d, &st) || !(o = json_object_new_object()))
+		return NULL;
+	add_u64(o, "target", (uint64_t)st.target_pages * VIRTIO_BALLOON_PAGE_SIZE);
+	add_u64(o, "actual", (uint64_t)st.actual_pages * VIRTIO_BALLOON_PAGE_SIZE);
+	add_u64(o, "inflated_pages", st.inflated_pages);
+	add_u64(o, "deflated_pages", st.deflated_pages);
+	add_u64(o, "reported_pages", st.reported_pages);
+	add_u64(o, "invalid_pfns", st.invalid_pfns);
+	if (st.updated_ns && (g = json_object_new_object())) {
+		add_u64(g, "age_ms", (cv_now_ns() - st.updated_ns) / 1000000);
+		for (unsigned int t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+			if (st.valid & (1u << t))
+				add_u64(g, balloon_tags[t], st.values[t]);
+		json_object_object_add(o, "guest", g);
+	}
+	return o;
+}
+
+/* Packets each virtio-net device moved and dropped. */
+static struct json_object *net_info(struct vm *vm)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned int i = 0; a && i < vm->nvirtio; i++) {
+		struct virtio_dev *d = &vm->virtio[i]->dev;
+		struct virtio_net_stats st;
+		struct json_object *n;
+
+		if (d->ops != &virtio_net_ops || !(n = json_object_new_object()))
+			continue;
+		virtio_net_get_stats(d, &st);
+		json_object_object_add(n, "device", json_object_new_string(d->label));
+		add_u64(n, "rx_packets", st.rx_packets);
+		add_u64(n, "rx_dropped", st.rx_dropped);
+		add_u64(n, "tx_packets", st.tx_packets);
+		add_u64(n, "tx_dropped", st.tx_dropped);
+		json_object_array_add(a, n);
+	}
+	return a;
+}
+
 static int cmd_info(struct ctl_server *srv, char **reply)
 {
 	struct vm *vm = srv->vm;
@@ -135,6 +195,9 @@ static int cmd_info(struct ctl_server *srv, char **reply)
 	add_devices(dev, &vm->pio, "pio");
 	add_devices(dev, &vm->mmio, "mmio");
 	json_object_object_add(o, "devices", dev);
+	if (vm->balloon)
+		json_object_object_add(o, "balloon", balloon_info(vm->balloon));
+	json_object_object_add(o, "net", net_info(vm));
 	return ok(reply, o);
 }
 

@@ -98,16 +98,6 @@ uint64_t ctl_console_tail(struct ctl_console *c)
 	return t;
 }
 
-uint64_t ctl_console_head(struct ctl_console *c)
-{
-	uint64_t h;
-
-	pthread_mutex_lock(&c->lock);
-	h = c->head;
-	pthread_mutex_unlock(&c->lock);
-	return h;
-}
-
 int ctl_console_last(struct ctl_console *c)
 {
 	int b = -1;

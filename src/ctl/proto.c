@@ -73,11 +73,6 @@ static const char *const cmd_args[CTL_CMD_COUNT][3] = {
 	[CTL_CMD_PEEK] = { "gpa", "len" },
 };
 
-const char *ctl_cmd_name(enum ctl_cmd cmd)
-{
-	return (unsigned int)cmd < CTL_CMD_COUNT ? cmd_names[cmd] : "?";
-}
-
 bool ctl_name_valid(const char *name)
 {
 	size_t n = strlen(name);

@@ -182,6 +182,27 @@ static int verb_ls(int argc, char **argv)
 	return 0;
 }
 
+/* The balloon and what the guest last said of its memory. */
+static void print_balloon(struct json_object *b)
+{
+	struct json_object *g;
+	char held[32], want[32], free_[32], total[32];
+
+	fmt_size(get_u64(b, "actual"), held, sizeof(held));
+	fmt_size(get_u64(b, "target"), want, sizeof(want));
+	printf("%-14sholds %s of %s asked; pages: %llu inflated, %llu deflated, %llu reported "
+	       "free\n",
+	       "balloon", held, want, (unsigned long long)get_u64(b, "inflated_pages"),
+	       (unsigned long long)get_u64(b, "deflated_pages"),
+	       (unsigned long long)get_u64(b, "reported_pages"));
+	if (!json_object_object_get_ex(b, "guest", &g))
+		return;
+	fmt_size(get_u64(g, "free_memory"), free_, sizeof(free_));
+	fmt_size(get_u64(g, "total_memory"), total, sizeof(total));
+	printf("%-14s%s free of %s (%llu s ago)\n", "guest memory", free_, total,
+	       (unsigned long long)(get_u64(g, "age_ms") / 1000));
+}
+
 static void print_info(struct json_object *o)
 {
 	struct json_object *a, *v;
@@ -222,6 +243,18 @@ static void print_info(struct json_object *o)
 			printf("%-14s%s %s +%llu %s\n", "device", get_str(v, "bus"),
 			       get_str(v, "base"), (unsigned long long)get_u64(v, "len"),
 			       get_str(v, "name"));
+		}
+	if (json_object_object_get_ex(o, "balloon", &v))
+		print_balloon(v);
+	if (json_object_object_get_ex(o, "net", &a) && json_object_is_type(a, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			v = json_object_array_get_idx(a, i);
+			printf("%-14srx %llu packets (%llu dropped), tx %llu packets (%llu "
+			       "dropped)\n",
+			       get_str(v, "device"), (unsigned long long)get_u64(v, "rx_packets"),
+			       (unsigned long long)get_u64(v, "rx_dropped"),
+			       (unsigned long long)get_u64(v, "tx_packets"),
+			       (unsigned long long)get_u64(v, "tx_dropped"));
 		}
 }
 

@@ -80,6 +80,13 @@ static void handle_internal(struct vcpu *vcpu)
 	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, msg);
 }
 
+/* kvm_run.immediate_exit is written by the vCPU and by whoever kicks it
+ * (vcpu_kick): atomic stores, read by KVM at the next KVM_RUN. */
+static void set_immediate_exit(struct kvm_run *run, uint8_t v)
+{
+	__atomic_store_n(&run->immediate_exit, v, __ATOMIC_RELAXED);
+}
+
 /* Park outside KVM_RUN while the VM is paused. KVM_KVMCLOCK_CTRL tells the
  * guest's watchdogs that the stall was the host's doing. */
 static void vcpu_park(struct vcpu *vcpu)
@@ -90,10 +97,10 @@ static void vcpu_park(struct vcpu *vcpu)
 	 * only on the next KVM_RUN; with immediate_exit set it does just that
 	 * and returns EINTR, so a parked vCPU's state is whole for a snapshot
 	 * (KVM API, kvm_run.immediate_exit). */
-	vcpu->run->immediate_exit = 1;
+	set_immediate_exit(vcpu->run, 1);
 	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
 		cv_debug("vCPU %u: completing I/O before pausing: %s", vcpu->id, strerror(errno));
-	vcpu->run->immediate_exit = 0;
+	set_immediate_exit(vcpu->run, 0);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_req && !atomic_load(&vm->stop)) {
 		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)
@@ -159,7 +166,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 			vcpu_park(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				run->immediate_exit = 0;
+				set_immediate_exit(run, 0);
 				continue;
 			}
 			snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN: %s", vcpu->id,
@@ -249,7 +256,7 @@ int vcpu_start(struct vcpu *vcpu)
 void vcpu_kick(struct vcpu *vcpu)
 {
 	if (vcpu->run)
-		vcpu->run->immediate_exit = 1;
+		set_immediate_exit(vcpu->run, 1);
 	if (vcpu->started)
 		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }

@@ -237,8 +237,6 @@ static uint64_t ring_take(struct dirty_rings *r, unsigned int i, const struct di
 			break;
 		if (out && ring_page(d, e->slot, e->offset, &bit))
 			dirty_set(out, bit);
-		else if (out)
-			r->ignored++;
 		/* Release: our reads of the entry before KVM may reuse it. */
 		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
 		ring->fetch++;

@@ -118,10 +118,3 @@ int guest_mem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t
 	memcpy(dst, p, len);
 	return 0;
 }
-
-uint64_t guest_mem_end(const struct guest_mem *gm)
-{
-	const struct guest_mem_region *r = &gm->regions[gm->nr - 1];
-
-	return r->gpa + r->size;
-}

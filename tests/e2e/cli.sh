@@ -45,7 +45,7 @@ if unshare -m true 2>/dev/null; then
 		'mount -t tmpfs none /dev && exec "$0" run --kernel "$1"' "$CVISOR" "$TINY"
 	t_expect_err "no /dev/kvm" 2 '/dev/kvm: no such device'
 else
-	echo "SKIP no /dev/kvm: cannot unshare a mount namespace"
+	t_skip "no /dev/kvm" "cannot unshare a mount namespace"
 fi
 # Permission denied: an unprivileged user against the root-only device.
 if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /dev/kvm)" = 600 ]; then
@@ -53,6 +53,6 @@ if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /dev/kvm)" = 600 ]; then
 	t_run 10 setpriv --reuid=65534 --regid=65534 --clear-groups "$T_TMP/cvisor" run --kernel /nonexistent
 	t_expect_err "permission denied on /dev/kvm" 2 '/dev/kvm: permission denied'
 else
-	echo "SKIP permission denied: needs root and a 0600 /dev/kvm"
+	t_skip "permission denied on /dev/kvm" "needs root and a 0600 /dev/kvm"
 fi
 t_summary cli

@@ -105,7 +105,7 @@ fi
 g_run a 300 'fio --name=verify --filename=/dev/vdd --rw=write --bs=64k --size=16M --direct=1 --ioengine=psync --verify=crc32c --do_verify=1 2>&1 | grep -E "err=|WRITE:|READ:"'
 if [ "$G_RC" = 0 ] && grep -q "err= 0" <<<"$G_OUT" && grep -q "WRITE:" <<<"$G_OUT"; then
 	t_pass "virtio-blk: fio in the guest writes 16 MiB and verifies every block"
-	grep -E "WRITE:|READ:" <<<"$G_OUT" | sed 's/^ */INFO fio in the guest: /'
+	grep -E "WRITE:|READ:" <<<"$G_OUT" | sed 's/^ */# fio in the guest: /'
 else
 	t_fail "virtio-blk: fio verify" "status $G_RC: $(echo $G_OUT | head -c 300)"
 fi

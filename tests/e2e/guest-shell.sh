@@ -40,7 +40,7 @@ tm new-session -d -s run -x 160 -y 48 \
 if wait_pane "^CVISOR-SHELL" "$BOOT_TIMEOUT" && wait_pane "^/ #" 60; then
 	took=$(echo "$(date +%s.%N) - $start" | bc)
 	t_pass "make run reaches the busybox prompt on a terminal in $(printf '%.1f' "$took") s"
-	echo "INFO boot to the shell prompt: $(printf '%.1f' "$took") s wall"
+	t_info "boot to the shell prompt: $(printf '%.1f' "$took") s wall"
 else
 	t_fail "make run reaches the prompt" "$(tm capture-pane -p -t run | grep . | tail -n 4 | tr '\n' ' ')"
 	t_summary guest-shell

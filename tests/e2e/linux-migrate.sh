@@ -120,7 +120,7 @@ no_alarms() {
 	fi
 	bad=$(grep -Ei "rcu.*(stall|self-detected)|soft lockup|hard LOCKUP|hung_task" \
 		"$CVISOR_RUN_DIR/$1.log" | head -n 1)
-	[ -n "$bad" ] && echo "INFO $2: the kernel reported (host load): $bad"
+	[ -n "$bad" ] && t_info "$2: the kernel reported (host load): $bad"
 	return 0
 }
 

@@ -18,8 +18,7 @@
 #       still running on the source.
 #   cvisor ctl N '{"cmd":"memsum"}' -> {"ok":true,"memsum":"<16 hex digits>"}
 #   cvisor ctl N '{"cmd":"peek","gpa":A,"len":8}' -> {...,"value":U64}
-# Prints "PASS name" / "FAIL name: why" / "SKIP name: why", then
-# "migrate: N passed, N failed".
+# Prints TAP (tests/lib.sh).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh

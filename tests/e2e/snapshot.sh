@@ -7,8 +7,7 @@
 # transports); the checked-in snapshots of every earlier format version
 # (tests/data/snapshot-vN); every kind of bad snapshot refused with one
 # line and status 2; a save that cannot be written leaves the guest
-# running and no files. Prints "PASS name" / "FAIL name: why" / "SKIP
-# name: why", then "snapshot: N passed, N failed".
+# running and no files. Prints TAP (tests/lib.sh).
 #
 # Guests run in a private $CVISOR_RUN_DIR under a per-run name prefix; the
 # EXIT trap kills what is left. Counting guests print about ten lines a

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/toolstack.sh - named guests, their control sockets and the
 # `cvisor VERB` commands, with tiny guests (tests/kvm/guests): each case
-# takes milliseconds to a few seconds. Prints "PASS name" / "FAIL name: why"
-# / "SKIP name: why", then "toolstack: N passed, N failed".
+# takes milliseconds to a few seconds. Prints TAP (tests/lib.sh).
 #
 # Every guest runs in a private $CVISOR_RUN_DIR under a per-run name
 # prefix (cgroup paths are host-wide); the EXIT trap kills what is left.
@@ -16,8 +15,8 @@ P=ts$$- # guest name prefix
 
 # show_out WHAT: the last t_run's output, for the log.
 show_out() {
-	echo "INFO $1:"
-	printf '%s\n' "$T_OUT" | sed 's/^/    /'
+	t_info "$1:"
+	printf '%s\n' "$T_OUT" | sed 's/^/#     /'
 }
 
 # wait_log NAME REGEX: up to 10 s for the guest's log to match.
@@ -180,6 +179,18 @@ t_run 10 "$CVISOR" pin "$A" 0 '0-'
 t_expect_err "pin with a bad CPU list" 2 'not a CPU list'
 t_run 10 "$CVISOR" balloon "$A" 128M
 t_expect_err "balloon without a device" 1 "guest $A has no balloon device"
+# info reports what the balloon holds and the packets each net device moved.
+if start "${P}dev" counter --balloon 16M --net user; then
+	t_run 10 "$CVISOR" balloon "${P}dev" 32M
+	t_run 10 "$CVISOR" info "${P}dev" --json
+	t_expect_out "info --json: balloon and net counts" \
+		'"balloon":\{"target":33554432,"actual":0,"inflated_pages":0,"deflated_pages":0,' \
+		'"net":\[\{"device":"virtio-net 0","rx_packets":[0-9]+,"rx_dropped":[0-9]+,"tx_packets":0,'
+	t_run 10 "$CVISOR" info "${P}dev"
+	t_expect_out "info: balloon and net lines" '^balloon +holds 0M of 32M asked; pages: 0 inflated' \
+		'^virtio-net 0 +rx [0-9]+ packets \([0-9]+ dropped\), tx 0 packets \(0 dropped\)$'
+	t_run 10 "$CVISOR" kill "${P}dev"
+fi
 
 t_run 20 "$CVISOR" top --once
 t_expect_out "top --once shows both guests" "^$A +running +[0-9.]+ +[0-9]+ " "^$B +running "
@@ -352,7 +363,7 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 		capped=$(((c2 - c1) * 1000 * 100 / hz / ms))
 		cap5=$(((d2 - d1) * 1000 * 100 / hz / ms))
 		free=$(((f2 - f1) * 1000 * 100 / hz / ms))
-		echo "INFO cpu cap over ${ms} ms: --cpu-cap 50 ${capped}%, --cpu-cap 5 ${cap5}%, uncapped ${free}% of a CPU"
+		t_info "cpu cap over ${ms} ms: --cpu-cap 50 ${capped}%, --cpu-cap 5 ${cap5}%, uncapped ${free}% of a CPU"
 		if [ "$capped" -gt 65 ]; then
 			t_fail "--cpu-cap 50" "the capped guest used ${capped}% of a CPU"
 		elif [ "$free" -lt 70 ]; then

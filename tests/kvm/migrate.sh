@@ -14,49 +14,55 @@
 #    ring-overflow on a 256-entry ring, which checks that the overflow is
 #    caught.
 # With arguments: those cases, once, with the CVISOR_DIRTY of the caller.
-# Prints each case's PASS/FAIL line, then "migrate-engine: N passed, N failed".
+# MIGRATE_HARNESS names another build of the harness (the TSan one: make
+# tsan); each case is stopped after MIGRATE_CASE_TIMEOUT (120) seconds.
+# Prints TAP (tests/lib.sh): a test point per case, the harness's PASS or
+# FAIL line as its description.
 cd "$(dirname "$0")/../.." || exit 1
-H=${BUILD:-build}/tests/kvm/migrate_harness
+. tests/lib.sh
+H=${MIGRATE_HARNESS:-${BUILD:-build}/tests/kvm/migrate_harness}
+TMO=${MIGRATE_CASE_TIMEOUT:-120}
 CASES="basic paused restored cut-hello cut-round0 cut-later cut-state refuse corrupt dirty-force dirty-giveup dirty-burst storage"
 # Guests that write slowly: they never fill a 4096-entry ring between syncs.
 CALM="basic paused restored cut-hello cut-round0 cut-state refuse corrupt storage"
-pass=0
-fail=0
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP migrate-engine: /dev/kvm is not accessible"
-	echo "migrate-engine: 0 passed, 0 failed"
-	exit 77
+	t_skip_suite migrate-engine "/dev/kvm is not accessible"
 fi
-make -s migrate-harness tiny >/dev/null || exit 1
+[ -x "$H" ] || t_abort migrate-engine "$H missing (run make migrate-harness)"
+[ -f "${BUILD:-build}/tests/kvm/dirtier.elf" ] || t_abort migrate-engine "the tiny guests are missing (run make tiny)"
 
 # run_cases LABEL CASE... (CVISOR_DIRTY as exported by the caller)
 run_cases() {
 	local label=$1 c out rc line
 	shift
 	for c in "$@"; do
-		out=$(timeout 120 "$H" "$c" "${BUILD:-build}/tests/kvm" 2>&1)
+		out=$(timeout -k 10 "$TMO" "$H" "$c" "${BUILD:-build}/tests/kvm" 2>&1)
 		rc=$?
 		line=$(printf '%s\n' "$out" | grep -E '^(PASS|FAIL) ' | tail -n 1)
-		if [ "$rc" = 0 ] && [ "${line#PASS}" != "$line" ]; then
-			echo "$line${label:+ [$label]}"
-			pass=$((pass + 1))
-		else
-			echo "${line:-FAIL $c: exit $rc}${label:+ [$label]}"
-			printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-			fail=$((fail + 1))
+		if [ "$rc" = 0 ] && [ "${line#PASS }" != "$line" ]; then
+			t_pass "${line#PASS }${label:+ [$label]}"
+			continue
 		fi
+		if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+			t_fail "$c${label:+ [$label]}" "timed out after $TMO s"
+		elif [ -n "$line" ]; then
+			t_fail "$c${label:+ [$label]}" "${line#FAIL } (status $rc)"
+		else
+			t_fail "$c${label:+ [$label]}" "status $rc"
+		fi
+		printf '%s\n' "$out" | tail -n 30 | sed 's/^/#     /'
 	done
 }
 
 if [ $# -gt 0 ]; then
 	run_cases "${CVISOR_DIRTY:-}" "$@"
 else
-	auto=$(env -u CVISOR_DIRTY "$H" dirty-mode 2>/dev/null | tail -n 1)
-	ring=$(CVISOR_DIRTY=ring "$H" dirty-mode 2>/dev/null | tail -n 1)
-	echo "dirty tracking: auto takes the ${auto:-?}; ring path ${ring:-not available}"
+	auto=$(env -u CVISOR_DIRTY timeout 60 "$H" dirty-mode 2>/dev/null | tail -n 1)
+	ring=$(CVISOR_DIRTY=ring timeout 60 "$H" dirty-mode 2>/dev/null | tail -n 1)
+	echo "# dirty tracking: auto takes the ${auto:-?}; ring path ${ring:-not available}"
 	CVISOR_DIRTY=bitmap run_cases bitmap $CASES
 	if [ "$ring" != ring ]; then
-		echo "SKIP ring path: this host's KVM has no dirty ring"
+		t_skip "ring path" "this host's KVM has no dirty ring"
 	elif [ "$auto" = ring ]; then
 		CVISOR_DIRTY=ring run_cases ring $CASES
 	else
@@ -65,5 +71,4 @@ else
 		CVISOR_DIRTY=ring:256 run_cases ring:256 ring-overflow
 	fi
 fi
-echo "migrate-engine: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+t_summary migrate-engine

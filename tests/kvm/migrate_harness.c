@@ -494,6 +494,9 @@ static int ring_overflow_seen(struct guest *s, int r, const char *err)
 	struct dirty_rings *d = &s->vm->dirty_rings;
 	int stop = atomic_load(&s->vm->stop);
 
+	/* vm_request_stop writes stop_msg after it sets stop: join the vCPUs
+	 * (the case ends here) before reading what one of them wrote. */
+	vm_join(s->vm);
 	if (!d->entries)
 		return fail("needs the ring path (CVISOR_DIRTY=ring)");
 	if (!r)

@@ -7,9 +7,10 @@
 #        BUILD             build directory         (default build)
 #        KVM_TEST_TIMEOUT  seconds per guest       (default 20)
 #        KVM_TEST_LOGS     keep each case's stdout/stderr/status in this directory
-# Prints "PASS name" or "FAIL name: reason" per case, then
-# "kvm: N passed, N failed". Exit status: 0 all passed, 1 a failure,
-# 77 skipped (no usable /dev/kvm).
+# Prints TAP: "ok N - name # T ms" or "not ok N - name # reason" per case
+# (a guest still running after its timeout: "timed out after S s"), then
+# the plan. Exit status: 0 all passed, 1 a failure, 77 skipped (no usable
+# /dev/kvm).
 #
 # Monitor exit statuses asserted: 0 for guest poweroff or reset, 3 for a
 # triple fault. The counter case stops the monitor with SIGTERM and accepts
@@ -28,6 +29,7 @@ work=$(mktemp -d /tmp/cvisor-kvm-test.XXXXXX) || exit 1
 child=""
 passed=0
 failed=0
+tap_n=0
 
 cleanup() {
 	if [ -n "$child" ]; then
@@ -40,16 +42,17 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'echo "kvm: interrupted"; exit 130' INT
-trap 'echo "kvm: terminated"; exit 143' TERM
+trap 'echo "# kvm: interrupted"; exit 130' INT
+trap 'echo "# kvm: terminated"; exit 143' TERM
 
 # run_guest CASE SECONDS GUEST [monitor args...]
 # Runs the monitor under timeout(1), stdin from /dev/null. Sets $out (serial
 # output, CRs removed), $err (stderr file), $st (exit status; 124 if it
 # timed out, or with PRESERVE=1 the monitor's own status after SIGTERM),
-# $ms (elapsed).
+# $ms (elapsed), $secs (the timeout).
 run_guest() {
-	local name=$1 secs=$2 guest=$3 preserve=""
+	local name=$1 guest=$3 preserve=""
+	secs=$2
 	shift 3
 	[ -n "${PRESERVE:-}" ] && preserve=--preserve-status
 	local raw=$work/$name.stdout
@@ -74,14 +77,16 @@ run_guest() {
 }
 
 pass() {
-	echo "PASS $1 (${ms} ms)"
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n - $1 # ${ms} ms"
 	passed=$((passed + 1))
 }
 
 fail() {
-	echo "FAIL $1: $2 (status $st, ${ms} ms)"
-	tail -n 8 "$out" | sed 's/^/    stdout| /'
-	tail -n 4 "$err" | sed 's/^/    stderr| /'
+	tap_n=$((tap_n + 1))
+	echo "not ok $tap_n - $1 # $2 (status $st, ${ms} ms)"
+	tail -n 8 "$out" | sed 's/^/#     stdout| /'
+	tail -n 4 "$err" | sed 's/^/#     stderr| /'
 	failed=$((failed + 1))
 }
 
@@ -94,7 +99,7 @@ exit_ignored() { grep -qxE 'poweroff: PM1a_CNT write had no effect|(i8042|acpi)_
 expect_status() {
 	if [ "$st" -ne "$2" ]; then
 		local why="exit status $st, want $2"
-		[ "$st" -eq 124 ] && why="timed out after ${TMO}s"
+		[ "$st" -eq 124 ] && why="timed out after $secs s"
 		fail "$1" "$why"
 		return 1
 	fi
@@ -197,7 +202,7 @@ ring3_check() {
 		[ "$(grep -cE '^ring3: syscall (ok 100|-> )' "$out")" = 1 ] ||
 			why="$why; no syscall outcome"
 	fi
-	grep -E "^ring3: (syscall|int80) " "$out" | sed "s/^/INFO $name: /"
+	grep -E "^ring3: (syscall|int80) " "$out" | sed "s/^/# $name: /"
 }
 
 # On a host that emulates guest code (kvm_pvm) the shim must make ring-3
@@ -252,22 +257,24 @@ case_cmdline() {
 	elif [[ " $line " != *" $s "* ]]; then
 		fail cmdline "'$s' is not in the guest's command line"
 	else
-		echo "INFO cmdline: [$line]"
+		echo "# cmdline: [$line]"
 		pass cmdline
 	fi
 }
 
 case_bootabi() { simple_case bootabi bootabi 0 "bootabi: ok"; }
 
-# The counter never stops by itself: SIGTERM after 2 s.
-# The counter guest runs until it has printed 3 counts (waited for, up to
-# TMO seconds: no assumption about the host's speed), then gets SIGTERM.
+# The counter never stops by itself: it runs until it has printed 3 counts
+# (waited for, up to TMO seconds: no assumption about the host's speed),
+# then gets SIGTERM. timeout(1) passes the SIGTERM on and reports how the
+# monitor ended; a monitor that outlives it by 10 s is killed (status 124).
 case_counter() {
-	local raw=$work/counter.stdout counts first last n t0 i
+	local raw=$work/counter.stdout counts first last count t0 i
 	err=$work/counter.stderr
 	out=$work/counter.out
+	secs=$((TMO + 10))
 	t0=$(date +%s%N)
-	"$CVISOR" run --kernel "$GUESTS/counter.elf" </dev/null >"$raw" 2>"$err" &
+	timeout -k 5 "$secs" "$CVISOR" run --kernel "$GUESTS/counter.elf" </dev/null >"$raw" 2>"$err" &
 	child=$!
 	for ((i = 0; i < TMO * 10; i++)); do
 		[ "$(grep -c '^count ' "$raw")" -ge 3 ] && break
@@ -281,13 +288,17 @@ case_counter() {
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	tr -d '\r' <"$raw" >"$out"
 	counts=$(sed -n 's/^count \([0-9][0-9]*\)$/\1/p' "$out")
-	n=$(printf '%s\n' "$counts" | grep -c .)
+	count=$(printf '%s\n' "$counts" | grep -c .)
+	if [ "$st" -eq 124 ]; then
+		fail counter "timed out after $secs s (SIGTERM did not end the monitor)"
+		return
+	fi
 	if [ "$st" -ne 143 ] && [ "$st" -ne 0 ]; then
 		fail counter "exit status $st after SIGTERM, want 143 or 0"
 		return
 	fi
-	if [ "$n" -lt 3 ]; then
-		fail counter "$n 'count N' lines within ${TMO}s, want at least 3"
+	if [ "$count" -lt 3 ]; then
+		fail counter "$count 'count N' lines within ${TMO}s, want at least 3"
 		return
 	fi
 	if ! printf '%s\n' "$counts" | awk 'NR > 1 && $1 != prev + 1 { exit 1 } { prev = $1 }'; then
@@ -296,7 +307,7 @@ case_counter() {
 	fi
 	first=$(printf '%s\n' "$counts" | head -n 1)
 	last=$(printf '%s\n' "$counts" | tail -n 1)
-	echo "INFO counter: counts $first..$last, monitor exit status $st on SIGTERM"
+	echo "# counter: counts $first..$last, monitor exit status $st on SIGTERM"
 	pass counter
 }
 
@@ -313,7 +324,7 @@ virtio_image() {
 # virtio_verdict NAME: fail with the guest's FAIL lines unless it printed
 # "virtio: ok"; INFO lines are shown. Returns non-zero on failure.
 virtio_verdict() {
-	grep '^virtio: INFO ' "$out" | sed "s/^virtio: INFO /INFO $1: /"
+	grep '^virtio: INFO ' "$out" | sed "s/^virtio: INFO /# $1: /"
 	if ! has_line "virtio: ok"; then
 		local why
 		why=$(grep -m 3 '^virtio: FAIL ' "$out" | sed 's/^virtio: FAIL //' | paste -sd ';' -)
@@ -331,11 +342,11 @@ virtio_verdict() {
 # and resets a device over and over must not drive the host's log, so at
 # most one stderr line per device.
 virtio_stderr() {
-	local n
-	n=$(grep -c . "$err")
-	[ "$n" -gt 0 ] && echo "INFO $1: $n stderr line(s), first: $(head -n 1 "$err")"
-	if [ "$n" -gt "$2" ]; then
-		fail "$1" "$n warning lines on stderr for $2 devices, want at most one per device"
+	local lines
+	lines=$(grep -c . "$err")
+	[ "$lines" -gt 0 ] && echo "# $1: $lines stderr line(s), first: $(head -n 1 "$err")"
+	if [ "$lines" -gt "$2" ]; then
+		fail "$1" "$lines warning lines on stderr for $2 devices, want at most one per device"
 		return 1
 	fi
 }
@@ -466,13 +477,12 @@ for c in $cases; do
 	fi
 done
 if [ ! -x "$CVISOR" ]; then
-	echo "FAIL setup: $CVISOR not found (run make)"
-	echo "kvm: 0 passed, 1 failed"
+	echo "not ok 1 - setup # $CVISOR not found (run make)"
+	echo "1..1"
 	exit 1
 fi
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIP kvm: /dev/kvm is not accessible"
-	echo "kvm: 0 passed, 0 failed"
+	echo "1..0 # SKIP /dev/kvm is not accessible"
 	exit 77
 fi
 for c in $cases; do
@@ -485,5 +495,6 @@ for c in $cases; do
 	fi
 	"case_$c"
 done
-echo "kvm: $passed passed, $failed failed"
+echo "1..$tap_n"
+echo "# kvm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

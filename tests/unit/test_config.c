@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "cvisor/config.h"
+#include "run_flags.h"
 
 static void test_parse_size(void **state)
 {
@@ -60,17 +61,6 @@ static void test_parse_uint(void **state)
 	assert_int_equal(cv_parse_uint("-4", 1, 64, &v), -EINVAL);
 	assert_int_equal(cv_parse_uint("", 1, 64, &v), -EINVAL);
 }
-
-static int parse(struct vm_config *c, char *err, size_t n, int argc, char **argv)
-{
-	return config_parse_run(argc, argv, c, err, n);
-}
-
-#define PARSE(cfg, err, ...)                                                           \
-	({                                                                             \
-		char *argv_[] = { "run", __VA_ARGS__ };                                \
-		parse(cfg, err, sizeof(err), sizeof(argv_) / sizeof(argv_[0]), argv_); \
-	})
 
 static void test_run_flags(void **state)
 {

@@ -65,7 +65,7 @@ static void test_tap_both_ways(void **state)
 	uint8_t hdr[12] = { 0 }, frame[80], got[256];
 	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { frame, sizeof(frame) } };
 	char name[IFNAMSIZ], err[256];
-	int r, ps, ifindex;
+	int r, ps, ifindex = 0;
 	ssize_t n = 0;
 
 	(void)state;

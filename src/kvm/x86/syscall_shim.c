@@ -390,8 +390,6 @@ bool syscall_shim_mmio(struct vcpu *vcpu)
 	regs->rip = vcpu->shim.lstar;
 	if (regs_put(vcpu, regs, sregs))
 		log_once(vcpu->vm, LOG_STRAY, "syscall shim: cannot set the vCPU's registers");
-	else
-		atomic_fetch_add_explicit(&vcpu->shim.traps, 1, memory_order_relaxed);
 	return true;
 }
 
