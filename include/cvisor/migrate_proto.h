@@ -106,14 +106,6 @@ struct mig_end {
 	uint64_t pages;	 /* pages sent in all (informational) */
 };
 
-/* CRC-32 (IEEE, the value snap_crc32 gives), incremental: start with
- * crc = 0 and feed the previous result. Uses PCLMULQDQ when the CPU has it. */
-uint32_t mig_crc32(uint32_t crc, const void *p, size_t n);
-/* Copy n bytes to dst and return mig_crc32(crc, src, n), in one pass. */
-uint32_t mig_crc32_copy(uint32_t crc, void *dst, const void *src, size_t n);
-/* The CRC of A then B from crc(A), crc(B) and B's length. */
-uint32_t mig_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
-
 /* Encoding (source side). */
 void mig_put_header(uint8_t out[MIG_HDR_SIZE], uint32_t type, uint32_t len);
 /* A whole small message (header, body, CRC) appended to b. */

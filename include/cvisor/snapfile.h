@@ -57,7 +57,4 @@ struct snap_section {
 int snap_next_section(const uint8_t *payload, size_t len, size_t *pos,
 		      struct snap_section *s) CV_MUST;
 
-/* CRC-32 (IEEE 802.3, the zlib polynomial). */
-uint32_t snap_crc32(const uint8_t *p, size_t n);
-
 #endif

@@ -3,7 +3,7 @@
  * PROTOCOL, version 1.0. One TCP connection; the source connects to the
  * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
  *
- *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, snap_crc32)
+ *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, cv_crc32)
  *             of type, length and body. The reader bounds the length per
  *             type before reading or allocating anything.
  *

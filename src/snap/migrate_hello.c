@@ -19,7 +19,7 @@ void mig_msg_append(struct state_buf *b, uint32_t type, const void *body, uint32
 	uint32_t crc;
 
 	mig_put_header(h, type, len);
-	crc = mig_crc32(mig_crc32(0, h, sizeof(h)), body, len);
+	crc = cv_crc32(cv_crc32(0, h, sizeof(h)), body, len);
 	state_put_bytes(b, h, sizeof(h));
 	state_put_bytes(b, body, len);
 	state_put_u32(b, crc);

@@ -9,6 +9,7 @@
 
 #include <linux/kvm.h>
 
+#include "cvisor/crc32.h"
 #include "cvisor/migrate.h"
 #include "cvisor/migrate_proto.h"
 

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cvisor/crc32.h"
+
 enum {
 	ST_HDR,	   /* 8 bytes: type, length */
 	ST_BODY,   /* a buffered body */
@@ -123,7 +125,7 @@ static int header_done(struct mig_rx *rx)
 	rx->body_len = rx->body_have = rx->pos = 0;
 	rx->type = type;
 	rx->len = len;
-	rx->crc = mig_crc32(0, rx->small, MIG_HDR_SIZE);
+	rx->crc = cv_crc32(0, rx->small, MIG_HDR_SIZE);
 	if (rx->source_side) {
 		if (type == MIG_MSG_READY || type == MIG_MSG_RUNNING) {
 			if (len)
@@ -429,7 +431,7 @@ static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
 		k = rx->small_need - rx->small_have;
 		k = k < n ? k : n;
 		if (rx->state != ST_HDR && rx->state != ST_TRAIL)
-			rx->crc = mig_crc32(rx->crc, rx->small + rx->small_have, k);
+			rx->crc = cv_crc32(rx->crc, rx->small + rx->small_have, k);
 		rx->small_have += (uint32_t)k;
 		if (rx->small_have < rx->small_need)
 			return k;
@@ -454,7 +456,7 @@ static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
 	case ST_BODY:
 		k = rx->body_len - rx->body_have;
 		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, rx->body + rx->body_have, k);
+		rx->crc = cv_crc32(rx->crc, rx->body + rx->body_have, k);
 		rx->body_have += (uint32_t)k;
 		if (rx->body_have == rx->body_len)
 			want_small(rx, ST_TRAIL, MIG_TRAILER_SIZE);
@@ -464,7 +466,7 @@ static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
 
 		k = MIG_PAGE_SIZE - rx->chunk_have;
 		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, p + rx->chunk_have, k);
+		rx->crc = cv_crc32(rx->crc, p + rx->chunk_have, k);
 		rx->chunk_have += (uint32_t)k;
 		rx->pos += (uint32_t)k;
 		if (rx->chunk_have < MIG_PAGE_SIZE)
@@ -484,7 +486,7 @@ static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
 
 		k = len - rx->chunk_have;
 		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, rx->chunk + rx->chunk_have, k);
+		rx->crc = cv_crc32(rx->crc, rx->chunk + rx->chunk_have, k);
 		rx->chunk_have += (uint32_t)k;
 		rx->pos += (uint32_t)k;
 		if (rx->chunk_have < len)

@@ -108,7 +108,7 @@ uint64_t migrate_memsum(const struct guest_mem *gm)
 			continue;
 		if (mig_page_is_zero(p))
 			continue;
-		sum += mix64((uint64_t)mig_crc32(0, p, MIG_PAGE_SIZE) << 32 ^ i);
+		sum += mix64((uint64_t)cv_crc32(0, p, MIG_PAGE_SIZE) << 32 ^ i);
 	}
 	free(present);
 	return sum;

@@ -358,10 +358,10 @@ static void flush_pages(struct mig_tx *tx)
 		return;
 	mig_put_header(tx->phead, MIG_MSG_PAGES, body);
 	cv_put_le(tx->phead + MIG_HDR_SIZE, tx->pcount, 4);
-	c = mig_crc32(0, tx->phead, sizeof(tx->phead));
-	c = mig_crc32(c, tx->precs, tx->pcount * MIG_PAGE_REC_SIZE);
+	c = cv_crc32(0, tx->phead, sizeof(tx->phead));
+	c = cv_crc32(c, tx->precs, tx->pcount * MIG_PAGE_REC_SIZE);
 	/* The data's CRC was taken as it was copied out of guest RAM. */
-	c = mig_crc32_combine(c, tx->pdata_crc, (uint64_t)tx->pndata * MIG_PAGE_SIZE);
+	c = cv_crc32_combine(c, tx->pdata_crc, (uint64_t)tx->pndata * MIG_PAGE_SIZE);
 	cv_put_le(crc, c, 4);
 	iov[0] = (struct iovec){ tx->phead, sizeof(tx->phead) };
 	iov[1] = (struct iovec){ tx->precs, tx->pcount * MIG_PAGE_REC_SIZE };
@@ -381,9 +381,9 @@ void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva)
 	cv_put_le(rec + 8, zero ? MIG_REC_ZERO : 0, 4);
 	cv_put_le(rec + 12, 0, 4);
 	if (!zero)
-		tx->pdata_crc = mig_crc32_copy(tx->pdata_crc,
-					       tx->pdata + (size_t)tx->pndata++ * MIG_PAGE_SIZE,
-					       hva, MIG_PAGE_SIZE);
+		tx->pdata_crc = cv_crc32_copy(tx->pdata_crc,
+					      tx->pdata + (size_t)tx->pndata++ * MIG_PAGE_SIZE, hva,
+					      MIG_PAGE_SIZE);
 	tx->pages++;
 	tx->zero_pages += zero;
 	if (++tx->pcount == MIG_BATCH_PAGES)
@@ -401,9 +401,9 @@ static void flush_disk(struct mig_tx *tx)
 		return;
 	mig_put_header(tx->dhead, MIG_MSG_DISK, body);
 	cv_put_le(tx->dhead + MIG_HDR_SIZE, tx->dcount, 4);
-	c = mig_crc32(0, tx->dhead, sizeof(tx->dhead));
-	c = mig_crc32(c, tx->drecs, tx->dcount * MIG_DISK_REC_SIZE);
-	c = mig_crc32(c, tx->ddata, tx->dndata);
+	c = cv_crc32(0, tx->dhead, sizeof(tx->dhead));
+	c = cv_crc32(c, tx->drecs, tx->dcount * MIG_DISK_REC_SIZE);
+	c = cv_crc32(c, tx->ddata, tx->dndata);
 	cv_put_le(crc, c, 4);
 	iov[0] = (struct iovec){ tx->dhead, sizeof(tx->dhead) };
 	iov[1] = (struct iovec){ tx->drecs, tx->dcount * MIG_DISK_REC_SIZE };
@@ -454,7 +454,7 @@ void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len
 
 	mig_tx_flush(tx);
 	mig_put_header(h, type, len);
-	cv_put_le(crc, mig_crc32(mig_crc32(0, h, sizeof(h)), body, len), 4);
+	cv_put_le(crc, cv_crc32(cv_crc32(0, h, sizeof(h)), body, len), 4);
 	iov[0] = (struct iovec){ h, sizeof(h) };
 	iov[1] = (struct iovec){ (void *)body, len };
 	iov[2] = (struct iovec){ crc, 4 };

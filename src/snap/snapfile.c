@@ -24,38 +24,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/crc32.h"
+
 #define SECTION_HEAD 16
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t v = i;
-
-		for (int k = 0; k < 8; k++)
-			v = (v & 1) ? 0xedb88320U ^ (v >> 1) : v >> 1;
-		crc_table[i] = v;
-	}
-}
-
-uint32_t snap_crc32(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffU;
-
-	pthread_once(&crc_once, crc_init);
-	for (size_t i = 0; i < n; i++)
-		c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffU;
-}
 
 size_t snap_section_begin(struct state_buf *b, uint32_t id, uint16_t version)
 {
@@ -82,7 +59,7 @@ int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *l
 
 	if (flen < SNAP_HEADER_SIZE || memcmp(f, SNAP_MAGIC, 8))
 		return cv_errf(err, errlen, -EINVAL, "not a cvisor snapshot (bad magic)");
-	if (cv_get_le(f + 28, 4) != snap_crc32(f, 28))
+	if (cv_get_le(f + 28, 4) != cv_crc32(0, f, 28))
 		return cv_errf(err, errlen, -EINVAL,
 			       "snapshot header is corrupt (checksum mismatch)");
 	if (cv_get_le(f + 8, 2) != SNAP_MAJOR || cv_get_le(f + 10, 2) > SNAP_MINOR)
@@ -97,7 +74,7 @@ int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *l
 	if (plen > flen - SNAP_HEADER_SIZE)
 		return cv_errf(err, errlen, -EINVAL, "snapshot is truncated (%zu of %llu bytes)",
 			       flen - SNAP_HEADER_SIZE, (unsigned long long)plen);
-	if (cv_get_le(f + 24, 4) != snap_crc32(f + SNAP_HEADER_SIZE, plen))
+	if (cv_get_le(f + 24, 4) != cv_crc32(0, f + SNAP_HEADER_SIZE, plen))
 		return cv_errf(err, errlen, -EINVAL,
 			       "snapshot is corrupt (payload checksum mismatch)");
 	*payload = f + SNAP_HEADER_SIZE;
@@ -139,8 +116,8 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	cv_put_le(h + 10, SNAP_MINOR, 2);
 	cv_put_le(h + 12, SNAP_HEADER_SIZE, 4);
 	cv_put_le(h + 16, payload->len, 8);
-	cv_put_le(h + 24, snap_crc32(payload->data, payload->len), 4);
-	cv_put_le(h + 28, snap_crc32(h, 28), 4);
+	cv_put_le(h + 24, cv_crc32(0, payload->data, payload->len), 4);
+	cv_put_le(h + 28, cv_crc32(0, h, 28), 4);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -15,7 +15,7 @@
 
 #include "cvisor/migrate.h"
 #include "cvisor/migrate_proto.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/crc32.h"
 
 #define RAM (1u << 20)
 #define DISK_SIZE (64u << 10)
@@ -54,7 +54,7 @@ static void msg(struct w *w, uint32_t type, const struct w *body)
 	put_le(w, body ? body->len : 0, 4);
 	if (body)
 		put(w, body->p, body->len);
-	put_le(w, snap_crc32(w->p + at, w->len - at), 4);
+	put_le(w, cv_crc32(0, w->p + at, w->len - at), 4);
 }
 
 struct hello_opts {
@@ -675,47 +675,6 @@ static void test_replies(void **state)
 	free(b.p);
 }
 
-static void test_crc_matches_snapfile(void **state)
-{
-	uint8_t *b = malloc(9000);
-
-	(void)state;
-	for (int i = 0; i < 9000; i++)
-		b[i] = (uint8_t)(i * 7 + 3);
-	for (size_t off = 0; off < 5; off++)
-		for (size_t n = 0; n < 9000 - off; n += 61)
-			assert_int_equal(mig_crc32(0, b + off, n), snap_crc32(b + off, n));
-	assert_int_equal(mig_crc32(mig_crc32(0, b, 100), b + 100, 5000), snap_crc32(b, 5100));
-	/* Copying while summing: the same bytes, the same CRC, any length. */
-	for (size_t n = 0; n < 4200; n += n < 130 ? 1 : 61) {
-		uint8_t *d = calloc(1, n + 1);
-		uint32_t c = mig_crc32_copy(0x1234, d, b + 3, n);
-
-		assert_memory_equal(d, b + 3, n);
-		assert_int_equal(c, mig_crc32(0x1234, b + 3, n));
-		free(d);
-	}
-	/* crc(A || B) from crc(A), crc(B), |B|. */
-	for (size_t a = 0; a < 9000; a += 1111)
-		for (size_t n = 0; a + n < 9000; n += 777)
-			assert_int_equal(
-				mig_crc32_combine(snap_crc32(b, a), snap_crc32(b + a, n), n),
-				snap_crc32(b, a + n));
-	/* The sender's case: records, then a whole batch of page data. */
-	{
-		size_t big = (size_t)MIG_BATCH_PAGES * MIG_PAGE_SIZE;
-		uint8_t *d = malloc(big + 100);
-
-		for (size_t i = 0; i < big + 100; i++)
-			d[i] = (uint8_t)(i * 2654435761U >> 13);
-		assert_int_equal(
-			mig_crc32_combine(snap_crc32(d, 100), snap_crc32(d + 100, big), big),
-			snap_crc32(d, big + 100));
-		free(d);
-	}
-	free(b);
-}
-
 static void test_decide(void **state)
 {
 	struct migrate_converge c = {
@@ -978,7 +937,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test(test_hello_check),
 		cmocka_unit_test(test_replies),
-		cmocka_unit_test(test_crc_matches_snapfile),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_addr_and_args),
 		cmocka_unit_test(test_request_roundtrip),
