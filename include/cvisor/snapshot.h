@@ -1,7 +1,8 @@
 /* snapshot.h - a VM's whole state (but RAM) as snapshot sections, shared
- * by save/restore (src/snap/snapshot.c, src/snap/snapshot_file.c) and
- * live migration (src/snap/migrate.c). The container format is in
- * snapfile.h; the sections are documented at the top of snapshot.c.
+ * by save/restore (src/snapshot/save.c, load.c, memfile.c) and live
+ * migration (src/migrate/). The container is in snapshot_format.h; the
+ * whole format, sections included, is specified at the top of
+ * src/snapshot/format.c.
  *
  * Saving (source):   vm_pause(vm); snapshot_devices_quiesce(vm, ...);
  *                    snapshot_state_save(vm, &buf);  guest RAM separately;
@@ -80,7 +81,7 @@ int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, ch
 int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			size_t errlen) CV_MUST;
 
-/* ---- files (snapshot_file.c): FILE and FILE.mem ---- */
+/* ---- files: FILE (save.c, load.c) and FILE.mem (memfile.c) ---- */
 
 /* Write RAM's image into fd at offsets equal to positions in the RAM
  * mapping, only the pages that may hold data (resident, swapped, or in

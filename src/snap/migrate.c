@@ -18,7 +18,7 @@
  *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
  *             disks {u64 bytes, u16 name length (1-255), name},
  *             u32 config length (<= 64 KiB), config: snapshot sections
- *             holding SNAP_SEC_CONFIG (snapfile.h; with MACHINE and
+ *             holding SNAP_SEC_CONFIG (snapshot_format.h; with MACHINE and
  *             KSTATE, which snapshot_config_load also wants).
  *             A major other than 1 or a minor above ours is refused.
  *   2 PAGES   (<= 1 MiB + 4 KiB) u32 count (1-256), count records
@@ -78,7 +78,7 @@
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vm.h"
 #include "migrate_priv.h"
 

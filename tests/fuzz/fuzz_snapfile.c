@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cvisor/crc32.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

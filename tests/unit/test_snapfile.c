@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "cvisor/crc32.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 
 static void make_payload(struct state_buf *b)
 {

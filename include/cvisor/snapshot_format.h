@@ -1,10 +1,10 @@
-/* snapfile.h - the snapshot container format (documented in
- * src/snap/snapfile.c): a checksummed header, then TLV sections, each with
- * its own version, holding explicit little-endian fields. Guest memory is
- * in a file of its own next to it. Everything read is bounded before it is
- * allocated. */
-#ifndef CVISOR_SNAPFILE_H
-#define CVISOR_SNAPFILE_H
+/* snapshot_format.h - the snapshot container (src/snapshot/format.c,
+ * where the whole format is specified): a checksummed header, then TLV
+ * sections, each with its own version, holding explicit little-endian
+ * fields. Guest memory is in a file of its own next to it. Everything read
+ * is bounded before it is allocated. */
+#ifndef CVISOR_SNAPSHOT_FORMAT_H
+#define CVISOR_SNAPSHOT_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,8 @@
-/* snapshot_load.c - reading a snapshot's sections back (the format is
- * documented at the top of snapshot.c): CONFIG into a vm_config, and the
- * rest into a VM built from it. Everything read is bounded and checked
- * before it reaches KVM or a device; a failure says which section. */
+/* load.c - reading a snapshot's sections back (laid out at the top of
+ * format.c): CONFIG into a vm_config, and the rest into a VM built from
+ * it; and `cvisor restore`'s opening of FILE and FILE.mem. Everything read
+ * is bounded and checked before it reaches KVM or a device; a failure
+ * says which section. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 
 #include "cvisor/kvm.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vcpu_state.h"
 #include "cvisor/x86.h"
 
@@ -545,5 +546,42 @@ int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char 
 	}
 out:
 	free(ss);
+	return r;
+}
+
+/* ---- FILE and FILE.mem ---- */
+
+int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
+		  int *mem_fd, char *err, size_t errlen)
+{
+	uint64_t ram;
+	size_t plen = strlen(path);
+	int r;
+
+	*payload = NULL;
+	*mem_fd = -1;
+	if ((r = snap_file_read(path, payload, len, err, errlen))) {
+		/* The caller names the file: drop format.c's "PATH: ". */
+		if (!strncmp(err, path, plen) && err[plen] == ':' && err[plen + 1] == ' ')
+			memmove(err, err + plen + 2, strlen(err + plen + 2) + 1);
+		return r;
+	}
+	if ((r = snapshot_config_load(*payload, *len, cfg, err, errlen)) ||
+	    (r = snapshot_ram_size(*payload, *len, &ram, err, errlen)))
+		goto fail;
+	if (ram != cfg->mem_size) {
+		r = cv_errf(err, errlen, -EINVAL,
+			    "CONFIG (%lluM) and MACHINE (%lluM) disagree on the RAM size",
+			    (unsigned long long)(cfg->mem_size >> 20),
+			    (unsigned long long)(ram >> 20));
+		goto fail;
+	}
+	if ((r = snapshot_mem_file_open(path, ram, mem_fd, err, errlen)))
+		goto fail;
+	return 0;
+fail:
+	free(*payload);
+	*payload = NULL;
+	config_free(cfg);
 	return r;
 }

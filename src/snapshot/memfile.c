@@ -1,14 +1,10 @@
-/* snapshot_file.c - `cvisor save` and `cvisor restore` files: FILE, the
- * snapfile container with the state sections (snapshot.c), and FILE.mem,
- * guest RAM as a sparse image: byte N of the RAM mapping (regions in the
- * order and at the offsets MACHINE lists) is byte N of the file, pages
- * never touched are holes, and the file's size is the RAM size. A restore
- * maps it copy-on-write. */
+/* memfile.c - FILE.mem, guest RAM beside a snapshot (format.c): written
+ * as a sparse image of the RAM mapping, only the pages that hold data, and
+ * opened again, checked, for a restore to map copy-on-write. */
 #include "cvisor/snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cvisor/config.h"
 #include "cvisor/guest_mem.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vm.h"
+
+#include "snapshot_priv.h"
 
 #define PAGEMAP_CHUNK 512	    /* entries read at once */
 #define WRITE_RUN_MAX (1024 * 1024) /* bytes per pwrite */
@@ -117,22 +114,7 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 	return r;
 }
 
-/* Make the renames durable too. */
-static void sync_dir(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd;
-
-	snprintf(copy, sizeof(copy), "%s", path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fsync(fd) < 0)
-			cv_debug("fsync of the directory of %s: %s", path, strerror(errno));
-		close(fd);
-	}
-}
-
-static int write_mem_file(struct vm *vm, const char *tmp, uint64_t *written)
+int snapshot_mem_file_write(struct vm *vm, const char *tmp, uint64_t *written)
 {
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
 
@@ -146,98 +128,24 @@ static int write_mem_file(struct vm *vm, const char *tmp, uint64_t *written)
 	return r;
 }
 
-int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err, size_t errlen)
-{
-	char mem[PATH_MAX], tmp[PATH_MAX];
-	struct state_buf b = { 0 };
-	int r;
-
-	*mem_written = 0;
-	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s.mem.tmp", path) >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: file name too long", path);
-		return -ENAMETOOLONG;
-	}
-	if ((r = snapshot_devices_quiesce(vm, err, errlen)))
-		return r;
-	if ((r = snapshot_state_save(vm, &b))) {
-		snprintf(err, errlen, "saving the guest's state: %s", strerror(-r));
-		goto fail;
-	}
-	if ((r = write_mem_file(vm, tmp, mem_written))) {
-		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
-		goto fail;
-	}
-	if ((r = snap_file_write(path, &b))) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		goto fail;
-	}
-	if (rename(tmp, mem) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", mem, strerror(errno));
-		unlink(path);
-		goto fail;
-	}
-	sync_dir(path);
-	state_buf_free(&b);
-	return 0;
-fail:
-	unlink(tmp);
-	state_buf_free(&b);
-	snapshot_devices_resume(vm);
-	return r;
-}
-
-int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
-		  int *mem_fd, char *err, size_t errlen)
+int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *err, size_t errlen)
 {
 	char mem[PATH_MAX];
-	uint64_t ram;
 	struct stat st;
-	size_t plen = strlen(path);
-	int r, fd;
+	int fd;
 
-	*payload = NULL;
-	*mem_fd = -1;
-	if ((r = snap_file_read(path, payload, len, err, errlen))) {
-		/* The caller names the file: drop snapfile's "PATH: ". */
-		if (!strncmp(err, path, plen) && err[plen] == ':' && err[plen + 1] == ' ')
-			memmove(err, err + plen + 2, strlen(err + plen + 2) + 1);
-		return r;
-	}
-	if ((r = snapshot_config_load(*payload, *len, cfg, err, errlen)) ||
-	    (r = snapshot_ram_size(*payload, *len, &ram, err, errlen)))
-		goto fail;
-	r = -EINVAL;
-	if (ram != cfg->mem_size) {
-		snprintf(err, errlen, "CONFIG (%lluM) and MACHINE (%lluM) disagree on the RAM size",
-			 (unsigned long long)(cfg->mem_size >> 20),
-			 (unsigned long long)(ram >> 20));
-		goto fail;
-	}
-	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem)) {
-		snprintf(err, errlen, "file name too long");
-		goto fail;
-	}
+	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem))
+		return cv_errf(err, errlen, -EINVAL, "file name too long");
 	fd = open(mem, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "its memory file %s: %s", mem, strerror(errno));
-		goto fail;
-	}
+	if (fd < 0)
+		return cv_errf(err, errlen, -errno, "its memory file %s: %s", mem, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram) {
-		snprintf(err, errlen,
-			 "its memory file %s is not a regular file of %llu bytes (truncated, or "
-			 "from another snapshot?)",
-			 mem, (unsigned long long)ram);
 		close(fd);
-		goto fail;
+		return cv_errf(err, errlen, -EINVAL,
+			       "its memory file %s is not a regular file of %llu bytes (truncated, "
+			       "or from another snapshot?)",
+			       mem, (unsigned long long)ram);
 	}
 	*mem_fd = fd;
 	return 0;
-fail:
-	free(*payload);
-	*payload = NULL;
-	config_free(cfg);
-	return r;
 }
