@@ -1,6 +1,6 @@
 /* migrate.h - live migration: pre-copy of a running guest to another cvisor
- * over TCP (src/snap/migrate*.c; the protocol is specified at the top of
- * src/snap/migrate.c).
+ * over TCP (src/migrate/; the protocol is specified at the top of
+ * src/migrate/proto.c).
  *
  * Source: `cvisor migrate NAME HOST:PORT [flags]` asks guest NAME's monitor
  * (control request "migrate", see migrate_req_parse) to call migrate_send
@@ -47,7 +47,7 @@ struct migrate_source_ops {
 	void (*resume)(struct vm *vm);
 };
 
-/* The snapshot code's functions (src/snap/migrate_ops.c). */
+/* The snapshot code's functions (src/migrate/ops.c). */
 extern const struct migrate_source_ops migrate_snapshot_source_ops;
 
 struct migrate_opts {

@@ -1,5 +1,5 @@
 /* migrate_proto.h - the live migration wire format (specified at the top
- * of src/snap/migrate.c): message encoding, the handshake's compatibility
+ * of src/migrate/proto.c): message encoding, the handshake's compatibility
  * check, and the receive parser, which is pure (no I/O: the caller moves
  * bytes, the parser says where they go and what they meant) so that it can
  * be fuzzed and unit tested. Everything read is bounded before it is

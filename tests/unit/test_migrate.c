@@ -1,5 +1,5 @@
 /* test_migrate.c - the migration stream's receive parser against streams
- * built here from the format at the top of src/snap/migrate.c: a good
+ * built here from the format at the top of src/migrate/proto.c: a good
  * stream fed in every chunking, truncated, corrupt, oversized, out of
  * order, foreign versions, incompatible machines; and the replies the
  * source parses. */

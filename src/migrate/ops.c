@@ -1,4 +1,4 @@
-/* migrate_ops.c - the migration engine wired to the snapshot code
+/* ops.c - the migration engine wired to the snapshot code
  * (snapshot.h) and the VM layer (vm.h). */
 #include <errno.h>
 #include <stdio.h>

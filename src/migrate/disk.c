@@ -1,4 +1,4 @@
-/* migrate_disk.c - storage migration (--with-storage): each virtio-blk
+/* disk.c - storage migration (--with-storage): each virtio-blk
  * image travels with the guest, so source and target need not share
  * storage.
  *

@@ -1,4 +1,4 @@
-/* migrate_recv.c - live migration, the target side: listen, check the
+/* target.c - live migration, the target side: listen, check the
  * handshake against this host, build the VM from the stream's CONFIG, let
  * the parser put RAM (and disk data) in place, load the state, start the
  * guest and say "running". On any failure: one line, the source told when
@@ -66,7 +66,7 @@ static int reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_
 
 	mig_msg_append(&b, type, body, len);
 	iov = (struct iovec){ b.data, b.len };
-	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1);
+	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1, NULL, NULL);
 	if (r)
 		cv_debug("migration: cannot answer the source: %s", strerror(-r));
 	state_buf_free(&b);

@@ -1,6 +1,68 @@
-/* migrate_hello.c - the migration handshake: message framing on the
- * sending side, the HELLO's encoding and parsing, and the check of a
- * source's machine against this host (format: top of migrate.c). */
+/* proto.c - the live migration protocol: its specification, then the
+ * message framing and the handshake (HELLO) as the source encodes it and
+ * the target parses and checks it. The receive parser of both directions
+ * is rx.c; the source's side source.c, the target's target.c.
+ *
+ * PROTOCOL, version 1.0. One TCP connection; the source connects to the
+ * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
+ *
+ *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, cv_crc32)
+ *             of type, length and body. The reader bounds the length per
+ *             type before reading or allocating anything.
+ *
+ *   source -> target
+ *   1 HELLO   (<= 128 KiB) u8[8] "CVIMIGR\0", u16 major (1), u16 minor (0),
+ *             u32 page size (4096), u64 RAM bytes, u32 regions (1-2),
+ *             u32 vCPUs, regions {u64 gpa, u64 size} (must be the layout
+ *             guest_mem gives that RAM size), CPU: u8[12] vendor, u32
+ *             signature (leaf 1 eax), u32 leaf 1 ecx, edx, leaf 7 ebx,
+ *             ecx, edx, leaf 0x80000001 ecx, edx (the guest's view; the
+ *             target needs the same vendor and every bit), u32 flags
+ *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
+ *             disks {u64 bytes, u16 name length (1-255), name},
+ *             u32 config length (<= 64 KiB), config: snapshot sections
+ *             holding SNAP_SEC_CONFIG (snapshot_format.h; with MACHINE and
+ *             KSTATE, which snapshot_config_load also wants).
+ *             A major other than 1 or a minor above ours is refused.
+ *   2 PAGES   (<= 1 MiB + 4 KiB) u32 count (1-256), count records
+ *             {u64 gpa (page aligned, inside RAM), u32 flags (1 = zero
+ *             page: no data), u32 0}, then the 4 KiB of each non-zero
+ *             record in record order (so the target can readv a batch
+ *             straight into guest RAM). The body length must match.
+ *   3 DISK    (<= 4 MiB + 1.5 KiB) u32 count (1-64), count records
+ *             {u32 disk, u32 flags (1 = zeros), u64 offset, u32 length
+ *             (multiples of 512, length up to 1 MiB, inside the disk),
+ *             u32 0}, then the data of each non-zero record (at most 4 MiB
+ *             in all). Only with the storage flag (see disk.c).
+ *   4 STATE   (<= 64 MiB) the snapshot_state_save payload.
+ *   5 END     (20 bytes) u32 flags, u64 RAM checksum (migrate_memsum, with
+ *             the verify flag), u64 pages sent.
+ *   6 SYNC    (4 bytes) u32 round: the end of a pre-copy round.
+ *   7 HINT    (<= 1 MiB + 4) u32 count (<= 65536), count {u64 gpa, u64
+ *             bytes} (page aligned, inside RAM): RAM round 0 will send, so
+ *             that the target can populate it ahead of the data (a hint:
+ *             it may be partial, and nothing depends on it).
+ *
+ *   target -> source
+ *   16 READY   (empty) the VM is built: send RAM.
+ *   17 RUNNING (empty) state loaded, guest started: the source may end.
+ *   18 ERROR   (1-256 bytes) one printable line; the target then closes.
+ *   19 SYNC_ACK (4 bytes) u32 round: everything up to that SYNC is in place
+ *             (the source measures end-to-end bandwidth with it, and never
+ *             pauses the guest with megabytes still queued in sockets).
+ *
+ *   Sequence: HELLO, READY, then rounds of PAGES and DISK (a page or block
+ *   sent again replaces the earlier copy) each ended by SYNC / SYNC_ACK,
+ *   then the final PAGES and DISK, STATE, END, RUNNING. PAGES, DISK or
+ *   SYNC after STATE, a second HELLO or STATE, END before STATE, and any
+ *   unknown type are errors. A broken connection at any point before
+ *   RUNNING leaves the guest running on the source.
+ *
+ * LIMITS. The stream is neither authenticated nor encrypted: whoever can
+ * reach the target's port can hand it a guest (the parser is hardened,
+ * the guest it builds is not vetted), so listen on a private address. If
+ * the link dies after the target sent RUNNING and before the source read
+ * it, both ends run the guest; the window is one message wide. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* migrate_proto.c - the pure receive parser of the live migration stream
- * (both directions), specified at the top of migrate.c: it says where the
+/* rx.c - the pure receive parser of the live migration stream (both
+ * directions), specified at the top of proto.c: it says where the
  * next bytes go (page data straight into guest RAM), checks every length
  * against its bound before anything is allocated or written, and verifies
  * each message's CRC. */

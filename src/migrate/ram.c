@@ -1,4 +1,4 @@
-/* migrate_ram.c - guest RAM on the sending side: which pages were ever
+/* ram.c - guest RAM on the sending side: which pages were ever
  * touched, sending a bitmap of pages and the round-0 hint, and the whole-RAM
  * checksum both ends compute. */
 #include <errno.h>
