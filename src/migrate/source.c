@@ -15,7 +15,6 @@
  * pump are tx.c's, the connection sock.c's, RAM's bitmaps ram.c's and the
  * disks' disk.c's. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,17 +51,6 @@ struct msend {
 	size_t errlen;
 };
 
-static int failf(struct msend *m, int r, const char *fmt, ...) CV_PRINTF(3, 4);
-static int failf(struct msend *m, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(m->err, m->errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static void report(struct msend *m, enum migrate_event ev)
 {
 	m->p.event = ev;
@@ -94,10 +82,11 @@ static int link_error(struct msend *m)
 	mig_rx_init(&rx, true);
 	r = mig_recv_event(m->fd, &rx, 200);
 	if (r == MIG_RX_ERROR_MSG)
-		r = failf(m, -EPROTO, "the target failed: %s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "the target failed: %s", rx.err);
 	else
-		r = failf(m, m->tx.err ? m->tx.err : -EPIPE, "the connection to %s broke: %s",
-			  m->o->dest, strerror(-(m->tx.err ? m->tx.err : EPIPE)));
+		r = cv_errf(m->err, m->errlen, m->tx.err ? m->tx.err : -EPIPE,
+			    "the connection to %s broke: %s", m->o->dest,
+			    strerror(-(m->tx.err ? m->tx.err : EPIPE)));
 	mig_rx_free(&rx);
 	return r;
 }
@@ -116,7 +105,8 @@ static void pump(void *ctx)
 static int check(struct msend *m)
 {
 	if (atomic_load(&m->vm->stop))
-		return failf(m, -ECANCELED, "the guest stopped during the migration");
+		return cv_errf(m->err, m->errlen, -ECANCELED,
+			       "the guest stopped during the migration");
 	return m->tx.err ? link_error(m) : 0;
 }
 
@@ -155,17 +145,19 @@ static int await(struct msend *m, int want, const char *what)
 	else if (r == -ECANCELED)
 		r = check(m);
 	else if (r == MIG_RX_ERROR_MSG)
-		r = failf(m, -EPROTO, "the target refused: %s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "the target refused: %s", rx.err);
 	else if (r == -ETIMEDOUT)
-		r = failf(m, r, "no answer from %s for %d s while waiting for %s", m->o->dest,
-			  REPLY_TIMEOUT_MS / 1000, what);
+		r = cv_errf(m->err, m->errlen, r, "no answer from %s for %d s while waiting for %s",
+			    m->o->dest, REPLY_TIMEOUT_MS / 1000, what);
 	else if (r == -EINVAL)
-		r = failf(m, -EPROTO, "%s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "%s", rx.err);
 	else if (r < 0)
-		r = failf(m, r, "the connection to %s broke while waiting for %s: %s", m->o->dest,
-			  what, strerror(-r));
+		r = cv_errf(m->err, m->errlen, r,
+			    "the connection to %s broke while waiting for %s: %s", m->o->dest, what,
+			    strerror(-r));
 	else
-		r = failf(m, -EPROTO, "the target answered out of turn while waiting for %s", what);
+		r = cv_errf(m->err, m->errlen, -EPROTO,
+			    "the target answered out of turn while waiting for %s", what);
 	mig_rx_free(&rx);
 	return r;
 }
@@ -184,10 +176,10 @@ static int quiesce(struct msend *m)
 
 	if (m->o->ops->quiesce) {
 		if ((r = m->o->ops->quiesce(m->vm, why, sizeof(why))))
-			return failf(m, r, "%s", why);
+			return cv_errf(m->err, m->errlen, r, "%s", why);
 	} else if ((r = mig_disks_quiesce(m->vm))) {
 		mig_disks_resume(m->vm);
-		return failf(m, r, "cannot quiesce the disks: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot quiesce the disks: %s", strerror(-r));
 	}
 	m->quiesced = true;
 	return 0;
@@ -248,11 +240,13 @@ static int handshake(struct msend *m)
 
 	if ((r = config_payload(m, &cfg))) {
 		state_buf_free(&cfg);
-		return failf(m, r, "cannot save the guest's configuration: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot save the guest's configuration: %s",
+			       strerror(-r));
 	}
 	if (cfg.len > MIG_MAX_CONFIG) {
 		state_buf_free(&cfg);
-		return failf(m, -E2BIG, "the guest's configuration is too large to migrate");
+		return cv_errf(m->err, m->errlen, -E2BIG,
+			       "the guest's configuration is too large to migrate");
 	}
 	h.page_size = MIG_PAGE_SIZE;
 	mig_ram_layout(m->vm->mem.ram_size, &h);
@@ -271,7 +265,7 @@ static int handshake(struct msend *m)
 	state_buf_free(&cfg);
 	if (body.err) {
 		state_buf_free(&body);
-		return failf(m, body.err, "out of memory");
+		return cv_errf(m->err, m->errlen, body.err, "out of memory");
 	}
 	mig_tx_msg(&m->tx, MIG_MSG_HELLO, body.data, (uint32_t)body.len);
 	state_buf_free(&body);
@@ -313,7 +307,8 @@ static int round_zero(struct msend *m)
 	int r;
 
 	if ((r = dirty_start(&m->dirty)))
-		return failf(m, r, "cannot start dirty page logging: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot start dirty page logging: %s",
+			       strerror(-r));
 	m->tracking = true;
 	m->round_start = mig_now();
 	m->round_bytes = m->tx.bytes;
@@ -357,7 +352,8 @@ static int iterate(struct msend *m)
 						  (double)(m->round_end - m->round_start))
 				     : 0;
 		if ((r = dirty_sync(&m->dirty, m->todo, &n)))
-			return failf(m, r, "reading the dirty page log: %s", strerror(-r));
+			return cv_errf(m->err, m->errlen, r, "reading the dirty page log: %s",
+				       strerror(-r));
 		remaining = n * MIG_PAGE_SIZE + mig_disks_collect(&m->disks);
 		m->p.rate = bw;
 		m->p.dirty_rate =
@@ -387,15 +383,16 @@ static int iterate(struct msend *m)
 			return 0;
 		}
 		if (d == MIGRATE_GIVE_UP)
-			return failf(m, -ETIME,
-				     "cannot meet the downtime target of %llu ms: after %u rounds "
-				     "%llu KiB are still dirty (the guest dirties %llu MiB/s, the "
-				     "link carries %llu MiB/s; expected downtime %llu ms)",
-				     (unsigned long long)o->downtime_ms, m->p.round,
-				     (unsigned long long)(remaining >> 10),
-				     (unsigned long long)(m->p.dirty_rate >> 20),
-				     (unsigned long long)(bw >> 20),
-				     (unsigned long long)(m->p.expected_downtime_us / 1000));
+			return cv_errf(
+				m->err, m->errlen, -ETIME,
+				"cannot meet the downtime target of %llu ms: after %u rounds "
+				"%llu KiB are still dirty (the guest dirties %llu MiB/s, the "
+				"link carries %llu MiB/s; expected downtime %llu ms)",
+				(unsigned long long)o->downtime_ms, m->p.round,
+				(unsigned long long)(remaining >> 10),
+				(unsigned long long)(m->p.dirty_rate >> 20),
+				(unsigned long long)(bw >> 20),
+				(unsigned long long)(m->p.expected_downtime_us / 1000));
 		m->p.round++;
 		m->round_start = mig_now();
 		m->round_bytes = m->tx.bytes;
@@ -430,16 +427,19 @@ static int finish(struct msend *m, uint64_t *t_pause)
 	r = m->o->ops->state_save(m->vm, &st);
 	if ((r = r ? r : st.err)) {
 		state_buf_free(&st);
-		return failf(m, r, "cannot save the guest state: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot save the guest state: %s",
+			       strerror(-r));
 	}
 	if (st.len > MIG_MAX_STATE) {
 		state_buf_free(&st);
-		return failf(m, -E2BIG, "the guest state is too large to migrate");
+		return cv_errf(m->err, m->errlen, -E2BIG,
+			       "the guest state is too large to migrate");
 	}
 	t_saved = mig_now();
 	if ((r = dirty_sync(&m->dirty, m->todo, NULL))) {
 		state_buf_free(&st);
-		return failf(m, r, "reading the dirty page log: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "reading the dirty page log: %s",
+			       strerror(-r));
 	}
 	mig_disks_collect(&m->disks);
 	m->p.round++;
@@ -510,13 +510,14 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	m.p.downtime_target_ms = o->downtime_ms;
 	m.dirty.vm_fd = -1;
 	if (!o->ops || !o->ops->state_save || !o->dest)
-		return failf(&m, -EINVAL, "migration is not wired to the snapshot code");
+		return cv_errf(m.err, m.errlen, -EINVAL,
+			       "migration is not wired to the snapshot code");
 	if (o->with_storage && (r = mig_disks_find(vm, &m.disks, err, errlen)))
 		return r;
 	if (!(m.todo = calloc(m.nwords + 1, 8)) ||
 	    (r = dirty_init(&m.dirty, vm->vm_fd, &vm->mem, &vm->dirty_rings)) ||
 	    (r = mig_tx_init(&m.tx, -1, o->with_storage, o->max_bandwidth))) {
-		r = failf(&m, -ENOMEM, "out of memory");
+		r = cv_errf(m.err, m.errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (o->pump) {
