@@ -214,7 +214,4 @@ int mig_rx_advance(struct mig_rx *rx, size_t n) CV_MUST;
  * mig_rx_want asks for, until it is used up or an event or error occurs. */
 int mig_rx_feed(struct mig_rx *rx, const uint8_t *buf, size_t len, size_t *used) CV_MUST;
 
-/* True if the page at p (4 KiB) is all zeros. */
-bool mig_page_is_zero(const void *p);
-
 #endif

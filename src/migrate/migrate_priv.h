@@ -93,13 +93,6 @@ int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms) CV_MUST;
 
 /* ---- ram.c ---- */
 
-/* Bit i set when page i of [base, base + npages * 4 KiB) may hold data
- * (present or swapped, /proc/self/pagemap); untouched pages read as zero.
- * -errno when pagemap cannot be read (treat every page as present). */
-int mig_pages_present(const uint8_t *base, uint64_t npages, uint64_t *bits) CV_MUST;
-/* The same for guest RAM, plus the data in the memory file a restored
- * guest maps (gm->file_backed). */
-int mig_pages_with_data(const struct guest_mem *gm, uint64_t *bits) CV_MUST;
 /* Send the pages set in todo (bit i = page i of the mapping), clearing
  * it; check(ctx) every 4096 pages ends early with its error. */
 int mig_send_bitmap(struct mig_tx *tx, const struct guest_mem *gm, uint64_t *todo,

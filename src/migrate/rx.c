@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cvisor/crc32.h"
+#include "cvisor/ramwalk.h"
 
 enum {
 	ST_HDR,	   /* 8 bytes: type, length */
@@ -262,7 +263,7 @@ static int pages_headers_done(struct mig_rx *rx)
 			continue;
 		/* A fresh target page reads as zero already: keep it unbacked. */
 		p = guest_mem_ptr(rx->mem, rx->gpa[i], MIG_PAGE_SIZE);
-		if (!mig_page_is_zero(p))
+		if (!ramwalk_page_is_zero(p))
 			memset(p, 0, MIG_PAGE_SIZE);
 		rx->zero_pages++;
 	}

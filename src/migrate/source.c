@@ -2,8 +2,8 @@
  * the protocol specified at the top of proto.c.
  *
  * PRE-COPY. KVM dirty logging (src/mem/dirty.c) starts before anything is
- * read. Round 0 sends every page that was ever touched (pagemap; never
- * touched pages are zero on both ends) and the disk images; each later
+ * read. Round 0 sends every page that may hold data (ramwalk.h; pages
+ * never touched are zero on both ends) and the disk images; each later
  * round sends what was dirtied meanwhile. After each round migrate_decide
  * compares the expected downtime (dirty bytes left / measured bandwidth +
  * a fixed cost) with --downtime-ms: below it, the guest is paused, its
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
+#include "cvisor/ramwalk.h"
 #include "cvisor/snapshot_format.h"
 #include "cvisor/vm.h"
 #include "migrate_priv.h"
@@ -321,8 +322,7 @@ static int round_zero(struct msend *m)
 	}
 	m->p.phase = MIGRATE_PRECOPY;
 	/* Never touched pages read as zero on the fresh target too. */
-	if (mig_pages_with_data(&m->vm->mem, m->todo))
-		memset(m->todo, 0xff, m->nwords * 8);
+	ramwalk_bitmap(&m->vm->mem, m->todo);
 	mig_send_hint(&m->tx, &m->vm->mem, m->todo);
 	if ((r = send_pages(m)))
 		return r;

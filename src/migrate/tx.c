@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cvisor/ramwalk.h"
+
 #include "migrate_priv.h"
 
 int mig_tx_init(struct mig_tx *tx, int fd, bool disks, uint64_t max_bw)
@@ -125,7 +127,7 @@ static void flush_pages(struct mig_tx *tx)
 void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva)
 {
 	uint8_t *rec = tx->precs + tx->pcount * MIG_PAGE_REC_SIZE;
-	bool zero = mig_page_is_zero(hva);
+	bool zero = ramwalk_page_is_zero(hva);
 
 	cv_put_le(rec, gpa, 8);
 	cv_put_le(rec + 8, zero ? MIG_REC_ZERO : 0, 4);
