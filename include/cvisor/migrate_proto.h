@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "cvisor/cpu_compat.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/state.h"
 #include "cvisor/util.h"
@@ -69,15 +70,6 @@
 #define MIG_F_VERIFY 4U	 /* END carries a whole-RAM checksum to verify */
 #define MIG_F_KNOWN (MIG_F_STORAGE | MIG_F_PAUSED | MIG_F_VERIFY)
 
-/* What the guest sees of the CPU, compared by the target before anything
- * else: the vendor must match and every feature bit set here must be one
- * the target can give. */
-struct mig_cpu {
-	char vendor[13]; /* 12 bytes on the wire */
-	uint32_t signature;
-	uint32_t f1_ecx, f1_edx, f7_ebx, f7_ecx, f7_edx, e1_ecx, e1_edx;
-};
-
 struct mig_disk {
 	uint64_t size; /* bytes, a multiple of 512 */
 	char name[MIG_MAX_DISK_NAME + 1];
@@ -92,7 +84,11 @@ struct mig_hello {
 		uint64_t gpa, size;
 	} regions[MIG_MAX_REGIONS];
 	uint32_t ncpus;
-	struct mig_cpu cpu;
+	/* What the guest sees of the CPU: vendor, signature, leaves 1, 7 and
+	 * 0x80000001 (not 0xd: not on the wire). Older targets compare it with
+	 * their host; this one checks the MACHINE table in config instead,
+	 * which holds these leaves and more (mig_cpu_check). */
+	struct cpu_model cpu;
 	uint32_t flags;
 	uint32_t ndisks;
 	struct mig_disk disks[MIG_MAX_DISKS];
@@ -121,17 +117,22 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 struct mig_local {
 	uint32_t page_size;
 	uint32_t max_cpus;
-	bool have_cpu; /* compare CPUs (false: skip, e.g. in the fuzzer) */
-	struct mig_cpu cpu;
 };
 
 /* The layout guest_mem gives ram_size (what the target will build). */
 void mig_ram_layout(uint64_t ram_size, struct mig_hello *h);
 
-/* Can this target run the guest the HELLO describes? Pure. 0, or -EINVAL
- * with one line naming the incompatibility. */
+/* Can this target hold the machine the HELLO describes (page size, RAM
+ * layout, vCPUs)? Pure. 0, or -EINVAL with one line naming the
+ * incompatibility. The CPU is mig_cpu_check's. */
 int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *err,
 		    size_t errlen) CV_MUST;
+
+/* Can a host offering the CPU host (cpu_model_host) run the guest given
+ * the CPU guest? cpu_compat_check, worded for the source. Pure. 0, or
+ * -EINVAL with one line. */
+int mig_cpu_check(const struct cpu_model *guest, const struct cpu_model *host, char *err,
+		  size_t errlen) CV_MUST;
 
 /* The receive parser. */
 enum mig_rx_event {

@@ -25,6 +25,7 @@
 struct vm;
 struct vm_config;
 struct guest_mem;
+struct cpu_model;
 
 /* Section versions this cvisor writes (and the newest it reads). */
 #define SNAPSHOT_CONFIG_VERSION 1
@@ -80,6 +81,19 @@ int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, ch
  * -EINVAL (or the -errno KVM gave) with one line in err. */
 int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			size_t errlen) CV_MUST;
+
+/* snapshot_state_load for a migration target, whose handshake checked the
+ * guest's CPU against this host already (snapshot_cpu_model on the
+ * MACHINE section the HELLO carries, the one the state holds too): all
+ * of it but that check, so that a target runs the check once. */
+int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+				 size_t errlen) CV_MUST;
+
+/* The CPU the guest was given: the MACHINE section's CPUID table as a
+ * cpu_model (cpu_compat.h), for a migration target to check against this
+ * host before it builds anything. -EINVAL with one line in err. */
+int snapshot_cpu_model(const uint8_t *payload, size_t len, struct cpu_model *m, char *err,
+		       size_t errlen) CV_MUST;
 
 /* ---- files: FILE (save.c, load.c) and FILE.mem (memfile.c) ---- */
 

@@ -152,11 +152,6 @@ void mig_dst_disks_abort(struct mig_dst_disks *dd);
 /* Free the paths. */
 void mig_dst_disks_free(struct mig_dst_disks *dd);
 
-/* ---- proto.c ---- */
-
-/* The guest's CPU summary from a CPUID table (NULL: zeros). */
-void mig_cpu_from_cpuid(const struct kvm_cpuid2 *c, struct mig_cpu *out);
-
 /* Monotonic nanoseconds. */
 static inline uint64_t mig_now(void)
 {

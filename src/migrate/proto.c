@@ -17,7 +17,9 @@
  *             guest_mem gives that RAM size), CPU: u8[12] vendor, u32
  *             signature (leaf 1 eax), u32 leaf 1 ecx, edx, leaf 7 ebx,
  *             ecx, edx, leaf 0x80000001 ecx, edx (the guest's view; the
- *             target needs the same vendor and every bit), u32 flags
+ *             target needs the same vendor and every bit: older targets
+ *             check these, this one the whole CPUID table of the MACHINE
+ *             section in config, cpu_compat.h), u32 flags
  *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
  *             disks {u64 bytes, u16 name length (1-255), name},
  *             u32 config length (<= 64 KiB), config: snapshot sections
@@ -155,6 +157,7 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 	}
 	state_get_bytes(&r, h->cpu.vendor, 12);
 	h->cpu.vendor[12] = 0;
+	h->cpu.has_vendor = true;
 	h->cpu.signature = state_get_u32(&r);
 	h->cpu.f1_ecx = state_get_u32(&r);
 	h->cpu.f1_edx = state_get_u32(&r);
@@ -205,21 +208,9 @@ void mig_ram_layout(uint64_t ram_size, struct mig_hello *h)
 	}
 }
 
-/* One CPUID register: the bits the guest sees that the target lacks. */
-static int cpu_bits(uint32_t src, uint32_t dst, const char *reg, char *err, size_t errlen)
-{
-	if (src & ~dst)
-		return cv_errf(err, errlen, -EINVAL,
-			       "this host's CPU lacks features the guest uses (CPUID %s bits %#x); "
-			       "migrate to a host with the same CPU or a newer one",
-			       reg, src & ~dst);
-	return 0;
-}
-
 int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *err, size_t errlen)
 {
 	struct mig_hello want;
-	int r;
 
 	if (h->page_size != l->page_size)
 		return cv_errf(err, errlen, -EINVAL,
@@ -239,44 +230,32 @@ int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *
 	if (!h->ncpus || h->ncpus > MIG_MAX_CPUS || h->ncpus > l->max_cpus)
 		return cv_errf(err, errlen, -EINVAL, "the guest has %u vCPUs; this host allows %u",
 			       h->ncpus, l->max_cpus);
-	if (!l->have_cpu)
-		return 0;
-	if (strcmp(h->cpu.vendor, l->cpu.vendor))
-		return cv_errf(err, errlen, -EINVAL,
-			       "the source's CPU vendor %s differs from this host's %s",
-			       h->cpu.vendor, l->cpu.vendor);
-	if ((r = cpu_bits(h->cpu.f1_ecx, l->cpu.f1_ecx, "1.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f1_edx, l->cpu.f1_edx, "1.edx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_ebx, l->cpu.f7_ebx, "7.ebx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_ecx, l->cpu.f7_ecx, "7.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_edx, l->cpu.f7_edx, "7.edx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.e1_ecx, l->cpu.e1_ecx, "0x80000001.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.e1_edx, l->cpu.e1_edx, "0x80000001.edx", err, errlen)))
-		return r;
 	return 0;
 }
 
-void mig_cpu_from_cpuid(const struct kvm_cpuid2 *c, struct mig_cpu *out)
+int mig_cpu_check(const struct cpu_model *guest, const struct cpu_model *host, char *err,
+		  size_t errlen)
 {
-	memset(out, 0, sizeof(*out));
-	for (unsigned int i = 0; c && i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+	struct cpu_gap gap;
+	char leaf[32];
 
-		if (e->function == 0) {
-			memcpy(out->vendor, &e->ebx, 4);
-			memcpy(out->vendor + 4, &e->edx, 4);
-			memcpy(out->vendor + 8, &e->ecx, 4);
-		} else if (e->function == 1) {
-			out->signature = e->eax;
-			out->f1_ecx = e->ecx;
-			out->f1_edx = e->edx;
-		} else if (e->function == 7 && e->index == 0) {
-			out->f7_ebx = e->ebx;
-			out->f7_ecx = e->ecx;
-			out->f7_edx = e->edx;
-		} else if (e->function == 0x80000001) {
-			out->e1_ecx = e->ecx;
-			out->e1_edx = e->edx;
-		}
-	}
+	if (!cpu_compat_check(guest, host, &gap))
+		return 0;
+	if (gap.kind == CPU_GAP_NO_VENDOR)
+		return cv_errf(err, errlen, -EINVAL, "the source's CPUID has no vendor leaf");
+	if (gap.kind == CPU_GAP_VENDOR)
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source's CPU vendor %s differs from this host's %s",
+			       gap.guest_vendor, gap.host_vendor);
+	/* "1.ecx", "0xd.1.eax", "0x80000001.edx" */
+	if (gap.fn < 10)
+		snprintf(leaf, sizeof(leaf), "%u", gap.fn);
+	else
+		snprintf(leaf, sizeof(leaf), "%#x", gap.fn);
+	if (gap.index)
+		snprintf(leaf + strlen(leaf), sizeof(leaf) - strlen(leaf), ".%u", gap.index);
+	return cv_errf(err, errlen, -EINVAL,
+		       "this host's CPU lacks features the guest uses (CPUID %s.%s bits %#x); "
+		       "migrate to a host with the same CPU or a newer one",
+		       leaf, gap.reg, gap.missing);
 }

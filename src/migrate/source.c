@@ -252,7 +252,7 @@ static int handshake(struct msend *m)
 	h.page_size = MIG_PAGE_SIZE;
 	mig_ram_layout(m->vm->mem.ram_size, &h);
 	h.ncpus = m->vm->ncpus;
-	mig_cpu_from_cpuid(m->vm->cpuid, &h.cpu);
+	cpu_model_from_cpuid(m->vm->cpuid, &h.cpu);
 	h.flags = (m->o->with_storage ? MIG_F_STORAGE : 0) | (m->was_paused ? MIG_F_PAUSED : 0) |
 		  (m->o->verify ? MIG_F_VERIFY : 0);
 	h.ndisks = m->o->with_storage ? m->disks.n : 0;

@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cvisor/cpu_compat.h"
 #include "cvisor/kvm.h"
 #include "cvisor/vm.h"
+#include "cvisor/x86.h"
 #include "migrate_priv.h"
 
 #define IDLE_TIMEOUT_MS 120000 /* the source sends without pause until END */
@@ -66,10 +68,9 @@ static int reply(struct mrecv *m, uint32_t type, const char *msg)
 	return reply_bytes(m, type, msg, msg ? (uint32_t)strnlen(msg, MIG_MAX_ERROR) : 0);
 }
 
-/* What this host can give: page size, vCPUs, the CPU KVM offers. */
+/* What this host can hold: page size, vCPUs. */
 static int local_caps(struct mig_local *l, char *err, size_t errlen)
 {
-	struct kvm_cpuid2 *c;
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), n;
 
 	memset(l, 0, sizeof(*l));
@@ -82,16 +83,25 @@ static int local_caps(struct mig_local *l, char *err, size_t errlen)
 	l->max_cpus = (uint32_t)(n ? n : kvm_cap(fd, KVM_CAP_NR_VCPUS));
 	if (l->max_cpus > CONFIG_MAX_CPUS)
 		l->max_cpus = CONFIG_MAX_CPUS;
-	c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	if (c) {
-		c->nent = 256;
-		l->have_cpu = ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0;
-	}
-	if (l->have_cpu)
-		mig_cpu_from_cpuid(c, &l->cpu);
-	free(c);
 	close(fd);
 	return 0;
+}
+
+/* The CPU the guest was given (the MACHINE section of the HELLO's config:
+ * the whole CPUID table, which the state holds too) against the one this
+ * host gives a guest of that configuration. The one CPU check a target
+ * runs: the state load leaves it out (snapshot_state_load_incoming). */
+static int check_cpu(struct mrecv *m, char *why, size_t whylen)
+{
+	const struct mig_hello *h = &m->rx.hello;
+	struct cpu_model guest, host;
+	int r;
+
+	if ((r = m->in->ops->cpu_model(h->config, h->config_len, &guest, why, whylen)))
+		return r;
+	if ((r = cpu_model_host(x86_quirks_wanted(m->t->cfg.quirks), &host)))
+		return cv_errf(why, whylen, r, "cannot read this host's CPUID: %s", strerror(-r));
+	return mig_cpu_check(&guest, &host, why, whylen);
 }
 
 /* --disk specs for the images this side received: DIR/NAME plus the
@@ -136,7 +146,8 @@ static int on_hello(struct mrecv *m)
 	t->config = m->rx.body;
 	m->rx.body = NULL;
 	config_init(&t->cfg);
-	if ((r = ops->config_load(h->config, h->config_len, &t->cfg, why, sizeof(why)))) {
+	if ((r = ops->config_load(h->config, h->config_len, &t->cfg, why, sizeof(why))) ||
+	    (r = check_cpu(m, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return cv_errf(m->err, m->errlen, r, "refusing the migration: %s", why);
 	}
@@ -363,8 +374,8 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 
 	memset(t, 0, sizeof(*t));
 	memset(&m.dd, 0, sizeof(m.dd));
-	if (!in->ops || !in->ops->config_load || !in->ops->build || !in->ops->state_load ||
-	    !in->ops->start || !in->ops->destroy)
+	if (!in->ops || !in->ops->config_load || !in->ops->cpu_model || !in->ops->build ||
+	    !in->ops->state_load || !in->ops->start || !in->ops->destroy)
 		return cv_errf(m.err, m.errlen, -EINVAL,
 			       "migration is not wired to the snapshot code");
 	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)

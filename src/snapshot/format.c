@@ -39,8 +39,9 @@
  *   u32 ncpuid + ncpuid x (u32 function, index, flags, eax, ebx, ecx, edx):
  *   the CPUID table the guest was given (before per-vCPU topology). The
  *   loader refuses a host whose CPU lacks any of its feature bits (leaves
- *   1, 7, 0xd, 0x80000001) or has another vendor, and gives the guest this
- *   table rather than the new host's.
+ *   1, 7, 0xd, 0x80000001) or has another vendor (cpu_compat.h; a
+ *   migration target checks at its handshake instead), and gives the guest
+ *   this table rather than the new host's.
  *   Version 2 adds, last: u8 syscall_shim_area (1: the guest's E820
  *   reserves the syscall shim's pages, syscall_shim.h; version 1: 0).
  * KSTATE  (id 2, version 1): PIC, IOAPIC, PIT, kvmclock (vcpu_state.c).

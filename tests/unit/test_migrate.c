@@ -590,7 +590,8 @@ static void test_versions(void **state)
 
 static void test_hello_check(void **state)
 {
-	struct mig_local l = { .page_size = 4096, .max_cpus = 8, .have_cpu = true };
+	struct mig_local l = { .page_size = 4096, .max_cpus = 8 };
+	struct cpu_model host = { .has_vendor = true };
 	struct mig_hello h;
 	struct w b = { 0 };
 	char err[256];
@@ -598,18 +599,30 @@ static void test_hello_check(void **state)
 	(void)state;
 	hello_body(&b, &good_hello);
 	assert_int_equal(mig_hello_parse(b.p, b.len, &h, err, sizeof(err)), 0);
-	memcpy(l.cpu.vendor, "GenuineIntel", 13);
-	l.cpu.f7_ebx = 0x10 | 0x100;
 	assert_int_equal(mig_hello_check(&h, &l, err, sizeof(err)), 0);
+	/* The CPU from the wire against a host's (cpu_compat.h). */
+	assert_true(h.cpu.has_vendor);
+	memcpy(host.vendor, "GenuineIntel", 13);
+	host.f7_ebx = 0x10 | 0x100;
+	assert_int_equal(mig_cpu_check(&h.cpu, &host, err, sizeof(err)), 0);
 	/* A feature the target lacks. */
-	l.cpu.f7_ebx = 0x100;
-	assert_int_equal(mig_hello_check(&h, &l, err, sizeof(err)), -EINVAL);
+	host.f7_ebx = 0x100;
+	assert_int_equal(mig_cpu_check(&h.cpu, &host, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "CPUID 7.ebx bits 0x10"));
-	l.cpu.f7_ebx = 0x10;
-	memcpy(l.cpu.vendor, "AuthenticAMD", 13);
-	assert_int_equal(mig_hello_check(&h, &l, err, sizeof(err)), -EINVAL);
+	host.f7_ebx = 0x10;
+	memcpy(host.vendor, "AuthenticAMD", 13);
+	assert_int_equal(mig_cpu_check(&h.cpu, &host, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "vendor GenuineIntel differs"));
-	memcpy(l.cpu.vendor, "GenuineIntel", 13);
+	memcpy(host.vendor, "GenuineIntel", 13);
+	/* Leaves with an index and above 0x80000000 are named as such. */
+	h.cpu.xsave1_eax = 0x8;
+	assert_int_equal(mig_cpu_check(&h.cpu, &host, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "CPUID 0xd.1.eax bits 0x8"));
+	h.cpu.xsave1_eax = 0;
+	h.cpu.e1_edx = 1U << 29;
+	assert_int_equal(mig_cpu_check(&h.cpu, &host, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "CPUID 0x80000001.edx bits 0x20000000"));
+	h.cpu.e1_edx = 0;
 	/* Page size, vCPUs. */
 	l.page_size = 65536;
 	assert_int_equal(mig_hello_check(&h, &l, err, sizeof(err)), -EINVAL);
