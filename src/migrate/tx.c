@@ -99,27 +99,38 @@ static void tx_send(struct mig_tx *tx, struct iovec *iov, int n)
 		tx->after_send(tx->after_ctx);
 }
 
-static void flush_pages(struct mig_tx *tx)
+/* A batch (PAGES, DISK) from its parts: head gets the message header and
+ * the record count; the data's CRC comes in data_crc, and the message's is
+ * combined from it without reading the data again. */
+static void send_batch(struct mig_tx *tx, uint8_t *head, uint32_t type, uint32_t count,
+		       const uint8_t *recs, uint32_t recs_len, uint8_t *data, size_t ndata,
+		       uint32_t data_crc)
 {
-	uint32_t body = 4 + tx->pcount * MIG_PAGE_REC_SIZE + tx->pndata * MIG_PAGE_SIZE;
 	uint8_t crc[4];
 	uint32_t c;
 	struct iovec iov[4];
 
-	if (!tx->pcount)
-		return;
-	mig_put_header(tx->phead, MIG_MSG_PAGES, body);
-	cv_put_le(tx->phead + MIG_HDR_SIZE, tx->pcount, 4);
-	c = cv_crc32(0, tx->phead, sizeof(tx->phead));
-	c = cv_crc32(c, tx->precs, tx->pcount * MIG_PAGE_REC_SIZE);
-	/* The data's CRC was taken as it was copied out of guest RAM. */
-	c = cv_crc32_combine(c, tx->pdata_crc, (uint64_t)tx->pndata * MIG_PAGE_SIZE);
+	mig_put_header(head, type, (uint32_t)(4 + recs_len + ndata));
+	cv_put_le(head + MIG_HDR_SIZE, count, 4);
+	c = cv_crc32(0, head, MIG_HDR_SIZE + 4);
+	c = cv_crc32(c, recs, recs_len);
+	c = cv_crc32_combine(c, data_crc, ndata);
 	cv_put_le(crc, c, 4);
-	iov[0] = (struct iovec){ tx->phead, sizeof(tx->phead) };
-	iov[1] = (struct iovec){ tx->precs, tx->pcount * MIG_PAGE_REC_SIZE };
-	iov[2] = (struct iovec){ tx->pdata, (size_t)tx->pndata * MIG_PAGE_SIZE };
+	iov[0] = (struct iovec){ head, MIG_HDR_SIZE + 4 };
+	iov[1] = (struct iovec){ (void *)recs, recs_len };
+	iov[2] = (struct iovec){ data, ndata };
 	iov[3] = (struct iovec){ crc, 4 };
 	tx_send(tx, iov, 4);
+}
+
+static void flush_pages(struct mig_tx *tx)
+{
+	if (!tx->pcount)
+		return;
+	/* The data's CRC was taken as it was copied out of guest RAM. */
+	send_batch(tx, tx->phead, MIG_MSG_PAGES, tx->pcount, tx->precs,
+		   tx->pcount * MIG_PAGE_REC_SIZE, tx->pdata, (size_t)tx->pndata * MIG_PAGE_SIZE,
+		   tx->pdata_crc);
 	tx->pcount = tx->pndata = 0;
 	tx->pdata_crc = 0;
 }
@@ -144,24 +155,11 @@ void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva)
 
 static void flush_disk(struct mig_tx *tx)
 {
-	uint32_t body = 4 + tx->dcount * MIG_DISK_REC_SIZE + tx->dndata;
-	uint8_t crc[4];
-	uint32_t c;
-	struct iovec iov[4];
-
 	if (!tx->dcount)
 		return;
-	mig_put_header(tx->dhead, MIG_MSG_DISK, body);
-	cv_put_le(tx->dhead + MIG_HDR_SIZE, tx->dcount, 4);
-	c = cv_crc32(0, tx->dhead, sizeof(tx->dhead));
-	c = cv_crc32(c, tx->drecs, tx->dcount * MIG_DISK_REC_SIZE);
-	c = cv_crc32(c, tx->ddata, tx->dndata);
-	cv_put_le(crc, c, 4);
-	iov[0] = (struct iovec){ tx->dhead, sizeof(tx->dhead) };
-	iov[1] = (struct iovec){ tx->drecs, tx->dcount * MIG_DISK_REC_SIZE };
-	iov[2] = (struct iovec){ tx->ddata, tx->dndata };
-	iov[3] = (struct iovec){ crc, 4 };
-	tx_send(tx, iov, 4);
+	send_batch(tx, tx->dhead, MIG_MSG_DISK, tx->dcount, tx->drecs,
+		   tx->dcount * MIG_DISK_REC_SIZE, tx->ddata, tx->dndata,
+		   cv_crc32(0, tx->ddata, tx->dndata));
 	tx->dcount = tx->dndata = 0;
 }
 
