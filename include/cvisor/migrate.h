@@ -183,6 +183,7 @@ struct migrate_target {
  * migrate_target_free after the VM is destroyed. */
 int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t, char *err,
 		    size_t errlen) CV_MUST;
+/* Free what *t keeps alive for the guest's configuration (not the VM). */
 void migrate_target_free(struct migrate_target *t);
 
 /* ---- pure helpers (tests, the CLI) ---- */

@@ -1,9 +1,9 @@
 /* migrate_proto.h - the live migration wire format (specified at the top
- * of src/migrate/proto.c): message encoding, the handshake's compatibility
- * check, and the receive parser, which is pure (no I/O: the caller moves
- * bytes, the parser says where they go and what they meant) so that it can
- * be fuzzed and unit tested. Everything read is bounded before it is
- * allocated or written anywhere. */
+ * of src/migrate/proto.c): message encoding and the handshake's checks
+ * (proto.c), and the receive parser (rx.c), which is pure (no I/O: the
+ * caller moves bytes, the parser says where they go and what they meant)
+ * so that it can be fuzzed and unit tested. Everything read is bounded
+ * before it is allocated or written anywhere. */
 #ifndef CVISOR_MIGRATE_PROTO_H
 #define CVISOR_MIGRATE_PROTO_H
 
@@ -102,7 +102,7 @@ struct mig_end {
 	uint64_t pages;	 /* pages sent in all (informational) */
 };
 
-/* Encoding (source side). */
+/* Encoding (proto.c). The 8-byte message header: u32 type, u32 length. */
 void mig_put_header(uint8_t out[MIG_HDR_SIZE], uint32_t type, uint32_t len);
 /* A whole small message (header, body, CRC) appended to b. */
 void mig_msg_append(struct state_buf *b, uint32_t type, const void *body, uint32_t len);
@@ -192,6 +192,9 @@ struct mig_rx {
 	char err[256];
 };
 
+/* A parser at the start of a stream: the target's view of the source
+ * (source_side false) or the source's view of the replies (true). Free
+ * its buffers with mig_rx_free. */
 void mig_rx_init(struct mig_rx *rx, bool source_side);
 void mig_rx_free(struct mig_rx *rx);
 
