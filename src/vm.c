@@ -378,8 +378,7 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 	}
 	/* Not found in a file or flag from here on, unless the kernel load says so. */
 	*usage = false;
-	vm->quirks.active = cfg->quirks == CONFIG_QUIRKS_ON ||
-			    (cfg->quirks == CONFIG_QUIRKS_AUTO && x86_host_emulates());
+	vm->quirks.active = x86_quirks_wanted(cfg->quirks);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		cv_err("eventfd: %s", strerror(errno));

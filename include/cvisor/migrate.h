@@ -1,6 +1,6 @@
 /* migrate.h - live migration: pre-copy of a running guest to another cvisor
- * over TCP (src/snap/migrate*.c; the protocol is specified at the top of
- * src/snap/migrate.c).
+ * over TCP (src/migrate/; the protocol is specified at the top of
+ * src/migrate/proto.c).
  *
  * Source: `cvisor migrate NAME HOST:PORT [flags]` asks guest NAME's monitor
  * (control request "migrate", see migrate_req_parse) to call migrate_send
@@ -47,7 +47,7 @@ struct migrate_source_ops {
 	void (*resume)(struct vm *vm);
 };
 
-/* The snapshot code's functions (src/snap/migrate_ops.c). */
+/* The snapshot code's functions (src/migrate/ops.c). */
 extern const struct migrate_source_ops migrate_snapshot_source_ops;
 
 struct migrate_opts {
@@ -126,11 +126,17 @@ struct migrate_target_ops {
 	/* snapshot_config_load. */
 	int (*config_load)(const uint8_t *payload, size_t len, struct vm_config *cfg, char *err,
 			   size_t errlen);
+	/* The CPU the guest was given, from the same payload (its MACHINE
+	 * section): snapshot_cpu_model. The handshake checks it against this
+	 * host, once (mig_cpu_check). */
+	int (*cpu_model)(const uint8_t *payload, size_t len, struct cpu_model *m, char *err,
+			 size_t errlen);
 	/* Build a VM for incoming state from cfg (adjust cfg first as the
 	 * command line says: name, detach): memory, devices and vCPUs, no
 	 * kernel; not started. *vm must stay valid until destroy. */
 	int (*build)(void *ctx, struct vm_config *cfg, struct vm **vm, char *err, size_t errlen);
-	/* snapshot_state_load. */
+	/* snapshot_state_load_incoming: the state, the CPU check left out
+	 * (the handshake ran it). */
 	int (*state_load)(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			  size_t errlen);
 	/* Start the vCPUs (vm_start). The VM may have pause_req set: the
@@ -146,11 +152,11 @@ struct migrate_target_ops {
 	void (*connected)(void *ctx, int fd);
 };
 
-/* The snapshot code's config_load and state_load, and a plain build
+/* The snapshot code's config_load, cpu_model and state_load, and a plain build
  * (vm_create_restore into a malloc'd struct vm; ctx unused), start
  * (vm_start) and destroy (vm_join, vm_destroy, free). A CLI that names
  * the guest, detaches or sets up a control socket brings its own build
- * and start and keeps the other three. */
+ * and start and keeps the others. */
 extern const struct migrate_target_ops migrate_default_target_ops;
 
 struct migrate_incoming {
@@ -177,6 +183,7 @@ struct migrate_target {
  * migrate_target_free after the VM is destroyed. */
 int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t, char *err,
 		    size_t errlen) CV_MUST;
+/* Free what *t keeps alive for the guest's configuration (not the VM). */
 void migrate_target_free(struct migrate_target *t);
 
 /* ---- pure helpers (tests, the CLI) ---- */

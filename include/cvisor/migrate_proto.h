@@ -1,9 +1,9 @@
 /* migrate_proto.h - the live migration wire format (specified at the top
- * of src/snap/migrate.c): message encoding, the handshake's compatibility
- * check, and the receive parser, which is pure (no I/O: the caller moves
- * bytes, the parser says where they go and what they meant) so that it can
- * be fuzzed and unit tested. Everything read is bounded before it is
- * allocated or written anywhere. */
+ * of src/migrate/proto.c): message encoding and the handshake's checks
+ * (proto.c), and the receive parser (rx.c), which is pure (no I/O: the
+ * caller moves bytes, the parser says where they go and what they meant)
+ * so that it can be fuzzed and unit tested. Everything read is bounded
+ * before it is allocated or written anywhere. */
 #ifndef CVISOR_MIGRATE_PROTO_H
 #define CVISOR_MIGRATE_PROTO_H
 
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "cvisor/cpu_compat.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/state.h"
 #include "cvisor/util.h"
@@ -69,15 +70,6 @@
 #define MIG_F_VERIFY 4U	 /* END carries a whole-RAM checksum to verify */
 #define MIG_F_KNOWN (MIG_F_STORAGE | MIG_F_PAUSED | MIG_F_VERIFY)
 
-/* What the guest sees of the CPU, compared by the target before anything
- * else: the vendor must match and every feature bit set here must be one
- * the target can give. */
-struct mig_cpu {
-	char vendor[13]; /* 12 bytes on the wire */
-	uint32_t signature;
-	uint32_t f1_ecx, f1_edx, f7_ebx, f7_ecx, f7_edx, e1_ecx, e1_edx;
-};
-
 struct mig_disk {
 	uint64_t size; /* bytes, a multiple of 512 */
 	char name[MIG_MAX_DISK_NAME + 1];
@@ -92,7 +84,11 @@ struct mig_hello {
 		uint64_t gpa, size;
 	} regions[MIG_MAX_REGIONS];
 	uint32_t ncpus;
-	struct mig_cpu cpu;
+	/* What the guest sees of the CPU: vendor, signature, leaves 1, 7 and
+	 * 0x80000001 (not 0xd: not on the wire). Older targets compare it with
+	 * their host; this one checks the MACHINE table in config instead,
+	 * which holds these leaves and more (mig_cpu_check). */
+	struct cpu_model cpu;
 	uint32_t flags;
 	uint32_t ndisks;
 	struct mig_disk disks[MIG_MAX_DISKS];
@@ -106,15 +102,7 @@ struct mig_end {
 	uint64_t pages;	 /* pages sent in all (informational) */
 };
 
-/* CRC-32 (IEEE, the value snap_crc32 gives), incremental: start with
- * crc = 0 and feed the previous result. Uses PCLMULQDQ when the CPU has it. */
-uint32_t mig_crc32(uint32_t crc, const void *p, size_t n);
-/* Copy n bytes to dst and return mig_crc32(crc, src, n), in one pass. */
-uint32_t mig_crc32_copy(uint32_t crc, void *dst, const void *src, size_t n);
-/* The CRC of A then B from crc(A), crc(B) and B's length. */
-uint32_t mig_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
-
-/* Encoding (source side). */
+/* Encoding (proto.c). The 8-byte message header: u32 type, u32 length. */
 void mig_put_header(uint8_t out[MIG_HDR_SIZE], uint32_t type, uint32_t len);
 /* A whole small message (header, body, CRC) appended to b. */
 void mig_msg_append(struct state_buf *b, uint32_t type, const void *body, uint32_t len);
@@ -129,17 +117,22 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 struct mig_local {
 	uint32_t page_size;
 	uint32_t max_cpus;
-	bool have_cpu; /* compare CPUs (false: skip, e.g. in the fuzzer) */
-	struct mig_cpu cpu;
 };
 
 /* The layout guest_mem gives ram_size (what the target will build). */
 void mig_ram_layout(uint64_t ram_size, struct mig_hello *h);
 
-/* Can this target run the guest the HELLO describes? Pure. 0, or -EINVAL
- * with one line naming the incompatibility. */
+/* Can this target hold the machine the HELLO describes (page size, RAM
+ * layout, vCPUs)? Pure. 0, or -EINVAL with one line naming the
+ * incompatibility. The CPU is mig_cpu_check's. */
 int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *err,
 		    size_t errlen) CV_MUST;
+
+/* Can a host offering the CPU host (cpu_model_host) run the guest given
+ * the CPU guest? cpu_compat_check, worded for the source. Pure. 0, or
+ * -EINVAL with one line. */
+int mig_cpu_check(const struct cpu_model *guest, const struct cpu_model *host, char *err,
+		  size_t errlen) CV_MUST;
 
 /* The receive parser. */
 enum mig_rx_event {
@@ -199,6 +192,9 @@ struct mig_rx {
 	char err[256];
 };
 
+/* A parser at the start of a stream: the target's view of the source
+ * (source_side false) or the source's view of the replies (true). Free
+ * its buffers with mig_rx_free. */
 void mig_rx_init(struct mig_rx *rx, bool source_side);
 void mig_rx_free(struct mig_rx *rx);
 
@@ -221,8 +217,5 @@ int mig_rx_advance(struct mig_rx *rx, size_t n) CV_MUST;
 /* Convenience for tests and fuzzing: feed a buffer, copying into what
  * mig_rx_want asks for, until it is used up or an event or error occurs. */
 int mig_rx_feed(struct mig_rx *rx, const uint8_t *buf, size_t len, size_t *used) CV_MUST;
-
-/* True if the page at p (4 KiB) is all zeros. */
-bool mig_page_is_zero(const void *p);
 
 #endif

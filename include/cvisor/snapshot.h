@@ -1,7 +1,8 @@
 /* snapshot.h - a VM's whole state (but RAM) as snapshot sections, shared
- * by save/restore (src/snap/snapshot.c, src/snap/snapshot_file.c) and
- * live migration (src/snap/migrate.c). The container format is in
- * snapfile.h; the sections are documented at the top of snapshot.c.
+ * by save/restore (src/snapshot/save.c, load.c, memfile.c) and live
+ * migration (src/migrate/). The container is in snapshot_format.h; the
+ * whole format, sections included, is specified at the top of
+ * src/snapshot/format.c.
  *
  * Saving (source):   vm_pause(vm); snapshot_devices_quiesce(vm, ...);
  *                    snapshot_state_save(vm, &buf);  guest RAM separately;
@@ -24,6 +25,7 @@
 struct vm;
 struct vm_config;
 struct guest_mem;
+struct cpu_model;
 
 /* Section versions this cvisor writes (and the newest it reads). */
 #define SNAPSHOT_CONFIG_VERSION 1
@@ -80,7 +82,20 @@ int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, ch
 int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			size_t errlen) CV_MUST;
 
-/* ---- files (snapshot_file.c): FILE and FILE.mem ---- */
+/* snapshot_state_load for a migration target, whose handshake checked the
+ * guest's CPU against this host already (snapshot_cpu_model on the
+ * MACHINE section the HELLO carries, the one the state holds too): all
+ * of it but that check, so that a target runs the check once. */
+int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+				 size_t errlen) CV_MUST;
+
+/* The CPU the guest was given: the MACHINE section's CPUID table as a
+ * cpu_model (cpu_compat.h), for a migration target to check against this
+ * host before it builds anything. -EINVAL with one line in err. */
+int snapshot_cpu_model(const uint8_t *payload, size_t len, struct cpu_model *m, char *err,
+		       size_t errlen) CV_MUST;
+
+/* ---- files: FILE (save.c, load.c) and FILE.mem (memfile.c) ---- */
 
 /* Write RAM's image into fd at offsets equal to positions in the RAM
  * mapping, only the pages that may hold data (resident, swapped, or in

@@ -111,7 +111,7 @@ unsigned int virtio_blk_inflight(struct virtio_dev *d);
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(struct virtio_dev *d);
 
-/* Storage migration (src/snap/migrate_disk.c). Blocks of this size that a
+/* Storage migration (src/migrate/disk.c). Blocks of this size that a
  * completed write, discard or write-zeroes touched are recorded. */
 #define VIRTIO_BLK_TRACK_BLOCK 4096U
 

@@ -7,14 +7,27 @@
 #include <stdint.h>
 
 #include "cvisor/boot.h"
+#include "cvisor/config.h"
 #include "cvisor/util.h"
 
 struct vm;
 struct vcpu;
+struct kvm_cpuid2;
 
 /* Read KVM_GET_SUPPORTED_CPUID into vm->cpuid and mask what the guest must
- * not use (see x86_quirk_cmdline). */
+ * not use (see x86_quirk_cmdline): x86_cpuid_supported with the VM's
+ * quirks. */
 int x86_cpuid_init(struct vm *vm) CV_MUST;
+
+/* The CPUID table this host gives a guest, before per-vCPU topology: KVM's
+ * supported CPUID on kvm_fd (/dev/kvm), with the features an emulating
+ * host cannot run masked when quirks is set. *out is malloc'd. 0 or
+ * -errno. */
+int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out) CV_MUST;
+
+/* Whether a VM of that --emulated-host mode works around an emulating host
+ * (on, or auto on such a host): vm->quirks.active. */
+bool x86_quirks_wanted(enum config_quirks mode);
 
 /* Give one vCPU its CPUID (topology, APIC id), MSRs, FPU and LAPIC setup.
  * The boot vCPU also gets the entry registers, unless entry is NULL (a

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cvisor/crc32.h"
 #include "cvisor/migrate_proto.h"
 
 #define RAM (1u << 20)
@@ -47,7 +48,7 @@ static void fix_crcs(uint8_t *b, size_t n)
 
 		if (len > n - at - MIG_HDR_SIZE || n - at - MIG_HDR_SIZE - len < 4)
 			return;
-		c = mig_crc32(0, b + at, MIG_HDR_SIZE + len);
+		c = cv_crc32(0, b + at, MIG_HDR_SIZE + len);
 		memcpy(b + at + MIG_HDR_SIZE + len, &c, 4);
 		at += MIG_HDR_SIZE + len + 4;
 	}

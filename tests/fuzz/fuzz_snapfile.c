@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cvisor/snapfile.h"
+#include "cvisor/crc32.h"
+#include "cvisor/snapshot_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,9 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(f, SNAP_MAGIC, 8);
 		memcpy(f + 16, &plen, 8);
-		c = snap_crc32(f + SNAP_HEADER_SIZE, plen);
+		c = cv_crc32(0, f + SNAP_HEADER_SIZE, plen);
 		memcpy(f + 24, &c, 4);
-		c = snap_crc32(f, 28);
+		c = cv_crc32(0, f, 28);
 		memcpy(f + 28, &c, 4);
 	}
 	if (snap_parse(f, size, &payload, &len, err, sizeof(err)) == 0) {

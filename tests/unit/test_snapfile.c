@@ -12,7 +12,8 @@
 
 #include <cmocka.h>
 
-#include "cvisor/snapfile.h"
+#include "cvisor/crc32.h"
+#include "cvisor/snapshot_format.h"
 
 static void make_payload(struct state_buf *b)
 {
@@ -104,7 +105,7 @@ static void test_corruption(void **state)
 
 static void fix_header_crc(uint8_t *img)
 {
-	uint32_t c = snap_crc32(img, 28);
+	uint32_t c = cv_crc32(0, img, 28);
 
 	memcpy(img + 28, &c, 4);
 }

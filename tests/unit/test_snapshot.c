@@ -1,5 +1,5 @@
 /* test_snapshot.c - the snapshot sections and files without KVM: CONFIG
- * written by hand from the layout documented in src/snap/snapshot.c and
+ * written by hand from the layout documented in src/snapshot/format.c and
  * read back; every malformed payload refused with a message; the sparse
  * memory file (only pages with data written, at their offsets, holes
  * elsewhere, also from RAM that is itself mapped from a memory file); and
@@ -21,7 +21,7 @@
 
 #include "cvisor/config.h"
 #include "cvisor/guest_mem.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/snapshot.h"
 
 #define MEM (16ULL << 20)

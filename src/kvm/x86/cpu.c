@@ -1,5 +1,7 @@
 /* cpu.c - x86 vCPU setup: CPUID with per-vCPU topology and the KVM
- * paravirtual leaves, MSRs, FPU, LAPIC LINT pins and entry registers. */
+ * paravirtual leaves, MSRs, FPU, LAPIC LINT pins and entry registers; and
+ * the CPUID this host offers a guest, which cpu_compat.c compares with the
+ * CPU a saved or migrating guest was given. */
 #include "cvisor/x86.h"
 
 #include <errno.h>
@@ -58,20 +60,25 @@ bool x86_host_emulates(void)
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
-int x86_cpuid_init(struct vm *vm)
+bool x86_quirks_wanted(enum config_quirks mode)
+{
+	return mode == CONFIG_QUIRKS_ON || (mode == CONFIG_QUIRKS_AUTO && x86_host_emulates());
+}
+
+int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out)
 {
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
 
 	if (!c)
 		return -ENOMEM;
 	c->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
 		int r = -errno;
 
 		free(c);
 		return r;
 	}
-	for (unsigned int i = 0; vm->quirks.active && i < c->nent; i++) {
+	for (unsigned int i = 0; quirks && i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
 		if (e->function == 1)
@@ -87,8 +94,13 @@ int x86_cpuid_init(struct vm *vm)
 		else if (e->function == 0xd)
 			e->eax = e->ebx = e->ecx = e->edx = 0;
 	}
-	vm->cpuid = c;
+	*out = c;
 	return 0;
+}
+
+int x86_cpuid_init(struct vm *vm)
+{
+	return x86_cpuid_supported(vm->kvm_fd, vm->quirks.active, &vm->cpuid);
 }
 
 static unsigned int order_base_2(unsigned int n)

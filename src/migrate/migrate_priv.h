@@ -1,5 +1,6 @@
-/* migrate_priv.h - private to src/snap/migrate*.c: the sending side's
- * batching, sockets, the page-presence map and the disk helpers. */
+/* migrate_priv.h - private to src/migrate: the sending side's batches
+ * (tx.c), sockets (sock.c), RAM (ram.c), the disks (disk.c) and the
+ * handshake helpers (proto.c). */
 #ifndef CVISOR_MIGRATE_PRIV_H
 #define CVISOR_MIGRATE_PRIV_H
 
@@ -9,10 +10,13 @@
 
 #include <linux/kvm.h>
 
+#include "cvisor/crc32.h"
 #include "cvisor/migrate.h"
 #include "cvisor/migrate_proto.h"
 
 struct virtio_dev;
+
+/* ---- tx.c ---- */
 
 /* Batches on their way to the socket. Page data is copied out of guest RAM
  * (the guest runs and may change it) before its CRC is taken. */
@@ -41,7 +45,10 @@ struct mig_tx {
 	uint64_t disk_bytes;
 };
 
+/* Batches for fd (disks: room for DISK too), throttled to max_bw bytes/s
+ * (0: not throttled). 0 or -ENOMEM. */
 int mig_tx_init(struct mig_tx *tx, int fd, bool disks, uint64_t max_bw) CV_MUST;
+/* Free the batches (not fd). */
 void mig_tx_free(struct mig_tx *tx);
 /* Queue the page at gpa (hva in our mapping); sends when the batch is full. */
 void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva);
@@ -58,15 +65,21 @@ void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len
  * now, for a sender about to wait (a full socket, a throttle, a reply). */
 void mig_tx_pump(struct mig_tx *tx, bool now);
 
-/* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE). */
-int mig_send_iov(int fd, struct iovec *iov, int n) CV_MUST;
+/* ---- sock.c ---- */
+
+/* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE).
+ * With wait (a sender that must not block: it has an event loop to run),
+ * the socket is written without blocking, and while it is full wait(ctx)
+ * runs every 10 ms; its nonzero return ends the write with that error. */
+int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void *ctx) CV_MUST;
 
 /* A connect gives up after this long; an established link with data
  * unacknowledged this long is broken (TCP_USER_TIMEOUT). */
 #define MIG_CONNECT_TIMEOUT_S 10
 #define MIG_LINK_TIMEOUT_MS 30000
 
-/* Sockets: one line in err on failure. */
+/* A socket connected to addr (HOST:PORT) and tuned (mig_tune), or one
+ * listening on it: the fd, or -errno with one line in err. */
 int mig_connect(const char *addr, char *err, size_t errlen) CV_MUST;
 int mig_listen(const char *addr, char *err, size_t errlen) CV_MUST;
 /* TCP_NODELAY: the end of a migration is small messages on the downtime
@@ -78,15 +91,16 @@ void mig_tune(int fd);
  * timeout_ms passes (-ETIMEDOUT; < 0 waits forever), or -errno. */
 int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms) CV_MUST;
 
-/* Bit i set when page i of [base, base + npages * 4 KiB) may hold data
- * (present or swapped, /proc/self/pagemap); untouched pages read as zero.
- * -errno when pagemap cannot be read (treat every page as present). */
-int mig_pages_present(const uint8_t *base, uint64_t npages, uint64_t *bits) CV_MUST;
-/* The same for guest RAM, plus the data in the memory file a restored
- * guest maps (gm->file_backed). */
-int mig_pages_with_data(const struct guest_mem *gm, uint64_t *bits) CV_MUST;
+/* ---- ram.c ---- */
 
-/* Storage migration, source side (migrate_disk.c). */
+/* Send the pages set in todo (bit i = page i of the mapping), clearing
+ * it; check(ctx) every 4096 pages ends early with its error. */
+int mig_send_bitmap(struct mig_tx *tx, const struct guest_mem *gm, uint64_t *todo,
+		    int (*check)(void *ctx), void *ctx) CV_MUST;
+/* The HINT for round 0: the runs of pages set in todo, as gpa ranges. */
+void mig_send_hint(struct mig_tx *tx, const struct guest_mem *gm, const uint64_t *todo);
+
+/* ---- disk.c: storage migration, source side ---- */
 struct mig_src_disk {
 	struct virtio_dev *dev;
 	int fd;
@@ -110,12 +124,14 @@ int mig_disks_send_all(struct mig_disks *ds, struct mig_tx *tx, char *err, size_
 uint64_t mig_disks_collect(struct mig_disks *ds);
 /* Send the collected blocks. */
 int mig_disks_send_dirty(struct mig_disks *ds, struct mig_tx *tx, char *err, size_t errlen) CV_MUST;
+/* Stop recording writes and free what find and track allocated. */
 void mig_disks_stop(struct mig_disks *ds);
-/* Quiesce / resume every virtio-blk device (vCPUs paused). */
+/* Quiesce every virtio-blk device (vCPUs paused): -EIO if one could not
+ * finish its I/O. mig_disks_resume lets them all take requests again. */
 int mig_disks_quiesce(struct vm *vm) CV_MUST;
 void mig_disks_resume(struct vm *vm);
 
-/* Storage migration, target side. */
+/* ---- disk.c: storage migration, target side ---- */
 struct mig_dst_disks {
 	unsigned int n;
 	int fd[MIG_MAX_DISKS];
@@ -135,16 +151,6 @@ int mig_dst_disks_finish(struct mig_dst_disks *dd) CV_MUST;
 void mig_dst_disks_abort(struct mig_dst_disks *dd);
 /* Free the paths. */
 void mig_dst_disks_free(struct mig_dst_disks *dd);
-
-/* Send the pages set in todo (bit i = page i of the mapping), clearing
- * it; check(ctx) every 4096 pages ends early with its error. */
-int mig_send_bitmap(struct mig_tx *tx, const struct guest_mem *gm, uint64_t *todo,
-		    int (*check)(void *ctx), void *ctx) CV_MUST;
-/* The HINT for round 0: the runs of pages set in todo, as gpa ranges. */
-void mig_send_hint(struct mig_tx *tx, const struct guest_mem *gm, const uint64_t *todo);
-
-/* The guest's CPU summary from a CPUID table (NULL: zeros). */
-void mig_cpu_from_cpuid(const struct kvm_cpuid2 *c, struct mig_cpu *out);
 
 /* Monotonic nanoseconds. */
 static inline uint64_t mig_now(void)

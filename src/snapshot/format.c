@@ -1,6 +1,9 @@
-/* snapfile.c - the snapshot container.
+/* format.c - the snapshot file format: its specification, and the
+ * container (header, sections) that carries it. What each section holds
+ * is written by save.c and read back by load.c; guest RAM goes to a file
+ * of its own (memfile.c).
  *
- * Format, all integers little-endian:
+ * FILE, all integers little-endian:
  *
  *   header (32 bytes)
  *     0   u8[8]  magic "CVISNAP\0"
@@ -8,7 +11,7 @@
  *     10  u16    minor (0)   a reader takes minors up to its own
  *     12  u32    header size (32)
  *     16  u64    payload length (at most 64 MiB)
- *     24  u32    CRC-32 of the payload
+ *     24  u32    CRC-32 of the payload (crc32.h)
  *     28  u32    CRC-32 of header bytes 0..27
  *   payload: sections, one after another
  *     0   u32    id (enum snap_section_id)
@@ -17,45 +20,69 @@
  *     8   u64    length of the data that follows
  *     16  data   the component's explicit LE fields (state.h)
  *
- * Guest memory is not in this file: it is FILE.mem, a sparse image of RAM
- * (offset = position in the RAM mapping), so that untouched pages take no
- * space and a restore can map it copy-on-write. */
-#include "cvisor/snapfile.h"
+ * SECTIONS. Every section's data is explicit little-endian fixed-width
+ * fields. "str" is u8 present (0/1), u16 length (<= 4096), that many bytes
+ * (no NUL). The payload holds, in this order:
+ *
+ * CONFIG  (id 5, version 1): what is needed to build the same machine
+ *   u64 mem_size, u32 ncpus, u8 emulated_host (0 auto, 1 on, 2 off),
+ *   u32 cpu_weight, u32 cpu_cap, u64 memory_limit,
+ *   str kernel, str initrd, str cmdline, str cpu_affinity (for `info`:
+ *   a restore loads no kernel),
+ *   u8 transport (0 pci, 1 mmio), u8 rng, u8 balloon, u64 balloon_bytes,
+ *   str vsock, u32 ndisks + ndisks x str (--disk spec, absolute path),
+ *   u32 nnets + nnets x str (--net spec).
+ * MACHINE (id 1, version 2): the machine as built, checked on load
+ *   u64 ram_size, u32 page_size, u32 ncpus, u8 quirks_active,
+ *   u32 nregions + nregions x (u64 gpa, u64 size, u64 offset of the region
+ *   in the RAM mapping = in FILE.mem),
+ *   u32 ncpuid + ncpuid x (u32 function, index, flags, eax, ebx, ecx, edx):
+ *   the CPUID table the guest was given (before per-vCPU topology). The
+ *   loader refuses a host whose CPU lacks any of its feature bits (leaves
+ *   1, 7, 0xd, 0x80000001) or has another vendor (cpu_compat.h; a
+ *   migration target checks at its handshake instead), and gives the guest
+ *   this table rather than the new host's.
+ *   Version 2 adds, last: u8 syscall_shim_area (1: the guest's E820
+ *   reserves the syscall shim's pages, syscall_shim.h; version 1: 0).
+ * KSTATE  (id 2, version 1): PIC, IOAPIC, PIT, kvmclock (vcpu_state.c).
+ * VCPU    (id 3, version 1) x ncpus: u32 index, then the vCPU state
+ *   (vcpu_state.c: registers, XSAVE, LAPIC, MSRs with IA32_TSC, events).
+ * DEVICE  (id 4, version 1) x every device: u16 name length, the name,
+ *   then the device's own versioned state. Names: serial8250, i8042, rtc,
+ *   acpi_pm (device_ops of src/dev), pci (u32 version 1, u32 config
+ *   address, the host bridge's 256 config bytes; virtio-pci machines only),
+ *   and each virtio device by label ("virtio-blk 0", "virtio-net 0",
+ *   "virtio-rng", "virtio-balloon", "virtio-vsock"): u8 transport (0 pci,
+ *   1 mmio), the transport's state (virtio_pci_save / virtio_mmio_save),
+ *   then virtio_dev_save (common part, queues, the device's own).
+ *
+ * Loading checks every section's version (this cvisor reads version 1 of
+ * each, and 1 and 2 of MACHINE), that each is consumed exactly, and that
+ * counts and names match the VM built from CONFIG. Unknown section ids are
+ * refused, never skipped: a writer that adds one raises the container's
+ * minor version, which older readers refuse anyway, so an unknown id means
+ * a damaged or foreign file. When a layout changes, its section version
+ * goes up, the loader keeps reading the old one, and a snapshot in the old
+ * format is added under tests/data/ (see tests/data/README.md).
+ *
+ * FILE.mem: guest RAM as a sparse image: byte N of the RAM mapping
+ * (regions in the order and at the offsets MACHINE lists) is byte N of the
+ * file, pages that hold no data are holes, and the file's size is the RAM
+ * size, so that untouched pages take no space and a restore can map it
+ * copy-on-write. */
+#include "cvisor/snapshot_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/crc32.h"
+
 #define SECTION_HEAD 16
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t v = i;
-
-		for (int k = 0; k < 8; k++)
-			v = (v & 1) ? 0xedb88320U ^ (v >> 1) : v >> 1;
-		crc_table[i] = v;
-	}
-}
-
-uint32_t snap_crc32(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffU;
-
-	pthread_once(&crc_once, crc_init);
-	for (size_t i = 0; i < n; i++)
-		c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffU;
-}
 
 size_t snap_section_begin(struct state_buf *b, uint32_t id, uint16_t version)
 {
@@ -82,7 +109,7 @@ int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *l
 
 	if (flen < SNAP_HEADER_SIZE || memcmp(f, SNAP_MAGIC, 8))
 		return cv_errf(err, errlen, -EINVAL, "not a cvisor snapshot (bad magic)");
-	if (cv_get_le(f + 28, 4) != snap_crc32(f, 28))
+	if (cv_get_le(f + 28, 4) != cv_crc32(0, f, 28))
 		return cv_errf(err, errlen, -EINVAL,
 			       "snapshot header is corrupt (checksum mismatch)");
 	if (cv_get_le(f + 8, 2) != SNAP_MAJOR || cv_get_le(f + 10, 2) > SNAP_MINOR)
@@ -97,7 +124,7 @@ int snap_parse(const uint8_t *f, size_t flen, const uint8_t **payload, size_t *l
 	if (plen > flen - SNAP_HEADER_SIZE)
 		return cv_errf(err, errlen, -EINVAL, "snapshot is truncated (%zu of %llu bytes)",
 			       flen - SNAP_HEADER_SIZE, (unsigned long long)plen);
-	if (cv_get_le(f + 24, 4) != snap_crc32(f + SNAP_HEADER_SIZE, plen))
+	if (cv_get_le(f + 24, 4) != cv_crc32(0, f + SNAP_HEADER_SIZE, plen))
 		return cv_errf(err, errlen, -EINVAL,
 			       "snapshot is corrupt (payload checksum mismatch)");
 	*payload = f + SNAP_HEADER_SIZE;
@@ -139,8 +166,8 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	cv_put_le(h + 10, SNAP_MINOR, 2);
 	cv_put_le(h + 12, SNAP_HEADER_SIZE, 4);
 	cv_put_le(h + 16, payload->len, 8);
-	cv_put_le(h + 24, snap_crc32(payload->data, payload->len), 4);
-	cv_put_le(h + 28, snap_crc32(h, 28), 4);
+	cv_put_le(h + 24, cv_crc32(0, payload->data, payload->len), 4);
+	cv_put_le(h + 28, cv_crc32(0, h, 28), 4);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

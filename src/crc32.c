@@ -1,15 +1,18 @@
-/* migrate_crc.c - CRC-32 (IEEE 802.3, reflected, the value snap_crc32 and
- * zlib give) fast enough for migration: every byte of RAM that travels is
+/* crc32.c - CRC-32 (IEEE 802.3, reflected: the value zlib gives), the one
+ * implementation behind the snapshot file's checksums and the migration
+ * stream's. Migration needs it fast: every byte of RAM that travels is
  * checksummed on both ends, so a byte-at-a-time table (~0.4 GB/s) would
  * cap the link. With PCLMULQDQ the folding method of Intel's "Fast CRC
  * Computation for Generic Polynomials Using PCLMULQDQ Instruction" (2009;
  * the constants are the paper's bit-reflected k1..k5, mu and P(x), as in
  * zlib's and Chromium's crc32_simd) runs at memory speed; otherwise a
- * slicing-by-8 table. */
+ * slicing-by-8 table. cv_crc32_combine lets a sender checksum page data as
+ * it copies it and the message around it afterwards. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
-#include "cvisor/migrate_proto.h"
+#include "cvisor/crc32.h"
 
 static uint32_t table[8][256];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
@@ -59,96 +62,93 @@ static uint32_t crc_slice8(uint32_t c, const uint8_t *p, size_t n)
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* n >= 64 and a multiple of 16; c is the running register. With dst, the
- * bytes are copied there too (one pass over the source instead of two). */
-__attribute__((target("pclmul,sse4.1"))) static uint32_t crc_clmul(uint32_t c, const uint8_t *p,
-								   size_t n, uint8_t *dst)
+#define CLMUL __attribute__((target("pclmul,sse4.1")))
+
+/* Four 128-bit lanes from p, stored to dst too when there is one. */
+CLMUL static inline void load4(const uint8_t *p, uint8_t *dst, __m128i x[4])
 {
-	const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
-	const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+	x[0] = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x00));
+	x[1] = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x10));
+	x[2] = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x20));
+	x[3] = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x30));
+	if (!dst)
+		return;
+	_mm_storeu_si128((__m128i *)(void *)(dst + 0x00), x[0]);
+	_mm_storeu_si128((__m128i *)(void *)(dst + 0x10), x[1]);
+	_mm_storeu_si128((__m128i *)(void *)(dst + 0x20), x[2]);
+	_mm_storeu_si128((__m128i *)(void *)(dst + 0x30), x[3]);
+}
+
+/* Carry the lane x forward over the distance k encodes, onto next. */
+CLMUL static inline __m128i fold(__m128i x, __m128i k, __m128i next)
+{
+	return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x11), next),
+			     _mm_clmulepi64_si128(x, k, 0x00));
+}
+
+/* 128 bits to the 32-bit CRC register: fold to 64 bits, then Barrett. */
+CLMUL static inline uint32_t reduce(__m128i x1, __m128i k3k4)
+{
 	const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124);
 	const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
 	const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
-	__m128i x0, x1, x2, x3, x4, x5, x6, x7, x8, y1, y2, y3, y4;
+	__m128i x2;
 
-	x1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x00));
-	x2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x10));
-	x3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x20));
-	x4 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x30));
-	if (dst) {
-		_mm_storeu_si128((__m128i *)(void *)(dst + 0x00), x1);
-		_mm_storeu_si128((__m128i *)(void *)(dst + 0x10), x2);
-		_mm_storeu_si128((__m128i *)(void *)(dst + 0x20), x3);
-		_mm_storeu_si128((__m128i *)(void *)(dst + 0x30), x4);
-		dst += 64;
-	}
-	x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)c));
-	p += 64;
-	n -= 64;
-	/* Fold four 128-bit lanes 512 bits ahead at a time. */
-	while (n >= 64) {
-		x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
-		x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
-		x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
-		x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
-		x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
-		x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
-		x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
-		x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
-		y1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x00));
-		y2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x10));
-		y3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x20));
-		y4 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0x30));
-		if (dst) {
-			_mm_storeu_si128((__m128i *)(void *)(dst + 0x00), y1);
-			_mm_storeu_si128((__m128i *)(void *)(dst + 0x10), y2);
-			_mm_storeu_si128((__m128i *)(void *)(dst + 0x20), y3);
-			_mm_storeu_si128((__m128i *)(void *)(dst + 0x30), y4);
-			dst += 64;
-		}
-		x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), y1);
-		x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), y2);
-		x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), y3);
-		x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), y4);
-		p += 64;
-		n -= 64;
-	}
-	/* Fold the four lanes into one. */
-	x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
-	x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
-	x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
-	while (n >= 16) {
-		x2 = _mm_loadu_si128((const __m128i *)(const void *)p);
-		if (dst) {
-			_mm_storeu_si128((__m128i *)(void *)dst, x2);
-			dst += 16;
-		}
-		x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-		x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
-		p += 16;
-		n -= 16;
-	}
-	/* 128 -> 64 bits. */
 	x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
 	x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
 	x2 = _mm_srli_si128(x1, 4);
 	x1 = _mm_and_si128(x1, mask32);
 	x1 = _mm_xor_si128(_mm_clmulepi64_si128(x1, k5k0, 0x00), x2);
-	/* Barrett reduction to 32 bits. */
 	x2 = _mm_and_si128(x1, mask32);
 	x2 = _mm_clmulepi64_si128(x2, poly, 0x10);
 	x2 = _mm_and_si128(x2, mask32);
 	x2 = _mm_clmulepi64_si128(x2, poly, 0x00);
 	x1 = _mm_xor_si128(x1, x2);
-	x0 = x1;
-	return (uint32_t)_mm_extract_epi32(x0, 1);
+	return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+
+/* n >= 64 and a multiple of 16; c is the running register. With dst, the
+ * bytes are copied there too (one pass over the source instead of two). */
+CLMUL static uint32_t crc_clmul(uint32_t c, const uint8_t *p, size_t n, uint8_t *dst)
+{
+	const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+	const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+	__m128i x[4], y[4];
+
+	load4(p, dst, x);
+	x[0] = _mm_xor_si128(x[0], _mm_cvtsi32_si128((int)c));
+	p += 64;
+	dst = dst ? dst + 64 : NULL;
+	n -= 64;
+	/* Fold four 128-bit lanes 512 bits ahead at a time. */
+	while (n >= 64) {
+		load4(p, dst, y);
+		x[0] = fold(x[0], k1k2, y[0]);
+		x[1] = fold(x[1], k1k2, y[1]);
+		x[2] = fold(x[2], k1k2, y[2]);
+		x[3] = fold(x[3], k1k2, y[3]);
+		p += 64;
+		dst = dst ? dst + 64 : NULL;
+		n -= 64;
+	}
+	/* Fold the four lanes into one, then what is left 128 bits at a time. */
+	for (int i = 1; i < 4; i++)
+		x[0] = fold(x[0], k3k4, x[i]);
+	while (n >= 16) {
+		y[0] = _mm_loadu_si128((const __m128i *)(const void *)p);
+		if (dst) {
+			_mm_storeu_si128((__m128i *)(void *)dst, y[0]);
+			dst += 16;
+		}
+		x[0] = fold(x[0], k3k4, y[0]);
+		p += 16;
+		n -= 16;
+	}
+	return reduce(x[0], k3k4);
 }
 #endif
 
-uint32_t mig_crc32(uint32_t crc, const void *buf, size_t n)
+uint32_t cv_crc32(uint32_t crc, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 	uint32_t c = ~crc;
@@ -166,7 +166,7 @@ uint32_t mig_crc32(uint32_t crc, const void *buf, size_t n)
 	return ~crc_slice8(c, p, n);
 }
 
-uint32_t mig_crc32_copy(uint32_t crc, void *dst, const void *src, size_t n)
+uint32_t cv_crc32_copy(uint32_t crc, void *dst, const void *src, size_t n)
 {
 	pthread_once(&table_once, table_init);
 #if defined(__x86_64__)
@@ -174,7 +174,7 @@ uint32_t mig_crc32_copy(uint32_t crc, void *dst, const void *src, size_t n)
 		return ~crc_clmul(~crc, src, n, dst);
 #endif
 	memcpy(dst, src, n);
-	return mig_crc32(crc, dst, n);
+	return cv_crc32(crc, dst, n);
 }
 
 /* crc(A then B) = crc(A) * x^(8 |B|) mod P, xor crc(B): zlib 1.2.12's
@@ -219,7 +219,7 @@ static uint32_t x2nmodp(uint64_t n, unsigned int k)
 	return p;
 }
 
-uint32_t mig_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+uint32_t cv_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 {
 	pthread_once(&table_once, table_init);
 	return multmodp(x2nmodp(len2, 3), crc1) ^ crc2;

@@ -1,63 +1,9 @@
-/* migrate.c - live migration, the source side (pre-copy) and the protocol.
- *
- * PROTOCOL, version 1.0. One TCP connection; the source connects to the
- * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
- *
- *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, snap_crc32)
- *             of type, length and body. The reader bounds the length per
- *             type before reading or allocating anything.
- *
- *   source -> target
- *   1 HELLO   (<= 128 KiB) u8[8] "CVIMIGR\0", u16 major (1), u16 minor (0),
- *             u32 page size (4096), u64 RAM bytes, u32 regions (1-2),
- *             u32 vCPUs, regions {u64 gpa, u64 size} (must be the layout
- *             guest_mem gives that RAM size), CPU: u8[12] vendor, u32
- *             signature (leaf 1 eax), u32 leaf 1 ecx, edx, leaf 7 ebx,
- *             ecx, edx, leaf 0x80000001 ecx, edx (the guest's view; the
- *             target needs the same vendor and every bit), u32 flags
- *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
- *             disks {u64 bytes, u16 name length (1-255), name},
- *             u32 config length (<= 64 KiB), config: snapshot sections
- *             holding SNAP_SEC_CONFIG (snapfile.h; with MACHINE and
- *             KSTATE, which snapshot_config_load also wants).
- *             A major other than 1 or a minor above ours is refused.
- *   2 PAGES   (<= 1 MiB + 4 KiB) u32 count (1-256), count records
- *             {u64 gpa (page aligned, inside RAM), u32 flags (1 = zero
- *             page: no data), u32 0}, then the 4 KiB of each non-zero
- *             record in record order (so the target can readv a batch
- *             straight into guest RAM). The body length must match.
- *   3 DISK    (<= 4 MiB + 1.5 KiB) u32 count (1-64), count records
- *             {u32 disk, u32 flags (1 = zeros), u64 offset, u32 length
- *             (multiples of 512, length up to 1 MiB, inside the disk),
- *             u32 0}, then the data of each non-zero record (at most 4 MiB
- *             in all). Only with the storage flag (see migrate_disk.c).
- *   4 STATE   (<= 64 MiB) the snapshot_state_save payload.
- *   5 END     (20 bytes) u32 flags, u64 RAM checksum (migrate_memsum, with
- *             the verify flag), u64 pages sent.
- *   6 SYNC    (4 bytes) u32 round: the end of a pre-copy round.
- *   7 HINT    (<= 1 MiB + 4) u32 count (<= 65536), count {u64 gpa, u64
- *             bytes} (page aligned, inside RAM): RAM round 0 will send, so
- *             that the target can populate it ahead of the data (a hint:
- *             it may be partial, and nothing depends on it).
- *
- *   target -> source
- *   16 READY   (empty) the VM is built: send RAM.
- *   17 RUNNING (empty) state loaded, guest started: the source may end.
- *   18 ERROR   (1-256 bytes) one printable line; the target then closes.
- *   19 SYNC_ACK (4 bytes) u32 round: everything up to that SYNC is in place
- *             (the source measures end-to-end bandwidth with it, and never
- *             pauses the guest with megabytes still queued in sockets).
- *
- *   Sequence: HELLO, READY, then rounds of PAGES and DISK (a page or block
- *   sent again replaces the earlier copy) each ended by SYNC / SYNC_ACK,
- *   then the final PAGES and DISK, STATE, END, RUNNING. PAGES, DISK or
- *   SYNC after STATE, a second HELLO or STATE, END before STATE, and any
- *   unknown type are errors. A broken connection at any point before
- *   RUNNING leaves the guest running on the source.
+/* source.c - live migration, the source side: a running guest sent over
+ * the protocol specified at the top of proto.c.
  *
  * PRE-COPY. KVM dirty logging (src/mem/dirty.c) starts before anything is
- * read. Round 0 sends every page that was ever touched (pagemap; never
- * touched pages are zero on both ends) and the disk images; each later
+ * read. Round 0 sends every page that may hold data (ramwalk.h; pages
+ * never touched are zero on both ends) and the disk images; each later
  * round sends what was dirtied meanwhile. After each round migrate_decide
  * compares the expected downtime (dirty bytes left / measured bandwidth +
  * a fixed cost) with --downtime-ms: below it, the guest is paused, its
@@ -65,20 +11,18 @@
  * the state sent, and the source waits for RUNNING; the downtime reported
  * is from the pause to RUNNING, measured here.
  *
- * LIMITS. The stream is neither authenticated nor encrypted: whoever can
- * reach the target's port can hand it a guest (the parser is hardened,
- * the guest it builds is not vetted), so listen on a private address. If
- * the link dies after the target sent RUNNING and before the source read
- * it, both ends run the guest; the window is one message wide. */
+ * The decision itself is policy.c's; the batches, the throttle and the
+ * pump are tx.c's, the connection sock.c's, RAM's bitmaps ram.c's and the
+ * disks' disk.c's. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/ramwalk.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vm.h"
 #include "migrate_priv.h"
 
@@ -107,17 +51,6 @@ struct msend {
 	char *err;
 	size_t errlen;
 };
-
-static int failf(struct msend *m, int r, const char *fmt, ...) CV_PRINTF(3, 4);
-static int failf(struct msend *m, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(m->err, m->errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 static void report(struct msend *m, enum migrate_event ev)
 {
@@ -150,10 +83,11 @@ static int link_error(struct msend *m)
 	mig_rx_init(&rx, true);
 	r = mig_recv_event(m->fd, &rx, 200);
 	if (r == MIG_RX_ERROR_MSG)
-		r = failf(m, -EPROTO, "the target failed: %s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "the target failed: %s", rx.err);
 	else
-		r = failf(m, m->tx.err ? m->tx.err : -EPIPE, "the connection to %s broke: %s",
-			  m->o->dest, strerror(-(m->tx.err ? m->tx.err : EPIPE)));
+		r = cv_errf(m->err, m->errlen, m->tx.err ? m->tx.err : -EPIPE,
+			    "the connection to %s broke: %s", m->o->dest,
+			    strerror(-(m->tx.err ? m->tx.err : EPIPE)));
 	mig_rx_free(&rx);
 	return r;
 }
@@ -172,7 +106,8 @@ static void pump(void *ctx)
 static int check(struct msend *m)
 {
 	if (atomic_load(&m->vm->stop))
-		return failf(m, -ECANCELED, "the guest stopped during the migration");
+		return cv_errf(m->err, m->errlen, -ECANCELED,
+			       "the guest stopped during the migration");
 	return m->tx.err ? link_error(m) : 0;
 }
 
@@ -211,17 +146,19 @@ static int await(struct msend *m, int want, const char *what)
 	else if (r == -ECANCELED)
 		r = check(m);
 	else if (r == MIG_RX_ERROR_MSG)
-		r = failf(m, -EPROTO, "the target refused: %s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "the target refused: %s", rx.err);
 	else if (r == -ETIMEDOUT)
-		r = failf(m, r, "no answer from %s for %d s while waiting for %s", m->o->dest,
-			  REPLY_TIMEOUT_MS / 1000, what);
+		r = cv_errf(m->err, m->errlen, r, "no answer from %s for %d s while waiting for %s",
+			    m->o->dest, REPLY_TIMEOUT_MS / 1000, what);
 	else if (r == -EINVAL)
-		r = failf(m, -EPROTO, "%s", rx.err);
+		r = cv_errf(m->err, m->errlen, -EPROTO, "%s", rx.err);
 	else if (r < 0)
-		r = failf(m, r, "the connection to %s broke while waiting for %s: %s", m->o->dest,
-			  what, strerror(-r));
+		r = cv_errf(m->err, m->errlen, r,
+			    "the connection to %s broke while waiting for %s: %s", m->o->dest, what,
+			    strerror(-r));
 	else
-		r = failf(m, -EPROTO, "the target answered out of turn while waiting for %s", what);
+		r = cv_errf(m->err, m->errlen, -EPROTO,
+			    "the target answered out of turn while waiting for %s", what);
 	mig_rx_free(&rx);
 	return r;
 }
@@ -240,10 +177,10 @@ static int quiesce(struct msend *m)
 
 	if (m->o->ops->quiesce) {
 		if ((r = m->o->ops->quiesce(m->vm, why, sizeof(why))))
-			return failf(m, r, "%s", why);
+			return cv_errf(m->err, m->errlen, r, "%s", why);
 	} else if ((r = mig_disks_quiesce(m->vm))) {
 		mig_disks_resume(m->vm);
-		return failf(m, r, "cannot quiesce the disks: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot quiesce the disks: %s", strerror(-r));
 	}
 	m->quiesced = true;
 	return 0;
@@ -304,16 +241,18 @@ static int handshake(struct msend *m)
 
 	if ((r = config_payload(m, &cfg))) {
 		state_buf_free(&cfg);
-		return failf(m, r, "cannot save the guest's configuration: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot save the guest's configuration: %s",
+			       strerror(-r));
 	}
 	if (cfg.len > MIG_MAX_CONFIG) {
 		state_buf_free(&cfg);
-		return failf(m, -E2BIG, "the guest's configuration is too large to migrate");
+		return cv_errf(m->err, m->errlen, -E2BIG,
+			       "the guest's configuration is too large to migrate");
 	}
 	h.page_size = MIG_PAGE_SIZE;
 	mig_ram_layout(m->vm->mem.ram_size, &h);
 	h.ncpus = m->vm->ncpus;
-	mig_cpu_from_cpuid(m->vm->cpuid, &h.cpu);
+	cpu_model_from_cpuid(m->vm->cpuid, &h.cpu);
 	h.flags = (m->o->with_storage ? MIG_F_STORAGE : 0) | (m->was_paused ? MIG_F_PAUSED : 0) |
 		  (m->o->verify ? MIG_F_VERIFY : 0);
 	h.ndisks = m->o->with_storage ? m->disks.n : 0;
@@ -327,7 +266,7 @@ static int handshake(struct msend *m)
 	state_buf_free(&cfg);
 	if (body.err) {
 		state_buf_free(&body);
-		return failf(m, body.err, "out of memory");
+		return cv_errf(m->err, m->errlen, body.err, "out of memory");
 	}
 	mig_tx_msg(&m->tx, MIG_MSG_HELLO, body.data, (uint32_t)body.len);
 	state_buf_free(&body);
@@ -369,7 +308,8 @@ static int round_zero(struct msend *m)
 	int r;
 
 	if ((r = dirty_start(&m->dirty)))
-		return failf(m, r, "cannot start dirty page logging: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot start dirty page logging: %s",
+			       strerror(-r));
 	m->tracking = true;
 	m->round_start = mig_now();
 	m->round_bytes = m->tx.bytes;
@@ -382,8 +322,7 @@ static int round_zero(struct msend *m)
 	}
 	m->p.phase = MIGRATE_PRECOPY;
 	/* Never touched pages read as zero on the fresh target too. */
-	if (mig_pages_with_data(&m->vm->mem, m->todo))
-		memset(m->todo, 0xff, m->nwords * 8);
+	ramwalk_bitmap(&m->vm->mem, m->todo);
 	mig_send_hint(&m->tx, &m->vm->mem, m->todo);
 	if ((r = send_pages(m)))
 		return r;
@@ -413,7 +352,8 @@ static int iterate(struct msend *m)
 						  (double)(m->round_end - m->round_start))
 				     : 0;
 		if ((r = dirty_sync(&m->dirty, m->todo, &n)))
-			return failf(m, r, "reading the dirty page log: %s", strerror(-r));
+			return cv_errf(m->err, m->errlen, r, "reading the dirty page log: %s",
+				       strerror(-r));
 		remaining = n * MIG_PAGE_SIZE + mig_disks_collect(&m->disks);
 		m->p.rate = bw;
 		m->p.dirty_rate =
@@ -443,15 +383,16 @@ static int iterate(struct msend *m)
 			return 0;
 		}
 		if (d == MIGRATE_GIVE_UP)
-			return failf(m, -ETIME,
-				     "cannot meet the downtime target of %llu ms: after %u rounds "
-				     "%llu KiB are still dirty (the guest dirties %llu MiB/s, the "
-				     "link carries %llu MiB/s; expected downtime %llu ms)",
-				     (unsigned long long)o->downtime_ms, m->p.round,
-				     (unsigned long long)(remaining >> 10),
-				     (unsigned long long)(m->p.dirty_rate >> 20),
-				     (unsigned long long)(bw >> 20),
-				     (unsigned long long)(m->p.expected_downtime_us / 1000));
+			return cv_errf(
+				m->err, m->errlen, -ETIME,
+				"cannot meet the downtime target of %llu ms: after %u rounds "
+				"%llu KiB are still dirty (the guest dirties %llu MiB/s, the "
+				"link carries %llu MiB/s; expected downtime %llu ms)",
+				(unsigned long long)o->downtime_ms, m->p.round,
+				(unsigned long long)(remaining >> 10),
+				(unsigned long long)(m->p.dirty_rate >> 20),
+				(unsigned long long)(bw >> 20),
+				(unsigned long long)(m->p.expected_downtime_us / 1000));
 		m->p.round++;
 		m->round_start = mig_now();
 		m->round_bytes = m->tx.bytes;
@@ -486,16 +427,19 @@ static int finish(struct msend *m, uint64_t *t_pause)
 	r = m->o->ops->state_save(m->vm, &st);
 	if ((r = r ? r : st.err)) {
 		state_buf_free(&st);
-		return failf(m, r, "cannot save the guest state: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "cannot save the guest state: %s",
+			       strerror(-r));
 	}
 	if (st.len > MIG_MAX_STATE) {
 		state_buf_free(&st);
-		return failf(m, -E2BIG, "the guest state is too large to migrate");
+		return cv_errf(m->err, m->errlen, -E2BIG,
+			       "the guest state is too large to migrate");
 	}
 	t_saved = mig_now();
 	if ((r = dirty_sync(&m->dirty, m->todo, NULL))) {
 		state_buf_free(&st);
-		return failf(m, r, "reading the dirty page log: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "reading the dirty page log: %s",
+			       strerror(-r));
 	}
 	mig_disks_collect(&m->disks);
 	m->p.round++;
@@ -566,13 +510,14 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	m.p.downtime_target_ms = o->downtime_ms;
 	m.dirty.vm_fd = -1;
 	if (!o->ops || !o->ops->state_save || !o->dest)
-		return failf(&m, -EINVAL, "migration is not wired to the snapshot code");
+		return cv_errf(m.err, m.errlen, -EINVAL,
+			       "migration is not wired to the snapshot code");
 	if (o->with_storage && (r = mig_disks_find(vm, &m.disks, err, errlen)))
 		return r;
 	if (!(m.todo = calloc(m.nwords + 1, 8)) ||
 	    (r = dirty_init(&m.dirty, vm->vm_fd, &vm->mem, &vm->dirty_rings)) ||
 	    (r = mig_tx_init(&m.tx, -1, o->with_storage, o->max_bandwidth))) {
-		r = failf(&m, -ENOMEM, "out of memory");
+		r = cv_errf(m.err, m.errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (o->pump) {

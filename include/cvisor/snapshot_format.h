@@ -1,10 +1,10 @@
-/* snapfile.h - the snapshot container format (documented in
- * src/snap/snapfile.c): a checksummed header, then TLV sections, each with
- * its own version, holding explicit little-endian fields. Guest memory is
- * in a file of its own next to it. Everything read is bounded before it is
- * allocated. */
-#ifndef CVISOR_SNAPFILE_H
-#define CVISOR_SNAPFILE_H
+/* snapshot_format.h - the snapshot container (src/snapshot/format.c,
+ * where the whole format is specified): a checksummed header, then TLV
+ * sections, each with its own version, holding explicit little-endian
+ * fields. Guest memory is in a file of its own next to it. Everything read
+ * is bounded before it is allocated. */
+#ifndef CVISOR_SNAPSHOT_FORMAT_H
+#define CVISOR_SNAPSHOT_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -56,8 +56,5 @@ struct snap_section {
  * when a section runs past the payload. */
 int snap_next_section(const uint8_t *payload, size_t len, size_t *pos,
 		      struct snap_section *s) CV_MUST;
-
-/* CRC-32 (IEEE 802.3, the zlib polynomial). */
-uint32_t snap_crc32(const uint8_t *p, size_t n);
 
 #endif

@@ -1,4 +1,4 @@
-/* migrate_disk.c - storage migration (--with-storage): each virtio-blk
+/* disk.c - storage migration (--with-storage): each virtio-blk
  * image travels with the guest, so source and target need not share
  * storage.
  *
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
+#include "cvisor/ramwalk.h"
 #include "cvisor/virtio_blk.h"
 #include "cvisor/vm.h"
 #include "migrate_priv.h"
@@ -74,7 +75,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 	size_t i = 0;
 
 	for (; i + MIG_PAGE_SIZE <= n; i += MIG_PAGE_SIZE)
-		if (!mig_page_is_zero(p + i))
+		if (!ramwalk_page_is_zero(p + i))
 			return false;
 	for (; i < n; i++)
 		if (p[i])

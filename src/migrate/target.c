@@ -1,4 +1,4 @@
-/* migrate_recv.c - live migration, the target side: listen, check the
+/* target.c - live migration, the target side: listen, check the
  * handshake against this host, build the VM from the stream's CONFIG, let
  * the parser put RAM (and disk data) in place, load the state, start the
  * guest and say "running". On any failure: one line, the source told when
@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cvisor/cpu_compat.h"
 #include "cvisor/kvm.h"
 #include "cvisor/vm.h"
+#include "cvisor/x86.h"
 #include "migrate_priv.h"
 
 #define IDLE_TIMEOUT_MS 120000 /* the source sends without pause until END */
@@ -46,17 +47,6 @@ struct mrecv {
 	size_t errlen;
 };
 
-static int failf(struct mrecv *m, int r, const char *fmt, ...) CV_PRINTF(3, 4);
-static int failf(struct mrecv *m, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(m->err, m->errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* 0, or -errno when the source could not be told. */
 static int reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_t len)
 {
@@ -66,7 +56,7 @@ static int reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_
 
 	mig_msg_append(&b, type, body, len);
 	iov = (struct iovec){ b.data, b.len };
-	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1);
+	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1, NULL, NULL);
 	if (r)
 		cv_debug("migration: cannot answer the source: %s", strerror(-r));
 	state_buf_free(&b);
@@ -78,10 +68,9 @@ static int reply(struct mrecv *m, uint32_t type, const char *msg)
 	return reply_bytes(m, type, msg, msg ? (uint32_t)strnlen(msg, MIG_MAX_ERROR) : 0);
 }
 
-/* What this host can give: page size, vCPUs, the CPU KVM offers. */
+/* What this host can hold: page size, vCPUs. */
 static int local_caps(struct mig_local *l, char *err, size_t errlen)
 {
-	struct kvm_cpuid2 *c;
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), n;
 
 	memset(l, 0, sizeof(*l));
@@ -94,16 +83,25 @@ static int local_caps(struct mig_local *l, char *err, size_t errlen)
 	l->max_cpus = (uint32_t)(n ? n : kvm_cap(fd, KVM_CAP_NR_VCPUS));
 	if (l->max_cpus > CONFIG_MAX_CPUS)
 		l->max_cpus = CONFIG_MAX_CPUS;
-	c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	if (c) {
-		c->nent = 256;
-		l->have_cpu = ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0;
-	}
-	if (l->have_cpu)
-		mig_cpu_from_cpuid(c, &l->cpu);
-	free(c);
 	close(fd);
 	return 0;
+}
+
+/* The CPU the guest was given (the MACHINE section of the HELLO's config:
+ * the whole CPUID table, which the state holds too) against the one this
+ * host gives a guest of that configuration. The one CPU check a target
+ * runs: the state load leaves it out (snapshot_state_load_incoming). */
+static int check_cpu(struct mrecv *m, char *why, size_t whylen)
+{
+	const struct mig_hello *h = &m->rx.hello;
+	struct cpu_model guest, host;
+	int r;
+
+	if ((r = m->in->ops->cpu_model(h->config, h->config_len, &guest, why, whylen)))
+		return r;
+	if ((r = cpu_model_host(x86_quirks_wanted(m->t->cfg.quirks), &host)))
+		return cv_errf(why, whylen, r, "cannot read this host's CPUID: %s", strerror(-r));
+	return mig_cpu_check(&guest, &host, why, whylen);
 }
 
 /* --disk specs for the images this side received: DIR/NAME plus the
@@ -113,14 +111,15 @@ static int rewrite_disks(struct mrecv *m)
 	struct devices_config *dc = &m->t->cfg.devices;
 
 	if (dc->ndisks != m->rx.hello.ndisks)
-		return failf(m, -EINVAL, "the source sends %u disk images for %u disks",
-			     m->rx.hello.ndisks, dc->ndisks);
+		return cv_errf(m->err, m->errlen, -EINVAL,
+			       "the source sends %u disk images for %u disks", m->rx.hello.ndisks,
+			       dc->ndisks);
 	for (unsigned int i = 0; i < dc->ndisks; i++) {
 		const char *opts = strchr(dc->disks[i], ',');
 
 		if (asprintf(&m->t->disk_specs[i], "%s%s", m->dd.path[i], opts ? opts : "") < 0) {
 			m->t->disk_specs[i] = NULL;
-			return failf(m, -ENOMEM, "out of memory");
+			return cv_errf(m->err, m->errlen, -ENOMEM, "out of memory");
 		}
 		dc->disks[i] = m->t->disk_specs[i];
 	}
@@ -140,26 +139,27 @@ static int on_hello(struct mrecv *m)
 		return r;
 	if (mig_hello_check(h, &l, why, sizeof(why))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, -EINVAL, "refusing the migration: %s", why);
+		return cv_errf(m->err, m->errlen, -EINVAL, "refusing the migration: %s", why);
 	}
 	/* The body holds the config cfg's strings will point into: keep it
 	 * (hello.config already points into it). */
 	t->config = m->rx.body;
 	m->rx.body = NULL;
 	config_init(&t->cfg);
-	if ((r = ops->config_load(h->config, h->config_len, &t->cfg, why, sizeof(why)))) {
+	if ((r = ops->config_load(h->config, h->config_len, &t->cfg, why, sizeof(why))) ||
+	    (r = check_cpu(m, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, r, "refusing the migration: %s", why);
+		return cv_errf(m->err, m->errlen, r, "refusing the migration: %s", why);
 	}
 	if (t->cfg.mem_size != h->ram_size || t->cfg.ncpus != h->ncpus) {
 		reply(m, MIG_MSG_ERROR, "the configuration disagrees with the handshake");
-		return failf(m, -EINVAL,
-			     "refusing the migration: the configuration disagrees "
-			     "with the handshake");
+		return cv_errf(m->err, m->errlen, -EINVAL,
+			       "refusing the migration: the configuration disagrees "
+			       "with the handshake");
 	}
 	if ((r = mig_dst_disks_create(&m->dd, h, m->in->storage_dir, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, r, "refusing the migration: %s", why);
+		return cv_errf(m->err, m->errlen, r, "refusing the migration: %s", why);
 	}
 	if (h->ndisks && (r = rewrite_disks(m))) {
 		reply(m, MIG_MSG_ERROR, m->err);
@@ -167,14 +167,15 @@ static int on_hello(struct mrecv *m)
 	}
 	if ((r = ops->build(m->in->ctx, &t->cfg, &t->vm, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, r, "cannot build the VM: %s", why);
+		return cv_errf(m->err, m->errlen, r, "cannot build the VM: %s", why);
 	}
 	m->built = true;
 	if (t->vm->mem.ram_size != h->ram_size) {
 		reply(m, MIG_MSG_ERROR, "the target built a VM of another size");
-		return failf(m, -EINVAL, "the VM built has %llu bytes of RAM, the source %llu",
-			     (unsigned long long)t->vm->mem.ram_size,
-			     (unsigned long long)h->ram_size);
+		return cv_errf(m->err, m->errlen, -EINVAL,
+			       "the VM built has %llu bytes of RAM, the source %llu",
+			       (unsigned long long)t->vm->mem.ram_size,
+			       (unsigned long long)h->ram_size);
 	}
 	mig_rx_set_mem(&m->rx, &t->vm->mem);
 	reply(m, MIG_MSG_READY, NULL);
@@ -192,19 +193,19 @@ static int on_end(struct mrecv *m)
 
 	if ((m->rx.end.flags & MIG_F_VERIFY) && migrate_memsum(&vm->mem) != m->rx.end.memsum) {
 		reply(m, MIG_MSG_ERROR, "guest memory checksum mismatch after the transfer");
-		return failf(m, -EIO,
-			     "guest memory checksum mismatch after the transfer: "
-			     "not starting the guest");
+		return cv_errf(m->err, m->errlen, -EIO,
+			       "guest memory checksum mismatch after the transfer: "
+			       "not starting the guest");
 	}
 	t1 = mig_now();
 	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, r, "cannot load the guest state: %s", why);
+		return cv_errf(m->err, m->errlen, r, "cannot load the guest state: %s", why);
 	}
 	m->t_disks = mig_now();
 	if ((r = mig_dst_disks_finish(&m->dd))) {
 		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
-		return failf(m, r, "writing the disk images: %s", strerror(-r));
+		return cv_errf(m->err, m->errlen, r, "writing the disk images: %s", strerror(-r));
 	}
 	t2 = mig_now();
 	/* The vCPUs park before their first KVM_RUN (vcpu_loop checks first)
@@ -215,13 +216,14 @@ static int on_end(struct mrecv *m)
 	pthread_mutex_unlock(&vm->lock);
 	if ((r = ops->start(m->in->ctx, vm, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
-		return failf(m, r, "cannot start the guest: %s", why);
+		return cv_errf(m->err, m->errlen, r, "cannot start the guest: %s", why);
 	}
 	m->started = true;
 	t3 = mig_now();
 	if ((r = reply(m, MIG_MSG_RUNNING, NULL)))
-		return failf(m, r, "cannot tell the source the guest runs here (%s): it runs there",
-			     strerror(-r));
+		return cv_errf(m->err, m->errlen, r,
+			       "cannot tell the source the guest runs here (%s): it runs there",
+			       strerror(-r));
 	if (!(m->rx.hello.flags & MIG_F_PAUSED))
 		vm_resume(vm);
 	cv_debug("migration target: verify %.3f ms, state load %.3f ms, disks %.3f ms, start "
@@ -328,16 +330,18 @@ static int run(struct mrecv *m)
 			return on_end(m);
 		case -EINVAL:
 			reply(m, MIG_MSG_ERROR, m->rx.err);
-			return failf(m, -EINVAL, "%s", m->rx.err);
+			return cv_errf(m->err, m->errlen, -EINVAL, "%s", m->rx.err);
 		case -ECONNRESET:
-			return failf(m, -ECONNRESET, "the source closed the connection during %s",
-				     phase(m));
+			return cv_errf(m->err, m->errlen, -ECONNRESET,
+				       "the source closed the connection during %s", phase(m));
 		case -ETIMEDOUT:
-			return failf(m, -ETIMEDOUT, "the source sent nothing for %d s during %s",
-				     IDLE_TIMEOUT_MS / 1000, phase(m));
+			return cv_errf(m->err, m->errlen, -ETIMEDOUT,
+				       "the source sent nothing for %d s during %s",
+				       IDLE_TIMEOUT_MS / 1000, phase(m));
 		default:
-			return failf(m, ev < 0 ? ev : -EPROTO, "receiving the migration: %s",
-				     ev < 0 ? strerror(-ev) : "unexpected message");
+			return cv_errf(m->err, m->errlen, ev < 0 ? ev : -EPROTO,
+				       "receiving the migration: %s",
+				       ev < 0 ? strerror(-ev) : "unexpected message");
 		}
 	}
 }
@@ -351,11 +355,12 @@ static int accept_one(struct mrecv *m, int lfd)
 		r = poll(&p, 1, to);
 	} while (r < 0 && errno == EINTR);
 	if (r <= 0)
-		return failf(m, r ? -errno : -ETIMEDOUT, "no source connected to %s%s",
-			     m->in->listen, r ? "" : " in time");
+		return cv_errf(m->err, m->errlen, r ? -errno : -ETIMEDOUT,
+			       "no source connected to %s%s", m->in->listen, r ? "" : " in time");
 	m->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (m->fd < 0)
-		return failf(m, -errno, "accepting on %s: %s", m->in->listen, strerror(errno));
+		return cv_errf(m->err, m->errlen, -errno, "accepting on %s: %s", m->in->listen,
+			       strerror(errno));
 	mig_tune(m->fd);
 	return 0;
 }
@@ -369,9 +374,10 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 
 	memset(t, 0, sizeof(*t));
 	memset(&m.dd, 0, sizeof(m.dd));
-	if (!in->ops || !in->ops->config_load || !in->ops->build || !in->ops->state_load ||
-	    !in->ops->start || !in->ops->destroy)
-		return failf(&m, -EINVAL, "migration is not wired to the snapshot code");
+	if (!in->ops || !in->ops->config_load || !in->ops->cpu_model || !in->ops->build ||
+	    !in->ops->state_load || !in->ops->start || !in->ops->destroy)
+		return cv_errf(m.err, m.errlen, -EINVAL,
+			       "migration is not wired to the snapshot code");
 	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)
 		return lfd;
 	if (in->ops->listening)

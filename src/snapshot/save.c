@@ -1,59 +1,21 @@
-/* snapshot.c - a VM's state as snapshot sections (the container, header
- * and TLV heads, is in snapfile.c; the files in snapshot_file.c).
- *
- * Every section's data is explicit little-endian fixed-width fields.
- * "str" is u8 present (0/1), u16 length (<= 4096), that many bytes (no
- * NUL). The payload holds, in this order:
- *
- * CONFIG  (id 5, version 1): what is needed to build the same machine
- *   u64 mem_size, u32 ncpus, u8 emulated_host (0 auto, 1 on, 2 off),
- *   u32 cpu_weight, u32 cpu_cap, u64 memory_limit,
- *   str kernel, str initrd, str cmdline, str cpu_affinity (for `info`:
- *   a restore loads no kernel),
- *   u8 transport (0 pci, 1 mmio), u8 rng, u8 balloon, u64 balloon_bytes,
- *   str vsock, u32 ndisks + ndisks x str (--disk spec, absolute path),
- *   u32 nnets + nnets x str (--net spec).
- * MACHINE (id 1, version 2): the machine as built, checked on load
- *   u64 ram_size, u32 page_size, u32 ncpus, u8 quirks_active,
- *   u32 nregions + nregions x (u64 gpa, u64 size, u64 offset of the region
- *   in the RAM mapping = in FILE.mem),
- *   u32 ncpuid + ncpuid x (u32 function, index, flags, eax, ebx, ecx, edx):
- *   the CPUID table the guest was given (before per-vCPU topology). The
- *   loader refuses a host whose CPU lacks any of its feature bits (leaves
- *   1, 7, 0xd, 0x80000001) or has another vendor, and gives the guest this
- *   table rather than the new host's.
- *   Version 2 adds, last: u8 syscall_shim_area (1: the guest's E820
- *   reserves the syscall shim's pages, syscall_shim.h; version 1: 0).
- * KSTATE  (id 2, version 1): PIC, IOAPIC, PIT, kvmclock (vcpu_state.c).
- * VCPU    (id 3, version 1) x ncpus: u32 index, then the vCPU state
- *   (vcpu_state.c: registers, XSAVE, LAPIC, MSRs with IA32_TSC, events).
- * DEVICE  (id 4, version 1) x every device: u16 name length, the name,
- *   then the device's own versioned state. Names: serial8250, i8042, rtc,
- *   acpi_pm (device_ops of src/dev), pci (u32 version 1, u32 config
- *   address, the host bridge's 256 config bytes; virtio-pci machines only),
- *   and each virtio device by label ("virtio-blk 0", "virtio-net 0",
- *   "virtio-rng", "virtio-balloon", "virtio-vsock"): u8 transport (0 pci,
- *   1 mmio), the transport's state (virtio_pci_save / virtio_mmio_save),
- *   then virtio_dev_save (common part, queues, the device's own).
- *
- * Loading checks every section's version (this cvisor reads version 1 of
- * each), that each is consumed exactly, and that counts and names match
- * the VM built from CONFIG. Unknown section ids are refused, never
- * skipped: a writer that adds one raises the container's minor version,
- * which older readers refuse anyway, so an unknown id means a damaged or
- * foreign file. When a layout changes, its section version goes up, the
- * loader keeps reading the old one, and a snapshot in the old format is
- * added under tests/data/ (see tests/data/README.md). */
+/* save.c - a VM's state as snapshot sections (laid out at the top of
+ * format.c): the devices a snapshot holds and the quiescing of those with
+ * I/O in flight, the CONFIG, MACHINE, KSTATE, VCPU and DEVICE sections, and
+ * `cvisor save`'s two files, FILE and FILE.mem (memfile.c), written
+ * through temporary names and renamed into place. */
 #include "cvisor/snapshot.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cvisor/kvm.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vcpu_state.h"
 #include "cvisor/virtio_blk.h"
 #include "cvisor/vm.h"
@@ -244,4 +206,63 @@ int snapshot_state_save(struct vm *vm, struct state_buf *b)
 	for (unsigned int i = 0; !r && i < n; i++)
 		r = save_device(vm, &devs[i], b);
 	return r ? r : b->err;
+}
+
+/* ---- FILE and FILE.mem ---- */
+
+/* Make the renames durable too. */
+static void sync_dir(const char *path)
+{
+	char copy[PATH_MAX];
+	int fd;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0)
+			cv_debug("fsync of the directory of %s: %s", path, strerror(errno));
+		close(fd);
+	}
+}
+
+int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err, size_t errlen)
+{
+	char mem[PATH_MAX], tmp[PATH_MAX];
+	struct state_buf b = { 0 };
+	int r;
+
+	*mem_written = 0;
+	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.mem.tmp", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "%s: file name too long", path);
+		return -ENAMETOOLONG;
+	}
+	if ((r = snapshot_devices_quiesce(vm, err, errlen)))
+		return r;
+	if ((r = snapshot_state_save(vm, &b))) {
+		snprintf(err, errlen, "saving the guest's state: %s", strerror(-r));
+		goto fail;
+	}
+	if ((r = snapshot_mem_file_write(vm, tmp, mem_written))) {
+		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
+		goto fail;
+	}
+	if ((r = snap_file_write(path, &b))) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (rename(tmp, mem) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", mem, strerror(errno));
+		unlink(path);
+		goto fail;
+	}
+	sync_dir(path);
+	state_buf_free(&b);
+	return 0;
+fail:
+	unlink(tmp);
+	state_buf_free(&b);
+	snapshot_devices_resume(vm);
+	return r;
 }

@@ -1,5 +1,5 @@
-/* migrate_proto.c - the pure receive parser of the live migration stream
- * (both directions), specified at the top of migrate.c: it says where the
+/* rx.c - the pure receive parser of the live migration stream (both
+ * directions), specified at the top of proto.c: it says where the
  * next bytes go (page data straight into guest RAM), checks every length
  * against its bound before anything is allocated or written, and verifies
  * each message's CRC. */
@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cvisor/crc32.h"
+#include "cvisor/ramwalk.h"
 
 enum {
 	ST_HDR,	   /* 8 bytes: type, length */
@@ -70,21 +73,25 @@ static uint32_t body_left(const struct mig_rx *rx)
 	return rx->len - rx->pos;
 }
 
+/* The states that read into rx->small: headers, counts, records, CRCs. */
+static bool is_small(int state)
+{
+	return state == ST_HDR || state == ST_COUNT || state == ST_PREC || state == ST_DREC ||
+	       state == ST_TRAIL;
+}
+
 unsigned int mig_rx_want(struct mig_rx *rx, struct iovec *iov, unsigned int max)
 {
 	unsigned int n = 0;
 
 	if (!max)
 		return 0;
-	switch (rx->state) {
-	case ST_HDR:
-	case ST_COUNT:
-	case ST_PREC:
-	case ST_DREC:
-	case ST_TRAIL:
+	if (is_small(rx->state)) {
 		iov[0].iov_base = rx->small + rx->small_have;
 		iov[0].iov_len = rx->small_need - rx->small_have;
 		return 1;
+	}
+	switch (rx->state) {
 	case ST_BODY:
 		iov[0].iov_base = rx->body + rx->body_have;
 		iov[0].iov_len = rx->body_len - rx->body_have;
@@ -113,92 +120,103 @@ unsigned int mig_rx_want(struct mig_rx *rx, struct iovec *iov, unsigned int max)
 	}
 }
 
+/* A reply's header (the source's side): known type, bounded length. */
+static int reply_header(struct mig_rx *rx, uint32_t type, uint32_t len)
+{
+	if (type == MIG_MSG_READY || type == MIG_MSG_RUNNING) {
+		if (len)
+			return rx_fail(rx, "the target's reply is corrupt (length)");
+	} else if (type == MIG_MSG_SYNC_ACK) {
+		if (len != MIG_SYNC_SIZE)
+			return rx_fail(rx, "the target's reply is corrupt (length)");
+	} else if (type == MIG_MSG_ERROR) {
+		if (!len || len > MIG_MAX_ERROR)
+			return rx_fail(rx, "the target's reply is corrupt (length)");
+	} else {
+		return rx_fail(rx, "the target sent an unknown reply (type %u)", type);
+	}
+	return 0;
+}
+
+/* A PAGES or DISK header: before the state, bounded, and with somewhere
+ * for the data to go. */
+static int batch_header(struct mig_rx *rx, uint32_t type, uint32_t len)
+{
+	if (rx->got_state)
+		return rx_fail(rx, "migration stream is corrupt (data after the state)");
+	if (type == MIG_MSG_PAGES && (len < 4 || len > MIG_MAX_PAGES_BODY))
+		return rx_fail(rx, "migration stream is corrupt (page batch of %u bytes)", len);
+	if (type == MIG_MSG_DISK && (len < 4 || len > MIG_MAX_DISK_BODY))
+		return rx_fail(rx, "migration stream is corrupt (disk batch of %u bytes)", len);
+	if (type == MIG_MSG_PAGES && (!rx->mem || rx->mem->ram_size != rx->hello.ram_size))
+		return rx_fail(rx, "migration stream: pages before the VM is ready");
+	if (type == MIG_MSG_DISK && !(rx->hello.flags & MIG_F_STORAGE))
+		return rx_fail(rx, "migration stream is corrupt (disk data without "
+				   "storage migration)");
+	return 0;
+}
+
+/* Any other header of the stream (the target's side): its place in the
+ * sequence, and the bound of its buffered body. */
+static int stream_header(struct mig_rx *rx, uint32_t type, uint32_t len)
+{
+	switch (type) {
+	case MIG_MSG_HELLO:
+		if (rx->got_hello)
+			return rx_fail(rx, "migration stream is corrupt (a second handshake)");
+		if (len < 8 || len > MIG_MAX_HELLO)
+			return rx_fail(rx, "migration handshake is corrupt (length %u)", len);
+		return 0;
+	case MIG_MSG_STATE:
+		if (rx->got_state)
+			return rx_fail(rx, "migration stream is corrupt (a second state)");
+		if (!len || len > MIG_MAX_STATE)
+			return rx_fail(rx, "migration stream is corrupt (state of %u bytes)", len);
+		return 0;
+	case MIG_MSG_SYNC:
+		if (rx->got_state || len != MIG_SYNC_SIZE)
+			return rx_fail(rx, "migration stream is corrupt (round marker)");
+		return 0;
+	case MIG_MSG_HINT:
+		if (rx->got_state || len < 4 || (len - 4) / 16 > MIG_MAX_HINT_RANGES ||
+		    (len - 4) % 16 || !rx->mem)
+			return rx_fail(rx, "migration stream is corrupt (memory hint)");
+		return 0;
+	case MIG_MSG_END:
+		if (!rx->got_state)
+			return rx_fail(rx, "migration stream ended before the guest state");
+		if (len != MIG_END_SIZE)
+			return rx_fail(rx, "migration stream is corrupt (end of %u bytes)", len);
+		return 0;
+	default:
+		return rx_fail(rx, "migration stream is corrupt (unknown message type %u)", type);
+	}
+}
+
 static int header_done(struct mig_rx *rx)
 {
 	uint32_t type = (uint32_t)cv_get_le(rx->small, 4),
 		 len = (uint32_t)cv_get_le(rx->small + 4, 4);
+	bool batch = !rx->source_side && (type == MIG_MSG_PAGES || type == MIG_MSG_DISK);
+	int r;
 
 	free(rx->body);
 	rx->body = NULL;
 	rx->body_len = rx->body_have = rx->pos = 0;
 	rx->type = type;
 	rx->len = len;
-	rx->crc = mig_crc32(0, rx->small, MIG_HDR_SIZE);
-	if (rx->source_side) {
-		if (type == MIG_MSG_READY || type == MIG_MSG_RUNNING) {
-			if (len)
-				return rx_fail(rx, "the target's reply is corrupt (length)");
-		} else if (type == MIG_MSG_SYNC_ACK) {
-			if (len != MIG_SYNC_SIZE)
-				return rx_fail(rx, "the target's reply is corrupt (length)");
-		} else if (type == MIG_MSG_ERROR) {
-			if (!len || len > MIG_MAX_ERROR)
-				return rx_fail(rx, "the target's reply is corrupt (length)");
-		} else {
-			return rx_fail(rx, "the target sent an unknown reply (type %u)", type);
-		}
-	} else if (!rx->got_hello && type != MIG_MSG_HELLO) {
+	rx->crc = cv_crc32(0, rx->small, MIG_HDR_SIZE);
+	if (!rx->source_side && !rx->got_hello && type != MIG_MSG_HELLO)
 		/* The first 8 bytes of anything else: say what it is not. */
 		return rx_fail(rx, "not a cvisor migration stream (no handshake)");
-	} else {
-		switch (type) {
-		case MIG_MSG_HELLO:
-			if (rx->got_hello)
-				return rx_fail(rx,
-					       "migration stream is corrupt (a second handshake)");
-			if (len < 8 || len > MIG_MAX_HELLO)
-				return rx_fail(rx, "migration handshake is corrupt (length %u)",
-					       len);
-			break;
-		case MIG_MSG_PAGES:
-		case MIG_MSG_DISK:
-			if (rx->got_state)
-				return rx_fail(
-					rx, "migration stream is corrupt (data after the state)");
-			if (type == MIG_MSG_PAGES && (len < 4 || len > MIG_MAX_PAGES_BODY))
-				return rx_fail(
-					rx, "migration stream is corrupt (page batch of %u bytes)",
-					len);
-			if (type == MIG_MSG_DISK && (len < 4 || len > MIG_MAX_DISK_BODY))
-				return rx_fail(
-					rx, "migration stream is corrupt (disk batch of %u bytes)",
-					len);
-			if (type == MIG_MSG_PAGES &&
-			    (!rx->mem || rx->mem->ram_size != rx->hello.ram_size))
-				return rx_fail(rx,
-					       "migration stream: pages before the VM is ready");
-			if (type == MIG_MSG_DISK && !(rx->hello.flags & MIG_F_STORAGE))
-				return rx_fail(rx, "migration stream is corrupt (disk data without "
-						   "storage migration)");
-			want_small(rx, ST_COUNT, 4);
-			return MIG_RX_MORE;
-		case MIG_MSG_STATE:
-			if (rx->got_state)
-				return rx_fail(rx, "migration stream is corrupt (a second state)");
-			if (!len || len > MIG_MAX_STATE)
-				return rx_fail(
-					rx, "migration stream is corrupt (state of %u bytes)", len);
-			break;
-		case MIG_MSG_SYNC:
-			if (rx->got_state || len != MIG_SYNC_SIZE)
-				return rx_fail(rx, "migration stream is corrupt (round marker)");
-			break;
-		case MIG_MSG_HINT:
-			if (rx->got_state || len < 4 || (len - 4) / 16 > MIG_MAX_HINT_RANGES ||
-			    (len - 4) % 16 || !rx->mem)
-				return rx_fail(rx, "migration stream is corrupt (memory hint)");
-			break;
-		case MIG_MSG_END:
-			if (!rx->got_state)
-				return rx_fail(rx, "migration stream ended before the guest state");
-			if (len != MIG_END_SIZE)
-				return rx_fail(rx, "migration stream is corrupt (end of %u bytes)",
-					       len);
-			break;
-		default:
-			return rx_fail(rx, "migration stream is corrupt (unknown message type %u)",
-				       type);
-		}
+	r = rx->source_side ? reply_header(rx, type, len)
+	    : batch	    ? batch_header(rx, type, len)
+			    : stream_header(rx, type, len);
+	if (r)
+		return r;
+	if (batch) {
+		want_small(rx, ST_COUNT, 4);
+		return MIG_RX_MORE;
 	}
 	if (!len) {
 		want_small(rx, ST_TRAIL, MIG_TRAILER_SIZE);
@@ -245,7 +263,7 @@ static int pages_headers_done(struct mig_rx *rx)
 			continue;
 		/* A fresh target page reads as zero already: keep it unbacked. */
 		p = guest_mem_ptr(rx->mem, rx->gpa[i], MIG_PAGE_SIZE);
-		if (!mig_page_is_zero(p))
+		if (!ramwalk_page_is_zero(p))
 			memset(p, 0, MIG_PAGE_SIZE);
 		rx->zero_pages++;
 	}
@@ -413,6 +431,86 @@ static int trailer_done(struct mig_rx *rx)
 	}
 }
 
+/* Up to n bytes into rx->small; when it holds what the state needs, the
+ * state's handler runs. */
+static size_t step_small(struct mig_rx *rx, size_t n, int *ev)
+{
+	size_t k = rx->small_need - rx->small_have;
+
+	k = k < n ? k : n;
+	if (rx->state != ST_HDR && rx->state != ST_TRAIL)
+		rx->crc = cv_crc32(rx->crc, rx->small + rx->small_have, k);
+	rx->small_have += (uint32_t)k;
+	if (rx->small_have < rx->small_need)
+		return k;
+	switch (rx->state) {
+	case ST_HDR:
+		*ev = header_done(rx);
+		break;
+	case ST_COUNT:
+		*ev = count_done(rx);
+		break;
+	case ST_PREC:
+		*ev = prec_done(rx);
+		break;
+	case ST_DREC:
+		*ev = drec_done(rx);
+		break;
+	default:
+		*ev = trailer_done(rx);
+		break;
+	}
+	return k;
+}
+
+/* Up to n bytes of page data, already in guest RAM (mig_rx_want). */
+static size_t step_pdata(struct mig_rx *rx, size_t n)
+{
+	uint8_t *p = guest_mem_ptr(rx->mem, rx->gpa[rx->rec], MIG_PAGE_SIZE);
+	size_t k = MIG_PAGE_SIZE - rx->chunk_have;
+
+	k = k < n ? k : n;
+	rx->crc = cv_crc32(rx->crc, p + rx->chunk_have, k);
+	rx->chunk_have += (uint32_t)k;
+	rx->pos += (uint32_t)k;
+	if (rx->chunk_have < MIG_PAGE_SIZE)
+		return k;
+	rx->pages++;
+	rx->chunk_have = 0;
+	rx->rec++;
+	while (rx->rec < rx->count && rx->zero[rx->rec])
+		rx->rec++;
+	if (rx->rec == rx->count)
+		want_small(rx, ST_TRAIL, MIG_TRAILER_SIZE);
+	return k;
+}
+
+/* Up to n bytes of a disk record's data; a whole record goes to the sink. */
+static size_t step_ddata(struct mig_rx *rx, size_t n, int *ev)
+{
+	uint32_t len = rx->drec[rx->rec].len;
+	size_t k = len - rx->chunk_have;
+	int r;
+
+	k = k < n ? k : n;
+	rx->crc = cv_crc32(rx->crc, rx->chunk + rx->chunk_have, k);
+	rx->chunk_have += (uint32_t)k;
+	rx->pos += (uint32_t)k;
+	if (rx->chunk_have < len)
+		return k;
+	r = rx->disk_write ? rx->disk_write(rx->disk_ctx, rx->drec[rx->rec].disk,
+					    rx->drec[rx->rec].off, rx->chunk, len, false)
+			   : 0;
+	if (r) {
+		*ev = rx_fail(rx, "writing disk %u: %s", rx->drec[rx->rec].disk, strerror(-r));
+		return k;
+	}
+	rx->disk_bytes += len;
+	rx->rec++;
+	*ev = disk_next(rx);
+	return k;
+}
+
 /* Consume up to n bytes of the current state; returns the bytes taken
  * and sets *ev (event, MORE, or -EINVAL). */
 static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
@@ -420,88 +518,21 @@ static size_t rx_step(struct mig_rx *rx, size_t n, int *ev)
 	size_t k;
 
 	*ev = MIG_RX_MORE;
+	if (is_small(rx->state))
+		return step_small(rx, n, ev);
 	switch (rx->state) {
-	case ST_HDR:
-	case ST_COUNT:
-	case ST_PREC:
-	case ST_DREC:
-	case ST_TRAIL:
-		k = rx->small_need - rx->small_have;
-		k = k < n ? k : n;
-		if (rx->state != ST_HDR && rx->state != ST_TRAIL)
-			rx->crc = mig_crc32(rx->crc, rx->small + rx->small_have, k);
-		rx->small_have += (uint32_t)k;
-		if (rx->small_have < rx->small_need)
-			return k;
-		switch (rx->state) {
-		case ST_HDR:
-			*ev = header_done(rx);
-			break;
-		case ST_COUNT:
-			*ev = count_done(rx);
-			break;
-		case ST_PREC:
-			*ev = prec_done(rx);
-			break;
-		case ST_DREC:
-			*ev = drec_done(rx);
-			break;
-		default:
-			*ev = trailer_done(rx);
-			break;
-		}
-		return k;
 	case ST_BODY:
 		k = rx->body_len - rx->body_have;
 		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, rx->body + rx->body_have, k);
+		rx->crc = cv_crc32(rx->crc, rx->body + rx->body_have, k);
 		rx->body_have += (uint32_t)k;
 		if (rx->body_have == rx->body_len)
 			want_small(rx, ST_TRAIL, MIG_TRAILER_SIZE);
 		return k;
-	case ST_PDATA: {
-		uint8_t *p = guest_mem_ptr(rx->mem, rx->gpa[rx->rec], MIG_PAGE_SIZE);
-
-		k = MIG_PAGE_SIZE - rx->chunk_have;
-		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, p + rx->chunk_have, k);
-		rx->chunk_have += (uint32_t)k;
-		rx->pos += (uint32_t)k;
-		if (rx->chunk_have < MIG_PAGE_SIZE)
-			return k;
-		rx->pages++;
-		rx->chunk_have = 0;
-		rx->rec++;
-		while (rx->rec < rx->count && rx->zero[rx->rec])
-			rx->rec++;
-		if (rx->rec == rx->count)
-			want_small(rx, ST_TRAIL, MIG_TRAILER_SIZE);
-		return k;
-	}
-	case ST_DDATA: {
-		uint32_t len = rx->drec[rx->rec].len;
-		int r;
-
-		k = len - rx->chunk_have;
-		k = k < n ? k : n;
-		rx->crc = mig_crc32(rx->crc, rx->chunk + rx->chunk_have, k);
-		rx->chunk_have += (uint32_t)k;
-		rx->pos += (uint32_t)k;
-		if (rx->chunk_have < len)
-			return k;
-		r = rx->disk_write ? rx->disk_write(rx->disk_ctx, rx->drec[rx->rec].disk,
-						    rx->drec[rx->rec].off, rx->chunk, len, false)
-				   : 0;
-		if (r) {
-			*ev = rx_fail(rx, "writing disk %u: %s", rx->drec[rx->rec].disk,
-				      strerror(-r));
-			return k;
-		}
-		rx->disk_bytes += len;
-		rx->rec++;
-		*ev = disk_next(rx);
-		return k;
-	}
+	case ST_PDATA:
+		return step_pdata(rx, n);
+	case ST_DDATA:
+		return step_ddata(rx, n, ev);
 	default:
 		*ev = rx_fail(rx, "%s", rx->err[0] ? rx->err : "migration stream parser failed");
 		return n;

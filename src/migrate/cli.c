@@ -1,5 +1,7 @@
-/* migrate_cli.c - the migration's command line, control request and
- * progress lines: pure functions the CLI, the monitor and the tests share.
+/* cli.c - the `cvisor migrate` client side: its command line, the control
+ * request that carries it to the monitor, `run --incoming`'s flags, and
+ * the progress lines: pure functions the CLI, the monitor and the tests
+ * share.
  *
  * Streaming over the control socket: the monitor answers a "migrate"
  * request with any number of lines {"progress":{...}} (each tick and each

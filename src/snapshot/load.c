@@ -1,15 +1,17 @@
-/* snapshot_load.c - reading a snapshot's sections back (the format is
- * documented at the top of snapshot.c): CONFIG into a vm_config, and the
- * rest into a VM built from it. Everything read is bounded and checked
- * before it reaches KVM or a device; a failure says which section. */
+/* load.c - reading a snapshot's sections back (laid out at the top of
+ * format.c): CONFIG into a vm_config, and the rest into a VM built from
+ * it; and `cvisor restore`'s opening of FILE and FILE.mem. Everything read
+ * is bounded and checked before it reaches KVM or a device; a failure
+ * says which section. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cvisor/cpu_compat.h"
 #include "cvisor/kvm.h"
-#include "cvisor/snapfile.h"
+#include "cvisor/snapshot_format.h"
 #include "cvisor/vcpu_state.h"
 #include "cvisor/x86.h"
 
@@ -250,94 +252,74 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 	return 0;
 }
 
-int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, char *err,
-		      size_t errlen)
+/* The MACHINE section of a payload, parsed; free m->cpuid after. */
+static int payload_machine(const uint8_t *payload, size_t len, struct machine *m, char *err,
+			   size_t errlen)
 {
 	struct sections *ss = malloc(sizeof(*ss));
-	struct machine m = { 0 };
 	int r;
 
+	memset(m, 0, sizeof(*m));
 	if (!ss)
 		return cv_errf(err, errlen, -EINVAL, "out of memory");
 	r = index_sections(payload, len, ss, err, errlen);
 	if (!r)
-		r = parse_machine(&ss->machine, &m, err, errlen);
+		r = parse_machine(&ss->machine, m, err, errlen);
+	free(ss);
+	return r;
+}
+
+int snapshot_ram_size(const uint8_t *payload, size_t len, uint64_t *ram_size, char *err,
+		      size_t errlen)
+{
+	struct machine m;
+	int r = payload_machine(payload, len, &m, err, errlen);
+
 	if (!r)
 		*ram_size = m.ram_size;
 	free(m.cpuid);
-	free(ss);
+	return r;
+}
+
+int snapshot_cpu_model(const uint8_t *payload, size_t len, struct cpu_model *model, char *err,
+		       size_t errlen)
+{
+	struct machine m;
+	int r = payload_machine(payload, len, &m, err, errlen);
+
+	if (!r)
+		cpu_model_from_cpuid(m.cpuid, model);
+	free(m.cpuid);
 	return r;
 }
 
 /* ---- the state, into a VM built from the CONFIG ---- */
 
-static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid2 *c, uint32_t fn,
-						uint32_t index)
+/* The guest may use every feature its CPUID showed: this host must offer
+ * each one (cpu_compat.h). */
+static int check_cpu(const struct kvm_cpuid2 *host, const struct kvm_cpuid2 *saved, char *err,
+		     size_t errlen)
 {
-	for (unsigned int i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == index)
-			return &c->entries[i];
-	return NULL;
-}
+	struct cpu_model h, s;
+	struct cpu_gap gap;
 
-static void vendor_of(const struct kvm_cpuid_entry2 *e, char v[13])
-{
-	memcpy(v, &e->ebx, 4);
-	memcpy(v + 4, &e->edx, 4);
-	memcpy(v + 8, &e->ecx, 4);
-	v[12] = '\0';
-	for (int i = 0; i < 12; i++)
-		if (v[i] < 0x20 || v[i] > 0x7e)
-			v[i] = '?';
-}
-
-/* The guest may use every feature its CPUID showed: this host must have
- * each one (leaves 1, 7, 0xd for XSAVE components, 0x80000001). */
-static int check_cpuid(const struct kvm_cpuid2 *host, const struct kvm_cpuid2 *saved, char *err,
-		       size_t errlen)
-{
-	/* Which registers of each leaf are feature bits (leaf 1 ebx holds
-	 * the APIC id of whichever host CPU answered: not a feature). */
-	static const struct {
-		uint32_t fn, index;
-		uint8_t regs; /* bit k: register k (eax, ebx, ecx, edx) */
-	} leaves[] = { { 1, 0, 0xc },
-		       { 7, 0, 0xe },
-		       { 0xd, 0, 0x9 },
-		       { 0xd, 1, 0x1 },
-		       { 0x80000001, 0, 0xc } };
-	static const char *const regs[] = { "eax", "ebx", "ecx", "edx" };
-	const struct kvm_cpuid_entry2 *h = find_leaf(host, 0, 0), *s = find_leaf(saved, 0, 0);
-	char hv[13], sv[13];
-
-	if (!s || !h)
+	cpu_model_from_cpuid(host, &h);
+	cpu_model_from_cpuid(saved, &s);
+	if (!cpu_compat_check(&s, &h, &gap))
+		return 0;
+	if (gap.kind == CPU_GAP_NO_VENDOR)
 		return cv_errf(err, errlen, -EINVAL, "MACHINE: no CPUID vendor leaf");
-	vendor_of(h, hv);
-	vendor_of(s, sv);
-	if (strcmp(hv, sv))
+	if (gap.kind == CPU_GAP_VENDOR)
 		return cv_errf(err, errlen, -EINVAL, "saved on a %s CPU, this host has a %s CPU",
-			       sv, hv);
-	for (size_t i = 0; i < ARRAY_SIZE(leaves); i++) {
-		uint32_t sr[4], hr[4] = { 0 };
-
-		if (!(s = find_leaf(saved, leaves[i].fn, leaves[i].index)))
-			continue;
-		h = find_leaf(host, leaves[i].fn, leaves[i].index);
-		sr[0] = s->eax, sr[1] = s->ebx, sr[2] = s->ecx, sr[3] = s->edx;
-		if (h)
-			hr[0] = h->eax, hr[1] = h->ebx, hr[2] = h->ecx, hr[3] = h->edx;
-		for (int k = 0; k < 4; k++)
-			if ((leaves[i].regs & (1 << k)) && (sr[k] & ~hr[k]))
-				return cv_errf(err, errlen, -EINVAL,
-					       "this host's CPU lacks features the guest was given "
-					       "(CPUID %#x.%u %s bits %#x)",
-					       leaves[i].fn, leaves[i].index, regs[k],
-					       sr[k] & ~hr[k]);
-	}
-	return 0;
+			       gap.guest_vendor, gap.host_vendor);
+	return cv_errf(err, errlen, -EINVAL,
+		       "this host's CPU lacks features the guest was given (CPUID %#x.%u %s bits "
+		       "%#x)",
+		       gap.fn, gap.index, gap.reg, gap.missing);
 }
 
-static int load_machine(struct vm *vm, const struct snap_section *s, char *err, size_t errlen)
+static int load_machine(struct vm *vm, const struct snap_section *s, bool cpu_checked, char *err,
+			size_t errlen)
 {
 	struct machine m;
 	int r = parse_machine(s, &m, err, errlen);
@@ -360,7 +342,8 @@ static int load_machine(struct vm *vm, const struct snap_section *s, char *err, 
 			goto out;
 		}
 	}
-	if ((r = check_cpuid(vm->cpuid, m.cpuid, err, errlen)))
+	/* A migration target checked this CPU at the handshake already. */
+	if (!cpu_checked && (r = check_cpu(vm->cpuid, m.cpuid, err, errlen)))
 		goto out;
 	/* Whether the guest's E820 left the syscall shim its pages decides
 	 * whether the shim can serve it here (syscall_shim.c). */
@@ -505,7 +488,8 @@ static int load_devices(struct vm *vm, const struct sections *ss, char *err, siz
 	return 0;
 }
 
-int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err, size_t errlen)
+static int state_load(struct vm *vm, const uint8_t *payload, size_t len, bool cpu_checked,
+		      char *err, size_t errlen)
 {
 	struct sections *ss = malloc(sizeof(*ss));
 	struct state_rd rd;
@@ -519,7 +503,7 @@ int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char 
 		r = cv_errf(err, errlen, -EINVAL, "no KSTATE section");
 		goto out;
 	}
-	if ((r = load_machine(vm, &ss->machine, err, errlen)) ||
+	if ((r = load_machine(vm, &ss->machine, cpu_checked, err, errlen)) ||
 	    (r = load_vcpus(vm, ss, err, errlen)))
 		goto out;
 	/* After the vCPUs' TSCs, as QEMU does: kvmclock is set last. */
@@ -545,5 +529,53 @@ int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char 
 	}
 out:
 	free(ss);
+	return r;
+}
+
+int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+	return state_load(vm, payload, len, false, err, errlen);
+}
+
+int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+				 size_t errlen)
+{
+	return state_load(vm, payload, len, true, err, errlen);
+}
+
+/* ---- FILE and FILE.mem ---- */
+
+int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
+		  int *mem_fd, char *err, size_t errlen)
+{
+	uint64_t ram;
+	size_t plen = strlen(path);
+	int r;
+
+	*payload = NULL;
+	*mem_fd = -1;
+	if ((r = snap_file_read(path, payload, len, err, errlen))) {
+		/* The caller names the file: drop format.c's "PATH: ". */
+		if (!strncmp(err, path, plen) && err[plen] == ':' && err[plen + 1] == ' ')
+			memmove(err, err + plen + 2, strlen(err + plen + 2) + 1);
+		return r;
+	}
+	if ((r = snapshot_config_load(*payload, *len, cfg, err, errlen)) ||
+	    (r = snapshot_ram_size(*payload, *len, &ram, err, errlen)))
+		goto fail;
+	if (ram != cfg->mem_size) {
+		r = cv_errf(err, errlen, -EINVAL,
+			    "CONFIG (%lluM) and MACHINE (%lluM) disagree on the RAM size",
+			    (unsigned long long)(cfg->mem_size >> 20),
+			    (unsigned long long)(ram >> 20));
+		goto fail;
+	}
+	if ((r = snapshot_mem_file_open(path, ram, mem_fd, err, errlen)))
+		goto fail;
+	return 0;
+fail:
+	free(*payload);
+	*payload = NULL;
+	config_free(cfg);
 	return r;
 }

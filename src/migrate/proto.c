@@ -1,6 +1,70 @@
-/* migrate_hello.c - the migration handshake: message framing on the
- * sending side, the HELLO's encoding and parsing, and the check of a
- * source's machine against this host (format: top of migrate.c). */
+/* proto.c - the live migration protocol: its specification, then the
+ * message framing and the handshake (HELLO) as the source encodes it and
+ * the target parses and checks it. The receive parser of both directions
+ * is rx.c; the source's side source.c, the target's target.c.
+ *
+ * PROTOCOL, version 1.0. One TCP connection; the source connects to the
+ * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
+ *
+ *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, cv_crc32)
+ *             of type, length and body. The reader bounds the length per
+ *             type before reading or allocating anything.
+ *
+ *   source -> target
+ *   1 HELLO   (<= 128 KiB) u8[8] "CVIMIGR\0", u16 major (1), u16 minor (0),
+ *             u32 page size (4096), u64 RAM bytes, u32 regions (1-2),
+ *             u32 vCPUs, regions {u64 gpa, u64 size} (must be the layout
+ *             guest_mem gives that RAM size), CPU: u8[12] vendor, u32
+ *             signature (leaf 1 eax), u32 leaf 1 ecx, edx, leaf 7 ebx,
+ *             ecx, edx, leaf 0x80000001 ecx, edx (the guest's view; the
+ *             target needs the same vendor and every bit: older targets
+ *             check these, this one the whole CPUID table of the MACHINE
+ *             section in config, cpu_compat.h), u32 flags
+ *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
+ *             disks {u64 bytes, u16 name length (1-255), name},
+ *             u32 config length (<= 64 KiB), config: snapshot sections
+ *             holding SNAP_SEC_CONFIG (snapshot_format.h; with MACHINE and
+ *             KSTATE, which snapshot_config_load also wants).
+ *             A major other than 1 or a minor above ours is refused.
+ *   2 PAGES   (<= 1 MiB + 4 KiB) u32 count (1-256), count records
+ *             {u64 gpa (page aligned, inside RAM), u32 flags (1 = zero
+ *             page: no data), u32 0}, then the 4 KiB of each non-zero
+ *             record in record order (so the target can readv a batch
+ *             straight into guest RAM). The body length must match.
+ *   3 DISK    (<= 4 MiB + 1.5 KiB) u32 count (1-64), count records
+ *             {u32 disk, u32 flags (1 = zeros), u64 offset, u32 length
+ *             (multiples of 512, length up to 1 MiB, inside the disk),
+ *             u32 0}, then the data of each non-zero record (at most 4 MiB
+ *             in all). Only with the storage flag (see disk.c).
+ *   4 STATE   (<= 64 MiB) the snapshot_state_save payload.
+ *   5 END     (20 bytes) u32 flags, u64 RAM checksum (migrate_memsum, with
+ *             the verify flag), u64 pages sent.
+ *   6 SYNC    (4 bytes) u32 round: the end of a pre-copy round.
+ *   7 HINT    (<= 1 MiB + 4) u32 count (<= 65536), count {u64 gpa, u64
+ *             bytes} (page aligned, inside RAM): RAM round 0 will send, so
+ *             that the target can populate it ahead of the data (a hint:
+ *             it may be partial, and nothing depends on it).
+ *
+ *   target -> source
+ *   16 READY   (empty) the VM is built: send RAM.
+ *   17 RUNNING (empty) state loaded, guest started: the source may end.
+ *   18 ERROR   (1-256 bytes) one printable line; the target then closes.
+ *   19 SYNC_ACK (4 bytes) u32 round: everything up to that SYNC is in place
+ *             (the source measures end-to-end bandwidth with it, and never
+ *             pauses the guest with megabytes still queued in sockets).
+ *
+ *   Sequence: HELLO, READY, then rounds of PAGES and DISK (a page or block
+ *   sent again replaces the earlier copy) each ended by SYNC / SYNC_ACK,
+ *   then the final PAGES and DISK, STATE, END, RUNNING. PAGES, DISK or
+ *   SYNC after STATE, a second HELLO or STATE, END before STATE, and any
+ *   unknown type are errors. A broken connection at any point before
+ *   RUNNING leaves the guest running on the source.
+ *
+ * LIMITS. The stream is neither authenticated nor encrypted: whoever can
+ * reach the target's port can hand it a guest (the parser is hardened,
+ * the guest it builds is not vetted), so listen on a private address. If
+ * the link dies after the target sent RUNNING and before the source read
+ * it, both ends run the guest; the window is one message wide. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +83,7 @@ void mig_msg_append(struct state_buf *b, uint32_t type, const void *body, uint32
 	uint32_t crc;
 
 	mig_put_header(h, type, len);
-	crc = mig_crc32(mig_crc32(0, h, sizeof(h)), body, len);
+	crc = cv_crc32(cv_crc32(0, h, sizeof(h)), body, len);
 	state_put_bytes(b, h, sizeof(h));
 	state_put_bytes(b, body, len);
 	state_put_u32(b, crc);
@@ -93,6 +157,7 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 	}
 	state_get_bytes(&r, h->cpu.vendor, 12);
 	h->cpu.vendor[12] = 0;
+	h->cpu.has_vendor = true;
 	h->cpu.signature = state_get_u32(&r);
 	h->cpu.f1_ecx = state_get_u32(&r);
 	h->cpu.f1_edx = state_get_u32(&r);
@@ -143,21 +208,9 @@ void mig_ram_layout(uint64_t ram_size, struct mig_hello *h)
 	}
 }
 
-/* One CPUID register: the bits the guest sees that the target lacks. */
-static int cpu_bits(uint32_t src, uint32_t dst, const char *reg, char *err, size_t errlen)
-{
-	if (src & ~dst)
-		return cv_errf(err, errlen, -EINVAL,
-			       "this host's CPU lacks features the guest uses (CPUID %s bits %#x); "
-			       "migrate to a host with the same CPU or a newer one",
-			       reg, src & ~dst);
-	return 0;
-}
-
 int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *err, size_t errlen)
 {
 	struct mig_hello want;
-	int r;
 
 	if (h->page_size != l->page_size)
 		return cv_errf(err, errlen, -EINVAL,
@@ -177,44 +230,32 @@ int mig_hello_check(const struct mig_hello *h, const struct mig_local *l, char *
 	if (!h->ncpus || h->ncpus > MIG_MAX_CPUS || h->ncpus > l->max_cpus)
 		return cv_errf(err, errlen, -EINVAL, "the guest has %u vCPUs; this host allows %u",
 			       h->ncpus, l->max_cpus);
-	if (!l->have_cpu)
-		return 0;
-	if (strcmp(h->cpu.vendor, l->cpu.vendor))
-		return cv_errf(err, errlen, -EINVAL,
-			       "the source's CPU vendor %s differs from this host's %s",
-			       h->cpu.vendor, l->cpu.vendor);
-	if ((r = cpu_bits(h->cpu.f1_ecx, l->cpu.f1_ecx, "1.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f1_edx, l->cpu.f1_edx, "1.edx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_ebx, l->cpu.f7_ebx, "7.ebx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_ecx, l->cpu.f7_ecx, "7.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.f7_edx, l->cpu.f7_edx, "7.edx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.e1_ecx, l->cpu.e1_ecx, "0x80000001.ecx", err, errlen)) ||
-	    (r = cpu_bits(h->cpu.e1_edx, l->cpu.e1_edx, "0x80000001.edx", err, errlen)))
-		return r;
 	return 0;
 }
 
-void mig_cpu_from_cpuid(const struct kvm_cpuid2 *c, struct mig_cpu *out)
+int mig_cpu_check(const struct cpu_model *guest, const struct cpu_model *host, char *err,
+		  size_t errlen)
 {
-	memset(out, 0, sizeof(*out));
-	for (unsigned int i = 0; c && i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+	struct cpu_gap gap;
+	char leaf[32];
 
-		if (e->function == 0) {
-			memcpy(out->vendor, &e->ebx, 4);
-			memcpy(out->vendor + 4, &e->edx, 4);
-			memcpy(out->vendor + 8, &e->ecx, 4);
-		} else if (e->function == 1) {
-			out->signature = e->eax;
-			out->f1_ecx = e->ecx;
-			out->f1_edx = e->edx;
-		} else if (e->function == 7 && e->index == 0) {
-			out->f7_ebx = e->ebx;
-			out->f7_ecx = e->ecx;
-			out->f7_edx = e->edx;
-		} else if (e->function == 0x80000001) {
-			out->e1_ecx = e->ecx;
-			out->e1_edx = e->edx;
-		}
-	}
+	if (!cpu_compat_check(guest, host, &gap))
+		return 0;
+	if (gap.kind == CPU_GAP_NO_VENDOR)
+		return cv_errf(err, errlen, -EINVAL, "the source's CPUID has no vendor leaf");
+	if (gap.kind == CPU_GAP_VENDOR)
+		return cv_errf(err, errlen, -EINVAL,
+			       "the source's CPU vendor %s differs from this host's %s",
+			       gap.guest_vendor, gap.host_vendor);
+	/* "1.ecx", "0xd.1.eax", "0x80000001.edx" */
+	if (gap.fn < 10)
+		snprintf(leaf, sizeof(leaf), "%u", gap.fn);
+	else
+		snprintf(leaf, sizeof(leaf), "%#x", gap.fn);
+	if (gap.index)
+		snprintf(leaf + strlen(leaf), sizeof(leaf) - strlen(leaf), ".%u", gap.index);
+	return cv_errf(err, errlen, -EINVAL,
+		       "this host's CPU lacks features the guest uses (CPUID %s.%s bits %#x); "
+		       "migrate to a host with the same CPU or a newer one",
+		       leaf, gap.reg, gap.missing);
 }

@@ -1,4 +1,4 @@
-/* migrate_ops.c - the migration engine wired to the snapshot code
+/* ops.c - the migration engine wired to the snapshot code
  * (snapshot.h) and the VM layer (vm.h). */
 #include <errno.h>
 #include <stdio.h>
@@ -61,8 +61,9 @@ static void destroy(void *ctx, struct vm *vm)
 
 const struct migrate_target_ops migrate_default_target_ops = {
 	.config_load = snapshot_config_load,
+	.cpu_model = snapshot_cpu_model,
 	.build = build,
-	.state_load = snapshot_state_load,
+	.state_load = snapshot_state_load_incoming,
 	.start = start,
 	.destroy = destroy,
 };

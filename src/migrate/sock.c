@@ -1,0 +1,221 @@
+/* sock.c - the migration's sockets: HOST:PORT addresses, connecting and
+ * listening with the timeouts a migration needs, and moving bytes: whole
+ * iovecs out (without blocking when the sender has an event loop to run)
+ * and the stream in, through the receive parser (rx.c), until an event. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "migrate_priv.h"
+
+int migrate_parse_addr(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
+		       char *err, size_t errlen)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	uint64_t p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || strchr(s, ':') != colon)
+			goto bad;
+		hl = (size_t)(colon - s);
+	}
+	if (!hl || hl >= hostlen || cv_parse_uint(colon + 1, 1, 65535, &p) ||
+	    strlen(colon + 1) >= portlen)
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	snprintf(port, portlen, "%s", colon + 1);
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 10.0.0.2:4444, [::1]:4444)", s);
+	return -EINVAL;
+}
+
+static int resolve(const char *addr, bool passive, struct addrinfo **res, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	char host[256], port[8];
+	int r;
+
+	if (migrate_parse_addr(addr, host, sizeof(host), port, sizeof(port), err, errlen))
+		return -EINVAL;
+	if (passive)
+		hints.ai_flags |= AI_PASSIVE;
+	r = getaddrinfo(host, port, &hints, res);
+	if (r) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}
+
+void mig_tune(int fd)
+{
+	int one = 1;
+	unsigned int user_timeout = MIG_LINK_TIMEOUT_MS;
+
+	/* The small messages at the end (state, END, "running") are on the
+	 * downtime path: no Nagle delay. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A peer that vanished (a cut link, a powered-off host) fails the
+	 * migration after this long with data unacknowledged, not after the
+	 * ~15 minutes of TCP's retransmissions: the source resumes sooner. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+/* A socket on the first address of res that works: connected (within
+ * MIG_CONNECT_TIMEOUT_S: an address that drops packets would otherwise
+ * hold the guest's event loop for minutes) or bound and listening. The
+ * fd, or -errno of the last failure. */
+static int sock_open(const struct addrinfo *res, bool listening)
+{
+	struct timeval to = { MIG_CONNECT_TIMEOUT_S, 0 }, none = { 0, 0 };
+	int e = listening ? EADDRNOTAVAIL : ECONNREFUSED, one = 1;
+
+	for (const struct addrinfo *a = res; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		if (listening) {
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 1))
+				return fd;
+			e = errno;
+		} else {
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to));
+			if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
+				(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+				return fd;
+			}
+			e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+		}
+		close(fd);
+	}
+	return -e;
+}
+
+int mig_connect(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo *res;
+	int fd;
+
+	if ((fd = resolve(addr, false, &res, err, errlen)))
+		return fd;
+	fd = sock_open(res, false);
+	freeaddrinfo(res);
+	if (fd < 0)
+		return cv_errf(err, errlen, fd,
+			       "cannot connect to %s: %s (is `cvisor run --incoming %s` waiting "
+			       "there?)",
+			       addr, strerror(-fd), addr);
+	mig_tune(fd);
+	return fd;
+}
+
+int mig_listen(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo *res;
+	int fd;
+
+	if ((fd = resolve(addr, true, &res, err, errlen)))
+		return fd;
+	fd = sock_open(res, true);
+	freeaddrinfo(res);
+	if (fd < 0)
+		return cv_errf(err, errlen, fd, "cannot listen on %s: %s", addr, strerror(-fd));
+	return fd;
+}
+
+int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void *ctx)
+{
+	while (n) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
+
+		if (w < 0) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int r;
+
+			if (errno == EINTR)
+				continue;
+			if (!wait || (errno != EAGAIN && errno != EWOULDBLOCK))
+				return -errno;
+			if (poll(&p, 1, 10) < 0 && errno != EINTR)
+				return -errno;
+			if ((r = wait(ctx)))
+				return r;
+			continue;
+		}
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : mig_now() + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		struct iovec iov[MIG_BATCH_PAGES];
+		unsigned int n = mig_rx_want(rx, iov, MIG_BATCH_PAGES);
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t got;
+		int ev, wait = -1;
+
+		if (!n)
+			return -EINVAL;
+		/* Read first: in a busy stream data is there, and a poll per
+		 * read would double the system calls. */
+		got = recvmsg(fd, &m, MSG_DONTWAIT);
+		if (got > 0) {
+			if ((ev = mig_rx_advance(rx, (size_t)got)))
+				return ev;
+			continue;
+		}
+		if (!got)
+			return -ECONNRESET;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (timeout_ms >= 0) {
+			uint64_t now = mig_now();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			wait = (int)((deadline - now + 999999) / 1000000);
+		}
+		ev = poll(&p, 1, wait);
+		if (ev < 0 && errno != EINTR)
+			return -errno;
+		if (!ev)
+			return -ETIMEDOUT;
+	}
+}

@@ -1,0 +1,34 @@
+/* snapshot_priv.h - what save.c, load.c and memfile.c share: the list of
+ * devices a snapshot holds, and FILE.mem. Private to src/snapshot. */
+#ifndef CVISOR_SNAPSHOT_PRIV_H
+#define CVISOR_SNAPSHOT_PRIV_H
+
+#include "cvisor/snapshot.h"
+#include "cvisor/vm.h"
+
+#define PCI_BUS_STATE_VERSION 1
+
+enum dev_kind { DEV_OPS, DEV_PCI_BUS, DEV_VIRTIO };
+
+struct snap_dev {
+	const char *name;
+	enum dev_kind kind;
+	const struct device_ops *ops; /* DEV_OPS */
+	void *dev;
+	struct vm_virtio *v; /* DEV_VIRTIO */
+};
+
+/* Every device whose state a snapshot holds, in a fixed order, into d
+ * (SNAPSHOT_MAX_DEVICES entries); returns the count. */
+unsigned int snapshot_list_devices(struct vm *vm, struct snap_dev *d);
+
+/* Write guest RAM's image (snapshot_mem_write) to a new file at tmp and
+ * fsync it. 0 or -errno; the caller removes tmp on failure. */
+int snapshot_mem_file_write(struct vm *vm, const char *tmp, uint64_t *written) CV_MUST;
+
+/* Open path.mem read-only, which must be a regular file of ram bytes.
+ * -EINVAL (or -errno from open) with one line in err. */
+int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *err,
+			   size_t errlen) CV_MUST;
+
+#endif

@@ -1,0 +1,323 @@
+/* test_migrate_helpers.c - the live migration's pure helpers (moved from
+ * test_migrate.c, which keeps the stream): the convergence decision
+ * (policy.c), HOST:PORT and `cvisor migrate`'s command line, the control
+ * request that carries it, the progress lines (cli.c), `run --incoming`'s
+ * flags, the whole-RAM checksum both ends compute (ram.c), and the
+ * wording of a target's CPU check (proto.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cvisor/guest_mem.h"
+#include "cvisor/migrate.h"
+#include "cvisor/migrate_proto.h"
+
+#define RAM (1u << 20)
+
+static void test_decide(void **state)
+{
+	struct migrate_converge c = {
+		.remaining = 4 << 20,
+		.bandwidth = 1000 << 20,
+		.downtime_ms = 50,
+		.overhead_us = 1000,
+		.round = 1,
+		.max_rounds = 30,
+		.force = true,
+	};
+	uint64_t exp;
+
+	(void)state;
+	/* 4 MiB at 1000 MiB/s: 4 ms + 1 ms: stop. */
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_STOP);
+	assert_int_equal(exp, 5000);
+	/* 100 MiB: 100 ms: another round. */
+	c.remaining = 100 << 20;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_CONTINUE);
+	assert_int_equal(exp, 101000);
+	/* Bandwidth unknown yet: continue unless nothing is left. */
+	c.bandwidth = 0;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_CONTINUE);
+	assert_int_equal(exp, UINT64_MAX);
+	c.remaining = 0;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_STOP);
+	/* Out of rounds: stop anyway, or give up. */
+	c.remaining = 100 << 20;
+	c.bandwidth = 1000 << 20;
+	c.round = 30;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_STOP);
+	c.force = false;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_GIVE_UP);
+	/* Not converging (dirtied as fast as sent): the same, earlier. */
+	c.round = 3;
+	c.stalled = MIGRATE_STALL_ROUNDS;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_GIVE_UP);
+	c.stalled = MIGRATE_STALL_ROUNDS - 1;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_CONTINUE);
+	/* Even when stalled, a remainder that fits stops. */
+	c.stalled = 99;
+	c.remaining = 1 << 20;
+	assert_int_equal(migrate_decide(&c, &exp), MIGRATE_STOP);
+	/* Stall counting: less than 10% progress counts. */
+	assert_int_equal(migrate_stall_count(0, 100, 95), 1);
+	assert_int_equal(migrate_stall_count(1, 100, 120), 2);
+	assert_int_equal(migrate_stall_count(2, 100, 89), 0);
+}
+
+static void test_addr_and_args(void **state)
+{
+	char host[64], port[8], err[256];
+	struct migrate_cli c;
+	char *argv[16];
+
+	(void)state;
+	assert_int_equal(migrate_parse_addr("10.0.0.2:4444", host, sizeof(host), port, sizeof(port),
+					    err, sizeof(err)),
+			 0);
+	assert_string_equal(host, "10.0.0.2");
+	assert_string_equal(port, "4444");
+	assert_int_equal(migrate_parse_addr("[::1]:80", host, sizeof(host), port, sizeof(port), err,
+					    sizeof(err)),
+			 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(migrate_parse_addr("host", host, sizeof(host), port, sizeof(port), err,
+					    sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(
+		migrate_parse_addr("h:0", host, sizeof(host), port, sizeof(port), err, sizeof(err)),
+		-EINVAL);
+	assert_int_equal(migrate_parse_addr("::1:80", host, sizeof(host), port, sizeof(port), err,
+					    sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(
+		migrate_parse_addr(":80", host, sizeof(host), port, sizeof(port), err, sizeof(err)),
+		-EINVAL);
+
+	argv[0] = "migrate";
+	argv[1] = "web";
+	argv[2] = "10.200.0.2:4444";
+	argv[3] = "--downtime-ms";
+	argv[4] = "20";
+	argv[5] = "--with-storage";
+	argv[6] = "--json";
+	argv[7] = "--no-force";
+	argv[8] = "--max-bandwidth=100M";
+	argv[9] = "--max-rounds=5";
+	argv[10] = "--verify";
+	assert_int_equal(migrate_parse_args(11, argv, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.name, "web");
+	assert_string_equal(c.opts.dest, "10.200.0.2:4444");
+	assert_int_equal(c.opts.downtime_ms, 20);
+	assert_true(c.opts.with_storage && c.json && !c.opts.force && c.opts.verify);
+	assert_int_equal(c.opts.max_bandwidth, 100ULL << 20);
+	assert_int_equal(c.opts.max_rounds, 5);
+	/* Defaults. */
+	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.opts.downtime_ms, 50);
+	assert_true(c.opts.force && !c.opts.with_storage && !c.json);
+	/* Bad ones. */
+	argv[3] = "--downtime-ms";
+	argv[4] = "0";
+	assert_int_equal(migrate_parse_args(5, argv, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--downtime-ms 0"));
+	argv[3] = "--bogus";
+	assert_int_equal(migrate_parse_args(4, argv, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown flag --bogus"));
+	assert_int_equal(migrate_parse_args(2, argv, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "usage"));
+	argv[1] = "../x";
+	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), -EINVAL);
+	argv[1] = "web";
+	argv[2] = "nowhere";
+	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "HOST:PORT"));
+}
+
+static void test_request_roundtrip(void **state)
+{
+	struct migrate_opts o, back;
+	char buf[512], err[256], *owned;
+
+	(void)state;
+	migrate_opts_init(&o);
+	o.dest = "[fe80::1]:4444";
+	o.downtime_ms = 25;
+	o.max_rounds = 7;
+	o.force = false;
+	o.with_storage = true;
+	o.verify = true;
+	o.max_bandwidth = 123456789;
+	assert_int_equal(migrate_req_format(&o, buf, sizeof(buf)), 0);
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)), 0);
+	assert_string_equal(back.dest, o.dest);
+	assert_int_equal(back.downtime_ms, 25);
+	assert_int_equal(back.max_rounds, 7);
+	assert_true(!back.force && back.with_storage && back.verify);
+	assert_int_equal(back.max_bandwidth, 123456789);
+	free(owned);
+	assert_int_equal(migrate_req_format(&o, buf, 10), -ENOSPC);
+	/* Unknown keys, wrong types, missing dest. */
+	strcpy(buf, "{\"cmd\":\"migrate\",\"dest\":\"h:1\",\"speed\":1}");
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "unknown key \"speed\""));
+	assert_null(owned);
+	strcpy(buf, "{\"cmd\":\"migrate\",\"dest\":\"h:1\",\"downtime_ms\":-5}");
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)),
+			 -EINVAL);
+	strcpy(buf, "{\"cmd\":\"migrate\"}");
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "needs \"dest\""));
+	strcpy(buf, "{\"cmd\":\"migrate\",\"dest\":\"h:1\",\"force\":1}");
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(migrate_req_parse("[1", 2, &back, &owned, err, sizeof(err)), -EINVAL);
+}
+
+static void test_progress_lines(void **state)
+{
+	struct migrate_progress p = {
+		.event = MIGRATE_EV_ROUND, .phase = MIGRATE_PRECOPY, .round = 2,
+		.elapsed_ns = 1500000000, .bytes = 12345678, .ram_bytes = 1 << 30,
+		.pages = 3000, .zero_pages = 10, .remaining = 40960, .rate = 800000000,
+		.dirty_rate = 1000000, .expected_downtime_us = 1234,
+	}, q;
+	char line[1024];
+
+	(void)state;
+	assert_int_equal(migrate_progress_json(&p, line, sizeof(line)), 0);
+	assert_non_null(strstr(line, "{\"progress\":{\"event\":\"round\""));
+	assert_int_equal(migrate_progress_parse(line, strlen(line), &q), 1);
+	assert_int_equal(q.event, MIGRATE_EV_ROUND);
+	assert_int_equal(q.phase, MIGRATE_PRECOPY);
+	assert_int_equal(q.round, 2);
+	assert_int_equal(q.bytes, 12345678);
+	assert_int_equal(q.remaining, 40960);
+	assert_int_equal(q.expected_downtime_us, 1234);
+	p.expected_downtime_us = UINT64_MAX;
+	assert_int_equal(migrate_progress_json(&p, line, sizeof(line)), 0);
+	assert_int_equal(migrate_progress_parse(line, strlen(line), &q), 1);
+	assert_int_equal(q.expected_downtime_us, UINT64_MAX);
+	migrate_progress_bar(&p, line, sizeof(line));
+	assert_true(line[0] == '\r' && !strchr(line, '\n'));
+	p.event = MIGRATE_EV_DONE;
+	p.phase = MIGRATE_DONE;
+	p.downtime_us = 4321;
+	p.throughput = 900000000;
+	p.forced = true;
+	p.downtime_target_ms = 50;
+	p.dest = "10.200.0.2:4444";
+	assert_int_equal(migrate_progress_json(&p, line, sizeof(line)), 0);
+	assert_non_null(strstr(line, "{\"ok\":true,\"migrated\":{"));
+	assert_int_equal(migrate_progress_parse(line, strlen(line), &q), 2);
+	assert_int_equal(q.downtime_us, 4321);
+	assert_int_equal(q.round, 2);
+	assert_true(q.forced);
+	migrate_summary_line(&p, line, sizeof(line));
+	assert_non_null(strstr(line, "migrated to 10.200.0.2:4444 in 1.500 s"));
+	assert_non_null(strstr(line, "3 rounds, downtime 4.321 ms (target 50 ms)"));
+	assert_non_null(strstr(line, "forced"));
+	assert_int_equal(migrate_progress_parse("{\"ok\":false}", 12, &q), 0);
+	assert_int_equal(migrate_progress_parse("nope", 4, &q), -EINVAL);
+}
+
+static void test_incoming_flags(void **state)
+{
+	struct migrate_incoming in = { 0 };
+	char err[256];
+
+	(void)state;
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming", "0.0.0.0:4444", err, sizeof(err)),
+			 1);
+	assert_string_equal(in.listen, "0.0.0.0:4444");
+	assert_int_equal(migrate_incoming_flag(&in, "--storage-dir", "/srv", err, sizeof(err)), 1);
+	assert_string_equal(in.storage_dir, "/srv");
+	assert_int_equal(migrate_incoming_flag(&in, "--name", "x", err, sizeof(err)), 0);
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming", "4444", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--incoming 4444"));
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming", NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(migrate_incoming_flag(&in, "--storage-dir", "", err, sizeof(err)),
+			 -EINVAL);
+}
+
+static void test_memsum(void **state)
+{
+	uint8_t *ram = calloc(1, RAM);
+	struct guest_mem gm;
+	uint64_t a, b;
+
+	(void)state;
+	guest_mem_init_buf(&gm, ram, RAM);
+	assert_int_equal(migrate_memsum(&gm), 0); /* untouched: nothing */
+	memset(ram, 0, RAM);
+	assert_int_equal(migrate_memsum(&gm), 0); /* zero pages count as absent */
+	ram[0x3000] = 1;
+	a = migrate_memsum(&gm);
+	assert_int_not_equal(a, 0);
+	/* The same byte in another page is another sum. */
+	ram[0x3000] = 0;
+	ram[0x4000] = 1;
+	b = migrate_memsum(&gm);
+	assert_int_not_equal(a, b);
+	ram[0x4000] = 0;
+	ram[0x3000] = 1;
+	assert_int_equal(migrate_memsum(&gm), a);
+	free(ram);
+}
+
+/* A target's CPU check, worded for the source (mig_cpu_check; the check
+ * itself is test_cpu_compat.c's). */
+static void test_cpu_wording(void **state)
+{
+	struct cpu_model guest = { .has_vendor = true, .f7_ebx = 0x10 };
+	struct cpu_model host = { .has_vendor = true, .f7_ebx = 0x10 };
+	char err[256];
+
+	(void)state;
+	memcpy(guest.vendor, "GenuineIntel", 13);
+	memcpy(host.vendor, "AuthenticAMD", 13);
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "the source's CPU vendor GenuineIntel differs from this host's "
+				 "AuthenticAMD");
+	memcpy(host.vendor, "GenuineIntel", 13);
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), 0);
+	host.f7_ebx = 0;
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "this host's CPU lacks features the guest uses (CPUID 7.ebx bits "
+				 "0x10); migrate to a host with the same CPU or a newer one");
+	host.f7_ebx = 0x10;
+	/* Leaves with an index and above 0x80000000 are named as such. */
+	guest.xsave1_eax = 0x8;
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "CPUID 0xd.1.eax bits 0x8)"));
+	guest.xsave1_eax = 0;
+	guest.e1_edx = 1U << 29;
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "CPUID 0x80000001.edx bits 0x20000000)"));
+	host.has_vendor = false;
+	assert_int_equal(mig_cpu_check(&guest, &host, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no vendor leaf"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_addr_and_args),
+		cmocka_unit_test(test_request_roundtrip),
+		cmocka_unit_test(test_progress_lines),
+		cmocka_unit_test(test_incoming_flags),
+		cmocka_unit_test(test_memsum),
+		cmocka_unit_test(test_cpu_wording),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
