@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cvisor/error.h"
+
 static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];
@@ -134,4 +136,30 @@ int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	return r;
+}
+
+int cv_fail(struct cv_error *e, enum cv_exit status, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e || e->code)
+		return r;
+	e->code = r;
+	e->status = status;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	for (char *p = e->msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return r;
+}
+
+int cv_error_report(const struct cv_error *e, const char *context)
+{
+	if (e->msg[0])
+		cv_err("%s", e->msg);
+	else
+		cv_err("%s: %s", context, strerror(e->code < 0 ? -e->code : EIO));
+	return e->status ? (int)e->status : CV_EXIT_FAIL;
 }
