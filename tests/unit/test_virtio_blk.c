@@ -435,6 +435,71 @@ static void test_readonly(void **state)
 	teardown(t);
 }
 
+/* The fds this process holds on path (the device's, once created). */
+static unsigned int image_fds(const char *path, int *fds, unsigned int max)
+{
+	char link[64], target[256];
+	unsigned int n = 0;
+
+	for (int fd = 3; fd < 1024 && n < max; fd++) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = 0;
+		if (!strcmp(target, path))
+			fds[n++] = fd;
+	}
+	return n;
+}
+
+/* A readonly disk's image is opened read-only, with io_uring and without:
+ * the device's check is not the only thing between the guest and the file. */
+static void test_readonly_fd(void **state)
+{
+	(void)state;
+	for (int sync = 0; sync < 2; sync++) {
+		struct t *t = setup_with(",readonly", BLK_FEATURES, sync);
+		int fds[4];
+		unsigned int n = image_fds(t->path, fds, 4);
+
+		assert_true(n >= 1);
+		for (unsigned int i = 0; i < n; i++)
+			assert_int_equal(fcntl(fds[i], F_GETFL) & O_ACCMODE, O_RDONLY);
+		teardown(t);
+	}
+}
+
+/* And the device refuses writes itself: with its fd swapped for a writable
+ * one, a write still answers IOERR and the file keeps its bytes. */
+static void test_readonly_over_writable_fd(void **state)
+{
+	struct t *t = setup_with(",readonly", BLK_FEATURES, true);
+	int fds[4], rw = open(t->path, O_RDWR | O_CLOEXEC);
+	unsigned int n = image_fds(t->path, fds, 4);
+	uint8_t buf[512];
+
+	(void)state;
+	assert_true(rw >= 0 && n >= 1);
+	for (unsigned int i = 0; i < n; i++)
+		if (fds[i] != rw)
+			assert_int_equal(dup3(rw, fds[i], O_CLOEXEC), fds[i]);
+	memset(t->ram + DATA, 0xab, 512);
+	assert_int_equal(req(t, 0, T_OUT, 0, 512, NULL), S_IOERR);
+	assert_int_equal(req(t, 0, T_OUT, IMG_SECTORS - 1, 512, NULL), S_IOERR);
+	assert_int_equal(req(t, 0, T_FLUSH, 0, 0, NULL), S_OK);
+	assert_int_equal(pread(rw, buf, 512, 0), 512);
+	for (int i = 0; i < 512; i++)
+		assert_int_equal(buf[i], pattern(i));
+	assert_int_equal(pread(rw, buf, 512, IMG_SIZE - 512), 512);
+	for (int i = 0; i < 512; i++)
+		assert_int_equal(buf[i], pattern(IMG_SIZE - 512 + i));
+	close(rw);
+	teardown(t);
+}
+
 static void test_malformed(void **state)
 {
 	struct t *t = setup("");
@@ -659,6 +724,8 @@ int main(void)
 		cmocka_unit_test(test_get_id_and_unsupp),
 		cmocka_unit_test(test_discard_write_zeroes),
 		cmocka_unit_test(test_readonly),
+		cmocka_unit_test(test_readonly_fd),
+		cmocka_unit_test(test_readonly_over_writable_fd),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_many_and_queues),
 		cmocka_unit_test(test_sync_and_writethrough),
