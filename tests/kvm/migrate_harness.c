@@ -15,6 +15,11 @@
  *               the target reports one line and leaves no VM
  *   refuse      the target cannot build the VM: the source runs on
  *   corrupt     a flipped bit in a page batch: refused by its CRC
+ *   verify-mismatch
+ *               a page batch rewritten with a valid CRC (one data page sent
+ *               to an address 128 MiB higher, which the guest never
+ *               writes): only --verify's RAM checksum can see it, and the
+ *               target must refuse with the checksum mismatch
  *   dirty-force, dirty-giveup
  *               dirtier guest over a 16 MiB/s link: stops anyway (and
  *               says so) / gives up with the source running
@@ -56,6 +61,7 @@
 #include <unistd.h>
 
 #include "cvisor/config.h"
+#include "cvisor/crc32.h"
 #include "cvisor/migrate.h"
 #include "cvisor/snapshot.h"
 #include "cvisor/vm.h"
@@ -73,6 +79,7 @@ static struct {
 	uint64_t cut_at;      /* source->target bytes; 0 = never */
 	uint32_t cut_on_type; /* cut when a message of this type starts */
 	uint64_t flip_at;     /* flip a bit of this source->target byte */
+	bool move_page;	      /* verify-mismatch: rewrite one PAGES batch */
 	_Atomic uint64_t forwarded;
 } px;
 
@@ -95,6 +102,53 @@ static int free_port(void)
 
 	close(fd);
 	return port;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(fd, (uint8_t *)p + got, n - got);
+
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Forward one whole message from s to t; the first PAGES batch with a data
+ * page gets that page's gpa moved up by 128 MiB and its CRC made valid
+ * again, as a bug in the source's RAM walk would send it. */
+static int forward_msg(int s, int t)
+{
+	static uint8_t body[(4 << 20) + 8];
+	uint8_t hdr[8];
+	uint32_t type, len;
+
+	if (read_all(s, hdr, 8))
+		return -1;
+	type = cv_le32(hdr);
+	len = cv_le32(hdr + 4);
+	if (len + 4 > sizeof(body) || read_all(s, body, len + 4))
+		return -1;
+	if (px.move_page && type == 2 && len >= 4) {
+		uint32_t n = cv_le32(body);
+
+		for (uint32_t i = 0; i < n && 4 + 16 * (i + 1) <= len; i++) {
+			uint8_t *rec = body + 4 + 16 * i;
+
+			if (cv_le32(rec + 8) & 1)
+				continue; /* a zero page: no data to move */
+			cv_put_le64(rec, cv_le64(rec) + (128 << 20));
+			cv_put_le32(body + len, cv_crc32(cv_crc32(0, hdr, 8), body, len));
+			px.move_page = false;
+			break;
+		}
+	}
+	if (write(t, hdr, 8) != 8 || write(t, body, len + 4) != (ssize_t)(len + 4))
+		return -1;
+	px.forwarded += 8 + len + 4;
+	return 0;
 }
 
 static void *proxy(void *arg)
@@ -124,7 +178,10 @@ static void *proxy(void *arg)
 
 		if (poll(p, 2, 20) < 0)
 			break;
-		if (p[0].revents) {
+		if (p[0].revents && px.move_page) {
+			if (forward_msg(s, t))
+				break;
+		} else if (p[0].revents) {
 			ssize_t n = read(s, buf, sizeof(buf));
 
 			if (n <= 0)
@@ -596,6 +653,7 @@ static int run_case(void)
 		px.cut_on_type = 4; /* MIG_MSG_STATE */
 	else if (!strcmp(tcase, "corrupt"))
 		px.flip_at = 40 << 10;
+	px.move_page = !strcmp(tcase, "verify-mismatch");
 	cut_after_round0 = !strcmp(tcase, "cut-later");
 	tg.refuse = !strcmp(tcase, "refuse");
 	pthread_t pth;
@@ -666,6 +724,11 @@ static int run_case(void)
 			return fail("the target has a VM after a failure");
 		if (source_runs_on(&s))
 			return 1;
+		/* Refused by the right check, not by an earlier one. */
+		if (!strcmp(tcase, "verify-mismatch") &&
+		    (!tg.rc || !strstr(tg.err, "checksum mismatch after the transfer")))
+			return fail("not refused by the RAM checksum: target \"%s\"",
+				    tg.rc ? tg.err : "(none)");
 		printf("PASS %s: source: \"%s\"; target: \"%s\"; %s\n", tcase, err,
 		       tg.rc ? tg.err : "(none)", dirty_desc(s.vm));
 		end_vm(s.vm);
