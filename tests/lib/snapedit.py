@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""snapedit.py - rewrite a cvisor snapshot's sections and make its CRCs
+valid again, to test what the loader refuses beyond the container checks
+(src/snapshot/format.c has the format).
+
+  snapedit.py IN OUT vcpu-index I N     VCPU section I says it is vCPU N
+  snapedit.py IN OUT same-device I J    DEVICE section J becomes a copy of I
+  snapedit.py IN OUT rename-device I S  DEVICE section I names device S
+
+Prints the name of the device concerned (same-device, rename-device), so
+that a test can expect the loader's line about it."""
+import struct
+import sys
+import zlib
+
+SEC_VCPU, SEC_DEVICE = 3, 4
+
+
+def sections(payload):
+    out, pos = [], 0
+    while pos < len(payload):
+        sid, ver, flags, n = struct.unpack_from("<IHHQ", payload, pos)
+        out.append([sid, ver, flags, bytearray(payload[pos + 16:pos + 16 + n])])
+        pos += 16 + n
+    return out
+
+
+def main(argv):
+    src, dst, op = argv[1], argv[2], argv[3]
+    data = open(src, "rb").read()
+    if data[:8] != b"CVISNAP\0":
+        sys.exit("snapedit: %s: not a snapshot" % src)
+    hsize, plen = struct.unpack_from("<IQ", data, 12)
+    secs = sections(data[hsize:hsize + plen])
+    vcpus = [s for s in secs if s[0] == SEC_VCPU]
+    devs = [s for s in secs if s[0] == SEC_DEVICE]
+    name = ""
+    if op == "vcpu-index":
+        struct.pack_into("<I", vcpus[int(argv[4])][3], 0, int(argv[5]))
+    elif op == "same-device":
+        src_dev = devs[int(argv[4])]
+        devs[int(argv[5])][3] = bytearray(src_dev[3])
+        n = struct.unpack_from("<H", src_dev[3], 0)[0]
+        name = src_dev[3][2:2 + n].decode()
+    elif op == "rename-device":
+        d = devs[int(argv[4])]
+        n = struct.unpack_from("<H", d[3], 0)[0]
+        name = argv[5]
+        d[3] = bytearray(struct.pack("<H", len(name)) + name.encode() + d[3][2 + n:])
+    else:
+        sys.exit("snapedit: unknown operation " + op)
+    payload = b"".join(struct.pack("<IHHQ", s[0], s[1], s[2], len(s[3])) + bytes(s[3])
+                       for s in secs)
+    hdr = bytearray(data[:hsize])
+    struct.pack_into("<QI", hdr, 16, len(payload), zlib.crc32(payload))
+    struct.pack_into("<I", hdr, 28, zlib.crc32(bytes(hdr[:28])))
+    open(dst, "wb").write(bytes(hdr) + payload)
+    if name:
+        print(name)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
