@@ -6,6 +6,8 @@ valid again, to test what the loader refuses beyond the container checks
   snapedit.py IN OUT vcpu-index I N     VCPU section I says it is vCPU N
   snapedit.py IN OUT same-device I J    DEVICE section J becomes a copy of I
   snapedit.py IN OUT rename-device I S  DEVICE section I names device S
+  snapedit.py IN OUT machine-v1         MACHINE as format 1.0 wrote it (version
+                                        1, without the last u8, which must be 0)
 
 Prints the name of the device concerned (same-device, rename-device), so
 that a test can expect the loader's line about it."""
@@ -13,7 +15,7 @@ import struct
 import sys
 import zlib
 
-SEC_VCPU, SEC_DEVICE = 3, 4
+SEC_MACHINE, SEC_VCPU, SEC_DEVICE = 1, 3, 4
 
 
 def sections(payload):
@@ -47,6 +49,11 @@ def main(argv):
         n = struct.unpack_from("<H", d[3], 0)[0]
         name = argv[5]
         d[3] = bytearray(struct.pack("<H", len(name)) + name.encode() + d[3][2 + n:])
+    elif op == "machine-v1":
+        m = [s for s in secs if s[0] == SEC_MACHINE][0]
+        if m[1] != 2 or m[3][-1] != 0:
+            sys.exit("snapedit: MACHINE is not version 2 without the shim's area")
+        m[1], m[3] = 1, m[3][:-1]
     else:
         sys.exit("snapedit: unknown operation " + op)
     payload = b"".join(struct.pack("<IHHQ", s[0], s[1], s[2], len(s[3])) + bytes(s[3])
