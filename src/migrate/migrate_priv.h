@@ -79,8 +79,10 @@ int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void 
 #define MIG_LINK_TIMEOUT_MS 30000
 
 /* A socket connected to addr (HOST:PORT) and tuned (mig_tune), or one
- * listening on it: the fd, or -errno with one line in err. */
-int mig_connect(const char *addr, char *err, size_t errlen) CV_MUST;
+ * listening on it: the fd, or -errno with one line in err. mig_connect
+ * runs tx's pump while it waits, and returns tx->err without a line when
+ * the pump cancels (the caller knows why). */
+int mig_connect(const char *addr, struct mig_tx *tx, char *err, size_t errlen) CV_MUST;
 int mig_listen(const char *addr, char *err, size_t errlen) CV_MUST;
 /* TCP_NODELAY: the end of a migration is small messages on the downtime
  * path. */

@@ -3,6 +3,7 @@
  * iovecs out (without blocking when the sender has an event loop to run)
  * and the stream in, through the receive parser (rx.c), until an event. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -80,49 +81,84 @@ void mig_tune(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-/* A socket on the first address of res that works: connected (within
- * MIG_CONNECT_TIMEOUT_S: an address that drops packets would otherwise
- * hold the guest's event loop for minutes) or bound and listening. The
- * fd, or -errno of the last failure. */
-static int sock_open(const struct addrinfo *res, bool listening)
+/* Connect fd to a within MIG_CONNECT_TIMEOUT_S (an address that drops
+ * packets would otherwise take TCP's minutes), without blocking: the
+ * sender's event loop runs meanwhile (tx's pump: devices, the control
+ * socket), and a cancel it records (tx->err: cvisor kill, a poweroff)
+ * ends the wait at once. 0 or -errno. */
+static int connect_pumped(int fd, const struct addrinfo *a, struct mig_tx *tx)
 {
-	struct timeval to = { MIG_CONNECT_TIMEOUT_S, 0 }, none = { 0, 0 };
-	int e = listening ? EADDRNOTAVAIL : ECONNREFUSED, one = 1;
+	uint64_t deadline = mig_now() + MIG_CONNECT_TIMEOUT_S * 1000000000ULL;
+	int e = 0;
+	socklen_t len = sizeof(e);
 
-	for (const struct addrinfo *a = res; a; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+	if (!connect(fd, a->ai_addr, a->ai_addrlen))
+		return 0;
+	if (errno != EINPROGRESS)
+		return -errno;
+	for (;;) {
+		struct pollfd p = { fd, POLLOUT, 0 };
+		int n = poll(&p, 1, 10);
 
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		if (listening) {
-			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 1))
-				return fd;
-			e = errno;
-		} else {
-			(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to));
-			if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
-				(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-				return fd;
-			}
-			e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
-		}
-		close(fd);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			break;
+		mig_tx_pump(tx, true);
+		if (tx->err)
+			return tx->err;
+		if (mig_now() >= deadline)
+			return -ETIMEDOUT;
 	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len))
+		return -errno;
 	return -e;
 }
 
-int mig_connect(const char *addr, char *err, size_t errlen)
+/* A socket on the first address of res that works: connected (through
+ * connect_pumped), or bound and listening. The fd, or -errno of the last
+ * failure (tx's cancel at once). */
+static int sock_open(const struct addrinfo *res, struct mig_tx *tx)
+{
+	int e = tx ? -ECONNREFUSED : -EADDRNOTAVAIL, one = 1;
+
+	for (const struct addrinfo *a = res; a; a = a->ai_next) {
+		int fd = socket(a->ai_family,
+				a->ai_socktype | SOCK_CLOEXEC | (tx ? SOCK_NONBLOCK : 0),
+				a->ai_protocol);
+
+		if (fd < 0) {
+			e = -errno;
+			continue;
+		}
+		if (!tx) {
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 1))
+				return fd;
+			e = -errno;
+		} else if (!(e = connect_pumped(fd, a, tx))) {
+			/* Blocking from here, as the senders expect. */
+			(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			return fd;
+		}
+		close(fd);
+		if (tx && tx->err)
+			return tx->err;
+	}
+	return e;
+}
+
+int mig_connect(const char *addr, struct mig_tx *tx, char *err, size_t errlen)
 {
 	struct addrinfo *res;
 	int fd;
 
 	if ((fd = resolve(addr, false, &res, err, errlen)))
 		return fd;
-	fd = sock_open(res, false);
+	fd = sock_open(res, tx);
 	freeaddrinfo(res);
+	if (fd < 0 && fd == tx->err)
+		return fd; /* cancelled: the caller says why */
 	if (fd < 0)
 		return cv_errf(err, errlen, fd,
 			       "cannot connect to %s: %s (is `cvisor run --incoming %s` waiting "
@@ -139,7 +175,7 @@ int mig_listen(const char *addr, char *err, size_t errlen)
 
 	if ((fd = resolve(addr, true, &res, err, errlen)))
 		return fd;
-	fd = sock_open(res, true);
+	fd = sock_open(res, NULL);
 	freeaddrinfo(res);
 	if (fd < 0)
 		return cv_errf(err, errlen, fd, "cannot listen on %s: %s", addr, strerror(-fd));

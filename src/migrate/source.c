@@ -526,8 +526,8 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	}
 	m.tx.after_send = tick;
 	m.tx.after_ctx = &m;
-	if ((m.fd = mig_connect(o->dest, err, errlen)) < 0) {
-		r = m.fd;
+	if ((m.fd = mig_connect(o->dest, &m.tx, err, errlen)) < 0) {
+		r = m.tx.err ? check(&m) : m.fd; /* a stop during the connect */
 		goto out;
 	}
 	m.tx.fd = m.fd;

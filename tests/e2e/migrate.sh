@@ -66,13 +66,22 @@ advances() {
 }
 
 # migrated SRC DST LAST WHAT: the source is gone, the target counts on from
-# LAST without a restart, in its log and in memory.
+# the source's last count without a restart, in its log and in memory.
+# That count is read from the source's log once its monitor has ended: read
+# when `cvisor migrate` returns, the monitor may not have written its last
+# console lines yet (LAST, read then, is only a floor).
 migrated() {
-	local src=$1 dst=$2 last=$3 what=$4 first
+	local src=$1 dst=$2 last=$3 what=$4 first final
 	if ! gone "$src"; then
 		t_fail "$what" "the source monitor still runs after the migration"
 		return 1
 	fi
+	final=$(last_count "$src")
+	if [ -z "$final" ] || [ "$final" -lt "$last" ]; then
+		t_fail "$what" "the source's log ends at count '$final', below $last seen earlier"
+		return 1
+	fi
+	last=$final
 	if ! wait_count "$dst" $((last + 3)); then
 		t_fail "$what" "no count past $((last + 3)) on the target: $(tail -c 200 "$CVISOR_RUN_DIR/$dst.log")"
 		return 1
@@ -266,6 +275,45 @@ if start "$H" dirtier --memory 2G --cmdline "mb=1500 fill=1" &&
 	timeout 10 "$CVISOR" kill "$H2" >/dev/null 2>&1
 	timeout 10 "$CVISOR" kill "$H" >/dev/null 2>&1
 fi
+
+# ---- a target that does not answer the connect: the same ----
+# A listener whose accept queue is full (backlog 0, one connection queued,
+# none accepted) drops further SYNs: the source's connect hangs (in
+# SYN-SENT, seen with ss) and the source must still answer info, and end
+# the migration at once on kill.
+C=${P}c
+next_port
+python3 -c '
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(0)
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True); time.sleep(60)' "$PORT" >"$T_TMP/c.py" 2>&1 &
+cpy=$!
+for _ in $(seq 100); do grep -q ready "$T_TMP/c.py" && break; sleep 0.05; done
+if start "$C" counter --memory 32M && wait_count "$C" 2; then
+	"$CVISOR" migrate "$C" "127.0.0.1:$PORT" >"$T_TMP/c.out" 2>"$T_TMP/c.err" &
+	mpid=$!
+	for _ in $(seq 100); do
+		ss -tn state syn-sent "dport = :$PORT" | grep -q "127.0.0.1:$PORT" && break
+		sleep 0.05
+	done
+	syn=$(ss -tn state syn-sent "dport = :$PORT" | grep -c "127.0.0.1:$PORT")
+	t_run 3 "$CVISOR" info "$C"
+	info_rc=$T_RC
+	t_run 3 "$CVISOR" kill "$C"
+	wait "$mpid"
+	rc=$?
+	if [ "$syn" -ge 1 ] && [ "$info_rc" = 0 ] && [ "$T_RC" = 0 ] && [ "$rc" = 1 ] &&
+		grep -q "the guest stopped during the migration" "$T_TMP/c.err"; then
+		t_pass "a connect that hangs: info and kill still served at the source"
+	else
+		t_fail "a connect that hangs" "SYN-SENT sockets $syn, info exit $info_rc, kill exit $T_RC, migrate exit $rc: $(cat "$T_TMP/c.err")"
+	fi
+	timeout 10 "$CVISOR" kill "$C" >/dev/null 2>&1
+fi
+kill "$cpy" 2>/dev/null
+wait "$cpy" 2>/dev/null
 
 # ---- the link cut in each phase: the source runs on ----
 # cut NAME WHEN WHAT: migrate the dirtier at 8 MiB/s, kill -9 the target
