@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/cli.h"
 #include "cvisor/config.h"
 #include "cvisor/ctl.h"
 #include "cvisor/migrate.h"
@@ -16,20 +17,19 @@
 
 #define CVISOR_VERSION "0.1.0"
 
-static const char usage_text[] =
+/* The usage of run and restore; the other verbs' lines come from their
+ * table (cli_usage_lines). */
+static const char run_usage[] =
 	"usage: cvisor run --kernel FILE [--initrd FILE] [--cmdline STR] [--memory SIZE]\n"
 	"                  [--cpus N] [--emulated-host auto|on|off] [--config FILE]\n"
 	"                  [--name NAME [-d]] [--cpu-weight N] [--cpu-cap PERCENT]\n"
 	"                  [--memory-limit SIZE] [--cpu-affinity CPULIST]\n"
 	"                  [--disk PATH[,readonly][,serial=ID]]... [--net user[,...]|tap=NAME]...\n"
 	"                  [--rng] [--balloon SIZE] [--vsock CID[,uds=PATH]] [--virtio pci|mmio]\n"
-	"       cvisor ls [--json] | info NAME [--json] | stop NAME [--timeout S] | kill NAME\n"
-	"       cvisor pause NAME | resume NAME | top [--once] [--json] | console NAME\n"
-	"       cvisor balloon NAME SIZE | pin NAME VCPU CPULIST | ctl NAME JSON\n"
-	"       cvisor save NAME FILE [--keep-running] | restore FILE [--name NAME [-d]] [PLACE]\n"
-	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]] [PLACE]\n"
-	"       cvisor migrate NAME HOST:PORT [--downtime-ms N] [--with-storage] [--json] ...\n"
-	"       cvisor version\n"
+	"       cvisor restore FILE [--name NAME [-d]] [PLACE]\n"
+	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]] [PLACE]\n";
+
+static const char usage_notes[] =
 	"\n"
 	"run boots a Linux bzImage or a PVH ELF kernel with a serial console on stdin/stdout.\n"
 	"On a terminal, Ctrl-A x quits. --name serves a control socket in $CVISOR_RUN_DIR\n"
@@ -40,7 +40,19 @@ static const char usage_text[] =
 	"but not its host CPUs.\n"
 	"Exit status: 0 guest powered off or rebooted, 2 bad input, 3 guest crashed (triple\n"
 	"fault), 4 unrecoverable emulation error, 128+N ended by signal N, 137 ended by\n"
-	"cvisor kill or a cvisor stop that timed out.\n";
+	"cvisor kill or a cvisor stop that timed out.\n"
+	"\n"
+	"Commands (cvisor COMMAND --help for their options):\n";
+
+/* Every verb's usage: run's and restore's, then the table's. */
+static void usage(FILE *f)
+{
+	fputs(run_usage, f);
+	cli_usage_lines(f, "       ");
+	fputs("       cvisor version\n", f);
+	fputs(usage_notes, f);
+	cli_verb_list(f);
+}
 
 /* Read a --config file whole; its size is bounded before it is read. */
 static int read_config_file(const char *path, char **text, size_t *len)
@@ -236,7 +248,7 @@ static int cmd_run(int argc, char **argv)
 	int status;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return 0;
 	}
 	for (int i = 1; i < argc; i++)
@@ -280,7 +292,7 @@ static int cmd_restore(int argc, char **argv)
 			continue;
 		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(usage_text, stdout);
+			usage(stdout);
 			return 0;
 		} else if (!strcmp(argv[i], "-d") || !strcmp(argv[i], "--detach")) {
 			detach = true;
@@ -328,21 +340,21 @@ static int cmd_restore(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fputs(usage_text, stderr);
+		usage(stderr);
 		return CV_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "restore"))
 		return cmd_restore(argc - 1, argv + 1);
-	if (ctl_client_verb(argv[1]))
-		return ctl_client_main(argc - 1, argv + 1);
+	if (cli_verb_find(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("cvisor %s\n", CVISOR_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return 0;
 	}
 	fprintf(stderr, "cvisor: unknown command %s (try cvisor help)\n", argv[1]);

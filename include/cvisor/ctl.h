@@ -1,6 +1,7 @@
-/* ctl.h - the toolstack: each named guest's monitor serves a control socket
- * (server.c) that the `cvisor VERB` commands talk to (client.c, top.c,
- * attach.c). The protocol is in ctl_proto.h / src/ctl/proto.c. */
+/* ctl.h - the control server: each named guest's monitor serves a control
+ * socket (src/ctl/server.c, requests carried out in commands.c) that the
+ * `cvisor VERB` commands of the command-line client (cli.h, src/cli/) talk
+ * to. The protocol both sides share is in ctl_proto.h / src/ctl/proto.c. */
 #ifndef CVISOR_CTL_H
 #define CVISOR_CTL_H
 
@@ -17,9 +18,8 @@
 struct vm;
 struct ctl_console;
 
-#define CTL_RUN_DIR_DEFAULT "/run/cvisor"
 /* Connections served at once; more wait in the listen backlog. */
-#define CTL_MAX_CLIENTS 16
+#define CTL_MAX_CONNS 16
 /* Of those, attached console readers (so that readers cannot take every
  * slot from the other verbs). */
 #define CTL_MAX_CONSOLES 8
@@ -34,7 +34,8 @@ struct ctl_hooks {
 
 struct ctl_server;
 
-struct ctl_client {
+/* One connection to the server (a `cvisor VERB` process, or any client). */
+struct ctl_conn {
 	struct ctl_server *srv;
 	int fd; /* -1: slot free */
 	struct ctl_linebuf in;
@@ -64,7 +65,7 @@ struct ctl_server {
 	struct ctl_hooks hooks;
 	struct ctl_console *con;
 	cpu_set_t host_cpus; /* what `pin` may use */
-	struct ctl_client clients[CTL_MAX_CLIENTS];
+	struct ctl_conn conns[CTL_MAX_CONNS];
 	int stop_timer; /* stop: kill when it fires */
 	uint64_t stop_deadline_ns;
 	int retry_fd; /* timer while console input is throttled */
@@ -72,9 +73,6 @@ struct ctl_server {
 	bool migrating; /* a migrate request runs: the loop is pumped from it */
 	const char *outcome;
 };
-
-/* $CVISOR_RUN_DIR, or CTL_RUN_DIR_DEFAULT when unset or empty. */
-const char *ctl_run_dir(void);
 
 /* Claim the name (an flock on DIR/NAME.lock held for the monitor's life),
  * replace a stale socket and listen on DIR/NAME.sock. DIR is created 0700
@@ -104,62 +102,28 @@ bool ctl_server_killed(const struct ctl_server *srv);
  * *reply the success line, -errno with *reply the error line (NULL: out of
  * memory), or 0 with *reply NULL and c->waiting set when the reply comes at
  * the end (stop, kill). */
-int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+int ctl_command(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		char **reply);
 
 /* commands.c, for server.c: the requests parsed by their own code
  * (migrate, memsum) from the raw line. 1 with *reply set when line was
  * one of them, 0 when it is for ctl_request_parse. */
-int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+int ctl_command_raw(struct ctl_server *srv, struct ctl_conn *c, const char *line, size_t len,
 		    char **reply);
 
 /* server.c, for console_stream.c: watch c's fd for events (0: none), close
  * the connection, send the pending reply (false when the client broke). */
-void ctl_client_watch(struct ctl_client *c, uint32_t events);
-void ctl_client_close(struct ctl_client *c);
-bool ctl_client_flush(struct ctl_client *c);
+void ctl_conn_watch(struct ctl_conn *c, uint32_t events);
+void ctl_conn_close(struct ctl_conn *c);
+bool ctl_conn_flush(struct ctl_conn *c);
 
 /* console_stream.c, for server.c: switch c to the console stream after its
  * reply; an epoll event on such a connection; the console's wake event
  * (opaque: the server); send c the output it has not seen (false when the
  * client broke). */
-void ctl_console_attach(struct ctl_client *c);
-void ctl_console_event(struct ctl_client *c, uint32_t events);
+void ctl_console_attach(struct ctl_conn *c);
+void ctl_console_event(struct ctl_conn *c, uint32_t events);
 void ctl_console_wake(void *opaque, int fd, uint32_t events);
-bool ctl_console_pump(struct ctl_client *c);
-
-/* ---- the client side (client.c, top.c, attach.c) ---- */
-
-/* `cvisor VERB ...` for every verb but run (argv[0] is the verb). Returns
- * the process exit status: 0, 1 when the request failed, 2 for bad input
- * (flags, an unknown guest). */
-int ctl_client_main(int argc, char **argv);
-
-/* True if verb is one ctl_client_main serves. */
-bool ctl_client_verb(const char *verb);
-
-/* Connect to guest name's socket in dir. -ENOENT / -ECONNREFUSED with
- * the one-line reason in err. */
-int ctl_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen) CV_MUST;
-
-/* Send one request line and wait up to timeout_ms for its reply. 0 with
- * *reply; -EREMOTEIO with the server's error; -ETIMEDOUT, -EPROTO or
- * -errno otherwise, the reason in err. */
-int ctl_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
-	     size_t errlen) CV_MUST;
-
-/* One request to guest name in ctl_run_dir(): req formatted, or the raw
- * line. Prints the one-line error itself; returns the exit status (0, 1
- * when the guest refused or failed, 2 for an unknown guest) and the reply
- * in *reply (NULL on failure). */
-int ctl_request(const char *name, const struct ctl_request *req, const char *raw, int timeout_ms,
-		struct json_object **reply);
-
-/* Names of the guests with a socket in dir, sorted; *names is malloc'd
- * (free each and the array). Returns the count or -errno. */
-int ctl_list_names(const char *dir, char ***names) CV_MUST;
-
-int ctl_cmd_top(int argc, char **argv);
-int ctl_cmd_console(int argc, char **argv);
+bool ctl_console_pump(struct ctl_conn *c);
 
 #endif

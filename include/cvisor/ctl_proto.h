@@ -88,6 +88,12 @@ char *ctl_reply_error(const char *msg);
 int ctl_reply_parse(const char *line, size_t len, struct json_object **reply, char *err,
 		    size_t errlen) CV_MUST;
 
+#define CTL_RUN_DIR_DEFAULT "/run/cvisor"
+
+/* Where the sockets are: $CVISOR_RUN_DIR, or CTL_RUN_DIR_DEFAULT when
+ * unset or empty. */
+const char *ctl_run_dir(void);
+
 /* A bounded line splitter for a byte stream: read into the room it gives,
  * then take complete lines out. */
 struct ctl_linebuf {

@@ -10,11 +10,25 @@
 #include "cvisor/util.h"
 
 /* The selftests' way: the wrapper returns the raw result and a static
- * assertion checks the argument against the size encoded in the command. */
+ * assertion checks the argument against the size encoded in the command.
+ * A command whose argument is a header and a flexible array (KVM_SET_MSRS,
+ * KVM_SET_CPUID2, KVM_SET_GSI_ROUTING, ...) encodes the header's size:
+ * pass a pointer to the header. */
 #define kvm_ioctl(fd, cmd, arg)                                                    \
 	({                                                                         \
 		static_assert(sizeof(*(arg)) == _IOC_SIZE(cmd), "ioctl arg size"); \
 		ioctl(fd, cmd, arg);                                               \
+	})
+
+/* The same for an _IO command, which takes no argument struct: val goes
+ * by value (a vCPU id, a capability, an address; 0 when unused), and the
+ * assertion checks that cmd encodes neither a size nor a direction, so a
+ * command that wants a pointer cannot be given a number. */
+#define kvm_ioctl_val(fd, cmd, val)                                              \
+	({                                                                       \
+		static_assert(_IOC_SIZE(cmd) == 0 && _IOC_DIR(cmd) == _IOC_NONE, \
+			      "ioctl takes a pointer: use kvm_ioctl");           \
+		ioctl(fd, cmd, (unsigned long)(val));                            \
 	})
 
 /* Open /dev/kvm and check the API version. -errno; prints one line. */

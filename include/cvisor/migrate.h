@@ -221,18 +221,7 @@ int migrate_parse_addr(const char *s, char *host, size_t hostlen, char *port, si
  * same on both ends of a correct migration. Pause the guest first. */
 uint64_t migrate_memsum(const struct guest_mem *gm);
 
-/* `cvisor migrate NAME HOST:PORT [--downtime-ms N] [--with-storage] [--json]
- * [--max-rounds N] [--max-bandwidth RATE] [--no-force] [--verify]`
- * (argv[0] is "migrate"). Pure. 0, or -EINVAL with one line in err. */
-struct migrate_cli {
-	const char *name;
-	bool json;
-	struct migrate_opts opts;
-};
-int migrate_parse_args(int argc, char **argv, struct migrate_cli *c, char *err,
-		       size_t errlen) CV_MUST;
-
-/* The control request that carries them to the monitor, one line:
+/* The control request that carries migrate's options to the monitor, one line:
  * {"cmd":"migrate","dest":"H:P","downtime_ms":N,"max_rounds":N,
  *  "force":B,"with_storage":B,"verify":B,"max_bandwidth":N}. */
 int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len) CV_MUST;

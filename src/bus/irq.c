@@ -46,7 +46,7 @@ static int commit(struct irq_router *r)
 		return -ENOMEM;
 	t->nr = r->nr;
 	memcpy(t->entries, r->entries, r->nr * sizeof(r->entries[0]));
-	if (ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, t) < 0)
+	if (kvm_ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, t) < 0)
 		ret = -errno;
 	free(t);
 	return ret;

@@ -277,7 +277,7 @@ static void on_stop_timeout(void *opaque, int fd, uint32_t events)
 	vm_request_stop(srv->vm, VM_STOP_SIGNAL, msg);
 }
 
-static int cmd_stop(struct ctl_server *srv, struct ctl_client *c, unsigned int timeout_s,
+static int cmd_stop(struct ctl_server *srv, struct ctl_conn *c, unsigned int timeout_s,
 		    char **reply)
 {
 	struct vm *vm = srv->vm;
@@ -309,7 +309,7 @@ static int cmd_stop(struct ctl_server *srv, struct ctl_client *c, unsigned int t
 	return 0;
 }
 
-static int cmd_kill(struct ctl_server *srv, struct ctl_client *c, char **reply)
+static int cmd_kill(struct ctl_server *srv, struct ctl_conn *c, char **reply)
 {
 	if (!atomic_load(&srv->vm->stop)) {
 		srv->killed = true;
@@ -382,8 +382,8 @@ static int cmd_console(struct ctl_server *srv, char **reply)
 			    "guest %s was started without -d: its console is the terminal that "
 			    "started it",
 			    srv->name);
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
-		n += srv->clients[i].fd >= 0 && srv->clients[i].console;
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++)
+		n += srv->conns[i].fd >= 0 && srv->conns[i].console;
 	if (n >= CTL_MAX_CONSOLES)
 		return fail(reply, -EBUSY, "guest %s has %d consoles attached already", srv->name,
 			    CTL_MAX_CONSOLES);
@@ -392,7 +392,7 @@ static int cmd_console(struct ctl_server *srv, char **reply)
 
 /* Pause, write the snapshot, then end the guest (the reply comes when it
  * is gone, like stop) or let it run on. A failure leaves it running. */
-static int cmd_save(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		    char **reply)
 {
 	struct vm *vm = srv->vm;
@@ -483,7 +483,7 @@ static bool busy_migrating(struct ctl_server *srv, enum ctl_cmd cmd, char **repl
 	}
 }
 
-int ctl_command(struct ctl_server *srv, struct ctl_client *c, const struct ctl_request *req,
+int ctl_command(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		char **reply)
 {
 	if (busy_migrating(srv, req->cmd, reply))
@@ -555,7 +555,7 @@ static void migrate_pump(void *opaque)
 		cv_debug("migration: the event loop failed a round");
 }
 
-static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *line, size_t len,
 		       char **reply)
 {
 	struct vm *vm = srv->vm;
@@ -578,7 +578,7 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_client *c, const char 
 	/* This client's own events wait: the pump must not serve (or close)
 	 * the client whose request is running. on_client watches it again
 	 * when the reply is queued. */
-	ctl_client_watch(c, 0);
+	ctl_conn_watch(c, 0);
 	srv->migrating = true;
 	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
 	srv->migrating = false;
@@ -613,7 +613,7 @@ static int cmd_memsum(struct ctl_server *srv, char **reply)
 	return ok(reply, o);
 }
 
-int ctl_command_raw(struct ctl_server *srv, struct ctl_client *c, const char *line, size_t len,
+int ctl_command_raw(struct ctl_server *srv, struct ctl_conn *c, const char *line, size_t len,
 		    char **reply)
 {
 	struct json_object *o, *v;

@@ -16,7 +16,7 @@
 /* Send console output from the client's position until the socket is
  * full. A reader more than the ring behind has lost that output: the ring
  * moves on without it rather than stall the guest. */
-bool ctl_console_pump(struct ctl_client *c)
+bool ctl_console_pump(struct ctl_conn *c)
 {
 	uint8_t buf[4096];
 
@@ -49,7 +49,7 @@ bool ctl_console_pump(struct ctl_client *c)
 static void on_retry(void *opaque, int fd, uint32_t events);
 
 /* Keys typed on an attached console go to the UART as it has room. */
-static bool console_input(struct ctl_client *c)
+static bool console_input(struct ctl_conn *c)
 {
 	struct ctl_server *srv = c->srv;
 	uint8_t buf[256];
@@ -72,7 +72,7 @@ static bool console_input(struct ctl_client *c)
 	return true;
 }
 
-static void console_update(struct ctl_client *c)
+static void console_update(struct ctl_conn *c)
 {
 	uint32_t ev = 0;
 
@@ -81,7 +81,7 @@ static void console_update(struct ctl_client *c)
 	if (c->out || c->out_blocked)
 		ev |= EPOLLOUT;
 	/* Keep a registration so that a hang-up is still noticed. */
-	ctl_client_watch(c, ev ? ev : EPOLLRDHUP);
+	ctl_conn_watch(c, ev ? ev : EPOLLRDHUP);
 }
 
 static void on_retry(void *opaque, int fd, uint32_t events)
@@ -94,8 +94,8 @@ static void on_retry(void *opaque, int fd, uint32_t events)
 	if (read(fd, &ticks, sizeof(ticks)) < 0) {
 		/* nothing to read is fine */
 	}
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		struct ctl_client *c = &srv->clients[i];
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
 
 		if (c->fd < 0 || !c->throttled)
 			continue;
@@ -113,19 +113,19 @@ static void on_retry(void *opaque, int fd, uint32_t events)
 	}
 }
 
-void ctl_console_event(struct ctl_client *c, uint32_t events)
+void ctl_console_event(struct ctl_conn *c, uint32_t events)
 {
 	bool ok = true;
 
 	if (events & EPOLLOUT) {
-		ok = ctl_client_flush(c);
+		ok = ctl_conn_flush(c);
 		if (ok)
 			ok = ctl_console_pump(c);
 	}
 	if (ok && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
 		ok = console_input(c);
 	if (!ok) {
-		ctl_client_close(c);
+		ctl_conn_close(c);
 		return;
 	}
 	console_update(c);
@@ -139,13 +139,13 @@ void ctl_console_wake(void *opaque, int fd, uint32_t events)
 	(void)events;
 	ctl_console_ack(srv->con);
 	ctl_console_flush_log(srv->con);
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		struct ctl_client *c = &srv->clients[i];
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
 
 		if (c->fd < 0 || !c->console || c->out_blocked)
 			continue;
 		if (!ctl_console_pump(c))
-			ctl_client_close(c);
+			ctl_conn_close(c);
 		else
 			console_update(c);
 	}
@@ -154,7 +154,7 @@ void ctl_console_wake(void *opaque, int fd, uint32_t events)
 /* The request on a connection switches it to the console stream: the reply
  * line first, then the ring from its oldest byte. Bytes the client sent
  * after the request line are its first keys. */
-void ctl_console_attach(struct ctl_client *c)
+void ctl_console_attach(struct ctl_conn *c)
 {
 	const char *rest;
 	size_t n = ctl_linebuf_rest(&c->in, &rest);

@@ -2,7 +2,7 @@
  *
  * Transport: a unix stream socket, $CVISOR_RUN_DIR/NAME.sock (default
  * /run/cvisor, a 0700 directory; the socket is 0600), served by guest NAME's
- * own monitor process on its main thread. Up to CTL_MAX_CLIENTS connections
+ * own monitor process on its main thread. Up to CTL_MAX_CONNS connections
  * are served at once; further ones wait in the listen backlog.
  *
  * Framing: newline-delimited JSON. A request is one JSON object on one line
@@ -72,6 +72,13 @@ static const char *const cmd_args[CTL_CMD_COUNT][3] = {
 	[CTL_CMD_PIN] = { "vcpu", "cpus" }, [CTL_CMD_SAVE] = { "path", "keep_running" },
 	[CTL_CMD_PEEK] = { "gpa", "len" },
 };
+
+const char *ctl_run_dir(void)
+{
+	const char *d = getenv("CVISOR_RUN_DIR");
+
+	return d && d[0] ? d : CTL_RUN_DIR_DEFAULT;
+}
 
 bool ctl_name_valid(const char *name)
 {

@@ -22,13 +22,6 @@
 
 #define LISTEN_BACKLOG 64
 
-const char *ctl_run_dir(void)
-{
-	const char *d = getenv("CVISOR_RUN_DIR");
-
-	return d && d[0] ? d : CTL_RUN_DIR_DEFAULT;
-}
-
 /* mkdir -p, the last level 0700: sockets in it are for this user only. */
 static int make_run_dir(const char *dir)
 {
@@ -106,8 +99,8 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 
 	memset(srv, 0, sizeof(*srv));
 	srv->lock_fd = srv->listen_fd = srv->stop_timer = srv->retry_fd = -1;
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
-		srv->clients[i].fd = -1;
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++)
+		srv->conns[i].fd = -1;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
 	if ((r = make_run_dir(dir)) || !realpath(dir, real)) {
 		r = r ? r : -errno;
@@ -171,7 +164,7 @@ fail:
 static void on_client(void *opaque, int fd, uint32_t events);
 static void on_listen(void *opaque, int fd, uint32_t events);
 
-void ctl_client_watch(struct ctl_client *c, uint32_t events)
+void ctl_conn_watch(struct ctl_conn *c, uint32_t events)
 {
 	struct evloop *l = &c->srv->vm->loop;
 
@@ -186,7 +179,7 @@ void ctl_client_watch(struct ctl_client *c, uint32_t events)
 		c->events = events;
 }
 
-void ctl_client_close(struct ctl_client *c)
+void ctl_conn_close(struct ctl_conn *c)
 {
 	struct ctl_server *srv = c->srv;
 
@@ -197,7 +190,7 @@ void ctl_client_close(struct ctl_client *c)
 	close(c->fd);
 	ctl_linebuf_free(&c->in);
 	free(c->out);
-	*c = (struct ctl_client){ .fd = -1 };
+	*c = (struct ctl_conn){ .fd = -1 };
 	/* A slot is free again: take the connections waiting in the backlog. */
 	if (!srv->accepting && srv->listen_fd >= 0 &&
 	    evloop_add(&srv->vm->loop, srv->listen_fd, EPOLLIN, on_listen, srv) == 0)
@@ -207,13 +200,13 @@ void ctl_client_close(struct ctl_client *c)
 static void on_listen(void *opaque, int fd, uint32_t events)
 {
 	struct ctl_server *srv = opaque;
-	struct ctl_client *c = NULL;
+	struct ctl_conn *c = NULL;
 	int cfd;
 
 	(void)events;
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS && !c; i++)
-		if (srv->clients[i].fd < 0)
-			c = &srv->clients[i];
+	for (unsigned int i = 0; i < CTL_MAX_CONNS && !c; i++)
+		if (srv->conns[i].fd < 0)
+			c = &srv->conns[i];
 	if (!c) {
 		/* Full: leave the rest in the backlog until a slot frees. */
 		evloop_del(&srv->vm->loop, fd);
@@ -223,13 +216,13 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
-	*c = (struct ctl_client){ .srv = srv, .fd = cfd };
+	*c = (struct ctl_conn){ .srv = srv, .fd = cfd };
 	if (ctl_linebuf_init(&c->in, CTL_REQUEST_MAX)) {
 		close(cfd);
 		c->fd = -1;
 		return;
 	}
-	ctl_client_watch(c, EPOLLIN);
+	ctl_conn_watch(c, EPOLLIN);
 	if (!c->events) {
 		close(cfd);
 		ctl_linebuf_free(&c->in);
@@ -238,7 +231,7 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 }
 
 /* Send what is pending of the current reply; false if the client broke. */
-bool ctl_client_flush(struct ctl_client *c)
+bool ctl_conn_flush(struct ctl_conn *c)
 {
 	while (c->out && c->out_off < c->out_len) {
 		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
@@ -258,7 +251,7 @@ bool ctl_client_flush(struct ctl_client *c)
 	return true;
 }
 
-static void queue_reply(struct ctl_client *c, char *line)
+static void queue_reply(struct ctl_conn *c, char *line)
 {
 	if (!line) {
 		/* Out of memory: a reply the client can still parse. */
@@ -274,7 +267,7 @@ static void queue_reply(struct ctl_client *c, char *line)
 	c->out_off = 0;
 }
 
-static void serve_lines(struct ctl_client *c)
+static void serve_lines(struct ctl_conn *c)
 {
 	while (!c->out && !c->waiting && !c->close_after && !c->console) {
 		struct ctl_request req;
@@ -309,7 +302,7 @@ static void serve_lines(struct ctl_client *c)
 
 static void on_client(void *opaque, int fd, uint32_t events)
 {
-	struct ctl_client *c = opaque;
+	struct ctl_conn *c = opaque;
 	uint32_t ev = 0;
 
 	(void)fd;
@@ -317,12 +310,12 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		ctl_console_event(c, events);
 		return;
 	}
-	if ((events & EPOLLOUT) && !ctl_client_flush(c)) {
-		ctl_client_close(c);
+	if ((events & EPOLLOUT) && !ctl_conn_flush(c)) {
+		ctl_conn_close(c);
 		return;
 	}
 	if (!c->out && c->close_after) {
-		ctl_client_close(c);
+		ctl_conn_close(c);
 		return;
 	}
 	if (!c->out && !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
@@ -336,8 +329,8 @@ static void on_client(void *opaque, int fd, uint32_t events)
 			c->eof = true;
 	}
 	serve_lines(c);
-	if (c->out && !ctl_client_flush(c)) {
-		ctl_client_close(c);
+	if (c->out && !ctl_conn_flush(c)) {
+		ctl_conn_close(c);
 		return;
 	}
 	if (c->console) {
@@ -345,7 +338,7 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		return;
 	}
 	if (!c->out && (c->close_after || (c->eof && !c->waiting))) {
-		ctl_client_close(c);
+		ctl_conn_close(c);
 		return;
 	}
 	if (c->out)
@@ -359,7 +352,7 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		c->events = 0;
 		return;
 	}
-	ctl_client_watch(c, ev);
+	ctl_conn_watch(c, ev);
 }
 
 int ctl_server_start(struct ctl_server *srv, struct vm *vm, const struct ctl_hooks *hooks,
@@ -434,16 +427,16 @@ void ctl_server_shutdown(struct ctl_server *srv)
 	}
 	drop_timer(l, &srv->stop_timer);
 	drop_timer(l, &srv->retry_fd);
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		struct ctl_client *c = &srv->clients[i];
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
 
 		if (c->fd < 0)
 			continue;
 		/* Readers get the guest's last words; the others are done. */
-		if (c->console && ctl_client_flush(c))
+		if (c->console && ctl_conn_flush(c))
 			ctl_console_pump(c);
 		if (!c->waiting)
-			ctl_client_close(c);
+			ctl_conn_close(c);
 		else if (c->events) {
 			evloop_del(l, c->fd);
 			c->events = 0;
@@ -467,8 +460,8 @@ void ctl_server_close(struct ctl_server *srv)
 		close(srv->lock_fd);
 		srv->lock_fd = -1;
 	}
-	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		struct ctl_client *c = &srv->clients[i];
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
 
 		if (c->fd < 0)
 			continue;
@@ -480,12 +473,12 @@ void ctl_server_close(struct ctl_server *srv)
 										      ? srv->outcome
 										      : "error"));
 			queue_reply(c, ctl_reply_ok(o));
-			ctl_client_flush(c);
+			ctl_conn_flush(c);
 		}
 		close(c->fd);
 		ctl_linebuf_free(&c->in);
 		free(c->out);
-		*c = (struct ctl_client){ .fd = -1 };
+		*c = (struct ctl_conn){ .fd = -1 };
 	}
 }
 

@@ -22,7 +22,7 @@ int kvm_open(int *fd)
 			cv_err("/dev/kvm: %s", strerror(-r));
 		return r;
 	}
-	r = ioctl(f, KVM_GET_API_VERSION, 0);
+	r = kvm_ioctl_val(f, KVM_GET_API_VERSION, 0);
 	if (r != KVM_API_VERSION) {
 		cv_err("/dev/kvm: unsupported KVM API version %d (need %d)", r, KVM_API_VERSION);
 		close(f);
@@ -34,7 +34,7 @@ int kvm_open(int *fd)
 
 int kvm_cap(int fd, long cap)
 {
-	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+	int r = kvm_ioctl_val(fd, KVM_CHECK_EXTENSION, cap);
 
 	return r < 0 ? 0 : r;
 }

@@ -98,12 +98,12 @@ static void vcpu_park(struct vcpu *vcpu)
 	 * and returns EINTR, so a parked vCPU's state is whole for a snapshot
 	 * (KVM API, kvm_run.immediate_exit). */
 	set_immediate_exit(vcpu->run, 1);
-	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
+	if (kvm_ioctl_val(vcpu->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
 		cv_debug("vCPU %u: completing I/O before pausing: %s", vcpu->id, strerror(errno));
 	set_immediate_exit(vcpu->run, 0);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_req && !atomic_load(&vm->stop)) {
-		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)
+		if (kvm_ioctl_val(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)
 			cv_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", vcpu->id, strerror(errno));
 		vm->parked++;
 		pthread_cond_broadcast(&vm->pause_cond);
@@ -164,7 +164,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 	while (!atomic_load(&vm->stop)) {
 		if (vm->pause_req)
 			vcpu_park(vcpu);
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		if (kvm_ioctl_val(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				set_immediate_exit(run, 0);
 				continue;

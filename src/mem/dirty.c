@@ -254,7 +254,7 @@ static int rings_reset(struct dirty_rings *r)
 		return 0;
 	/* Since Linux 6.16 a pending signal (a vCPU kick) interrupts it with
 	 * EINTR, keeping what it did: go on. */
-	while (ioctl(r->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
+	while (kvm_ioctl_val(r->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return 0;

@@ -1,7 +1,7 @@
-/* cli.c - the `cvisor migrate` client side: its command line, the control
- * request that carries it to the monitor, `run --incoming`'s flags, and
- * the progress lines: pure functions the CLI, the monitor and the tests
- * share.
+/* cli.c - the `cvisor migrate` client side: the control request that
+ * carries its options to the monitor, `run --incoming`'s flags, and the
+ * progress lines: pure functions the CLI (src/cli/migrate.c, which parses
+ * the command line), the monitor and the tests share.
  *
  * Streaming over the control socket: the monitor answers a "migrate"
  * request with any number of lines {"progress":{...}} (each tick and each
@@ -17,91 +17,6 @@
 
 #include "cvisor/ctl_proto.h"
 #include "cvisor/migrate.h"
-
-/* "--flag VALUE" or "--flag=VALUE": 1 with *val set, 0 not this flag. */
-static int flag_value(int argc, char **argv, int *i, const char *flag, const char **val)
-{
-	size_t n = strlen(flag);
-
-	if (strncmp(argv[*i], flag, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	*val = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
-}
-
-static int number(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out,
-		  char *err, size_t errlen)
-{
-	if (!v || cv_parse_uint(v, min, max, out))
-		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a number from %llu to %llu",
-			       flag, v ? v : "(missing)", (unsigned long long)min,
-			       (unsigned long long)max);
-	return 0;
-}
-
-int migrate_parse_args(int argc, char **argv, struct migrate_cli *c, char *err, size_t errlen)
-{
-	const char *pos[2] = { NULL, NULL };
-	unsigned int npos = 0;
-	char host[256], port[8];
-	uint64_t v;
-
-	memset(c, 0, sizeof(*c));
-	migrate_opts_init(&c->opts);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val;
-
-		if (flag_value(argc, argv, &i, "--downtime-ms", &val)) {
-			if (number("--downtime-ms", val, 1, MIGRATE_MAX_DOWNTIME_MS, &v, err,
-				   errlen))
-				return -EINVAL;
-			c->opts.downtime_ms = v;
-		} else if (flag_value(argc, argv, &i, "--max-rounds", &val)) {
-			if (number("--max-rounds", val, 0, MIGRATE_MAX_ROUNDS, &v, err, errlen))
-				return -EINVAL;
-			c->opts.max_rounds = (unsigned int)v;
-		} else if (flag_value(argc, argv, &i, "--max-bandwidth", &val)) {
-			/* Bytes per second; a plain number is MiB/s. */
-			if (!val || cv_parse_size(val, 1, &c->opts.max_bandwidth))
-				return cv_errf(err, errlen, -EINVAL,
-					       "--max-bandwidth %s: must be a rate such as 100M "
-					       "(bytes per second; a plain number is MiB/s)",
-					       val ? val : "(missing)");
-		} else if (!strcmp(a, "--with-storage")) {
-			c->opts.with_storage = true;
-		} else if (!strcmp(a, "--json")) {
-			c->json = true;
-		} else if (!strcmp(a, "--no-force")) {
-			c->opts.force = false;
-		} else if (!strcmp(a, "--verify")) {
-			c->opts.verify = true;
-		} else if (a[0] == '-' && a[1]) {
-			return cv_errf(err, errlen, -EINVAL, "migrate: unknown flag %s", a);
-		} else if (npos < 2) {
-			pos[npos++] = a;
-		} else {
-			return cv_errf(err, errlen, -EINVAL, "migrate: unexpected argument %s", a);
-		}
-	}
-	if (npos < 2)
-		return cv_errf(err, errlen, -EINVAL,
-			       "usage: cvisor migrate NAME HOST:PORT [--downtime-ms N] "
-			       "[--with-storage] [--json] [--no-force] [--max-rounds N] "
-			       "[--max-bandwidth RATE] [--verify]");
-	if (!ctl_name_valid(pos[0]))
-		return cv_errf(err, errlen, -EINVAL, "migrate: '%s' is not a guest name", pos[0]);
-	if (migrate_parse_addr(pos[1], host, sizeof(host), port, sizeof(port), err, errlen))
-		return -EINVAL;
-	c->name = pos[0];
-	c->opts.dest = pos[1];
-	return 0;
-}
 
 int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len)
 {

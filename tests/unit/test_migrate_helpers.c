@@ -1,7 +1,7 @@
 /* test_migrate_helpers.c - the live migration's pure helpers (moved from
  * test_migrate.c, which keeps the stream): the convergence decision
- * (policy.c), HOST:PORT and `cvisor migrate`'s command line, the control
- * request that carries it, the progress lines (cli.c), `run --incoming`'s
+ * (policy.c), HOST:PORT, the control request that carries `cvisor
+ * migrate`'s options, the progress lines (cli.c), `run --incoming`'s
  * flags, the whole-RAM checksum both ends compute (ram.c), and the
  * wording of a target's CPU check (proto.c). */
 #include <errno.h>
@@ -73,8 +73,6 @@ static void test_decide(void **state)
 static void test_addr_and_args(void **state)
 {
 	char host[64], port[8], err[256];
-	struct migrate_cli c;
-	char *argv[16];
 
 	(void)state;
 	assert_int_equal(migrate_parse_addr("10.0.0.2:4444", host, sizeof(host), port, sizeof(port),
@@ -98,45 +96,7 @@ static void test_addr_and_args(void **state)
 	assert_int_equal(
 		migrate_parse_addr(":80", host, sizeof(host), port, sizeof(port), err, sizeof(err)),
 		-EINVAL);
-
-	argv[0] = "migrate";
-	argv[1] = "web";
-	argv[2] = "10.200.0.2:4444";
-	argv[3] = "--downtime-ms";
-	argv[4] = "20";
-	argv[5] = "--with-storage";
-	argv[6] = "--json";
-	argv[7] = "--no-force";
-	argv[8] = "--max-bandwidth=100M";
-	argv[9] = "--max-rounds=5";
-	argv[10] = "--verify";
-	assert_int_equal(migrate_parse_args(11, argv, &c, err, sizeof(err)), 0);
-	assert_string_equal(c.name, "web");
-	assert_string_equal(c.opts.dest, "10.200.0.2:4444");
-	assert_int_equal(c.opts.downtime_ms, 20);
-	assert_true(c.opts.with_storage && c.json && !c.opts.force && c.opts.verify);
-	assert_int_equal(c.opts.max_bandwidth, 100ULL << 20);
-	assert_int_equal(c.opts.max_rounds, 5);
-	/* Defaults. */
-	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), 0);
-	assert_int_equal(c.opts.downtime_ms, 50);
-	assert_true(c.opts.force && !c.opts.with_storage && !c.json);
-	/* Bad ones. */
-	argv[3] = "--downtime-ms";
-	argv[4] = "0";
-	assert_int_equal(migrate_parse_args(5, argv, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "--downtime-ms 0"));
-	argv[3] = "--bogus";
-	assert_int_equal(migrate_parse_args(4, argv, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "unknown flag --bogus"));
-	assert_int_equal(migrate_parse_args(2, argv, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "usage"));
-	argv[1] = "../x";
-	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), -EINVAL);
-	argv[1] = "web";
-	argv[2] = "nowhere";
-	assert_int_equal(migrate_parse_args(3, argv, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "HOST:PORT"));
+	/* `cvisor migrate`'s command line: test_cli.c (the verb table). */
 }
 
 static void test_request_roundtrip(void **state)

@@ -72,7 +72,7 @@ int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out)
 	if (!c)
 		return -ENOMEM;
 	c->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	if (kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
 		int r = -errno;
 
 		free(c);
@@ -167,7 +167,7 @@ int x86_vcpu_set_cpuid(struct vcpu *vcpu)
 		.edx = id,
 	};
 	c->nent = n;
-	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
 		r = -errno;
 	free(c);
 	return r;
@@ -192,7 +192,7 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
 		m.e[i].data = init[i].data;
 	}
 	/* Returns how many were set; a host that refuses one is not fatal. */
-	if (ioctl(vcpu->fd, KVM_SET_MSRS, &m) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_SET_MSRS, &m.hdr) < 0)
 		return -errno;
 	return 0;
 }

@@ -7,15 +7,12 @@
 
 #define X86_MAX_INSN 15
 
-int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
+/* Legacy prefixes, in any order, then REX, which must come right before
+ * the opcode (2.2.1). Returns the offset of the opcode. */
+static size_t decode_prefixes(const uint8_t *b, size_t n, struct x86_insn *in)
 {
 	size_t i = 0;
-	uint8_t modrm;
 
-	memset(in, 0, sizeof(*in));
-	if (n > X86_MAX_INSN)
-		n = X86_MAX_INSN;
-	/* Legacy prefixes, in any order. */
 	for (; i < n; i++) {
 		switch (b[i]) {
 		case 0x26:
@@ -45,15 +42,18 @@ int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
 		}
 		break;
 	}
-	/* REX must come right before the opcode (2.2.1). */
 	if (i < n && (b[i] & 0xf0) == 0x40)
 		in->rex = b[i++];
-	if (i + 2 > n || b[i] != 0x0f)
-		return -EINVAL;
-	in->opcode[0] = 0x0f;
-	in->opcode[1] = b[i + 1];
-	in->opcode_len = 2;
-	i += 2;
+	return i;
+}
+
+/* ModRM at b[i], then the SIB and displacement it calls for (tables 2-2
+ * and 2-3). Sets in->len, or returns -EINVAL when the bytes run out. */
+static int decode_modrm(const uint8_t *b, size_t n, size_t i, struct x86_insn *in)
+{
+	uint8_t modrm, sib;
+	uint32_t d;
+
 	if (i >= n)
 		return -EINVAL;
 	modrm = b[i++];
@@ -62,8 +62,6 @@ int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
 	in->reg = (uint8_t)(((modrm >> 3) & 7) | ((in->rex & 4) << 1));
 	in->rm = (uint8_t)((modrm & 7) | ((in->rex & 1) << 3));
 	if (in->mod != 3 && (modrm & 7) == 4) {
-		uint8_t sib;
-
 		if (i >= n)
 			return -EINVAL;
 		sib = b[i++];
@@ -81,8 +79,6 @@ int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
 			return -EINVAL;
 		in->disp = (int8_t)b[i++];
 	} else if (in->mod == 2 || in->rip_relative || in->no_base) {
-		uint32_t d;
-
 		if (i + 4 > n)
 			return -EINVAL;
 		memcpy(&d, b + i, 4);
@@ -91,6 +87,22 @@ int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
 	}
 	in->len = i;
 	return 0;
+}
+
+int x86_decode_0f_modrm(const uint8_t *b, size_t n, struct x86_insn *in)
+{
+	size_t i;
+
+	memset(in, 0, sizeof(*in));
+	if (n > X86_MAX_INSN)
+		n = X86_MAX_INSN;
+	i = decode_prefixes(b, n, in);
+	if (i + 2 > n || b[i] != 0x0f)
+		return -EINVAL;
+	in->opcode[0] = 0x0f;
+	in->opcode[1] = b[i + 1];
+	in->opcode_len = 2;
+	return decode_modrm(b, n, i + 2, in);
 }
 
 uint64_t x86_operand_addr(const struct x86_insn *in, const uint64_t gpr[16], uint64_t rip,

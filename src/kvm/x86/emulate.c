@@ -255,120 +255,157 @@ static void fx_to_fpu(const uint8_t *img, struct kvm_fpu *f)
 		memcpy(f->xmm[i], img + 160 + 16 * i, 16);
 }
 
-/* The 0F AE group: MXCSR loads and stores, FXSAVE/FXRSTOR, fences, cache
- * flushes and FSGSBASE. Returns 1 if it is not one of these. */
-static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kvm_regs *regs,
-			 struct kvm_sregs *sregs)
+/* What a 0F AE completion did, besides -errno: done (step past it), not
+ * one of the instructions completed here, or done with RIP left where it
+ * is (an exception was injected or a #PF reflected). */
+enum { AE_ADVANCE = 0, AE_NOT_OURS = 1, AE_STAY = 2 };
+
+/* An injection (0 or -errno) as a completion. */
+static int ae_stay(int r)
 {
-	struct vm *vm = vcpu->vm;
-	uint64_t gpr[16], la;
+	return r ? r : AE_STAY;
+}
+
+/* linear_rw's result (1: a #PF was reflected) as a completion. */
+static int ae_access(int r)
+{
+	return r < 0 ? r : r ? AE_STAY : AE_ADVANCE;
+}
+
+/* 0F AE with a register operand: fences, and FSGSBASE (F3 prefix). */
+static int complete_0fae_reg(struct vcpu *vcpu, const struct x86_insn *in, struct kvm_regs *regs,
+			     struct kvm_sregs *sregs)
+{
+	struct kvm_segment *seg = (in->reg & 1) ? &sregs->gs : &sregs->fs;
+	uint64_t g[16], base;
+
+	if (!in->rep && (in->reg & 7) >= 5) {
+		log_once(vcpu->vm, REFUSED_CACHE_FENCE); /* lfence, mfence, sfence */
+		return AE_ADVANCE;
+	}
+	if (in->rep != 0xf3 || (in->reg & 7) > 3)
+		return AE_NOT_OURS;
+	/* rdfsbase, rdgsbase, wrfsbase, wrgsbase (REX.W: 64-bit).
+	 * SDM: #UD unless CR4.FSGSBASE; a non-canonical base is #GP(0). */
+	if (!(sregs->cr4 & CR4_FSGSBASE))
+		return ae_stay(inject_exception(vcpu, VEC_UD));
+	log_once(vcpu->vm, REFUSED_FSGSBASE);
+	gpr_array(regs, g);
+	if ((in->reg & 7) <= 1) {
+		set_gpr(regs, in->rm, (in->rex & 8) ? seg->base : (uint32_t)seg->base);
+		return AE_ADVANCE;
+	}
+	base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
+	if ((uint64_t)((int64_t)(base << 16) >> 16) != base)
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+	seg->base = base;
+	return kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 ? -errno : AE_ADVANCE;
+}
+
+/* fxsave (store) or fxrstor of the 512-byte image at la. */
+static int complete_fxsave(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, bool store)
+{
 	struct kvm_fpu fpu;
 	uint8_t img[512];
-	bool have_fpu;
 	uint32_t v;
-	int r = 0;
+	int r;
 
-	if (in->mod == 3) {
-		if (!in->rep && (in->reg & 7) >= 5) {
-			log_once(vm, REFUSED_CACHE_FENCE); /* lfence, mfence, sfence */
-		} else if (in->rep == 0xf3 && (in->reg & 7) <= 3) {
-			/* rdfsbase, rdgsbase, wrfsbase, wrgsbase (REX.W: 64-bit) */
-			struct kvm_segment *seg = (in->reg & 1) ? &sregs->gs : &sregs->fs;
-			uint64_t g[16];
-
-			/* SDM: #UD unless CR4.FSGSBASE; a non-canonical base is #GP(0). */
-			if (!(sregs->cr4 & CR4_FSGSBASE))
-				return inject_exception(vcpu, VEC_UD);
-			log_once(vm, REFUSED_FSGSBASE);
-			gpr_array(regs, g);
-			if ((in->reg & 7) <= 1) {
-				set_gpr(regs, in->rm,
-					(in->rex & 8) ? seg->base : (uint32_t)seg->base);
-			} else {
-				uint64_t base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
-
-				if ((uint64_t)((int64_t)(base << 16) >> 16) != base)
-					return inject_exception_code(vcpu, VEC_GP, 0);
-				seg->base = base;
-				if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
-					return -errno;
-			}
-		} else {
-			return 1;
-		}
-		regs->rip += in->len;
-		return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+	if (la & 15)
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+	if (!fpu_state(vcpu, &fpu))
+		return AE_NOT_OURS;
+	if (store) {
+		log_once(vcpu->vm, REFUSED_FXSAVE);
+		fx_from_fpu(&fpu, img);
+		return ae_access(linear_rw(vcpu, sregs, la, img, sizeof(img), true));
 	}
-	/* Memory operands are only completed for the guest kernel: KVM_TRANSLATE
-	 * walks the page tables without the user/supervisor and write checks a
-	 * CPL 3 access needs, so a user process gets the #UD it would get from
-	 * a CPU without the instruction, never access to kernel memory. */
+	log_once(vcpu->vm, REFUSED_FXRSTOR);
+	if ((r = linear_rw(vcpu, sregs, la, img, sizeof(img), false)))
+		return ae_access(r);
+	memcpy(&v, img + 24, 4);
+	if (v & ~MXCSR_MASK)
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+	fx_to_fpu(img, &fpu);
+	return kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : AE_ADVANCE;
+}
+
+/* ldmxcsr (load) or stmxcsr of the 4 bytes at la. Without access to the
+ * FPU state, loading the default (as Linux's kernel_fpu_begin does) is
+ * taken as already done, and a store reads the default. */
+static int complete_mxcsr(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, bool load)
+{
+	struct kvm_fpu fpu;
+	bool have_fpu = fpu_state(vcpu, &fpu);
+	uint32_t v;
+	int r;
+
+	if (!load) {
+		log_once(vcpu->vm, have_fpu ? REFUSED_STMXCSR : REFUSED_STMXCSR_DEFAULT);
+		v = have_fpu ? fpu.mxcsr : MXCSR_DEFAULT;
+		return ae_access(linear_rw(vcpu, sregs, la, &v, 4, true));
+	}
+	r = linear_rw(vcpu, sregs, la, &v, 4, false);
+	if (!r && (v & ~MXCSR_MASK))
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+	if (!r && have_fpu) {
+		fpu.mxcsr = v;
+		if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+			return -errno;
+	} else if (!r && v != MXCSR_DEFAULT) {
+		return AE_NOT_OURS; /* cannot set it on this host */
+	}
+	log_once(vcpu->vm, have_fpu ? REFUSED_LDMXCSR : REFUSED_LDMXCSR_DEFAULT);
+	return ae_access(r);
+}
+
+/* 0F AE with a memory operand. Only completed for the guest kernel:
+ * KVM_TRANSLATE walks the page tables without the user/supervisor and
+ * write checks a CPL 3 access needs, so a user process gets the #UD it
+ * would get from a CPU without the instruction, never access to kernel
+ * memory. */
+static int complete_0fae_mem(struct vcpu *vcpu, const struct x86_insn *in, struct kvm_regs *regs,
+			     struct kvm_sregs *sregs)
+{
+	unsigned int op = in->reg & 7;
+	uint64_t gpr[16], la;
+
 	if (sregs->cs.dpl != 0)
-		return inject_exception(vcpu, VEC_UD);
+		return ae_stay(inject_exception(vcpu, VEC_UD));
 	gpr_array(regs, gpr);
 	la = x86_operand_addr(in, gpr, regs->rip, sregs->fs.base, sregs->gs.base);
-	switch (in->reg & 7) {
+	switch (op) {
 	case 0: /* fxsave */
 	case 1: /* fxrstor */
 		if (in->rep || in->opsize)
-			return 1;
-		if (la & 15)
-			return inject_exception_code(vcpu, VEC_GP, 0);
-		if (!fpu_state(vcpu, &fpu))
-			return 1;
-		if ((in->reg & 7) == 0) {
-			log_once(vm, REFUSED_FXSAVE);
-			fx_from_fpu(&fpu, img);
-			r = linear_rw(vcpu, sregs, la, img, sizeof(img), true);
-		} else {
-			log_once(vm, REFUSED_FXRSTOR);
-			r = linear_rw(vcpu, sregs, la, img, sizeof(img), false);
-			if (!r) {
-				memcpy(&v, img + 24, 4);
-				if (v & ~MXCSR_MASK)
-					return inject_exception_code(vcpu, VEC_GP, 0);
-				fx_to_fpu(img, &fpu);
-				if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-					return -errno;
-			}
-		}
-		break;
+			return AE_NOT_OURS;
+		return complete_fxsave(vcpu, sregs, la, op == 0);
 	case 2: /* ldmxcsr */
 	case 3: /* stmxcsr */
 		if (in->rep || in->opsize)
-			return 1;
-		have_fpu = fpu_state(vcpu, &fpu);
-		if ((in->reg & 7) == 2) {
-			r = linear_rw(vcpu, sregs, la, &v, 4, false);
-			if (!r && (v & ~MXCSR_MASK))
-				return inject_exception_code(vcpu, VEC_GP, 0);
-			if (!r && have_fpu) {
-				fpu.mxcsr = v;
-				if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-					return -errno;
-			} else if (!r && v != MXCSR_DEFAULT) {
-				return 1; /* cannot set it on this host */
-			}
-			/* Without FPU access, loading the default (as Linux's
-			 * kernel_fpu_begin does) is taken as already done. */
-			log_once(vm, have_fpu ? REFUSED_LDMXCSR : REFUSED_LDMXCSR_DEFAULT);
-		} else {
-			log_once(vm, have_fpu ? REFUSED_STMXCSR : REFUSED_STMXCSR_DEFAULT);
-			v = have_fpu ? fpu.mxcsr : MXCSR_DEFAULT;
-			r = linear_rw(vcpu, sregs, la, &v, 4, true);
-		}
-		break;
+			return AE_NOT_OURS;
+		return complete_mxcsr(vcpu, sregs, la, op == 2);
 	case 6: /* clwb (66) */
 	case 7: /* clflush, clflushopt (66) */
-		if (in->rep || ((in->reg & 7) == 6 && !in->opsize))
-			return 1;
-		log_once(vm, REFUSED_CACHE_FENCE);
-		break;
+		if (in->rep || (op == 6 && !in->opsize))
+			return AE_NOT_OURS;
+		log_once(vcpu->vm, REFUSED_CACHE_FENCE);
+		return AE_ADVANCE;
 	default:
-		return 1;
+		return AE_NOT_OURS;
 	}
-	if (r)
-		return r < 0 ? r : 0; /* 1: a #PF was reflected, RIP stays */
+}
+
+/* The 0F AE group: MXCSR loads and stores, FXSAVE/FXRSTOR, fences, cache
+ * flushes and FSGSBASE. Returns 0 when completed (or an exception was
+ * reflected), 1 if it is not one of these, or -errno. */
+static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kvm_regs *regs,
+			 struct kvm_sregs *sregs)
+{
+	int r = in->mod == 3 ? complete_0fae_reg(vcpu, in, regs, sregs)
+			     : complete_0fae_mem(vcpu, in, regs, sregs);
+
+	if (r != AE_ADVANCE)
+		return r == AE_STAY ? 0 : r;
 	regs->rip += in->len;
 	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
 }

@@ -104,7 +104,7 @@ static int set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e;
 	} m = { .hdr.nmsrs = 1, .e = { .index = index, .data = value } };
-	int n = ioctl(vcpu->fd, KVM_SET_MSRS, &m);
+	int n = kvm_ioctl(vcpu->fd, KVM_SET_MSRS, &m.hdr);
 
 	return n == 1 ? 0 : n < 0 ? -errno : -EINVAL;
 }
@@ -115,7 +115,7 @@ static int get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e;
 	} m = { .hdr.nmsrs = 1, .e = { .index = index } };
-	int n = ioctl(vcpu->fd, KVM_GET_MSRS, &m);
+	int n = kvm_ioctl(vcpu->fd, KVM_GET_MSRS, &m.hdr);
 
 	if (n != 1)
 		return n < 0 ? -errno : -EINVAL;

@@ -193,7 +193,7 @@ static int save_msrs(struct vcpu *vcpu, struct state_buf *b)
 		goto out;
 	}
 	list->nmsrs = MAX_MSRS;
-	if (ioctl(vcpu->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+	if (kvm_ioctl(vcpu->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -203,7 +203,7 @@ static int save_msrs(struct vcpu *vcpu, struct state_buf *b)
 		m->nmsrs = list->nmsrs - i;
 		for (uint32_t j = 0; j < m->nmsrs; j++)
 			m->entries[j] = (struct kvm_msr_entry){ .index = list->indices[i + j] };
-		got = ioctl(vcpu->fd, KVM_GET_MSRS, m);
+		got = kvm_ioctl(vcpu->fd, KVM_GET_MSRS, m);
 		if (got < 0) {
 			r = -errno;
 			goto out;
@@ -245,7 +245,7 @@ static int load_msrs(struct vcpu *vcpu, struct state_rd *rd)
 		free(m);
 		return -EINVAL;
 	}
-	set = ioctl(vcpu->fd, KVM_SET_MSRS, m);
+	set = kvm_ioctl(vcpu->fd, KVM_SET_MSRS, m);
 	if (set < 0)
 		r = -errno;
 	else if ((uint32_t)set < n)

@@ -8,7 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvisor/ctl.h"
+#include "cvisor/ctl_proto.h"
+#include "verbs.h"
 
 #define STATS_TIMEOUT_MS 3000
 
@@ -16,24 +17,6 @@ struct sample {
 	char *name;
 	struct json_object *stats;
 };
-
-static uint64_t u64(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
-		return json_object_get_uint64(v);
-	return 0;
-}
-
-static const char *str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return "-";
-}
 
 static void free_samples(struct sample *s, int n)
 {
@@ -49,7 +32,7 @@ static int sample_all(struct sample **out)
 {
 	char **names;
 	struct sample *s;
-	int n = ctl_list_names(ctl_run_dir(), &names), k = 0;
+	int n = cli_list_names(ctl_run_dir(), &names), k = 0;
 
 	*out = NULL;
 	if (n < 0)
@@ -59,8 +42,8 @@ static int sample_all(struct sample **out)
 		char err[256];
 		int fd;
 
-		if (s && ctl_connect(ctl_run_dir(), names[i], &fd, err, sizeof(err)) == 0) {
-			if (ctl_call(fd, "{\"cmd\":\"stats\"}\n", STATS_TIMEOUT_MS, &s[k].stats,
+		if (s && cli_connect(ctl_run_dir(), names[i], &fd, err, sizeof(err)) == 0) {
+			if (cli_call(fd, "{\"cmd\":\"stats\"}\n", STATS_TIMEOUT_MS, &s[k].stats,
 				     err, sizeof(err)) == 0) {
 				s[k].name = names[i];
 				names[i] = NULL;
@@ -87,7 +70,7 @@ static struct json_object *find(const struct sample *s, int n, const char *name)
 
 static double rate(struct json_object *a, struct json_object *b, const char *key, double secs)
 {
-	uint64_t x = u64(a, key), y = u64(b, key);
+	uint64_t x = cli_json_u64(a, key), y = cli_json_u64(b, key);
 
 	return y > x && secs > 0 ? (double)(y - x) / secs : 0.0;
 }
@@ -120,16 +103,19 @@ static struct json_object *rows(const struct sample *prev, int np, const struct 
 
 		if (!a || !(r = json_object_new_object()))
 			continue;
-		secs = (double)(u64(b, "time_ns") - u64(a, "time_ns")) / 1e9;
+		secs = (double)(cli_json_u64(b, "time_ns") - cli_json_u64(a, "time_ns")) / 1e9;
 		json_object_object_add(r, "name", json_object_new_string(cur[i].name));
-		json_object_object_add(r, "state", json_object_new_string(str(b, "state")));
+		json_object_object_add(r, "state",
+				       json_object_new_string(cli_json_str(b, "state")));
 		json_object_object_add(r, "cpu_percent",
 				       json_object_new_double(rate(a, b, "cpu_ns", secs) / 1e7));
 		json_object_object_add(r, "exits_per_s",
 				       json_object_new_double(rate(a, b, "exits", secs)));
-		json_object_object_add(r, "rss", json_object_new_uint64(u64(b, "rss")));
-		json_object_object_add(r, "vcpus", json_object_new_uint64(u64(b, "vcpus")));
-		json_object_object_add(r, "memory", json_object_new_uint64(u64(b, "memory")));
+		json_object_object_add(r, "rss", json_object_new_uint64(cli_json_u64(b, "rss")));
+		json_object_object_add(r, "vcpus",
+				       json_object_new_uint64(cli_json_u64(b, "vcpus")));
+		json_object_object_add(r, "memory",
+				       json_object_new_uint64(cli_json_u64(b, "memory")));
 		for (size_t k = 0; k < ARRAY_SIZE(rate_keys); k++)
 			json_object_object_add(
 				r, rate_names[k],
@@ -154,7 +140,7 @@ static void print_table(struct json_object *all)
 	time_t now = time(NULL);
 
 	for (size_t i = 0; i < n; i++) {
-		const char *st = str(json_object_array_get_idx(all, i), "state");
+		const char *st = cli_json_str(json_object_array_get_idx(all, i), "state");
 
 		running += !strcmp(st, "running");
 		paused += !strcmp(st, "paused");
@@ -170,37 +156,24 @@ static void print_table(struct json_object *all)
 
 		for (size_t k = 0; k < ARRAY_SIZE(rate_names); k++)
 			fmt_rate(dbl(r, rate_names[k]), rates[k], sizeof(rates[k]));
-		printf("%-20s %-9s %7.1f %9.0f %8.1f %5llu %7llu %9s %9s %9s %9s\n", str(r, "name"),
-		       str(r, "state"), dbl(r, "cpu_percent"), dbl(r, "exits_per_s"),
-		       (double)u64(r, "rss") / (1 << 20), (unsigned long long)u64(r, "vcpus"),
-		       (unsigned long long)(u64(r, "memory") >> 20), rates[0], rates[1], rates[2],
-		       rates[3]);
+		printf("%-20s %-9s %7.1f %9.0f %8.1f %5llu %7llu %9s %9s %9s %9s\n",
+		       cli_json_str(r, "name"), cli_json_str(r, "state"), dbl(r, "cpu_percent"),
+		       dbl(r, "exits_per_s"), (double)cli_json_u64(r, "rss") / (1 << 20),
+		       (unsigned long long)cli_json_u64(r, "vcpus"),
+		       (unsigned long long)(cli_json_u64(r, "memory") >> 20), rates[0], rates[1],
+		       rates[2], rates[3]);
 	}
 	fflush(stdout);
 }
 
-int ctl_cmd_top(int argc, char **argv)
+int cli_top(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct sample *prev = NULL, *cur;
-	bool once = false, json = false, tty = isatty(STDOUT_FILENO);
-	uint64_t delay = 1;
+	bool once = a->once, json = a->json, tty = isatty(STDOUT_FILENO);
+	uint64_t delay = a->delay;
 	int np, nc;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--once")) {
-			once = true;
-		} else if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else if (!strcmp(argv[i], "--delay") && i + 1 < argc) {
-			if (cv_parse_uint(argv[++i], 1, 3600, &delay)) {
-				cv_err("top: --delay %s: must be 1 to 3600 seconds", argv[i]);
-				return CV_EXIT_USAGE;
-			}
-		} else {
-			cv_err("top: unexpected argument %s (see cvisor help)", argv[i]);
-			return CV_EXIT_USAGE;
-		}
-	}
+	(void)v;
 	if ((np = sample_all(&prev)) < 0) {
 		cv_err("%s: %s", ctl_run_dir(), strerror(-np));
 		return CV_EXIT_FAIL;

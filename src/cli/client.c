@@ -1,7 +1,7 @@
 /* client.c - the client side of the control socket: connect to a guest by
  * name, send a request, wait (bounded) for its reply. The verbs that use
- * it are in verbs.c, top.c and attach.c. */
-#include "cvisor/ctl.h"
+ * it are in the table of verbs.c. */
+#include "cvisor/cli.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "cvisor/ctl_proto.h"
+#include "verbs.h"
 
 #define CONNECT_TIMEOUT_S 10
 
-int ctl_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen)
+int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	/* A monitor whose backlog is full makes connect() wait: bound it. */
@@ -110,7 +114,7 @@ static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **lin
 	}
 }
 
-int ctl_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
+int cli_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
 	     size_t errlen)
 {
 	struct ctl_linebuf lb;
@@ -139,7 +143,7 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int ctl_list_names(const char *dir, char ***names)
+int cli_list_names(const char *dir, char ***names)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -177,14 +181,14 @@ int ctl_list_names(const char *dir, char ***names)
 	return n;
 }
 
-/* Exit statuses: a request the guest refused or could not answer is 1;
- * the user's input (flags, an unknown guest) is 2. */
-static int status_of(int r)
+/* A request the guest refused or could not answer is 1; the user's input
+ * (flags, an unknown guest) is 2. */
+int cli_connect_status(int r)
 {
 	return r == -ENOENT || r == -ECONNREFUSED || r == -EINVAL ? CV_EXIT_USAGE : CV_EXIT_FAIL;
 }
 
-int ctl_request(const char *name, const struct ctl_request *req, const char *raw, int timeout_ms,
+int cli_request(const char *name, const struct ctl_request *req, const char *raw, int timeout_ms,
 		struct json_object **reply)
 {
 	char err[512], *line = raw ? NULL : ctl_request_format(req);
@@ -195,15 +199,33 @@ int ctl_request(const char *name, const struct ctl_request *req, const char *raw
 		cv_err("out of memory");
 		return CV_EXIT_FAIL;
 	}
-	r = ctl_connect(ctl_run_dir(), name, &fd, err, sizeof(err));
+	r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err));
 	if (!r) {
-		r = ctl_call(fd, raw ? raw : line, timeout_ms, reply, err, sizeof(err));
+		r = cli_call(fd, raw ? raw : line, timeout_ms, reply, err, sizeof(err));
 		close(fd);
 	}
 	free(line);
 	if (r) {
 		cv_err("%s", err);
-		return r == -EREMOTEIO ? CV_EXIT_FAIL : status_of(r);
+		return r == -EREMOTEIO ? CV_EXIT_FAIL : cli_connect_status(r);
 	}
+	return 0;
+}
+
+const char *cli_json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return "-";
+}
+
+uint64_t cli_json_u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
+		return json_object_get_uint64(v);
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* attach.c - `cvisor console NAME`: attach to a detached guest's serial
+/* console.c - `cvisor console NAME`: attach to a detached guest's serial
  * console. Output replays the ring buffer, then streams; keys go to the
  * guest; Ctrl-] detaches (as in telnet and virsh console). */
 #include <errno.h>
@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include "cvisor/console.h"
-#include "cvisor/ctl.h"
+#include "cvisor/ctl_proto.h"
+#include "verbs.h"
 
 #define ATTACH_ESCAPE 0x1d /* Ctrl-] */
 #define REPLY_TIMEOUT_MS 10000
@@ -137,20 +138,17 @@ static int shuttle(int fd)
 	}
 }
 
-int ctl_cmd_console(int argc, char **argv)
+int cli_console(const struct cli_verb *v, const struct cli_args *a)
 {
+	const char *name = a->arg[0];
 	char err[512] = "";
 	bool tty = isatty(STDIN_FILENO);
 	int fd, r;
 
-	if (argc != 2 || argv[1][0] == '-') {
-		cv_err("console: needs a guest NAME (see cvisor help)");
-		return CV_EXIT_USAGE;
-	}
-	if ((r = ctl_connect(ctl_run_dir(), argv[1], &fd, err, sizeof(err)))) {
+	(void)v;
+	if ((r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err)))) {
 		cv_err("%s", err);
-		return r == -ECONNREFUSED || r == -ENOENT || r == -EINVAL ? CV_EXIT_USAGE
-									  : CV_EXIT_FAIL;
+		return cli_connect_status(r);
 	}
 	if ((r = attach(fd, err, sizeof(err)))) {
 		close(fd);
@@ -158,15 +156,15 @@ int ctl_cmd_console(int argc, char **argv)
 		return CV_EXIT_FAIL;
 	}
 	if (tty) {
-		fprintf(stderr, "cvisor: attached to %s; Ctrl-] detaches\r\n", argv[1]);
+		fprintf(stderr, "cvisor: attached to %s; Ctrl-] detaches\r\n", name);
 		console_raw(STDIN_FILENO);
 	}
 	r = shuttle(fd);
 	console_restore();
 	close(fd);
 	if (r == 0 && tty)
-		fprintf(stderr, "\r\ncvisor: guest %s stopped\n", argv[1]);
+		fprintf(stderr, "\r\ncvisor: guest %s stopped\n", name);
 	else if (r == 1)
-		fprintf(stderr, "\r\ncvisor: detached from %s\n", argv[1]);
+		fprintf(stderr, "\r\ncvisor: detached from %s\n", name);
 	return r < 0 ? CV_EXIT_FAIL : 0;
 }

@@ -1,0 +1,318 @@
+/* verbs.c - the verb table: every `cvisor VERB` but run and restore, with
+ * its options, and the verbs that are one request each (stop, kill, pause,
+ * resume, balloon, pin, save, ctl). A new verb is one handler and one row
+ * of cli_verbs; its options are rows of its own table, which give both
+ * its parsing and its usage. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvisor/config.h"
+#include "cvisor/cpulist.h"
+#include "cvisor/ctl_proto.h"
+#include "cvisor/migrate.h"
+#include "verbs.h"
+
+/* stop replies when the guest is gone: its timeout plus time to tear down. */
+#define STOP_MARGIN_MS 30000
+/* save writes all of guest RAM that holds data, then (without
+ * --keep-running) waits for the guest to end. */
+#define SAVE_TIMEOUT_MS 600000
+
+/* One request with nothing to print: kill, pause, resume (the row's cmd). */
+static int verb_simple(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = (enum ctl_cmd)v->cmd };
+	struct json_object *reply;
+	int st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
+
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_stop(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_STOP, .timeout_s = (unsigned int)a->timeout };
+	struct json_object *reply;
+	int st;
+
+	(void)v;
+	st = cli_request(a->arg[0], &req, NULL, (int)req.timeout_s * 1000 + STOP_MARGIN_MS, &reply);
+	if (st)
+		return st;
+	if (!strcmp(cli_json_str(reply, "outcome"), "killed")) {
+		cv_err("guest %s did not power off within %u s: killed", a->arg[0], req.timeout_s);
+		st = CV_EXIT_FAIL;
+	}
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_balloon(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_BALLOON };
+	struct json_object *reply;
+	int st;
+
+	if (cv_parse_size(a->arg[1], 1, &req.bytes)) {
+		cv_err("balloon: %s: not a size (try 512M or 2G)", a->arg[1]);
+		return CV_EXIT_USAGE;
+	}
+	st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
+	json_object_put(reply);
+	return st;
+}
+
+static int verb_pin(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_PIN };
+	struct json_object *reply;
+	uint64_t vcpu;
+	int st;
+
+	if (cv_parse_uint(a->arg[1], 0, CONFIG_MAX_CPUS - 1, &vcpu)) {
+		cv_err("pin: %s: not a vCPU number", a->arg[1]);
+		return CV_EXIT_USAGE;
+	}
+	req.vcpu = (unsigned int)vcpu;
+	if (cpulist_parse(a->arg[2], &req.cpus)) {
+		cv_err("pin: %.80s: not a CPU list (try 0-3,6)", a->arg[2]);
+		return CV_EXIT_USAGE;
+	}
+	st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
+	json_object_put(reply);
+	return st;
+}
+
+/* FILE is made absolute here, since the monitor's working directory is
+ * not ours. */
+static int verb_save(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_SAVE, .keep_running = a->keep_running };
+	struct json_object *reply;
+	const char *file = a->arg[1];
+	char cwd[PATH_MAX];
+	int st;
+
+	if (!file[0] || file[strlen(file) - 1] == '/') {
+		cv_err("save: %s: not a file name", file);
+		return CV_EXIT_USAGE;
+	}
+	if (file[0] == '/')
+		cwd[0] = '\0';
+	else if (!getcwd(cwd, sizeof(cwd))) {
+		cv_err("save: the current directory: %s", strerror(errno));
+		return CV_EXIT_FAIL;
+	}
+	if ((size_t)snprintf(req.path, sizeof(req.path), "%s%s%s", cwd, cwd[0] ? "/" : "", file) +
+		    16 >=
+	    sizeof(req.path)) {
+		cv_err("save: %s: path too long", file);
+		return CV_EXIT_USAGE;
+	}
+	st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
+	json_object_put(reply);
+	return st;
+}
+
+/* The request line for ctl: the argument, or stdin for "-" (up to twice
+ * the limit, so that oversized requests can be sent). malloc'd with room
+ * for the newline and NUL; NULL on ENOMEM. */
+static char *ctl_line(const char *arg, size_t *len)
+{
+	char *line;
+
+	*len = 0;
+	if (strcmp(arg, "-")) {
+		*len = strlen(arg);
+		line = malloc(*len + 2);
+		if (line)
+			memcpy(line, arg, *len);
+		return line;
+	}
+	line = malloc(2 * CTL_REQUEST_MAX + 2);
+	while (line && *len < 2 * CTL_REQUEST_MAX) {
+		ssize_t r = read(STDIN_FILENO, line + *len, 2 * CTL_REQUEST_MAX - *len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		*len += (size_t)r;
+	}
+	while (line && *len && line[*len - 1] == '\n')
+		(*len)--;
+	return line;
+}
+
+/* One raw request line, for scripts and protocol tests: prints the reply. */
+static int verb_ctl(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct json_object *reply;
+	size_t len;
+	char *line = ctl_line(a->arg[1], &len);
+	int st;
+
+	if (!line) {
+		cv_err("out of memory");
+		return CV_EXIT_FAIL;
+	}
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	st = cli_request(a->arg[0], NULL, line, v->timeout_ms, &reply);
+	free(line);
+	if (!st)
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(reply);
+	return st;
+}
+
+#define FIELD(f) offsetof(struct cli_args, f)
+
+static const struct cli_opt json_opts[] = {
+	{ .name = "--json", .field = FIELD(json), .help = "one JSON line, for scripts" },
+	{ 0 },
+};
+
+static const struct cli_opt stop_opts[] = {
+	{ .name = "--timeout",
+	  .kind = CLI_OPT_UINT,
+	  .field = FIELD(timeout),
+	  .arg = "SECONDS",
+	  .help = "kill the guest if still on after SECONDS",
+	  .min = 1,
+	  .max = CTL_STOP_TIMEOUT_MAX,
+	  .def = CTL_STOP_TIMEOUT_DEFAULT,
+	  .unit = "seconds" },
+	{ 0 },
+};
+
+static const struct cli_opt top_opts[] = {
+	{ .name = "--once", .field = FIELD(once), .help = "one table from two samples, then exit" },
+	{ .name = "--json", .field = FIELD(json), .help = "one JSON line per refresh" },
+	{ .name = "--delay",
+	  .kind = CLI_OPT_UINT,
+	  .field = FIELD(delay),
+	  .arg = "SECONDS",
+	  .help = "between refreshes",
+	  .min = 1,
+	  .max = 3600,
+	  .def = 1,
+	  .unit = "seconds" },
+	{ 0 },
+};
+
+static const struct cli_opt save_opts[] = {
+	{ .name = "--keep-running",
+	  .field = FIELD(keep_running),
+	  .help = "the guest goes on (a paused one stays paused)" },
+	{ 0 },
+};
+
+static const struct cli_opt migrate_opts[] = {
+	{ .name = "--downtime-ms",
+	  .kind = CLI_OPT_UINT,
+	  .field = FIELD(downtime_ms),
+	  .arg = "N",
+	  .help = "the longest pause of the guest to aim for",
+	  .min = 1,
+	  .max = MIGRATE_MAX_DOWNTIME_MS,
+	  .def = MIGRATE_DEFAULT_DOWNTIME_MS },
+	{ .name = "--with-storage", .field = FIELD(with_storage), .help = "copy the disks too" },
+	{ .name = "--json", .field = FIELD(json), .help = "one JSON line per round and a summary" },
+	{ .name = "--max-rounds",
+	  .kind = CLI_OPT_UINT,
+	  .field = FIELD(max_rounds),
+	  .arg = "N",
+	  .help = "pre-copy rounds before stopping the guest",
+	  .min = 0,
+	  .max = MIGRATE_MAX_ROUNDS,
+	  .def = MIGRATE_DEFAULT_MAX_ROUNDS },
+	{ .name = "--max-bandwidth",
+	  .kind = CLI_OPT_SIZE,
+	  .field = FIELD(max_bandwidth),
+	  .arg = "RATE",
+	  .help = "bytes/s (a plain number is MiB/s); default: no limit",
+	  .min = 1,
+	  .bad = "must be a rate such as 100M (bytes per second; a plain number is MiB/s)" },
+	{ .name = "--no-force",
+	  .field = FIELD(no_force),
+	  .help = "give up rather than miss the downtime target" },
+	{ .name = "--verify",
+	  .field = FIELD(verify),
+	  .help = "the target compares a RAM checksum" },
+	{ 0 },
+};
+
+/* name, handler, options, positionals and what a missing one is told,
+ * help, the ctl_cmd of a shared handler, the request's timeout. */
+const struct cli_verb cli_verbs[] = {
+	{ "ls", cli_ls, json_opts, NULL, 0, NULL,
+	  "name, pid, state, vCPUs, memory and uptime of every guest", 0, 0 },
+	{ "info", cli_info, json_opts, "NAME", 1, "a guest NAME",
+	  "a guest's configuration, cgroup, vCPUs and devices", 0, CLI_CALL_TIMEOUT_MS },
+	{ "stop", verb_stop, stop_opts, "NAME", 1, "a guest NAME",
+	  "press the ACPI power button; kill the guest if it stays on", 0, 0 },
+	{ "kill", verb_simple, NULL, "NAME", 1, "a guest NAME", "end the guest at once",
+	  CTL_CMD_KILL, STOP_MARGIN_MS },
+	{ "pause", verb_simple, NULL, "NAME", 1, "a guest NAME", "park every vCPU outside KVM_RUN",
+	  CTL_CMD_PAUSE, CLI_CALL_TIMEOUT_MS },
+	{ "resume", verb_simple, NULL, "NAME", 1, "a guest NAME", "let a paused guest run again",
+	  CTL_CMD_RESUME, CLI_CALL_TIMEOUT_MS },
+	{ "top", cli_top, top_opts, NULL, 0, NULL,
+	  "CPU, exits, memory and I/O of every guest, refreshed (Ctrl-C quits)", 0, 0 },
+	{ "console", cli_console, NULL, "NAME", 1, "a guest NAME (see cvisor help)",
+	  "attach to a detached guest's serial console (Ctrl-] detaches)", 0, 0 },
+	{ "balloon", verb_balloon, NULL, "NAME SIZE", 2, "a guest NAME and a SIZE",
+	  "set the memory the balloon takes from the guest", 0, CLI_CALL_TIMEOUT_MS },
+	{ "pin", verb_pin, NULL, "NAME VCPU CPULIST", 3, "a guest NAME, a VCPU and a CPULIST",
+	  "set a vCPU thread's host CPUs (pin web 0 2-3)", 0, CLI_CALL_TIMEOUT_MS },
+	{ "ctl", verb_ctl, NULL, "NAME JSON|-", 2,
+	  "a guest NAME and a JSON request (or - for stdin)",
+	  "send one raw protocol request and print the reply", 0, CLI_CALL_TIMEOUT_MS },
+	{ "save", verb_save, save_opts, "NAME FILE", 2, "a guest NAME and a FILE",
+	  "write a snapshot, FILE and FILE.mem, and end the guest", 0, SAVE_TIMEOUT_MS },
+	{ "migrate", cli_migrate, migrate_opts, "NAME HOST:PORT", 2, NULL,
+	  "move the guest live to `cvisor run --incoming` on HOST:PORT", 0, 0 },
+	{ 0 },
+};
+
+const struct cli_verb *cli_verb_find(const char *name)
+{
+	for (const struct cli_verb *v = cli_verbs; v->name; v++)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+int cli_main(int argc, char **argv)
+{
+	const struct cli_verb *v = cli_verb_find(argv[0]);
+	struct cli_args a;
+	char err[512];
+
+	if (!v) {
+		cv_err("unknown command %s (try cvisor help)", argv[0]);
+		return CV_EXIT_USAGE;
+	}
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		cli_verb_help(stdout, v);
+		return 0;
+	}
+	/* A verb whose arguments have no message of their own shows its usage. */
+	if (argc < 2 && v->nargs && !v->needs) {
+		cli_verb_help(stderr, v);
+		return CV_EXIT_USAGE;
+	}
+	if (cli_parse(v, argc, argv, &a, err, sizeof(err))) {
+		cv_err("%s", err);
+		return CV_EXIT_USAGE;
+	}
+	return v->run(v, &a);
+}

@@ -1,0 +1,37 @@
+/* verbs.h - private to src/cli: the handlers the verb table in verbs.c
+ * names (each a `struct cli_verb` run function: returns the exit status),
+ * and the reply accessors they share. */
+#ifndef CVISOR_CLI_VERBS_H
+#define CVISOR_CLI_VERBS_H
+
+#include <stdint.h>
+
+#include "cvisor/cli.h"
+
+struct json_object;
+
+/* Requests that answer at once. */
+#define CLI_CALL_TIMEOUT_MS 10000
+
+/* `cvisor ls [--json]` (info.c). */
+int cli_ls(const struct cli_verb *v, const struct cli_args *a);
+
+/* `cvisor info NAME [--json]` (info.c). */
+int cli_info(const struct cli_verb *v, const struct cli_args *a);
+
+/* `cvisor top [--once] [--json] [--delay S]` (top.c). */
+int cli_top(const struct cli_verb *v, const struct cli_args *a);
+
+/* `cvisor console NAME` (console.c). */
+int cli_console(const struct cli_verb *v, const struct cli_args *a);
+
+/* `cvisor migrate NAME HOST:PORT [...]` (migrate.c). */
+int cli_migrate(const struct cli_verb *v, const struct cli_args *a);
+
+/* The string member key of reply object o, or "-" (o may be NULL). */
+const char *cli_json_str(struct json_object *o, const char *key);
+
+/* The integer member key of reply object o, or 0 (o may be NULL). */
+uint64_t cli_json_u64(struct json_object *o, const char *key);
+
+#endif
