@@ -52,17 +52,25 @@ void cv_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The decimal digits s starts with (no sign, no space): 0, -EINVAL or
+ * -ERANGE; *end is past them. */
+static int leading_decimal(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
 int cv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
+	int r = leading_decimal(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (r)
+		return r;
 	if (*end != '\0')
 		return -EINVAL;
 	if (v < min || v > max)
@@ -76,13 +84,10 @@ int cv_parse_size(const char *s, int default_mib, uint64_t *out)
 	char *end;
 	unsigned long long v;
 	unsigned int shift = default_mib ? 20 : 0;
+	int r = leading_decimal(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (r)
+		return r;
 	if (*end) {
 		switch (tolower((unsigned char)*end)) {
 		case 'b':
@@ -125,16 +130,23 @@ uint64_t cv_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* One line from fmt into buf: control characters, which a quoted input
+ * value may carry, become spaces. */
+static void vformat_line(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	vsnprintf(buf, len, fmt, ap);
+	for (char *p = buf; len && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}
+
 int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	vformat_line(err, errlen, fmt, ap);
 	va_end(ap);
-	for (char *p = err; errlen && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
 	return r;
 }
 
@@ -147,11 +159,8 @@ int cv_fail(struct cv_error *e, enum cv_exit status, int r, const char *fmt, ...
 	e->code = r;
 	e->status = status;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	vformat_line(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	for (char *p = e->msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
 	return r;
 }
 

@@ -107,7 +107,9 @@ static size_t fetch_insn(struct vcpu *vcpu, uint64_t rip, uint64_t cs_base, uint
 	return n;
 }
 
-static int inject_exception(struct vcpu *vcpu, uint8_t vector)
+/* Reflect exception vector into the guest at its next entry, with an
+ * error code when has_code (#GP, #PF). */
+static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, bool has_code, uint32_t code)
 {
 	struct kvm_vcpu_events ev;
 
@@ -115,10 +117,15 @@ static int inject_exception(struct vcpu *vcpu, uint8_t vector)
 		return -errno;
 	ev.exception.injected = 1;
 	ev.exception.nr = vector;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
+	ev.exception.has_error_code = has_code;
+	ev.exception.error_code = code;
 	ev.flags = 0;
 	return kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+}
+
+static int inject_exception(struct vcpu *vcpu, uint8_t vector)
+{
+	return inject_exception_code(vcpu, vector, false, 0);
 }
 
 /* SDM WAIT/FWAIT: #NM when CR0.MP and CR0.TS are set, #MF when an unmasked
@@ -135,20 +142,6 @@ static int complete_fwait(struct vcpu *vcpu, struct kvm_regs *regs, const struct
 		return inject_exception(vcpu, VEC_MF);
 	regs->rip += 1;
 	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
-}
-
-static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, uint32_t code)
-{
-	struct kvm_vcpu_events ev;
-
-	if (kvm_ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return -errno;
-	ev.exception.injected = 1;
-	ev.exception.nr = vector;
-	ev.exception.has_error_code = 1;
-	ev.exception.error_code = code;
-	ev.flags = 0;
-	return kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
 }
 
 /* Read or write guest-linear memory page by page through the guest's page
@@ -174,7 +167,7 @@ static int linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, vo
 			if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
 				return -errno;
 			/* error code: present if mapped, W for writes */
-			int e = inject_exception_code(vcpu, VEC_PF,
+			int e = inject_exception_code(vcpu, VEC_PF, true,
 						      (tr.valid ? 1U : 0U) | (write ? 2U : 0U));
 
 			return e ? e : 1;
@@ -297,7 +290,7 @@ static int complete_0fae_reg(struct vcpu *vcpu, const struct x86_insn *in, struc
 	}
 	base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
 	if ((uint64_t)((int64_t)(base << 16) >> 16) != base)
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
 	seg->base = base;
 	return kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 ? -errno : AE_ADVANCE;
 }
@@ -311,7 +304,7 @@ static int complete_fxsave(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t 
 	int r;
 
 	if (la & 15)
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
 	if (!fpu_state(vcpu, &fpu))
 		return AE_NOT_OURS;
 	if (store) {
@@ -324,7 +317,7 @@ static int complete_fxsave(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t 
 		return ae_access(r);
 	memcpy(&v, img + 24, 4);
 	if (v & ~MXCSR_MASK)
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
 	fx_to_fpu(img, &fpu);
 	return kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : AE_ADVANCE;
 }
@@ -346,7 +339,7 @@ static int complete_mxcsr(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t l
 	}
 	r = linear_rw(vcpu, sregs, la, &v, 4, false);
 	if (!r && (v & ~MXCSR_MASK))
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, 0));
+		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
 	if (!r && have_fpu) {
 		fpu.mxcsr = v;
 		if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
