@@ -306,6 +306,14 @@ static void check_good(struct t *t)
 	assert_memory_equal(t->rx.hello.config, "cfg", 3);
 }
 
+/* A fresh receiver for the next stream of a test, and an empty stream. */
+static void restart(struct t *t, struct w *w)
+{
+	mig_rx_free(&t->rx);
+	mig_rx_init(&t->rx, false);
+	*w = (struct w){ 0 };
+}
+
 static void test_good_stream_any_chunking(void **state)
 {
 	static const size_t chunks[] = { 1, 3, 7, 16, 4095, 4096, 65536, SIZE_MAX };
@@ -453,9 +461,7 @@ static void test_bad_records(void **state)
 	expect_fail(t, &w, "page 0x100000");
 	free(w.p);
 
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	pages(&w, unaligned, nz, 1, 1);
 	expect_fail(t, &w, "page 0x1001");
@@ -473,9 +479,7 @@ static void test_bad_records(void **state)
 	free(w.p);
 
 	/* A count beyond the batch limit. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	{
 		struct w b = { 0 };
@@ -490,9 +494,7 @@ static void test_bad_records(void **state)
 	free(w.p);
 
 	/* A body length that does not match the records. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	{
 		struct w b = { 0 };
@@ -521,34 +523,26 @@ static void test_order(void **state)
 	expect_fail(t, &w, "not a cvisor migration stream");
 	free(w.p);
 	/* END before STATE. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	small(&w, MIG_MSG_END, 0, MIG_END_SIZE);
 	expect_fail(t, &w, "ended before the guest state");
 	free(w.p);
 	/* Pages after the state. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	small(&w, MIG_MSG_STATE, 1, 1);
 	pages(&w, gpa, z, 1, 0);
 	expect_fail(t, &w, "data after the state");
 	free(w.p);
 	/* Two handshakes. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	hello(&w, &good_hello);
 	hello(&w, &good_hello);
 	expect_fail(t, &w, "a second handshake");
 	free(w.p);
 	/* Disk data without storage migration. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	{
 		struct hello_opts o = good_hello;
 
@@ -560,9 +554,7 @@ static void test_order(void **state)
 	expect_fail(t, &w, "without storage migration");
 	free(w.p);
 	/* Garbage: not even our magic. */
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	put(&w, "GET / HTTP/1.1\r\n\r\n", 18);
 	expect_fail(t, &w, "not a cvisor migration stream");
 	free(w.p);
@@ -578,9 +570,7 @@ static void test_versions(void **state)
 	hello(&w, &o);
 	expect_fail(t, &w, "version 2.0 is not supported (this cvisor takes 1.0-1.0)");
 	free(w.p);
-	mig_rx_free(&t->rx);
-	mig_rx_init(&t->rx, false);
-	w = (struct w){ 0 };
+	restart(t, &w);
 	o = good_hello;
 	o.minor = 1;
 	hello(&w, &o);
