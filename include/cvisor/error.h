@@ -22,8 +22,7 @@ struct cv_error {
  * status, code r and one formatted line (control characters become
  * spaces); return r. Usage: `return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
  * "--disk %s: no such file", path);` */
-int cv_fail(struct cv_error *e, enum cv_exit status, int r, const char *fmt, ...)
-	CV_PRINTF(4, 5);
+int cv_fail(struct cv_error *e, enum cv_exit status, int r, const char *fmt, ...) CV_PRINTF(4, 5);
 
 /* Print e as "cvisor: MSG" (or "cvisor: CONTEXT: strerror" when no message
  * was given) and return its exit status: main's one place. */

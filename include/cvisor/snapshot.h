@@ -28,7 +28,7 @@ struct guest_mem;
 struct cpu_model;
 
 /* Section versions this cvisor writes (and the newest it reads). */
-#define SNAPSHOT_CONFIG_VERSION 1
+#define SNAPSHOT_CONFIG_VERSION 2
 #define SNAPSHOT_MACHINE_VERSION 2
 #define SNAPSHOT_KSTATE_VERSION 1
 #define SNAPSHOT_VCPU_VERSION 1
