@@ -1,7 +1,7 @@
 /* config.h - the guest's configuration: one field table (src/config.c)
- * drives the `cvisor run` flags, the config file's keys, the snapshot's
- * CONFIG section and the config part of `cvisor info`; the device table
- * (devices.h) adds the device flags and keys. */
+ * drives the `cvisor run` flags, the config file's keys, the usage
+ * synopsis, the snapshot's CONFIG section and the config part of `cvisor
+ * info`; the device table (devices.h) adds the device flags and keys. */
 #ifndef CVISOR_CONFIG_H
 #define CVISOR_CONFIG_H
 
@@ -94,7 +94,8 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
  * name, ...). -EINVAL with e filled. */
 int config_check(const struct vm_config *cfg, struct cv_error *e) CV_MUST;
 
-/* What `cvisor run ARGS` runs (argv[0] is "run"): the flags, then the
+/* What `cvisor run ARGS` runs (argv[0] is "run"; src/config_load.c, the
+ * part that reads files): the flags, then the
  * --config file they name (if any) with the flags again on top (the
  * command line overrides the file), config_check, then the files' full
  * names: disk images always (a snapshot records them for a restore from

@@ -62,7 +62,8 @@ static void save_config(const struct vm_config *c, struct state_buf *b)
 	const char *text;
 
 	if (!o || config_to_json(c, CONFIG_VIEW_SNAPSHOT, o) ||
-	    !(text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)))
+	    !(text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE)))
 		b->err = b->err ? b->err : -ENOMEM;
 	else
 		state_put_bytes(b, text, strlen(text));
