@@ -99,7 +99,7 @@ int devices_add(struct devices_config *dc, const struct device_type *t, const ch
 	unsigned int have = devices_count(dc, t);
 	int r;
 
-	if (t->check && (r = t->check(spec, e)))
+	if (t->check && (r = t->check(what, spec, e)))
 		return r;
 	if (t->max == 1 && have)
 		return devices_set_spec(dc, t, 0, spec)

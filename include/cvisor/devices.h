@@ -43,8 +43,9 @@ struct device_type {
 	const char *label; /* "virtio-blk", numbered "virtio-blk 0" when repeatable:
 			      log lines and the snapshot's DEVICE section */
 	/* Checked when the flag or key is read (NULL: when the device is
-	 * created). -EINVAL with e filled. */
-	int (*check)(const char *spec, struct cv_error *e);
+	 * created); `what` names it ("--balloon", "FILE: balloon"). -EINVAL
+	 * with e filled. */
+	int (*check)(const char *what, const char *spec, struct cv_error *e);
 	/* Create the index-th device of this type from spec (a bool flag's
 	 * spec is "") into d: virtio_dev_init done, transport not yet.
 	 * One contract for every device: 0, or -errno with e filled

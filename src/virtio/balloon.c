@@ -409,12 +409,12 @@ int virtio_balloon_create(struct virtio_dev *d, const struct guest_mem *mem, str
 	return 0;
 }
 
-int virtio_balloon_check(const char *spec, struct cv_error *e)
+int virtio_balloon_check(const char *what, const char *spec, struct cv_error *e)
 {
 	uint64_t bytes;
 
 	if (cv_parse_size(spec, 1, &bytes))
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "--balloon %s: not a size (try 128M)",
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: not a size (try 128M)", what,
 			       spec);
 	return 0;
 }
@@ -426,7 +426,7 @@ int virtio_balloon_device_create(struct virtio_dev *d, const char *spec, unsigne
 	int r;
 
 	(void)index;
-	if ((r = virtio_balloon_check(spec, e)))
+	if ((r = virtio_balloon_check("--balloon", spec, e)))
 		return r;
 	if ((r = cv_parse_size(spec, 1, &bytes)) ||
 	    (r = virtio_balloon_create(d, env->mem, env->loop, bytes)))

@@ -265,6 +265,11 @@ static void test_device_flags(void **state)
 	assert_string_equal(devices_spec(&c.devices, DEV("balloon"), 0), "32");
 	assert_int_equal(devices_count(&c.devices, DEV("net")), 1);
 	config_free(&c);
+	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"balloon\":\"12Q\"}", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "g.json: balloon 12Q: not a size"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--balloon", "12Q"), -EINVAL);
+	assert_non_null(strstr(err, "--balloon 12Q: not a size"));
 	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"rng\":1}", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "g.json: rng: must be true or false"));
 	config_free(&c);
