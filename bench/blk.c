@@ -179,7 +179,7 @@ static void drv_open(struct drv *v, const char *path, bool direct)
 	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_RO) |
 		     (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
 		     (1ULL << VIRTIO_BLK_F_FLUSH);
-	char err[256];
+	struct cv_error e = { 0 };
 
 	memset(v, 0, sizeof(*v));
 	v->ram = aligned_alloc(4096, RAM_SIZE);
@@ -188,8 +188,8 @@ static void drv_open(struct drv *v, const char *path, bool direct)
 	vqd_init(&v->q, v->ram, QSIZE, DESC, AVAIL, USED);
 	snprintf(c.path, sizeof(c.path), "%s", path);
 	if (evloop_init(&v->loop) ||
-	    virtio_blk_create(&v->dev, &c, &v->mem, &v->loop, NULL, NULL, err, sizeof(err))) {
-		fprintf(stderr, "bench/blk: %s\n", err);
+	    virtio_blk_create(&v->dev, &c, &v->mem, &v->loop, NULL, NULL, &e)) {
+		fprintf(stderr, "bench/blk: %s\n", e.msg);
 		exit(1);
 	}
 	if (vqd_dev_start(&v->dev, f, &v->q, 1) || evloop_once(&v->loop, 0)) {

@@ -151,16 +151,17 @@ static struct rate device(const char *tap, long frames)
 	struct evloop loop;
 	struct virtio_dev d;
 	struct vqd q[2];
-	char spec[64], err[256];
+	char spec[64];
+	struct cv_error e = { 0 };
 	long sent = 0;
 	struct rate t;
 
 	snprintf(spec, sizeof(spec), "tap=%s", tap);
 	memset(ram, 0, RAM_SIZE);
 	guest_mem_init_buf(&mem, ram, RAM_SIZE);
-	if (!ram || evloop_init(&loop) || virtio_net_parse(spec, 0, &c, err, sizeof(err)) ||
-	    virtio_net_create(&d, &c, &mem, &loop, NULL, NULL, err, sizeof(err))) {
-		fprintf(stderr, "device: %s\n", err);
+	if (!ram || evloop_init(&loop) || virtio_net_parse(spec, 0, &c, &e) ||
+	    virtio_net_create(&d, &c, &mem, &loop, NULL, NULL, &e)) {
+		fprintf(stderr, "device: %s\n", e.msg);
 		exit(1);
 	}
 	d.transport = (struct virtio_transport){ .signal = on_signal };

@@ -1,5 +1,20 @@
-/* config.c - `cvisor run` arguments and config files -> struct vm_config.
- * Pure: no I/O (the caller reads the config file). */
+/* config.c - `cvisor run` arguments and config files -> struct vm_config,
+ * and back out (the snapshot's CONFIG, `cvisor info`).
+ *
+ * One description of the config: the field table below (with the device
+ * table of devices.c for the device keys). It drives the flags (--KEY,
+ * '-' for '_'), the config file's keys, the usage synopsis, the snapshot's
+ * CONFIG section and the config part of `cvisor info`.
+ *
+ * The snapshot's CONFIG payload is the canonical JSON config (the config
+ * file's form, CONFIG_VIEW_SNAPSHOT), rather than fields laid out by an
+ * X-macro: a restore then reads it through config_apply_json, the parser
+ * and range checks every user's config file already goes through, so the
+ * snapshot can hold nothing a user could not have asked for; a field added
+ * to the table is saved and restored with no format change (an absent key
+ * keeps its default, so older files still load); and the section reads as
+ * what the user asked for. Version 1 sections (fixed fields) are still
+ * read by src/snapshot/load.c. */
 #include "cvisor/config.h"
 
 #include <errno.h>
@@ -12,308 +27,332 @@
 #include "cvisor/ctl_proto.h"
 #include "cvisor/devices.h"
 
-/* Values quoted from the input must not break the one-line rule. */
-static int one_line(char *err)
+/* Setters shared by the flags, the file and the snapshot: `what` is
+ * "--memory" for a flag and "FILE: memory" for a key, so that messages
+ * name either. -EINVAL or -ENOMEM with e filled. */
+typedef int (*setter_fn)(struct vm_config *cfg, const char *what, const char *v,
+			 struct cv_error *e);
+
+#define BAD(...) cv_fail(e, CV_EXIT_USAGE, -EINVAL, __VA_ARGS__)
+
+static int set_str(char **field, const char *v, struct cv_error *e)
 {
-	for (char *p = err; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return -EINVAL;
+	return config_set_string(field, v) ? cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory") : 0;
 }
 
-/* Setters shared by the flags and the file: `what` is "--memory" for a
- * flag and "FILE: memory" for a key, so that messages name either. */
-typedef int (*setter_fn)(struct vm_config *cfg, const char *what, const char *v, char *err,
-			 size_t errlen);
-
-static int set_kernel(struct vm_config *cfg, const char *what, const char *v, char *err,
-		      size_t errlen)
+static int set_kernel(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
-	if (!v[0])
-		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
-	cfg->kernel = v;
-	return 0;
+	return v[0] ? set_str(&cfg->kernel, v, e) : BAD("%s: empty file name", what);
 }
 
-static int set_initrd(struct vm_config *cfg, const char *what, const char *v, char *err,
-		      size_t errlen)
+static int set_initrd(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
-	if (!v[0])
-		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
-	cfg->initrd = v;
-	return 0;
+	return v[0] ? set_str(&cfg->initrd, v, e) : BAD("%s: empty file name", what);
 }
 
-static int set_cmdline(struct vm_config *cfg, const char *what, const char *v, char *err,
-		       size_t errlen)
+static int set_config_file(struct vm_config *cfg, const char *what, const char *v,
+			   struct cv_error *e)
 {
-	if (strlen(v) >= 4096)
-		return cv_errf(err, errlen, -EINVAL, "%s: longer than 4095 bytes", what);
-	cfg->cmdline = v;
+	return v[0] ? set_str(&cfg->config_file, v, e) : BAD("%s: empty file name", what);
+}
+
+static int set_cmdline(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	if (strlen(v) >= CONFIG_CMDLINE_MAX)
+		return BAD("%s: longer than %d bytes", what, CONFIG_CMDLINE_MAX - 1);
+	memcpy(cfg->cmdline, v, strlen(v) + 1);
 	return 0;
 }
 
 /* A memory size of at least CONFIG_MIN_MEM (--memory, --memory-limit). */
-static int parse_mem_size(const char *what, const char *v, uint64_t *sz, char *err, size_t errlen)
+static int parse_mem_size(const char *what, const char *v, uint64_t *sz, struct cv_error *e)
 {
 	if (cv_parse_size(v, 1, sz))
-		return cv_errf(err, errlen, -EINVAL, "%s %s: not a size (try 512M or 2G)", what, v);
+		return BAD("%s %s: not a size (try 512M or 2G)", what, v);
 	if (*sz < CONFIG_MIN_MEM)
-		return cv_errf(err, errlen, -EINVAL, "%s %s: at least %lluM is needed", what, v,
-			       CONFIG_MIN_MEM >> 20);
+		return BAD("%s %s: at least %lluM is needed", what, v, CONFIG_MIN_MEM >> 20);
 	return 0;
 }
 
-static int set_memory(struct vm_config *cfg, const char *what, const char *v, char *err,
-		      size_t errlen)
+static int set_memory(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	uint64_t sz;
 	int r;
 
-	if ((r = parse_mem_size(what, v, &sz, err, errlen)))
+	if ((r = parse_mem_size(what, v, &sz, e)))
 		return r;
 	if (sz % 4096)
-		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a multiple of 4 KiB", what, v);
+		return BAD("%s %s: must be a multiple of 4 KiB", what, v);
 	cfg->mem_size = sz;
 	return 0;
 }
 
-static int set_cpus(struct vm_config *cfg, const char *what, const char *v, char *err,
-		    size_t errlen)
+static int set_memory_limit(struct vm_config *cfg, const char *what, const char *v,
+			    struct cv_error *e)
+{
+	return parse_mem_size(what, v, &cfg->memory_limit, e);
+}
+
+static int set_cpus(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPUS, &n))
-		return cv_errf(err, errlen, -EINVAL, "%s %s: must be a number from 1 to %d", what,
-			       v, CONFIG_MAX_CPUS);
+		return BAD("%s %s: must be a number from 1 to %d", what, v, CONFIG_MAX_CPUS);
 	cfg->ncpus = (unsigned int)n;
 	return 0;
 }
 
-static int set_quirks(struct vm_config *cfg, const char *what, const char *v, char *err,
-		      size_t errlen)
+static const char *const quirks_names[] = { "auto", "on", "off", NULL };
+static const char *const transport_names[] = { "pci", "mmio", NULL };
+
+/* The index of v in names, or -1. */
+static int name_index(const char *const *names, const char *v)
 {
-	if (!strcmp(v, "auto"))
-		cfg->quirks = CONFIG_QUIRKS_AUTO;
-	else if (!strcmp(v, "on"))
-		cfg->quirks = CONFIG_QUIRKS_ON;
-	else if (!strcmp(v, "off"))
-		cfg->quirks = CONFIG_QUIRKS_OFF;
-	else
-		return cv_errf(err, errlen, -EINVAL, "%s %s: must be auto, on or off", what, v);
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(names[i], v))
+			return i;
+	return -1;
+}
+
+static int set_quirks(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	int i = name_index(quirks_names, v);
+
+	if (i < 0)
+		return BAD("%s %s: must be auto, on or off", what, v);
+	cfg->quirks = (enum config_quirks)i;
 	return 0;
 }
 
-static int set_name(struct vm_config *cfg, const char *what, const char *v, char *err,
-		    size_t errlen)
+static int set_transport(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	int i = name_index(transport_names, v);
+
+	if (i < 0)
+		return BAD("%s %s: must be pci or mmio", what, v);
+	cfg->devices.transport = (enum virtio_transport_kind)i;
+	return 0;
+}
+
+static int set_name(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	if (!ctl_name_valid(v))
-		return cv_errf(err, errlen, -EINVAL,
-			       "%s %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
-			       "not starting with '.' or '-'",
-			       what, v, CTL_NAME_MAX);
-	cfg->name = v;
-	return 0;
+		return BAD("%s %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
+			   "not starting with '.' or '-'",
+			   what, v, CTL_NAME_MAX);
+	return set_str(&cfg->name, v, e);
 }
 
-static int set_weight(struct vm_config *cfg, const char *what, const char *v, char *err,
-		      size_t errlen)
+static int set_weight(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPU_WEIGHT, &n))
-		return cv_errf(err, errlen, -EINVAL,
-			       "%s %s: must be a number from 1 to %d (default %d)", what, v,
-			       CONFIG_MAX_CPU_WEIGHT, CONFIG_DEFAULT_CPU_WEIGHT);
+		return BAD("%s %s: must be a number from 1 to %d (default %d)", what, v,
+			   CONFIG_MAX_CPU_WEIGHT, CONFIG_DEFAULT_CPU_WEIGHT);
 	cfg->cpu_weight = (unsigned int)n;
 	return 0;
 }
 
-static int set_cap(struct vm_config *cfg, const char *what, const char *v, char *err, size_t errlen)
+static int set_cap(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	uint64_t n;
 
 	if (cv_parse_uint(v, 1, CONFIG_MAX_CPU_CAP, &n))
-		return cv_errf(err, errlen, -EINVAL,
-			       "%s %s: must be a percentage of one host CPU from 1 to %d", what, v,
-			       CONFIG_MAX_CPU_CAP);
+		return BAD("%s %s: must be a percentage of one host CPU from 1 to %d", what, v,
+			   CONFIG_MAX_CPU_CAP);
 	cfg->cpu_cap = (unsigned int)n;
 	return 0;
 }
 
-static int set_memory_limit(struct vm_config *cfg, const char *what, const char *v, char *err,
-			    size_t errlen)
-{
-	uint64_t sz;
-	int r;
-
-	if ((r = parse_mem_size(what, v, &sz, err, errlen)))
-		return r;
-	cfg->memory_limit = sz;
-	return 0;
-}
-
-static int set_affinity(struct vm_config *cfg, const char *what, const char *v, char *err,
-			size_t errlen)
+static int set_affinity(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	cpu_set_t set;
 
 	if (cpulist_parse(v, &set))
-		return cv_errf(err, errlen, -EINVAL, "%s %.80s: not a CPU list (try 0-3,6)", what,
-			       v);
-	cfg->cpu_affinity = v;
-	return 0;
+		return BAD("%s %.80s: not a CPU list (try 0-3,6)", what, v);
+	return set_str(&cfg->cpu_affinity, v, e);
 }
 
-static int set_config_file(struct vm_config *cfg, const char *what, const char *v, char *err,
-			   size_t errlen)
-{
-	if (!v[0])
-		return cv_errf(err, errlen, -EINVAL, "%s: empty file name", what);
-	cfg->config_file = v;
-	return 0;
-}
-
-/* How a key's JSON value becomes the setter's text. */
-enum jkind {
-	J_STRING,
-	J_INT,	  /* an integer */
-	J_SIZE,	  /* a size string ("512M") or an integer (MiB, like the flag) */
-	J_NONE,	  /* flag only */
-	J_DETACH, /* a boolean */
+/* How a field is stored in struct vm_config and written out. */
+enum ftype {
+	F_STR,	 /* char *, NULL when unset */
+	F_CHARS, /* char[]: the command line */
+	F_UINT,	 /* unsigned int; an integer in JSON */
+	F_SIZE,	 /* uint64_t bytes; a size string or a number of MiB in JSON */
+	F_BOOL,	 /* bool; true or false in JSON, a flag without value */
+	F_ENUM,	 /* an enum, by the names in `names` */
 };
 
-static const struct option {
-	const char *flag;
-	const char *key;
+/* Where a field appears, besides the command line. */
+#define IN_FILE 1u /* a config file key */
+#define IN_SNAP 2u /* the snapshot's CONFIG */
+#define IN_INFO 4u /* `cvisor info` */
+
+static const struct field {
+	const char *key;   /* the config key; the flag is --KEY with '-' for '_' */
+	const char *usage; /* in the synopsis, or NULL */
+	enum ftype type;
+	size_t off; /* in struct vm_config */
 	setter_fn set;
-	enum jkind kind;
-} options[] = {
-	{ "--kernel", "kernel", set_kernel, J_STRING },
-	{ "--initrd", "initrd", set_initrd, J_STRING },
-	{ "--cmdline", "cmdline", set_cmdline, J_STRING },
-	{ "--memory", "memory", set_memory, J_SIZE },
-	{ "--cpus", "cpus", set_cpus, J_INT },
-	{ "--emulated-host", "emulated_host", set_quirks, J_STRING },
-	{ "--name", "name", set_name, J_STRING },
-	{ "--cpu-weight", "cpu_weight", set_weight, J_INT },
-	{ "--cpu-cap", "cpu_cap", set_cap, J_INT },
-	{ "--memory-limit", "memory_limit", set_memory_limit, J_SIZE },
-	{ "--cpu-affinity", "cpu_affinity", set_affinity, J_STRING },
-	{ "--config", NULL, set_config_file, J_NONE },
-	{ "--detach", "detach", NULL, J_DETACH },
+	const char *const *names; /* F_ENUM */
+	unsigned int in;
+} fields[] = {
+#define OFF(m) offsetof(struct vm_config, m)
+	{ "kernel", "--kernel FILE", F_STR, OFF(kernel), set_kernel, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "initrd", "[--initrd FILE]", F_STR, OFF(initrd), set_initrd, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "cmdline", "[--cmdline STR]", F_CHARS, OFF(cmdline), set_cmdline, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "memory", "[--memory SIZE]", F_SIZE, OFF(mem_size), set_memory, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "cpus", "[--cpus N]", F_UINT, OFF(ncpus), set_cpus, NULL, IN_FILE | IN_SNAP },
+	{ "emulated_host", "[--emulated-host auto|on|off]", F_ENUM, OFF(quirks), set_quirks,
+	  quirks_names, IN_FILE | IN_SNAP },
+	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
+	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
+	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },
+	{ "cpu_weight", "[--cpu-weight N]", F_UINT, OFF(cpu_weight), set_weight, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "cpu_cap", "[--cpu-cap PERCENT]", F_UINT, OFF(cpu_cap), set_cap, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "memory_limit", "[--memory-limit SIZE]", F_SIZE, OFF(memory_limit), set_memory_limit,
+	  NULL, IN_FILE | IN_SNAP | IN_INFO },
+	{ "cpu_affinity", "[--cpu-affinity CPULIST]", F_STR, OFF(cpu_affinity), set_affinity, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "virtio", "[--virtio pci|mmio]", F_ENUM, OFF(devices.transport), set_transport,
+	  transport_names, IN_FILE | IN_SNAP },
+#undef OFF
 };
+
+#define FIELD(cfg, f, type) ((type *)((char *)(cfg) + (f)->off))
+#define CFIELD(cfg, f, type) ((const type *)((const char *)(cfg) + (f)->off))
 
 void config_init(struct vm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem_size = CONFIG_DEFAULT_MEM;
 	cfg->ncpus = 1;
-	cfg->cmdline = "";
 	cfg->cpu_weight = CONFIG_DEFAULT_CPU_WEIGHT;
+}
+
+int config_set_string(char **field, const char *value)
+{
+	char *copy = NULL;
+
+	if (value && !(copy = strdup(value)))
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
 }
 
 void config_free(struct vm_config *cfg)
 {
-	json_object_put(cfg->json);
-	cfg->json = NULL;
-	free(cfg->strings);
-	cfg->strings = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		if (fields[i].type == F_STR) {
+			free(*FIELD(cfg, &fields[i], char *));
+			*FIELD(cfg, &fields[i], char *) = NULL;
+		}
+	}
+	devices_config_free(&cfg->devices);
 }
 
-/* Match "--name VALUE" or "--name=VALUE"; advances *i past the value. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **val, char *err,
-		      size_t errlen)
+/* ---- flags ---- */
+
+/* The flag of a key: "--cpu-weight" for "cpu_weight". */
+static void flag_of(const char *key, char *flag, size_t len)
+{
+	snprintf(flag, len, "--%s", key);
+	for (char *p = flag; *p; p++)
+		*p = *p == '_' ? '-' : *p;
+}
+
+/* argv[*i] is "--FLAG", "--FLAG=VALUE" or "--FLAG VALUE" for flag? 1 with
+ * *val set (NULL without one; *i advanced past a separate value when
+ * `takes`), 0 if not this flag. */
+static int match_flag(int argc, char **argv, int *i, const char *flag, bool takes, const char **val,
+		      struct cv_error *e)
 {
 	const char *a = argv[*i];
-	size_t n = strlen(name);
+	size_t n = strlen(flag);
 
-	if (strncmp(a, name, n) != 0)
+	*val = NULL;
+	if (strncmp(a, flag, n) || (a[n] != '\0' && a[n] != '='))
 		return 0;
-	if (a[n] == '=') {
+	if (a[n] == '=')
 		*val = a + n + 1;
-		return 1;
-	}
-	if (a[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc)
-		return cv_errf(err, errlen, -EINVAL, "%s needs a value", name);
-	*val = argv[++*i];
+	else if (takes && *i + 1 < argc)
+		*val = argv[++*i];
+	else if (takes)
+		return BAD("%s needs a value", flag);
+	if (*val && !takes)
+		return BAD("%s takes no value", flag);
 	return 1;
 }
 
-/* Does devices_parse_flag take flag (value or not)? Asked on a scratch
- * config, so that nothing is recorded. */
-static bool is_device_flag(const char *flag)
+/* A field's or a device's flag at argv[*i]: 1 if taken, 0 if neither. */
+static int apply_flag(int argc, char **argv, int *i, struct vm_config *cfg, struct cv_error *e)
 {
-	struct devices_config scratch = { 0 };
-	char err[128];
-
-	return devices_flag_is_bool(flag) ||
-	       devices_parse_flag(&scratch, flag, "", err, sizeof(err)) != 0;
-}
-
-/* The device flags (--disk, --net, --rng, --balloon, --vsock, --virtio)
- * belong to devices.c: 1 when argv[*i] was one, 0 when it is not. */
-static int device_flag(int argc, char **argv, int *i, struct vm_config *cfg, char *err,
-		       size_t errlen)
-{
+	const struct device_type *types;
+	unsigned int ntypes;
 	char flag[32];
-	const char *a = argv[*i], *eq = strchr(a, '='), *v = NULL;
-	size_t n = eq ? (size_t)(eq - a) : strlen(a);
+	const char *v;
+	int r;
 
-	if (strncmp(a, "--", 2) || n >= sizeof(flag))
-		return 0;
-	memcpy(flag, a, n);
-	flag[n] = '\0';
-	if (!is_device_flag(flag))
-		return 0;
-	if (eq)
-		v = eq + 1;
-	else if (!devices_flag_is_bool(flag) && *i + 1 < argc)
-		v = argv[++*i];
-	else if (!devices_flag_is_bool(flag))
-		return cv_errf(err, errlen, -EINVAL, "%s needs a value", flag);
-	if (v && devices_flag_is_bool(flag))
-		return cv_errf(err, errlen, -EINVAL, "%s takes no value", flag);
-	return devices_parse_flag(&cfg->devices, flag, v, err, errlen) < 0 ? one_line(err) : 1;
-}
+	for (size_t k = 0; k < ARRAY_SIZE(fields); k++) {
+		const struct field *f = &fields[k];
 
-int config_apply_flags(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
-{
-	for (int i = 1; i < argc; i++) {
-		const struct option *o = NULL;
-		const char *v = NULL;
-		int r = 0;
-
-		if (!strcmp(argv[i], "-d") || !strcmp(argv[i], "--detach")) {
-			cfg->detach = true;
-			continue;
-		}
-		for (size_t k = 0; k < ARRAY_SIZE(options) && !r; k++) {
-			if (!options[k].set)
-				continue;
-			r = take_value(argc, argv, &i, options[k].flag, &v, err, errlen);
-			o = &options[k];
-		}
-		if (r < 0)
-			return r;
-		if (r > 0) {
-			if ((r = o->set(cfg, o->flag, v, err, errlen)))
+		flag_of(f->key, flag, sizeof(flag));
+		if ((r = match_flag(argc, argv, i, flag, f->type != F_BOOL, &v, e)) <= 0) {
+			if (r < 0)
 				return r;
 			continue;
 		}
-		if ((r = device_flag(argc, argv, &i, cfg, err, errlen)) < 0)
+		if (f->type == F_BOOL)
+			*FIELD(cfg, f, bool) = true;
+		else if ((r = f->set(cfg, flag, v, e)))
+			return r;
+		return 1;
+	}
+	types = devices_table(&ntypes);
+	for (unsigned int k = 0; k < ntypes; k++) {
+		flag_of(types[k].key, flag, sizeof(flag));
+		if ((r = match_flag(argc, argv, i, flag, types[k].arg != NULL, &v, e)) <= 0) {
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if ((r = devices_add(&cfg->devices, &types[k], flag, v ? v : "", e)))
+			return r;
+		return 1;
+	}
+	return 0;
+}
+
+int config_apply_flags(int argc, char **argv, struct vm_config *cfg, struct cv_error *e)
+{
+	for (int i = 1; i < argc; i++) {
+		int r;
+
+		if (!strcmp(argv[i], "-d")) {
+			cfg->detach = true;
+			continue;
+		}
+		if ((r = apply_flag(argc, argv, &i, cfg, e)) < 0)
 			return r;
 		if (r > 0)
 			continue;
 		if (argv[i][0] == '-')
-			return cv_errf(err, errlen, -EINVAL,
-				       "run: unknown flag %s (see cvisor run --help)", argv[i]);
-		return cv_errf(err, errlen, -EINVAL, "run: unexpected argument %s", argv[i]);
+			return BAD("run: unknown flag %s (see cvisor run --help)", argv[i]);
+		return BAD("run: unexpected argument %s", argv[i]);
 	}
 	return 0;
 }
+
+/* ---- the config file ---- */
 
 /* "FILE:LINE:COL" of byte off in text. */
 static void text_position(const char *text, size_t off, unsigned int *line, unsigned int *col)
@@ -330,112 +369,104 @@ static void text_position(const char *text, size_t off, unsigned int *line, unsi
 	}
 }
 
-/* One device value (a string, or an integer for a size) to devices.c. */
-static int apply_device_value(const char *file, const char *key, const char *flag,
-			      struct json_object *val, struct vm_config *cfg, char *err,
-			      size_t errlen)
+/* A JSON value as the text a flag would carry: a string, or an integer
+ * where ints is set. NULL with e filled ("must be ...") otherwise. */
+static const char *value_text(const char *what, struct json_object *val, bool ints,
+			      const char *want, char *num, size_t numlen, struct cv_error *e)
 {
-	char num[32], msg[256];
 	const char *v;
 
-	if (json_object_is_type(val, json_type_int)) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_object_get_int64(val));
-		v = num;
-		/* devices.c keeps the pointer: only sizes may be numbers. */
-		if (strcmp(flag, "--balloon"))
-			return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
-	} else if (json_object_is_type(val, json_type_string)) {
-		v = json_object_get_string(val);
-		if (strlen(v) != (size_t)json_object_get_string_len(val))
-			return cv_errf(err, errlen, -EINVAL, "%s: %s: contains a NUL character",
-				       file, key);
-	} else {
-		return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
+	if (ints && json_object_is_type(val, json_type_int)) {
+		snprintf(num, numlen, "%lld", (long long)json_object_get_int64(val));
+		return num;
 	}
-	if (devices_parse_flag(&cfg->devices, flag, v, msg, sizeof(msg)) < 0)
-		return cv_errf(err, errlen, -EINVAL, "%s: %s", file, msg);
-	return 0;
+	if (!json_object_is_type(val, json_type_string))
+		return BAD("%s: must be %s", what, want), NULL;
+	v = json_object_get_string(val);
+	/* An embedded NUL would silently shorten the value. */
+	if (strlen(v) != (size_t)json_object_get_string_len(val))
+		return BAD("%s: contains a NUL character", what), NULL;
+	return v;
 }
 
-/* Device keys: "rng": true; "disk" and "net": a string or a list of them;
- * the others: a string (or a size for "balloon"). */
-static int apply_device_key(const char *file, const char *key, const char *flag,
-			    struct json_object *val, struct vm_config *cfg, char *err,
-			    size_t errlen)
+/* A device key: true for a flag without value, a string (or a number
+ * for a size), or a list of them for a repeatable device. */
+static int apply_device_key(const char *what, const struct device_type *t, struct json_object *val,
+			    struct vm_config *cfg, struct cv_error *e)
 {
-	char msg[256];
+	char num[32];
+	const char *v;
 	int r;
 
-	if (devices_flag_is_bool(flag)) {
+	if (!t->arg) {
 		if (!json_object_is_type(val, json_type_boolean))
-			return cv_errf(err, errlen, -EINVAL, "%s: %s: must be true or false", file,
-				       key);
-		if (json_object_get_boolean(val) &&
-		    devices_parse_flag(&cfg->devices, flag, NULL, msg, sizeof(msg)) < 0)
-			return cv_errf(err, errlen, -EINVAL, "%s: %s", file, msg);
+			return BAD("%s: must be true or false", what);
+		return json_object_get_boolean(val) ? devices_add(&cfg->devices, t, what, "", e)
+						    : 0;
+	}
+	if (t->max > 1 && json_object_is_type(val, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(val); i++)
+			if ((r = apply_device_key(what, t, json_object_array_get_idx(val, i), cfg,
+						  e)))
+				return r;
 		return 0;
 	}
-	if (!json_object_is_type(val, json_type_array))
-		return apply_device_value(file, key, flag, val, cfg, err, errlen);
-	if (strcmp(key, "disk") && strcmp(key, "net"))
-		return cv_errf(err, errlen, -EINVAL, "%s: %s: must be a string", file, key);
-	for (size_t i = 0; i < json_object_array_length(val); i++)
-		if ((r = apply_device_value(file, key, flag, json_object_array_get_idx(val, i), cfg,
-					    err, errlen)))
-			return r;
-	return 0;
+	if (!(v = value_text(what, val, t->size_value, "a string", num, sizeof(num), e)))
+		return -EINVAL;
+	return devices_add(&cfg->devices, t, what, v, e);
+}
+
+/* "(keys: kernel, initrd, ...)" for the unknown key message. */
+static void key_list(char *buf, size_t len)
+{
+	unsigned int nt;
+	const struct device_type *t = devices_table(&nt);
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(fields) && n < len; i++)
+		if (fields[i].in & IN_FILE)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+					      fields[i].key);
+	for (unsigned int i = 0; i < nt && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, ", %s", t[i].key);
 }
 
 static int apply_key(const char *file, const char *key, struct json_object *val,
-		     struct vm_config *cfg, char *err, size_t errlen)
+		     struct vm_config *cfg, struct cv_error *e)
 {
-	const struct option *o = NULL;
-	char what[160], num[32];
+	const struct field *f = NULL;
+	const struct device_type *t = devices_type(key);
+	char what[160], num[32], keys[256];
 	const char *v;
 
-	for (size_t k = 0; k < ARRAY_SIZE(options) && !o; k++)
-		if (options[k].key && !strcmp(options[k].key, key))
-			o = &options[k];
-	if (!o && strlen(key) < 24) {
-		snprintf(what, sizeof(what), "--%s", key);
-		for (char *p = what; *p; p++)
-			*p = *p == '_' ? '-' : *p;
-		if (!strchr(key, '-') && is_device_flag(what))
-			return apply_device_key(file, key, what, val, cfg, err, errlen);
-	}
-	if (!o)
-		return cv_errf(
-			err, errlen, -EINVAL,
-			"%s: unknown key \"%.64s\" (keys: kernel, initrd, cmdline, memory, "
-			"cpus, name, detach, cpu_weight, cpu_cap, memory_limit, cpu_affinity, "
-			"emulated_host, disk, net, rng, balloon, vsock, virtio)",
-			file, key);
+	for (size_t k = 0; k < ARRAY_SIZE(fields) && !f; k++)
+		if ((fields[k].in & IN_FILE) && !strcmp(fields[k].key, key))
+			f = &fields[k];
 	snprintf(what, sizeof(what), "%s: %s", file, key);
-	if (o->kind == J_DETACH) {
+	if (!f && t)
+		return apply_device_key(what, t, val, cfg, e);
+	if (!f) {
+		key_list(keys, sizeof(keys));
+		return BAD("%s: unknown key \"%.64s\" (keys: %s)", file, key, keys);
+	}
+	if (f->type == F_BOOL) {
 		if (!json_object_is_type(val, json_type_boolean))
-			return cv_errf(err, errlen, -EINVAL, "%s: must be true or false", what);
-		cfg->detach = json_object_get_boolean(val);
+			return BAD("%s: must be true or false", what);
+		*FIELD(cfg, f, bool) = json_object_get_boolean(val);
 		return 0;
 	}
-	if ((o->kind == J_INT || o->kind == J_SIZE) && json_object_is_type(val, json_type_int)) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_object_get_int64(val));
-		v = num;
-	} else if (o->kind != J_INT && json_object_is_type(val, json_type_string)) {
-		v = json_object_get_string(val);
-		/* An embedded NUL would silently shorten the value. */
-		if (strlen(v) != (size_t)json_object_get_string_len(val))
-			return cv_errf(err, errlen, -EINVAL, "%s: contains a NUL character", what);
-	} else {
-		return cv_errf(err, errlen, -EINVAL, "%s: must be %s", what,
-			       o->kind == J_INT	   ? "an integer"
-			       : o->kind == J_SIZE ? "a size such as \"512M\" or a number of MiB"
-						   : "a string");
-	}
-	return o->set(cfg, what, v, err, errlen);
+	if (f->type == F_UINT && !json_object_is_type(val, json_type_int))
+		return BAD("%s: must be an integer", what);
+	v = value_text(what, val, f->type == F_UINT || f->type == F_SIZE,
+		       f->type == F_SIZE ? "a size such as \"512M\" or a number of MiB"
+					 : "a string",
+		       num, sizeof(num), e);
+	return v ? f->set(cfg, what, v, e) : -EINVAL;
 }
 
 int config_apply_json(const char *file, const char *text, size_t len, struct vm_config *cfg,
-		      char *err, size_t errlen)
+		      struct cv_error *e)
 {
 	struct json_object *root;
 	const char *desc;
@@ -444,38 +475,188 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
 	int r;
 
 	if (len > CONFIG_FILE_MAX)
-		return cv_errf(err, errlen, -EINVAL, "%s: larger than %d bytes", file,
-			       CONFIG_FILE_MAX);
+		return BAD("%s: larger than %d bytes", file, CONFIG_FILE_MAX);
 	/* Not strict: json-c's relaxed mode allows comments in the file. */
 	if ((r = ctl_json_parse(text, len, false, &root, &off, &desc))) {
 		if (r == -ENOMEM)
-			return cv_errf(err, errlen, -EINVAL, "%s: out of memory", file);
+			return BAD("%s: out of memory", file);
 		text_position(text, off, &line, &col);
-		return cv_errf(err, errlen, -EINVAL, "%s:%u:%u: malformed JSON: %s", file, line,
-			       col, desc);
+		return BAD("%s:%u:%u: malformed JSON: %s", file, line, col, desc);
 	}
 	if (!json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
-		return cv_errf(err, errlen, -EINVAL,
-			       "%s: must hold one JSON object ({\"kernel\": ...})", file);
+		return BAD("%s: must hold one JSON object ({\"kernel\": ...})", file);
 	}
-	json_object_put(cfg->json);
-	cfg->json = root;
+	r = 0;
 	json_object_object_foreach(root, key, val)
 	{
-		if ((r = apply_key(file, key, val, cfg, err, errlen)))
-			return r;
+		if ((r = apply_key(file, key, val, cfg, e)))
+			break;
+	}
+	/* cfg holds copies: the tree goes now. */
+	json_object_put(root);
+	return r;
+}
+
+int config_check(const struct vm_config *cfg, struct cv_error *e)
+{
+	if (!cfg->kernel || !cfg->kernel[0])
+		return BAD("run: --kernel FILE is required");
+	if (cfg->detach && !cfg->name)
+		return BAD("run: -d needs --name NAME (a detached guest is reached by its name)");
+	return 0;
+}
+
+/* ---- out: the snapshot's CONFIG, `cvisor info`, usage ---- */
+
+/* An exact size the parsers read back: "512M", "4100K", "12345b". */
+static void size_text(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t unit = 1ULL << (30 - 10 * i);
+
+		if (v && !(v % unit)) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(v / unit), units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llub", (unsigned long long)v);
+}
+
+/* One field's JSON value in a view, or NULL when it is left out. *bad
+ * is set when an allocation failed. */
+static struct json_object *field_json(const struct vm_config *cfg, const struct field *f,
+				      enum config_view view, bool *bad)
+{
+	bool info = view == CONFIG_VIEW_INFO;
+	struct json_object *j = NULL;
+	char num[32];
+
+	switch (f->type) {
+	case F_STR:
+		if (!*CFIELD(cfg, f, char *))
+			return NULL; /* info: null; the snapshot: left out */
+		j = json_object_new_string(*CFIELD(cfg, f, char *));
+		break;
+	case F_CHARS:
+		j = json_object_new_string(CFIELD(cfg, f, char));
+		break;
+	case F_UINT:
+		if (!info && !*CFIELD(cfg, f, unsigned int))
+			return NULL;
+		j = json_object_new_int64(*CFIELD(cfg, f, unsigned int));
+		break;
+	case F_SIZE:
+		if (info) {
+			j = json_object_new_uint64(*CFIELD(cfg, f, uint64_t));
+			break;
+		}
+		if (!*CFIELD(cfg, f, uint64_t))
+			return NULL;
+		size_text(*CFIELD(cfg, f, uint64_t), num, sizeof(num));
+		j = json_object_new_string(num);
+		break;
+	case F_BOOL:
+		j = json_object_new_boolean(*CFIELD(cfg, f, bool));
+		break;
+	case F_ENUM:
+		if (!*CFIELD(cfg, f, int))
+			return NULL; /* the default */
+		j = json_object_new_string(f->names[*CFIELD(cfg, f, int)]);
+		break;
+	}
+	*bad |= !j;
+	return j;
+}
+
+/* The devices in the config file's form: true, "SPEC" or ["SPEC", ...]. */
+static int devices_json(const struct devices_config *dc, struct json_object *o)
+{
+	unsigned int nt;
+	const struct device_type *t = devices_table(&nt);
+
+	for (unsigned int k = 0; k < nt; k++) {
+		unsigned int n = devices_count(dc, &t[k]);
+		struct json_object *j;
+
+		if (!n)
+			continue;
+		if (!t[k].arg)
+			j = json_object_new_boolean(true);
+		else if (t[k].max == 1)
+			j = json_object_new_string(devices_spec(dc, &t[k], 0));
+		else if ((j = json_object_new_array()))
+			for (unsigned int i = 0; i < n; i++)
+				if (json_object_array_add(
+					    j, json_object_new_string(devices_spec(dc, &t[k], i))))
+					return json_object_put(j), -ENOMEM;
+		if (!j || json_object_object_add(o, t[k].key, j))
+			return json_object_put(j), -ENOMEM;
 	}
 	return 0;
 }
 
-int config_check(const struct vm_config *cfg, char *err, size_t errlen)
+int config_to_json(const struct vm_config *cfg, enum config_view view, struct json_object *o)
 {
-	if (!cfg->kernel || !cfg->kernel[0])
-		return cv_errf(err, errlen, -EINVAL, "run: --kernel FILE is required");
-	if (cfg->detach && !cfg->name)
-		return cv_errf(
-			err, errlen, -EINVAL,
-			"run: -d needs --name NAME (a detached guest is reached by its name)");
-	return 0;
+	unsigned int want = view == CONFIG_VIEW_INFO ? IN_INFO : IN_SNAP;
+	bool bad = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		const struct field *f = &fields[i];
+		struct json_object *j;
+
+		if (!(f->in & want))
+			continue;
+		j = field_json(cfg, f, view, &bad);
+		/* info shows an unset string as null; the snapshot leaves it out. */
+		if ((j || view == CONFIG_VIEW_INFO) && json_object_object_add(o, f->key, j)) {
+			json_object_put(j);
+			bad = true;
+		}
+	}
+	if (view == CONFIG_VIEW_SNAPSHOT && devices_json(&cfg->devices, o))
+		bad = true;
+	return bad ? -ENOMEM : 0;
+}
+
+/* Append word to the synopsis in buf, wrapping at 92 columns. */
+static void usage_word(char *buf, size_t len, size_t *n, size_t *col, const char *word)
+{
+	static const char indent[] = "\n                  ";
+	size_t w = strlen(word);
+
+	if (*col + 1 + w > 92) {
+		*n += (size_t)snprintf(buf + *n, len - *n, "%s", indent);
+		*col = sizeof(indent) - 2;
+	} else {
+		*n += (size_t)snprintf(buf + *n, len - *n, " ");
+		(*col)++;
+	}
+	*n = *n < len ? *n : len - 1;
+	*n += (size_t)snprintf(buf + *n, len - *n, "%s", word);
+	*n = *n < len ? *n : len - 1;
+	*col += w;
+}
+
+const char *config_usage(char *buf, size_t len)
+{
+	unsigned int nt;
+	const struct device_type *t = devices_table(&nt);
+	size_t n = (size_t)snprintf(buf, len, "usage: cvisor run"), col = n;
+	char word[96];
+
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		if (fields[i].usage)
+			usage_word(buf, len, &n, &col, fields[i].usage);
+	for (unsigned int i = 0; i < nt; i++) {
+		if (t[i].arg)
+			snprintf(word, sizeof(word), "[--%s %s]%s", t[i].key, t[i].arg,
+				 t[i].max > 1 ? "..." : "");
+		else
+			snprintf(word, sizeof(word), "[--%s]", t[i].key);
+		usage_word(buf, len, &n, &col, word);
+	}
+	return buf;
 }

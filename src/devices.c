@@ -1,4 +1,6 @@
-/* devices.c - attach virtio devices to the VM's transport. */
+/* devices.c - the device table, and the VM's devices built from it:
+ * created in table order, attached to the transport, listed for the
+ * snapshot code behind one interface (device.h). */
 #include "cvisor/devices.h"
 
 #include <errno.h>
@@ -13,54 +15,115 @@
 #include "cvisor/virtio_vsock.h"
 #include "cvisor/vm.h"
 
+/* The device table: one row per device type, in creation order (which
+ * also fixes PCI slots and mmio addresses, so a restore rebuilds the same
+ * machine). A row's create lives in the device's own file. */
+static const struct device_type device_table[] = {
+	/* key  value syntax (usage)  max  size_value  path  label  check  create */
+	{ "disk", "PATH[,readonly][,serial=ID]", 8, false, true, "virtio-blk", NULL,
+	  virtio_blk_device_create },
+	{ "net", "user[,...]|tap=NAME", 4, false, false, "virtio-net", NULL,
+	  virtio_net_device_create },
+	{ "rng", NULL, 1, false, false, "virtio-rng", NULL, virtio_rng_device_create },
+	{ "balloon", "SIZE", 1, true, false, "virtio-balloon", virtio_balloon_check,
+	  virtio_balloon_device_create },
+	{ "vsock", "CID[,uds=PATH]", 1, false, false, "virtio-vsock", NULL,
+	  virtio_vsock_device_create },
+};
+
 /* ISA IRQs free on this machine: not the PIT (0), keyboard (1), cascade
  * (2), COM1/COM2 (4/3), RTC (8), SCI (9) or the IDE pair. */
 static const uint32_t mmio_gsis[] = { 5, 6, 7, 10, 11, 12, 14, 15 };
 
-bool devices_flag_is_bool(const char *flag)
+/* ---- what the user asked for ---- */
+
+const struct device_type *devices_table(unsigned int *n)
 {
-	return !strcmp(flag, "--rng");
+	*n = ARRAY_SIZE(device_table);
+	return device_table;
 }
 
-int devices_parse_flag(struct devices_config *dc, const char *flag, const char *value, char *err,
-		       size_t errlen)
+const struct device_type *devices_type(const char *key)
 {
-	if (!strcmp(flag, "--disk")) {
-		if (dc->ndisks == DEVICES_MAX_DISKS)
-			goto too_many;
-		dc->disks[dc->ndisks++] = value;
-	} else if (!strcmp(flag, "--net")) {
-		if (dc->nnets == DEVICES_MAX_NETS)
-			goto too_many;
-		dc->nets[dc->nnets++] = value;
-	} else if (!strcmp(flag, "--rng")) {
-		dc->rng = true;
-	} else if (!strcmp(flag, "--balloon")) {
-		if (cv_parse_size(value, 1, &dc->balloon_bytes)) {
-			snprintf(err, errlen, "--balloon %s: not a size (try 128M)", value);
-			return -EINVAL;
-		}
-		dc->balloon = true;
-	} else if (!strcmp(flag, "--vsock")) {
-		dc->vsock = value;
-	} else if (!strcmp(flag, "--virtio")) {
-		if (!strcmp(value, "pci")) {
-			dc->transport = VIRTIO_TRANSPORT_PCI;
-		} else if (!strcmp(value, "mmio")) {
-			dc->transport = VIRTIO_TRANSPORT_MMIO;
-		} else {
-			snprintf(err, errlen, "--virtio %s: must be pci or mmio", value);
-			return -EINVAL;
-		}
-	} else {
-		return 0;
-	}
-	return 1;
-too_many:
-	snprintf(err, errlen, "%s: at most %d of them", flag,
-		 !strcmp(flag, "--disk") ? DEVICES_MAX_DISKS : DEVICES_MAX_NETS);
-	return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(device_table); i++)
+		if (!strcmp(device_table[i].key, key))
+			return &device_table[i];
+	return NULL;
 }
+
+unsigned int devices_count(const struct devices_config *dc, const struct device_type *t)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < dc->n; i++)
+		n += dc->dev[i].type == t;
+	return n;
+}
+
+/* The slot of the i-th spec of type t, or NULL. */
+static struct device_spec *find_spec(const struct devices_config *dc, const struct device_type *t,
+				     unsigned int i)
+{
+	for (unsigned int k = 0; k < dc->n; k++)
+		if (dc->dev[k].type == t && !i--)
+			return (struct device_spec *)&dc->dev[k];
+	return NULL;
+}
+
+const char *devices_spec(const struct devices_config *dc, const struct device_type *t,
+			 unsigned int i)
+{
+	struct device_spec *s = find_spec(dc, t, i);
+
+	return s ? s->spec : NULL;
+}
+
+int devices_set_spec(struct devices_config *dc, const struct device_type *t, unsigned int i,
+		     const char *spec)
+{
+	struct device_spec *s = find_spec(dc, t, i);
+	char *copy;
+
+	if (!s)
+		return -ENOENT;
+	if (!(copy = strdup(spec)))
+		return -ENOMEM;
+	free(s->spec);
+	s->spec = copy;
+	return 0;
+}
+
+int devices_add(struct devices_config *dc, const struct device_type *t, const char *what,
+		const char *spec, struct cv_error *e)
+{
+	unsigned int have = devices_count(dc, t);
+	int r;
+
+	if (t->check && (r = t->check(what, spec, e)))
+		return r;
+	if (t->max == 1 && have)
+		return devices_set_spec(dc, t, 0, spec)
+			       ? cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory")
+			       : 0;
+	if (have == t->max)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: at most %u of them", what, t->max);
+	if (dc->n == VM_MAX_VIRTIO)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: at most %d devices", what,
+			       VM_MAX_VIRTIO);
+	if (!(dc->dev[dc->n].spec = strdup(spec)))
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	dc->dev[dc->n++].type = t;
+	return 0;
+}
+
+void devices_config_free(struct devices_config *dc)
+{
+	for (unsigned int i = 0; i < dc->n; i++)
+		free(dc->dev[i].spec);
+	dc->n = 0;
+}
+
+/* ---- the devices of a VM ---- */
 
 int vm_devices_init(struct vm *vm)
 {
@@ -77,7 +140,8 @@ int vm_attach_virtio(struct vm *vm, struct vm_virtio *v)
 
 	if (i == VM_MAX_VIRTIO)
 		return -ENOSPC;
-	if (vm->devcfg->transport == VIRTIO_TRANSPORT_PCI) {
+	v->mmio = vm->devcfg->transport == VIRTIO_TRANSPORT_MMIO;
+	if (!v->mmio) {
 		r = virtio_pci_attach(&v->t.pci, &v->dev, &vm->pci, &vm->router, &vm->loop);
 	} else {
 		size_t n = strlen(vm->virtio_cmdline);
@@ -98,165 +162,64 @@ int vm_attach_virtio(struct vm *vm, struct vm_virtio *v)
 	return 0;
 }
 
-static struct vm_virtio *new_virtio(void)
+static void virtio_destroy(void *opaque)
 {
+	struct vm_virtio *v = opaque;
+
+	if (v->dev.ops && v->dev.ops->destroy)
+		v->dev.ops->destroy(&v->dev);
+	free(v);
+}
+
+/* Create the index-th device of type t and attach it. */
+static int create_one(struct vm *vm, const struct device_type *t, const char *spec,
+		      unsigned int index, struct cv_error *e)
+{
+	const struct virtio_env env = { &vm->mem, &vm->loop, &vm->stats };
 	struct vm_virtio *v = calloc(1, sizeof(*v));
-
-	if (!v)
-		cv_err("out of memory for a device");
-	return v;
-}
-
-/* Attach v or free it (after its destroy) if attaching fails. */
-static int attach_or_drop(struct vm *vm, struct vm_virtio *v)
-{
-	int r = vm_attach_virtio(vm, v);
-
-	if (r == -E2BIG) {
-		cv_err("%s: at most %zu devices with --virtio mmio (use --virtio pci)",
-		       v->dev.label, ARRAY_SIZE(mmio_gsis));
-		r = -EINVAL; /* the user's configuration: exit status 2 */
-	} else if (r) {
-		cv_err("%s: cannot attach: %s", v->dev.label, strerror(-r));
-	}
-	if (r) {
-		if (v->destroy)
-			v->destroy(&v->dev);
-		free(v);
-	}
-	return r;
-}
-
-static int create_disk(struct vm *vm, const char *spec, unsigned int i, bool *usage)
-{
-	struct virtio_blk_config c;
-	struct vm_virtio *v;
-	char err[256];
-	int r;
-
-	if (virtio_blk_parse(spec, &c, err, sizeof(err))) {
-		cv_err("%s", err);
-		return -EINVAL;
-	}
-	if (!(v = new_virtio()))
-		return -ENOMEM;
-	r = virtio_blk_create(&v->dev, &c, &vm->mem, &vm->loop, &vm->stats.blk_read_bytes,
-			      &vm->stats.blk_write_bytes, err, sizeof(err));
-	if (r) {
-		*usage = true; /* a missing image, or no permission on it */
-		cv_err("%s", err);
-		virtio_blk_destroy(&v->dev);
-		free(v);
-		return r;
-	}
-	snprintf(v->dev.label, sizeof(v->dev.label), "virtio-blk %u", i);
-	v->destroy = virtio_blk_destroy;
-	return attach_or_drop(vm, v);
-}
-
-static int create_net(struct vm *vm, const char *spec, unsigned int i, bool *usage)
-{
-	struct virtio_net_config c;
-	struct vm_virtio *v;
-	char err[256];
-	int r;
-
-	if (virtio_net_parse(spec, i, &c, err, sizeof(err))) {
-		cv_err("%s", err);
-		return -EINVAL;
-	}
-	if (!(v = new_virtio()))
-		return -ENOMEM;
-	r = virtio_net_create(&v->dev, &c, &vm->mem, &vm->loop, &vm->stats.net_rx_bytes,
-			      &vm->stats.net_tx_bytes, err, sizeof(err));
-	if (r) {
-		*usage = true;
-		cv_err("%s", err);
-		free(v);
-		return r;
-	}
-	snprintf(v->dev.label, sizeof(v->dev.label), "virtio-net %u", i);
-	v->destroy = virtio_net_destroy;
-	return attach_or_drop(vm, v);
-}
-
-static int create_rng(struct vm *vm)
-{
-	struct vm_virtio *v = new_virtio();
 	int r;
 
 	if (!v)
-		return -ENOMEM;
-	if ((r = virtio_rng_create(&v->dev, &vm->mem))) {
-		cv_err("virtio-rng: %s", strerror(-r));
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "%s: out of memory", t->label);
+	if ((r = t->create(&v->dev, spec, index, &env, e))) {
 		free(v);
 		return r;
 	}
-	return attach_or_drop(vm, v);
+	if (t->max > 1)
+		snprintf(v->dev.label, sizeof(v->dev.label), "%s %u", t->label, index);
+	else
+		snprintf(v->dev.label, sizeof(v->dev.label), "%s", t->label);
+	r = vm_attach_virtio(vm, v);
+	if (r == -E2BIG)
+		r = cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			    "%s: at most %zu devices with --virtio mmio (use --virtio pci)",
+			    v->dev.label, ARRAY_SIZE(mmio_gsis));
+	else if (r)
+		r = cv_fail(e, CV_EXIT_FAIL, r, "%s: cannot attach: %s", v->dev.label,
+			    strerror(-r));
+	if (r) {
+		virtio_destroy(v);
+		return r;
+	}
+	/* The control socket's `balloon` verb drives it from here. */
+	if (v->dev.ops->device_id == VIRTIO_ID_BALLOON)
+		vm->balloon = &v->dev;
+	return 0;
 }
 
-static int create_balloon(struct vm *vm, uint64_t bytes, bool *usage)
+int vm_devices_create(struct vm *vm, const struct devices_config *dc, struct cv_error *e)
 {
-	struct vm_virtio *v = new_virtio();
 	int r;
 
-	if (!v)
-		return -ENOMEM;
-	if ((r = virtio_balloon_create(&v->dev, &vm->mem, &vm->loop, bytes))) {
-		*usage = r == -ERANGE;
-		cv_err("--balloon: %s", r == -ERANGE ? "larger than guest memory" : strerror(-r));
-		free(v);
-		return r;
+	for (size_t t = 0; t < ARRAY_SIZE(device_table); t++) {
+		const struct device_type *type = &device_table[t];
+		const char *spec;
+
+		for (unsigned int i = 0; (spec = devices_spec(dc, type, i)); i++)
+			if ((r = create_one(vm, type, spec, i, e)))
+				return r;
 	}
-	v->destroy = virtio_balloon_destroy;
-	vm->balloon = &v->dev;
-	return attach_or_drop(vm, v);
-}
-
-static int create_vsock(struct vm *vm, const char *spec, bool *usage)
-{
-	struct virtio_vsock_config c;
-	struct vm_virtio *v;
-	char err[256];
-	int r;
-
-	if (virtio_vsock_parse(spec, &c, err, sizeof(err))) {
-		cv_err("%s", err);
-		return -EINVAL;
-	}
-	if (!(v = new_virtio()))
-		return -ENOMEM;
-	if ((r = virtio_vsock_create(&v->dev, &c, &vm->mem, &vm->loop, err, sizeof(err)))) {
-		*usage = true;
-		cv_err("%s", err);
-		free(v);
-		return r;
-	}
-	v->destroy = virtio_vsock_destroy;
-	return attach_or_drop(vm, v);
-}
-
-int vm_devices_create(struct vm *vm, const struct devices_config *dc, bool *usage)
-{
-	int r = 0;
-
-	*usage = false;
-	for (unsigned int i = 0; !r && i < dc->ndisks; i++)
-		if ((r = create_disk(vm, dc->disks[i], i, usage)) == -EINVAL)
-			*usage = true;
-	for (unsigned int i = 0; !r && i < dc->nnets; i++)
-		if ((r = create_net(vm, dc->nets[i], i, usage)) == -EINVAL)
-			*usage = true;
-	if (!r && dc->rng)
-		r = create_rng(vm);
-	if (!r && dc->balloon)
-		r = create_balloon(vm, dc->balloon_bytes, usage);
-	if (!r && dc->vsock)
-		r = create_vsock(vm, dc->vsock, usage);
-	/* A spec that does not parse, or more devices than the transport takes. */
-	if (r == -EINVAL)
-		*usage = true;
-	return r;
+	return 0;
 }
 
 const char *vm_devices_cmdline(const struct vm *vm)
@@ -267,12 +230,127 @@ const char *vm_devices_cmdline(const struct vm *vm)
 void vm_devices_destroy(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nvirtio; i++) {
-		struct vm_virtio *v = vm->virtio[i];
-
-		if (v->destroy)
-			v->destroy(&v->dev);
-		free(v);
+		virtio_destroy(vm->virtio[i]);
 		vm->virtio[i] = NULL;
 	}
 	vm->nvirtio = 0;
+}
+
+/* ---- one interface for the snapshot code ---- */
+
+/* A virtio device's state: u8 transport (0 pci, 1 mmio), the transport's
+ * state, then the virtio core's (common part, queues, the model's own). */
+static int virtio_save(void *opaque, struct state_buf *b)
+{
+	struct vm_virtio *v = opaque;
+	int r;
+
+	state_put_u8(b, v->mmio);
+	r = v->mmio ? virtio_mmio_save(&v->t.mmio, b) : virtio_pci_save(&v->t.pci, b);
+	return r ? r : virtio_dev_save(&v->dev, b);
+}
+
+static int virtio_load(void *opaque, struct state_rd *rd)
+{
+	struct vm_virtio *v = opaque;
+	int r;
+
+	if (state_get_u8(rd) != v->mmio)
+		return -EINVAL;
+	r = v->mmio ? virtio_mmio_load(&v->t.mmio, rd) : virtio_pci_load(&v->t.pci, rd);
+	return r ? r : virtio_dev_load(&v->dev, rd);
+}
+
+static int virtio_quiesce(void *opaque)
+{
+	struct vm_virtio *v = opaque;
+
+	return v->dev.ops->quiesce ? v->dev.ops->quiesce(&v->dev) : 0;
+}
+
+/* After a quiesce, and after a load: the guest may have queued requests
+ * meanwhile, kicked while the device took none, or kicked on the source
+ * of a migration; look at every live queue. */
+static void virtio_resume(void *opaque)
+{
+	struct virtio_dev *d = &((struct vm_virtio *)opaque)->dev;
+
+	if (d->ops->resume)
+		d->ops->resume(d);
+	for (unsigned int q = 0; d->active && q < d->ops->num_queues; q++)
+		if (d->vqs[q].ready)
+			virtio_dev_notify(d, q);
+}
+
+/* The guest resets a virtio device through its status register; the VMM
+ * never needs to, so there is no reset hook here. */
+static const struct device_ops virtio_device_ops = {
+	.name = "virtio",
+	.quiesce = virtio_quiesce,
+	.resume = virtio_resume,
+	.save = virtio_save,
+	.load = virtio_load,
+	.destroy = virtio_destroy,
+};
+
+#define PCI_BUS_STATE_VERSION 1
+
+/* The host bridge: u32 version, u32 config address, its config space. */
+static int pci_bus_save(void *opaque, struct state_buf *b)
+{
+	struct pci_bus *pb = opaque;
+
+	pthread_mutex_lock(&pb->lock);
+	state_put_u32(b, PCI_BUS_STATE_VERSION);
+	state_put_u32(b, pb->config_addr);
+	state_put_bytes(b, pb->host_bridge.cfg, PCI_CFG_SIZE);
+	pthread_mutex_unlock(&pb->lock);
+	return b->err;
+}
+
+static int pci_bus_load(void *opaque, struct state_rd *rd)
+{
+	struct pci_bus *pb = opaque;
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint32_t version = state_get_u32(rd), addr = state_get_u32(rd);
+
+	state_get_bytes(rd, cfg, sizeof(cfg));
+	if (rd->err || version != PCI_BUS_STATE_VERSION)
+		return -EINVAL;
+	/* Only the bits the guest may write can differ. */
+	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++)
+		if ((cfg[i] ^ pb->host_bridge.cfg[i]) & ~pb->host_bridge.wmask[i])
+			return -EINVAL;
+	pthread_mutex_lock(&pb->lock);
+	pb->config_addr = addr;
+	memcpy(pb->host_bridge.cfg, cfg, sizeof(cfg));
+	pthread_mutex_unlock(&pb->lock);
+	return 0;
+}
+
+static const struct device_ops pci_bus_device_ops = {
+	.name = "pci",
+	.save = pci_bus_save,
+	.load = pci_bus_load,
+};
+
+unsigned int vm_devices_list(struct vm *vm, struct device *d, unsigned int max)
+{
+	const struct device fixed[] = {
+		{ "serial8250", &serial8250_device_ops, &vm->uart },
+		{ "i8042", &i8042_device_ops, &vm->kbd },
+		{ "rtc", &rtc_device_ops, &vm->rtc },
+		{ "acpi_pm", &acpi_pm_device_ops, &vm->pm },
+		{ "pci", &pci_bus_device_ops, &vm->pci },
+	};
+	/* The host bridge's state is saved only where the guest uses it. */
+	size_t nfixed = ARRAY_SIZE(fixed) - (vm->devcfg->transport != VIRTIO_TRANSPORT_PCI);
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < nfixed && n < max; i++)
+		d[n++] = fixed[i];
+	for (unsigned int i = 0; i < vm->nvirtio && n < max; i++)
+		d[n++] = (struct device){ vm->virtio[i]->dev.label, &virtio_device_ops,
+					  vm->virtio[i] };
+	return n;
 }

@@ -17,15 +17,10 @@
 
 #define CVISOR_VERSION "0.1.0"
 
-/* The usage of run and restore; the other verbs' lines come from their
- * table (cli_usage_lines). */
-static const char run_usage[] =
-	"usage: cvisor run --kernel FILE [--initrd FILE] [--cmdline STR] [--memory SIZE]\n"
-	"                  [--cpus N] [--emulated-host auto|on|off] [--config FILE]\n"
-	"                  [--name NAME [-d]] [--cpu-weight N] [--cpu-cap PERCENT]\n"
-	"                  [--memory-limit SIZE] [--cpu-affinity CPULIST]\n"
-	"                  [--disk PATH[,readonly][,serial=ID]]... [--net user[,...]|tap=NAME]...\n"
-	"                  [--rng] [--balloon SIZE] [--vsock CID[,uds=PATH]] [--virtio pci|mmio]\n"
+/* After the `cvisor run` synopsis, which config.c builds from its field
+ * table and the device table: restore's and run --incoming's, then the
+ * client verbs' lines from their table (cli_usage_lines). */
+static const char restore_usage[] =
 	"       cvisor restore FILE [--name NAME [-d]] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]] [PLACE]\n";
 
@@ -44,200 +39,138 @@ static const char usage_notes[] =
 	"\n"
 	"Commands (cvisor COMMAND --help for their options):\n";
 
-/* Every verb's usage: run's and restore's, then the table's. */
+/* Every verb's usage, then the notes and the list of client verbs. */
 static void usage(FILE *f)
 {
-	fputs(run_usage, f);
+	char run[1024];
+
+	fprintf(f, "%s\n", config_usage(run, sizeof(run)));
+	fputs(restore_usage, f);
 	cli_usage_lines(f, "       ");
 	fputs("       cvisor version\n", f);
 	fputs(usage_notes, f);
 	cli_verb_list(f);
 }
 
-/* Read a --config file whole; its size is bounded before it is read. */
-static int read_config_file(const char *path, char **text, size_t *len)
+/* --flag VALUE or --flag=VALUE at argv[*i]: the flag into flag, its
+ * value (or NULL) into *val; *i moves past a separate value when
+ * `separate` is returned true. */
+static const char *split_flag(int argc, char **argv, int i, char *flag, size_t len, bool *separate)
 {
-	struct stat st;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	const char *a = argv[i], *eq = strchr(a, '=');
 
-	*text = NULL;
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
+	*separate = false;
+	if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < len) {
+		snprintf(flag, len, "%.*s", (int)(eq - a), a);
+		return eq + 1;
 	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		close(fd);
-		return -EFBIG;
-	}
-	*text = malloc((size_t)st.st_size + 1);
-	if (!*text) {
-		close(fd);
-		return -ENOMEM;
-	}
-	*len = 0;
-	while ((n = read(fd, *text + *len, (size_t)st.st_size - *len)) > 0)
-		*len += (size_t)n;
-	r = n < 0 ? -errno : 0;
-	close(fd);
-	(*text)[*len] = '\0';
-	return r;
+	snprintf(flag, len, "%s", a);
+	*separate = i + 1 < argc;
+	return *separate ? argv[i + 1] : NULL;
 }
 
-/* Flags, then the file they name (if any), then the flags again on top:
- * what is given on the command line overrides the file. */
-static int parse_run_config(int argc, char **argv, struct vm_config *cfg)
+/* What `restore` and `run --incoming` take besides their own flags: --name,
+ * -d and the placement flags. 1 if argv[*i] was one, 0 if not. */
+static int common_flag(int argc, char **argv, int *i, const char *verb, struct vm_config *cfg,
+		       struct placement *place, struct cv_error *e)
 {
-	char err[512], *text;
-	size_t len = 0;
+	char flag[64], err[PATH_MAX + 256];
+	bool separate;
+	const char *val = split_flag(argc, argv, *i, flag, sizeof(flag), &separate);
 	int r;
 
-	config_init(cfg);
-	r = config_apply_flags(argc, argv, cfg, err, sizeof(err));
-	if (!r && cfg->config_file) {
-		const char *file = cfg->config_file;
+	if (!strcmp(argv[*i], "-d") || !strcmp(argv[*i], "--detach")) {
+		cfg->detach = true;
+		return 1;
+	}
+	if (!strcmp(flag, "--name")) {
+		if (!val)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: --name needs a value", verb);
+		if (!ctl_name_valid(val))
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				       "%s: --name %.80s: names are 1 to %d letters, digits, '_', "
+				       "'.' or '-', not starting with '.' or '-'",
+				       verb, val, CTL_NAME_MAX);
+		if (config_set_string(&cfg->name, val))
+			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	} else if ((r = placement_flag(place, flag, val, err, sizeof(err))) < 0) {
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s: %s", verb, err);
+	} else if (!r) {
+		return 0;
+	}
+	*i += separate;
+	return 1;
+}
 
-		if ((r = read_config_file(file, &text, &len))) {
-			cv_err("--config %s: %s", file,
-			       r == -EINVAL  ? "not a regular file"
-			       : r == -EFBIG ? "larger than 1 MiB"
-					     : strerror(-r));
-			free(text);
-			return CV_EXIT_USAGE;
-		}
-		config_init(cfg);
-		r = config_apply_json(file, text, len, cfg, err, sizeof(err));
-		free(text);
-		if (!r)
-			r = config_apply_flags(argc, argv, cfg, err, sizeof(err));
-	}
-	if (!r)
-		r = config_check(cfg, err, sizeof(err));
-	if (r) {
-		cv_err("%s", err);
-		config_free(cfg);
-		return CV_EXIT_USAGE;
-	}
+/* -d needs a name: a detached guest is reached by it. */
+static int check_detach(const struct vm_config *cfg, const char *verb, struct cv_error *e)
+{
+	if (cfg->detach && !cfg->name)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "%s: -d needs --name NAME (a detached guest is reached by its name)",
+			       verb);
 	return 0;
-}
-
-/* A detached monitor leaves the current directory: keep the files' full
- * names (also what `cvisor info` shows). A file that does not resolve is
- * left as given, for vm_create to report. */
-static void absolute_paths(struct vm_config *cfg)
-{
-	static char kernel[PATH_MAX], initrd[PATH_MAX];
-
-	if (realpath(cfg->kernel, kernel))
-		cfg->kernel = kernel;
-	if (cfg->initrd && realpath(cfg->initrd, initrd))
-		cfg->initrd = initrd;
-}
-
-/* Disk images by their full names, in every run: a snapshot records them
- * for a restore started from another directory. */
-static void absolute_disks(struct devices_config *dc)
-{
-	static char disks[DEVICES_MAX_DISKS][PATH_MAX + 256];
-
-	for (unsigned int i = 0; i < dc->ndisks; i++) {
-		const char *spec = dc->disks[i], *opts = strchr(spec, ',');
-		size_t n = opts ? (size_t)(opts - spec) : strlen(spec);
-		char path[PATH_MAX], real[PATH_MAX];
-
-		if (n >= sizeof(path))
-			continue;
-		memcpy(path, spec, n);
-		path[n] = '\0';
-		if (!realpath(path, real) ||
-		    (size_t)snprintf(disks[i], sizeof(disks[i]), "%s%s", real, opts ? opts : "") >=
-			    sizeof(disks[i]))
-			continue;
-		dc->disks[i] = disks[i];
-	}
 }
 
 /* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME] [-d]
  *     [--cpu-weight N] [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L] */
+static int parse_incoming(int argc, char **argv, struct vm_config *cfg, struct placement *place,
+			  struct migrate_incoming *in, struct cv_error *e)
+{
+	static char storage[PATH_MAX];
+	char flag[64], err[512];
+	bool separate;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		const char *val = split_flag(argc, argv, i, flag, sizeof(flag), &separate);
+
+		if ((r = common_flag(argc, argv, &i, "run", cfg, place, e)) < 0)
+			return r;
+		if (r)
+			continue;
+		if ((r = migrate_incoming_flag(in, flag, val, err, sizeof(err))) < 0)
+			return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
+		if (!r)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				       "run --incoming: unexpected argument %s (the guest's "
+				       "configuration comes from the source)",
+				       argv[i]);
+		if (!val)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "run: %s needs a value", flag);
+		i += separate;
+	}
+	if ((r = check_detach(cfg, "run", e)))
+		return r;
+	if (!in->listen)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "run: --incoming needs HOST:PORT to listen on");
+	/* A detached monitor leaves the current directory. */
+	if (in->storage_dir && realpath(in->storage_dir, storage))
+		in->storage_dir = storage;
+	return 0;
+}
+
 static int cmd_run_incoming(int argc, char **argv)
 {
 	static struct vm_config cfg;
-	static char storage[PATH_MAX];
 	static struct placement place;
 	struct migrate_incoming in = { 0 };
+	struct cv_error e = { 0 };
 	cpu_set_t set;
-	const char *name = NULL;
-	char err[512];
-	bool detach = false;
-	int status, r;
+	int status;
 
-	config_init(&place.c);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '='), *val = NULL;
-		char flag[64];
-
-		if (!strcmp(a, "-d") || !strcmp(a, "--detach")) {
-			detach = true;
-			continue;
-		}
-		if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof(flag)) {
-			memcpy(flag, a, (size_t)(eq - a));
-			flag[eq - a] = '\0';
-			val = eq + 1;
-		} else {
-			snprintf(flag, sizeof(flag), "%s", a);
-			if (i + 1 < argc)
-				val = argv[i + 1];
-		}
-		if (!strcmp(flag, "--name")) {
-			name = val;
-		} else if ((r = placement_flag(&place, flag, val, err, sizeof(err))) < 0) {
-			cv_err("run: %s", err);
-			return CV_EXIT_USAGE;
-		} else if (r == 1) {
-			/* applied */
-		} else if ((r = migrate_incoming_flag(&in, flag, val, err, sizeof(err))) < 0) {
-			cv_err("%s", err);
-			return CV_EXIT_USAGE;
-		} else if (r == 0) {
-			cv_err("run --incoming: unexpected argument %s (the guest's configuration "
-			       "comes from the source)",
-			       a);
-			return CV_EXIT_USAGE;
-		}
-		if (!eq && val)
-			i++;
-		else if (!val) {
-			cv_err("run: %s needs a value", flag);
-			return CV_EXIT_USAGE;
-		}
-	}
-	if (name && !ctl_name_valid(name)) {
-		cv_err("run: --name %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
-		       "not starting with '.' or '-'",
-		       name, CTL_NAME_MAX);
-		return CV_EXIT_USAGE;
-	}
-	if (detach && !name) {
-		cv_err("run: -d needs --name NAME (a detached guest is reached by its name)");
-		return CV_EXIT_USAGE;
-	}
-	if (!in.listen) {
-		cv_err("run: --incoming needs HOST:PORT to listen on");
-		return CV_EXIT_USAGE;
-	}
-	if (place.affinity && monitor_check_affinity(place.c.cpu_affinity, &set))
-		return CV_EXIT_USAGE;
-	/* A detached monitor leaves the current directory. */
-	if (in.storage_dir && realpath(in.storage_dir, storage))
-		in.storage_dir = storage;
 	config_init(&cfg);
-	cfg.name = name;
-	cfg.detach = detach;
-	status = detach ? monitor_detach(&cfg, NULL, &in, &place)
-			: monitor_run_incoming(&cfg, &in, &place, -1);
+	config_init(&place.c);
+	if (parse_incoming(argc, argv, &cfg, &place, &in, &e)) {
+		status = cv_error_report(&e, "run");
+	} else if (place.affinity && monitor_check_affinity(place.c.cpu_affinity, &set)) {
+		status = CV_EXIT_USAGE;
+	} else {
+		status = cfg.detach ? monitor_detach(&cfg, NULL, &in, &place)
+				    : monitor_run_incoming(&cfg, &in, &place, -1);
+	}
+	config_free(&place.c);
 	config_free(&cfg);
 	return status;
 }
@@ -245,6 +178,7 @@ static int cmd_run_incoming(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
 	static struct vm_config cfg;
+	struct cv_error e = { 0 };
 	int status;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -254,86 +188,86 @@ static int cmd_run(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--incoming") || !strncmp(argv[i], "--incoming=", 11))
 			return cmd_run_incoming(argc, argv);
-	if ((status = parse_run_config(argc, argv, &cfg)))
-		return status;
-	if (cfg.detach)
-		absolute_paths(&cfg);
-	absolute_disks(&cfg.devices);
+	if (config_load_run(argc, argv, &cfg, &e))
+		return cv_error_report(&e, "run");
 	status = cfg.detach ? monitor_detach(&cfg, NULL, NULL, NULL) : monitor_run(&cfg, -1, NULL);
 	config_free(&cfg);
 	return status;
 }
 
 /* cvisor restore FILE [--name NAME] [-d] [--cpu-weight N] [--cpu-cap P]
- *     [--memory-limit SIZE] [--cpu-affinity L] */
+ *     [--memory-limit SIZE] [--cpu-affinity L]: 1 for --help. */
+static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct placement *place,
+			 const char **path, struct cv_error *e)
+{
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if ((r = common_flag(argc, argv, &i, "restore", cfg, place, e)) < 0)
+			return r;
+		if (r)
+			continue;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+		if (argv[i][0] == '-' || *path)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				       "restore: unexpected argument %s (see cvisor help)",
+				       argv[i]);
+		*path = argv[i];
+	}
+	if (!*path)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: needs a snapshot FILE (written by cvisor save)");
+	return check_detach(cfg, "restore", e);
+}
+
+/* The snapshot's CONFIG under the name, -d and placement given here. */
+static int open_restore(struct restore_src *rs, struct vm_config *cfg,
+			const struct vm_config *given, const struct placement *place,
+			struct cv_error *e)
+{
+	char err[PATH_MAX + 256];
+	int r;
+
+	config_init(cfg);
+	r = snapshot_open(rs->path, cfg, &rs->payload, &rs->len, &rs->mem_fd, err, sizeof(err));
+	if (r)
+		return cv_fail(e, r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE, r, "snapshot %s: %s",
+			       rs->path, err);
+	cfg->detach = given->detach;
+	if (config_set_string(&cfg->name, given->name))
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	if ((r = placement_apply(place, cfg)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "out of memory");
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
-	static struct vm_config cfg;
+	static struct vm_config cfg, given;
 	static struct placement place;
 	struct restore_src rs = { .mem_fd = -1 };
-	const char *name = NULL;
-	char err[PATH_MAX + 256];
-	bool detach = false;
+	struct cv_error e = { 0 };
 	int status, r;
 
+	config_init(&given);
 	config_init(&place.c);
-	for (int i = 1; i < argc; i++) {
-		const char *eq = strchr(argv[i], '='), *val = i + 1 < argc ? argv[i + 1] : NULL;
-		int len = eq ? (int)(eq - argv[i]) : (int)strlen(argv[i]);
-		char flag[32];
-
-		/* --flag VALUE or --flag=VALUE */
-		snprintf(flag, sizeof(flag), "%.*s", len, argv[i]);
-		if ((r = placement_flag(&place, flag, eq ? eq + 1 : val, err, sizeof(err))) < 0) {
-			cv_err("restore: %s", err);
-			return CV_EXIT_USAGE;
-		} else if (r == 1) {
-			i += !eq;
-			continue;
-		}
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "-d") || !strcmp(argv[i], "--detach")) {
-			detach = true;
-		} else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
-			name = argv[++i];
-		} else if (!strncmp(argv[i], "--name=", 7)) {
-			name = argv[i] + 7;
-		} else if (argv[i][0] == '-' || rs.path) {
-			cv_err("restore: unexpected argument %s (see cvisor help)", argv[i]);
-			return CV_EXIT_USAGE;
-		} else {
-			rs.path = argv[i];
-		}
-	}
-	if (!rs.path) {
-		cv_err("restore: needs a snapshot FILE (written by cvisor save)");
-		return CV_EXIT_USAGE;
-	}
-	if (name && !ctl_name_valid(name)) {
-		cv_err("restore: --name %.80s: names are 1 to %d letters, digits, '_', '.' or '-', "
-		       "not starting with '.' or '-'",
-		       name, CTL_NAME_MAX);
-		return CV_EXIT_USAGE;
-	}
-	if (detach && !name) {
-		cv_err("restore: -d needs --name NAME (a detached guest is reached by its name)");
-		return CV_EXIT_USAGE;
-	}
 	config_init(&cfg);
-	r = snapshot_open(rs.path, &cfg, &rs.payload, &rs.len, &rs.mem_fd, err, sizeof(err));
-	if (r) {
-		cv_err("snapshot %s: %s", rs.path, err);
-		return r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE;
+	if ((r = parse_restore(argc, argv, &given, &place, &rs.path, &e)) > 0) {
+		usage(stdout);
+		status = 0;
+	} else if (r || open_restore(&rs, &cfg, &given, &place, &e)) {
+		status = cv_error_report(&e, "restore");
+	} else {
+		status = cfg.detach ? monitor_detach(&cfg, &rs, NULL, NULL)
+				    : monitor_run(&cfg, -1, &rs);
 	}
-	cfg.name = name;
-	cfg.detach = detach;
-	placement_apply(&place, &cfg);
-	status = detach ? monitor_detach(&cfg, &rs, NULL, NULL) : monitor_run(&cfg, -1, &rs);
-	close(rs.mem_fd);
+	if (rs.mem_fd >= 0)
+		close(rs.mem_fd);
 	free(rs.payload);
 	config_free(&cfg);
+	config_free(&given);
+	config_free(&place.c);
 	return status;
 }
 

@@ -34,32 +34,27 @@ struct file_map {
 	size_t len;
 };
 
-static int map_file(const char *what, const char *path, struct file_map *m)
+/* The kernel or initrd the user named: every failure is CV_EXIT_USAGE. */
+static int map_file(const char *what, const char *path, struct file_map *m, struct cv_error *e)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	void *p;
 
-	if (fd < 0) {
-		cv_err("%s %s: %s", what, path, strerror(errno));
-		return -errno;
-	}
+	if (fd < 0)
+		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		cv_err("%s %s: not a regular file", what, path);
 		close(fd);
-		return -EINVAL;
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: not a regular file", what, path);
 	}
 	if (st.st_size == 0) {
-		cv_err("%s %s: file is empty", what, path);
 		close(fd);
-		return -EINVAL;
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: file is empty", what, path);
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
-	if (p == MAP_FAILED) {
-		cv_err("%s %s: %s", what, path, strerror(errno));
-		return -errno;
-	}
+	if (p == MAP_FAILED)
+		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
 	m->data = p;
 	m->len = (size_t)st.st_size;
 	return 0;
@@ -215,7 +210,7 @@ static char *build_cmdline(const struct vm *vm)
 	return s;
 }
 
-static int load_kernel(struct vm *vm, struct boot_entry *entry, bool *usage)
+static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error *e)
 {
 	struct file_map kernel = { 0 }, initrd = { 0 };
 	struct boot_image img = { 0 };
@@ -223,19 +218,17 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, bool *usage)
 	char *cmdline = NULL;
 	int r;
 
-	*usage = true;
-	if ((r = map_file("kernel", vm->cfg->kernel, &kernel)))
+	if ((r = map_file("kernel", vm->cfg->kernel, &kernel, e)))
 		return r;
-	if (vm->cfg->initrd && (r = map_file("initrd", vm->cfg->initrd, &initrd)))
+	if (vm->cfg->initrd && (r = map_file("initrd", vm->cfg->initrd, &initrd, e)))
 		goto out;
-	*usage = false;
 	if ((r = setup_firmware_tables(vm, &img.rsdp_gpa))) {
-		cv_err("building ACPI and MP tables: %s", strerror(-r));
+		cv_fail(e, CV_EXIT_FAIL, r, "building ACPI and MP tables: %s", strerror(-r));
 		goto out;
 	}
 	cmdline = build_cmdline(vm);
 	if (!cmdline) {
-		r = -ENOMEM;
+		r = cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 		goto out;
 	}
 	img.kernel = kernel.data;
@@ -249,10 +242,8 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, bool *usage)
 		vm->shim.area = true;
 	}
 	r = boot_load(&vm->mem, &img, entry, err, sizeof(err));
-	if (r) {
-		*usage = true;
-		cv_err("kernel %s: %s", vm->cfg->kernel, err);
-	}
+	if (r)
+		cv_fail(e, CV_EXIT_USAGE, r, "kernel %s: %s", vm->cfg->kernel, err);
 out:
 	free(cmdline);
 	unmap_file(&kernel);
@@ -260,24 +251,23 @@ out:
 	return r;
 }
 
-static int check_host_memory(const struct vm_config *cfg)
+static int check_host_memory(const struct vm_config *cfg, struct cv_error *e)
 {
 	struct sysinfo si;
 
 	if (sysinfo(&si) == 0) {
 		uint64_t total = (uint64_t)si.totalram * si.mem_unit;
 
-		if (cfg->mem_size > total) {
-			cv_err("--memory %lluM exceeds the host's %lluM of RAM",
-			       (unsigned long long)(cfg->mem_size >> 20),
-			       (unsigned long long)(total >> 20));
-			return -E2BIG;
-		}
+		if (cfg->mem_size > total)
+			return cv_fail(e, CV_EXIT_USAGE, -E2BIG,
+				       "--memory %lluM exceeds the host's %lluM of RAM",
+				       (unsigned long long)(cfg->mem_size >> 20),
+				       (unsigned long long)(total >> 20));
 	}
 	return 0;
 }
 
-static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
+static int create_vcpus(struct vm *vm, const struct boot_entry *entry, struct cv_error *e)
 {
 	for (unsigned int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -286,44 +276,40 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry)
 		v->vm = vm;
 		v->id = i;
 		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
-		if (v->fd < 0) {
-			cv_err("creating vCPU %u: %s", i, strerror(errno));
-			return -errno;
-		}
+		if (v->fd < 0)
+			return cv_fail(e, CV_EXIT_FAIL, -errno, "creating vCPU %u: %s", i,
+				       strerror(errno));
 		v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
 			      0);
 		if (v->run == MAP_FAILED) {
 			v->run = NULL;
-			cv_err("mapping vCPU %u: %s", i, strerror(errno));
-			return -errno;
+			return cv_fail(e, CV_EXIT_FAIL, -errno, "mapping vCPU %u: %s", i,
+				       strerror(errno));
 		}
 		syscall_shim_vcpu_init(v);
-		if ((r = dirty_rings_map(&vm->dirty_rings, i, v->fd))) {
-			cv_err("mapping vCPU %u's dirty ring: %s", i, strerror(-r));
-			return r;
-		}
-		if ((r = x86_vcpu_setup(v, entry))) {
-			cv_err("setting up vCPU %u: %s", i, strerror(-r));
-			return r;
-		}
+		if ((r = dirty_rings_map(&vm->dirty_rings, i, v->fd)))
+			return cv_fail(e, CV_EXIT_FAIL, r, "mapping vCPU %u's dirty ring: %s", i,
+				       strerror(-r));
+		if ((r = x86_vcpu_setup(v, entry)))
+			return cv_fail(e, CV_EXIT_FAIL, r, "setting up vCPU %u: %s", i,
+				       strerror(-r));
 	}
 	return 0;
 }
 
-static int create_vm_fd(struct vm *vm)
+static int create_vm_fd(struct vm *vm, struct cv_error *e)
 {
 	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
-		cv_err("KVM_CREATE_VM: %s (is hardware virtualization enabled?)", strerror(errno));
-		return -errno;
-	}
+	if (vm->vm_fd < 0)
+		return cv_fail(e, CV_EXIT_FAIL, -errno,
+			       "KVM_CREATE_VM: %s (is hardware virtualization enabled?)",
+			       strerror(errno));
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vm->run_size <= 0) {
-		cv_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		return -EIO;
-	}
+	if (vm->run_size <= 0)
+		return cv_fail(e, CV_EXIT_FAIL, -EIO, "KVM_GET_VCPU_MMAP_SIZE: %s",
+			       strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		cv_debug("TSS/identity map address: %s", strerror(errno));
@@ -333,27 +319,20 @@ static int create_vm_fd(struct vm *vm)
 /* After the memory slots: once the irqchip and the PIT's worker exist,
  * every slot change waits for an SRCU grace period (measured here: 0.7 ms
  * for a 256 MiB slot before, 10 ms after). */
-static int create_irqchip(struct vm *vm)
+static int create_irqchip(struct vm *vm, struct cv_error *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		cv_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		return -errno;
-	}
-	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		cv_err("KVM_CREATE_PIT2: %s", strerror(errno));
-		return -errno;
-	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;
 }
 
-/* Everything but the kernel: KVM, RAM (anonymous, or mem_fd's file mapped
- * copy-on-write), irqchip, devices. */
-static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage)
+/* The fields create_machine starts from: nothing acquired yet. */
+static void vm_init(struct vm *vm, const struct vm_config *cfg)
 {
-	int r, max_vcpus;
-
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->devcfg = &cfg->devices;
@@ -363,96 +342,103 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	dirty_rings_init(&vm->dirty_rings);
-	*usage = true;
+}
 
-	if ((r = check_host_memory(cfg)))
-		return r;
-	if ((r = kvm_open(&vm->kvm_fd)))
+/* /dev/kvm, and as many vCPUs as asked for. */
+static int open_kvm(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
+{
+	int r, max_vcpus;
+
+	if ((r = kvm_open(&vm->kvm_fd, e)))
 		return r;
 	max_vcpus = kvm_cap(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
 	if (!max_vcpus)
 		max_vcpus = kvm_cap(vm->kvm_fd, KVM_CAP_NR_VCPUS);
-	if (max_vcpus && cfg->ncpus > (unsigned int)max_vcpus) {
-		cv_err("--cpus %u: this host's KVM allows at most %d", cfg->ncpus, max_vcpus);
-		return -EINVAL;
+	if (max_vcpus && cfg->ncpus > (unsigned int)max_vcpus)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--cpus %u: this host's KVM allows at most %d", cfg->ncpus,
+			       max_vcpus);
+	return 0;
+}
+
+/* Guest RAM (anonymous, or mem_fd's file mapped copy-on-write) and its
+ * memory slots. */
+static int create_memory(struct vm *vm, const struct vm_config *cfg, int mem_fd, struct cv_error *e)
+{
+	int r = mem_fd >= 0 ? guest_mem_init_file(&vm->mem, mem_fd, cfg->mem_size)
+			    : guest_mem_init(&vm->mem, cfg->mem_size);
+
+	if (r)
+		return cv_fail(e, CV_EXIT_FAIL, r, "cannot map %lluM of guest memory: %s",
+			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
+	for (unsigned int i = 0; i < vm->mem.nr; i++) {
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+
+		if ((r = kvm_set_memslot(vm->vm_fd, i, g->gpa, g->size, g->hva)))
+			return cv_fail(e, CV_EXIT_FAIL, r, "KVM_SET_USER_MEMORY_REGION: %s",
+				       strerror(-r));
 	}
-	/* Not found in a file or flag from here on, unless the kernel load says so. */
-	*usage = false;
+	return 0;
+}
+
+/* Everything but the kernel: KVM, RAM, irqchip, devices. */
+static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd,
+			  struct cv_error *e)
+{
+	int r;
+
+	vm_init(vm, cfg);
+	if ((r = check_host_memory(cfg, e)) || (r = open_kvm(vm, cfg, e)))
+		return r;
 	vm->quirks.active = x86_quirks_wanted(cfg->quirks);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
-		cv_err("eventfd: %s", strerror(errno));
-		return -errno;
-	}
-	if ((r = evloop_init(&vm->loop))) {
-		cv_err("epoll: %s", strerror(-r));
+	if (vm->stop_fd < 0)
+		return cv_fail(e, CV_EXIT_FAIL, -errno, "eventfd: %s", strerror(errno));
+	if ((r = evloop_init(&vm->loop)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "epoll: %s", strerror(-r));
+	if ((r = create_vm_fd(vm, e)))
 		return r;
-	}
-	if ((r = create_vm_fd(vm)))
-		return r;
+	/* These two still print what failed themselves (src/kvm, src/mem):
+	 * the error adds which step it was. */
 	if (vm->quirks.active && (r = syscall_shim_init(vm)))
-		return r;
+		return cv_fail(e, CV_EXIT_FAIL, r, "setting up the syscall shim: %s", strerror(-r));
 	/* Before any vCPU exists, for every guest: KVM allows it only then.
 	 * An emulating host (PVM) pushes an entry per emulated store and runs
 	 * past the ring's end (src/mem/dirty.c): the bitmap there. */
 	if ((r = dirty_rings_enable(&vm->dirty_rings, vm->vm_fd, x86_host_emulates())))
+		return cv_fail(e, CV_EXIT_FAIL, r, "enabling dirty page tracking: %s",
+			       strerror(-r));
+	if ((r = create_memory(vm, cfg, mem_fd, e)) || (r = create_irqchip(vm, e)))
 		return r;
-	r = mem_fd >= 0 ? guest_mem_init_file(&vm->mem, mem_fd, cfg->mem_size)
-			: guest_mem_init(&vm->mem, cfg->mem_size);
-	if (r) {
-		cv_err("cannot map %lluM of guest memory: %s",
-		       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
-		return r;
-	}
-	for (unsigned int i = 0; i < vm->mem.nr; i++) {
-		const struct guest_mem_region *g = &vm->mem.regions[i];
-
-		if ((r = kvm_set_memslot(vm->vm_fd, i, g->gpa, g->size, g->hva))) {
-			cv_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
-			return r;
-		}
-	}
-	if ((r = create_irqchip(vm)))
-		return r;
-	if ((r = setup_devices(vm))) {
-		cv_err("registering devices: %s", strerror(-r));
-		return r;
-	}
-	if ((r = vm_devices_init(vm))) {
-		cv_err("setting up the PCI bus: %s", strerror(-r));
-		return r;
-	}
-	return vm_devices_create(vm, vm->devcfg, usage);
+	if ((r = setup_devices(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "registering devices: %s", strerror(-r));
+	if ((r = vm_devices_init(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "setting up the PCI bus: %s", strerror(-r));
+	return vm_devices_create(vm, vm->devcfg, e);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
 {
 	struct boot_entry entry;
 	int r;
 
-	if ((r = create_machine(vm, cfg, -1, usage)))
+	if ((r = create_machine(vm, cfg, -1, e)) || (r = load_kernel(vm, &entry, e)))
 		return r;
-	if ((r = load_kernel(vm, &entry, usage)))
-		return r;
-	if ((r = x86_cpuid_init(vm))) {
-		cv_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
-		return r;
-	}
-	return create_vcpus(vm, &entry);
+	if ((r = x86_cpuid_init(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+	return create_vcpus(vm, &entry, e);
 }
 
-int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage)
+int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, struct cv_error *e)
 {
 	int r;
 
-	if ((r = create_machine(vm, cfg, mem_fd, usage)))
+	if ((r = create_machine(vm, cfg, mem_fd, e)))
 		return r;
-	if ((r = x86_cpuid_init(vm))) {
-		cv_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
-		return r;
-	}
+	if ((r = x86_cpuid_init(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	/* No entry registers: the vCPU state comes from the snapshot. */
-	return create_vcpus(vm, NULL);
+	return create_vcpus(vm, NULL, e);
 }
 
 int vm_start(struct vm *vm)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "cvisor/bus.h"
-#include "cvisor/state.h"
+#include "cvisor/device.h"
 
 /* I/O ports, also written into the FADT by acpi_build(). */
 #define ACPI_PM_BASE 0x600

@@ -1,5 +1,7 @@
-/* config.h - the guest's configuration, from argv and an optional JSON file
- * (pure, fuzzable: reading the file is the caller's job). */
+/* config.h - the guest's configuration: one field table (src/config.c)
+ * drives the `cvisor run` flags, the config file's keys, the usage
+ * synopsis, the snapshot's CONFIG section and the config part of `cvisor
+ * info`; the device table (devices.h) adds the device flags and keys. */
 #ifndef CVISOR_CONFIG_H
 #define CVISOR_CONFIG_H
 
@@ -8,6 +10,7 @@
 #include <stdint.h>
 
 #include "cvisor/devices.h"
+#include "cvisor/error.h"
 #include "cvisor/util.h"
 
 #define CONFIG_MAX_CPUS 64
@@ -19,6 +22,10 @@
 #define CONFIG_MAX_CPU_CAP (100 * CONFIG_MAX_CPUS)
 /* A config file larger than this is refused before it is read. */
 #define CONFIG_FILE_MAX (1024 * 1024)
+/* The kernel command line, with its NUL. */
+#define CONFIG_CMDLINE_MAX 4096
+
+struct json_object;
 
 enum config_quirks {
 	CONFIG_QUIRKS_AUTO, /* detect a host that emulates guest code (PVM) */
@@ -26,52 +33,88 @@ enum config_quirks {
 	CONFIG_QUIRKS_OFF,
 };
 
+/* The config owns every string in it (copies, freed by config_free):
+ * nothing points into argv, a parsed file or a snapshot buffer. Set a
+ * string field with config_set_string. */
 struct vm_config {
-	const char *kernel;
-	const char *initrd;
-	const char *cmdline;
+	char *kernel;
+	char *initrd;
+	char cmdline[CONFIG_CMDLINE_MAX];
 	uint64_t mem_size;
 	unsigned int ncpus;
 	enum config_quirks quirks;
 
 	/* Toolstack (see README: named guests). */
-	const char *name;	  /* control socket $CVISOR_RUN_DIR/NAME.sock */
-	bool detach;		  /* -d: console to a log file and ring buffer */
-	unsigned int cpu_weight;  /* cgroup cpu.weight, 1..10000, default 100 */
-	unsigned int cpu_cap;	  /* percent of one host CPU, 0 = no cap */
-	uint64_t memory_limit;	  /* cgroup memory.max in bytes, 0 = none */
-	const char *cpu_affinity; /* host CPU list for every vCPU, NULL = any */
-	const char *config_file;  /* --config FILE, as given */
-	void *json;		  /* the parsed file; owns its strings above */
-	char *strings;		  /* snapshot_config_load: owns its strings */
+	char *name;		 /* control socket $CVISOR_RUN_DIR/NAME.sock */
+	bool detach;		 /* -d: console to a log file and ring buffer */
+	unsigned int cpu_weight; /* cgroup cpu.weight, 1..10000, default 100 */
+	unsigned int cpu_cap;	 /* percent of one host CPU, 0 = no cap */
+	uint64_t memory_limit;	 /* cgroup memory.max in bytes, 0 = none */
+	char *cpu_affinity;	 /* host CPU list for every vCPU, NULL = any */
+	char *config_file;	 /* --config FILE, as given */
 
-	/* Paravirtual devices (--disk, --net, --rng, --balloon, --vsock,
-	 * --virtio), parsed by devices_parse_flag. */
+	/* Paravirtual devices (--virtio and the device table's flags). */
 	struct devices_config devices;
 };
 
-/* The defaults: 256M, one vCPU, weight 100, no name. */
+/* How config_to_json writes the fields out. */
+enum config_view {
+	/* The config file's form, for the snapshot's CONFIG section: the
+	 * keys a restore needs (not the name, -d or --config), sizes as
+	 * exact strings, unset fields left out; config_apply_json reads it
+	 * back. */
+	CONFIG_VIEW_SNAPSHOT,
+	/* The config part of `cvisor info`: sizes in bytes, unset strings
+	 * null (see src/ctl/proto.c). */
+	CONFIG_VIEW_INFO,
+};
+
+/* The defaults: 256M, one vCPU, weight 100, no name. cfg holds nothing
+ * to free before (config_free first to reuse one). */
 void config_init(struct vm_config *cfg);
 
+/* Replace the string *field with a copy of value (NULL clears it). 0 or
+ * -ENOMEM (the field unchanged). */
+int config_set_string(char **field, const char *value) CV_MUST;
+
 /* Apply the arguments of `cvisor run` (argv[0] is "run") over cfg. --config
- * FILE is only recorded in cfg->config_file. On error returns -EINVAL and
- * writes one user-facing line (no "cvisor: " prefix) into err. Only syntax
- * and ranges are checked; files and host limits are checked later. */
-int config_apply_flags(int argc, char **argv, struct vm_config *cfg, char *err,
-		       size_t errlen) CV_MUST;
+ * FILE is only recorded in cfg->config_file. -EINVAL with e filled
+ * (CV_EXIT_USAGE). Only syntax and ranges are checked; files and host
+ * limits are checked later. Pure. */
+int config_apply_flags(int argc, char **argv, struct vm_config *cfg, struct cv_error *e) CV_MUST;
 
 /* Apply a JSON config file's text[0..len) over cfg. Its keys are the long
  * flags with '_' for '-' (see README); unknown keys are errors. file names
  * the file in messages: "FILE:LINE:COL: ..." for syntax, "FILE: KEY ..."
- * for a value. cfg keeps the parsed tree until config_free(). */
+ * for a value. -EINVAL with e filled. Pure. */
 int config_apply_json(const char *file, const char *text, size_t len, struct vm_config *cfg,
-		      char *err, size_t errlen) CV_MUST;
+		      struct cv_error *e) CV_MUST;
 
 /* Checks across keys once everything is applied (a kernel, -d needs a
- * name, ...). */
-int config_check(const struct vm_config *cfg, char *err, size_t errlen) CV_MUST;
+ * name, ...). -EINVAL with e filled. */
+int config_check(const struct vm_config *cfg, struct cv_error *e) CV_MUST;
 
-/* Release what config_apply_json or snapshot_config_load kept. Idempotent. */
+/* What `cvisor run ARGS` runs (argv[0] is "run"; src/config_load.c, the
+ * part that reads files): the flags, then the
+ * --config file they name (if any) with the flags again on top (the
+ * command line overrides the file), config_check, then the files' full
+ * names: disk images always (a snapshot records them for a restore from
+ * another directory), the kernel and initrd with -d (a detached monitor
+ * leaves the current directory). A file that does not resolve is left as
+ * given, for vm_create to report. 0, or -errno with e filled. */
+int config_load_run(int argc, char **argv, struct vm_config *cfg, struct cv_error *e) CV_MUST;
+
+/* Add cfg's fields to the JSON object o in the
+ * given view. 0 or -ENOMEM. */
+int config_to_json(const struct vm_config *cfg, enum config_view view,
+		   struct json_object *o) CV_MUST;
+
+/* The `cvisor run` synopsis, from the field and device tables: lines of at
+ * most 92 columns, the first starting "usage: cvisor run", into buf.
+ * Returns buf. */
+const char *config_usage(char *buf, size_t len);
+
+/* Release the strings cfg owns. Idempotent. */
 void config_free(struct vm_config *cfg);
 
 #endif

@@ -1,5 +1,11 @@
-/* devices.h - the VM's paravirtual devices: which ones the user asked for,
- * and attaching them to the chosen transport (virtio-pci or virtio-mmio). */
+/* devices.h - the VM's paravirtual devices: the device table (one row per
+ * device type, src/devices.c), which devices the user asked for, and
+ * attaching them to the chosen transport (virtio-pci or virtio-mmio).
+ *
+ * The table drives the command-line flags (--disk, --net, ...), the config
+ * file's keys, the usage text, the creation order, the snapshot's CONFIG
+ * (through config.c) and DEVICE sections (their names). Adding a device is
+ * its file plus one row (README: "Adding a device"). */
 #ifndef CVISOR_DEVICES_H
 #define CVISOR_DEVICES_H
 
@@ -7,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cvisor/device.h"
+#include "cvisor/error.h"
 #include "cvisor/irq.h"
 #include "cvisor/pci.h"
 #include "cvisor/util.h"
@@ -15,8 +23,6 @@
 #include "cvisor/virtio_pci.h"
 
 #define VM_MAX_VIRTIO 16
-#define DEVICES_MAX_DISKS 8
-#define DEVICES_MAX_NETS 4
 /* virtio-mmio devices: 4 KiB apart from here, with ISA interrupts that no
  * emulated device uses. */
 #define VIRTIO_MMIO_BASE 0xd8000000ULL
@@ -27,36 +33,79 @@ enum virtio_transport_kind {
 	VIRTIO_TRANSPORT_MMIO, /* microVM kernels, announced on the command line */
 };
 
-/* What the user asked for, as given on the command line or in the config
- * file; each spec is parsed by its device when the VM is built. */
-struct devices_config {
-	enum virtio_transport_kind transport;
-	const char *disks[DEVICES_MAX_DISKS]; /* --disk PATH[,readonly][,serial=ID] */
-	unsigned int ndisks;
-	const char *nets[DEVICES_MAX_NETS]; /* --net user[,hostfwd=...] | tap=NAME */
-	unsigned int nnets;
-	bool rng;		/* --rng */
-	uint64_t balloon_bytes; /* --balloon SIZE (starting target) */
-	bool balloon;
-	const char *vsock; /* --vsock CID[,uds=PATH] */
+/* One row of the device table. */
+struct device_type {
+	const char *key;   /* "disk": the flag --disk and the config key "disk" */
+	const char *arg;   /* the value's syntax in usage; NULL: a flag without value */
+	unsigned int max;  /* 1: given once, a later value replaces it; >1: repeatable */
+	bool size_value;   /* a config file may give a number (MiB), as for sizes */
+	bool path;	   /* the spec starts with a file name, made absolute */
+	const char *label; /* "virtio-blk", numbered "virtio-blk 0" when repeatable:
+			      log lines and the snapshot's DEVICE section */
+	/* Checked when the flag or key is read (NULL: when the device is
+	 * created); `what` names it ("--balloon", "FILE: balloon"). -EINVAL
+	 * with e filled. */
+	int (*check)(const char *what, const char *spec, struct cv_error *e);
+	/* Create the index-th device of this type from spec (a bool flag's
+	 * spec is "") into d: virtio_dev_init done, transport not yet.
+	 * One contract for every device: 0, or -errno with e filled
+	 * (CV_EXIT_USAGE when the spec or a file it names is at fault) and
+	 * nothing left to free. */
+	int (*create)(struct virtio_dev *d, const char *spec, unsigned int index,
+		      const struct virtio_env *env, struct cv_error *e);
 };
 
-/* Record one device flag (--disk, --net, --rng, --balloon, --vsock,
- * --virtio) into dc. Returns 1 if flag is a device flag and was taken, 0 if
- * it is not a device flag, or -EINVAL with one line in err. Pure. */
-int devices_parse_flag(struct devices_config *dc, const char *flag, const char *value, char *err,
-		       size_t errlen) CV_MUST;
+/* One device the user asked for: its type and its spec (owned). */
+struct device_spec {
+	const struct device_type *type;
+	char *spec;
+};
 
-/* True for device flags that take no value (--rng). */
-bool devices_flag_is_bool(const char *flag);
+/* What the user asked for, as given on the command line, in the config
+ * file or in a snapshot's CONFIG; each spec is parsed by its device when
+ * the VM is built. */
+struct devices_config {
+	enum virtio_transport_kind transport;
+	struct device_spec dev[VM_MAX_VIRTIO];
+	unsigned int n;
+};
 
+/* The device table: *n rows, in creation order. */
+const struct device_type *devices_table(unsigned int *n);
+
+/* The row whose key is key ("disk"), or NULL. */
+const struct device_type *devices_type(const char *key);
+
+/* Record one device of type t (spec "" for a flag without value): a type
+ * given once replaces its earlier spec, a repeatable one is added, up to
+ * t->max. The spec is copied. -EINVAL (CV_EXIT_USAGE) or -ENOMEM with e
+ * filled; `what` names the flag or key in messages ("--disk"). */
+int devices_add(struct devices_config *dc, const struct device_type *t, const char *what,
+		const char *spec, struct cv_error *e) CV_MUST;
+
+/* How many devices of type t dc holds. */
+unsigned int devices_count(const struct devices_config *dc, const struct device_type *t);
+
+/* The i-th spec of type t in dc, or NULL. */
+const char *devices_spec(const struct devices_config *dc, const struct device_type *t,
+			 unsigned int i);
+
+/* Replace the i-th spec of type t (absolute paths, config.c). 0, -ENOENT
+ * or -ENOMEM. */
+int devices_set_spec(struct devices_config *dc, const struct device_type *t, unsigned int i,
+		     const char *spec) CV_MUST;
+
+/* Free the specs; dc is empty (transport kept). Idempotent. */
+void devices_config_free(struct devices_config *dc);
+
+/* A virtio device the VM owns, with its transport. */
 struct vm_virtio {
 	struct virtio_dev dev;
 	union {
 		struct virtio_pci pci;
 		struct virtio_mmio mmio;
 	} t;
-	void (*destroy)(struct virtio_dev *d); /* the device model's cleanup */
+	bool mmio; /* which member of t */
 };
 
 struct vm;
@@ -64,17 +113,24 @@ struct vm;
 /* The PCI bus and the interrupt router; before any device is attached. */
 int vm_devices_init(struct vm *vm) CV_MUST;
 
-/* Create every device dc asks for and attach it. On failure prints one
- * line and returns -errno; *usage is set when the user's spec was at fault. */
-int vm_devices_create(struct vm *vm, const struct devices_config *dc, bool *usage) CV_MUST;
+/* Create every device dc asks for, in table order, and attach it. 0, or
+ * -errno with e filled (CV_EXIT_USAGE when the user's spec or a file it
+ * names is at fault); nothing is printed. */
+int vm_devices_create(struct vm *vm, const struct devices_config *dc, struct cv_error *e) CV_MUST;
 
 /* Attach an initialized device to the VM's transport; the VM owns v from
  * now on (freed by vm_devices_destroy). */
 int vm_attach_virtio(struct vm *vm, struct vm_virtio *v) CV_MUST;
 
+/* Every device whose state a snapshot holds, in a fixed order, into out
+ * (max entries): the platform devices, the PCI host bridge (virtio-pci
+ * machines), then the virtio devices by label. Returns the count. */
+unsigned int vm_devices_list(struct vm *vm, struct device *out, unsigned int max);
+
 /* Words for the kernel command line (virtio-mmio announcements), or "". */
 const char *vm_devices_cmdline(const struct vm *vm);
 
+/* Destroy and free every virtio device. */
 void vm_devices_destroy(struct vm *vm);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "cvisor/bus.h"
-#include "cvisor/state.h"
+#include "cvisor/device.h"
 
 #define I8042_DATA_PORT 0x60
 #define I8042_CMD_PORT 0x64

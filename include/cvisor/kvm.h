@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 
+#include "cvisor/error.h"
 #include "cvisor/util.h"
 
 /* The selftests' way: the wrapper returns the raw result and a static
@@ -31,8 +32,9 @@
 		ioctl(fd, cmd, (unsigned long)(val));                            \
 	})
 
-/* Open /dev/kvm and check the API version. -errno; prints one line. */
-int kvm_open(int *fd) CV_MUST;
+/* Open /dev/kvm and check the API version. 0, or -errno with e filled
+ * (CV_EXIT_USAGE: the host's setup, with what to do about it). */
+int kvm_open(int *fd, struct cv_error *e) CV_MUST;
 
 /* KVM_CHECK_EXTENSION; 0 when absent. */
 int kvm_cap(int fd, long cap);

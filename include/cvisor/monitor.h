@@ -36,8 +36,8 @@ struct placement {
 int placement_flag(struct placement *p, const char *flag, const char *val, char *err,
 		   size_t errlen) CV_MUST;
 
-/* Put the flags that were given over cfg's. */
-void placement_apply(const struct placement *p, struct vm_config *cfg);
+/* Put the flags that were given over cfg's. 0 or -ENOMEM. */
+int placement_apply(const struct placement *p, struct vm_config *cfg) CV_MUST;
 
 /* The vCPU threads' host CPUs must exist here: parse list into set; one
  * line on stderr and -EINVAL when it names a CPU this host lacks. */

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "cvisor/bus.h"
-#include "cvisor/state.h"
+#include "cvisor/device.h"
 
 #define RTC_PORT 0x70 /* 0x70: index (bit 7 = NMI disable), 0x71: data */
 #define RTC_PORT_LEN 2

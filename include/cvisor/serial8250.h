@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cvisor/bus.h"
-#include "cvisor/state.h"
+#include "cvisor/device.h"
 
 #define SERIAL8250_COM1_BASE 0x3f8
 #define SERIAL8250_COM1_IRQ 4

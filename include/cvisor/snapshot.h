@@ -9,7 +9,7 @@
  *                    then either end the guest, or snapshot_devices_resume
  *                    and vm_resume to keep it running.
  * Loading (target):  snapshot_config_load(payload, ...) -> cfg;
- *                    vm_create_restore(vm, &cfg, mem_fd or -1, &usage);
+ *                    vm_create_restore(vm, &cfg, mem_fd or -1, &e);
  *                    fill RAM if mem_fd was -1;
  *                    snapshot_state_load(vm, payload, ...); vm_start(vm). */
 #ifndef CVISOR_SNAPSHOT_H
@@ -28,7 +28,7 @@ struct guest_mem;
 struct cpu_model;
 
 /* Section versions this cvisor writes (and the newest it reads). */
-#define SNAPSHOT_CONFIG_VERSION 1
+#define SNAPSHOT_CONFIG_VERSION 2
 #define SNAPSHOT_MACHINE_VERSION 2
 #define SNAPSHOT_KSTATE_VERSION 1
 #define SNAPSHOT_VCPU_VERSION 1
@@ -38,13 +38,14 @@ struct cpu_model;
 #define SNAPSHOT_MAX_CPUID 256
 #define SNAPSHOT_MAX_DEVICES 32
 
-/* Stop the devices that have I/O in flight (virtio-blk: finish what was
- * taken from the rings, take nothing new) so that their state can be
- * saved. Main thread, vCPUs paused. On failure nothing stays quiesced and
+/* Quiesce every device (device_ops quiesce: virtio-blk finishes what
+ * was taken from the rings and takes nothing new) so that their state can
+ * be saved. Main thread, vCPUs paused. On failure nothing stays quiesced and
  * one line is in err. */
 int snapshot_devices_quiesce(struct vm *vm, char *err, size_t errlen) CV_MUST;
 
-/* Undo snapshot_devices_quiesce (a guest that keeps running). */
+/* Undo snapshot_devices_quiesce (a guest that keeps running); also run
+ * after a load, for what the guest queued meanwhile. */
 void snapshot_devices_resume(struct vm *vm);
 
 /* Append the sections for everything but guest RAM: CONFIG (what is

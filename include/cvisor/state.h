@@ -43,14 +43,4 @@ uint32_t state_get_u32(struct state_rd *r);
 uint64_t state_get_u64(struct state_rd *r);
 void state_get_bytes(struct state_rd *r, void *p, size_t n);
 
-/* Lifecycle every device model implements (kvmtool virtio_ops style, with
- * Firecracker/Cloud Hypervisor save and load). load() validates everything
- * it reads and returns -EINVAL on anything out of range. */
-struct device_ops {
-	const char *name;
-	void (*reset)(void *dev);
-	int (*save)(void *dev, struct state_buf *out);
-	int (*load)(void *dev, struct state_rd *in);
-};
-
 #endif

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cvisor/error.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/state.h"
 #include "cvisor/util.h"
@@ -44,6 +45,7 @@
 #define VIRTIO_NO_VECTOR 0xffff
 
 struct virtio_dev;
+struct evloop;
 
 struct virtio_dev_ops {
 	const char *name;
@@ -71,6 +73,28 @@ struct virtio_dev_ops {
 	/* Device-specific state beyond the common part (may be NULL). */
 	int (*save)(struct virtio_dev *d, struct state_buf *out);
 	int (*load)(struct virtio_dev *d, struct state_rd *in);
+	/* Before a save (main thread, vCPUs paused): finish the I/O in flight
+	 * and take no new requests, so that save finds nothing in flight;
+	 * resume undoes it. NULL: the device never has I/O in flight. */
+	int (*quiesce)(struct virtio_dev *d);
+	void (*resume)(struct virtio_dev *d);
+	/* Free what create made (main thread, transport detached); NULL:
+	 * nothing to free. */
+	void (*destroy)(struct virtio_dev *d);
+};
+
+/* Counters the devices add to, for `cvisor top` (struct vm owns them). */
+struct virtio_io_stats {
+	_Atomic uint64_t blk_read_bytes, blk_write_bytes;
+	_Atomic uint64_t net_rx_bytes, net_tx_bytes;
+};
+
+/* What a device's create gets from the VM that owns it: device models
+ * never see struct vm. */
+struct virtio_env {
+	const struct guest_mem *mem;
+	struct evloop *loop; /* the main thread's */
+	struct virtio_io_stats *stats;
 };
 
 /* What a transport (virtio-pci, virtio-mmio) provides to the core. */

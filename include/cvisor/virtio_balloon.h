@@ -70,6 +70,12 @@ struct virtio_balloon_stats {
 int virtio_balloon_create(struct virtio_dev *d, const struct guest_mem *mem, struct evloop *loop,
 			  uint64_t initial_target_bytes) CV_MUST;
 
+/* The device table's check and create (devices.h): --balloon SIZE, the
+ * starting target (a plain number is MiB). */
+int virtio_balloon_check(const char *what, const char *spec, struct cv_error *e) CV_MUST;
+int virtio_balloon_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+				 const struct virtio_env *env, struct cv_error *e) CV_MUST;
+
 /* Remove the timer and free the device's state (main thread). */
 void virtio_balloon_destroy(struct virtio_dev *d);
 

@@ -77,20 +77,24 @@ struct virtio_blk_config {
 /* Parse the value of --disk: PATH[,readonly][,serial=ID][,direct][,queues=N]
  * (PATH ends at the first ','; "ro" = readonly; serial: 1 to 20 printable
  * characters, no spaces; queues: 1 to VIRTIO_MAX_QUEUES, default min(2,
- * host CPUs)). Pure. Returns 0, or -EINVAL with one line naming the bad
- * part in err (no "cvisor: " prefix). */
-int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err,
-		     size_t errlen) CV_MUST;
+ * host CPUs)). Pure. Returns 0, or -EINVAL with e filled (one line naming
+ * the bad part). */
+int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, struct cv_error *e) CV_MUST;
 
 /* Open the image (O_RDWR, or O_RDONLY with readonly), set up the I/O ring
  * and its completion eventfd on loop, and initialize d with the device's
  * ops (virtio_dev_init; the caller then sets d->transport). read_bytes and
  * write_bytes (may be NULL) count completed guest I/O. Returns 0, or
- * -errno with one line in err naming the image and what to do. */
+ * -errno with e filled (naming the image and what to do); nothing is left
+ * to free then. */
 int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 		      const struct guest_mem *mem, struct evloop *loop,
-		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes, char *err,
-		      size_t errlen) CV_MUST;
+		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes,
+		      struct cv_error *e) CV_MUST;
+
+/* The device table's create (devices.h): --disk SPEC, parsed and opened. */
+int virtio_blk_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e) CV_MUST;
 
 /* Wait for in-flight I/O, close the image and free everything create made.
  * Safe on a device whose create failed (and on a zeroed struct). */

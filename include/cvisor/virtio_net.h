@@ -88,18 +88,22 @@ void virtio_net_default_mac(unsigned int index, uint8_t mac[6]);
  *   user[,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=M]
  *   tap=NAME[,mac=M]
  * A HOSTPORT without the leading colon is accepted (tcp:2222-:22). index
- * picks the default MAC. On error returns -EINVAL and writes one
- * user-facing line (no "cvisor: " prefix) into err. */
-int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_config *c, char *err,
-		     size_t errlen) CV_MUST;
+ * picks the default MAC. On error returns -EINVAL with e filled. */
+int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_config *c,
+		     struct cv_error *e) CV_MUST;
 
 /* Open the backend c asks for and set up d as a virtio-net device over it
  * (virtio_dev_init included; the caller then attaches a transport). Frames
  * are counted into *rx_bytes / *tx_bytes (may be NULL). loop is the main
- * thread's event loop. On error returns -errno with one line in err. */
+ * thread's event loop. On error returns -errno with e filled, and nothing
+ * is left to free. */
 int virtio_net_create(struct virtio_dev *d, const struct virtio_net_config *c,
 		      const struct guest_mem *mem, struct evloop *loop, _Atomic uint64_t *rx_bytes,
-		      _Atomic uint64_t *tx_bytes, char *err, size_t errlen) CV_MUST;
+		      _Atomic uint64_t *tx_bytes, struct cv_error *e) CV_MUST;
+
+/* The device table's create (devices.h): --net SPEC, the index-th. */
+int virtio_net_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e) CV_MUST;
 
 /* The same over a backend the caller opened (tests, fuzzers, the bench);
  * the device owns it from here on, also when this fails. */

@@ -16,4 +16,8 @@
  * allocation, so there is nothing to destroy. Returns 0. */
 int virtio_rng_create(struct virtio_dev *d, const struct guest_mem *mem) CV_MUST;
 
+/* The device table's create (devices.h): --rng. Returns 0. */
+int virtio_rng_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e) CV_MUST;
+
 #endif

@@ -55,19 +55,22 @@ struct virtio_vsock_config {
 	bool uds_default; /* uds_path is the default: create its directory */
 };
 
-/* Parse `CID[,uds=PATH]` into c. Returns 0, or -EINVAL with one line in err
- * naming the bad part and what is allowed. */
-int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, char *err,
-		       size_t errlen) CV_MUST;
+/* Parse `CID[,uds=PATH]` into c. Returns 0, or -EINVAL with e filled
+ * (naming the bad part and what is allowed). */
+int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, struct cv_error *e) CV_MUST;
 
 /* Initialize d as virtio-vsock (label "virtio-vsock") for guest CID
  * c->guest_cid, listening on c->uds_path (a stale socket file there is
  * replaced; one that a live process still listens on is an error). Sockets
- * and timers run on loop (main thread). Returns 0, or -errno with one line
- * in err. Undo with virtio_vsock_destroy. */
+ * and timers run on loop (main thread). Returns 0, or -errno with e filled
+ * and nothing left to free. Undo with virtio_vsock_destroy. */
 int virtio_vsock_create(struct virtio_dev *d, const struct virtio_vsock_config *c,
-			const struct guest_mem *mem, struct evloop *loop, char *err,
-			size_t errlen) CV_MUST;
+			const struct guest_mem *mem, struct evloop *loop,
+			struct cv_error *e) CV_MUST;
+
+/* The device table's create (devices.h): --vsock SPEC. */
+int virtio_vsock_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			       const struct virtio_env *env, struct cv_error *e) CV_MUST;
 
 /* Close every connection and the listener, remove the socket file, free
  * the device's state (main thread, vCPUs stopped). */

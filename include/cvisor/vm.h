@@ -13,6 +13,7 @@
 #include "cvisor/config.h"
 #include "cvisor/devices.h"
 #include "cvisor/dirty.h"
+#include "cvisor/error.h"
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
@@ -105,16 +106,14 @@ struct vm {
 	char virtio_cmdline[1024];
 	struct virtio_dev *balloon; /* NULL without --balloon */
 	/* Counters for `cvisor top`, updated by the devices. */
-	struct {
-		_Atomic uint64_t blk_read_bytes, blk_write_bytes;
-		_Atomic uint64_t net_rx_bytes, net_tx_bytes;
-	} stats;
+	struct virtio_io_stats stats;
 };
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
- * load the kernel. Returns 0 or -errno with one line printed on stderr;
- * *usage is set when the fault is the user's input (exit status 2). */
-int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage) CV_MUST;
+ * load the kernel. Returns 0, or -errno with e filled (CV_EXIT_USAGE when
+ * the fault is the user's input: a flag, a file, a size); prints nothing.
+ * vm_destroy undoes it, also after a failure. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e) CV_MUST;
 
 /* Create a VM to receive saved state (cvisor restore, a migration target):
  * everything vm_create builds from cfg (memory, irqchip, devices with the
@@ -124,7 +123,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, bool *usage) CV_MUST;
  * checks) or, with mem_fd -1, zeroed anonymous memory the caller fills
  * (vm->mem, guest_mem_ptr). Then snapshot_state_load() and vm_start().
  * Errors as for vm_create. */
-int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, bool *usage) CV_MUST;
+int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd,
+		      struct cv_error *e) CV_MUST;
 
 /* Start the vCPU threads. */
 int vm_start(struct vm *vm) CV_MUST;

@@ -179,15 +179,14 @@ static int cmd_info(struct ctl_server *srv, char **reply)
 	add_u64(o, "pid", (uint64_t)getpid());
 	json_object_object_add(o, "state", json_object_new_string(state_name(vm)));
 	add_u64(o, "vcpus", vm->ncpus);
-	add_u64(o, "memory", cfg->mem_size);
 	add_u64(o, "uptime_ms", vm->start_ns ? (cv_now_ns() - vm->start_ns) / 1000000 : 0);
-	json_object_object_add(o, "kernel", str_or_null(cfg->kernel));
-	json_object_object_add(o, "initrd", str_or_null(cfg->initrd));
-	json_object_object_add(o, "cmdline", json_object_new_string(cfg->cmdline));
-	add_u64(o, "cpu_weight", cfg->cpu_weight);
-	add_u64(o, "cpu_cap", cfg->cpu_cap);
-	add_u64(o, "memory_limit", cfg->memory_limit);
-	json_object_object_add(o, "cpu_affinity", str_or_null(cfg->cpu_affinity));
+	/* memory, kernel, initrd, cmdline, cpu_weight, cpu_cap, memory_limit,
+	 * cpu_affinity: config.c's field table says which and how. */
+	if (config_to_json(cfg, CONFIG_VIEW_INFO, o)) {
+		json_object_put(o);
+		json_object_put(dev);
+		return fail(reply, -ENOMEM, "out of memory");
+	}
 	json_object_object_add(o, "detached", json_object_new_boolean(srv->con != NULL));
 	json_object_object_add(o, "log", str_or_null(srv->log_path));
 	json_object_object_add(o, "cgroup", str_or_null(srv->cgroup));

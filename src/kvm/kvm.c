@@ -7,26 +7,27 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-int kvm_open(int *fd)
+int kvm_open(int *fd, struct cv_error *e)
 {
 	int r, f = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
 	if (f < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			cv_err("/dev/kvm: no such device (load the kvm module, or enable "
-			       "virtualization for this machine)");
-		else if (r == -EACCES || r == -EPERM)
-			cv_err("/dev/kvm: permission denied (add your user to group kvm)");
-		else
-			cv_err("/dev/kvm: %s", strerror(-r));
-		return r;
+			return cv_fail(e, CV_EXIT_USAGE, r,
+				       "/dev/kvm: no such device (load the kvm module, or enable "
+				       "virtualization for this machine)");
+		if (r == -EACCES || r == -EPERM)
+			return cv_fail(e, CV_EXIT_USAGE, r,
+				       "/dev/kvm: permission denied (add your user to group kvm)");
+		return cv_fail(e, CV_EXIT_USAGE, r, "/dev/kvm: %s", strerror(-r));
 	}
 	r = kvm_ioctl_val(f, KVM_GET_API_VERSION, 0);
 	if (r != KVM_API_VERSION) {
-		cv_err("/dev/kvm: unsupported KVM API version %d (need %d)", r, KVM_API_VERSION);
 		close(f);
-		return -ENOTSUP;
+		return cv_fail(e, CV_EXIT_USAGE, -ENOTSUP,
+			       "/dev/kvm: unsupported KVM API version %d (need %d)", r,
+			       KVM_API_VERSION);
 	}
 	*fd = f;
 	return 0;

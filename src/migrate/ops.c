@@ -19,7 +19,7 @@ const struct migrate_source_ops migrate_snapshot_source_ops = {
 static int build(void *ctx, struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
-	bool usage;
+	struct cv_error e = { 0 };
 	int r;
 
 	(void)ctx;
@@ -28,11 +28,10 @@ static int build(void *ctx, struct vm_config *cfg, struct vm **out, char *err, s
 		return -ENOMEM;
 	}
 	/* mem_fd -1: zeroed anonymous RAM that the stream fills. */
-	if ((r = vm_create_restore(vm, cfg, -1, &usage))) {
+	if ((r = vm_create_restore(vm, cfg, -1, &e))) {
 		vm_destroy(vm);
 		free(vm);
-		snprintf(err, errlen, "%s (see the line above)", strerror(-r));
-		return r;
+		return cv_errf(err, errlen, r, "%s", e.msg[0] ? e.msg : strerror(-r));
 	}
 	*out = vm;
 	return 0;

@@ -109,19 +109,22 @@ static int check_cpu(struct mrecv *m, char *why, size_t whylen)
 static int rewrite_disks(struct mrecv *m)
 {
 	struct devices_config *dc = &m->t->cfg.devices;
+	const struct device_type *disk = devices_type("disk");
+	unsigned int n = devices_count(dc, disk);
 
-	if (dc->ndisks != m->rx.hello.ndisks)
+	if (n != m->rx.hello.ndisks)
 		return cv_errf(m->err, m->errlen, -EINVAL,
 			       "the source sends %u disk images for %u disks", m->rx.hello.ndisks,
-			       dc->ndisks);
-	for (unsigned int i = 0; i < dc->ndisks; i++) {
-		const char *opts = strchr(dc->disks[i], ',');
+			       n);
+	for (unsigned int i = 0; i < n; i++) {
+		const char *opts = strchr(devices_spec(dc, disk, i), ',');
 
 		if (asprintf(&m->t->disk_specs[i], "%s%s", m->dd.path[i], opts ? opts : "") < 0) {
 			m->t->disk_specs[i] = NULL;
 			return cv_errf(m->err, m->errlen, -ENOMEM, "out of memory");
 		}
-		dc->disks[i] = m->t->disk_specs[i];
+		if (devices_set_spec(dc, disk, i, m->t->disk_specs[i]))
+			return cv_errf(m->err, m->errlen, -ENOMEM, "out of memory");
 	}
 	return 0;
 }

@@ -148,20 +148,19 @@ static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, 
 			  size_t errlen)
 {
 	struct incoming_ctx *x = opaque;
-	bool usage = false;
+	struct cv_error e = { 0 };
 	int r;
 
-	cfg->name = x->name;
 	cfg->detach = x->detach;
 	/* The source's host CPUs mean nothing here: only ours count. */
-	cfg->cpu_affinity = NULL;
-	placement_apply(x->place, cfg);
+	if (config_set_string(&cfg->name, x->name) || config_set_string(&cfg->cpu_affinity, NULL) ||
+	    placement_apply(x->place, cfg))
+		return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	monitor_isolate(cfg, x->cg);
 	x->built = true;
-	if ((r = vm_create_restore(x->vm, cfg, -1, &usage))) {
-		snprintf(err, errlen, "building the guest: %s", strerror(-r));
-		return r;
-	}
+	if ((r = vm_create_restore(x->vm, cfg, -1, &e)))
+		return cv_errf(err, errlen, r, "building the guest: %s",
+			       e.msg[0] ? e.msg : strerror(-r));
 	if (x->detach) {
 		if ((r = ctl_console_init(x->con, x->log_fd))) {
 			snprintf(err, errlen, "console ring: %s", strerror(-r));

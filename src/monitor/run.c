@@ -55,15 +55,17 @@ int placement_flag(struct placement *p, const char *flag, const char *val, char 
 
 	if (!given)
 		return 0;
+	struct cv_error e = { 0 };
+
 	if (!val)
 		return snprintf(err, errlen, "%s needs a value", flag), -EINVAL;
-	if (config_apply_flags(3, av, &p->c, err, errlen))
-		return -EINVAL;
+	if (config_apply_flags(3, av, &p->c, &e))
+		return snprintf(err, errlen, "%s", e.msg), -EINVAL;
 	*given = true;
 	return 1;
 }
 
-void placement_apply(const struct placement *p, struct vm_config *cfg)
+int placement_apply(const struct placement *p, struct vm_config *cfg)
 {
 	if (p->weight)
 		cfg->cpu_weight = p->c.cpu_weight;
@@ -71,8 +73,7 @@ void placement_apply(const struct placement *p, struct vm_config *cfg)
 		cfg->cpu_cap = p->c.cpu_cap;
 	if (p->limit)
 		cfg->memory_limit = p->c.memory_limit;
-	if (p->affinity)
-		cfg->cpu_affinity = p->c.cpu_affinity;
+	return p->affinity ? config_set_string(&cfg->cpu_affinity, p->c.cpu_affinity) : 0;
 }
 
 /* A cgroup for every named guest (so that weights compare guests), and for
@@ -160,17 +161,16 @@ int monitor_balloon_set(void *ctx, uint64_t bytes)
 /* The VM from the snapshot's CONFIG, RAM mapped from FILE.mem, then the
  * saved state. A state that does not load is the file's fault (status 2). */
 static int restore_vm(struct vm *vm, const struct vm_config *cfg, const struct restore_src *rs,
-		      bool *usage)
+		      struct cv_error *e)
 {
 	char err[512];
 	int r;
 
-	if ((r = vm_create_restore(vm, cfg, rs->mem_fd, usage)))
+	if ((r = vm_create_restore(vm, cfg, rs->mem_fd, e)))
 		return r;
-	if ((r = snapshot_state_load(vm, rs->payload, rs->len, err, sizeof(err)))) {
-		cv_err("snapshot %s: %s", rs->path, err);
-		*usage = r != -ENOMEM;
-	}
+	if ((r = snapshot_state_load(vm, rs->payload, rs->len, err, sizeof(err))))
+		cv_fail(e, r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE, r, "snapshot %s: %s",
+			rs->path, err);
 	return r;
 }
 
@@ -185,7 +185,8 @@ int monitor_run(const struct vm_config *cfg, int ready_fd, const struct restore_
 	struct cgroup cg = { 0 };
 	cpu_set_t affinity;
 	char err[PATH_MAX + 128];
-	bool usage = false, named = cfg->name != NULL, have_con = false;
+	struct cv_error e = { 0 };
+	bool named = cfg->name != NULL, have_con = false;
 	int status = CV_EXIT_FAIL, signo = 0, r, log_fd = -1;
 
 	runloop_block_signals();
@@ -201,8 +202,8 @@ int monitor_run(const struct vm_config *cfg, int ready_fd, const struct restore_
 	    (log_fd = monitor_open_log(&srv, srv.log_path, sizeof(srv.log_path))) < 0)
 		goto out;
 	monitor_isolate(cfg, &cg);
-	if (rs ? restore_vm(&vm, cfg, rs, &usage) : vm_create(&vm, cfg, &usage)) {
-		status = usage ? CV_EXIT_USAGE : CV_EXIT_FAIL;
+	if (rs ? restore_vm(&vm, cfg, rs, &e) : vm_create(&vm, cfg, &e)) {
+		status = cv_error_report(&e, "building the guest");
 		goto out_vm;
 	}
 	if (cfg->detach) {

@@ -100,16 +100,16 @@ static bool valid_ifname(const char *s)
 }
 
 static int parse_option(char *item, const char *orig, struct virtio_net_config *c, bool *have_mac,
-			char *err, size_t errlen)
+			struct cv_error *e)
 {
 	struct net_hostfwd *f;
 
 	if (!strncmp(item, "mac=", 4)) {
 		if (*have_mac)
-			return cv_errf(err, errlen, -EINVAL, "--net: mac= given twice");
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "--net: mac= given twice");
 		if (parse_mac(item + 4, c->mac))
-			return cv_errf(
-				err, errlen, -EINVAL,
+			return cv_fail(
+				e, CV_EXIT_USAGE, -EINVAL,
 				"--net: bad mac '%s' (expected six hex bytes xx:xx:xx:xx:xx:xx, "
 				"unicast and not all zero)",
 				item + 4);
@@ -117,13 +117,14 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 		return 0;
 	}
 	if (strncmp(item, "hostfwd=", 8))
-		return cv_errf(err, errlen, -EINVAL,
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--net: unknown option '%s' in '%s' (expected hostfwd= or mac=)",
 			       item, orig);
 	if (c->backend != VIRTIO_NET_USER)
-		return cv_errf(err, errlen, -EINVAL, "--net: hostfwd= works with --net user only");
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--net: hostfwd= works with --net user only");
 	if (c->nr_hostfwd == VIRTIO_NET_MAX_HOSTFWD)
-		return cv_errf(err, errlen, -EINVAL, "--net: at most %d hostfwd= rules",
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "--net: at most %d hostfwd= rules",
 			       VIRTIO_NET_MAX_HOSTFWD);
 	f = &c->hostfwd[c->nr_hostfwd];
 	{
@@ -131,7 +132,7 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 
 		snprintf(copy, sizeof(copy), "%s", item + 8);
 		if (strlen(item + 8) >= sizeof(copy) || parse_hostfwd(copy, f))
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--net: bad hostfwd '%s' (expected "
 				       "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, guest on "
 				       "10.0.2.0/24)",
@@ -140,14 +141,14 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 	for (unsigned int i = 0; i < c->nr_hostfwd; i++)
 		if (c->hostfwd[i].udp == f->udp && c->hostfwd[i].host_port == f->host_port &&
 		    c->hostfwd[i].host_addr == f->host_addr)
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--net: host port %u is forwarded twice", f->host_port);
 	c->nr_hostfwd++;
 	return 0;
 }
 
-int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_config *c, char *err,
-		     size_t errlen)
+int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_config *c,
+		     struct cv_error *e)
 {
 	char buf[1024], *p, *item;
 	bool have_mac = false;
@@ -156,10 +157,10 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 	memset(c, 0, sizeof(*c));
 	virtio_net_default_mac(index, c->mac);
 	if (!spec || !*spec)
-		return cv_errf(err, errlen, -EINVAL,
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--net: empty value (expected user[,...] or tap=NAME)");
 	if (strlen(spec) >= sizeof(buf))
-		return cv_errf(err, errlen, -EINVAL, "--net: value longer than %zu bytes",
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "--net: value longer than %zu bytes",
 			       sizeof(buf) - 1);
 	strcpy(buf, spec);
 	p = buf;
@@ -169,17 +170,17 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 	} else if (!strncmp(item, "tap=", 4)) {
 		c->backend = VIRTIO_NET_TAP;
 		if (!valid_ifname(item + 4))
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--net: bad tap name '%s' (1 to %d characters, no '/', ':', "
 				       "'%%' or spaces)",
 				       item + 4, IFNAMSIZ - 1);
 		strcpy(c->tap, item + 4);
 	} else {
-		return cv_errf(err, errlen, -EINVAL,
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--net: unknown network '%s' (expected user or tap=NAME)", item);
 	}
 	while ((item = strsep(&p, ",")))
-		if ((r = parse_option(item, spec, c, &have_mac, err, errlen)))
+		if ((r = parse_option(item, spec, c, &have_mac, e)))
 			return r;
 	return 0;
 }

@@ -24,11 +24,20 @@
  * fields. "str" is u8 present (0/1), u16 length (<= 4096), that many bytes
  * (no NUL). The payload holds, in this order:
  *
- * CONFIG  (id 5, version 1): what is needed to build the same machine
- *   u64 mem_size, u32 ncpus, u8 emulated_host (0 auto, 1 on, 2 off),
- *   u32 cpu_weight, u32 cpu_cap, u64 memory_limit,
- *   str kernel, str initrd, str cmdline, str cpu_affinity (for `info`:
- *   a restore loads no kernel),
+ * CONFIG  (id 5, version 2): what is needed to build the same machine:
+ *   the canonical JSON config (no NUL), in the config file's form, as
+ *   config.c's field table and the device table write it (config_to_json,
+ *   CONFIG_VIEW_SNAPSHOT) and read it back (config_apply_json): kernel,
+ *   initrd, cmdline, cpu_affinity (for `info`: a restore loads no kernel),
+ *   memory, cpus, emulated_host, cpu_weight, cpu_cap, memory_limit,
+ *   virtio, and each device key ("disk": [specs with absolute paths],
+ *   "net": [...], "rng": true, "balloon": "SIZE", "vsock": "SPEC"); sizes
+ *   as exact strings ("512M", "16388K"), unset fields left out (their
+ *   defaults), never the name or -d. A key added to the tables needs no
+ *   new version: an older file without it gets the default.
+ *   Version 1 (still read): u64 mem_size, u32 ncpus, u8 emulated_host
+ *   (0 auto, 1 on, 2 off), u32 cpu_weight, u32 cpu_cap, u64 memory_limit,
+ *   str kernel, str initrd, str cmdline, str cpu_affinity,
  *   u8 transport (0 pci, 1 mmio), u8 rng, u8 balloon, u64 balloon_bytes,
  *   str vsock, u32 ndisks + ndisks x str (--disk spec, absolute path),
  *   u32 nnets + nnets x str (--net spec).
@@ -48,16 +57,18 @@
  * VCPU    (id 3, version 1) x ncpus: u32 index, then the vCPU state
  *   (vcpu_state.c: registers, XSAVE, LAPIC, MSRs with IA32_TSC, events).
  * DEVICE  (id 4, version 1) x every device: u16 name length, the name,
- *   then the device's own versioned state. Names: serial8250, i8042, rtc,
- *   acpi_pm (device_ops of src/dev), pci (u32 version 1, u32 config
+ *   then the device's own versioned state (its device_ops save, device.h;
+ *   the list is vm_devices_list in src/devices.c). Names: serial8250,
+ *   i8042, rtc, acpi_pm (src/dev), pci (u32 version 1, u32 config
  *   address, the host bridge's 256 config bytes; virtio-pci machines only),
- *   and each virtio device by label ("virtio-blk 0", "virtio-net 0",
- *   "virtio-rng", "virtio-balloon", "virtio-vsock"): u8 transport (0 pci,
- *   1 mmio), the transport's state (virtio_pci_save / virtio_mmio_save),
- *   then virtio_dev_save (common part, queues, the device's own).
+ *   and each virtio device by the device table's label ("virtio-blk 0",
+ *   "virtio-net 0", "virtio-rng", "virtio-balloon", "virtio-vsock"): u8
+ *   transport (0 pci, 1 mmio), the transport's state (virtio_pci_save /
+ *   virtio_mmio_save), then virtio_dev_save (common part, queues, the
+ *   device's own).
  *
  * Loading checks every section's version (this cvisor reads version 1 of
- * each, and 1 and 2 of MACHINE), that each is consumed exactly, and that
+ * each, and 1 and 2 of MACHINE and CONFIG), that each is consumed exactly, and that
  * counts and names match the VM built from CONFIG. Unknown section ids are
  * refused, never skipped: a writer that adds one raises the container's
  * minor version, which older readers refuse anyway, so an unknown id means

@@ -27,7 +27,9 @@ static const char *section_name(uint32_t id)
 /* The newest version of each section this cvisor reads. */
 static unsigned int section_max_version(uint32_t id)
 {
-	return id == SNAP_SEC_MACHINE ? SNAPSHOT_MACHINE_VERSION : 1;
+	return id == SNAP_SEC_MACHINE  ? SNAPSHOT_MACHINE_VERSION
+	       : id == SNAP_SEC_CONFIG ? SNAPSHOT_CONFIG_VERSION
+				       : 1;
 }
 
 /* The sections of a payload, checked for known ids, versions and counts. */
@@ -56,7 +58,7 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 				       "unknown section id %u (damaged, or from a newer "
 				       "cvisor)",
 				       s.id);
-		/* Read 1..current of each (MACHINE is at 2, the rest at 1). */
+		/* Read 1..current of each (MACHINE and CONFIG are at 2). */
 		if (s.version < 1 || s.version > section_max_version(s.id))
 			return cv_errf(err, errlen, -EINVAL,
 				       "%s section version %u is not supported (this cvisor reads "
@@ -100,95 +102,125 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 	return 0;
 }
 
-/* A str field into the block at *out (NUL-terminated); NULL if absent. */
-static const char *get_str(struct state_rd *r, char **out, bool *bad)
+/* ---- CONFIG ---- */
+
+/* A version 1 str field: a malloc'd copy into *out (NULL if absent). */
+static int get_str(struct state_rd *r, char **out)
 {
 	uint8_t present = state_get_u8(r);
 	uint16_t n = state_get_u16(r);
-	char *s = *out;
 
+	*out = NULL;
 	if (r->err || present > 1 || n > SNAPSHOT_MAX_STRING || n > r->len - r->pos ||
-	    (!present && n)) {
-		*bad = true;
-		return NULL;
-	}
-	state_get_bytes(r, s, n);
-	s[n] = '\0';
-	if (strlen(s) != n)
-		*bad = true;
-	*out += n + 1;
-	return present ? s : NULL;
+	    (!present && n) || memchr(r->data + r->pos, '\0', n))
+		return -EINVAL;
+	if (present && !(*out = strndup((const char *)r->data + r->pos, n)))
+		return -ENOMEM;
+	r->pos += n;
+	return 0;
 }
 
-int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *cfg, char *err,
-			 size_t errlen)
+/* Version 1 devices: u8 transport, u8 rng, u8 balloon, u64 balloon_bytes,
+ * str vsock, u32 ndisks + strs, u32 nnets + strs; as the flags would
+ * have given them. */
+static int get_devices_v1(struct state_rd *r, struct vm_config *cfg, struct cv_error *e)
 {
-	struct sections *ss = malloc(sizeof(*ss));
-	struct devices_config *dc = &cfg->devices;
+	static const char *const keys[] = { "vsock", "disk", "net" };
+	uint8_t mmio = state_get_u8(r), rng = state_get_u8(r), balloon = state_get_u8(r);
+	uint64_t balloon_bytes = state_get_u64(r);
+	char num[32], *spec;
+	int ret = 0;
+
+	if (r->err)
+		return -EINVAL;
+	if (mmio > 1 || rng > 1 || balloon > 1 || balloon_bytes > cfg->mem_size)
+		return -ERANGE;
+	cfg->devices.transport = mmio ? VIRTIO_TRANSPORT_MMIO : VIRTIO_TRANSPORT_PCI;
+	snprintf(num, sizeof(num), "%llub", (unsigned long long)balloon_bytes);
+	if ((rng && devices_add(&cfg->devices, devices_type("rng"), "rng", "", e)) ||
+	    (balloon && devices_add(&cfg->devices, devices_type("balloon"), "balloon", num, e)))
+		return -EINVAL;
+	for (unsigned int k = 0; k < ARRAY_SIZE(keys) && !ret; k++) {
+		const struct device_type *t = devices_type(keys[k]);
+		uint32_t n = k ? state_get_u32(r) : 1;
+
+		if (r->err || n > t->max)
+			return -EINVAL;
+		for (uint32_t i = 0; i < n && !ret; i++) {
+			if ((ret = get_str(r, &spec)) || (!spec && k))
+				return ret ? ret : -EINVAL;
+			if (spec)
+				ret = devices_add(&cfg->devices, t, t->key, spec, e);
+			free(spec);
+		}
+	}
+	return ret;
+}
+
+/* A version 1 CONFIG: fixed fields (format.c keeps their layout).
+ * -EINVAL malformed, -ERANGE out of range, -ENOMEM. */
+static int config_load_v1(const struct snap_section *sec, struct vm_config *cfg)
+{
+	struct cv_error e = { 0 };
 	struct state_rd r;
-	uint32_t ndisks, nnets;
-	uint8_t quirks, rng, balloon;
-	bool bad = false;
-	char *p;
+	char *cmdline = NULL;
+	uint8_t quirks;
 	int ret;
 
-	if (!ss)
-		return cv_errf(err, errlen, -EINVAL, "out of memory");
-	if ((ret = index_sections(payload, len, ss, err, errlen)))
-		goto out;
-	state_rd_init(&r, ss->config.data, ss->config.len);
-	/* Each string takes its length plus a NUL: the section's size bounds
-	 * them all, plus one byte per string (at most 5 + 8 disks + 4 nets). */
-	ret = -ENOMEM;
-	if (!(cfg->strings = p = malloc(ss->config.len + 32)))
-		goto out;
+	state_rd_init(&r, sec->data, sec->len);
 	cfg->mem_size = state_get_u64(&r);
 	cfg->ncpus = state_get_u32(&r);
 	quirks = state_get_u8(&r);
 	cfg->cpu_weight = state_get_u32(&r);
 	cfg->cpu_cap = state_get_u32(&r);
 	cfg->memory_limit = state_get_u64(&r);
-	cfg->kernel = get_str(&r, &p, &bad);
-	cfg->initrd = get_str(&r, &p, &bad);
-	cfg->cmdline = get_str(&r, &p, &bad);
-	cfg->cpu_affinity = get_str(&r, &p, &bad);
-	dc->transport = state_get_u8(&r) ? VIRTIO_TRANSPORT_MMIO : VIRTIO_TRANSPORT_PCI;
-	rng = state_get_u8(&r);
-	balloon = state_get_u8(&r);
-	dc->balloon_bytes = state_get_u64(&r);
-	dc->vsock = get_str(&r, &p, &bad);
-	ndisks = state_get_u32(&r);
-	for (unsigned int i = 0; !bad && ndisks <= DEVICES_MAX_DISKS && i < ndisks; i++)
-		if (!(dc->disks[i] = get_str(&r, &p, &bad)))
-			bad = true;
-	nnets = bad ? 0 : state_get_u32(&r);
-	for (unsigned int i = 0; !bad && nnets <= DEVICES_MAX_NETS && i < nnets; i++)
-		if (!(dc->nets[i] = get_str(&r, &p, &bad)))
-			bad = true;
-	ret = -EINVAL;
-	if (bad || r.err || r.pos != r.len || ndisks > DEVICES_MAX_DISKS ||
-	    nnets > DEVICES_MAX_NETS) {
-		cv_errf(err, errlen, -EINVAL, "CONFIG section is malformed");
+	if ((ret = get_str(&r, &cfg->kernel)) || (ret = get_str(&r, &cfg->initrd)) ||
+	    (ret = get_str(&r, &cmdline)) || (ret = get_str(&r, &cfg->cpu_affinity)))
 		goto out;
-	}
-	dc->ndisks = ndisks;
-	dc->nnets = nnets;
-	dc->rng = rng;
-	dc->balloon = balloon;
+	ret = -EINVAL;
+	if (cmdline && strlen(cmdline) >= sizeof(cfg->cmdline))
+		goto out;
+	snprintf(cfg->cmdline, sizeof(cfg->cmdline), "%s", cmdline ? cmdline : "");
 	cfg->quirks = (enum config_quirks)quirks;
-	if (!cfg->cmdline)
-		cfg->cmdline = "";
 	if (cfg->mem_size < CONFIG_MIN_MEM || cfg->mem_size % 4096 || cfg->ncpus < 1 ||
 	    cfg->ncpus > CONFIG_MAX_CPUS || quirks > CONFIG_QUIRKS_OFF || cfg->cpu_weight < 1 ||
-	    cfg->cpu_weight > CONFIG_MAX_CPU_WEIGHT || cfg->cpu_cap > CONFIG_MAX_CPU_CAP ||
-	    rng > 1 || balloon > 1 || dc->balloon_bytes > cfg->mem_size) {
-		cv_errf(err, errlen, -EINVAL, "CONFIG section holds values out of range");
+	    cfg->cpu_weight > CONFIG_MAX_CPU_WEIGHT || cfg->cpu_cap > CONFIG_MAX_CPU_CAP) {
+		ret = -ERANGE;
 		goto out;
 	}
-	ret = 0;
+	if (!(ret = get_devices_v1(&r, cfg, &e)) && (r.err || r.pos != r.len))
+		ret = -EINVAL;
 out:
-	if (ret == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
+	free(cmdline);
+	return ret == -EINVAL && e.code == -ENOMEM ? -ENOMEM : ret;
+}
+
+int snapshot_config_load(const uint8_t *payload, size_t len, struct vm_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct sections *ss = malloc(sizeof(*ss));
+	struct cv_error e = { 0 };
+	int ret;
+
+	if (!ss)
+		return cv_errf(err, errlen, -ENOMEM, "out of memory");
+	if ((ret = index_sections(payload, len, ss, err, errlen)))
+		goto out;
+	if (ss->config.version == 1) {
+		ret = config_load_v1(&ss->config, cfg);
+		if (ret == -ERANGE)
+			ret = cv_errf(err, errlen, -EINVAL,
+				      "CONFIG section holds values out of range");
+		else if (ret)
+			cv_errf(err, errlen, ret,
+				ret == -ENOMEM ? "out of memory" : "CONFIG section is malformed");
+	} else if ((ret = config_apply_json("CONFIG section", (const char *)ss->config.data,
+					    ss->config.len, cfg, &e))) {
+		cv_errf(err, errlen, ret, "%s", e.msg);
+	}
+out:
+	if (ret)
+		config_free(cfg);
 	free(ss);
 	return ret;
 }
@@ -400,39 +432,6 @@ static int load_vcpus(struct vm *vm, const struct sections *ss, char *err, size_
 	return 0;
 }
 
-static int load_pci_bus(struct pci_bus *pb, struct state_rd *rd)
-{
-	uint8_t cfg[PCI_CFG_SIZE];
-	uint32_t version = state_get_u32(rd), addr = state_get_u32(rd);
-
-	state_get_bytes(rd, cfg, sizeof(cfg));
-	if (rd->err || version != PCI_BUS_STATE_VERSION)
-		return -EINVAL;
-	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++)
-		if ((cfg[i] ^ pb->host_bridge.cfg[i]) & ~pb->host_bridge.wmask[i])
-			return -EINVAL;
-	pthread_mutex_lock(&pb->lock);
-	pb->config_addr = addr;
-	memcpy(pb->host_bridge.cfg, cfg, sizeof(cfg));
-	pthread_mutex_unlock(&pb->lock);
-	return 0;
-}
-
-static int load_device(struct vm *vm, const struct snap_dev *d, struct state_rd *rd)
-{
-	bool mmio = vm->devcfg->transport == VIRTIO_TRANSPORT_MMIO;
-	int r;
-
-	if (d->kind == DEV_OPS)
-		return d->ops->load(d->dev, rd);
-	if (d->kind == DEV_PCI_BUS)
-		return load_pci_bus(d->dev, rd);
-	if (state_get_u8(rd) != mmio)
-		return -EINVAL;
-	r = mmio ? virtio_mmio_load(&d->v->t.mmio, rd) : virtio_pci_load(&d->v->t.pci, rd);
-	return r ? r : virtio_dev_load(&d->v->dev, rd);
-}
-
 /* A name read from the file, printable. */
 static void safe_name(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
@@ -445,9 +444,9 @@ static void safe_name(const uint8_t *p, size_t n, char *out, size_t outlen)
 
 static int load_devices(struct vm *vm, const struct sections *ss, char *err, size_t errlen)
 {
-	struct snap_dev devs[SNAPSHOT_MAX_DEVICES];
+	struct device devs[SNAPSHOT_MAX_DEVICES];
 	bool seen[SNAPSHOT_MAX_DEVICES] = { 0 };
-	unsigned int n = snapshot_list_devices(vm, devs);
+	unsigned int n = vm_devices_list(vm, devs, SNAPSHOT_MAX_DEVICES);
 
 	if (ss->ndev != n)
 		return cv_errf(err, errlen, -EINVAL,
@@ -476,7 +475,7 @@ static int load_devices(struct vm *vm, const struct sections *ss, char *err, siz
 			return cv_errf(err, errlen, -EINVAL, "two DEVICE sections for %s", name);
 		seen[j] = true;
 		rd.pos += len;
-		r = load_device(vm, &devs[j], &rd);
+		r = devs[j].ops->load ? devs[j].ops->load(devs[j].dev, &rd) : 0;
 		if (!r && (rd.err || rd.pos != rd.len))
 			r = -EINVAL;
 		if (r) {
@@ -519,14 +518,9 @@ static int state_load(struct vm *vm, const uint8_t *payload, size_t len, bool cp
 	if ((r = load_devices(vm, ss, err, errlen)))
 		goto out;
 	/* A request the guest queued while the source's devices were
-	 * quiesced was kicked there, not here: look at every live queue. */
-	for (unsigned int i = 0; i < vm->nvirtio; i++) {
-		struct virtio_dev *d = &vm->virtio[i]->dev;
-
-		for (unsigned int q = 0; d->active && q < d->ops->num_queues; q++)
-			if (d->vqs[q].ready)
-				virtio_dev_notify(d, q);
-	}
+	 * quiesced was kicked there, not here: resume looks at every live
+	 * queue. */
+	snapshot_devices_resume(vm);
 out:
 	free(ss);
 	return r;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,47 +18,25 @@
 #include "cvisor/kvm.h"
 #include "cvisor/snapshot_format.h"
 #include "cvisor/vcpu_state.h"
-#include "cvisor/virtio_blk.h"
 #include "cvisor/vm.h"
 #include "cvisor/x86.h"
 
 #include "snapshot_priv.h"
 
-/* Every device whose state a snapshot holds, in a fixed order. */
-unsigned int snapshot_list_devices(struct vm *vm, struct snap_dev *d)
-{
-	unsigned int n = 0;
-
-	d[n++] =
-		(struct snap_dev){ "serial8250", DEV_OPS, &serial8250_device_ops, &vm->uart, NULL };
-	d[n++] = (struct snap_dev){ "i8042", DEV_OPS, &i8042_device_ops, &vm->kbd, NULL };
-	d[n++] = (struct snap_dev){ "rtc", DEV_OPS, &rtc_device_ops, &vm->rtc, NULL };
-	d[n++] = (struct snap_dev){ "acpi_pm", DEV_OPS, &acpi_pm_device_ops, &vm->pm, NULL };
-	if (vm->devcfg->transport == VIRTIO_TRANSPORT_PCI)
-		d[n++] = (struct snap_dev){ "pci", DEV_PCI_BUS, NULL, &vm->pci, NULL };
-	for (unsigned int i = 0; i < vm->nvirtio; i++)
-		d[n++] = (struct snap_dev){ vm->virtio[i]->dev.label, DEV_VIRTIO, NULL, NULL,
-					    vm->virtio[i] };
-	return n;
-}
-
-static bool is_blk(const struct vm_virtio *v)
-{
-	return v->dev.ops->device_id == VIRTIO_ID_BLOCK;
-}
-
 int snapshot_devices_quiesce(struct vm *vm, char *err, size_t errlen)
 {
-	for (unsigned int i = 0; i < vm->nvirtio; i++) {
+	struct device devs[SNAPSHOT_MAX_DEVICES];
+	unsigned int n = vm_devices_list(vm, devs, SNAPSHOT_MAX_DEVICES);
+
+	for (unsigned int i = 0; i < n; i++) {
 		int r;
 
-		if (!is_blk(vm->virtio[i]) || !(r = virtio_blk_quiesce(&vm->virtio[i]->dev)))
+		if (!devs[i].ops->quiesce || !(r = devs[i].ops->quiesce(devs[i].dev)))
 			continue;
-		snprintf(err, errlen, "%s: cannot finish its I/O: %s", vm->virtio[i]->dev.label,
-			 strerror(-r));
+		snprintf(err, errlen, "%s: cannot finish its I/O: %s", devs[i].name, strerror(-r));
 		while (i--)
-			if (is_blk(vm->virtio[i]))
-				virtio_blk_resume(&vm->virtio[i]->dev);
+			if (devs[i].ops->resume)
+				devs[i].ops->resume(devs[i].dev);
 		return r;
 	}
 	return 0;
@@ -65,52 +44,30 @@ int snapshot_devices_quiesce(struct vm *vm, char *err, size_t errlen)
 
 void snapshot_devices_resume(struct vm *vm)
 {
-	for (unsigned int i = 0; i < vm->nvirtio; i++)
-		if (is_blk(vm->virtio[i]))
-			virtio_blk_resume(&vm->virtio[i]->dev);
+	struct device devs[SNAPSHOT_MAX_DEVICES];
+	unsigned int n = vm_devices_list(vm, devs, SNAPSHOT_MAX_DEVICES);
+
+	for (unsigned int i = 0; i < n; i++)
+		if (devs[i].ops->resume)
+			devs[i].ops->resume(devs[i].dev);
 }
 
 /* ---- saving ---- */
 
-static void put_str(struct state_buf *b, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n > SNAPSHOT_MAX_STRING) {
-		b->err = -ENAMETOOLONG;
-		return;
-	}
-	state_put_u8(b, s != NULL);
-	state_put_u16(b, (uint16_t)n);
-	state_put_bytes(b, s, n);
-}
-
+/* CONFIG: the canonical JSON config (config.c says why), no NUL. */
 static void save_config(const struct vm_config *c, struct state_buf *b)
 {
-	const struct devices_config *dc = &c->devices;
 	size_t at = snap_section_begin(b, SNAP_SEC_CONFIG, SNAPSHOT_CONFIG_VERSION);
+	struct json_object *o = json_object_new_object();
+	const char *text;
 
-	state_put_u64(b, c->mem_size);
-	state_put_u32(b, c->ncpus);
-	state_put_u8(b, (uint8_t)c->quirks);
-	state_put_u32(b, c->cpu_weight);
-	state_put_u32(b, c->cpu_cap);
-	state_put_u64(b, c->memory_limit);
-	put_str(b, c->kernel);
-	put_str(b, c->initrd);
-	put_str(b, c->cmdline);
-	put_str(b, c->cpu_affinity);
-	state_put_u8(b, dc->transport == VIRTIO_TRANSPORT_MMIO);
-	state_put_u8(b, dc->rng);
-	state_put_u8(b, dc->balloon);
-	state_put_u64(b, dc->balloon_bytes);
-	put_str(b, dc->vsock);
-	state_put_u32(b, dc->ndisks);
-	for (unsigned int i = 0; i < dc->ndisks; i++)
-		put_str(b, dc->disks[i]);
-	state_put_u32(b, dc->nnets);
-	for (unsigned int i = 0; i < dc->nnets; i++)
-		put_str(b, dc->nets[i]);
+	if (!o || config_to_json(c, CONFIG_VIEW_SNAPSHOT, o) ||
+	    !(text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE)))
+		b->err = b->err ? b->err : -ENOMEM;
+	else
+		state_put_bytes(b, text, strlen(text));
+	json_object_put(o);
 	snap_section_end(b, at);
 }
 
@@ -145,35 +102,16 @@ static void save_machine(struct vm *vm, struct state_buf *b)
 	snap_section_end(b, at);
 }
 
-static int save_pci_bus(struct pci_bus *pb, struct state_buf *b)
-{
-	pthread_mutex_lock(&pb->lock);
-	state_put_u32(b, PCI_BUS_STATE_VERSION);
-	state_put_u32(b, pb->config_addr);
-	state_put_bytes(b, pb->host_bridge.cfg, PCI_CFG_SIZE);
-	pthread_mutex_unlock(&pb->lock);
-	return b->err;
-}
-
-static int save_device(struct vm *vm, const struct snap_dev *d, struct state_buf *b)
+/* DEVICE: u16 name length, the name, the device's own state. */
+static int save_device(const struct device *d, struct state_buf *b)
 {
 	size_t at = snap_section_begin(b, SNAP_SEC_DEVICE, SNAPSHOT_DEVICE_VERSION);
 	size_t n = strlen(d->name);
-	bool pci = vm->devcfg->transport == VIRTIO_TRANSPORT_PCI;
 	int r;
 
 	state_put_u16(b, (uint16_t)n);
 	state_put_bytes(b, d->name, n);
-	if (d->kind == DEV_OPS) {
-		r = d->ops->save(d->dev, b);
-	} else if (d->kind == DEV_PCI_BUS) {
-		r = save_pci_bus(d->dev, b);
-	} else {
-		state_put_u8(b, !pci);
-		r = pci ? virtio_pci_save(&d->v->t.pci, b) : virtio_mmio_save(&d->v->t.mmio, b);
-		if (!r)
-			r = virtio_dev_save(&d->v->dev, b);
-	}
+	r = d->ops->save ? d->ops->save(d->dev, b) : 0;
 	snap_section_end(b, at);
 	return r ? r : b->err;
 }
@@ -187,8 +125,8 @@ int snapshot_config_save(struct vm *vm, struct state_buf *b)
 
 int snapshot_state_save(struct vm *vm, struct state_buf *b)
 {
-	struct snap_dev devs[SNAPSHOT_MAX_DEVICES];
-	unsigned int n = snapshot_list_devices(vm, devs);
+	struct device devs[SNAPSHOT_MAX_DEVICES];
+	unsigned int n = vm_devices_list(vm, devs, SNAPSHOT_MAX_DEVICES);
 	size_t at;
 	int r;
 
@@ -204,7 +142,7 @@ int snapshot_state_save(struct vm *vm, struct state_buf *b)
 		snap_section_end(b, at);
 	}
 	for (unsigned int i = 0; !r && i < n; i++)
-		r = save_device(vm, &devs[i], b);
+		r = save_device(&devs[i], b);
 	return r ? r : b->err;
 }
 

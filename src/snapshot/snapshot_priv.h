@@ -1,26 +1,10 @@
-/* snapshot_priv.h - what save.c, load.c and memfile.c share: the list of
- * devices a snapshot holds, and FILE.mem. Private to src/snapshot. */
+/* snapshot_priv.h - what save.c, load.c and memfile.c share: FILE.mem.
+ * Private to src/snapshot. */
 #ifndef CVISOR_SNAPSHOT_PRIV_H
 #define CVISOR_SNAPSHOT_PRIV_H
 
 #include "cvisor/snapshot.h"
 #include "cvisor/vm.h"
-
-#define PCI_BUS_STATE_VERSION 1
-
-enum dev_kind { DEV_OPS, DEV_PCI_BUS, DEV_VIRTIO };
-
-struct snap_dev {
-	const char *name;
-	enum dev_kind kind;
-	const struct device_ops *ops; /* DEV_OPS */
-	void *dev;
-	struct vm_virtio *v; /* DEV_VIRTIO */
-};
-
-/* Every device whose state a snapshot holds, in a fixed order, into d
- * (SNAPSHOT_MAX_DEVICES entries); returns the count. */
-unsigned int snapshot_list_devices(struct vm *vm, struct snap_dev *d);
 
 /* Write guest RAM's image (snapshot_mem_write) to a new file at tmp and
  * fsync it. 0 or -errno; the caller removes tmp on failure. */

@@ -334,6 +334,7 @@ static const struct virtio_dev_ops balloon_ops = {
 	.reset = balloon_reset,
 	.save = balloon_save,
 	.load = balloon_load,
+	.destroy = virtio_balloon_destroy,
 };
 
 static int balloon_push_stats(struct virtio_dev *d)
@@ -405,6 +406,32 @@ int virtio_balloon_create(struct virtio_dev *d, const struct guest_mem *mem, str
 		}
 		b->timer_fd = r;
 	}
+	return 0;
+}
+
+int virtio_balloon_check(const char *what, const char *spec, struct cv_error *e)
+{
+	uint64_t bytes;
+
+	if (cv_parse_size(spec, 1, &bytes))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: not a size (try 128M)", what,
+			       spec);
+	return 0;
+}
+
+int virtio_balloon_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+				 const struct virtio_env *env, struct cv_error *e)
+{
+	uint64_t bytes;
+	int r;
+
+	(void)index;
+	if ((r = virtio_balloon_check("--balloon", spec, e)))
+		return r;
+	if ((r = cv_parse_size(spec, 1, &bytes)) ||
+	    (r = virtio_balloon_create(d, env->mem, env->loop, bytes)))
+		return cv_fail(e, r == -ERANGE ? CV_EXIT_USAGE : CV_EXIT_FAIL, r, "--balloon: %s",
+			       r == -ERANGE ? "larger than guest memory" : strerror(-r));
 	return 0;
 }
 

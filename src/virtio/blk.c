@@ -27,7 +27,7 @@ static bool opt_is(const char *opt, size_t n, const char *name)
 }
 
 static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_blk_config *c,
-		     char *err, size_t errlen)
+		     struct cv_error *e)
 {
 	char num[16];
 	uint64_t v;
@@ -39,12 +39,12 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 	} else if (n >= 7 && !memcmp(opt, "serial=", 7)) {
 		/* 5.2.6: GET_ID answers at most 20 bytes. */
 		if (n == 7 || n - 7 > VIRTIO_BLK_ID_BYTES)
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--disk %s: serial '%.*s' must be 1 to %d characters", spec,
 				       (int)(n - 7), opt + 7, VIRTIO_BLK_ID_BYTES);
 		for (size_t i = 7; i < n; i++)
 			if (opt[i] <= ' ' || opt[i] > '~')
-				return cv_errf(err, errlen, -EINVAL,
+				return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 					       "--disk %s: serial '%.*s' may only hold printable "
 					       "characters without spaces",
 					       spec, (int)(n - 7), opt + 7);
@@ -52,18 +52,18 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 		memcpy(c->serial, opt + 7, n - 7);
 	} else if (n >= 7 && !memcmp(opt, "queues=", 7)) {
 		if (n - 7 >= sizeof(num))
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--disk %s: queues '%.*s' is not a number from 1 to %d",
 				       spec, (int)(n - 7), opt + 7, VIRTIO_MAX_QUEUES);
 		memcpy(num, opt + 7, n - 7);
 		num[n - 7] = '\0';
 		if (cv_parse_uint(num, 1, VIRTIO_MAX_QUEUES, &v))
-			return cv_errf(err, errlen, -EINVAL,
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "--disk %s: queues '%s' is not a number from 1 to %d", spec,
 				       num, VIRTIO_MAX_QUEUES);
 		c->num_queues = (unsigned int)v;
 	} else {
-		return cv_errf(err, errlen, -EINVAL,
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
 			       "direct or queues=N)",
 			       spec, (int)n, opt);
@@ -71,7 +71,7 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 	return 0;
 }
 
-int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, size_t errlen)
+int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, struct cv_error *e)
 {
 	const char *p = strchr(spec, ',');
 	size_t n = p ? (size_t)(p - spec) : strlen(spec);
@@ -79,13 +79,13 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, s
 
 	memset(c, 0, sizeof(*c));
 	if (!n)
-		return cv_errf(
-			err, errlen, -EINVAL,
+		return cv_fail(
+			e, CV_EXIT_USAGE, -EINVAL,
 			"--disk '%s': missing image path (expected PATH[,readonly][,serial=ID])",
 			spec);
 	if (n >= sizeof(c->path))
-		return cv_errf(err, errlen, -EINVAL, "--disk: image path longer than %zu bytes",
-			       sizeof(c->path) - 1);
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--disk: image path longer than %zu bytes", sizeof(c->path) - 1);
 	memcpy(c->path, spec, n);
 	while (p) {
 		const char *opt = p + 1;
@@ -93,9 +93,9 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, char *err, s
 		p = strchr(opt, ',');
 		n = p ? (size_t)(p - opt) : strlen(opt);
 		if (!n)
-			return cv_errf(err, errlen, -EINVAL, "--disk %s: empty option after ','",
-				       spec);
-		if ((r = parse_opt(spec, opt, n, c, err, errlen)))
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				       "--disk %s: empty option after ','", spec);
+		if ((r = parse_opt(spec, opt, n, c, e)))
 			return r;
 	}
 	return 0;
@@ -221,7 +221,7 @@ static int blk_load(struct virtio_dev *d, struct state_rd *in)
 	return blk_busy(b) ? -EBUSY : 0;
 }
 
-static int open_image(struct blk *b, char *err, size_t errlen)
+static int open_image(struct blk *b, struct cv_error *e)
 {
 	const char *path = b->cfg.path;
 	int flags = (b->cfg.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
@@ -230,41 +230,43 @@ static int open_image(struct blk *b, char *err, size_t errlen)
 
 	b->fd = open(path, flags | (b->cfg.direct ? O_DIRECT : 0));
 	if (b->fd < 0) {
-		int e = errno;
+		int en = errno;
 
-		if (e == ENOENT)
-			cv_errf(err, errlen, -EINVAL,
+		if (en == ENOENT)
+			cv_fail(e, CV_EXIT_USAGE, -en,
 				"%s: no such file (create a raw image, e.g. truncate -s 1G %s)",
 				path, path);
-		else if (e == EACCES || e == EPERM)
-			cv_errf(err, errlen, -EINVAL, "%s: permission denied (%s)", path,
+		else if (en == EACCES || en == EPERM)
+			cv_fail(e, CV_EXIT_USAGE, -en, "%s: permission denied (%s)", path,
 				b->cfg.readonly ? "check the file's permissions"
 						: "fix the file's permissions or add ,readonly");
-		else if (e == EROFS)
-			cv_errf(err, errlen, -EINVAL, "%s: read-only filesystem (add ,readonly)",
+		else if (en == EROFS)
+			cv_fail(e, CV_EXIT_USAGE, -en, "%s: read-only filesystem (add ,readonly)",
 				path);
-		else if (e == EISDIR)
-			cv_errf(err, errlen, -EINVAL, "%s: is a directory, not a disk image", path);
-		else if (e == EINVAL && b->cfg.direct)
-			cv_errf(err, errlen, -EINVAL,
+		else if (en == EISDIR)
+			cv_fail(e, CV_EXIT_USAGE, -en, "%s: is a directory, not a disk image",
+				path);
+		else if (en == EINVAL && b->cfg.direct)
+			cv_fail(e, CV_EXIT_USAGE, -en,
 				"%s: the filesystem does not support O_DIRECT (drop ,direct)",
 				path);
 		else
-			cv_errf(err, errlen, -EINVAL, "%s: cannot open: %s", path, strerror(e));
-		return -e;
+			cv_fail(e, CV_EXIT_USAGE, -en, "%s: cannot open: %s", path, strerror(en));
+		return -en;
 	}
 	if (fstat(b->fd, &st) < 0)
-		return -errno;
+		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s: %s", path, strerror(errno));
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
-			cv_errf(err, errlen, -EINVAL, "%s: cannot read the block device's size: %s",
-				path, strerror(errno));
+			cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				"%s: cannot read the block device's size: %s", path,
+				strerror(errno));
 			return -EIO;
 		}
 	} else {
-		cv_errf(err, errlen, -EINVAL, "%s: not a regular file or block device", path);
+		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: not a regular file or block device", path);
 		return -EINVAL;
 	}
 	if (size % VIRTIO_BLK_SECTOR_SIZE)
@@ -273,7 +275,7 @@ static int open_image(struct blk *b, char *err, size_t errlen)
 	b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
 	b->fd_buf = b->fd;
 	if (b->cfg.direct && (b->fd_buf = open(path, flags)) < 0) {
-		cv_errf(err, errlen, -EINVAL, "%s: cannot open: %s", path, strerror(errno));
+		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot open: %s", path, strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -293,8 +295,8 @@ static void blk_free(struct blk *b)
 
 int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 		      const struct guest_mem *mem, struct evloop *loop,
-		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes, char *err,
-		      size_t errlen)
+		      _Atomic uint64_t *read_bytes, _Atomic uint64_t *write_bytes,
+		      struct cv_error *e)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	const char *base = strrchr(c->path, '/');
@@ -304,7 +306,7 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 
 	d->priv = NULL;
 	if (!(b = calloc(1, sizeof(*b))))
-		return cv_errf(err, errlen, -EINVAL, "%s: out of memory", c->path), -ENOMEM;
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "%s: out of memory", c->path);
 	b->fd = b->fd_buf = b->efd = -1;
 	b->cfg = *c;
 	/* GET_ID and the saved state send all 20 bytes: zeros after the ID. */
@@ -316,13 +318,13 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 	b->nq = c->num_queues ? c->num_queues : (cpus >= 2 ? 2 : 1);
 	if (b->nq > VIRTIO_MAX_QUEUES)
 		b->nq = VIRTIO_MAX_QUEUES;
-	if ((r = open_image(b, err, errlen)))
+	if ((r = open_image(b, e)))
 		goto fail;
 	for (unsigned int i = 0; i < b->nq; i++) {
 		struct blk_queue *q = &b->q[i];
 
 		if (!(q->reqs = calloc(VIRTIO_BLK_INFLIGHT, sizeof(*q->reqs)))) {
-			r = (cv_errf(err, errlen, -EINVAL, "%s: out of memory", c->path), -ENOMEM);
+			r = cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "%s: out of memory", c->path);
 			goto fail;
 		}
 		for (unsigned int s = 0; s < VIRTIO_BLK_INFLIGHT; s++) {
@@ -345,18 +347,21 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 		.reset = blk_reset,
 		.save = blk_save,
 		.load = blk_load,
+		.quiesce = virtio_blk_quiesce,
+		.resume = virtio_blk_resume,
+		.destroy = virtio_blk_destroy,
 	};
 	snprintf(label, sizeof(label), "virtio-blk %.20s", base ? base + 1 : c->path);
 	virtio_dev_init(d, &b->ops, b, mem, label);
 	b->dev = d;
 	if ((r = blk_io_init(b))) {
-		cv_errf(err, errlen, -EINVAL, "%s: cannot set up disk I/O: %s", c->path,
+		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot set up disk I/O: %s", c->path,
 			strerror(-r));
 		goto fail;
 	}
 	if ((r = evloop_add(loop, b->efd, EPOLLIN, blk_event, b))) {
-		cv_errf(err, errlen, -EINVAL, "%s: cannot watch disk I/O completions: %s", c->path,
-			strerror(-r));
+		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot watch disk I/O completions: %s",
+			c->path, strerror(-r));
 		blk_io_exit(b);
 		goto fail;
 	}
@@ -412,6 +417,19 @@ void virtio_blk_resume(struct virtio_dev *d)
 		b->q[i].kicked = true;
 	blk_io_poke(b);
 	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_blk_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e)
+{
+	struct virtio_blk_config c;
+	int r;
+
+	(void)index;
+	if ((r = virtio_blk_parse(spec, &c, e)))
+		return r;
+	return virtio_blk_create(d, &c, env->mem, env->loop, &env->stats->blk_read_bytes,
+				 &env->stats->blk_write_bytes, e);
 }
 
 unsigned int virtio_blk_inflight(struct virtio_dev *d)

@@ -457,6 +457,7 @@ const struct virtio_dev_ops virtio_net_ops = {
 	.reset = net_reset,
 	.save = net_save,
 	.load = net_load,
+	.destroy = virtio_net_destroy,
 };
 
 int virtio_net_create_backend(struct virtio_dev *d, const struct virtio_net_config *c,
@@ -502,21 +503,35 @@ fail:
 
 int virtio_net_create(struct virtio_dev *d, const struct virtio_net_config *c,
 		      const struct guest_mem *mem, struct evloop *loop, _Atomic uint64_t *rx_bytes,
-		      _Atomic uint64_t *tx_bytes, char *err, size_t errlen)
+		      _Atomic uint64_t *tx_bytes, struct cv_error *e)
 {
 	struct net_backend *be;
+	char err[256];
 	int r;
 
 	if (c->backend == VIRTIO_NET_TAP)
-		r = net_tap_open(c->tap, loop, &be, err, errlen);
+		r = net_tap_open(c->tap, loop, &be, err, sizeof(err));
 	else
-		r = net_slirp_open(c->hostfwd, c->nr_hostfwd, loop, &be, err, errlen);
+		r = net_slirp_open(c->hostfwd, c->nr_hostfwd, loop, &be, err, sizeof(err));
 	if (r)
-		return r;
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
 	r = virtio_net_create_backend(d, c, mem, loop, be, rx_bytes, tx_bytes);
 	if (r)
-		snprintf(err, errlen, "virtio-net: cannot set up the device: %s", strerror(-r));
-	return r;
+		return cv_fail(e, CV_EXIT_USAGE, r, "virtio-net: cannot set up the device: %s",
+			       strerror(-r));
+	return 0;
+}
+
+int virtio_net_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e)
+{
+	struct virtio_net_config c;
+	int r;
+
+	if ((r = virtio_net_parse(spec, index, &c, e)))
+		return r;
+	return virtio_net_create(d, &c, env->mem, env->loop, &env->stats->net_rx_bytes,
+				 &env->stats->net_tx_bytes, e);
 }
 
 void virtio_net_destroy(struct virtio_dev *d)

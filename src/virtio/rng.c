@@ -97,3 +97,12 @@ int virtio_rng_create(struct virtio_dev *d, const struct guest_mem *mem)
 	virtio_dev_init(d, &rng_ops, NULL, mem, "virtio-rng");
 	return 0;
 }
+
+int virtio_rng_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			     const struct virtio_env *env, struct cv_error *e)
+{
+	(void)spec;
+	(void)index;
+	(void)e;
+	return virtio_rng_create(d, env->mem);
+}

@@ -446,6 +446,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.reset = vsock_reset,
 	.save = vsock_save,
 	.load = vsock_load,
+	.destroy = virtio_vsock_destroy,
 };
 
 int virtio_vsock_transport_reset(struct virtio_dev *d)
@@ -463,7 +464,7 @@ int virtio_vsock_transport_reset(struct virtio_dev *d)
 	return 0;
 }
 
-int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, char *err, size_t errlen)
+int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, struct cv_error *e)
 {
 	const char *comma = strchr(spec, ',');
 	char cid[24] = "";
@@ -474,9 +475,9 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, char *er
 		memcpy(cid, spec, n);
 	if (n >= sizeof(cid) ||
 	    cv_parse_uint(cid, VIRTIO_VSOCK_CID_MIN, VIRTIO_VSOCK_CID_MAX, &c->guest_cid)) {
-		snprintf(err, errlen, "--vsock: bad CID '%.*s' (want 3..4294967294)",
-			 (int)(n < 24 ? n : 24), spec);
-		return -EINVAL;
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--vsock: bad CID '%.*s' (want 3..4294967294)",
+			       (int)(n < 24 ? n : 24), spec);
 	}
 	if (!comma) {
 		c->uds_default = true;
@@ -485,33 +486,32 @@ int virtio_vsock_parse(const char *spec, struct virtio_vsock_config *c, char *er
 		return 0;
 	}
 	if (strncmp(comma + 1, "uds=", 4)) {
-		snprintf(err, errlen, "--vsock: unknown option '%s' (want uds=PATH)", comma + 1);
-		return -EINVAL;
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--vsock: unknown option '%s' (want uds=PATH)", comma + 1);
 	}
 	n = strlen(comma + 5);
 	if (!n || n > VIRTIO_VSOCK_PATH_MAX || strchr(comma + 5, ',')) {
-		snprintf(err, errlen, "--vsock: uds path must be 1..%d characters, one option",
-			 VIRTIO_VSOCK_PATH_MAX);
-		return -EINVAL;
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--vsock: uds path must be 1..%d characters, one option",
+			       VIRTIO_VSOCK_PATH_MAX);
 	}
 	memcpy(c->uds_path, comma + 5, n + 1);
 	return 0;
 }
 
 int virtio_vsock_create(struct virtio_dev *d, const struct virtio_vsock_config *c,
-			const struct guest_mem *mem, struct evloop *loop, char *err, size_t errlen)
+			const struct guest_mem *mem, struct evloop *loop, struct cv_error *e)
 {
 	struct vsock *vs;
+	char err[256];
 	int r;
 
-	snprintf(err, errlen, "vsock: out of memory");
 	if (c->guest_cid < VIRTIO_VSOCK_CID_MIN || c->guest_cid > VIRTIO_VSOCK_CID_MAX || !loop ||
-	    !c->uds_path[0] || strlen(c->uds_path) > VIRTIO_VSOCK_PATH_MAX) {
-		snprintf(err, errlen, "vsock: bad CID, socket path or event loop");
-		return -EINVAL;
-	}
+	    !c->uds_path[0] || strlen(c->uds_path) > VIRTIO_VSOCK_PATH_MAX)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "vsock: bad CID, socket path or event loop");
 	if (!(vs = calloc(1, sizeof(*vs))))
-		return -ENOMEM;
+		return cv_fail(e, CV_EXIT_USAGE, -ENOMEM, "vsock: out of memory");
 	vs->d = d;
 	vs->loop = loop;
 	vs->cid = c->guest_cid;
@@ -522,11 +522,11 @@ int virtio_vsock_create(struct virtio_dev *d, const struct virtio_vsock_config *
 		vs->conns[i].fd = -1;
 	if (c->uds_default)
 		mkdir(VIRTIO_VSOCK_DEFAULT_DIR, 0700);
-	vs->listen_fd = vsock_listen(vs->path, err, errlen);
+	vs->listen_fd = vsock_listen(vs->path, err, sizeof(err));
 	if (vs->listen_fd < 0) {
 		r = vs->listen_fd;
 		free(vs);
-		return r;
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
 	}
 	vs->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	r = vs->kick_fd < 0 ? -errno : 0;
@@ -539,10 +539,22 @@ int virtio_vsock_create(struct virtio_dev *d, const struct virtio_vsock_config *
 						   vs)) < 0)
 		r = vs->timer_fd;
 	if (r) {
-		snprintf(err, errlen, "vsock: event loop: %s", strerror(-r));
 		virtio_vsock_destroy(d);
+		return cv_fail(e, CV_EXIT_USAGE, r, "vsock: event loop: %s", strerror(-r));
 	}
-	return r;
+	return 0;
+}
+
+int virtio_vsock_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
+			       const struct virtio_env *env, struct cv_error *e)
+{
+	struct virtio_vsock_config c;
+	int r;
+
+	(void)index;
+	if ((r = virtio_vsock_parse(spec, &c, e)))
+		return r;
+	return virtio_vsock_create(d, &c, env->mem, env->loop, e);
 }
 
 void virtio_vsock_destroy(struct virtio_dev *d)

@@ -117,17 +117,16 @@ static void stream(const uint8_t *data, size_t size, size_t chunk)
 static void config_file(const uint8_t *data, size_t size)
 {
 	struct vm_config cfg;
-	char err[512], *text = malloc(size + 1);
+	struct cv_error e = { 0 };
+	char *text = malloc(size + 1);
 
 	if (!text)
 		return;
 	memcpy(text, data, size);
 	text[size] = '\0';
 	config_init(&cfg);
-	if (config_apply_json("fuzz.json", text, size, &cfg, err, sizeof(err)))
-		check_line(err);
-	else if (config_check(&cfg, err, sizeof(err)))
-		check_line(err);
+	if (config_apply_json("fuzz.json", text, size, &cfg, &e) || config_check(&cfg, &e))
+		check_line(e.msg);
 	config_free(&cfg);
 	free(text);
 }

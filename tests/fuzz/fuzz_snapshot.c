@@ -3,6 +3,7 @@
  * ranges) and MACHINE's RAM size, over any payload. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cvisor/config.h"
 #include "cvisor/snapshot.h"
@@ -18,11 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	config_init(&cfg);
 	if (snapshot_config_load(data, size, &cfg, err, sizeof(err)) == 0) {
 		/* What the loader returned must be within the bounds it checks. */
-		if (cfg.ncpus < 1 || cfg.ncpus > CONFIG_MAX_CPUS ||
-		    cfg.devices.ndisks > DEVICES_MAX_DISKS || !cfg.cmdline)
+		if (cfg.ncpus < 1 || cfg.ncpus > CONFIG_MAX_CPUS || cfg.devices.n > VM_MAX_VIRTIO ||
+		    !memchr(cfg.cmdline, '\0', sizeof(cfg.cmdline)))
 			abort();
-		for (unsigned int i = 0; i < cfg.devices.ndisks; i++)
-			if (!cfg.devices.disks[i])
+		for (unsigned int i = 0; i < cfg.devices.n; i++)
+			if (!cfg.devices.dev[i].spec || !cfg.devices.dev[i].type ||
+			    devices_count(&cfg.devices, cfg.devices.dev[i].type) >
+				    cfg.devices.dev[i].type->max)
 				abort();
 	}
 	config_free(&cfg);

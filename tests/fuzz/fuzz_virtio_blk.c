@@ -46,7 +46,7 @@ static void remove_image(void)
 static void setup(void)
 {
 	static const uint8_t pat[512] = { 0x5a };
-	char err[256];
+	struct cv_error e = { 0 };
 	int fd;
 
 	guest_mem_init_buf(&mem, ram, RAM_SIZE);
@@ -70,8 +70,8 @@ static void setup(void)
 		c->sync_io = i == 1;
 		c->readonly = i == 2;
 		c->direct = i == 3;
-		if (virtio_blk_create(&devs[i], c, &mem, &loop, NULL, NULL, err, sizeof(err))) {
-			fprintf(stderr, "%s\n", err);
+		if (virtio_blk_create(&devs[i], c, &mem, &loop, NULL, NULL, &e)) {
+			fprintf(stderr, "%s\n", e.msg);
 			abort();
 		}
 	}
@@ -112,12 +112,12 @@ static void save_load(struct virtio_dev *d, const struct virtio_blk_config *c)
 {
 	struct state_buf b = { 0 };
 	struct state_rd rd;
-	char err[256];
+	struct cv_error e = { 0 };
 
 	if (virtio_blk_quiesce(d) || virtio_dev_save(d, &b))
 		abort();
 	virtio_blk_resume(d);
-	if (virtio_blk_create(&spare, c, &mem, &loop, NULL, NULL, err, sizeof(err)))
+	if (virtio_blk_create(&spare, c, &mem, &loop, NULL, NULL, &e))
 		abort();
 	state_rd_init(&rd, b.data, b.len);
 	if (virtio_dev_load(&spare, &rd))

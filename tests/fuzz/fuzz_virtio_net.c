@@ -99,9 +99,9 @@ static const struct net_backend_ops fake_ops = {
 static void make(struct virtio_dev *d, struct fake *f, bool vnet)
 {
 	struct virtio_net_config c;
-	char err[128];
+	struct cv_error e = { 0 };
 
-	if (virtio_net_parse("user", 0, &c, err, sizeof(err)))
+	if (virtio_net_parse("user", 0, &c, &e))
 		abort();
 	*f = (struct fake){
 		.be = { .ops = &fake_ops, .hdr_len = vnet ? 12 : 0, .offloads = vnet }

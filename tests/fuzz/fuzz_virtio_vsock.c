@@ -39,14 +39,15 @@ static int service = -1;
 
 static int setup_once(void)
 {
-	char dir[64], err[128], spec[160];
+	char dir[64], spec[160];
+	struct cv_error e = { 0 };
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 
 	snprintf(dir, sizeof(dir), "/tmp/cvfuzz-vsock-%d", (int)getpid());
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -1;
 	snprintf(spec, sizeof(spec), "3,uds=%s/v.sock", dir);
-	if (virtio_vsock_parse(spec, &cfg, err, sizeof(err)))
+	if (virtio_vsock_parse(spec, &cfg, &e))
 		return -1;
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s_1", cfg.uds_path);
 	unlink(a.sun_path);
@@ -98,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct guest_mem mem;
 	struct evloop loop;
 	int clients[CLIENTS] = { -1, -1, -1, -1 }, fd;
-	char err[160], line[32];
+	char line[32];
+	struct cv_error e = { 0 };
 	const uint8_t *prog;
 	size_t n, i = 0;
 
@@ -107,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = fuzz_split(data, size, MAX_PROG, ram, RAM_SIZE);
 	prog = data + FUZZ_HDR;
 	guest_mem_init_buf(&mem, ram, RAM_SIZE);
-	if (evloop_init(&loop) || virtio_vsock_create(&d, &cfg, &mem, &loop, err, sizeof(err)))
+	if (evloop_init(&loop) || virtio_vsock_create(&d, &cfg, &mem, &loop, &e))
 		abort();
 	fuzz_virtio_start_hdr(&d, data, 0, 3);
 	while (i < n) {

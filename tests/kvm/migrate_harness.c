@@ -304,22 +304,22 @@ static int open_log(const char *name)
 static int start_source(struct guest *g, const char *elf, uint64_t mem, const char *cmdline,
 			const char *disk)
 {
-	static char kernel[512];
-	bool usage;
+	struct cv_error e = { 0 };
+	char kernel[512];
 
 	snprintf(kernel, sizeof(kernel), "%s/%s.elf", guest_dir, elf);
 	config_init(&g->cfg);
-	g->cfg.kernel = kernel;
 	g->cfg.mem_size = mem;
 	g->cfg.ncpus = 1;
-	g->cfg.cmdline = cmdline;
-	if (disk) {
-		g->cfg.devices.disks[0] = disk;
-		g->cfg.devices.ndisks = 1;
-	}
-	g->vm = calloc(1, sizeof(*g->vm));
-	if (vm_create(g->vm, &g->cfg, &usage))
+	snprintf(g->cfg.cmdline, sizeof(g->cfg.cmdline), "%s", cmdline);
+	if (config_set_string(&g->cfg.kernel, kernel) ||
+	    (disk && devices_add(&g->cfg.devices, devices_type("disk"), "--disk", disk, &e)))
 		return -1;
+	g->vm = calloc(1, sizeof(*g->vm));
+	if (vm_create(g->vm, &g->cfg, &e)) {
+		fprintf(stderr, "vm_create: %s\n", e.msg);
+		return -1;
+	}
 	g->log = open_log("source");
 	g->vm->out_fd = g->log;
 	return vm_start(g->vm);
@@ -337,7 +337,7 @@ static int restore_source(struct guest *g)
 	uint8_t *payload;
 	uint64_t written;
 	size_t len;
-	bool usage;
+	struct cv_error e = { 0 };
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/snap", workdir);
@@ -353,8 +353,11 @@ static int restore_source(struct guest *g)
 		return -1;
 	}
 	g->vm = calloc(1, sizeof(*g->vm));
-	if (vm_create_restore(g->vm, &cfg, fd, &usage) ||
-	    snapshot_state_load(g->vm, payload, len, err, sizeof(err))) {
+	if (vm_create_restore(g->vm, &cfg, fd, &e)) {
+		fprintf(stderr, "restore: %s\n", e.msg);
+		return -1;
+	}
+	if (snapshot_state_load(g->vm, payload, len, err, sizeof(err))) {
 		fprintf(stderr, "restore: %s\n", err);
 		return -1;
 	}
@@ -431,7 +434,8 @@ static int tg_state_load(struct vm *vm, const uint8_t *payload, size_t len, char
 			 size_t errlen)
 {
 	if (tg.src_disk)
-		tg.disk_cmp = files_equal(tg.src_disk, vm->cfg->devices.disks[0]);
+		tg.disk_cmp = files_equal(tg.src_disk,
+					  devices_spec(&vm->cfg->devices, devices_type("disk"), 0));
 	if (tg.src_vm) {
 		const struct guest_mem *a = &tg.src_vm->mem, *b = &vm->mem;
 

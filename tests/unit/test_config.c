@@ -1,10 +1,14 @@
-/* test_config.c - size, number and `cvisor run` flag parsing. */
+/* test_config.c - size, number and `cvisor run` flag parsing, and the
+ * merge of flags and config file that `cvisor run` runs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,7 +68,7 @@ static void test_parse_uint(void **state)
 
 static void test_run_flags(void **state)
 {
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -83,11 +87,81 @@ static void test_run_flags(void **state)
 	assert_int_equal(c.ncpus, 1);
 	assert_int_equal(c.quirks, CONFIG_QUIRKS_AUTO);
 	assert_string_equal(c.cmdline, "");
+	config_free(&c);
+}
+
+/* A file in a fresh directory under /tmp; dir gets the directory. */
+static void write_file(char *dir, size_t len, const char *name, const char *text, char *path,
+		       size_t plen)
+{
+	FILE *f;
+
+	if (!dir[0]) {
+		snprintf(dir, len, "/tmp/cvisor-test-config-XXXXXX");
+		assert_non_null(mkdtemp(dir));
+	}
+	snprintf(path, plen, "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+/* What `cvisor run` runs: flags, the file, flags over it, checks, full
+ * names (config_load_run, main.c's one call). */
+static void test_run_merge(void **state)
+{
+	char dir[64] = "", file[128], img[128], kern[128], want[160], err[256], cwd[4096];
+	struct vm_config c = { 0 };
+
+	(void)state;
+	write_file(dir, sizeof(dir), "img", "", img, sizeof(img));
+	write_file(dir, sizeof(dir), "kern", "", kern, sizeof(kern));
+	write_file(dir, sizeof(dir), "g.json",
+		   "{\"kernel\": \"kern\", \"cpus\": 4, \"name\": \"a\", \"memory\": \"1G\",\n"
+		   " \"disk\": [\"img,readonly\"], \"rng\": true, \"vsock\": \"3\"}\n",
+		   file, sizeof(file));
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	/* the flags win, repeatable devices add up, single ones are replaced */
+	assert_int_equal(PARSE(&c, err, "--config", "g.json", "--cpus", "2", "--name=b", "-d",
+			       "--disk", "img", "--vsock", "4"),
+			 0);
+	assert_int_equal(c.ncpus, 2);
+	assert_string_equal(c.name, "b");
+	assert_true(c.detach);
+	assert_int_equal(c.mem_size, 1ULL << 30);
+	assert_string_equal(c.config_file, "g.json");
+	/* full names: the kernel with -d, disk images always, options kept */
+	assert_string_equal(c.kernel, kern);
+	assert_int_equal(devices_count(&c.devices, devices_type("disk")), 2);
+	snprintf(want, sizeof(want), "%s,readonly", img);
+	assert_string_equal(devices_spec(&c.devices, devices_type("disk"), 0), want);
+	assert_string_equal(devices_spec(&c.devices, devices_type("disk"), 1), img);
+	assert_int_equal(devices_count(&c.devices, devices_type("rng")), 1);
+	assert_string_equal(devices_spec(&c.devices, devices_type("vsock"), 0), "4");
+	/* without -d the kernel keeps the name it was given */
+	assert_int_equal(PARSE(&c, err, "--config", "g.json"), 0);
+	assert_string_equal(c.kernel, "kern");
+	/* a file's bad value is named by file and key; no leak on failure */
+	write_file(dir, sizeof(dir), "bad.json", "{\"kernel\": \"k\", \"cpus\": 99}", file,
+		   sizeof(file));
+	assert_int_equal(PARSE(&c, err, "--config", "bad.json"), -EINVAL);
+	assert_non_null(strstr(err, "bad.json: cpus 99: must be a number from 1 to 64"));
+	assert_int_equal(PARSE(&c, err, "--config", "."), -EINVAL);
+	assert_non_null(strstr(err, "--config .: not a regular file"));
+	assert_int_equal(chdir(cwd), 0);
+	config_free(&c);
+	unlink(img);
+	unlink(kern);
+	unlink(file);
+	snprintf(file, sizeof(file), "%s/g.json", dir);
+	unlink(file);
+	rmdir(dir);
 }
 
 static void test_run_errors(void **state)
 {
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -114,10 +188,9 @@ static void test_run_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_parse_uint),
-		cmocka_unit_test(test_run_flags),
-		cmocka_unit_test(test_run_errors),
+		cmocka_unit_test(test_parse_size), cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_run_flags),  cmocka_unit_test(test_run_errors),
+		cmocka_unit_test(test_run_merge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,17 +6,36 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "cvisor/config.h"
 #include "run_flags.h"
+#include "with_err.h"
 
+/* c is zeroed or holds strings from before. */
 static int apply(struct vm_config *c, const char *text, char *err, size_t errlen)
 {
+	struct cv_error e = { 0 };
+	int r;
+
+	config_free(c);
 	config_init(c);
-	return config_apply_json("g.json", text, strlen(text), c, err, errlen);
+	r = config_apply_json("g.json", text, strlen(text), c, &e);
+	copy_err(err, errlen, e.msg);
+	return r;
+}
+
+/* config_check's line into err. */
+static int check(const struct vm_config *c, char *err, size_t errlen)
+{
+	struct cv_error e = { 0 };
+	int r = config_check(c, &e);
+
+	copy_err(err, errlen, e.msg);
+	return r;
 }
 
 static void test_good_file(void **state)
@@ -36,7 +55,7 @@ static void test_good_file(void **state)
 				   "  \"cpu_affinity\": \"0-1,3\",\n"
 				   "  \"emulated_host\": \"off\"\n"
 				   "}\n";
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -54,7 +73,7 @@ static void test_good_file(void **state)
 	assert_int_equal(c.memory_limit, 1024ULL << 20);
 	assert_string_equal(c.cpu_affinity, "0-1,3");
 	assert_int_equal(c.quirks, CONFIG_QUIRKS_OFF);
-	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(check(&c, err, sizeof(err)), 0);
 	config_free(&c);
 	config_free(&c); /* idempotent */
 
@@ -82,7 +101,7 @@ static void test_malformed(void **state)
 		{ "{\"kernel\": \"k\"}\n}\n", "g.json:2:1:" },
 		{ "{\"kernel\": \"k\"} {\"cpus\": 1}", "g.json:1:17:" },
 	};
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -125,7 +144,7 @@ static void test_bad_keys(void **state)
 		{ "{\"kernel\":\"k\",\"emulated_host\":\"x\"}", "emulated_host x: must be auto" },
 		{ "{\"kernel\":\"k\\u0000x\"}", "kernel: contains a NUL" },
 	};
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -141,31 +160,33 @@ static void test_bad_keys(void **state)
 static void test_flags_override(void **state)
 {
 	char *argv[] = { "run", "--config", "g.json", "--cpus", "2", "--name=b" };
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
 	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"cpus\":4,\"name\":\"a\",\"memory\":\"1G\"}",
 			       err, sizeof(err)),
 			 0);
-	assert_int_equal(config_apply_flags(6, argv, &c, err, sizeof(err)), 0);
+	struct cv_error e = { 0 };
+
+	assert_int_equal(config_apply_flags(6, argv, &c, &e), 0);
 	assert_int_equal(c.ncpus, 2);
 	assert_string_equal(c.name, "b");
 	assert_int_equal(c.mem_size, 1ULL << 30);
 	assert_string_equal(c.config_file, "g.json");
-	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(check(&c, err, sizeof(err)), 0);
 	config_free(&c);
 
 	/* a file without a kernel is completed by the flag, or refused */
 	assert_int_equal(apply(&c, "{\"cpus\":2}", err, sizeof(err)), 0);
-	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(check(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "--kernel FILE is required"));
 	config_free(&c);
 }
 
 static void test_toolstack_flags(void **state)
 {
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
@@ -192,28 +213,30 @@ static void test_toolstack_flags(void **state)
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--memory-limit", "1M"), -EINVAL);
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--cpu-affinity", "0-"), -EINVAL);
 	assert_non_null(strstr(err, "--cpu-affinity 0-: not a CPU list"));
-	/* the flags name the file; the caller reads it */
-	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--config", "f.json"), 0);
-	assert_string_equal(c.config_file, "f.json");
+	/* the flags name the file, which must exist (test_config.c: the merge) */
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--config", "/nonexistent/f.json"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--config /nonexistent/f.json: No such file"));
+	config_free(&c);
 }
 
-/* The device flags and keys go to devices.c (devices_parse_flag). */
+/* The device flags and keys come from devices.c's table. */
+#define DEV(key) devices_type(key)
 static void test_device_flags(void **state)
 {
-	struct vm_config c;
+	struct vm_config c = { 0 };
 	char err[256];
 
 	(void)state;
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--disk", "a.img", "--disk=b.img,readonly",
 			       "--rng", "--virtio", "mmio", "--balloon", "64M", "--net", "user"),
 			 0);
-	assert_int_equal(c.devices.ndisks, 2);
-	assert_string_equal(c.devices.disks[1], "b.img,readonly");
-	assert_true(c.devices.rng);
+	assert_int_equal(devices_count(&c.devices, DEV("disk")), 2);
+	assert_string_equal(devices_spec(&c.devices, DEV("disk"), 1), "b.img,readonly");
+	assert_int_equal(devices_count(&c.devices, DEV("rng")), 1);
 	assert_int_equal(c.devices.transport, VIRTIO_TRANSPORT_MMIO);
-	assert_true(c.devices.balloon);
-	assert_int_equal(c.devices.balloon_bytes, 64ULL << 20);
-	assert_int_equal(c.devices.nnets, 1);
+	assert_string_equal(devices_spec(&c.devices, DEV("balloon"), 0), "64M");
+	assert_int_equal(devices_count(&c.devices, DEV("net")), 1);
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--disk"), -EINVAL);
 	assert_non_null(strstr(err, "--disk needs a value"));
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--rng=yes"), -EINVAL);
@@ -222,19 +245,31 @@ static void test_device_flags(void **state)
 	assert_non_null(strstr(err, "must be pci or mmio"));
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--diskette", "x"), -EINVAL);
 	assert_non_null(strstr(err, "unknown flag --diskette"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--vsock", "3", "--vsock", "4"), 0);
+	assert_string_equal(devices_spec(&c.devices, DEV("vsock"), 0), "4"); /* replaced */
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--net", "user", "--net", "user", "--net",
+			       "user", "--net", "user", "--net", "user"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--net: at most 4 of them"));
 
 	assert_int_equal(apply(&c,
 			       "{\"kernel\":\"k\",\"disk\":[\"a.img\",\"b.img\"],\"rng\":true,"
 			       "\"virtio\":\"mmio\",\"balloon\":32,\"net\":\"user\"}",
 			       err, sizeof(err)),
 			 0);
-	assert_int_equal(c.devices.ndisks, 2);
-	assert_string_equal(c.devices.disks[0], "a.img");
-	assert_true(c.devices.rng);
+	assert_int_equal(devices_count(&c.devices, DEV("disk")), 2);
+	assert_string_equal(devices_spec(&c.devices, DEV("disk"), 0), "a.img");
+	assert_int_equal(devices_count(&c.devices, DEV("rng")), 1);
 	assert_int_equal(c.devices.transport, VIRTIO_TRANSPORT_MMIO);
-	assert_int_equal(c.devices.balloon_bytes, 32ULL << 20);
-	assert_int_equal(c.devices.nnets, 1);
+	/* a number is MiB, as for the flag: the balloon reads it so */
+	assert_string_equal(devices_spec(&c.devices, DEV("balloon"), 0), "32");
+	assert_int_equal(devices_count(&c.devices, DEV("net")), 1);
 	config_free(&c);
+	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"balloon\":\"12Q\"}", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "g.json: balloon 12Q: not a size"));
+	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--balloon", "12Q"), -EINVAL);
+	assert_non_null(strstr(err, "--balloon 12Q: not a size"));
 	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"rng\":1}", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "g.json: rng: must be true or false"));
 	config_free(&c);
@@ -244,7 +279,7 @@ static void test_device_flags(void **state)
 	config_free(&c);
 	assert_int_equal(apply(&c, "{\"kernel\":\"k\",\"virtio\":\"isa\"}", err, sizeof(err)),
 			 -EINVAL);
-	assert_non_null(strstr(err, "g.json: --virtio isa: must be pci or mmio"));
+	assert_non_null(strstr(err, "g.json: virtio isa: must be pci or mmio"));
 	config_free(&c);
 }
 

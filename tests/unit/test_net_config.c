@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cvisor/virtio_net.h"
+#include "with_err.h"
 
 static void test_parse_bad(void **state)
 {
@@ -35,7 +36,7 @@ static void test_parse_bad(void **state)
 	memcpy(list, bad, sizeof(bad));
 	while ((spec = strsep(&p, "|"))) {
 		err[0] = '\0';
-		if (virtio_net_parse(spec, 0, &c, err, sizeof(err)) != -EINVAL)
+		if (WITH_ERR(err, virtio_net_parse(spec, 0, &c, &e_)) != -EINVAL)
 			fail_msg("accepted '%s'", spec);
 		assert_int_equal(strncmp(err, "--net", 5), 0);
 		nbad++;
@@ -45,7 +46,7 @@ static void test_parse_bad(void **state)
 	strcpy(many, "user");
 	for (int i = 0; i < 17; i++)
 		sprintf(many + strlen(many), ",hostfwd=tcp::%d-:22", 1000 + i);
-	assert_int_equal(virtio_net_parse(many, 0, &c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse(many, 0, &c, &e_)), -EINVAL);
 	assert_non_null(strstr(err, "at most"));
 }
 
@@ -56,15 +57,17 @@ static void test_parse_good(void **state)
 	uint8_t mac[6];
 
 	(void)state;
-	assert_int_equal(virtio_net_parse("user", 1, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse("user", 1, &c, &e_)), 0);
 	assert_int_equal(c.backend, VIRTIO_NET_USER);
 	assert_memory_equal(c.mac, "\x52\x54\x00\x12\x34\x57", 6);
 	assert_int_equal(c.nr_hostfwd, 0);
-	assert_int_equal(virtio_net_parse("user,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:"
+	assert_int_equal(
+		WITH_ERR(err,
+			 virtio_net_parse("user,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:"
 					  "5353-10.0.2.20:53,hostfwd=tcp:8080-:80,mac=02:aB:cd:"
 					  "ef:00:01",
-					  0, &c, err, sizeof(err)),
-			 0);
+					  0, &c, &e_)),
+		0);
 	assert_int_equal(c.nr_hostfwd, 3);
 	assert_false(c.hostfwd[0].udp);
 	assert_int_equal(c.hostfwd[0].host_addr, 0);
@@ -77,17 +80,17 @@ static void test_parse_good(void **state)
 	assert_int_equal(c.hostfwd[2].host_port, 8080);
 	assert_memory_equal(c.mac, "\x02\xab\xcd\xef\x00\x01", 6);
 	assert_int_equal(
-		virtio_net_parse("tap=tap0,mac=02:00:00:00:00:05", 0, &c, err, sizeof(err)), 0);
+		WITH_ERR(err, virtio_net_parse("tap=tap0,mac=02:00:00:00:00:05", 0, &c, &e_)), 0);
 	assert_int_equal(c.backend, VIRTIO_NET_TAP);
 	assert_string_equal(c.tap, "tap0");
 	assert_memory_equal(c.mac, "\x02\x00\x00\x00\x00\x05", 6);
 	/* The brief's form with a host address, and the longest tap name. */
 	assert_int_equal(
-		virtio_net_parse("user,hostfwd=tcp:127.0.0.1:2222-:22", 0, &c, err, sizeof(err)),
+		WITH_ERR(err, virtio_net_parse("user,hostfwd=tcp:127.0.0.1:2222-:22", 0, &c, &e_)),
 		0);
 	assert_int_equal(c.hostfwd[0].host_addr, 0x7f000001);
 	assert_int_equal(c.hostfwd[0].host_port, 2222);
-	assert_int_equal(virtio_net_parse("tap=abcdefghijklmno", 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse("tap=abcdefghijklmno", 0, &c, &e_)), 0);
 	/* Default MACs: locally administered unicast, distinct per index. */
 	virtio_net_default_mac(0, mac);
 	assert_memory_equal(mac, "\x52\x54\x00\x12\x34\x56", 6);

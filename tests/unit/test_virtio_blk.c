@@ -19,6 +19,7 @@
 #include "cvisor/evloop.h"
 #include "cvisor/virtio_blk.h"
 #include "vq_driver.h"
+#include "with_err.h"
 
 /* Written out from the spec, independently of the model. */
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WZ = 13 };
@@ -108,9 +109,9 @@ static void dev_open(struct t *t, struct virtio_blk_config *c)
 	char err[256];
 
 	assert_int_equal(evloop_init(&t->loop), 0);
-	assert_int_equal(
-		virtio_blk_create(&t->dev, c, &t->mem, &t->loop, &t->rd, &t->wr, err, sizeof(err)),
-		0);
+	assert_int_equal(WITH_ERR(err, virtio_blk_create(&t->dev, c, &t->mem, &t->loop, &t->rd,
+							 &t->wr, &e_)),
+			 0);
 	t->dev.transport.signal = on_signal;
 	t->dev.transport.ctx = t;
 }
@@ -126,7 +127,7 @@ static struct t *setup_with(const char *opts, uint64_t features, bool sync)
 	guest_mem_init_buf(&t->mem, t->ram, RAM_SIZE);
 	make_image(t->path, IMG_SIZE);
 	snprintf(spec, sizeof(spec), "%s%s", t->path, opts);
-	assert_int_equal(virtio_blk_parse(spec, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_blk_parse(spec, &c, &e_)), 0);
 	if (!c.num_queues)
 		c.num_queues = NQ;
 	c.sync_io = sync;
@@ -235,29 +236,31 @@ static void test_parse(void **state)
 					   "a.img,readonly=1" };
 
 	(void)state;
-	assert_int_equal(virtio_blk_parse("disk.img", &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_blk_parse("disk.img", &c, &e_)), 0);
 	assert_string_equal(c.path, "disk.img");
 	assert_false(c.readonly);
 	assert_int_equal(c.num_queues, 0);
 	assert_int_equal(c.serial[0], 0);
-	assert_int_equal(virtio_blk_parse("/x/d.img,readonly,serial=12345678901234567890,queues=4,"
+	assert_int_equal(
+		WITH_ERR(err,
+			 virtio_blk_parse("/x/d.img,readonly,serial=12345678901234567890,queues=4,"
 					  "direct",
-					  &c, err, sizeof(err)),
-			 0);
+					  &c, &e_)),
+		0);
 	assert_string_equal(c.path, "/x/d.img");
 	assert_true(c.readonly && c.direct);
 	assert_string_equal(c.serial, "12345678901234567890");
 	assert_int_equal(c.num_queues, 4);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
-		assert_int_equal(virtio_blk_parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_int_equal(WITH_ERR(err, virtio_blk_parse(bad[i], &c, &e_)), -EINVAL);
 		assert_non_null(strstr(err, "--disk"));
 	}
 	/* The message names the bad part. */
-	assert_int_equal(virtio_blk_parse("a.img,cache=none", &c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(WITH_ERR(err, virtio_blk_parse("a.img,cache=none", &c, &e_)), -EINVAL);
 	assert_non_null(strstr(err, "'cache=none'"));
 	assert_int_equal(
-		virtio_blk_parse("a.img,serial=123456789012345678901", &c, err, sizeof(err)),
+		WITH_ERR(err, virtio_blk_parse("a.img,serial=123456789012345678901", &c, &e_)),
 		-EINVAL);
 	assert_non_null(strstr(err, "20"));
 }
@@ -272,12 +275,12 @@ static void test_create_errors(void **state)
 
 	(void)state;
 	assert_int_equal(evloop_init(&loop), 0);
-	assert_int_equal(virtio_blk_create(&d, &c, &mem, &loop, NULL, NULL, err, sizeof(err)),
+	assert_int_equal(WITH_ERR(err, virtio_blk_create(&d, &c, &mem, &loop, NULL, NULL, &e_)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/cvisor.img: no such file"));
 	virtio_blk_destroy(&d); /* safe after a failed create */
 	strcpy(c.path, "/tmp");
-	assert_int_not_equal(virtio_blk_create(&d, &c, &mem, &loop, NULL, NULL, err, sizeof(err)),
+	assert_int_not_equal(WITH_ERR(err, virtio_blk_create(&d, &c, &mem, &loop, NULL, NULL, &e_)),
 			     0);
 	assert_non_null(strstr(err, "/tmp: is a directory"));
 	evloop_destroy(&loop);

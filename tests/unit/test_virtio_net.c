@@ -18,6 +18,7 @@
 
 #include "cvisor/virtio_net.h"
 #include "vq_driver.h"
+#include "with_err.h"
 
 #define MEM_SIZE (2u << 20)
 #define QSZ 256
@@ -167,7 +168,7 @@ static void make_dev(struct h *h, struct fake *f, unsigned int hdr_len)
 	struct virtio_net_config c;
 	char err[128];
 
-	assert_int_equal(virtio_net_parse("user", 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse("user", 0, &c, &e_)), 0);
 	*f = (struct fake){ .be = { .ops = &fake_ops, .hdr_len = hdr_len, .offloads = hdr_len } };
 	assert_int_equal(
 		virtio_net_create_backend(&h->d, &c, &h->mem, &h->loop, &f->be, &h->rxb, &h->txb),
@@ -489,7 +490,7 @@ static void test_save_load(void **state)
 	assert_int_equal(virtio_dev_save(&h->d, &a), 0);
 
 	/* A fresh device whose own config has another MAC. */
-	assert_int_equal(virtio_net_parse("user,mac=02:00:00:00:00:09", 3, &c, err, sizeof(err)),
+	assert_int_equal(WITH_ERR(err, virtio_net_parse("user,mac=02:00:00:00:00:09", 3, &c, &e_)),
 			 0);
 	assert_int_equal(virtio_net_create_backend(&d2, &c, &h->mem, &h->loop, &f2.be, NULL, NULL),
 			 0);
@@ -642,7 +643,7 @@ static void test_slirp(void **state)
 	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
 	close(s);
 	snprintf(spec, sizeof(spec), "user,hostfwd=tcp:127.0.0.1:%u-:22", ntohs(sin.sin_port));
-	assert_int_equal(virtio_net_parse(spec, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse(spec, 0, &c, &e_)), 0);
 	virtio_net_destroy(&h->d);
 	r = net_slirp_open(c.hostfwd, c.nr_hostfwd, &h->loop, &be, err, sizeof(err));
 	if (r == -ENOENT) {

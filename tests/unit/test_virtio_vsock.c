@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "vsock_fixture.h"
+#include "with_err.h"
 
 static void test_parse(void **state)
 {
@@ -29,26 +30,27 @@ static void test_parse(void **state)
 	char err[160], longp[200];
 
 	(void)state;
-	assert_int_equal(virtio_vsock_parse("3", &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_vsock_parse("3", &c, &e_)), 0);
 	assert_int_equal(c.guest_cid, 3);
 	assert_string_equal(c.uds_path, "/run/cvisor/vsock-3.sock");
 	assert_true(c.uds_default);
-	assert_int_equal(virtio_vsock_parse("4294967294,uds=/tmp/x.sock", &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_vsock_parse("4294967294,uds=/tmp/x.sock", &c, &e_)),
+			 0);
 	assert_int_equal(c.guest_cid, 4294967294ULL);
 	assert_string_equal(c.uds_path, "/tmp/x.sock");
 	assert_false(c.uds_default);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
-		assert_int_equal(virtio_vsock_parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_int_equal(WITH_ERR(err, virtio_vsock_parse(bad[i], &c, &e_)), -EINVAL);
 		assert_true(strncmp(err, "--vsock: ", 9) == 0);
 	}
 	memset(longp, 'a', sizeof(longp));
 	memcpy(longp, "3,uds=", 6);
 	longp[6 + VIRTIO_VSOCK_PATH_MAX] = 0;
-	assert_int_equal(virtio_vsock_parse(longp, &c, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_vsock_parse(longp, &c, &e_)), 0);
 	longp[6 + VIRTIO_VSOCK_PATH_MAX] = 'a';
 	longp[7 + VIRTIO_VSOCK_PATH_MAX] = 0;
-	assert_int_equal(virtio_vsock_parse(longp, &c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(WITH_ERR(err, virtio_vsock_parse(longp, &c, &e_)), -EINVAL);
 }
 
 static void test_create_and_config(void **state)
@@ -69,12 +71,12 @@ static void test_create_and_config(void **state)
 	assert_int_equal(stat(v->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	/* The path is in use by a live listener. */
-	assert_int_equal(virtio_vsock_create(&d2, &c, &v->t.mem, &v->loop, err, sizeof(err)),
+	assert_int_equal(WITH_ERR(err, virtio_vsock_create(&d2, &c, &v->t.mem, &v->loop, &e_)),
 			 -EADDRINUSE);
 	assert_non_null(strstr(err, "in use"));
 	/* Without a directory: one clear line. */
 	snprintf(c.uds_path, sizeof(c.uds_path), "%s/nodir/v.sock", v->dir);
-	assert_int_equal(virtio_vsock_create(&d2, &c, &v->t.mem, &v->loop, err, sizeof(err)),
+	assert_int_equal(WITH_ERR(err, virtio_vsock_create(&d2, &c, &v->t.mem, &v->loop, &e_)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "cannot listen on"));
 	/* A stale socket file (nobody listening) is replaced. */
@@ -82,7 +84,8 @@ static void test_create_and_config(void **state)
 	assert_int_not_equal(stat(v->path, &st), 0);
 	close(unix_listen(v->path));
 	assert_int_equal(
-		virtio_vsock_create(&v->t.dev, &v->cfg, &v->t.mem, &v->loop, err, sizeof(err)), 0);
+		WITH_ERR(err, virtio_vsock_create(&v->t.dev, &v->cfg, &v->t.mem, &v->loop, &e_)),
+		0);
 }
 
 static void test_host_connect_and_data(void **state)

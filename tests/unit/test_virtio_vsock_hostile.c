@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "vsock_fixture.h"
+#include "with_err.h"
 
 static void test_bad_headers(void **state)
 {
@@ -193,7 +194,8 @@ static void test_save_load(void **state)
 	/* A destination with another CID: the guest will re-read it. */
 	c.guest_cid = 77;
 	snprintf(c.uds_path, sizeof(c.uds_path), "%s/w.sock", v->dir);
-	assert_int_equal(virtio_vsock_create(fresh, &c, &v->t.mem, &v->loop, err, sizeof(err)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_vsock_create(fresh, &c, &v->t.mem, &v->loop, &e_)),
+			 0);
 	fresh->transport = v->t.dev.transport;
 	state_rd_init(&r, a.data, a.len);
 	assert_int_equal(virtio_dev_load(fresh, &r), 0);

@@ -19,6 +19,7 @@
 
 #include "cvisor/virtio_vsock.h"
 #include "vq_driver.h"
+#include "with_err.h"
 
 #define FIXTURE __attribute__((unused)) static
 
@@ -168,8 +169,8 @@ FIXTURE int vt_setup(void **state)
 	snprintf(v->path, sizeof(v->path), "%s/v.sock", v->dir);
 	snprintf(spec, sizeof(spec), "%d,uds=%s", CID, v->path);
 	guest_mem_init_buf(&v->t.mem, v->t.ram, RAM_SIZE);
-	if (evloop_init(&v->loop) || virtio_vsock_parse(spec, &v->cfg, err, sizeof(err)) ||
-	    virtio_vsock_create(&v->t.dev, &v->cfg, &v->t.mem, &v->loop, err, sizeof(err)))
+	if (evloop_init(&v->loop) || WITH_ERR(err, virtio_vsock_parse(spec, &v->cfg, &e_)) ||
+	    WITH_ERR(err, virtio_vsock_create(&v->t.dev, &v->cfg, &v->t.mem, &v->loop, &e_)))
 		return -1;
 	*state = v;
 	return 0;
