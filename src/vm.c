@@ -275,7 +275,7 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry, struct cv
 
 		v->vm = vm;
 		v->id = i;
-		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		v->fd = kvm_ioctl_val(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->fd < 0)
 			return cv_fail(e, CV_EXIT_FAIL, -errno, "creating vCPU %u: %s", i,
 				       strerror(errno));
@@ -301,16 +301,16 @@ static int create_vm_fd(struct vm *vm, struct cv_error *e)
 {
 	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
 
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	vm->vm_fd = kvm_ioctl_val(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno,
 			       "KVM_CREATE_VM: %s (is hardware virtualization enabled?)",
 			       strerror(errno));
-	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->run_size = kvm_ioctl_val(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		return cv_fail(e, CV_EXIT_FAIL, -EIO, "KVM_GET_VCPU_MMAP_SIZE: %s",
 			       strerror(errno));
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	if (kvm_ioctl_val(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		cv_debug("TSS/identity map address: %s", strerror(errno));
 	return 0;
@@ -323,7 +323,7 @@ static int create_irqchip(struct vm *vm, struct cv_error *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+	if (kvm_ioctl_val(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
