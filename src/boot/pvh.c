@@ -111,99 +111,143 @@ static int write_start_info(const struct guest_mem *gm, const struct boot_image 
 	return 0;
 }
 
-int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
-		  struct boot_entry *entry, char *err, size_t errlen)
+/* Where an ELF kernel's program headers are. */
+struct elf_layout {
+	bool is64;
+	uint64_t phoff;
+	uint16_t phentsize, phnum;
+};
+
+/* Check the ELF header of an x86 kernel and find its program headers. */
+static int elf_header(const struct boot_image *img, struct elf_layout *l, char *err, size_t errlen)
 {
 	const uint8_t *k = img->kernel;
-	uint64_t phoff, pvh_entry = 0, kernel_end = 0, initrd_at = 0;
-	uint16_t phentsize, phnum, machine;
-	bool is64;
-	struct phdr ph;
+	uint16_t machine;
 
 	if (img->kernel_len < sizeof(Elf64_Ehdr) || memcmp(k, ELFMAG, SELFMAG) ||
 	    (k[EI_CLASS] != ELFCLASS64 && k[EI_CLASS] != ELFCLASS32) || k[EI_DATA] != ELFDATA2LSB)
 		return -ENOEXEC;
-	is64 = k[EI_CLASS] == ELFCLASS64;
-	if (is64) {
+	l->is64 = k[EI_CLASS] == ELFCLASS64;
+	if (l->is64) {
 		Elf64_Ehdr eh;
 
 		memcpy(&eh, k, sizeof(eh));
-		phoff = eh.e_phoff, phentsize = eh.e_phentsize, phnum = eh.e_phnum;
+		l->phoff = eh.e_phoff, l->phentsize = eh.e_phentsize, l->phnum = eh.e_phnum;
 		machine = eh.e_machine;
 	} else {
 		Elf32_Ehdr eh;
 
 		memcpy(&eh, k, sizeof(eh));
-		phoff = eh.e_phoff, phentsize = eh.e_phentsize, phnum = eh.e_phnum;
+		l->phoff = eh.e_phoff, l->phentsize = eh.e_phentsize, l->phnum = eh.e_phnum;
 		machine = eh.e_machine;
 	}
 	if (machine != EM_X86_64 && machine != EM_386)
 		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is not for x86 (e_machine %u)",
 			       machine);
-	if (!phnum || phnum > PVH_MAX_PHDRS)
-		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel has %u program headers", phnum);
+	if (!l->phnum || l->phnum > PVH_MAX_PHDRS)
+		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel has %u program headers",
+			       l->phnum);
+	return 0;
+}
 
-	for (unsigned int i = 0; i < phnum; i++) {
-		if (read_phdr(img, is64, phoff, phentsize, i, &ph) || ph.offset > img->kernel_len ||
-		    ph.filesz > img->kernel_len - ph.offset)
+/* The PVH entry point from the kernel's XEN_ELFNOTE_PHYS32_ENTRY note. */
+static int pvh_entry_point(const struct boot_image *img, const struct elf_layout *l,
+			   uint64_t *pvh_entry, char *err, size_t errlen)
+{
+	struct phdr ph;
+
+	*pvh_entry = 0;
+	for (unsigned int i = 0; i < l->phnum; i++) {
+		if (read_phdr(img, l->is64, l->phoff, l->phentsize, i, &ph) ||
+		    ph.offset > img->kernel_len || ph.filesz > img->kernel_len - ph.offset)
 			return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
-		if (ph.type == PT_NOTE && !pvh_entry)
-			find_pvh_note(k + ph.offset, ph.filesz, &pvh_entry);
+		if (ph.type == PT_NOTE && !*pvh_entry)
+			find_pvh_note(img->kernel + ph.offset, ph.filesz, pvh_entry);
 	}
-	if (!pvh_entry)
+	if (!*pvh_entry)
 		return cv_errf(err, errlen, -ENOEXEC,
 			       "ELF kernel has no PVH entry note (build it with CONFIG_PVH=y)");
-	if (pvh_entry >= 1ULL << 32)
+	if (*pvh_entry >= 1ULL << 32)
 		return cv_errf(err, errlen, -ENOEXEC, "PVH entry %#llx is above 4 GiB",
-			       (unsigned long long)pvh_entry);
+			       (unsigned long long)*pvh_entry);
+	return 0;
+}
 
-	for (unsigned int i = 0; i < phnum; i++) {
+/* Copy every PT_LOAD segment to its physical address, above the boot data
+ * below 1 MiB; *kernel_end is past the highest. */
+static int load_segments(const struct guest_mem *gm, const struct boot_image *img,
+			 const struct elf_layout *l, uint64_t *kernel_end, char *err, size_t errlen)
+{
+	struct phdr ph;
+
+	*kernel_end = 0;
+	for (unsigned int i = 0; i < l->phnum; i++) {
 		uint8_t *dst;
 		uint64_t end;
 
-		if (read_phdr(img, is64, phoff, phentsize, i, &ph))
+		if (read_phdr(img, l->is64, l->phoff, l->phentsize, i, &ph))
 			return -ENOEXEC;
 		if (ph.type != PT_LOAD || !ph.memsz)
 			continue;
 		if (ph.filesz > ph.memsz)
 			return cv_errf(err, errlen, -ENOEXEC, "ELF segment %u is corrupt", i);
-		/* The boot data below 1 MiB must stay intact. */
 		dst = guest_mem_ptr(gm, ph.paddr, ph.memsz);
 		if (ph.paddr < LAYOUT_HIMEM || !dst ||
 		    __builtin_add_overflow(ph.paddr, ph.memsz, &end))
 			return cv_errf(err, errlen, -E2BIG,
 				       "ELF segment %u at %#llx+%#llx is outside guest memory", i,
 				       (unsigned long long)ph.paddr, (unsigned long long)ph.memsz);
-		memcpy(dst, k + ph.offset, ph.filesz);
+		memcpy(dst, img->kernel + ph.offset, ph.filesz);
 		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
-		if (end > kernel_end)
-			kernel_end = end;
+		if (end > *kernel_end)
+			*kernel_end = end;
 	}
-	if (!kernel_end)
+	if (!*kernel_end)
 		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
+	return 0;
+}
+
+/* The command line at LAYOUT_CMDLINE and the initrd after the kernel. */
+static int place_cmdline_initrd(const struct guest_mem *gm, const struct boot_image *img,
+				uint64_t kernel_end, uint64_t *initrd_at, char *err, size_t errlen)
+{
+	size_t n = strlen(img->cmdline);
+
+	if (n + 1 > LAYOUT_CMDLINE_MAX)
+		return cv_errf(err, errlen, -E2BIG, "command line longer than %d bytes",
+			       LAYOUT_CMDLINE_MAX - 1);
+	if (guest_mem_write(gm, LAYOUT_CMDLINE, img->cmdline, n + 1))
+		return -E2BIG;
+	*initrd_at = 0;
+	if (!img->initrd)
+		return 0;
+	*initrd_at = boot_place_initrd(gm, img->initrd_len, kernel_end, 1ULL << 32);
+	if (!*initrd_at)
+		return cv_errf(err, errlen, -E2BIG,
+			       "initrd (%zu bytes) does not fit in guest memory after the kernel "
+			       "(try a larger --memory)",
+			       img->initrd_len);
+	if (guest_mem_write(gm, *initrd_at, img->initrd, img->initrd_len))
+		return -E2BIG;
+	return 0;
+}
+
+int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
+		  struct boot_entry *entry, char *err, size_t errlen)
+{
+	struct elf_layout l;
+	uint64_t pvh_entry = 0, kernel_end = 0, initrd_at = 0;
+	int r;
+
+	if ((r = elf_header(img, &l, err, errlen)) ||
+	    (r = pvh_entry_point(img, &l, &pvh_entry, err, errlen)) ||
+	    (r = load_segments(gm, img, &l, &kernel_end, err, errlen)))
+		return r;
 	if (!guest_mem_ptr(gm, pvh_entry, 1))
 		return cv_errf(err, errlen, -ENOEXEC, "PVH entry %#llx is outside guest memory",
 			       (unsigned long long)pvh_entry);
-
-	{
-		size_t n = strlen(img->cmdline);
-
-		if (n + 1 > LAYOUT_CMDLINE_MAX)
-			return cv_errf(err, errlen, -E2BIG, "command line longer than %d bytes",
-				       LAYOUT_CMDLINE_MAX - 1);
-		if (guest_mem_write(gm, LAYOUT_CMDLINE, img->cmdline, n + 1))
-			return -E2BIG;
-	}
-	if (img->initrd) {
-		initrd_at = boot_place_initrd(gm, img->initrd_len, kernel_end, 1ULL << 32);
-		if (!initrd_at)
-			return cv_errf(err, errlen, -E2BIG,
-				       "initrd (%zu bytes) does not fit in guest memory after the "
-				       "kernel (try a larger --memory)",
-				       img->initrd_len);
-		if (guest_mem_write(gm, initrd_at, img->initrd, img->initrd_len))
-			return -E2BIG;
-	}
+	if ((r = place_cmdline_initrd(gm, img, kernel_end, &initrd_at, err, errlen)))
+		return r;
 	if (write_start_info(gm, img, initrd_at))
 		return cv_errf(err, errlen, -E2BIG, "guest memory too small");
 	entry->mode = BOOT_PVH32;
