@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "vdev_state.h"
 #include "vsock_fixture.h"
 
 static void test_bad_headers(void **state)
@@ -190,9 +191,7 @@ static void test_save_load(void **state)
 	snprintf(c.uds_path, sizeof(c.uds_path), "%s/w.sock", v->dir);
 	assert_int_equal(virtio_vsock_create(fresh, &c, &v->t.mem, &v->loop, err, sizeof(err)), 0);
 	fresh->transport = v->t.dev.transport;
-	state_rd_init(&r, a.data, a.len);
-	assert_int_equal(virtio_dev_load(fresh, &r), 0);
-	assert_int_equal(r.pos, a.len);
+	vdev_load_whole(fresh, a.data, a.len);
 	assert_int_equal(virtio_dev_save(fresh, &b), 0);
 	pump(v);
 	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 1);
