@@ -189,6 +189,11 @@ const struct hvm_start_info *start_info(void);
 /* The command line ("" if none), truncated at CMDLINE_MAX bytes. */
 #define CMDLINE_MAX 4096
 const char *cmdline(void);
+/* The value of the first "key=" word at or after p in a command line (p
+ * on a word or a space), or NULL if there is none. */
+const char *cmdline_next(const char *p, const char *key);
+/* A number at p, decimal or 0x hex, into *v; returns where it ends. */
+const char *parse_u64(const char *p, uint64_t *v);
 /* Value of "key=N" (decimal or 0x hex) on the command line, or def. */
 uint64_t cmdline_u64(const char *key, uint64_t def);
 
