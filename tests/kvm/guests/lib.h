@@ -15,13 +15,7 @@
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* GDT selectors, crt0.S */
-#define SEL_CODE64 0x08
-#define SEL_DATA 0x10
-#define SEL_CODE32 0x18
-#define SEL_UDATA (0x20 | 3)
-#define SEL_UCODE64 (0x28 | 3)
-#define SEL_TSS 0x30
+#include "gdt.h"
 #define MAX_CPUS 32
 
 /* The PC platform the monitor provides. */
