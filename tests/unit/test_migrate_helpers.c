@@ -72,6 +72,8 @@ static void test_decide(void **state)
 
 static void test_addr_and_args(void **state)
 {
+	/* No port, port 0, an unbracketed IPv6 address, no host. */
+	static const char *const bad[] = { "host", "h:0", "::1:80", ":80" };
 	char host[64], port[8], err[256];
 
 	(void)state;
@@ -84,18 +86,10 @@ static void test_addr_and_args(void **state)
 					    sizeof(err)),
 			 0);
 	assert_string_equal(host, "::1");
-	assert_int_equal(migrate_parse_addr("host", host, sizeof(host), port, sizeof(port), err,
-					    sizeof(err)),
-			 -EINVAL);
-	assert_int_equal(
-		migrate_parse_addr("h:0", host, sizeof(host), port, sizeof(port), err, sizeof(err)),
-		-EINVAL);
-	assert_int_equal(migrate_parse_addr("::1:80", host, sizeof(host), port, sizeof(port), err,
-					    sizeof(err)),
-			 -EINVAL);
-	assert_int_equal(
-		migrate_parse_addr(":80", host, sizeof(host), port, sizeof(port), err, sizeof(err)),
-		-EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(migrate_parse_addr(bad[i], host, sizeof(host), port, sizeof(port),
+						    err, sizeof(err)),
+				 -EINVAL);
 	/* `cvisor migrate`'s command line: test_cli.c (the verb table). */
 }
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cvisor/virtio_balloon.h"
+#include "vdev_state.h"
 #include "vq_driver.h"
 
 #define RAM_SIZE (4u << 20)
@@ -61,9 +62,17 @@ static uint32_t cfg32(struct vqd_dev *t, uint32_t off)
 	return v;
 }
 
-static void put_pfns(struct vqd_dev *t, const uint32_t *pfn, unsigned int n)
+/* The driver puts n PFNs at PFN_BUF and offers them on queue q (0 inflate,
+ * 1 deflate): in the nb buffers b, or with b NULL in one buffer of 4n
+ * bytes; then kicks. */
+static void send_pfns(struct vqd_dev *t, unsigned int q, const uint32_t *pfn, unsigned int n,
+		      const struct vqd_buf *b, unsigned int nb)
 {
+	struct vqd_buf one = { PFN_BUF, 4u * n, 0 };
+
 	memcpy(t->ram + PFN_BUF, pfn, 4u * n);
+	vqd_add(&t->vq[q], b ? b : &one, b ? nb : 1);
+	virtio_dev_notify(&t->dev, q);
 }
 
 static struct virtio_balloon_stats get_stats(struct vqd_dev *t)
@@ -106,15 +115,12 @@ static void test_inflate_valid_and_out_of_range(void **state)
 {
 	struct vqd_dev *t = *state;
 	const uint32_t pfns[] = { 300, 301, 302, 500, 0xffffffffu, RAM_SIZE / PAGE, 303 - 1 };
-	struct vqd_buf b = { PFN_BUF, sizeof(pfns), 0 };
 	struct virtio_balloon_stats s;
 	uint32_t id, len;
 
 	memset(t->ram + 299 * PAGE, 0xaa, 202 * PAGE);
 	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
-	put_pfns(t, pfns, 7);
-	vqd_add(&t->vq[0], &b, 1);
-	virtio_dev_notify(&t->dev, 0);
+	send_pfns(t, 0, pfns, 7, NULL, 0);
 	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);
 	assert_int_equal(len, 0);
 	assert_int_equal(t->queue_irqs, 1);
@@ -140,9 +146,7 @@ static void test_pfns_split_across_descriptors(void **state)
 
 	memset(t->ram + 600 * PAGE, 0xaa, 3 * PAGE);
 	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
-	put_pfns(t, pfns, 2);
-	vqd_add(&t->vq[0], b, 2);
-	virtio_dev_notify(&t->dev, 0);
+	send_pfns(t, 0, pfns, 2, b, 2);
 	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);
 	assert_int_equal(t->ram[600 * PAGE], 0);
 	assert_int_equal(t->ram[601 * PAGE], 0);
@@ -154,14 +158,11 @@ static void test_deflate(void **state)
 {
 	struct vqd_dev *t = *state;
 	const uint32_t pfns[] = { 10, 11, 0xfffffff0u };
-	struct vqd_buf b = { PFN_BUF, sizeof(pfns), 0 };
 	uint32_t id, len;
 
 	memset(t->ram + 10 * PAGE, 0xaa, 2 * PAGE);
 	assert_int_equal(vqd_dev_up(t, 0, 2), 0);
-	put_pfns(t, pfns, 3);
-	vqd_add(&t->vq[1], &b, 1);
-	virtio_dev_notify(&t->dev, 1);
+	send_pfns(t, 1, pfns, 3, NULL, 0);
 	assert_int_equal(vqd_used(&t->vq[1], &id, &len), 1);
 	/* Deflate gives pages back to the guest: nothing is discarded. */
 	assert_int_equal(t->ram[10 * PAGE], 0xaa);
@@ -372,7 +373,6 @@ static void test_save_load(void **state)
 {
 	struct vqd_dev *t = *state;
 	struct vqd_buf b = { STATS_BUF, 10, 0 };
-	struct vqd_buf p = { PFN_BUF, 8, 0 };
 	const uint32_t pfns[] = { 40, 0x7fffffff };
 	struct virtio_dev *fresh = calloc(1, sizeof(*fresh));
 	struct state_buf a = { 0 }, c = { 0 };
@@ -380,9 +380,7 @@ static void test_save_load(void **state)
 	uint32_t id, len, actual = 3;
 
 	assert_int_equal(vqd_dev_up(t, F_STATS | F_REPORT, 4), 0);
-	put_pfns(t, pfns, 2);
-	vqd_add(&t->vq[0], &p, 1);
-	virtio_dev_notify(&t->dev, 0);
+	send_pfns(t, 0, pfns, 2, NULL, 0);
 	put_stat(t, 0, VIRTIO_BALLOON_S_CACHES, 1234);
 	vqd_add(&t->vq[2], &b, 1);
 	virtio_dev_notify(&t->dev, 2);
@@ -392,12 +390,7 @@ static void test_save_load(void **state)
 	assert_int_equal(virtio_dev_save(&t->dev, &a), 0);
 
 	assert_int_equal(virtio_balloon_create(fresh, &t->mem, NULL, 0), 0);
-	state_rd_init(&r, a.data, a.len);
-	assert_int_equal(virtio_dev_load(fresh, &r), 0);
-	assert_int_equal(r.pos, a.len);
-	assert_int_equal(virtio_dev_save(fresh, &c), 0);
-	assert_int_equal(a.len, c.len);
-	assert_memory_equal(a.data, c.data, a.len);
+	vdev_expect_reload(fresh, &a, &c);
 	/* The restored device still holds the guest's stats buffer. */
 	fresh->transport = t->dev.transport;
 	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);

@@ -12,6 +12,7 @@
 
 #include "cvisor/virtio_rng.h"
 
+#include "vdev_state.h"
 #include "vq_driver.h"
 
 #define RAM_SIZE (1u << 20)
@@ -173,12 +174,7 @@ static void test_save_load(void **state)
 	virtio_dev_notify(&t->dev, 0);
 	assert_int_equal(virtio_dev_save(&t->dev, &a), 0);
 	assert_int_equal(virtio_rng_create(fresh, &t->mem), 0);
-	state_rd_init(&r, a.data, a.len);
-	assert_int_equal(virtio_dev_load(fresh, &r), 0);
-	assert_int_equal(r.pos, a.len);
-	assert_int_equal(virtio_dev_save(fresh, &b), 0);
-	assert_int_equal(a.len, b.len);
-	assert_memory_equal(a.data, b.data, a.len);
+	vdev_expect_reload(fresh, &a, &b);
 	/* The loaded device carries on where the first left off. */
 	fresh->transport = t->dev.transport;
 	assert_int_equal(vqd_used(&t->vq[0], &id, &len), 1);

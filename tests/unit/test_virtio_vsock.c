@@ -264,19 +264,13 @@ static void test_guest_overruns_credit(void **state)
 static void test_guest_connect(void **state)
 {
 	struct vt *v = *state;
-	char path[160], buf[8];
+	char buf[8];
 	struct pkt p;
 	int lfd, cfd;
 
-	snprintf(path, sizeof(path), "%s_5000", v->path);
-	lfd = unix_listen(path);
+	lfd = port_listen(v, 5000);
 	start(v);
-	tx(v, REQUEST, 999, 5000, NULL, 0, 8192, 0, 0);
-	rx_expect(v, &p, RESPONSE);
-	assert_int_equal(p.src_port, 5000);
-	assert_int_equal(p.dst_port, 999);
-	cfd = accept(lfd, NULL, NULL);
-	assert_true(cfd >= 0);
+	cfd = guest_connect(v, lfd, 999, 5000, 8192);
 	tx(v, RW, 999, 5000, "ping", 4, 8192, 0, 0);
 	read_exact(v, cfd, buf, 4);
 	assert_memory_equal(buf, "ping", 4);
@@ -300,16 +294,13 @@ static void test_guest_connect(void **state)
 static void test_half_close(void **state)
 {
 	struct vt *v = *state;
-	char path[160], buf[8];
+	char buf[8];
 	struct pkt p;
 	int lfd, cfd;
 
-	snprintf(path, sizeof(path), "%s_6000", v->path);
-	lfd = unix_listen(path);
+	lfd = port_listen(v, 6000);
 	start(v);
-	tx(v, REQUEST, 42, 6000, NULL, 0, 8192, 0, 0);
-	rx_expect(v, &p, RESPONSE);
-	cfd = accept(lfd, NULL, NULL);
+	cfd = guest_connect(v, lfd, 42, 6000, 8192);
 	/* The guest is done sending: the host reads EOF but can answer. */
 	tx(v, RW, 42, 6000, "req", 3, 8192, 0, 0);
 	tx(v, SHUTDOWN, 42, 6000, NULL, 0, 8192, 0, 2);

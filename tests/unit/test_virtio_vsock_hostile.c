@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "vdev_state.h"
 #include "vsock_fixture.h"
 #include "with_err.h"
 
@@ -118,18 +119,13 @@ static void test_small_rx_buffer(void **state)
 static void test_reset_closes_everything(void **state)
 {
 	struct vt *v = *state;
-	char path[160];
 	uint32_t hport;
-	struct pkt p;
 	int fd, lfd, cfd, pend;
 
-	snprintf(path, sizeof(path), "%s_7000", v->path);
-	lfd = unix_listen(path);
+	lfd = port_listen(v, 7000);
 	start(v);
 	fd = host_connect(v, 1234, 4096, &hport);
-	tx(v, REQUEST, 50, 7000, NULL, 0, 4096, 0, 0);
-	rx_expect(v, &p, RESPONSE);
-	cfd = accept(lfd, NULL, NULL);
+	cfd = guest_connect(v, lfd, 50, 7000, 4096);
 	pend = unix_connect(v->path); /* mid-handshake */
 	pump(v);
 	vqd_dev_status(&v->t.dev, 0);
@@ -197,9 +193,7 @@ static void test_save_load(void **state)
 	assert_int_equal(WITH_ERR(err, virtio_vsock_create(fresh, &c, &v->t.mem, &v->loop, &e_)),
 			 0);
 	fresh->transport = v->t.dev.transport;
-	state_rd_init(&r, a.data, a.len);
-	assert_int_equal(virtio_dev_load(fresh, &r), 0);
-	assert_int_equal(r.pos, a.len);
+	vdev_load_whole(fresh, a.data, a.len);
 	assert_int_equal(virtio_dev_save(fresh, &b), 0);
 	pump(v);
 	assert_int_equal(vqd_used(&v->t.vq[EVQ], &id, &len), 1);
@@ -224,13 +218,11 @@ static void test_save_load(void **state)
 static void test_connection_table_bound(void **state)
 {
 	struct vt *v = *state;
-	char path[160];
 	unsigned int ok = 0, rst = 0;
 	struct pkt p;
 	int lfd;
 
-	snprintf(path, sizeof(path), "%s_8000", v->path);
-	lfd = unix_listen(path);
+	lfd = port_listen(v, 8000);
 	start(v);
 	for (uint32_t i = 0; i < VIRTIO_VSOCK_CONN_MAX + 20; i++) {
 		tx(v, REQUEST, 10000 + i, 8000, NULL, 0, 4096, 0, 0);

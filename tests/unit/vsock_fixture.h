@@ -220,6 +220,15 @@ FIXTURE int unix_listen(const char *path)
 	return fd;
 }
 
+/* A host listener for guest connections to port: v->path + "_port". */
+FIXTURE int port_listen(struct vt *v, uint32_t port)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s_%u", v->path, port);
+	return unix_listen(path);
+}
+
 /* Read exactly n bytes (the device runs between attempts). */
 FIXTURE void read_exact(struct vt *v, int fd, void *buf, size_t n)
 {
@@ -267,6 +276,23 @@ FIXTURE int host_connect(struct vt *v, uint32_t gport, uint32_t buf_alloc, uint3
 	read_exact(v, fd, line, strlen(want));
 	assert_memory_equal(line, want, strlen(want));
 	return fd;
+}
+
+/* A guest-initiated connection from gport to hport, which lfd listens
+ * on, with buf_alloc: the device answers RESPONSE; returns the host's
+ * accepted socket. */
+FIXTURE int guest_connect(struct vt *v, int lfd, uint32_t gport, uint32_t hport, uint32_t buf_alloc)
+{
+	struct pkt p;
+	int cfd;
+
+	tx(v, REQUEST, gport, hport, NULL, 0, buf_alloc, 0, 0);
+	rx_expect(v, &p, RESPONSE);
+	assert_int_equal(p.src_port, hport);
+	assert_int_equal(p.dst_port, gport);
+	cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+	return cfd;
 }
 
 #endif

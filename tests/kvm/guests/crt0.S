@@ -8,11 +8,9 @@
  *
  * APs arrive at ap_entry32 from the smp trampoline (32-bit, flat, our GDT),
  * take a stack with lock xadd and call ap_main(). */
+#include "gdt.h"
 #include "pvh_note.h"
 
-#define SEL_CODE64 0x08
-#define SEL_DATA 0x10
-#define SEL_CODE32 0x18
 #define BOOT_STACK_SIZE 16384
 #define AP_STACK_SIZE 8192
 #define MAX_CPUS 32
@@ -47,12 +45,7 @@ _start:
 	cld
 	lgdt gdt_desc
 	ljmp $SEL_CODE32, $1f
-1:	movl $SEL_DATA, %eax
-	movl %eax, %ds
-	movl %eax, %es
-	movl %eax, %ss
-	movl %eax, %fs
-	movl %eax, %gs
+1:	LOAD_DATA_SEGS
 	xorl %edi, %edi			/* 0: BSP */
 	jmp enter_long_mode
 
@@ -89,12 +82,7 @@ enter_long_mode:
 
 	.code64
 long_mode:
-	movl $SEL_DATA, %eax
-	movl %eax, %ds
-	movl %eax, %es
-	movl %eax, %ss
-	movl %eax, %fs
-	movl %eax, %gs
+	LOAD_DATA_SEGS
 	movl %esp, %esp			/* zero-extend: upper half is undefined */
 	lidt idt_desc(%rip)
 	testl %edi, %edi

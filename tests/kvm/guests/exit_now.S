@@ -8,11 +8,6 @@
 	.code32
 	.globl _start
 _start:
-	movw $TINY_PM1A_CNT_PORT, %dx
-	movw $TINY_PM1A_POWEROFF, %ax
-	outw %ax, %dx
-1:	cli
-	hlt
-	jmp 1b
+	TINY_POWEROFF
 
 	.section .note.GNU-stack, "", @progbits

@@ -11,11 +11,6 @@ _start:
 	movw $0x3f8, %dx
 	movb $'!', %al
 	outb %al, %dx
-	movw $TINY_PM1A_CNT_PORT, %dx
-	movw $TINY_PM1A_POWEROFF, %ax
-	outw %ax, %dx
-1:	cli
-	hlt
-	jmp 1b
+	TINY_POWEROFF
 
 	.section .note.GNU-stack, "", @progbits

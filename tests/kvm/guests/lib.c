@@ -296,39 +296,51 @@ const char *cmdline(void)
 	return buf;
 }
 
-uint64_t cmdline_u64(const char *key, uint64_t def)
+const char *cmdline_next(const char *p, const char *key)
 {
-	const char *p = cmdline();
 	size_t klen = strlen(key);
 	while (*p) {
 		while (*p == ' ')
 			p++;
-		if (!strncmp(p, key, klen) && p[klen] == '=') {
-			p += klen + 1;
-			uint64_t v = 0;
-			unsigned int base = 10;
-			if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-				base = 16;
-				p += 2;
-			}
-			for (;; p++) {
-				unsigned int d;
-				if (*p >= '0' && *p <= '9')
-					d = *p - '0';
-				else if (base == 16 && *p >= 'a' && *p <= 'f')
-					d = *p - 'a' + 10;
-				else if (base == 16 && *p >= 'A' && *p <= 'F')
-					d = *p - 'A' + 10;
-				else
-					break;
-				v = v * base + d;
-			}
-			return v;
-		}
+		if (!strncmp(p, key, klen) && p[klen] == '=')
+			return p + klen + 1;
 		while (*p && *p != ' ')
 			p++;
 	}
-	return def;
+	return NULL;
+}
+
+const char *parse_u64(const char *p, uint64_t *v)
+{
+	unsigned int base = 10;
+	*v = 0;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	for (;; p++) {
+		unsigned int d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else if (base == 16 && *p >= 'A' && *p <= 'F')
+			d = *p - 'A' + 10;
+		else
+			break;
+		*v = *v * base + d;
+	}
+	return p;
+}
+
+uint64_t cmdline_u64(const char *key, uint64_t def)
+{
+	const char *p = cmdline_next(cmdline(), key);
+	uint64_t v;
+	if (!p)
+		return def;
+	parse_u64(p, &v);
+	return v;
 }
 
 /* ---- traps ---- */

@@ -15,13 +15,7 @@
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* GDT selectors, crt0.S */
-#define SEL_CODE64 0x08
-#define SEL_DATA 0x10
-#define SEL_CODE32 0x18
-#define SEL_UDATA (0x20 | 3)
-#define SEL_UCODE64 (0x28 | 3)
-#define SEL_TSS 0x30
+#include "gdt.h"
 #define MAX_CPUS 32
 
 /* The PC platform the monitor provides. */
@@ -189,6 +183,11 @@ const struct hvm_start_info *start_info(void);
 /* The command line ("" if none), truncated at CMDLINE_MAX bytes. */
 #define CMDLINE_MAX 4096
 const char *cmdline(void);
+/* The value of the first "key=" word at or after p in a command line (p
+ * on a word or a space), or NULL if there is none. */
+const char *cmdline_next(const char *p, const char *key);
+/* A number at p, decimal or 0x hex, into *v; returns where it ends. */
+const char *parse_u64(const char *p, uint64_t *v);
 /* Value of "key=N" (decimal or 0x hex) on the command line, or def. */
 uint64_t cmdline_u64(const char *key, uint64_t def);
 

@@ -25,4 +25,14 @@
 #define TINY_PM1A_CNT_PORT 0x604
 #define TINY_PM1A_POWEROFF ((5 << 10) | (1 << 13))
 
+/* Power off through PM1a_CNT; should the write return, halt for good. */
+.macro TINY_POWEROFF
+	movw $TINY_PM1A_CNT_PORT, %dx
+	movw $TINY_PM1A_POWEROFF, %ax
+	outw %ax, %dx
+1:	cli
+	hlt
+	jmp 1b
+.endm
+
 #endif

@@ -3,8 +3,7 @@
  * real mode at CS = page << 8, IP = 0 (SDM 8.4.4.1/10.6.1). Position
  * independent: it finds its base from CS. Loads the runtime's GDT and jumps
  * to ap_entry32 in crt0.S in flat 32-bit protected mode. */
-#define SEL_DATA 0x10
-#define SEL_CODE32 0x18
+#include "gdt.h"
 
 	.text
 	.code16
@@ -27,12 +26,7 @@ smp_tramp_start:
 
 	.code32
 tramp_pm32:
-	movl $SEL_DATA, %eax
-	movl %eax, %ds
-	movl %eax, %es
-	movl %eax, %ss
-	movl %eax, %fs
-	movl %eax, %gs
+	LOAD_DATA_SEGS
 	movl $ap_entry32, %eax
 	jmp *%eax
 

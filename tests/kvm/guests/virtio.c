@@ -51,25 +51,16 @@ struct virtio_io io __attribute__((aligned(4096)));
 
 static bool cmdline_str(const char *key, char *buf, size_t len)
 {
-	const char *p = cmdline();
-	size_t klen = strlen(key);
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		if (!strncmp(p, key, klen) && p[klen] == '=') {
-			p += klen + 1;
-			size_t n = 0;
-			while (p[n] && p[n] != ' ' && n + 1 < len) {
-				buf[n] = p[n];
-				n++;
-			}
-			buf[n] = '\0';
-			return true;
-		}
-		while (*p && *p != ' ')
-			p++;
+	const char *p = cmdline_next(cmdline(), key);
+	size_t n = 0;
+	if (!p)
+		return false;
+	while (p[n] && p[n] != ' ' && n + 1 < len) {
+		buf[n] = p[n];
+		n++;
 	}
-	return false;
+	buf[n] = '\0';
+	return true;
 }
 
 static bool word_is(const char *w, size_t n, const char *s)

@@ -283,24 +283,7 @@ static void mw(struct vdev *d, uint32_t off, uint32_t v)
 /* Linux's memparse: a number (0x for hex) with an optional K/M/G suffix. */
 static const char *parse_num(const char *p, uint64_t *v)
 {
-	unsigned int base = 10;
-	*v = 0;
-	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-		base = 16;
-		p += 2;
-	}
-	for (;; p++) {
-		unsigned int dg;
-		if (*p >= '0' && *p <= '9')
-			dg = *p - '0';
-		else if (base == 16 && *p >= 'a' && *p <= 'f')
-			dg = *p - 'a' + 10;
-		else if (base == 16 && *p >= 'A' && *p <= 'F')
-			dg = *p - 'A' + 10;
-		else
-			break;
-		*v = *v * base + dg;
-	}
+	p = parse_u64(p, v);
 	if (*p == 'K' || *p == 'k')
 		*v <<= 10, p++;
 	else if (*p == 'M' || *p == 'm')
@@ -312,17 +295,8 @@ static const char *parse_num(const char *p, uint64_t *v)
 
 static int probe_mmio(struct vdev *devs, int n, int max)
 {
-	static const char key[] = "virtio_mmio.device=";
 	const char *p = cmdline();
-	while (*p && n < max) {
-		while (*p == ' ')
-			p++;
-		if (strncmp(p, key, sizeof(key) - 1)) {
-			while (*p && *p != ' ')
-				p++;
-			continue;
-		}
-		p += sizeof(key) - 1;
+	while (n < max && (p = cmdline_next(p, "virtio_mmio.device"))) {
 		uint64_t size, base, irq;
 		p = parse_num(p, &size);
 		bool ok = *p == '@';
