@@ -165,6 +165,11 @@ struct migrate_incoming {
 	unsigned int accept_timeout_ms; /* 0: wait for the source forever */
 	const struct migrate_target_ops *ops;
 	void *ctx;
+	/* Optional: an fd (an eventfd) that, once readable, ends the wait for
+	 * a source: migrate_receive then fails with -ECANCELED. NULL: none (a
+	 * pointer, so that a zeroed struct asks for nothing). A transfer under
+	 * way is ended through ops->connected's fd instead. */
+	const int *cancel_fd;
 };
 
 /* The migrated guest and what it keeps alive (cfg points into config). */

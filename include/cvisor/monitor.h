@@ -1,7 +1,8 @@
-/* monitor.h - running one guest in this process (src/monitor/): boot or
- * restore it (run.c), receive it from a live migration (incoming.c), or
- * detach first. main.c parses argv and calls these; each returns the
- * process's exit status (CV_EXIT_*, or 128 + a signal). */
+/* monitor.h - running one guest in this process (src/monitor/): one
+ * lifecycle (monitor.c) whose build step boots the guest, restores it from
+ * a snapshot or receives it from a live migration (incoming.c), with or
+ * without detaching first. main.c parses argv and calls these; each returns
+ * the process's exit status (CV_EXIT_*, or 128 + a signal). */
 #ifndef CVISOR_MONITOR_H
 #define CVISOR_MONITOR_H
 

@@ -1,4 +1,4 @@
-/* runloop.h - the monitor's main thread while the guest runs. */
+/* runloop.h - the monitor's main thread while the guest runs (src/monitor/runloop.c). */
 #ifndef CVISOR_RUNLOOP_H
 #define CVISOR_RUNLOOP_H
 

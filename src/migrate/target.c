@@ -351,15 +351,20 @@ static int run(struct mrecv *m)
 
 static int accept_one(struct mrecv *m, int lfd)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+			       { .fd = m->in->cancel_fd ? *m->in->cancel_fd : -1,
+				 .events = POLLIN } };
 	int r, to = m->in->accept_timeout_ms ? (int)m->in->accept_timeout_ms : -1;
 
 	do {
-		r = poll(&p, 1, to);
+		r = poll(p, 2, to);
 	} while (r < 0 && errno == EINTR);
 	if (r <= 0)
 		return cv_errf(m->err, m->errlen, r ? -errno : -ETIMEDOUT,
 			       "no source connected to %s%s", m->in->listen, r ? "" : " in time");
+	if (p[1].revents)
+		return cv_errf(m->err, m->errlen, -ECANCELED, "stopped waiting for a source on %s",
+			       m->in->listen);
 	m->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (m->fd < 0)
 		return cv_errf(m->err, m->errlen, -errno, "accepting on %s: %s", m->in->listen,

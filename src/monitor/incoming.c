@@ -1,118 +1,126 @@
-/* incoming.c - `cvisor run --incoming`: a monitor that listens for a live
- * migration, answers its control socket from a waiter thread while the
- * guest arrives, then builds, loads and runs it (monitor_run_incoming). */
+/* incoming.c - the incoming build of the monitor's lifecycle (`cvisor run
+ * --incoming`): listen for a live migration's source and receive the guest
+ * (migrate_receive), whose build and start hooks run the lifecycle's make
+ * and go steps. Until the guest runs, a waiter thread answers the control
+ * socket with the control protocol's parser and replies. */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cvisor/console.h"
-#include "cvisor/cpulist.h"
-#include "cvisor/ctl_console.h"
-#include "cvisor/migrate.h"
-#include "cvisor/monitor.h"
-#include "cvisor/runloop.h"
+#include "cvisor/ctl_proto.h"
 #include "monitor_priv.h"
 
-/* `run --incoming`: what the target's build/start/destroy hooks set up,
- * as a normal run would (name, log, console, cgroup, control socket). */
-struct incoming_ctx {
-	pthread_t waiter;
-	int wake[2]; /* stops the waiter; wake[0] < 0: no waiter */
-	struct vm *vm;
-	struct ctl_server *srv;
-	struct ctl_console *con;
-	struct cgroup *cg;
-	const char *name;
-	const struct placement *place;
-	cpu_set_t affinity; /* with place->affinity */
-	bool detach, named, have_con, built;
-	int ready_fd, log_fd;
-	/* The source's connection while RAM arrives (-1 before and after):
-	 * a kill then aborts the transfer instead of the process. */
-	pthread_mutex_t conn_lock;
-	int conn_fd;
-	_Atomic bool killed;
-};
-
-/* Until the guest exists, a thread answers the control socket: info (so
- * that scripts find the monitor's pid) and kill; other requests wait for
- * the guest. */
-static void waiter_serve(struct incoming_ctx *x, int fd)
+/* Read one request line from a fresh connection, a second at most between
+ * reads: 1 with *line and *len, 0 without one. */
+static int waiter_read(int fd, struct ctl_linebuf *lb, char **line, size_t *len)
 {
-	char buf[4096], reply[PATH_MAX + 1024];
-	size_t len = 0;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r = 0;
 
-	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len) && poll(&p, 1, 1000) > 0) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+	while (r == 0 && poll(&p, 1, 1000) > 0) {
+		char *room;
+		size_t n = ctl_linebuf_room(lb, &room);
+		ssize_t got = n ? read(fd, room, n) : 0;
 
-		if (n <= 0)
+		if (got <= 0)
 			break;
-		len += (size_t)n;
+		ctl_linebuf_added(lb, (size_t)got);
+		r = ctl_linebuf_take(lb, line, len);
 	}
-	buf[len] = '\0';
-	if (strstr(buf, "\"kill\"")) {
-		snprintf(reply, sizeof(reply), "{\"ok\":true,\"outcome\":\"killed\"}\n");
-		pthread_mutex_lock(&x->conn_lock);
-		if (x->conn_fd >= 0) {
-			/* A transfer runs: end it, and the receive removes what it
-			 * made (disk images, the half-built guest) and exits. The
-			 * name is free before the answer, as for any kill (the main
-			 * thread reads these paths only after joining us). */
-			atomic_store(&x->killed, true);
-			shutdown(x->conn_fd, SHUT_RDWR);
-			pthread_mutex_unlock(&x->conn_lock);
-			unlink(x->srv->sock_path);
-			unlink(x->srv->lock_path);
-			x->srv->sock_path[0] = x->srv->lock_path[0] = '\0';
-			if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
-				/* the client went away */
-			}
-			return;
-		}
-		pthread_mutex_unlock(&x->conn_lock);
-		/* No source yet: nothing was made but the name, so the one exit
-		 * outside main.c ends the process here, from this thread. */
-		unlink(x->srv->sock_path);
-		unlink(x->srv->lock_path);
-		if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
-			/* exiting anyway */
-		}
-		_exit(128 + SIGKILL);
+	return r > 0;
+}
+
+/* info and stats while the guest is on its way: enough for ls, info and top
+ * to find the monitor (its pid, its log) and say "incoming". */
+static struct json_object *waiter_info(const struct monitor *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "name", json_object_new_string(m->srv.name));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "state", json_object_new_string("incoming"));
+	json_object_object_add(o, "vcpus", json_object_new_int(0));
+	json_object_object_add(o, "memory", json_object_new_int(0));
+	json_object_object_add(o, "uptime_ms", json_object_new_int(0));
+	json_object_object_add(o, "detached", json_object_new_boolean(m->detach));
+	json_object_object_add(o, "log",
+			       m->srv.log_path[0] ? json_object_new_string(m->srv.log_path) : NULL);
+	return o;
+}
+
+/* `cvisor kill` on the waiter's thread: end the transfer (the receive then
+ * removes what it made: disk images, the half-built guest) or, before a
+ * source came, the wait for one. The main thread tears down either way. */
+static char *waiter_kill(struct monitor *m)
+{
+	struct monitor_waiter *w = &m->wt;
+	struct json_object *o = json_object_new_object();
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->lock);
+	atomic_store(&w->killed, true);
+	if (w->conn_fd >= 0)
+		shutdown(w->conn_fd, SHUT_RDWR);
+	else if (write(w->cancel_fd, &one, sizeof(one)) != sizeof(one))
+		cv_debug("ending the wait for a source: %s", strerror(errno));
+	pthread_mutex_unlock(&w->lock);
+	/* The name is free before the answer, as for any kill (the main
+	 * thread reads these paths only after joining this thread). */
+	unlink(m->srv.sock_path);
+	unlink(m->srv.lock_path);
+	m->srv.sock_path[0] = m->srv.lock_path[0] = '\0';
+	if (o)
+		json_object_object_add(o, "outcome", json_object_new_string("killed"));
+	return ctl_reply_ok(o);
+}
+
+/* One request per connection: info, stats and kill are answered; any other
+ * waits for the guest. */
+static void waiter_serve(struct monitor *m, int fd)
+{
+	struct ctl_linebuf lb;
+	struct ctl_request req;
+	char *line, *reply, err[CTL_NAME_MAX + 256];
+	size_t len;
+
+	if (ctl_linebuf_init(&lb, CTL_REQUEST_MAX))
+		return;
+	if (!waiter_read(fd, &lb, &line, &len) ||
+	    ctl_request_parse(line, len, &req, err, sizeof(err)))
+		req.cmd = CTL_CMD_COUNT;
+	if (req.cmd == CTL_CMD_KILL) {
+		reply = waiter_kill(m);
+	} else if (req.cmd == CTL_CMD_INFO || req.cmd == CTL_CMD_STATS) {
+		reply = ctl_reply_ok(waiter_info(m));
+	} else {
+		snprintf(err, sizeof(err), "guest %s is waiting for an incoming migration",
+			 m->srv.name);
+		reply = ctl_reply_error(err);
 	}
-	if (strstr(buf, "\"info\"") || strstr(buf, "\"stats\""))
-		snprintf(reply, sizeof(reply),
-			 "{\"ok\":true,\"name\":\"%s\",\"pid\":%d,\"state\":\"incoming\","
-			 "\"vcpus\":0,\"memory\":0,\"uptime_ms\":0,\"detached\":%s,\"log\":%s%s%s}"
-			 "\n",
-			 x->srv->name, (int)getpid(), x->detach ? "true" : "false",
-			 x->srv->log_path[0] ? "\"" : "",
-			 x->srv->log_path[0] ? x->srv->log_path : "null",
-			 x->srv->log_path[0] ? "\"" : "");
-	else
-		snprintf(reply, sizeof(reply),
-			 "{\"ok\":false,\"error\":\"guest %s is waiting for an incoming "
-			 "migration\"}\n",
-			 x->srv->name);
-	if (send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+	if (reply && send(fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
 		/* the client went away */
 	}
+	free(reply);
+	ctl_linebuf_free(&lb);
 }
 
 static void *waiter_main(void *opaque)
 {
-	struct incoming_ctx *x = opaque;
+	struct monitor *m = opaque;
 
-	for (;;) {
-		struct pollfd p[2] = { { .fd = x->srv->listen_fd, .events = POLLIN },
-				       { .fd = x->wake[0], .events = POLLIN } };
+	while (!atomic_load(&m->wt.killed)) {
+		struct pollfd p[2] = { { .fd = m->srv.listen_fd, .events = POLLIN },
+				       { .fd = m->wt.wake_fd, .events = POLLIN } };
 		int fd;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
@@ -121,217 +129,173 @@ static void *waiter_main(void *opaque)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		fd = accept4(x->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(m->srv.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		waiter_serve(x, fd);
+		waiter_serve(m, fd);
 		close(fd);
 	}
 	return NULL;
 }
 
-static void waiter_stop(struct incoming_ctx *x)
+static int waiter_start(struct monitor *m)
 {
-	char one = 1;
-
-	if (x->wake[0] < 0)
-		return;
-	if (write(x->wake[1], &one, 1) != 1)
-		cv_debug("waking the control thread: %s", strerror(errno));
-	pthread_join(x->waiter, NULL);
-	close(x->wake[0]);
-	close(x->wake[1]);
-	x->wake[0] = x->wake[1] = -1;
-}
-
-static int incoming_build(void *opaque, struct vm_config *cfg, struct vm **out, char *err,
-			  size_t errlen)
-{
-	struct incoming_ctx *x = opaque;
-	struct cv_error e = { 0 };
+	struct monitor_waiter *w = &m->wt;
 	int r;
 
-	cfg->detach = x->detach;
-	/* The source's host CPUs mean nothing here: only ours count. */
-	if (config_set_string(&cfg->name, x->name) || config_set_string(&cfg->cpu_affinity, NULL) ||
-	    placement_apply(x->place, cfg))
-		return cv_errf(err, errlen, -ENOMEM, "out of memory");
-	monitor_isolate(cfg, x->cg);
-	x->built = true;
-	if ((r = vm_create_restore(x->vm, cfg, -1, &e)))
-		return cv_errf(err, errlen, r, "building the guest: %s",
-			       e.msg[0] ? e.msg : strerror(-r));
-	if (x->detach) {
-		if ((r = ctl_console_init(x->con, x->log_fd))) {
-			snprintf(err, errlen, "console ring: %s", strerror(-r));
-			return r;
-		}
-		x->log_fd = -1;
-		x->have_con = true;
-		x->vm->console_write = ctl_console_write;
-		x->vm->console_ctx = x->con;
+	w->conn_fd = -1;
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	w->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->wake_fd < 0 || w->cancel_fd < 0) {
+		r = -errno;
+		goto fail;
 	}
-	*out = x->vm;
+	if ((r = -pthread_mutex_init(&w->lock, NULL)))
+		goto fail;
+	if ((r = -pthread_create(&w->thread, NULL, waiter_main, m))) {
+		pthread_mutex_destroy(&w->lock);
+		goto fail;
+	}
+	w->started = true;
+	return 0;
+fail:
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->cancel_fd >= 0)
+		close(w->cancel_fd);
+	return cv_fail(&m->err, CV_EXIT_FAIL, r, "control thread: %s", strerror(-r));
+}
+
+/* The main thread takes the control socket back; idempotent. */
+static void waiter_stop(struct monitor *m)
+{
+	struct monitor_waiter *w = &m->wt;
+	uint64_t one = 1;
+
+	if (!w->started)
+		return;
+	if (write(w->wake_fd, &one, sizeof(one)) != sizeof(one))
+		cv_debug("waking the control thread: %s", strerror(errno));
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	close(w->wake_fd);
+	close(w->cancel_fd);
+	w->started = false;
+}
+
+/* A make or go step failed under migrate_receive, which reports through
+ * err: hand it the step's message (WHAT: the error, when the step's callee
+ * printed its own), and clear m->err for the receive's final line. */
+static int hook_fail(struct monitor *m, char *err, size_t errlen, const char *what)
+{
+	int r = m->err.code;
+
+	if (m->err.msg[0])
+		snprintf(err, errlen, "%s", m->err.msg);
+	else
+		snprintf(err, errlen, "%s: %s", what, strerror(-r));
+	m->err = (struct cv_error){ 0 };
+	return r;
+}
+
+static int incoming_build(void *ctx, struct vm_config *cfg, struct vm **out, char *err,
+			  size_t errlen)
+{
+	struct monitor *m = ctx;
+
+	cfg->detach = m->cfg->detach;
+	/* The source's host CPUs mean nothing here: only ours count. */
+	if (config_set_string(&cfg->name, m->cfg->name) ||
+	    config_set_string(&cfg->cpu_affinity, NULL) || placement_apply(m->src->place, cfg))
+		return cv_errf(err, errlen, -ENOMEM, "out of memory");
+	if (monitor_make(m, cfg))
+		return hook_fail(m, err, errlen, "building the guest");
+	*out = &m->vm;
 	return 0;
 }
 
 /* The state is loaded: the monitor's own control server takes over from
  * the waiter (which kept answering while RAM arrived), then the vCPUs run. */
-static int incoming_start(void *opaque, struct vm *vm, char *err, size_t errlen)
+static int incoming_start(void *ctx, struct vm *vm, char *err, size_t errlen)
 {
-	struct incoming_ctx *x = opaque;
-	struct ctl_hooks hooks = { .balloon_set = monitor_balloon_set, .ctx = x->vm };
-	int r;
-
-	waiter_stop(x);
-	/* Joined: no kill can come in after this check. One that came while
-	 * the last bytes were read must not leave the guest running here. */
-	if (atomic_load(&x->killed)) {
-		snprintf(err, errlen, "killed by cvisor kill");
-		return -ECANCELED;
-	}
-	if (x->named) {
-		snprintf(x->srv->cgroup, sizeof(x->srv->cgroup), "%s", cgroup_path(x->cg));
-		if ((r = ctl_server_start(x->srv, x->vm, &hooks, x->have_con ? x->con : NULL))) {
-			snprintf(err, errlen, "control socket: %s", strerror(-r));
-			return r;
-		}
-	}
-	r = monitor_start_vcpus(vm, x->place->affinity ? &x->affinity : NULL);
-	if (r)
-		snprintf(err, errlen, "starting the vCPUs: %s", strerror(-r));
-	return r;
-}
-
-static void incoming_destroy(void *opaque, struct vm *vm)
-{
-	struct incoming_ctx *x = opaque;
+	struct monitor *m = ctx;
 
 	(void)vm;
-	if (!x->built)
+	waiter_stop(m);
+	/* Joined: no kill can come in after this check. One that came while
+	 * the last bytes were read must not leave the guest running here. */
+	if (atomic_load(&m->wt.killed))
+		return cv_errf(err, errlen, -ECANCELED, "killed by cvisor kill");
+	if (monitor_go(m))
+		return hook_fail(m, err, errlen, "starting the vCPUs");
+	return 0;
+}
+
+static void incoming_destroy(void *ctx, struct vm *vm)
+{
+	(void)vm;
+	monitor_unmake(ctx);
+}
+
+static void incoming_connected(void *ctx, int fd)
+{
+	struct monitor_waiter *w = &((struct monitor *)ctx)->wt;
+
+	if (!w->started)
 		return;
-	vm_request_stop(x->vm, VM_STOP_HOST, NULL);
-	vm_join(x->vm);
-	vm_destroy(x->vm);
-	if (x->have_con)
-		ctl_console_destroy(x->con);
-	x->have_con = false;
-	cgroup_leave(x->cg);
-	x->built = false;
+	pthread_mutex_lock(&w->lock);
+	w->conn_fd = fd;
+	if (fd >= 0) {
+		w->source = true;
+		/* A kill between the accept and now found no connection. */
+		if (atomic_load(&w->killed))
+			shutdown(fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&w->lock);
 }
 
-static void incoming_connected(void *opaque, int fd)
+static void incoming_listening(void *ctx, const char *addr)
 {
-	struct incoming_ctx *x = opaque;
-
-	pthread_mutex_lock(&x->conn_lock);
-	x->conn_fd = fd;
-	pthread_mutex_unlock(&x->conn_lock);
-}
-
-static void incoming_listening(void *opaque, const char *addr)
-{
-	struct incoming_ctx *x = opaque;
-
 	(void)addr;
-	if (x->ready_fd >= 0) {
-		monitor_report_ready(x->ready_fd, x->log_fd);
-		x->ready_fd = -1;
-	}
+	monitor_ready(ctx);
 }
 
-/* The target of a live migration: listen, take the guest from the
- * stream, then run it like any other. */
-int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incoming *in_cli,
-			 const struct placement *place, int ready_fd)
+int monitor_receive(struct monitor *m)
 {
-	static struct vm vm;
-	static struct ctl_server srv;
-	static struct ctl_console con;
-	struct cgroup cg = { 0 };
-	struct incoming_ctx x = { .vm = &vm,
-				  .srv = &srv,
-				  .con = &con,
-				  .cg = &cg,
-				  .name = cli->name,
-				  .detach = cli->detach,
-				  .named = cli->name != NULL,
-				  .place = place,
-				  .ready_fd = ready_fd,
-				  .log_fd = -1,
-				  .conn_lock = PTHREAD_MUTEX_INITIALIZER,
-				  .conn_fd = -1,
-				  .wake = { -1, -1 } };
 	struct migrate_target_ops ops = migrate_default_target_ops;
-	struct migrate_incoming in = *in_cli;
-	struct migrate_target t = { 0 };
+	struct migrate_incoming in = *m->src->in;
 	char err[PATH_MAX + 256];
-	int status = CV_EXIT_FAIL, signo = 0, r;
+	int r;
 
-	if (place->affinity && cpulist_parse(place->c.cpu_affinity, &x.affinity))
-		return CV_EXIT_USAGE; /* checked by cmd_run_incoming */
-	runloop_block_signals();
-	if (x.named && (r = ctl_server_bind(&srv, ctl_run_dir(), cli->name, err, sizeof(err)))) {
-		cv_err("%s", err);
-		return r == -EADDRINUSE || r == -ENAMETOOLONG ? CV_EXIT_USAGE : CV_EXIT_FAIL;
-	}
-	if (cli->detach &&
-	    (x.log_fd = monitor_open_log(&srv, srv.log_path, sizeof(srv.log_path))) < 0)
-		goto out;
-	if (x.named) {
-		if (pipe2(x.wake, O_CLOEXEC) < 0) {
-			cv_err("pipe: %s", strerror(errno));
-			goto out;
-		}
-		if ((r = pthread_create(&x.waiter, NULL, waiter_main, &x))) {
-			cv_err("control thread: %s", strerror(r));
-			close(x.wake[0]);
-			close(x.wake[1]);
-			x.wake[0] = x.wake[1] = -1;
-			goto out;
-		}
-	}
 	ops.build = incoming_build;
 	ops.start = incoming_start;
 	ops.destroy = incoming_destroy;
 	ops.listening = incoming_listening;
 	ops.connected = incoming_connected;
 	in.ops = &ops;
-	in.ctx = &x;
-	if (migrate_receive(&in, &t, err, sizeof(err))) {
-		waiter_stop(&x);
-		if (atomic_load(&x.killed)) {
-			cv_err("incoming migration on %s: killed by cvisor kill", in.listen);
-			status = 128 + SIGKILL;
-		} else {
-			cv_err("incoming migration on %s: %s", in.listen, err);
-		}
-		goto out;
+	in.ctx = m;
+	if (m->named) {
+		if ((r = waiter_start(m)))
+			return r;
+		in.cancel_fd = &m->wt.cancel_fd;
 	}
-	if (!cli->detach)
-		console_raw(STDIN_FILENO);
-	signo = runloop_run(&vm);
-	vm_join(&vm);
-	if (x.named)
-		ctl_server_shutdown(&srv);
-	console_restore();
-	if (vm.stop_msg[0]) {
-		if (x.have_con && ctl_console_last(&con) >= 0 && ctl_console_last(&con) != '\n')
-			fputc('\n', stderr);
-		cv_err("%s", vm.stop_msg);
+	r = migrate_receive(&in, &m->tgt, err, sizeof(err));
+	waiter_stop(m);
+	if (!r) {
+		m->received = true;
+		return 0;
 	}
-	status = signo ? 128 + signo : vm_exit_status(&vm);
-	if (x.named && ctl_server_killed(&srv))
-		status = 128 + SIGKILL;
-	vm_destroy(&vm);
-	if (x.have_con)
-		ctl_console_destroy(&con);
-	cgroup_leave(&cg);
-	migrate_target_free(&t);
-out:
-	if (x.log_fd >= 0)
-		close(x.log_fd);
-	if (x.named)
-		ctl_server_close(&srv);
-	return status;
+	m->killed = atomic_load(&m->wt.killed);
+	/* Killed before any source came: nothing was made but the name. */
+	if (m->killed && !m->wt.source)
+		return monitor_said(m, CV_EXIT_FAIL, r);
+	return cv_fail(&m->err, CV_EXIT_FAIL, r, "incoming migration on %s: %s", in.listen,
+		       m->killed ? "killed by cvisor kill" : err);
+}
+
+void monitor_receive_free(struct monitor *m)
+{
+	if (m->received)
+		migrate_target_free(&m->tgt);
+	m->received = false;
 }

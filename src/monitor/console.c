@@ -1,4 +1,5 @@
-/* console.c - terminal handling for the serial console. */
+/* console.c - the host terminal of the serial console (the monitor's and
+ * `cvisor console`'s): raw mode, restored on every exit, and the escape filter. */
 #include "cvisor/console.h"
 
 #include <signal.h>
