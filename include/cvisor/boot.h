@@ -84,6 +84,11 @@ int boot_load(const struct guest_mem *gm, const struct boot_image *img, struct b
 int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 		  struct boot_entry *entry, char *err, size_t errlen) CV_MUST;
 
+/* The bzImage half of boot_load (linux.c), tried when the file is not a
+ * PVH ELF: a message in err for anything it refuses. */
+int boot_load_bzimage(const struct guest_mem *gm, const struct boot_image *img,
+		      struct boot_entry *entry, char *err, size_t errlen) CV_MUST;
+
 /* Place the initrd as high as possible below `limit` and above `floor`.
  * Returns its address, or 0 if it does not fit. */
 uint64_t boot_place_initrd(const struct guest_mem *gm, size_t len, uint64_t floor, uint64_t limit);
