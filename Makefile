@@ -17,11 +17,17 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test check unit tsan guest tiny clean fuzz fuzz-build run
+.PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run
 all: $(BUILD)/cvisor
 
 $(BUILD)/cvisor: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# cvisor itself under ASan and UBSan, for the hostile-input campaign
+# (tests/e2e/hostile.sh).
+$(BUILD)/san/cvisor: $(SAN_OBJ) $(BUILD)/san/src/main.o
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+san: $(BUILD)/san/cvisor
 
 # Everything but main.o, for the benchmarks' harnesses (bench/*.c).
 $(BUILD)/libcvisor.a: $(filter-out $(BUILD)/obj/src/main.o,$(OBJ))
@@ -113,7 +119,7 @@ include tests/kvm/guests.mk
 guest:
 	bash scripts/guest-kit.sh $(BUILD)/guest
 
-test: all unit tsan tiny guest fuzz-build migrate-harness
+test: all unit tsan san tiny guest fuzz-build migrate-harness
 	bash scripts/run-tests.sh
 
 # The quick loop, in under three minutes: no kernels, no fuzzing.

@@ -8,6 +8,8 @@
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
+#   hostile  the hostile-input campaign under ASan/UBSan (mutated snapshots,
+#            special files; tests/e2e/hostile.sh)
 #   migrate  the migration engine in one process (tests/kvm/migrate.sh)
 #   migrate-cli  cvisor migrate / run --incoming end to end (tests/e2e/migrate.sh)
 #   guest-shell  make run on a terminal, to the guest's prompt and poweroff
@@ -26,7 +28,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack snapshot migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack snapshot hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -51,6 +53,7 @@ for s in $SUITES; do
 	kvm) suite 600 kvm bash tests/kvm/run.sh ;;
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;
 	snapshot) suite 900 snapshot bash tests/e2e/snapshot.sh ;;
+	hostile) suite 1200 hostile bash tests/e2e/hostile.sh ;;
 	migrate) suite 1200 migrate bash tests/kvm/migrate.sh ;;
 	migrate-cli) suite 1200 migrate-cli bash tests/e2e/migrate.sh ;;
 	guest-*) suite 2400 "$s" bash "tests/e2e/$s.sh" ;;

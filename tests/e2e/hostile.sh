@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# tests/e2e/hostile.sh - the hostile-input campaign, repeatable and bounded,
+# against cvisor built with ASan and UBSan (build/san/cvisor, `make san`):
+#   snapshots  N mutants of a saved snapshot (tests/lib/snapedit.py mutate,
+#              CRCs made valid again): each is refused with one line, or
+#              restores into a guest that runs; never a crash, a hang or a
+#              sanitizer report
+#   files      special files where the CLI wants a file: a FIFO, a
+#              directory, /dev/zero, an empty file
+# HOSTILE_MUTANTS (default 120) sets N; the seeds are 1..N, so a failure
+# names the seed that reproduces it. Prints TAP (tests/lib.sh).
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+CVISOR=${CVISOR_SAN:-build/san/cvisor}
+. tests/named.sh
+
+P=ho$$- # guest name prefix
+N=${HOSTILE_MUTANTS:-120}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+need_kvm hostile
+need_guests hostile counter
+
+# one_line WHAT RC ERR: the status and stderr of a refusal: 1 or 2, and one
+# line "cvisor: ..." (a sanitizer report is many lines, a crash >= 128).
+one_line() {
+	[ "$2" = 1 ] || [ "$2" = 2 ] || return 1
+	[ "$(printf '%s\n' "$3" | wc -l)" = 1 ] && [[ "$3" == "cvisor: "* ]]
+}
+
+# ---- snapshots ----
+S=$T_TMP/snap
+mkdir -p "$S"
+B=${P}base
+if start "$B" counter --memory 16M && wait_count "$B" 3; then
+	t_run 30 "$CVISOR" save "$B" "$S/base"
+	[ "$T_RC" = 0 ] || t_fail "save the snapshot to mutate" "exit $T_RC: $T_ERR"
+fi
+if [ -s "$S/base" ]; then
+	refused=0 ran=0 bad=0
+	for seed in $(seq "$N"); do
+		cp --sparse=always "$S/base.mem" "$S/m.mem"
+		what=$(python3 tests/lib/snapedit.py "$S/base" "$S/m" mutate "$seed") || {
+			t_fail "mutant $seed" "snapedit failed"
+			bad=$((bad + 1))
+			continue
+		}
+		name=${P}m$seed
+		t_run 15 "$CVISOR" restore "$S/m" --name "$name" -d
+		if [ "$T_RC" = 0 ]; then
+			track "$name"
+			if timeout 5 "$CVISOR" info "$name" >/dev/null 2>&1; then
+				ran=$((ran + 1))
+			else
+				t_fail "mutant $seed ($what)" "restored, but the guest does not answer"
+				bad=$((bad + 1))
+			fi
+			timeout 5 "$CVISOR" kill "$name" >/dev/null 2>&1
+			if grep -q "Sanitizer\|runtime error" "$CVISOR_RUN_DIR/$name.log" 2>/dev/null; then
+				t_fail "mutant $seed ($what)" "$(grep -m1 "Sanitizer\|runtime error" "$CVISOR_RUN_DIR/$name.log")"
+				bad=$((bad + 1))
+			fi
+		elif one_line "$what" "$T_RC" "$T_ERR"; then
+			refused=$((refused + 1))
+		else
+			t_fail "mutant $seed ($what)" "exit $T_RC: $(printf '%s' "$T_ERR" | head -n 3)"
+			bad=$((bad + 1))
+		fi
+	done
+	[ "$bad" = 0 ] && t_pass "$N snapshot mutants: $refused refused with one line, $ran restored and ran"
+else
+	t_fail "snapshot mutants" "no snapshot to mutate"
+fi
+timeout 5 "$CVISOR" kill "$B" >/dev/null 2>&1
+
+# ---- special files where the CLI wants a file ----
+mkfifo "$T_TMP/fifo"
+: >"$T_TMP/empty"
+mkdir -p "$T_TMP/dir"
+for f in "$T_TMP/fifo" "$T_TMP/dir" /dev/zero "$T_TMP/empty"; do
+	for use in --kernel --initrd --config restore; do
+		case $use in
+		restore) t_run 10 "$CVISOR" restore "$f" ;;
+		--kernel) t_run 10 "$CVISOR" run --kernel "$f" ;;
+		*) t_run 10 "$CVISOR" run --kernel "$GUESTS/counter.elf" "$use" "$f" ;;
+		esac
+		if one_line "" "$T_RC" "$T_ERR"; then
+			t_pass "$use ${f##*/}: $T_ERR"
+		else
+			t_fail "$use ${f##*/}" "exit $T_RC: $(printf '%s' "$T_ERR" | head -n 3)"
+		fi
+	done
+done
+
+t_summary hostile
