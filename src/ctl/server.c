@@ -267,36 +267,56 @@ static void queue_reply(struct ctl_conn *c, char *line)
 	c->out_off = 0;
 }
 
-static void serve_lines(struct ctl_conn *c)
+/* Take the next complete line of c's buffer and carry it out, its reply
+ * queued. 0 when no complete line waits. */
+static int serve_one(struct ctl_conn *c)
 {
-	while (!c->out && !c->waiting && !c->close_after && !c->console) {
-		struct ctl_request req;
-		char err[256], *line;
-		size_t len;
-		int r = ctl_linebuf_take(&c->in, &line, &len);
+	struct ctl_request req;
+	char err[256], *line;
+	size_t len;
+	int r = ctl_linebuf_take(&c->in, &line, &len);
 
-		if (r == 0)
-			return;
-		if (r < 0) {
-			snprintf(err, sizeof(err), "request larger than %d bytes", CTL_REQUEST_MAX);
-			queue_reply(c, ctl_reply_error(err));
-			c->close_after = true;
-			return;
-		}
-		if (ctl_command_raw(c->srv, c, line, len, &line)) {
-			queue_reply(c, line);
-			continue;
-		}
-		if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
-			queue_reply(c, ctl_reply_error(err));
-			continue;
-		}
-		r = ctl_command(c->srv, c, &req, &line);
-		if (c->waiting)
-			return;
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		snprintf(err, sizeof(err), "request larger than %d bytes", CTL_REQUEST_MAX);
+		queue_reply(c, ctl_reply_error(err));
+		c->close_after = true;
+		return 1;
+	}
+	if (ctl_command_raw(c->srv, c, line, len, &line)) {
 		queue_reply(c, line);
-		if (req.cmd == CTL_CMD_CONSOLE && r == 0)
-			ctl_console_attach(c);
+		return 1;
+	}
+	if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
+		queue_reply(c, ctl_reply_error(err));
+		return 1;
+	}
+	r = ctl_command(c->srv, c, &req, &line);
+	if (c->waiting)
+		return 1;
+	queue_reply(c, line);
+	if (req.cmd == CTL_CMD_CONSOLE && r == 0)
+		ctl_console_attach(c);
+	return 1;
+}
+
+/* Serve every complete line in c's buffer, in order, each reply sent
+ * before the next request is taken: one read may bring several requests
+ * (pipelined, or followed by a half-close), and no further input event
+ * would come for the ones left behind. Stops when a reply has to wait for
+ * EPOLLOUT, a request waits for the guest's end (stop, kill), the
+ * connection turns into a console stream, or no complete line is left.
+ * False when the client broke. */
+static bool serve_lines(struct ctl_conn *c)
+{
+	for (;;) {
+		if (c->out && !ctl_conn_flush(c))
+			return false;
+		if (c->out || c->waiting || c->close_after || c->console)
+			return true;
+		if (!serve_one(c))
+			return true;
 	}
 }
 
@@ -310,14 +330,6 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		ctl_console_event(c, events);
 		return;
 	}
-	if ((events & EPOLLOUT) && !ctl_conn_flush(c)) {
-		ctl_conn_close(c);
-		return;
-	}
-	if (!c->out && c->close_after) {
-		ctl_conn_close(c);
-		return;
-	}
 	if (!c->out && !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		char *p;
 		size_t room = ctl_linebuf_room(&c->in, &p);
@@ -328,8 +340,7 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		else if (room && (r == 0 || (errno != EAGAIN && errno != EINTR)))
 			c->eof = true;
 	}
-	serve_lines(c);
-	if (c->out && !ctl_conn_flush(c)) {
+	if (!serve_lines(c)) {
 		ctl_conn_close(c);
 		return;
 	}

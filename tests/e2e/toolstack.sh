@@ -98,6 +98,21 @@ else
 	t_fail "20 concurrent clients" "$ok of 20 answered; e.g. $(cat "$T_TMP/c1.out")"
 fi
 
+# ---- pipelined requests: one reply each, in order ----
+CTLC="python3 tests/e2e/ctl_client.py"
+three='{"cmd":"one"}\n{"cmd":"info"}\n{"cmd":"three"}\n'
+for how in "" --half-close; do
+	out=$(timeout 10 $CTLC send "$CVISOR_RUN_DIR/$A.sock" "$three" --lines 3 $how 2>&1)
+	if [ "$(printf '%s\n' "$out" | wc -l)" = 3 ] &&
+		printf '%s\n' "$out" | sed -n 1p | grep -q 'unknown command \\"one\\"' &&
+		printf '%s\n' "$out" | sed -n 2p | grep -q "^{\"ok\":true,\"name\":\"$A\"" &&
+		printf '%s\n' "$out" | sed -n 3p | grep -q 'unknown command \\"three\\"'; then
+		t_pass "three pipelined requests ${how:-in one write}: three replies in order"
+	else
+		t_fail "three pipelined requests ${how:-in one write}" "$(printf '%s' "$out" | head -c 400)"
+	fi
+done
+
 # ---- pause and resume ----
 if wait_log "$A" '^count [0-9]'; then
 	t_run 10 "$CVISOR" pause "$A"
