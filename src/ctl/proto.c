@@ -2,8 +2,15 @@
  *
  * Transport: a unix stream socket, $CVISOR_RUN_DIR/NAME.sock (default
  * /run/cvisor, a 0700 directory; the socket is 0600), served by guest NAME's
- * own monitor process on its main thread. Up to CTL_MAX_CONNS connections
- * are served at once; further ones wait in the listen backlog.
+ * own monitor process on its main thread. Up to CTL_MAX_CONNS (16)
+ * connections are served at once; when all are taken, a new one takes the
+ * slot of the client that has been silent longest (it is closed), and only
+ * when none is silent (every one busy, waiting for stop/kill, or a console)
+ * do new ones wait in the listen backlog. A client that sends no complete
+ * request for CTL_IDLE_TIMEOUT_S (10) seconds after connecting or after its
+ * last reply is disconnected. Requests of a client that has hung up (closed
+ * its end, not just half-closed) before the server read them are dropped,
+ * not carried out.
  *
  * Framing: newline-delimited JSON. A request is one JSON object on one line
  * of at most CTL_REQUEST_MAX (65536) bytes before its '\n'. Every request

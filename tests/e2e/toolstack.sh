@@ -113,6 +113,51 @@ for how in "" --half-close; do
 	fi
 done
 
+# ---- idle clients: the idle timeout, kill and info with every slot taken ----
+# ${P}quiet's one silent client is closed after the idle timeout (10 s);
+# checked at the end of the suite, which runs on meanwhile.
+Q=${P}quiet I=${P}hup
+if start "$Q" echo; then
+	timeout 30 $CTLC hold "$CVISOR_RUN_DIR/$Q.sock" 1 --timeout 20 >"$T_TMP/quiet" 2>&1 &
+	quietjob=$!
+fi
+# A kill written by a client that hangs up before the monitor reads it (the
+# monitor is stopped meanwhile) is dropped, not carried out late.
+if start "$I" echo; then
+	ipid=$(pid_of "$I")
+	kill -STOP "$ipid"
+	timeout 10 $CTLC send "$CVISOR_RUN_DIR/$I.sock" '{"cmd":"kill"}\n' --hang-up
+	kill -CONT "$ipid"
+	t_run 10 "$CVISOR" info "$I"
+	rc1=$T_RC
+	t_run 10 "$CVISOR" info "$I"
+	if [ "$rc1" = 0 ] && [ "$T_RC" = 0 ] && kill -0 "$ipid" 2>/dev/null; then
+		t_pass "a kill from a client that hung up is dropped"
+	else
+		t_fail "a kill from a client that hung up is dropped" "info: $rc1, $T_RC: $T_ERR"
+	fi
+	"$CVISOR" kill "$I" 2>/dev/null
+fi
+# 20 clients that never send a byte: info and kill still get through.
+I=${P}slots
+if start "$I" echo; then
+	ipid=$(pid_of "$I")
+	timeout 30 $CTLC hold "$CVISOR_RUN_DIR/$I.sock" 20 --timeout 20 >"$T_TMP/hold" 2>&1 &
+	holdjob=$!
+	for i in $(seq 100); do grep -q '^connected' "$T_TMP/hold" && break; sleep 0.1; done
+	t_run 5 "$CVISOR" info "$I"
+	rc1=$T_RC
+	t_run 5 "$CVISOR" kill "$I"
+	if [ "$rc1" = 0 ] && [ "$T_RC" = 0 ] && gone "$I" "$ipid"; then
+		t_pass "info and kill with 20 idle clients holding the slots"
+	else
+		t_fail "info and kill with 20 idle clients holding the slots" \
+			"info: $rc1, kill: $T_RC $T_ERR; $(head -c 200 "$T_TMP/hold")"
+	fi
+	kill "$holdjob" 2>/dev/null
+	wait "$holdjob" 2>/dev/null
+fi
+
 # ---- pause and resume ----
 if wait_log "$A" '^count [0-9]'; then
 	t_run 10 "$CVISOR" pause "$A"
@@ -147,8 +192,9 @@ fi
 # ---- console: replay, live output, two readers at once ----
 c0=$(last_count "$A")
 timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con1" 2>&1 &
+con1job=$!
 timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con2" 2>&1 &
-wait
+wait "$con1job" "$!" # not the idle client of ${P}quiet
 why=""
 for f in con1 con2; do
 	first=$(sed -n 's/^count \([0-9]*\).*/\1/p' "$T_TMP/$f" | head -n 1)
@@ -413,6 +459,16 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 fi
 for g in cap cap5 free; do "$CVISOR" kill "${P}$g" 2>/dev/null; done
 
+if [ -n "${quietjob:-}" ]; then
+	wait "$quietjob"
+	t=$(sed -n 's/^closed 0 after \([0-9]*\)\..*/\1/p' "$T_TMP/quiet")
+	if [ -n "$t" ] && [ "$t" -ge 9 ] && [ "$t" -le 13 ]; then
+		t_pass "a silent client is closed after the idle timeout (${t} s)"
+	else
+		t_fail "a silent client is closed after the idle timeout" "$(cat "$T_TMP/quiet")"
+	fi
+	"$CVISOR" kill "$Q" 2>/dev/null
+fi
 "$CVISOR" kill "$A" 2>/dev/null
 t_run 10 "$CVISOR" ls
 if [ "$(printf '%s\n' "$T_OUT" | wc -l)" = 1 ] && ! ls "$CVISOR_RUN_DIR"/*.sock >/dev/null 2>&1; then

@@ -154,11 +154,83 @@ static void test_pipelined_half_close(void **state)
 	close(fd);
 }
 
+/* A request whose client hung up before the server read it is not
+ * executed (defect 4); one whose client only half-closed is. */
+static void test_hung_up_request_dropped(void **state)
+{
+	struct fixture *f = *state;
+	int fd = client(f);
+
+	send_str(fd, "{\"cmd\":\"kill\"}\n");
+	close(fd);
+	pump(f, 200, -1);
+	assert_false(ctl_server_killed(&f->srv));
+	assert_int_equal(atomic_load(&f->vm.stop), VM_RUNNING);
+
+	fd = client(f);
+	send_str(fd, "{\"cmd\":\"kill\"}\n");
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	pump(f, 200, -1);
+	assert_true(ctl_server_killed(&f->srv));
+	close(fd);
+}
+
+/* Every slot held by a silent client: a new client is still served, in
+ * the slot of the oldest idle one, which is closed (defect 4). */
+static void test_slots_full_of_idle(void **state)
+{
+	struct fixture *f = *state;
+	int idle[CTL_MAX_CONNS + 4], fd;
+	char buf[1024];
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(idle); i++) {
+		idle[i] = client(f);
+		pump(f, 20, -1);
+	}
+	fd = client(f);
+	send_str(fd, "{\"cmd\":\"x\"}\n");
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	read_lines(f, fd, buf, sizeof(buf), 0);
+	assert_string_equal(buf, "{\"ok\":false,\"error\":\"unknown command \\\"x\\\"\"}\n");
+	close(fd);
+	/* The first connection was dropped for room; the last still waits. */
+	assert_int_equal(recv(idle[0], buf, sizeof(buf), MSG_DONTWAIT), 0);
+	assert_int_equal(recv(idle[ARRAY_SIZE(idle) - 1], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	for (unsigned int i = 0; i < ARRAY_SIZE(idle); i++)
+		close(idle[i]);
+}
+
+/* A client that sends no complete request within the idle timeout is
+ * closed; one that is busy sending requests is not. */
+static void test_idle_timeout(void **state)
+{
+	struct fixture *f = *state;
+	int quiet = client(f), partial = client(f), busy = client(f);
+	char buf[256];
+
+	f->srv.idle_timeout_ns = 300000000ULL;
+	send_str(partial, "{\"cmd\":");
+	for (int i = 0; i < 8; i++) {
+		send_str(busy, "{\"cmd\":\"y\"}\n");
+		pump(f, 100, -1);
+		assert_true(recv(busy, buf, sizeof(buf), MSG_DONTWAIT) > 0);
+	}
+	assert_int_equal(recv(quiet, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	assert_int_equal(recv(partial, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	close(quiet);
+	close(partial);
+	close(busy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_up_request_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots_full_of_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
