@@ -97,6 +97,28 @@ bool ctl_name_valid(const char *name)
 	       n;
 }
 
+/* The offset of the first NUL in text, as a byte or as a \u0000 escape;
+ * len if there is none. json-c cuts an object key at a NUL before the
+ * caller sees it ("cpus\u0000zzz" arrives as "cpus"), and a value read as
+ * a C string ends there ("kill\u0000x" reads as "kill"), so the text is
+ * refused instead. A backslash and the byte after it are taken as a pair,
+ * so that "\\u0000" (a backslash, then "u0000") is no NUL; outside a
+ * string (in a comment) an escape is refused as well, which errs on the
+ * safe side. */
+static size_t find_nul(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\0')
+			return i;
+		if (text[i] != '\\' || i + 1 >= len)
+			continue;
+		if (len - i >= 6 && !memcmp(text + i + 1, "u0000", 5))
+			return i;
+		i++;
+	}
+	return len;
+}
+
 int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object **out,
 		   size_t *err_off, const char **desc)
 {
@@ -109,6 +131,10 @@ int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object
 	*desc = NULL;
 	if (len >= INT32_MAX) {
 		*desc = "too large";
+		return -EINVAL;
+	}
+	if ((*err_off = find_nul(text, len)) < len) {
+		*desc = "a NUL character (\\u0000 or a zero byte) is not allowed";
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(CTL_JSON_DEPTH);

@@ -74,6 +74,9 @@ t_run 10 "$CVISOR" ctl "$A" '{"cmd":"frobnicate"}'
 t_expect_err "unknown command" 1 'unknown command "frobnicate"'
 t_run 10 "$CVISOR" ctl "$A" '{"cmd":"stop","timeout":"soon"}'
 t_expect_err "bad argument" 1 '"timeout" must be an integer'
+# json-c would read "kill\u0000x" as "kill": one error reply, nothing killed.
+t_run 10 "$CVISOR" ctl "$A" '{"cmd":"kill\u0000x"}'
+t_expect_err "a NUL in a request's string" 1 'a NUL character .* is not allowed at byte 12'
 head -c 70000 /dev/zero | tr '\0' ' ' >"$T_TMP/big"
 timeout 10 "$CVISOR" ctl "$A" - <"$T_TMP/big" >"$T_TMP/out" 2>"$T_TMP/err"
 T_RC=$? T_ERR=$(cat "$T_TMP/err")
@@ -366,6 +369,9 @@ t_expect_err "unknown key in a config file" 2 'key.json: unknown key "cpu"'
 printf '{"kernel": "k", "cpus": 99}\n' >"$T_TMP/val.json"
 t_run 10 "$CVISOR" run --config "$T_TMP/val.json"
 t_expect_err "bad value in a config file" 2 'val.json: cpus 99: must be'
+printf '{"kernel": "k", "cpus\\u0000zzz": 2}\n' >"$T_TMP/nul.json"
+t_run 10 "$CVISOR" run --config "$T_TMP/nul.json"
+t_expect_err "a NUL in a config file's key" 2 'nul.json:1:22: malformed JSON: a NUL character'
 t_run 10 "$CVISOR" run --config "$T_TMP/none.json"
 t_expect_err "missing config file" 2 'none.json: No such file'
 
