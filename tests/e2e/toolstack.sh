@@ -321,6 +321,38 @@ else
 	t_fail "SIGTERM removes the socket" "$(ls "$CVISOR_RUN_DIR")"
 fi
 
+# ---- ls by a user who may not use a guest's socket ----
+# The run directory may be read by all; the socket is root's, 0600.
+PD=$(mktemp -d /tmp/cvisor-perm.XXXXXX) && chmod 755 "$PD"
+t_run 10 env CVISOR_RUN_DIR="$PD" "$CVISOR" run -d --name "${P}perm" --kernel "$GUESTS/echo.elf"
+ppid=$(CVISOR_RUN_DIR=$PD pid_of "${P}perm")
+[ -z "$ppid" ] || T_PIDS+=("$ppid")
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	t_skip "ls without permission for a socket" "needs root and setpriv"
+elif [ -z "$ppid" ]; then
+	t_fail "ls without permission for a socket" "the guest did not start: $T_ERR"
+else
+	nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups env CVISOR_RUN_DIR="$PD")
+	t_run 10 "${nobody[@]}" "$CVISOR" ls
+	if printf '%s\n' "$T_OUT" | grep -Eq "^${P}perm +- +permission denied "; then
+		t_expect_err "ls without permission for a socket says so, status 1" 1 \
+			"ls: 1 guest in $PD: permission denied \\(run cvisor as the user who started it"
+	else
+		t_fail "ls without permission for a socket says so" "exit $T_RC: $T_OUT $T_ERR"
+	fi
+	t_run 10 "${nobody[@]}" "$CVISOR" ls --json
+	if [ "$T_RC" = 1 ] && printf '%s' "$T_OUT" |
+		grep -q "\"name\":\"${P}perm\",\"state\":\"permission denied\""; then
+		t_pass "ls --json without permission"
+	else
+		t_fail "ls --json without permission" "exit $T_RC: $T_OUT $T_ERR"
+	fi
+	t_run 10 "${nobody[@]}" "$CVISOR" info "${P}perm"
+	t_expect_err "info without permission" 1 "${P}perm.sock: permission denied"
+fi
+env CVISOR_RUN_DIR="$PD" "$CVISOR" kill "${P}perm" >/dev/null 2>&1
+rm -rf "$PD"
+
 # ---- a named guest in the foreground: console on stdout, socket served ----
 F=${P}fg
 timeout -k 5 30 "$CVISOR" run --name "$F" --kernel "$GUESTS/counter.elf" </dev/null \
