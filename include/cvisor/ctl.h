@@ -18,8 +18,14 @@
 struct vm;
 struct ctl_console;
 
-/* Connections served at once; more wait in the listen backlog. */
+/* Connections served at once; more wait in the listen backlog, except
+ * that a new connection takes the slot of the longest idle client when
+ * every slot is taken (so that kill and stop always get through). */
 #define CTL_MAX_CONNS 16
+/* A client that has sent no complete request for this long (since it
+ * connected or got its last reply) is disconnected. Attached console
+ * readers and clients waiting for stop or kill are exempt. */
+#define CTL_IDLE_TIMEOUT_S 10
 /* Of those, attached console readers (so that readers cannot take every
  * slot from the other verbs). */
 #define CTL_MAX_CONSOLES 8
@@ -41,14 +47,16 @@ struct ctl_conn {
 	struct ctl_linebuf in;
 	char *out; /* a reply being sent */
 	size_t out_len, out_off;
-	uint32_t events;  /* what epoll watches now */
-	bool eof;	  /* the client sent everything it will */
-	bool close_after; /* close once out is sent (oversized request) */
-	bool waiting;	  /* stop/kill: replied to when the guest has stopped */
-	bool console;	  /* attached console: a raw stream now */
-	bool throttled;	  /* console input waits for room in the UART */
-	bool out_blocked; /* console output waits for EPOLLOUT */
-	uint64_t con_pos; /* console stream position sent so far */
+	uint32_t events;     /* what epoll watches now */
+	bool eof;	     /* the client sent everything it will */
+	bool close_after;    /* close once out is sent (oversized request) */
+	bool waiting;	     /* stop/kill: replied to when the guest has stopped */
+	bool console;	     /* attached console: a raw stream now */
+	bool throttled;	     /* console input waits for room in the UART */
+	bool out_blocked;    /* console output waits for EPOLLOUT */
+	uint64_t con_pos;    /* console stream position sent so far */
+	bool busy;	     /* its request is being carried out (migrate pumps the loop) */
+	uint64_t idle_since; /* CLOCK_MONOTONIC ns: connected, or last request or reply */
 };
 
 struct ctl_server {
@@ -68,7 +76,9 @@ struct ctl_server {
 	struct ctl_conn conns[CTL_MAX_CONNS];
 	int stop_timer; /* stop: kill when it fires */
 	uint64_t stop_deadline_ns;
-	int retry_fd; /* timer while console input is throttled */
+	int retry_fd;		  /* timer while console input is throttled */
+	int idle_timer;		  /* fires at the earliest idle deadline */
+	uint64_t idle_timeout_ns; /* CTL_IDLE_TIMEOUT_S; shorter in tests */
 	bool killed;
 	bool migrating; /* a migrate request runs: the loop is pumped from it */
 	const char *outcome;

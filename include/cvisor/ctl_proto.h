@@ -61,8 +61,10 @@ bool ctl_name_valid(const char *name);
 
 /* Parse JSON text[0..len) holding exactly one value (whitespace around it
  * allowed). strict selects json-c's strict mode (no comments, no single
- * quotes). On error returns -EINVAL with *err_off the byte offset where
- * parsing stopped and *desc what went wrong; *out is NULL. */
+ * quotes). A NUL anywhere (a zero byte or a \u0000 escape, which json-c
+ * would let cut keys and strings short) is refused. On error returns
+ * -EINVAL with *err_off the byte offset where parsing stopped and *desc
+ * what went wrong; *out is NULL. */
 int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object **out,
 		   size_t *err_off, const char **desc) CV_MUST;
 

@@ -55,6 +55,11 @@ int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t er
 			 "no guest named %s (%s is stale: its monitor died; the next "
 			 "cvisor run --name %s replaces it)",
 			 name, sa.sun_path, name);
+	else if (r == -EACCES || r == -EPERM)
+		snprintf(err, errlen,
+			 "%s: permission denied (run cvisor as the user who started guest %s, "
+			 "or as root)",
+			 sa.sun_path, name);
 	else
 		snprintf(err, errlen, "%s: %s", sa.sun_path, strerror(-r));
 	return r;

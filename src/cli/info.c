@@ -40,8 +40,9 @@ static void fmt_size(uint64_t bytes, char *buf, size_t len)
 
 /* One guest's row of `ls`, or NULL when its socket is stale (a monitor
  * killed with kill -9: the next run of that name replaces it) or memory
- * ran out. A monitor that does not answer is listed as unresponsive. */
-static struct json_object *ls_row(const char *name, bool *answered)
+ * ran out. A socket this user may not connect to is listed as "permission
+ * denied" (*denied set), a monitor that does not answer as unresponsive. */
+static struct json_object *ls_row(const char *name, bool *answered, bool *denied)
 {
 	static const char *const keys[] = {
 		"name", "pid", "state", "vcpus", "memory", "uptime_ms"
@@ -59,13 +60,16 @@ static struct json_object *ls_row(const char *name, bool *answered)
 	if (r == -ENOENT || r == -ECONNREFUSED)
 		return NULL;
 	*answered = info;
+	*denied = r == -EACCES || r == -EPERM;
 	row = json_object_new_object();
 	for (size_t k = 0; row && info && k < ARRAY_SIZE(keys); k++)
 		if (json_object_object_get_ex(info, keys[k], &v))
 			json_object_object_add(row, keys[k], json_object_get(v));
 	if (row && !info) {
 		json_object_object_add(row, "name", json_object_new_string(name));
-		json_object_object_add(row, "state", json_object_new_string("unresponsive"));
+		json_object_object_add(
+			row, "state",
+			json_object_new_string(*denied ? "permission denied" : "unresponsive"));
 	}
 	json_object_put(info);
 	return row;
@@ -73,21 +77,24 @@ static struct json_object *ls_row(const char *name, bool *answered)
 
 static void print_ls_row(struct json_object *row, bool answered)
 {
-	char mem[32], up[32];
+	char pid[24] = "-", vcpus[24] = "-", mem[32] = "-", up[32] = "-";
 
-	fmt_size(cli_json_u64(row, "memory"), mem, sizeof(mem));
-	fmt_uptime(cli_json_u64(row, "uptime_ms"), up, sizeof(up));
-	printf("%-20s %8llu %-12s %5llu %8s %12s\n", cli_json_str(row, "name"),
-	       (unsigned long long)cli_json_u64(row, "pid"), cli_json_str(row, "state"),
-	       (unsigned long long)cli_json_u64(row, "vcpus"), answered ? mem : "-",
-	       answered ? up : "-");
+	if (answered) {
+		snprintf(pid, sizeof(pid), "%llu", (unsigned long long)cli_json_u64(row, "pid"));
+		snprintf(vcpus, sizeof(vcpus), "%llu",
+			 (unsigned long long)cli_json_u64(row, "vcpus"));
+		fmt_size(cli_json_u64(row, "memory"), mem, sizeof(mem));
+		fmt_uptime(cli_json_u64(row, "uptime_ms"), up, sizeof(up));
+	}
+	printf("%-20s %8s %-12s %5s %8s %12s\n", cli_json_str(row, "name"), pid,
+	       cli_json_str(row, "state"), vcpus, mem, up);
 }
 
 int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct json_object *all = json_object_new_array();
 	char **names;
-	int n;
+	int n, denied = 0;
 
 	(void)v;
 	if (!all) {
@@ -104,9 +111,10 @@ int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 		printf("%-20s %8s %-12s %5s %8s %12s\n", "NAME", "PID", "STATE", "VCPUS", "MEMORY",
 		       "UPTIME");
 	for (int i = 0; i < n; i++) {
-		bool answered = false;
-		struct json_object *row = ls_row(names[i], &answered);
+		bool answered = false, no_access = false;
+		struct json_object *row = ls_row(names[i], &answered, &no_access);
 
+		denied += no_access;
 		if (row && !a->json)
 			print_ls_row(row, answered);
 		if (row)
@@ -118,6 +126,14 @@ int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 		puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(all);
+	/* A list that cannot say what some guests are is no success: a
+	 * script would take them for hung. */
+	if (denied) {
+		cv_err("ls: %d guest%s in %s: permission denied (run cvisor as the user who "
+		       "started %s, or as root)",
+		       denied, denied == 1 ? "" : "s", ctl_run_dir(), denied == 1 ? "it" : "them");
+		return CV_EXIT_FAIL;
+	}
 	return 0;
 }
 

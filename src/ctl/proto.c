@@ -2,8 +2,15 @@
  *
  * Transport: a unix stream socket, $CVISOR_RUN_DIR/NAME.sock (default
  * /run/cvisor, a 0700 directory; the socket is 0600), served by guest NAME's
- * own monitor process on its main thread. Up to CTL_MAX_CONNS connections
- * are served at once; further ones wait in the listen backlog.
+ * own monitor process on its main thread. Up to CTL_MAX_CONNS (16)
+ * connections are served at once; when all are taken, a new one takes the
+ * slot of the client that has been silent longest (it is closed), and only
+ * when none is silent (every one busy, waiting for stop/kill, or a console)
+ * do new ones wait in the listen backlog. A client that sends no complete
+ * request for CTL_IDLE_TIMEOUT_S (10) seconds after connecting or after its
+ * last reply is disconnected. Requests of a client that has hung up (closed
+ * its end, not just half-closed) before the server read them are dropped,
+ * not carried out.
  *
  * Framing: newline-delimited JSON. A request is one JSON object on one line
  * of at most CTL_REQUEST_MAX (65536) bytes before its '\n'. Every request
@@ -90,6 +97,28 @@ bool ctl_name_valid(const char *name)
 	       n;
 }
 
+/* The offset of the first NUL in text, as a byte or as a \u0000 escape;
+ * len if there is none. json-c cuts an object key at a NUL before the
+ * caller sees it ("cpus\u0000zzz" arrives as "cpus"), and a value read as
+ * a C string ends there ("kill\u0000x" reads as "kill"), so the text is
+ * refused instead. A backslash and the byte after it are taken as a pair,
+ * so that "\\u0000" (a backslash, then "u0000") is no NUL; outside a
+ * string (in a comment) an escape is refused as well, which errs on the
+ * safe side. */
+static size_t find_nul(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\0')
+			return i;
+		if (text[i] != '\\' || i + 1 >= len)
+			continue;
+		if (len - i >= 6 && !memcmp(text + i + 1, "u0000", 5))
+			return i;
+		i++;
+	}
+	return len;
+}
+
 int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object **out,
 		   size_t *err_off, const char **desc)
 {
@@ -102,6 +131,10 @@ int ctl_json_parse(const char *text, size_t len, bool strict, struct json_object
 	*desc = NULL;
 	if (len >= INT32_MAX) {
 		*desc = "too large";
+		return -EINVAL;
+	}
+	if ((*err_off = find_nul(text, len)) < len) {
+		*desc = "a NUL character (\\u0000 or a zero byte) is not allowed";
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(CTL_JSON_DEPTH);

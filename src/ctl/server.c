@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -98,7 +100,8 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 	int r;
 
 	memset(srv, 0, sizeof(*srv));
-	srv->lock_fd = srv->listen_fd = srv->stop_timer = srv->retry_fd = -1;
+	srv->lock_fd = srv->listen_fd = srv->stop_timer = srv->retry_fd = srv->idle_timer = -1;
+	srv->idle_timeout_ns = CTL_IDLE_TIMEOUT_S * 1000000000ULL;
 	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++)
 		srv->conns[i].fd = -1;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
@@ -197,18 +200,108 @@ void ctl_conn_close(struct ctl_conn *c)
 		srv->accepting = true;
 }
 
+/* A client the idle timeout applies to: connected, and not a console
+ * reader, a stop or kill waiting for the end, or a request under way. */
+static bool conn_may_idle(const struct ctl_conn *c)
+{
+	return c->fd >= 0 && !c->console && !c->waiting && !c->busy;
+}
+
+/* A client that has sent nothing the server has not answered: no reply
+ * pending, and no unread bytes in its socket (a request that has arrived
+ * is not dropped). */
+static bool conn_silent(const struct ctl_conn *c)
+{
+	int unread = 0;
+
+	if (!conn_may_idle(c) || c->out)
+		return false;
+	return ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/* A slot for a new connection: a free one, else the one of the client
+ * that has been silent longest, which is closed (NULL if every client is
+ * busy, waiting or a console). Idle clients cannot lock out kill. */
+static struct ctl_conn *free_slot(struct ctl_server *srv)
+{
+	struct ctl_conn *old = NULL;
+
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
+
+		if (c->fd < 0)
+			return c;
+		if (conn_silent(c) && (!old || c->idle_since < old->idle_since))
+			old = c;
+	}
+	if (old) {
+		cv_debug("control: every slot taken; closing the longest idle client");
+		ctl_conn_close(old);
+	}
+	return old;
+}
+
+/* Arm the idle timer for the earliest deadline of the clients it covers,
+ * or disarm it when there are none. Deadlines only move later, so a timer
+ * that fires early just sweeps again. */
+static void idle_arm(struct ctl_server *srv)
+{
+	struct itimerspec its = { 0 };
+	uint64_t first = UINT64_MAX, now = cv_now_ns(), ns;
+
+	if (srv->idle_timer < 0)
+		return;
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		const struct ctl_conn *c = &srv->conns[i];
+
+		if (conn_may_idle(c) && c->idle_since < first)
+			first = c->idle_since;
+	}
+	if (first != UINT64_MAX) {
+		ns = first + srv->idle_timeout_ns > now ? first + srv->idle_timeout_ns - now : 0;
+		/* it_value 0 would disarm: at least 1 ms */
+		ns = ns < 1000000 ? 1000000 : ns;
+		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
+	}
+	if (timerfd_settime(srv->idle_timer, 0, &its, NULL) < 0)
+		cv_debug("control: idle timer: %s", strerror(errno));
+}
+
+/* The idle timer: close the clients that have sent no complete request
+ * within the idle timeout (a partial line does not count: a client that
+ * trickles bytes is as idle as a silent one). */
+static void on_idle(void *opaque, int fd, uint32_t events)
+{
+	struct ctl_server *srv = opaque;
+	uint64_t ticks, now = cv_now_ns();
+
+	(void)events;
+	if (read(fd, &ticks, sizeof(ticks)) < 0) {
+		/* nothing to read: a timer re-armed since it fired */
+	}
+	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *c = &srv->conns[i];
+
+		if (conn_may_idle(c) && now - c->idle_since >= srv->idle_timeout_ns) {
+			cv_debug("control: closing a client idle for %llu ms",
+				 (unsigned long long)(srv->idle_timeout_ns / 1000000));
+			ctl_conn_close(c);
+		}
+	}
+	idle_arm(srv);
+}
+
 static void on_listen(void *opaque, int fd, uint32_t events)
 {
 	struct ctl_server *srv = opaque;
-	struct ctl_conn *c = NULL;
+	struct ctl_conn *c = free_slot(srv);
 	int cfd;
 
 	(void)events;
-	for (unsigned int i = 0; i < CTL_MAX_CONNS && !c; i++)
-		if (srv->conns[i].fd < 0)
-			c = &srv->conns[i];
 	if (!c) {
-		/* Full: leave the rest in the backlog until a slot frees. */
+		/* Every client busy: leave the rest in the backlog until a
+		 * slot frees. */
 		evloop_del(&srv->vm->loop, fd);
 		srv->accepting = false;
 		return;
@@ -216,7 +309,7 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
-	*c = (struct ctl_conn){ .srv = srv, .fd = cfd };
+	*c = (struct ctl_conn){ .srv = srv, .fd = cfd, .idle_since = cv_now_ns() };
 	if (ctl_linebuf_init(&c->in, CTL_REQUEST_MAX)) {
 		close(cfd);
 		c->fd = -1;
@@ -227,7 +320,9 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 		close(cfd);
 		ctl_linebuf_free(&c->in);
 		c->fd = -1;
+		return;
 	}
+	idle_arm(srv);
 }
 
 /* Send what is pending of the current reply; false if the client broke. */
@@ -267,36 +362,92 @@ static void queue_reply(struct ctl_conn *c, char *line)
 	c->out_off = 0;
 }
 
-static void serve_lines(struct ctl_conn *c)
+/* True when the client has closed its end for good (or shut down both
+ * directions): it will never read a reply. A half-close (SHUT_WR) is not
+ * this; poll reports POLLHUP only once neither direction is left. */
+static bool peer_gone(const struct ctl_conn *c)
 {
-	while (!c->out && !c->waiting && !c->close_after && !c->console) {
-		struct ctl_request req;
-		char err[256], *line;
-		size_t len;
-		int r = ctl_linebuf_take(&c->in, &line, &len);
+	struct pollfd p = { .fd = c->fd };
 
-		if (r == 0)
-			return;
-		if (r < 0) {
-			snprintf(err, sizeof(err), "request larger than %d bytes", CTL_REQUEST_MAX);
-			queue_reply(c, ctl_reply_error(err));
-			c->close_after = true;
-			return;
-		}
-		if (ctl_command_raw(c->srv, c, line, len, &line)) {
-			queue_reply(c, line);
-			continue;
-		}
-		if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
-			queue_reply(c, ctl_reply_error(err));
-			continue;
-		}
-		r = ctl_command(c->srv, c, &req, &line);
-		if (c->waiting)
-			return;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* Carry out the request line for c, its reply queued. */
+static void serve_request(struct ctl_conn *c, char *line, size_t len)
+{
+	struct ctl_request req;
+	char err[256];
+	int r;
+
+	if (ctl_command_raw(c->srv, c, line, len, &line)) {
 		queue_reply(c, line);
-		if (req.cmd == CTL_CMD_CONSOLE && r == 0)
-			ctl_console_attach(c);
+		return;
+	}
+	if (ctl_request_parse(line, len, &req, err, sizeof(err))) {
+		queue_reply(c, ctl_reply_error(err));
+		return;
+	}
+	r = ctl_command(c->srv, c, &req, &line);
+	if (c->waiting)
+		return;
+	queue_reply(c, line);
+	if (req.cmd == CTL_CMD_CONSOLE && r == 0)
+		ctl_console_attach(c);
+}
+
+/* Take the next complete line of c's buffer and carry it out, its reply
+ * queued. 0 when no complete line waits. */
+static int serve_one(struct ctl_conn *c)
+{
+	char err[64], *line;
+	size_t len;
+	int r = ctl_linebuf_take(&c->in, &line, &len);
+
+	if (r == 0)
+		return 0;
+	c->idle_since = cv_now_ns();
+	/* A client that gave up (a cvisor kill that timed out, say) must
+	 * not have its request carried out behind its back, late. */
+	if (peer_gone(c)) {
+		cv_debug("control: dropping the requests of a client that hung up");
+		c->close_after = true;
+		return 1;
+	}
+	if (r < 0) {
+		snprintf(err, sizeof(err), "request larger than %d bytes", CTL_REQUEST_MAX);
+		queue_reply(c, ctl_reply_error(err));
+		c->close_after = true;
+		return 1;
+	}
+	/* The idle timer and a full server leave a running request alone
+	 * (migrate runs the event loop from inside it). */
+	c->busy = true;
+	serve_request(c, line, len);
+	c->busy = false;
+	c->idle_since = cv_now_ns();
+	return 1;
+}
+
+/* Serve every complete line in c's buffer, in order, each reply sent
+ * before the next request is taken: one read may bring several requests
+ * (pipelined, or followed by a half-close), and no further input event
+ * would come for the ones left behind. Stops when a reply has to wait for
+ * EPOLLOUT, a request waits for the guest's end (stop, kill), the
+ * connection turns into a console stream, or no complete line is left.
+ * False when the client broke. */
+static bool serve_lines(struct ctl_conn *c)
+{
+	for (;;) {
+		if (c->out) {
+			if (!ctl_conn_flush(c))
+				return false;
+			if (!c->out)
+				c->idle_since = cv_now_ns();
+		}
+		if (c->out || c->waiting || c->close_after || c->console)
+			return true;
+		if (!serve_one(c))
+			return true;
 	}
 }
 
@@ -310,14 +461,6 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		ctl_console_event(c, events);
 		return;
 	}
-	if ((events & EPOLLOUT) && !ctl_conn_flush(c)) {
-		ctl_conn_close(c);
-		return;
-	}
-	if (!c->out && c->close_after) {
-		ctl_conn_close(c);
-		return;
-	}
 	if (!c->out && !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		char *p;
 		size_t room = ctl_linebuf_room(&c->in, &p);
@@ -328,8 +471,7 @@ static void on_client(void *opaque, int fd, uint32_t events)
 		else if (room && (r == 0 || (errno != EAGAIN && errno != EINTR)))
 			c->eof = true;
 	}
-	serve_lines(c);
-	if (c->out && !ctl_conn_flush(c)) {
+	if (!serve_lines(c)) {
 		ctl_conn_close(c);
 		return;
 	}
@@ -369,6 +511,10 @@ int ctl_server_start(struct ctl_server *srv, struct vm *vm, const struct ctl_hoo
 	if ((r = evloop_add(&vm->loop, srv->listen_fd, EPOLLIN, on_listen, srv)))
 		return r;
 	srv->accepting = true;
+	/* Disarmed until a client connects. */
+	if ((r = evloop_add_timer(&vm->loop, 0, 0, on_idle, srv)) < 0)
+		return r;
+	srv->idle_timer = r;
 	if (con && (r = evloop_add(&vm->loop, con->wake_fd, EPOLLIN, ctl_console_wake, srv)))
 		return r;
 	return 0;
@@ -427,6 +573,7 @@ void ctl_server_shutdown(struct ctl_server *srv)
 	}
 	drop_timer(l, &srv->stop_timer);
 	drop_timer(l, &srv->retry_fd);
+	drop_timer(l, &srv->idle_timer);
 	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
 		struct ctl_conn *c = &srv->conns[i];
 
@@ -453,6 +600,9 @@ void ctl_server_close(struct ctl_server *srv)
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
+	if (srv->idle_timer >= 0)
+		close(srv->idle_timer);
+	srv->idle_timer = -1;
 	/* Release the name before answering, so that a script's next
 	 * `cvisor run --name` after `cvisor stop` finds it free. */
 	if (srv->lock_fd >= 0) {

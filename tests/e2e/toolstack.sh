@@ -74,6 +74,9 @@ t_run 10 "$CVISOR" ctl "$A" '{"cmd":"frobnicate"}'
 t_expect_err "unknown command" 1 'unknown command "frobnicate"'
 t_run 10 "$CVISOR" ctl "$A" '{"cmd":"stop","timeout":"soon"}'
 t_expect_err "bad argument" 1 '"timeout" must be an integer'
+# json-c would read "kill\u0000x" as "kill": one error reply, nothing killed.
+t_run 10 "$CVISOR" ctl "$A" '{"cmd":"kill\u0000x"}'
+t_expect_err "a NUL in a request's string" 1 'a NUL character .* is not allowed at byte 12'
 head -c 70000 /dev/zero | tr '\0' ' ' >"$T_TMP/big"
 timeout 10 "$CVISOR" ctl "$A" - <"$T_TMP/big" >"$T_TMP/out" 2>"$T_TMP/err"
 T_RC=$? T_ERR=$(cat "$T_TMP/err")
@@ -96,6 +99,66 @@ if [ "$ok" = 20 ]; then
 	t_pass "20 concurrent clients"
 else
 	t_fail "20 concurrent clients" "$ok of 20 answered; e.g. $(cat "$T_TMP/c1.out")"
+fi
+
+# ---- pipelined requests: one reply each, in order ----
+CTLC="python3 tests/e2e/ctl_client.py"
+three='{"cmd":"one"}\n{"cmd":"info"}\n{"cmd":"three"}\n'
+for how in "" --half-close; do
+	out=$(timeout 10 $CTLC send "$CVISOR_RUN_DIR/$A.sock" "$three" --lines 3 $how 2>&1)
+	if [ "$(printf '%s\n' "$out" | wc -l)" = 3 ] &&
+		printf '%s\n' "$out" | sed -n 1p | grep -q 'unknown command \\"one\\"' &&
+		printf '%s\n' "$out" | sed -n 2p | grep -q "^{\"ok\":true,\"name\":\"$A\"" &&
+		printf '%s\n' "$out" | sed -n 3p | grep -q 'unknown command \\"three\\"'; then
+		t_pass "three pipelined requests ${how:-in one write}: three replies in order"
+	else
+		t_fail "three pipelined requests ${how:-in one write}" "$(printf '%s' "$out" | head -c 400)"
+	fi
+done
+
+# ---- idle clients: the idle timeout, kill and info with every slot taken ----
+# ${P}quiet's one silent client is closed after the idle timeout (10 s);
+# checked at the end of the suite, which runs on meanwhile.
+Q=${P}quiet I=${P}hup
+if start "$Q" echo; then
+	timeout 30 $CTLC hold "$CVISOR_RUN_DIR/$Q.sock" 1 --timeout 20 >"$T_TMP/quiet" 2>&1 &
+	quietjob=$!
+fi
+# A kill written by a client that hangs up before the monitor reads it (the
+# monitor is stopped meanwhile) is dropped, not carried out late.
+if start "$I" echo; then
+	ipid=$(pid_of "$I")
+	kill -STOP "$ipid"
+	timeout 10 $CTLC send "$CVISOR_RUN_DIR/$I.sock" '{"cmd":"kill"}\n' --hang-up
+	kill -CONT "$ipid"
+	t_run 10 "$CVISOR" info "$I"
+	rc1=$T_RC
+	t_run 10 "$CVISOR" info "$I"
+	if [ "$rc1" = 0 ] && [ "$T_RC" = 0 ] && kill -0 "$ipid" 2>/dev/null; then
+		t_pass "a kill from a client that hung up is dropped"
+	else
+		t_fail "a kill from a client that hung up is dropped" "info: $rc1, $T_RC: $T_ERR"
+	fi
+	"$CVISOR" kill "$I" 2>/dev/null
+fi
+# 20 clients that never send a byte: info and kill still get through.
+I=${P}slots
+if start "$I" echo; then
+	ipid=$(pid_of "$I")
+	timeout 30 $CTLC hold "$CVISOR_RUN_DIR/$I.sock" 20 --timeout 20 >"$T_TMP/hold" 2>&1 &
+	holdjob=$!
+	for i in $(seq 100); do grep -q '^connected' "$T_TMP/hold" && break; sleep 0.1; done
+	t_run 5 "$CVISOR" info "$I"
+	rc1=$T_RC
+	t_run 5 "$CVISOR" kill "$I"
+	if [ "$rc1" = 0 ] && [ "$T_RC" = 0 ] && gone "$I" "$ipid"; then
+		t_pass "info and kill with 20 idle clients holding the slots"
+	else
+		t_fail "info and kill with 20 idle clients holding the slots" \
+			"info: $rc1, kill: $T_RC $T_ERR; $(head -c 200 "$T_TMP/hold")"
+	fi
+	kill "$holdjob" 2>/dev/null
+	wait "$holdjob" 2>/dev/null
 fi
 
 # ---- pause and resume ----
@@ -132,8 +195,9 @@ fi
 # ---- console: replay, live output, two readers at once ----
 c0=$(last_count "$A")
 timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con1" 2>&1 &
+con1job=$!
 timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con2" 2>&1 &
-wait
+wait "$con1job" "$!" # not the idle client of ${P}quiet
 why=""
 for f in con1 con2; do
 	first=$(sed -n 's/^count \([0-9]*\).*/\1/p' "$T_TMP/$f" | head -n 1)
@@ -257,6 +321,38 @@ else
 	t_fail "SIGTERM removes the socket" "$(ls "$CVISOR_RUN_DIR")"
 fi
 
+# ---- ls by a user who may not use a guest's socket ----
+# The run directory may be read by all; the socket is root's, 0600.
+PD=$(mktemp -d /tmp/cvisor-perm.XXXXXX) && chmod 755 "$PD"
+t_run 10 env CVISOR_RUN_DIR="$PD" "$CVISOR" run -d --name "${P}perm" --kernel "$GUESTS/echo.elf"
+ppid=$(CVISOR_RUN_DIR=$PD pid_of "${P}perm")
+[ -z "$ppid" ] || T_PIDS+=("$ppid")
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	t_skip "ls without permission for a socket" "needs root and setpriv"
+elif [ -z "$ppid" ]; then
+	t_fail "ls without permission for a socket" "the guest did not start: $T_ERR"
+else
+	nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups env CVISOR_RUN_DIR="$PD")
+	t_run 10 "${nobody[@]}" "$CVISOR" ls
+	if printf '%s\n' "$T_OUT" | grep -Eq "^${P}perm +- +permission denied "; then
+		t_expect_err "ls without permission for a socket says so, status 1" 1 \
+			"ls: 1 guest in $PD: permission denied \\(run cvisor as the user who started it"
+	else
+		t_fail "ls without permission for a socket says so" "exit $T_RC: $T_OUT $T_ERR"
+	fi
+	t_run 10 "${nobody[@]}" "$CVISOR" ls --json
+	if [ "$T_RC" = 1 ] && printf '%s' "$T_OUT" |
+		grep -q "\"name\":\"${P}perm\",\"state\":\"permission denied\""; then
+		t_pass "ls --json without permission"
+	else
+		t_fail "ls --json without permission" "exit $T_RC: $T_OUT $T_ERR"
+	fi
+	t_run 10 "${nobody[@]}" "$CVISOR" info "${P}perm"
+	t_expect_err "info without permission" 1 "${P}perm.sock: permission denied"
+fi
+env CVISOR_RUN_DIR="$PD" "$CVISOR" kill "${P}perm" >/dev/null 2>&1
+rm -rf "$PD"
+
 # ---- a named guest in the foreground: console on stdout, socket served ----
 F=${P}fg
 timeout -k 5 30 "$CVISOR" run --name "$F" --kernel "$GUESTS/counter.elf" </dev/null \
@@ -305,6 +401,9 @@ t_expect_err "unknown key in a config file" 2 'key.json: unknown key "cpu"'
 printf '{"kernel": "k", "cpus": 99}\n' >"$T_TMP/val.json"
 t_run 10 "$CVISOR" run --config "$T_TMP/val.json"
 t_expect_err "bad value in a config file" 2 'val.json: cpus 99: must be'
+printf '{"kernel": "k", "cpus\\u0000zzz": 2}\n' >"$T_TMP/nul.json"
+t_run 10 "$CVISOR" run --config "$T_TMP/nul.json"
+t_expect_err "a NUL in a config file's key" 2 'nul.json:1:22: malformed JSON: a NUL character'
 t_run 10 "$CVISOR" run --config "$T_TMP/none.json"
 t_expect_err "missing config file" 2 'none.json: No such file'
 
@@ -398,6 +497,16 @@ if start "${P}cap" burn --cpu-cap 50 && start "${P}cap5" burn --cpu-cap 5 &&
 fi
 for g in cap cap5 free; do "$CVISOR" kill "${P}$g" 2>/dev/null; done
 
+if [ -n "${quietjob:-}" ]; then
+	wait "$quietjob"
+	t=$(sed -n 's/^closed 0 after \([0-9]*\)\..*/\1/p' "$T_TMP/quiet")
+	if [ -n "$t" ] && [ "$t" -ge 9 ] && [ "$t" -le 13 ]; then
+		t_pass "a silent client is closed after the idle timeout (${t} s)"
+	else
+		t_fail "a silent client is closed after the idle timeout" "$(cat "$T_TMP/quiet")"
+	fi
+	"$CVISOR" kill "$Q" 2>/dev/null
+fi
 "$CVISOR" kill "$A" 2>/dev/null
 t_run 10 "$CVISOR" ls
 if [ "$(printf '%s\n' "$T_OUT" | wc -l)" = 1 ] && ! ls "$CVISOR_RUN_DIR"/*.sock >/dev/null 2>&1; then

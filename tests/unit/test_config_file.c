@@ -142,7 +142,10 @@ static void test_bad_keys(void **state)
 		{ "{\"kernel\":\"k\",\"cpu_affinity\":\"1-0\"}",
 		  "cpu_affinity 1-0: not a CPU list" },
 		{ "{\"kernel\":\"k\",\"emulated_host\":\"x\"}", "emulated_host x: must be auto" },
-		{ "{\"kernel\":\"k\\u0000x\"}", "kernel: contains a NUL" },
+		/* NULs are refused in the text: json-c would read the key as
+		 * "cpus" and the value as "k" (issue 10). */
+		{ "{\"kernel\":\"k\\u0000x\"}", "g.json:1:13: malformed JSON: a NUL character" },
+		{ "{\"kernel\":\"k\",\"cpus\\u0000zzz\":2}", "g.json:1:20: malformed JSON: a NUL" },
 	};
 	struct vm_config c = { 0 };
 	char err[256];

@@ -118,10 +118,43 @@ static void test_bad_requests(void **state)
 		if (!strstr(err, bad[i].want))
 			fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i].want);
 	}
-	/* an embedded NUL ends nothing: the rest is garbage */
-	assert_int_equal(ctl_request_parse("{\"cmd\":\"info\"}\0x", 16, &r, err, sizeof(err)),
-			 -EINVAL);
-	assert_non_null(strstr(err, "unexpected text"));
+}
+
+/* A NUL in a string (issue 10): json-c would cut "kill\u0000x" to "kill"
+ * and a key "timeout\u0000x" to "timeout"; both are refused, with the
+ * byte where the escape starts. An escaped backslash before "u0000" is no
+ * NUL, and neither is a zero byte's text in a value. */
+static void test_embedded_nul(void **state)
+{
+	static const struct {
+		const char *line;
+		size_t len;
+		const char *want;
+	} bad[] = {
+		{ "{\"cmd\":\"kill\\u0000x\"}", 0,
+		  "NUL character (\\u0000 or a zero byte) is not "
+		  "allowed at byte 12" },
+		{ "{\"cmd\":\"stop\",\"timeout\\u0000x\":5}", 0, "NUL character" },
+		{ "{\"cmd\\u0000\":\"kill\"}", 0, "NUL character" },
+#define ZERO_BYTE(text) text, sizeof(text) - 1
+		{ ZERO_BYTE("{\"cmd\":\"kill\0x\"}"), "NUL character" },
+		{ ZERO_BYTE("{\"cmd\":\"info\"}\0x"), "NUL character" },
+#undef ZERO_BYTE
+	};
+	struct ctl_request r;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].line);
+
+		assert_int_equal(ctl_request_parse(bad[i].line, len, &r, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, bad[i].want))
+			fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i].want);
+	}
+	assert_int_equal(parse("{\"cmd\":\"save\",\"path\":\"/a\\\\u0000\"}", &r, err), 0);
+	assert_string_equal(r.path, "/a\\u0000");
 }
 
 static void test_request_limit(void **state)
@@ -376,7 +409,7 @@ int main(void)
 		cmocka_unit_test(test_request_limit), cmocka_unit_test(test_format_roundtrip),
 		cmocka_unit_test(test_replies),	      cmocka_unit_test(test_linebuf),
 		cmocka_unit_test(test_cpulist),	      cmocka_unit_test(test_names),
-		cmocka_unit_test(test_console_ring),
+		cmocka_unit_test(test_console_ring),  cmocka_unit_test(test_embedded_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

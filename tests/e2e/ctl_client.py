@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""ctl_client.py - raw clients of a guest's control socket for the hostile
+cases of tests/e2e/toolstack.sh, which the cvisor client cannot play:
+
+  send SOCK DATA [--half-close] [--hang-up] [--lines N] [--timeout S]
+      one connection: write DATA ("\\n" escapes allowed) in one send, then
+      shutdown(SHUT_WR) (--half-close) or close at once (--hang-up); print
+      what the server sends until N lines (default: until it closes), or S
+      seconds (default 5) pass.
+  hold SOCK N [--timeout S]
+      N connections that never send a byte. Prints "connected N" once all
+      are connected, then for each one the server closes "closed I after T"
+      (seconds since connecting); ends when all are closed, or after S
+      seconds (default 30) with "open K".
+"""
+import argparse
+import select
+import socket
+import sys
+import time
+
+
+def send(a):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(a.sock)
+    s.sendall(a.data.encode().decode("unicode_escape").encode("latin-1"))
+    if a.hang_up:
+        s.close()
+        return 0
+    if a.half_close:
+        s.shutdown(socket.SHUT_WR)
+    got = b""
+    end = time.monotonic() + a.timeout
+    while time.monotonic() < end and (not a.lines or got.count(b"\n") < a.lines):
+        r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+        if not r:
+            break
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    sys.stdout.write(got.decode(errors="replace"))
+    return 0
+
+
+def hold(a):
+    conns = {}
+    for i in range(a.n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(a.sock)
+        conns[s] = (i, time.monotonic())
+    print("connected %d" % a.n, flush=True)
+    end = time.monotonic() + a.timeout
+    while conns and time.monotonic() < end:
+        r, _, _ = select.select(list(conns), [], [], max(0.0, end - time.monotonic()))
+        for s in r:
+            if s.recv(4096) == b"":
+                i, t0 = conns.pop(s)
+                print("closed %d after %.1f" % (i, time.monotonic() - t0), flush=True)
+                s.close()
+    if conns:
+        print("open %d" % len(conns), flush=True)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="verb", required=True)
+    s = sub.add_parser("send")
+    s.add_argument("sock")
+    s.add_argument("data")
+    s.add_argument("--half-close", action="store_true")
+    s.add_argument("--hang-up", action="store_true")
+    s.add_argument("--lines", type=int, default=0)
+    s.add_argument("--timeout", type=float, default=5)
+    h = sub.add_parser("hold")
+    h.add_argument("sock")
+    h.add_argument("n", type=int)
+    h.add_argument("--timeout", type=float, default=30)
+    a = p.parse_args()
+    return send(a) if a.verb == "send" else hold(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
