@@ -3,11 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cvisor/error.h"
 
@@ -171,4 +173,53 @@ int cv_error_report(const struct cv_error *e, const char *context)
 	else
 		cv_err("%s: %s", context, strerror(e->code < 0 ? -e->code : EIO));
 	return e->status ? (int)e->status : CV_EXIT_FAIL;
+}
+
+static int errno_why(const char **why)
+{
+	int en = errno;
+
+	*why = strerror(en);
+	return -en;
+}
+
+/* Why the file open at f may not be read as a user-named input: 0 or
+ * -errno with *why set (cv_open_regular). */
+static int check_regular(int f, unsigned int opts, struct stat *st, const char **why)
+{
+	int fl;
+
+	if (fstat(f, st) < 0 || (fl = fcntl(f, F_GETFL)) < 0)
+		return errno_why(why);
+	if (S_ISDIR(st->st_mode)) {
+		*why = "is a directory";
+		return -EISDIR;
+	}
+	if (!S_ISREG(st->st_mode) && !(S_ISBLK(st->st_mode) && (opts & CV_OPEN_BLOCKDEV))) {
+		*why = opts & CV_OPEN_BLOCKDEV ? "not a regular file or block device"
+					       : "not a regular file";
+		return -EINVAL;
+	}
+	if ((opts & CV_OPEN_NONEMPTY) && S_ISREG(st->st_mode) && st->st_size == 0) {
+		*why = "file is empty";
+		return -ENODATA;
+	}
+	/* Reads from here on may wait, as for any file. */
+	return fcntl(f, F_SETFL, fl & ~O_NONBLOCK) < 0 ? errno_why(why) : 0;
+}
+
+int cv_open_regular(const char *path, int flags, unsigned int opts, int *fd, struct stat *st,
+		    const char **why)
+{
+	int f = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), r;
+
+	*fd = -1;
+	if (f < 0)
+		return errno_why(why);
+	if ((r = check_regular(f, opts, st, why))) {
+		close(f);
+		return r;
+	}
+	*fd = f;
+	return 0;
 }

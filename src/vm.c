@@ -38,23 +38,17 @@ struct file_map {
 static int map_file(const char *what, const char *path, struct file_map *m, struct cv_error *e)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *why;
+	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 	void *p;
 
-	if (fd < 0)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: not a regular file", what, path);
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: file is empty", what, path);
-	}
+	if (r)
+		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, why);
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
+		return cv_fail(e, CV_EXIT_USAGE, -errno, "--%s %s: %s", what, path,
+			       strerror(errno));
 	m->data = p;
 	m->len = (size_t)st.st_size;
 	return 0;

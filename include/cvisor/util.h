@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define CV_MUST __attribute__((warn_unused_result))
 #define CV_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -41,6 +42,21 @@ uint64_t cv_now_ns(void);
  * value may carry, become spaces) and return r: the error helpers of the
  * parsers and loaders, `return cv_errf(err, errlen, -EINVAL, ...)`. */
 int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...) CV_PRINTF(4, 5);
+
+/* What cv_open_regular accepts besides a regular file, and refuses. */
+#define CV_OPEN_BLOCKDEV 1u /* a block device too (disk images) */
+#define CV_OPEN_NONEMPTY 2u /* refuse a file of 0 bytes */
+
+/* Open a file the user named (kernel, initrd, --config, snapshot, FILE.mem,
+ * disk image) with flags (O_RDONLY or O_RDWR; O_CLOEXEC is added) without
+ * blocking on it: a FIFO would wait for a writer forever, so the open is
+ * O_NONBLOCK (cleared again after), and what was opened must be a regular
+ * file (or a block device with CV_OPEN_BLOCKDEV) before anyone reads it.
+ * 0 with *fd and its *st; else -errno with *why the phrase to print after
+ * "PATH: ": -EISDIR "is a directory", -EINVAL "not a regular file",
+ * -ENODATA "file is empty" (CV_OPEN_NONEMPTY), or open(2)'s strerror. */
+int cv_open_regular(const char *path, int flags, unsigned int opts, int *fd, struct stat *st,
+		    const char **why) CV_MUST;
 
 /* Little-endian fields of n bytes (n <= 8) in byte buffers: firmware
  * tables, boot structures, file and wire formats. */

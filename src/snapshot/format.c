@@ -202,12 +202,12 @@ int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size
 	const uint8_t *payload;
 	uint8_t *buf;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	const char *why;
+	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 
-	if (fd < 0)
-		return cv_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > SNAP_MAX_PAYLOAD + SNAP_HEADER_SIZE) {
+	if (r)
+		return cv_errf(err, errlen, r, "%s: %s", path, why);
+	if ((uint64_t)st.st_size > SNAP_MAX_PAYLOAD + SNAP_HEADER_SIZE) {
 		close(fd);
 		return cv_errf(err, errlen, -EINVAL, "%s: not a snapshot file", path);
 	}

@@ -96,14 +96,14 @@ int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *er
 {
 	char mem[PATH_MAX];
 	struct stat st;
-	int fd;
+	const char *why;
+	int fd, r;
 
 	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem))
 		return cv_errf(err, errlen, -EINVAL, "file name too long");
-	fd = open(mem, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cv_errf(err, errlen, -errno, "its memory file %s: %s", mem, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram) {
+	if ((r = cv_open_regular(mem, O_RDONLY, 0, &fd, &st, &why)))
+		return cv_errf(err, errlen, r, "its memory file %s: %s", mem, why);
+	if ((uint64_t)st.st_size != ram) {
 		close(fd);
 		return cv_errf(err, errlen, -EINVAL,
 			       "its memory file %s is not a regular file of %llu bytes (truncated, "

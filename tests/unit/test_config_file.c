@@ -215,7 +215,7 @@ static void test_toolstack_flags(void **state)
 	assert_non_null(strstr(err, "--cpu-affinity 0-: not a CPU list"));
 	/* the flags name the file, which must exist (test_config.c: the merge) */
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--config", "/nonexistent/f.json"),
-			 -EINVAL);
+			 -ENOENT);
 	assert_non_null(strstr(err, "--config /nonexistent/f.json: No such file"));
 	config_free(&c);
 }
