@@ -44,6 +44,7 @@ t_expect_err "unknown command" 2 'unknown command'
 mkfifo "$T_TMP/fifo"
 mkdir "$T_TMP/dir"
 : >"$T_TMP/empty"
+printf 'null\n' >"$T_TMP/null.json"
 special() { # special KIND FLAGS...: the file of KIND is the last flag's value
 	case $1 in
 	fifo) echo "$T_TMP/fifo" ;;
@@ -72,6 +73,8 @@ for kind in fifo dir zero empty; do
 	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$f,readonly"
 	t_expect_err "--disk $kind,readonly" 2 "^cvisor: $f: $why\$"
 done
+t_run 10 "$CVISOR" run --config "$T_TMP/null.json"
+t_expect_err "config file holding null" 2 "^cvisor: $T_TMP/null.json: the top level must be a JSON object"
 
 # No /dev/kvm: a private mount namespace with an empty /dev.
 if unshare -m true 2>/dev/null; then

@@ -114,7 +114,11 @@ static void test_malformed(void **state)
 		config_free(&c);
 	}
 	assert_int_equal(apply(&c, "[1, 2]", err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "one JSON object"));
+	assert_non_null(strstr(err, "the top level must be a JSON object"));
+	config_free(&c);
+	/* json-c's "success" with no object used to be the message */
+	assert_int_equal(apply(&c, "null", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the top level must be a JSON object"));
 	config_free(&c);
 }
 
