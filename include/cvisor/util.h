@@ -58,6 +58,28 @@ int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...) CV_PRINTF(4, 
 int cv_open_regular(const char *path, int flags, unsigned int opts, int *fd, struct stat *st,
 		    const char **why) CV_MUST;
 
+/* A new file that replaces another when complete: the snapshot's files. */
+struct cv_tmpfile {
+	int fd;	       /* write here */
+	int dirfd;     /* the directory of the file it replaces */
+	char name[64]; /* its name in dirfd once it has one, else "" */
+};
+
+/* Create t's file in the directory of path, so that nobody can have
+ * planted it there (a symlink named like it, in a world-writable
+ * directory, would send root's data elsewhere): O_TMPFILE, nameless until
+ * cv_tmpfile_commit; where the filesystem lacks O_TMPFILE, a random name
+ * created O_EXCL, which never follows a symlink. 0 or -errno. */
+int cv_tmpfile_open(struct cv_tmpfile *t, const char *path) CV_MUST;
+
+/* fsync t's file, give it a fresh name (linkat, which never replaces
+ * anything) if it has none, rename it over path, fsync the directory and
+ * close. On failure nothing of it is left. 0 or -errno. */
+int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path) CV_MUST;
+
+/* Drop an uncommitted t: close it and remove its name if it has one. */
+void cv_tmpfile_abort(struct cv_tmpfile *t);
+
 /* Little-endian fields of n bytes (n <= 8) in byte buffers: firmware
  * tables, boot structures, file and wire formats. */
 static inline void cv_put_le(uint8_t *p, uint64_t v, unsigned int n)

@@ -165,8 +165,8 @@ int snap_next_section(const uint8_t *p, size_t len, size_t *pos, struct snap_sec
 int snap_file_write(const char *path, const struct state_buf *payload)
 {
 	uint8_t h[SNAP_HEADER_SIZE] = { 0 };
-	char tmp[4096];
-	int fd, r = 0;
+	struct cv_tmpfile t;
+	int r;
 
 	if (payload->err)
 		return payload->err;
@@ -179,21 +179,16 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	cv_put_le(h + 16, payload->len, 8);
 	cv_put_le(h + 24, cv_crc32(0, payload->data, payload->len), 4);
 	cv_put_le(h + 28, cv_crc32(0, h, 28), 4);
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
-	    write(fd, payload->data, payload->len) != (ssize_t)payload->len || fsync(fd) < 0)
+	/* Not FILE.tmp: a name someone may have planted (util.h). */
+	if ((r = cv_tmpfile_open(&t, path)))
+		return r;
+	if (write(t.fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
+	    write(t.fd, payload->data, payload->len) != (ssize_t)payload->len) {
 		r = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		unlink(tmp);
-	return r;
+		cv_tmpfile_abort(&t);
+		return r;
+	}
+	return cv_tmpfile_commit(&t, path);
 }
 
 int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)

@@ -78,17 +78,14 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 	return r;
 }
 
-int snapshot_mem_file_write(struct vm *vm, const char *tmp, uint64_t *written)
+int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written)
 {
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
+	int r;
 
-	if (fd < 0)
-		return -errno;
-	r = snapshot_mem_write(&vm->mem, fd, written);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && !r)
-		r = -errno;
+	if ((r = cv_tmpfile_open(t, mem)))
+		return r;
+	if ((r = snapshot_mem_write(&vm->mem, t->fd, written)))
+		cv_tmpfile_abort(t);
 	return r;
 }
 

@@ -130,6 +130,39 @@ if start "$K" counter --memory 64M && wait_count "$K" 3; then
 	timeout 10 "$CVISOR" kill "$K2" >/dev/null 2>&1
 fi
 
+# ---- save into a world-writable sticky directory: another user's
+# symlinks named like the temporaries (FILE.tmp, FILE.mem.tmp, as cvisor
+# once used) or like the files themselves must not make root write
+# through them ----
+if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+	chmod 711 "$T_TMP"
+	W=$T_TMP/world
+	mkdir "$W" && chmod 1777 "$W"
+	printf 'precious\n' >"$T_TMP/victim" && chmod 600 "$T_TMP/victim"
+	for f in y.tmp y.mem.tmp y y.mem; do
+		setpriv --reuid=65534 --regid=65534 --clear-groups ln -s "$T_TMP/victim" "$W/$f"
+	done
+	planted=$(find "$W" -type l -user 65534 | wc -l)
+	Y=${P}y
+	if [ "$planted" = 4 ] && start "$Y" counter --memory 32M && wait_count "$Y" 2; then
+		t_run 30 "$CVISOR" save "$Y" "$W/y"
+		last=$(last_count "$Y")
+		if [ "$T_RC" = 0 ] && [ "$(cat "$T_TMP/victim")" = precious ] &&
+			[ ! -L "$W/y" ] && [ ! -L "$W/y.mem" ] && [ -z "$(find "$W" -name '.cvisor-*')" ]; then
+			t_pass "save beside another user's planted symlinks writes none of them"
+		else
+			t_fail "save beside planted symlinks" "exit $T_RC ($T_ERR); victim: $(head -c 40 "$T_TMP/victim" | od -c | head -2); $(ls -la "$W")"
+		fi
+		Y2=${P}y2
+		restore "$Y2" "$W/y" && continues "$Y2" "$last" "the snapshot saved beside planted symlinks"
+		timeout 10 "$CVISOR" kill "$Y2" >/dev/null 2>&1
+	else
+		t_fail "save beside planted symlinks" "planted $planted symlinks as nobody, or the guest did not start"
+	fi
+else
+	t_skip "save beside planted symlinks" "needs root and setpriv"
+fi
+
 # ---- a save that cannot be written ----
 U=${P}u
 if start "$U" counter --memory 32M && wait_count "$U" 2; then
