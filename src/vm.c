@@ -18,6 +18,7 @@
 #include "cvisor/acpi.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
+#include "cvisor/snapshot.h"
 #include "cvisor/syscall_shim.h"
 #include "cvisor/vcpu.h"
 #include "cvisor/x86.h"
@@ -130,7 +131,16 @@ void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg)
 {
 	int expected = VM_RUNNING;
 	uint64_t one = 1;
+	char lost[sizeof(vm->stop_msg)];
 
+	/* A guest whose memory file was cut under it fails in whatever way
+	 * it touches the lost pages (KVM_RUN's EFAULT, a triple fault): say
+	 * what happened instead. */
+	if ((why == VM_STOP_CRASH || why == VM_STOP_INTERNAL || why == VM_STOP_HOST) &&
+	    snapshot_mem_lost(vm, lost, sizeof(lost))) {
+		why = VM_STOP_MEMFILE;
+		msg = lost;
+	}
 	if (!atomic_compare_exchange_strong(&vm->stop, &expected, (int)why))
 		return;
 	if (msg)
@@ -429,6 +439,9 @@ int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, st
 
 	if ((r = create_machine(vm, cfg, mem_fd, e)))
 		return r;
+	if (vm->mem.file_backed && (r = snapshot_mem_guard(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "guarding the guest's memory file: %s",
+			       strerror(-r));
 	if ((r = x86_cpuid_init(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	/* No entry registers: the vCPU state comes from the snapshot. */
@@ -540,6 +553,8 @@ int vm_exit_status(const struct vm *vm)
 		return CV_EXIT_GUEST_CRASH;
 	case VM_STOP_INTERNAL:
 		return CV_EXIT_INTERNAL;
+	case VM_STOP_MEMFILE:
+		return CV_EXIT_MEMFILE;
 	default:
 		return CV_EXIT_FAIL;
 	}

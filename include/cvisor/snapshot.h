@@ -121,4 +121,21 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
 		  int *mem_fd, char *err, size_t errlen) CV_MUST;
 
+/* A restored guest's RAM maps FILE.mem copy-on-write, and whoever may
+ * write that file can truncate it under the guest: the pages past the new
+ * end are gone, and touching one is SIGBUS for the monitor, EFAULT from
+ * KVM_RUN, or a guest that crashes. Take that over for vm (RAM mapped with
+ * guest_mem_init_file; one such VM per process): a SIGBUS on its RAM puts
+ * a page of zeros where the lost one was (so that the access completes)
+ * and stops the guest with VM_STOP_MEMFILE and the line of
+ * snapshot_mem_lost, so that the monitor ends it as any other (exit status
+ * CV_EXIT_MEMFILE, socket and lock removed). Any other SIGBUS stays
+ * fatal. 0 or -errno. */
+int snapshot_mem_guard(struct vm *vm) CV_MUST;
+
+/* Whether the memory file vm's RAM maps (snapshot_mem_guard) is now
+ * shorter than the RAM or was rewritten: true with the line for the user
+ * in msg ("guest memory file X was truncated under the guest"). */
+bool snapshot_mem_lost(const struct vm *vm, char *msg, size_t len);
+
 #endif

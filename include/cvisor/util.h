@@ -18,6 +18,7 @@ enum cv_exit {
 	CV_EXIT_USAGE = 2,	 /* bad input: flags, files, sizes */
 	CV_EXIT_GUEST_CRASH = 3, /* triple fault / shutdown exit */
 	CV_EXIT_INTERNAL = 4,	 /* unrecoverable KVM internal or emulation error */
+	CV_EXIT_MEMFILE = 5,	 /* a restored guest's FILE.mem was truncated under it */
 };
 
 /* Print "cvisor: <msg>" to stderr. One line, the user-facing form. */

@@ -6,9 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,4 +112,86 @@ int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *er
 	}
 	*mem_fd = fd;
 	return 0;
+}
+
+/* ---- a restored guest's FILE.mem, truncated under it ---- */
+
+/* What the SIGBUS handler needs, set before it is installed. */
+static struct {
+	struct vm *vm;
+	uint8_t *lo, *hi; /* the RAM mapping */
+	uintptr_t page_mask;
+	struct timespec mtime; /* the file's when it was mapped */
+	char path[PATH_MAX];
+	char msg[sizeof(((struct vm *)0)->stop_msg)]; /* the line, for the handler */
+} guard;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	uint8_t *a = si->si_addr;
+	struct vm *vm = guard.vm;
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	(void)uctx;
+	if (!vm || si->si_code != BUS_ADRERR || a < guard.lo || a >= guard.hi) {
+		/* Not ours: fatal as without a handler, once we return. */
+		signal(sig, SIG_DFL);
+		return;
+	}
+	/* Zeros where the lost page was: the access completes, the guest is
+	 * stopped before it can make much of it. mmap is a plain system call,
+	 * fine in a handler; the rest is an atomic, a copy and write(2). */
+	if (mmap((void *)((uintptr_t)a & guard.page_mask), ~guard.page_mask + 1,
+		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		 -1, 0) == MAP_FAILED) {
+		signal(sig, SIG_DFL);
+		return;
+	}
+	if (atomic_compare_exchange_strong(&vm->stop, &expected, VM_STOP_MEMFILE)) {
+		memcpy(vm->stop_msg, guard.msg, sizeof(guard.msg));
+		if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+			/* The eventfd cannot be full after one write. */
+		}
+	}
+}
+
+int snapshot_mem_guard(struct vm *vm)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+	char self[64];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", vm->mem.file_fd);
+	n = readlink(self, guard.path, sizeof(guard.path) - 1);
+	guard.path[n > 0 ? n : 0] = '\0';
+	if (fstat(vm->mem.file_fd, &st) < 0)
+		return -errno;
+	guard.mtime = st.st_mtim;
+	guard.lo = vm->mem.base;
+	guard.hi = vm->mem.base + vm->mem.map_size;
+	guard.page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+	(void)cv_errf(guard.msg, sizeof(guard.msg), 0,
+		      "guest memory file %s was truncated under the guest", guard.path);
+	guard.vm = vm;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+bool snapshot_mem_lost(const struct vm *vm, char *msg, size_t len)
+{
+	struct stat st;
+
+	if (guard.vm != vm || fstat(vm->mem.file_fd, &st) < 0)
+		return false;
+	if ((uint64_t)st.st_size < vm->mem.map_size)
+		snprintf(msg, len, "%s", guard.msg);
+	else if (st.st_mtim.tv_sec != guard.mtime.tv_sec ||
+		 st.st_mtim.tv_nsec != guard.mtime.tv_nsec)
+		(void)cv_errf(msg, len, 0, "guest memory file %s was changed under the guest",
+			      guard.path);
+	else
+		return false;
+	return true;
 }
