@@ -8,7 +8,8 @@
  *   header (32 bytes)
  *     0   u8[8]  magic "CVISNAP\0"
  *     8   u16    major (1)   a reader refuses any other major
- *     10  u16    minor (0)   a reader takes minors up to its own
+ *     10  u16    minor (1)   a reader takes minors up to its own (1.1 adds
+ *                            MEMFILE; 1.0 files, without it, still load)
  *     12  u32    header size (32)
  *     16  u64    payload length (at most 64 MiB)
  *     24  u32    CRC-32 of the payload (crc32.h)
@@ -66,6 +67,13 @@
  *   transport (0 pci, 1 mmio), the transport's state (virtio_pci_save /
  *   virtio_mmio_save), then virtio_dev_save (common part, queues, the
  *   device's own).
+ * MEMFILE (id 6, version 1; format 1.1, last, written by `cvisor save`
+ *   only: a migration has no FILE.mem): u64 pages, u32 crc: FILE.mem's
+ *   digest (struct snapshot_mem_digest): the number of its pages that are
+ *   not all zeros, and the CRC-32 over each of them, in offset order, of
+ *   its u64 offset then its bytes. A restore reads FILE.mem's data extents
+ *   (SEEK_DATA) and refuses a file whose digest differs, such as a
+ *   right-sized file of zeros; a snapshot without MEMFILE is not checked.
  *
  * Loading checks every section's version (this cvisor reads version 1 of
  * each, and 1 and 2 of MACHINE and CONFIG), that each is consumed exactly, and that

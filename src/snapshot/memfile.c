@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/crc32.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/ramwalk.h"
 #include "cvisor/snapshot_format.h"
@@ -41,6 +42,16 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Fold the page at offset off, which holds data, into d. */
+static void digest_page(struct snapshot_mem_digest *d, const uint8_t *page, uint64_t off)
+{
+	uint8_t le[8];
+
+	cv_put_le64(le, off);
+	d->crc = cv_crc32(cv_crc32(d->crc, le, sizeof(le)), page, PAGE);
+	d->pages++;
+}
+
 /* Pages [first, first + n) of the mapping to the same offsets in fd. */
 static int write_run(const struct guest_mem *gm, int fd, uint64_t first, uint64_t n,
 		     uint64_t *written)
@@ -49,13 +60,15 @@ static int write_run(const struct guest_mem *gm, int fd, uint64_t first, uint64_
 	return pwrite_all(fd, gm->base + first * PAGE, n * PAGE, first * PAGE);
 }
 
-int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
+int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written,
+		       struct snapshot_mem_digest *digest)
 {
 	struct ramwalk w;
 	uint64_t first, n, run = 0, nrun = 0;
 	int r = 0;
 
 	*written = 0;
+	*digest = (struct snapshot_mem_digest){ 0 };
 	/* Only the pages that may hold data are read (ramwalk.h); of those,
 	 * the ones that are not all zeros are written, in runs. */
 	ramwalk_begin(&w, gm);
@@ -63,6 +76,8 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 		for (uint64_t pg = first; !r && pg < first + n; pg++) {
 			bool data = !ramwalk_page_is_zero(gm->base + pg * PAGE);
 
+			if (data)
+				digest_page(digest, gm->base + pg * PAGE, pg * PAGE);
 			if (data && !nrun++)
 				run = pg;
 			if (nrun && (!data || nrun * PAGE >= WRITE_RUN_MAX)) {
@@ -81,13 +96,71 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 	return r;
 }
 
-int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written)
+/* Fold the pages of [off, end) of fd that hold data into d, a buffer of
+ * WRITE_RUN_MAX bytes at a time. */
+static int digest_extent(int fd, uint8_t *buf, uint64_t off, uint64_t end,
+			 struct snapshot_mem_digest *d)
+{
+	while (off < end) {
+		size_t want = end - off < WRITE_RUN_MAX ? (size_t)(end - off) : WRITE_RUN_MAX;
+		ssize_t got = pread(fd, buf, want, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0 || got % PAGE)
+			return got < 0 ? -errno : -EIO;
+		for (ssize_t i = 0; i < got; i += PAGE)
+			if (!ramwalk_page_is_zero(buf + i))
+				digest_page(d, buf + i, off + (uint64_t)i);
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
+int snapshot_mem_digest(int fd, struct snapshot_mem_digest *d)
+{
+	struct stat st;
+	uint8_t *buf;
+	off_t data, hole = 0;
+	uint64_t done = 0, from;
+	int r = 0;
+
+	*d = (struct snapshot_mem_digest){ 0 };
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size % PAGE)
+		return -EINVAL;
+	if (!(buf = malloc(WRITE_RUN_MAX)))
+		return -ENOMEM;
+	/* Holes read as zeros, which the digest leaves out: only the data
+	 * extents are read. */
+	while (!r && hole < st.st_size) {
+		if ((data = lseek(fd, hole, SEEK_DATA)) < 0) {
+			r = errno == ENXIO ? 0 : -errno;
+			break;
+		}
+		if ((hole = lseek(fd, data, SEEK_HOLE)) < 0) {
+			r = -errno;
+			break;
+		}
+		/* Whole pages, each once, whatever the filesystem's blocks. */
+		from = (uint64_t)data & ~(uint64_t)(PAGE - 1);
+		r = digest_extent(fd, buf, from > done ? from : done,
+				  ((uint64_t)hole + PAGE - 1) & ~(uint64_t)(PAGE - 1), d);
+		done = ((uint64_t)hole + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+	}
+	free(buf);
+	return r;
+}
+
+int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written,
+			    struct snapshot_mem_digest *digest)
 {
 	int r;
 
 	if ((r = cv_tmpfile_open(t, mem)))
 		return r;
-	if ((r = snapshot_mem_write(&vm->mem, t->fd, written)))
+	if ((r = snapshot_mem_write(&vm->mem, t->fd, written, digest)))
 		cv_tmpfile_abort(t);
 	return r;
 }

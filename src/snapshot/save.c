@@ -152,6 +152,8 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 	char mem[PATH_MAX];
 	struct state_buf b = { 0 };
 	struct cv_tmpfile t = { .fd = -1 };
+	struct snapshot_mem_digest digest;
+	size_t at;
 	int r;
 
 	*mem_written = 0;
@@ -167,10 +169,15 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 	}
 	/* Both files are written under names nobody can have planted and
 	 * renamed into place, FILE.mem last (util.h, cv_tmpfile). */
-	if ((r = snapshot_mem_file_write(vm, &t, mem, mem_written))) {
+	if ((r = snapshot_mem_file_write(vm, &t, mem, mem_written, &digest))) {
 		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
 		goto fail;
 	}
+	/* MEMFILE: FILE.mem's digest, checked by a restore (format.c). */
+	at = snap_section_begin(&b, SNAP_SEC_MEMFILE, SNAPSHOT_MEMFILE_VERSION);
+	state_put_u64(&b, digest.pages);
+	state_put_u32(&b, digest.crc);
+	snap_section_end(&b, at);
 	if ((r = snap_file_write(path, &b))) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto fail;

@@ -9,8 +9,8 @@
 /* Write guest RAM's image (snapshot_mem_write) to t, a new temporary
  * beside mem (cv_tmpfile_open) for the caller to commit or abort. 0 or
  * -errno, with nothing left behind. */
-int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem,
-			    uint64_t *written) CV_MUST;
+int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written,
+			    struct snapshot_mem_digest *digest) CV_MUST;
 
 /* Open path.mem read-only, which must be a regular file of ram bytes.
  * -EINVAL (or -errno from open) with one line in err. */

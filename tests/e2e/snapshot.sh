@@ -340,6 +340,23 @@ if [ -s "$S/a" ]; then
 	bad short && truncate -s 32M "$S/short.mem"
 	t_run 10 "$CVISOR" restore "$S/short"
 	t_expect_err "wrong-size .mem" 2 "snapshot $S/short: its memory file $S/short.mem is not a regular file of 67108864 bytes"
+	cp "$S/a" "$S/zero" && truncate -s 64M "$S/zero.mem"
+	t_run 10 "$CVISOR" restore "$S/zero"
+	t_expect_err "right-sized .mem of zeros" 2 "snapshot $S/zero: its memory file $S/zero.mem does not hold the data that was saved"
+	if [ -s "$S/k.mem" ]; then
+		cp "$S/a" "$S/other" && cp --sparse=always "$S/k.mem" "$S/other.mem"
+		t_run 10 "$CVISOR" restore "$S/other"
+		t_expect_err ".mem of another save" 2 "snapshot $S/other: its memory file $S/other.mem does not hold the data that was saved"
+	fi
+	# The digest does not depend on holes: a copy without them restores.
+	cp "$S/a" "$S/dense" && cp --sparse=never "$S/a.mem" "$S/dense.mem"
+	DN=${P}dense
+	if restore "$DN" "$S/dense" && wait_count "$DN" 1; then
+		t_pass "a .mem copied without holes restores"
+	else
+		t_fail "a .mem copied without holes restores" "$(tail -c 200 "$CVISOR_RUN_DIR/$DN.log")"
+	fi
+	timeout 10 "$CVISOR" kill "$DN" >/dev/null 2>&1
 	t_run 10 "$CVISOR" restore "$S/none"
 	t_expect_err "no such snapshot" 2 "snapshot $S/none: No such file or directory"
 fi

@@ -8,6 +8,9 @@ valid again, to test what the loader refuses beyond the container checks
   snapedit.py IN OUT rename-device I S  DEVICE section I names device S
   snapedit.py IN OUT machine-v1         MACHINE as format 1.0 wrote it (version
                                         1, without the last u8, which must be 0)
+  snapedit.py IN OUT memfile            MEMFILE recomputed from OUT.mem (a .mem
+                                        whose data was changed on purpose)
+  snapedit.py IN OUT format-1.0         without MEMFILE, as format 1.0 wrote it
 
 Prints the name of the device concerned (same-device, rename-device), so
 that a test can expect the loader's line about it."""
@@ -15,7 +18,22 @@ import struct
 import sys
 import zlib
 
-SEC_MACHINE, SEC_VCPU, SEC_DEVICE = 1, 3, 4
+SEC_MACHINE, SEC_VCPU, SEC_DEVICE, SEC_MEMFILE = 1, 3, 4, 6
+PAGE = 4096
+
+
+def mem_digest(path):
+    """(pages, crc) of a .mem as src/snapshot/memfile.c defines them."""
+    pages, crc, off, zero = 0, 0, 0, bytes(PAGE)
+    with open(path, "rb") as f:
+        while True:
+            page = f.read(PAGE)
+            if not page:
+                return pages, crc
+            if page != zero:
+                crc = zlib.crc32(page, zlib.crc32(struct.pack("<Q", off), crc))
+                pages += 1
+            off += PAGE
 
 
 def sections(payload):
@@ -54,11 +72,18 @@ def main(argv):
         if m[1] != 2 or m[3][-1] != 0:
             sys.exit("snapedit: MACHINE is not version 2 without the shim's area")
         m[1], m[3] = 1, m[3][:-1]
+    elif op == "memfile":
+        m = [s for s in secs if s[0] == SEC_MEMFILE][0]
+        m[3] = bytearray(struct.pack("<QI", *mem_digest(dst + ".mem")))
+    elif op == "format-1.0":
+        secs = [s for s in secs if s[0] != SEC_MEMFILE]
     else:
         sys.exit("snapedit: unknown operation " + op)
     payload = b"".join(struct.pack("<IHHQ", s[0], s[1], s[2], len(s[3])) + bytes(s[3])
                        for s in secs)
     hdr = bytearray(data[:hsize])
+    if op == "format-1.0":
+        struct.pack_into("<H", hdr, 10, 0)
     struct.pack_into("<QI", hdr, 16, len(payload), zlib.crc32(payload))
     struct.pack_into("<I", hdr, 28, zlib.crc32(bytes(hdr[:28])))
     open(dst, "wb").write(bytes(hdr) + payload)
