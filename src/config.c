@@ -480,12 +480,17 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
 	if ((r = ctl_json_parse(text, len, false, &root, &off, &desc))) {
 		if (r == -ENOMEM)
 			return BAD("%s: out of memory", file);
+		/* json-c parses a lone `null` as no object and no error. */
+		if (desc == json_tokener_error_desc(json_tokener_success))
+			return BAD("%s: the top level must be a JSON object ({\"kernel\": ...}), "
+				   "not null",
+				   file);
 		text_position(text, off, &line, &col);
 		return BAD("%s:%u:%u: malformed JSON: %s", file, line, col, desc);
 	}
 	if (!json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
-		return BAD("%s: must hold one JSON object ({\"kernel\": ...})", file);
+		return BAD("%s: the top level must be a JSON object ({\"kernel\": ...})", file);
 	}
 	r = 0;
 	json_object_object_foreach(root, key, val)

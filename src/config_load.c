@@ -19,17 +19,14 @@
 static int read_file(const char *path, char **text, size_t *len, struct cv_error *e)
 {
 	struct stat st;
+	const char *why;
 	ssize_t n = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 
 	*text = NULL;
 	*len = 0;
-	if (fd < 0)
-		return BAD("--config %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return BAD("--config %s: not a regular file", path);
-	}
+	if (r)
+		return cv_fail(e, CV_EXIT_USAGE, r, "--config %s: %s", path, why);
 	if (st.st_size > CONFIG_FILE_MAX) {
 		close(fd);
 		return BAD("--config %s: larger than 1 MiB", path);

@@ -3,11 +3,16 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cvisor/error.h"
 
@@ -171,4 +176,158 @@ int cv_error_report(const struct cv_error *e, const char *context)
 	else
 		cv_err("%s: %s", context, strerror(e->code < 0 ? -e->code : EIO));
 	return e->status ? (int)e->status : CV_EXIT_FAIL;
+}
+
+static int errno_why(const char **why)
+{
+	int en = errno;
+
+	*why = strerror(en);
+	return -en;
+}
+
+/* Why the file open at f may not be read as a user-named input: 0 or
+ * -errno with *why set (cv_open_regular). */
+static int check_regular(int f, unsigned int opts, struct stat *st, const char **why)
+{
+	int fl;
+
+	if (fstat(f, st) < 0 || (fl = fcntl(f, F_GETFL)) < 0)
+		return errno_why(why);
+	if (S_ISDIR(st->st_mode)) {
+		*why = "is a directory";
+		return -EISDIR;
+	}
+	if (!S_ISREG(st->st_mode) && !(S_ISBLK(st->st_mode) && (opts & CV_OPEN_BLOCKDEV))) {
+		*why = opts & CV_OPEN_BLOCKDEV ? "not a regular file or block device"
+					       : "not a regular file";
+		return -EINVAL;
+	}
+	if ((opts & CV_OPEN_NONEMPTY) && S_ISREG(st->st_mode) && st->st_size == 0) {
+		*why = "file is empty";
+		return -ENODATA;
+	}
+	/* Reads from here on may wait, as for any file. */
+	return fcntl(f, F_SETFL, fl & ~O_NONBLOCK) < 0 ? errno_why(why) : 0;
+}
+
+int cv_open_regular(const char *path, int flags, unsigned int opts, int *fd, struct stat *st,
+		    const char **why)
+{
+	int f = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), r;
+
+	*fd = -1;
+	if (f < 0)
+		return errno_why(why);
+	if ((r = check_regular(f, opts, st, why))) {
+		close(f);
+		return r;
+	}
+	*fd = f;
+	return 0;
+}
+
+/* A name for a temporary beside the file it replaces: hidden, random. */
+static void tmp_name(char *name, size_t len)
+{
+	uint64_t rnd = 0;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd ^= cv_now_ns() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+	snprintf(name, len, ".cvisor-%016llx.tmp", (unsigned long long)rnd);
+}
+
+/* The directory part of path, opened; its last part in *base. */
+static int open_parent(const char *path, int *dirfd, const char **base)
+{
+	char copy[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
+		return -ENAMETOOLONG;
+	*base = slash ? slash + 1 : path;
+	if (!**base)
+		return -EISDIR;
+	*dirfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return *dirfd < 0 ? -errno : 0;
+}
+
+int cv_tmpfile_open(struct cv_tmpfile *t, const char *path)
+{
+	const char *base;
+	int r;
+
+	t->fd = -1;
+	t->name[0] = '\0';
+	if ((r = open_parent(path, &t->dirfd, &base)))
+		return r;
+	t->fd = openat(t->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	/* Filesystems without O_TMPFILE: a name nobody can have taken. */
+	for (int i = 0;
+	     t->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EEXIST) && i < 100;
+	     i++) {
+		tmp_name(t->name, sizeof(t->name));
+		t->fd = openat(t->dirfd, t->name,
+			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (t->fd < 0) {
+		r = -errno;
+		t->name[0] = '\0';
+		close(t->dirfd);
+		return r;
+	}
+	return 0;
+}
+
+/* Give an O_TMPFILE file a fresh name in its directory. */
+static int tmpfile_link(struct cv_tmpfile *t)
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", t->fd);
+	for (int i = 0; i < 100; i++) {
+		tmp_name(t->name, sizeof(t->name));
+		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
+		if (!linkat(t->fd, "", t->dirfd, t->name, AT_EMPTY_PATH) ||
+		    (errno != EEXIST &&
+		     !linkat(AT_FDCWD, self, t->dirfd, t->name, AT_SYMLINK_FOLLOW)))
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	t->name[0] = '\0';
+	return -errno;
+}
+
+int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	int r = 0;
+
+	if (fsync(t->fd) < 0 || (!t->name[0] && (r = tmpfile_link(t))) ||
+	    renameat(t->dirfd, t->name, t->dirfd, base) < 0) {
+		r = r ? r : -errno;
+		cv_tmpfile_abort(t);
+		return r;
+	}
+	t->name[0] = '\0';
+	if (fsync(t->dirfd) < 0)
+		cv_debug("fsync of the directory of %s: %s", path, strerror(errno));
+	if (close(t->fd) < 0)
+		r = -errno;
+	close(t->dirfd);
+	t->fd = t->dirfd = -1;
+	return r;
+}
+
+void cv_tmpfile_abort(struct cv_tmpfile *t)
+{
+	if (t->fd < 0)
+		return;
+	if (t->name[0])
+		unlinkat(t->dirfd, t->name, 0);
+	close(t->fd);
+	close(t->dirfd);
+	t->fd = t->dirfd = -1;
+	t->name[0] = '\0';
 }

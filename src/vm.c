@@ -18,6 +18,7 @@
 #include "cvisor/acpi.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
+#include "cvisor/snapshot.h"
 #include "cvisor/syscall_shim.h"
 #include "cvisor/vcpu.h"
 #include "cvisor/x86.h"
@@ -38,23 +39,17 @@ struct file_map {
 static int map_file(const char *what, const char *path, struct file_map *m, struct cv_error *e)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *why;
+	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 	void *p;
 
-	if (fd < 0)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: not a regular file", what, path);
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s %s: file is empty", what, path);
-	}
+	if (r)
+		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, why);
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s %s: %s", what, path, strerror(errno));
+		return cv_fail(e, CV_EXIT_USAGE, -errno, "--%s %s: %s", what, path,
+			       strerror(errno));
 	m->data = p;
 	m->len = (size_t)st.st_size;
 	return 0;
@@ -136,7 +131,16 @@ void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg)
 {
 	int expected = VM_RUNNING;
 	uint64_t one = 1;
+	char lost[sizeof(vm->stop_msg)];
 
+	/* A guest whose memory file was cut under it fails in whatever way
+	 * it touches the lost pages (KVM_RUN's EFAULT, a triple fault): say
+	 * what happened instead. */
+	if ((why == VM_STOP_CRASH || why == VM_STOP_INTERNAL || why == VM_STOP_HOST) &&
+	    snapshot_mem_lost(vm, lost, sizeof(lost))) {
+		why = VM_STOP_MEMFILE;
+		msg = lost;
+	}
 	if (!atomic_compare_exchange_strong(&vm->stop, &expected, (int)why))
 		return;
 	if (msg)
@@ -435,6 +439,9 @@ int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, st
 
 	if ((r = create_machine(vm, cfg, mem_fd, e)))
 		return r;
+	if (vm->mem.file_backed && (r = snapshot_mem_guard(vm)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "guarding the guest's memory file: %s",
+			       strerror(-r));
 	if ((r = x86_cpuid_init(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	/* No entry registers: the vCPU state comes from the snapshot. */
@@ -546,6 +553,8 @@ int vm_exit_status(const struct vm *vm)
 		return CV_EXIT_GUEST_CRASH;
 	case VM_STOP_INTERNAL:
 		return CV_EXIT_INTERNAL;
+	case VM_STOP_MEMFILE:
+		return CV_EXIT_MEMFILE;
 	default:
 		return CV_EXIT_FAIL;
 	}

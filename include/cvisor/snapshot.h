@@ -33,6 +33,7 @@ struct cpu_model;
 #define SNAPSHOT_KSTATE_VERSION 1
 #define SNAPSHOT_VCPU_VERSION 1
 #define SNAPSHOT_DEVICE_VERSION 1
+#define SNAPSHOT_MEMFILE_VERSION 1
 /* Bounds a loader applies before it allocates or trusts anything. */
 #define SNAPSHOT_MAX_STRING 4096
 #define SNAPSHOT_MAX_CPUID 256
@@ -98,12 +99,28 @@ int snapshot_cpu_model(const uint8_t *payload, size_t len, struct cpu_model *m, 
 
 /* ---- files: FILE (save.c, load.c) and FILE.mem (memfile.c) ---- */
 
+/* What FILE records of FILE.mem's data (the MEMFILE section), so that a
+ * restore can tell the file it finds from the one saved: the number of
+ * pages that are not all zeros and the CRC-32 of each such page's u64 LE
+ * offset followed by its bytes, in offset order. Holes and zero pages do
+ * not count, so a copy with other holes matches. */
+struct snapshot_mem_digest {
+	uint64_t pages;
+	uint32_t crc;
+};
+
 /* Write RAM's image into fd at offsets equal to positions in the RAM
  * mapping, only the pages that may hold data (resident, swapped, or in
  * the memory file a restored guest maps) and are not all zeros, then
  * ftruncate to the full size: untouched memory takes no disk space.
- * *written gets the bytes of data written. 0 or -errno. */
-int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written) CV_MUST;
+ * *written gets the bytes of data written, *digest their digest. 0 or
+ * -errno. */
+int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written,
+		       struct snapshot_mem_digest *digest) CV_MUST;
+
+/* The digest of the file open at fd, read through its data extents
+ * (SEEK_DATA/SEEK_HOLE). 0 or -errno. */
+int snapshot_mem_digest(int fd, struct snapshot_mem_digest *digest) CV_MUST;
 
 /* Save the paused VM to path and path.mem: quiesce the devices, write
  * both (fsync'd, through temporary files renamed into place; nothing is
@@ -115,10 +132,28 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 
 /* Open a snapshot for restore: read and check path (header, CRC), its
  * CONFIG into cfg, and open path.mem, which must be a regular file of the
- * RAM size MACHINE records. *payload is malloc'd (keep it until the state
+ * RAM size MACHINE records whose data has the digest MEMFILE records
+ * (snapshots written before MEMFILE are not checked). *payload is malloc'd (keep it until the state
  * is loaded); *mem_fd is open read-only. -EINVAL for a corrupt, foreign
  * or inconsistent snapshot, -errno otherwise; one line in err. */
 int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
 		  int *mem_fd, char *err, size_t errlen) CV_MUST;
+
+/* A restored guest's RAM maps FILE.mem copy-on-write, and whoever may
+ * write that file can truncate it under the guest: the pages past the new
+ * end are gone, and touching one is SIGBUS for the monitor, EFAULT from
+ * KVM_RUN, or a guest that crashes. Take that over for vm (RAM mapped with
+ * guest_mem_init_file; one such VM per process): a SIGBUS on its RAM puts
+ * a page of zeros where the lost one was (so that the access completes)
+ * and stops the guest with VM_STOP_MEMFILE and the line of
+ * snapshot_mem_lost, so that the monitor ends it as any other (exit status
+ * CV_EXIT_MEMFILE, socket and lock removed). Any other SIGBUS stays
+ * fatal. 0 or -errno. */
+int snapshot_mem_guard(struct vm *vm) CV_MUST;
+
+/* Whether the memory file vm's RAM maps (snapshot_mem_guard) is now
+ * shorter than the RAM or was rewritten: true with the line for the user
+ * in msg ("guest memory file X was truncated under the guest"). */
+bool snapshot_mem_lost(const struct vm *vm, char *msg, size_t len);
 
 #endif

@@ -14,7 +14,7 @@
 
 #define SNAP_MAGIC "CVISNAP" /* 8 bytes with the NUL */
 #define SNAP_MAJOR 1	     /* a reader refuses another major */
-#define SNAP_MINOR 0	     /* a reader takes any minor up to its own */
+#define SNAP_MINOR 1	     /* a reader takes any minor up to its own */
 #define SNAP_HEADER_SIZE 32
 #define SNAP_MAX_PAYLOAD (64U << 20)
 
@@ -24,6 +24,7 @@ enum snap_section_id {
 	SNAP_SEC_VCPU = 3,    /* one per vCPU, in order */
 	SNAP_SEC_DEVICE = 4,  /* one per device: u16 name length, name, state */
 	SNAP_SEC_CONFIG = 5,  /* the guest's configuration, to run it again */
+	SNAP_SEC_MEMFILE = 6, /* FILE.mem's digest (format 1.1; `cvisor save` only) */
 };
 
 /* Sections are appended to a state_buf: begin writes the TLV head and

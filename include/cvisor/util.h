@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define CV_MUST __attribute__((warn_unused_result))
 #define CV_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -17,6 +18,7 @@ enum cv_exit {
 	CV_EXIT_USAGE = 2,	 /* bad input: flags, files, sizes */
 	CV_EXIT_GUEST_CRASH = 3, /* triple fault / shutdown exit */
 	CV_EXIT_INTERNAL = 4,	 /* unrecoverable KVM internal or emulation error */
+	CV_EXIT_MEMFILE = 5,	 /* a restored guest's FILE.mem was truncated under it */
 };
 
 /* Print "cvisor: <msg>" to stderr. One line, the user-facing form. */
@@ -41,6 +43,43 @@ uint64_t cv_now_ns(void);
  * value may carry, become spaces) and return r: the error helpers of the
  * parsers and loaders, `return cv_errf(err, errlen, -EINVAL, ...)`. */
 int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...) CV_PRINTF(4, 5);
+
+/* What cv_open_regular accepts besides a regular file, and refuses. */
+#define CV_OPEN_BLOCKDEV 1u /* a block device too (disk images) */
+#define CV_OPEN_NONEMPTY 2u /* refuse a file of 0 bytes */
+
+/* Open a file the user named (kernel, initrd, --config, snapshot, FILE.mem,
+ * disk image) with flags (O_RDONLY or O_RDWR; O_CLOEXEC is added) without
+ * blocking on it: a FIFO would wait for a writer forever, so the open is
+ * O_NONBLOCK (cleared again after), and what was opened must be a regular
+ * file (or a block device with CV_OPEN_BLOCKDEV) before anyone reads it.
+ * 0 with *fd and its *st; else -errno with *why the phrase to print after
+ * "PATH: ": -EISDIR "is a directory", -EINVAL "not a regular file",
+ * -ENODATA "file is empty" (CV_OPEN_NONEMPTY), or open(2)'s strerror. */
+int cv_open_regular(const char *path, int flags, unsigned int opts, int *fd, struct stat *st,
+		    const char **why) CV_MUST;
+
+/* A new file that replaces another when complete: the snapshot's files. */
+struct cv_tmpfile {
+	int fd;	       /* write here */
+	int dirfd;     /* the directory of the file it replaces */
+	char name[64]; /* its name in dirfd once it has one, else "" */
+};
+
+/* Create t's file in the directory of path, so that nobody can have
+ * planted it there (a symlink named like it, in a world-writable
+ * directory, would send root's data elsewhere): O_TMPFILE, nameless until
+ * cv_tmpfile_commit; where the filesystem lacks O_TMPFILE, a random name
+ * created O_EXCL, which never follows a symlink. 0 or -errno. */
+int cv_tmpfile_open(struct cv_tmpfile *t, const char *path) CV_MUST;
+
+/* fsync t's file, give it a fresh name (linkat, which never replaces
+ * anything) if it has none, rename it over path, fsync the directory and
+ * close. On failure nothing of it is left. 0 or -errno. */
+int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path) CV_MUST;
+
+/* Drop an uncommitted t: close it and remove its name if it has one. */
+void cv_tmpfile_abort(struct cv_tmpfile *t);
 
 /* Little-endian fields of n bytes (n <= 8) in byte buffers: firmware
  * tables, boot structures, file and wire formats. */

@@ -32,6 +32,7 @@ enum vm_stop {
 	VM_STOP_INTERNAL, /* emulation or KVM failure */
 	VM_STOP_HOST,	  /* host-side failure */
 	VM_STOP_SAVED,	  /* `cvisor save` wrote the guest out (exit status 0) */
+	VM_STOP_MEMFILE,  /* the memory file a restored guest maps was truncated */
 };
 
 struct vm;

@@ -8,7 +8,8 @@
  *   header (32 bytes)
  *     0   u8[8]  magic "CVISNAP\0"
  *     8   u16    major (1)   a reader refuses any other major
- *     10  u16    minor (0)   a reader takes minors up to its own
+ *     10  u16    minor (1)   a reader takes minors up to its own (1.1 adds
+ *                            MEMFILE; 1.0 files, without it, still load)
  *     12  u32    header size (32)
  *     16  u64    payload length (at most 64 MiB)
  *     24  u32    CRC-32 of the payload (crc32.h)
@@ -66,6 +67,13 @@
  *   transport (0 pci, 1 mmio), the transport's state (virtio_pci_save /
  *   virtio_mmio_save), then virtio_dev_save (common part, queues, the
  *   device's own).
+ * MEMFILE (id 6, version 1; format 1.1, last, written by `cvisor save`
+ *   only: a migration has no FILE.mem): u64 pages, u32 crc: FILE.mem's
+ *   digest (struct snapshot_mem_digest): the number of its pages that are
+ *   not all zeros, and the CRC-32 over each of them, in offset order, of
+ *   its u64 offset then its bytes. A restore reads FILE.mem's data extents
+ *   (SEEK_DATA) and refuses a file whose digest differs, such as a
+ *   right-sized file of zeros; a snapshot without MEMFILE is not checked.
  *
  * Loading checks every section's version (this cvisor reads version 1 of
  * each, and 1 and 2 of MACHINE and CONFIG), that each is consumed exactly, and that
@@ -165,8 +173,8 @@ int snap_next_section(const uint8_t *p, size_t len, size_t *pos, struct snap_sec
 int snap_file_write(const char *path, const struct state_buf *payload)
 {
 	uint8_t h[SNAP_HEADER_SIZE] = { 0 };
-	char tmp[4096];
-	int fd, r = 0;
+	struct cv_tmpfile t;
+	int r;
 
 	if (payload->err)
 		return payload->err;
@@ -179,21 +187,16 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	cv_put_le(h + 16, payload->len, 8);
 	cv_put_le(h + 24, cv_crc32(0, payload->data, payload->len), 4);
 	cv_put_le(h + 28, cv_crc32(0, h, 28), 4);
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
-	    write(fd, payload->data, payload->len) != (ssize_t)payload->len || fsync(fd) < 0)
+	/* Not FILE.tmp: a name someone may have planted (util.h). */
+	if ((r = cv_tmpfile_open(&t, path)))
+		return r;
+	if (write(t.fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
+	    write(t.fd, payload->data, payload->len) != (ssize_t)payload->len) {
 		r = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		unlink(tmp);
-	return r;
+		cv_tmpfile_abort(&t);
+		return r;
+	}
+	return cv_tmpfile_commit(&t, path);
 }
 
 int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
@@ -202,12 +205,12 @@ int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size
 	const uint8_t *payload;
 	uint8_t *buf;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	const char *why;
+	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 
-	if (fd < 0)
-		return cv_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > SNAP_MAX_PAYLOAD + SNAP_HEADER_SIZE) {
+	if (r)
+		return cv_errf(err, errlen, r, "%s: %s", path, why);
+	if ((uint64_t)st.st_size > SNAP_MAX_PAYLOAD + SNAP_HEADER_SIZE) {
 		close(fd);
 		return cv_errf(err, errlen, -EINVAL, "%s: not a snapshot file", path);
 	}

@@ -19,7 +19,8 @@
 
 static const char *section_name(uint32_t id)
 {
-	static const char *const names[] = { "?", "MACHINE", "KSTATE", "VCPU", "DEVICE", "CONFIG" };
+	static const char *const names[] = { "?",      "MACHINE", "KSTATE", "VCPU",
+					     "DEVICE", "CONFIG",  "MEMFILE" };
 
 	return id < ARRAY_SIZE(names) ? names[id] : "?";
 }
@@ -34,11 +35,11 @@ static unsigned int section_max_version(uint32_t id)
 
 /* The sections of a payload, checked for known ids, versions and counts. */
 struct sections {
-	struct snap_section config, machine, kstate;
+	struct snap_section config, machine, kstate, memfile;
 	struct snap_section vcpu[CONFIG_MAX_CPUS];
 	struct snap_section dev[SNAPSHOT_MAX_DEVICES];
 	unsigned int nvcpu, ndev;
-	bool have_config, have_machine, have_kstate;
+	bool have_config, have_machine, have_kstate, have_memfile;
 };
 
 static int index_sections(const uint8_t *p, size_t len, struct sections *ss, char *err,
@@ -53,7 +54,7 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 		bool *have = NULL;
 		struct snap_section *slot = NULL;
 
-		if (s.id < SNAP_SEC_MACHINE || s.id > SNAP_SEC_CONFIG)
+		if (s.id < SNAP_SEC_MACHINE || s.id > SNAP_SEC_MEMFILE)
 			return cv_errf(err, errlen, -EINVAL,
 				       "unknown section id %u (damaged, or from a newer "
 				       "cvisor)",
@@ -73,6 +74,9 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 			break;
 		case SNAP_SEC_KSTATE:
 			have = &ss->have_kstate, slot = &ss->kstate;
+			break;
+		case SNAP_SEC_MEMFILE:
+			have = &ss->have_memfile, slot = &ss->memfile;
 			break;
 		case SNAP_SEC_VCPU:
 			if (ss->nvcpu == CONFIG_MAX_CPUS)
@@ -539,6 +543,40 @@ int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t l
 
 /* ---- FILE and FILE.mem ---- */
 
+/* FILE.mem's data against the MEMFILE section, if the snapshot has one
+ * (format 1.0 did not): a right-sized file of other data (all zeros, or
+ * another save's) is refused. */
+static int check_mem_digest(const char *path, const uint8_t *payload, size_t len, int fd, char *err,
+			    size_t errlen)
+{
+	struct sections *ss = malloc(sizeof(*ss));
+	struct snapshot_mem_digest want, got;
+	struct state_rd rd;
+	int r;
+
+	if (!ss)
+		return cv_errf(err, errlen, -ENOMEM, "out of memory");
+	if ((r = index_sections(payload, len, ss, err, errlen)) || !ss->have_memfile)
+		goto out;
+	state_rd_init(&rd, ss->memfile.data, ss->memfile.len);
+	want.pages = state_get_u64(&rd);
+	want.crc = state_get_u32(&rd);
+	if (rd.err || rd.pos != rd.len) {
+		r = cv_errf(err, errlen, -EINVAL, "MEMFILE section is malformed");
+		goto out;
+	}
+	if ((r = snapshot_mem_digest(fd, &got)))
+		cv_errf(err, errlen, r, "its memory file %s.mem: %s", path, strerror(-r));
+	else if (got.pages != want.pages || got.crc != want.crc)
+		r = cv_errf(err, errlen, -EINVAL,
+			    "its memory file %s.mem does not hold the data that was saved (%llu "
+			    "pages of data, %llu saved; replaced, or from another save?)",
+			    path, (unsigned long long)got.pages, (unsigned long long)want.pages);
+out:
+	free(ss);
+	return r;
+}
+
 int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, size_t *len,
 		  int *mem_fd, char *err, size_t errlen)
 {
@@ -564,7 +602,8 @@ int snapshot_open(const char *path, struct vm_config *cfg, uint8_t **payload, si
 			    (unsigned long long)(ram >> 20));
 		goto fail;
 	}
-	if ((r = snapshot_mem_file_open(path, ram, mem_fd, err, errlen)))
+	if ((r = snapshot_mem_file_open(path, ram, mem_fd, err, errlen)) ||
+	    (r = check_mem_digest(path, *payload, *len, *mem_fd, err, errlen)))
 		goto fail;
 	return 0;
 fail:

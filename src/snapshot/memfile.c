@@ -6,12 +6,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/crc32.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/ramwalk.h"
 #include "cvisor/snapshot_format.h"
@@ -38,6 +42,16 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Fold the page at offset off, which holds data, into d. */
+static void digest_page(struct snapshot_mem_digest *d, const uint8_t *page, uint64_t off)
+{
+	uint8_t le[8];
+
+	cv_put_le64(le, off);
+	d->crc = cv_crc32(cv_crc32(d->crc, le, sizeof(le)), page, PAGE);
+	d->pages++;
+}
+
 /* Pages [first, first + n) of the mapping to the same offsets in fd. */
 static int write_run(const struct guest_mem *gm, int fd, uint64_t first, uint64_t n,
 		     uint64_t *written)
@@ -46,13 +60,15 @@ static int write_run(const struct guest_mem *gm, int fd, uint64_t first, uint64_
 	return pwrite_all(fd, gm->base + first * PAGE, n * PAGE, first * PAGE);
 }
 
-int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
+int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written,
+		       struct snapshot_mem_digest *digest)
 {
 	struct ramwalk w;
 	uint64_t first, n, run = 0, nrun = 0;
 	int r = 0;
 
 	*written = 0;
+	*digest = (struct snapshot_mem_digest){ 0 };
 	/* Only the pages that may hold data are read (ramwalk.h); of those,
 	 * the ones that are not all zeros are written, in runs. */
 	ramwalk_begin(&w, gm);
@@ -60,6 +76,8 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 		for (uint64_t pg = first; !r && pg < first + n; pg++) {
 			bool data = !ramwalk_page_is_zero(gm->base + pg * PAGE);
 
+			if (data)
+				digest_page(digest, gm->base + pg * PAGE, pg * PAGE);
 			if (data && !nrun++)
 				run = pg;
 			if (nrun && (!data || nrun * PAGE >= WRITE_RUN_MAX)) {
@@ -78,17 +96,72 @@ int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written)
 	return r;
 }
 
-int snapshot_mem_file_write(struct vm *vm, const char *tmp, uint64_t *written)
+/* Fold the pages of [off, end) of fd that hold data into d, a buffer of
+ * WRITE_RUN_MAX bytes at a time. */
+static int digest_extent(int fd, uint8_t *buf, uint64_t off, uint64_t end,
+			 struct snapshot_mem_digest *d)
 {
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
+	while (off < end) {
+		size_t want = end - off < WRITE_RUN_MAX ? (size_t)(end - off) : WRITE_RUN_MAX;
+		ssize_t got = pread(fd, buf, want, (off_t)off);
 
-	if (fd < 0)
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0 || got % PAGE)
+			return got < 0 ? -errno : -EIO;
+		for (ssize_t i = 0; i < got; i += PAGE)
+			if (!ramwalk_page_is_zero(buf + i))
+				digest_page(d, buf + i, off + (uint64_t)i);
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
+int snapshot_mem_digest(int fd, struct snapshot_mem_digest *d)
+{
+	struct stat st;
+	uint8_t *buf;
+	off_t data, hole = 0;
+	uint64_t done = 0, from;
+	int r = 0;
+
+	*d = (struct snapshot_mem_digest){ 0 };
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	r = snapshot_mem_write(&vm->mem, fd, written);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && !r)
-		r = -errno;
+	if (st.st_size % PAGE)
+		return -EINVAL;
+	if (!(buf = malloc(WRITE_RUN_MAX)))
+		return -ENOMEM;
+	/* Holes read as zeros, which the digest leaves out: only the data
+	 * extents are read. */
+	while (!r && hole < st.st_size) {
+		if ((data = lseek(fd, hole, SEEK_DATA)) < 0) {
+			r = errno == ENXIO ? 0 : -errno;
+			break;
+		}
+		if ((hole = lseek(fd, data, SEEK_HOLE)) < 0) {
+			r = -errno;
+			break;
+		}
+		/* Whole pages, each once, whatever the filesystem's blocks. */
+		from = (uint64_t)data & ~(uint64_t)(PAGE - 1);
+		r = digest_extent(fd, buf, from > done ? from : done,
+				  ((uint64_t)hole + PAGE - 1) & ~(uint64_t)(PAGE - 1), d);
+		done = ((uint64_t)hole + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+	}
+	free(buf);
+	return r;
+}
+
+int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written,
+			    struct snapshot_mem_digest *digest)
+{
+	int r;
+
+	if ((r = cv_tmpfile_open(t, mem)))
+		return r;
+	if ((r = snapshot_mem_write(&vm->mem, t->fd, written, digest)))
+		cv_tmpfile_abort(t);
 	return r;
 }
 
@@ -96,14 +169,14 @@ int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *er
 {
 	char mem[PATH_MAX];
 	struct stat st;
-	int fd;
+	const char *why;
+	int fd, r;
 
 	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem))
 		return cv_errf(err, errlen, -EINVAL, "file name too long");
-	fd = open(mem, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cv_errf(err, errlen, -errno, "its memory file %s: %s", mem, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram) {
+	if ((r = cv_open_regular(mem, O_RDONLY, 0, &fd, &st, &why)))
+		return cv_errf(err, errlen, r, "its memory file %s: %s", mem, why);
+	if ((uint64_t)st.st_size != ram) {
 		close(fd);
 		return cv_errf(err, errlen, -EINVAL,
 			       "its memory file %s is not a regular file of %llu bytes (truncated, "
@@ -112,4 +185,86 @@ int snapshot_mem_file_open(const char *path, uint64_t ram, int *mem_fd, char *er
 	}
 	*mem_fd = fd;
 	return 0;
+}
+
+/* ---- a restored guest's FILE.mem, truncated under it ---- */
+
+/* What the SIGBUS handler needs, set before it is installed. */
+static struct {
+	struct vm *vm;
+	uint8_t *lo, *hi; /* the RAM mapping */
+	uintptr_t page_mask;
+	struct timespec mtime; /* the file's when it was mapped */
+	char path[PATH_MAX];
+	char msg[sizeof(((struct vm *)0)->stop_msg)]; /* the line, for the handler */
+} guard;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	uint8_t *a = si->si_addr;
+	struct vm *vm = guard.vm;
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	(void)uctx;
+	if (!vm || si->si_code != BUS_ADRERR || a < guard.lo || a >= guard.hi) {
+		/* Not ours: fatal as without a handler, once we return. */
+		signal(sig, SIG_DFL);
+		return;
+	}
+	/* Zeros where the lost page was: the access completes, the guest is
+	 * stopped before it can make much of it. mmap is a plain system call,
+	 * fine in a handler; the rest is an atomic, a copy and write(2). */
+	if (mmap((void *)((uintptr_t)a & guard.page_mask), ~guard.page_mask + 1,
+		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		 -1, 0) == MAP_FAILED) {
+		signal(sig, SIG_DFL);
+		return;
+	}
+	if (atomic_compare_exchange_strong(&vm->stop, &expected, VM_STOP_MEMFILE)) {
+		memcpy(vm->stop_msg, guard.msg, sizeof(guard.msg));
+		if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+			/* The eventfd cannot be full after one write. */
+		}
+	}
+}
+
+int snapshot_mem_guard(struct vm *vm)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+	char self[64];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", vm->mem.file_fd);
+	n = readlink(self, guard.path, sizeof(guard.path) - 1);
+	guard.path[n > 0 ? n : 0] = '\0';
+	if (fstat(vm->mem.file_fd, &st) < 0)
+		return -errno;
+	guard.mtime = st.st_mtim;
+	guard.lo = vm->mem.base;
+	guard.hi = vm->mem.base + vm->mem.map_size;
+	guard.page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+	(void)cv_errf(guard.msg, sizeof(guard.msg), 0,
+		      "guest memory file %s was truncated under the guest", guard.path);
+	guard.vm = vm;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+bool snapshot_mem_lost(const struct vm *vm, char *msg, size_t len)
+{
+	struct stat st;
+
+	if (guard.vm != vm || fstat(vm->mem.file_fd, &st) < 0)
+		return false;
+	if ((uint64_t)st.st_size < vm->mem.map_size)
+		snprintf(msg, len, "%s", guard.msg);
+	else if (st.st_mtim.tv_sec != guard.mtime.tv_sec ||
+		 st.st_mtim.tv_nsec != guard.mtime.tv_nsec)
+		(void)cv_errf(msg, len, 0, "guest memory file %s was changed under the guest",
+			      guard.path);
+	else
+		return false;
+	return true;
 }

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,30 +147,17 @@ int snapshot_state_save(struct vm *vm, struct state_buf *b)
 
 /* ---- FILE and FILE.mem ---- */
 
-/* Make the renames durable too. */
-static void sync_dir(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd;
-
-	snprintf(copy, sizeof(copy), "%s", path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fsync(fd) < 0)
-			cv_debug("fsync of the directory of %s: %s", path, strerror(errno));
-		close(fd);
-	}
-}
-
 int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err, size_t errlen)
 {
-	char mem[PATH_MAX], tmp[PATH_MAX];
+	char mem[PATH_MAX];
 	struct state_buf b = { 0 };
+	struct cv_tmpfile t = { .fd = -1 };
+	struct snapshot_mem_digest digest;
+	size_t at;
 	int r;
 
 	*mem_written = 0;
-	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s.mem.tmp", path) >= sizeof(tmp)) {
+	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem)) {
 		snprintf(err, errlen, "%s: file name too long", path);
 		return -ENAMETOOLONG;
 	}
@@ -181,25 +167,30 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 		snprintf(err, errlen, "saving the guest's state: %s", strerror(-r));
 		goto fail;
 	}
-	if ((r = snapshot_mem_file_write(vm, tmp, mem_written))) {
+	/* Both files are written under names nobody can have planted and
+	 * renamed into place, FILE.mem last (util.h, cv_tmpfile). */
+	if ((r = snapshot_mem_file_write(vm, &t, mem, mem_written, &digest))) {
 		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
 		goto fail;
 	}
+	/* MEMFILE: FILE.mem's digest, checked by a restore (format.c). */
+	at = snap_section_begin(&b, SNAP_SEC_MEMFILE, SNAPSHOT_MEMFILE_VERSION);
+	state_put_u64(&b, digest.pages);
+	state_put_u32(&b, digest.crc);
+	snap_section_end(&b, at);
 	if ((r = snap_file_write(path, &b))) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto fail;
 	}
-	if (rename(tmp, mem) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", mem, strerror(errno));
+	if ((r = cv_tmpfile_commit(&t, mem))) {
+		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
 		unlink(path);
 		goto fail;
 	}
-	sync_dir(path);
 	state_buf_free(&b);
 	return 0;
 fail:
-	unlink(tmp);
+	cv_tmpfile_abort(&t);
 	state_buf_free(&b);
 	snapshot_devices_resume(vm);
 	return r;

@@ -6,9 +6,11 @@
 #include "cvisor/snapshot.h"
 #include "cvisor/vm.h"
 
-/* Write guest RAM's image (snapshot_mem_write) to a new file at tmp and
- * fsync it. 0 or -errno; the caller removes tmp on failure. */
-int snapshot_mem_file_write(struct vm *vm, const char *tmp, uint64_t *written) CV_MUST;
+/* Write guest RAM's image (snapshot_mem_write) to t, a new temporary
+ * beside mem (cv_tmpfile_open) for the caller to commit or abort. 0 or
+ * -errno, with nothing left behind. */
+int snapshot_mem_file_write(struct vm *vm, struct cv_tmpfile *t, const char *mem, uint64_t *written,
+			    struct snapshot_mem_digest *digest) CV_MUST;
 
 /* Open path.mem read-only, which must be a regular file of ram bytes.
  * -EINVAL (or -errno from open) with one line in err. */

@@ -221,62 +221,68 @@ static int blk_load(struct virtio_dev *d, struct state_rd *in)
 	return blk_busy(b) ? -EBUSY : 0;
 }
 
+/* The image's open(2) failure as one line with what to do about it. */
+static int open_failed(const struct blk *b, int r, const char *why, struct cv_error *e)
+{
+	const char *path = b->cfg.path;
+
+	if (r == -ENOENT)
+		return cv_fail(e, CV_EXIT_USAGE, r,
+			       "%s: no such file (create a raw image, e.g. truncate -s 1G %s)",
+			       path, path);
+	if (r == -EACCES || r == -EPERM)
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s: permission denied (%s)", path,
+			       b->cfg.readonly ? "check the file's permissions"
+					       : "fix the file's permissions or add ,readonly");
+	if (r == -EROFS)
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s: read-only filesystem (add ,readonly)",
+			       path);
+	if (r == -EISDIR)
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s: is a directory, not a disk image", path);
+	return cv_fail(e, CV_EXIT_USAGE, r, "%s: %s", path, why);
+}
+
 static int open_image(struct blk *b, struct cv_error *e)
 {
 	const char *path = b->cfg.path;
-	int flags = (b->cfg.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int flags = b->cfg.readonly ? O_RDONLY : O_RDWR;
+	char self[64];
 	struct stat st;
+	const char *why;
 	uint64_t size;
+	int r;
 
-	b->fd = open(path, flags | (b->cfg.direct ? O_DIRECT : 0));
-	if (b->fd < 0) {
-		int en = errno;
-
-		if (en == ENOENT)
-			cv_fail(e, CV_EXIT_USAGE, -en,
-				"%s: no such file (create a raw image, e.g. truncate -s 1G %s)",
-				path, path);
-		else if (en == EACCES || en == EPERM)
-			cv_fail(e, CV_EXIT_USAGE, -en, "%s: permission denied (%s)", path,
-				b->cfg.readonly ? "check the file's permissions"
-						: "fix the file's permissions or add ,readonly");
-		else if (en == EROFS)
-			cv_fail(e, CV_EXIT_USAGE, -en, "%s: read-only filesystem (add ,readonly)",
-				path);
-		else if (en == EISDIR)
-			cv_fail(e, CV_EXIT_USAGE, -en, "%s: is a directory, not a disk image",
-				path);
-		else if (en == EINVAL && b->cfg.direct)
-			cv_fail(e, CV_EXIT_USAGE, -en,
-				"%s: the filesystem does not support O_DIRECT (drop ,direct)",
-				path);
-		else
-			cv_fail(e, CV_EXIT_USAGE, -en, "%s: cannot open: %s", path, strerror(en));
-		return -en;
-	}
-	if (fstat(b->fd, &st) < 0)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "%s: %s", path, strerror(errno));
+	/* Non-blocking and checked first: a FIFO would hang the open. */
+	if ((r = cv_open_regular(path, flags, CV_OPEN_BLOCKDEV, &b->fd, &st, &why)))
+		return open_failed(b, r, why, e);
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
-			cv_fail(e, CV_EXIT_USAGE, -EINVAL,
-				"%s: cannot read the block device's size: %s", path,
-				strerror(errno));
-			return -EIO;
-		}
-	} else {
-		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: not a regular file or block device", path);
-		return -EINVAL;
+	} else if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
+		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot read the block device's size: %s",
+			path, strerror(errno));
+		return -EIO;
 	}
 	if (size % VIRTIO_BLK_SECTOR_SIZE)
 		cv_warn("%s: size is not a multiple of 512; the last %u bytes are not visible",
 			path, (unsigned int)(size % VIRTIO_BLK_SECTOR_SIZE));
 	b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
 	b->fd_buf = b->fd;
-	if (b->cfg.direct && (b->fd_buf = open(path, flags)) < 0) {
-		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot open: %s", path, strerror(errno));
-		return -EIO;
+	if (!b->cfg.direct)
+		return 0;
+	/* ,direct: the same file again (not whatever the name is now), for
+	 * the aligned requests; the buffered fd serves the rest. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", b->fd);
+	b->fd = open(self, flags | O_DIRECT | O_CLOEXEC);
+	if (b->fd < 0) {
+		r = -errno;
+		b->fd = b->fd_buf;
+		b->fd_buf = -1;
+		if (r == -EINVAL)
+			return cv_fail(
+				e, CV_EXIT_USAGE, r,
+				"%s: the filesystem does not support O_DIRECT (drop ,direct)",
+				path);
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s: cannot open: %s", path, strerror(-r));
 	}
 	return 0;
 }

@@ -39,6 +39,43 @@ t_expect_err "unknown flag" 2 'unknown flag --frobnicate'
 t_run 10 "$CVISOR" frobnicate
 t_expect_err "unknown command" 2 'unknown command'
 
+# Special files as the files a user names: one line and status 2 each, at
+# once (a FIFO used to block the open forever: t_run's timeout fails it).
+mkfifo "$T_TMP/fifo"
+mkdir "$T_TMP/dir"
+: >"$T_TMP/empty"
+printf 'null\n' >"$T_TMP/null.json"
+special() { # special KIND FLAGS...: the file of KIND is the last flag's value
+	case $1 in
+	fifo) echo "$T_TMP/fifo" ;;
+	dir) echo "$T_TMP/dir" ;;
+	zero) echo /dev/zero ;;
+	empty) echo "$T_TMP/empty" ;;
+	esac
+}
+for kind in fifo dir zero empty; do
+	f=$(special $kind)
+	case $kind in
+	fifo | zero) why='not a regular file' ;;
+	dir) why='is a directory' ;;
+	empty) why='file is empty' ;;
+	esac
+	t_run 10 "$CVISOR" run --kernel "$f"
+	t_expect_err "--kernel $kind" 2 "^cvisor: --kernel $f: $why\$"
+	t_run 10 "$CVISOR" run --kernel "$TINY" --initrd "$f"
+	t_expect_err "--initrd $kind" 2 "^cvisor: --initrd $f: $why\$"
+	t_run 10 "$CVISOR" run --config "$f"
+	t_expect_err "--config $kind" 2 "^cvisor: --config $f: $why\$"
+	t_run 10 "$CVISOR" restore "$f"
+	t_expect_err "restore FILE $kind" 2 "^cvisor: snapshot $f: $why\$"
+	[ $kind = empty ] && continue
+	[ $kind = dir ] && why='is a directory, not a disk image' || why='not a regular file or block device'
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$f,readonly"
+	t_expect_err "--disk $kind,readonly" 2 "^cvisor: $f: $why\$"
+done
+t_run 10 "$CVISOR" run --config "$T_TMP/null.json"
+t_expect_err "config file holding null" 2 "^cvisor: $T_TMP/null.json: the top level must be a JSON object"
+
 # No /dev/kvm: a private mount namespace with an empty /dev.
 if unshare -m true 2>/dev/null; then
 	t_run 10 unshare -m --propagation private sh -c \

@@ -14,6 +14,7 @@ valid again, to test what the loader refuses beyond the container checks
                                         dropped or repeated (prints what it did)
   snapedit.py IN OUT memfile            MEMFILE recomputed from OUT.mem (a .mem
                                         whose data was changed on purpose)
+  snapedit.py IN OUT format-1.0         without MEMFILE, as format 1.0 wrote it
 
 Prints the name of the device concerned (same-device, rename-device), so
 that a test can expect the loader's line about it."""
@@ -112,11 +113,15 @@ def main(argv):
         m[3] = bytearray(struct.pack("<QI", *mem_digest(dst + ".mem")))
     elif op == "mutate":
         name = mutate(secs, random.Random(int(argv[4])))
+    elif op == "format-1.0":
+        secs = [s for s in secs if s[0] != SEC_MEMFILE]
     else:
         sys.exit("snapedit: unknown operation " + op)
     payload = b"".join(struct.pack("<IHHQ", s[0], s[1], s[2], len(s[3])) + bytes(s[3])
                        for s in secs)
     hdr = bytearray(data[:hsize])
+    if op == "format-1.0":
+        struct.pack_into("<H", hdr, 10, 0)
     struct.pack_into("<QI", hdr, 16, len(payload), zlib.crc32(payload))
     struct.pack_into("<I", hdr, 28, zlib.crc32(bytes(hdr[:28])))
     open(dst, "wb").write(bytes(hdr) + payload)

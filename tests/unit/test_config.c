@@ -147,8 +147,8 @@ static void test_run_merge(void **state)
 		   sizeof(file));
 	assert_int_equal(PARSE(&c, err, "--config", "bad.json"), -EINVAL);
 	assert_non_null(strstr(err, "bad.json: cpus 99: must be a number from 1 to 64"));
-	assert_int_equal(PARSE(&c, err, "--config", "."), -EINVAL);
-	assert_non_null(strstr(err, "--config .: not a regular file"));
+	assert_int_equal(PARSE(&c, err, "--config", "."), -EISDIR);
+	assert_non_null(strstr(err, "--config .: is a directory"));
 	assert_int_equal(chdir(cwd), 0);
 	config_free(&c);
 	unlink(img);

@@ -114,7 +114,11 @@ static void test_malformed(void **state)
 		config_free(&c);
 	}
 	assert_int_equal(apply(&c, "[1, 2]", err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "one JSON object"));
+	assert_non_null(strstr(err, "the top level must be a JSON object"));
+	config_free(&c);
+	/* json-c's "success" with no object used to be the message */
+	assert_int_equal(apply(&c, "null", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the top level must be a JSON object"));
 	config_free(&c);
 }
 
@@ -218,7 +222,7 @@ static void test_toolstack_flags(void **state)
 	assert_non_null(strstr(err, "--cpu-affinity 0-: not a CPU list"));
 	/* the flags name the file, which must exist (test_config.c: the merge) */
 	assert_int_equal(PARSE(&c, err, "--kernel", "k", "--config", "/nonexistent/f.json"),
-			 -EINVAL);
+			 -ENOENT);
 	assert_non_null(strstr(err, "--config /nonexistent/f.json: No such file"));
 	config_free(&c);
 }

@@ -333,6 +333,7 @@ static void check_mem_file(const char *path, const uint8_t *expect)
 static void test_mem_file(void **state)
 {
 	struct guest_mem gm, restored;
+	struct snapshot_mem_digest digest, digest2, got;
 	uint8_t *expect = calloc(1, MEM);
 	char *path = tmp_path(), *path2 = tmp_path();
 	uint64_t written;
@@ -346,7 +347,7 @@ static void test_mem_file(void **state)
 				(uint8_t)(i + 1);
 	gm.base[7 * PAGE] = 0; /* present, all zeros: not written */
 	fd = open(path, O_WRONLY | O_TRUNC);
-	assert_int_equal(snapshot_mem_write(&gm, fd, &written), 0);
+	assert_int_equal(snapshot_mem_write(&gm, fd, &written, &digest), 0);
 	close(fd);
 	assert_int_equal(written, ARRAY_SIZE(data_pages) * PAGE);
 	check_mem_file(path, expect);
@@ -358,7 +359,7 @@ static void test_mem_file(void **state)
 	close(fd);
 	restored.base[6 * PAGE + 8] = expect[6 * PAGE + 8] = 0x5a;
 	fd = open(path2, O_WRONLY | O_TRUNC);
-	assert_int_equal(snapshot_mem_write(&restored, fd, &written), 0);
+	assert_int_equal(snapshot_mem_write(&restored, fd, &written, &digest2), 0);
 	close(fd);
 	assert_int_equal(written, (ARRAY_SIZE(data_pages) + 1) * PAGE);
 	check_mem_file(path2, expect);
@@ -370,6 +371,21 @@ static void test_mem_file(void **state)
 		assert_int_equal(pread(fd, &byte, 1, 6 * PAGE + 8), 1);
 		assert_int_equal(byte, 0);
 	}
+	/* The digest read back from each file is the one written; a file of
+	 * zeros (right-sized) or the other save's does not match. */
+	assert_int_equal(digest.pages, ARRAY_SIZE(data_pages));
+	assert_int_equal(snapshot_mem_digest(fd, &got), 0);
+	assert_true(got.pages == digest.pages && got.crc == digest.crc);
+	close(fd);
+	fd = open(path2, O_RDONLY);
+	assert_int_equal(snapshot_mem_digest(fd, &got), 0);
+	assert_true(got.pages == digest2.pages && got.crc == digest2.crc);
+	assert_true(digest2.crc != digest.crc);
+	close(fd);
+	fd = open(path2, O_RDWR | O_TRUNC);
+	assert_int_equal(ftruncate(fd, MEM), 0);
+	assert_int_equal(snapshot_mem_digest(fd, &got), 0);
+	assert_true(got.pages == 0 && got.crc == 0);
 	close(fd);
 	guest_mem_destroy(&restored);
 	guest_mem_destroy(&gm);
