@@ -26,6 +26,9 @@ struct ctl_console;
  * connected or got its last reply) is disconnected. Attached console
  * readers and clients waiting for stop or kill are exempt. */
 #define CTL_IDLE_TIMEOUT_S 10
+/* With every slot taken, a client silent this long gives its slot to a new
+ * one; a younger one may not have had the time to send its request. */
+#define CTL_EVICT_GRACE_MS 500
 /* Of those, attached console readers (so that readers cannot take every
  * slot from the other verbs). */
 #define CTL_MAX_CONSOLES 8

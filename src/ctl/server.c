@@ -245,7 +245,8 @@ static bool conn_silent(const struct ctl_conn *c)
 {
 	int unread = 0;
 
-	if (!conn_may_idle(c) || c->out)
+	if (!conn_may_idle(c) || c->out ||
+	    cv_now_ns() - c->idle_since < CTL_EVICT_GRACE_MS * 1000000ULL)
 		return false;
 	return ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0;
 }
@@ -290,6 +291,10 @@ static void idle_arm(struct ctl_server *srv)
 	}
 	if (first != UINT64_MAX) {
 		ns = first + srv->idle_timeout_ns > now ? first + srv->idle_timeout_ns - now : 0;
+		/* Not accepting (every slot taken): look again when the youngest
+		 * silent client's grace ends, to make room then. */
+		if (!srv->accepting && ns > CTL_EVICT_GRACE_MS * 1000000ULL)
+			ns = CTL_EVICT_GRACE_MS * 1000000ULL;
 		/* it_value 0 would disarm: at least 1 ms */
 		ns = ns < 1000000 ? 1000000 : ns;
 		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
@@ -320,6 +325,10 @@ static void on_idle(void *opaque, int fd, uint32_t events)
 			ctl_conn_close(c);
 		}
 	}
+	/* Still not accepting: a client past its grace may now give way. */
+	if (!srv->accepting && srv->listen_fd >= 0 && free_slot(srv) && !srv->accepting &&
+	    evloop_add(&srv->vm->loop, srv->listen_fd, EPOLLIN, on_listen, srv) == 0)
+		srv->accepting = true;
 	idle_arm(srv);
 }
 
@@ -335,6 +344,7 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 		 * slot frees. */
 		evloop_del(&srv->vm->loop, fd);
 		srv->accepting = false;
+		idle_arm(srv);
 		return;
 	}
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -12,7 +12,16 @@ cases of tests/e2e/toolstack.sh, which the cvisor client cannot play:
       are connected, then for each one the server closes "closed I after T"
       (seconds since connecting); ends when all are closed, or after S
       seconds (default 30) with "open K".
+  storm SOCK N [--timeout S]
+      N clients at once (threads), each sending one info request and
+      reading its one reply: prints "replies K of N" (K counts replies that
+      are one JSON line with "ok":true).
+  junk SOCK [--timeout S]
+      abuse on separate connections: binary lines, a 1 MiB line with no
+      newline, a request cut in the middle: prints one line per case, what
+      came back ("reply", "closed" or "nothing").
 """
+import threading
 import argparse
 import select
 import socket
@@ -63,6 +72,63 @@ def hold(a):
     return 0
 
 
+def storm(a):
+    ok = []
+
+    def one():
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            # Blocking, as cvisor's client connects: with the backlog full a
+            # non-blocking AF_UNIX connect fails at once (EAGAIN).
+            s.connect(a.sock)
+            s.settimeout(a.timeout)
+            s.sendall(b'{"cmd":"info"}\n')
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            s.close()
+            if got.count(b"\n") == 1 and b'"ok":true' in got:
+                ok.append(1)
+        except OSError:
+            pass
+
+    ts = [threading.Thread(target=one) for _ in range(a.n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print("replies %d of %d" % (len(ok), a.n))
+    return 0
+
+
+def junk_one(sock, data, timeout):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    try:
+        s.sendall(data)
+        got = s.recv(65536)
+        return "reply" if got else "closed"
+    except socket.timeout:
+        return "nothing"
+    except OSError:
+        return "closed"
+    finally:
+        s.close()
+
+
+def junk(a):
+    cases = [("binary", bytes(range(256)) + b"\n\x00\xff\n"),
+             ("long", b"{" + b"a" * (1 << 20)),
+             ("cut", b'{"cmd":"in')]
+    for name, data in cases:
+        print("%s %s" % (name, junk_one(a.sock, data, a.timeout)), flush=True)
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="verb", required=True)
@@ -77,8 +143,14 @@ def main():
     h.add_argument("sock")
     h.add_argument("n", type=int)
     h.add_argument("--timeout", type=float, default=30)
+    for verb in ("storm", "junk"):
+        x = sub.add_parser(verb)
+        x.add_argument("sock")
+        if verb == "storm":
+            x.add_argument("n", type=int)
+        x.add_argument("--timeout", type=float, default=20)
     a = p.parse_args()
-    return send(a) if a.verb == "send" else hold(a)
+    return {"send": send, "hold": hold, "storm": storm, "junk": junk}[a.verb](a)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@
 #              sanitizer report
 #   files      special files where the CLI wants a file: a FIFO, a
 #              directory, /dev/zero, an empty file
+#   control    the control socket abused (tests/e2e/ctl_client.py): binary
+#              lines, a 1 MiB line, a cut request, pipelined requests, the
+#              slots held by silent clients, 200 clients at once; after
+#              each the guest still answers and its log has no sanitizer
+#              report
 # HOSTILE_MUTANTS (default 120) sets N; the seeds are 1..N, so a failure
 # names the seed that reproduces it. Prints TAP (tests/lib.sh).
 cd "$(dirname "$0")/../.." || exit 1
@@ -90,5 +95,44 @@ for f in "$T_TMP/fifo" "$T_TMP/dir" /dev/zero "$T_TMP/empty"; do
 		fi
 	done
 done
+
+# ---- the control socket ----
+C=${P}ctl
+if start "$C" counter --memory 16M && wait_count "$C" 2; then
+	sock=$CVISOR_RUN_DIR/$C.sock
+	cc=(python3 tests/e2e/ctl_client.py)
+	out=$(timeout 120 "${cc[@]}" junk "$sock" --timeout 15)
+	if grep -q "^binary reply" <<<"$out" && grep -q "^long \(reply\|closed\)" <<<"$out" &&
+		timeout 10 "$CVISOR" info "$C" >/dev/null 2>&1; then
+		t_pass "binary lines, a 1 MiB line, a cut request: $(tr '\n' ' ' <<<"$out")"
+	else
+		t_fail "junk on the control socket" "$out; info: $(timeout 10 "$CVISOR" info "$C" 2>&1 | head -n 1)"
+	fi
+	out=$(timeout 30 "${cc[@]}" send "$sock" '{"cmd":"info"}\n{"cmd":"stats"}\n{"cmd":"info"}\n' --half-close --lines 3)
+	if [ "$(grep -c '"ok":true' <<<"$out")" = 3 ]; then
+		t_pass "three pipelined requests, half-closed: three replies"
+	else
+		t_fail "pipelined requests" "$out"
+	fi
+	timeout 60 "${cc[@]}" hold "$sock" 20 --timeout 40 >"$T_TMP/hold" &
+	holder=$!
+	for _ in $(seq 100); do grep -q connected "$T_TMP/hold" && break; sleep 0.1; done
+	t_run 20 "$CVISOR" info "$C"
+	t_expect_out "info with 20 silent clients holding the slots" "$C"
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	out=$(timeout 120 "${cc[@]}" storm "$sock" 200)
+	if [ "$out" = "replies 200 of 200" ]; then
+		t_pass "200 clients at once: $out"
+	else
+		t_fail "200 clients at once" "$out"
+	fi
+	t_run 10 "$CVISOR" kill "$C"
+	if [ "$T_RC" = 0 ] && ! grep -q "Sanitizer\|runtime error" "$CVISOR_RUN_DIR/$C.log"; then
+		t_pass "the monitor served it all and ended cleanly, no sanitizer report"
+	else
+		t_fail "the monitor after the abuse" "kill exit $T_RC; $(grep -m1 "Sanitizer\|runtime error" "$CVISOR_RUN_DIR/$C.log")"
+	fi
+fi
 
 t_summary hostile
