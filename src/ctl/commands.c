@@ -164,8 +164,11 @@ static struct json_object *net_info(struct vm *vm)
 	return a;
 }
 
-static int cmd_info(struct ctl_server *srv, char **reply)
+static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		    char **reply)
 {
+	(void)c;
+	(void)req;
 	struct vm *vm = srv->vm;
 	const struct vm_config *cfg = vm->cfg;
 	struct json_object *o = json_object_new_object(), *dev = json_object_new_array();
@@ -220,8 +223,11 @@ static uint64_t rss_bytes(void)
 	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static int cmd_stats(struct ctl_server *srv, char **reply)
+static int cmd_stats(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		     char **reply)
 {
+	(void)c;
+	(void)req;
 	struct vm *vm = srv->vm;
 	struct json_object *o = json_object_new_object();
 	struct timespec cpu;
@@ -246,11 +252,13 @@ static int cmd_stats(struct ctl_server *srv, char **reply)
 	return ok(reply, o);
 }
 
-static int cmd_pause(struct ctl_server *srv, bool pause, char **reply)
+static int cmd_pause(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		     char **reply)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (pause)
+	(void)c;
+	if (req->cmd == CTL_CMD_PAUSE)
 		vm_pause(srv->vm);
 	else
 		vm_resume(srv->vm);
@@ -276,9 +284,10 @@ static void on_stop_timeout(void *opaque, int fd, uint32_t events)
 	vm_request_stop(srv->vm, VM_STOP_SIGNAL, msg);
 }
 
-static int cmd_stop(struct ctl_server *srv, struct ctl_conn *c, unsigned int timeout_s,
+static int cmd_stop(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		    char **reply)
 {
+	unsigned int timeout_s = req->timeout_s;
 	struct vm *vm = srv->vm;
 	uint64_t deadline = cv_now_ns() + (uint64_t)timeout_s * 1000000000ULL;
 	uint64_t ns = (uint64_t)timeout_s * 1000000000ULL;
@@ -308,8 +317,10 @@ static int cmd_stop(struct ctl_server *srv, struct ctl_conn *c, unsigned int tim
 	return 0;
 }
 
-static int cmd_kill(struct ctl_server *srv, struct ctl_conn *c, char **reply)
+static int cmd_kill(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		    char **reply)
 {
+	(void)req;
 	if (!atomic_load(&srv->vm->stop)) {
 		srv->killed = true;
 		vm_request_stop(srv->vm, VM_STOP_SIGNAL, "killed by cvisor kill");
@@ -319,8 +330,12 @@ static int cmd_kill(struct ctl_server *srv, struct ctl_conn *c, char **reply)
 	return 0;
 }
 
-static int cmd_balloon(struct ctl_server *srv, uint64_t bytes, char **reply)
+static int cmd_balloon(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		       char **reply)
 {
+	uint64_t bytes = req->bytes;
+
+	(void)c;
 	struct json_object *o;
 	int r;
 
@@ -341,8 +356,10 @@ static int cmd_balloon(struct ctl_server *srv, uint64_t bytes, char **reply)
 	return ok(reply, o);
 }
 
-static int cmd_pin(struct ctl_server *srv, const struct ctl_request *req, char **reply)
+static int cmd_pin(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		   char **reply)
 {
+	(void)c;
 	struct vm *vm = srv->vm;
 	char host[CPULIST_MAX_LEN + 1] = "?", list[CPULIST_MAX_LEN + 1] = "?";
 	struct json_object *o;
@@ -372,8 +389,11 @@ static int cmd_pin(struct ctl_server *srv, const struct ctl_request *req, char *
 	return ok(reply, o);
 }
 
-static int cmd_console(struct ctl_server *srv, char **reply)
+static int cmd_console(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		       char **reply)
 {
+	(void)c;
+	(void)req;
 	unsigned int n = 0;
 
 	if (!srv->con)
@@ -430,8 +450,10 @@ static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 
 /* Guest RAM through the checked translation; racy with running vCPUs by
  * design (a debugging and test aid). */
-static int cmd_peek(struct ctl_server *srv, const struct ctl_request *req, char **reply)
+static int cmd_peek(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		    char **reply)
 {
+	(void)c;
 	static const char digits[] = "0123456789abcdef";
 	uint8_t buf[CTL_PEEK_MAX];
 	char hex[2 * CTL_PEEK_MAX + 1];
@@ -459,60 +481,39 @@ static int cmd_peek(struct ctl_server *srv, const struct ctl_request *req, char 
 	return ok(reply, o);
 }
 
-/* While a migration runs the event loop is pumped from inside it: the
- * guest's devices and the console go on, and so do requests that only
- * read; kill ends the migration (the source then stops). Whatever would
- * change the guest under the migration waits for its end. */
-static bool busy_migrating(struct ctl_server *srv, enum ctl_cmd cmd, char **reply)
+static int refuse_migrating(struct ctl_server *srv, char **reply)
 {
-	if (!srv->migrating)
-		return false;
-	switch (cmd) {
-	case CTL_CMD_INFO:
-	case CTL_CMD_STATS:
-	case CTL_CMD_KILL:
-	case CTL_CMD_PIN:
-	case CTL_CMD_CONSOLE:
-	case CTL_CMD_PEEK:
-		return false;
-	default:
-		fail(reply, -EBUSY,
-		     "guest %s is migrating: try again when it ends (or cvisor kill)", srv->name);
-		return true;
-	}
+	return fail(reply, -EBUSY, "guest %s is migrating: try again when it ends (or cvisor kill)",
+		    srv->name);
 }
+
+/* The server's side of each request of the protocol (ctl_proto.h): its
+ * handler, and whether it is served while a migration runs. The event loop
+ * is pumped from inside a migration: the guest's devices and the console go
+ * on, and so do requests that only read; kill ends the migration (the
+ * source then stops). Whatever would change the guest under the migration
+ * waits for its end. A new request is one row here and one in proto.c. */
+static const struct {
+	int (*fn)(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		  char **reply);
+	bool while_migrating;
+} handlers[CTL_CMD_COUNT] = {
+	[CTL_CMD_INFO] = { cmd_info, true },	    [CTL_CMD_STATS] = { cmd_stats, true },
+	[CTL_CMD_PAUSE] = { cmd_pause, false },	    [CTL_CMD_RESUME] = { cmd_pause, false },
+	[CTL_CMD_STOP] = { cmd_stop, false },	    [CTL_CMD_KILL] = { cmd_kill, true },
+	[CTL_CMD_BALLOON] = { cmd_balloon, false }, [CTL_CMD_PIN] = { cmd_pin, true },
+	[CTL_CMD_CONSOLE] = { cmd_console, true },  [CTL_CMD_SAVE] = { cmd_save, false },
+	[CTL_CMD_PEEK] = { cmd_peek, true },
+};
 
 int ctl_command(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		char **reply)
 {
-	if (busy_migrating(srv, req->cmd, reply))
-		return -EBUSY;
-	switch (req->cmd) {
-	case CTL_CMD_INFO:
-		return cmd_info(srv, reply);
-	case CTL_CMD_STATS:
-		return cmd_stats(srv, reply);
-	case CTL_CMD_PAUSE:
-		return cmd_pause(srv, true, reply);
-	case CTL_CMD_RESUME:
-		return cmd_pause(srv, false, reply);
-	case CTL_CMD_STOP:
-		return cmd_stop(srv, c, req->timeout_s, reply);
-	case CTL_CMD_KILL:
-		return cmd_kill(srv, c, reply);
-	case CTL_CMD_BALLOON:
-		return cmd_balloon(srv, req->bytes, reply);
-	case CTL_CMD_PIN:
-		return cmd_pin(srv, req, reply);
-	case CTL_CMD_CONSOLE:
-		return cmd_console(srv, reply);
-	case CTL_CMD_SAVE:
-		return cmd_save(srv, c, req, reply);
-	case CTL_CMD_PEEK:
-		return cmd_peek(srv, req, reply);
-	default:
+	if ((unsigned int)req->cmd >= CTL_CMD_COUNT || !handlers[req->cmd].fn)
 		return fail(reply, -EINVAL, "unknown command");
-	}
+	if (srv->migrating && !handlers[req->cmd].while_migrating)
+		return refuse_migrating(srv, reply);
+	return handlers[req->cmd].fn(srv, c, req, reply);
 }
 
 /* migrate: progress lines go straight to the requesting client while the
@@ -628,8 +629,8 @@ int ctl_command_raw(struct ctl_server *srv, struct ctl_conn *c, const char *line
 		r = !strcmp(name, "migrate") || !strcmp(name, "memsum");
 		/* Both are long: a second migration, or a scan of all RAM,
 		 * wait for the running one like the other changes. */
-		if (r && busy_migrating(srv, CTL_CMD_COUNT, reply)) {
-			/* answered */
+		if (r && srv->migrating) {
+			refuse_migrating(srv, reply);
 		} else if (!strcmp(name, "migrate")) {
 			cmd_migrate(srv, c, line, len, reply);
 		} else if (!strcmp(name, "memsum")) {
