@@ -22,7 +22,9 @@
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
 	"       cvisor restore FILE [--name NAME [-d]] [PLACE]\n"
-	"       cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME [-d]] [PLACE]\n";
+	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
+	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
+	"                  [--incoming-timeout SECONDS] [--name NAME [-d]] [PLACE]\n";
 
 static const char usage_notes[] =
 	"\n"
@@ -33,6 +35,11 @@ static const char usage_notes[] =
 	"PLACE: --cpu-weight, --cpu-cap, --memory-limit, --cpu-affinity for this host; a\n"
 	"restore keeps the saved ones otherwise, an incoming guest the source's limits\n"
 	"but not its host CPUs.\n"
+	"run --incoming takes the guest's host resources from its own flags, never from\n"
+	"the source: --disk PATH per source disk in order (or --storage-dir DIR for\n"
+	"migrate --with-storage), --net and --vsock per source device (the MAC and CID\n"
+	"stay the guest's). It refuses any other source and waits for the next, until\n"
+	"killed or --incoming-timeout ends the wait.\n"
 	"Exit status: 0 guest powered off or rebooted, 2 bad input, 3 guest crashed (triple\n"
 	"fault), 4 unrecoverable emulation error, 128+N ended by signal N, 137 ended by\n"
 	"cvisor kill or a cvisor stop that timed out.\n"
@@ -112,13 +119,14 @@ static int check_detach(const struct vm_config *cfg, const char *verb, struct cv
 	return 0;
 }
 
-/* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--name NAME] [-d]
- *     [--cpu-weight N] [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L] */
+/* cvisor run --incoming HOST:PORT [--storage-dir DIR] [--disk PATH]...
+ *     [--net SPEC]... [--vsock SPEC] [--incoming-timeout S] [--name NAME] [-d]
+ *     [--cpu-weight N] [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L]
+ * Its directory and files are checked here, before the monitor starts. */
 static int parse_incoming(int argc, char **argv, struct vm_config *cfg, struct placement *place,
 			  struct migrate_incoming *in, struct cv_error *e)
 {
-	static char storage[PATH_MAX];
-	char flag[64], err[512];
+	char flag[64], err[PATH_MAX + 256];
 	bool separate;
 	int r;
 
@@ -145,9 +153,9 @@ static int parse_incoming(int argc, char **argv, struct vm_config *cfg, struct p
 	if (!in->listen)
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "run: --incoming needs HOST:PORT to listen on");
-	/* A detached monitor leaves the current directory. */
-	if (in->storage_dir && realpath(in->storage_dir, storage))
-		in->storage_dir = storage;
+	/* Paths made absolute: a detached monitor leaves the current directory. */
+	if ((r = migrate_incoming_check(in, err, sizeof(err))))
+		return cv_fail(e, CV_EXIT_USAGE, r, "run --incoming: %s", err);
 	return 0;
 }
 
@@ -170,6 +178,7 @@ static int cmd_run_incoming(int argc, char **argv)
 		status = cfg.detach ? monitor_detach(&cfg, NULL, &in, &place)
 				    : monitor_run_incoming(&cfg, &in, &place, -1);
 	}
+	migrate_incoming_free(&in);
 	config_free(&place.c);
 	config_free(&cfg);
 	return status;

@@ -159,10 +159,21 @@ struct migrate_target_ops {
  * and start and keeps the others. */
 extern const struct migrate_target_ops migrate_default_target_ops;
 
+#define MIGRATE_MAX_NETS 4 /* the device table's --net */
+
 struct migrate_incoming {
 	const char *listen;		/* HOST:PORT ("0.0.0.0:4444", "[::]:4444") */
 	const char *storage_dir;	/* where disk images sent with --with-storage go */
-	unsigned int accept_timeout_ms; /* 0: wait for the source forever */
+	unsigned int accept_timeout_ms; /* 0: wait for a source forever */
+	/* The host resources the guest gets here (resources.c): the stream
+	 * names none. --disk PATH per source disk, in order; --net SPEC per
+	 * source network; --vsock SPEC. */
+	const char *disks[MIG_MAX_DISKS];
+	unsigned int ndisks;
+	const char *nets[MIGRATE_MAX_NETS];
+	unsigned int nnets;
+	const char *vsock;
+	char *owned[MIG_MAX_DISKS + 2]; /* paths made absolute (migrate_incoming_check) */
 	const struct migrate_target_ops *ops;
 	void *ctx;
 	/* Optional: an fd (an eventfd) that, once readable, ends the wait for
@@ -182,9 +193,13 @@ struct migrate_target {
 	uint64_t total_ns; /* accept to "running" */
 };
 
-/* Listen on in->listen, take one source, and bring its guest up: on 0 the
- * guest runs (t->vm) and the source has been told. On failure (-errno, one
- * line in err) nothing is left: no VM, no partial disk image. Free t with
+/* Listen on in->listen, take a source, and bring its guest up: on 0 the
+ * guest runs (t->vm) and the source has been told. A connection that
+ * fails before the VM is built (not a stream, a replayed one, a CONFIG
+ * naming host resources in was not given) is answered, dropped and logged
+ * in one line (cv_warn), and the next one taken; the wait ends with
+ * cancel_fd or after accept_timeout_ms. On failure (-errno, one line in
+ * err) nothing is left: no VM, no partial disk image. Free t with
  * migrate_target_free after the VM is destroyed. */
 int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t, char *err,
 		    size_t errlen) CV_MUST;
@@ -249,10 +264,28 @@ void migrate_summary_line(const struct migrate_progress *p, char *buf, size_t le
  * not JSON. p->dest is NULL. Pure. */
 int migrate_progress_parse(const char *line, size_t len, struct migrate_progress *p) CV_MUST;
 
-/* `run --incoming HOST:PORT [--storage-dir DIR]`: take one of these flags
- * (value may be NULL for a flag without one). 1 taken, 0 not ours, or
- * -EINVAL with one line. Pure. */
+/* `run --incoming HOST:PORT [--storage-dir DIR] [--disk PATH]...
+ * [--net SPEC]... [--vsock SPEC] [--incoming-timeout SECONDS]`: take one
+ * of these flags (value may be NULL for a flag without one; it must
+ * outlive in). 1 taken, 0 not ours, or -EINVAL with one line. Pure. */
 int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const char *value,
 			  char *err, size_t errlen) CV_MUST;
+
+/* Once every flag is in, before the monitor starts: --storage-dir is a
+ * writable directory and each --disk an existing file (both made
+ * absolute, in->owned), the --net and --vsock values parse (a relative
+ * uds= path made absolute). 0, or -EINVAL / -ENOENT / -EACCES / -ENOMEM
+ * with one line. Free with migrate_incoming_free. */
+int migrate_incoming_check(struct migrate_incoming *in, char *err, size_t errlen) CV_MUST;
+/* Free what migrate_incoming_check allocated. */
+void migrate_incoming_free(struct migrate_incoming *in);
+
+/* The host side of the guest's disks, networks and vsock in dc (the
+ * stream's CONFIG) replaced with in's (see src/migrate/resources.c):
+ * storage says the images travel (into in->storage_dir). 0, or -EINVAL
+ * with one line naming what the target lacks or what disagrees with the
+ * guest (a MAC, a CID). Pure. */
+int migrate_target_resources(struct devices_config *dc, const struct migrate_incoming *in,
+			     bool storage, char *err, size_t errlen) CV_MUST;
 
 #endif

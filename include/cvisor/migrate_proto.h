@@ -18,7 +18,7 @@
 #include "cvisor/util.h"
 
 #define MIG_MAGIC "CVIMIGR" /* 8 bytes with the NUL */
-#define MIG_MAJOR 1
+#define MIG_MAJOR 2	    /* 2.0: the target's nonce, echoed in HELLO */
 #define MIG_MINOR 0
 #define MIG_PAGE_SIZE 4096U
 
@@ -35,6 +35,7 @@
 #define MIG_MSG_RUNNING 17
 #define MIG_MSG_ERROR 18
 #define MIG_MSG_SYNC_ACK 19
+#define MIG_MSG_NONCE 20 /* the target's first message: HELLO must echo it */
 
 #define MIG_HDR_SIZE 8	   /* u32 type, u32 body length */
 #define MIG_TRAILER_SIZE 4 /* u32 CRC-32 of header and body */
@@ -58,6 +59,7 @@
 #define MIG_SYNC_SIZE 4U	   /* u32 round */
 #define MIG_MAX_HINT_RANGES 65536U /* u64 gpa, u64 bytes each */
 #define MIG_MAX_ERROR 256U
+#define MIG_NONCE_SIZE 16U
 #define MIG_MAX_DISKS 8U
 #define MIG_MAX_DISK_NAME 255U
 #define MIG_MAX_REGIONS 2U
@@ -77,6 +79,7 @@ struct mig_disk {
 
 struct mig_hello {
 	uint16_t major, minor;
+	uint8_t nonce[MIG_NONCE_SIZE]; /* the target's, from its NONCE message */
 	uint32_t page_size;
 	uint64_t ram_size;
 	uint32_t nregions;
@@ -148,6 +151,7 @@ enum mig_rx_event {
 	MIG_RX_SYNC,	  /* (target side) answer SYNC_ACK with rx->sync_round */
 	MIG_RX_SYNC_ACK,  /* (source side) the target got through rx->sync_round */
 	MIG_RX_HINT,	  /* rx->hint[0..nhint) RAM ranges (checked) the source will send */
+	MIG_RX_NONCE,	  /* (source side) rx->nonce: echo it in HELLO */
 };
 
 /* Disk data sink: write len bytes at off of disk (zero: a hole). Data is
@@ -181,6 +185,7 @@ struct mig_rx {
 	struct mig_hello hello;
 	struct mig_end end;
 	uint32_t sync_round;
+	uint8_t nonce[MIG_NONCE_SIZE]; /* (source side) the target's NONCE */
 	struct mig_range {
 		uint64_t gpa, len;
 	} * hint; /* points into body until the next message */

@@ -1,7 +1,8 @@
 /* cli.c - the `cvisor migrate` client side: the control request that
- * carries its options to the monitor, `run --incoming`'s flags, and the
- * progress lines: pure functions the CLI (src/cli/migrate.c, which parses
- * the command line), the monitor and the tests share.
+ * carries its options to the monitor, and the progress lines (`run
+ * --incoming`'s flags are incoming.c's): pure functions the CLI
+ * (src/cli/migrate.c, which parses the command line), the monitor and the
+ * tests share.
  *
  * Streaming over the control socket: the monitor answers a "migrate"
  * request with any number of lines {"progress":{...}} (each tick and each
@@ -294,27 +295,4 @@ int migrate_progress_parse(const char *line, size_t len, struct migrate_progress
 	}
 	json_object_put(j);
 	return r;
-}
-
-int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const char *value,
-			  char *err, size_t errlen)
-{
-	char host[256], port[8], why[200];
-
-	if (!strcmp(flag, "--incoming")) {
-		if (!value || migrate_parse_addr(value, host, sizeof(host), port, sizeof(port), why,
-						 sizeof(why)))
-			return cv_errf(err, errlen, -EINVAL, "--incoming %s: %s",
-				       value ? value : "(missing)",
-				       value ? why : "needs HOST:PORT to listen on");
-		in->listen = value;
-		return 1;
-	}
-	if (!strcmp(flag, "--storage-dir")) {
-		if (!value || !value[0])
-			return cv_errf(err, errlen, -EINVAL, "--storage-dir needs a directory");
-		in->storage_dir = value;
-		return 1;
-	}
-	return 0;
 }

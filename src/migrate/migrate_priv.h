@@ -77,6 +77,11 @@ int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void 
  * unacknowledged this long is broken (TCP_USER_TIMEOUT). */
 #define MIG_CONNECT_TIMEOUT_S 10
 #define MIG_LINK_TIMEOUT_MS 30000
+/* The source waits this long for the target's NONCE, and the target as
+ * long for the HELLO that follows: a connection that says nothing does
+ * not hold a waiting target for long. */
+#define MIG_NONCE_TIMEOUT_MS 10000
+#define MIG_HELLO_TIMEOUT_MS 10000
 
 /* A socket connected to addr (HOST:PORT) and tuned (mig_tune), or one
  * listening on it: the fd, or -errno with one line in err. mig_connect

@@ -3,17 +3,21 @@
  * the target parses and checks it. The receive parser of both directions
  * is rx.c; the source's side source.c, the target's target.c.
  *
- * PROTOCOL, version 1.0. One TCP connection; the source connects to the
+ * PROTOCOL, version 2.0. One TCP connection; the source connects to the
  * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
+ * (2.0 added the target's nonce: 20 NONCE and its echo in HELLO. A 1.x
+ * source is refused by its version; a 2.0 source gives up on a 1.x
+ * target, which never sends NONCE, after MIG_NONCE_TIMEOUT_MS.)
  *
  *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, cv_crc32)
  *             of type, length and body. The reader bounds the length per
  *             type before reading or allocating anything.
  *
  *   source -> target
- *   1 HELLO   (<= 128 KiB) u8[8] "CVIMIGR\0", u16 major (1), u16 minor (0),
- *             u32 page size (4096), u64 RAM bytes, u32 regions (1-2),
- *             u32 vCPUs, regions {u64 gpa, u64 size} (must be the layout
+ *   1 HELLO   (<= 128 KiB) u8[8] "CVIMIGR\0", u16 major (2), u16 minor (0),
+ *             u8[16] nonce (this connection's NONCE, echoed), u32 page
+ *             size (4096), u64 RAM bytes, u32 regions (1-2), u32 vCPUs,
+ *             regions {u64 gpa, u64 size} (must be the layout
  *             guest_mem gives that RAM size), CPU: u8[12] vendor, u32
  *             signature (leaf 1 eax), u32 leaf 1 ecx, edx, leaf 7 ebx,
  *             ecx, edx, leaf 0x80000001 ecx, edx (the guest's view; the
@@ -25,7 +29,10 @@
  *             u32 config length (<= 64 KiB), config: snapshot sections
  *             holding SNAP_SEC_CONFIG (snapshot_format.h; with MACHINE and
  *             KSTATE, which snapshot_config_load also wants).
- *             A major other than 1 or a minor above ours is refused.
+ *             A major other than 2 or a minor above ours is refused, and
+ *             so is a nonce that is not the one this target just sent (a
+ *             recorded stream replayed) or a CONFIG naming host resources
+ *             the target was not given (resources.c).
  *   2 PAGES   (<= 1 MiB + 4 KiB) u32 count (1-256), count records
  *             {u64 gpa (page aligned, inside RAM), u32 flags (1 = zero
  *             page: no data), u32 0}, then the 4 KiB of each non-zero
@@ -46,6 +53,8 @@
  *             it may be partial, and nothing depends on it).
  *
  *   target -> source
+ *   20 NONCE   (16 bytes) sent at once on accept: 16 random bytes
+ *             (getrandom), fresh for every connection.
  *   16 READY   (empty) the VM is built: send RAM.
  *   17 RUNNING (empty) state loaded, guest started: the source may end.
  *   18 ERROR   (1-256 bytes) one printable line; the target then closes.
@@ -53,16 +62,28 @@
  *             (the source measures end-to-end bandwidth with it, and never
  *             pauses the guest with megabytes still queued in sockets).
  *
- *   Sequence: HELLO, READY, then rounds of PAGES and DISK (a page or block
- *   sent again replaces the earlier copy) each ended by SYNC / SYNC_ACK,
+ *   Sequence: NONCE, HELLO, READY, then rounds of PAGES and DISK (a page
+ *   or block sent again replaces the earlier copy) each ended by SYNC /
+ *   SYNC_ACK,
  *   then the final PAGES and DISK, STATE, END, RUNNING. PAGES, DISK or
  *   SYNC after STATE, a second HELLO or STATE, END before STATE, and any
  *   unknown type are errors. A broken connection at any point before
  *   RUNNING leaves the guest running on the source.
  *
+ * HANDSHAKE FAILURES. A connection that fails before the target builds the
+ * VM (not a stream, a bad checksum or version, a wrong nonce, a CONFIG
+ * the target refuses, no HELLO within MIG_HELLO_TIMEOUT_MS) is answered
+ * with ERROR when possible and dropped; the target logs one line and
+ * waits for the next (until killed, or --incoming-timeout). Once it has
+ * built the VM for a source, a failure ends the target, as it ends the
+ * migration.
+ *
  * LIMITS. The stream is neither authenticated nor encrypted: whoever can
  * reach the target's port can hand it a guest (the parser is hardened,
- * the guest it builds is not vetted), so listen on a private address. If
+ * the guest it builds is not vetted, and the nonce only stops a recorded
+ * stream from being replayed blind), so listen on a private address. The
+ * target's own flags decide every host resource the guest gets (disks,
+ * tap, vsock socket): the stream cannot name a host file. If
  * the link dies after the target sent RUNNING and before the source read
  * it, both ends run the guest; the window is one message wide. */
 #include <errno.h>
@@ -96,6 +117,7 @@ void mig_hello_encode(const struct mig_hello *h, struct state_buf *b)
 	state_put_bytes(b, MIG_MAGIC, 8);
 	state_put_u16(b, h->major);
 	state_put_u16(b, h->minor);
+	state_put_bytes(b, h->nonce, MIG_NONCE_SIZE);
 	state_put_u32(b, h->page_size);
 	state_put_u64(b, h->ram_size);
 	state_put_u32(b, h->nregions);
@@ -144,6 +166,7 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 			       "migration stream version %u.%u is not supported (this cvisor takes "
 			       "%u.0-%u.%u)",
 			       h->major, h->minor, MIG_MAJOR, MIG_MAJOR, MIG_MINOR);
+	state_get_bytes(&r, h->nonce, MIG_NONCE_SIZE);
 	h->page_size = state_get_u32(&r);
 	h->ram_size = state_get_u64(&r);
 	h->nregions = state_get_u32(&r);

@@ -126,6 +126,9 @@ static int reply_header(struct mig_rx *rx, uint32_t type, uint32_t len)
 	if (type == MIG_MSG_READY || type == MIG_MSG_RUNNING) {
 		if (len)
 			return rx_fail(rx, "the target's reply is corrupt (length)");
+	} else if (type == MIG_MSG_NONCE) {
+		if (len != MIG_NONCE_SIZE)
+			return rx_fail(rx, "the target's reply is corrupt (length)");
 	} else if (type == MIG_MSG_SYNC_ACK) {
 		if (len != MIG_SYNC_SIZE)
 			return rx_fail(rx, "the target's reply is corrupt (length)");
@@ -417,6 +420,9 @@ static int trailer_done(struct mig_rx *rx)
 	case MIG_MSG_SYNC_ACK:
 		rx->sync_round = (uint32_t)cv_get_le(rx->body, 4);
 		return rx->type == MIG_MSG_SYNC ? MIG_RX_SYNC : MIG_RX_SYNC_ACK;
+	case MIG_MSG_NONCE:
+		memcpy(rx->nonce, rx->body, MIG_NONCE_SIZE);
+		return MIG_RX_NONCE;
 	case MIG_MSG_READY:
 		return MIG_RX_READY;
 	case MIG_MSG_RUNNING:

@@ -48,6 +48,7 @@ struct msend {
 	uint64_t round_start, round_bytes; /* of the round being sent */
 	uint64_t round_end;		   /* the target's SYNC_ACK for it */
 	bool was_paused, paused, quiesced, tracking;
+	uint8_t nonce[MIG_NONCE_SIZE]; /* the target's, for HELLO */
 	char *err;
 	size_t errlen;
 };
@@ -111,15 +112,15 @@ static int check(struct msend *m)
 	return m->tx.err ? link_error(m) : 0;
 }
 
-/* Read one reply within REPLY_TIMEOUT_MS; while the guest runs, the event
- * loop is pumped every PUMP_SLICE_MS meanwhile (its devices go on). */
-static int wait_reply(struct msend *m, struct mig_rx *rx)
+/* Read one reply within timeout_ms; while the guest runs, the event loop
+ * is pumped every PUMP_SLICE_MS meanwhile (its devices go on). */
+static int wait_reply(struct msend *m, struct mig_rx *rx, int timeout_ms)
 {
-	uint64_t deadline = mig_now() + REPLY_TIMEOUT_MS * 1000000ULL;
+	uint64_t deadline = mig_now() + (uint64_t)timeout_ms * 1000000ULL;
 	int r;
 
 	if (!m->tx.pump)
-		return mig_recv_event(m->fd, rx, REPLY_TIMEOUT_MS);
+		return mig_recv_event(m->fd, rx, timeout_ms);
 	for (;;) {
 		r = mig_recv_event(m->fd, rx, PUMP_SLICE_MS);
 		if (r != -ETIMEDOUT || mig_now() >= deadline)
@@ -130,9 +131,11 @@ static int wait_reply(struct msend *m, struct mig_rx *rx)
 	}
 }
 
-/* Wait for one reply; READY or RUNNING is what we want. */
+/* Wait for one reply; NONCE (kept in m->nonce), READY, SYNC_ACK or
+ * RUNNING is what we want. */
 static int await(struct msend *m, int want, const char *what)
 {
+	int timeout_ms = want == MIG_RX_NONCE ? MIG_NONCE_TIMEOUT_MS : REPLY_TIMEOUT_MS;
 	struct mig_rx rx;
 	int r;
 
@@ -140,7 +143,9 @@ static int await(struct msend *m, int want, const char *what)
 	if (m->tx.err)
 		return link_error(m);
 	mig_rx_init(&rx, true);
-	r = wait_reply(m, &rx);
+	r = wait_reply(m, &rx, timeout_ms);
+	if (r == want && want == MIG_RX_NONCE)
+		memcpy(m->nonce, rx.nonce, MIG_NONCE_SIZE);
 	if (r == want)
 		r = 0;
 	else if (r == -ECANCELED)
@@ -149,7 +154,7 @@ static int await(struct msend *m, int want, const char *what)
 		r = cv_errf(m->err, m->errlen, -EPROTO, "the target refused: %s", rx.err);
 	else if (r == -ETIMEDOUT)
 		r = cv_errf(m->err, m->errlen, r, "no answer from %s for %d s while waiting for %s",
-			    m->o->dest, REPLY_TIMEOUT_MS / 1000, what);
+			    m->o->dest, timeout_ms / 1000, what);
 	else if (r == -EINVAL)
 		r = cv_errf(m->err, m->errlen, -EPROTO, "%s", rx.err);
 	else if (r < 0)
@@ -239,6 +244,11 @@ static int handshake(struct msend *m)
 	struct mig_hello h = { .major = MIG_MAJOR, .minor = MIG_MINOR };
 	int r;
 
+	/* The target speaks first: its nonce, which HELLO echoes. */
+	if ((r = await(m, MIG_RX_NONCE,
+		       "the target's nonce (a cvisor older than protocol 2.0 sends none)")))
+		return r;
+	memcpy(h.nonce, m->nonce, MIG_NONCE_SIZE);
 	if ((r = config_payload(m, &cfg))) {
 		state_buf_free(&cfg);
 		return cv_errf(m->err, m->errlen, r, "cannot save the guest's configuration: %s",

@@ -1,16 +1,22 @@
-/* target.c - live migration, the target side: listen, check the
- * handshake against this host, build the VM from the stream's CONFIG, let
- * the parser put RAM (and disk data) in place, load the state, start the
- * guest and say "running". On any failure: one line, the source told when
- * the connection still works, and nothing left behind. */
+/* target.c - live migration, the target side: listen, greet each
+ * connection with a fresh nonce, check the handshake against this host
+ * (the nonce echoed, the machine, the CPU, and the host resources, which
+ * are this target's own: resources.c), build the VM from the stream's
+ * CONFIG, let the parser put RAM (and disk data) in place, load the state,
+ * start the guest and say "running". A connection that fails before the
+ * VM is built is dropped with one line and the next one taken; any later
+ * failure: one line, the source told when the connection still works, and
+ * nothing left behind. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +47,9 @@ struct mrecv {
 	uint8_t *state;
 	uint32_t state_len;
 	struct prefault pf;
-	bool built, started;
+	uint8_t nonce[MIG_NONCE_SIZE]; /* this connection's */
+	char peer[80];		       /* its address, for the log */
+	bool building, built, started;
 	uint64_t t_disks;
 	char *err;
 	size_t errlen;
@@ -138,6 +146,12 @@ static int on_hello(struct mrecv *m)
 	char why[256];
 	int r;
 
+	if (memcmp(h->nonce, m->nonce, MIG_NONCE_SIZE)) {
+		reply(m, MIG_MSG_ERROR, "the handshake does not echo this connection's nonce");
+		return cv_errf(m->err, m->errlen, -EINVAL,
+			       "refusing the migration: the handshake does not echo this "
+			       "connection's nonce (a recorded stream replayed?)");
+	}
 	if ((r = local_caps(&l, m->err, m->errlen)))
 		return r;
 	if (mig_hello_check(h, &l, why, sizeof(why))) {
@@ -160,7 +174,9 @@ static int on_hello(struct mrecv *m)
 			       "refusing the migration: the configuration disagrees "
 			       "with the handshake");
 	}
-	if ((r = mig_dst_disks_create(&m->dd, h, m->in->storage_dir, why, sizeof(why)))) {
+	if ((r = migrate_target_resources(&t->cfg.devices, m->in, h->flags & MIG_F_STORAGE, why,
+					  sizeof(why))) ||
+	    (r = mig_dst_disks_create(&m->dd, h, m->in->storage_dir, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return cv_errf(m->err, m->errlen, r, "refusing the migration: %s", why);
 	}
@@ -168,6 +184,8 @@ static int on_hello(struct mrecv *m)
 		reply(m, MIG_MSG_ERROR, m->err);
 		return r;
 	}
+	/* From here a failure ends the target: the build ran for this source. */
+	m->building = true;
 	if ((r = ops->build(m->in->ctx, &t->cfg, &t->vm, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return cv_errf(m->err, m->errlen, r, "cannot build the VM: %s", why);
@@ -300,7 +318,9 @@ static int run(struct mrecv *m)
 	int ev, r;
 
 	for (;;) {
-		ev = mig_recv_event(m->fd, &m->rx, IDLE_TIMEOUT_MS);
+		int idle_ms = m->rx.got_hello ? IDLE_TIMEOUT_MS : MIG_HELLO_TIMEOUT_MS;
+
+		ev = mig_recv_event(m->fd, &m->rx, idle_ms);
 		switch (ev) {
 		case MIG_RX_HELLO:
 			if ((r = on_hello(m)))
@@ -339,8 +359,8 @@ static int run(struct mrecv *m)
 				       "the source closed the connection during %s", phase(m));
 		case -ETIMEDOUT:
 			return cv_errf(m->err, m->errlen, -ETIMEDOUT,
-				       "the source sent nothing for %d s during %s",
-				       IDLE_TIMEOUT_MS / 1000, phase(m));
+				       "the source sent nothing for %d s during %s", idle_ms / 1000,
+				       phase(m));
 		default:
 			return cv_errf(m->err, m->errlen, ev < 0 ? ev : -EPROTO,
 				       "receiving the migration: %s",
@@ -349,77 +369,131 @@ static int run(struct mrecv *m)
 	}
 }
 
-static int accept_one(struct mrecv *m, int lfd)
+/* Wait for a connection until deadline (0: none) or cancel_fd: 0 with
+ * m->fd and m->peer, or -errno with one line. */
+static int accept_one(struct mrecv *m, int lfd, uint64_t deadline)
 {
 	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
 			       { .fd = m->in->cancel_fd ? *m->in->cancel_fd : -1,
 				 .events = POLLIN } };
-	int r, to = m->in->accept_timeout_ms ? (int)m->in->accept_timeout_ms : -1;
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	char host[64] = "?", port[8] = "?";
+	int r;
 
-	do {
-		r = poll(p, 2, to);
-	} while (r < 0 && errno == EINTR);
-	if (r <= 0)
-		return cv_errf(m->err, m->errlen, r ? -errno : -ETIMEDOUT,
-			       "no source connected to %s%s", m->in->listen, r ? "" : " in time");
-	if (p[1].revents)
+	for (;;) {
+		uint64_t now = mig_now();
+		int to = !deadline	   ? 60000
+			 : now >= deadline ? 0
+					   : (int)((deadline - now + 999999) / 1000000);
+
+		r = poll(p, 2, to < 60000 ? to : 60000);
+		if ((r < 0 && errno == EINTR) || (!r && (!deadline || mig_now() < deadline)))
+			continue;
+		break;
+	}
+	if (r > 0 && p[1].revents)
 		return cv_errf(m->err, m->errlen, -ECANCELED, "stopped waiting for a source on %s",
 			       m->in->listen);
-	m->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (r < 0)
+		return cv_errf(m->err, m->errlen, -errno, "waiting for a source on %s: %s",
+			       m->in->listen, strerror(errno));
+	if (!r)
+		return cv_errf(m->err, m->errlen, -ETIMEDOUT,
+			       "no source migrated a guest to %s within %u s (--incoming-timeout)",
+			       m->in->listen, m->in->accept_timeout_ms / 1000);
+	m->fd = accept4(lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
 	if (m->fd < 0)
 		return cv_errf(m->err, m->errlen, -errno, "accepting on %s: %s", m->in->listen,
 			       strerror(errno));
+	getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port, sizeof(port),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(m->peer, sizeof(m->peer), "%s%s%s:%s", strchr(host, ':') ? "[" : "", host,
+		 strchr(host, ':') ? "]" : "", port);
 	mig_tune(m->fd);
 	return 0;
+}
+/* One connection: greet it with a fresh nonce, then receive. */
+static int receive_one(struct mrecv *m)
+{
+	int r;
+
+	m->building = m->built = m->started = false;
+	memset(&m->dd, 0, sizeof(m->dd));
+	mig_rx_init(&m->rx, false);
+	m->rx.disk_write = mig_dst_disk_write;
+	m->rx.disk_ctx = &m->dd;
+	if (m->in->ops->connected)
+		m->in->ops->connected(m->in->ctx, m->fd);
+	if (getrandom(m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
+		return cv_errf(m->err, m->errlen, -errno, "getrandom: %s", strerror(errno));
+	if ((r = reply_bytes(m, MIG_MSG_NONCE, m->nonce, sizeof(m->nonce))))
+		return cv_errf(m->err, m->errlen, r, "cannot greet the source: %s", strerror(-r));
+	return run(m);
+}
+
+/* After a connection: its statistics in t; on failure what it made torn
+ * down (the VM, disk images, the configuration), and the socket closed. */
+static void end_one(struct mrecv *m, int r, uint64_t t0)
+{
+	struct migrate_target *t = m->t;
+
+	prefault_stop(m);
+	t->pages = m->rx.pages;
+	t->zero_pages = m->rx.zero_pages;
+	t->disk_bytes = m->rx.disk_bytes;
+	t->bytes = m->rx.bytes;
+	t->total_ns = mig_now() - t0;
+	if (r) {
+		if (m->built)
+			m->in->ops->destroy(m->in->ctx, t->vm);
+		t->vm = NULL;
+		mig_dst_disks_abort(&m->dd);
+		migrate_target_free(t);
+	}
+	mig_dst_disks_free(&m->dd);
+	mig_rx_free(&m->rx);
+	free(m->state);
+	m->state = NULL;
+	if (m->in->ops->connected)
+		m->in->ops->connected(m->in->ctx, -1);
+	close(m->fd);
+	m->fd = -1;
 }
 
 int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t, char *err,
 		    size_t errlen)
 {
 	struct mrecv m = { .in = in, .t = t, .fd = -1, .err = err, .errlen = errlen };
-	uint64_t t0;
+	uint64_t deadline = 0, t0;
 	int lfd, r;
 
 	memset(t, 0, sizeof(*t));
-	memset(&m.dd, 0, sizeof(m.dd));
 	if (!in->ops || !in->ops->config_load || !in->ops->cpu_model || !in->ops->build ||
 	    !in->ops->state_load || !in->ops->start || !in->ops->destroy)
 		return cv_errf(m.err, m.errlen, -EINVAL,
 			       "migration is not wired to the snapshot code");
 	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)
 		return lfd;
+	if (in->accept_timeout_ms)
+		deadline = mig_now() + (uint64_t)in->accept_timeout_ms * 1000000;
 	if (in->ops->listening)
 		in->ops->listening(in->ctx, in->listen);
-	r = accept_one(&m, lfd);
-	close(lfd);
-	if (r)
-		return r;
-	if (in->ops->connected)
-		in->ops->connected(in->ctx, m.fd);
-	t0 = mig_now();
-	mig_rx_init(&m.rx, false);
-	m.rx.disk_write = mig_dst_disk_write;
-	m.rx.disk_ctx = &m.dd;
-	r = run(&m);
-	prefault_stop(&m);
-	t->pages = m.rx.pages;
-	t->zero_pages = m.rx.zero_pages;
-	t->disk_bytes = m.rx.disk_bytes;
-	t->bytes = m.rx.bytes;
-	t->total_ns = mig_now() - t0;
-	if (r) {
-		if (m.built)
-			in->ops->destroy(in->ctx, t->vm);
-		t->vm = NULL;
-		mig_dst_disks_abort(&m.dd);
-		migrate_target_free(t);
+	/* A connection that fails before the build was no source of ours
+	 * (garbage, a replay, a refused CONFIG): drop it, take the next. */
+	while (!(r = accept_one(&m, lfd, deadline))) {
+		bool dropped;
+
+		t0 = mig_now();
+		r = receive_one(&m);
+		dropped = r && !m.building;
+		end_one(&m, r, t0);
+		if (!dropped)
+			break;
+		cv_warn("incoming migration on %s: dropped the connection from %s: %s", in->listen,
+			m.peer, err);
 	}
-	mig_dst_disks_free(&m.dd);
-	mig_rx_free(&m.rx);
-	free(m.state);
-	if (in->ops->connected)
-		in->ops->connected(in->ctx, -1);
-	close(m.fd);
+	close(lfd);
 	return r;
 }
 

@@ -59,8 +59,8 @@ static struct json_object *waiter_info(const struct monitor *m)
 }
 
 /* `cvisor kill` on the waiter's thread: end the transfer (the receive then
- * removes what it made: disk images, the half-built guest) or, before a
- * source came, the wait for one. The main thread tears down either way. */
+ * removes what it made: disk images, the half-built guest) and the wait
+ * for a source. The main thread tears down either way. */
 static char *waiter_kill(struct monitor *m)
 {
 	struct monitor_waiter *w = &m->wt;
@@ -69,9 +69,11 @@ static char *waiter_kill(struct monitor *m)
 
 	pthread_mutex_lock(&w->lock);
 	atomic_store(&w->killed, true);
+	/* Both: a connection that is dropped (a failed handshake) must not
+	 * bring the receive back to waiting for the next. */
 	if (w->conn_fd >= 0)
 		shutdown(w->conn_fd, SHUT_RDWR);
-	else if (write(w->cancel_fd, &one, sizeof(one)) != sizeof(one))
+	if (write(w->cancel_fd, &one, sizeof(one)) != sizeof(one))
 		cv_debug("ending the wait for a source: %s", strerror(errno));
 	pthread_mutex_unlock(&w->lock);
 	/* The name is free before the answer, as for any kill (the main

@@ -5,12 +5,17 @@
 # guest memory checksums agree; a guest that dirties memory faster than a
 # throttled link converges by force or gives up, as asked; the link cut in
 # each phase, a refusing target and a corrupt stream leave the source
-# running; storage migration copies the disk byte for byte.
+# running; storage migration copies the disk byte for byte. Hostile peers:
+# a stream patched to name a host file, a recorded stream replayed, and
+# garbage are refused, and the target waits on for a real source.
 #
 # The CLI it drives (wired by src/main.c and src/ctl, see the report):
 #   cvisor run -d --name N --incoming HOST:PORT [--storage-dir DIR]
-#       returns once the monitor listens; the guest comes from the stream.
-#       A failed migration ends that monitor with one line in N.log.
+#       [--disk PATH]... [--net SPEC]... [--vsock SPEC]
+#       returns once the monitor listens; the guest comes from the stream,
+#       its host resources from these flags. A connection that fails the
+#       handshake is dropped with one line in N.log and the monitor waits
+#       on; a migration that fails later ends it with one line there.
 #   cvisor migrate N HOST:PORT [--downtime-ms MS] [--with-storage] [--json]
 #       [--no-force] [--max-rounds N] [--max-bandwidth RATE] [--verify]
 #       0 and a "migrated to ..." line when the guest runs on the target
@@ -43,6 +48,34 @@ incoming() {
 	local name=$1 addr=$2
 	shift 2
 	run_d incoming "$name" --incoming "$addr" "$@"
+}
+
+# state NAME: what info says the guest is doing ("incoming" while waiting).
+state() {
+	"$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'
+}
+
+# proxy PORT TARGET_PORT ARGS...: tests/e2e/migproxy.py in the background
+# (its pid in ppid), once it listens.
+proxy() {
+	python3 tests/e2e/migproxy.py proxy "$@" >"$T_TMP/proxy.out" 2>&1 &
+	ppid=$!
+	for _ in $(seq 100); do grep -q ready "$T_TMP/proxy.out" && return 0; sleep 0.05; done
+	return 1
+}
+
+# dropped NAME N: within 5 s the target's log holds more than N lines of
+# dropped connections; the last one is printed.
+dropped() {
+	local i
+	for i in $(seq 50); do
+		if [ "$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$1.log")" -gt "$2" ]; then
+			grep "dropped the connection" "$CVISOR_RUN_DIR/$1.log" | tail -n 1
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
 }
 
 memsum() {
@@ -365,21 +398,98 @@ if start "$R" blkcount --memory 64M --disk "$T_TMP/r.img" && wait_count "$R" 2 &
 	c=$(last_count "$R")
 	wait_count "$R" $((c + 2)) && t_pass "the refused source counts on" ||
 		t_fail "the refused source counts on" "stuck at $c"
-	gone "$R2" && grep -q "give --storage-dir DIR" "$CVISOR_RUN_DIR/$R2.log" &&
-		t_pass "the refusing target ended with one line" ||
-		t_fail "the refusing target ended" "$(tail -n 2 "$CVISOR_RUN_DIR/$R2.log")"
+	# A refused CONFIG fails the handshake: the target says so and waits on.
+	if dropped "$R2" 0 | grep -q "give --storage-dir DIR" && [ "$(state "$R2")" = incoming ]; then
+		t_pass "the refusing target says why in one line and waits on"
+	else
+		t_fail "the refusing target" "state '$(state "$R2")': $(tail -n 2 "$CVISOR_RUN_DIR/$R2.log")"
+	fi
+	timeout 10 "$CVISOR" kill "$R2" >/dev/null 2>&1
 	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
 fi
 
-# ---- corrupt streams: the target refuses them and leaves nothing ----
-# corrupt WHAT BYTES...: send the bytes (python escapes) to a fresh target.
-corrupt() {
-	local what=$1 data=$2 want=$3 T=${P}x$RANDOM
+# ---- a patched stream names a host file: the target opens only its own ----
+# The source's disk is pub.img; a peer in the middle rewrites the CONFIG
+# in its HELLO (CRC recomputed) to name sec.img, a root-only file the
+# target was not given. The target, given no --disk, refuses the stream
+# with the path it names, and sec.img is untouched (the guest writes its
+# disk: opened, it would change).
+V=${P}v V2=${P}v2
+next_port
+VPORT=$PORT
+next_port
+head -c 1M /dev/urandom >"$T_TMP/pub.img"
+head -c 1M /dev/urandom >"$T_TMP/sec.img"
+chmod 600 "$T_TMP/sec.img"
+sec=$(sha256sum <"$T_TMP/sec.img")
+if start "$V" blkcount --memory 64M --disk "$T_TMP/pub.img" && wait_count "$V" 2 &&
+	incoming "$V2" "127.0.0.1:$VPORT" && proxy "$PORT" "$VPORT" --replace pub.img sec.img; then
+	t_run 60 "$CVISOR" migrate "$V" "127.0.0.1:$PORT"
+	wait "$ppid"
+	line=$(dropped "$V2" 0)
+	if [ "$T_RC" = 1 ] && [ "$(sha256sum <"$T_TMP/sec.img")" = "$sec" ] &&
+		grep -q "the source's disk 0 ($T_TMP/sec.img): give the target --disk" <<<"$line" &&
+		[ "$(state "$V2")" = incoming ]; then
+		t_pass "a stream naming a host file is refused, the file untouched: $line"
+	else
+		t_fail "a patched stream" "migrate exit $T_RC ($T_ERR); state '$(state "$V2")'; sec.img $( [ "$(sha256sum <"$T_TMP/sec.img")" = "$sec" ] && echo unchanged || echo CHANGED); log: $(tail -n 2 "$CVISOR_RUN_DIR/$V2.log")"
+	fi
+	advances "$V" "the source of the patched stream runs on"
+	timeout 10 "$CVISOR" kill "$V2" >/dev/null 2>&1
+	# Shared storage: the target names the same image with --disk.
+	V3=${P}v3
 	next_port
-	incoming "$T" "127.0.0.1:$PORT" || return
+	if incoming "$V3" "127.0.0.1:$PORT" --disk "$T_TMP/pub.img"; then
+		t_run 60 "$CVISOR" migrate "$V" "127.0.0.1:$PORT"
+		if [ "$T_RC" = 0 ] && gone "$V" && c=$(last_count "$V3") &&
+			wait_count "$V3" $((c + 3)) && ! grep -q FAIL "$CVISOR_RUN_DIR/$V3.log"; then
+			t_pass "the target's --disk: the guest goes on with the image the target named"
+		else
+			t_fail "the target's --disk" "exit $T_RC: $T_ERR; $(tail -n 2 "$CVISOR_RUN_DIR/$V3.log")"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$V3" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$V" >/dev/null 2>&1
+fi
+
+# ---- a recorded stream replayed to a fresh target is refused ----
+Y=${P}y Y2=${P}y2 Y3=${P}y3
+next_port
+YPORT=$PORT
+next_port
+if start "$Y" counter --memory 32M && wait_count "$Y" 2 && incoming "$Y2" "127.0.0.1:$YPORT" &&
+	proxy "$PORT" "$YPORT" --record "$T_TMP/rec.bin"; then
+	t_run 60 "$CVISOR" migrate "$Y" "127.0.0.1:$PORT"
+	wait "$ppid"
+	next_port
+	if [ "$T_RC" != 0 ]; then
+		t_fail "recording a migration" "exit $T_RC: $T_ERR"
+	elif incoming "$Y3" "127.0.0.1:$PORT"; then
+		out=$(timeout 20 python3 tests/e2e/migproxy.py replay "$PORT" "$T_TMP/rec.bin")
+		line=$(dropped "$Y3" 0)
+		if grep -q "does not echo this connection's nonce" <<<"$line" &&
+			[ "$(state "$Y3")" = incoming ]; then
+			t_pass "a replayed stream is refused ($out): $line"
+		else
+			t_fail "a replayed stream" "state '$(state "$Y3")', $out: $(tail -n 2 "$CVISOR_RUN_DIR/$Y3.log")"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$Y3" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$Y2" >/dev/null 2>&1
+fi
+
+# ---- corrupt streams: the target refuses each, builds nothing, waits on ----
+# corrupt WHAT BYTES WANT: send the bytes (python escapes) to target X; its
+# log says WANT about the dropped connection, and it still waits.
+X=${P}x
+next_port
+XPORT=$PORT
+corrupt() {
+	local what=$1 data=$2 want=$3 n line
+	n=$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$X.log")
 	python3 -c "
 import socket, struct, zlib, sys
-s = socket.create_connection(('127.0.0.1', $PORT))
+s = socket.create_connection(('127.0.0.1', $XPORT))
 s.sendall($data)
 s.settimeout(5)
 try:
@@ -387,21 +497,51 @@ try:
 except Exception:
     pass
 " 2>/dev/null
-	if gone "$T" && grep -q "$want" "$CVISOR_RUN_DIR/$T.log"; then
-		t_pass "$what: $(grep "$want" "$CVISOR_RUN_DIR/$T.log" | head -n 1)"
+	line=$(dropped "$X" "$n")
+	if grep -q "$want" <<<"$line" && [ "$(state "$X")" = incoming ]; then
+		t_pass "$what: $line"
 	else
-		t_fail "$what" "target log: $(tail -n 2 "$CVISOR_RUN_DIR/$T.log" 2>/dev/null)"
+		t_fail "$what" "state '$(state "$X")'; target log: $(tail -n 2 "$CVISOR_RUN_DIR/$X.log" 2>/dev/null)"
 	fi
 }
-corrupt "garbage refused" "b'GET / HTTP/1.1\\r\\n\\r\\n'" "not a cvisor migration stream"
-corrupt "a bad checksum refused" \
-	"(lambda h: h + struct.pack('<I', zlib.crc32(h) ^ 1))(struct.pack('<II', 1, 8) + b'CVIMIGR\\0')" \
-	"checksum mismatch"
-corrupt "a foreign version refused" \
-	"(lambda h: h + struct.pack('<I', zlib.crc32(h)))(struct.pack('<II', 1, 12) + b'CVIMIGR\\0' + struct.pack('<HH', 9, 0))" \
-	"version 9.0 is not supported"
-corrupt "a truncated stream refused" "struct.pack('<II', 1, 100) + b'CVIMIGR'" \
-	"closed the connection during the handshake"
+if incoming "$X" "127.0.0.1:$XPORT"; then
+	corrupt "garbage refused" "b'GET / HTTP/1.1\\r\\n\\r\\n'" "not a cvisor migration stream"
+	corrupt "a bad checksum refused" \
+		"(lambda h: h + struct.pack('<I', zlib.crc32(h) ^ 1))(struct.pack('<II', 1, 8) + b'CVIMIGR\\0')" \
+		"checksum mismatch"
+	corrupt "a foreign version refused" \
+		"(lambda h: h + struct.pack('<I', zlib.crc32(h)))(struct.pack('<II', 1, 12) + b'CVIMIGR\\0' + struct.pack('<HH', 9, 0))" \
+		"version 9.0 is not supported"
+	corrupt "a truncated stream refused" "struct.pack('<II', 1, 100) + b'CVIMIGR'" \
+		"closed the connection during the handshake"
+	# After all that, a real source.
+	X2=${P}x2
+	if start "$X2" counter --memory 32M && wait_count "$X2" 2; then
+		t_run 60 "$CVISOR" migrate "$X2" "127.0.0.1:$XPORT" --verify
+		last=$(last_count "$X2")
+		if [ "$T_RC" = 0 ]; then
+			t_pass "after refused connections the same target takes a real source"
+			migrated "$X2" "$X" "$last" "the counter goes on on the target that refused garbage"
+		else
+			t_fail "a real source after garbage" "exit $T_RC: $T_ERR"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$X" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$X2" >/dev/null 2>&1
+fi
+
+# ---- run --incoming checks its own flags at start ----
+next_port
+t_run 10 "$CVISOR" run -d --name "${P}sd" --incoming "127.0.0.1:$PORT" --storage-dir /nonexistent-cvisor-dir
+track "${P}sd" # should one have started after all
+t_expect_err "--storage-dir on a missing directory fails at start" 2 \
+	"storage-dir /nonexistent-cvisor-dir: No such file"
+t_run 10 "$CVISOR" run -d --name "${P}sd" --incoming "127.0.0.1:$PORT" --storage-dir "$T_TMP/pub.img"
+t_expect_err "--storage-dir on a file fails at start" 2 "not a directory"
+t_run 10 "$CVISOR" run -d --name "${P}sd" --incoming "127.0.0.1:$PORT" --disk "$T_TMP/missing.img"
+t_expect_err "a missing --disk fails at start" 2 "disk .*missing.img: No such file"
+t_run 10 "$CVISOR" run --incoming "127.0.0.1:$PORT" --incoming-timeout 1
+t_expect_err "--incoming-timeout ends the wait with one line" 1 "no source migrated a guest to 127.0.0.1:$PORT within 1 s"
 
 # ---- storage migration: the disk bytes match ----
 S=${P}s S2=${P}s2

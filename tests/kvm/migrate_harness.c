@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -388,6 +389,7 @@ static struct {
 	int disk_cmp;	      /* 0 equal, 1 differ, -1 not compared */
 	struct vm *src_vm;    /* RAM compared at start */
 	int ram_cmp;
+	int cancel_fd; /* a target whose connection failed its handshake waits on */
 	double cpu;
 } tg;
 
@@ -489,11 +491,13 @@ static void start_target(int port, const char *storage_dir)
 	tg.ops.state_load = tg_state_load;
 	tg.ops.listening = tg_listening;
 	tg.disk_cmp = -1;
+	tg.cancel_fd = eventfd(0, EFD_CLOEXEC);
 	snprintf(tg.listen, sizeof(tg.listen), "127.0.0.1:%d", port);
 	tg.in = (struct migrate_incoming){ .listen = tg.listen,
 					   .storage_dir = storage_dir,
 					   .accept_timeout_ms = 30000,
-					   .ops = &tg.ops };
+					   .ops = &tg.ops,
+					   .cancel_fd = &tg.cancel_fd };
 	pthread_create(&tg.th, NULL, target_main, NULL);
 	while (!tg.listening && !tg.done)
 		sleep_ms(1);
@@ -697,6 +701,10 @@ static int run_case(void)
 	/* Benchmarks: no 256 MiB compare inside the downtime. */
 	tg.src_vm = bench ? NULL : s.vm;
 	r = migrate_send(s.vm, &o, on_progress, NULL, err, sizeof(err));
+	/* A target that dropped the connection (cut in the handshake) waits
+	 * for another source: stop it. */
+	if (r && write(tg.cancel_fd, &(uint64_t){ 1 }, 8) != 8)
+		return fail("cannot stop the target: %s", strerror(errno));
 	getrusage(RUSAGE_SELF, &ru1);
 	if (bench) {
 		struct timespec ts;

@@ -57,6 +57,8 @@ static void msg(struct w *w, uint32_t type, const struct w *body)
 	put_le(w, cv_crc32(0, w->p + at, w->len - at), 4);
 }
 
+#define TEST_NONCE "nonce-0123456789" /* 16 bytes: HELLO echoes the target's */
+
 struct hello_opts {
 	uint16_t major, minor;
 	uint32_t page_size, ncpus, flags, ndisks;
@@ -71,6 +73,8 @@ static void hello_body(struct w *b, const struct hello_opts *o)
 	put(b, "CVIMIGR", 8);
 	put_le(b, o->major, 2);
 	put_le(b, o->minor, 2);
+	if (o->major >= 2)
+		put(b, TEST_NONCE, MIG_NONCE_SIZE);
 	put_le(b, o->page_size, 4);
 	put_le(b, o->ram, 8);
 	put_le(b, o->ram > low ? 2 : 1, 4);
@@ -96,7 +100,7 @@ static void hello_body(struct w *b, const struct hello_opts *o)
 }
 
 static const struct hello_opts good_hello = {
-	.major = 1,
+	.major = 2,
 	.page_size = 4096,
 	.ncpus = 2,
 	.ram = RAM,
@@ -566,15 +570,22 @@ static void test_versions(void **state)
 	struct hello_opts o = good_hello;
 	struct w w = { 0 };
 
-	o.major = 2;
+	o.major = 3;
 	hello(&w, &o);
-	expect_fail(t, &w, "version 2.0 is not supported (this cvisor takes 1.0-1.0)");
+	expect_fail(t, &w, "version 3.0 is not supported (this cvisor takes 2.0-2.0)");
 	free(w.p);
 	restart(t, &w);
 	o = good_hello;
 	o.minor = 1;
 	hello(&w, &o);
-	expect_fail(t, &w, "version 1.1 is not supported");
+	expect_fail(t, &w, "version 2.1 is not supported");
+	free(w.p);
+	/* 1.0 had no nonce: its streams could be replayed. */
+	restart(t, &w);
+	o = good_hello;
+	o.major = 1;
+	hello(&w, &o);
+	expect_fail(t, &w, "version 1.0 is not supported");
 	free(w.p);
 }
 
@@ -590,6 +601,8 @@ static void test_hello_check(void **state)
 	hello_body(&b, &good_hello);
 	assert_int_equal(mig_hello_parse(b.p, b.len, &h, err, sizeof(err)), 0);
 	assert_int_equal(mig_hello_check(&h, &l, err, sizeof(err)), 0);
+	/* 2.0 carries the target's nonce (target.c compares it). */
+	assert_memory_equal(h.nonce, TEST_NONCE, MIG_NONCE_SIZE);
 	/* The CPU from the wire against a host's (the wording of every kind
 	 * of gap: test_migrate_helpers.c). */
 	assert_true(h.cpu.has_vendor);
@@ -627,6 +640,17 @@ static void test_hello_check(void **state)
 	/* Truncated handshakes never parse. */
 	for (size_t n = 0; n < b.len; n++)
 		assert_int_equal(mig_hello_parse(b.p, n, &h, err, sizeof(err)), -EINVAL);
+	/* A 1.0 source (no nonce: its streams could be replayed) is refused
+	 * by its version. */
+	{
+		struct hello_opts o = good_hello;
+
+		o.major = 1;
+		b.len = 0;
+		hello_body(&b, &o);
+		assert_int_equal(mig_hello_parse(b.p, b.len, &h, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "version 1.0 is not supported"));
+	}
 	free(b.p);
 }
 
@@ -637,6 +661,20 @@ static void test_replies(void **state)
 	size_t used;
 
 	(void)state;
+	put(&b, TEST_NONCE, MIG_NONCE_SIZE);
+	msg(&w, MIG_MSG_NONCE, &b);
+	mig_rx_init(&rx, true);
+	assert_int_equal(mig_rx_feed(&rx, w.p, w.len, &used), MIG_RX_NONCE);
+	assert_memory_equal(rx.nonce, TEST_NONCE, MIG_NONCE_SIZE);
+	mig_rx_free(&rx);
+	/* A NONCE of another length is corrupt. */
+	w.len = b.len = 0;
+	put(&b, TEST_NONCE, 8);
+	msg(&w, MIG_MSG_NONCE, &b);
+	mig_rx_init(&rx, true);
+	assert_int_equal(mig_rx_feed(&rx, w.p, w.len, &used), -EINVAL);
+	mig_rx_free(&rx);
+	w.len = b.len = 0;
 	msg(&w, MIG_MSG_READY, NULL);
 	small(&w, MIG_MSG_SYNC_ACK, 3, 4);
 	put(&b, "disk full\n\x01", 11);

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cvisor/devices.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/migrate.h"
 #include "cvisor/migrate_proto.h"
@@ -200,6 +201,136 @@ static void test_incoming_flags(void **state)
 	assert_int_equal(migrate_incoming_flag(&in, "--incoming", NULL, err, sizeof(err)), -EINVAL);
 	assert_int_equal(migrate_incoming_flag(&in, "--storage-dir", "", err, sizeof(err)),
 			 -EINVAL);
+	/* The target's own resources, and how long it waits. */
+	assert_int_equal(migrate_incoming_flag(&in, "--disk", "/a.img", err, sizeof(err)), 1);
+	assert_int_equal(migrate_incoming_flag(&in, "--disk", "/b.img", err, sizeof(err)), 1);
+	assert_int_equal(in.ndisks, 2);
+	assert_string_equal(in.disks[1], "/b.img");
+	assert_int_equal(migrate_incoming_flag(&in, "--disk", "/c.img,readonly", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "options come from the source"));
+	assert_int_equal(migrate_incoming_flag(&in, "--net", "tap=t0", err, sizeof(err)), 1);
+	assert_int_equal(migrate_incoming_flag(&in, "--vsock", "3", err, sizeof(err)), 1);
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming-timeout", "5", err, sizeof(err)),
+			 1);
+	assert_int_equal(in.accept_timeout_ms, 5000);
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming-timeout", "0", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(migrate_incoming_flag(&in, "--incoming-timeout", "x", err, sizeof(err)),
+			 -EINVAL);
+}
+
+/* Checked at start, not when a source comes: a missing or a non-directory
+ * --storage-dir, a missing --disk. */
+static void test_incoming_check(void **state)
+{
+	struct migrate_incoming in = { 0 };
+	char err[512];
+
+	(void)state;
+	in.storage_dir = "/nonexistent-cvisor-dir";
+	assert_int_equal(migrate_incoming_check(&in, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err,
+			    "--storage-dir /nonexistent-cvisor-dir: No such file or directory");
+	migrate_incoming_free(&in);
+	in.storage_dir = "/proc/self/status";
+	assert_int_equal(migrate_incoming_check(&in, err, sizeof(err)), -ENOTDIR);
+	assert_non_null(strstr(err, "not a directory"));
+	migrate_incoming_free(&in);
+	in.storage_dir = "/tmp";
+	in.disks[in.ndisks++] = "/nonexistent-cvisor.img";
+	assert_int_equal(migrate_incoming_check(&in, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "--disk /nonexistent-cvisor.img"));
+	migrate_incoming_free(&in);
+	in.storage_dir = "/tmp"; /* the resolved one is freed */
+	in.ndisks = 0;
+	in.nets[in.nnets++] = "wire";
+	assert_int_equal(migrate_incoming_check(&in, err, sizeof(err)), -EINVAL);
+	in.nnets = 0;
+	in.vsock = "7,uds=rel.sock";
+	assert_int_equal(migrate_incoming_check(&in, err, sizeof(err)), 0);
+	assert_string_equal(in.storage_dir, "/tmp");
+	assert_true(in.vsock[0] == '7' && strstr(in.vsock, ",uds=/") &&
+		    strstr(in.vsock, "/rel.sock"));
+	migrate_incoming_free(&in);
+}
+
+/* The stream's CONFIG with the guest's devices as a source sends them. */
+static void source_devices(struct devices_config *dc, const char *disk, const char *net,
+			   const char *vsock)
+{
+	struct cv_error e = { 0 };
+
+	memset(dc, 0, sizeof(*dc));
+	if (disk)
+		assert_int_equal(devices_add(dc, devices_type("disk"), "--disk", disk, &e), 0);
+	if (net)
+		assert_int_equal(devices_add(dc, devices_type("net"), "--net", net, &e), 0);
+	if (vsock)
+		assert_int_equal(devices_add(dc, devices_type("vsock"), "--vsock", vsock, &e), 0);
+}
+
+/* Host resources are the target's: the stream names none it was not given. */
+static void test_target_resources(void **state)
+{
+	struct migrate_incoming in = { 0 };
+	struct devices_config dc;
+	char err[512];
+
+	(void)state;
+	/* A disk the target was not given: refused, naming it. */
+	source_devices(&dc, "/etc/shadow,serial=S1", NULL, NULL);
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the source's disk 0 (/etc/shadow): give the target --disk"));
+	/* Given: the target's path, the guest's options. */
+	in.disks[in.ndisks++] = "/srv/g.img";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), 0);
+	assert_string_equal(devices_spec(&dc, devices_type("disk"), 0), "/srv/g.img,serial=S1");
+	devices_config_free(&dc);
+	/* One too many --disk. */
+	source_devices(&dc, NULL, NULL, NULL);
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "given 1 --disk, the guest has 0 disks"));
+	/* Storage migration wants --storage-dir, and no --disk. */
+	source_devices(&dc, "/x.img", NULL, NULL);
+	assert_int_equal(migrate_target_resources(&dc, &in, true, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "give --storage-dir DIR"));
+	in.storage_dir = "/srv";
+	assert_int_equal(migrate_target_resources(&dc, &in, true, err, sizeof(err)), -EINVAL);
+	in.ndisks = 0;
+	assert_int_equal(migrate_target_resources(&dc, &in, true, err, sizeof(err)), 0);
+	devices_config_free(&dc);
+	/* Networks: the target's backend, the guest's MAC. */
+	source_devices(&dc, NULL, "tap=srctap,mac=52:54:00:aa:bb:cc", NULL);
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the source's network 0 (tap=srctap"));
+	in.nets[in.nnets++] = "tap=mytap";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), 0);
+	assert_string_equal(devices_spec(&dc, devices_type("net"), 0),
+			    "tap=mytap,mac=52:54:00:aa:bb:cc");
+	in.nets[0] = "user,mac=52:54:00:00:00:01";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the guest's MAC is 52:54:00:aa:bb:cc"));
+	devices_config_free(&dc);
+	/* A default MAC is the guest's too. */
+	source_devices(&dc, NULL, "user", NULL);
+	in.nets[0] = "tap=mytap";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), 0);
+	assert_string_equal(devices_spec(&dc, devices_type("net"), 0),
+			    "tap=mytap,mac=52:54:00:12:34:56");
+	devices_config_free(&dc);
+	in.nnets = 0;
+	/* vsock: the target's socket, the guest's CID. */
+	source_devices(&dc, NULL, NULL, "5,uds=/root/owned.sock");
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "give the target --vsock 5[,uds=PATH]"));
+	in.vsock = "6,uds=/run/t.sock";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the guest's CID is 5"));
+	in.vsock = "5,uds=/run/t.sock";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), 0);
+	assert_string_equal(devices_spec(&dc, devices_type("vsock"), 0), "5,uds=/run/t.sock");
+	devices_config_free(&dc);
 }
 
 static void test_memsum(void **state)
@@ -269,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_request_roundtrip),
 		cmocka_unit_test(test_progress_lines),
 		cmocka_unit_test(test_incoming_flags),
+		cmocka_unit_test(test_incoming_check),
+		cmocka_unit_test(test_target_resources),
 		cmocka_unit_test(test_memsum),
 		cmocka_unit_test(test_cpu_wording),
 	};
