@@ -12,6 +12,11 @@
 #              slots held by silent clients, 200 clients at once; after
 #              each the guest still answers and its log has no sanitizer
 #              report
+#   migration  a live migration between two ASan monitors, recorded
+#              (tests/e2e/migproxy.py); then the recording replayed, random
+#              bytes, half the recording, and a valid start then garbage,
+#              to one waiting target: each dropped, the target still waits,
+#              no sanitizer report
 # HOSTILE_MUTANTS (default 120) sets N; the seeds are 1..N, so a failure
 # names the seed that reproduces it. Prints TAP (tests/lib.sh).
 cd "$(dirname "$0")/../.." || exit 1
@@ -133,6 +138,46 @@ if start "$C" counter --memory 16M && wait_count "$C" 2; then
 	else
 		t_fail "the monitor after the abuse" "kill exit $T_RC; $(grep -m1 "Sanitizer\|runtime error" "$CVISOR_RUN_DIR/$C.log")"
 	fi
+fi
+
+# ---- the migration receiver ----
+MP=$((30000 + $$ % 20000))
+state() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
+MS=${P}ms MT=${P}mt MW=${P}mw
+if start "$MS" counter --memory 32M && wait_count "$MS" 2 &&
+	run_d incoming "$MT" --incoming "127.0.0.1:$MP"; then
+	python3 tests/e2e/migproxy.py proxy $((MP + 1)) "$MP" --record "$T_TMP/rec.bin" >"$T_TMP/proxy.out" 2>&1 &
+	ppid=$!
+	for _ in $(seq 100); do grep -q ready "$T_TMP/proxy.out" && break; sleep 0.05; done
+	t_run 120 "$CVISOR" migrate "$MS" "127.0.0.1:$((MP + 1))"
+	wait "$ppid"
+	if [ "$T_RC" = 0 ] && wait_count "$MT" "$(($(last_count "$MS") + 2))"; then
+		t_pass "a live migration between two ASan monitors, recorded ($(stat -c %s "$T_TMP/rec.bin") bytes)"
+	else
+		t_fail "a migration between ASan monitors" "exit $T_RC: $T_ERR"
+	fi
+	timeout 10 "$CVISOR" kill "$MT" >/dev/null 2>&1
+fi
+if [ -s "$T_TMP/rec.bin" ] && run_d incoming "$MW" --incoming "127.0.0.1:$((MP + 2))"; then
+	n=$(stat -c %s "$T_TMP/rec.bin")
+	head -c 65536 /dev/urandom >"$T_TMP/random.bin"
+	head -c $((n / 2)) "$T_TMP/rec.bin" >"$T_TMP/half.bin"
+	{ head -c 300 "$T_TMP/rec.bin"; head -c 65536 /dev/urandom; } >"$T_TMP/prefix.bin"
+	for f in rec random half prefix; do
+		timeout 30 python3 tests/e2e/migproxy.py replay $((MP + 2)) "$T_TMP/$f.bin" >/dev/null 2>&1
+		if [ "$(state "$MW")" = incoming ]; then
+			t_pass "stream '$f' dropped; the target still waits"
+		else
+			t_fail "stream '$f'" "target state '$(state "$MW")': $(tail -n 2 "$CVISOR_RUN_DIR/$MW.log")"
+		fi
+	done
+	timeout 10 "$CVISOR" kill "$MW" >/dev/null 2>&1
+fi
+bad=$(grep -l "Sanitizer\|runtime error" "$CVISOR_RUN_DIR"/*.log 2>/dev/null)
+if [ -z "$bad" ]; then
+	t_pass "no sanitizer report in any monitor's log"
+else
+	t_fail "sanitizer reports" "$bad: $(grep -h -m1 "Sanitizer\|runtime error" $bad)"
 fi
 
 t_summary hostile
