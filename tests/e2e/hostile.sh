@@ -17,7 +17,7 @@
 #              bytes, half the recording, and a valid start then garbage,
 #              to one waiting target: each dropped, the target still waits,
 #              no sanitizer report
-# HOSTILE_MUTANTS (default 120) sets N; the seeds are 1..N, so a failure
+# HOSTILE_MUTANTS (default 300) sets N; the seeds are 1..N, so a failure
 # names the seed that reproduces it. Prints TAP (tests/lib.sh).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
@@ -25,7 +25,7 @@ CVISOR=${CVISOR_SAN:-build/san/cvisor}
 . tests/named.sh
 
 P=ho$$- # guest name prefix
-N=${HOSTILE_MUTANTS:-120}
+N=${HOSTILE_MUTANTS:-300}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 need_kvm hostile
 need_guests hostile counter
