@@ -7,9 +7,11 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -330,4 +332,42 @@ void cv_tmpfile_abort(struct cv_tmpfile *t)
 	close(t->dirfd);
 	t->fd = t->dirfd = -1;
 	t->name[0] = '\0';
+}
+
+/* The loop of cv_write_all and cv_pwrite_all: at off, or (off < 0) at
+ * the file position, through send() while fd is a socket. */
+static int write_loop(int fd, const void *p, size_t n, int64_t off)
+{
+	const char *b = p;
+	bool sock = off < 0;
+
+	while (n) {
+		ssize_t w = off >= 0 ? pwrite(fd, b, n, (off_t)off)
+			    : sock   ? send(fd, b, n, MSG_NOSIGNAL)
+				     : write(fd, b, n);
+
+		if (w < 0 && errno == ENOTSOCK && sock) {
+			sock = false;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		b += w;
+		n -= (size_t)w;
+		if (off >= 0)
+			off += w;
+	}
+	return 0;
+}
+
+int cv_write_all(int fd, const void *p, size_t n)
+{
+	return write_loop(fd, p, n, -1);
+}
+
+int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, (int64_t)off);
 }

@@ -36,6 +36,13 @@ int cv_parse_size(const char *s, int default_mib, uint64_t *out) CV_MUST;
 /* Parse a non-negative decimal integer in [min, max]. 0 or -EINVAL/-ERANGE. */
 int cv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) CV_MUST;
 
+/* Write all n bytes of p to fd, a socket (without SIGPIPE) or not; retried
+ * on EINTR and short writes. 0, or -errno (-EPIPE when nothing moves). */
+int cv_write_all(int fd, const void *p, size_t n) CV_MUST;
+
+/* The same at file offset off (pwrite). */
+int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;
+
 /* Monotonic time in nanoseconds. */
 uint64_t cv_now_ns(void);
 

@@ -65,21 +65,6 @@ int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t er
 	return r;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EPIPE;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Read one reply line within timeout_ms. */
 static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **line, size_t *len,
 		      char *err, size_t errlen)
@@ -128,7 +113,7 @@ int cli_call(int fd, const char *line, int timeout_ms, struct json_object **repl
 	int r;
 
 	*reply = NULL;
-	if ((r = send_all(fd, line, strlen(line)))) {
+	if ((r = cv_write_all(fd, line, strlen(line)))) {
 		snprintf(err, errlen, "sending the request: %s", strerror(-r));
 		return r;
 	}

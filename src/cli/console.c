@@ -16,23 +16,6 @@
 #define ATTACH_ESCAPE 0x1d /* Ctrl-] */
 #define REPLY_TIMEOUT_MS 10000
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *b = p;
-
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -EPIPE;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The reply line to the console request; what follows it in the stream
  * is console output, written to stdout. */
 static int attach(int fd, char *err, size_t errlen)
@@ -46,7 +29,7 @@ static int attach(int fd, char *err, size_t errlen)
 	size_t len, n;
 	int r;
 
-	if (write_all(fd, req, sizeof(req) - 1)) {
+	if (cv_write_all(fd, req, sizeof(req) - 1)) {
 		snprintf(err, errlen, "sending the request: %s", strerror(errno));
 		return -EPIPE;
 	}
@@ -83,7 +66,7 @@ static int attach(int fd, char *err, size_t errlen)
 	if (!r) {
 		json_object_put(reply);
 		n = ctl_linebuf_rest(&lb, &rest);
-		if (n && write_all(STDOUT_FILENO, rest, n))
+		if (n && cv_write_all(STDOUT_FILENO, rest, n))
 			r = -EPIPE;
 	}
 out:
@@ -113,7 +96,7 @@ static int shuttle(int fd)
 				continue;
 			if (n <= 0)
 				return 0;
-			if (write_all(STDOUT_FILENO, buf, (size_t)n))
+			if (cv_write_all(STDOUT_FILENO, buf, (size_t)n))
 				return -EPIPE;
 		}
 		if (p[1].revents) {
@@ -130,7 +113,7 @@ static int shuttle(int fd)
 			esc = memchr(buf, ATTACH_ESCAPE, (size_t)n);
 			if (esc)
 				n = esc - buf;
-			if (n > 0 && write_all(fd, buf, (size_t)n))
+			if (n > 0 && cv_write_all(fd, buf, (size_t)n))
 				return 0;
 			if (esc)
 				return 1;

@@ -122,22 +122,6 @@ void ctl_console_ack(struct ctl_console *c)
 	atomic_store(&c->wake_pending, false);
 }
 
-static void log_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* a full disk must not stop the guest */
-		b += w;
-		n -= (size_t)w;
-	}
-}
-
 void ctl_console_flush_log(struct ctl_console *c)
 {
 	uint8_t buf[4096];
@@ -153,7 +137,9 @@ void ctl_console_flush_log(struct ctl_console *c)
 			static const char note[] = "\n[cvisor: console log limit reached; "
 						   "further output only in the ring buffer]\n";
 
-			log_all(c->log_fd, note, sizeof(note) - 1);
+			/* Errors ignored here and below: a full disk must not
+			 * stop the guest. */
+			(void)!cv_write_all(c->log_fd, note, sizeof(note) - 1);
 			c->log_bytes = CTL_CONSOLE_LOG_MAX;
 			continue;
 		}
@@ -164,9 +150,9 @@ void ctl_console_flush_log(struct ctl_console *c)
 					 "\n[cvisor: %llu bytes of console output lost]\n",
 					 (unsigned long long)lost);
 
-			log_all(c->log_fd, msg, (size_t)m);
+			(void)!cv_write_all(c->log_fd, msg, (size_t)m);
 			lost = 0;
 		}
-		log_all(c->log_fd, buf, n);
+		(void)!cv_write_all(c->log_fd, buf, n);
 	}
 }

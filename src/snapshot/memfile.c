@@ -26,22 +26,6 @@
 #define WRITE_RUN_MAX (1024 * 1024) /* bytes per pwrite */
 #define PAGE RAMWALK_PAGE_SIZE
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Fold the page at offset off, which holds data, into d. */
 static void digest_page(struct snapshot_mem_digest *d, const uint8_t *page, uint64_t off)
 {
@@ -57,7 +41,7 @@ static int write_run(const struct guest_mem *gm, int fd, uint64_t first, uint64_
 		     uint64_t *written)
 {
 	*written += n * PAGE;
-	return pwrite_all(fd, gm->base + first * PAGE, n * PAGE, first * PAGE);
+	return cv_pwrite_all(fd, gm->base + first * PAGE, n * PAGE, first * PAGE);
 }
 
 int snapshot_mem_write(const struct guest_mem *gm, int fd, uint64_t *written,

@@ -171,6 +171,14 @@ if [ -s "$T_TMP/rec.bin" ] && run_d incoming "$MW" --incoming "127.0.0.1:$((MP +
 			t_fail "stream '$f'" "target state '$(state "$MW")': $(tail -n 2 "$CVISOR_RUN_DIR/$MW.log")"
 		fi
 	done
+	# The waiter parses requests (it used to look for "kill" anywhere).
+	out=$(timeout 20 python3 tests/e2e/ctl_client.py send "$CVISOR_RUN_DIR/$MW.sock" \
+		'{"cmd":"info","kill":1}\n{"cmd":"bogus kill"}\n' --lines 2)
+	if [ "$(state "$MW")" = incoming ] && [ "$(grep -c '"ok":false' <<<"$out")" = 2 ]; then
+		t_pass "requests that only mention kill do not end a waiting target"
+	else
+		t_fail "a waiting target and the word kill" "state '$(state "$MW")'; replies: $out"
+	fi
 	timeout 10 "$CVISOR" kill "$MW" >/dev/null 2>&1
 fi
 bad=$(grep -l "Sanitizer\|runtime error" "$CVISOR_RUN_DIR"/*.log 2>/dev/null)
