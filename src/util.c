@@ -371,3 +371,10 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 {
 	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, (int64_t)off);
 }
+
+void cv_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}

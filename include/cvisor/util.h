@@ -36,6 +36,9 @@ int cv_parse_size(const char *s, int default_mib, uint64_t *out) CV_MUST;
 /* Parse a non-negative decimal integer in [min, max]. 0 or -EINVAL/-ERANGE. */
 int cv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) CV_MUST;
 
+/* Close *fd if it is open and mark it closed (-1). */
+void cv_close(int *fd);
+
 /* Write all n bytes of p to fd, a socket (without SIGPIPE) or not; retried
  * on EINTR and short writes. 0, or -errno (-EPIPE when nothing moves). */
 int cv_write_all(int fd, const void *p, size_t n) CV_MUST;

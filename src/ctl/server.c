@@ -185,12 +185,8 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 	}
 	return 0;
 fail:
-	if (srv->listen_fd >= 0)
-		close(srv->listen_fd);
-	srv->listen_fd = -1;
-	if (srv->lock_fd >= 0)
-		close(srv->lock_fd);
-	srv->lock_fd = -1;
+	cv_close(&srv->listen_fd);
+	cv_close(&srv->lock_fd);
 	srv->sock_path[0] = srv->lock_path[0] = '\0';
 	return r;
 }
@@ -638,12 +634,8 @@ void ctl_server_close(struct ctl_server *srv)
 
 	if (srv->sock_path[0])
 		unlink(srv->sock_path);
-	if (srv->listen_fd >= 0)
-		close(srv->listen_fd);
-	srv->listen_fd = -1;
-	if (srv->idle_timer >= 0)
-		close(srv->idle_timer);
-	srv->idle_timer = -1;
+	cv_close(&srv->listen_fd);
+	cv_close(&srv->idle_timer);
 	/* Release the name before answering, so that a script's next
 	 * `cvisor run --name` after `cvisor stop` finds it free. */
 	if (srv->lock_fd >= 0) {

@@ -16,9 +16,7 @@ int evloop_init(struct evloop *l)
 
 void evloop_destroy(struct evloop *l)
 {
-	if (l->epfd >= 0)
-		close(l->epfd);
-	l->epfd = -1;
+	cv_close(&l->epfd);
 }
 
 static struct evloop_handler *find(struct evloop *l, int fd)

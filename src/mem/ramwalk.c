@@ -25,9 +25,7 @@ void ramwalk_begin(struct ramwalk *w, const struct guest_mem *gm)
 
 void ramwalk_end(struct ramwalk *w)
 {
-	if (w->pagemap >= 0)
-		close(w->pagemap);
-	w->pagemap = -1;
+	cv_close(&w->pagemap);
 }
 
 /* For RAM mapped from a memory file: is offset off inside one of the

@@ -311,9 +311,7 @@ int mig_dst_disks_finish(struct mig_dst_disks *dd)
 	for (unsigned int i = 0; i < dd->n; i++) {
 		if (dd->fd[i] >= 0 && fdatasync(dd->fd[i]) && !r)
 			r = -errno;
-		if (dd->fd[i] >= 0)
-			close(dd->fd[i]);
-		dd->fd[i] = -1;
+		cv_close(&dd->fd[i]);
 	}
 	return r;
 }
@@ -321,9 +319,7 @@ int mig_dst_disks_finish(struct mig_dst_disks *dd)
 void mig_dst_disks_abort(struct mig_dst_disks *dd)
 {
 	for (unsigned int i = 0; i < dd->n; i++) {
-		if (dd->fd[i] >= 0)
-			close(dd->fd[i]);
-		dd->fd[i] = -1;
+		cv_close(&dd->fd[i]);
 		if (dd->created[i] && dd->path[i])
 			unlink(dd->path[i]);
 		dd->created[i] = false;

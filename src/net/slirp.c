@@ -535,9 +535,7 @@ int net_slirp_open(const struct net_hostfwd *fwd, unsigned int nfwd, struct evlo
 	s->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->ep_fd < 0 || (r = evloop_add(loop, s->ep_fd, EPOLLIN, on_sockets, s))) {
 		r = s->ep_fd < 0 ? -errno : r;
-		if (s->ep_fd >= 0)
-			close(s->ep_fd);
-		s->ep_fd = -1;
+		cv_close(&s->ep_fd);
 		goto fail;
 	}
 	/* Disarmed at first; rearm() and round_soon() set it. */

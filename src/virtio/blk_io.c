@@ -79,9 +79,7 @@ void blk_io_exit(struct blk *b)
 	if (b->have_ring)
 		io_uring_queue_exit(&b->ring);
 	b->have_ring = false;
-	if (b->efd >= 0)
-		close(b->efd);
-	b->efd = -1;
+	cv_close(&b->efd);
 }
 
 void blk_io_poke(struct blk *b)
