@@ -27,6 +27,16 @@
 #include "cvisor/virtio_vsock.h"
 #include "migrate_priv.h"
 
+/* The target was given no more of flag than the guest has of noun. */
+static int none_extra(unsigned int given, unsigned int n, const char *flag, const char *noun,
+		      char *err, size_t errlen)
+{
+	if (given <= n)
+		return 0;
+	return cv_errf(err, errlen, -EINVAL, "the target was given %u %s, the guest has %u %s%s",
+		       given, flag, n, noun, n == 1 ? "" : "s");
+}
+
 /* The source's disks: the target's paths with the source's options. */
 static int map_disks(struct devices_config *dc, const struct migrate_incoming *in, bool storage,
 		     char *err, size_t errlen)
@@ -60,11 +70,7 @@ static int map_disks(struct devices_config *dc, const struct migrate_incoming *i
 		if (devices_set_spec(dc, t, i, spec))
 			return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	}
-	if (in->ndisks > n)
-		return cv_errf(err, errlen, -EINVAL,
-			       "the target was given %u --disk, the guest has %u disk%s",
-			       in->ndisks, n, n == 1 ? "" : "s");
-	return 0;
+	return none_extra(in->ndisks, n, "--disk", "disk", err, errlen);
 }
 
 /* The target's --net with the guest's MAC. */
@@ -114,11 +120,7 @@ static int map_nets(struct devices_config *dc, const struct migrate_incoming *in
 		if (devices_set_spec(dc, t, i, spec))
 			return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	}
-	if (in->nnets > n)
-		return cv_errf(err, errlen, -EINVAL,
-			       "the target was given %u --net, the guest has %u network%s",
-			       in->nnets, n, n == 1 ? "" : "s");
-	return 0;
+	return none_extra(in->nnets, n, "--net", "network", err, errlen);
 }
 
 static int map_vsock(struct devices_config *dc, const struct migrate_incoming *in, char *err,

@@ -566,27 +566,28 @@ static void test_order(void **state)
 
 static void test_versions(void **state)
 {
-	struct t *t = *state;
-	struct hello_opts o = good_hello;
-	struct w w = { 0 };
-
-	o.major = 3;
-	hello(&w, &o);
-	expect_fail(t, &w, "version 3.0 is not supported (this cvisor takes 2.0-2.0)");
-	free(w.p);
-	restart(t, &w);
-	o = good_hello;
-	o.minor = 1;
-	hello(&w, &o);
-	expect_fail(t, &w, "version 2.1 is not supported");
-	free(w.p);
 	/* 1.0 had no nonce: its streams could be replayed. */
-	restart(t, &w);
-	o = good_hello;
-	o.major = 1;
-	hello(&w, &o);
-	expect_fail(t, &w, "version 1.0 is not supported");
-	free(w.p);
+	static const struct {
+		uint16_t major, minor;
+		const char *msg;
+	} bad[] = {
+		{ 3, 0, "version 3.0 is not supported (this cvisor takes 2.0-2.0)" },
+		{ 2, 1, "version 2.1 is not supported" },
+		{ 1, 0, "version 1.0 is not supported" },
+	};
+	struct t *t = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct hello_opts o = good_hello;
+		struct w w = { 0 };
+
+		restart(t, &w);
+		o.major = bad[i].major;
+		o.minor = bad[i].minor;
+		hello(&w, &o);
+		expect_fail(t, &w, bad[i].msg);
+		free(w.p);
+	}
 }
 
 static void test_hello_check(void **state)
