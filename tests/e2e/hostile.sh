@@ -172,8 +172,9 @@ if [ -s "$T_TMP/rec.bin" ] && run_d incoming "$MW" --incoming "127.0.0.1:$((MP +
 		fi
 	done
 	# The waiter parses requests (it used to look for "kill" anywhere).
-	out=$(timeout 20 python3 tests/e2e/ctl_client.py send "$CVISOR_RUN_DIR/$MW.sock" \
-		'{"cmd":"info","kill":1}\n{"cmd":"bogus kill"}\n' --lines 2)
+	out=$(for req in '{"cmd":"info","kill":1}' '{"cmd":"bogus kill"}'; do
+		timeout 20 python3 tests/e2e/ctl_client.py send "$CVISOR_RUN_DIR/$MW.sock" "$req\n" --lines 1
+	done)
 	if [ "$(state "$MW")" = incoming ] && [ "$(grep -c '"ok":false' <<<"$out")" = 2 ]; then
 		t_pass "requests that only mention kill do not end a waiting target"
 	else
