@@ -50,7 +50,8 @@ g_run() {
 	# so the terminal's echo of the line never matches.
 	g_type "$id" "echo @@B$n\"\"@@; $cmd; echo @@E$n\"\" \$?@@"
 	end=$((SECONDS + tmo))
-	until g_log "$id" | grep -aqE "^@@E$n [0-9]+@@$"; do
+	# Not anchored: under load the guest kernel may print on the same line.
+	until g_log "$id" | grep -aqE "@@E$n [0-9]+@@"; do
 		if [ "$SECONDS" -ge "$end" ] || ! kill -0 "${G_PID[$id]}" 2>/dev/null; then
 			G_RC=timeout
 			G_OUT=$(g_log "$id" | tail -n 5)
@@ -58,8 +59,8 @@ g_run() {
 		fi
 		sleep 0.2
 	done
-	G_OUT=$(g_log "$id" | sed -n "/^@@B$n@@\$/,/^@@E$n [0-9]*@@\$/p" | sed '1d;$d')
-	G_RC=$(g_log "$id" | sed -n "s/^@@E$n \([0-9]*\)@@\$/\1/p" | tail -n 1)
+	G_OUT=$(g_log "$id" | sed -n "/@@B$n@@/,/@@E$n [0-9]*@@/p" | sed '1d;$d')
+	G_RC=$(g_log "$id" | sed -n "s/.*@@E$n \([0-9]*\)@@.*/\1/p" | tail -n 1)
 	return 0
 }
 
