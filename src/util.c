@@ -334,42 +334,43 @@ void cv_tmpfile_abort(struct cv_tmpfile *t)
 	t->name[0] = '\0';
 }
 
-/* The loop of cv_write_all and cv_pwrite_all: at off, or (off < 0) at
- * the file position, through send() while fd is a socket. */
-static int write_loop(int fd, const void *p, size_t n, int64_t off)
+enum write_how { WRITE_PLAIN, WRITE_SEND, WRITE_AT };
+
+/* The loop of cv_write_all, cv_send_all and cv_pwrite_all: retried on
+ * EINTR and short writes. */
+static int write_loop(int fd, const void *p, size_t n, enum write_how how, uint64_t off)
 {
 	const char *b = p;
-	bool sock = off < 0;
 
 	while (n) {
-		ssize_t w = off >= 0 ? pwrite(fd, b, n, (off_t)off)
-			    : sock   ? send(fd, b, n, MSG_NOSIGNAL)
-				     : write(fd, b, n);
+		ssize_t w = how == WRITE_AT	? pwrite(fd, b, n, (off_t)off)
+			    : how == WRITE_SEND ? send(fd, b, n, MSG_NOSIGNAL)
+						: write(fd, b, n);
 
-		if (w < 0 && errno == ENOTSOCK && sock) {
-			sock = false;
-			continue;
-		}
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return w < 0 ? -errno : -EPIPE;
 		b += w;
 		n -= (size_t)w;
-		if (off >= 0)
-			off += w;
+		off += (uint64_t)w;
 	}
 	return 0;
 }
 
 int cv_write_all(int fd, const void *p, size_t n)
 {
-	return write_loop(fd, p, n, -1);
+	return write_loop(fd, p, n, WRITE_PLAIN, 0);
+}
+
+int cv_send_all(int fd, const void *p, size_t n)
+{
+	return write_loop(fd, p, n, WRITE_SEND, 0);
 }
 
 int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 {
-	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, (int64_t)off);
+	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, WRITE_AT, off);
 }
 
 void cv_close(int *fd)

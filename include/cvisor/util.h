@@ -39,9 +39,12 @@ int cv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) CV_M
 /* Close *fd if it is open and mark it closed (-1). */
 void cv_close(int *fd);
 
-/* Write all n bytes of p to fd, a socket (without SIGPIPE) or not; retried
- * on EINTR and short writes. 0, or -errno (-EPIPE when nothing moves). */
+/* Write all n bytes of p to fd, retried on EINTR and short writes. 0, or
+ * -errno (-EPIPE when nothing moves). */
 int cv_write_all(int fd, const void *p, size_t n) CV_MUST;
+
+/* The same on a socket, without SIGPIPE when the peer is gone. */
+int cv_send_all(int fd, const void *p, size_t n) CV_MUST;
 
 /* The same at file offset off (pwrite). */
 int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;

@@ -113,7 +113,7 @@ int cli_call(int fd, const char *line, int timeout_ms, struct json_object **repl
 	int r;
 
 	*reply = NULL;
-	if ((r = cv_write_all(fd, line, strlen(line)))) {
+	if ((r = cv_send_all(fd, line, strlen(line)))) {
 		snprintf(err, errlen, "sending the request: %s", strerror(-r));
 		return r;
 	}

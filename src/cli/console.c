@@ -29,7 +29,7 @@ static int attach(int fd, char *err, size_t errlen)
 	size_t len, n;
 	int r;
 
-	if (cv_write_all(fd, req, sizeof(req) - 1)) {
+	if (cv_send_all(fd, req, sizeof(req) - 1)) {
 		snprintf(err, errlen, "sending the request: %s", strerror(errno));
 		return -EPIPE;
 	}
@@ -113,7 +113,7 @@ static int shuttle(int fd)
 			esc = memchr(buf, ATTACH_ESCAPE, (size_t)n);
 			if (esc)
 				n = esc - buf;
-			if (n > 0 && cv_write_all(fd, buf, (size_t)n))
+			if (n > 0 && cv_send_all(fd, buf, (size_t)n))
 				return 0;
 			if (esc)
 				return 1;
