@@ -57,4 +57,9 @@ enum x86_emul_result {
  * On failure writes "instruction <bytes> at RIP <rip>" into msg. */
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen);
 
+/* A 64-bit linear address with bits 63..47 all equal (SDM 3.3.7.1). */
+static inline bool x86_canonical(uint64_t v)
+{
+	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
+}
 #endif

@@ -204,6 +204,26 @@ static void test_fence_and_unknown(void **state)
 	assert_int_equal(regs_of(t).rip, 0x1000);
 }
 
+/* SDM: a memory operand that is not canonical is #GP(0): stmxcsr [rax]
+ * with rax just past the lower half, and one whose last byte wraps. */
+static void test_noncanonical_operand(void **state)
+{
+	static const uint8_t stmxcsr[] = { 0x0f, 0xae, 0x18 }; /* stmxcsr [rax] */
+	static const uint64_t bad[] = { 0x0000800000000000ULL, 0xfffffffffffffffeULL };
+	char msg[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct t *t = prepare(state, 0, 0, stmxcsr, 3);
+		struct kvm_regs r = regs_of(t);
+
+		r.rax = bad[i];
+		assert_int_equal(ioctl(t->vcpu->fd, KVM_SET_REGS, &r), 0);
+		assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_DONE);
+		assert_int_equal(regs_of(t).rip, 0x1000);
+		assert_int_equal(exception_of(t), 13);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +231,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stac_clac_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int3_ud2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence_and_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_noncanonical_operand, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

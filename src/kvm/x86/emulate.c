@@ -289,7 +289,7 @@ static int complete_0fae_reg(struct vcpu *vcpu, const struct x86_insn *in, struc
 		return AE_ADVANCE;
 	}
 	base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
-	if ((uint64_t)((int64_t)(base << 16) >> 16) != base)
+	if (!x86_canonical(base))
 		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
 	seg->base = base;
 	return kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 ? -errno : AE_ADVANCE;
@@ -366,6 +366,14 @@ static int complete_0fae_mem(struct vcpu *vcpu, const struct x86_insn *in, struc
 		return ae_stay(inject_exception(vcpu, VEC_UD));
 	gpr_array(regs, gpr);
 	la = x86_operand_addr(in, gpr, regs->rip, sregs->fs.base, sregs->gs.base);
+	/* SDM: a memory operand that is not canonical, first byte to last, is
+	 * #GP(0) (FXSAVE/FXRSTOR 512 bytes, LDMXCSR/STMXCSR 4). */
+	if (op <= 3) {
+		uint64_t last = la + (op <= 1 ? 511 : 3);
+
+		if (last < la || !x86_canonical(la) || !x86_canonical(last))
+			return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+	}
 	switch (op) {
 	case 0: /* fxsave */
 	case 1: /* fxrstor */

@@ -49,6 +49,7 @@
 #include "cvisor/dirty.h"
 #include "cvisor/kvm.h"
 #include "cvisor/vm.h"
+#include "cvisor/x86.h"
 
 #define MSR_STAR 0xc0000081U
 #define MSR_LSTAR 0xc0000082U
@@ -301,11 +302,6 @@ static bool arm(struct vcpu *vcpu, const struct kvm_sregs *s)
 	return ok;
 }
 
-static bool canonical(uint64_t v)
-{
-	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
-}
-
 /* The guest wrote LSTAR: keep its value, point KVM's at the shim when it
  * can be armed. */
 static int write_lstar(struct vcpu *vcpu, uint64_t value, const struct kvm_sregs *s)
@@ -332,7 +328,7 @@ void syscall_shim_msr(struct vcpu *vcpu, bool write)
 		run->msr.data = vcpu->shim.lstar;
 	} else if (write && run->msr.index == MSR_LSTAR) {
 		/* SDM WRMSR: a non-canonical LSTAR is #GP(0). */
-		if (!canonical(v) || regs_get(vcpu, &regs, &sregs, &rbuf, &sbuf) ||
+		if (!x86_canonical(v) || regs_get(vcpu, &regs, &sregs, &rbuf, &sbuf) ||
 		    write_lstar(vcpu, v, sregs))
 			run->msr.error = 1;
 	} else if (write && run->msr.index == MSR_STAR) {
