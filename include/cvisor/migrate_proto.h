@@ -171,7 +171,7 @@ struct mig_rx {
 	uint8_t *body;
 	uint32_t body_len, body_have;
 	/* Batches. */
-	uint32_t count, rec, data_rec;
+	uint32_t count, rec;
 	uint64_t gpa[MIG_BATCH_PAGES];
 	uint8_t zero[MIG_BATCH_PAGES];
 	struct {
@@ -181,7 +181,7 @@ struct mig_rx {
 	uint8_t *chunk; /* disk record data, MIG_DISK_CHUNK bytes */
 	uint32_t chunk_have;
 	/* Sequence. */
-	bool got_hello, got_state, got_end;
+	bool got_hello, got_state;
 	struct mig_hello hello;
 	struct mig_end end;
 	uint32_t sync_round;

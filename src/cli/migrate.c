@@ -37,7 +37,7 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
 static int send_request(const char *name, const struct migrate_opts *o, int *fd)
 {
 	char err[512], req[1024];
-	size_t n, off;
+	size_t n;
 	int r;
 
 	if (migrate_req_format(o, req, sizeof(req) - 1)) {
@@ -53,17 +53,10 @@ static int send_request(const char *name, const struct migrate_opts *o, int *fd)
 		cv_err("%s", err);
 		return cli_connect_status(r);
 	}
-	for (off = 0; off < n;) {
-		ssize_t w = send(*fd, req + off, n - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			cv_err("migrate: sending the request: %s", strerror(errno));
-			close(*fd);
-			return CV_EXIT_FAIL;
-		}
-		off += (size_t)w;
+	if ((r = cv_send_all(*fd, req, n))) {
+		cv_err("migrate: sending the request: %s", strerror(-r));
+		cv_close(fd);
+		return CV_EXIT_FAIL;
 	}
 	return 0;
 }

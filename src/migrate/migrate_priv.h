@@ -159,10 +159,4 @@ void mig_dst_disks_abort(struct mig_dst_disks *dd);
 /* Free the paths. */
 void mig_dst_disks_free(struct mig_dst_disks *dd);
 
-/* Monotonic nanoseconds. */
-static inline uint64_t mig_now(void)
-{
-	return cv_now_ns();
-}
-
 #endif

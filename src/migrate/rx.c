@@ -412,7 +412,6 @@ static int trailer_done(struct mig_rx *rx)
 		rx->end.flags = (uint32_t)cv_get_le(rx->body, 4);
 		rx->end.memsum = cv_get_le(rx->body + 4, 8);
 		rx->end.pages = cv_get_le(rx->body + 12, 8);
-		rx->got_end = true;
 		return MIG_RX_END;
 	case MIG_MSG_HINT:
 		return hint_done(rx);

@@ -88,7 +88,7 @@ void mig_tune(int fd)
  * ends the wait at once. 0 or -errno. */
 static int connect_pumped(int fd, const struct addrinfo *a, struct mig_tx *tx)
 {
-	uint64_t deadline = mig_now() + MIG_CONNECT_TIMEOUT_S * 1000000000ULL;
+	uint64_t deadline = cv_now_ns() + MIG_CONNECT_TIMEOUT_S * 1000000000ULL;
 	int e = 0;
 	socklen_t len = sizeof(e);
 
@@ -107,7 +107,7 @@ static int connect_pumped(int fd, const struct addrinfo *a, struct mig_tx *tx)
 		mig_tx_pump(tx, true);
 		if (tx->err)
 			return tx->err;
-		if (mig_now() >= deadline)
+		if (cv_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len))
@@ -217,7 +217,7 @@ int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void 
 
 int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
 {
-	uint64_t deadline = timeout_ms < 0 ? 0 : mig_now() + (uint64_t)timeout_ms * 1000000;
+	uint64_t deadline = timeout_ms < 0 ? 0 : cv_now_ns() + (uint64_t)timeout_ms * 1000000;
 
 	for (;;) {
 		struct iovec iov[MIG_BATCH_PAGES];
@@ -242,7 +242,7 @@ int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
 		if (timeout_ms >= 0) {
-			uint64_t now = mig_now();
+			uint64_t now = cv_now_ns();
 
 			if (now >= deadline)
 				return -ETIMEDOUT;

@@ -56,12 +56,12 @@ struct msend {
 static void report(struct msend *m, enum migrate_event ev)
 {
 	m->p.event = ev;
-	m->p.elapsed_ns = mig_now() - m->t0;
+	m->p.elapsed_ns = cv_now_ns() - m->t0;
 	m->p.bytes = m->tx.bytes;
 	m->p.pages = m->tx.pages;
 	m->p.zero_pages = m->tx.zero_pages;
 	m->p.disk_bytes = m->tx.disk_bytes;
-	m->last_tick = mig_now();
+	m->last_tick = cv_now_ns();
 	if (m->progress)
 		m->progress(m->ctx, &m->p);
 }
@@ -71,7 +71,7 @@ static void tick(void *ctx)
 {
 	struct msend *m = ctx;
 
-	if (mig_now() - m->last_tick >= TICK_NS)
+	if (cv_now_ns() - m->last_tick >= TICK_NS)
 		report(m, MIGRATE_EV_TICK);
 }
 
@@ -116,14 +116,14 @@ static int check(struct msend *m)
  * is pumped every PUMP_SLICE_MS meanwhile (its devices go on). */
 static int wait_reply(struct msend *m, struct mig_rx *rx, int timeout_ms)
 {
-	uint64_t deadline = mig_now() + (uint64_t)timeout_ms * 1000000ULL;
+	uint64_t deadline = cv_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	int r;
 
 	if (!m->tx.pump)
 		return mig_recv_event(m->fd, rx, timeout_ms);
 	for (;;) {
 		r = mig_recv_event(m->fd, rx, PUMP_SLICE_MS);
-		if (r != -ETIMEDOUT || mig_now() >= deadline)
+		if (r != -ETIMEDOUT || cv_now_ns() >= deadline)
 			return r;
 		mig_tx_pump(&m->tx, true);
 		if (m->tx.err)
@@ -309,7 +309,7 @@ static int sync_round(struct msend *m)
 	mig_tx_msg(&m->tx, MIG_MSG_SYNC, b, sizeof(b));
 	if ((r = await(m, MIG_RX_SYNC_ACK, "the target to catch up")))
 		return r;
-	m->round_end = mig_now();
+	m->round_end = cv_now_ns();
 	return 0;
 }
 
@@ -321,7 +321,7 @@ static int round_zero(struct msend *m)
 		return cv_errf(m->err, m->errlen, r, "cannot start dirty page logging: %s",
 			       strerror(-r));
 	m->tracking = true;
-	m->round_start = mig_now();
+	m->round_start = cv_now_ns();
 	m->round_bytes = m->tx.bytes;
 	if (m->o->with_storage) {
 		if ((r = mig_disks_track(&m->disks, m->err, m->errlen)))
@@ -355,7 +355,7 @@ static int iterate(struct msend *m)
 
 		/* Bandwidth of the round just sent: keep the last good sample
 		 * when a round was too small to measure. */
-		now = mig_now();
+		now = cv_now_ns();
 		if (m->tx.bytes - m->round_bytes >= BW_MIN_SAMPLE || !bw)
 			bw = m->round_end > m->round_start
 				     ? (uint64_t)((double)(m->tx.bytes - m->round_bytes) * 1e9 /
@@ -404,7 +404,7 @@ static int iterate(struct msend *m)
 				(unsigned long long)(bw >> 20),
 				(unsigned long long)(m->p.expected_downtime_us / 1000));
 		m->p.round++;
-		m->round_start = mig_now();
+		m->round_start = cv_now_ns();
 		m->round_bytes = m->tx.bytes;
 		if ((r = mig_disks_send_dirty(&m->disks, &m->tx, m->err, m->errlen)))
 			return m->tx.err ? check(m) : r;
@@ -421,7 +421,7 @@ static int finish(struct msend *m, uint64_t *t_pause)
 	uint64_t memsum = 0, t_quiesced, t_saved, t_sent;
 	int r;
 
-	*t_pause = mig_now();
+	*t_pause = cv_now_ns();
 	/* Devices are quiesced from here on: the event loop must not run
 	 * them (a packet received now would change RAM after the state). */
 	m->tx.pump = NULL;
@@ -431,7 +431,7 @@ static int finish(struct msend *m, uint64_t *t_pause)
 		return check(m);
 	if ((r = quiesce(m)))
 		return r;
-	t_quiesced = mig_now();
+	t_quiesced = cv_now_ns();
 	/* State first: anything KVM writes into guest RAM while saving it is
 	 * in the dirty log read next. */
 	r = m->o->ops->state_save(m->vm, &st);
@@ -445,7 +445,7 @@ static int finish(struct msend *m, uint64_t *t_pause)
 		return cv_errf(m->err, m->errlen, -E2BIG,
 			       "the guest state is too large to migrate");
 	}
-	t_saved = mig_now();
+	t_saved = cv_now_ns();
 	if ((r = dirty_sync(&m->dirty, m->todo, NULL))) {
 		state_buf_free(&st);
 		return cv_errf(m->err, m->errlen, r, "reading the dirty page log: %s",
@@ -473,12 +473,12 @@ static int finish(struct msend *m, uint64_t *t_pause)
 		end[12 + i] = (uint8_t)(m->tx.pages >> (8 * i));
 	}
 	mig_tx_msg(&m->tx, MIG_MSG_END, end, sizeof(end));
-	t_sent = mig_now();
+	t_sent = cv_now_ns();
 	r = await(m, MIG_RX_RUNNING, "the guest to start there");
 	cv_debug("migration downtime: pause+quiesce %.3f ms, state %.3f ms, last pages and "
 		 "state sent %.3f ms, target to running %.3f ms",
 		 (double)(t_quiesced - *t_pause) / 1e6, (double)(t_saved - t_quiesced) / 1e6,
-		 (double)(t_sent - t_saved) / 1e6, (double)(mig_now() - t_sent) / 1e6);
+		 (double)(t_sent - t_saved) / 1e6, (double)(cv_now_ns() - t_sent) / 1e6);
 	return r;
 }
 
@@ -510,7 +510,7 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	uint64_t t_pause = 0, t_run;
 	int r;
 
-	m.t0 = m.last_tick = mig_now();
+	m.t0 = m.last_tick = cv_now_ns();
 	m.was_paused = vm_paused(vm);
 	m.npages = vm->mem.ram_size / MIG_PAGE_SIZE;
 	m.nwords = (m.npages + 63) / 64;
@@ -544,7 +544,7 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	if ((r = handshake(&m)) || (r = round_zero(&m)) || (r = iterate(&m)) ||
 	    (r = finish(&m, &t_pause)))
 		goto out;
-	t_run = mig_now();
+	t_run = cv_now_ns();
 	m.p.phase = MIGRATE_DONE;
 	m.p.remaining = 0;
 	m.p.downtime_us = (t_run - t_pause) / 1000;

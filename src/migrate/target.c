@@ -210,7 +210,7 @@ static int on_end(struct mrecv *m)
 	char why[256];
 	int r;
 
-	uint64_t t0 = mig_now(), t1, t2, t3;
+	uint64_t t0 = cv_now_ns(), t1, t2, t3;
 
 	if ((m->rx.end.flags & MIG_F_VERIFY) && migrate_memsum(&vm->mem) != m->rx.end.memsum) {
 		reply(m, MIG_MSG_ERROR, "guest memory checksum mismatch after the transfer");
@@ -218,17 +218,17 @@ static int on_end(struct mrecv *m)
 			       "guest memory checksum mismatch after the transfer: "
 			       "not starting the guest");
 	}
-	t1 = mig_now();
+	t1 = cv_now_ns();
 	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return cv_errf(m->err, m->errlen, r, "cannot load the guest state: %s", why);
 	}
-	m->t_disks = mig_now();
+	m->t_disks = cv_now_ns();
 	if ((r = mig_dst_disks_finish(&m->dd))) {
 		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
 		return cv_errf(m->err, m->errlen, r, "writing the disk images: %s", strerror(-r));
 	}
-	t2 = mig_now();
+	t2 = cv_now_ns();
 	/* The vCPUs park before their first KVM_RUN (vcpu_loop checks first)
 	 * until the source has been told: a target that cannot tell it never
 	 * runs the guest, which the source then resumes. */
@@ -240,7 +240,7 @@ static int on_end(struct mrecv *m)
 		return cv_errf(m->err, m->errlen, r, "cannot start the guest: %s", why);
 	}
 	m->started = true;
-	t3 = mig_now();
+	t3 = cv_now_ns();
 	if ((r = reply(m, MIG_MSG_RUNNING, NULL)))
 		return cv_errf(m->err, m->errlen, r,
 			       "cannot tell the source the guest runs here (%s): it runs there",
@@ -382,13 +382,13 @@ static int accept_one(struct mrecv *m, int lfd, uint64_t deadline)
 	int r;
 
 	for (;;) {
-		uint64_t now = mig_now();
+		uint64_t now = cv_now_ns();
 		int to = !deadline	   ? 60000
 			 : now >= deadline ? 0
 					   : (int)((deadline - now + 999999) / 1000000);
 
 		r = poll(p, 2, to < 60000 ? to : 60000);
-		if ((r < 0 && errno == EINTR) || (!r && (!deadline || mig_now() < deadline)))
+		if ((r < 0 && errno == EINTR) || (!r && (!deadline || cv_now_ns() < deadline)))
 			continue;
 		break;
 	}
@@ -443,7 +443,7 @@ static void end_one(struct mrecv *m, int r, uint64_t t0)
 	t->zero_pages = m->rx.zero_pages;
 	t->disk_bytes = m->rx.disk_bytes;
 	t->bytes = m->rx.bytes;
-	t->total_ns = mig_now() - t0;
+	t->total_ns = cv_now_ns() - t0;
 	if (r) {
 		if (m->built)
 			m->in->ops->destroy(m->in->ctx, t->vm);
@@ -476,7 +476,7 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)
 		return lfd;
 	if (in->accept_timeout_ms)
-		deadline = mig_now() + (uint64_t)in->accept_timeout_ms * 1000000;
+		deadline = cv_now_ns() + (uint64_t)in->accept_timeout_ms * 1000000;
 	if (in->ops->listening)
 		in->ops->listening(in->ctx, in->listen);
 	/* A connection that fails before the build was no source of ours
@@ -484,7 +484,7 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	while (!(r = accept_one(&m, lfd, deadline))) {
 		bool dropped;
 
-		t0 = mig_now();
+		t0 = cv_now_ns();
 		r = receive_one(&m);
 		dropped = r && !m.building;
 		end_one(&m, r, t0);

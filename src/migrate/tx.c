@@ -16,7 +16,7 @@ int mig_tx_init(struct mig_tx *tx, int fd, bool disks, uint64_t max_bw)
 	memset(tx, 0, sizeof(*tx));
 	tx->fd = fd;
 	tx->max_bw = max_bw;
-	tx->bw_start_ns = mig_now();
+	tx->bw_start_ns = cv_now_ns();
 	tx->pdata = malloc((size_t)MIG_BATCH_PAGES * MIG_PAGE_SIZE);
 	if (disks)
 		tx->ddata = malloc(MIG_DISK_BATCH_DATA);
@@ -40,7 +40,7 @@ void mig_tx_pump(struct mig_tx *tx, bool now)
 
 	if (!tx->pump)
 		return;
-	t = mig_now();
+	t = cv_now_ns();
 	if (!now && t - tx->last_pump_ns < 20 * 1000000ULL)
 		return;
 	tx->last_pump_ns = t;
@@ -66,7 +66,7 @@ static void throttle(struct mig_tx *tx, uint64_t n)
 		return;
 	tx->bw_bytes += n;
 	due = tx->bw_start_ns + (uint64_t)((double)tx->bw_bytes * 1e9 / (double)tx->max_bw);
-	now = mig_now();
+	now = cv_now_ns();
 	/* In slices, with the pump between them: a throttled batch may take
 	 * seconds, and the guest's devices go on meanwhile. */
 	while (due > now && !tx->err) {
@@ -75,7 +75,7 @@ static void throttle(struct mig_tx *tx, uint64_t n)
 
 		nanosleep(&ts, NULL);
 		mig_tx_pump(tx, true);
-		now = mig_now();
+		now = cv_now_ns();
 	}
 }
 

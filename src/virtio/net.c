@@ -163,8 +163,7 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 		n->rx_off += chunk;
 	}
 	/* 5.1.6.4: num_buffers (1 without MRG_RXBUF) in the first buffer. */
-	nb[0] = (uint8_t)n->rx_nbufs;
-	nb[1] = (uint8_t)(n->rx_nbufs >> 8);
+	cv_put_le16(nb, (uint16_t)n->rx_nbufs);
 	(void)virtq_elem_write(&n->rx_first, VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
 	virtq_push(q, &n->rx_first, n->rx_lens[0]);
 	for (unsigned int i = 1; i < n->rx_nbufs; i++) {
