@@ -4,9 +4,10 @@ BUILD := build
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
-# json-c and liburing are linked statically: a dynamic library costs every
-# guest resident pages at start (the VMM floor is measured in bench/).
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
+# json-c, liburing and libseccomp are linked statically: a dynamic library
+# costs every guest resident pages at start (the VMM floor is measured in
+# bench/).
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -lseccomp -Wl,-Bdynamic -lpthread -ldl
 
 SRC := $(sort $(shell find src -name '*.c'))
 LIB_SRC := $(filter-out src/main.c,$(SRC))

@@ -9,7 +9,9 @@
 #           qemu-system-x86_64 ... -incoming "exec:cat FILE"
 # runstat (bench/runstat.c) starts each restore RUNS times, times the first
 # byte on its stdout, and kills it there (-k). Prints the medians and the
-# ratio. usage: bench/restore.sh [RUNS]
+# ratio. SECCOMP=compare also times `cvisor restore --seccomp off` in the
+# same run (on is the default) and prints the seccomp overhead.
+# usage: [SECCOMP=compare] bench/restore.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -78,3 +80,10 @@ get() { sed -nE "s/.*$1=([0-9.]+).*/\1/p" <<<"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "restore to running (256 MiB): cvisor $(get first_byte_ms "$c") ms, qemu $(get first_byte_ms "$q") ms, ratio $(ratio "$(get first_byte_ms "$c")" "$(get first_byte_ms "$q")") (target: <= 5 ms)"
 echo "restore peak RSS:             cvisor $(get maxrss_kib "$c") KiB, qemu $(get maxrss_kib "$q") KiB"
+if [ "${SECCOMP:-}" = compare ]; then
+	o=$(build/bench/runstat -n "$RUNS" -k -- build/cvisor restore "$OUT/cvisor.snap" --seccomp off)
+	echo "cvisor --seccomp off: $o"
+	for k in first_byte_ms maxrss_kib; do
+		echo "seccomp on/off $k: $(get $k "$c") / $(get $k "$o") = $(ratio "$(get $k "$c")" "$(get $k "$o")")"
+	done
+fi

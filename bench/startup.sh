@@ -2,7 +2,9 @@
 # bench/startup.sh - (a) the VMM floor and (b) time to first serial byte:
 # cvisor and QEMU (-M microvm, KVM) boot the same stub guest (bench/stub.S)
 # in the same run; prints the medians and the ratios.
-# usage: bench/startup.sh [RUNS]
+# SECCOMP=compare also measures cvisor with --seccomp off in the same run
+# and prints the seccomp overhead (on is the default).
+# usage: [SECCOMP=compare] bench/startup.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -31,3 +33,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "(a) VMM floor wall:  cvisor $(get wall_ms "$c") ms, qemu $(get wall_ms "$q") ms, ratio $(ratio "$(get wall_ms "$c")" "$(get wall_ms "$q")")"
 echo "(a) VMM floor RSS:   cvisor $(get maxrss_kib "$c") KiB, qemu $(get maxrss_kib "$q") KiB, ratio $(ratio "$(get maxrss_kib "$c")" "$(get maxrss_kib "$q")")"
 echo "(b) first byte:      cvisor $(get first_byte_ms "$c") ms, qemu $(get first_byte_ms "$q") ms, ratio $(ratio "$(get first_byte_ms "$c")" "$(get first_byte_ms "$q")")"
+if [ "${SECCOMP:-}" = compare ]; then
+	o=$("$OUT/runstat" -n "$RUNS" -- "${cv[@]}" --seccomp off)
+	echo "cvisor --seccomp off: $o"
+	for k in wall_ms maxrss_kib first_byte_ms; do
+		echo "seccomp on/off $k: $(get $k "$c") / $(get $k "$o") = $(ratio "$(get $k "$c")" "$(get $k "$o")")"
+	done
+fi

@@ -105,6 +105,8 @@ static int set_cpus(struct vm_config *cfg, const char *what, const char *v, stru
 
 static const char *const quirks_names[] = { "auto", "on", "off", NULL };
 static const char *const transport_names[] = { "pci", "mmio", NULL };
+/* In the order of enum sandbox_mode. */
+static const char *const seccomp_names[] = { "on", "log", "off", NULL };
 
 /* The index of v in names, or -1. */
 static int name_index(const char *const *names, const char *v)
@@ -132,6 +134,16 @@ static int set_transport(struct vm_config *cfg, const char *what, const char *v,
 	if (i < 0)
 		return BAD("%s %s: must be pci or mmio", what, v);
 	cfg->devices.transport = (enum virtio_transport_kind)i;
+	return 0;
+}
+
+static int set_seccomp(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	int i = name_index(seccomp_names, v);
+
+	if (i < 0)
+		return BAD("%s %s: must be on, log or off", what, v);
+	cfg->seccomp = (enum sandbox_mode)i;
 	return 0;
 }
 
@@ -224,6 +236,9 @@ static const struct field {
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "virtio", "[--virtio pci|mmio]", F_ENUM, OFF(devices.transport), set_transport,
 	  transport_names, IN_FILE | IN_SNAP },
+	/* The host's choice, not the guest's: not in the snapshot. */
+	{ "seccomp", "[--seccomp on|log|off]", F_ENUM, OFF(seccomp), set_seccomp, seccomp_names,
+	  IN_FILE },
 #undef OFF
 };
 

@@ -21,10 +21,11 @@
  * table and the device table: restore's and run --incoming's, then the
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
-	"       cvisor restore FILE [--name NAME [-d]] [PLACE]\n"
+	"       cvisor restore FILE [--name NAME [-d]] [--seccomp on|log|off] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
 	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
-	"                  [--incoming-timeout SECONDS] [--name NAME [-d]] [PLACE]\n";
+	"                  [--incoming-timeout SECONDS] [--name NAME [-d]]\n"
+	"                  [--seccomp on|log|off] [PLACE]\n";
 
 static const char usage_notes[] =
 	"\n"
@@ -77,7 +78,7 @@ static const char *split_flag(int argc, char **argv, int i, char *flag, size_t l
 }
 
 /* What `restore` and `run --incoming` take besides their own flags: --name,
- * -d and the placement flags. 1 if argv[*i] was one, 0 if not. */
+ * -d, --seccomp and the placement flags. 1 if argv[*i] was one, 0 if not. */
 static int common_flag(int argc, char **argv, int *i, const char *verb, struct vm_config *cfg,
 		       struct placement *place, struct cv_error *e)
 {
@@ -100,6 +101,12 @@ static int common_flag(int argc, char **argv, int *i, const char *verb, struct v
 				       verb, val, CTL_NAME_MAX);
 		if (config_set_string(&cfg->name, val))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	} else if (!strcmp(flag, "--seccomp")) {
+		/* Through run's flag, so that the value is checked in one place. */
+		char *run_argv[] = { "run", "--seccomp", (char *)(val ? val : "") };
+
+		if ((r = config_apply_flags(val ? 3 : 2, run_argv, cfg, e)))
+			return r;
 	} else if ((r = placement_flag(place, flag, val, err, sizeof(err))) < 0) {
 		return cv_fail(e, CV_EXIT_USAGE, r, "%s: %s", verb, err);
 	} else if (!r) {
@@ -244,6 +251,7 @@ static int open_restore(struct restore_src *rs, struct vm_config *cfg,
 		return cv_fail(e, r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE, r, "snapshot %s: %s",
 			       rs->path, err);
 	cfg->detach = given->detach;
+	cfg->seccomp = given->seccomp;
 	if (config_set_string(&cfg->name, given->name))
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	if ((r = placement_apply(place, cfg)))

@@ -483,6 +483,14 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_release(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->held = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 bool vm_paused(struct vm *vm)
 {
 	bool p;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cvisor/devices.h"
+#include "cvisor/sandbox.h"
 #include "cvisor/error.h"
 #include "cvisor/util.h"
 
@@ -45,13 +46,14 @@ struct vm_config {
 	enum config_quirks quirks;
 
 	/* Toolstack (see README: named guests). */
-	char *name;		 /* control socket $CVISOR_RUN_DIR/NAME.sock */
-	bool detach;		 /* -d: console to a log file and ring buffer */
-	unsigned int cpu_weight; /* cgroup cpu.weight, 1..10000, default 100 */
-	unsigned int cpu_cap;	 /* percent of one host CPU, 0 = no cap */
-	uint64_t memory_limit;	 /* cgroup memory.max in bytes, 0 = none */
-	char *cpu_affinity;	 /* host CPU list for every vCPU, NULL = any */
-	char *config_file;	 /* --config FILE, as given */
+	char *name;		   /* control socket $CVISOR_RUN_DIR/NAME.sock */
+	bool detach;		   /* -d: console to a log file and ring buffer */
+	unsigned int cpu_weight;   /* cgroup cpu.weight, 1..10000, default 100 */
+	unsigned int cpu_cap;	   /* percent of one host CPU, 0 = no cap */
+	uint64_t memory_limit;	   /* cgroup memory.max in bytes, 0 = none */
+	char *cpu_affinity;	   /* host CPU list for every vCPU, NULL = any */
+	char *config_file;	   /* --config FILE, as given */
+	enum sandbox_mode seccomp; /* --seccomp on|log|off (default on) */
 
 	/* Paravirtual devices (--virtio and the device table's flags). */
 	struct devices_config devices;

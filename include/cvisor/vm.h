@@ -89,6 +89,10 @@ struct vm {
 	pthread_cond_t pause_cond;
 	_Atomic bool pause_req;
 	unsigned int parked;
+	/* Set before vm_start: the vCPU threads wait before their first
+	 * KVM_RUN until vm_release (the main thread enters its seccomp
+	 * filter in between). */
+	bool held;
 	uint64_t start_ns;  /* monotonic time the vCPUs started */
 	int out_fd;	    /* where the serial console writes */
 	struct evloop loop; /* main thread: console, signals, devices, control */
@@ -149,6 +153,10 @@ void vm_pause(struct vm *vm);
 
 /* Let parked vCPUs run again. Idempotent. */
 void vm_resume(struct vm *vm);
+
+/* Let vCPU threads started with vm->held set run their first KVM_RUN.
+ * Idempotent. */
+void vm_release(struct vm *vm);
 
 /* True between vm_pause and vm_resume. */
 bool vm_paused(struct vm *vm);

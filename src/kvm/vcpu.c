@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cvisor/kvm.h"
+#include "cvisor/sandbox.h"
 #include "cvisor/syscall_shim.h"
 #include "cvisor/vm.h"
 #include "cvisor/x86.h"
@@ -227,8 +228,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
 	sigset_t set;
-	char name[16];
+	char name[16], msg[96];
+	int r;
 
 	/* Signals for the process go to the main thread's signalfd; only the
 	 * kick reaches a vCPU thread. */
@@ -239,6 +242,15 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
+	if ((r = sandbox_enter(SANDBOX_VCPU))) {
+		snprintf(msg, sizeof(msg), "vCPU %u: seccomp: %s", vcpu->id, strerror(-r));
+		vm_request_stop(vm, VM_STOP_HOST, msg);
+		return NULL;
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (vm->held && !atomic_load(&vm->stop))
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
 	vcpu_loop(vcpu);
 	return NULL;
 }

@@ -22,6 +22,7 @@
 
 #include "cvisor/cpu_compat.h"
 #include "cvisor/kvm.h"
+#include "cvisor/sandbox.h"
 #include "cvisor/vm.h"
 #include "cvisor/x86.h"
 #include "migrate_priv.h"
@@ -257,6 +258,11 @@ static int on_end(struct mrecv *m)
 static void *prefault_main(void *arg)
 {
 	struct prefault *pf = arg;
+
+	pthread_setname_np(pthread_self(), "prefault");
+	/* Prefaulting is an optimization: without its filter, none. */
+	if (sandbox_enter(SANDBOX_WORKER))
+		return NULL;
 
 	for (uint32_t i = 0; i < pf->n; i++) {
 		uint8_t *p = pf->r[i].iov_base;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cvisor/ctl_proto.h"
+#include "cvisor/sandbox.h"
 #include "monitor_priv.h"
 
 /* Read one request line from a fresh connection, a second at most between
@@ -119,6 +120,15 @@ static void waiter_serve(struct monitor *m, int fd)
 static void *waiter_main(void *opaque)
 {
 	struct monitor *m = opaque;
+	int r;
+
+	pthread_setname_np(pthread_self(), "ctl-wait");
+	/* Unfiltered, it would serve nothing: the guest is not here yet, and
+	 * the main thread's wait ends with `cvisor kill` or a timeout. */
+	if ((r = sandbox_enter(SANDBOX_WORKER))) {
+		cv_err("seccomp: control thread: %s", strerror(-r));
+		return NULL;
+	}
 
 	while (!atomic_load(&m->wt.killed)) {
 		struct pollfd p[2] = { { .fd = m->srv.listen_fd, .events = POLLIN },

@@ -14,6 +14,7 @@
 
 #include "cvisor/console.h"
 #include "cvisor/runloop.h"
+#include "cvisor/sandbox.h"
 #include "cvisor/snapshot.h"
 #include "cvisor/virtio_balloon.h"
 #include "monitor_priv.h"
@@ -122,9 +123,18 @@ int monitor_go(struct monitor *m)
 	}
 	if (!m->detach)
 		console_raw(STDIN_FILENO);
+	/* The vCPU threads enter their filter and wait (vm->held) until this
+	 * thread is in its own: no guest instruction runs before both. */
+	m->vm.held = true;
 	/* Printed by vm_start or the affinity check. */
 	if ((r = monitor_start_vcpus(&m->vm, m->pinned ? &m->affinity : NULL)))
 		return monitor_said(m, CV_EXIT_FAIL, r);
+	if ((r = sandbox_enter(SANDBOX_MAIN))) {
+		vm_request_stop(&m->vm, VM_STOP_HOST, NULL);
+		vm_release(&m->vm);
+		return cv_fail(&m->err, CV_EXIT_FAIL, r, "seccomp: main thread: %s", strerror(-r));
+	}
+	vm_release(&m->vm);
 	m->running = true;
 	monitor_ready(m);
 	return 0;
@@ -234,7 +244,7 @@ static int monitor_lifecycle(const struct vm_config *cfg, const struct monitor_s
 	m.ready_fd = ready_fd;
 	m.log_fd = -1;
 	runloop_block_signals();
-	if (!monitor_setup(&m) && !monitor_build(&m))
+	if (!sandbox_init(cfg->seccomp, &m.err) && !monitor_setup(&m) && !monitor_build(&m))
 		signo = runloop_run(&m.vm);
 	return monitor_end(&m, signo);
 }

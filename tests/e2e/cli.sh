@@ -36,6 +36,15 @@ t_run 10 "$CVISOR" run --kernel "$TINY" --cpus 65
 t_expect_err "too many vCPUs" 2 'cpus 65: must be'
 t_run 10 "$CVISOR" run --kernel "$TINY" --frobnicate
 t_expect_err "unknown flag" 2 'unknown flag --frobnicate'
+t_run 10 "$CVISOR" run --kernel "$TINY" --seccomp maybe
+t_expect_err "bad --seccomp" 2 'seccomp maybe: must be on, log or off'
+t_run 10 "$CVISOR" restore "$T_TMP/nonexistent" --seccomp maybe
+t_expect_err "bad restore --seccomp" 2 'seccomp maybe: must be on, log or off'
+t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --seccomp
+t_expect_err "run --incoming --seccomp without a value" 2 'seccomp needs a value'
+printf '{"kernel": "%s", "seccomp": "sometimes"}\n' "$TINY" >"$T_TMP/seccomp.json"
+t_run 10 "$CVISOR" run --config "$T_TMP/seccomp.json"
+t_expect_err "bad seccomp key" 2 'seccomp: must be on, log or off|seccomp sometimes: must be'
 t_run 10 "$CVISOR" frobnicate
 t_expect_err "unknown command" 2 'unknown command'
 

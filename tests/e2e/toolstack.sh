@@ -55,6 +55,16 @@ start "$A" counter --cmdline spin=5000 && start "$B" counter
 t_run 10 "$CVISOR" ls
 t_expect_out "ls shows two guests" "^$A +[0-9]+ running +1 +256M " "^$B +[0-9]+ running "
 show_out ls
+# Every thread of a monitor is under a seccomp filter (--seccomp on, the
+# default): the main thread and the vCPU.
+apid=$(pid_of "$A")
+modes=$(cat /proc/"$apid"/task/*/status 2>/dev/null | sed -n 's/^Seccomp:[[:space:]]*//p' | sort -u)
+nthr=$(ls /proc/"$apid"/task 2>/dev/null | wc -l)
+if [ -n "$apid" ] && [ "$modes" = 2 ] && [ "$nthr" -ge 2 ]; then
+	t_pass "seccomp on every thread ($nthr threads)"
+else
+	t_fail "seccomp on every thread ($nthr threads)" "pid '$apid', Seccomp modes: $modes"
+fi
 t_run 10 "$CVISOR" ls --json
 t_expect_out "ls --json" \
 	"\"name\":\"$A\",\"pid\":[0-9]*,\"state\":\"running\",\"vcpus\":1,\"memory\":268435456" \
