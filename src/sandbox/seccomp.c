@@ -21,6 +21,7 @@
 #include "cvisor/sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
@@ -71,6 +72,9 @@ static const unsigned long common_ioctls[] = { TCGETS };
 static const struct sc_rule vcpu_rules[] = {
 	ALLOW(read), ALLOW(writev), ALLOW(pread64), ALLOW(pwrite64), ALLOW(io_uring_enter),
 	ALLOW(tgkill), ALLOW(epoll_ctl), ALLOW(poll),
+	/* a restored guest's lost memory file (snapshot/memfile.c's SIGBUS
+	 * handler): fstat of the fd (never a path), zeros mapped in its place */
+	ALLOW(fstat), ARG_IS(newfstatat, 3, AT_EMPTY_PATH), ALLOW(rt_sigaction),
 };
 
 static const unsigned long vcpu_ioctls[] = {
@@ -100,7 +104,7 @@ static const struct sc_rule main_rules[] = {
 	ALLOW(getegid), ALLOW(uname), ALLOW(sysinfo), ALLOW(getrusage), ALLOW(times),
 	ALLOW(memfd_create), ALLOW(fadvise64), ALLOW(wait4), ALLOW(rmdir), ALLOW(linkat),
 	ALLOW(umask), ALLOW(access), ALLOW(faccessat), ALLOW(faccessat2), ALLOW(sync_file_range),
-	ALLOW(epoll_create1), ALLOW(signalfd4),
+	ALLOW(epoll_create1), ALLOW(signalfd4), ALLOW(rt_sigaction),
 };
 
 static const unsigned long main_ioctls[] = {
