@@ -132,6 +132,7 @@ static const int main_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 static const struct sc_rule worker_rules[] = {
 	ALLOW(read), ALLOW(poll), ALLOW(ppoll), ALLOW(accept4), ALLOW(sendto), ALLOW(recvfrom),
 	ALLOW(shutdown), ALLOW(unlink),
+	ALLOW(getrandom), /* json-c seeds its hash tables */
 };
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
