@@ -219,8 +219,9 @@ static int add_class(scmp_filter_ctx ctx, const struct class_filter *f)
 	if (!r)
 		r = add_ioctls(ctx, f->ioctls, f->nioctls);
 	for (unsigned int i = 0; i < f->nfamilies && !r; i++)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)f->families[i]));
+		r = seccomp_rule_add(
+			ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+			SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint64_t)f->families[i]));
 	return r;
 }
 
