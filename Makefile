@@ -1,13 +1,14 @@
 # cvisor - see README.md. `make` builds build/cvisor; `make test` runs every test.
 CC ?= gcc
 BUILD := build
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
+GEN := $(BUILD)/gen
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
-# json-c, liburing and libseccomp are linked statically: a dynamic library
-# costs every guest resident pages at start (the VMM floor is measured in
-# bench/).
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -lseccomp -Wl,-Bdynamic -lpthread -ldl
+# json-c and liburing are linked statically: a dynamic library costs every
+# guest resident pages at start (the VMM floor is measured in bench/).
+# libseccomp is used at build time only (below).
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
 
 SRC := $(sort $(shell find src -name '*.c'))
 LIB_SRC := $(filter-out src/main.c,$(SRC))
@@ -33,6 +34,18 @@ san: $(BUILD)/san/cvisor
 # Everything but main.o, for the benchmarks' harnesses (bench/*.c).
 $(BUILD)/libcvisor.a: $(filter-out $(BUILD)/obj/src/main.o,$(OBJ))
 	rm -f $@ && ar rcs $@ $^
+
+# The seccomp filters: the tables of src/sandbox/seccomp.c compiled into
+# BPF programs by a generator run here, not at each start of cvisor.
+$(BUILD)/seccomp-bpf: scripts/seccomp-bpf.c src/sandbox/seccomp.c src/sandbox/sandbox_priv.h \
+		include/cvisor/sandbox.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 -o $@ scripts/seccomp-bpf.c src/sandbox/seccomp.c \
+		-Wl,-Bstatic -lseccomp -Wl,-Bdynamic
+$(GEN)/seccomp_bpf.h: $(BUILD)/seccomp-bpf
+	@mkdir -p $(dir $@)
+	$< > $@.tmp && mv $@.tmp $@
+$(foreach f,obj san tsan fuzzobj,$(BUILD)/$(f)/src/sandbox/sandbox.o): $(GEN)/seccomp_bpf.h
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -93,7 +106,7 @@ tsan: $(TSAN_UNIT) $(TSAN_HARNESS)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 -fsanitize=address,undefined \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -g -O1 -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 # The objects track their headers (.d, included below): a struct that grew
 # must not leave stale objects behind, which the sanitizers then report
