@@ -23,7 +23,7 @@ CVISOR=${CVISOR:-build/cvisor}
 BUILD=${BUILD:-build}
 GUESTS=$BUILD/tests/kvm
 TMO=${KVM_TEST_TIMEOUT:-20}
-ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout"
+ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused prot32 unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout"
 
 work=$(mktemp -d /tmp/cvisor-kvm-test.XXXXXX) || exit 1
 child=""
@@ -157,6 +157,10 @@ case_triple() {
 
 case_unclaimed() { simple_case unclaimed unclaimed 0 "unclaimed: ok"; }
 case_refused() { simple_case refused refused 0 "refused: ok"; }
+# A 32-bit protected-mode guest with its own GDT and IDT takes #BP, #UD,
+# #DE and int $0x40 and returns with a 32-bit iret, one of them with a
+# changed EFLAGS; on a host without VT-x cvisor completes the iret and int.
+case_prot32() { simple_case prot32 prot32 0 "prot32: ok"; }
 
 # Either the CPU runs `lock cmpxchg16b` (VT-x/SVM: status 0 and "ok"), or the
 # host refuses it and cvisor stops with status 4 and one stderr line naming

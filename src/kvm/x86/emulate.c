@@ -7,6 +7,8 @@
  * guest goes on. On VT-x and AMD-V hosts these exits do not happen. */
 #include "cvisor/x86.h"
 
+#include "emulate_priv.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,19 +19,14 @@
 #include "cvisor/x86_decode.h"
 
 #define RFLAGS_AC (1ULL << 18)
-#define VEC_BP 3
-#define VEC_UD 6
-#define VEC_NM 7
-#define VEC_MF 16
 #define CR0_MP (1ULL << 1)
 #define CR0_TS (1ULL << 3)
 #define FSW_ES (1U << 7)
-#define VEC_GP 13
-#define VEC_PF 14
 #define MXCSR_MASK 0xffffU
 #define CR4_FSGSBASE (1ULL << 16)
 #define MXCSR_DEFAULT 0x1f80U
 #define PAGE_SIZE 4096ULL
+#define EFER_LMA (1ULL << 10)
 
 enum refused_kind {
 	REFUSED_INT3,
@@ -46,6 +43,8 @@ enum refused_kind {
 	REFUSED_FSGSBASE,
 	REFUSED_LDMXCSR_DEFAULT,
 	REFUSED_STMXCSR_DEFAULT,
+	REFUSED_IRET,
+	REFUSED_INT_N,
 };
 
 static const char *const refused_what[] = {
@@ -65,6 +64,8 @@ static const char *const refused_what[] = {
 				    "(this host gives no access to the vCPU's FPU state)",
 	[REFUSED_STMXCSR_DEFAULT] = "stmxcsr: stored the default MXCSR "
 				    "(this host gives no access to the vCPU's FPU state)",
+	[REFUSED_IRET] = "iret outside 64-bit mode: completed",
+	[REFUSED_INT_N] = "int n: delivered through the guest's IDT",
 };
 
 static void log_once(struct vm *vm, enum refused_kind k)
@@ -107,9 +108,7 @@ static size_t fetch_insn(struct vcpu *vcpu, uint64_t rip, uint64_t cs_base, uint
 	return n;
 }
 
-/* Reflect exception vector into the guest at its next entry, with an
- * error code when has_code (#GP, #PF). */
-static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, bool has_code, uint32_t code)
+int x86_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_code, uint32_t code)
 {
 	struct kvm_vcpu_events ev;
 
@@ -125,7 +124,7 @@ static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, bool has_cod
 
 static int inject_exception(struct vcpu *vcpu, uint8_t vector)
 {
-	return inject_exception_code(vcpu, vector, false, 0);
+	return x86_inject_exception(vcpu, vector, false, 0);
 }
 
 /* SDM WAIT/FWAIT: #NM when CR0.MP and CR0.TS are set, #MF when an unmasked
@@ -144,11 +143,8 @@ static int complete_fwait(struct vcpu *vcpu, struct kvm_regs *regs, const struct
 	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
 }
 
-/* Read or write guest-linear memory page by page through the guest's page
- * tables. A page that is not mapped (or not writable for a write) gets a
- * #PF reflected with CR2 set, as the CPU would raise; returns 1 then. */
-static int linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, void *buf, size_t len,
-		     bool write)
+int x86_linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, void *buf, size_t len,
+		  bool write)
 {
 	uint8_t *p = buf;
 
@@ -167,8 +163,8 @@ static int linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, vo
 			if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
 				return -errno;
 			/* error code: present if mapped, W for writes */
-			int e = inject_exception_code(vcpu, VEC_PF, true,
-						      (tr.valid ? 1U : 0U) | (write ? 2U : 0U));
+			int e = x86_inject_exception(vcpu, VEC_PF, true,
+						     (tr.valid ? 1U : 0U) | (write ? 2U : 0U));
 
 			return e ? e : 1;
 		}
@@ -290,7 +286,7 @@ static int complete_0fae_reg(struct vcpu *vcpu, const struct x86_insn *in, struc
 	}
 	base = (in->rex & 8) ? g[in->rm] : (uint32_t)g[in->rm];
 	if (!x86_canonical(base))
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+		return ae_stay(x86_inject_exception(vcpu, VEC_GP, true, 0));
 	seg->base = base;
 	return kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 ? -errno : AE_ADVANCE;
 }
@@ -304,20 +300,20 @@ static int complete_fxsave(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t 
 	int r;
 
 	if (la & 15)
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+		return ae_stay(x86_inject_exception(vcpu, VEC_GP, true, 0));
 	if (!fpu_state(vcpu, &fpu))
 		return AE_NOT_OURS;
 	if (store) {
 		log_once(vcpu->vm, REFUSED_FXSAVE);
 		fx_from_fpu(&fpu, img);
-		return ae_access(linear_rw(vcpu, sregs, la, img, sizeof(img), true));
+		return ae_access(x86_linear_rw(vcpu, sregs, la, img, sizeof(img), true));
 	}
 	log_once(vcpu->vm, REFUSED_FXRSTOR);
-	if ((r = linear_rw(vcpu, sregs, la, img, sizeof(img), false)))
+	if ((r = x86_linear_rw(vcpu, sregs, la, img, sizeof(img), false)))
 		return ae_access(r);
 	memcpy(&v, img + 24, 4);
 	if (v & ~MXCSR_MASK)
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+		return ae_stay(x86_inject_exception(vcpu, VEC_GP, true, 0));
 	fx_to_fpu(img, &fpu);
 	return kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : AE_ADVANCE;
 }
@@ -335,11 +331,11 @@ static int complete_mxcsr(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t l
 	if (!load) {
 		log_once(vcpu->vm, have_fpu ? REFUSED_STMXCSR : REFUSED_STMXCSR_DEFAULT);
 		v = have_fpu ? fpu.mxcsr : MXCSR_DEFAULT;
-		return ae_access(linear_rw(vcpu, sregs, la, &v, 4, true));
+		return ae_access(x86_linear_rw(vcpu, sregs, la, &v, 4, true));
 	}
-	r = linear_rw(vcpu, sregs, la, &v, 4, false);
+	r = x86_linear_rw(vcpu, sregs, la, &v, 4, false);
 	if (!r && (v & ~MXCSR_MASK))
-		return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+		return ae_stay(x86_inject_exception(vcpu, VEC_GP, true, 0));
 	if (!r && have_fpu) {
 		fpu.mxcsr = v;
 		if (kvm_ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
@@ -372,7 +368,7 @@ static int complete_0fae_mem(struct vcpu *vcpu, const struct x86_insn *in, struc
 		uint64_t last = la + (op <= 1 ? 511 : 3);
 
 		if (last < la || !x86_canonical(la) || !x86_canonical(last))
-			return ae_stay(inject_exception_code(vcpu, VEC_GP, true, 0));
+			return ae_stay(x86_inject_exception(vcpu, VEC_GP, true, 0));
 	}
 	switch (op) {
 	case 0: /* fxsave */
@@ -460,6 +456,15 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 	} else if (x86_decode_0f_modrm(b, n, &insn) == 0 && insn.opcode[1] == 0xae &&
 		   (sregs.cs.l) && (r = complete_0fae(vcpu, &insn, &regs, &sregs)) != 1) {
 		/* completed, reflected, or r < 0 */
+	} else if (!(sregs.efer & EFER_LMA) &&
+		   ((n >= 1 && b[0] == 0xcf) || (n >= 2 && b[0] == 0x66 && b[1] == 0xcf))) {
+		log_once(vm, REFUSED_IRET);
+		r = x86_complete_iret(vcpu, &regs, &sregs, b, n, msg, msglen);
+		if (r == -ENOTSUP)
+			return X86_EMUL_FAILED;
+	} else if (n >= 2 && b[0] == 0xcd) {
+		log_once(vm, REFUSED_INT_N);
+		r = x86_complete_int_n(vcpu, &regs, &sregs, b[1]);
 	} else if (n >= 2 && b[0] == 0x0f && b[1] == 0x0b) {
 		/* A fault: RIP stays on the ud2. */
 		log_once(vm, REFUSED_UD2);
