@@ -90,10 +90,55 @@ static void test_bad(void **state)
 	assert_int_equal(x86_decode_0f_modrm(prefixes, sizeof(prefixes), &in), -EINVAL);
 }
 
+/* 32-bit protected-mode code: the offset within the segment and the
+ * segment (override, SS for ESP/EBP bases, else DS). */
+static uint64_t addr32_of(const uint8_t *b, size_t n, size_t want_len, enum x86_seg want_seg)
+{
+	struct x86_insn in;
+
+	assert_int_equal(x86_decode_0f_modrm32(b, n, &in), 0);
+	assert_int_equal(in.len, want_len);
+	assert_int_equal(x86_operand_seg(&in), want_seg);
+	return x86_operand_addr(&in, gpr, 0x100000, 0x111000000, 0x222000000);
+}
+
+static void test_forms32(void **state)
+{
+	/* stmxcsr 0x12345678: 0f ae 1d disp32 (absolute, not RIP-relative) */
+	static const uint8_t abs32[] = { 0x0f, 0xae, 0x1d, 0x78, 0x56, 0x34, 0x12 };
+	/* stmxcsr (%esp): 0f ae 1c 24 */
+	static const uint8_t esp[] = { 0x0f, 0xae, 0x1c, 0x24 };
+	/* ldmxcsr 0x8(%ebp): 0f ae 55 08 */
+	static const uint8_t ebp[] = { 0x0f, 0xae, 0x55, 0x08 };
+	/* ldmxcsr %es:(%eax): 26 0f ae 10 */
+	static const uint8_t es_eax[] = { 0x26, 0x0f, 0xae, 0x10 };
+	/* ldmxcsr -0x1001(%eax): wraps below 0 within 32 bits */
+	static const uint8_t wrap[] = { 0x0f, 0xae, 0x90, 0xff, 0xef, 0xff, 0xff };
+	/* a 40-4f byte is inc/dec here, not REX: not a 0F instruction */
+	static const uint8_t not_rex[] = { 0x41, 0x0f, 0xae, 0x10 };
+	/* 16-bit addressing is not decoded */
+	static const uint8_t a16[] = { 0x67, 0x0f, 0xae, 0x10 };
+	struct x86_insn in;
+
+	(void)state;
+	assert_int_equal(addr32_of(abs32, sizeof(abs32), 7, X86_SEG_DS), 0x12345678);
+	assert_int_equal(addr32_of(esp, sizeof(esp), 4, X86_SEG_SS), 0x5000);
+	assert_int_equal(addr32_of(ebp, sizeof(ebp), 4, X86_SEG_SS), 0x6000 + 8);
+	assert_int_equal(addr32_of(es_eax, sizeof(es_eax), 4, X86_SEG_ES), 0x1000);
+	assert_int_equal(addr32_of(wrap, sizeof(wrap), 7, X86_SEG_DS), 0xffffffffULL);
+	assert_int_equal(x86_decode_0f_modrm32(not_rex, sizeof(not_rex), &in), -EINVAL);
+	assert_int_equal(x86_decode_0f_modrm32(a16, sizeof(a16), &in), -EINVAL);
+	/* the same bytes in 64-bit mode: REX.B and RIP-relative */
+	assert_int_equal(x86_decode_0f_modrm(not_rex, sizeof(not_rex), &in), 0);
+	assert_int_equal(x86_decode_0f_modrm(abs32, sizeof(abs32), &in), 0);
+	assert_true(in.rip_relative);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_forms32),
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_bad),
 	};

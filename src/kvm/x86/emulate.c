@@ -274,6 +274,8 @@ static int complete_0fae_reg(struct vcpu *vcpu, const struct x86_insn *in, struc
 	}
 	if (in->rep != 0xf3 || (in->reg & 7) > 3)
 		return AE_NOT_OURS;
+	if (in->mode32) /* FSGSBASE is 64-bit mode only */
+		return ae_stay(inject_exception(vcpu, VEC_UD));
 	/* rdfsbase, rdgsbase, wrfsbase, wrgsbase (REX.W: 64-bit).
 	 * SDM: #UD unless CR4.FSGSBASE; a non-canonical base is #GP(0). */
 	if (!(sregs->cr4 & CR4_FSGSBASE))
@@ -347,6 +349,25 @@ static int complete_mxcsr(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t l
 	return ae_access(r);
 }
 
+/* The segment register an override or default names. */
+static const struct kvm_segment *seg_of(const struct kvm_sregs *sregs, enum x86_seg sg)
+{
+	switch (sg) {
+	case X86_SEG_ES:
+		return &sregs->es;
+	case X86_SEG_CS:
+		return &sregs->cs;
+	case X86_SEG_SS:
+		return &sregs->ss;
+	case X86_SEG_FS:
+		return &sregs->fs;
+	case X86_SEG_GS:
+		return &sregs->gs;
+	default:
+		return &sregs->ds;
+	}
+}
+
 /* 0F AE with a memory operand. Only completed for the guest kernel:
  * KVM_TRANSLATE walks the page tables without the user/supervisor and
  * write checks a CPL 3 access needs, so a user process gets the #UD it
@@ -362,9 +383,22 @@ static int complete_0fae_mem(struct vcpu *vcpu, const struct x86_insn *in, struc
 		return ae_stay(inject_exception(vcpu, VEC_UD));
 	gpr_array(regs, gpr);
 	la = x86_operand_addr(in, gpr, regs->rip, sregs->fs.base, sregs->gs.base);
-	/* SDM: a memory operand that is not canonical, first byte to last, is
-	 * #GP(0) (FXSAVE/FXRSTOR 512 bytes, LDMXCSR/STMXCSR 4). */
-	if (op <= 3) {
+	if (in->mode32) {
+		/* SDM: an operand past its segment's limit is #GP(0), #SS(0) in
+		 * SS (expand-up segments; an expand-down one is not done here). */
+		enum x86_seg sg = x86_operand_seg(in);
+		const struct kvm_segment *seg = seg_of(sregs, sg);
+		uint64_t last = la + (op <= 1 ? 511 : op <= 3 ? 3 : 0);
+
+		if (!seg->s || (seg->type & 0xc) == 0x4)
+			return AE_NOT_OURS;
+		if (seg->unusable || last > seg->limit)
+			return ae_stay(x86_inject_exception(
+				vcpu, sg == X86_SEG_SS ? VEC_SS : VEC_GP, true, 0));
+		la = (uint32_t)(seg->base + la);
+	} else if (op <= 3) {
+		/* SDM: a memory operand that is not canonical, first byte to
+		 * last, is #GP(0) (FXSAVE/FXRSTOR 512 bytes, LDMXCSR/STMXCSR 4). */
 		uint64_t last = la + (op <= 1 ? 511 : 3);
 
 		if (last < la || !x86_canonical(la) || !x86_canonical(last))
@@ -405,6 +439,17 @@ static int complete_0fae(struct vcpu *vcpu, const struct x86_insn *in, struct kv
 		return r == AE_STAY ? 0 : r;
 	regs->rip += in->len;
 	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+}
+
+/* Decode a 0F instruction in 64-bit mode or 32-bit protected mode; real
+ * mode, 16-bit and compat code with 16-bit segments are not decoded. */
+static int decode_0f(const struct kvm_sregs *sregs, const uint8_t *b, size_t n, struct x86_insn *in)
+{
+	if ((sregs->efer & EFER_LMA) && sregs->cs.l)
+		return x86_decode_0f_modrm(b, n, in);
+	if ((sregs->cr0 & 1) && sregs->cs.db)
+		return x86_decode_0f_modrm32(b, n, in);
+	return -EINVAL;
 }
 
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen)
@@ -453,8 +498,8 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 	} else if (n >= 1 && b[0] == 0x9b) {
 		log_once(vm, REFUSED_FWAIT);
 		r = complete_fwait(vcpu, &regs, &sregs);
-	} else if (x86_decode_0f_modrm(b, n, &insn) == 0 && insn.opcode[1] == 0xae &&
-		   (sregs.cs.l) && (r = complete_0fae(vcpu, &insn, &regs, &sregs)) != 1) {
+	} else if (decode_0f(&sregs, b, n, &insn) == 0 && insn.opcode[1] == 0xae &&
+		   (r = complete_0fae(vcpu, &insn, &regs, &sregs)) != 1) {
 		/* completed, reflected, or r < 0 */
 	} else if (!(sregs.efer & EFER_LMA) &&
 		   ((n >= 1 && b[0] == 0xcf) || (n >= 2 && b[0] == 0x66 && b[1] == 0xcf))) {

@@ -4,8 +4,10 @@
  * divide by zero (#DE, likewise), a software interrupt (int $0x40) and an
  * iret that pops a changed EFLAGS (DF set, then checked), and an iret to
  * ring 3 (an outer level: SS:ESP popped too, DS nulled) whose ud2 comes
- * back to ring 0 through the TSS's stack. Paging stays off, as the PVH
- * entry leaves it. Each handler counts; the guest checks
+ * back to ring 0 through the TSS's stack; with CR4.OSFXSR, stmxcsr to
+ * memory (absolute and through ESP, the SS default) reads the default
+ * MXCSR 0x1f80, ldmxcsr loads it, and mfence runs. Paging stays off, as
+ * the PVH entry leaves it. Each handler counts; the guest checks
  * the counts and prints "prot32: ok", or "prot32: FAIL" and the failing
  * check's letter, and an unexpected vector prints "prot32: vector N".
  * Expect: output "prot32: ok", exit status 0. */
@@ -103,6 +105,22 @@ back_from_user:
 	movl $'N', %ebx			/* DS was nulled on the way out */
 	cmpl $0, user_ds
 	jne fail
+
+	/* MXCSR through memory: 32-bit ModRM forms */
+	movl %cr4, %eax
+	orl $0x600, %eax		/* OSFXSR, OSXMMEXCPT */
+	movl %eax, %cr4
+	stmxcsr mxcsr_abs		/* 0f ae 1d disp32 */
+	subl $4, %esp
+	stmxcsr (%esp)			/* 0f ae 1c 24: SS */
+	popl %eax
+	movl $'M', %ebx
+	cmpl $0x1f80, mxcsr_abs
+	jne fail
+	cmpl $0x1f80, %eax
+	jne fail
+	ldmxcsr mxcsr_abs
+	mfence
 
 	movl $'B', %ebx
 	cmpl $1, count_bp
@@ -259,6 +277,8 @@ count_user:
 	.long 0
 user_ds:
 	.long 0xffff
+mxcsr_abs:
+	.long 0
 
 	.bss
 	.p2align 3
