@@ -483,6 +483,14 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_wait_held(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nheld < vm->ncpus && !atomic_load(&vm->stop))
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm_release(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);

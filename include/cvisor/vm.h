@@ -93,6 +93,7 @@ struct vm {
 	 * KVM_RUN until vm_release (the main thread enters its seccomp
 	 * filter in between). */
 	bool held;
+	unsigned int nheld; /* vCPU threads in their filter, waiting on held */
 	uint64_t start_ns;  /* monotonic time the vCPUs started */
 	int out_fd;	    /* where the serial console writes */
 	struct evloop loop; /* main thread: console, signals, devices, control */
@@ -153,6 +154,10 @@ void vm_pause(struct vm *vm);
 
 /* Let parked vCPUs run again. Idempotent. */
 void vm_resume(struct vm *vm);
+
+/* Wait until every vCPU thread started with vm->held set has entered its
+ * seccomp filter and waits (vm->nheld), or the VM is stopping. */
+void vm_wait_held(struct vm *vm);
 
 /* Let vCPU threads started with vm->held set run their first KVM_RUN.
  * Idempotent. */

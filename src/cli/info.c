@@ -38,29 +38,23 @@ static void fmt_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%lluM", (unsigned long long)(bytes >> 20));
 }
 
-/* One guest's row of `ls`, or NULL when its socket is stale (a monitor
- * killed with kill -9: the next run of that name replaces it) or memory
- * ran out. A socket this user may not connect to is listed as "permission
- * denied" (*denied set), a monitor that does not answer as unresponsive. */
-static struct json_object *ls_row(const char *name, bool *answered, bool *denied)
+/* One guest's row of `ls` from its answer a, or NULL when its socket is
+ * stale (a monitor killed with kill -9: the next run of that name replaces
+ * it) or memory ran out. A socket this user may not connect to is listed
+ * as "permission denied" (*denied set), a monitor that does not answer as
+ * unresponsive. */
+static struct json_object *ls_row(const char *name, const struct cli_answer *a, bool *answered,
+				  bool *denied)
 {
 	static const char *const keys[] = {
 		"name", "pid", "state", "vcpus", "memory", "uptime_ms"
 	};
-	struct json_object *info = NULL, *row, *v;
-	char err[512];
-	int fd, r;
+	struct json_object *info = a->r ? NULL : a->reply, *row, *v;
 
-	r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err));
-	if (!r) {
-		r = cli_call(fd, "{\"cmd\":\"info\"}\n", CLI_CALL_TIMEOUT_MS / 2, &info, err,
-			     sizeof(err));
-		close(fd);
-	}
-	if (r == -ENOENT || r == -ECONNREFUSED)
+	if (a->r == -ENOENT || a->r == -ECONNREFUSED)
 		return NULL;
 	*answered = info;
-	*denied = r == -EACCES || r == -EPERM;
+	*denied = a->r == -EACCES || a->r == -EPERM;
 	row = json_object_new_object();
 	for (size_t k = 0; row && info && k < ARRAY_SIZE(keys); k++)
 		if (json_object_object_get_ex(info, keys[k], &v))
@@ -71,7 +65,6 @@ static struct json_object *ls_row(const char *name, bool *answered, bool *denied
 			row, "state",
 			json_object_new_string(*denied ? "permission denied" : "unresponsive"));
 	}
-	json_object_put(info);
 	return row;
 }
 
@@ -93,6 +86,7 @@ static void print_ls_row(struct json_object *row, bool answered)
 int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct json_object *all = json_object_new_array();
+	struct cli_answer *ans;
 	char **names;
 	int n, denied = 0;
 
@@ -102,25 +96,31 @@ int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 		return CV_EXIT_FAIL;
 	}
 	n = cli_list_names(ctl_run_dir(), &names);
-	if (n < 0) {
-		cv_err("%s: %s", ctl_run_dir(), strerror(-n));
+	if (n < 0 || !(ans = calloc((size_t)n + 1, sizeof(*ans)))) {
+		cv_err("%s: %s", ctl_run_dir(), strerror(n < 0 ? -n : ENOMEM));
+		for (int i = 0; i < n; i++)
+			free(names[i]);
+		free(n < 0 ? NULL : names);
 		json_object_put(all);
 		return CV_EXIT_FAIL;
 	}
+	cli_ask_all(names, n, "{\"cmd\":\"info\"}\n", CLI_CALL_TIMEOUT_MS / 2, ans);
 	if (!a->json)
 		printf("%-20s %8s %-12s %5s %8s %12s\n", "NAME", "PID", "STATE", "VCPUS", "MEMORY",
 		       "UPTIME");
 	for (int i = 0; i < n; i++) {
 		bool answered = false, no_access = false;
-		struct json_object *row = ls_row(names[i], &answered, &no_access);
+		struct json_object *row = ls_row(names[i], &ans[i], &answered, &no_access);
 
 		denied += no_access;
 		if (row && !a->json)
 			print_ls_row(row, answered);
 		if (row)
 			json_object_array_add(all, row);
+		json_object_put(ans[i].reply);
 		free(names[i]);
 	}
+	free(ans);
 	free(names);
 	if (a->json)
 		puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN |

@@ -32,28 +32,31 @@ static int sample_all(struct sample **out)
 {
 	char **names;
 	struct sample *s;
+	struct cli_answer *ans;
 	int n = cli_list_names(ctl_run_dir(), &names), k = 0;
 
 	*out = NULL;
 	if (n < 0)
 		return n;
 	s = calloc((size_t)n + 1, sizeof(*s));
+	ans = calloc((size_t)n + 1, sizeof(*ans));
+	if (s && ans)
+		cli_ask_all(names, n, "{\"cmd\":\"stats\"}\n", STATS_TIMEOUT_MS, ans);
 	for (int i = 0; i < n; i++) {
-		char err[256];
-		int fd;
-
-		if (s && cli_connect(ctl_run_dir(), names[i], &fd, err, sizeof(err)) == 0) {
-			if (cli_call(fd, "{\"cmd\":\"stats\"}\n", STATS_TIMEOUT_MS, &s[k].stats,
-				     err, sizeof(err)) == 0) {
-				s[k].name = names[i];
-				names[i] = NULL;
-				k++;
-			}
-			close(fd);
+		if (s && ans && !ans[i].r) {
+			s[k].stats = ans[i].reply;
+			s[k].name = names[i];
+			names[i] = NULL;
+			k++;
 		}
 		free(names[i]);
 	}
 	free(names);
+	if (!ans) {
+		free_samples(s, k);
+		s = NULL;
+	}
+	free(ans);
 	if (!s)
 		return -ENOMEM;
 	*out = s;

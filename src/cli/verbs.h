@@ -28,6 +28,19 @@ int cli_console(const struct cli_verb *v, const struct cli_args *a);
 /* `cvisor migrate NAME HOST:PORT [...]` (migrate.c). */
 int cli_migrate(const struct cli_verb *v, const struct cli_args *a);
 
+/* One guest's answer to cli_ask_all: r as cli_connect or cli_call return
+ * it, and the reply when r is 0. */
+struct cli_answer {
+	int r;
+	struct json_object *reply;
+};
+
+/* Send request line to each of guests names[0..n) in ctl_run_dir() at
+ * once (a few threads), each waiting up to timeout_ms; out[i] is names[i]'s
+ * answer (fanout.c). The caller puts the replies. */
+void cli_ask_all(char *const *names, int n, const char *line, int timeout_ms,
+		 struct cli_answer *out);
+
 /* The string member key of reply object o, or "-" (o may be NULL). */
 const char *cli_json_str(struct json_object *o, const char *key);
 

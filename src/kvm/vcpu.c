@@ -248,6 +248,8 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	pthread_mutex_lock(&vm->lock);
+	vm->nheld++;
+	pthread_cond_broadcast(&vm->pause_cond);
 	while (vm->held && !atomic_load(&vm->stop))
 		pthread_cond_wait(&vm->pause_cond, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);

@@ -134,6 +134,9 @@ int monitor_go(struct monitor *m)
 		vm_release(&m->vm);
 		return cv_fail(&m->err, CV_EXIT_FAIL, r, "seccomp: main thread: %s", strerror(-r));
 	}
+	/* Ready means every thread is filtered: what /proc shows from then
+	 * on is what runs. */
+	vm_wait_held(&m->vm);
 	vm_release(&m->vm);
 	m->running = true;
 	monitor_ready(m);

@@ -30,7 +30,7 @@ wait_log() {
 }
 
 need_kvm toolstack
-need_guests toolstack counter powerbtn burn echo
+need_guests toolstack counter powerbtn burn echo idle
 
 A=${P}a B=${P}b
 
@@ -540,6 +540,31 @@ else
 	CVISOR_RUN_DIR=$EV timeout 5 "$CVISOR" kill "${P}ev" >/dev/null 2>&1
 	rm -rf "$EV"
 fi
+
+# ---- ls and top ask many guests at once (src/cli/fanout.c) ----
+# Twelve idle guests (and A): every one listed once, in name order, with
+# its own pid, and in top.
+many=()
+for i in $(seq -w 1 12); do
+	t_run 10 "$CVISOR" run -d --name "${P}m$i" --kernel "$GUESTS/idle.elf" --memory 16M
+	started "start" "${P}m$i" && many+=("${P}m$i")
+done
+t_run 20 "$CVISOR" ls --json
+got=$(grep -o "\"name\":\"${P}m[0-9]*\",\"pid\":[0-9]*,\"state\":\"running\"" <<<"$T_OUT" |
+	sed 's/"name":"\([^"]*\)".*/\1/' | tr '\n' ' ')
+pids=$(grep -o "\"name\":\"${P}m[0-9]*\",\"pid\":[0-9]*" <<<"$T_OUT" | sed 's/.*://' | sort -u | wc -l)
+if [ "${#many[@]}" = 12 ] && [ "$got" = "${many[*]} " ] && [ "$pids" = 12 ]; then
+	t_pass "ls --json lists 12 more guests once each, in order, each with its own pid"
+else
+	t_fail "ls with 12 more guests" "started ${#many[@]}, listed '$got', $pids pids"
+fi
+t_run 20 "$CVISOR" top --once --json
+if [ "$(grep -o "\"name\":\"${P}m[0-9]*\",\"state\":\"running\"" <<<"$T_OUT" | wc -l)" = 12 ]; then
+	t_pass "top --once --json shows the 12 guests"
+else
+	t_fail "top --once with 12 more guests" "$(head -c 300 <<<"$T_OUT")"
+fi
+for g in "${many[@]}"; do "$CVISOR" kill "$g" >/dev/null 2>&1; done
 
 "$CVISOR" kill "$A" 2>/dev/null
 t_run 10 "$CVISOR" ls
