@@ -34,6 +34,36 @@ static bool first_time(atomic_bool *flag)
 	return !atomic_exchange(flag, true);
 }
 
+/* What the ring may carry once enabled (IORING_REGISTER_RESTRICTIONS): the
+ * data path's reads, writes, fsync and fallocate, on the disk's registered
+ * files when there are some, and no further registration. io_uring's
+ * requests run in kernel workers that seccomp does not see, and workers
+ * started before a jail keep the host's root: without this a compromised
+ * monitor could queue an openat or a connect past its filter. */
+static int restrict_ring(struct blk *b)
+{
+	static const uint8_t ops[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ,
+				       IORING_OP_WRITE, IORING_OP_FSYNC,  IORING_OP_FALLOCATE };
+	struct io_uring_restriction res[ARRAY_SIZE(ops) + 2];
+	unsigned int n = 0;
+	int r;
+
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+		res[n].opcode = IORING_RESTRICTION_SQE_OP;
+		res[n++].sqe_op = ops[i];
+	}
+	res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[n++].sqe_flags = IOSQE_FIXED_FILE;
+	if (b->fixed_files) {
+		res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
+		res[n++].sqe_flags = IOSQE_FIXED_FILE;
+	}
+	if ((r = io_uring_register_restrictions(&b->ring, res, n)))
+		return r;
+	return io_uring_enable_rings(&b->ring);
+}
+
 int blk_io_init(struct blk *b)
 {
 	static atomic_bool warned;
@@ -45,7 +75,8 @@ int blk_io_init(struct blk *b)
 		return -errno;
 	if (b->cfg.sync_io)
 		return 0;
-	r = io_uring_queue_init(b->nq * VIRTIO_BLK_INFLIGHT, &b->ring, 0);
+	/* Disabled until restricted (Linux 5.10). */
+	r = io_uring_queue_init(b->nq * VIRTIO_BLK_INFLIGHT, &b->ring, IORING_SETUP_R_DISABLED);
 	if (!r && (r = io_uring_register_eventfd(&b->ring, b->efd)))
 		io_uring_queue_exit(&b->ring);
 	if (r) {
@@ -70,6 +101,13 @@ int blk_io_init(struct blk *b)
 	} else {
 		/* No probe before Linux 5.6; READV, WRITEV and FSYNC are 5.1's. */
 		b->async_rw = b->async_fsync = true;
+	}
+	if ((r = restrict_ring(b))) {
+		cv_warn("%s: io_uring restrictions: %s; disk I/O runs synchronously on the main "
+			"thread",
+			b->dev->label, strerror(-r));
+		io_uring_queue_exit(&b->ring);
+		b->have_ring = b->fixed_files = false;
 	}
 	return 0;
 }

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/virtio/blk_priv.h"
 #include "cvisor/evloop.h"
 #include "cvisor/virtio_blk.h"
 #include "vq_driver.h"
@@ -562,6 +563,41 @@ static void test_many_and_queues(void **state)
 }
 
 /* Both paths must agree: synchronous fallback and write-through. */
+/* The disk's io_uring carries reads, writes, fsync and fallocate only: an
+ * openat queued on it is refused (-EACCES), and so is a registration once
+ * the ring runs. Requests seccomp cannot see cannot open files. */
+static void test_ring_restricted(void **state)
+{
+	struct t *t = setup("");
+	struct blk *b = t->dev.priv;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int fd = 0;
+
+	(void)state;
+	if (!b->have_ring) {
+		teardown(t);
+		skip(); /* no io_uring on this host */
+	}
+	sqe = io_uring_get_sqe(&b->ring);
+	assert_non_null(sqe);
+	io_uring_prep_openat(sqe, AT_FDCWD, "/etc/hostname", O_RDONLY, 0);
+	io_uring_sqe_set_data64(sqe, 0x5ec);
+	assert_int_equal(io_uring_submit_and_wait(&b->ring, 1), 1);
+	assert_int_equal(io_uring_peek_cqe(&b->ring, &cqe), 0);
+	assert_int_equal(cqe->user_data, 0x5ec);
+	assert_int_equal(cqe->res, -EACCES);
+	io_uring_cqe_seen(&b->ring, cqe);
+	assert_int_equal(io_uring_register_files_update(&b->ring, 0, &fd, 1), -EACCES);
+	/* and the disk still works */
+	memset(t->ram + DATA, 0x5a, 512);
+	assert_int_equal(req(t, 0, T_OUT, 3, 512, NULL), S_OK);
+	memset(t->ram + DATA, 0, 512);
+	assert_int_equal(req(t, 0, T_IN, 3, 512, NULL), S_OK);
+	assert_int_equal(t->ram[DATA + 511], 0x5a);
+	teardown(t);
+}
+
 static void test_sync_and_writethrough(void **state)
 {
 	struct t *t = setup_with("", BLK_FEATURES, true);
@@ -722,6 +758,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_create_errors),
+		cmocka_unit_test(test_ring_restricted),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_read_write_flush),
 		cmocka_unit_test(test_get_id_and_unsupp),
