@@ -18,6 +18,7 @@
 #include "cvisor/config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,17 @@ static int set_affinity(struct vm_config *cfg, const char *what, const char *v, 
 	return set_str(&cfg->cpu_affinity, v, e);
 }
 
+/* A group that exists here, by name or number (its members may use the
+ * control socket). */
+static int set_ctl_group(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	uint64_t gid;
+
+	if (!getgrnam(v) && (cv_parse_uint(v, 0, UINT32_MAX - 1, &gid) || !getgrgid((gid_t)gid)))
+		return BAD("%s %.80s: no such group", what, v);
+	return set_str(&cfg->ctl_group, v, e);
+}
+
 /* How a field is stored in struct vm_config and written out. */
 enum ftype {
 	F_STR,	 /* char *, NULL when unset */
@@ -234,6 +246,8 @@ static const struct field {
 	  NULL, IN_FILE | IN_SNAP | IN_INFO },
 	{ "cpu_affinity", "[--cpu-affinity CPULIST]", F_STR, OFF(cpu_affinity), set_affinity, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "ctl_group", "[--ctl-group GROUP]", F_STR, OFF(ctl_group), set_ctl_group, NULL,
+	  IN_FILE | IN_INFO },
 	{ "virtio", "[--virtio pci|mmio]", F_ENUM, OFF(devices.transport), set_transport,
 	  transport_names, IN_FILE | IN_SNAP },
 	/* The host's choice, not the guest's: not in the snapshot. */
@@ -276,6 +290,15 @@ void config_free(struct vm_config *cfg)
 }
 
 /* ---- flags ---- */
+
+int config_set_field(struct vm_config *cfg, const char *key, const char *flag, const char *val,
+		     struct cv_error *e)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
+		if (!strcmp(fields[k].key, key) && fields[k].set)
+			return fields[k].set(cfg, flag, val, e);
+	return cv_fail(e, CV_EXIT_FAIL, -ENOENT, "%s: no such setting", flag);
+}
 
 /* The flag of a key: "--cpu-weight" for "cpu_weight". */
 static void flag_of(const char *key, char *flag, size_t len)

@@ -21,10 +21,12 @@
  * table and the device table: restore's and run --incoming's, then the
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
-	"       cvisor restore FILE [--name NAME [-d]] [--seccomp on|log|off] [PLACE]\n"
+	"       cvisor restore FILE [--name NAME [-d]] [--ctl-group GROUP]\n"
+	"                  [--seccomp on|log|off] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
 	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
-	"                  [--incoming-timeout SECONDS] [--name NAME [-d]]\n"
+	"                  [--incoming-timeout SECONDS] [--tls-psk FILE | --tls-creds DIR]\n"
+	"                  [--insecure] [--name NAME [-d]] [--ctl-group GROUP]\n"
 	"                  [--seccomp on|log|off] [PLACE]\n";
 
 static const char usage_notes[] =
@@ -107,6 +109,12 @@ static int common_flag(int argc, char **argv, int *i, const char *verb, struct v
 
 		if ((r = config_apply_flags(val ? 3 : 2, run_argv, cfg, e)))
 			return r;
+	} else if (!strcmp(flag, "--ctl-group")) {
+		if (!val)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: --ctl-group needs a value",
+				       verb);
+		if ((r = config_set_field(cfg, "ctl_group", "--ctl-group", val, e)))
+			return r;
 	} else if ((r = placement_flag(place, flag, val, err, sizeof(err))) < 0) {
 		return cv_fail(e, CV_EXIT_USAGE, r, "%s: %s", verb, err);
 	} else if (!r) {
@@ -146,6 +154,10 @@ static int parse_incoming(int argc, char **argv, struct vm_config *cfg, struct p
 			continue;
 		if ((r = migrate_incoming_flag(in, flag, val, err, sizeof(err))) < 0)
 			return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
+		if (r == 2 && strchr(argv[i], '='))
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "run: %s takes no value", flag);
+		if (r == 2)
+			continue; /* a flag without a value */
 		if (!r)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "run --incoming: unexpected argument %s (the guest's "
@@ -252,7 +264,8 @@ static int open_restore(struct restore_src *rs, struct vm_config *cfg,
 			       rs->path, err);
 	cfg->detach = given->detach;
 	cfg->seccomp = given->seccomp;
-	if (config_set_string(&cfg->name, given->name))
+	if (config_set_string(&cfg->name, given->name) ||
+	    config_set_string(&cfg->ctl_group, given->ctl_group))
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	if ((r = placement_apply(place, cfg)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "out of memory");

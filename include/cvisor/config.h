@@ -52,6 +52,7 @@ struct vm_config {
 	unsigned int cpu_cap;	   /* percent of one host CPU, 0 = no cap */
 	uint64_t memory_limit;	   /* cgroup memory.max in bytes, 0 = none */
 	char *cpu_affinity;	   /* host CPU list for every vCPU, NULL = any */
+	char *ctl_group;	   /* --ctl-group: its members may use the control socket */
 	char *config_file;	   /* --config FILE, as given */
 	enum sandbox_mode seccomp; /* --seccomp on|log|off (default on) */
 
@@ -118,5 +119,12 @@ const char *config_usage(char *buf, size_t len);
 
 /* Release the strings cfg owns. Idempotent. */
 void config_free(struct vm_config *cfg);
+
+/* Set the field `key` of the field table from a flag's value (`flag`
+ * names it in messages), as `cvisor run` would: for the commands that take
+ * some of run's flags (restore, run --incoming). 0, or -EINVAL / -ENOMEM
+ * with e filled (-ENOENT: no such key). */
+int config_set_field(struct vm_config *cfg, const char *key, const char *flag, const char *val,
+		     struct cv_error *e) CV_MUST;
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "cvisor/ctl_proto.h"
@@ -84,6 +85,12 @@ struct ctl_server {
 	uint64_t idle_timeout_ns; /* CTL_IDLE_TIMEOUT_S; shorter in tests */
 	bool killed;
 	bool migrating; /* a migrate request runs: the loop is pumped from it */
+	/* Who may connect (access.c): root, the owner, the group's members. */
+	uid_t owner; /* the monitor's euid */
+	gid_t group;
+	bool has_group;		    /* --ctl-group */
+	uint64_t refused_log_ns;    /* the last refusal logged */
+	unsigned int refused_quiet; /* refusals not logged since */
 	const char *outcome;
 };
 
@@ -93,6 +100,18 @@ struct ctl_server {
  * other -errno. err gets one line either way. */
 int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, char *err,
 		    size_t errlen) CV_MUST;
+
+/* --ctl-group GROUP (a name or a number): its members may use the socket
+ * too, which becomes 0660 and GROUP's. The run directory must let GROUP
+ * through (group GROUP with g+x, or o+x); if it does not, -EPERM with one
+ * line saying how. Call after ctl_server_bind. 0 or -errno with err. */
+int ctl_server_share(struct ctl_server *srv, const char *group, char *err, size_t errlen) CV_MUST;
+/* May the peer of accepted connection fd use the socket? Root, the owner
+ * and (with --ctl-group) the group's members may, by the credentials the
+ * kernel took at connect() (SO_PEERCRED, SO_PEERGROUPS). When not, one
+ * line in the log (at most one a second) and one error reply are sent,
+ * and false is returned: the caller closes fd. */
+bool ctl_server_admit(struct ctl_server *srv, int fd);
 
 /* Serve on vm->loop from now on. con is the detached console (NULL for a
  * guest whose console is the terminal). */

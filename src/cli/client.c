@@ -110,12 +110,15 @@ int cli_call(int fd, const char *line, int timeout_ms, struct json_object **repl
 	struct ctl_linebuf lb;
 	char *l;
 	size_t len;
-	int r;
+	int r, w;
 
 	*reply = NULL;
-	if ((r = cv_send_all(fd, line, strlen(line)))) {
-		snprintf(err, errlen, "sending the request: %s", strerror(-r));
-		return r;
+	/* A monitor that refuses this client (access.c) answers at once and
+	 * closes: its line says more than the broken pipe, so read it. */
+	w = cv_send_all(fd, line, strlen(line));
+	if (w && w != -EPIPE && w != -ECONNRESET) {
+		snprintf(err, errlen, "sending the request: %s", strerror(-w));
+		return w;
 	}
 	if ((r = ctl_linebuf_init(&lb, CTL_REPLY_MAX))) {
 		snprintf(err, errlen, "out of memory");
@@ -124,6 +127,8 @@ int cli_call(int fd, const char *line, int timeout_ms, struct json_object **repl
 	r = read_reply(fd, &lb, timeout_ms, &l, &len, err, errlen);
 	if (!r)
 		r = ctl_reply_parse(l, len, reply, err, errlen);
+	else if (w)
+		r = cv_errf(err, errlen, w, "sending the request: %s", strerror(-w));
 	ctl_linebuf_free(&lb);
 	return r;
 }

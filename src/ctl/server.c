@@ -131,6 +131,7 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 	memset(srv, 0, sizeof(*srv));
 	srv->lock_fd = srv->listen_fd = srv->stop_timer = srv->retry_fd = srv->idle_timer = -1;
 	srv->idle_timeout_ns = CTL_IDLE_TIMEOUT_S * 1000000000ULL;
+	srv->owner = geteuid();
 	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++)
 		srv->conns[i].fd = -1;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
@@ -346,6 +347,10 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
+	if (!ctl_server_admit(srv, cfd)) {
+		close(cfd);
+		return;
+	}
 	*c = (struct ctl_conn){ .srv = srv, .fd = cfd, .idle_since = cv_now_ns() };
 	if (ctl_linebuf_init(&c->in, CTL_REQUEST_MAX)) {
 		close(cfd);

@@ -63,6 +63,10 @@ static int monitor_setup(struct monitor *m)
 					       : CV_EXIT_FAIL,
 				       r, "%s", err);
 		m->bound = true;
+		if (m->cfg->ctl_group &&
+		    (r = ctl_server_share(&m->srv, m->cfg->ctl_group, err, sizeof(err))))
+			return cv_fail(&m->err, r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE, r,
+				       "%s", err);
 	}
 	if (cpus && (r = monitor_check_affinity(cpus, &m->affinity)))
 		return monitor_said(m, CV_EXIT_USAGE, r);

@@ -566,6 +566,63 @@ else
 fi
 for g in "${many[@]}"; do "$CVISOR" kill "$g" >/dev/null 2>&1; done
 
+# ---- who may use the control socket: the owner and root, by SO_PEERCRED,
+# and with --ctl-group that group's members (the other half runs as
+# nobody). The directory is 0711 and the socket widened to 0666 by hand,
+# as a mistake would: the credentials check refuses all the same. ----
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	t_skip "control socket access" "needs root and setpriv"
+else
+	AR=$(mktemp -d /tmp/cvisor-acc.XXXXXX)
+	chmod 0711 "$AR"
+	NOGROUP=$(getent group 65534 | cut -d: -f1)
+	NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups env CVISOR_RUN_DIR="$AR")
+	G=${P}own
+	if CVISOR_RUN_DIR=$AR start "$G" counter; then
+		chmod 0666 "$AR/$G.sock"
+		t_run 10 "${NOBODY[@]}" "$CVISOR" info "$G"
+		t_expect_err "a client that is not the owner is refused" 1 \
+			"permission denied: uid 65534 is not the guest's owner"
+		t_run 10 "${NOBODY[@]}" "$CVISOR" ctl "$G" '{"cmd":"info"}'
+		if [ "$T_RC" = 1 ] && grep -q "permission denied: uid 65534 is not the guest's owner" <<<"$T_OUT$T_ERR"; then
+			t_pass "the refused client gets one error line"
+		else
+			t_fail "the refused client gets one error line" "exit $T_RC: $T_OUT $T_ERR"
+		fi
+		n=$(grep -c "control socket: refused uid 65534" "$AR/$G.log")
+		if [ "$n" -ge 1 ] && [ "$n" -le 2 ]; then
+			t_pass "the refusal is logged: $(grep -m1 "control socket: refused" "$AR/$G.log")"
+		else
+			t_fail "the refusal is logged" "$n lines in $AR/$G.log"
+		fi
+		CVISOR_RUN_DIR=$AR t_run 10 "$CVISOR" info "$G" --json
+		t_expect_out "the owner is still served" "\"name\":\"$G\""
+		CVISOR_RUN_DIR=$AR timeout 5 "$CVISOR" kill "$G" >/dev/null 2>&1
+	fi
+	G=${P}grp
+	if [ -n "$NOGROUP" ] && CVISOR_RUN_DIR=$AR start "$G" counter --ctl-group "$NOGROUP"; then
+		mode=$(stat -c '%a %g' "$AR/$G.sock")
+		t_run 10 "${NOBODY[@]}" "$CVISOR" info "$G" --json
+		if [ "$T_RC" = 0 ] && grep -q "\"name\":\"$G\"" <<<"$T_OUT" && [ "$mode" = "660 65534" ]; then
+			t_pass "a --ctl-group member is served (socket $mode)"
+		else
+			t_fail "a --ctl-group member is served" "exit $T_RC: $T_ERR; socket $mode"
+		fi
+		chmod 0666 "$AR/$G.sock"
+		t_run 10 setpriv --reuid=65533 --regid=65533 --clear-groups env CVISOR_RUN_DIR="$AR" "$CVISOR" info "$G"
+		t_expect_err "a client outside --ctl-group is refused" 1 \
+			"permission denied: uid 65533 is not the guest's owner"
+		CVISOR_RUN_DIR=$AR timeout 5 "$CVISOR" kill "$G" >/dev/null 2>&1
+	fi
+	t_run 10 "$CVISOR" run -d --name "${P}grp2" --ctl-group "$NOGROUP" --kernel "$GUESTS/counter.elf"
+	track "${P}grp2"
+	t_expect_err "--ctl-group with a run directory the group cannot enter" 2 \
+		"does not let the group in: chgrp $NOGROUP"
+	t_run 10 "$CVISOR" run -d --name "${P}grp3" --ctl-group no-such-group-cv --kernel "$GUESTS/counter.elf"
+	t_expect_err "--ctl-group of a missing group" 2 "--ctl-group no-such-group-cv: no such group"
+	rm -rf "$AR"
+fi
+
 "$CVISOR" kill "$A" 2>/dev/null
 t_run 10 "$CVISOR" ls
 if [ "$(printf '%s\n' "$T_OUT" | wc -l)" = 1 ] && ! ls "$CVISOR_RUN_DIR"/*.sock >/dev/null 2>&1; then
