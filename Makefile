@@ -7,8 +7,9 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -Wall -Wextra -Werror -
 CFLAGS ?= -O2
 # json-c and liburing are linked statically: a dynamic library costs every
 # guest resident pages at start (the VMM floor is measured in bench/).
-# libseccomp is used at build time only (below).
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
+# libseccomp is used at build time only (below). OpenSSL (migration's TLS)
+# is linked dynamically.
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lssl -lcrypto -lpthread -ldl
 
 SRC := $(sort $(shell find src -name '*.c'))
 LIB_SRC := $(filter-out src/main.c,$(SRC))

@@ -21,10 +21,15 @@
 #           lifted (100 GiB/s), downtime-limit 50 ms; query-migrate's
 #           total-time, downtime, transferred and mbps; CPU from both
 #           processes' /proc/PID/stat across the migration.
-# usage: bench/migrate.sh [RUNS]   (default 3; prints every run and medians)
+# With MODE tls (bench/migrate.sh RUNS tls) the fill case runs twice per
+# run and QEMU not at all: cvisor plain ("fill") against cvisor through
+# TLS 1.3 with a pre-shared key ("fill-tls": --tls-psk on both ends, a key
+# made for the run), and the ratio of their median throughputs.
+# usage: bench/migrate.sh [RUNS] [qemu|tls]   (default 3 qemu; prints every run and medians)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 RUNS=${1:-3}
+MODE=${2:-qemu}
 OUT=build/bench/migrate
 mkdir -p "$OUT"
 make -s build/cvisor tiny >/dev/null || exit 1
@@ -64,19 +69,21 @@ pid_of() {
 }
 
 # Result lines: "VMM CASE total_ms downtime_ms bytes gbit_s cpu_s" (cpu_s: the
-# CPU time both ends used during the migration).
+# CPU time both ends used during the migration). Arguments after the
+# third go to both `run --incoming` and `migrate` (--tls-psk FILE).
 cvisor_cli() {
 	local name=$1 mem=$2 cmd=$3 s=bsrc$$ d=bdst$$ line tpid spid dpid s0 d0 d1
+	local sec=("${@:4}")
 	PORT=$((PORT + 1))
 	rm -f "$OUT/$s.time" "$OUT/$s.log"
 	/usr/bin/time -f '%U %S' -o "$OUT/$s.time" "$CVISOR" run --name "$s" --kernel "$ELF" \
 		--memory "$mem" --cmdline "$cmd" </dev/null >"$OUT/$s.log" 2>&1 &
 	tpid=$!
 	if wait_log "$OUT/$s.log" "dirtier: filled" &&
-		"$CVISOR" run -d --name "$d" --incoming "127.0.0.1:$PORT" &&
+		"$CVISOR" run -d --name "$d" --incoming "127.0.0.1:$PORT" "${sec[@]}" &&
 		spid=$(pid_of "$s") && dpid=$(pid_of "$d") &&
 		s0=$(cpu_of "$spid") && d0=$(cpu_of "$dpid"); then
-		line=$("$CVISOR" migrate "$s" "127.0.0.1:$PORT" --json | tail -n 1)
+		line=$("$CVISOR" migrate "$s" "127.0.0.1:$PORT" --json "${sec[@]}" | tail -n 1)
 		d1=$(cpu_of "$dpid")
 	fi
 	# The source ends once migrated; after a failure it is still there.
@@ -162,6 +169,31 @@ echo "host: $(nproc) CPUs, $(uname -r), $(qemu-system-x86_64 --version | head -n
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 res=$OUT/results.txt
 : >"$res"
+if [ "$MODE" = tls ]; then
+	(umask 077 && printf 'bench:%s\n' "$(openssl rand -hex 32)" >"$OUT/bench.psk") || exit 1
+	for r in $(seq "$RUNS"); do
+		cvisor_cli fill 1G "mb=600 fill=1" | tee -a "$res"
+		cvisor_cli fill-tls 1G "mb=600 fill=1" --tls-psk "$OUT/bench.psk" | tee -a "$res"
+		echo "-- run $r done"
+	done
+	echo "== medians over $RUNS runs: total ms, downtime ms, MB sent, Gbit/s, CPU s (both ends)"
+	for c in fill fill-tls; do
+		awk -v c=$c 'BEGIN { n = 0 }
+			$1 == "cvisor" && $2 == c { t[n] = $3; d[n] = $4; b[n] = $5; g[n] = $6; u[n] = $7; n++ }
+			function med(a, n,   i, j, x) { for (i = 0; i < n; i++) for (j = i + 1; j < n; j++)
+				if (a[j] + 0 < a[i] + 0) { x = a[i]; a[i] = a[j]; a[j] = x } return a[int(n / 2)] }
+			END { if (n) printf "cvisor %-8s total %8.1f ms  downtime %7.3f ms  %7.1f MB  %5.2f Gbit/s  cpu %s s  (%d runs)\n",
+				c, med(t, n), med(d, n), med(b, n) / 1e6, med(g, n), med(u, n), n }' "$res"
+	done
+	awk '$1 == "cvisor" { g[$2, n[$2]++] = $6 }
+		function med(c,   i, j, x, a, k) { k = n[c]; for (i = 0; i < k; i++) a[i] = g[c, i]
+			for (i = 0; i < k; i++) for (j = i + 1; j < k; j++)
+				if (a[j] + 0 < a[i] + 0) { x = a[i]; a[i] = a[j]; a[j] = x } return a[int(k / 2)] }
+		END { if (n["fill"] && n["fill-tls"] && med("fill") > 0)
+			printf "TLS-PSK / plain throughput: %.2fx\n", med("fill-tls") / med("fill") }' "$res"
+	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 for r in $(seq "$RUNS"); do
 	for c in idle fill; do
 		if [ $c = idle ]; then m=256M a="mb=1 fill=1"; else m=1G a="mb=600 fill=1"; fi

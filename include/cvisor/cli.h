@@ -39,19 +39,23 @@ struct cli_args {
 	uint64_t downtime_ms;
 	uint64_t max_rounds;
 	uint64_t max_bandwidth; /* bytes per second */
+	const char *tls_psk;	/* migrate --tls-psk FILE */
+	const char *tls_creds;	/* migrate --tls-creds DIR */
+	bool insecure;		/* migrate --insecure */
 };
 
 enum cli_opt_kind {
 	CLI_OPT_FLAG, /* no value: sets a bool */
 	CLI_OPT_UINT, /* a number from min to max */
 	CLI_OPT_SIZE, /* a size or rate, 512M or 2G; a plain number is MiB */
+	CLI_OPT_STR,  /* a string: a const char * field */
 };
 
 /* One option of a verb. "--name VALUE" and "--name=VALUE" both work. */
 struct cli_opt {
 	const char *name; /* "--timeout"; NULL ends a table */
 	enum cli_opt_kind kind;
-	size_t field;	  /* offsetof(struct cli_args, ...): a bool or a uint64_t */
+	size_t field;	  /* offsetof(struct cli_args, ...): a bool, a uint64_t or a char * */
 	const char *arg;  /* the value's name in the usage ("SECONDS") */
 	const char *help; /* one line */
 	uint64_t min, max, def;

@@ -24,6 +24,32 @@
 
 struct vm;
 
+/* How a migration connection is secured, at both ends (src/migrate/tls.c):
+ * TLS 1.3 with a pre-shared key or x509 certificates, or a plain stream,
+ * which is allowed only on loopback or with `insecure`. */
+struct migrate_tls {
+	const char *psk_file;  /* --tls-psk FILE: one line IDENTITY:HEXKEY (32 bytes) */
+	const char *creds_dir; /* --tls-creds DIR: ca-cert.pem and this end's cert and key */
+	bool insecure;	       /* --insecure: a plain stream off loopback */
+	char *owned[2];	       /* the paths made absolute (migrate_tls_check) */
+};
+
+/* The flags above at `flag` (value the next argument, or NULL): 1 if
+ * taken with value, 2 if taken without (--insecure), 0 if flag is none of
+ * them, -EINVAL with one line in err. */
+int migrate_tls_flag(struct migrate_tls *t, const char *flag, const char *value, char *err,
+		     size_t errlen) CV_MUST;
+/* Check t for a connection to (or listening on) addr, HOST:PORT: the PSK
+ * file (mode 0600 or stricter, one IDENTITY:HEXKEY line of a 32-byte
+ * key), the certificate directory's files, not both, and a plain stream
+ * only when every address of HOST is loopback or t->insecure. Paths are
+ * made absolute (a detached monitor leaves the current directory).
+ * 0 or -errno with one line in err; free with migrate_tls_free. */
+int migrate_tls_check(struct migrate_tls *t, const char *addr, bool server, char *err,
+		      size_t errlen) CV_MUST;
+/* Free what migrate_tls_check allocated. */
+void migrate_tls_free(struct migrate_tls *t);
+
 #define MIGRATE_DEFAULT_DOWNTIME_MS 50
 #define MIGRATE_MAX_DOWNTIME_MS 600000
 #define MIGRATE_DEFAULT_MAX_ROUNDS 30
@@ -62,6 +88,7 @@ struct migrate_opts {
 	bool with_storage;	/* copy every virtio-blk image too */
 	bool verify;		/* the target checks a whole-RAM checksum before it runs */
 	uint64_t max_bandwidth; /* bytes/s, 0 = no throttle (the default) */
+	struct migrate_tls tls;
 	const struct migrate_source_ops *ops;
 	/* Called between batches (at least every 20 ms) during pre-copy, e.g.
 	 * to serve the monitor's event loop so that devices make progress.
@@ -173,6 +200,7 @@ struct migrate_incoming {
 	const char *nets[MIGRATE_MAX_NETS];
 	unsigned int nnets;
 	const char *vsock;
+	struct migrate_tls tls;
 	char *owned[MIG_MAX_DISKS + 2]; /* paths made absolute (migrate_incoming_check) */
 	const struct migrate_target_ops *ops;
 	void *ctx;
@@ -246,7 +274,8 @@ uint64_t migrate_memsum(const struct guest_mem *gm);
  *  "force":B,"with_storage":B,"verify":B,"max_bandwidth":N}. */
 int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len) CV_MUST;
 /* Parse such a request (a JSON object text; unknown keys are errors);
- * o->dest points into *owned (free() it). Pure. */
+ * o->dest points into *owned (free() it), the TLS paths into o->tls.owned
+ * (migrate_tls_free). Pure. */
 int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char **owned, char *err,
 		      size_t errlen) CV_MUST;
 
@@ -265,16 +294,18 @@ void migrate_summary_line(const struct migrate_progress *p, char *buf, size_t le
 int migrate_progress_parse(const char *line, size_t len, struct migrate_progress *p) CV_MUST;
 
 /* `run --incoming HOST:PORT [--storage-dir DIR] [--disk PATH]...
- * [--net SPEC]... [--vsock SPEC] [--incoming-timeout SECONDS]`: take one
- * of these flags (value may be NULL for a flag without one; it must
- * outlive in). 1 taken, 0 not ours, or -EINVAL with one line. Pure. */
+ * [--net SPEC]... [--vsock SPEC] [--incoming-timeout SECONDS] [--tls-psk
+ * FILE] [--tls-creds DIR] [--insecure]`: take one of these flags (value
+ * may be NULL for a flag without one; it must outlive in). 1 taken (with
+ * value), 2 taken without a value (--insecure), 0 not ours, or -EINVAL
+ * with one line. Pure. */
 int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const char *value,
 			  char *err, size_t errlen) CV_MUST;
 
 /* Once every flag is in, before the monitor starts: --storage-dir is a
  * writable directory and each --disk an existing file (both made
  * absolute, in->owned), the --net and --vsock values parse (a relative
- * uds= path made absolute). 0, or -EINVAL / -ENOENT / -EACCES / -ENOMEM
+ * uds= path made absolute), and the TLS flags (migrate_tls_check). 0, or -EINVAL / -ENOENT / -EACCES / -ENOMEM
  * with one line. Free with migrate_incoming_free. */
 int migrate_incoming_check(struct migrate_incoming *in, char *err, size_t errlen) CV_MUST;
 /* Free what migrate_incoming_check allocated. */

@@ -14,7 +14,8 @@
 
 int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err, size_t errlen)
 {
-	char host[256], port[8];
+	char host[256], port[8], why[480];
+	int r;
 
 	migrate_opts_init(o);
 	if (!ctl_name_valid(a->arg[0]))
@@ -29,6 +30,11 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
 	o->with_storage = a->with_storage;
 	o->force = !a->no_force;
 	o->verify = a->verify;
+	o->tls.psk_file = a->tls_psk;
+	o->tls.creds_dir = a->tls_creds;
+	o->tls.insecure = a->insecure;
+	if ((r = migrate_tls_check(&o->tls, o->dest, false, why, sizeof(why))))
+		return cv_errf(err, errlen, r, "migrate: %s", why);
 	return 0;
 }
 
@@ -36,7 +42,7 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
  * or the exit status after printing why. */
 static int send_request(const char *name, const struct migrate_opts *o, int *fd)
 {
-	char err[512], req[1024];
+	char err[512], req[8192];
 	size_t n;
 	int r;
 
@@ -162,12 +168,16 @@ int cli_migrate(const struct cli_verb *v, const struct cli_args *a)
 	(void)v;
 	if (cli_migrate_opts(a, &o, err, sizeof(err))) {
 		cv_err("%s", err);
+		migrate_tls_free(&o.tls);
 		return CV_EXIT_USAGE;
 	}
-	if ((st = send_request(mv.name, &o, &fd)))
+	if ((st = send_request(mv.name, &o, &fd))) {
+		migrate_tls_free(&o.tls);
 		return st;
+	}
 	mv.tty = isatty(STDERR_FILENO);
 	st = follow(fd, &mv);
 	close(fd);
+	migrate_tls_free(&o.tls);
 	return st;
 }

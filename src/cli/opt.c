@@ -37,8 +37,12 @@ static int opt_set(const char *verb, const struct cli_opt *o, const char *val, s
 		*(bool *)field = true;
 		return 0;
 	}
-	if (!val)
+	if (!val || (o->kind == CLI_OPT_STR && !val[0]))
 		return cv_errf(err, errlen, -EINVAL, "%s: %s needs a value", verb, o->name);
+	if (o->kind == CLI_OPT_STR) {
+		*(const char **)field = val;
+		return 0;
+	}
 	if (o->kind == CLI_OPT_SIZE) {
 		if (cv_parse_size(val, 1, &v) || v < o->min)
 			return cv_errf(err, errlen, -EINVAL, "%s: %s %s: %s", verb, o->name, val,
@@ -58,7 +62,7 @@ static void opt_defaults(const struct cli_verb *v, struct cli_args *a)
 {
 	memset(a, 0, sizeof(*a));
 	for (const struct cli_opt *o = v->opts; o && o->name; o++)
-		if (o->kind != CLI_OPT_FLAG)
+		if (o->kind == CLI_OPT_UINT || o->kind == CLI_OPT_SIZE)
 			*(uint64_t *)((char *)a + o->field) = o->def;
 }
 

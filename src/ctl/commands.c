@@ -570,6 +570,7 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *l
 	}
 	if (atomic_load(&vm->stop)) {
 		free(owned);
+		migrate_tls_free(&o.tls);
 		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
 	}
 	o.ops = &migrate_snapshot_source_ops;
@@ -582,6 +583,7 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *l
 	srv->migrating = true;
 	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
 	srv->migrating = false;
+	migrate_tls_free(&o.tls);
 	if (r) {
 		r = fail(reply, r, "migration to %s failed: %s%s", o.dest, err,
 			 atomic_load(&vm->stop) ? "" : "; the guest keeps running here");

@@ -36,6 +36,12 @@ int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len)
 	json_object_object_add(j, "verify", json_object_new_boolean(o->verify));
 	json_object_object_add(j, "max_bandwidth",
 			       json_object_new_int64((int64_t)o->max_bandwidth));
+	if (o->tls.psk_file)
+		json_object_object_add(j, "tls_psk", json_object_new_string(o->tls.psk_file));
+	if (o->tls.creds_dir)
+		json_object_object_add(j, "tls_creds", json_object_new_string(o->tls.creds_dir));
+	if (o->tls.insecure)
+		json_object_object_add(j, "insecure", json_object_new_boolean(true));
 	s = json_object_to_json_string_ext(j,
 					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s || strlen(s) + 1 > len)
@@ -64,6 +70,25 @@ static int get_bool(struct json_object *v, const char *key, bool *out, char *err
 		return cv_errf(err, errlen, -EINVAL,
 			       "malformed request: \"%s\" must be true or false", key);
 	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+/* "tls_psk", "tls_creds": a path, kept in o->tls.owned. */
+static int get_path(struct migrate_opts *o, const char *key, struct json_object *v, char *err,
+		    size_t errlen)
+{
+	unsigned int k = !strcmp(key, "tls_creds");
+
+	if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v))
+		return cv_errf(err, errlen, -EINVAL, "malformed request: \"%s\" must be a path",
+			       key);
+	free(o->tls.owned[k]);
+	if (!(o->tls.owned[k] = strdup(json_object_get_string(v))))
+		return -ENOMEM;
+	if (k)
+		o->tls.creds_dir = o->tls.owned[k];
+	else
+		o->tls.psk_file = o->tls.owned[k];
 	return 0;
 }
 
@@ -110,6 +135,10 @@ static int req_key(struct migrate_opts *o, const char *key, struct json_object *
 		return get_bool(v, key, &o->with_storage, err, errlen);
 	if (!strcmp(key, "verify"))
 		return get_bool(v, key, &o->verify, err, errlen);
+	if (!strcmp(key, "insecure"))
+		return get_bool(v, key, &o->tls.insecure, err, errlen);
+	if (!strcmp(key, "tls_psk") || !strcmp(key, "tls_creds"))
+		return get_path(o, key, v, err, errlen);
 	return cv_errf(err, errlen, -EINVAL, "malformed request: unknown key \"%s\" for migrate",
 		       key);
 }
@@ -143,6 +172,7 @@ int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char
 		free(*owned);
 		*owned = NULL;
 		o->dest = NULL;
+		migrate_tls_free(&o->tls);
 	}
 	return r;
 }

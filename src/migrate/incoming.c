@@ -59,6 +59,7 @@ int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const c
 {
 	char host[256], port[8], why[200];
 	uint64_t secs;
+	int r;
 
 	if (!strcmp(flag, "--incoming")) {
 		if (!value || migrate_parse_addr(value, host, sizeof(host), port, sizeof(port), why,
@@ -83,6 +84,8 @@ int migrate_incoming_flag(struct migrate_incoming *in, const char *flag, const c
 		in->accept_timeout_ms = (unsigned int)secs * 1000;
 		return 1;
 	}
+	if ((r = migrate_tls_flag(&in->tls, flag, value, err, errlen)))
+		return r;
 	return resource_flag(in, flag, value, err, errlen);
 }
 
@@ -161,11 +164,14 @@ int migrate_incoming_check(struct migrate_incoming *in, char *err, size_t errlen
 	for (unsigned int i = 0; i < in->nnets; i++)
 		if (virtio_net_parse(in->nets[i], i, &nc, &e))
 			return cv_errf(err, errlen, -EINVAL, "%s", e.msg);
+	if (in->listen && (r = migrate_tls_check(&in->tls, in->listen, true, err, errlen)))
+		return r;
 	return in->vsock ? vsock_check(in, err, errlen) : 0;
 }
 
 void migrate_incoming_free(struct migrate_incoming *in)
 {
+	migrate_tls_free(&in->tls);
 	for (unsigned int k = 0; k < MIG_MAX_DISKS + 2; k++) {
 		free(in->owned[k]);
 		in->owned[k] = NULL;

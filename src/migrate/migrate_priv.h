@@ -15,6 +15,7 @@
 #include "cvisor/migrate_proto.h"
 
 struct virtio_dev;
+struct mig_tls;
 
 /* ---- tx.c ---- */
 
@@ -22,7 +23,8 @@ struct virtio_dev;
  * (the guest runs and may change it) before its CRC is taken. */
 struct mig_tx {
 	int fd;
-	int err; /* sticky -errno: later sends do nothing */
+	struct mig_tls *tls; /* NULL: a plain stream */
+	int err;	     /* sticky -errno: later sends do nothing */
 	uint64_t bytes;
 	uint64_t max_bw, bw_start_ns, bw_bytes;
 	uint64_t last_pump_ns;
@@ -67,11 +69,13 @@ void mig_tx_pump(struct mig_tx *tx, bool now);
 
 /* ---- sock.c ---- */
 
-/* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE).
- * With wait (a sender that must not block: it has an event loop to run),
- * the socket is written without blocking, and while it is full wait(ctx)
- * runs every 10 ms; its nonzero return ends the write with that error. */
-int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void *ctx) CV_MUST;
+/* Write all of iov (MSG_NOSIGNAL: a dead peer is an error, not SIGPIPE),
+ * through tls when it is not NULL. With wait (a sender that must not
+ * block: it has an event loop to run), the socket is written without
+ * blocking, and while it is full wait(ctx) runs every 10 ms; its nonzero
+ * return ends the write with that error. */
+int mig_send_iov(int fd, struct mig_tls *tls, struct iovec *iov, int n, int (*wait)(void *ctx),
+		 void *ctx) CV_MUST;
 
 /* A connect gives up after this long; an established link with data
  * unacknowledged this long is broken (TCP_USER_TIMEOUT). */
@@ -93,10 +97,54 @@ int mig_listen(const char *addr, char *err, size_t errlen) CV_MUST;
  * path. */
 void mig_tune(int fd);
 
-/* Read from fd into the parser until it reports an event (returned), the
- * stream fails (-EINVAL, rx->err), the peer closes (-ECONNRESET),
- * timeout_ms passes (-ETIMEDOUT; < 0 waits forever), or -errno. */
-int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms) CV_MUST;
+/* Read from fd (through tls when not NULL) into the parser until it
+ * reports an event (returned), the stream fails (-EINVAL, rx->err; a TLS
+ * failure too, "TLS: why"), the peer closes (-ECONNRESET), timeout_ms
+ * passes (-ETIMEDOUT; < 0 waits forever), or -errno. */
+int mig_recv_event(int fd, struct mig_tls *tls, struct mig_rx *rx, int timeout_ms) CV_MUST;
+
+/* ---- tls_config.c, tls.c: TLS 1.3 (the formats at the top of tls_config.c) ---- */
+
+#define MIG_PSK_ID_MAX 64
+#define MIG_PSK_KEY_SIZE 32
+
+/* Read a PSK file (mode 0600 or stricter; one IDENTITY:HEXKEY line): 0 or
+ * -errno with one line naming path in err. */
+int mig_psk_read(const char *path, char id[MIG_PSK_ID_MAX + 1], uint8_t key[MIG_PSK_KEY_SIZE],
+		 char *err, size_t errlen) CV_MUST;
+
+/* One end's TLS setup: keys or certificates loaded once. */
+struct mig_tls_ctx;
+
+/* The context t asks for (the target's when server), or *out NULL for a
+ * plain stream (t names no key or certificates). t is checked again for
+ * addr first (migrate_tls_check: a monitor may be asked by any client of
+ * its socket, not only by the CLI that checked). 0 or -errno with one
+ * line in err. */
+int mig_tls_ctx_new(const struct migrate_tls *t, const char *addr, bool server,
+		    struct mig_tls_ctx **out, char *err, size_t errlen) CV_MUST;
+/* Free it (NULL is fine). */
+void mig_tls_ctx_free(struct mig_tls_ctx *c);
+/* A TLS session on connected fd: the handshake within timeout_ms, as the
+ * client (host: the name the target's certificate must hold) or the
+ * server c is. With wait, the socket is polled in 10 ms slices and
+ * wait(ctx) runs between them; its nonzero return ends the handshake.
+ * 0 with *out, or -errno with "TLS handshake failed: why" in err. */
+int mig_tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_ms,
+		  int (*wait)(void *ctx), void *ctx, struct mig_tls **out, char *err,
+		  size_t errlen) CV_MUST;
+/* Send all of iov as records (mig_send_iov's wait); 0 or -errno. */
+int mig_tls_send_iov(struct mig_tls *t, const struct iovec *iov, int n, int (*wait)(void *ctx),
+		     void *ctx) CV_MUST;
+/* Decrypted bytes into iov without blocking: how many (> 0), 0 at the
+ * end of the stream, -EAGAIN when the socket has no whole record, -EPROTO
+ * for a TLS failure (mig_tls_error says why), or -errno. */
+ssize_t mig_tls_readv(struct mig_tls *t, const struct iovec *iov, unsigned int n) CV_MUST;
+/* Why the last mig_tls_readv failed with -EPROTO. */
+const char *mig_tls_error(const struct mig_tls *t);
+/* Send close_notify if the socket takes it at once, and free (NULL is
+ * fine). The socket stays open. */
+void mig_tls_free(struct mig_tls *t);
 
 /* ---- ram.c ---- */
 

@@ -3,8 +3,9 @@
  * the target parses and checks it. The receive parser of both directions
  * is rx.c; the source's side source.c, the target's target.c.
  *
- * PROTOCOL, version 2.0. One TCP connection; the source connects to the
- * target's `cvisor run --incoming HOST:PORT`. All integers little-endian.
+ * PROTOCOL, version 2.0. One TCP connection (inside TLS 1.3 when both ends
+ * are given keys: see TLS below); the source connects to the target's
+ * `cvisor run --incoming HOST:PORT`. All integers little-endian.
  * (2.0 added the target's nonce: 20 NONCE and its echo in HELLO. A 1.x
  * source is refused by its version; a 2.0 source gives up on a 1.x
  * target, which never sends NONCE, after MIG_NONCE_TIMEOUT_MS.)
@@ -78,12 +79,27 @@
  * built the VM for a source, a failure ends the target, as it ends the
  * migration.
  *
- * LIMITS. The stream is neither authenticated nor encrypted: whoever can
- * reach the target's port can hand it a guest (the parser is hardened,
- * the guest it builds is not vetted, and the nonce only stops a recorded
- * stream from being replayed blind), so listen on a private address. The
- * target's own flags decide every host resource the guest gets (disks,
- * tap, vsock socket): the stream cannot name a host file. If
+ * TLS. With --tls-psk or --tls-creds on both ends (tls.c, tls_config.c)
+ * the connection is a TLS 1.3 session before anything above is sent: the
+ * source sends its ClientHello on connect, the handshake completes (both
+ * ends authenticated: the PSK's binder, or each end's certificate chain
+ * against the shared CA), and NONCE, HELLO and everything after are the
+ * session's application data. The nonce is then bound to the
+ * authenticated session: it travels encrypted under this session's keys,
+ * so only the peer that completed this handshake can echo it, and a
+ * recorded or spliced stream fails at the first record (its keys were
+ * another session's) before the parser sees a byte. A failed handshake
+ * is a handshake failure as above. Without TLS the stream is plain, which
+ * both ends allow only when the address is loopback, or with --insecure.
+ *
+ * LIMITS. A plain stream (loopback, --insecure) is neither authenticated
+ * nor encrypted: whoever can reach the target's port can hand it a guest
+ * (the parser is hardened, the guest it builds is not vetted, and the
+ * nonce only stops a recorded stream from being replayed blind). With TLS
+ * whoever holds the key or a certificate of the CA is trusted as fully as
+ * the source itself. The target's own flags decide every host resource
+ * the guest gets (disks, tap, vsock socket): the stream cannot name a
+ * host file. If
  * the link dies after the target sent RUNNING and before the source read
  * it, both ends run the guest; the window is one message wide. */
 #include <errno.h>

@@ -182,8 +182,11 @@ int mig_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
-int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void *ctx)
+int mig_send_iov(int fd, struct mig_tls *tls, struct iovec *iov, int n, int (*wait)(void *ctx),
+		 void *ctx)
 {
+	if (tls)
+		return mig_tls_send_iov(tls, iov, n, wait, ctx);
 	while (n) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
@@ -215,14 +218,35 @@ int mig_send_iov(int fd, struct iovec *iov, int n, int (*wait)(void *ctx), void 
 	return 0;
 }
 
-int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
+/* Like recvmsg(MSG_DONTWAIT) into iov: through tls when not NULL, with
+ * its failures as rx's (-EINVAL, "TLS: why"). */
+static ssize_t recv_some(int fd, struct mig_tls *tls, struct mig_rx *rx, struct iovec *iov,
+			 unsigned int n)
+{
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
+	ssize_t got;
+
+	if (!tls)
+		return recvmsg(fd, &m, MSG_DONTWAIT);
+	got = mig_tls_readv(tls, iov, n);
+	if (got >= 0)
+		return got;
+	if (got == -EPROTO) {
+		snprintf(rx->err, sizeof(rx->err), "TLS: %s", mig_tls_error(tls));
+		errno = EBADMSG;
+	} else {
+		errno = (int)-got;
+	}
+	return -1;
+}
+
+int mig_recv_event(int fd, struct mig_tls *tls, struct mig_rx *rx, int timeout_ms)
 {
 	uint64_t deadline = timeout_ms < 0 ? 0 : cv_now_ns() + (uint64_t)timeout_ms * 1000000;
 
 	for (;;) {
 		struct iovec iov[MIG_BATCH_PAGES];
 		unsigned int n = mig_rx_want(rx, iov, MIG_BATCH_PAGES);
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t got;
 		int ev, wait = -1;
@@ -231,7 +255,7 @@ int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
 			return -EINVAL;
 		/* Read first: in a busy stream data is there, and a poll per
 		 * read would double the system calls. */
-		got = recvmsg(fd, &m, MSG_DONTWAIT);
+		got = recv_some(fd, tls, rx, iov, n);
 		if (got > 0) {
 			if ((ev = mig_rx_advance(rx, (size_t)got)))
 				return ev;
@@ -239,6 +263,8 @@ int mig_recv_event(int fd, struct mig_rx *rx, int timeout_ms)
 		}
 		if (!got)
 			return -ECONNRESET;
+		if (errno == EBADMSG && tls)
+			return -EINVAL;
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
 		if (timeout_ms >= 0) {

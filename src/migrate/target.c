@@ -43,6 +43,8 @@ struct mrecv {
 	const struct migrate_incoming *in;
 	struct migrate_target *t;
 	int fd;
+	struct mig_tls_ctx *tlsc; /* NULL: a plain stream */
+	struct mig_tls *tls;	  /* this connection's session */
 	struct mig_rx rx;
 	struct mig_dst_disks dd;
 	uint8_t *state;
@@ -65,7 +67,7 @@ static int reply_bytes(struct mrecv *m, uint32_t type, const void *body, uint32_
 
 	mig_msg_append(&b, type, body, len);
 	iov = (struct iovec){ b.data, b.len };
-	r = b.err ? b.err : mig_send_iov(m->fd, &iov, 1, NULL, NULL);
+	r = b.err ? b.err : mig_send_iov(m->fd, m->tls, &iov, 1, NULL, NULL);
 	if (r)
 		cv_debug("migration: cannot answer the source: %s", strerror(-r));
 	state_buf_free(&b);
@@ -326,7 +328,7 @@ static int run(struct mrecv *m)
 	for (;;) {
 		int idle_ms = m->rx.got_hello ? IDLE_TIMEOUT_MS : MIG_HELLO_TIMEOUT_MS;
 
-		ev = mig_recv_event(m->fd, &m->rx, idle_ms);
+		ev = mig_recv_event(m->fd, m->tls, &m->rx, idle_ms);
 		switch (ev) {
 		case MIG_RX_HELLO:
 			if ((r = on_hello(m)))
@@ -431,6 +433,10 @@ static int receive_one(struct mrecv *m)
 	m->rx.disk_ctx = &m->dd;
 	if (m->in->ops->connected)
 		m->in->ops->connected(m->in->ctx, m->fd);
+	/* TLS first: the NONCE and everything after travel in the session. */
+	if (m->tlsc && (r = mig_tls_start(m->tlsc, m->fd, NULL, MIG_HELLO_TIMEOUT_MS, NULL, NULL,
+					  &m->tls, m->err, m->errlen)))
+		return r;
 	if (getrandom(m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
 		return cv_errf(m->err, m->errlen, -errno, "getrandom: %s", strerror(errno));
 	if ((r = reply_bytes(m, MIG_MSG_NONCE, m->nonce, sizeof(m->nonce))))
@@ -463,6 +469,8 @@ static void end_one(struct mrecv *m, int r, uint64_t t0)
 	m->state = NULL;
 	if (m->in->ops->connected)
 		m->in->ops->connected(m->in->ctx, -1);
+	mig_tls_free(m->tls);
+	m->tls = NULL;
 	close(m->fd);
 	m->fd = -1;
 }
@@ -479,8 +487,12 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	    !in->ops->state_load || !in->ops->start || !in->ops->destroy)
 		return cv_errf(m.err, m.errlen, -EINVAL,
 			       "migration is not wired to the snapshot code");
-	if ((lfd = mig_listen(in->listen, err, errlen)) < 0)
+	if ((r = mig_tls_ctx_new(&in->tls, in->listen, true, &m.tlsc, err, errlen)))
+		return r;
+	if ((lfd = mig_listen(in->listen, err, errlen)) < 0) {
+		mig_tls_ctx_free(m.tlsc);
 		return lfd;
+	}
 	if (in->accept_timeout_ms)
 		deadline = cv_now_ns() + (uint64_t)in->accept_timeout_ms * 1000000;
 	if (in->ops->listening)
@@ -500,6 +512,7 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 			m.peer, err);
 	}
 	close(lfd);
+	mig_tls_ctx_free(m.tlsc);
 	return r;
 }
 

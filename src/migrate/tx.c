@@ -88,7 +88,7 @@ static void tx_send(struct mig_tx *tx, struct iovec *iov, int n)
 		total += iov[i].iov_len;
 	if (tx->err)
 		return;
-	if ((r = mig_send_iov(tx->fd, iov, n, tx->pump ? tx_wait : NULL, tx))) {
+	if ((r = mig_send_iov(tx->fd, tx->tls, iov, n, tx->pump ? tx_wait : NULL, tx))) {
 		tx->err = r;
 		return;
 	}

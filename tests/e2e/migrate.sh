@@ -230,10 +230,10 @@ if ip netns add "$NS_SRC" 2>/dev/null && ip netns add "$NS_DST" 2>/dev/null &&
 	next_port
 	t_run 10 ip netns exec "$NS_SRC" "$CVISOR" run -d --name "$N" --kernel "$GUESTS/counter.elf" --memory 64M
 	track "$N"
-	t_run 10 ip netns exec "$NS_DST" "$CVISOR" run -d --name "$N2" --incoming "10.200.0.2:$PORT"
+	t_run 10 ip netns exec "$NS_DST" "$CVISOR" run -d --name "$N2" --incoming "10.200.0.2:$PORT" --insecure
 	track "$N2"
 	if wait_count "$N" 3; then
-		t_run 60 "$CVISOR" migrate "$N" "10.200.0.2:$PORT" --verify
+		t_run 60 "$CVISOR" migrate "$N" "10.200.0.2:$PORT" --verify --insecure
 		last=$(last_count "$N")
 		if [ "$T_RC" = 0 ]; then
 			t_pass "migrate across namespaces over veth: $T_OUT"
@@ -528,6 +528,144 @@ if incoming "$X" "127.0.0.1:$XPORT"; then
 	fi
 	timeout 10 "$CVISOR" kill "$X" >/dev/null 2>&1
 	timeout 10 "$CVISOR" kill "$X2" >/dev/null 2>&1
+fi
+
+# ---- TLS 1.3: a PSK, certificates; a wrong key, another CA, no TLS and a
+# peer that sends garbage after the handshake are refused, the source runs
+# on and the target waits on. Keys and a throwaway CA are made here. ----
+# psk FILE: a fresh 32-byte key, mode 0600.
+psk() { (umask 077 && printf 'cvisor:%s\n' "$(openssl rand -hex 32)" >"$1"); }
+# mkcerts DIR: a CA, and server and client certificates (127.0.0.1) it signed.
+mkcerts() {
+	local d=$1 who
+	mkdir -p "$d" && (cd "$d" &&
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj "/CN=cvisor test CA ${d##*/}" -keyout ca-key.pem -out ca-cert.pem &&
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+		for who in server client; do
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$who" \
+				-keyout "$who-key.pem" -out "$who.csr" &&
+				openssl x509 -req -in "$who.csr" -CA ca-cert.pem -CAkey ca-key.pem \
+					-CAcreateserial -days 2 -extfile san.ext -out "$who-cert.pem" || return 1
+		done) >/dev/null 2>&1
+}
+# refused WHAT SRC TARGET WANT [migrate args...]: the migration fails with
+# one line matching WANT, the source counts on, the target logged one
+# dropped connection and still waits.
+refused() {
+	local what=$1 src=$2 dst=$3 want=$4 n
+	shift 4
+	n=$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$dst.log")
+	t_run 60 "$CVISOR" migrate "$src" "127.0.0.1:$PORT" "$@"
+	t_expect_err "$what: the migration fails with one line" 1 "$want"
+	if dropped "$dst" "$n" >/dev/null && [ "$(state "$dst")" = incoming ]; then
+		t_pass "$what: the target waits on ($(dropped "$dst" "$n"))"
+	else
+		t_fail "$what: the target waits on" "state '$(state "$dst")': $(tail -n 2 "$CVISOR_RUN_DIR/$dst.log")"
+	fi
+	advances "$src" "$what: the source runs on"
+}
+if ! command -v openssl >/dev/null; then
+	t_skip "TLS migration" "no openssl command to make keys with"
+else
+	psk "$T_TMP/k1.psk" && psk "$T_TMP/k2.psk"
+	mkcerts "$T_TMP/ca1" && mkcerts "$T_TMP/ca2"
+	K=${P}k K2=${P}k2
+	next_port
+	if start "$K" counter --memory 32M && wait_count "$K" 2 &&
+		incoming "$K2" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"; then
+		refused "a wrong PSK" "$K" "$K2" "TLS handshake failed: .* with 127.0.0.1:$PORT" \
+			--tls-psk "$T_TMP/k2.psk"
+		refused "no TLS against a TLS target" "$K" "$K2" "waiting for the target's nonce" --verify
+		t_run 60 "$CVISOR" migrate "$K" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk" --verify
+		last=$(last_count "$K")
+		if [ "$T_RC" = 0 ]; then
+			t_pass "migrate with TLS-PSK: $T_OUT"
+			migrated "$K" "$K2" "$last" "the counter goes on after a TLS-PSK migration"
+		else
+			t_fail "migrate with TLS-PSK" "exit $T_RC: $T_ERR"
+		fi
+	fi
+	K3=${P}k3
+	next_port
+	if incoming "$K3" "127.0.0.1:$PORT" --tls-creds "$T_TMP/ca1"; then
+		refused "a certificate from another CA" "$K2" "$K3" "certificate verify failed" \
+			--tls-creds "$T_TMP/ca2"
+		# A client that completes the handshake, then sends garbage.
+		n=$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$K3.log")
+		python3 - "$T_TMP/ca1" "$PORT" <<'PY' 2>/dev/null
+import socket, ssl, sys
+d, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(d + "/ca-cert.pem")
+ctx.load_cert_chain(d + "/client-cert.pem", d + "/client-key.pem")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 4)
+s.settimeout(5)
+try:
+    while s.recv(4096):
+        pass
+except Exception:
+    pass
+PY
+		line=$(dropped "$K3" "$n")
+		if grep -q "not a cvisor migration stream" <<<"$line" && [ "$(state "$K3")" = incoming ]; then
+			t_pass "garbage after the handshake is refused, the target waits on: $line"
+		else
+			t_fail "garbage after the handshake (to the target)" "$(tail -n 2 "$CVISOR_RUN_DIR/$K3.log")"
+		fi
+		# A target that completes the handshake, then sends garbage.
+		FPORT=$((PORT + 1000))
+		python3 - "$T_TMP/ca1" "$FPORT" >"$T_TMP/fake.out" 2>&1 <<'PY' &
+import socket, ssl, sys, time
+d, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/server-cert.pem", d + "/server-key.pem")
+ctx.load_verify_locations(d + "/ca-cert.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.num_tickets = 0
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(1)
+print("ready", flush=True)
+c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+c.sendall(b"\xff" * 64)
+time.sleep(3)
+PY
+		fpid=$!
+		for _ in $(seq 50); do grep -q ready "$T_TMP/fake.out" && break; sleep 0.1; done
+		t_run 30 "$CVISOR" migrate "$K2" "127.0.0.1:$FPORT" --tls-creds "$T_TMP/ca1"
+		wait "$fpid" 2>/dev/null
+		t_expect_err "a target that sends garbage after the handshake is refused" 1 "migration to 127.0.0.1:$FPORT failed"
+		advances "$K2" "the source runs on after a garbage-sending target"
+		t_run 60 "$CVISOR" migrate "$K2" "127.0.0.1:$PORT" --tls-creds "$T_TMP/ca1" --verify
+		last=$(last_count "$K2")
+		if [ "$T_RC" = 0 ]; then
+			t_pass "migrate with x509 certificates: $T_OUT"
+			migrated "$K2" "$K3" "$last" "the counter goes on after an x509 migration"
+		else
+			t_fail "migrate with x509 certificates" "exit $T_RC: $T_ERR"
+		fi
+		timeout 10 "$CVISOR" kill "$K3" >/dev/null 2>&1
+	fi
+	timeout 10 "$CVISOR" kill "$K2" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$K" >/dev/null 2>&1
+	# Bad keys and plain streams off loopback: one line and status 2 at start.
+	(umask 022 && printf 'cvisor:%s\n' "$(openssl rand -hex 32)" >"$T_TMP/open.psk")
+	(umask 077 && printf 'cvisor:%s\n' "$(openssl rand -hex 16)" >"$T_TMP/short.psk")
+	next_port
+	t_run 10 "$CVISOR" run -d --name "${P}kb" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/open.psk"
+	track "${P}kb"
+	t_expect_err "a PSK file others may read is refused at start" 2 "group or others may access it \(mode 0644\)"
+	t_run 10 "$CVISOR" run -d --name "${P}kb" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/short.psk"
+	t_expect_err "a PSK of the wrong size is refused at start" 2 "the key must be 32 bytes \(64 hex digits\), not 32 digits"
+	t_run 10 "$CVISOR" migrate "${P}none" "127.0.0.1:$PORT" --tls-psk "$T_TMP/open.psk"
+	t_expect_err "migrate refuses a PSK file others may read" 2 "group or others may access it"
+	t_run 10 "$CVISOR" run -d --name "${P}kb" --incoming "0.0.0.0:$PORT"
+	t_expect_err "a plain target off loopback is refused at start" 2 "0.0.0.0:$PORT is not a loopback address.*--insecure"
+	t_run 10 "$CVISOR" migrate "${P}none" "10.200.0.2:$PORT"
+	t_expect_err "a plain migration off loopback is refused at start" 2 "10.200.0.2:$PORT is not a loopback address"
 fi
 
 # ---- run --incoming checks its own flags at start ----

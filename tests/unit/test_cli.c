@@ -187,18 +187,29 @@ static void test_migrate_args(void **state)
 	(void)state;
 	assert_int_equal(parse(&a, err, sizeof(err), "migrate", "web", "10.200.0.2:4444",
 			       "--downtime-ms", "20", "--with-storage", "--json", "--no-force",
-			       "--max-bandwidth=100M", "--max-rounds=5", "--verify", NULL),
+			       "--max-bandwidth=100M", "--max-rounds=5", "--verify", "--insecure",
+			       NULL),
 			 0);
 	assert_int_equal(cli_migrate_opts(&a, &o, err, sizeof(err)), 0);
+	assert_true(o.tls.insecure && !o.tls.psk_file && !o.tls.creds_dir);
 	assert_string_equal(a.arg[0], "web");
 	assert_string_equal(o.dest, "10.200.0.2:4444");
 	assert_int_equal(o.downtime_ms, 20);
 	assert_true(o.with_storage && a.json && !o.force && o.verify);
 	assert_int_equal(o.max_bandwidth, 100ULL << 20);
 	assert_int_equal(o.max_rounds, 5);
-	/* Defaults. */
-	assert_int_equal(parse(&a, err, sizeof(err), "migrate", "web", "h:1", NULL), 0);
+	/* Defaults; a plain stream off loopback needs --insecure. */
+	assert_int_equal(parse(&a, err, sizeof(err), "migrate", "web", "127.0.0.1:1", NULL), 0);
 	assert_int_equal(cli_migrate_opts(&a, &o, err, sizeof(err)), 0);
+	assert_false(o.tls.insecure);
+	assert_int_equal(parse(&a, err, sizeof(err), "migrate", "web", "10.200.0.2:1", NULL), 0);
+	assert_int_equal(cli_migrate_opts(&a, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "migrate: 10.200.0.2:1 is not a loopback address"));
+	assert_int_equal(parse(&a, err, sizeof(err), "migrate", "web", "10.200.0.2:1", "--tls-psk",
+			       "/nonexistent.psk", NULL),
+			 0);
+	assert_int_equal(cli_migrate_opts(&a, &o, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "--tls-psk /nonexistent.psk: No such file"));
 	assert_int_equal(o.downtime_ms, MIGRATE_DEFAULT_DOWNTIME_MS);
 	assert_int_equal(o.max_rounds, MIGRATE_DEFAULT_MAX_ROUNDS);
 	assert_true(o.force && !o.with_storage && !a.json && !o.max_bandwidth);

@@ -2,15 +2,19 @@
  * test_migrate.c, which keeps the stream): the convergence decision
  * (policy.c), HOST:PORT, the control request that carries `cvisor
  * migrate`'s options, the progress lines (cli.c), `run --incoming`'s
- * flags, the whole-RAM checksum both ends compute (ram.c), and the
- * wording of a target's CPU check (proto.c). */
+ * flags, the whole-RAM checksum both ends compute (ram.c), the
+ * wording of a target's CPU check (proto.c), and the TLS flags and PSK
+ * files (tls_config.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -392,6 +396,64 @@ static void test_cpu_wording(void **state)
 	assert_non_null(strstr(err, "no vendor leaf"));
 }
 
+/* A PSK file with content text and mode; its path in path. */
+static void write_psk(char *path, size_t len, const char *text, mode_t mode)
+{
+	FILE *f;
+
+	snprintf(path, len, "/tmp/cvisor-psk-%d", (int)getpid());
+	unlink(path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_tls_config(void **state)
+{
+	static const char key[] = "cvisor:000102030405060708090a0b0c0d0e0f"
+				  "101112131415161718191a1b1c1d1e1f\n";
+	struct migrate_tls t = { 0 };
+	char path[64], err[512];
+
+	(void)state;
+	assert_int_equal(migrate_tls_flag(&t, "--insecure", NULL, err, sizeof(err)), 2);
+	assert_int_equal(migrate_tls_flag(&t, "--tls-psk", NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(migrate_tls_flag(&t, "--disk", "x", err, sizeof(err)), 0);
+	/* Plain: loopback, or --insecure. */
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), 0);
+	t.insecure = false;
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "10.0.0.2:1 is not a loopback address"));
+	assert_int_equal(migrate_tls_check(&t, "127.0.0.1:1", true, err, sizeof(err)), 0);
+	assert_int_equal(migrate_tls_check(&t, "[::1]:1", true, err, sizeof(err)), 0);
+	assert_int_equal(migrate_tls_check(&t, "0.0.0.0:1", true, err, sizeof(err)), -EINVAL);
+	/* A good key, then others may read it, then a short one. */
+	write_psk(path, sizeof(path), key, 0600);
+	assert_int_equal(migrate_tls_flag(&t, "--tls-psk", path, err, sizeof(err)), 1);
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), 0);
+	assert_string_equal(t.psk_file, path);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "group or others may access it (mode 0640): chmod 600"));
+	write_psk(path, sizeof(path), "cvisor:0011\n", 0600);
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the key must be 32 bytes (64 hex digits), not 4 digits"));
+	write_psk(path, sizeof(path), "no identity here\n", 0600);
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "want one line IDENTITY:HEXKEY"));
+	unlink(path);
+	/* Not both. */
+	t.creds_dir = "/tmp";
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "give one of them"));
+	t.psk_file = NULL;
+	assert_int_equal(migrate_tls_check(&t, "10.0.0.2:1", true, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "no readable ca-cert.pem (a target needs"));
+	migrate_tls_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_target_resources),
 		cmocka_unit_test(test_memsum),
 		cmocka_unit_test(test_cpu_wording),
+		cmocka_unit_test(test_tls_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
