@@ -31,7 +31,7 @@
 #include "migrate_priv.h"
 
 #define TLS_FLUSH_AT (1u << 20) /* send the queued records once this much is there */
-#define TLS_READ_AHEAD (256u << 10)
+#define TLS_READ_AHEAD (64u << 10)
 #define TLS_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 struct mig_tls_ctx {
@@ -423,11 +423,13 @@ ssize_t mig_tls_readv(struct mig_tls *t, const struct iovec *iov, unsigned int n
 {
 	size_t total = 0;
 
+	/* Once, not per page: SSL_get_error reads the queue only after a
+	 * failure, which ends the loop. */
+	ERR_clear_error();
 	for (unsigned int i = 0; i < n; i++) {
 		size_t got = 0;
 		int e;
 
-		ERR_clear_error();
 		if (SSL_read_ex(t->ssl, iov[i].iov_base, iov[i].iov_len, &got) == 1) {
 			total += got;
 			if (got < iov[i].iov_len)
