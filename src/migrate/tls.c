@@ -6,7 +6,7 @@
  * append records to a buffer, which we send (a batch of up to 1 MiB of
  * pages becomes 64 records and one sendmsg, not 64), without blocking
  * when the sender has an event loop to pump (sock.c's mig_send_iov); its
- * reads are non-blocking recv()s into a 256 KiB read-ahead buffer, so
+ * reads are non-blocking recv()s into a 64 KiB read-ahead buffer, so
  * that the receiver polls the socket only when no whole record is left.
  *
  * PSK: a TLS 1.3 external PSK (RFC 8446 2.2) with TLS_AES_128_GCM_SHA256,
