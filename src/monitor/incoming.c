@@ -144,7 +144,10 @@ static void *waiter_main(void *opaque)
 		fd = accept4(m->srv.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		waiter_serve(m, fd);
+		/* The same check as the server's (access.c): a waiting
+		 * target's socket serves kill too. */
+		if (ctl_server_admit(&m->srv, fd))
+			waiter_serve(m, fd);
 		close(fd);
 	}
 	return NULL;

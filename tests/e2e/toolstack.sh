@@ -614,6 +614,18 @@ else
 			"permission denied: uid 65533 is not the guest's owner"
 		CVISOR_RUN_DIR=$AR timeout 5 "$CVISOR" kill "$G" >/dev/null 2>&1
 	fi
+	# A target waiting for a migration serves its socket from another
+	# thread, kill included: the same check there.
+	G=${P}inc
+	if CVISOR_RUN_DIR=$AR run_d incoming "$G" --incoming "127.0.0.1:$((40000 + $$ % 20000))"; then
+		chmod 0666 "$AR/$G.sock"
+		t_run 10 "${NOBODY[@]}" "$CVISOR" kill "$G"
+		t_expect_err "a waiting target refuses another user's kill" 1 \
+			"permission denied: uid 65534 is not the guest's owner"
+		CVISOR_RUN_DIR=$AR t_run 10 "$CVISOR" info "$G" --json
+		t_expect_out "the waiting target still waits" '"state":"incoming"'
+		CVISOR_RUN_DIR=$AR timeout 5 "$CVISOR" kill "$G" >/dev/null 2>&1
+	fi
 	t_run 10 "$CVISOR" run -d --name "${P}grp2" --ctl-group "$NOGROUP" --kernel "$GUESTS/counter.elf"
 	track "${P}grp2"
 	t_expect_err "--ctl-group with a run directory the group cannot enter" 2 \
