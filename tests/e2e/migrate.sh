@@ -58,6 +58,9 @@ state() {
 # proxy PORT TARGET_PORT ARGS...: tests/e2e/migproxy.py in the background
 # (its pid in ppid), once it listens.
 proxy() {
+	# Emptied here first: the background job's own truncation may come
+	# after the first grep, which would then see the last proxy's "ready".
+	: >"$T_TMP/proxy.out"
 	python3 tests/e2e/migproxy.py proxy "$@" >"$T_TMP/proxy.out" 2>&1 &
 	ppid=$!
 	for _ in $(seq 100); do grep -q ready "$T_TMP/proxy.out" && return 0; sleep 0.05; done
