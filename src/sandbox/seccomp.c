@@ -111,11 +111,13 @@ static const unsigned long main_ioctls[] = {
 static const int main_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 
 /* Workers: the incoming waiter (the control socket until the guest
- * arrives: accept, one request, one reply; `cvisor kill` unlinks the name)
- * and the incoming prefault thread (madvise). */
+ * arrives: accept, the peer's credentials, one request, one reply;
+ * `cvisor kill` unlinks the name) and the incoming prefault thread
+ * (madvise). */
 static const struct sc_rule worker_rules[] = {
 	ALLOW(read), ALLOW(poll), ALLOW(ppoll), ALLOW(accept4), ALLOW(sendto), ALLOW(recvfrom),
 	ALLOW(shutdown), ALLOW(unlink),
+	ALLOW(getsockopt), /* SO_PEERCRED, SO_PEERGROUPS: ctl/access.c */
 	ALLOW(getrandom), /* json-c seeds its hash tables */
 };
 
