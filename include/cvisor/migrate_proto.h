@@ -161,6 +161,7 @@ typedef int (*mig_disk_write_fn)(void *ctx, uint32_t disk, uint64_t off, const u
 
 struct mig_rx {
 	bool source_side; /* parse the target's replies instead */
+	bool no_crc;	  /* TLS: the AEAD tag checked every byte (proto.c, TLS) */
 	int state;
 	uint32_t type, len;				    /* current message */
 	uint32_t crc;					    /* running CRC of the current message */

@@ -437,6 +437,7 @@ static int receive_one(struct mrecv *m)
 	if (m->tlsc && (r = mig_tls_start(m->tlsc, m->fd, NULL, MIG_HELLO_TIMEOUT_MS, NULL, NULL,
 					  &m->tls, m->err, m->errlen)))
 		return r;
+	m->rx.no_crc = m->tls != NULL;
 	if (getrandom(m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
 		return cv_errf(m->err, m->errlen, -errno, "getrandom: %s", strerror(errno));
 	if ((r = reply_bytes(m, MIG_MSG_NONCE, m->nonce, sizeof(m->nonce))))

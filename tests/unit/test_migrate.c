@@ -401,6 +401,30 @@ static void test_corrupt_crc_state(void **state)
 	free(w.p);
 }
 
+/* Inside TLS (no_crc) the target does not check the CRC, which the AEAD
+ * tag makes redundant: a stream whose CRCs are all wrong parses whole. */
+static void test_no_crc(void **state)
+{
+	struct t *t = *state;
+	struct w w = { 0 };
+	size_t at = 0;
+
+	good_stream(&w);
+	/* Each message's last 4 bytes: walk the headers {type, length}. */
+	while (at + 8 <= w.len) {
+		uint32_t len = (uint32_t)cv_get_le(w.p + at + 4, 4);
+
+		w.p[at + 8 + len] ^= 0x08;
+		at += 8 + len + 4;
+	}
+	assert_int_equal(at, w.len);
+	t->rx.no_crc = true;
+	memset(t->ram, 0x77, RAM);
+	assert_int_equal(feed(t, w.p, w.len, 4096), MIG_RX_MORE);
+	check_good(t);
+	free(w.p);
+}
+
 static void expect_fail(struct t *t, const struct w *w, const char *want)
 {
 	assert_int_equal(feed(t, w->p, w->len, 4096), -EINVAL);
@@ -711,6 +735,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_crc_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_crc_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_crc_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_crc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_lengths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
