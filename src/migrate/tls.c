@@ -105,11 +105,20 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 }
 
 static BIO_METHOD *bio_method;
-static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
-static void bio_method_init(void)
+/* OpenSSL, without the host's openssl.cnf: every setting of the session
+ * is ours (TLS 1.3, the suites below), and a config that loads a provider
+ * or engine module would dlopen it, whose mmap(PROT_EXEC) the main
+ * thread's seccomp filter refuses: the source's guest would die with
+ * SIGSYS at `cvisor migrate`. Then our BIO. */
+static void lib_init(void)
 {
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cvisor-mig");
+	BIO_METHOD *m;
+
+	if (OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
+		return;
+	m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cvisor-mig");
 
 	if (m && BIO_meth_set_write(m, bio_write) && BIO_meth_set_read(m, bio_read) &&
 	    BIO_meth_set_ctrl(m, bio_ctrl))
@@ -223,7 +232,7 @@ static int ctx_new(const struct migrate_tls *t, bool server, struct mig_tls_ctx 
 	*out = NULL;
 	if (!t->psk_file && !t->creds_dir)
 		return 0;
-	pthread_once(&bio_once, bio_method_init);
+	pthread_once(&lib_once, lib_init);
 	if (!bio_method || !(c = calloc(1, sizeof(*c))))
 		return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	c->server = server;
