@@ -594,6 +594,20 @@ else
 	if incoming "$K3" "127.0.0.1:$PORT" --tls-creds "$T_TMP/ca1"; then
 		refused "a certificate from another CA" "$K2" "$K3" "certificate verify failed" \
 			--tls-creds "$T_TMP/ca2"
+		# The target's own check: a source that trusts the target's CA
+		# but shows a client certificate another CA signed. In TLS 1.3
+		# the client's handshake ends first, so the source learns it
+		# from the target's alert.
+		mkdir -p "$T_TMP/mix" && cp "$T_TMP/ca1/ca-cert.pem" "$T_TMP/mix/" &&
+			cp "$T_TMP/ca2/client-cert.pem" "$T_TMP/ca2/client-key.pem" "$T_TMP/mix/"
+		refused "a client certificate from another CA" "$K2" "$K3" "alert unknown ca" \
+			--tls-creds "$T_TMP/mix"
+		line=$(grep "dropped the connection" "$CVISOR_RUN_DIR/$K3.log" | tail -n 1)
+		if grep -q "certificate verify failed" <<<"$line"; then
+			t_pass "the target says it refused the client's certificate"
+		else
+			t_fail "the target says it refused the client's certificate" "$line"
+		fi
 		# A client that completes the handshake, then sends garbage.
 		n=$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$K3.log")
 		python3 - "$T_TMP/ca1" "$PORT" <<'PY' 2>/dev/null
@@ -665,6 +679,8 @@ PY
 	t_expect_err "a PSK of the wrong size is refused at start" 2 "the key must be 32 bytes \(64 hex digits\), not 32 digits"
 	t_run 10 "$CVISOR" migrate "${P}none" "127.0.0.1:$PORT" --tls-psk "$T_TMP/open.psk"
 	t_expect_err "migrate refuses a PSK file others may read" 2 "group or others may access it"
+	t_run 10 "$CVISOR" migrate "${P}none" "127.0.0.1:$PORT" --tls-psk "$T_TMP/short.psk"
+	t_expect_err "migrate refuses a PSK of the wrong size" 2 "the key must be 32 bytes"
 	t_run 10 "$CVISOR" run -d --name "${P}kb" --incoming "0.0.0.0:$PORT"
 	t_expect_err "a plain target off loopback is refused at start" 2 "0.0.0.0:$PORT is not a loopback address.*--insecure"
 	t_run 10 "$CVISOR" migrate "${P}none" "10.200.0.2:$PORT"
