@@ -148,6 +148,39 @@ static int set_seccomp(struct vm_config *cfg, const char *what, const char *v, s
 	return 0;
 }
 
+/* --uid, --gid: a number, not 0 (the jail's point is not to be root). */
+static int set_id(unsigned int *id, const char *what, const char *v, struct cv_error *e)
+{
+	uint64_t n;
+
+	if (cv_parse_uint(v, 1, 4294967294ULL, &n))
+		return BAD("%s %.80s: must be a number from 1 to 4294967294 (not 0: the jail runs "
+			   "unprivileged)",
+			   what, v);
+	*id = (unsigned int)n;
+	return 0;
+}
+
+static int set_uid(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	return set_id(&cfg->jail.uid, what, v, e);
+}
+
+static int set_gid(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	return set_id(&cfg->jail.gid, what, v, e);
+}
+
+static int set_jail_dir(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	return v[0] ? set_str(&cfg->jail.dir, v, e) : BAD("%s: empty directory name", what);
+}
+
+static int set_netns(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	return v[0] ? set_str(&cfg->jail.netns, v, e) : BAD("%s: empty file name", what);
+}
+
 static int set_name(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	if (!ctl_name_valid(v))
@@ -253,6 +286,12 @@ static const struct field {
 	/* The host's choice, not the guest's: not in the snapshot. */
 	{ "seccomp", "[--seccomp on|log|off]", F_ENUM, OFF(seccomp), set_seccomp, seccomp_names,
 	  IN_FILE },
+	{ "jail", "[--jail [--jail-dir DIR] [--netns PATH] [--uid N] [--gid N]]", F_BOOL,
+	  OFF(jail.on), NULL, NULL, IN_FILE },
+	{ "jail_dir", NULL, F_STR, OFF(jail.dir), set_jail_dir, NULL, IN_FILE },
+	{ "netns", NULL, F_STR, OFF(jail.netns), set_netns, NULL, IN_FILE },
+	{ "uid", NULL, F_UINT, OFF(jail.uid), set_uid, NULL, IN_FILE },
+	{ "gid", NULL, F_UINT, OFF(jail.gid), set_gid, NULL, IN_FILE },
 #undef OFF
 };
 
@@ -275,6 +314,19 @@ int config_set_string(char **field, const char *value)
 		return -ENOMEM;
 	free(*field);
 	*field = copy;
+	return 0;
+}
+
+int config_copy_host(struct vm_config *dst, const struct vm_config *src)
+{
+	dst->seccomp = src->seccomp;
+	dst->jail.on = src->jail.on;
+	dst->jail.uid = src->jail.uid;
+	dst->jail.gid = src->jail.gid;
+	if (config_set_string(&dst->jail.dir, src->jail.dir) ||
+	    config_set_string(&dst->jail.netns, src->jail.netns) ||
+	    config_set_string(&dst->ctl_group, src->ctl_group))
+		return -ENOMEM;
 	return 0;
 }
 

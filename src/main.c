@@ -22,12 +22,12 @@
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
 	"       cvisor restore FILE [--name NAME [-d]] [--ctl-group GROUP]\n"
-	"                  [--seccomp on|log|off] [PLACE]\n"
+	"                  [--seccomp on|log|off] [JAIL] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
 	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
 	"                  [--incoming-timeout SECONDS] [--tls-psk FILE | --tls-creds DIR]\n"
 	"                  [--insecure] [--name NAME [-d]] [--ctl-group GROUP]\n"
-	"                  [--seccomp on|log|off] [PLACE]\n";
+	"                  [--seccomp on|log|off] [JAIL] [PLACE]\n";
 
 static const char usage_notes[] =
 	"\n"
@@ -38,6 +38,8 @@ static const char usage_notes[] =
 	"PLACE: --cpu-weight, --cpu-cap, --memory-limit, --cpu-affinity for this host; a\n"
 	"restore keeps the saved ones otherwise, an incoming guest the source's limits\n"
 	"but not its host CPUs.\n"
+	"JAIL: --jail [--jail-dir DIR] [--netns PATH] [--uid N] [--gid N] (root only): the\n"
+	"monitor in its own namespaces and an empty root, as uid/gid 64000 by default.\n"
 	"run --incoming takes the guest's host resources from its own flags, never from\n"
 	"the source: --disk PATH per source disk in order (or --storage-dir DIR for\n"
 	"migrate --with-storage), --net and --vsock per source device (the MAC and CID\n"
@@ -80,7 +82,7 @@ static const char *split_flag(int argc, char **argv, int i, char *flag, size_t l
 }
 
 /* What `restore` and `run --incoming` take besides their own flags: --name,
- * -d, --seccomp and the placement flags. 1 if argv[*i] was one, 0 if not. */
+ * -d, --seccomp, the jail's flags and the placement flags. 1 if argv[*i] was one, 0 if not. */
 static int common_flag(int argc, char **argv, int *i, const char *verb, struct vm_config *cfg,
 		       struct placement *place, struct cv_error *e)
 {
@@ -103,9 +105,15 @@ static int common_flag(int argc, char **argv, int *i, const char *verb, struct v
 				       verb, val, CTL_NAME_MAX);
 		if (config_set_string(&cfg->name, val))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
-	} else if (!strcmp(flag, "--seccomp")) {
+	} else if (!strcmp(flag, "--jail")) {
+		char *run_argv[] = { "run", argv[*i] };
+
+		/* A flag without a value: nothing of argv[*i + 1] is taken. */
+		return config_apply_flags(2, run_argv, cfg, e) ? -EINVAL : 1;
+	} else if (!strcmp(flag, "--seccomp") || !strcmp(flag, "--jail-dir") ||
+		   !strcmp(flag, "--netns") || !strcmp(flag, "--uid") || !strcmp(flag, "--gid")) {
 		/* Through run's flag, so that the value is checked in one place. */
-		char *run_argv[] = { "run", "--seccomp", (char *)(val ? val : "") };
+		char *run_argv[] = { "run", flag, (char *)(val ? val : "") };
 
 		if ((r = config_apply_flags(val ? 3 : 2, run_argv, cfg, e)))
 			return r;
@@ -263,9 +271,7 @@ static int open_restore(struct restore_src *rs, struct vm_config *cfg,
 		return cv_fail(e, r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE, r, "snapshot %s: %s",
 			       rs->path, err);
 	cfg->detach = given->detach;
-	cfg->seccomp = given->seccomp;
-	if (config_set_string(&cfg->name, given->name) ||
-	    config_set_string(&cfg->ctl_group, given->ctl_group))
+	if (config_set_string(&cfg->name, given->name) || config_copy_host(cfg, given))
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	if ((r = placement_apply(place, cfg)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "out of memory");

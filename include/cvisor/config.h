@@ -12,6 +12,7 @@
 #include "cvisor/devices.h"
 #include "cvisor/sandbox.h"
 #include "cvisor/error.h"
+#include "cvisor/jail.h"
 #include "cvisor/util.h"
 
 #define CONFIG_MAX_CPUS 64
@@ -55,6 +56,7 @@ struct vm_config {
 	char *ctl_group;	   /* --ctl-group: its members may use the control socket */
 	char *config_file;	   /* --config FILE, as given */
 	enum sandbox_mode seccomp; /* --seccomp on|log|off (default on) */
+	struct jail_config jail;   /* --jail, --jail-dir, --netns, --uid, --gid */
 
 	/* Paravirtual devices (--virtio and the device table's flags). */
 	struct devices_config devices;
@@ -116,6 +118,10 @@ int config_to_json(const struct vm_config *cfg, enum config_view view,
  * most 92 columns, the first starting "usage: cvisor run", into buf.
  * Returns buf. */
 const char *config_usage(char *buf, size_t len);
+
+/* The host's choices that a snapshot does not carry (--seccomp, the
+ * jail's flags, --ctl-group): from src over dst's. 0 or -ENOMEM. */
+int config_copy_host(struct vm_config *dst, const struct vm_config *src) CV_MUST;
 
 /* Release the strings cfg owns. Idempotent. */
 void config_free(struct vm_config *cfg);

@@ -72,6 +72,11 @@ struct ctl_server {
 	char cgroup[PATH_MAX];	 /* the guest's cgroup, "" if none */
 	int lock_fd;
 	int listen_fd;
+	int pid; /* the monitor's, as the host sees it (info, ls) */
+	/* A jailed monitor cannot reach sock_path and lock_path: this removes
+	 * them (the socket, and with lock the lock too). NULL: unlink here. */
+	int (*unlink_hook)(void *ctx, bool lock);
+	void *unlink_ctx;
 	bool accepting; /* listen_fd is watched */
 	struct vm *vm;
 	struct ctl_hooks hooks;
@@ -126,6 +131,10 @@ void ctl_server_shutdown(struct ctl_server *srv);
 /* Last step before the monitor exits: release the name and answer the
  * stop/kill requests waiting for the end. Safe after a failed bind. */
 void ctl_server_close(struct ctl_server *srv);
+
+/* Remove the socket (no new client can connect) and with lock the lock
+ * file (the name is free), through unlink_hook if set; each once. */
+void ctl_server_unlink(struct ctl_server *srv, bool lock);
 
 /* True if `kill` or the stop timeout ended the guest. */
 bool ctl_server_killed(const struct ctl_server *srv);

@@ -179,7 +179,7 @@ static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 		return fail(reply, -ENOMEM, "out of memory");
 	}
 	json_object_object_add(o, "name", json_object_new_string(srv->name));
-	add_u64(o, "pid", (uint64_t)getpid());
+	add_u64(o, "pid", (uint64_t)srv->pid);
 	json_object_object_add(o, "state", json_object_new_string(state_name(vm)));
 	add_u64(o, "vcpus", vm->ncpus);
 	add_u64(o, "uptime_ms", vm->start_ns ? (cv_now_ns() - vm->start_ns) / 1000000 : 0);

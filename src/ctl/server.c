@@ -135,6 +135,7 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
 	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++)
 		srv->conns[i].fd = -1;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
+	srv->pid = getpid();
 	if ((r = make_run_dir(dir)) || !realpath(dir, real)) {
 		r = r ? r : -errno;
 		snprintf(err, errlen, "%s: %s", dir, strerror(-r));
@@ -190,6 +191,24 @@ fail:
 	cv_close(&srv->lock_fd);
 	srv->sock_path[0] = srv->lock_path[0] = '\0';
 	return r;
+}
+
+void ctl_server_unlink(struct ctl_server *srv, bool lock)
+{
+	bool any = srv->sock_path[0] || (lock && srv->lock_path[0]);
+
+	if (any && srv->unlink_hook) {
+		if (srv->unlink_hook(srv->unlink_ctx, lock))
+			cv_debug("control: the keeper did not remove %s", srv->sock_path);
+	} else if (any) {
+		if (srv->sock_path[0])
+			unlink(srv->sock_path);
+		if (lock && srv->lock_path[0])
+			unlink(srv->lock_path);
+	}
+	srv->sock_path[0] = '\0';
+	if (lock)
+		srv->lock_path[0] = '\0';
 }
 
 static void on_client(void *opaque, int fd, uint32_t events);
@@ -606,9 +625,7 @@ void ctl_server_shutdown(struct ctl_server *srv)
 		srv->listen_fd = -1;
 		srv->accepting = false;
 	}
-	if (srv->sock_path[0])
-		unlink(srv->sock_path);
-	srv->sock_path[0] = '\0';
+	ctl_server_unlink(srv, false);
 	if (srv->con) {
 		evloop_del(l, srv->con->wake_fd);
 		ctl_console_flush_log(srv->con);
@@ -637,17 +654,12 @@ void ctl_server_close(struct ctl_server *srv)
 {
 	struct json_object *o;
 
-	if (srv->sock_path[0])
-		unlink(srv->sock_path);
 	cv_close(&srv->listen_fd);
 	cv_close(&srv->idle_timer);
 	/* Release the name before answering, so that a script's next
 	 * `cvisor run --name` after `cvisor stop` finds it free. */
-	if (srv->lock_fd >= 0) {
-		unlink(srv->lock_path);
-		close(srv->lock_fd);
-		srv->lock_fd = -1;
-	}
+	ctl_server_unlink(srv, srv->lock_fd >= 0);
+	cv_close(&srv->lock_fd);
 	for (unsigned int i = 0; i < CTL_MAX_CONNS; i++) {
 		struct ctl_conn *c = &srv->conns[i];
 

@@ -48,7 +48,7 @@ static struct json_object *waiter_info(const struct monitor *m)
 	if (!o)
 		return NULL;
 	json_object_object_add(o, "name", json_object_new_string(m->srv.name));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "pid", json_object_new_int(m->srv.pid));
 	json_object_object_add(o, "state", json_object_new_string("incoming"));
 	json_object_object_add(o, "vcpus", json_object_new_int(0));
 	json_object_object_add(o, "memory", json_object_new_int(0));
@@ -79,9 +79,7 @@ static char *waiter_kill(struct monitor *m)
 	pthread_mutex_unlock(&w->lock);
 	/* The name is free before the answer, as for any kill (the main
 	 * thread reads these paths only after joining this thread). */
-	unlink(m->srv.sock_path);
-	unlink(m->srv.lock_path);
-	m->srv.sock_path[0] = m->srv.lock_path[0] = '\0';
+	ctl_server_unlink(&m->srv, true);
 	if (o)
 		json_object_object_add(o, "outcome", json_object_new_string("killed"));
 	return ctl_reply_ok(o);

@@ -51,7 +51,7 @@ static int monitor_setup(struct monitor *m)
 	const char *cpus = m->src->kind != MONITOR_INCOMING ? m->cfg->cpu_affinity
 			   : place->affinity		    ? place->c.cpu_affinity
 							    : NULL;
-	char err[PATH_MAX + 128];
+	char err[PATH_MAX + 128], name[32];
 	int r;
 
 	if (m->named) {
@@ -71,7 +71,42 @@ static int monitor_setup(struct monitor *m)
 	if (cpus && (r = monitor_check_affinity(cpus, &m->affinity)))
 		return monitor_said(m, CV_EXIT_USAGE, r);
 	m->pinned = cpus != NULL;
-	return m->detach ? open_log(m) : 0;
+	if (m->detach && (r = open_log(m)))
+		return r;
+	snprintf(name, sizeof(name), "pid-%d", (int)getpid());
+	return jail_prepare(&m->jail, &m->cfg->jail, ctl_run_dir(), m->named ? m->cfg->name : name,
+			    &m->err);
+}
+
+static int unlink_by_keeper(void *ctx, bool lock)
+{
+	return jail_unlink(ctx, lock);
+}
+
+/* --jail: into a new PID namespace (jail.h). 1 in the keeper, whose work
+ * ends with the monitor's (its status in *status); 0 in the monitor. */
+static int monitor_jail_fork(struct monitor *m, int *status)
+{
+	struct jail_keep keep = {
+		.sock_path = m->bound ? m->srv.sock_path : NULL,
+		.lock_path = m->bound ? m->srv.lock_path : NULL,
+		.lock_fd = m->bound ? m->srv.lock_fd : -1,
+		.listen_fd = m->bound ? m->srv.listen_fd : -1,
+		.log_fd = m->log_fd,
+		.ready_fd = m->ready_fd,
+	};
+	int r;
+
+	if (!m->jail.on)
+		return 0;
+	if ((r = jail_fork(&m->jail, &keep, status, &m->err)) < 0)
+		return r;
+	if (r > 0)
+		return 1;
+	m->srv.pid = m->jail.host_pid;
+	m->srv.unlink_hook = unlink_by_keeper;
+	m->srv.unlink_ctx = &m->jail;
+	return 0;
 }
 
 int monitor_make(struct monitor *m, const struct vm_config *cfg)
@@ -80,7 +115,9 @@ int monitor_make(struct monitor *m, const struct vm_config *cfg)
 	char err[512];
 	int r;
 
-	monitor_isolate(cfg, &m->cg);
+	monitor_isolate(cfg, &m->cg, m->jail.on ? m->jail.host_pid : (int)getpid());
+	/* The jailed monitor cannot remove it: the keeper will. */
+	jail_tell_cgroup(&m->jail, &m->cg);
 	m->made = true;
 	if (m->src->kind == MONITOR_BOOT)
 		r = vm_create(&m->vm, cfg, &m->err);
@@ -127,6 +164,12 @@ int monitor_go(struct monitor *m)
 	}
 	if (!m->detach)
 		console_raw(STDIN_FILENO);
+	/* Everything is open; no thread but this one runs yet (a jail entered
+	 * by one thread of several would leave the others outside). */
+	if ((r = jail_enter(&m->jail, m->vm.mem.ram_size, &m->err))) {
+		vm_request_stop(&m->vm, VM_STOP_HOST, NULL);
+		return r;
+	}
 	/* The vCPU threads enter their filter and wait (vm->held) until this
 	 * thread is in its own: no guest instruction runs before both. */
 	m->vm.held = true;
@@ -242,7 +285,7 @@ static int monitor_lifecycle(const struct vm_config *cfg, const struct monitor_s
 {
 	/* Static: struct vm is large, and there is one guest per process. */
 	static struct monitor m;
-	int signo = 0;
+	int signo = 0, status;
 
 	m.cfg = cfg;
 	m.src = src;
@@ -250,9 +293,16 @@ static int monitor_lifecycle(const struct vm_config *cfg, const struct monitor_s
 	m.detach = cfg->detach;
 	m.ready_fd = ready_fd;
 	m.log_fd = -1;
+	m.jail.keeper_fd = m.jail.netns_fd = -1;
 	runloop_block_signals();
-	if (!sandbox_init(cfg->seccomp, &m.err) && !monitor_setup(&m) && !monitor_build(&m))
-		signo = runloop_run(&m.vm);
+	if (!sandbox_init(cfg->seccomp, &m.err) && !monitor_setup(&m)) {
+		int r = monitor_jail_fork(&m, &status);
+
+		if (r > 0)
+			return status; /* the keeper */
+		if (!r && !monitor_build(&m))
+			signo = runloop_run(&m.vm);
+	}
 	return monitor_end(&m, signo);
 }
 

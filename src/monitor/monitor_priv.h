@@ -11,8 +11,11 @@
  *   end      join, shut the control socket, report, unmake, release
  *
  * make: cgroup, the VM, the console ring of a detached guest.
- * go:   serve the control socket, raw terminal, start the vCPUs, report
- *       ready to a detaching parent. */
+ * go:   serve the control socket, raw terminal, enter the jail (--jail),
+ *       start the vCPUs, report ready to a detaching parent.
+ *
+ * With --jail, setup ends by forking into a new PID namespace (jail.h):
+ * the child goes on with build, run and end; the parent is the keeper. */
 #ifndef CVISOR_MONITOR_PRIV_H
 #define CVISOR_MONITOR_PRIV_H
 
@@ -27,6 +30,7 @@
 #include "cvisor/ctl.h"
 #include "cvisor/ctl_console.h"
 #include "cvisor/error.h"
+#include "cvisor/jail.h"
 #include "cvisor/migrate.h"
 #include "cvisor/monitor.h"
 #include "cvisor/vm.h"
@@ -69,6 +73,7 @@ struct monitor {
 	struct ctl_server srv;
 	struct ctl_console con;
 	struct cgroup cg;
+	struct jail jail;	   /* --jail: how far it got, the keeper's socket */
 	cpu_set_t affinity;	   /* with pinned */
 	struct cv_error err;	   /* why the guest did not run */
 	struct monitor_waiter wt;  /* incoming */
@@ -115,7 +120,7 @@ void monitor_receive_free(struct monitor *m);
 /* placement.c: a cgroup for every named guest and for an unnamed one that
  * asks for a limit; failing is not fatal (one warning when a limit was
  * asked for). */
-void monitor_isolate(const struct vm_config *cfg, struct cgroup *cg);
+void monitor_isolate(const struct vm_config *cfg, struct cgroup *cg, int host_pid);
 /* placement.c: start the vCPUs on affinity's CPUs (NULL: anywhere). */
 int monitor_start_vcpus(struct vm *vm, const cpu_set_t *affinity) CV_MUST;
 

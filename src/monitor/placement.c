@@ -69,7 +69,7 @@ int placement_apply(const struct placement *p, struct vm_config *cfg)
 /* A cgroup for every named guest (so that weights compare guests), and for
  * an unnamed one that asks for a limit. Failing is not fatal: say so once
  * when the user asked for isolation. */
-void monitor_isolate(const struct vm_config *cfg, struct cgroup *cg)
+void monitor_isolate(const struct vm_config *cfg, struct cgroup *cg, int host_pid)
 {
 	struct cgroup_limits lim = { cfg->cpu_weight, cfg->cpu_cap, cfg->memory_limit };
 	bool asked =
@@ -81,7 +81,7 @@ void monitor_isolate(const struct vm_config *cfg, struct cgroup *cg)
 	if (cfg->name)
 		snprintf(name, sizeof(name), "%s", cfg->name);
 	else
-		snprintf(name, sizeof(name), "pid-%d", (int)getpid());
+		snprintf(name, sizeof(name), "pid-%d", host_pid);
 	if (cgroup_enter(cg, name, &lim, why, sizeof(why)) == 0)
 		return;
 	if (asked)
