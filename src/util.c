@@ -301,6 +301,11 @@ static int tmpfile_link(struct cv_tmpfile *t)
 	return -errno;
 }
 
+int cv_tmpfile_name(struct cv_tmpfile *t)
+{
+	return t->name[0] ? 0 : tmpfile_link(t);
+}
+
 int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;

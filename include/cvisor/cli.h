@@ -132,6 +132,11 @@ int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t er
 int cli_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
 	     size_t errlen) CV_MUST;
 
+/* cli_call passing nfds files with the request (SCM_RIGHTS): save to a
+ * jailed guest. */
+int cli_call_fds(int fd, const char *line, const int *fds, unsigned int nfds, int timeout_ms,
+		 struct json_object **reply, char *err, size_t errlen) CV_MUST;
+
 /* One request to guest name in ctl_run_dir(): req formatted, or the raw
  * line. Prints the one-line error itself; returns the exit status (0, 1
  * when the guest refused or failed, 2 for an unknown guest) and the reply

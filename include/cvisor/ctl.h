@@ -42,6 +42,10 @@ struct ctl_hooks {
 	void *ctx;
 };
 
+/* Files a client may pass with its requests (save's FILE and FILE.mem);
+ * more are closed as they arrive. */
+#define CTL_MAX_FDS 2
+
 struct ctl_server;
 
 /* One connection to the server (a `cvisor VERB` process, or any client). */
@@ -51,16 +55,18 @@ struct ctl_conn {
 	struct ctl_linebuf in;
 	char *out; /* a reply being sent */
 	size_t out_len, out_off;
-	uint32_t events;     /* what epoll watches now */
-	bool eof;	     /* the client sent everything it will */
-	bool close_after;    /* close once out is sent (oversized request) */
-	bool waiting;	     /* stop/kill: replied to when the guest has stopped */
-	bool console;	     /* attached console: a raw stream now */
-	bool throttled;	     /* console input waits for room in the UART */
-	bool out_blocked;    /* console output waits for EPOLLOUT */
-	uint64_t con_pos;    /* console stream position sent so far */
-	bool busy;	     /* its request is being carried out (migrate pumps the loop) */
-	uint64_t idle_since; /* CLOCK_MONOTONIC ns: connected, or last request or reply */
+	uint32_t events;      /* what epoll watches now */
+	bool eof;	      /* the client sent everything it will */
+	bool close_after;     /* close once out is sent (oversized request) */
+	bool waiting;	      /* stop/kill: replied to when the guest has stopped */
+	bool console;	      /* attached console: a raw stream now */
+	bool throttled;	      /* console input waits for room in the UART */
+	bool out_blocked;     /* console output waits for EPOLLOUT */
+	uint64_t con_pos;     /* console stream position sent so far */
+	bool busy;	      /* its request is being carried out (migrate pumps the loop) */
+	uint64_t idle_since;  /* CLOCK_MONOTONIC ns: connected, or last request or reply */
+	int fds[CTL_MAX_FDS]; /* passed by the client (SCM_RIGHTS), for save */
+	unsigned int nfds;
 };
 
 struct ctl_server {
@@ -72,7 +78,8 @@ struct ctl_server {
 	char cgroup[PATH_MAX];	 /* the guest's cgroup, "" if none */
 	int lock_fd;
 	int listen_fd;
-	int pid; /* the monitor's, as the host sees it (info, ls) */
+	int pid;     /* the monitor's, as the host sees it (info, ls) */
+	bool jailed; /* --jail: save needs the files passed (SCM_RIGHTS) */
 	/* A jailed monitor cannot reach sock_path and lock_path: this removes
 	 * them (the socket, and with lock the lock too). NULL: unlink here. */
 	int (*unlink_hook)(void *ctx, bool lock);
@@ -156,6 +163,8 @@ int ctl_command_raw(struct ctl_server *srv, struct ctl_conn *c, const char *line
  * the connection, send the pending reply (false when the client broke). */
 void ctl_conn_watch(struct ctl_conn *c, uint32_t events);
 void ctl_conn_close(struct ctl_conn *c);
+/* Close the files c passed and has not had used. */
+void ctl_conn_drop_fds(struct ctl_conn *c);
 bool ctl_conn_flush(struct ctl_conn *c);
 
 /* console_stream.c, for server.c: switch c to the console stream after its

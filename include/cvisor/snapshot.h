@@ -130,6 +130,13 @@ int snapshot_mem_digest(int fd, struct snapshot_mem_digest *digest) CV_MUST;
 int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err,
 		  size_t errlen) CV_MUST;
 
+/* snapshot_save into two files a client opened and passed over the
+ * control socket (a jailed monitor sees no host path): fd gets FILE and
+ * mem_fd FILE.mem; both must be empty regular files, and are fsync'd. The
+ * client gives them their names (path is for messages). */
+int snapshot_save_fds(struct vm *vm, const char *path, int fd, int mem_fd, uint64_t *mem_written,
+		      char *err, size_t errlen) CV_MUST;
+
 /* Open a snapshot for restore: read and check path (header, CRC), its
  * CONFIG into cfg, and open path.mem, which must be a regular file of the
  * RAM size MACHINE records whose data has the digest MEMFILE records

@@ -32,6 +32,9 @@ enum snap_section_id {
 size_t snap_section_begin(struct state_buf *b, uint32_t id, uint16_t version);
 void snap_section_end(struct state_buf *b, size_t at);
 
+/* Write header + payload at fd's position. 0 or -errno. */
+int snap_fd_write(int fd, const struct state_buf *payload) CV_MUST;
+
 /* Write header + payload to path atomically (a temporary file renamed
  * into place after fsync). 0 or -errno. */
 int snap_file_write(const char *path, const struct state_buf *payload) CV_MUST;

@@ -91,6 +91,10 @@ int cv_tmpfile_open(struct cv_tmpfile *t, const char *path) CV_MUST;
  * close. On failure nothing of it is left. 0 or -errno. */
 int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path) CV_MUST;
 
+/* Give t's file a fresh name now if it has none (linkat, as commit
+ * would): a file another process fills survives this one. 0 or -errno. */
+int cv_tmpfile_name(struct cv_tmpfile *t) CV_MUST;
+
 /* Drop an uncommitted t: close it and remove its name if it has one. */
 void cv_tmpfile_abort(struct cv_tmpfile *t);
 

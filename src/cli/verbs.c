@@ -15,6 +15,7 @@
 #include "cvisor/config.h"
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl_proto.h"
+#include "cvisor/error.h"
 #include "cvisor/migrate.h"
 #include "verbs.h"
 
@@ -89,12 +90,60 @@ static int verb_pin(const struct cli_verb *v, const struct cli_args *a)
 	return st;
 }
 
+/* A jailed guest's monitor sees no host path: this process makes FILE's
+ * and FILE.mem's files (temporaries nobody can have planted, named at once
+ * so that a save that ends the guest is not lost if this process dies),
+ * passes them over the socket and, once the monitor has written them,
+ * renames them into place, FILE.mem last as the monitor does. */
+static int save_passing_files(const char *name, const struct ctl_request *req, int timeout_ms)
+{
+	struct cv_tmpfile t[2] = { { .fd = -1 }, { .fd = -1 } };
+	struct json_object *reply = NULL;
+	char mem[sizeof(req->path) + 8], err[PATH_MAX + 256], *line = ctl_request_format(req);
+	int fds[2], fd = -1, r;
+
+	snprintf(mem, sizeof(mem), "%s.mem", req->path);
+	if (!line) {
+		cv_err("out of memory");
+		return CV_EXIT_FAIL;
+	}
+	if ((r = cv_tmpfile_open(&t[0], req->path)) || (r = cv_tmpfile_name(&t[0])) ||
+	    (r = cv_tmpfile_open(&t[1], mem)) || (r = cv_tmpfile_name(&t[1]))) {
+		snprintf(err, sizeof(err), "save: %s: %s", t[0].fd < 0 ? req->path : mem,
+			 strerror(-r));
+		goto out;
+	}
+	fds[0] = t[0].fd;
+	fds[1] = t[1].fd;
+	if ((r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err))) ||
+	    (r = cli_call_fds(fd, line, fds, 2, timeout_ms, &reply, err, sizeof(err))))
+		goto out;
+	if ((r = cv_tmpfile_commit(&t[0], req->path)))
+		snprintf(err, sizeof(err), "save: %s: %s", req->path, strerror(-r));
+	else if ((r = cv_tmpfile_commit(&t[1], mem))) {
+		snprintf(err, sizeof(err), "save: %s: %s", mem, strerror(-r));
+		unlink(req->path);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	cv_tmpfile_abort(&t[0]);
+	cv_tmpfile_abort(&t[1]);
+	json_object_put(reply);
+	free(line);
+	if (!r)
+		return 0;
+	cv_err("%s", err);
+	return r == -EREMOTEIO || r == -ENOENT ? CV_EXIT_FAIL : cli_connect_status(r);
+}
+
 /* FILE is made absolute here, since the monitor's working directory is
  * not ours. */
 static int verb_save(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct ctl_request req = { .cmd = CTL_CMD_SAVE, .keep_running = a->keep_running };
-	struct json_object *reply;
+	struct json_object *reply, *j;
+	bool jailed;
 	const char *file = a->arg[1];
 	char cwd[PATH_MAX];
 	int st;
@@ -115,6 +164,13 @@ static int verb_save(const struct cli_verb *v, const struct cli_args *a)
 		cv_err("save: %s: path too long", file);
 		return CV_EXIT_USAGE;
 	}
+	if ((st = cli_request(a->arg[0], &(struct ctl_request){ .cmd = CTL_CMD_INFO }, NULL,
+			      v->timeout_ms, &reply)))
+		return st;
+	jailed = json_object_object_get_ex(reply, "jailed", &j) && json_object_get_boolean(j);
+	json_object_put(reply);
+	if (jailed)
+		return save_passing_files(a->arg[0], &req, v->timeout_ms);
 	st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
 	json_object_put(reply);
 	return st;

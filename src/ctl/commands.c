@@ -191,6 +191,7 @@ static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 		return fail(reply, -ENOMEM, "out of memory");
 	}
 	json_object_object_add(o, "detached", json_object_new_boolean(srv->con != NULL));
+	json_object_object_add(o, "jailed", json_object_new_boolean(srv->jailed));
 	json_object_object_add(o, "log", str_or_null(srv->log_path));
 	json_object_object_add(o, "cgroup", str_or_null(srv->cgroup));
 	json_object_object_add(o, "vcpu", vcpu_list(vm));
@@ -426,7 +427,18 @@ static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	vm_pause(vm);
 	if (atomic_load(&vm->stop))
 		return fail(reply, -ESRCH, "save: guest %s stopped", srv->name);
-	if ((r = snapshot_save(vm, req->path, &bytes, err, sizeof(err)))) {
+	if (c->nfds == 2)
+		r = snapshot_save_fds(vm, req->path, c->fds[0], c->fds[1], &bytes, err,
+				      sizeof(err));
+	else if (srv->jailed)
+		r = cv_errf(err, sizeof(err), -EPERM,
+			    "guest %s is jailed and sees no host path: cvisor save passes the "
+			    "files over the control socket",
+			    srv->name);
+	else
+		r = snapshot_save(vm, req->path, &bytes, err, sizeof(err));
+	ctl_conn_drop_fds(c);
+	if (r) {
 		if (!was_paused)
 			vm_resume(vm);
 		return fail(reply, r, "save: %s", err);

@@ -24,7 +24,7 @@
  *   info      name, pid, state ("running", "paused" or "stopping"), vcpus,
  *             memory (bytes), uptime_ms, kernel, initrd, cmdline,
  *             cpu_weight, cpu_cap (percent, 0 = none), memory_limit (bytes,
- *             0 = none), cpu_affinity, detached, log, cgroup,
+ *             0 = none), cpu_affinity, detached, jailed, log, cgroup,
  *             vcpu: [{id, affinity, exits}], devices: [{bus, name, base, len}]
  *   stats     time_ns (CLOCK_MONOTONIC), cpu_ns (the monitor's CPU time),
  *             exits (VM exits, all vCPUs), rss (bytes), blk_read_bytes,
@@ -52,6 +52,11 @@
  *             guest resumes (unless it was paused) and the reply is
  *             {"path": ..., "mem_bytes": N} (data bytes in FILE.mem). On
  *             failure the guest keeps running and nothing is left behind.
+ *             A jailed guest (info's "jailed") sees no host path: the
+ *             request then comes with two files passed (SCM_RIGHTS, with
+ *             its first byte), empty regular files for FILE and FILE.mem,
+ *             which the monitor writes and fsyncs and the client names;
+ *             without them it is refused.
  *   peek {"gpa": A, "len": N}  read N (1..4096, default 8) bytes of guest
  *             RAM at guest-physical A: {"gpa": A, "hex": "..."} and, for N
  *             <= 8, "value": the bytes as a little-endian integer. */

@@ -229,6 +229,45 @@ void ctl_conn_watch(struct ctl_conn *c, uint32_t events)
 		c->events = events;
 }
 
+void ctl_conn_drop_fds(struct ctl_conn *c)
+{
+	for (unsigned int i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+}
+
+/* read(2) that also takes the files a client passes (save's), up to
+ * CTL_MAX_FDS held at once; the rest are closed. */
+static ssize_t conn_read(struct ctl_conn *c, char *p, size_t room)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+	} u;
+	struct iovec iov = { .iov_base = p, .iov_len = room };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *h = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fd;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (c->nfds < CTL_MAX_FDS)
+				c->fds[c->nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return r;
+}
+
 void ctl_conn_close(struct ctl_conn *c)
 {
 	struct ctl_server *srv = c->srv;
@@ -238,6 +277,7 @@ void ctl_conn_close(struct ctl_conn *c)
 	if (c->events)
 		evloop_del(&srv->vm->loop, c->fd);
 	close(c->fd);
+	ctl_conn_drop_fds(c);
 	ctl_linebuf_free(&c->in);
 	free(c->out);
 	*c = (struct ctl_conn){ .fd = -1 };
@@ -525,7 +565,7 @@ static void on_client(void *opaque, int fd, uint32_t events)
 	if (!c->out && !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		char *p;
 		size_t room = ctl_linebuf_room(&c->in, &p);
-		ssize_t r = room ? read(c->fd, p, room) : 0;
+		ssize_t r = room ? conn_read(c, p, room) : 0;
 
 		if (r > 0)
 			ctl_linebuf_added(&c->in, (size_t)r);
@@ -676,6 +716,7 @@ void ctl_server_close(struct ctl_server *srv)
 			ctl_conn_flush(c);
 		}
 		close(c->fd);
+		ctl_conn_drop_fds(c);
 		ctl_linebuf_free(&c->in);
 		free(c->out);
 		*c = (struct ctl_conn){ .fd = -1 };

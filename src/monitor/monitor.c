@@ -104,6 +104,7 @@ static int monitor_jail_fork(struct monitor *m, int *status)
 	if (r > 0)
 		return 1;
 	m->srv.pid = m->jail.host_pid;
+	m->srv.jailed = true;
 	m->srv.unlink_hook = unlink_by_keeper;
 	m->srv.unlink_ctx = &m->jail;
 	return 0;

@@ -170,10 +170,9 @@ int snap_next_section(const uint8_t *p, size_t len, size_t *pos, struct snap_sec
 	return 1;
 }
 
-int snap_file_write(const char *path, const struct state_buf *payload)
+int snap_fd_write(int fd, const struct state_buf *payload)
 {
 	uint8_t h[SNAP_HEADER_SIZE] = { 0 };
-	struct cv_tmpfile t;
 	int r;
 
 	if (payload->err)
@@ -187,12 +186,21 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 	cv_put_le(h + 16, payload->len, 8);
 	cv_put_le(h + 24, cv_crc32(0, payload->data, payload->len), 4);
 	cv_put_le(h + 28, cv_crc32(0, h, 28), 4);
+	if ((r = cv_write_all(fd, h, sizeof(h))) ||
+	    (r = cv_write_all(fd, payload->data, payload->len)))
+		return r;
+	return 0;
+}
+
+int snap_file_write(const char *path, const struct state_buf *payload)
+{
+	struct cv_tmpfile t;
+	int r;
+
 	/* Not FILE.tmp: a name someone may have planted (util.h). */
 	if ((r = cv_tmpfile_open(&t, path)))
 		return r;
-	if (write(t.fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
-	    write(t.fd, payload->data, payload->len) != (ssize_t)payload->len) {
-		r = errno ? -errno : -EIO;
+	if ((r = snap_fd_write(t.fd, payload))) {
 		cv_tmpfile_abort(&t);
 		return r;
 	}

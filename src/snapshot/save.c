@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cvisor/kvm.h"
@@ -147,7 +148,26 @@ int snapshot_state_save(struct vm *vm, struct state_buf *b)
 
 /* ---- FILE and FILE.mem ---- */
 
-int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err, size_t errlen)
+/* Where a save goes: path and path.mem through temporaries renamed into
+ * place (fd < 0), or two files a client opened and passed (a jailed
+ * monitor, which sees no host path): fd for FILE and mem_fd for FILE.mem,
+ * empty regular files that the client names when the save is done. */
+struct save_sink {
+	const char *path;
+	int fd, mem_fd;
+};
+
+static int sink_check(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) && st.st_size == 0 ? 0 : -EINVAL;
+}
+
+static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_written, char *err,
+		   size_t errlen)
 {
 	char mem[PATH_MAX];
 	struct state_buf b = { 0 };
@@ -157,9 +177,13 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 	int r;
 
 	*mem_written = 0;
-	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", path) >= sizeof(mem)) {
-		snprintf(err, errlen, "%s: file name too long", path);
+	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", k->path) >= sizeof(mem)) {
+		snprintf(err, errlen, "%s: file name too long", k->path);
 		return -ENAMETOOLONG;
+	}
+	if (k->fd >= 0 && (sink_check(k->fd) || sink_check(k->mem_fd))) {
+		snprintf(err, errlen, "%s: the files passed are not empty regular files", k->path);
+		return -EINVAL;
 	}
 	if ((r = snapshot_devices_quiesce(vm, err, errlen)))
 		return r;
@@ -169,7 +193,11 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 	}
 	/* Both files are written under names nobody can have planted and
 	 * renamed into place, FILE.mem last (util.h, cv_tmpfile). */
-	if ((r = snapshot_mem_file_write(vm, &t, mem, mem_written, &digest))) {
+	if (k->fd < 0)
+		r = snapshot_mem_file_write(vm, &t, mem, mem_written, &digest);
+	else if (!(r = snapshot_mem_write(&vm->mem, k->mem_fd, mem_written, &digest)))
+		r = fsync(k->mem_fd) < 0 ? -errno : 0;
+	if (r) {
 		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
 		goto fail;
 	}
@@ -178,13 +206,17 @@ int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *
 	state_put_u64(&b, digest.pages);
 	state_put_u32(&b, digest.crc);
 	snap_section_end(&b, at);
-	if ((r = snap_file_write(path, &b))) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+	if (k->fd < 0)
+		r = snap_file_write(k->path, &b);
+	else if (!(r = snap_fd_write(k->fd, &b)))
+		r = fsync(k->fd) < 0 ? -errno : 0;
+	if (r) {
+		snprintf(err, errlen, "%s: %s", k->path, strerror(-r));
 		goto fail;
 	}
-	if ((r = cv_tmpfile_commit(&t, mem))) {
+	if (k->fd < 0 && (r = cv_tmpfile_commit(&t, mem))) {
 		snprintf(err, errlen, "%s: %s", mem, strerror(-r));
-		unlink(path);
+		unlink(k->path);
 		goto fail;
 	}
 	state_buf_free(&b);
@@ -194,4 +226,19 @@ fail:
 	state_buf_free(&b);
 	snapshot_devices_resume(vm);
 	return r;
+}
+
+int snapshot_save(struct vm *vm, const char *path, uint64_t *mem_written, char *err, size_t errlen)
+{
+	struct save_sink k = { .path = path, .fd = -1, .mem_fd = -1 };
+
+	return save_to(vm, &k, mem_written, err, errlen);
+}
+
+int snapshot_save_fds(struct vm *vm, const char *path, int fd, int mem_fd, uint64_t *mem_written,
+		      char *err, size_t errlen)
+{
+	struct save_sink k = { .path = path, .fd = fd, .mem_fd = mem_fd };
+
+	return save_to(vm, &k, mem_written, err, errlen);
 }
