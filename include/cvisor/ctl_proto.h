@@ -92,8 +92,9 @@ int ctl_reply_parse(const char *line, size_t len, struct json_object **reply, ch
 
 #define CTL_RUN_DIR_DEFAULT "/run/cvisor"
 
-/* Where the sockets are: $CVISOR_RUN_DIR, or CTL_RUN_DIR_DEFAULT when
- * unset or empty. */
+/* Where the sockets are: $CVISOR_RUN_DIR; when unset or empty,
+ * CTL_RUN_DIR_DEFAULT for root and $XDG_RUNTIME_DIR/cvisor (or
+ * /tmp/cvisor-UID) for another user. */
 const char *ctl_run_dir(void);
 
 /* A bounded line splitter for a byte stream: read into the room it gives,

@@ -63,10 +63,12 @@
 #include "cvisor/ctl_proto.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cvisor/config.h"
 #include "cvisor/cpulist.h"
@@ -89,7 +91,23 @@ const char *ctl_run_dir(void)
 {
 	const char *d = getenv("CVISOR_RUN_DIR");
 
-	return d && d[0] ? d : CTL_RUN_DIR_DEFAULT;
+	static char user[PATH_MAX];
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (d && d[0])
+		return d;
+	if (geteuid() == 0)
+		return CTL_RUN_DIR_DEFAULT;
+	/* A user cannot make /run/cvisor: the session's runtime directory
+	 * (systemd's, 0700), else one in /tmp that the bind checks is the
+	 * user's own and not writable by others. */
+	if (!user[0]) {
+		if (xdg && xdg[0] == '/')
+			snprintf(user, sizeof(user), "%s/cvisor", xdg);
+		else
+			snprintf(user, sizeof(user), "/tmp/cvisor-%u", (unsigned int)geteuid());
+	}
+	return user;
 }
 
 bool ctl_name_valid(const char *name)

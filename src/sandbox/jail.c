@@ -120,6 +120,11 @@ static void keeper_unlink(struct keeper *k, bool lock)
 		unlink(k->keep->lock_path);
 	cv_close(&k->lock_fd);
 	k->name_gone = true;
+	/* With the name: the next guest of this name makes it again (the
+	 * monitor's mounts on it are its own namespace's). */
+	if (k->j->made_dir && rmdir(k->j->dir) < 0)
+		cv_debug("jail: rmdir %s: %s", k->j->dir, strerror(errno));
+	k->j->made_dir = false;
 }
 
 /* One message from the monitor; false when the connection is gone. */
@@ -247,6 +252,10 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status, struct 
 	*status = keeper_run(&k, pid, sv[0]);
 	close(sv[0]);
 	keeper_unlink(&k, true);
+	/* cgroup_leave moves cg.pid home first: the monitor's pid was its
+	 * namespace's (1), which here is the host's init. The keeper is
+	 * home already. */
+	k.cg.pid = (int)getpid();
 	if (k.have_cg)
 		cgroup_leave(&k.cg);
 	if (j->made_dir && rmdir(j->dir) < 0)

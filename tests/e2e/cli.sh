@@ -48,6 +48,26 @@ t_expect_err "bad seccomp key" 2 'seccomp: must be on, log or off|seccomp someti
 t_run 10 "$CVISOR" frobnicate
 t_expect_err "unknown command" 2 'unknown command'
 
+# The jail's flags (the checks before any namespace is made).
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --uid abc
+t_expect_err "malformed --uid" 2 'uid abc: must be a number from 1 to'
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --uid 0
+t_expect_err "--uid 0" 2 'uid 0: must be a number .*not 0'
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --gid 12x
+t_expect_err "malformed --gid" 2 'gid 12x: must be a number'
+t_run 10 "$CVISOR" restore "$T_TMP/nonexistent" --jail --uid -1
+t_expect_err "malformed restore --uid" 2 'uid -1: must be a number'
+t_run 10 "$CVISOR" run --kernel "$TINY" --uid 1000
+t_expect_err "--uid without --jail" 2 'uid needs --jail'
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail=yes
+t_expect_err "--jail with a value" 2 'jail takes no value'
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --jail-dir "$T_TMP/nonexistent"
+t_expect_err "missing --jail-dir" 2 "jail-dir $T_TMP/nonexistent: no such directory|jail needs root"
+t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --jail --jail-dir "$T_TMP/nonexistent"
+t_expect_err "missing run --incoming --jail-dir" 2 "no such directory|jail needs root"
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --netns "$T_TMP/nonexistent"
+t_expect_err "missing --netns" 2 "netns .*nonexistent: No such file|jail needs root"
+
 # Special files as the files a user names: one line and status 2 each, at
 # once (a FIFO used to block the open forever: t_run's timeout fails it).
 mkfifo "$T_TMP/fifo"
