@@ -3,8 +3,9 @@
 # cvisor and QEMU (-M microvm, KVM) boot the same stub guest (bench/stub.S)
 # in the same run; prints the medians and the ratios.
 # SECCOMP=compare also measures cvisor with --seccomp off in the same run
-# and prints the seccomp overhead (on is the default).
-# usage: [SECCOMP=compare] bench/startup.sh [RUNS]
+# and prints the seccomp overhead (on is the default). JAIL=compare (root)
+# also measures cvisor with --jail in the same run and prints its overhead.
+# usage: [SECCOMP=compare] [JAIL=compare] bench/startup.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -38,5 +39,15 @@ if [ "${SECCOMP:-}" = compare ]; then
 	echo "cvisor --seccomp off: $o"
 	for k in wall_ms maxrss_kib first_byte_ms; do
 		echo "seccomp on/off $k: $(get $k "$c") / $(get $k "$o") = $(ratio "$(get $k "$c")" "$(get $k "$o")")"
+	done
+fi
+if [ "${JAIL:-}" = compare ]; then
+	# Unnamed guests: each jail is RUN_DIR/jail/pid-N, removed at its end.
+	jrun=$(mktemp -d /tmp/cvisor-bench.XXXXXX)
+	j=$(CVISOR_RUN_DIR=$jrun "$OUT/runstat" -n "$RUNS" -- "${cv[@]}" --jail)
+	rm -rf "$jrun"
+	echo "cvisor --jail: $j"
+	for k in wall_ms maxrss_kib first_byte_ms; do
+		echo "jail on/off $k: $(get $k "$j") / $(get $k "$c") = $(ratio "$(get $k "$j")" "$(get $k "$c")")"
 	done
 fi
