@@ -21,7 +21,9 @@
 #   - `cvisor stop` powers the guest off through the ACPI power button
 #     (busybox acpid in the guest), status 0, no kill.
 # Between the boots the host reads the file back from the image (debugfs).
-# Boot B: the same data disk, the file's checksum read back in the guest.
+# Boot B, jailed (--jail, with --net user): the same data disk, the file's
+# checksum read back in the guest; a DHCP lease and a fetch from the host's
+# web server through the jailed monitor's user network.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh
@@ -235,14 +237,26 @@ else
 fi
 
 # ---- boot B: the same disk after the power off ----
-if g_start b "$BOOT_TIMEOUT" "$CVISOR" run --kernel "$KERNEL" --initrd "$INITRD" --disk "$data" \
-	--cmdline "quiet cvisor.shell=1"; then
+if g_start b "$BOOT_TIMEOUT" "$CVISOR" run --jail --kernel "$KERNEL" --initrd "$INITRD" \
+	--disk "$data" --net user --cmdline "quiet cvisor.shell=1"; then
 	g_run b 60 'mount /dev/vda /mnt && sha256sum /mnt/f'
 	got=$(sed -n 's|^\([0-9a-f]\{64\}\)  /mnt/f$|\1|p' <<<"$G_OUT")
 	if [ "$got" = "$want" ]; then
-		t_pass "virtio-blk: after a power off the guest reads the same checksum back"
+		t_pass "virtio-blk: after a power off the jailed guest reads the same checksum back"
 	else
-		t_fail "virtio-blk: checksum after the reboot" "status $G_RC: $(echo $G_OUT)"
+		t_fail "virtio-blk: checksum after the reboot (jailed)" "status $G_RC: $(echo $G_OUT)"
+	fi
+	g_run b 120 'timeout 60 udhcpc -i eth0 -n -q -t 5 2>&1 | grep "^udhcpc: eth0"'
+	if [ "$G_RC" = 0 ] && grep -q "udhcpc: eth0 10.0.2.15/24 router 10.0.2.2" <<<"$G_OUT"; then
+		t_pass "virtio-net (jailed): DHCP lease 10.0.2.15 from the user network"
+	else
+		t_fail "virtio-net (jailed): DHCP lease" "status $G_RC: $(echo $G_OUT)"
+	fi
+	g_run b 120 "wget -q -O - http://10.0.2.2:$hp/hello.txt"
+	if [ "$G_RC" = 0 ] && [ "$G_OUT" = "from-host-$token" ]; then
+		t_pass "virtio-net (jailed): the guest fetches a page from the host's web server"
+	else
+		t_fail "virtio-net (jailed): HTTP fetch from the host" "status $G_RC: $(echo $G_OUT)"
 	fi
 	g_poweroff b "poweroff in the guest ends cvisor with status 0"
 else

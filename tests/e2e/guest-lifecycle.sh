@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/e2e/guest-lifecycle.sh - a Linux guest's user space across a
-# snapshot and a live migration. One boot of the kit's microVM kernel (2
-# vCPUs, 256 MiB, detached, named) with a shell on its console, driven
-# through `cvisor console` (tests/guest.sh):
+# snapshot and a live migration, every monitor jailed (--jail: the save
+# goes through file descriptors the client passes). One boot of the kit's
+# microVM kernel (2 vCPUs, 256 MiB, detached, named) with a shell on its
+# console, driven through `cvisor console` (tests/guest.sh):
 #   1. a shell loop pinned to vCPU 1 prints "COUNT n uptime" once a second;
 #   2. `cvisor save` ends the guest, `cvisor restore -d` starts it again;
 #   3. `cvisor migrate` moves it over loopback to `cvisor run --incoming`;
@@ -72,7 +73,7 @@ both_cpus() {
 	fi
 }
 
-t_run 30 "$CVISOR" run -d --name "$S" --kernel "$KERNEL" --initrd "$INITRD" --cpus 2 \
+t_run 30 "$CVISOR" run -d --jail --name "$S" --kernel "$KERNEL" --initrd "$INITRD" --cpus 2 \
 	--memory 256M --cmdline "quiet cvisor.shell=1"
 started "start" "$S" || {
 	t_summary guest-lifecycle
@@ -98,7 +99,7 @@ if [ "$T_RC" != 0 ]; then
 	t_fail "cvisor save" "exit $T_RC: $T_ERR"
 else
 	t_pass "cvisor save ends the guest"
-	t_run 60 "$CVISOR" restore "$T_TMP/snap" --name "$R" -d
+	t_run 60 "$CVISOR" restore "$T_TMP/snap" --name "$R" -d --jail
 	if started "restore" "$R" && g_attach r 60 "$R"; then
 		hop_check "restore" s r
 		both_cpus r "restore"
@@ -109,7 +110,7 @@ fi
 
 # ---- live migration ----
 port=$(g_port)
-t_run 30 "$CVISOR" run -d --name "$T" --incoming "127.0.0.1:$port"
+t_run 30 "$CVISOR" run -d --jail --name "$T" --incoming "127.0.0.1:$port"
 if started "incoming" "$T"; then
 	t_run 300 "$CVISOR" migrate "$R" "127.0.0.1:$port" --json
 	g_wait_exit r 30
