@@ -7,6 +7,7 @@
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
+#   jail  --jail: the jailed monitor, the toolstack against it, the keeper
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   hostile  the hostile-input campaign under ASan/UBSan (mutated snapshots,
 #            special files; tests/e2e/hostile.sh)
@@ -28,7 +29,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack snapshot hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-lifecycle linux-migrate}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -52,6 +53,7 @@ for s in $SUITES; do
 	cli) suite 300 cli bash tests/e2e/cli.sh ;;
 	kvm) suite 600 kvm bash tests/kvm/run.sh ;;
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;
+	jail) suite 600 jail bash tests/e2e/jail.sh ;;
 	snapshot) suite 900 snapshot bash tests/e2e/snapshot.sh ;;
 	hostile) suite 1200 hostile bash tests/e2e/hostile.sh ;;
 	migrate) suite 1200 migrate bash tests/kvm/migrate.sh ;;

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# tests/e2e/jail.sh - `--jail` (README "Jail"): a jailed monitor's threads,
+# namespaces, root and rlimits, the toolstack against it (info, pause,
+# console, save, restore, migrate), the keeper's cleanup, --uid/--gid/
+# --jail-dir/--netns, and a user in group kvm without root. Tiny guests
+# (tests/kvm/guests); prints TAP (tests/lib.sh). Most cases need root and
+# say SKIP without it.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+. tests/named.sh
+
+P=jl$$- # guest name prefix
+
+need_kvm jail
+need_guests jail counter hello
+
+# ---- --jail: the monitor in its own namespaces, unprivileged ----
+# jail_status PID: "Seccomp NoNewPrivs CapEff Uid-fields" of every thread,
+# one distinct line per kind of thread.
+jail_status() {
+	local t
+	for t in /proc/"$1"/task/*/status; do
+		awk '/^Seccomp:/{s=$2} /^NoNewPrivs:/{n=$2} /^CapEff:/{c=$2}
+			/^Uid:/{u=$2" "$3" "$4" "$5} END{print s, n, c, u}' "$t" 2>/dev/null
+	done | sort -u
+}
+# wait_jailed PID: up to 10 s until every thread is filtered (a vCPU
+# thread enters its filter just after it starts).
+wait_jailed() {
+	local i
+	for i in $(seq 100); do
+		[ "$(jail_status "$1")" = "2 1 0000000000000000 64000 64000 64000 64000" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# jail_gone NAME: within 10 s its socket, lock and jail directory are gone.
+jail_gone() {
+	local i
+	gone "$1" || return 1
+	for i in $(seq 100); do
+		[ ! -e "$CVISOR_RUN_DIR/jail/$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+J=${P}jail
+echo "host only" >"$T_TMP/host-marker"
+if [ "$(id -u)" != 0 ]; then
+	t_skip "jailed guests" "--jail needs root"
+elif start "$J" counter --cpus 2 --jail; then
+	jpid=$(pid_of "$J")
+	if [ -n "$jpid" ] && wait_jailed "$jpid"; then
+		t_pass "jail: every thread has Seccomp 2, NoNewPrivs 1, CapEff 0, uid 64000 ($(ls /proc/"$jpid"/task | wc -l) threads)"
+	else
+		t_fail "jail: every thread filtered and unprivileged" "pid '$jpid': $(jail_status "$jpid")"
+	fi
+	# ls shows the host's pid, which is PID 1 of the guest's own namespace.
+	nspid=$(sed -n 's/^NSpid:[[:space:]]*//p' /proc/"$jpid"/status 2>/dev/null | tr -s '\t ' ' ')
+	if [ "$nspid" = "$jpid 1" ]; then
+		t_pass "jail: ls shows the host pid of PID 1 of a new PID namespace"
+	else
+		t_fail "jail: PID namespace" "ls pid $jpid, NSpid '$nspid'"
+	fi
+	root=$(ls -A /proc/"$jpid"/root 2>&1 | tr '\n' ' ')
+	rootfs=$(awk '$5 == "/" { for (i = 6; i < NF; i++) if ($i == "-") { print $(i + 1), $(i + 2); exit } }' \
+		/proc/"$jpid"/mountinfo 2>/dev/null)
+	if [ "$root" = "proc " ] && [ "$rootfs" = "tmpfs cvisor-jail" ] &&
+		[ ! -e "/proc/$jpid/root$T_TMP/host-marker" ] && [ ! -e "/proc/$jpid/root/etc/passwd" ] &&
+		[ ! -e "/proc/$jpid/root$(pwd)/$CVISOR" ]; then
+		t_pass "jail: its root is the empty jail, no host file visible"
+	else
+		t_fail "jail: its root" "root holds '$root', root fs '$rootfs'"
+	fi
+	if [ "$(readlink /proc/"$jpid"/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] &&
+		[ "$(readlink /proc/"$jpid"/ns/ipc)" != "$(readlink /proc/self/ns/ipc)" ] &&
+		[ "$(readlink /proc/"$jpid"/ns/uts)" != "$(readlink /proc/self/ns/uts)" ] &&
+		[ "$(readlink /proc/"$jpid"/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
+		t_pass "jail: own mount, IPC and UTS namespaces, the host's network"
+	else
+		t_fail "jail: namespaces" "$(ls -l /proc/"$jpid"/ns/ 2>&1 | tr '\n' ' ')"
+	fi
+	lim=$(awk '/^Max (open files|processes|file size)/{print $(NF-2)}' /proc/"$jpid"/limits | tr '\n' ' ')
+	case $lim in
+	[0-9]*" 4096 1024 ") t_pass "jail: rlimits (file size, processes, open files: $lim)" ;;
+	*) t_fail "jail: rlimits" "$lim" ;;
+	esac
+	# The toolstack: info, pause/resume, console, top.
+	t_run 10 "$CVISOR" info "$J" --json
+	t_expect_out "jail: info says jailed" '"jailed":true'
+	t_run 10 "$CVISOR" pause "$J"
+	st1=$T_RC
+	t_run 10 "$CVISOR" info "$J"
+	t_expect_out "jail: pause ($st1)" '^state *paused$'
+	t_run 10 "$CVISOR" resume "$J"
+	t_expect_out "jail: resume" ''
+	t_run 10 "$CVISOR" top --once
+	t_expect_out "jail: top" "^$J +running "
+	wait_count "$J" 3
+	out=$(timeout 5 "$CVISOR" console "$J" </dev/null 2>&1 | head -c 4096)
+	if grep -q '^count [0-9]' <<<"$out"; then
+		t_pass "jail: console"
+	else
+		t_fail "jail: console" "$(head -c 200 <<<"$out")"
+	fi
+	# A path the monitor would open itself is refused: it sees no host path.
+	t_run 10 "$CVISOR" ctl "$J" "{\"cmd\":\"save\",\"path\":\"$T_TMP/nope\",\"keep_running\":true}"
+	t_expect_err "jail: a save by path is refused" 1 "is jailed and sees no host path"
+	# cvisor save passes the files; restore and migrate jailed again.
+	t_run 60 "$CVISOR" save "$J" "$T_TMP/jsnap" --keep-running
+	if [ "$T_RC" = 0 ] && [ -s "$T_TMP/jsnap" ] && [ -f "$T_TMP/jsnap.mem" ] &&
+		[ -z "$(ls -A "$T_TMP" | grep '^\.')" ]; then
+		t_pass "jail: save --keep-running to a host path"
+	else
+		t_fail "jail: save" "exit $T_RC: $T_ERR; $(ls -A "$T_TMP" | tr '\n' ' ')"
+	fi
+	J2=${P}jail2 J3=${P}jail3
+	t_run 10 "$CVISOR" restore "$T_TMP/jsnap" --name "$J2" -d --jail
+	if started "jail: restore --jail" "$J2" && c0=$(last_count "$J2") &&
+		wait_count "$J2" $((${c0:-0} + 3)) && wait_jailed "$(pid_of "$J2")"; then
+		t_pass "jail: the restored guest runs on, jailed"
+	else
+		t_fail "jail: restored guest" "$(tail -n 3 "$CVISOR_RUN_DIR/$J2.log" 2>&1)"
+	fi
+	port=$((30000 + $$ % 20000))
+	t_run 10 "$CVISOR" run -d --name "$J3" --jail --incoming "127.0.0.1:$port"
+	if started "jail: run --incoming --jail" "$J3"; then
+		t_run 60 "$CVISOR" migrate "$J2" "127.0.0.1:$port"
+		j3pid=$(pid_of "$J3")
+		if [ "$T_RC" = 0 ] && c0=$(last_count "$J3") && wait_count "$J3" $((${c0:-0} + 3)) &&
+			wait_jailed "$j3pid" && gone "$J2"; then
+			t_pass "jail: live migration between jailed monitors"
+		else
+			t_fail "jail: live migration" "exit $T_RC: $T_ERR $(jail_status "$j3pid")"
+		fi
+		"$CVISOR" kill "$J3" >/dev/null 2>&1
+	fi
+	jail_gone "$J2" && jail_gone "$J3" || t_info "jail: $J2/$J3 left $(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail" | tr '\n' ' ')"
+	# stop: the keeper outside removes what the jailed monitor cannot.
+	t_run 20 "$CVISOR" stop "$J" --timeout 1
+	# The keeper removes the cgroup once the monitor has left it.
+	for i in $(seq 50); do
+		cg=$(ls -d /sys/fs/cgroup/cvisor/"$J" /sys/fs/cgroup/*/cvisor/"$J" /sys/fs/cgroup/*/*/cvisor/"$J" 2>/dev/null)
+		[ -z "$cg" ] && break
+		sleep 0.1
+	done
+	if jail_gone "$J" "$jpid" && [ -z "$cg" ]; then
+		t_pass "jail: after stop no socket, lock, jail directory or cgroup is left"
+	else
+		t_fail "jail: cleanup after stop" "$(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail") $cg"
+	fi
+fi
+
+# kill -9 of the jailed monitor: its keeper still cleans up. A given
+# --jail-dir stays (it is the user's), and what it holds is not visible.
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$T_TMP/jd" && echo secret >"$T_TMP/jd/secret"
+	if start "$J" counter --jail --jail-dir "$T_TMP/jd" --uid 64123 --gid 64124; then
+		jpid=$(pid_of "$J")
+		wait_jailed "$jpid"
+		ids=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u, g}' /proc/"$jpid"/status)
+		if [ "$ids" = "64123 64124" ] && [ ! -e "/proc/$jpid/root/secret" ]; then
+			t_pass "jail: --uid, --gid and a --jail-dir whose contents are hidden"
+		else
+			t_fail "jail: --uid/--gid/--jail-dir" "ids '$ids', root: $(ls -A /proc/"$jpid"/root)"
+		fi
+		kill -9 "$jpid"
+		if gone "$J" "$jpid" && [ -f "$T_TMP/jd/secret" ]; then
+			t_pass "jail: kill -9 of the monitor: the keeper removes its socket and lock"
+		else
+			t_fail "jail: kill -9" "$(ls "$CVISOR_RUN_DIR")"
+		fi
+	fi
+	ip netns add "${P}ns" 2>/dev/null
+	if [ -e "/run/netns/${P}ns" ] && start "$J" counter --jail --netns "/run/netns/${P}ns" --net user; then
+		jpid=$(pid_of "$J")
+		if [ "$(stat -L -c %i /proc/"$jpid"/ns/net)" = "$(stat -L -c %i /run/netns/"${P}ns")" ]; then
+			t_pass "jail: --netns puts the monitor in that network namespace"
+		else
+			t_fail "jail: --netns" "$(readlink /proc/"$jpid"/ns/net)"
+		fi
+		"$CVISOR" kill "$J" >/dev/null 2>&1
+	else
+		t_skip "jail: --netns" "no network namespace (ip netns add)"
+	fi
+	ip netns del "${P}ns" 2>/dev/null
+fi
+
+# A user in group kvm runs guests without root: its own run directory, no
+# cgroup (it may not make one), --net user. The test makes the user (and
+# the kvm group, /dev/kvm's group access) and undoes it.
+if [ "$(id -u)" != 0 ] || ! command -v useradd >/dev/null; then
+	t_skip "a user in group kvm" "needs root and useradd"
+else
+	KU=cvu$$ KD=$(mktemp -d /tmp/cvisor-user.XXXXXX) kvm_was=$(stat -c '%g %a' /dev/kvm) made_kvm=
+	undo_user() {
+		userdel "$KU" 2>/dev/null
+		set -- $kvm_was
+		chgrp "$1" /dev/kvm && chmod "$2" /dev/kvm
+		[ -z "$made_kvm" ] || groupdel kvm
+		rm -rf "$KD"
+	}
+	trap 'undo_user; named_cleanup' EXIT
+	getent group kvm >/dev/null || { groupadd -r kvm && made_kvm=1; }
+	useradd -M -N -s /bin/sh -G kvm "$KU"
+	chgrp kvm /dev/kvm && chmod g+rw /dev/kvm
+	chmod 755 "$KD" && cp "$CVISOR" "$GUESTS/hello.elf" "$GUESTS/counter.elf" "$KD/" && chmod 755 "$KD"/*
+	out=$(cd "$KD" && timeout 60 su -s /bin/sh "$KU" -c "unset CVISOR_RUN_DIR XDG_RUNTIME_DIR
+		./cvisor run --kernel hello.elf; echo rc=\$?
+		./cvisor run -d --name u --net user --kernel counter.elf; echo rc=\$?
+		./cvisor ls
+		./cvisor save u /tmp/cvisor-\$(id -u)/s --keep-running; echo rc=\$?
+		./cvisor kill u; echo rc=\$?
+		./cvisor run --jail --kernel hello.elf; echo rc=\$?" 2>&1)
+	if grep -q 'hello from cvisor' <<<"$out" && [ "$(grep -c '^rc=0$' <<<"$out")" = 4 ] &&
+		grep -q "^u  *[0-9]* running" <<<"$out" && [ -s "/tmp/cvisor-$(id -u "$KU")/s" ] &&
+		grep -q '^rc=2$' <<<"$out" && grep -q -- '--jail needs root' <<<"$out"; then
+		t_pass "a user in group kvm: run, -d with --net user, ls, save, kill; --jail refused"
+	else
+		t_fail "a user in group kvm" "$out"
+	fi
+	rm -rf "/tmp/cvisor-$(id -u "$KU")"
+	undo_user
+	trap named_cleanup EXIT
+fi
+
+t_summary jail
