@@ -101,6 +101,23 @@ int jail_prepare(struct jail *j, const struct jail_config *cfg, const char *run_
 
 /* ---- the keeper (outside, in the host's namespaces) ---- */
 
+/* A monitor whose keeper is gone would leave its name behind, and nobody
+ * would remove it: PR_SET_PDEATHSIG(SIGKILL), set at the fork and again
+ * after the uid change (commit_creds clears it when the euid or egid
+ * changes). A keeper that died before the prctl sent no signal, but its
+ * end of the socketpair is closed (POLLHUP); getppid() cannot tell, the
+ * keeper is outside the PID namespace (0). 0 or -errno. */
+static int jail_tie_to_keeper(struct jail *j)
+{
+	struct pollfd p = { .fd = j->keeper_fd, .events = POLLIN };
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return -errno;
+	if (poll(&p, 1, 0) < 0)
+		return -errno;
+	return p.revents & (POLLHUP | POLLERR | POLLNVAL) ? -EPIPE : 0;
+}
+
 struct keeper {
 	struct jail *j;
 	const struct jail_keep *keep;
@@ -229,9 +246,7 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status, struct 
 
 		close(sv[0]);
 		j->keeper_fd = sv[1];
-		/* A monitor whose keeper is gone would leave its name behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (recv(sv[1], &host, sizeof(host), 0) != sizeof(host))
+		if (recv(sv[1], &host, sizeof(host), 0) != sizeof(host) || jail_tie_to_keeper(j))
 			return cv_fail(e, CV_EXIT_FAIL, -EIO, "jail: the keeper went away");
 		j->host_pid = host;
 		return 0;
@@ -372,6 +387,7 @@ static int drop_privileges(struct jail *j, struct cv_error *e)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct none[2] = { 0 };
+	int r;
 
 	for (int c = 0; c < 64; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
@@ -388,6 +404,9 @@ static int drop_privileges(struct jail *j, struct cv_error *e)
 		return FAIL("capset");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return FAIL("no_new_privs");
+	/* After the last change of ids: it cleared the parent-death signal. */
+	if ((r = jail_tie_to_keeper(j)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "jail: the keeper went away");
 	/* The uid change made the process non-dumpable, which makes its own
 	 * /proc/self/pagemap (save, migration) root's; nobody else can see
 	 * it in its PID namespace, and ptrace is outside every filter. */

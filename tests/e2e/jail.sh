@@ -172,6 +172,37 @@ if [ "$(id -u)" = 0 ]; then
 			t_fail "jail: kill -9" "$(ls "$CVISOR_RUN_DIR")"
 		fi
 	fi
+	# kill -9 of the keeper (the jailed monitor's parent): the monitor ends
+	# with it (its parent-death signal survives the uid change). Nobody is
+	# left to remove its socket, lock, jail directory and cgroup; the next
+	# guest of that name takes them over, and its keeper removes them.
+	if start "$J" counter --jail; then
+		jpid=$(pid_of "$J")
+		wait_jailed "$jpid"
+		kpid=$(awk '/^PPid:/{print $2}' /proc/"$jpid"/status 2>/dev/null)
+		[ -n "$kpid" ] && [ "$kpid" != 1 ] && kill -9 "$kpid"
+		for i in $(seq 100); do
+			kill -0 "$jpid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ -n "$kpid" ] && ! kill -0 "$jpid" 2>/dev/null; then
+			t_pass "jail: kill -9 of the keeper ends the jailed monitor"
+			left=$(ls -d "$CVISOR_RUN_DIR/$J".* "$CVISOR_RUN_DIR/jail/$J" \
+				/sys/fs/cgroup/cvisor/"$J" /sys/fs/cgroup/*/cvisor/"$J" 2>/dev/null | tr '\n' ' ')
+			t_info "left behind by a killed keeper: ${left:-nothing}"
+			if start "$J" counter --jail && wait_count "$J" 1; then
+				t_run 20 "$CVISOR" stop "$J" --timeout 1
+				if jail_gone "$J"; then
+					t_pass "jail: the name is free again after a killed keeper, and cleaned up after"
+				else
+					t_fail "jail: the name after a killed keeper" "$(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail")"
+				fi
+			fi
+		else
+			t_fail "jail: kill -9 of the keeper" "keeper '$kpid', monitor $jpid: $(grep -E '^(State|PPid)' /proc/"$jpid"/status 2>&1 | tr '\n' ' ')"
+			kill -9 "$jpid" 2>/dev/null
+		fi
+	fi
 	ip netns add "${P}ns" 2>/dev/null
 	if [ -e "/run/netns/${P}ns" ] && start "$J" counter --jail --netns "/run/netns/${P}ns" --net user; then
 		jpid=$(pid_of "$J")
