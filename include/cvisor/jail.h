@@ -99,7 +99,9 @@ void jail_tell_cgroup(struct jail *j, const struct cgroup *cg);
 /* Enter the jail: new mount, IPC and UTS namespaces (and the network
  * namespace), a tmpfs on the jail directory as the new root with the
  * PID namespace's /proc, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_FSIZE (at
- * least fsize), the uid and gid, no capabilities in any set, no_new_privs.
+ * least fsize), RLIMIT_CORE 0, /proc/self/pagemap kept open for ramwalk,
+ * the uid and gid, no capabilities in any set, no_new_privs, not
+ * dumpable, and the parent-death signal set again.
  * Single-threaded callers only. 0 or -errno with e filled. */
 int jail_enter(struct jail *j, uint64_t fsize, struct cv_error *e) CV_MUST;
 

@@ -25,11 +25,18 @@ struct ramwalk {
 	uint64_t npages;
 	uint64_t next;	    /* the first page not yet walked */
 	int pagemap;	    /* -1: every page may hold data */
+	bool own_pagemap;   /* opened by this walk (not the kept one) */
 	uint64_t ent_first; /* ents[i] is the entry of page ent_first + i */
 	uint64_t nents;
 	uint64_t ext_start, ext_end; /* the file's data extent last found */
 	uint64_t ents[RAMWALK_CHUNK];
 };
+
+/* Open /proc/self/pagemap now and let every later walk of this process
+ * use it. Access is checked only at open, so a process that is about to
+ * lose the right to open it keeps it (a uid change makes the process
+ * non-dumpable, and its /proc files root's: jail.c). 0 or -errno. */
+int ramwalk_keep_pagemap(void) CV_MUST;
 
 /* Start a walk over gm's RAM mapping, page 0 (byte 0 of the mapping, not
  * guest-physical 0) first. Never fails: what cannot be read counts as

@@ -13,6 +13,18 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 
+/* The process's pagemap kept open (ramwalk_keep_pagemap), -1: each walk
+ * opens its own. Process-wide, as /proc/self/pagemap is. */
+static int kept_pagemap = -1;
+
+int ramwalk_keep_pagemap(void)
+{
+	if (kept_pagemap >= 0)
+		return 0;
+	kept_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	return kept_pagemap < 0 ? -errno : 0;
+}
+
 void ramwalk_begin(struct ramwalk *w, const struct guest_mem *gm)
 {
 	w->gm = gm;
@@ -20,12 +32,16 @@ void ramwalk_begin(struct ramwalk *w, const struct guest_mem *gm)
 	w->next = 0;
 	w->ent_first = w->nents = 0;
 	w->ext_start = w->ext_end = 0;
-	w->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	w->own_pagemap = kept_pagemap < 0;
+	w->pagemap =
+		w->own_pagemap ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : kept_pagemap;
 }
 
 void ramwalk_end(struct ramwalk *w)
 {
-	cv_close(&w->pagemap);
+	if (w->own_pagemap)
+		cv_close(&w->pagemap);
+	w->pagemap = -1;
 }
 
 /* For RAM mapped from a memory file: is offset off inside one of the
@@ -58,8 +74,7 @@ static bool page_in_memory(struct ramwalk *w, uint64_t i)
 
 		if (pread(w->pagemap, w->ents, n * 8, (off_t)(vpage * 8)) != (ssize_t)(n * 8)) {
 			/* Unreadable now: every page from here may hold data. */
-			close(w->pagemap);
-			w->pagemap = -1;
+			ramwalk_end(w);
 			return true;
 		}
 		w->ent_first = i;

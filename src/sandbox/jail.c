@@ -30,6 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cvisor/ramwalk.h"
+
 #define BAD(...) cv_fail(e, CV_EXIT_USAGE, -EINVAL, __VA_ARGS__)
 
 /* Keeper messages (one byte, SOCK_SEQPACKET; each answered with one byte):
@@ -380,6 +382,27 @@ static int set_limit(int res, uint64_t v)
 	return setrlimit(res, &rl);
 }
 
+/* /proc/self/pagemap (which pages a save or a migration sends: ramwalk.h),
+ * kept open from here: the uid change makes the process non-dumpable and
+ * its /proc files root's, and access is checked only at open. Opened with
+ * CAP_SYS_ADMIN out of the effective set, so that it shows no physical
+ * page frames (pagemap.rst: they need CAP_SYS_ADMIN of the opener). */
+static int keep_pagemap(struct cv_error *e)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2];
+	int r;
+
+	if (syscall(SYS_capget, &h, c) < 0)
+		return FAIL("capget");
+	c[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+	if (syscall(SYS_capset, &h, c) < 0)
+		return FAIL("capset");
+	if ((r = ramwalk_keep_pagemap()))
+		return cv_fail(e, CV_EXIT_FAIL, r, "jail: /proc/self/pagemap: %s", strerror(-r));
+	return 0;
+}
+
 /* Every capability set empty: bounding and ambient while we may, then the
  * ids (which clear the effective and permitted sets), then capset for the
  * inheritable set, which a uid change keeps. */
@@ -389,6 +412,8 @@ static int drop_privileges(struct jail *j, struct cv_error *e)
 	struct __user_cap_data_struct none[2] = { 0 };
 	int r;
 
+	if ((r = keep_pagemap(e)))
+		return r;
 	for (int c = 0; c < 64; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 			return FAIL("dropping the bounding set");
@@ -407,10 +432,10 @@ static int drop_privileges(struct jail *j, struct cv_error *e)
 	/* After the last change of ids: it cleared the parent-death signal. */
 	if ((r = jail_tie_to_keeper(j)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "jail: the keeper went away");
-	/* The uid change made the process non-dumpable, which makes its own
-	 * /proc/self/pagemap (save, migration) root's; nobody else can see
-	 * it in its PID namespace, and ptrace is outside every filter. */
-	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+	/* Non-dumpable (the uid change made it so; say it): no process of
+	 * the host with uid 64000 may ptrace it, process_vm_writev into it or
+	 * take its root-opened fds (pidfd_getfd), and it leaves no core. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return FAIL("dumpable");
 	if (getuid() != j->uid || geteuid() != j->uid || getgid() != j->gid)
 		return cv_fail(e, CV_EXIT_FAIL, -EPERM, "jail: the uid did not change");
@@ -443,7 +468,7 @@ int jail_enter(struct jail *j, uint64_t fsize, struct cv_error *e)
 	/* Over the limit a write fails (EFBIG) rather than killing the guest. */
 	signal(SIGXFSZ, SIG_IGN);
 	if (set_limit(RLIMIT_NOFILE, JAIL_NOFILE) < 0 || set_limit(RLIMIT_NPROC, JAIL_NPROC) < 0 ||
-	    set_limit(RLIMIT_FSIZE, fsize) < 0)
+	    set_limit(RLIMIT_FSIZE, fsize) < 0 || set_limit(RLIMIT_CORE, 0) < 0)
 		return FAIL("rlimits");
 	return drop_privileges(j, e);
 }

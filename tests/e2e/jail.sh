@@ -86,6 +86,17 @@ elif start "$J" counter --cpus 2 --jail; then
 	[0-9]*" 4096 1024 ") t_pass "jail: rlimits (file size, processes, open files: $lim)" ;;
 	*) t_fail "jail: rlimits" "$lim" ;;
 	esac
+	# Non-dumpable: a host process of the same uid may not ptrace it (nor
+	# take its fds); no core.
+	core=$(awk '/^Max core file size/{print $5}' /proc/"$jpid"/limits)
+	if ! command -v setpriv >/dev/null; then
+		t_skip "jail: not dumpable" "needs setpriv"
+	elif ! setpriv --reuid=64000 --regid=64000 --clear-groups cat /proc/"$jpid"/environ >/dev/null 2>&1 &&
+		[ "$core" = 0 ]; then
+		t_pass "jail: uid 64000 on the host cannot read its memory (non-dumpable), no core"
+	else
+		t_fail "jail: not dumpable" "uid 64000 read /proc/$jpid/environ, or core limit '$core'"
+	fi
 	# The toolstack: info, pause/resume, console, top.
 	t_run 10 "$CVISOR" info "$J" --json
 	t_expect_out "jail: info says jailed" '"jailed":true'
