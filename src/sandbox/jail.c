@@ -456,6 +456,14 @@ int jail_enter(struct jail *j, uint64_t fsize, struct cv_error *e)
 	if ((r = keeper_call(j, &type, 1)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "jail: the keeper: %s", strerror(-r));
 	j->entered = true;
+	/* Its own session, without a controlling terminal: a foreground
+	 * monitor's stdin is root's terminal, and TIOCSTI on a controlling
+	 * terminal would type into root's shell (with --seccomp off or log).
+	 * The console reads and writes the fds, which needs no controlling
+	 * terminal; the keeper stays in the terminal's session and forwards
+	 * its SIGHUP and SIGINT. */
+	if (getsid(0) != getpid() && setsid() < 0)
+		return FAIL("setsid");
 	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
 		return FAIL("new mount, IPC and UTS namespaces");
 	if (j->netns_fd >= 0 && setns(j->netns_fd, CLONE_NEWNET) < 0)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 1
 P=jl$$- # guest name prefix
 
 need_kvm jail
-need_guests jail counter hello
+need_guests jail counter hello echo
 
 # ---- --jail: the monitor in its own namespaces, unprivileged ----
 # jail_status PID: "Seccomp NoNewPrivs CapEff Uid-fields" of every thread,
@@ -213,6 +213,51 @@ if [ "$(id -u)" = 0 ]; then
 			t_fail "jail: kill -9 of the keeper" "keeper '$kpid', monitor $jpid: $(grep -E '^(State|PPid)' /proc/"$jpid"/status 2>&1 | tr '\n' ' ')"
 			kill -9 "$jpid" 2>/dev/null
 		fi
+	fi
+	# A foreground jailed guest on a terminal (a pty): the monitor is in a
+	# session of its own, with no controlling terminal (no TIOCSTI into
+	# the shell's), yet the console still reads and writes the terminal.
+	out=$(timeout 30 python3 - "$CVISOR" "$GUESTS/echo.elf" <<'PY' 2>&1
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "run", "--jail", "--kernel", sys.argv[2]])
+out = b""
+def read_until(text, secs):
+    global out
+    end = time.time() + secs
+    while text not in out and time.time() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            out += data
+read_until(b"echo: ready", 10)
+try:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        mon = int(f.read().split()[0])
+    with open(f"/proc/{mon}/stat") as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    print(f"monitor tty_nr {st[4]} session {'own' if int(st[3]) == mon else 'shared'}")
+except (OSError, IndexError, ValueError) as e:
+    print(f"monitor: {e}")
+os.write(fd, b"hi jail\r")
+read_until(b"echo: hi jail", 5)
+os.write(fd, b"\x01x")
+read_until(b"quit from the console", 5)
+_, ws = os.waitpid(pid, 0)
+print(out.decode(errors="replace"))
+print(f"rc={os.waitstatus_to_exitcode(ws)}")
+PY
+	)
+	if grep -q '^monitor tty_nr 0 session own$' <<<"$out" && grep -q '^echo: hi jail' <<<"$out" &&
+		grep -q '^rc=0$' <<<"$out"; then
+		t_pass "jail: a foreground guest's console works on a terminal the monitor does not control"
+	else
+		t_fail "jail: foreground console, no controlling terminal" "$out"
 	fi
 	ip netns add "${P}ns" 2>/dev/null
 	if [ -e "/run/netns/${P}ns" ] && start "$J" counter --jail --netns "/run/netns/${P}ns" --net user; then
