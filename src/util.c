@@ -312,11 +312,8 @@ int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path)
 	int r = 0;
 
 	if (fsync(t->fd) < 0 || (!t->name[0] && (r = tmpfile_link(t))) ||
-	    renameat(t->dirfd, t->name, t->dirfd, base) < 0) {
-		r = r ? r : -errno;
-		cv_tmpfile_abort(t);
-		return r;
-	}
+	    renameat(t->dirfd, t->name, t->dirfd, base) < 0)
+		return r ? r : -errno;
 	t->name[0] = '\0';
 	if (fsync(t->dirfd) < 0)
 		cv_debug("fsync of the directory of %s: %s", path, strerror(errno));
@@ -337,6 +334,15 @@ void cv_tmpfile_abort(struct cv_tmpfile *t)
 	close(t->dirfd);
 	t->fd = t->dirfd = -1;
 	t->name[0] = '\0';
+}
+
+void cv_tmpfile_keep(struct cv_tmpfile *t)
+{
+	if (t->fd < 0)
+		return;
+	close(t->fd);
+	close(t->dirfd);
+	t->fd = t->dirfd = -1;
 }
 
 enum write_how { WRITE_PLAIN, WRITE_SEND, WRITE_AT };

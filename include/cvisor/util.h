@@ -88,7 +88,8 @@ int cv_tmpfile_open(struct cv_tmpfile *t, const char *path) CV_MUST;
 
 /* fsync t's file, give it a fresh name (linkat, which never replaces
  * anything) if it has none, rename it over path, fsync the directory and
- * close. On failure nothing of it is left. 0 or -errno. */
+ * close. On failure t is left uncommitted: cv_tmpfile_abort or
+ * cv_tmpfile_keep it. 0 or -errno. */
 int cv_tmpfile_commit(struct cv_tmpfile *t, const char *path) CV_MUST;
 
 /* Give t's file a fresh name now if it has none (linkat, as commit
@@ -97,6 +98,10 @@ int cv_tmpfile_name(struct cv_tmpfile *t) CV_MUST;
 
 /* Drop an uncommitted t: close it and remove its name if it has one. */
 void cv_tmpfile_abort(struct cv_tmpfile *t);
+
+/* Close an uncommitted t and leave its file under its name (t->name, in
+ * the directory of the path it was for): data nobody else holds. */
+void cv_tmpfile_keep(struct cv_tmpfile *t);
 
 /* Little-endian fields of n bytes (n <= 8) in byte buffers: firmware
  * tables, boot structures, file and wire formats. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cvisor/config.h"
@@ -90,23 +91,66 @@ static int verb_pin(const struct cli_verb *v, const struct cli_args *a)
 	return st;
 }
 
+/* A save's destination must take a rename: a directory there would fail
+ * it only after the monitor has written the files and, without
+ * --keep-running, ended the guest. */
+static int save_check_dest(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "save: %s: is a directory (name a file)", path);
+		return -EISDIR;
+	}
+	return 0;
+}
+
+/* The temporaries of a save that may be all that is left of the guest
+ * (the monitor may have written them and ended it): kept, and named at
+ * the end of err. */
+static void save_keep(struct cv_tmpfile *t, const char *const dest[2], char *err, size_t errlen)
+{
+	size_t n = strlen(err);
+	const char *sep = "; kept: ";
+
+	for (int i = 0; i < 2; i++) {
+		const char *slash = strrchr(dest[i], '/');
+
+		if (t[i].fd < 0)
+			continue;
+		cv_tmpfile_keep(&t[i]);
+		if (n < errlen)
+			n += (size_t)snprintf(err + n, errlen - n, "%s%.*s/%s (for %s)", sep,
+					      (int)(slash - dest[i]), dest[i], t[i].name, dest[i]);
+		sep = ", ";
+	}
+}
+
 /* A jailed guest's monitor sees no host path: this process makes FILE's
  * and FILE.mem's files (temporaries nobody can have planted, named at once
  * so that a save that ends the guest is not lost if this process dies),
  * passes them over the socket and, once the monitor has written them,
- * renames them into place, FILE.mem last as the monitor does. */
+ * renames them into place, FILE.mem last as the monitor does. Once the
+ * request is out, only the monitor's refusal drops them: after a failed
+ * rename, a timeout or a closed connection they may hold the only copy
+ * of the guest, so they stay and the error line names them. */
 static int save_passing_files(const char *name, const struct ctl_request *req, int timeout_ms)
 {
 	struct cv_tmpfile t[2] = { { .fd = -1 }, { .fd = -1 } };
 	struct json_object *reply = NULL;
-	char mem[sizeof(req->path) + 8], err[PATH_MAX + 256], *line = ctl_request_format(req);
+	char mem[sizeof(req->path) + 8], err[3 * PATH_MAX + 256], *line = ctl_request_format(req);
+	const char *const dest[2] = { req->path, mem };
 	int fds[2], fd = -1, r;
+	bool sent = false;
 
 	snprintf(mem, sizeof(mem), "%s.mem", req->path);
 	if (!line) {
 		cv_err("out of memory");
 		return CV_EXIT_FAIL;
 	}
+	if ((r = save_check_dest(dest[0], err, sizeof(err))) ||
+	    (r = save_check_dest(dest[1], err, sizeof(err))))
+		goto out;
 	if ((r = cv_tmpfile_open(&t[0], req->path)) || (r = cv_tmpfile_name(&t[0])) ||
 	    (r = cv_tmpfile_open(&t[1], mem)) || (r = cv_tmpfile_name(&t[1]))) {
 		snprintf(err, sizeof(err), "save: %s: %s", t[0].fd < 0 ? req->path : mem,
@@ -115,18 +159,18 @@ static int save_passing_files(const char *name, const struct ctl_request *req, i
 	}
 	fds[0] = t[0].fd;
 	fds[1] = t[1].fd;
-	if ((r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err))) ||
-	    (r = cli_call_fds(fd, line, fds, 2, timeout_ms, &reply, err, sizeof(err))))
+	if ((r = cli_connect(ctl_run_dir(), name, &fd, err, sizeof(err))))
 		goto out;
-	if ((r = cv_tmpfile_commit(&t[0], req->path)))
-		snprintf(err, sizeof(err), "save: %s: %s", req->path, strerror(-r));
-	else if ((r = cv_tmpfile_commit(&t[1], mem))) {
-		snprintf(err, sizeof(err), "save: %s: %s", mem, strerror(-r));
-		unlink(req->path);
-	}
+	r = cli_call_fds(fd, line, fds, 2, timeout_ms, &reply, err, sizeof(err));
+	sent = r != -EREMOTEIO;
+	for (int i = 0; !r && i < 2; i++)
+		if ((r = cv_tmpfile_commit(&t[i], dest[i])))
+			snprintf(err, sizeof(err), "save: %s: %s", dest[i], strerror(-r));
 out:
 	if (fd >= 0)
 		close(fd);
+	if (r && sent)
+		save_keep(t, dest, err, sizeof(err));
 	cv_tmpfile_abort(&t[0]);
 	cv_tmpfile_abort(&t[1]);
 	json_object_put(reply);
@@ -134,7 +178,9 @@ out:
 	if (!r)
 		return 0;
 	cv_err("%s", err);
-	return r == -EREMOTEIO || r == -ENOENT ? CV_EXIT_FAIL : cli_connect_status(r);
+	return r == -EREMOTEIO || r == -ENOENT ? CV_EXIT_FAIL
+	       : r == -EISDIR		       ? CV_EXIT_USAGE
+					       : cli_connect_status(r);
 }
 
 /* FILE is made absolute here, since the monitor's working directory is

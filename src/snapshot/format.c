@@ -204,7 +204,9 @@ int snap_file_write(const char *path, const struct state_buf *payload)
 		cv_tmpfile_abort(&t);
 		return r;
 	}
-	return cv_tmpfile_commit(&t, path);
+	if ((r = cv_tmpfile_commit(&t, path)))
+		cv_tmpfile_abort(&t);
+	return r;
 }
 
 int snap_file_read(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)

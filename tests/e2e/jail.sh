@@ -126,6 +126,34 @@ elif start "$J" counter --cpus 2 --jail; then
 	else
 		t_fail "jail: save" "exit $T_RC: $T_ERR; $(ls -A "$T_TMP" | tr '\n' ' ')"
 	fi
+	# A destination that cannot take the rename: a directory is refused
+	# before the request goes (the guest, saved without --keep-running,
+	# runs on); a rename that fails afterwards (here a mount point, EBUSY)
+	# keeps the files the monitor wrote and names them.
+	mkdir "$T_TMP/adir"
+	t_run 60 "$CVISOR" save "$J" "$T_TMP/adir"
+	t_run 10 "$CVISOR" info "$J"
+	if [ "$(grep -c '^state *running$' "$T_TMP/out")" = 1 ] && [ -z "$(ls -A "$T_TMP/adir")" ] &&
+		[ -z "$(ls -A "$T_TMP" | grep '^\.')" ]; then
+		t_pass "jail: save to a directory is refused before the guest is touched"
+	else
+		t_fail "jail: save to a directory" "$(cat "$T_TMP/out") $(ls -A "$T_TMP" | tr '\n' ' ')"
+	fi
+	touch "$T_TMP/busy"
+	if mount --bind /dev/null "$T_TMP/busy" 2>/dev/null; then
+		t_run 60 "$CVISOR" save "$J" "$T_TMP/busy" --keep-running
+		umount "$T_TMP/busy"
+		kept=$(sed -n 's/.*; kept: //p' <<<"$T_ERR" | grep -o "$T_TMP/\.cvisor-[0-9a-f]*\.tmp")
+		if [ "$T_RC" = 1 ] && [ "$(wc -w <<<"$kept")" = 2 ] && [ -s "$(head -n 1 <<<"$kept")" ] &&
+			[ -f "$(tail -n 1 <<<"$kept")" ]; then
+			t_pass "jail: a failed rename keeps and names what the monitor wrote"
+		else
+			t_fail "jail: a failed rename after the save" "exit $T_RC: $T_ERR"
+		fi
+		rm -f $kept
+	else
+		t_skip "jail: a failed rename after the save" "mount --bind failed"
+	fi
 	J2=${P}jail2 J3=${P}jail3
 	t_run 10 "$CVISOR" restore "$T_TMP/jsnap" --name "$J2" -d --jail
 	if started "jail: restore --jail" "$J2" && c0=$(last_count "$J2") &&
