@@ -51,9 +51,19 @@ static int monitor_setup(struct monitor *m)
 	const char *cpus = m->src->kind != MONITOR_INCOMING ? m->cfg->cpu_affinity
 			   : place->affinity		    ? place->c.cpu_affinity
 							    : NULL;
+	bool vsock = m->src->kind == MONITOR_INCOMING
+			     ? m->src->in->vsock != NULL
+			     : devices_count(&m->cfg->devices, devices_type("vsock")) > 0;
 	char err[PATH_MAX + 128], name[32];
 	int r;
 
+	/* vsock's guest-initiated connections reach host unix sockets
+	 * (PATH_PORT) that it connects to when they happen, and it unlinks
+	 * its listening socket at the end: neither is visible in the jail. */
+	if (vsock && m->cfg->jail.on)
+		return cv_fail(&m->err, CV_EXIT_USAGE, -EINVAL,
+			       "--vsock with --jail: the guest's connections go to host unix "
+			       "sockets the jail cannot reach (drop one of them)");
 	if (m->named) {
 		r = ctl_server_bind(&m->srv, ctl_run_dir(), m->cfg->name, err, sizeof(err));
 		if (r)

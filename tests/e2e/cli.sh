@@ -67,6 +67,10 @@ t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --jail --jail-dir "$T_TMP/nonexist
 t_expect_err "missing run --incoming --jail-dir" 2 "no such directory|jail needs root"
 t_run 10 "$CVISOR" run --kernel "$TINY" --jail --netns "$T_TMP/nonexistent"
 t_expect_err "missing --netns" 2 "netns .*nonexistent: No such file|jail needs root"
+t_run 10 "$CVISOR" run --kernel "$TINY" --jail --vsock 3,uds="$T_TMP/v.sock"
+t_expect_err "--vsock with --jail" 2 '^cvisor: --vsock with --jail: .* the jail cannot reach'
+t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --jail --vsock 3
+t_expect_err "run --incoming --vsock with --jail" 2 '^cvisor: --vsock with --jail'
 
 # Special files as the files a user names: one line and status 2 each, at
 # once (a FIFO used to block the open forever: t_run's timeout fails it).
