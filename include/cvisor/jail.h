@@ -61,8 +61,9 @@ struct jail {
 	uid_t uid;
 	gid_t gid;
 	char hostname[65];
-	int keeper_fd;	/* the socketpair between the keeper and the monitor */
-	pid_t host_pid; /* the monitor's pid outside its namespace */
+	int keeper_fd;	  /* the socketpair between the keeper and the monitor */
+	pid_t host_pid;	  /* the monitor's pid outside its namespace */
+	bool resolv_conf; /* show the host's /etc/resolv.conf (libslirp's DNS) */
 	bool entered;
 };
 

@@ -79,4 +79,9 @@ int net_tap_open(const char *name, struct evloop *loop, struct net_backend **out
 int net_slirp_open(const struct net_hostfwd *fwd, unsigned int nfwd, struct evloop *loop,
 		   struct net_backend **out, char *err, size_t errlen) CV_MUST;
 
+/* Whether this process has loaded libslirp (a --net user exists): it
+ * answers the guest's DNS from /etc/resolv.conf, which the jail must then
+ * show it. */
+bool net_slirp_loaded(void);
+
 #endif

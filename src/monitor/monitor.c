@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cvisor/console.h"
+#include "cvisor/net_backend.h"
 #include "cvisor/runloop.h"
 #include "cvisor/sandbox.h"
 #include "cvisor/snapshot.h"
@@ -177,6 +178,7 @@ int monitor_go(struct monitor *m)
 		console_raw(STDIN_FILENO);
 	/* Everything is open; no thread but this one runs yet (a jail entered
 	 * by one thread of several would leave the others outside). */
+	m->jail.resolv_conf = net_slirp_loaded();
 	if ((r = jail_enter(&m->jail, m->vm.mem.ram_size, &m->err))) {
 		vm_request_stop(&m->vm, VM_STOP_HOST, NULL);
 		return r;

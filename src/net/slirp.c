@@ -77,6 +77,11 @@ static int64_t now_ms(void)
 	return (int64_t)(cv_now_ns() / 1000000);
 }
 
+bool net_slirp_loaded(void)
+{
+	return sl.loaded;
+}
+
 static int load_lib(char *err, size_t errlen)
 {
 	void *h;

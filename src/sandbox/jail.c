@@ -339,6 +339,34 @@ static uint64_t largest_open_file(void)
 
 #define FAIL(what) cv_fail(e, CV_EXIT_FAIL, -errno, "jail: %s: %s", what, strerror(errno))
 
+/* libslirp answers the guest's DNS (10.0.2.3) from the host's
+ * /etc/resolv.conf, which it reads again (stat, then open) whenever it
+ * may have changed, so it must stay visible: bound read-only on an empty
+ * file made in the jail's tmpfs, as the file was when the guest started
+ * (a host that replaces it by a rename is not followed). A host without
+ * one needs nothing bound: libslirp does as it would outside. */
+static int bind_resolv_conf(struct jail *j, struct cv_error *e)
+{
+	char etc[PATH_MAX + 8], file[PATH_MAX + 24];
+	struct stat st;
+	int fd;
+
+	if (stat("/etc/resolv.conf", &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	snprintf(etc, sizeof(etc), "%s/etc", j->dir);
+	snprintf(file, sizeof(file), "%s/resolv.conf", etc);
+	if (mkdir(etc, 0555) < 0)
+		return FAIL("mkdir etc");
+	if ((fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) < 0)
+		return FAIL("etc/resolv.conf");
+	close(fd);
+	if (mount("/etc/resolv.conf", file, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, file, NULL,
+		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return FAIL("binding /etc/resolv.conf");
+	return 0;
+}
+
 /* The mounts: a private copy of the host's, a small read-only tmpfs on the
  * jail directory as the root (so the jail is empty whatever the
  * directory holds), the PID namespace's own /proc (only its processes,
@@ -346,6 +374,7 @@ static uint64_t largest_open_file(void)
 static int jail_root(struct jail *j, struct cv_error *e)
 {
 	char proc[PATH_MAX + 8];
+	int r;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return FAIL("making the mounts private");
@@ -359,6 +388,8 @@ static int jail_root(struct jail *j, struct cv_error *e)
 		  "hidepid=invisible,subset=pid") < 0 &&
 	    mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return FAIL("mounting proc");
+	if (j->resolv_conf && (r = bind_resolv_conf(j, e)))
+		return r;
 	if (chdir(j->dir) < 0)
 		return FAIL("chdir to the jail");
 	/* pivot_root(".", "."): the old root ends up on top of the new one,

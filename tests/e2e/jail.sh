@@ -287,6 +287,20 @@ PY
 	else
 		t_fail "jail: foreground console, no controlling terminal" "$out"
 	fi
+	# --net user: libslirp answers the guest's DNS from /etc/resolv.conf,
+	# which the jail shows it (read-only); without --net user it is absent.
+	if [ -f /etc/resolv.conf ] && start "$J" counter --jail --net user; then
+		jpid=$(pid_of "$J")
+		wait_jailed "$jpid"
+		if cmp -s /etc/resolv.conf "/proc/$jpid/root/etc/resolv.conf" &&
+			grep -q " /etc/resolv.conf .*ro," /proc/"$jpid"/mountinfo; then
+			t_pass "jail: --net user sees the host's /etc/resolv.conf, read-only"
+		else
+			t_fail "jail: resolv.conf for libslirp" "$(ls -la /proc/"$jpid"/root/etc 2>&1 | tr '\n' ' ')"
+		fi
+		"$CVISOR" kill "$J" >/dev/null 2>&1
+		gone "$J"
+	fi
 	ip netns add "${P}ns" 2>/dev/null
 	if [ -e "/run/netns/${P}ns" ] && start "$J" counter --jail --netns "/run/netns/${P}ns" --net user; then
 		jpid=$(pid_of "$J")
