@@ -154,10 +154,10 @@ static bool keeper_message(struct keeper *k, int fd)
 		struct cgroup cg;
 	} msg;
 	char ack = 1;
-	ssize_t n = recv(fd, &msg, sizeof(msg), 0);
+	ssize_t n = recv(fd, &msg, sizeof(msg), MSG_DONTWAIT);
 
 	if (n <= 0)
-		return n < 0 && errno == EINTR;
+		return n < 0 && (errno == EINTR || errno == EAGAIN);
 	switch (msg.type) {
 	case MSG_CGROUP:
 		/* Only from a monitor not yet jailed, which is trusted. */
@@ -178,15 +178,20 @@ static bool keeper_message(struct keeper *k, int fd)
 	default:
 		ack = 0;
 	}
-	return send(fd, &ack, 1, MSG_NOSIGNAL) == 1;
+	/* Never wait on the jailed side: a monitor that does not read its
+	 * acks is no longer served. */
+	return send(fd, &ack, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
 }
 
-/* Forward the stop signals, serve the monitor's messages, wait for its end. */
+/* Forward the stop signals, serve the monitor's messages, wait for its
+ * end: nothing but the child's end (or its being gone, ECHILD) ends the
+ * loop, since what follows removes its name. */
 static int keeper_run(struct keeper *k, pid_t child, int fd)
 {
 	sigset_t set;
 	int sfd, ws = 0;
 	bool talking = true;
+	pid_t w;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -201,10 +206,19 @@ static int keeper_run(struct keeper *k, pid_t child, int fd)
 				       { .fd = talking ? fd : -1, .events = POLLIN } };
 		struct signalfd_siginfo si;
 
-		if (waitpid(child, &ws, WNOHANG) == child)
+		if ((w = waitpid(child, &ws, WNOHANG)) == child)
 			break;
-		if (poll(p, 2, sfd < 0 ? 100 : -1) < 0 && errno != EINTR)
+		if (w < 0 && errno == ECHILD) {
+			cv_debug("jail: the monitor is gone, its status unknown");
+			ws = CV_EXIT_FAIL << 8;
 			break;
+		}
+		if (poll(p, 2, sfd < 0 ? 100 : -1) < 0) {
+			/* EINTR, or ENOMEM: try again, not too fast. */
+			if (errno != EINTR)
+				poll(NULL, 0, 100);
+			continue;
+		}
 		if (p[1].revents && !keeper_message(k, fd))
 			talking = false;
 		if (p[0].revents && read(sfd, &si, sizeof(si)) == sizeof(si) &&
@@ -234,6 +248,9 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status, struct 
 		close(sv[1]);
 		return cv_fail(e, CV_EXIT_FAIL, r, "jail: new PID namespace: %s", strerror(-r));
 	}
+	/* An inherited SIG_IGN would have the kernel reap the monitor, and
+	 * the keeper would never learn its status. */
+	signal(SIGCHLD, SIG_DFL);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {

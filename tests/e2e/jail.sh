@@ -287,6 +287,17 @@ PY
 	else
 		t_fail "jail: foreground console, no controlling terminal" "$out"
 	fi
+	# A keeper started with SIGCHLD ignored (inherited through exec) still
+	# learns its monitor's end and status.
+	out=$(timeout 20 python3 -c 'import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$CVISOR" run --jail --kernel "$GUESTS/hello.elf" 2>&1 </dev/null)
+	rc=$?
+	if [ "$rc" = 0 ] && grep -q 'hello from cvisor' <<<"$out"; then
+		t_pass "jail: a keeper that inherited SIGCHLD ignored ends with its monitor"
+	else
+		t_fail "jail: SIGCHLD ignored" "exit $rc: $out"
+	fi
 	# --net user: libslirp answers the guest's DNS from /etc/resolv.conf,
 	# which the jail shows it (read-only); without --net user it is absent.
 	if [ -f /etc/resolv.conf ] && start "$J" counter --jail --net user; then
