@@ -384,6 +384,68 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, WRITE_AT, off);
 }
 
+int cv_send_fds(int sock, const void *p, size_t n, const int *fds, unsigned int nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CV_PASS_FDS_MAX)];
+	} u = { 0 };
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t w;
+
+	if (!n || !nfds || nfds > CV_PASS_FDS_MAX)
+		return -EINVAL;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	u.h.cmsg_level = SOL_SOCKET;
+	u.h.cmsg_type = SCM_RIGHTS;
+	u.h.cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(&u.h), fds, sizeof(int) * nfds);
+	do
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w != 1)
+		return w < 0 ? -errno : -EPIPE;
+	return cv_send_all(sock, (const char *)p + 1, n - 1);
+}
+
+long cv_recv_fds(int sock, void *p, size_t n, struct cv_passed_fds *fds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CV_PASS_FDS_MAX)];
+	} u;
+	struct iovec iov = { .iov_base = p, .iov_len = n };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+
+	fds->n = 0;
+	fds->truncated = false;
+	if (r < 0)
+		return -errno;
+	fds->truncated = (mh.msg_flags & MSG_CTRUNC) != 0;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (fds->n < CV_PASS_FDS_MAX)
+				fds->fd[fds->n++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return r;
+}
+
 void cv_close(int *fd)
 {
 	if (*fd >= 0)

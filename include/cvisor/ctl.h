@@ -55,18 +55,24 @@ struct ctl_conn {
 	struct ctl_linebuf in;
 	char *out; /* a reply being sent */
 	size_t out_len, out_off;
-	uint32_t events;      /* what epoll watches now */
-	bool eof;	      /* the client sent everything it will */
-	bool close_after;     /* close once out is sent (oversized request) */
-	bool waiting;	      /* stop/kill: replied to when the guest has stopped */
-	bool console;	      /* attached console: a raw stream now */
-	bool throttled;	      /* console input waits for room in the UART */
-	bool out_blocked;     /* console output waits for EPOLLOUT */
-	uint64_t con_pos;     /* console stream position sent so far */
-	bool busy;	      /* its request is being carried out (migrate pumps the loop) */
-	uint64_t idle_since;  /* CLOCK_MONOTONIC ns: connected, or last request or reply */
-	int fds[CTL_MAX_FDS]; /* passed by the client (SCM_RIGHTS), for save */
+	uint32_t events;     /* what epoll watches now */
+	bool eof;	     /* the client sent everything it will */
+	bool close_after;    /* close once out is sent (oversized request) */
+	bool waiting;	     /* stop/kill: replied to when the guest has stopped */
+	bool console;	     /* attached console: a raw stream now */
+	bool throttled;	     /* console input waits for room in the UART */
+	bool out_blocked;    /* console output waits for EPOLLOUT */
+	uint64_t con_pos;    /* console stream position sent so far */
+	bool busy;	     /* its request is being carried out (migrate pumps the loop) */
+	uint64_t idle_since; /* CLOCK_MONOTONIC ns: connected, or last request or reply */
+	/* Files passed by the client (SCM_RIGHTS, save's): they belong to the
+	 * request line they came with, and are closed after it. */
+	int fds[CTL_MAX_FDS];
 	unsigned int nfds;
+	bool fds_refused;  /* too many came with that line: it is refused */
+	bool fds_now;	   /* they came with the request being served */
+	uint64_t fds_line; /* the line they came with (0: the first) */
+	uint64_t lines;	   /* request lines taken so far */
 };
 
 struct ctl_server {

@@ -3,6 +3,7 @@
 #define CVISOR_UTIL_H
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -48,6 +49,26 @@ int cv_send_all(int fd, const void *p, size_t n) CV_MUST;
 
 /* The same at file offset off (pwrite). */
 int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;
+
+/* The most files cv_send_fds passes, and cv_recv_fds takes, at once. */
+#define CV_PASS_FDS_MAX 4
+
+/* Send the n (>= 1) bytes at p on a unix socket with the files
+ * fds[0..nfds) (SCM_RIGHTS, nfds <= CV_PASS_FDS_MAX): the files go with
+ * the first byte, in one sendmsg; the rest as cv_send_all. 0 or -errno. */
+int cv_send_fds(int sock, const void *p, size_t n, const int *fds, unsigned int nfds) CV_MUST;
+
+/* Files passed with what one recvmsg read (cv_recv_fds). */
+struct cv_passed_fds {
+	int fd[CV_PASS_FDS_MAX]; /* close-on-exec, the caller's to close */
+	unsigned int n;
+	bool truncated; /* the kernel dropped some (MSG_CTRUNC): too many */
+};
+
+/* recvmsg(2) of up to n bytes into p on a unix socket, with the files
+ * passed along (the stream stops after the byte that carried them, so
+ * they came with the last byte read). The bytes read or -errno. */
+long cv_recv_fds(int sock, void *p, size_t n, struct cv_passed_fds *fds) CV_MUST;
 
 /* Monotonic time in nanoseconds. */
 uint64_t cv_now_ns(void);

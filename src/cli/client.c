@@ -105,33 +105,6 @@ static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **lin
 	}
 }
 
-/* The line's first byte with the files (SCM_RIGHTS), then the rest. */
-static int send_fds(int fd, const char *line, const int *fds, unsigned int nfds)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
-	} u = { 0 };
-	struct iovec iov = { .iov_base = (void *)line, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t w;
-
-	if (nfds > CTL_MAX_FDS || !line[0])
-		return -EINVAL;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-	u.h.cmsg_level = SOL_SOCKET;
-	u.h.cmsg_type = SCM_RIGHTS;
-	u.h.cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-	memcpy(CMSG_DATA(&u.h), fds, sizeof(int) * nfds);
-	do
-		w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
-	if (w != 1)
-		return w < 0 ? -errno : -EPIPE;
-	return cv_send_all(fd, line + 1, strlen(line + 1));
-}
-
 int cli_call(int fd, const char *line, int timeout_ms, struct json_object **reply, char *err,
 	     size_t errlen)
 {
@@ -149,7 +122,8 @@ int cli_call_fds(int fd, const char *line, const int *fds, unsigned int nfds, in
 	*reply = NULL;
 	/* A monitor that refuses this client (access.c) answers at once and
 	 * closes: its line says more than the broken pipe, so read it. */
-	w = nfds ? send_fds(fd, line, fds, nfds) : cv_send_all(fd, line, strlen(line));
+	w = nfds ? cv_send_fds(fd, line, strlen(line), fds, nfds)
+		 : cv_send_all(fd, line, strlen(line));
 	if (w && w != -EPIPE && w != -ECONNRESET) {
 		snprintf(err, errlen, "sending the request: %s", strerror(-w));
 		return w;

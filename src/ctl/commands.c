@@ -427,7 +427,7 @@ static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	vm_pause(vm);
 	if (atomic_load(&vm->stop))
 		return fail(reply, -ESRCH, "save: guest %s stopped", srv->name);
-	if (c->nfds == 2)
+	if (c->fds_now && c->nfds == 2)
 		r = snapshot_save_fds(vm, req->path, c->fds[0], c->fds[1], &bytes, err,
 				      sizeof(err));
 	else if (srv->jailed)
@@ -437,7 +437,9 @@ static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 			    srv->name);
 	else
 		r = snapshot_save(vm, req->path, &bytes, err, sizeof(err));
-	ctl_conn_drop_fds(c);
+	/* Ours are closed now: the client renames the files next. */
+	if (c->fds_now)
+		ctl_conn_drop_fds(c);
 	if (r) {
 		if (!was_paused)
 			vm_resume(vm);

@@ -234,37 +234,36 @@ void ctl_conn_drop_fds(struct ctl_conn *c)
 	for (unsigned int i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	c->nfds = 0;
+	c->fds_refused = c->fds_now = false;
 }
 
-/* read(2) that also takes the files a client passes (save's), up to
- * CTL_MAX_FDS held at once; the rest are closed. */
+/* read(2) that also takes the files a client passes with a request line
+ * (save's). They came with the last byte read (cv_recv_fds), so they
+ * belong to the line that byte is in. Too many, or a second set before
+ * the first was used, refuse that line. */
 static ssize_t conn_read(struct ctl_conn *c, char *p, size_t room)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
-	} u;
-	struct iovec iov = { .iov_base = p, .iov_len = room };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	struct cv_passed_fds in;
+	long r = cv_recv_fds(c->fd, p, room, &in);
+	uint64_t line = c->lines;
+	bool refuse;
 
-	for (struct cmsghdr *h = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
-		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int fd;
-
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (c->nfds < CTL_MAX_FDS)
-				c->fds[c->nfds++] = fd;
-			else
-				close(fd);
-		}
-	}
+	if (r <= 0 || (!in.n && !in.truncated))
+		return r;
+	/* The lines complete before that byte: held ones, then this read's. */
+	for (size_t i = c->in.start; i < c->in.len; i++)
+		line += c->in.buf[i] == '\n';
+	for (long i = 0; i < r - 1; i++)
+		line += p[i] == '\n';
+	refuse = in.truncated || in.n > CTL_MAX_FDS || c->nfds || c->fds_refused;
+	ctl_conn_drop_fds(c);
+	for (unsigned int i = 0; i < in.n; i++)
+		if (refuse)
+			close(in.fd[i]);
+		else
+			c->fds[c->nfds++] = in.fd[i];
+	c->fds_refused = refuse;
+	c->fds_line = line;
 	return r;
 }
 
@@ -502,6 +501,7 @@ static int serve_one(struct ctl_conn *c)
 {
 	char err[64], *line;
 	size_t len;
+	uint64_t idx;
 	int r = ctl_linebuf_take(&c->in, &line, &len);
 
 	if (r == 0)
@@ -520,11 +520,24 @@ static int serve_one(struct ctl_conn *c)
 		c->close_after = true;
 		return 1;
 	}
+	idx = c->lines++;
+	if ((c->nfds || c->fds_refused) && c->fds_line < idx)
+		ctl_conn_drop_fds(c); /* a line not served (too long) */
+	c->fds_now = (c->nfds || c->fds_refused) && c->fds_line == idx;
+	if (c->fds_now && c->fds_refused) {
+		snprintf(err, sizeof(err), "at most %d files may come with a request", CTL_MAX_FDS);
+		queue_reply(c, ctl_reply_error(err));
+		ctl_conn_drop_fds(c);
+		return 1;
+	}
 	/* The idle timer and a full server leave a running request alone
 	 * (migrate runs the event loop from inside it). */
 	c->busy = true;
 	serve_request(c, line, len);
 	c->busy = false;
+	/* The files were this request's, used or not. */
+	if (c->fds_now)
+		ctl_conn_drop_fds(c);
 	c->idle_since = cv_now_ns();
 	return 1;
 }

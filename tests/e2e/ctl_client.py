@@ -2,8 +2,9 @@
 """ctl_client.py - raw clients of a guest's control socket for the hostile
 cases of tests/e2e/toolstack.sh, which the cvisor client cannot play:
 
-  send SOCK DATA [--half-close] [--hang-up] [--lines N] [--timeout S]
-      one connection: write DATA ("\\n" escapes allowed) in one send, then
+  send SOCK DATA [--fds N] [--half-close] [--hang-up] [--lines N] [--timeout S]
+      one connection: write DATA ("\\n" escapes allowed) in one send (with
+      --fds, its first byte alone with N files of /dev/null, SCM_RIGHTS), then
       shutdown(SHUT_WR) (--half-close) or close at once (--hang-up); print
       what the server sends until N lines (default: until it closes), or S
       seconds (default 5) pass.
@@ -23,6 +24,7 @@ cases of tests/e2e/toolstack.sh, which the cvisor client cannot play:
 """
 import threading
 import argparse
+import os
 import select
 import socket
 import sys
@@ -32,7 +34,12 @@ import time
 def send(a):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(a.sock)
-    s.sendall(a.data.encode().decode("unicode_escape").encode("latin-1"))
+    data = a.data.encode().decode("unicode_escape").encode("latin-1")
+    if a.fds:
+        fds = [os.open("/dev/null", os.O_RDWR) for _ in range(a.fds)]
+        socket.send_fds(s, [data[:1]], fds)
+        data = data[1:]
+    s.sendall(data)
     if a.hang_up:
         s.close()
         return 0
@@ -135,6 +142,7 @@ def main():
     s = sub.add_parser("send")
     s.add_argument("sock")
     s.add_argument("data")
+    s.add_argument("--fds", type=int, default=0)
     s.add_argument("--half-close", action="store_true")
     s.add_argument("--hang-up", action="store_true")
     s.add_argument("--lines", type=int, default=0)

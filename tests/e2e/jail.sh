@@ -118,6 +118,24 @@ elif start "$J" counter --cpus 2 --jail; then
 	# A path the monitor would open itself is refused: it sees no host path.
 	t_run 10 "$CVISOR" ctl "$J" "{\"cmd\":\"save\",\"path\":\"$T_TMP/nope\",\"keep_running\":true}"
 	t_expect_err "jail: a save by path is refused" 1 "is jailed and sees no host path"
+	# Passed files belong to the request line they came with: those of an
+	# info line are not a later save's; too many refuse their line.
+	# fds_case WHAT N DATA REGEX...: DATA with N files on its first byte;
+	# every REGEX is in the two replies.
+	fds_case() {
+		local what=$1 n=$2 data=$3 re out
+		shift 3
+		out=$(python3 tests/e2e/ctl_client.py send "$CVISOR_RUN_DIR/$J.sock" "$data" --fds "$n" --lines 2)
+		for re in "$@"; do
+			grep -q -- "$re" <<<"$out" || { t_fail "jail: $what" "$out"; return; }
+		done
+		t_pass "jail: $what"
+	}
+	save='{"cmd":"save","path":"/x","keep_running":true}\n'
+	fds_case "files passed with one request are not another's" 2 '{"cmd":"info"}\n'"$save" \
+		'"ok":true' 'is jailed and sees no host path'
+	fds_case "a request with too many files is refused, the next served" 4 "$save"'{"cmd":"info"}\n' \
+		'at most 2 files may come with a request' '"ok":true'
 	# cvisor save passes the files; restore and migrate jailed again.
 	t_run 60 "$CVISOR" save "$J" "$T_TMP/jsnap" --keep-running
 	if [ "$T_RC" = 0 ] && [ -s "$T_TMP/jsnap" ] && [ -f "$T_TMP/jsnap.mem" ] &&
