@@ -320,8 +320,11 @@ void mig_dst_disks_abort(struct mig_dst_disks *dd)
 {
 	for (unsigned int i = 0; i < dd->n; i++) {
 		cv_close(&dd->fd[i]);
-		if (dd->created[i] && dd->path[i])
-			unlink(dd->path[i]);
+		/* A jailed target that failed after the jail sees no host
+		 * path (README "Jail"): say what is left. */
+		if (dd->created[i] && dd->path[i] && unlink(dd->path[i]) < 0)
+			cv_warn("migration: %s: not removed (%s): remove it by hand", dd->path[i],
+				strerror(errno));
 		dd->created[i] = false;
 	}
 }
