@@ -402,9 +402,14 @@ static int jail_root(struct jail *j, struct cv_error *e)
 	if (mkdir(proc, 0555) < 0)
 		return FAIL("mkdir proc");
 	if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "hidepid=invisible,subset=pid") < 0 &&
-	    mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return FAIL("mounting proc");
+		  "hidepid=invisible,subset=pid") < 0) {
+		/* Linux before 5.8: a whole /proc (its processes still only). */
+		cv_warn("jail: proc without subset=pid (%s): the jail's /proc shows /proc/sys "
+			"and the host's other top-level files",
+			strerror(errno));
+		if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return FAIL("mounting proc");
+	}
 	if (j->resolv_conf && (r = bind_resolv_conf(j, e)))
 		return r;
 	if (chdir(j->dir) < 0)
