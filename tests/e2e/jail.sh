@@ -14,25 +14,46 @@ P=jl$$- # guest name prefix
 need_kvm jail
 need_guests jail counter hello echo
 
+# What a case may leave when the suite ends early: the network namespace,
+# the user made below (its guest, run directory and /dev/kvm's group).
+NS=${P}ns KU= KUID=
+jail_cleanup() {
+	[ -z "$KU" ] || undo_user
+	ip netns del "$NS" 2>/dev/null
+	named_cleanup
+}
+trap jail_cleanup EXIT
+
 # ---- --jail: the monitor in its own namespaces, unprivileged ----
-# jail_status PID: "Seccomp NoNewPrivs CapEff Uid-fields" of every thread,
-# one distinct line per kind of thread.
+# jail_status PID: "Seccomp NoNewPrivs CapEff CapPrm CapInh CapBnd CapAmb
+# groups=Groups Uid-fields" of every thread, one distinct line per kind of
+# thread.
 jail_status() {
 	local t
 	for t in /proc/"$1"/task/*/status; do
-		awk '/^Seccomp:/{s=$2} /^NoNewPrivs:/{n=$2} /^CapEff:/{c=$2}
-			/^Uid:/{u=$2" "$3" "$4" "$5} END{print s, n, c, u}' "$t" 2>/dev/null
+		awk '/^Seccomp:/{s=$2} /^NoNewPrivs:/{n=$2} /^Cap(Eff|Prm|Inh|Bnd|Amb):/{c[$1]=$2}
+			/^Groups:/{g=$2} /^Uid:/{u=$2" "$3" "$4" "$5}
+			END{print s, n, c["CapEff:"], c["CapPrm:"], c["CapInh:"], c["CapBnd:"],
+				c["CapAmb:"], "groups=" g, u}' "$t" 2>/dev/null
 	done | sort -u
 }
-# wait_jailed PID: up to 10 s until every thread is filtered (a vCPU
-# thread enters its filter just after it starts).
+# wait_jailed PID [UID]: up to 10 s until every thread is filtered (a vCPU
+# thread enters its filter just after it starts), with no capability in
+# any set, no supplementary group, and uid UID (64000).
 wait_jailed() {
-	local i
+	local i u=${2:-64000} z=0000000000000000
 	for i in $(seq 100); do
-		[ "$(jail_status "$1")" = "2 1 0000000000000000 64000 64000 64000 64000" ] && return 0
+		[ "$(jail_status "$1")" = "2 1 $z $z $z $z $z groups= $u $u $u $u" ] && return 0
 		sleep 0.1
 	done
 	return 1
+}
+# dir_fds PID: the fds of PID that are directories (a way out of the jail).
+dir_fds() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		[ -d "$f" ] && printf '%s -> %s\n' "${f##*/}" "$(readlink "$f")"
+	done
 }
 # jail_gone NAME: within 10 s its socket, lock and jail directory are gone.
 jail_gone() {
@@ -52,9 +73,15 @@ if [ "$(id -u)" != 0 ]; then
 elif start "$J" counter --cpus 2 --jail; then
 	jpid=$(pid_of "$J")
 	if [ -n "$jpid" ] && wait_jailed "$jpid"; then
-		t_pass "jail: every thread has Seccomp 2, NoNewPrivs 1, CapEff 0, uid 64000 ($(ls /proc/"$jpid"/task | wc -l) threads)"
+		t_pass "jail: every thread has Seccomp 2, NoNewPrivs 1, no capability in any set, no groups, uid 64000 ($(ls /proc/"$jpid"/task | wc -l) threads)"
 	else
 		t_fail "jail: every thread filtered and unprivileged" "pid '$jpid': $(jail_status "$jpid")"
+	fi
+	dirs=$(dir_fds "$jpid")
+	if [ -z "$dirs" ] && [ -e /proc/"$jpid"/fd/0 ]; then
+		t_pass "jail: no directory among its fds"
+	else
+		t_fail "jail: a directory fd" "$dirs"
 	fi
 	# ls shows the host's pid, which is PID 1 of the guest's own namespace.
 	nspid=$(sed -n 's/^NSpid:[[:space:]]*//p' /proc/"$jpid"/status 2>/dev/null | tr -s '\t ' ' ')
@@ -193,7 +220,11 @@ elif start "$J" counter --cpus 2 --jail; then
 		fi
 		"$CVISOR" kill "$J3" >/dev/null 2>&1
 	fi
-	jail_gone "$J2" && jail_gone "$J3" || t_info "jail: $J2/$J3 left $(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail" | tr '\n' ' ')"
+	if jail_gone "$J2" && jail_gone "$J3"; then
+		t_pass "jail: the migration's source and target leave nothing behind"
+	else
+		t_fail "jail: after the migration" "$(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail" | tr '\n' ' ')"
+	fi
 	# stop: the keeper outside removes what the jailed monitor cannot.
 	t_run 20 "$CVISOR" stop "$J" --timeout 1
 	# The keeper removes the cgroup once the monitor has left it.
@@ -215,7 +246,7 @@ if [ "$(id -u)" = 0 ]; then
 	mkdir -p "$T_TMP/jd" && echo secret >"$T_TMP/jd/secret"
 	if start "$J" counter --jail --jail-dir "$T_TMP/jd" --uid 64123 --gid 64124; then
 		jpid=$(pid_of "$J")
-		wait_jailed "$jpid"
+		wait_jailed "$jpid" 64123
 		ids=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u, g}' /proc/"$jpid"/status)
 		if [ "$ids" = "64123 64124" ] && [ ! -e "/proc/$jpid/root/secret" ]; then
 			t_pass "jail: --uid, --gid and a --jail-dir whose contents are hidden"
@@ -330,10 +361,10 @@ os.execv(sys.argv[1], sys.argv[1:])' "$CVISOR" run --jail --kernel "$GUESTS/hell
 		"$CVISOR" kill "$J" >/dev/null 2>&1
 		gone "$J"
 	fi
-	ip netns add "${P}ns" 2>/dev/null
-	if [ -e "/run/netns/${P}ns" ] && start "$J" counter --jail --netns "/run/netns/${P}ns" --net user; then
+	ip netns add "$NS" 2>/dev/null
+	if [ -e "/run/netns/$NS" ] && start "$J" counter --jail --netns "/run/netns/$NS" --net user; then
 		jpid=$(pid_of "$J")
-		if [ "$(stat -L -c %i /proc/"$jpid"/ns/net)" = "$(stat -L -c %i /run/netns/"${P}ns")" ]; then
+		if [ "$(stat -L -c %i /proc/"$jpid"/ns/net)" = "$(stat -L -c %i /run/netns/"$NS")" ]; then
 			t_pass "jail: --netns puts the monitor in that network namespace"
 		else
 			t_fail "jail: --netns" "$(readlink /proc/"$jpid"/ns/net)"
@@ -342,7 +373,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$CVISOR" run --jail --kernel "$GUESTS/hell
 	else
 		t_skip "jail: --netns" "no network namespace (ip netns add)"
 	fi
-	ip netns del "${P}ns" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
 fi
 
 # A user in group kvm runs guests without root: its own run directory, no
@@ -352,16 +383,24 @@ if [ "$(id -u)" != 0 ] || ! command -v useradd >/dev/null; then
 	t_skip "a user in group kvm" "needs root and useradd"
 else
 	KU=cvu$$ KD=$(mktemp -d /tmp/cvisor-user.XXXXXX) kvm_was=$(stat -c '%g %a' /dev/kvm) made_kvm=
+	# undo_user: its guest (left running if su timed out) and any other
+	# process of it, by pid; the user, its run directory, /dev/kvm's group.
 	undo_user() {
+		local p
+		if [ -n "$KUID" ]; then
+			CVISOR_RUN_DIR=/tmp/cvisor-$KUID timeout 5 "$CVISOR" kill u >/dev/null 2>&1
+			for p in $(ps -o pid= -u "$KUID" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+			rm -rf "/tmp/cvisor-$KUID"
+		fi
 		userdel "$KU" 2>/dev/null
 		set -- $kvm_was
 		chgrp "$1" /dev/kvm && chmod "$2" /dev/kvm
 		[ -z "$made_kvm" ] || groupdel kvm
 		rm -rf "$KD"
+		KU= KUID=
 	}
-	trap 'undo_user; named_cleanup' EXIT
 	getent group kvm >/dev/null || { groupadd -r kvm && made_kvm=1; }
-	useradd -M -N -s /bin/sh -G kvm "$KU"
+	useradd -M -N -s /bin/sh -G kvm "$KU" && KUID=$(id -u "$KU")
 	chgrp kvm /dev/kvm && chmod g+rw /dev/kvm
 	chmod 755 "$KD" && cp "$CVISOR" "$GUESTS/hello.elf" "$GUESTS/counter.elf" "$KD/" && chmod 755 "$KD"/*
 	out=$(cd "$KD" && timeout 60 su -s /bin/sh "$KU" -c "unset CVISOR_RUN_DIR XDG_RUNTIME_DIR
@@ -372,15 +411,13 @@ else
 		./cvisor kill u; echo rc=\$?
 		./cvisor run --jail --kernel hello.elf; echo rc=\$?" 2>&1)
 	if grep -q 'hello from cvisor' <<<"$out" && [ "$(grep -c '^rc=0$' <<<"$out")" = 4 ] &&
-		grep -q "^u  *[0-9]* running" <<<"$out" && [ -s "/tmp/cvisor-$(id -u "$KU")/s" ] &&
+		grep -q "^u  *[0-9]* running" <<<"$out" && [ -s "/tmp/cvisor-$KUID/s" ] &&
 		grep -q '^rc=2$' <<<"$out" && grep -q -- '--jail needs root' <<<"$out"; then
 		t_pass "a user in group kvm: run, -d with --net user, ls, save, kill; --jail refused"
 	else
 		t_fail "a user in group kvm" "$out"
 	fi
-	rm -rf "/tmp/cvisor-$(id -u "$KU")"
 	undo_user
-	trap named_cleanup EXIT
 fi
 
 t_summary jail
