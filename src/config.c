@@ -1,5 +1,5 @@
-/* config.c - `cvisor run` arguments and config files -> struct vm_config,
- * and back out (the snapshot's CONFIG, `cvisor info`).
+/* config.c - `cvisor run` arguments and config files -> struct vm_config;
+ * config_out.c writes it back out (the snapshot's CONFIG, `cvisor info`).
  *
  * One description of the config: the field table below (with the device
  * table of devices.c for the device keys). It drives the flags (--KEY,
@@ -27,12 +27,7 @@
 #include "cvisor/cpulist.h"
 #include "cvisor/ctl_proto.h"
 #include "cvisor/devices.h"
-
-/* Setters shared by the flags, the file and the snapshot: `what` is
- * "--memory" for a flag and "FILE: memory" for a key, so that messages
- * name either. -EINVAL or -ENOMEM with e filled. */
-typedef int (*setter_fn)(struct vm_config *cfg, const char *what, const char *v,
-			 struct cv_error *e);
+#include "config_priv.h"
 
 #define BAD(...) cv_fail(e, CV_EXIT_USAGE, -EINVAL, __VA_ARGS__)
 
@@ -232,30 +227,7 @@ static int set_ctl_group(struct vm_config *cfg, const char *what, const char *v,
 	return set_str(&cfg->ctl_group, v, e);
 }
 
-/* How a field is stored in struct vm_config and written out. */
-enum ftype {
-	F_STR,	 /* char *, NULL when unset */
-	F_CHARS, /* char[]: the command line */
-	F_UINT,	 /* unsigned int; an integer in JSON */
-	F_SIZE,	 /* uint64_t bytes; a size string or a number of MiB in JSON */
-	F_BOOL,	 /* bool; true or false in JSON, a flag without value */
-	F_ENUM,	 /* an enum, by the names in `names` */
-};
-
-/* Where a field appears, besides the command line. */
-#define IN_FILE 1u /* a config file key */
-#define IN_SNAP 2u /* the snapshot's CONFIG */
-#define IN_INFO 4u /* `cvisor info` */
-
-static const struct field {
-	const char *key;   /* the config key; the flag is --KEY with '-' for '_' */
-	const char *usage; /* in the synopsis, or NULL */
-	enum ftype type;
-	size_t off; /* in struct vm_config */
-	setter_fn set;
-	const char *const *names; /* F_ENUM */
-	unsigned int in;
-} fields[] = {
+const struct field config_fields[] = {
 #define OFF(m) offsetof(struct vm_config, m)
 	{ "kernel", "--kernel FILE", F_STR, OFF(kernel), set_kernel, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
@@ -294,9 +266,7 @@ static const struct field {
 	{ "gid", NULL, F_UINT, OFF(jail.gid), set_gid, NULL, IN_FILE },
 #undef OFF
 };
-
-#define FIELD(cfg, f, type) ((type *)((char *)(cfg) + (f)->off))
-#define CFIELD(cfg, f, type) ((const type *)((const char *)(cfg) + (f)->off))
+const size_t config_nfields = ARRAY_SIZE(config_fields);
 
 void config_init(struct vm_config *cfg)
 {
@@ -332,10 +302,10 @@ int config_copy_host(struct vm_config *dst, const struct vm_config *src)
 
 void config_free(struct vm_config *cfg)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-		if (fields[i].type == F_STR) {
-			free(*FIELD(cfg, &fields[i], char *));
-			*FIELD(cfg, &fields[i], char *) = NULL;
+	for (size_t i = 0; i < config_nfields; i++) {
+		if (config_fields[i].type == F_STR) {
+			free(*FIELD(cfg, &config_fields[i], char *));
+			*FIELD(cfg, &config_fields[i], char *) = NULL;
 		}
 	}
 	devices_config_free(&cfg->devices);
@@ -392,8 +362,8 @@ static int apply_flag(int argc, char **argv, int *i, struct vm_config *cfg, stru
 	const char *v;
 	int r;
 
-	for (size_t k = 0; k < ARRAY_SIZE(fields); k++) {
-		const struct field *f = &fields[k];
+	for (size_t k = 0; k < config_nfields; k++) {
+		const struct field *f = &config_fields[k];
 
 		flag_of(f->key, flag, sizeof(flag));
 		if ((r = match_flag(argc, argv, i, flag, f->type != F_BOOL, &v, e)) <= 0) {
@@ -514,10 +484,10 @@ static void key_list(char *buf, size_t len)
 	size_t n = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(fields) && n < len; i++)
-		if (fields[i].in & IN_FILE)
+	for (size_t i = 0; i < config_nfields && n < len; i++)
+		if (config_fields[i].in & IN_FILE)
 			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
-					      fields[i].key);
+					      config_fields[i].key);
 	for (unsigned int i = 0; i < nt && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, ", %s", t[i].key);
 }
@@ -530,9 +500,9 @@ static int apply_key(const char *file, const char *key, struct json_object *val,
 	char what[160], num[32], keys[256];
 	const char *v;
 
-	for (size_t k = 0; k < ARRAY_SIZE(fields) && !f; k++)
-		if ((fields[k].in & IN_FILE) && !strcmp(fields[k].key, key))
-			f = &fields[k];
+	for (size_t k = 0; k < config_nfields && !f; k++)
+		if ((config_fields[k].in & IN_FILE) && !strcmp(config_fields[k].key, key))
+			f = &config_fields[k];
 	snprintf(what, sizeof(what), "%s: %s", file, key);
 	if (!f && t)
 		return apply_device_key(what, t, val, cfg, e);
@@ -600,158 +570,4 @@ int config_check(const struct vm_config *cfg, struct cv_error *e)
 	if (cfg->detach && !cfg->name)
 		return BAD("run: -d needs --name NAME (a detached guest is reached by its name)");
 	return 0;
-}
-
-/* ---- out: the snapshot's CONFIG, `cvisor info`, usage ---- */
-
-/* An exact size the parsers read back: "512M", "4100K", "12345b". */
-static void size_text(uint64_t v, char *buf, size_t len)
-{
-	static const char units[] = "GMK";
-
-	for (int i = 0; i < 3; i++) {
-		uint64_t unit = 1ULL << (30 - 10 * i);
-
-		if (v && !(v % unit)) {
-			snprintf(buf, len, "%llu%c", (unsigned long long)(v / unit), units[i]);
-			return;
-		}
-	}
-	snprintf(buf, len, "%llub", (unsigned long long)v);
-}
-
-/* One field's JSON value in a view, or NULL when it is left out. *bad
- * is set when an allocation failed. */
-static struct json_object *field_json(const struct vm_config *cfg, const struct field *f,
-				      enum config_view view, bool *bad)
-{
-	bool info = view == CONFIG_VIEW_INFO;
-	struct json_object *j = NULL;
-	char num[32];
-
-	switch (f->type) {
-	case F_STR:
-		if (!*CFIELD(cfg, f, char *))
-			return NULL; /* info: null; the snapshot: left out */
-		j = json_object_new_string(*CFIELD(cfg, f, char *));
-		break;
-	case F_CHARS:
-		j = json_object_new_string(CFIELD(cfg, f, char));
-		break;
-	case F_UINT:
-		if (!info && !*CFIELD(cfg, f, unsigned int))
-			return NULL;
-		j = json_object_new_int64(*CFIELD(cfg, f, unsigned int));
-		break;
-	case F_SIZE:
-		if (info) {
-			j = json_object_new_uint64(*CFIELD(cfg, f, uint64_t));
-			break;
-		}
-		if (!*CFIELD(cfg, f, uint64_t))
-			return NULL;
-		size_text(*CFIELD(cfg, f, uint64_t), num, sizeof(num));
-		j = json_object_new_string(num);
-		break;
-	case F_BOOL:
-		j = json_object_new_boolean(*CFIELD(cfg, f, bool));
-		break;
-	case F_ENUM:
-		if (!*CFIELD(cfg, f, int))
-			return NULL; /* the default */
-		j = json_object_new_string(f->names[*CFIELD(cfg, f, int)]);
-		break;
-	}
-	*bad |= !j;
-	return j;
-}
-
-/* The devices in the config file's form: true, "SPEC" or ["SPEC", ...]. */
-static int devices_json(const struct devices_config *dc, struct json_object *o)
-{
-	unsigned int nt;
-	const struct device_type *t = devices_table(&nt);
-
-	for (unsigned int k = 0; k < nt; k++) {
-		unsigned int n = devices_count(dc, &t[k]);
-		struct json_object *j;
-
-		if (!n)
-			continue;
-		if (!t[k].arg)
-			j = json_object_new_boolean(true);
-		else if (t[k].max == 1)
-			j = json_object_new_string(devices_spec(dc, &t[k], 0));
-		else if ((j = json_object_new_array()))
-			for (unsigned int i = 0; i < n; i++)
-				if (json_object_array_add(
-					    j, json_object_new_string(devices_spec(dc, &t[k], i))))
-					return json_object_put(j), -ENOMEM;
-		if (!j || json_object_object_add(o, t[k].key, j))
-			return json_object_put(j), -ENOMEM;
-	}
-	return 0;
-}
-
-int config_to_json(const struct vm_config *cfg, enum config_view view, struct json_object *o)
-{
-	unsigned int want = view == CONFIG_VIEW_INFO ? IN_INFO : IN_SNAP;
-	bool bad = false;
-
-	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-		const struct field *f = &fields[i];
-		struct json_object *j;
-
-		if (!(f->in & want))
-			continue;
-		j = field_json(cfg, f, view, &bad);
-		/* info shows an unset string as null; the snapshot leaves it out. */
-		if ((j || view == CONFIG_VIEW_INFO) && json_object_object_add(o, f->key, j)) {
-			json_object_put(j);
-			bad = true;
-		}
-	}
-	if (view == CONFIG_VIEW_SNAPSHOT && devices_json(&cfg->devices, o))
-		bad = true;
-	return bad ? -ENOMEM : 0;
-}
-
-/* Append word to the synopsis in buf, wrapping at 92 columns. */
-static void usage_word(char *buf, size_t len, size_t *n, size_t *col, const char *word)
-{
-	static const char indent[] = "\n                  ";
-	size_t w = strlen(word);
-
-	if (*col + 1 + w > 92) {
-		*n += (size_t)snprintf(buf + *n, len - *n, "%s", indent);
-		*col = sizeof(indent) - 2;
-	} else {
-		*n += (size_t)snprintf(buf + *n, len - *n, " ");
-		(*col)++;
-	}
-	*n = *n < len ? *n : len - 1;
-	*n += (size_t)snprintf(buf + *n, len - *n, "%s", word);
-	*n = *n < len ? *n : len - 1;
-	*col += w;
-}
-
-const char *config_usage(char *buf, size_t len)
-{
-	unsigned int nt;
-	const struct device_type *t = devices_table(&nt);
-	size_t n = (size_t)snprintf(buf, len, "usage: cvisor run"), col = n;
-	char word[96];
-
-	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
-		if (fields[i].usage)
-			usage_word(buf, len, &n, &col, fields[i].usage);
-	for (unsigned int i = 0; i < nt; i++) {
-		if (t[i].arg)
-			snprintf(word, sizeof(word), "[--%s %s]%s", t[i].key, t[i].arg,
-				 t[i].max > 1 ? "..." : "");
-		else
-			snprintf(word, sizeof(word), "[--%s]", t[i].key);
-		usage_word(buf, len, &n, &col, word);
-	}
-	return buf;
 }
