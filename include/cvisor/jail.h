@@ -94,8 +94,10 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status,
 	      struct cv_error *e) CV_MUST;
 
 /* The child's cgroup, for the keeper to remove at the end (before
- * jail_enter; the jailed monitor cannot). */
-void jail_tell_cgroup(struct jail *j, const struct cgroup *cg);
+ * jail_enter; the jailed monitor cannot, and is not trusted to name one).
+ * 0 (also without --jail) or -errno: -EPERM once jailed, else the
+ * keeper could not be told (it would leave the cgroup behind). */
+int jail_tell_cgroup(struct jail *j, const struct cgroup *cg) CV_MUST;
 
 /* Enter the jail: new mount, IPC and UTS namespaces (and the network
  * namespace), a tmpfs on the jail directory as the new root with the

@@ -128,9 +128,11 @@ int monitor_make(struct monitor *m, const struct vm_config *cfg)
 	int r;
 
 	monitor_isolate(cfg, &m->cg, m->jail.on ? m->jail.host_pid : (int)getpid());
-	/* The jailed monitor cannot remove it: the keeper will. */
-	jail_tell_cgroup(&m->jail, &m->cg);
 	m->made = true;
+	/* The jailed monitor cannot remove it: the keeper will. */
+	if ((r = jail_tell_cgroup(&m->jail, &m->cg)))
+		return cv_fail(&m->err, CV_EXIT_FAIL, r, "jail: telling the keeper the cgroup: %s",
+			       strerror(-r));
 	if (m->src->kind == MONITOR_BOOT)
 		r = vm_create(&m->vm, cfg, &m->err);
 	else /* RAM from the snapshot's FILE.mem, or zeroed for the stream */

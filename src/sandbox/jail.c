@@ -313,15 +313,16 @@ static int keeper_call(struct jail *j, const void *msg, size_t len)
 	return ack ? 0 : -EINVAL;
 }
 
-void jail_tell_cgroup(struct jail *j, const struct cgroup *cg)
+int jail_tell_cgroup(struct jail *j, const struct cgroup *cg)
 {
 	struct {
 		char type;
 		struct cgroup cg;
 	} msg = { MSG_CGROUP, *cg };
 
-	if (j->on && !j->entered && keeper_call(j, &msg, sizeof(msg)))
-		cv_debug("jail: telling the keeper the cgroup failed");
+	if (!j->on)
+		return 0;
+	return j->entered ? -EPERM : keeper_call(j, &msg, sizeof(msg));
 }
 
 int jail_unlink(struct jail *j, bool lock)
