@@ -258,6 +258,18 @@ if g_start b "$BOOT_TIMEOUT" "$CVISOR" run --jail --kernel "$KERNEL" --initrd "$
 	else
 		t_fail "virtio-net (jailed): HTTP fetch from the host" "status $G_RC: $(echo $G_OUT)"
 	fi
+	# libslirp answers 10.0.2.3 from the host's /etc/resolv.conf, which
+	# the jail binds in: a name the host resolves, the jailed guest does.
+	if timeout 10 getent hosts deb.debian.org >/dev/null 2>&1; then
+		g_run b 60 'nslookup deb.debian.org 10.0.2.3 >/dev/null 2>&1; echo rc=$?'
+		if [ "$G_RC" = 0 ] && [ "$G_OUT" = "rc=0" ]; then
+			t_pass "virtio-net (jailed): DNS through 10.0.2.3 resolves a name the host resolves"
+		else
+			t_fail "virtio-net (jailed): DNS through 10.0.2.3" "status $G_RC: $(echo $G_OUT)"
+		fi
+	else
+		t_skip "virtio-net (jailed): DNS through 10.0.2.3" "the host resolves no deb.debian.org"
+	fi
 	g_poweroff b "poweroff in the guest ends cvisor with status 0"
 else
 	t_fail "boot B to a shell" "$(g_log b | tail -n 5 | tr '\n' ' ')"
