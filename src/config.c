@@ -316,9 +316,9 @@ void config_free(struct vm_config *cfg)
 int config_set_field(struct vm_config *cfg, const char *key, const char *flag, const char *val,
 		     struct cv_error *e)
 {
-	for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
-		if (!strcmp(fields[k].key, key) && fields[k].set)
-			return fields[k].set(cfg, flag, val, e);
+	for (size_t k = 0; k < config_nfields; k++)
+		if (!strcmp(config_fields[k].key, key) && config_fields[k].set)
+			return config_fields[k].set(cfg, flag, val, e);
 	return cv_fail(e, CV_EXIT_FAIL, -ENOENT, "%s: no such setting", flag);
 }
 
