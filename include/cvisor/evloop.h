@@ -47,8 +47,13 @@ void evloop_del(struct evloop *l, int fd);
  * call it (nested rounds). 0, or -errno if epoll fails. */
 int evloop_once(struct evloop *l, int timeout_ms) CV_MUST;
 
-/* A periodic or one-shot timer (timerfd) calling fn; returns the fd or -errno. */
+/* A periodic or one-shot timer (timerfd) calling fn; returns the fd or
+ * -errno. first_ns 0: created disarmed. The handler reads the fd. */
 int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,
 		     void *opaque) CV_MUST;
+
+/* (Re)arm such a timer: first after first_ns (0 disarms), then every
+ * period_ns (0: once). 0 or -errno. */
+int evloop_timer_arm(int fd, uint64_t first_ns, uint64_t period_ns) CV_MUST;
 
 #endif

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -305,12 +304,9 @@ static int cmd_stop(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 					    strerror(-fd));
 			srv->stop_timer = fd;
 			srv->stop_deadline_ns = deadline;
-		} else if (deadline < srv->stop_deadline_ns) {
-			struct itimerspec its = { .it_value = { (time_t)(ns / 1000000000ULL),
-								(long)(ns % 1000000000ULL) } };
-
-			if (timerfd_settime(srv->stop_timer, 0, &its, NULL) == 0)
-				srv->stop_deadline_ns = deadline;
+		} else if (deadline < srv->stop_deadline_ns &&
+			   !evloop_timer_arm(srv->stop_timer, ns, 0)) {
+			srv->stop_deadline_ns = deadline;
 		}
 	}
 	c->waiting = true;

@@ -16,6 +16,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cvisor/ctl_console.h"
@@ -143,8 +145,8 @@ static struct ctl_conn *free_slot(struct ctl_server *srv)
  * that fires early just sweeps again. */
 static void idle_arm(struct ctl_server *srv)
 {
-	struct itimerspec its = { 0 };
-	uint64_t first = UINT64_MAX, now = cv_now_ns(), ns;
+	uint64_t first = UINT64_MAX, now = cv_now_ns(), ns = 0;
+	int r;
 
 	if (srv->idle_timer < 0)
 		return;
@@ -160,13 +162,11 @@ static void idle_arm(struct ctl_server *srv)
 		 * silent client's grace ends, to make room then. */
 		if (!srv->accepting && ns > CTL_EVICT_GRACE_MS * 1000000ULL)
 			ns = CTL_EVICT_GRACE_MS * 1000000ULL;
-		/* it_value 0 would disarm: at least 1 ms */
+		/* 0 would disarm: at least 1 ms */
 		ns = ns < 1000000 ? 1000000 : ns;
-		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
-		its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
 	}
-	if (timerfd_settime(srv->idle_timer, 0, &its, NULL) < 0)
-		cv_debug("control: idle timer: %s", strerror(errno));
+	if ((r = evloop_timer_arm(srv->idle_timer, ns, 0)))
+		cv_debug("control: idle timer: %s", strerror(-r));
 }
 
 /* The idle timer: close the clients that have sent no complete request

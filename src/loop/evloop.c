@@ -107,8 +107,7 @@ int evloop_once(struct evloop *l, int timeout_ms)
 	return 0;
 }
 
-int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,
-		     void *opaque)
+int evloop_timer_arm(int fd, uint64_t first_ns, uint64_t period_ns)
 {
 	struct itimerspec its = {
 		.it_value = { (time_t)(first_ns / 1000000000ULL),
@@ -116,16 +115,19 @@ int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, ev
 		.it_interval = { (time_t)(period_ns / 1000000000ULL),
 				 (long)(period_ns % 1000000000ULL) },
 	};
+
+	return timerfd_settime(fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+int evloop_add_timer(struct evloop *l, uint64_t first_ns, uint64_t period_ns, evloop_fn fn,
+		     void *opaque)
+{
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK), r;
 
 	if (fd < 0)
 		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	if ((r = evloop_add(l, fd, EPOLLIN, fn, opaque))) {
+	if ((r = evloop_timer_arm(fd, first_ns, period_ns)) ||
+	    (r = evloop_add(l, fd, EPOLLIN, fn, opaque))) {
 		close(fd);
 		return r;
 	}

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define SLIRP_LIB "libslirp.so.0"
@@ -117,17 +116,14 @@ static int load_lib(char *err, size_t errlen)
 
 static void timer_set(int fd, int64_t deadline_ms)
 {
-	struct itimerspec its = { 0 };
 	int64_t now = now_ms();
+	uint64_t ns = 0;
 
-	if (deadline_ms >= 0) {
-		if (deadline_ms <= now)
-			its.it_value.tv_nsec = 1; /* now */
-		else
-			its.it_value = (struct timespec){ (deadline_ms - now) / 1000,
-							  (deadline_ms - now) % 1000 * 1000000 };
+	if (deadline_ms >= 0)
+		ns = deadline_ms <= now ? 1 /* now */ : (uint64_t)(deadline_ms - now) * 1000000ULL;
+	if (evloop_timer_arm(fd, ns, 0)) {
+		/* EINVAL only, for a bad fd: nothing to wake then */
 	}
-	(void)timerfd_settime(fd, 0, &its, NULL);
 }
 
 /* Wake at the earliest of slirp's timeout and its timers. */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
@@ -487,9 +486,9 @@ int virtio_balloon_get_stats(struct virtio_dev *d, struct virtio_balloon_stats *
 int virtio_balloon_set_stats_interval(struct virtio_dev *d, unsigned int seconds)
 {
 	struct balloon *b = d->priv;
-	struct itimerspec its = { .it_value = { seconds, 0 }, .it_interval = { seconds, 0 } };
+	uint64_t ns = seconds * 1000000000ULL;
 
 	if (b->timer_fd < 0)
 		return -EINVAL;
-	return timerfd_settime(b->timer_fd, 0, &its, NULL) ? -errno : 0;
+	return evloop_timer_arm(b->timer_fd, ns, ns);
 }
