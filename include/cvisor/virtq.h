@@ -152,6 +152,12 @@ int virtq_validate(const struct virtq *q) CV_MUST;
  *    DEVICE_NEEDS_RESET and log once. */
 int virtq_pop(struct virtq *q, struct virtq_elem *e) CV_MUST;
 
+/* Give back the request the last virtq_pop took (it returned 1), untouched
+ * and not pushed: the next pop returns it again (QEMU's virtqueue_unpop).
+ * A device that cannot serve it yet (no room, a rate limit) leaves it on
+ * the ring this way. Only right after that pop. */
+void virtq_unpop(struct virtq *q);
+
 /* Return a request to the guest with `len` bytes written into its
  * device-writable buffers (clamped to e->in_len, virtio 1.2 2.7.8), and mark
  * those bytes dirty. Needs e->head and e->in_len, and e->iov for the marks

@@ -141,9 +141,8 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 		if (!mrg && e->in_len < n->rx_len) {
 			/* Without MRG_RXBUF the frame must fit one buffer
 			 * (5.1.6.3.1): drop it and hand the untouched buffer
-			 * back (virtq has no unpop; nothing was pushed since
-			 * the pop, so stepping back is QEMU's virtqueue_unpop). */
-			q->last_avail--;
+			 * back. */
+			virtq_unpop(q);
 			rx_drop_pending(n);
 			n->stats.rx_dropped++;
 			return 1;

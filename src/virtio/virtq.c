@@ -247,6 +247,11 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 	return 1;
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	q->last_avail--;
+}
+
 void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 {
 	struct vring r;
