@@ -100,7 +100,8 @@ static int devices_json(const struct devices_config *dc, struct json_object *o)
 	return 0;
 }
 
-int config_to_json(const struct vm_config *cfg, enum config_view view, struct json_object *o)
+int config_to_json(const struct vm_config *cfg, const struct devices_config *dc,
+		   enum config_view view, struct json_object *o)
 {
 	unsigned int want = view == CONFIG_VIEW_INFO ? IN_INFO : IN_SNAP;
 	bool bad = false;
@@ -118,7 +119,7 @@ int config_to_json(const struct vm_config *cfg, enum config_view view, struct js
 			bad = true;
 		}
 	}
-	if (view == CONFIG_VIEW_SNAPSHOT && devices_json(&cfg->devices, o))
+	if (view == CONFIG_VIEW_SNAPSHOT && devices_json(dc ? dc : &cfg->devices, o))
 		bad = true;
 	return bad ? -ENOMEM : 0;
 }

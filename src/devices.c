@@ -19,16 +19,17 @@
  * also fixes PCI slots and mmio addresses, so a restore rebuilds the same
  * machine). A row's create lives in the device's own file. */
 static const struct device_type device_table[] = {
-	/* key  value syntax (usage)  max  size_value  path  label  check  create */
-	{ "disk", "PATH[,readonly][,serial=ID]", 8, false, true, "virtio-blk", NULL,
-	  virtio_blk_device_create },
-	{ "net", "user[,...]|tap=NAME", 4, false, false, "virtio-net", NULL,
-	  virtio_net_device_create },
-	{ "rng", NULL, 1, false, false, "virtio-rng", NULL, virtio_rng_device_create },
+	/* key  value syntax (usage)  max  size_value  path  label  check  create
+	 * rate limits */
+	{ "disk", "PATH[,readonly][,serial=ID][,bw=RATE][,iops=N]", 8, false, true, "virtio-blk",
+	  NULL, virtio_blk_device_create, virtio_blk_rate_keys, ARRAY_SIZE(virtio_blk_rate_keys) },
+	{ "net", "user[,...]|tap=NAME[,rx-bw=RATE][,tx-bw=RATE]", 4, false, false, "virtio-net",
+	  NULL, virtio_net_device_create, virtio_net_rate_keys, ARRAY_SIZE(virtio_net_rate_keys) },
+	{ "rng", NULL, 1, false, false, "virtio-rng", NULL, virtio_rng_device_create, NULL, 0 },
 	{ "balloon", "SIZE", 1, true, false, "virtio-balloon", virtio_balloon_check,
-	  virtio_balloon_device_create },
+	  virtio_balloon_device_create, NULL, 0 },
 	{ "vsock", "CID[,uds=PATH]", 1, false, false, "virtio-vsock", NULL,
-	  virtio_vsock_device_create },
+	  virtio_vsock_device_create, NULL, 0 },
 };
 
 /* ISA IRQs free on this machine: not the PIT (0), keyboard (1), cascade
@@ -48,6 +49,21 @@ const struct device_type *devices_type(const char *key)
 	for (size_t i = 0; i < ARRAY_SIZE(device_table); i++)
 		if (!strcmp(device_table[i].key, key))
 			return &device_table[i];
+	return NULL;
+}
+
+const struct device_type *devices_type_of(const char *name, unsigned int *index)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(device_table); i++) {
+		size_t k = strlen(device_table[i].key);
+		uint64_t v;
+
+		if (!strncmp(name, device_table[i].key, k) &&
+		    !cv_parse_uint(name + k, 0, device_table[i].max - 1, &v)) {
+			*index = (unsigned int)v;
+			return &device_table[i];
+		}
+	}
 	return NULL;
 }
 
@@ -116,6 +132,21 @@ int devices_add(struct devices_config *dc, const struct device_type *t, const ch
 	return 0;
 }
 
+int devices_config_copy(struct devices_config *dst, const struct devices_config *src)
+{
+	dst->transport = src->transport;
+	dst->n = 0;
+	for (unsigned int i = 0; i < src->n; i++) {
+		if (!(dst->dev[i].spec = strdup(src->dev[i].spec))) {
+			devices_config_free(dst);
+			return -ENOMEM;
+		}
+		dst->dev[i].type = src->dev[i].type;
+		dst->n++;
+	}
+	return 0;
+}
+
 void devices_config_free(struct devices_config *dc)
 {
 	for (unsigned int i = 0; i < dc->n; i++)
@@ -140,7 +171,7 @@ int vm_attach_virtio(struct vm *vm, struct vm_virtio *v)
 
 	if (i == VM_MAX_VIRTIO)
 		return -ENOSPC;
-	v->mmio = vm->devcfg->transport == VIRTIO_TRANSPORT_MMIO;
+	v->mmio = vm->devcfg.transport == VIRTIO_TRANSPORT_MMIO;
 	if (!v->mmio) {
 		r = virtio_pci_attach(&v->t.pci, &v->dev, &vm->pci, &vm->router, &vm->loop);
 	} else {
@@ -185,6 +216,8 @@ static int create_one(struct vm *vm, const struct device_type *t, const char *sp
 		free(v);
 		return r;
 	}
+	v->type = t;
+	v->index = index;
 	if (t->max > 1)
 		snprintf(v->dev.label, sizeof(v->dev.label), "%s %u", t->label, index);
 	else
@@ -220,6 +253,17 @@ int vm_devices_create(struct vm *vm, const struct devices_config *dc, struct cv_
 				return r;
 	}
 	return 0;
+}
+
+struct vm_virtio *vm_device_find(struct vm *vm, const char *name)
+{
+	unsigned int index;
+	const struct device_type *t = devices_type_of(name, &index);
+
+	for (unsigned int i = 0; t && i < vm->nvirtio; i++)
+		if (vm->virtio[i]->type == t && vm->virtio[i]->index == index)
+			return vm->virtio[i];
+	return NULL;
 }
 
 const char *vm_devices_cmdline(const struct vm *vm)
@@ -344,7 +388,7 @@ unsigned int vm_devices_list(struct vm *vm, struct device *d, unsigned int max)
 		{ "pci", &pci_bus_device_ops, &vm->pci },
 	};
 	/* The host bridge's state is saved only where the guest uses it. */
-	size_t nfixed = ARRAY_SIZE(fixed) - (vm->devcfg->transport != VIRTIO_TRANSPORT_PCI);
+	size_t nfixed = ARRAY_SIZE(fixed) - (vm->devcfg.transport != VIRTIO_TRANSPORT_PCI);
 	unsigned int n = 0;
 
 	for (size_t i = 0; i < nfixed && n < max; i++)

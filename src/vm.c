@@ -339,7 +339,6 @@ static void vm_init(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
-	vm->devcfg = &cfg->devices;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->loop.epfd = -1;
 	vm->out_fd = STDOUT_FILENO;
 	vm->ncpus = cfg->ncpus;
@@ -392,6 +391,8 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 	int r;
 
 	vm_init(vm, cfg);
+	if (devices_config_copy(&vm->devcfg, &cfg->devices))
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	if ((r = check_host_memory(cfg, e)) || (r = open_kvm(vm, cfg, e)))
 		return r;
 	vm->quirks.active = x86_quirks_wanted(cfg->quirks);
@@ -418,7 +419,7 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 		return cv_fail(e, CV_EXIT_FAIL, r, "registering devices: %s", strerror(-r));
 	if ((r = vm_devices_init(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "setting up the PCI bus: %s", strerror(-r));
-	return vm_devices_create(vm, vm->devcfg, e);
+	return vm_devices_create(vm, &vm->devcfg, e);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
@@ -541,6 +542,7 @@ void vm_destroy(struct vm *vm)
 		v->fd = -1;
 	}
 	vm_devices_destroy(vm);
+	devices_config_free(&vm->devcfg);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->shim.on)

@@ -109,10 +109,11 @@ int config_check(const struct vm_config *cfg, struct cv_error *e) CV_MUST;
  * given, for vm_create to report. 0, or -errno with e filled. */
 int config_load_run(int argc, char **argv, struct vm_config *cfg, struct cv_error *e) CV_MUST;
 
-/* Add cfg's fields to the JSON object o in the
- * given view. 0 or -ENOMEM. */
-int config_to_json(const struct vm_config *cfg, enum config_view view,
-		   struct json_object *o) CV_MUST;
+/* Add cfg's fields to the JSON object o in the given view, with the
+ * devices of dc (a running VM's, which `cvisor set` changes; NULL: cfg's
+ * own). 0 or -ENOMEM. */
+int config_to_json(const struct vm_config *cfg, const struct devices_config *dc,
+		   enum config_view view, struct json_object *o) CV_MUST;
 
 /* The `cvisor run` synopsis, from the field and device tables: lines of at
  * most 92 columns, the first starting "usage: cvisor run", into buf.

@@ -25,6 +25,9 @@ struct json_object;
 /* save: the longest path, NUL included; peek: the most bytes at once. */
 #define CTL_PATH_MAX 4096
 #define CTL_PEEK_MAX 4096
+/* set: a device name ("disk0"), and its KEY=VALUE list, NULs included. */
+#define CTL_DEVICE_MAX 16
+#define CTL_LIMITS_MAX 512
 /* JSON nesting a request or a config file may use. */
 #define CTL_JSON_DEPTH 8
 
@@ -40,20 +43,23 @@ enum ctl_cmd {
 	CTL_CMD_CONSOLE,
 	CTL_CMD_SAVE,
 	CTL_CMD_PEEK,
+	CTL_CMD_SET,
 	CTL_CMD_COUNT,
 };
 
 /* A decoded request; the arguments that cmd does not take are zero. */
 struct ctl_request {
 	enum ctl_cmd cmd;
-	unsigned int timeout_s;	 /* stop: seconds before the kill */
-	uint64_t bytes;		 /* balloon: target guest memory */
-	unsigned int vcpu;	 /* pin */
-	cpu_set_t cpus;		 /* pin */
-	char path[CTL_PATH_MAX]; /* save: an absolute path */
-	bool keep_running;	 /* save */
-	uint64_t gpa;		 /* peek */
-	unsigned int len;	 /* peek: 1..CTL_PEEK_MAX bytes */
+	unsigned int timeout_s;	     /* stop: seconds before the kill */
+	uint64_t bytes;		     /* balloon: target guest memory */
+	unsigned int vcpu;	     /* pin */
+	cpu_set_t cpus;		     /* pin */
+	char path[CTL_PATH_MAX];     /* save: an absolute path */
+	bool keep_running;	     /* save */
+	uint64_t gpa;		     /* peek */
+	unsigned int len;	     /* peek: 1..CTL_PEEK_MAX bytes */
+	char device[CTL_DEVICE_MAX]; /* set: "disk0", "net1" */
+	char limits[CTL_LIMITS_MAX]; /* set: "bw=50M,iops=off" */
 };
 
 /* True if name is a valid guest name. */

@@ -17,6 +17,7 @@
 #include "cvisor/error.h"
 #include "cvisor/irq.h"
 #include "cvisor/pci.h"
+#include "cvisor/ratelimit.h"
 #include "cvisor/util.h"
 #include "cvisor/virtio.h"
 #include "cvisor/virtio_mmio.h"
@@ -53,6 +54,10 @@ struct device_type {
 	 * nothing left to free. */
 	int (*create)(struct virtio_dev *d, const char *spec, unsigned int index,
 		      const struct virtio_env *env, struct cv_error *e);
+	/* The rate limits its spec takes and `cvisor set` changes (the
+	 * device's ops then have set_limits), nrate directions; NULL: none. */
+	const struct rate_keys *rate;
+	unsigned int nrate;
 };
 
 /* One device the user asked for: its type and its spec (owned). */
@@ -76,6 +81,10 @@ const struct device_type *devices_table(unsigned int *n);
 /* The row whose key is key ("disk"), or NULL. */
 const struct device_type *devices_type(const char *key);
 
+/* The row and index a device name KEY INDEX ("disk0", "net1") gives:
+ * the row, or NULL when name is not of that form. */
+const struct device_type *devices_type_of(const char *name, unsigned int *index);
+
 /* Record one device of type t (spec "" for a flag without value): a type
  * given once replaces its earlier spec, a repeatable one is added, up to
  * t->max. The spec is copied. -EINVAL (CV_EXIT_USAGE) or -ENOMEM with e
@@ -95,12 +104,18 @@ const char *devices_spec(const struct devices_config *dc, const struct device_ty
 int devices_set_spec(struct devices_config *dc, const struct device_type *t, unsigned int i,
 		     const char *spec) CV_MUST;
 
+/* dst = a copy of src (dst holds nothing before). 0 or -ENOMEM (dst
+ * empty). */
+int devices_config_copy(struct devices_config *dst, const struct devices_config *src) CV_MUST;
+
 /* Free the specs; dc is empty (transport kept). Idempotent. */
 void devices_config_free(struct devices_config *dc);
 
 /* A virtio device the VM owns, with its transport. */
 struct vm_virtio {
 	struct virtio_dev dev;
+	const struct device_type *type; /* its row of the device table */
+	unsigned int index;		/* the index-th of its type: "disk1" */
 	union {
 		struct virtio_pci pci;
 		struct virtio_mmio mmio;
@@ -129,6 +144,10 @@ unsigned int vm_devices_list(struct vm *vm, struct device *out, unsigned int max
 
 /* Words for the kernel command line (virtio-mmio announcements), or "". */
 const char *vm_devices_cmdline(const struct vm *vm);
+
+/* The device named KEY INDEX ("disk0", "net1": the index-th --KEY), or
+ * NULL. */
+struct vm_virtio *vm_device_find(struct vm *vm, const char *name);
 
 /* Destroy and free every virtio device. */
 void vm_devices_destroy(struct vm *vm);

@@ -14,8 +14,8 @@
  *
  * Firecracker's terms: size = burst, refill_time = burst / rate. Its
  * one_time_burst (an initial credit that never refills) is not offered:
- * every bucket starts full. Pure but for the timer helper: no clock is
- * read here, callers pass the time. */
+ * every bucket starts full. Pure but for the timer at the end: no clock
+ * is read here, callers pass the time. */
 #ifndef CVISOR_RATELIMIT_H
 #define CVISOR_RATELIMIT_H
 
@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "cvisor/error.h"
+#include "cvisor/evloop.h"
 #include "cvisor/util.h"
 
 /* Highest rate or burst accepted: 1 TiB (or 2^40 operations) a second. */
@@ -62,6 +63,16 @@ struct rate_keys {
  * number is MiB, 1500000B is bytes), of operations plain numbers. */
 int rate_parse_opt(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
 		   const char *what, const char *opt, size_t n, struct cv_error *e) CV_MUST;
+
+/* `changes` ("KEY=VALUE[,KEY=VALUE]...") holds rate options only, each
+ * with a good value, over lim (may be NULL: checked, kept nowhere).
+ * -EINVAL with e filled. A client checks `cvisor set` with it. */
+int rate_parse_changes(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
+		       const char *what, const char *changes, struct cv_error *e) CV_MUST;
+
+/* The bucket size l gives: its burst, or RATE_DEFAULT_BURST_DIV of its
+ * rate (at least 1); 0 without a rate. */
+uint64_t rate_burst(const struct rate_limit *l);
 
 /* After every option: a burst needs its rate. -EINVAL with e filled. */
 int rate_check(const struct rate_keys *dir, const struct rate_limits *lim, unsigned int nd,
@@ -111,7 +122,34 @@ bool rate_limiter_on(const struct rate_limiter *rl);
 /* An I/O of `bytes` bytes and `ops` operations at now_ns: 0 when it may go
  * (its tokens are taken from both buckets), else the nanoseconds until it
  * may (at least RATE_MIN_WAIT_NS; nothing taken, throttled counted). */
-uint64_t rate_limiter_take(struct rate_limiter *rl, uint64_t bytes, uint64_t ops,
-			   uint64_t now_ns);
+uint64_t rate_limiter_take(struct rate_limiter *rl, uint64_t bytes, uint64_t ops, uint64_t now_ns);
+
+/* What `cvisor info` and `top` show of one direction of a device. */
+struct rate_status {
+	const char *dir; /* "" (a disk), "rx", "tx" */
+	struct rate_limits lim;
+	uint64_t throttled;
+};
+
+/* A device's wake-up for I/O that waits for tokens: a timerfd on the main
+ * loop, armed for the earliest wait asked for. */
+struct rate_timer {
+	int fd;
+	struct evloop *loop;
+	uint64_t due_ns; /* when it fires; 0: disarmed */
+};
+
+/* A disarmed timer calling fn (which calls rate_timer_fired first).
+ * 0 or -errno. */
+int rate_timer_init(struct rate_timer *t, struct evloop *loop, evloop_fn fn, void *opaque) CV_MUST;
+
+/* Fire wait_ns after now_ns, unless it fires sooner already. */
+void rate_timer_arm(struct rate_timer *t, uint64_t now_ns, uint64_t wait_ns);
+
+/* In fn: read the timerfd; it is disarmed. */
+void rate_timer_fired(struct rate_timer *t);
+
+/* Remove and close it (main thread). Safe on a timer whose init failed. */
+void rate_timer_destroy(struct rate_timer *t);
 
 #endif

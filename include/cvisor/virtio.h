@@ -46,6 +46,7 @@
 
 struct virtio_dev;
 struct evloop;
+struct rate_status;
 
 struct virtio_dev_ops {
 	const char *name;
@@ -81,6 +82,16 @@ struct virtio_dev_ops {
 	/* Free what create made (main thread, transport detached); NULL:
 	 * nothing to free. */
 	void (*destroy)(struct virtio_dev *d);
+	/* Rate limits (ratelimit.h); NULL: the device has none. set_limits
+	 * (`cvisor set`, main thread): apply `changes` ("KEY=VALUE,...", rate
+	 * options only) at once, all or nothing, and give the device's spec
+	 * (now `spec`) with them as *new_spec (malloc'd); -EINVAL with e
+	 * filled naming `what`, or -ENOMEM. rate_status: each direction's
+	 * limits and throttle count into out[0..max); returns how many. */
+	int (*set_limits)(struct virtio_dev *d, const char *what, const char *spec,
+			  const char *changes, char **new_spec, struct cv_error *e);
+	unsigned int (*rate_status)(struct virtio_dev *d, struct rate_status *out,
+				    unsigned int max);
 };
 
 /* Counters the devices add to, for `cvisor top` (struct vm owns them). */

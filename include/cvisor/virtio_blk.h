@@ -17,6 +17,7 @@
 
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
+#include "cvisor/ratelimit.h"
 #include "cvisor/util.h"
 #include "cvisor/virtio.h"
 
@@ -72,12 +73,17 @@ struct virtio_blk_config {
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
 	unsigned int num_queues; /* 0: min(2, host CPUs) */
 	bool sync_io;		 /* skip io_uring (tests, benchmarks) */
+	struct rate_limits rate; /* bw=, iops= and their bursts */
 };
 
+/* How a disk's rate limits are spelled: bw=, bw-burst=, iops=, iops-burst=. */
+extern const struct rate_keys virtio_blk_rate_keys[1];
+
 /* Parse the value of --disk: PATH[,readonly][,serial=ID][,direct][,queues=N]
- * (PATH ends at the first ','; "ro" = readonly; serial: 1 to 20 printable
- * characters, no spaces; queues: 1 to VIRTIO_MAX_QUEUES, default min(2,
- * host CPUs)). Pure. Returns 0, or -EINVAL with e filled (one line naming
+ * [,bw=RATE][,bw-burst=SIZE][,iops=N][,iops-burst=N] (PATH ends at the
+ * first ','; "ro" = readonly; serial: 1 to 20 printable characters, no
+ * spaces; queues: 1 to VIRTIO_MAX_QUEUES, default min(2, host CPUs); the
+ * rate limits as in ratelimit.h: bytes and requests a second). Pure. Returns 0, or -EINVAL with e filled (one line naming
  * the bad part). */
 int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, struct cv_error *e) CV_MUST;
 

@@ -19,6 +19,7 @@
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/net_backend.h"
+#include "cvisor/ratelimit.h"
 #include "cvisor/util.h"
 #include "cvisor/virtio.h"
 
@@ -72,7 +73,14 @@ struct virtio_net_config {
 	uint8_t mac[6];
 	unsigned int nr_hostfwd;
 	struct net_hostfwd hostfwd[VIRTIO_NET_MAX_HOSTFWD];
+	/* Rate limits toward the guest ([VIRTIO_NET_RXQ]: rx-bw=, rx-pps=,
+	 * ...) and from it ([VIRTIO_NET_TXQ]: tx-bw=, ...). */
+	struct rate_limits rate[2];
 };
+
+/* How a network's rate limits are spelled: rx-bw=, rx-bw-burst=, rx-pps=,
+ * rx-pps-burst= and the same with tx-, indexed like the queues. */
+extern const struct rate_keys virtio_net_rate_keys[2];
 
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_dropped; /* toward the guest */
@@ -87,6 +95,8 @@ void virtio_net_default_mac(unsigned int index, uint8_t mac[6]);
 /* Parse a --net value (pure: no host access):
  *   user[,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=M]
  *   tap=NAME[,mac=M]
+ * either followed by rate limits (ratelimit.h) per direction: [,rx-bw=RATE]
+ * [,rx-bw-burst=SIZE][,rx-pps=N][,rx-pps-burst=N] and the same with tx-.
  * A HOSTPORT without the leading colon is accepted (tcp:2222-:22). index
  * picks the default MAC. On error returns -EINVAL with e filled. */
 int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_config *c,

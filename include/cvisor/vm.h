@@ -103,8 +103,10 @@ struct vm {
 	void (*console_write)(void *ctx, const uint8_t *buf, size_t len);
 	bool console_stalled; /* out_fd stayed full: output is being dropped */
 	void *console_ctx;
-	/* Paravirtual devices (src/devices.c). */
-	const struct devices_config *devcfg;
+	/* Paravirtual devices (src/devices.c): the VM's copy of
+	 * cfg->devices, which `cvisor set` changes (rate limits) and a
+	 * snapshot's CONFIG records. Main thread. */
+	struct devices_config devcfg;
 	struct irq_router router;
 	struct pci_bus pci;
 	struct vm_virtio *virtio[VM_MAX_VIRTIO];

@@ -212,6 +212,16 @@ static void print_info(struct json_object *o)
 			       (unsigned long long)cli_json_u64(v, "tx_packets"),
 			       (unsigned long long)cli_json_u64(v, "tx_dropped"));
 		}
+	if (json_object_object_get_ex(o, "limits", &a) && json_object_is_type(a, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			char name[32], text[128];
+
+			v = json_object_array_get_idx(a, i);
+			cli_limit_name(v, name, sizeof(name));
+			cli_limit_text(v, text, sizeof(text));
+			printf("%-14s%s; throttled %llu times\n", name, text,
+			       (unsigned long long)cli_json_u64(v, "throttled"));
+		}
 }
 
 int cli_info(const struct cli_verb *v, const struct cli_args *a)

@@ -90,10 +90,78 @@ static void fmt_rate(double bps, char *buf, size_t len)
 	snprintf(buf, len, u ? "%.1f%c" : "%.0f%c", bps, units[u]);
 }
 
+void cli_limit_name(struct json_object *lim, char *buf, size_t len)
+{
+	const char *dir = cli_json_str(lim, "dir");
+
+	snprintf(buf, len, "%s%s%s", cli_json_str(lim, "device"), *dir ? " " : "", dir);
+}
+
+void cli_limit_text(struct json_object *lim, char *buf, size_t len)
+{
+	uint64_t bw = cli_json_u64(lim, "bytes_per_s"), ops = cli_json_u64(lim, "ops_per_s");
+	/* Requests a disk takes, packets a network moves. */
+	const char *unit = *cli_json_str(lim, "dir") ? "packets/s" : "iops";
+	char r[16], b[16];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (bw) {
+		fmt_rate((double)bw, r, sizeof(r));
+		fmt_rate((double)cli_json_u64(lim, "bytes_burst"), b, sizeof(b));
+		n = (size_t)snprintf(buf, len, "%s/s (burst %s)", r, b);
+	}
+	if (ops && n < len)
+		snprintf(buf + n, len - n, "%s%llu %s (burst %llu)", bw ? ", " : "",
+			 (unsigned long long)ops, unit,
+			 (unsigned long long)cli_json_u64(lim, "ops_burst"));
+	if (!bw && !ops)
+		snprintf(buf, len, "no limit");
+}
+
 static const char *const rate_keys[] = { "blk_read_bytes", "blk_write_bytes", "net_rx_bytes",
 					 "net_tx_bytes" };
 static const char *const rate_names[] = { "blk_read_bps", "blk_write_bps", "net_rx_bps",
 					  "net_tx_bps" };
+
+/* The entry of limits array a for the same device and direction as l. */
+static struct json_object *same_limit(struct json_object *a, struct json_object *l)
+{
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *x = json_object_array_get_idx(a, i);
+
+		if (!strcmp(cli_json_str(x, "device"), cli_json_str(l, "device")) &&
+		    !strcmp(cli_json_str(x, "dir"), cli_json_str(l, "dir")))
+			return x;
+	}
+	return NULL;
+}
+
+/* The limited devices of a guest (stats b, a before it): their limits and
+ * how often a second they held I/O back. */
+static struct json_object *limit_rows(struct json_object *a, struct json_object *b, double secs)
+{
+	struct json_object *out = json_object_new_array(), *la = NULL, *lb = NULL;
+
+	json_object_object_get_ex(a, "limits", &la);
+	json_object_object_get_ex(b, "limits", &lb);
+	for (size_t i = 0; out && lb && i < json_object_array_length(lb); i++) {
+		struct json_object *l = json_object_array_get_idx(lb, i), *r;
+
+		if ((!cli_json_u64(l, "bytes_per_s") && !cli_json_u64(l, "ops_per_s")) ||
+		    !(r = json_object_new_object()))
+			continue;
+		json_object_object_foreach(l, key, val)
+		{
+			json_object_object_add(r, key, json_object_get(val));
+		}
+		json_object_object_add(
+			r, "throttled_per_s",
+			json_object_new_double(rate(same_limit(la, l), l, "throttled", secs)));
+		json_object_array_add(out, r);
+	}
+	return out;
+}
 
 /* One row per guest seen in both samples. */
 static struct json_object *rows(const struct sample *prev, int np, const struct sample *cur, int nc)
@@ -123,6 +191,7 @@ static struct json_object *rows(const struct sample *prev, int np, const struct 
 			json_object_object_add(
 				r, rate_names[k],
 				json_object_new_double(rate(a, b, rate_keys[k], secs)));
+		json_object_object_add(r, "limits", limit_rows(a, b, secs));
 		json_object_array_add(all, r);
 	}
 	return all;
@@ -133,6 +202,25 @@ static double dbl(struct json_object *o, const char *key)
 	struct json_object *v;
 
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0.0;
+}
+
+/* Under a guest's row, a line per limited device (as xentop's -x and -n
+ * lines): its limit, and how often a second it held I/O back. */
+static void print_limits(struct json_object *r)
+{
+	struct json_object *a;
+
+	if (!json_object_object_get_ex(r, "limits", &a))
+		return;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *l = json_object_array_get_idx(a, i);
+		char name[32], text[128];
+
+		cli_limit_name(l, name, sizeof(name));
+		cli_limit_text(l, text, sizeof(text));
+		printf("  %-18s limit %s; throttled %.1f/s\n", name, text,
+		       dbl(l, "throttled_per_s"));
+	}
 }
 
 static void print_table(struct json_object *all)
@@ -165,6 +253,7 @@ static void print_table(struct json_object *all)
 		       (unsigned long long)cli_json_u64(r, "vcpus"),
 		       (unsigned long long)(cli_json_u64(r, "memory") >> 20), rates[0], rates[1],
 		       rates[2], rates[3]);
+		print_limits(r);
 	}
 	fflush(stdout);
 }

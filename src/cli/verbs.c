@@ -1,6 +1,6 @@
 /* verbs.c - the verb table: every `cvisor VERB` but run and restore, with
  * its options, and the verbs that are one request each (stop, kill, pause,
- * resume, balloon, pin, save, ctl). A new verb is one handler and one row
+ * resume, balloon, pin, set, save, ctl). A new verb is one handler and one row
  * of cli_verbs; its options are rows of its own table, which give both
  * its parsing and its usage. */
 #include <errno.h>
@@ -181,6 +181,40 @@ out:
 	return r == -EREMOTEIO || r == -ENOENT ? CV_EXIT_FAIL
 	       : r == -EISDIR		       ? CV_EXIT_USAGE
 					       : cli_connect_status(r);
+}
+
+/* The device and its KEY=VALUE list are checked here, as the flags of
+ * `cvisor run` are: a bad rate is bad input (status 2) before any guest
+ * is asked. Whether the guest has that device, the guest says. */
+static int verb_set(const struct cli_verb *v, const struct cli_args *a)
+{
+	struct ctl_request req = { .cmd = CTL_CMD_SET };
+	const struct device_type *t;
+	struct json_object *reply;
+	struct cv_error e = { 0 };
+	unsigned int index;
+	int st;
+
+	t = devices_type_of(a->arg[1], &index);
+	if (!t || !t->rate || strlen(a->arg[1]) >= sizeof(req.device)) {
+		cv_err("set: %.64s: not a device with rate limits (disk0 to disk7, net0 to net3)",
+		       a->arg[1]);
+		return CV_EXIT_USAGE;
+	}
+	if (strlen(a->arg[2]) >= sizeof(req.limits)) {
+		cv_err("set: %s: the limits are longer than %zu bytes", a->arg[1],
+		       sizeof(req.limits) - 1);
+		return CV_EXIT_USAGE;
+	}
+	if (rate_parse_changes(t->rate, NULL, t->nrate, a->arg[1], a->arg[2], &e)) {
+		cv_err("set: %s", e.msg);
+		return CV_EXIT_USAGE;
+	}
+	snprintf(req.device, sizeof(req.device), "%s", a->arg[1]);
+	snprintf(req.limits, sizeof(req.limits), "%s", a->arg[2]);
+	st = cli_request(a->arg[0], &req, NULL, v->timeout_ms, &reply);
+	json_object_put(reply);
+	return st;
 }
 
 /* FILE is made absolute here, since the monitor's working directory is
@@ -388,6 +422,9 @@ const struct cli_verb cli_verbs[] = {
 	  "set the memory the balloon takes from the guest", 0, CLI_CALL_TIMEOUT_MS },
 	{ "pin", verb_pin, NULL, "NAME VCPU CPULIST", 3, "a guest NAME, a VCPU and a CPULIST",
 	  "set a vCPU thread's host CPUs (pin web 0 2-3)", 0, CLI_CALL_TIMEOUT_MS },
+	{ "set", verb_set, NULL, "NAME DEVICE KEY=VALUE[,...]", 3,
+	  "a guest NAME, a DEVICE (disk0, net0, ...) and KEY=VALUE[,...]",
+	  "change a disk's or a network's I/O rate limits", 0, CLI_CALL_TIMEOUT_MS },
 	{ "ctl", verb_ctl, NULL, "NAME JSON|-", 2,
 	  "a guest NAME and a JSON request (or - for stdin)",
 	  "send one raw protocol request and print the reply", 0, CLI_CALL_TIMEOUT_MS },

@@ -4,6 +4,7 @@
 #ifndef CVISOR_CLI_VERBS_H
 #define CVISOR_CLI_VERBS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cvisor/cli.h"
@@ -40,6 +41,13 @@ struct cli_answer {
  * answer (fanout.c). The caller puts the replies. */
 void cli_ask_all(char *const *names, int n, const char *line, int timeout_ms,
 		 struct cli_answer *out);
+
+/* One entry of a reply's "limits" (ctl proto.c) as words: "10.0M/s (burst
+ * 1.0M), 100 iops (burst 10)", or "no limit" (top.c). */
+void cli_limit_text(struct json_object *lim, char *buf, size_t len);
+
+/* The entry's device and direction: "disk0", "net0 rx" (top.c). */
+void cli_limit_name(struct json_object *lim, char *buf, size_t len);
 
 /* The string member key of reply object o, or "-" (o may be NULL). */
 const char *cli_json_str(struct json_object *o, const char *key);

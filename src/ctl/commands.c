@@ -163,6 +163,40 @@ static struct json_object *net_info(struct vm *vm)
 	return a;
 }
 
+/* Each direction of the devices with rate limits (only v's when v is not
+ * NULL): the limits in effect and how often they held I/O back. */
+static struct json_object *limits_json(struct vm *vm, struct vm_virtio *only)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned int i = 0; a && i < vm->nvirtio; i++) {
+		struct vm_virtio *v = vm->virtio[i];
+		struct rate_status st[2];
+		unsigned int n;
+		char name[CTL_DEVICE_MAX];
+
+		if ((only && v != only) || !v->dev.ops->rate_status)
+			continue;
+		snprintf(name, sizeof(name), "%s%u", v->type->key, v->index);
+		n = v->dev.ops->rate_status(&v->dev, st, ARRAY_SIZE(st));
+		for (unsigned int k = 0; k < n; k++) {
+			struct json_object *o = json_object_new_object();
+
+			if (!o)
+				break;
+			json_object_object_add(o, "device", json_object_new_string(name));
+			json_object_object_add(o, "dir", json_object_new_string(st[k].dir));
+			add_u64(o, "bytes_per_s", st[k].lim.bytes.rate);
+			add_u64(o, "bytes_burst", rate_burst(&st[k].lim.bytes));
+			add_u64(o, "ops_per_s", st[k].lim.ops.rate);
+			add_u64(o, "ops_burst", rate_burst(&st[k].lim.ops));
+			add_u64(o, "throttled", st[k].throttled);
+			json_object_array_add(a, o);
+		}
+	}
+	return a;
+}
+
 static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
 		    char **reply)
 {
@@ -184,7 +218,7 @@ static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	add_u64(o, "uptime_ms", vm->start_ns ? (cv_now_ns() - vm->start_ns) / 1000000 : 0);
 	/* memory, kernel, initrd, cmdline, cpu_weight, cpu_cap, memory_limit,
 	 * cpu_affinity: config.c's field table says which and how. */
-	if (config_to_json(cfg, CONFIG_VIEW_INFO, o)) {
+	if (config_to_json(cfg, NULL, CONFIG_VIEW_INFO, o)) {
 		json_object_put(o);
 		json_object_put(dev);
 		return fail(reply, -ENOMEM, "out of memory");
@@ -200,6 +234,7 @@ static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	if (vm->balloon)
 		json_object_object_add(o, "balloon", balloon_info(vm->balloon));
 	json_object_object_add(o, "net", net_info(vm));
+	json_object_object_add(o, "limits", limits_json(vm, NULL));
 	return ok(reply, o);
 }
 
@@ -249,6 +284,47 @@ static int cmd_stats(struct ctl_server *srv, struct ctl_conn *c, const struct ct
 	add_u64(o, "blk_write_bytes", atomic_load(&vm->stats.blk_write_bytes));
 	add_u64(o, "net_rx_bytes", atomic_load(&vm->stats.net_rx_bytes));
 	add_u64(o, "net_tx_bytes", atomic_load(&vm->stats.net_tx_bytes));
+	json_object_object_add(o, "limits", limits_json(vm, NULL));
+	return ok(reply, o);
+}
+
+/* A device's rate limits, now; the VM's copy of its spec follows, so that
+ * a snapshot or a migration carries them. */
+static int cmd_set(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		   char **reply)
+{
+	struct vm *vm = srv->vm;
+	struct vm_virtio *v = vm_device_find(vm, req->device);
+	struct cv_error e = { 0 };
+	struct json_object *o;
+	char *spec;
+	int r;
+
+	(void)c;
+	if (!v)
+		return fail(reply, -ENODEV, "set: guest %s has no device %s (see cvisor info %s)",
+			    srv->name, req->device, srv->name);
+	if (!v->dev.ops->set_limits)
+		return fail(reply, -EINVAL, "set: %s has no rate limits (disks and networks have)",
+			    req->device);
+	r = v->dev.ops->set_limits(&v->dev, req->device,
+				   devices_spec(&vm->devcfg, v->type, v->index), req->limits, &spec,
+				   &e);
+	if (r)
+		return fail(reply, r, "set: %s", e.msg[0] ? e.msg : strerror(-r));
+	r = devices_set_spec(&vm->devcfg, v->type, v->index, spec);
+	if (r) {
+		free(spec);
+		/* The device runs with the new limits; a snapshot would not. */
+		return fail(reply, r, "set: %s: out of memory recording the new limits",
+			    req->device);
+	}
+	if ((o = json_object_new_object())) {
+		json_object_object_add(o, "device", json_object_new_string(req->device));
+		json_object_object_add(o, "spec", json_object_new_string(spec));
+		json_object_object_add(o, "limits", limits_json(vm, v));
+	}
+	free(spec);
 	return ok(reply, o);
 }
 
@@ -513,7 +589,7 @@ static const struct {
 	[CTL_CMD_STOP] = { cmd_stop, false },	    [CTL_CMD_KILL] = { cmd_kill, true },
 	[CTL_CMD_BALLOON] = { cmd_balloon, false }, [CTL_CMD_PIN] = { cmd_pin, true },
 	[CTL_CMD_CONSOLE] = { cmd_console, true },  [CTL_CMD_SAVE] = { cmd_save, false },
-	[CTL_CMD_PEEK] = { cmd_peek, true },
+	[CTL_CMD_PEEK] = { cmd_peek, true },	    [CTL_CMD_SET] = { cmd_set, false },
 };
 
 int ctl_command(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,

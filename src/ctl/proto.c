@@ -59,7 +59,16 @@
  *             without them it is refused.
  *   peek {"gpa": A, "len": N}  read N (1..4096, default 8) bytes of guest
  *             RAM at guest-physical A: {"gpa": A, "hex": "..."} and, for N
- *             <= 8, "value": the bytes as a little-endian integer. */
+ *             <= 8, "value": the bytes as a little-endian integer.
+ *   set {"device": "disk0", "limits": "bw=50M,iops=off"}  change a disk's
+ *             or a network's rate limits now (the options of --disk and
+ *             --net, "off" removing one; see README "I/O rate limits"):
+ *             {"device", "spec": the device's spec now, "limits": [...] as
+ *             in info}. A snapshot or migration carries the new spec.
+ *   info and stats also hold "limits": per disk and network direction
+ *             {device, dir ("", "rx", "tx"), bytes_per_s, bytes_burst,
+ *             ops_per_s, ops_burst (0: no limit; bursts as in effect),
+ *             throttled (times I/O waited for the limit)}. */
 #include "cvisor/ctl_proto.h"
 
 #include <errno.h>
@@ -77,14 +86,14 @@ static const char *const cmd_names[CTL_CMD_COUNT] = {
 	[CTL_CMD_INFO] = "info",       [CTL_CMD_STATS] = "stats", [CTL_CMD_PAUSE] = "pause",
 	[CTL_CMD_RESUME] = "resume",   [CTL_CMD_STOP] = "stop",	  [CTL_CMD_KILL] = "kill",
 	[CTL_CMD_BALLOON] = "balloon", [CTL_CMD_PIN] = "pin",	  [CTL_CMD_CONSOLE] = "console",
-	[CTL_CMD_SAVE] = "save",       [CTL_CMD_PEEK] = "peek",
+	[CTL_CMD_SAVE] = "save",       [CTL_CMD_PEEK] = "peek",	  [CTL_CMD_SET] = "set",
 };
 
 /* The argument keys each command takes besides "cmd". */
 static const char *const cmd_args[CTL_CMD_COUNT][3] = {
 	[CTL_CMD_STOP] = { "timeout" },	    [CTL_CMD_BALLOON] = { "bytes" },
 	[CTL_CMD_PIN] = { "vcpu", "cpus" }, [CTL_CMD_SAVE] = { "path", "keep_running" },
-	[CTL_CMD_PEEK] = { "gpa", "len" },
+	[CTL_CMD_PEEK] = { "gpa", "len" },  [CTL_CMD_SET] = { "device", "limits" },
 };
 
 const char *ctl_run_dir(void)
@@ -243,6 +252,21 @@ static int parse_save(struct json_object *o, struct ctl_request *req, char *err,
 	return 0;
 }
 
+/* A string argument that fits out[len] (NUL excluded from the text). */
+static int get_str(struct json_object *o, const char *key, char *out, size_t len, char *err,
+		   size_t errlen)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
+	    !json_object_get_string_len(v) || (size_t)json_object_get_string_len(v) >= len)
+		return cv_errf(err, errlen, -EINVAL,
+			       "malformed request: \"%s\" must be a string of 1 to %zu bytes", key,
+			       len - 1);
+	snprintf(out, len, "%s", json_object_get_string(v));
+	return 0;
+}
+
 static int parse_args(struct json_object *o, struct ctl_request *req, char *err, size_t errlen)
 {
 	struct json_object *v;
@@ -264,6 +288,10 @@ static int parse_args(struct json_object *o, struct ctl_request *req, char *err,
 			return r;
 	} else if (req->cmd == CTL_CMD_SAVE) {
 		return parse_save(o, req, err, errlen);
+	} else if (req->cmd == CTL_CMD_SET) {
+		if ((r = get_str(o, "device", req->device, sizeof(req->device), err, errlen)))
+			return r;
+		return get_str(o, "limits", req->limits, sizeof(req->limits), err, errlen);
 	} else if (req->cmd == CTL_CMD_PEEK) {
 		if (!json_object_object_get_ex(o, "gpa", &v))
 			return cv_errf(err, errlen, -EINVAL,
@@ -400,6 +428,10 @@ char *ctl_request_format(const struct ctl_request *req)
 		json_object_object_add(o, "path", json_object_new_string(req->path));
 		json_object_object_add(o, "keep_running",
 				       json_object_new_boolean(req->keep_running));
+		break;
+	case CTL_CMD_SET:
+		json_object_object_add(o, "device", json_object_new_string(req->device));
+		json_object_object_add(o, "limits", json_object_new_string(req->limits));
 		break;
 	case CTL_CMD_PEEK:
 		json_object_object_add(o, "gpa", json_object_new_uint64(req->gpa));

@@ -99,11 +99,19 @@ static bool valid_ifname(const char *s)
 	return !strpbrk(s, "/:% \t\n\v\f\r");
 }
 
+const struct rate_keys virtio_net_rate_keys[2] = {
+	[VIRTIO_NET_RXQ] = { "rx-", "pps" },
+	[VIRTIO_NET_TXQ] = { "tx-", "pps" },
+};
+
 static int parse_option(char *item, const char *orig, struct virtio_net_config *c, bool *have_mac,
 			struct cv_error *e)
 {
 	struct net_hostfwd *f;
+	int r = rate_parse_opt(virtio_net_rate_keys, c->rate, 2, "--net", item, strlen(item), e);
 
+	if (r)
+		return r < 0 ? r : 0;
 	if (!strncmp(item, "mac=", 4)) {
 		if (*have_mac)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "--net: mac= given twice");
@@ -118,7 +126,8 @@ static int parse_option(char *item, const char *orig, struct virtio_net_config *
 	}
 	if (strncmp(item, "hostfwd=", 8))
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
-			       "--net: unknown option '%s' in '%s' (expected hostfwd= or mac=)",
+			       "--net: unknown option '%s' in '%s' (expected hostfwd=, mac=, or "
+			       "rx-bw=, rx-pps=, tx-bw=, tx-pps= and their -burst)",
 			       item, orig);
 	if (c->backend != VIRTIO_NET_USER)
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
@@ -182,5 +191,5 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 	while ((item = strsep(&p, ",")))
 		if ((r = parse_option(item, spec, c, &have_mac, e)))
 			return r;
-	return 0;
+	return rate_check(virtio_net_rate_keys, c->rate, 2, "--net", e);
 }

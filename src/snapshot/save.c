@@ -54,14 +54,15 @@ void snapshot_devices_resume(struct vm *vm)
 
 /* ---- saving ---- */
 
-/* CONFIG: the canonical JSON config (config.c says why), no NUL. */
-static void save_config(const struct vm_config *c, struct state_buf *b)
+/* CONFIG: the canonical JSON config (config.c says why), no NUL, with
+ * the devices as they are now (`cvisor set` may have changed them). */
+static void save_config(const struct vm *vm, struct state_buf *b)
 {
 	size_t at = snap_section_begin(b, SNAP_SEC_CONFIG, SNAPSHOT_CONFIG_VERSION);
 	struct json_object *o = json_object_new_object();
 	const char *text;
 
-	if (!o || config_to_json(c, CONFIG_VIEW_SNAPSHOT, o) ||
+	if (!o || config_to_json(vm->cfg, &vm->devcfg, CONFIG_VIEW_SNAPSHOT, o) ||
 	    !(text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							       JSON_C_TO_STRING_NOSLASHESCAPE)))
 		b->err = b->err ? b->err : -ENOMEM;
@@ -118,7 +119,7 @@ static int save_device(const struct device *d, struct state_buf *b)
 
 int snapshot_config_save(struct vm *vm, struct state_buf *b)
 {
-	save_config(vm->cfg, b);
+	save_config(vm, b);
 	save_machine(vm, b);
 	return b->err;
 }
@@ -130,7 +131,7 @@ int snapshot_state_save(struct vm *vm, struct state_buf *b)
 	size_t at;
 	int r;
 
-	save_config(vm->cfg, b);
+	save_config(vm, b);
 	save_machine(vm, b);
 	at = snap_section_begin(b, SNAP_SEC_KSTATE, SNAPSHOT_KSTATE_VERSION);
 	r = vm_kstate_save(vm, b);

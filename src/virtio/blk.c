@@ -21,6 +21,8 @@
  * byte take two more of the VIRTQ_MAX_IOV a chain may have. */
 #define BLK_SEG_MAX (VIRTQ_MAX_IOV - 4)
 
+const struct rate_keys virtio_blk_rate_keys[1] = { { "", "iops" } };
+
 static bool opt_is(const char *opt, size_t n, const char *name)
 {
 	return strlen(name) == n && !memcmp(opt, name, n);
@@ -31,7 +33,10 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 {
 	char num[16];
 	uint64_t v;
+	int r = rate_parse_opt(virtio_blk_rate_keys, &c->rate, 1, "--disk", opt, n, e);
 
+	if (r)
+		return r < 0 ? r : 0;
 	if (opt_is(opt, n, "readonly") || opt_is(opt, n, "ro")) {
 		c->readonly = true;
 	} else if (opt_is(opt, n, "direct")) {
@@ -65,7 +70,7 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 	} else {
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
-			       "direct or queues=N)",
+			       "direct, queues=N, bw=RATE, iops=N or their -burst)",
 			       spec, (int)n, opt);
 	}
 	return 0;
@@ -98,7 +103,7 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, struct cv_er
 		if ((r = parse_opt(spec, opt, n, c, e)))
 			return r;
 	}
-	return 0;
+	return rate_check(virtio_blk_rate_keys, &c->rate, 1, "--disk", e);
 }
 
 static uint64_t blk_features(struct virtio_dev *d)
@@ -184,8 +189,43 @@ static void blk_reset(struct virtio_dev *d)
 	blk_io_drain(b);
 	b->draining = false;
 	for (unsigned int i = 0; i < b->nq; i++)
-		b->q[i].kicked = b->q[i].throttled = b->q[i].used = false;
+		b->q[i].kicked = b->q[i].throttled = b->q[i].rate_wait = b->q[i].used = false;
 	b->dsync = false;
+}
+
+/* cvisor set: new limits at once; the queues they held look again. */
+static int blk_set_limits(struct virtio_dev *d, const char *what, const char *spec,
+			  const char *changes, char **new_spec, struct cv_error *e)
+{
+	struct blk *b = d->priv;
+	struct rate_limits l;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	rate_limiter_get(&b->rl, &l);
+	r = rate_spec_change(virtio_blk_rate_keys, &l, 1, what, spec, changes, new_spec, e);
+	if (!r) {
+		rate_limiter_set(&b->rl, &l, cv_now_ns());
+		for (unsigned int i = 0; i < b->nq; i++)
+			b->q[i].kicked |= b->q[i].rate_wait;
+		blk_io_poke(b);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static unsigned int blk_rate_status(struct virtio_dev *d, struct rate_status *out, unsigned int max)
+{
+	struct blk *b = d->priv;
+
+	if (!max)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	out->dir = "";
+	rate_limiter_get(&b->rl, &out->lim);
+	out->throttled = b->rl.throttled;
+	pthread_mutex_unlock(&d->lock);
+	return 1;
 }
 
 /* State: version, then what must match the image the state is loaded
@@ -313,7 +353,7 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 	d->priv = NULL;
 	if (!(b = calloc(1, sizeof(*b))))
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "%s: out of memory", c->path);
-	b->fd = b->fd_buf = b->efd = -1;
+	b->fd = b->fd_buf = b->efd = b->rate_timer.fd = -1;
 	b->cfg = *c;
 	/* GET_ID and the saved state send all 20 bytes: zeros after the ID. */
 	memset(b->cfg.serial, 0, sizeof(b->cfg.serial));
@@ -356,6 +396,8 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 		.quiesce = virtio_blk_quiesce,
 		.resume = virtio_blk_resume,
 		.destroy = virtio_blk_destroy,
+		.set_limits = blk_set_limits,
+		.rate_status = blk_rate_status,
 	};
 	snprintf(label, sizeof(label), "virtio-blk %.20s", base ? base + 1 : c->path);
 	virtio_dev_init(d, &b->ops, b, mem, label);
@@ -368,6 +410,14 @@ int virtio_blk_create(struct virtio_dev *d, const struct virtio_blk_config *c,
 	if ((r = evloop_add(loop, b->efd, EPOLLIN, blk_event, b))) {
 		cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: cannot watch disk I/O completions: %s",
 			c->path, strerror(-r));
+		blk_io_exit(b);
+		goto fail;
+	}
+	rate_limiter_set(&b->rl, &c->rate, cv_now_ns());
+	if ((r = rate_timer_init(&b->rate_timer, loop, blk_rate_event, b))) {
+		cv_fail(e, CV_EXIT_FAIL, r, "%s: cannot create the rate limit's timer: %s", c->path,
+			strerror(-r));
+		evloop_del(loop, b->efd);
 		blk_io_exit(b);
 		goto fail;
 	}
@@ -388,6 +438,7 @@ void virtio_blk_destroy(struct virtio_dev *d)
 	b->draining = true;
 	blk_io_drain(b);
 	pthread_mutex_unlock(&d->lock);
+	rate_timer_destroy(&b->rate_timer);
 	evloop_del(b->loop, b->efd);
 	blk_io_exit(b);
 	d->priv = NULL;

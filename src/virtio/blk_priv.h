@@ -42,6 +42,7 @@ struct blk_queue {
 	unsigned int nfree;
 	bool kicked;	/* the guest notified us */
 	bool throttled; /* stopped with every slot busy: resume on completion */
+	bool rate_wait; /* stopped by the rate limit: resume on the timer */
 	bool used;	/* pushed since the last interrupt check */
 };
 
@@ -63,6 +64,9 @@ struct blk {
 	bool async_rw1;	  /* IORING_OP_READ / WRITE: one buffer, no iovec */
 	bool fixed_files; /* fd and fd_buf registered as fixed files 0 and 1 */
 	struct io_uring ring;
+	/* The rate limit (all queues together) and its wake-up; dev->lock. */
+	struct rate_limiter rl;
+	struct rate_timer rate_timer;
 	unsigned int in_kernel, sq_pending;
 	_Atomic uint64_t *read_bytes, *write_bytes;
 	/* Storage migration: VIRTIO_BLK_TRACK_BLOCK blocks written since the
@@ -99,6 +103,9 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status);
 /* blk_req.c: process kicked and resumable queues, submit, reap what
  * completed, and interrupt the guest once per queue. d->lock held. */
 void blk_run(struct blk *b);
+
+/* blk_req.c: the rate limit's timer fired: run the queues it held. */
+void blk_rate_event(void *opaque, int fd, uint32_t events);
 
 /* blk.c: note that [off, off+len) of the image may have changed. */
 void blk_track_write(struct blk *b, uint64_t off, uint64_t len);

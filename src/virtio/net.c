@@ -33,6 +33,9 @@ struct virtio_net {
 	uint16_t status;
 	_Atomic uint64_t *rx_bytes, *tx_bytes;
 	struct virtio_net_stats stats;
+	/* Rate limits, indexed like the queues, and their wake-up. */
+	struct rate_limiter rl[2];
+	struct rate_timer rate_timer;
 
 	/* The frame on its way to the guest: header + frame in rx_buf, rx_off
 	 * bytes of it already copied into rx_nbufs receive buffers that are
@@ -40,6 +43,7 @@ struct virtio_net {
 	uint8_t *rx_buf;
 	size_t rx_len, rx_off;
 	unsigned int rx_nbufs;
+	bool rx_paid; /* the pending frame's tokens are taken */
 	struct virtq_elem rx_first, elem;
 	uint16_t rx_heads[VIRTQ_MAX_SIZE];
 	uint32_t rx_lens[VIRTQ_MAX_SIZE];
@@ -66,6 +70,22 @@ static void rx_drop_pending(struct virtio_net *n)
 {
 	n->rx_len = n->rx_off = 0;
 	n->rx_nbufs = 0;
+	n->rx_paid = false;
+}
+
+/* May a frame of `bytes` go in direction qi now? If not, the timer is set
+ * for when it may, and the caller leaves the frame where it is. */
+static bool rate_allows(struct virtio_net *n, unsigned int qi, uint64_t bytes)
+{
+	uint64_t now, wait;
+
+	if (!rate_limiter_on(&n->rl[qi]))
+		return true;
+	now = cv_now_ns();
+	if (!(wait = rate_limiter_take(&n->rl[qi], bytes, 1, now)))
+		return true;
+	rate_timer_arm(&n->rate_timer, now, wait);
+	return false;
 }
 
 /* Take the next frame from the backend into rx_buf. 1: got one, 0: none
@@ -195,6 +215,15 @@ static void rx_pump(struct virtio_net *n)
 			if (r < 0)
 				continue;
 		}
+		if (!n->rx_paid) {
+			/* Over the limit: the frame waits here and the backend
+			 * keeps the rest (the timer reads it again). */
+			if (!rate_allows(n, VIRTIO_NET_RXQ, n->rx_len - VIRTIO_NET_HDR_LEN)) {
+				n->be->ops->set_rx(n->be, false);
+				break;
+			}
+			n->rx_paid = true;
+		}
 		r = rx_place(n, &budget, &pushed);
 		if (r == 1)
 			continue;
@@ -261,6 +290,13 @@ static void tx_pump(struct virtio_net *n)
 				virtio_dev_fault(d, "the transmit queue is broken");
 				goto out;
 			}
+			/* Over the limit: the frame stays on the ring, the queue
+			 * sleeps (notifications off) until the timer. */
+			if (r > 0 &&
+			    !rate_allows(n, VIRTIO_NET_TXQ, n->elem.out_len - VIRTIO_NET_HDR_LEN)) {
+				virtq_unpop(q);
+				goto out;
+			}
 			if (r > 0 && !tx_one(n, &n->elem)) {
 				n->stats.tx_packets++;
 				bytes += n->elem.out_len - VIRTIO_NET_HDR_LEN;
@@ -299,15 +335,9 @@ static void net_rx_ready(void *opaque)
 	pthread_mutex_unlock(&n->dev->lock);
 }
 
-static void net_kick(void *opaque, int fd, uint32_t events)
+/* Both queues, and the backend started or stopped to match. */
+static void net_run(struct virtio_net *n)
 {
-	struct virtio_net *n = opaque;
-	uint64_t v;
-
-	(void)events;
-	if (read(fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: a spurious wakeup. */
-	}
 	pthread_mutex_lock(&n->dev->lock);
 	if (rx_possible(n)) {
 		n->be->ops->set_rx(n->be, true);
@@ -319,6 +349,28 @@ static void net_kick(void *opaque, int fd, uint32_t events)
 	}
 	tx_pump(n);
 	pthread_mutex_unlock(&n->dev->lock);
+}
+
+static void net_kick(void *opaque, int fd, uint32_t events)
+{
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: a spurious wakeup. */
+	}
+	net_run(opaque);
+}
+
+/* Tokens are there for what waited. */
+static void net_rate_event(void *opaque, int fd, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+
+	(void)fd;
+	(void)events;
+	rate_timer_fired(&n->rate_timer);
+	net_run(n);
 }
 
 /* virtio_dev_ops ---------------------------------------------------------- */
@@ -442,6 +494,43 @@ static int net_load(struct virtio_dev *d, struct state_rd *in)
 	return 0;
 }
 
+/* cvisor set: new limits at once; what they held is looked at again. */
+static int net_set_limits(struct virtio_dev *d, const char *what, const char *spec,
+			  const char *changes, char **new_spec, struct cv_error *e)
+{
+	struct virtio_net *n = d->priv;
+	struct rate_limits l[2];
+	uint64_t now = cv_now_ns();
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int i = 0; i < 2; i++)
+		rate_limiter_get(&n->rl[i], &l[i]);
+	r = rate_spec_change(virtio_net_rate_keys, l, 2, what, spec, changes, new_spec, e);
+	for (unsigned int i = 0; !r && i < 2; i++)
+		rate_limiter_set(&n->rl[i], &l[i], now);
+	pthread_mutex_unlock(&d->lock);
+	if (!r)
+		kick(n);
+	return r;
+}
+
+static unsigned int net_rate_status(struct virtio_dev *d, struct rate_status *out, unsigned int max)
+{
+	static const char *const dir[2] = { [VIRTIO_NET_RXQ] = "rx", [VIRTIO_NET_TXQ] = "tx" };
+	struct virtio_net *n = d->priv;
+	unsigned int i;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < 2 && i < max; i++) {
+		out[i].dir = dir[i];
+		rate_limiter_get(&n->rl[i], &out[i].lim);
+		out[i].throttled = n->rl[i].throttled;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return i;
+}
+
 const struct virtio_dev_ops virtio_net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
@@ -456,6 +545,8 @@ const struct virtio_dev_ops virtio_net_ops = {
 	.save = net_save,
 	.load = net_load,
 	.destroy = virtio_net_destroy,
+	.set_limits = net_set_limits,
+	.rate_status = net_rate_status,
 };
 
 int virtio_net_create_backend(struct virtio_dev *d, const struct virtio_net_config *c,
@@ -478,6 +569,13 @@ int virtio_net_create_backend(struct virtio_dev *d, const struct virtio_net_conf
 		close(n->kick_fd);
 		goto fail;
 	}
+	if ((r = rate_timer_init(&n->rate_timer, loop, net_rate_event, n))) {
+		evloop_del(loop, n->kick_fd);
+		close(n->kick_fd);
+		goto fail;
+	}
+	for (unsigned int i = 0; i < 2; i++)
+		rate_limiter_set(&n->rl[i], &c->rate[i], cv_now_ns());
 	n->be = be;
 	n->loop = loop;
 	n->rx_bytes = rx_bytes;
@@ -538,6 +636,7 @@ void virtio_net_destroy(struct virtio_dev *d)
 
 	if (!n)
 		return;
+	rate_timer_destroy(&n->rate_timer);
 	evloop_del(n->loop, n->kick_fd);
 	close(n->kick_fd);
 	n->be->ops->destroy(n->be);

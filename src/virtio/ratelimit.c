@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NS_PER_S 1000000000ULL
 
@@ -210,6 +211,28 @@ static int keep_one(void *opaque, const char *item, size_t n)
 	return 0;
 }
 
+int rate_parse_changes(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
+		       const char *what, const char *changes, struct cv_error *e)
+{
+	struct rate_limits scratch[4] = { 0 };
+	struct change_ctx c = { dir, lim ? lim : scratch, nd, what, e, NULL, 0, 0, true };
+
+	if (nd > ARRAY_SIZE(scratch))
+		return -EINVAL;
+	if (!changes || !*changes)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: no KEY=VALUE to set", what);
+	return each_item(changes, change_one, &c);
+}
+
+uint64_t rate_burst(const struct rate_limit *l)
+{
+	uint64_t def = l->rate / RATE_DEFAULT_BURST_DIV;
+
+	if (!l->rate)
+		return 0;
+	return l->burst ? l->burst : def ? def : 1;
+}
+
 int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
 		     const char *what, const char *spec, const char *changes, char **new_spec,
 		     struct cv_error *e)
@@ -223,9 +246,8 @@ int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsig
 	if (nd > ARRAY_SIZE(next))
 		return -EINVAL;
 	memcpy(next, lim, nd * sizeof(*lim));
-	if (!changes || !*changes)
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: no KEY=VALUE to set", what);
-	if ((r = each_item(changes, change_one, &c)) || (r = rate_check(dir, next, nd, what, e)))
+	if ((r = rate_parse_changes(dir, next, nd, what, changes, e)) ||
+	    (r = rate_check(dir, next, nd, what, e)))
 		return r;
 	c.cap = strlen(spec) + tail + 2;
 	if (!(c.out = malloc(c.cap)))
@@ -248,9 +270,7 @@ int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsig
 static void bucket_set(struct rate_bucket *b, const struct rate_limit *l, uint64_t now_ns)
 {
 	b->rate = l->rate;
-	b->size = l->burst ? l->burst : l->rate / RATE_DEFAULT_BURST_DIV;
-	if (!b->size)
-		b->size = 1;
+	b->size = l->rate ? rate_burst(l) : 1;
 	b->budget = (int64_t)b->size;
 	b->frac = 0;
 	b->last_ns = now_ns;
@@ -290,8 +310,8 @@ static uint64_t bucket_wait(struct rate_bucket *b, uint64_t cost, uint64_t now_n
 	if (b->budget >= want)
 		return 0;
 	/* (want - budget) tokens, less the fraction already earned. */
-	need_ns = (uint64_t)(((unsigned __int128)(uint64_t)(want - b->budget) * NS_PER_S -
-			      b->frac + b->rate - 1) /
+	need_ns = (uint64_t)(((unsigned __int128)(uint64_t)(want - b->budget) * NS_PER_S - b->frac +
+			      b->rate - 1) /
 			     b->rate);
 	return need_ns ? need_ns : 1;
 }
@@ -322,8 +342,7 @@ bool rate_limiter_on(const struct rate_limiter *rl)
 	return rl->bytes.rate || rl->ops.rate;
 }
 
-uint64_t rate_limiter_take(struct rate_limiter *rl, uint64_t bytes, uint64_t ops,
-			   uint64_t now_ns)
+uint64_t rate_limiter_take(struct rate_limiter *rl, uint64_t bytes, uint64_t ops, uint64_t now_ns)
 {
 	uint64_t wb = bucket_wait(&rl->bytes, bytes, now_ns);
 	uint64_t wo = bucket_wait(&rl->ops, ops, now_ns);
@@ -339,4 +358,44 @@ uint64_t rate_limiter_take(struct rate_limiter *rl, uint64_t bytes, uint64_t ops
 		rl->throttled++;
 	rl->waiting = true;
 	return w > RATE_MIN_WAIT_NS ? w : RATE_MIN_WAIT_NS;
+}
+
+/* ---- the wake-up ---- */
+
+int rate_timer_init(struct rate_timer *t, struct evloop *loop, evloop_fn fn, void *opaque)
+{
+	int fd = evloop_add_timer(loop, 0, 0, fn, opaque);
+
+	*t = (struct rate_timer){ .fd = fd < 0 ? -1 : fd, .loop = loop };
+	return fd < 0 ? fd : 0;
+}
+
+void rate_timer_arm(struct rate_timer *t, uint64_t now_ns, uint64_t wait_ns)
+{
+	uint64_t due = now_ns + wait_ns;
+
+	if (t->fd < 0 || (t->due_ns && t->due_ns <= due))
+		return;
+	/* Only a bad fd fails: the I/O then waits for the guest's next kick. */
+	if (!evloop_timer_arm(t->fd, wait_ns, 0))
+		t->due_ns = due;
+}
+
+void rate_timer_fired(struct rate_timer *t)
+{
+	uint64_t n;
+
+	if (read(t->fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: disarmed meanwhile (a re-arm); nothing to count */
+	}
+	t->due_ns = 0;
+}
+
+void rate_timer_destroy(struct rate_timer *t)
+{
+	if (t->fd < 0)
+		return;
+	evloop_del(t->loop, t->fd);
+	close(t->fd);
+	t->fd = -1;
 }

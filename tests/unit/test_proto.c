@@ -40,6 +40,7 @@ static void test_requests(void **state)
 		{ CTL_CMD_CONSOLE, "{\"cmd\":\"console\"}" },
 		{ CTL_CMD_SAVE, "{\"cmd\":\"save\",\"path\":\"/s\"}" },
 		{ CTL_CMD_PEEK, "{\"cmd\":\"peek\",\"gpa\":0}" },
+		{ CTL_CMD_SET, "{\"cmd\":\"set\",\"device\":\"disk0\",\"limits\":\"bw=1M\"}" },
 	};
 	struct ctl_request r;
 	char err[256];
@@ -105,6 +106,12 @@ static void test_bad_requests(void **state)
 		  "\"keep_running\" must be true or false" },
 		{ "{\"cmd\":\"save\",\"path\":\"/x\",\"frob\":1}", "save takes no \"frob\"" },
 		{ "{\"cmd\":\"peek\"}", "peek needs \"gpa\"" },
+		{ "{\"cmd\":\"set\",\"limits\":\"bw=1M\"}",
+		  "\"device\" must be a string of 1 to 15 bytes" },
+		{ "{\"cmd\":\"set\",\"device\":\"disk0\",\"limits\":\"\"}",
+		  "\"limits\" must be a string of 1 to 511 bytes" },
+		{ "{\"cmd\":\"set\",\"device\":\"disk0\",\"limits\":3}",
+		  "\"limits\" must be a string" },
 		{ "{\"cmd\":\"peek\",\"gpa\":0,\"len\":0}",
 		  "\"len\" must be an integer from 1 to 4096" },
 		{ "{\"cmd\":\"peek\",\"gpa\":0,\"len\":4097}", "\"len\" must be an integer" },
@@ -197,6 +204,8 @@ static void test_format_roundtrip(void **state)
 		in.keep_running = true;
 		in.gpa = 0x5000;
 		in.len = 16;
+		snprintf(in.device, sizeof(in.device), "net1");
+		snprintf(in.limits, sizeof(in.limits), "rx-bw=50M,tx-pps=off");
 		line = ctl_request_format(&in);
 		assert_non_null(line);
 		assert_int_equal(line[strlen(line) - 1], '\n');
@@ -219,6 +228,10 @@ static void test_format_roundtrip(void **state)
 		if (c == CTL_CMD_PEEK) {
 			assert_true(out.gpa == 0x5000);
 			assert_int_equal(out.len, 16);
+		}
+		if (c == CTL_CMD_SET) {
+			assert_string_equal(out.device, "net1");
+			assert_string_equal(out.limits, in.limits);
 		}
 		free(line);
 	}

@@ -41,7 +41,7 @@ static void test_long_run_rate(void **state)
 {
 	/* rate, request size: small, equal to the bucket, larger (debt) */
 	static const uint64_t cases[][2] = {
-		{ 10 << 20, 4096 },   { 10 << 20, 1 << 20 }, { 10 << 20, 4 << 20 },
+		{ 10 << 20, 4096 },  { 10 << 20, 1 << 20 }, { 10 << 20, 4 << 20 },
 		{ 1000000, 131072 }, { 3333333, 4097 },	    { 1 << 30, 512 << 10 },
 	};
 
@@ -197,9 +197,9 @@ static void test_parse(void **state)
 
 static void test_parse_bad(void **state)
 {
-	static const char *const bad[] = { "bw=0",    "bw=-5M",	 "bw=",	      "bw=fast",
-					   "bw=2T",   "iops=0",	 "iops=-1",   "iops=1.5",
-					   "iops=1k", "bw=0B",	 "bw-burst=0" };
+	static const char *const bad[] = { "bw=0",    "bw=-5M", "bw=",	     "bw=fast",
+					   "bw=2T",   "iops=0", "iops=-1",   "iops=1.5",
+					   "iops=1k", "bw=0B",	"bw-burst=0" };
 	struct rate_limits l[1] = { 0 };
 	char err[CV_ERROR_MAX];
 
@@ -228,10 +228,10 @@ static void test_spec_change(void **state)
 	assert_string_equal(spec, "/img,ro,bw=20M,iops=100");
 	assert_int_equal(l[0].bytes.rate, 20 << 20);
 	free(spec);
-	assert_int_equal(WITH_ERR(err, rate_spec_change(blk_keys, l, 1, "disk0",
-							"/img,ro,bw=20M,iops=100",
-							"bw=off,iops-burst=7", &spec, &e_)),
-			 0);
+	assert_int_equal(
+		WITH_ERR(err, rate_spec_change(blk_keys, l, 1, "disk0", "/img,ro,bw=20M,iops=100",
+					       "bw=off,iops-burst=7", &spec, &e_)),
+		0);
 	assert_string_equal(spec, "/img,ro,iops=100,iops-burst=7");
 	free(spec);
 	/* All or nothing: a bad item leaves the limits alone. */
@@ -241,8 +241,8 @@ static void test_spec_change(void **state)
 	assert_null(spec);
 	assert_non_null(strstr(err, "only the rate limits"));
 	assert_int_equal(l[0].ops.rate, 100);
-	assert_int_equal(WITH_ERR(err, rate_spec_change(blk_keys, l, 1, "disk0", "/img",
-							"iops=off", &spec, &e_)),
+	assert_int_equal(WITH_ERR(err, rate_spec_change(blk_keys, l, 1, "disk0", "/img", "iops=off",
+							&spec, &e_)),
 			 0);
 	free(spec);
 	/* iops went, its burst with it: nothing left over. */
@@ -253,12 +253,13 @@ static void test_spec_change(void **state)
 	assert_string_equal(err, "disk0: bw-burst needs bw");
 
 	memset(l, 0, sizeof(l));
-	assert_int_equal(WITH_ERR(err, rate_spec_change(net_keys, l, 2, "net0",
-							"user,hostfwd=tcp::2222-:22,mac=52:54:00:12:34:56",
-							"tx-bw=1536K,rx-pps=10", &spec, &e_)),
-			 0);
-	assert_string_equal(spec,
-			    "user,hostfwd=tcp::2222-:22,mac=52:54:00:12:34:56,rx-pps=10,tx-bw=1536K");
+	assert_int_equal(
+		WITH_ERR(err, rate_spec_change(net_keys, l, 2, "net0",
+					       "user,hostfwd=tcp::2222-:22,mac=52:54:00:12:34:56",
+					       "tx-bw=1536K,rx-pps=10", &spec, &e_)),
+		0);
+	assert_string_equal(
+		spec, "user,hostfwd=tcp::2222-:22,mac=52:54:00:12:34:56,rx-pps=10,tx-bw=1536K");
 	free(spec);
 }
 
@@ -268,9 +269,8 @@ int main(void)
 		cmocka_unit_test(test_long_run_rate), cmocka_unit_test(test_ops_limit),
 		cmocka_unit_test(test_burst),	      cmocka_unit_test(test_oversized_debt),
 		cmocka_unit_test(test_both_buckets),  cmocka_unit_test(test_wait_floor),
-		cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_parse),	      cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_spec_change),
+		cmocka_unit_test(test_unlimited),     cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse_bad),     cmocka_unit_test(test_spec_change),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,6 +181,9 @@ static void test_config_v2_round_trip(void **state)
 	config_init(&c);
 	assert_int_equal(config_apply_flags(ARRAY_SIZE(argv), argv, &c, &e), 0);
 	vm.cfg = &c;
+	assert_int_equal(devices_config_copy(&vm.devcfg, &c.devices), 0);
+	/* The VM's devices are written, as `cvisor set` left them. */
+	assert_int_equal(devices_set_spec(&vm.devcfg, devices_type("disk"), 1, "/b,bw=10M"), 0);
 	vm.ncpus = c.ncpus;
 	vm.mem.ram_size = c.mem_size;
 	assert_non_null(vm.cpuid = calloc(1, sizeof(*vm.cpuid)));
@@ -199,13 +202,15 @@ static void test_config_v2_round_trip(void **state)
 	assert_int_equal(back.devices.n, c.devices.n);
 	for (unsigned int i = 0; i < c.devices.n; i++) {
 		assert_ptr_equal(back.devices.dev[i].type, c.devices.dev[i].type);
-		assert_string_equal(back.devices.dev[i].spec, c.devices.dev[i].spec);
+		assert_string_equal(back.devices.dev[i].spec, vm.devcfg.dev[i].spec);
 	}
+	assert_string_equal(devices_spec(&back.devices, devices_type("disk"), 1), "/b,bw=10M");
 	/* the name and -d belong to this run, not to the snapshot */
 	assert_null(back.name);
 	assert_false(back.detach);
 	config_free(&back);
 	config_free(&c);
+	devices_config_free(&vm.devcfg);
 	free(vm.cpuid);
 	state_buf_free(&b);
 }
