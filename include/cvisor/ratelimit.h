@@ -86,6 +86,11 @@ int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsig
 		     const char *what, const char *spec, const char *changes, char **new_spec,
 		     struct cv_error *e) CV_MUST;
 
+/* *new_spec (malloc'd) = spec without its rate options, then lim's in
+ * canonical form. 0 or -ENOMEM. */
+int rate_spec_rewrite(const struct rate_keys *dir, const struct rate_limits *lim, unsigned int nd,
+		      const char *spec, char **new_spec) CV_MUST;
+
 /* The limits as options, each preceded by a comma (",bw=50M,iops=100"),
  * into buf; "" when none is set. Returns the length (truncated at len). */
 size_t rate_format(const struct rate_keys *dir, const struct rate_limits *lim, unsigned int nd,

@@ -10,7 +10,8 @@
  *          --storage-dir DIR, where the images are written (disk.c)
  *   net    --net user[,hostfwd=...]|tap=NAME, one per source network, in
  *          order; the MAC is the guest's (the source's, default or mac=):
- *          a target's mac= must equal it
+ *          a target's mac= must equal it. The source's rate limits stay,
+ *          but where the target's --net sets one (rx-bw=, ...), which wins
  *   vsock  --vsock CID[,uds=PATH]; the CID is the guest's: it must equal
  *          the source's
  *
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cvisor/devices.h"
@@ -73,13 +75,25 @@ static int map_disks(struct devices_config *dc, const struct migrate_incoming *i
 	return none_extra(in->ndisks, n, "--disk", "disk", err, errlen);
 }
 
-/* The target's --net with the guest's MAC. */
+/* The source's limits where the target's --net sets none. */
+static void merge_limits(struct rate_limits *dst, const struct rate_limits *src)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		if (!dst[i].bytes.rate)
+			dst[i].bytes = src[i].bytes;
+		if (!dst[i].ops.rate)
+			dst[i].ops = src[i].ops;
+	}
+}
+
+/* The target's --net with the guest's MAC and rate limits. */
 static int map_net(const char *src, const char *dst, unsigned int i, char *spec, size_t len,
 		   char *err, size_t errlen)
 {
 	struct virtio_net_config s, d;
 	struct cv_error e = { 0 };
 	const uint8_t *m;
+	char *limited;
 
 	if (virtio_net_parse(src, i, &s, &e))
 		return cv_errf(err, errlen, -EINVAL, "the source's network %u: %s", i, e.msg);
@@ -91,11 +105,15 @@ static int map_net(const char *src, const char *dst, unsigned int i, char *spec,
 			       "--net %s: the guest's MAC is %02x:%02x:%02x:%02x:%02x:%02x (it "
 			       "goes with the guest: leave mac= out)",
 			       dst, m[0], m[1], m[2], m[3], m[4], m[5]);
+	merge_limits(d.rate, s.rate);
+	if (rate_spec_rewrite(virtio_net_rate_keys, d.rate, 2, dst, &limited))
+		return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	if (strstr(dst, ",mac="))
-		snprintf(spec, len, "%s", dst);
+		snprintf(spec, len, "%s", limited);
 	else
-		snprintf(spec, len, "%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", dst, m[0], m[1], m[2],
-			 m[3], m[4], m[5]);
+		snprintf(spec, len, "%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", limited, m[0], m[1],
+			 m[2], m[3], m[4], m[5]);
+	free(limited);
 	return 0;
 }
 
@@ -104,7 +122,7 @@ static int map_nets(struct devices_config *dc, const struct migrate_incoming *in
 {
 	const struct device_type *t = devices_type("net");
 	unsigned int n = devices_count(dc, t);
-	char spec[1100];
+	char spec[1400];
 	int r;
 
 	for (unsigned int i = 0; i < n; i++) {

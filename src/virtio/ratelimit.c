@@ -233,23 +233,15 @@ uint64_t rate_burst(const struct rate_limit *l)
 	return l->burst ? l->burst : def ? def : 1;
 }
 
-int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
-		     const char *what, const char *spec, const char *changes, char **new_spec,
-		     struct cv_error *e)
+int rate_spec_rewrite(const struct rate_keys *dir, const struct rate_limits *lim, unsigned int nd,
+		      const char *spec, char **new_spec)
 {
-	struct rate_limits next[4];
-	struct change_ctx c = { dir, next, nd, what, e, NULL, 0, 0, true };
-	size_t tail = 256 * nd;
+	struct change_ctx c = { .dir = dir, .nd = nd, .first = true };
 	int r;
 
 	*new_spec = NULL;
-	if (nd > ARRAY_SIZE(next))
-		return -EINVAL;
-	memcpy(next, lim, nd * sizeof(*lim));
-	if ((r = rate_parse_changes(dir, next, nd, what, changes, e)) ||
-	    (r = rate_check(dir, next, nd, what, e)))
-		return r;
-	c.cap = strlen(spec) + tail + 2;
+	/* Room for the kept items and every option of every direction. */
+	c.cap = strlen(spec) + 256 * nd + 2;
 	if (!(c.out = malloc(c.cap)))
 		return -ENOMEM;
 	c.out[0] = '\0';
@@ -259,9 +251,27 @@ int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsig
 		free(c.out);
 		return r;
 	}
-	rate_format(dir, next, nd, c.out + c.at, c.cap - c.at);
-	memcpy(lim, next, nd * sizeof(*lim));
+	rate_format(dir, lim, nd, c.out + c.at, c.cap - c.at);
 	*new_spec = c.out;
+	return 0;
+}
+
+int rate_spec_change(const struct rate_keys *dir, struct rate_limits *lim, unsigned int nd,
+		     const char *what, const char *spec, const char *changes, char **new_spec,
+		     struct cv_error *e)
+{
+	struct rate_limits next[4];
+	int r;
+
+	*new_spec = NULL;
+	if (nd > ARRAY_SIZE(next))
+		return -EINVAL;
+	memcpy(next, lim, nd * sizeof(*lim));
+	if ((r = rate_parse_changes(dir, next, nd, what, changes, e)) ||
+	    (r = rate_check(dir, next, nd, what, e)) ||
+	    (r = rate_spec_rewrite(dir, next, nd, spec, new_spec)))
+		return r;
+	memcpy(lim, next, nd * sizeof(*lim));
 	return 0;
 }
 

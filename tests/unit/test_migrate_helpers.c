@@ -323,6 +323,17 @@ static void test_target_resources(void **state)
 	assert_string_equal(devices_spec(&dc, devices_type("net"), 0),
 			    "tap=mytap,mac=52:54:00:12:34:56");
 	devices_config_free(&dc);
+	/* Rate limits go with the guest; the target's own win. */
+	source_devices(&dc, "/x.img,bw=10M,iops=100", "user,rx-bw=1M,tx-pps=50", NULL);
+	in.disks[in.ndisks++] = "/srv/g.img";
+	in.nets[0] = "tap=mytap,tx-pps=70";
+	assert_int_equal(migrate_target_resources(&dc, &in, false, err, sizeof(err)), 0);
+	assert_string_equal(devices_spec(&dc, devices_type("disk"), 0),
+			    "/srv/g.img,bw=10M,iops=100");
+	assert_string_equal(devices_spec(&dc, devices_type("net"), 0),
+			    "tap=mytap,rx-bw=1M,tx-pps=70,mac=52:54:00:12:34:56");
+	devices_config_free(&dc);
+	in.ndisks = 0;
 	in.nnets = 0;
 	/* vsock: the target's socket, the guest's CID. */
 	source_devices(&dc, NULL, NULL, "5,uds=/root/owned.sock");
