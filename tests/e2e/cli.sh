@@ -72,6 +72,28 @@ t_expect_err "--vsock with --jail" 2 '^cvisor: --vsock with --jail: .* the jail 
 t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --jail --vsock 3
 t_expect_err "run --incoming --vsock with --jail" 2 '^cvisor: --vsock with --jail'
 
+# Rate limits (--disk/--net options, cvisor set): 0, negative, malformed.
+truncate -s 1M "$T_TMP/rate.img"
+for bad in bw=0 bw=-10M bw=fast bw= iops=0 iops=-5 iops=1.5 bw-burst=1M bw=1M,bw-burst=0; do
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$T_TMP/rate.img,$bad"
+	t_expect_err "--disk ...,$bad" 2 "^cvisor: --disk: (bw|iops|bw-burst)"
+done
+for bad in rx-bw=0 tx-bw=-1M rx-pps=0 tx-pps=many rx-pps-burst=5; do
+	t_run 10 "$CVISOR" run --kernel "$TINY" --net "user,$bad"
+	t_expect_err "--net user,$bad" 2 "^cvisor: --net: (rx|tx)-"
+done
+printf '{"kernel": "%s", "disk": "%s,iops=0"}\n' "$TINY" "$T_TMP/rate.img" >"$T_TMP/rate.json"
+t_run 10 "$CVISOR" run --config "$T_TMP/rate.json"
+t_expect_err "config file disk iops=0" 2 "^cvisor: --disk: iops=0: must be"
+for bad in bw=0 iops=-1 tx-bw=1M serial=x; do
+	t_run 10 "$CVISOR" set noguest disk0 "$bad"
+	t_expect_err "set disk0 $bad" 2 "^cvisor: set: disk0: "
+done
+t_run 10 "$CVISOR" set noguest net0 rx-bw=0
+t_expect_err "set net0 rx-bw=0" 2 "^cvisor: set: net0: rx-bw=0: must be"
+t_run 10 "$CVISOR" set noguest rng0 bw=1M
+t_expect_err "set rng0" 2 "rng0: not a device with rate limits"
+
 # Special files as the files a user names: one line and status 2 each, at
 # once (a FIFO used to block the open forever: t_run's timeout fails it).
 mkfifo "$T_TMP/fifo"

@@ -30,7 +30,7 @@ wait_log() {
 }
 
 need_kvm toolstack
-need_guests toolstack counter powerbtn burn echo idle
+need_guests toolstack counter powerbtn burn echo idle blkcount
 
 A=${P}a B=${P}b
 
@@ -633,6 +633,65 @@ else
 	t_run 10 "$CVISOR" run -d --name "${P}grp3" --ctl-group no-such-group-cv --kernel "$GUESTS/counter.elf"
 	t_expect_err "--ctl-group of a missing group" 2 "--ctl-group no-such-group-cv: no such group"
 	rm -rf "$AR"
+fi
+
+# ---- I/O rate limits: --disk options, cvisor set, info, top, save ----
+# blkcount writes and reads back one sector per count (2 requests). Only
+# upper bounds are timed: a limit caps a guest however fast the host is,
+# and a busy host only counts slower. rate_counts NAME: counts in 3 s.
+rate_counts() {
+	local c0 c1
+	c0=$(peek "$1" 20480)
+	sleep 3
+	c1=$(peek "$1" 20480)
+	[ -n "$c0" ] && [ -n "$c1" ] && echo $((c1 - c0))
+}
+R=${P}rate
+truncate -s 1M "$T_TMP/rate.img"
+if start "$R" blkcount --memory 32M --cmdline spin=0 --disk "$T_TMP/rate.img,iops=10"; then
+	wait_count "$R" 1
+	# 10 a second and a bucket of 1: 31 requests in 3 s (and a little
+	# for the peeks' own time), one count in flight at each end.
+	n=$(rate_counts "$R")
+	if [ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le 17 ]; then
+		t_pass "iops=10: $n counts in 3 s (at most 17)"
+	else
+		t_fail "iops=10 holds the guest to 5 counts a second" "$n counts in 3 s"
+	fi
+	t_run 10 "$CVISOR" info "$R"
+	t_expect_out "info shows the limit and that it held" \
+		'^disk0 +10 iops \(burst 1\); throttled [1-9][0-9]* times$'
+	t_run 10 "$CVISOR" set "$R" disk0 iops=off,bw=4K
+	t_expect_out "set disk0 iops=off,bw=4K" '^$'
+	t_run 10 "$CVISOR" info "$R" --json
+	t_expect_out "info --json: the new limits" \
+		'"limits":\[\{"device":"disk0","dir":"","bytes_per_s":4096,"bytes_burst":409,"ops_per_s":0,"ops_burst":0,"throttled":[0-9]+\}\]'
+	t_run 10 "$CVISOR" top --once
+	t_expect_out "top: a line for the limited disk" \
+		"^$R " '^  disk0 +limit 4.0K/s \(burst 409B\); throttled [0-9.]+/s$'
+	t_run 10 "$CVISOR" set "$R" disk3 bw=1M
+	t_expect_err "set on a device the guest lacks" 1 "guest $R has no device disk3"
+	t_run 10 "$CVISOR" set "$R" disk0 bw-burst=off,iops-burst=2
+	t_expect_err "set: a burst needs its rate" 1 "disk0: iops-burst needs iops"
+	# The spec the snapshot records is the live one.
+	t_run 30 "$CVISOR" save "$R" "$T_TMP/rate.snap"
+	if [ "$T_RC" = 0 ] && gone "$R" &&
+		t_run 10 "$CVISOR" restore "$T_TMP/rate.snap" -d --name "$R" && started restore "$R"; then
+		t_run 10 "$CVISOR" info "$R"
+		t_expect_out "restored with the limit set live" \
+			'^disk0 +4.0K/s \(burst 409B\); throttled 0 times$'
+		# 512-byte requests at 4K/s: 8 a second, 4 counts; 12 in 3 s.
+		n=$(rate_counts "$R")
+		if [ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le 15 ] &&
+			! grep -q FAIL "$CVISOR_RUN_DIR/$R.log"; then
+			t_pass "bw=4K after restore: $n counts in 3 s (at most 15), no request failed"
+		else
+			t_fail "bw=4K after restore" "$n counts; $(grep FAIL "$CVISOR_RUN_DIR/$R.log")"
+		fi
+	else
+		t_fail "save and restore a limited guest" "exit $T_RC: $T_ERR"
+	fi
+	"$CVISOR" kill "$R" >/dev/null 2>&1
 fi
 
 "$CVISOR" kill "$A" 2>/dev/null
