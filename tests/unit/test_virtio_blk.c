@@ -753,6 +753,57 @@ static void test_quiesce(void **state)
 	teardown(t);
 }
 
+/* A limited disk delays requests and never fails them: over the limit a
+ * request stays on the ring, not in the device (so a snapshot can be taken
+ * meanwhile), and the timer on the loop brings it in when its tokens are
+ * there. Only lower bounds on time: a limit cannot be beaten, however
+ * fast the host. */
+static void test_rate_limit(void **state)
+{
+	struct t *t = setup(",iops=4,iops-burst=1"); /* one at once, then 250 ms apart */
+	struct rate_status st;
+	struct state_buf b = { 0 };
+	struct cv_error e = { 0 };
+	char *spec;
+	uint64_t t0 = cv_now_ns();
+
+	(void)state;
+	queue_reads(t, 0, 3, 4096, 4096, 8);
+	virtio_dev_notify(&t->dev, 0);
+	/* The first was taken; the others wait in the ring, which the device
+	 * stepped back over. */
+	assert_int_equal(t->dev.vqs[0].last_avail, 1);
+	assert_int_equal(virtio_blk_quiesce(&t->dev), 0);
+	assert_int_equal(virtio_blk_inflight(&t->dev), 0);
+	assert_int_equal(virtio_dev_save(&t->dev, &b), 0);
+	state_buf_free(&b);
+	virtio_blk_resume(&t->dev);
+	for (unsigned int k = 0; k < 3; k++)
+		assert_int_equal(wait_used(t, 0), 4097);
+	assert_true(cv_now_ns() - t0 >= 2 * 250000000ULL);
+	for (unsigned int k = 0; k < 3; k++)
+		assert_int_equal(t->ram[HDR(k) + 16], S_OK);
+	assert_int_equal(t->dev.ops->rate_status(&t->dev, &st, 1), 1);
+	assert_int_equal(st.lim.ops.rate, 4);
+	assert_int_equal(st.lim.ops.burst, 1);
+	assert_true(st.throttled >= 1);
+	/* Lifted live: the spec follows, the queue runs free. */
+	assert_int_equal(t->dev.ops->set_limits(&t->dev, "disk0", "/img,ro,iops=4,iops-burst=1",
+						"iops=off,bw=1G", &spec, &e),
+			 0);
+	assert_string_equal(spec, "/img,ro,bw=1G");
+	free(spec);
+	assert_int_equal(t->dev.ops->set_limits(&t->dev, "disk0", "/img", "iops=0", &spec, &e),
+			 -EINVAL);
+	assert_null(spec);
+	assert_non_null(strstr(e.msg, "disk0: iops=0: must be"));
+	queue_reads(t, 0, 8, 4096, 4096, 8);
+	virtio_dev_notify(&t->dev, 0);
+	for (unsigned int k = 0; k < 8; k++)
+		assert_int_equal(wait_used(t, 0), 4097);
+	teardown(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -773,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_reset_inflight),
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_quiesce),
+		cmocka_unit_test(test_rate_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

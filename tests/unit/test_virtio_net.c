@@ -163,17 +163,22 @@ static void pump(struct h *h)
 		assert_int_equal(evloop_once(&h->loop, 0), 0);
 }
 
-static void make_dev(struct h *h, struct fake *f, unsigned int hdr_len)
+static void make_dev_spec(struct h *h, struct fake *f, unsigned int hdr_len, const char *spec)
 {
 	struct virtio_net_config c;
 	char err[128];
 
-	assert_int_equal(WITH_ERR(err, virtio_net_parse("user", 0, &c, &e_)), 0);
+	assert_int_equal(WITH_ERR(err, virtio_net_parse(spec, 0, &c, &e_)), 0);
 	*f = (struct fake){ .be = { .ops = &fake_ops, .hdr_len = hdr_len, .offloads = hdr_len } };
 	assert_int_equal(
 		virtio_net_create_backend(&h->d, &c, &h->mem, &h->loop, &f->be, &h->rxb, &h->txb),
 		0);
 	h->d.transport = (struct virtio_transport){ .signal = on_signal, .ctx = h };
+}
+
+static void make_dev(struct h *h, struct fake *f, unsigned int hdr_len)
+{
+	make_dev_spec(h, f, hdr_len, "user");
 }
 
 static int setup(void **state)
@@ -676,6 +681,50 @@ static void test_slirp(void **state)
 	make_dev(h, &h->f, 0);
 }
 
+/* Limited both ways, nothing dropped: over the limit a frame to send
+ * stays on the transmit ring and one received stays in the device while
+ * the backend is no longer read; the timer resumes both. Only lower
+ * bounds on time: a limit cannot be beaten, however fast the host. */
+static void test_rate_limit(void **state)
+{
+	struct h *h = *state;
+	uint8_t hdr[12] = { 0 }, frame[60];
+	struct virtio_net_stats st;
+	struct rate_status rs[2];
+	uint64_t t0;
+
+	virtio_net_destroy(&h->d);
+	make_dev_spec(h, &h->f, 0, "user,tx-pps=4,tx-pps-burst=1,rx-pps=4,rx-pps-burst=1");
+	start(h, BASE_FEATURES);
+	pattern(frame, sizeof(frame), 3);
+	t0 = cv_now_ns();
+	for (int i = 0; i < 3; i++) {
+		send_tx(h, hdr, frame, sizeof(frame));
+		post_rx(h, 128);
+	}
+	virtio_dev_notify(&h->d, VIRTIO_NET_TXQ);
+	assert_int_equal(h->f.nsent, 1);
+	assert_int_equal(h->d.vqs[VIRTIO_NET_TXQ].last_avail, 1); /* the rest on the ring */
+	for (int i = 0; i < 3; i++)
+		inject(h, frame, sizeof(frame));
+	assert_int_equal(vqd_used_idx(&h->rx), 1);
+	assert_false(h->f.rx_on); /* the backend keeps what the guest may not have yet */
+	assert_int_equal(h->f.nframes, 1);
+	for (int i = 0; i < 500 && (vqd_used_idx(&h->rx) < 3 || vqd_used_idx(&h->tx) < 3); i++)
+		assert_int_equal(evloop_once(&h->loop, 10), 0);
+	assert_int_equal(vqd_used_idx(&h->rx), 3);
+	assert_int_equal(vqd_used_idx(&h->tx), 3);
+	assert_true(cv_now_ns() - t0 >= 2 * 250000000ULL);
+	virtio_net_get_stats(&h->d, &st);
+	assert_int_equal(st.rx_packets, 3);
+	assert_int_equal(st.tx_packets, 3);
+	assert_int_equal(st.rx_dropped + st.tx_dropped, 0);
+	assert_int_equal(h->d.ops->rate_status(&h->d, rs, 2), 2);
+	assert_string_equal(rs[VIRTIO_NET_RXQ].dir, "rx");
+	assert_int_equal(rs[VIRTIO_NET_TXQ].lim.ops.rate, 4);
+	assert_true(rs[VIRTIO_NET_RXQ].throttled >= 1 && rs[VIRTIO_NET_TXQ].throttled >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +739,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slirp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
