@@ -5,9 +5,12 @@
  * --disk and --net and through `cvisor set`.
  *
  * A bucket holds at most `burst` tokens and gains `rate` a second. An I/O of
- * cost c goes when the bucket holds min(c, burst) tokens; it then takes c,
- * so one larger than the bucket leaves a debt the next ones wait out
- * (Firecracker's over-consumption: the average stays the rate). A device
+ * cost c goes when the bucket holds min(c, burst / 2) tokens (rounded up); it takes
+ * c, so one larger than that leaves a debt the next ones wait out
+ * (Firecracker's over-consumption: the average stays the rate). Half, not
+ * all of the bucket: tokens earned while I/O waits are lost only once the
+ * bucket is full, so a wake-up that comes late (a busy host) costs nothing
+ * up to half a bucket's time (50 ms by default). A device
  * that finds too few tokens leaves the request where it is (on the ring,
  * or the frame in its backend) and comes back when a timer says the tokens
  * are there: a limited device delays I/O and never drops or fails it.

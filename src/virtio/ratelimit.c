@@ -316,7 +316,9 @@ static uint64_t bucket_wait(struct rate_bucket *b, uint64_t cost, uint64_t now_n
 	if (!b->rate || !cost)
 		return 0;
 	bucket_refill(b, now_ns);
-	want = (int64_t)(cost < b->size ? cost : b->size);
+	/* At most half the bucket: the other half is the slack for a late
+	 * wake-up (ratelimit.h). */
+	want = (int64_t)(cost < (b->size + 1) / 2 ? cost : (b->size + 1) / 2);
 	if (b->budget >= want)
 		return 0;
 	/* (want - budget) tokens, less the fraction already earned. */

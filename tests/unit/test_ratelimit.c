@@ -22,9 +22,10 @@ static const struct rate_keys blk_keys[] = { { "", "iops" } };
 static const struct rate_keys net_keys[] = { { "rx-", "pps" }, { "tx-", "pps" } };
 
 /* Send I/Os of `cost` bytes for `secs` seconds as fast as the limiter lets
- * them go, sleeping exactly as long as it says: the bytes that went. */
-static uint64_t drive(struct rate_limiter *rl, uint64_t cost, uint64_t ops, uint64_t secs,
-		      uint64_t *now)
+ * them go, sleeping as long as it says and `late` more (a busy host's
+ * wake-up): the bytes that went. */
+static uint64_t drive_late(struct rate_limiter *rl, uint64_t cost, uint64_t ops, uint64_t secs,
+			   uint64_t late, uint64_t *now)
 {
 	uint64_t end = *now + secs * S, sent = 0, w;
 
@@ -32,9 +33,15 @@ static uint64_t drive(struct rate_limiter *rl, uint64_t cost, uint64_t ops, uint
 		if (!(w = rate_limiter_take(rl, cost, ops, *now)))
 			sent += cost;
 		else
-			*now += w;
+			*now += w + late;
 	}
 	return sent;
+}
+
+static uint64_t drive(struct rate_limiter *rl, uint64_t cost, uint64_t ops, uint64_t secs,
+		      uint64_t *now)
+{
+	return drive_late(rl, cost, ops, secs, 0, now);
 }
 
 static void test_long_run_rate(void **state)
@@ -57,6 +64,26 @@ static void test_long_run_rate(void **state)
 		 * rate, and at most one I/O below it. */
 		assert_true(sent + 2 * cases[i][1] >= want);
 		assert_true(sent <= want + cases[i][0] / 10 + cases[i][1]);
+	}
+}
+
+/* Waking up late loses nothing while the lateness is under half the
+ * bucket's time (50 ms with the default burst): the tokens earned meanwhile
+ * are kept, whatever the request size. */
+static void test_late_wakeups(void **state)
+{
+	static const uint64_t sizes[] = { 4096, 100 << 10, 256 << 10, 1 << 20 };
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct rate_limiter rl = { 0 };
+		struct rate_limits l = { .bytes = { 2 << 20, 0 } }; /* bucket 204.8K */
+		uint64_t now = 0, sent;
+
+		rate_limiter_set(&rl, &l, now);
+		sent = drive_late(&rl, sizes[i], 1, 20, 45 * S / 1000, &now);
+		assert_true(sent + 2 * sizes[i] >= 20ULL * (2 << 20));
+		assert_true(sent <= 20ULL * (2 << 20) + (2 << 20) / 10 + sizes[i]);
 	}
 }
 
@@ -106,12 +133,15 @@ static void test_oversized_debt(void **state)
 
 	(void)state;
 	rate_limiter_set(&rl, &l, now);
-	/* Larger than the bucket: goes on a full bucket, then 10 s of debt. */
+	/* Larger than the bucket: goes at once, then a debt of 9900. The next
+	 * waits for half the bucket (its cost is more than that). */
 	assert_int_equal(rate_limiter_take(&rl, 10000, 1, now), 0);
-	assert_int_equal(rate_limiter_take(&rl, 100, 1, now), 10 * S);
-	assert_int_equal(rate_limiter_take(&rl, 100, 1, now + 10 * S), 0);
+	assert_int_equal(rate_limiter_take(&rl, 100, 1, now), 9950 * S / 1000);
+	assert_int_equal(rate_limiter_take(&rl, 100, 1, now + 9950 * S / 1000), 0);
+	/* A debt of 50 now: 40 bytes wait for 90 tokens. */
+	assert_int_equal(rate_limiter_take(&rl, 40, 1, now + 9950 * S / 1000), 90 * S / 1000);
 	/* Zero bytes (a flush) never waits on the bytes bucket. */
-	assert_int_equal(rate_limiter_take(&rl, 0, 1, now + 10 * S), 0);
+	assert_int_equal(rate_limiter_take(&rl, 0, 1, now + 9950 * S / 1000), 0);
 }
 
 static void test_both_buckets(void **state)
@@ -266,11 +296,12 @@ static void test_spec_change(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_long_run_rate), cmocka_unit_test(test_ops_limit),
-		cmocka_unit_test(test_burst),	      cmocka_unit_test(test_oversized_debt),
-		cmocka_unit_test(test_both_buckets),  cmocka_unit_test(test_wait_floor),
-		cmocka_unit_test(test_unlimited),     cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_parse_bad),     cmocka_unit_test(test_spec_change),
+		cmocka_unit_test(test_long_run_rate),  cmocka_unit_test(test_late_wakeups),
+		cmocka_unit_test(test_ops_limit),      cmocka_unit_test(test_burst),
+		cmocka_unit_test(test_oversized_debt), cmocka_unit_test(test_both_buckets),
+		cmocka_unit_test(test_wait_floor),     cmocka_unit_test(test_unlimited),
+		cmocka_unit_test(test_parse),	       cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_spec_change),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
