@@ -69,9 +69,11 @@ int rate_parse_opt(const struct rate_keys *dir, struct rate_limits *lim, unsigne
 		     !v || v > RATE_MAX)) {
 		if (bytes)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
-				       "%s: %.*s: must be a number of bytes a second above 0 such "
-				       "as 50M (a plain number is MiB), or off",
-				       what, (int)(n < 64 ? n : 64), opt);
+				       "%s: %.*s: must be a number of bytes%s above 0 such as "
+				       "%s (a plain number is MiB), or off",
+				       what, (int)(n < 64 ? n : 64), opt,
+				       kind == KEY_BW ? " a second" : "",
+				       kind == KEY_BW ? "50M" : "1M");
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "%s: %.*s: must be a whole number above 0 (at most %llu), or off",
 			       what, (int)(n < 64 ? n : 64), opt, (unsigned long long)RATE_MAX);
