@@ -10,8 +10,11 @@
 # runstat (bench/runstat.c) starts each restore RUNS times, times the first
 # byte on its stdout, and kills it there (-k). Prints the medians and the
 # ratio. SECCOMP=compare also times `cvisor restore --seccomp off` in the
-# same run (on is the default) and prints the seccomp overhead.
-# usage: [SECCOMP=compare] bench/restore.sh [RUNS]
+# same run (on is the default) and prints the seccomp overhead; JAIL=compare
+# (root) times `cvisor restore --jail` too (runstat's SIGKILL at the first
+# byte hits the keeper; the jailed monitor follows it by its parent-death
+# signal).
+# usage: [SECCOMP=compare] [JAIL=compare] bench/restore.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -85,5 +88,12 @@ if [ "${SECCOMP:-}" = compare ]; then
 	echo "cvisor --seccomp off: $o"
 	for k in first_byte_ms maxrss_kib; do
 		echo "seccomp on/off $k: $(get $k "$c") / $(get $k "$o") = $(ratio "$(get $k "$c")" "$(get $k "$o")")"
+	done
+fi
+if [ "${JAIL:-}" = compare ]; then
+	j=$(build/bench/runstat -n "$RUNS" -k -- build/cvisor restore "$OUT/cvisor.snap" --jail)
+	echo "cvisor --jail: $j"
+	for k in first_byte_ms maxrss_kib; do
+		echo "jail on/off $k: $(get $k "$j") / $(get $k "$c") = $(ratio "$(get $k "$j")" "$(get $k "$c")")"
 	done
 fi
