@@ -104,43 +104,32 @@ static const char *const transport_names[] = { "pci", "mmio", NULL };
 /* In the order of enum sandbox_mode. */
 static const char *const seccomp_names[] = { "on", "log", "off", NULL };
 
-/* The index of v in names, or -1. */
-static int name_index(const char *const *names, const char *v)
+/* An F_ENUM field: v one of f->names, stored as its index. */
+static int set_enum(struct vm_config *cfg, const struct field *f, const char *what, const char *v,
+		    struct cv_error *e)
 {
-	for (int i = 0; names[i]; i++)
-		if (!strcmp(names[i], v))
-			return i;
-	return -1;
+	char list[64] = "";
+	size_t n = 0;
+	int i;
+
+	for (i = 0; f->names[i]; i++)
+		if (!strcmp(f->names[i], v)) {
+			*FIELD(cfg, f, int) = i;
+			return 0;
+		}
+	for (i = 0; f->names[i] && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", f->names[i],
+				      !f->names[i + 1]	 ? ""
+				      : !f->names[i + 2] ? " or "
+							 : ", ");
+	return BAD("%s %s: must be %s", what, v, list);
 }
 
-static int set_quirks(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+/* Set field f from the text v (what names it in a message). */
+static int field_set(struct vm_config *cfg, const struct field *f, const char *what, const char *v,
+		     struct cv_error *e)
 {
-	int i = name_index(quirks_names, v);
-
-	if (i < 0)
-		return BAD("%s %s: must be auto, on or off", what, v);
-	cfg->quirks = (enum config_quirks)i;
-	return 0;
-}
-
-static int set_transport(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
-{
-	int i = name_index(transport_names, v);
-
-	if (i < 0)
-		return BAD("%s %s: must be pci or mmio", what, v);
-	cfg->devices.transport = (enum virtio_transport_kind)i;
-	return 0;
-}
-
-static int set_seccomp(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
-{
-	int i = name_index(seccomp_names, v);
-
-	if (i < 0)
-		return BAD("%s %s: must be on, log or off", what, v);
-	cfg->seccomp = (enum sandbox_mode)i;
-	return 0;
+	return f->type == F_ENUM ? set_enum(cfg, f, what, v, e) : f->set(cfg, what, v, e);
 }
 
 /* --uid, --gid: a number, not 0 (the jail's point is not to be root). */
@@ -238,8 +227,8 @@ const struct field config_fields[] = {
 	{ "memory", "[--memory SIZE]", F_SIZE, OFF(mem_size), set_memory, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "cpus", "[--cpus N]", F_UINT, OFF(ncpus), set_cpus, NULL, IN_FILE | IN_SNAP },
-	{ "emulated_host", "[--emulated-host auto|on|off]", F_ENUM, OFF(quirks), set_quirks,
-	  quirks_names, IN_FILE | IN_SNAP },
+	{ "emulated_host", "[--emulated-host auto|on|off]", F_ENUM, OFF(quirks), NULL, quirks_names,
+	  IN_FILE | IN_SNAP },
 	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
 	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
 	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },
@@ -253,11 +242,10 @@ const struct field config_fields[] = {
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "ctl_group", "[--ctl-group GROUP]", F_STR, OFF(ctl_group), set_ctl_group, NULL,
 	  IN_FILE | IN_INFO },
-	{ "virtio", "[--virtio pci|mmio]", F_ENUM, OFF(devices.transport), set_transport,
-	  transport_names, IN_FILE | IN_SNAP },
+	{ "virtio", "[--virtio pci|mmio]", F_ENUM, OFF(devices.transport), NULL, transport_names,
+	  IN_FILE | IN_SNAP },
 	/* The host's choice, not the guest's: not in the snapshot. */
-	{ "seccomp", "[--seccomp on|log|off]", F_ENUM, OFF(seccomp), set_seccomp, seccomp_names,
-	  IN_FILE },
+	{ "seccomp", "[--seccomp on|log|off]", F_ENUM, OFF(seccomp), NULL, seccomp_names, IN_FILE },
 	{ "jail", "[--jail [--jail-dir DIR] [--netns PATH] [--uid N] [--gid N]]", F_BOOL,
 	  OFF(jail.on), NULL, NULL, IN_FILE },
 	{ "jail_dir", NULL, F_STR, OFF(jail.dir), set_jail_dir, NULL, IN_FILE },
@@ -317,8 +305,8 @@ int config_set_field(struct vm_config *cfg, const char *key, const char *flag, c
 		     struct cv_error *e)
 {
 	for (size_t k = 0; k < config_nfields; k++)
-		if (!strcmp(config_fields[k].key, key) && config_fields[k].set)
-			return config_fields[k].set(cfg, flag, val, e);
+		if (!strcmp(config_fields[k].key, key) && config_fields[k].type != F_BOOL)
+			return field_set(cfg, &config_fields[k], flag, val, e);
 	return cv_fail(e, CV_EXIT_FAIL, -ENOENT, "%s: no such setting", flag);
 }
 
@@ -373,7 +361,7 @@ static int apply_flag(int argc, char **argv, int *i, struct vm_config *cfg, stru
 		}
 		if (f->type == F_BOOL)
 			*FIELD(cfg, f, bool) = true;
-		else if ((r = f->set(cfg, flag, v, e)))
+		else if ((r = field_set(cfg, f, flag, v, e)))
 			return r;
 		return 1;
 	}
@@ -522,7 +510,7 @@ static int apply_key(const char *file, const char *key, struct json_object *val,
 		       f->type == F_SIZE ? "a size such as \"512M\" or a number of MiB"
 					 : "a string",
 		       num, sizeof(num), e);
-	return v ? f->set(cfg, what, v, e) : -EINVAL;
+	return v ? field_set(cfg, f, what, v, e) : -EINVAL;
 }
 
 int config_apply_json(const char *file, const char *text, size_t len, struct vm_config *cfg,

@@ -32,8 +32,8 @@ struct field {
 	const char *key;   /* the config key; the flag is --KEY with '-' for '_' */
 	const char *usage; /* in the synopsis, or NULL */
 	enum ftype type;
-	size_t off; /* in struct vm_config */
-	setter_fn set;
+	size_t off;		  /* in struct vm_config */
+	setter_fn set;		  /* not for F_BOOL (a flag) or F_ENUM (set from names) */
 	const char *const *names; /* F_ENUM */
 	unsigned int in;
 };
