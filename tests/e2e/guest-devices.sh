@@ -113,18 +113,22 @@ else
 fi
 
 # ---- virtio-net over --net user ----
-g_run a 120 'timeout 60 udhcpc -i eth0 -n -q -t 5 2>&1 | grep "^udhcpc: eth0"; ip -4 addr show eth0 | grep inet'
-if [ "$G_RC" = 0 ] && grep -q "udhcpc: eth0 10.0.2.15/24 router 10.0.2.2" <<<"$G_OUT"; then
-	t_pass "virtio-net: DHCP lease 10.0.2.15 from the user network"
-else
-	t_fail "virtio-net: DHCP lease" "status $G_RC: $(echo $G_OUT)"
-fi
-g_run a 120 "wget -q -O - http://10.0.2.2:$hp/hello.txt"
-if [ "$G_RC" = 0 ] && [ "$G_OUT" = "from-host-$token" ]; then
-	t_pass "virtio-net: the guest fetches a page from the host's web server"
-else
-	t_fail "virtio-net: HTTP fetch from the host" "status $G_RC: $(echo $G_OUT)"
-fi
+# user_net ID WHAT: guest ID takes a DHCP lease and fetches the host's page.
+user_net() {
+	g_run "$1" 120 'timeout 60 udhcpc -i eth0 -n -q -t 5 2>&1 | grep "^udhcpc: eth0"'
+	if [ "$G_RC" = 0 ] && grep -q "udhcpc: eth0 10.0.2.15/24 router 10.0.2.2" <<<"$G_OUT"; then
+		t_pass "$2: DHCP lease 10.0.2.15 from the user network"
+	else
+		t_fail "$2: DHCP lease" "status $G_RC: $(echo $G_OUT)"
+	fi
+	g_run "$1" 120 "wget -q -O - http://10.0.2.2:$hp/hello.txt"
+	if [ "$G_RC" = 0 ] && [ "$G_OUT" = "from-host-$token" ]; then
+		t_pass "$2: the guest fetches a page from the host's web server"
+	else
+		t_fail "$2: HTTP fetch from the host" "status $G_RC: $(echo $G_OUT)"
+	fi
+}
+user_net a virtio-net
 # int $0x80 from a 64-bit process: an emulating host raises #UD with no
 # exit, so the process gets SIGILL (status 132) and nothing hangs; with
 # hardware virtualization the guest kernel (no IA32_EMULATION) answers
@@ -246,18 +250,7 @@ if g_start b "$BOOT_TIMEOUT" "$CVISOR" run --jail --kernel "$KERNEL" --initrd "$
 	else
 		t_fail "virtio-blk: checksum after the reboot (jailed)" "status $G_RC: $(echo $G_OUT)"
 	fi
-	g_run b 120 'timeout 60 udhcpc -i eth0 -n -q -t 5 2>&1 | grep "^udhcpc: eth0"'
-	if [ "$G_RC" = 0 ] && grep -q "udhcpc: eth0 10.0.2.15/24 router 10.0.2.2" <<<"$G_OUT"; then
-		t_pass "virtio-net (jailed): DHCP lease 10.0.2.15 from the user network"
-	else
-		t_fail "virtio-net (jailed): DHCP lease" "status $G_RC: $(echo $G_OUT)"
-	fi
-	g_run b 120 "wget -q -O - http://10.0.2.2:$hp/hello.txt"
-	if [ "$G_RC" = 0 ] && [ "$G_OUT" = "from-host-$token" ]; then
-		t_pass "virtio-net (jailed): the guest fetches a page from the host's web server"
-	else
-		t_fail "virtio-net (jailed): HTTP fetch from the host" "status $G_RC: $(echo $G_OUT)"
-	fi
+	user_net b "virtio-net (jailed)"
 	# libslirp answers 10.0.2.3 from the host's /etc/resolv.conf, which
 	# the jail binds in: a name the host resolves, the jailed guest does.
 	if timeout 10 getent hosts deb.debian.org >/dev/null 2>&1; then
