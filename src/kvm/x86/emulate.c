@@ -149,7 +149,11 @@ int x86_linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, void 
 	uint8_t *p = buf;
 
 	while (len) {
-		struct kvm_translation tr = { .linear_address = la };
+		/* Outside IA-32e mode linear addresses wrap at 4 GiB (a page
+		 * boundary, so per chunk). */
+		struct kvm_translation tr = { .linear_address = (sregs->efer & EFER_LMA)
+									? la
+									: (uint32_t)la };
 		size_t chunk = PAGE_SIZE - (la & (PAGE_SIZE - 1));
 		uint8_t *h;
 
@@ -159,7 +163,7 @@ int x86_linear_rw(struct vcpu *vcpu, struct kvm_sregs *sregs, uint64_t la, void 
 			return -errno;
 		h = tr.valid ? guest_mem_ptr(&vcpu->vm->mem, tr.physical_address, chunk) : NULL;
 		if (!tr.valid || (write && !tr.writeable)) {
-			sregs->cr2 = la;
+			sregs->cr2 = tr.linear_address;
 			if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
 				return -errno;
 			/* error code: present if mapped, W for writes */
@@ -390,12 +394,17 @@ static int complete_0fae_mem(struct vcpu *vcpu, const struct x86_insn *in, struc
 		const struct kvm_segment *seg = seg_of(sregs, sg);
 		uint64_t last = la + (op <= 1 ? 511 : op <= 3 ? 3 : 0);
 
-		if (!seg->s || (seg->type & 0xc) == 0x4)
-			return AE_NOT_OURS;
-		if (seg->unusable || last > seg->limit)
+		bool store = op == 0 || op == 3; /* fxsave, stmxcsr */
+
+		if (seg->unusable || (store && ((seg->type & 8) || !(seg->type & 2))))
 			return ae_stay(x86_inject_exception(
 				vcpu, sg == X86_SEG_SS ? VEC_SS : VEC_GP, true, 0));
-		la = (uint32_t)(seg->base + la);
+		if (!seg->s || (seg->type & 0xc) == 0x4)
+			return AE_NOT_OURS; /* a system or expand-down segment */
+		if (last > seg->limit)
+			return ae_stay(x86_inject_exception(
+				vcpu, sg == X86_SEG_SS ? VEC_SS : VEC_GP, true, 0));
+		la = seg->base + la;
 	} else if (op <= 3) {
 		/* SDM: a memory operand that is not canonical, first byte to
 		 * last, is #GP(0) (FXSAVE/FXRSTOR 512 bytes, LDMXCSR/STMXCSR 4). */

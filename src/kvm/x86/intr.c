@@ -35,6 +35,7 @@
 struct stack {
 	uint64_t base;
 	uint32_t sp;
+	uint32_t limit; /* protected mode: a pop past it is #SS(0) (expand-up SS) */
 	bool big;
 };
 
@@ -47,7 +48,11 @@ static int pop(struct vcpu *vcpu, struct kvm_sregs *sregs, struct stack *s, unsi
 	int r;
 
 	*v = 0;
-	r = x86_linear_rw(vcpu, sregs, (uint32_t)(s->base + off), v, size, false);
+	if ((uint64_t)off + size - 1 > s->limit) {
+		r = x86_inject_exception(vcpu, VEC_SS, true, 0);
+		return r ? r : 1;
+	}
+	r = x86_linear_rw(vcpu, sregs, s->base + off, v, size, false);
 	if (s->big)
 		s->sp += size;
 	else
@@ -92,7 +97,7 @@ static int load_desc(struct vcpu *vcpu, struct kvm_sregs *sregs, uint16_t sel,
 		r = x86_inject_exception(vcpu, VEC_GP, true, sel & 0xfffcU);
 		return r ? r : 1;
 	}
-	r = x86_linear_rw(vcpu, sregs, (uint32_t)(base + (sel & ~7U)), &d, sizeof(d), false);
+	r = x86_linear_rw(vcpu, sregs, base + (sel & ~7U), &d, sizeof(d), false);
 	if (!r)
 		desc_to_seg(d, sel, seg);
 	return r;
@@ -206,6 +211,10 @@ static int iret_protected(struct vcpu *vcpu, struct kvm_regs *regs, struct kvm_s
 	if ((r = pop(vcpu, sregs, st, size, &eip)) || (r = pop(vcpu, sregs, st, size, &cs_sel)) ||
 	    (r = pop(vcpu, sregs, st, size, &fl)))
 		return r;
+	/* At CPL 0 a popped EFLAGS.VM would mean a return to virtual-8086
+	 * mode, with a different frame. */
+	if (op32 && cpl == 0 && (fl & EFLAGS_VM))
+		return -ENOTSUP;
 	if ((r = check_cs(vcpu, sregs, (uint16_t)cs_sel, cpl, &cs)))
 		return r;
 	if ((cs_sel & 3U) > cpl) {
@@ -277,9 +286,16 @@ int x86_complete_iret(struct vcpu *vcpu, struct kvm_regs *regs, struct kvm_sregs
 		return unsupported(msg, msglen, "in virtual-8086 mode");
 	if (!real && (regs->rflags & EFLAGS_NT))
 		return unsupported(msg, msglen, "to a task (EFLAGS.NT)");
+	/* Only the guest kernel's: KVM_TRANSLATE does not check the U/S bit,
+	 * so a user-mode iret completed here could pop kernel memory. */
+	if (!real && (sregs->cs.selector & 3U))
+		return unsupported(msg, msglen, "in user mode");
 	st.big = !real && sregs->ss.db;
+	st.limit = real ? 0xffffU : sregs->ss.limit;
 	r = real ? iret_real(vcpu, regs, sregs, op32, &st)
 		 : iret_protected(vcpu, regs, sregs, op32, &st);
+	if (r == -ENOTSUP)
+		return unsupported(msg, msglen, "to virtual-8086 mode");
 	if (r)
 		return r > 0 ? 0 : r;
 	if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 ||
@@ -299,15 +315,19 @@ int x86_complete_int_n(struct vcpu *vcpu, struct kvm_regs *regs, struct kvm_sreg
 	/* INT n checks the gate's DPL against the CPL (an external interrupt,
 	 * as which the host delivers it below, would not): #GP(vector * 8 + 2)
 	 * (IDT, EXT clear). Past the IDT's limit is #GP too. */
+	if (!(sregs->cr0 & CR0_PE))
+		size = 4; /* the real-mode vector table: no gates, no DPL */
 	if ((uint64_t)vector * size + size - 1 > sregs->idt.limit) {
-		r = fault(vcpu, VEC_GP, 0);
-		return r > 0 ? 0 : r;
+		r = x86_inject_exception(vcpu, VEC_GP, true, (uint32_t)vector * 8 + 2);
+		return r;
 	}
-	r = x86_linear_rw(vcpu, sregs, sregs->idt.base + (uint64_t)vector * size, &gate,
-			  sizeof(gate), false);
-	if (r)
-		return r > 0 ? 0 : r;
-	if (((gate >> 45) & 3) < cpl)
+	if (size > 4) {
+		r = x86_linear_rw(vcpu, sregs, sregs->idt.base + (uint64_t)vector * size, &gate,
+				  sizeof(gate), false);
+		if (r)
+			return r > 0 ? 0 : r;
+	}
+	if (size > 4 && ((gate >> 45) & 3) < cpl)
 		return x86_inject_exception(vcpu, VEC_GP, true, (uint32_t)vector * 8 + 2);
 	/* The frame's return address is the next instruction. */
 	regs->rip += 2;
