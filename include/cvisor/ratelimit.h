@@ -99,9 +99,6 @@ int rate_spec_rewrite(const struct rate_keys *dir, const struct rate_limits *lim
 size_t rate_format(const struct rate_keys *dir, const struct rate_limits *lim, unsigned int nd,
 		   char *buf, size_t len);
 
-/* True if any bucket of l has a rate. */
-bool rate_limits_any(const struct rate_limits *l);
-
 /* A bucket as it runs. */
 struct rate_bucket {
 	uint64_t rate, size; /* size: the burst in effect (default applied) */

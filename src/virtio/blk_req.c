@@ -169,20 +169,22 @@ static bool blk_can_run(struct blk *b, unsigned int qi)
 
 /* What a request costs the rate limit: its data bytes (reads and writes
  * only, as Firecracker counts them) and one operation. Read before the
- * request is validated: a malformed one costs what it claims. */
-static uint64_t req_bytes(const struct virtq_elem *e)
+ * request is validated: a malformed one costs what it claims, up to the
+ * disk's size (no transfer is larger), so a lie leaves a bounded debt. */
+static uint64_t req_bytes(const struct blk *b, const struct virtq_elem *e)
 {
 	uint8_t hdr[VIRTIO_BLK_HDR_SIZE];
+	uint64_t bytes = 0;
 	uint32_t type;
 
 	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) != sizeof(hdr))
 		return 0;
 	type = (uint32_t)cv_get_le(hdr, 4);
 	if (type == VIRTIO_BLK_T_IN && e->in_len)
-		return e->in_len - 1;
-	if (type == VIRTIO_BLK_T_OUT)
-		return e->out_len - VIRTIO_BLK_HDR_SIZE;
-	return 0;
+		bytes = e->in_len - 1;
+	else if (type == VIRTIO_BLK_T_OUT)
+		bytes = e->out_len - VIRTIO_BLK_HDR_SIZE;
+	return bytes < b->capacity * 512 ? bytes : b->capacity * 512;
 }
 
 /* The popped request may go now, or it goes back on the ring and the
@@ -195,7 +197,7 @@ static bool rate_allows(struct blk *b, struct blk_queue *q, struct virtq *vq,
 	if (!rate_limiter_on(&b->rl))
 		return true;
 	now = cv_now_ns();
-	if (!(wait = rate_limiter_take(&b->rl, req_bytes(e), 1, now)))
+	if (!(wait = rate_limiter_take(&b->rl, req_bytes(b, e), 1, now)))
 		return true;
 	virtq_unpop(vq);
 	q->rate_wait = true;

@@ -249,15 +249,23 @@ static void rx_pump(struct virtio_net *n)
 
 /* Transmit path (5.1.6.2) ------------------------------------------------ */
 
+/* The frame's length in a transmit chain, or 0 if the chain is not one: a
+ * chain is device-readable only, a header then a frame of bounded size
+ * (5.1.6.2). */
+static uint32_t tx_frame_len(const struct virtq_elem *e)
+{
+	if (e->in_num || e->out_len < VIRTIO_NET_HDR_LEN + VIRTIO_NET_FRAME_MIN ||
+	    e->out_len > VIRTIO_NET_HDR_LEN + VIRTIO_NET_FRAME_MAX)
+		return 0;
+	return e->out_len - VIRTIO_NET_HDR_LEN;
+}
+
 static int tx_one(struct virtio_net *n, const struct virtq_elem *e)
 {
 	struct net_backend *be = n->be;
 	uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
 
-	/* A transmit chain is device-readable only: header then a frame of
-	 * bounded size (5.1.6.2). */
-	if (e->in_num || e->out_len < VIRTIO_NET_HDR_LEN + VIRTIO_NET_FRAME_MIN ||
-	    e->out_len > VIRTIO_NET_HDR_LEN + VIRTIO_NET_FRAME_MAX)
+	if (!tx_frame_len(e))
 		return -EINVAL;
 	if (be->hdr_len)
 		return be->ops->send(be, e->iov, e->out_num);
@@ -291,9 +299,9 @@ static void tx_pump(struct virtio_net *n)
 				goto out;
 			}
 			/* Over the limit: the frame stays on the ring, the queue
-			 * sleeps (notifications off) until the timer. */
-			if (r > 0 &&
-			    !rate_allows(n, VIRTIO_NET_TXQ, n->elem.out_len - VIRTIO_NET_HDR_LEN)) {
+			 * sleeps (notifications off) until the timer. A chain
+			 * tx_one drops costs an operation and no bytes. */
+			if (r > 0 && !rate_allows(n, VIRTIO_NET_TXQ, tx_frame_len(&n->elem))) {
 				virtq_unpop(q);
 				goto out;
 			}

@@ -145,11 +145,6 @@ size_t rate_format(const struct rate_keys *dir, const struct rate_limits *lim, u
 	return at < len ? at : len ? len - 1 : 0;
 }
 
-bool rate_limits_any(const struct rate_limits *l)
-{
-	return l->bytes.rate || l->ops.rate;
-}
-
 /* Call fn on each comma-separated item of s; stop at its first non-zero. */
 static int each_item(const char *s, int (*fn)(void *ctx, const char *item, size_t n), void *ctx)
 {
