@@ -65,6 +65,7 @@ struct ctl_conn {
 	uint64_t con_pos;    /* console stream position sent so far */
 	bool busy;	     /* its request is being carried out (migrate pumps the loop) */
 	uint64_t idle_since; /* CLOCK_MONOTONIC ns: connected, or last request or reply */
+	bool owner;	     /* the peer is root or the owner: it may name host paths */
 	/* Files passed by the client (SCM_RIGHTS, save's): they belong to the
 	 * request line they came with, and are closed after it. */
 	int fds[CTL_MAX_FDS];
@@ -124,12 +125,19 @@ int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, c
  * through (group GROUP with g+x, or o+x); if it does not, -EPERM with one
  * line saying how. Call after ctl_server_bind. 0 or -errno with err. */
 int ctl_server_share(struct ctl_server *srv, const char *group, char *err, size_t errlen) CV_MUST;
+/* Who the peer of a connection is, for what it may ask. */
+enum ctl_peer {
+	CTL_PEER_REFUSED, /* may not use the socket */
+	CTL_PEER_MEMBER,  /* a --ctl-group member: may not name host paths */
+	CTL_PEER_OWNER,	  /* root or the guest's owner */
+};
+
 /* May the peer of accepted connection fd use the socket? Root, the owner
  * and (with --ctl-group) the group's members may, by the credentials the
  * kernel took at connect() (SO_PEERCRED, SO_PEERGROUPS). When not, one
  * line in the log (at most one a second) and one error reply are sent,
- * and false is returned: the caller closes fd. */
-bool ctl_server_admit(struct ctl_server *srv, int fd);
+ * and CTL_PEER_REFUSED (0) is returned: the caller closes fd. */
+int ctl_server_admit(struct ctl_server *srv, int fd);
 
 /* Serve on vm->loop from now on. con is the detached console (NULL for a
  * guest whose console is the terminal). */

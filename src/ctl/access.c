@@ -88,7 +88,7 @@ static void log_refusal(struct ctl_server *srv, const struct ucred *cr)
 	srv->refused_quiet = 0;
 }
 
-bool ctl_server_admit(struct ctl_server *srv, int fd)
+int ctl_server_admit(struct ctl_server *srv, int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -96,10 +96,11 @@ bool ctl_server_admit(struct ctl_server *srv, int fd)
 	int n;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || len != sizeof(cr))
-		return false;
-	if (cr.uid == 0 || cr.uid == srv->owner ||
-	    (srv->has_group && peer_in_group(srv, fd, cr.gid)))
-		return true;
+		return CTL_PEER_REFUSED;
+	if (cr.uid == 0 || cr.uid == srv->owner)
+		return CTL_PEER_OWNER;
+	if (srv->has_group && peer_in_group(srv, fd, cr.gid))
+		return CTL_PEER_MEMBER;
 	log_refusal(srv, &cr);
 	n = snprintf(line, sizeof(line),
 		     "{\"ok\":false,\"error\":\"permission denied: uid %u is not the guest's "
@@ -107,5 +108,5 @@ bool ctl_server_admit(struct ctl_server *srv, int fd)
 		     (unsigned int)cr.uid);
 	/* A fresh socket's buffer takes one short line: never blocks. */
 	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	return false;
+	return CTL_PEER_REFUSED;
 }

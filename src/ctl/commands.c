@@ -502,11 +502,11 @@ static int cmd_save(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	if (c->fds_now && c->nfds == 2)
 		r = snapshot_save_fds(vm, req->path, c->fds[0], c->fds[1], &bytes, err,
 				      sizeof(err));
-	else if (srv->jailed)
+	else if (srv->jailed || !c->owner)
 		r = cv_errf(err, sizeof(err), -EPERM,
-			    "guest %s is jailed and sees no host path: cvisor save passes the "
-			    "files over the control socket",
-			    srv->name);
+			    "%s: pass the files over the control socket (cvisor save does)",
+			    srv->jailed ? "this guest is jailed and sees no host path"
+					: "only the guest's owner may name a host path");
 	else
 		r = snapshot_save(vm, req->path, &bytes, err, sizeof(err));
 	/* Ours are closed now: the client renames the files next. */
@@ -654,9 +654,15 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *l
 		free(owned);
 		return fail(reply, -EINVAL, "%s", err);
 	}
-	if (atomic_load(&vm->stop)) {
+	if (atomic_load(&vm->stop) || (!c->owner && (o.tls.psk_file || o.tls.creds_dir))) {
+		bool stopping = atomic_load(&vm->stop);
+
 		free(owned);
 		migrate_tls_free(&o.tls);
+		if (!stopping)
+			return fail(reply, -EPERM,
+				    "migrate: only the guest's owner may name key or certificate "
+				    "files (the monitor reads them as its own user)");
 		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
 	}
 	o.ops = &migrate_snapshot_source_ops;

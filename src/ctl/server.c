@@ -201,7 +201,7 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 {
 	struct ctl_server *srv = opaque;
 	struct ctl_conn *c = free_slot(srv);
-	int cfd;
+	int cfd, peer;
 
 	(void)events;
 	if (!c) {
@@ -215,11 +215,13 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
-	if (!ctl_server_admit(srv, cfd)) {
+	if (!(peer = ctl_server_admit(srv, cfd))) {
 		close(cfd);
 		return;
 	}
-	*c = (struct ctl_conn){ .srv = srv, .fd = cfd, .idle_since = cv_now_ns() };
+	*c = (struct ctl_conn){
+		.srv = srv, .fd = cfd, .idle_since = cv_now_ns(), .owner = peer == CTL_PEER_OWNER
+	};
 	if (ctl_linebuf_init(&c->in, CTL_REQUEST_MAX)) {
 		close(cfd);
 		c->fd = -1;

@@ -167,10 +167,10 @@ fi
 U=${P}u
 if start "$U" counter --memory 32M && wait_count "$U" 2; then
 	t_run 30 "$CVISOR" save "$U" "$T_TMP/no/such/dir/x"
-	t_expect_err "save to a missing directory" 1 "save: $T_TMP/no/such/dir/x.mem: No such file or directory"
+	t_expect_err "save to a missing directory" 1 "save: $T_TMP/no/such/dir/x: No such file or directory"
 	mkdir "$S/isdir"
 	t_run 30 "$CVISOR" save "$U" "$S/isdir"
-	t_expect_err "save over a directory" 1 "save: $S/isdir: Is a directory"
+	t_expect_err "save over a directory" 2 "save: $S/isdir: is a directory"
 	c=$(last_count "$U")
 	if wait_count "$U" $((c + 2)) && [ -z "$(ls "$S" | grep isdir. )" ] &&
 		[ ! -e "$T_TMP/no" ]; then

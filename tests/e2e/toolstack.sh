@@ -608,6 +608,26 @@ else
 		else
 			t_fail "a --ctl-group member is served" "exit $T_RC: $T_ERR; socket $mode"
 		fi
+		# A member may drive the guest, but not have the (root) monitor
+		# write or read where it names: a path save and TLS file names
+		# are the owner's; cvisor save passes the member's own files.
+		t_run 10 "${NOBODY[@]}" "$CVISOR" ctl "$G" "{\"cmd\":\"save\",\"path\":\"$T_TMP/member.snap\",\"keep_running\":true}"
+		if [ "$T_RC" = 1 ] && grep -q "only the guest's owner may name a host path" <<<"$T_OUT$T_ERR" &&
+			[ ! -e "$T_TMP/member.snap" ]; then
+			t_pass "a --ctl-group member cannot have a host path written"
+		else
+			t_fail "a member's path save" "exit $T_RC: $T_OUT $T_ERR; $(ls "$T_TMP" | grep member)"
+		fi
+		MD=$(mktemp -d /tmp/cvisor-member.XXXXXX)
+		chown 65534:65534 "$MD"
+		t_run 30 "${NOBODY[@]}" "$CVISOR" save "$G" "$MD/m.snap" --keep-running
+		if [ "$T_RC" = 0 ] && [ "$(stat -c %u "$MD/m.snap" 2>/dev/null)" = 65534 ] &&
+			[ -s "$MD/m.snap" ]; then
+			t_pass "a member's cvisor save writes the member's own files"
+		else
+			t_fail "a member's cvisor save" "exit $T_RC: $T_ERR; $(ls -ln "$MD")"
+		fi
+		rm -rf "$MD"
 		chmod 0666 "$AR/$G.sock"
 		t_run 10 setpriv --reuid=65533 --regid=65533 --clear-groups env CVISOR_RUN_DIR="$AR" "$CVISOR" info "$G"
 		t_expect_err "a client outside --ctl-group is refused" 1 \
