@@ -15,8 +15,6 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 

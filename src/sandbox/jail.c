@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -292,8 +293,6 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status, struct 
 	k.cg.pid = (int)getpid();
 	if (k.have_cg)
 		cgroup_leave(&k.cg);
-	if (j->made_dir && rmdir(j->dir) < 0)
-		cv_debug("jail: rmdir %s: %s", j->dir, strerror(errno));
 	if (j->netns_fd >= 0)
 		close(j->netns_fd);
 	return 1;
@@ -301,16 +300,24 @@ int jail_fork(struct jail *j, const struct jail_keep *keep, int *status, struct 
 
 /* ---- the monitor's side ---- */
 
+/* One request to the keeper and its ack. The main thread and the
+ * incoming waiter's thread (a kill's unlink) may both ask: one at a time,
+ * or their acks could cross. */
 static int keeper_call(struct jail *j, const void *msg, size_t len)
 {
+	static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;
 	char ack = 0;
+	int r = 0;
 
 	if (j->keeper_fd < 0)
 		return -ENOTCONN;
+	pthread_mutex_lock(&one);
+	errno = 0; /* a recv at EOF sets none */
 	if (send(j->keeper_fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len ||
 	    recv(j->keeper_fd, &ack, 1, 0) != 1)
-		return -errno ? -errno : -EIO;
-	return ack ? 0 : -EINVAL;
+		r = errno ? -errno : -EIO;
+	pthread_mutex_unlock(&one);
+	return r ? r : ack ? 0 : -EINVAL;
 }
 
 int jail_tell_cgroup(struct jail *j, const struct cgroup *cg)
