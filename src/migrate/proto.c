@@ -89,10 +89,10 @@
  * so only the peer that completed this handshake can echo it, and a
  * recorded or spliced stream fails at the first record (its keys were
  * another session's) before the parser sees a byte. A failed handshake
- * is a handshake failure as above. The source still writes each message's
- * CRC-32, and a TLS target does not check it: the record layer's AEAD tag
+ * is a handshake failure as above. Under TLS each message's CRC-32 field
+ * is 0 and neither end computes or checks it: the record layer's AEAD tag
  * (AES-GCM, 128 bits) has already authenticated every byte it covers, and
- * the CRC pass cost the target 8 % of its CPU. Without TLS the stream is
+ * the CRC passes cost each end CPU the cipher needs (8 % of the target's). Without TLS the stream is
  * plain, which both ends allow only when the address is loopback, or with
  * --insecure.
  *
