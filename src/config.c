@@ -100,6 +100,7 @@ static int set_cpus(struct vm_config *cfg, const char *what, const char *v, stru
 }
 
 static const char *const quirks_names[] = { "auto", "on", "off", NULL };
+static const char *const pit_names[] = { "on", "off", NULL };
 static const char *const transport_names[] = { "pci", "mmio", NULL };
 /* In the order of enum sandbox_mode. */
 static const char *const seccomp_names[] = { "on", "log", "off", NULL };
@@ -229,6 +230,7 @@ const struct field config_fields[] = {
 	{ "cpus", "[--cpus N]", F_UINT, OFF(ncpus), set_cpus, NULL, IN_FILE | IN_SNAP },
 	{ "emulated_host", "[--emulated-host auto|on|off]", F_ENUM, OFF(quirks), NULL, quirks_names,
 	  IN_FILE | IN_SNAP },
+	{ "pit", "[--pit on|off]", F_ENUM, OFF(pit), NULL, pit_names, IN_FILE | IN_SNAP },
 	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
 	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
 	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },

@@ -329,7 +329,7 @@ static int create_irqchip(struct vm *vm, struct cv_error *e)
 
 	if (kvm_ioctl_val(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+	if (vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;
 }

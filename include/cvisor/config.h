@@ -35,6 +35,15 @@ enum config_quirks {
 	CONFIG_QUIRKS_OFF,
 };
 
+/* --pit: KVM's in-kernel i8254 timer, or none. Each in-kernel PIT is a
+ * kernel worker thread, and destroying one waits for two SRCU grace
+ * periods (about 25 ms here); a guest with a local APIC timer and a known
+ * TSC rate (Linux with kvmclock, the tiny guests) does not need it. */
+enum config_pit {
+	CONFIG_PIT_ON,
+	CONFIG_PIT_OFF,
+};
+
 /* The config owns every string in it (copies, freed by config_free):
  * nothing points into argv, a parsed file or a snapshot buffer. Set a
  * string field with config_set_string. */
@@ -45,6 +54,7 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned int ncpus;
 	enum config_quirks quirks;
+	enum config_pit pit; /* --pit on|off (default on) */
 
 	/* Toolstack (see README: named guests). */
 	char *name;		   /* control socket $CVISOR_RUN_DIR/NAME.sock */

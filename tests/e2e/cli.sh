@@ -38,6 +38,8 @@ t_run 10 "$CVISOR" run --kernel "$TINY" --frobnicate
 t_expect_err "unknown flag" 2 'unknown flag --frobnicate'
 t_run 10 "$CVISOR" run --kernel "$TINY" --seccomp maybe
 t_expect_err "bad --seccomp" 2 'seccomp maybe: must be on, log or off'
+t_run 10 "$CVISOR" run --kernel "$TINY" --pit maybe
+t_expect_err "bad --pit" 2 'pit maybe: must be on or off'
 t_run 10 "$CVISOR" restore "$T_TMP/nonexistent" --seccomp maybe
 t_expect_err "bad restore --seccomp" 2 'seccomp maybe: must be on, log or off'
 t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --seccomp

@@ -408,6 +408,35 @@ if [ -s "$S/a" ]; then
 	fi
 fi
 
+# ---- --pit off: no in-kernel PIT (no kvm-pit/PID kernel thread), kept
+# across a save and restore ----
+pit_threads() { ps -e -o comm= | grep -c "^kvm-pit/$1\$"; }
+N=${P}pon
+O=${P}poff
+if start "$N" counter --memory 64M && start "$O" counter --memory 64M --pit off &&
+	wait_count "$O" 3; then
+	pn=$(pid_of "$N")
+	po=$(pid_of "$O")
+	if [ "$(pit_threads "$pn")" = 1 ] && [ "$(pit_threads "$po")" = 0 ]; then
+		t_pass "--pit off: no kvm-pit thread (the default guest has one)"
+	else
+		t_fail "--pit off" "kvm-pit threads: default $(pit_threads "$pn"), --pit off $(pit_threads "$po")"
+	fi
+	t_run 30 "$CVISOR" save "$O" "$S/p"
+	last=$(last_count "$O")
+	R=${P}pr
+	if [ "$T_RC" = 0 ] && restore "$R" "$S/p" && continues "$R" "$last" "--pit off restored"; then
+		pr=$(pid_of "$R")
+		if [ "$(pit_threads "$pr")" = 0 ]; then
+			t_pass "a --pit off snapshot restores without a PIT"
+		else
+			t_fail "--pit off restored" "pid $pr has a kvm-pit thread"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$N" >/dev/null 2>&1
+	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
+fi
+
 t_run 10 "$CVISOR" restore "$S/a" -d
 t_expect_err "restore -d without --name" 2 "-d needs --name"
 t_run 10 "$CVISOR" save "${P}none" "$S/x"

@@ -443,13 +443,13 @@ int vm_kstate_save(struct vm *vm, struct state_buf *b)
 	struct kvm_irqchip chips[3] = { { .chip_id = KVM_IRQCHIP_PIC_MASTER },
 					{ .chip_id = KVM_IRQCHIP_PIC_SLAVE },
 					{ .chip_id = KVM_IRQCHIP_IOAPIC } };
-	struct kvm_pit_state2 pit;
+	struct kvm_pit_state2 pit = { 0 }; /* all zero without a PIT (--pit off) */
 	struct kvm_clock_data clock = { 0 };
 
 	for (int i = 0; i < 3; i++)
 		if (kvm_ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chips[i]) < 0)
 			return -errno;
-	if (kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 ||
+	if ((vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0) ||
 	    kvm_ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
 		return -errno;
 	state_put_u32(b, VM_KSTATE_VERSION);
@@ -522,7 +522,7 @@ int vm_kstate_load(struct vm *vm, struct state_rd *rd)
 			return -errno;
 	/* kvmclock continues from the saved instant: the guest does not see
 	 * the time it spent saved or in flight. */
-	if (kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0 ||
+	if ((vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
 		return -errno;
 	return 0;
