@@ -37,8 +37,15 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$RUN"' EXIT
 
-# last LOG: the last count the guest printed, 0 before its first.
-last() { { grep -a -o '^burn: [0-9]*' "$1" 2>/dev/null || true; } | awk '{ n = $2 } END { print n + 0 }'; }
+# last LOG: the last count the guest printed in a whole line, 0 before
+# its first (a line being written is not read: "burn: 4" of 45).
+last() {
+	local s
+	s=$(tail -c 4096 "$1" 2>/dev/null; echo .)
+	s=${s%.}
+	s=${s%$'\n'*}
+	{ grep -a -o '^burn: [0-9]*' <<<"$s" || true; } | awk '{ n = $2 } END { print n + 0 }'
+}
 
 # started LOG...: wait (at most 60 s) until every log has a count.
 started() {
