@@ -80,58 +80,90 @@ static int dec(const struct rtc *r, uint8_t v)
 	return (r->cmos[REG_B] & B_DM) ? v : (v >> 4) * 10 + (v & 0x0f);
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back: the
+ * era-of-400-years arithmetic (H. Hinnant, "chrono-Compatible Low-Level
+ * Date Algorithms"). Not gmtime_r/timegm: glibc reads /etc/localtime on
+ * their first call, which the vCPU thread's seccomp filter refuses (and a
+ * jail hides). mon is 1-12. */
+static int64_t days_from_civil(int64_t y, int64_t mon, int64_t mday)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= mon <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + mday - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *mon, int *mday)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*mon = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*mon <= 2);
+}
+
 /* Fill the time registers with the guest's current time, encoded as
  * register B says (the chip's update cycle, done on demand). */
 static void rtc_latch(struct rtc *r)
 {
-	struct tm tm;
-	int64_t t;
-	time_t tt;
-	int h, year;
+	int64_t t, days, secs, year;
+	int h, mon, mday;
 
 	if (__builtin_add_overflow((int64_t)host_now(r), r->offset, &t))
 		t = 0;
-	tt = (time_t)t;
-	if (!gmtime_r(&tt, &tm))
-		memset(&tm, 0, sizeof(tm));
-	h = tm.tm_hour;
-	r->cmos[REG_SEC] = enc(r, tm.tm_sec);
-	r->cmos[REG_MIN] = enc(r, tm.tm_min);
+	days = t / 86400 - (t % 86400 < 0);
+	secs = t - days * 86400;
+	civil_from_days(days, &year, &mon, &mday);
+	h = (int)(secs / 3600);
+	r->cmos[REG_SEC] = enc(r, (int)(secs % 60));
+	r->cmos[REG_MIN] = enc(r, (int)(secs / 60 % 60));
 	if (r->cmos[REG_B] & B_24H)
 		r->cmos[REG_HOUR] = enc(r, h);
 	else /* 12 AM = 0x12, 12 PM = 0x92 (datasheet, data modes table) */
 		r->cmos[REG_HOUR] =
 			(uint8_t)(enc(r, h % 12 ? h % 12 : 12) | (h >= 12 ? HOUR_PM : 0));
-	r->cmos[REG_WDAY] = enc(r, tm.tm_wday + 1); /* 1-7, Sunday = 1 */
-	r->cmos[REG_MDAY] = enc(r, tm.tm_mday);
-	r->cmos[REG_MON] = enc(r, tm.tm_mon + 1);
-	year = tm.tm_year + 1900;
-	r->cmos[REG_YEAR] = enc(r, year % 100);
-	r->cmos[RTC_CENTURY] = enc(r, year / 100);
+	/* 1-7, Sunday = 1; 1970-01-01 was a Thursday */
+	r->cmos[REG_WDAY] = enc(r, (int)(((days % 7) + 7 + 4) % 7) + 1);
+	r->cmos[REG_MDAY] = enc(r, mday);
+	r->cmos[REG_MON] = enc(r, mon);
+	r->cmos[REG_YEAR] = enc(r, (int)(year % 100));
+	r->cmos[RTC_CENTURY] = enc(r, (int)(year / 100));
 }
 
 /* The guest wrote a time register: the registers, decoded in the current
  * mode, are its time now. Doing this on each write, not when SET clears,
  * needs no extra state and a SET pulse without writes loses no time; but
  * unlike the chip the clock runs on while SET is held (only the readings
- * freeze), which Linux, holding SET for microseconds, cannot tell. timegm
- * normalizes out-of-range fields; DAY_OF_WEEK is not kept. */
+ * freeze), which Linux, holding SET for microseconds, cannot tell.
+ * Out-of-range fields carry over as timegm would (month 13 is January of
+ * the next year, day 0 the last of the month before); DAY_OF_WEEK is not
+ * kept. */
 static void rtc_commit(struct rtc *r)
 {
 	const uint8_t *c = r->cmos;
-	struct tm tm = { 0 };
-	int64_t off;
+	int64_t hour, mon0, year, t, off;
 
-	tm.tm_sec = dec(r, c[REG_SEC]);
-	tm.tm_min = dec(r, c[REG_MIN]);
 	if (c[REG_B] & B_24H)
-		tm.tm_hour = dec(r, c[REG_HOUR]);
+		hour = dec(r, c[REG_HOUR]);
 	else
-		tm.tm_hour = dec(r, c[REG_HOUR] & ~HOUR_PM) % 12 + (c[REG_HOUR] & HOUR_PM ? 12 : 0);
-	tm.tm_mday = dec(r, c[REG_MDAY]);
-	tm.tm_mon = dec(r, c[REG_MON]) - 1;
-	tm.tm_year = dec(r, c[RTC_CENTURY]) * 100 + dec(r, c[REG_YEAR]) - 1900;
-	if (__builtin_sub_overflow((int64_t)timegm(&tm), (int64_t)host_now(r), &off))
+		hour = dec(r, c[REG_HOUR] & ~HOUR_PM) % 12 + (c[REG_HOUR] & HOUR_PM ? 12 : 0);
+	/* Registers hold at most 0xff, so none of this can overflow. */
+	mon0 = dec(r, c[REG_MON]) - 1;
+	year = dec(r, c[RTC_CENTURY]) * 100 + dec(r, c[REG_YEAR]) + mon0 / 12 - (mon0 % 12 < 0);
+	mon0 = (mon0 % 12 + 12) % 12;
+	t = days_from_civil(year, mon0 + 1, 1) * 86400 + (dec(r, c[REG_MDAY]) - 1) * 86400 +
+	    hour * 3600 + dec(r, c[REG_MIN]) * 60 + dec(r, c[REG_SEC]);
+	if (__builtin_sub_overflow(t, (int64_t)host_now(r), &off))
 		off = 0;
 	r->offset = off > OFFSET_MAX ? OFFSET_MAX : off < -OFFSET_MAX ? -OFFSET_MAX : off;
 }

@@ -23,7 +23,7 @@ CVISOR=${CVISOR:-build/cvisor}
 BUILD=${BUILD:-build}
 GUESTS=$BUILD/tests/kvm
 TMO=${KVM_TEST_TIMEOUT:-20}
-ALL_CASES="hello exit_now first_byte kbd_reset acpi_reset triple unclaimed refused prot32 unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout"
+ALL_CASES="hello rtc exit_now first_byte kbd_reset acpi_reset triple unclaimed refused prot32 unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout"
 
 work=$(mktemp -d /tmp/cvisor-kvm-test.XXXXXX) || exit 1
 child=""
@@ -122,6 +122,22 @@ simple_case() {
 }
 
 case_hello() { simple_case hello hello 0 "hello from cvisor tiny guest"; }
+
+# The date read from the CMOS clock is the host's UTC date (the one before
+# or after the run, around midnight). The vCPU thread converts it, inside
+# its seccomp filter: glibc's gmtime_r would open /etc/localtime there.
+case_rtc() {
+	local before after
+	before=$(date -u +%F)
+	run_guest rtc "$TMO" rtc
+	after=$(date -u +%F)
+	expect_status rtc 0 || return
+	if has_line "rtc: $before" || has_line "rtc: $after"; then
+		pass rtc
+	else
+		fail rtc "want 'rtc: $before', got '$(grep '^rtc:' "$out")' $(head -c 200 "$err")"
+	fi
+}
 
 case_exit_now() {
 	run_guest exit_now "$TMO" exit_now

@@ -146,6 +146,61 @@ static void test_binary_read(void **state)
 	assert_int_equal(rd(&h->r, RTC_CENTURY), 20);
 }
 
+/* The device's own calendar against glibc's, both ways, in binary mode:
+ * every field and the weekday for dates from 1970 past 2100 (leap days,
+ * 2000 a leap year and 2100 not), and a guest's write read back. Out of
+ * range fields carry over as timegm's do (month 13, day 0). */
+static void test_calendar(void **state)
+{
+	static const int64_t days[] = { 0,     59,    789,   10956, 11015, 11016, 11017,
+					19782, 20454, 47540, 47541, 47542, 47600, 73048 };
+	struct host *h = *state;
+
+	wr(&h->r, 0x0b, 0x06); /* DM: binary, 24h */
+	for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+		for (int64_t s = 0; s < 86400; s += 86399 / 3) {
+			time_t t = (time_t)(days[i] * 86400 + s);
+			struct tm tm;
+
+			h->t = t;
+			h->r.offset = 0;
+			assert_non_null(gmtime_r(&t, &tm));
+			assert_int_equal(rd(&h->r, 0x00), tm.tm_sec);
+			assert_int_equal(rd(&h->r, 0x02), tm.tm_min);
+			assert_int_equal(rd(&h->r, 0x04), tm.tm_hour);
+			assert_int_equal(rd(&h->r, 0x06), tm.tm_wday + 1);
+			assert_int_equal(rd(&h->r, 0x07), tm.tm_mday);
+			assert_int_equal(rd(&h->r, 0x08), tm.tm_mon + 1);
+			assert_int_equal(rd(&h->r, 0x09), (tm.tm_year + 1900) % 100);
+			assert_int_equal(rd(&h->r, RTC_CENTURY), (tm.tm_year + 1900) / 100);
+		}
+	}
+	/* The guest sets 2100-02-29 12:00:00 (no such day: March 1st) and
+	 * month 13 of 2026 (January 2027). */
+	h->t = T_SUN;
+	wr(&h->r, 0x0b, 0x86);
+	wr(&h->r, RTC_CENTURY, 21);
+	wr(&h->r, 0x09, 0);
+	wr(&h->r, 0x08, 2);
+	wr(&h->r, 0x07, 29);
+	wr(&h->r, 0x04, 12);
+	wr(&h->r, 0x02, 0);
+	wr(&h->r, 0x00, 0);
+	wr(&h->r, 0x0b, 0x06);
+	assert_int_equal(h->r.offset, (int64_t)4107585600 - T_SUN);
+	assert_int_equal(rd(&h->r, 0x08), 3);
+	assert_int_equal(rd(&h->r, 0x07), 1);
+	wr(&h->r, 0x0b, 0x86);
+	wr(&h->r, RTC_CENTURY, 20);
+	wr(&h->r, 0x09, 26);
+	wr(&h->r, 0x08, 13);
+	wr(&h->r, 0x07, 0);
+	wr(&h->r, 0x0b, 0x06);
+	assert_int_equal(rd(&h->r, 0x09), 26);
+	assert_int_equal(rd(&h->r, 0x08), 12);
+	assert_int_equal(rd(&h->r, 0x07), 31);
+}
+
 static void test_12_hour(void **state)
 {
 	struct host *h = *state;
@@ -443,6 +498,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bcd_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_calendar, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_12_hour, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_sets_time, setup, teardown),
