@@ -19,11 +19,21 @@ struct kvm_cpuid2;
  * quirks. */
 int x86_cpuid_init(struct vm *vm) CV_MUST;
 
+/* Who a CPUID table is for: a guest that boots here, or one that was
+ * saved or migrated with its own table (whose kernel already chose its
+ * code by it; see QUIRK_SIMD_* in cpu.c). */
+enum cpuid_for {
+	CPUID_BOOT,
+	CPUID_RESUME,
+};
+
 /* The CPUID table this host gives a guest, before per-vCPU topology: KVM's
  * supported CPUID on kvm_fd (/dev/kvm), with the features an emulating
- * host cannot run masked when quirks is set. *out is malloc'd. 0 or
+ * host cannot run masked when quirks is set (and, for CPUID_BOOT, those
+ * that make Linux pick kernel-mode SIMD code). *out is malloc'd. 0 or
  * -errno. */
-int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out) CV_MUST;
+int x86_cpuid_supported(int kvm_fd, bool quirks, enum cpuid_for use,
+			struct kvm_cpuid2 **out) CV_MUST;
 
 /* Whether a VM of that --emulated-host mode works around an emulating host
  * (on, or auto on such a host): vm->quirks.active. */

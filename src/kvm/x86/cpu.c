@@ -24,6 +24,19 @@
 	((1U << 12) /* FMA */ | (1U << 13) /* CX16 */ | (1U << 22) /* MOVBE */ |       \
 	 (1U << 23) /* POPCNT */ | (1U << 26) /* XSAVE */ | (1U << 27) /* OSXSAVE */ | \
 	 (1U << 28) /* AVX */ | (1U << 29) /* F16C */ | (1U << 30) /* RDRAND */)
+/* The SIMD extensions by which Linux picks kernel-mode SSE code. The
+ * host's emulator runs no SSE arithmetic and hides the FPU state from
+ * cvisor, so neither can complete such code: Debian's cloud kernel stopped
+ * in its ChaCha self-test (SSSE3, `movd %ecx,%xmm15`); AES-NI, PCLMULQDQ,
+ * SSE4.1/4.2 (crc32c-intel) and SHA select the same kind of code. Masked
+ * for a guest that boots here, but a saved or migrating guest that has
+ * them runs as it did (its kernel chose at its boot). SSE2 is part of
+ * x86-64 and stays: kernel code that needs only SSE2 (md's xor and raid6)
+ * still stops here. */
+#define QUIRK_SIMD_LEAF1_ECX_CLEAR                                                     \
+	((1U << 1) /* PCLMULQDQ */ | (1U << 9) /* SSSE3 */ | (1U << 19) /* SSE4.1 */ | \
+	 (1U << 20) /* SSE4.2 */ | (1U << 25) /* AES */)
+#define QUIRK_SIMD_LEAF7_EBX_CLEAR (1U << 29) /* SHA */
 /* SMEP and SMAP too: such a host does not offer them, and with
  * `--emulated-host on` on a VT-x host the kernel must be able to run the
  * syscall shim's user page at CPL 0 (syscall_shim.c). And ERMS and FSRM:
@@ -45,10 +58,11 @@
 /* X86_FEATURE_* numbers (arch/x86/include/asm/cpufeatures.h) of the bits
  * above. `nopti`: with page-table isolation, user mode runs on a second
  * root table that lacks the syscall shim's slot (syscall_shim.c). */
-static const char quirk_cmdline[] =
-	"noxsave "
-	"clearcpuid=140,141,150,151,154,156,157,158,197,291,293,295,296,297,304,306,307,308,580 "
-	"nopti";
+static const char quirk_cmdline[] = "noxsave "
+				    "clearcpuid=129,137,140,141,147,148,150,151,153,154,156,157,"
+				    "158,197,291,293,295,296,297,304,"
+				    "306,307,308,317,580 "
+				    "nopti";
 
 const char *x86_quirk_cmdline(void)
 {
@@ -65,8 +79,10 @@ bool x86_quirks_wanted(enum config_quirks mode)
 	return mode == CONFIG_QUIRKS_ON || (mode == CONFIG_QUIRKS_AUTO && x86_host_emulates());
 }
 
-int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out)
+int x86_cpuid_supported(int kvm_fd, bool quirks, enum cpuid_for use, struct kvm_cpuid2 **out)
 {
+	bool boot = use == CPUID_BOOT;
+
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
 
 	if (!c)
@@ -82,9 +98,11 @@ int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out)
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
 		if (e->function == 1)
-			e->ecx &= ~QUIRK_LEAF1_ECX_CLEAR;
+			e->ecx &=
+				~(QUIRK_LEAF1_ECX_CLEAR | (boot ? QUIRK_SIMD_LEAF1_ECX_CLEAR : 0));
 		else if (e->function == 7 && e->index == 0) {
-			e->ebx &= ~QUIRK_LEAF7_EBX_CLEAR;
+			e->ebx &=
+				~(QUIRK_LEAF7_EBX_CLEAR | (boot ? QUIRK_SIMD_LEAF7_EBX_CLEAR : 0));
 			e->ecx &= ~QUIRK_LEAF7_ECX_CLEAR;
 			e->edx &= ~QUIRK_LEAF7_EDX_CLEAR;
 		} else if (e->function == 0x80000001)
@@ -100,7 +118,7 @@ int x86_cpuid_supported(int kvm_fd, bool quirks, struct kvm_cpuid2 **out)
 
 int x86_cpuid_init(struct vm *vm)
 {
-	return x86_cpuid_supported(vm->kvm_fd, vm->quirks.active, &vm->cpuid);
+	return x86_cpuid_supported(vm->kvm_fd, vm->quirks.active, CPUID_BOOT, &vm->cpuid);
 }
 
 static unsigned int order_base_2(unsigned int n)

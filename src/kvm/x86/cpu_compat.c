@@ -92,7 +92,7 @@ int cpu_model_host(bool emulated, struct cpu_model *m)
 	memset(m, 0, sizeof(*m));
 	if (fd < 0)
 		return -errno;
-	r = x86_cpuid_supported(fd, emulated, &c);
+	r = x86_cpuid_supported(fd, emulated, CPUID_RESUME, &c);
 	close(fd);
 	if (r)
 		return r;
