@@ -23,8 +23,10 @@ struct mig_tls;
  * (the guest runs and may change it) before its CRC is taken. */
 struct mig_tx {
 	int fd;
-	struct mig_tls *tls; /* NULL: a plain stream */
-	int err;	     /* sticky -errno: later sends do nothing */
+	/* The stream reaches the target inside TLS (the client relays it),
+	 * whose AEAD tag stands for the CRCs: none are computed. */
+	bool no_crc;
+	int err; /* sticky -errno: later sends do nothing */
 	uint64_t bytes;
 	uint64_t max_bw, bw_start_ns, bw_bytes;
 	uint64_t last_pump_ns;
