@@ -183,7 +183,7 @@ static int start_tls(struct migrate_link *l, const char *dest, int *pass_fd, cha
 			       "%s with %s (does the target have the same --tls-psk key, or "
 			       "certificates from the same CA?)",
 			       why, dest);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(l->done, O_CLOEXEC))
+	if (pipe2(l->done, O_CLOEXEC) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return cv_errf(err, errlen, -errno, "socketpair: %s", strerror(errno));
 	for (unsigned int i = 0; i < 2; i++)
 		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
