@@ -744,6 +744,16 @@ PY
 	track "${P}nm"
 	t_expect_err "a broken cvisor-tls.so is refused at start" 2 \
 		"TLS migration needs cvisor-tls.so: .*nomod/cvisor-tls.so"
+	if command -v gcc >/dev/null &&
+		printf 'const struct { unsigned int abi, size; } cvisor_tls_module = { 99, 8 };\n' |
+		gcc -shared -fPIC -x c -o "$T_TMP/nomod/cvisor-tls.so" - 2>/dev/null; then
+		t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"
+		track "${P}nm"
+		t_expect_err "a cvisor-tls.so of another ABI is refused at start" 2 \
+			"TLS migration needs cvisor-tls.so: .* is not this cvisor's module \(another ABI version"
+	else
+		t_skip "a cvisor-tls.so of another ABI" "no gcc to build one"
+	fi
 	cp "$(dirname "$CVISOR")/cvisor-tls.so" "$T_TMP/nomod/"
 	t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --insecure
 	track "${P}nm"
