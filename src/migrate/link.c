@@ -28,8 +28,8 @@
 
 #include "migrate_priv.h"
 
-#define RELAY_CHUNK (256u << 10)
-#define RELAY_SOCKBUF (1 << 20) /* asked of the socketpair (capped by wmem_max) */
+#define RELAY_CHUNK (1u << 20)	/* tls.c flushes its records per MiB: one sendmsg per read */
+#define RELAY_SOCKBUF (4 << 20) /* asked of the socketpair (capped by wmem_max) */
 #define RELAY_END_WAIT_MS 5000	/* after the reply, for the relay to end by itself */
 
 struct migrate_link {
