@@ -8,10 +8,12 @@ CFLAGS ?= -O2
 # json-c and liburing are linked statically: a dynamic library costs every
 # guest resident pages at start (the VMM floor is measured in bench/).
 # libseccomp is used at build time only (below). OpenSSL (migration's TLS)
-# is linked dynamically.
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lssl -lcrypto -lpthread -ldl
+# is not linked at all: src/migrate/tls.c is the module build/cvisor-tls.so,
+# which a process loads only when it does TLS (tls_module.c).
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
 
-SRC := $(sort $(shell find src -name '*.c'))
+TLS_SRC := src/migrate/tls.c
+SRC := $(filter-out $(TLS_SRC),$(sort $(shell find src -name '*.c')))
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 OBJ := $(SRC:%.c=$(BUILD)/obj/%.o)
 # Unit tests link the library objects built with ASan and UBSan.
@@ -20,11 +22,26 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run
-all: $(BUILD)/cvisor
+.PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run install
+all: $(BUILD)/cvisor $(BUILD)/cvisor-tls.so
 
 $(BUILD)/cvisor: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The TLS module: tls.c and the helpers of util.c it calls, exporting only
+# cvisor_tls_module (-fvisibility=hidden); --no-undefined keeps it from
+# needing anything of the binary's.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+$(BUILD)/cvisor-tls.so: $(TLS_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/src/util.o
+	$(CC) $(LDFLAGS) -shared -Wl,--no-undefined -Wl,-z,now -o $@ $^ -lssl -lcrypto
+
+# PREFIX/bin/cvisor finds its module in PREFIX/lib/cvisor (tls_module.c).
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(BUILD)/cvisor $(DESTDIR)$(PREFIX)/bin/cvisor
+	install -D -m 0644 $(BUILD)/cvisor-tls.so $(DESTDIR)$(PREFIX)/lib/cvisor/cvisor-tls.so
 
 # cvisor itself under ASan and UBSan, for the hostile-input campaign
 # (tests/e2e/hostile.sh).
@@ -148,7 +165,8 @@ run: all guest
 		--cmdline "cvisor.shell=1 panic=10"
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/tsan $(BUILD)/tests $(BUILD)/cvisor
+	rm -rf $(BUILD)/obj $(BUILD)/pic $(BUILD)/san $(BUILD)/tsan $(BUILD)/tests $(BUILD)/cvisor \
+		$(BUILD)/cvisor-tls.so
 
--include $(OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(TSAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) \
+-include $(OBJ:.o=.d) $(TLS_SRC:%.c=$(BUILD)/pic/%.d) $(SAN_OBJ:.o=.d) $(TSAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) \
 	$(TEST_LIB_SAN:.o=.d) $(TEST_LIB_TSAN:.o=.d) $(TEST_LIB_FUZZ:.o=.d)

@@ -15,7 +15,8 @@
 #           (downtime = pause on the source to "running" from the target,
 #           measured on the source). CPU: the source's at exit (time) minus
 #           its /proc/PID/stat before `migrate`, plus the target's
-#           /proc/PID/stat across `migrate`.
+#           /proc/PID/stat across `migrate`, plus the `cvisor migrate`
+#           client's (time: with TLS it runs the session and the relay).
 #   QEMU:   qemu-system-x86_64 -M microvm -enable-kvm, `migrate` over QMP to
 #           a second QEMU started with -incoming tcp:..., max-bandwidth
 #           lifted (100 GiB/s), downtime-limit 50 ms; query-migrate's
@@ -83,7 +84,8 @@ cvisor_cli() {
 		"$CVISOR" run -d --name "$d" --incoming "127.0.0.1:$PORT" "${sec[@]}" &&
 		spid=$(pid_of "$s") && dpid=$(pid_of "$d") &&
 		s0=$(cpu_of "$spid") && d0=$(cpu_of "$dpid"); then
-		line=$("$CVISOR" migrate "$s" "127.0.0.1:$PORT" --json "${sec[@]}" | tail -n 1)
+		line=$(/usr/bin/time -f '%U %S' -o "$OUT/$s.ctime" "$CVISOR" migrate "$s" \
+			"127.0.0.1:$PORT" --json "${sec[@]}" | tail -n 1)
 		d1=$(cpu_of "$dpid")
 	fi
 	# The source ends once migrated; after a failure it is still there.
@@ -98,10 +100,11 @@ cvisor_cli() {
 import json, sys
 m = json.loads(sys.argv[2])["migrated"]
 u, s = map(float, open(sys.argv[3]).read().split()[-2:])
-cpu = u + s - float(sys.argv[4]) + float(sys.argv[6]) - float(sys.argv[5])
+cu, cs = map(float, open(sys.argv[7]).read().split()[-2:])
+cpu = u + s - float(sys.argv[4]) + float(sys.argv[6]) - float(sys.argv[5]) + cu + cs
 print("cvisor %s %.1f %.3f %d %.2f %.3f" % (sys.argv[1], m["total_ms"], m["downtime_ms"],
       m["bytes"], m["bytes"] * 8 / m["total_ms"] / 1e6, cpu))' \
-		"$name" "$line" "$OUT/$s.time" "$s0" "$d0" "$d1"
+		"$name" "$line" "$OUT/$s.time" "$s0" "$d0" "$d1" "$OUT/$s.ctime"
 }
 
 qemu_run() {

@@ -2,9 +2,11 @@
  * over TCP (src/migrate/; the protocol is specified at the top of
  * src/migrate/proto.c).
  *
- * Source: `cvisor migrate NAME HOST:PORT [flags]` asks guest NAME's monitor
- * (control request "migrate", see migrate_req_parse) to call migrate_send
- * on its main thread. Target: `cvisor run --incoming HOST:PORT` calls
+ * Source: `cvisor migrate NAME HOST:PORT [flags]` connects to the target
+ * itself (with TLS: makes the session and relays a socketpair through it,
+ * migrate_link_*), and asks guest NAME's monitor (control request
+ * "migrate", see migrate_req_parse; the connection passed with it) to
+ * call migrate_send on its main thread. The monitor never does TLS. Target: `cvisor run --incoming HOST:PORT` calls
  * migrate_receive, which listens, builds the VM from the stream's CONFIG,
  * fills RAM, loads the state and starts the guest.
  *
@@ -23,6 +25,7 @@
 #include "cvisor/util.h"
 
 struct vm;
+struct mig_tls_ctx;
 
 /* How a migration connection is secured, at both ends (src/migrate/tls.c):
  * TLS 1.3 with a pre-shared key or x509 certificates, or a plain stream,
@@ -88,7 +91,18 @@ struct migrate_opts {
 	bool with_storage;	/* copy every virtio-blk image too */
 	bool verify;		/* the target checks a whole-RAM checksum before it runs */
 	uint64_t max_bandwidth; /* bytes/s, 0 = no throttle (the default) */
+	/* The TLS flags, for the `cvisor migrate` client, which makes the
+	 * session (migrate_link_*): a monitor refuses a request that names
+	 * key or certificate files. */
 	struct migrate_tls tls;
+	/* The connection to dest, made by the client and passed with the
+	 * request; the caller closes it after migrate_send. -1: the monitor
+	 * connects itself
+	 * (a plain stream only, loopback or insecure). */
+	int fd;
+	/* The client relays fd through TLS to the target, which then checks
+	 * no CRC: none are computed (proto.c "TLS"). */
+	bool encrypted;
 	const struct migrate_source_ops *ops;
 	/* Called between batches (at least every 20 ms) during pre-copy, e.g.
 	 * to serve the monitor's event loop so that devices make progress.
@@ -97,7 +111,7 @@ struct migrate_opts {
 	void *pump_ctx;
 };
 
-/* Defaults as above (dest NULL, ops NULL). */
+/* Defaults as above (dest NULL, ops NULL, fd -1). */
 void migrate_opts_init(struct migrate_opts *o);
 
 enum migrate_phase {
@@ -201,6 +215,10 @@ struct migrate_incoming {
 	unsigned int nnets;
 	const char *vsock;
 	struct migrate_tls tls;
+	/* Its TLS context, built by migrate_incoming_check (the module loaded,
+	 * the key or certificates read) before any seccomp filter or jail:
+	 * NULL for a plain stream. */
+	struct mig_tls_ctx *tlsc;
 	char *owned[MIG_MAX_DISKS + 2]; /* paths made absolute (migrate_incoming_check) */
 	const struct migrate_target_ops *ops;
 	void *ctx;
@@ -271,11 +289,14 @@ uint64_t migrate_memsum(const struct guest_mem *gm);
 
 /* The control request that carries migrate's options to the monitor, one line:
  * {"cmd":"migrate","dest":"H:P","downtime_ms":N,"max_rounds":N,
- *  "force":B,"with_storage":B,"verify":B,"max_bandwidth":N}. */
+ *  "force":B,"with_storage":B,"verify":B,"max_bandwidth":N[,"tls":true]
+ *  [,"insecure":true]}, the connection to dest passed with it (o->fd). Key
+ * and certificate paths never travel: the client does the TLS. */
 int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len) CV_MUST;
 /* Parse such a request (a JSON object text; unknown keys are errors);
- * o->dest points into *owned (free() it), the TLS paths into o->tls.owned
- * (migrate_tls_free). Pure. */
+ * o->dest points into *owned (free() it), the TLS paths of an older
+ * client's request ("tls_psk", "tls_creds", which the monitor refuses)
+ * into o->tls.owned (migrate_tls_free). Pure. */
 int migrate_req_parse(const char *json, size_t len, struct migrate_opts *o, char **owned, char *err,
 		      size_t errlen) CV_MUST;
 
@@ -318,5 +339,30 @@ void migrate_incoming_free(struct migrate_incoming *in);
  * guest (a MAC, a CID). Pure. */
 int migrate_target_resources(struct devices_config *dc, const struct migrate_incoming *in,
 			     bool storage, char *err, size_t errlen) CV_MUST;
+
+/* ---- link.c: the client's end of the stream (`cvisor migrate`) ---- */
+
+/* A connection to a target, made by the client: a plain TCP socket, or a
+ * TLS session relayed to a socketpair whose other end the monitor gets. */
+struct migrate_link;
+
+/* Load the TLS module and read the key or certificates when o->tls names
+ * them (and check o->dest against the plain-stream rule): 0 with *out, or
+ * -errno with one line in err (bad flags or files, a missing module:
+ * status 2). */
+int migrate_link_new(const struct migrate_opts *o, struct migrate_link **out, char *err,
+		     size_t errlen) CV_MUST;
+/* Connect to o->dest; with TLS, shake hands (verifying the target as the
+ * monitor used to), wait for the target's first bytes (a client
+ * certificate the target refuses shows here, as its alert), and start
+ * relaying. *pass_fd is the fd to pass to the monitor, the caller's to
+ * close once passed (the relay ends only when the monitor's end, this
+ * fd, is closed everywhere). 0, or -errno with one line in err. */
+int migrate_link_connect(struct migrate_link *l, const struct migrate_opts *o, int *pass_fd,
+			 char *err, size_t errlen) CV_MUST;
+/* After the monitor's reply: let the relay finish (the monitor has closed
+ * its end; a relay still busy a few seconds later is cut), and free. why
+ * gets a TLS failure the relay met ("" if none), for the error line. */
+void migrate_link_close(struct migrate_link *l, char *why, size_t whylen);
 
 #endif

@@ -1,6 +1,8 @@
-/* migrate.c - `cvisor migrate NAME HOST:PORT [...]`: one request to the
- * source's monitor, which streams progress lines and then its reply (the
- * summary or the error); see src/migrate/cli.c for the stream. */
+/* migrate.c - `cvisor migrate NAME HOST:PORT [...]`: the connection to
+ * the target (made here, with TLS relayed here: src/migrate/link.c), then
+ * one request to the source's monitor with that connection, which streams
+ * progress lines and then its reply (the summary or the error); see
+ * src/migrate/cli.c for the stream. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -38,16 +40,28 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
 	return 0;
 }
 
-/* Connect to the source's monitor and send the request line. 0 with *fd,
- * or the exit status after printing why. */
-static int send_request(const char *name, const struct migrate_opts *o, int *fd)
+/* Connect to the source's monitor, then to the target (the link), and
+ * send the request line with the link's fd. 0 with *fd, or the exit status
+ * after printing why. */
+static int send_request(const char *name, struct migrate_opts *o, struct migrate_link *l, int *fd)
 {
 	char err[512], req[8192];
 	size_t n;
-	int r;
+	int pass, r;
 
+	if ((r = cli_connect(ctl_run_dir(), name, fd, err, sizeof(err)))) {
+		cv_err("%s", err);
+		return cli_connect_status(r);
+	}
+	if ((r = migrate_link_connect(l, o, &pass, err, sizeof(err)))) {
+		cv_err("migration to %s failed: %s; the guest keeps running here", o->dest, err);
+		cv_close(fd);
+		return CV_EXIT_FAIL;
+	}
 	if (migrate_req_format(o, req, sizeof(req) - 1)) {
 		cv_err("migrate: request too long");
+		close(pass);
+		cv_close(fd);
 		return CV_EXIT_USAGE;
 	}
 	n = strlen(req);
@@ -55,11 +69,11 @@ static int send_request(const char *name, const struct migrate_opts *o, int *fd)
 		req[n++] = '\n';
 		req[n] = '\0';
 	}
-	if ((r = cli_connect(ctl_run_dir(), name, fd, err, sizeof(err)))) {
-		cv_err("%s", err);
-		return cli_connect_status(r);
-	}
-	if ((r = cv_send_all(*fd, req, n))) {
+	r = cv_send_fds(*fd, req, n, &pass, 1);
+	/* The monitor's copy is the one that counts: the relay ends when it
+	 * is closed. */
+	close(pass);
+	if (r) {
 		cv_err("migrate: sending the request: %s", strerror(-r));
 		cv_close(fd);
 		return CV_EXIT_FAIL;
@@ -72,6 +86,7 @@ struct migrate_view {
 	const struct migrate_opts *o;
 	const char *name;
 	bool json, tty, bar;
+	char failed[512]; /* the error line, printed once the link is closed */
 };
 
 /* One line of the monitor's stream: 1 for progress (more to come), 0 for
@@ -107,9 +122,10 @@ static int show_line(struct migrate_view *mv, char *line, size_t len)
 		return 0;
 	}
 	if (ctl_reply_parse(line, len, &reply, buf, sizeof(buf)) == 0)
-		cv_err("migrate: unexpected reply from the monitor");
+		snprintf(mv->failed, sizeof(mv->failed),
+			 "migrate: unexpected reply from the monitor");
 	else
-		cv_err("%s", buf);
+		snprintf(mv->failed, sizeof(mv->failed), "%s", buf);
 	json_object_put(reply);
 	return -1;
 }
@@ -148,8 +164,9 @@ static int follow(int fd, struct migrate_view *mv)
 		if (got <= 0) {
 			if (mv->bar)
 				fputc('\n', stderr);
-			cv_err("migrate: the monitor of %s closed the connection without a reply",
-			       mv->name);
+			snprintf(mv->failed, sizeof(mv->failed),
+				 "migrate: the monitor of %s closed the connection without a reply",
+				 mv->name);
 			break;
 		}
 		ctl_linebuf_added(&lb, (size_t)got);
@@ -162,22 +179,27 @@ int cli_migrate(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct migrate_opts o;
 	struct migrate_view mv = { .o = &o, .name = a->arg[0], .json = a->json };
-	char err[512];
+	struct migrate_link *l = NULL;
+	char err[512], why[320];
 	int fd, st;
 
 	(void)v;
-	if (cli_migrate_opts(a, &o, err, sizeof(err))) {
-		cv_err("%s", err);
+	if (cli_migrate_opts(a, &o, err, sizeof(err)) ||
+	    migrate_link_new(&o, &l, err, sizeof(err))) {
+		cv_err("%s%s", strncmp(err, "migrate: ", 9) ? "migrate: " : "", err);
 		migrate_tls_free(&o.tls);
 		return CV_EXIT_USAGE;
 	}
-	if ((st = send_request(mv.name, &o, &fd))) {
-		migrate_tls_free(&o.tls);
-		return st;
+	o.encrypted = o.tls.psk_file || o.tls.creds_dir;
+	if (!(st = send_request(mv.name, &o, l, &fd))) {
+		mv.tty = isatty(STDERR_FILENO);
+		st = follow(fd, &mv);
+		close(fd);
 	}
-	mv.tty = isatty(STDERR_FILENO);
-	st = follow(fd, &mv);
-	close(fd);
+	migrate_link_close(l, why, sizeof(why));
+	/* What the relay saw says why the monitor's link broke. */
+	if (mv.failed[0])
+		cv_err("%s%s%s%s", mv.failed, why[0] ? " (" : "", why, why[0] ? ")" : "");
 	migrate_tls_free(&o.tls);
 	return st;
 }

@@ -641,6 +641,40 @@ static void migrate_pump(void *opaque)
 		cv_debug("migration: the event loop failed a round");
 }
 
+/* The connection a migrate request came with: the client's TCP socket,
+ * or its end of the TLS relay (src/migrate/link.c). The monitor does no
+ * TLS, so a request naming key files is refused whatever it brings; a
+ * request without a connection may still ask for a plain stream (the
+ * monitor connects, the address checked in migrate_send as the client
+ * would), as older clients and scripts do. Sets o->fd. 0 or -errno with
+ * one line in err. */
+static int migrate_link_check(struct ctl_server *srv, struct ctl_conn *c, struct migrate_opts *o,
+			      char *err, size_t errlen)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (atomic_load(&srv->vm->stop))
+		return cv_errf(err, errlen, -ESRCH, "migrate: guest %s is stopping", srv->name);
+	if (o->tls.psk_file || o->tls.creds_dir)
+		return cv_errf(err, errlen, -EINVAL,
+			       "migrate: the monitor does no TLS and reads no key files: `cvisor "
+			       "migrate --tls-psk|--tls-creds` makes the session and passes the "
+			       "connection with the request");
+	if (!c->fds_now)
+		return o->encrypted ? cv_errf(err, errlen, -EINVAL,
+					      "migrate: \"tls\" needs the relayed connection "
+					      "passed with the request")
+				    : 0;
+	if (c->nfds != 1 || getsockopt(c->fds[0], SOL_SOCKET, SO_TYPE, &type, &len) ||
+	    type != SOCK_STREAM)
+		return cv_errf(err, errlen, -EINVAL,
+			       "migrate: pass one file with the request: a stream socket connected "
+			       "to the target");
+	o->fd = c->fds[0];
+	return 0;
+}
+
 static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *line, size_t len,
 		       char **reply)
 {
@@ -654,16 +688,10 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *l
 		free(owned);
 		return fail(reply, -EINVAL, "%s", err);
 	}
-	if (atomic_load(&vm->stop) || (!c->owner && (o.tls.psk_file || o.tls.creds_dir))) {
-		bool stopping = atomic_load(&vm->stop);
-
+	if ((r = migrate_link_check(srv, c, &o, err, sizeof(err)))) {
 		free(owned);
 		migrate_tls_free(&o.tls);
-		if (!stopping)
-			return fail(reply, -EPERM,
-				    "migrate: only the guest's owner may name key or certificate "
-				    "files (the monitor reads them as its own user)");
-		return fail(reply, -ESRCH, "migrate: guest %s is stopping", srv->name);
+		return fail(reply, r, "%s", err);
 	}
 	o.ops = &migrate_snapshot_source_ops;
 	o.pump = migrate_pump;
@@ -675,6 +703,9 @@ static int cmd_migrate(struct ctl_server *srv, struct ctl_conn *c, const char *l
 	srv->migrating = true;
 	r = migrate_send(vm, &o, migrate_progress_cb, &m, err, sizeof(err));
 	srv->migrating = false;
+	/* Closed before the reply: the client's relay ends on it. */
+	if (c->fds_now)
+		ctl_conn_drop_fds(c);
 	migrate_tls_free(&o.tls);
 	if (r) {
 		r = fail(reply, r, "migration to %s failed: %s%s", o.dest, err,

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cvisor/migrate.h"
 #include "cvisor/virtio_net.h"
 #include "cvisor/virtio_vsock.h"
+#include "migrate_priv.h"
 
 #define MAX_TIMEOUT_S 2592000U /* 30 days: the milliseconds fit an unsigned int */
 
@@ -166,11 +166,18 @@ int migrate_incoming_check(struct migrate_incoming *in, char *err, size_t errlen
 			return cv_errf(err, errlen, -EINVAL, "%s", e.msg);
 	if (in->listen && (r = migrate_tls_check(&in->tls, in->listen, true, err, errlen)))
 		return r;
+	/* Now, not when a source comes: the module's dlopen and the key's
+	 * files are out of reach once the filters and the jail are in. */
+	if (in->listen && !in->tlsc &&
+	    (r = mig_tls_ctx_new(&in->tls, in->listen, true, &in->tlsc, err, errlen)))
+		return r;
 	return in->vsock ? vsock_check(in, err, errlen) : 0;
 }
 
 void migrate_incoming_free(struct migrate_incoming *in)
 {
+	mig_tls_ctx_free(in->tlsc);
+	in->tlsc = NULL;
 	migrate_tls_free(&in->tls);
 	for (unsigned int k = 0; k < MIG_MAX_DISKS + 2; k++) {
 		free(in->owned[k]);

@@ -23,8 +23,10 @@ struct mig_tls;
  * (the guest runs and may change it) before its CRC is taken. */
 struct mig_tx {
 	int fd;
-	struct mig_tls *tls; /* NULL: a plain stream */
-	int err;	     /* sticky -errno: later sends do nothing */
+	/* The stream reaches the target inside TLS (the client relays it),
+	 * whose AEAD tag stands for the CRCs: none are computed. */
+	bool no_crc;
+	int err; /* sticky -errno: later sends do nothing */
 	uint64_t bytes;
 	uint64_t max_bw, bw_start_ns, bw_bytes;
 	uint64_t last_pump_ns;
@@ -116,11 +118,58 @@ int mig_psk_read(const char *path, char id[MIG_PSK_ID_MAX + 1], uint8_t key[MIG_
 /* One end's TLS setup: keys or certificates loaded once. */
 struct mig_tls_ctx;
 
+/* ---- the TLS module (tls.c, built as build/cvisor-tls.so) ---- */
+
+/* How the module writes records: sock.c's mig_send_iov, called with tls
+ * NULL (the module links nothing of cvisor's). */
+typedef int (*mig_tls_send_fn)(int fd, struct mig_tls *tls, struct iovec *iov, int n,
+			       int (*wait)(void *ctx), void *ctx);
+
+/* One end's settings, checked by the caller: a PSK read from its file
+ * (psk_identity non-NULL), or a --tls-creds directory. */
+struct mig_tls_params {
+	bool server;
+	const char *psk_identity;
+	const uint8_t *psk_key; /* MIG_PSK_KEY_SIZE bytes */
+	const char *creds_dir;
+	mig_tls_send_fn send;
+};
+
+/* Raised whenever a field below changes meaning or place: a module of
+ * another build is refused, not called. */
+#define MIG_TLS_ABI 1
+
+/* The module's one exported symbol, "cvisor_tls_module". The functions
+ * are those of the mig_tls_* wrappers below. */
+struct mig_tls_module {
+	uint32_t abi;  /* MIG_TLS_ABI */
+	uint32_t size; /* sizeof(struct mig_tls_module) */
+	int (*ctx_new)(const struct mig_tls_params *p, struct mig_tls_ctx **out, char *err,
+		       size_t errlen);
+	void (*ctx_free)(struct mig_tls_ctx *c);
+	int (*start)(struct mig_tls_ctx *c, int fd, const char *host, int timeout_ms,
+		     int (*wait)(void *ctx), void *ctx, struct mig_tls **out, char *err,
+		     size_t errlen);
+	int (*send_iov)(struct mig_tls *t, const struct iovec *iov, int n, int (*wait)(void *ctx),
+			void *ctx);
+	ssize_t (*readv)(struct mig_tls *t, const struct iovec *iov, unsigned int n);
+	const char *(*error)(const struct mig_tls *t);
+	void (*free)(struct mig_tls *t);
+};
+
+/* ---- tls_module.c: the module loaded, and calls into it ---- */
+
+/* Load the module once (later calls return at once): cvisor-tls.so next
+ * to /proc/self/exe, else in ../lib/cvisor/ from there (`make install`),
+ * with RTLD_NOW, before any seccomp filter (dlopen opens the file and maps
+ * it executable). 0, or -errno with "TLS migration needs cvisor-tls.so:
+ * why" in err. */
+int mig_tls_module_load(char *err, size_t errlen) CV_MUST;
+
 /* The context t asks for (the target's when server), or *out NULL for a
  * plain stream (t names no key or certificates). t is checked again for
- * addr first (migrate_tls_check: a monitor may be asked by any client of
- * its socket, not only by the CLI that checked). 0 or -errno with one
- * line in err. */
+ * addr first (migrate_tls_check), the module loaded, the key read. 0 or
+ * -errno with one line in err. */
 int mig_tls_ctx_new(const struct migrate_tls *t, const char *addr, bool server,
 		    struct mig_tls_ctx **out, char *err, size_t errlen) CV_MUST;
 /* Free it (NULL is fine). */

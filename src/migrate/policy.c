@@ -38,4 +38,5 @@ void migrate_opts_init(struct migrate_opts *o)
 	o->downtime_ms = MIGRATE_DEFAULT_DOWNTIME_MS;
 	o->max_rounds = MIGRATE_DEFAULT_MAX_ROUNDS;
 	o->force = true;
+	o->fd = -1;
 }

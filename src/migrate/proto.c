@@ -84,7 +84,10 @@
  * source sends its ClientHello on connect, the handshake completes (both
  * ends authenticated: the PSK's binder, or each end's certificate chain
  * against the shared CA), and NONCE, HELLO and everything after are the
- * session's application data. The nonce is then bound to the
+ * session's application data. On the source the session is the
+ * `cvisor migrate` client's (link.c), which relays the monitor's plain
+ * bytes through it over a socketpair; the monitor never does TLS. The
+ * nonce is then bound to the
  * authenticated session: it travels encrypted under this session's keys,
  * so only the peer that completed this handshake can echo it, and a
  * recorded or spliced stream fails at the first record (its keys were

@@ -38,7 +38,6 @@ struct msend {
 	migrate_progress_fn progress;
 	void *ctx;
 	int fd;
-	struct mig_tls_ctx *tlsc; /* NULL: a plain stream */
 	struct mig_tx tx;
 	struct dirty dirty;
 	struct mig_disks disks;
@@ -83,7 +82,7 @@ static int link_error(struct msend *m)
 	int r;
 
 	mig_rx_init(&rx, true);
-	r = mig_recv_event(m->fd, m->tx.tls, &rx, 200);
+	r = mig_recv_event(m->fd, NULL, &rx, 200);
 	if (r == MIG_RX_ERROR_MSG)
 		r = cv_errf(m->err, m->errlen, -EPROTO, "the target failed: %s", rx.err);
 	else
@@ -121,9 +120,9 @@ static int wait_reply(struct msend *m, struct mig_rx *rx, int timeout_ms)
 	int r;
 
 	if (!m->tx.pump)
-		return mig_recv_event(m->fd, m->tx.tls, rx, timeout_ms);
+		return mig_recv_event(m->fd, NULL, rx, timeout_ms);
 	for (;;) {
-		r = mig_recv_event(m->fd, m->tx.tls, rx, PUMP_SLICE_MS);
+		r = mig_recv_event(m->fd, NULL, rx, PUMP_SLICE_MS);
 		if (r != -ETIMEDOUT || cv_now_ns() >= deadline)
 			return r;
 		mig_tx_pump(&m->tx, true);
@@ -247,7 +246,8 @@ static int handshake(struct msend *m)
 
 	/* The target speaks first: its nonce, which HELLO echoes. */
 	if ((r = await(m, MIG_RX_NONCE,
-		       m->tlsc ? "the target's nonce"
+		       m->o->encrypted
+			       ? "the target's nonce"
 			       : "the target's nonce (a target given --tls-psk or --tls-creds "
 				 "waits for TLS; a cvisor older than protocol 2.0 sends none)")))
 		return r;
@@ -494,47 +494,31 @@ static void cleanup(struct msend *m, bool ok)
 	dirty_free(&m->dirty);
 	if (!ok)
 		unpause_guest(m);
-	mig_tls_free(m->tx.tls);
-	m->tx.tls = NULL;
-	mig_tls_ctx_free(m->tlsc);
 	mig_tx_free(&m->tx);
 	free(m->todo);
-	if (m->fd >= 0)
+	if (m->fd >= 0 && m->fd != m->o->fd)
 		close(m->fd);
 }
 
-/* The handshake's turn for the event loop (as tx's while it sends). */
-static int tls_wait(void *ctx)
-{
-	struct msend *m = ctx;
-
-	mig_tx_pump(&m->tx, true);
-	return m->tx.err;
-}
-
-/* Connect, and with TLS shake hands before the protocol's NONCE. */
+/* The connection: the one the client passed (it checked the address and
+ * made any TLS session), or one made here for a plain stream. */
 static int link_open(struct msend *m)
 {
-	char host[256], port[8], why[256];
+	struct migrate_tls plain = { .insecure = m->o->tls.insecure };
+	char why[512];
 	int r;
 
+	if (m->o->fd >= 0) {
+		m->fd = m->tx.fd = m->o->fd;
+		return 0;
+	}
+	/* A request without a connection: this monitor checks the address
+	 * as the client would (any client of the socket may ask). */
+	if ((r = migrate_tls_check(&plain, m->o->dest, false, why, sizeof(why))))
+		return cv_errf(m->err, m->errlen, r, "%s", why);
 	if ((m->fd = mig_connect(m->o->dest, &m->tx, m->err, m->errlen)) < 0)
 		return m->tx.err ? check(m) : m->fd; /* a stop during the connect */
 	m->tx.fd = m->fd;
-	if (!m->tlsc)
-		return 0;
-	if (migrate_parse_addr(m->o->dest, host, sizeof(host), port, sizeof(port), why,
-			       sizeof(why)))
-		return cv_errf(m->err, m->errlen, -EINVAL, "%s", why);
-	r = mig_tls_start(m->tlsc, m->fd, host, MIG_NONCE_TIMEOUT_MS, m->tx.pump ? tls_wait : NULL,
-			  m, &m->tx.tls, why, sizeof(why));
-	if (r && m->tx.err)
-		return check(m);
-	if (r)
-		return cv_errf(m->err, m->errlen, r,
-			       "%s with %s (does the target have the same --tls-psk key, or "
-			       "certificates from the same CA?)",
-			       why, m->o->dest);
 	return 0;
 }
 
@@ -577,8 +561,8 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	}
 	m.tx.after_send = tick;
 	m.tx.after_ctx = &m;
-	if ((r = mig_tls_ctx_new(&o->tls, o->dest, false, &m.tlsc, err, errlen)) ||
-	    (r = link_open(&m)) || (r = handshake(&m)) || (r = round_zero(&m)) ||
+	m.tx.no_crc = o->encrypted;
+	if ((r = link_open(&m)) || (r = handshake(&m)) || (r = round_zero(&m)) ||
 	    (r = iterate(&m)) || (r = finish(&m, &t_pause)))
 		goto out;
 	t_run = cv_now_ns();

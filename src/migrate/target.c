@@ -480,6 +480,7 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 		    size_t errlen)
 {
 	struct mrecv m = { .in = in, .t = t, .fd = -1, .err = err, .errlen = errlen };
+	struct mig_tls_ctx *own = NULL;
 	uint64_t deadline = 0, t0;
 	int lfd, r;
 
@@ -488,10 +489,15 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 	    !in->ops->state_load || !in->ops->start || !in->ops->destroy)
 		return cv_errf(m.err, m.errlen, -EINVAL,
 			       "migration is not wired to the snapshot code");
-	if ((r = mig_tls_ctx_new(&in->tls, in->listen, true, &m.tlsc, err, errlen)))
+	/* The context migrate_incoming_check built at start; a caller that
+	 * did not check (a test's) gets one here. */
+	m.tlsc = in->tlsc;
+	if (!m.tlsc && (r = mig_tls_ctx_new(&in->tls, in->listen, true, &own, err, errlen)))
 		return r;
+	if (own)
+		m.tlsc = own;
 	if ((lfd = mig_listen(in->listen, err, errlen)) < 0) {
-		mig_tls_ctx_free(m.tlsc);
+		mig_tls_ctx_free(own);
 		return lfd;
 	}
 	if (in->accept_timeout_ms)
@@ -513,7 +519,7 @@ int migrate_receive(const struct migrate_incoming *in, struct migrate_target *t,
 			m.peer, err);
 	}
 	close(lfd);
-	mig_tls_ctx_free(m.tlsc);
+	mig_tls_ctx_free(own);
 	return r;
 }
 

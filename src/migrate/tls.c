@@ -13,7 +13,14 @@
  * in psk_dhe_ke mode (an ECDHE exchange too: forward secrecy). x509: each
  * end verifies the other's chain against ca-cert.pem; the target requires
  * a client certificate, and the source checks that the target's names the
- * host it dialled. No session tickets: nothing to resume. */
+ * host it dialled. No session tickets: nothing to resume.
+ *
+ * This file is build/cvisor-tls.so, the TLS module (tls_module.c loads
+ * it): the one object that links libssl and libcrypto, so that a monitor
+ * that never migrates with TLS never maps them. It exports one symbol,
+ * cvisor_tls_module (struct mig_tls_module, migrate_priv.h); the key is
+ * read and the files checked by the binary before ctx_new, and the
+ * records go out through the binary's sender (p->send). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +44,7 @@
 struct mig_tls_ctx {
 	SSL_CTX *ctx;
 	bool server, psk;
+	mig_tls_send_fn send;
 	char identity[MIG_PSK_ID_MAX + 1];
 	uint8_t key[MIG_PSK_KEY_SIZE];
 };
@@ -44,6 +52,7 @@ struct mig_tls_ctx {
 struct mig_tls {
 	SSL *ssl;
 	int fd;
+	mig_tls_send_fn send;
 	uint8_t *out; /* records OpenSSL wrote, not sent yet */
 	size_t out_len, out_cap;
 	int io_err; /* -errno of the last failed recv */
@@ -222,21 +231,29 @@ static int ctx_creds(struct mig_tls_ctx *c, const char *dir, char *err, size_t e
 	return 0;
 }
 
-/* The context for the checked settings t. */
-static int ctx_new(const struct migrate_tls *t, bool server, struct mig_tls_ctx **out, char *err,
-		   size_t errlen)
+static void tls_ctx_free(struct mig_tls_ctx *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ctx);
+	OPENSSL_cleanse(c->key, sizeof(c->key));
+	free(c);
+}
+
+/* The context for p (the files checked and the key read by the caller). */
+static int tls_ctx_new(const struct mig_tls_params *p, struct mig_tls_ctx **out, char *err,
+		       size_t errlen)
 {
 	struct mig_tls_ctx *c;
 	int r = -ENOMEM;
 
 	*out = NULL;
-	if (!t->psk_file && !t->creds_dir)
-		return 0;
 	pthread_once(&lib_once, lib_init);
 	if (!bio_method || !(c = calloc(1, sizeof(*c))))
 		return cv_errf(err, errlen, -ENOMEM, "out of memory");
-	c->server = server;
-	c->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	c->server = p->server;
+	c->send = p->send;
+	c->ctx = SSL_CTX_new(p->server ? TLS_server_method() : TLS_client_method());
 	if (!c->ctx || !SSL_CTX_set_min_proto_version(c->ctx, TLS1_3_VERSION) ||
 	    !SSL_CTX_set_ciphersuites(c->ctx, TLS_SUITES)) {
 		r = cv_errf(err, errlen, -ENOMEM, "cannot set up TLS");
@@ -247,46 +264,22 @@ static int ctx_new(const struct migrate_tls *t, bool server, struct mig_tls_ctx 
 	SSL_CTX_set_default_read_buffer_len(c->ctx, TLS_READ_AHEAD);
 	SSL_CTX_set_num_tickets(c->ctx, 0);
 	SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
-	if (t->psk_file) {
+	if (p->psk_identity) {
 		c->psk = true;
-		if ((r = mig_psk_read(t->psk_file, c->identity, c->key, err, errlen)))
-			goto fail;
-		if (server)
+		snprintf(c->identity, sizeof(c->identity), "%s", p->psk_identity);
+		memcpy(c->key, p->psk_key, sizeof(c->key));
+		if (p->server)
 			SSL_CTX_set_psk_find_session_callback(c->ctx, psk_find);
 		else
 			SSL_CTX_set_psk_use_session_callback(c->ctx, psk_use);
-	} else if ((r = ctx_creds(c, t->creds_dir, err, errlen))) {
+	} else if ((r = ctx_creds(c, p->creds_dir, err, errlen))) {
 		goto fail;
 	}
 	*out = c;
 	return 0;
 fail:
-	mig_tls_ctx_free(c);
+	tls_ctx_free(c);
 	return r;
-}
-
-int mig_tls_ctx_new(const struct migrate_tls *t, const char *addr, bool server,
-		    struct mig_tls_ctx **out, char *err, size_t errlen)
-{
-	struct migrate_tls c = { .psk_file = t->psk_file,
-				 .creds_dir = t->creds_dir,
-				 .insecure = t->insecure };
-	int r = migrate_tls_check(&c, addr, server, err, errlen);
-
-	*out = NULL;
-	if (!r)
-		r = ctx_new(&c, server, out, err, errlen);
-	migrate_tls_free(&c);
-	return r;
-}
-
-void mig_tls_ctx_free(struct mig_tls_ctx *c)
-{
-	if (!c)
-		return;
-	SSL_CTX_free(c->ctx);
-	OPENSSL_cleanse(c->key, sizeof(c->key));
-	free(c);
 }
 
 /* ---- sessions ---- */
@@ -299,7 +292,7 @@ static int tls_flush(struct mig_tls *t, int (*wait)(void *ctx), void *ctx)
 
 	if (!t->out_len)
 		return 0;
-	r = mig_send_iov(t->fd, NULL, &v, 1, wait, ctx);
+	r = t->send(t->fd, NULL, &v, 1, wait, ctx);
 	t->out_len = 0;
 	return r;
 }
@@ -365,8 +358,11 @@ static int handshake(struct mig_tls *t, uint64_t deadline, int (*wait)(void *ctx
 	}
 }
 
-int mig_tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_ms,
-		  int (*wait)(void *ctx), void *ctx, struct mig_tls **out, char *err, size_t errlen)
+static void tls_free(struct mig_tls *t);
+
+static int tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_ms,
+		     int (*wait)(void *ctx), void *ctx, struct mig_tls **out, char *err,
+		     size_t errlen)
 {
 	struct mig_tls *t = calloc(1, sizeof(*t));
 	BIO *b = NULL;
@@ -374,10 +370,11 @@ int mig_tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_m
 
 	*out = NULL;
 	if (!t || !(t->ssl = SSL_new(c->ctx)) || !(b = BIO_new(bio_method))) {
-		mig_tls_free(t);
+		tls_free(t);
 		return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	t->fd = fd;
+	t->send = c->send;
 	BIO_set_data(b, t);
 	BIO_set_init(b, 1);
 	SSL_set_bio(t->ssl, b, b);
@@ -386,7 +383,7 @@ int mig_tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_m
 	else
 		SSL_set_connect_state(t->ssl);
 	if (!c->server && !c->psk && host && !set_peer_name(t, host)) {
-		mig_tls_free(t);
+		tls_free(t);
 		return cv_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	r = handshake(t, cv_now_ns() + (uint64_t)timeout_ms * 1000000ULL, wait, ctx);
@@ -398,15 +395,15 @@ int mig_tls_start(struct mig_tls_ctx *c, int fd, const char *host, int timeout_m
 				 timeout_ms / 1000);
 		else
 			snprintf(err, errlen, "TLS handshake failed: %s", strerror(-r));
-		mig_tls_free(t);
+		tls_free(t);
 		return r;
 	}
 	*out = t;
 	return 0;
 }
 
-int mig_tls_send_iov(struct mig_tls *t, const struct iovec *iov, int n, int (*wait)(void *ctx),
-		     void *ctx)
+static int tls_send_iov(struct mig_tls *t, const struct iovec *iov, int n, int (*wait)(void *ctx),
+			void *ctx)
 {
 	int r;
 
@@ -428,7 +425,7 @@ int mig_tls_send_iov(struct mig_tls *t, const struct iovec *iov, int n, int (*wa
 	return tls_flush(t, wait, ctx);
 }
 
-ssize_t mig_tls_readv(struct mig_tls *t, const struct iovec *iov, unsigned int n)
+static ssize_t tls_readv(struct mig_tls *t, const struct iovec *iov, unsigned int n)
 {
 	size_t total = 0;
 
@@ -460,12 +457,12 @@ ssize_t mig_tls_readv(struct mig_tls *t, const struct iovec *iov, unsigned int n
 	return (ssize_t)total;
 }
 
-const char *mig_tls_error(const struct mig_tls *t)
+static const char *tls_error(const struct mig_tls *t)
 {
 	return t->why;
 }
 
-void mig_tls_free(struct mig_tls *t)
+static void tls_free(struct mig_tls *t)
 {
 	if (!t)
 		return;
@@ -479,3 +476,16 @@ void mig_tls_free(struct mig_tls *t)
 	free(t->out);
 	free(t);
 }
+
+/* The module's one exported symbol (-fvisibility=hidden hides the rest). */
+__attribute__((visibility("default"))) const struct mig_tls_module cvisor_tls_module = {
+	.abi = MIG_TLS_ABI,
+	.size = sizeof(struct mig_tls_module),
+	.ctx_new = tls_ctx_new,
+	.ctx_free = tls_ctx_free,
+	.start = tls_start,
+	.send_iov = tls_send_iov,
+	.readv = tls_readv,
+	.error = tls_error,
+	.free = tls_free,
+};

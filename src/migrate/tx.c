@@ -88,7 +88,7 @@ static void tx_send(struct mig_tx *tx, struct iovec *iov, int n)
 		total += iov[i].iov_len;
 	if (tx->err)
 		return;
-	if ((r = mig_send_iov(tx->fd, tx->tls, iov, n, tx->pump ? tx_wait : NULL, tx))) {
+	if ((r = mig_send_iov(tx->fd, NULL, iov, n, tx->pump ? tx_wait : NULL, tx))) {
 		tx->err = r;
 		return;
 	}
@@ -113,7 +113,7 @@ static void send_batch(struct mig_tx *tx, uint8_t *head, uint32_t type, uint32_t
 	mig_put_header(head, type, (uint32_t)(4 + recs_len + ndata));
 	cv_put_le(head + MIG_HDR_SIZE, count, 4);
 	c = 0; /* under TLS the AEAD tag stands for it (proto.c "TLS") */
-	if (!tx->tls) {
+	if (!tx->no_crc) {
 		c = cv_crc32(0, head, MIG_HDR_SIZE + 4);
 		c = cv_crc32(c, recs, recs_len);
 		c = cv_crc32_combine(c, data_crc, ndata);
@@ -146,7 +146,7 @@ void mig_tx_page(struct mig_tx *tx, uint64_t gpa, const uint8_t *hva)
 	cv_put_le(rec, gpa, 8);
 	cv_put_le(rec + 8, zero ? MIG_REC_ZERO : 0, 4);
 	cv_put_le(rec + 12, 0, 4);
-	if (!zero && tx->tls)
+	if (!zero && tx->no_crc)
 		memcpy(tx->pdata + (size_t)tx->pndata++ * MIG_PAGE_SIZE, hva, MIG_PAGE_SIZE);
 	else if (!zero)
 		tx->pdata_crc = cv_crc32_copy(tx->pdata_crc,
@@ -164,7 +164,7 @@ static void flush_disk(struct mig_tx *tx)
 		return;
 	send_batch(tx, tx->dhead, MIG_MSG_DISK, tx->dcount, tx->drecs,
 		   tx->dcount * MIG_DISK_REC_SIZE, tx->ddata, tx->dndata,
-		   tx->tls ? 0 : cv_crc32(0, tx->ddata, tx->dndata));
+		   tx->no_crc ? 0 : cv_crc32(0, tx->ddata, tx->dndata));
 	tx->dcount = tx->dndata = 0;
 }
 
@@ -209,7 +209,7 @@ void mig_tx_msg(struct mig_tx *tx, uint32_t type, const void *body, uint32_t len
 
 	mig_tx_flush(tx);
 	mig_put_header(h, type, len);
-	cv_put_le(crc, tx->tls ? 0 : cv_crc32(cv_crc32(0, h, sizeof(h)), body, len), 4);
+	cv_put_le(crc, tx->no_crc ? 0 : cv_crc32(cv_crc32(0, h, sizeof(h)), body, len), 4);
 	iov[0] = (struct iovec){ h, sizeof(h) };
 	iov[1] = (struct iovec){ (void *)body, len };
 	iov[2] = (struct iovec){ crc, 4 };

@@ -235,8 +235,10 @@ if ip netns add "$NS_SRC" 2>/dev/null && ip netns add "$NS_DST" 2>/dev/null &&
 	track "$N"
 	t_run 10 ip netns exec "$NS_DST" "$CVISOR" run -d --name "$N2" --incoming "10.200.0.2:$PORT" --insecure
 	track "$N2"
+	# The client connects (and passes the socket to the monitor): from
+	# the source's namespace.
 	if wait_count "$N" 3; then
-		t_run 60 "$CVISOR" migrate "$N" "10.200.0.2:$PORT" --verify --insecure
+		t_run 60 ip netns exec "$NS_SRC" "$CVISOR" migrate "$N" "10.200.0.2:$PORT" --verify --insecure
 		last=$(last_count "$N")
 		if [ "$T_RC" = 0 ]; then
 			t_pass "migrate across namespaces over veth: $T_OUT"
@@ -314,9 +316,11 @@ fi
 
 # ---- a target that does not answer the connect: the same ----
 # A listener whose accept queue is full (backlog 0, one connection queued,
-# none accepted) drops further SYNs: the source's connect hangs (in
-# SYN-SENT, seen with ss) and the source must still answer info, and end
-# the migration at once on kill.
+# none accepted) drops further SYNs: the connect hangs (in SYN-SENT, seen
+# with ss). A monitor asked to connect itself (a request without the
+# connection: older clients) must still answer info, and end the
+# migration at once on kill; cvisor migrate, which connects in the client,
+# gives up after 10 s with one line, the guest untouched.
 C=${P}c
 next_port
 python3 -c '
@@ -328,7 +332,11 @@ print("ready", flush=True); time.sleep(60)' "$PORT" >"$T_TMP/c.py" 2>&1 &
 cpy=$!
 for _ in $(seq 100); do grep -q ready "$T_TMP/c.py" && break; sleep 0.05; done
 if start "$C" counter --memory 32M && wait_count "$C" 2; then
-	"$CVISOR" migrate "$C" "127.0.0.1:$PORT" >"$T_TMP/c.out" 2>"$T_TMP/c.err" &
+	t_run 20 "$CVISOR" migrate "$C" "127.0.0.1:$PORT"
+	t_expect_err "a connect that hangs: the client gives up" 1 \
+		"cannot connect to 127.0.0.1:$PORT: Connection timed out.*the guest keeps running here"
+	advances "$C" "a connect that hangs: the source runs on"
+	"$CVISOR" ctl "$C" "{\"cmd\":\"migrate\",\"dest\":\"127.0.0.1:$PORT\"}" >"$T_TMP/c.out" 2>"$T_TMP/c.err" &
 	mpid=$!
 	for _ in $(seq 100); do
 		ss -tn state syn-sent "dport = :$PORT" | grep -q "127.0.0.1:$PORT" && break
@@ -341,7 +349,7 @@ if start "$C" counter --memory 32M && wait_count "$C" 2; then
 	wait "$mpid"
 	rc=$?
 	if [ "$syn" -ge 1 ] && [ "$info_rc" = 0 ] && [ "$T_RC" = 0 ] && [ "$rc" = 1 ] &&
-		grep -q "the guest stopped during the migration" "$T_TMP/c.err"; then
+		grep -q "the guest stopped during the migration" "$T_TMP/c.out" "$T_TMP/c.err"; then
 		t_pass "a connect that hangs: info and kill still served at the source"
 	else
 		t_fail "a connect that hangs" "SYN-SENT sockets $syn, info exit $info_rc, kill exit $T_RC, migrate exit $rc: $(cat "$T_TMP/c.err")"
@@ -668,6 +676,112 @@ PY
 	fi
 	timeout 10 "$CVISOR" kill "$K2" >/dev/null 2>&1
 	timeout 10 "$CVISOR" kill "$K" >/dev/null 2>&1
+	# The cvisor migrate client makes the TLS session and relays the
+	# monitor's stream through it: killed (-9) mid-migration, the link
+	# breaks as any other, the source runs on and serves its socket, and a
+	# later migration succeeds. TLS lives in cvisor-tls.so: the target
+	# that uses it maps libssl, the source monitor never does.
+	KC=${P}kc KT=${P}kt KT2=${P}kt2
+	next_port
+	if start "$KC" dirtier --memory 128M --cmdline "mb=24 every=0" &&
+		incoming "$KT" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"; then
+		kt=$(pid_of "$KT")
+		if grep -q libssl "/proc/$kt/maps" && ! grep -Eq 'libssl|libcrypto' "/proc/$(pid_of "$KC")/maps"; then
+			t_pass "a TLS target maps libssl (cvisor-tls.so), the plain source monitor does not"
+		else
+			t_fail "libssl where TLS is used only" "target: $(grep -c ssl "/proc/$kt/maps"), source: $(grep -c ssl "/proc/$(pid_of "$KC")/maps")"
+		fi
+		# Round 0 sends 24 MiB: 3 s at 8 MiB/s; kill the client in it.
+		"$CVISOR" migrate "$KC" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk" --json \
+			--max-bandwidth 8M --no-force >"$T_TMP/kc.out" 2>&1 &
+		mpid=$!
+		for _ in $(seq 100); do grep -q '"progress"' "$T_TMP/kc.out" && break; sleep 0.1; done
+		sleep 0.5
+		src_ssl=$(grep -Ec 'libssl|libcrypto' "/proc/$(pid_of "$KC")/maps")
+		kill -9 "$mpid" 2>/dev/null
+		wait "$mpid" 2>/dev/null
+		if grep -q '"progress"' "$T_TMP/kc.out" && [ "$src_ssl" = 0 ]; then
+			t_pass "the client killed during a TLS migration (the source relayed, no libssl mapped in it)"
+		else
+			t_fail "the client killed during a TLS migration" "libssl mappings $src_ssl: $(cat "$T_TMP/kc.out")"
+		fi
+		advances "$KC" "the client killed mid-TLS-migration: the source guest runs on"
+		t_run 10 "$CVISOR" info "$KC"
+		if [ "$T_RC" = 0 ] && grep -q '^state *running$' <<<"$T_OUT" &&
+			"$CVISOR" ls | grep -q "^$KC .* running"; then
+			t_pass "the client killed mid-TLS-migration: the source answers info and ls"
+		else
+			t_fail "the source answers after its client was killed" "exit $T_RC: $T_OUT $T_ERR"
+		fi
+		timeout 10 "$CVISOR" kill "$KT" >/dev/null 2>&1
+		next_port
+		if incoming "$KT2" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"; then
+			t_run 60 "$CVISOR" migrate "$KC" "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk" --verify
+			if [ "$T_RC" = 0 ] && gone "$KC"; then
+				t_pass "a later TLS migration of that source succeeds: $T_OUT"
+				advances "$KT2" "the migrated dirtier runs on at the target"
+			else
+				t_fail "a later TLS migration after the client was killed" "exit $T_RC: $T_ERR"
+			fi
+			timeout 10 "$CVISOR" kill "$KT2" >/dev/null 2>&1
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$KC" >/dev/null 2>&1
+	# No cvisor-tls.so beside the binary (nor in ../lib/cvisor): TLS is
+	# refused at start with one line, status 2; so is a file that is no
+	# such module.
+	mkdir -p "$T_TMP/nomod" && cp "$CVISOR" "$T_TMP/nomod/cvisor"
+	next_port
+	t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"
+	track "${P}nm"
+	t_expect_err "a TLS target without cvisor-tls.so is refused at start" 2 \
+		"TLS migration needs cvisor-tls.so: not found at $T_TMP/nomod/cvisor-tls.so"
+	t_run 10 "$T_TMP/nomod/cvisor" migrate "${P}none" "127.0.0.1:$PORT" --tls-creds "$T_TMP/ca1"
+	t_expect_err "migrate --tls-creds without cvisor-tls.so is refused at start" 2 \
+		"TLS migration needs cvisor-tls.so: not found"
+	printf 'not a module\n' >"$T_TMP/nomod/cvisor-tls.so"
+	t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"
+	track "${P}nm"
+	t_expect_err "a broken cvisor-tls.so is refused at start" 2 \
+		"TLS migration needs cvisor-tls.so: .*nomod/cvisor-tls.so"
+	if command -v gcc >/dev/null &&
+		printf 'const struct { unsigned int abi, size; } cvisor_tls_module = { 99, 8 };\n' |
+		gcc -shared -fPIC -x c -o "$T_TMP/nomod/cvisor-tls.so" - 2>/dev/null; then
+		t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --tls-psk "$T_TMP/k1.psk"
+		track "${P}nm"
+		t_expect_err "a cvisor-tls.so of another ABI is refused at start" 2 \
+			"TLS migration needs cvisor-tls.so: .* is not this cvisor's module \(another ABI version"
+	else
+		t_skip "a cvisor-tls.so of another ABI" "no gcc to build one"
+	fi
+	cp "$(dirname "$CVISOR")/cvisor-tls.so" "$T_TMP/nomod/"
+	t_run 10 "$T_TMP/nomod/cvisor" run -d --name "${P}nm" --incoming "127.0.0.1:$PORT" --insecure
+	track "${P}nm"
+	if [ "$T_RC" = 0 ] && ! grep -q libssl "/proc/$(pid_of "${P}nm")/maps"; then
+		t_pass "a plain target does not load the module"
+	else
+		t_fail "a plain target does not load the module" "exit $T_RC: $T_ERR"
+	fi
+	timeout 10 "$CVISOR" kill "${P}nm" >/dev/null 2>&1
+	# A monitor does no TLS: a request naming key files is refused, and
+	# so is one that says its stream is TLS without passing it.
+	S=${P}ns
+	if start "$S" counter --memory 32M; then
+		t_run 10 "$CVISOR" ctl "$S" "{\"cmd\":\"migrate\",\"dest\":\"127.0.0.1:$PORT\",\"tls_psk\":\"$T_TMP/k1.psk\"}"
+		if [ "$T_RC" = 1 ] && grep -q "the monitor does no TLS and reads no key files" <<<"$T_OUT$T_ERR"; then
+			t_pass "a migrate request naming key files is refused"
+		else
+			t_fail "a migrate request naming key files" "exit $T_RC: $T_OUT $T_ERR"
+		fi
+		t_run 10 "$CVISOR" ctl "$S" "{\"cmd\":\"migrate\",\"dest\":\"127.0.0.1:$PORT\",\"tls\":true}"
+		if [ "$T_RC" = 1 ] && grep -q '"tls" needs the relayed connection' <<<"$T_OUT$T_ERR"; then
+			t_pass "a migrate request saying TLS without a connection is refused"
+		else
+			t_fail "a migrate request saying TLS without a connection" "exit $T_RC: $T_OUT $T_ERR"
+		fi
+		advances "$S" "the source of the refused requests runs on"
+		timeout 10 "$CVISOR" kill "$S" >/dev/null 2>&1
+	fi
 	# Bad keys and plain streams off loopback: one line and status 2 at start.
 	(umask 022 && printf 'cvisor:%s\n' "$(openssl rand -hex 32)" >"$T_TMP/open.psk")
 	(umask 077 && printf 'cvisor:%s\n' "$(openssl rand -hex 16)" >"$T_TMP/short.psk")
@@ -785,7 +899,18 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	# 24 MiB at 2 MiB/s: 12 s, far more than these checks take.
 	t_run 10 "$CVISOR" pause "$L"
 	t_expect_err "pause during the migration is refused" 1 "is migrating"
-	t_run 10 "$CVISOR" migrate "$L" "127.0.0.1:1"
+	# The client connects before it asks the monitor: a listener that
+	# takes the connection and says nothing.
+	SPORT=$((PORT + 2000))
+	python3 -c '
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(4)
+print("ready", flush=True); time.sleep(20)' "$SPORT" >"$T_TMP/second.py" 2>&1 &
+	spy=$!
+	for _ in $(seq 100); do grep -q ready "$T_TMP/second.py" && break; sleep 0.05; done
+	t_run 10 "$CVISOR" migrate "$L" "127.0.0.1:$SPORT"
+	kill "$spy" 2>/dev/null
 	t_expect_err "a second migration is refused" 1 "is migrating|already migrating"
 	kill -0 "$mpid" 2>/dev/null ||
 		t_fail "the checks ran during the migration" "it ended first: $(tail -n 1 "$T_TMP/l.out")"

@@ -133,6 +133,14 @@ Q=${P}quiet I=${P}hup
 if start "$Q" echo; then
 	timeout 30 $CTLC hold "$CVISOR_RUN_DIR/$Q.sock" 1 --timeout 20 >"$T_TMP/quiet" 2>&1 &
 	quietjob=$!
+	# OpenSSL is migration's TLS module (cvisor-tls.so), loaded only by a
+	# process that does TLS: a monitor that does not maps neither library.
+	qmaps=$(grep -E 'libssl|libcrypto|cvisor-tls' "/proc/$(pid_of "$Q")/maps" 2>&1)
+	if [ -z "$qmaps" ] && [ -n "$(pid_of "$Q")" ] && ! ldd "$CVISOR" | grep -Eq 'libssl|libcrypto'; then
+		t_pass "a monitor without TLS maps no libssl or libcrypto"
+	else
+		t_fail "a monitor without TLS maps no libssl or libcrypto" "$qmaps $(ldd "$CVISOR" | grep -E 'ssl|crypto')"
+	fi
 fi
 # A kill written by a client that hangs up before the monitor reads it (the
 # monitor is stopped meanwhile) is dropped, not carried out late.

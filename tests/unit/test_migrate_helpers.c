@@ -119,7 +119,20 @@ static void test_request_roundtrip(void **state)
 	assert_int_equal(back.max_rounds, 7);
 	assert_true(!back.force && back.with_storage && back.verify);
 	assert_int_equal(back.max_bandwidth, 123456789);
+	assert_false(back.encrypted);
+	assert_int_equal(back.fd, -1); /* the connection comes with the request, not in it */
 	free(owned);
+	/* TLS: the client says the stream is relayed through a session; the
+	 * key's path never travels (the monitor reads no key files). */
+	o.encrypted = true;
+	o.tls.psk_file = "/secret/mig.psk";
+	assert_int_equal(migrate_req_format(&o, buf, sizeof(buf)), 0);
+	assert_null(strstr(buf, "mig.psk"));
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)), 0);
+	assert_true(back.encrypted && !back.tls.psk_file);
+	free(owned);
+	o.encrypted = false;
+	o.tls.psk_file = NULL;
 	assert_int_equal(migrate_req_format(&o, buf, 10), -ENOSPC);
 	/* Unknown keys, wrong types, missing dest. */
 	strcpy(buf, "{\"cmd\":\"migrate\",\"dest\":\"h:1\",\"speed\":1}");
