@@ -437,6 +437,29 @@ if start "$N" counter --memory 64M && start "$O" counter --memory 64M --pit off 
 	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
 fi
 
+# ---- --irqchip split: cvisor's IOAPIC (listed by `cvisor info`), kept
+# across a save and restore with its state ----
+has_ioapic() { "$CVISOR" info "$1" 2>/dev/null | grep -q '^device .*mmio 0xfec00000 .*ioapic$'; }
+N=${P}split
+if start "$N" counter --memory 64M --irqchip split && wait_count "$N" 3; then
+	if has_ioapic "$N"; then
+		t_pass "--irqchip split: cvisor's IOAPIC at 0xfec00000"
+	else
+		t_fail "--irqchip split" "cvisor info lists no ioapic device"
+	fi
+	t_run 30 "$CVISOR" save "$N" "$S/split"
+	last=$(last_count "$N")
+	R=${P}splitr
+	if [ "$T_RC" = 0 ] && restore "$R" "$S/split" && continues "$R" "$last" "--irqchip split restored"; then
+		if has_ioapic "$R" && [ "$(pit_threads "$(pid_of "$R")")" = 0 ]; then
+			t_pass "a split snapshot restores split: cvisor's IOAPIC, no PIT"
+		else
+			t_fail "split restored" "no ioapic device or a kvm-pit thread: $("$CVISOR" info "$R" 2>&1 | grep -c ioapic)"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
+fi
+
 t_run 10 "$CVISOR" restore "$S/a" -d
 t_expect_err "restore -d without --name" 2 "-d needs --name"
 t_run 10 "$CVISOR" save "${P}none" "$S/x"
