@@ -13,6 +13,10 @@
  *   - an entry switched from level to edge loses its remote IRR (Linux's
  *     way to clear it on an IOAPIC without an EOI register).
  * The UART's interrupt is off (IER 0) whenever the guest prints.
+ * With "hold=1" on the command line it only programs pin 7 (masked,
+ * level, vector 0x57, destination 3) and prints "ioapic: pin 7 LO HI" as
+ * read back, about ten times a second, forever: a snapshot or migration
+ * test checks that the IOAPIC's state travelled with the guest.
  * A level interrupt may arrive twice on the emulating (PVM) host, with
  * KVM's IOAPIC as with cvisor's: its local APIC leaves the vector in IRR
  * through the handler (measured: IRR and TMR set, ISR clear) and
@@ -112,9 +116,24 @@ static void raise_and_wait(unsigned int want, unsigned int extra_spin)
 	(void)inb(COM1 + UART_IIR);
 }
 
+/* hold=1: see the top of the file. */
+static void NORETURN hold(void)
+{
+	ioapic_write(0x10 + 2 * 7 + 1, 3u << 24);
+	ioapic_write(0x10 + 2 * 7, 0x57 | RE_LEVEL | RE_MASK);
+	for (;;) {
+		printf("ioapic: pin 7 0x%x 0x%x\n", ioapic_read(0x10 + 2 * 7),
+		       ioapic_read(0x10 + 2 * 7 + 1));
+		spin(20000);
+	}
+}
+
 int main(void)
 {
 	uint32_t ver = ioapic_read(1), e;
+
+	if (cmdline_u64("hold", 0))
+		hold();
 
 	outb(0x21, 0xff); /* 8259s masked (with --irqchip split there are none) */
 	outb(0xa1, 0xff);
