@@ -5,7 +5,10 @@
 # SECCOMP=compare also measures cvisor with --seccomp off in the same run
 # and prints the seccomp overhead (on is the default). JAIL=compare (root)
 # also measures cvisor with --jail in the same run and prints its overhead.
-# usage: [SECCOMP=compare] [JAIL=compare] bench/startup.sh [RUNS]
+# IRQCHIP=compare also measures cvisor with --pit off and with --irqchip
+# split (cvisor's IOAPIC, no PIC, no PIT) in the same run, first byte and
+# exit separately.
+# usage: [SECCOMP=compare] [JAIL=compare] [IRQCHIP=compare] bench/startup.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -50,4 +53,19 @@ if [ "${JAIL:-}" = compare ]; then
 	for k in wall_ms maxrss_kib first_byte_ms; do
 		echo "jail on/off $k: $(get $k "$j") / $(get $k "$c") = $(ratio "$(get $k "$j")" "$(get $k "$c")")"
 	done
+fi
+if [ "${IRQCHIP:-}" = compare ]; then
+	p=$("$OUT/runstat" -n "$RUNS" -- "${cv[@]}" --pit off)
+	s=$("$OUT/runstat" -n "$RUNS" -- "${cv[@]}" --irqchip split)
+	echo "cvisor --pit off: $p"
+	echo "cvisor --irqchip split: $s"
+	for k in wall_ms first_byte_ms maxrss_kib; do
+		echo "irqchip kernel / kernel --pit off / split $k: $(get $k "$c") / $(get $k "$p") / $(get $k "$s")"
+	done
+	# After the first byte: the stub's exit and cvisor's teardown.
+	for r in "kernel:$c" "kernel --pit off:$p" "split:$s"; do
+		echo "exit after first byte ($r): $(awk -v w="$(get wall_ms "${r#*:}")" \
+			-v f="$(get first_byte_ms "${r#*:}")" 'BEGIN { printf "%.1f", w - f }') ms (${r%%:*})"
+	done
+	echo "split / qemu wall: $(ratio "$(get wall_ms "$s")" "$(get wall_ms "$q")")"
 fi

@@ -100,7 +100,8 @@ static int set_cpus(struct vm_config *cfg, const char *what, const char *v, stru
 }
 
 static const char *const quirks_names[] = { "auto", "on", "off", NULL };
-static const char *const pit_names[] = { "on", "off", NULL };
+static const char *const pit_names[] = { "auto", "on", "off", NULL };
+static const char *const irqchip_names[] = { "kernel", "split", NULL };
 static const char *const transport_names[] = { "pci", "mmio", NULL };
 /* In the order of enum sandbox_mode. */
 static const char *const seccomp_names[] = { "on", "log", "off", NULL };
@@ -230,7 +231,9 @@ const struct field config_fields[] = {
 	{ "cpus", "[--cpus N]", F_UINT, OFF(ncpus), set_cpus, NULL, IN_FILE | IN_SNAP },
 	{ "emulated_host", "[--emulated-host auto|on|off]", F_ENUM, OFF(quirks), NULL, quirks_names,
 	  IN_FILE | IN_SNAP },
-	{ "pit", "[--pit on|off]", F_ENUM, OFF(pit), NULL, pit_names, IN_FILE | IN_SNAP },
+	{ "pit", "[--pit auto|on|off]", F_ENUM, OFF(pit), NULL, pit_names, IN_FILE | IN_SNAP },
+	{ "irqchip", "[--irqchip kernel|split]", F_ENUM, OFF(irqchip), NULL, irqchip_names,
+	  IN_FILE | IN_SNAP },
 	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
 	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
 	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },
@@ -559,5 +562,19 @@ int config_check(const struct vm_config *cfg, struct cv_error *e)
 		return BAD("run: --kernel FILE is required");
 	if (cfg->detach && !cfg->name)
 		return BAD("run: -d needs --name NAME (a detached guest is reached by its name)");
+	return config_check_irqchip(cfg, e);
+}
+
+int config_check_irqchip(const struct vm_config *cfg, struct cv_error *e)
+{
+	if (cfg->irqchip == CONFIG_IRQCHIP_SPLIT && cfg->pit == CONFIG_PIT_ON)
+		return BAD("--irqchip split has no in-kernel PIT: drop --pit on (or use "
+			   "--irqchip kernel)");
 	return 0;
+}
+
+bool config_pit_on(const struct vm_config *cfg)
+{
+	return cfg->pit == CONFIG_PIT_ON ||
+	       (cfg->pit == CONFIG_PIT_AUTO && cfg->irqchip == CONFIG_IRQCHIP_KERNEL);
 }

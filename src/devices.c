@@ -158,7 +158,7 @@ void devices_config_free(struct devices_config *dc)
 
 int vm_devices_init(struct vm *vm)
 {
-	irq_router_init(&vm->router, vm->vm_fd);
+	irq_router_init(&vm->router, vm->vm_fd, vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT);
 	/* The host bridge is there with either transport: the DSDT describes
 	 * it, and a PC without config space access looks broken to Linux. */
 	return pci_bus_init(&vm->pci, &vm->pio, &vm->mmio);

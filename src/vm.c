@@ -123,6 +123,10 @@ void vm_set_irq(struct vm *vm, unsigned int gsi, int level)
 {
 	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
 
+	if (vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT) {
+		ioapic_set_irq(&vm->ioapic, gsi, level);
+		return;
+	}
 	if (kvm_ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		cv_debug("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
@@ -154,9 +158,42 @@ void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg)
 	}
 }
 
+static void ioapic_deliver(void *ctx, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = ctx;
+	struct kvm_msi msi = { .address_lo = (uint32_t)addr,
+			       .address_hi = (uint32_t)(addr >> 32),
+			       .data = data };
+
+	if (kvm_ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+		cv_debug("KVM_SIGNAL_MSI %#llx/%#x: %s", (unsigned long long)addr, data,
+			 strerror(errno));
+}
+
+static void ioapic_route(void *ctx, unsigned int pin, bool present, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = ctx;
+	int r = irq_set_pin(&vm->router, pin, present, addr, data);
+
+	if (r)
+		cv_warn("IOAPIC pin %u: KVM_SET_GSI_ROUTING: %s", pin, strerror(-r));
+}
+
+static const struct ioapic_ops ioapic_ops = {
+	.deliver = ioapic_deliver,
+	.route = ioapic_route,
+};
+
 static int setup_devices(struct vm *vm)
 {
 	int r;
+
+	if (vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT) {
+		ioapic_init(&vm->ioapic, (uint8_t)vm->ncpus, &ioapic_ops, vm);
+		if ((r = bus_register(&vm->mmio, LAYOUT_IOAPIC, IOAPIC_MMIO_LEN, &ioapic_bus_ops,
+				      &vm->ioapic, "ioapic")))
+			return r;
+	}
 
 	serial8250_init(&vm->uart, uart_tx, uart_irq, vm);
 	i8042_init(&vm->kbd, kbd_reset, vm);
@@ -180,6 +217,7 @@ static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
 		.lapic_addr = LAYOUT_LAPIC,
 		.ioapic_addr = LAYOUT_IOAPIC,
 		.ioapic_id = (uint8_t)vm->ncpus,
+		.no_pic = vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT,
 	};
 	uint8_t *acpi = guest_mem_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
 	uint8_t *mp = guest_mem_ptr(&vm->mem, LAYOUT_MPTABLE, LAYOUT_MPTABLE_MAX);
@@ -326,10 +364,29 @@ static int create_vm_fd(struct vm *vm, struct cv_error *e)
 static int create_irqchip(struct vm *vm, struct cv_error *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_enable_cap split = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { IOAPIC_PINS } };
+	int r;
 
+	/* A snapshot's or a migration's CONFIG did not go through config_check. */
+	if ((r = config_check_irqchip(vm->cfg, e)))
+		return r;
+	if (vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT) {
+		/* Before any vCPU (KVM API 7.16): LAPICs in KVM, the IOAPIC here,
+		 * no PIC and no PIT. args[0] is how many GSIs are IOAPIC pins,
+		 * whose level EOIs KVM reports (KVM_EXIT_IOAPIC_EOI). */
+		if (!kvm_cap(vm->kvm_fd, KVM_CAP_SPLIT_IRQCHIP))
+			return cv_fail(e, CV_EXIT_USAGE, -ENOTSUP,
+				       "--irqchip split: this host's KVM has no split irqchip "
+				       "(KVM_CAP_SPLIT_IRQCHIP); use --irqchip kernel");
+		if (kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &split) < 0)
+			return cv_fail(e, CV_EXIT_FAIL, -errno,
+				       "KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP): %s",
+				       strerror(errno));
+		return 0;
+	}
 	if (kvm_ioctl_val(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	if (vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+	if (config_pit_on(vm->cfg) && kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return cv_fail(e, CV_EXIT_FAIL, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;
 }
@@ -542,6 +599,9 @@ void vm_destroy(struct vm *vm)
 		v->fd = -1;
 	}
 	vm_devices_destroy(vm);
+	if (vm->ioapic.ops)
+		ioapic_destroy(&vm->ioapic);
+	vm->ioapic.ops = NULL;
 	devices_config_free(&vm->devcfg);
 	free(vm->cpuid);
 	vm->cpuid = NULL;

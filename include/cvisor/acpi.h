@@ -12,6 +12,7 @@ struct acpi_config {
 	uint32_t lapic_addr;  /* 0xfee00000 */
 	uint32_t ioapic_addr; /* 0xfec00000 */
 	uint8_t ioapic_id;    /* the MP table's IOAPIC id, so both agree (see mptable.h) */
+	bool no_pic;	      /* no 8259s (a split irqchip): the MADT does not claim them */
 };
 
 /* Build the RSDP, RSDT, XSDT, FADT, FACS, DSDT and MADT into buf, which the

@@ -25,8 +25,16 @@ struct irq_router {
 
 /* The default routes KVM starts with: GSI n to IOAPIC pin n, and GSIs
  * 0-15 also to the PICs. Installed again with every MSI change, because
- * KVM_SET_GSI_ROUTING replaces the whole table. */
-void irq_router_init(struct irq_router *r, int vm_fd);
+ * KVM_SET_GSI_ROUTING replaces the whole table. With split (a split
+ * irqchip: the IOAPIC is cvisor's), no routes: see irq_set_pin. */
+void irq_router_init(struct irq_router *r, int vm_fd, bool split);
+
+/* Split irqchip: GSI gsi (an IOAPIC pin, below IRQ_IOAPIC_PINS) routed
+ * as the MSI (addr, data), or not routed at all (present false), as the
+ * guest programmed the pin. Commits only a change. -errno from KVM, and
+ * then the table is as before. */
+int irq_set_pin(struct irq_router *r, uint32_t gsi, bool present, uint64_t addr,
+		uint32_t data) CV_MUST;
 
 /* A new GSI for an MSI route (initially masked: address 0). -ENOSPC. */
 int irq_alloc_msi(struct irq_router *r, uint32_t *gsi) CV_MUST;

@@ -17,6 +17,7 @@
 #include "cvisor/evloop.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
+#include "cvisor/ioapic.h"
 #include "cvisor/rtc.h"
 #include "cvisor/serial8250.h"
 #include "cvisor/syscall_shim.h"
@@ -78,6 +79,9 @@ struct vm {
 	struct i8042 kbd;
 	struct acpi_pm pm;
 	struct rtc rtc;
+	/* The IOAPIC of a split irqchip (--irqchip split); unused otherwise,
+	 * when KVM's is the guest's. */
+	struct ioapic ioapic;
 
 	/* Stop protocol: the first vm_request_stop() wins; the main loop is
 	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */
@@ -168,7 +172,8 @@ void vm_release(struct vm *vm);
 /* True between vm_pause and vm_resume. */
 bool vm_paused(struct vm *vm);
 
-/* Raise or lower a GSI on the in-kernel irqchip (KVM_IRQ_LINE). */
+/* Raise or lower a GSI: on the in-kernel irqchip (KVM_IRQ_LINE), or on
+ * cvisor's IOAPIC with a split irqchip. */
 void vm_set_irq(struct vm *vm, unsigned int gsi, int level);
 
 #endif

@@ -421,7 +421,10 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 
 	put_sdt_header(p, "APIC", len, 5);
 	cv_put_le32(p + 36, cfg->lapic_addr);
-	cv_put_le32(p + 40, MADT_PCAT_COMPAT); /* there are 8259s: KVM's in-kernel PIC */
+	/* PCAT_COMPAT: there are 8259s (KVM's in-kernel PIC). Without it Linux
+	 * probes for them (probe_8259A) and, reading 0xff, uses none; with
+	 * it, Linux 6.9 and later skip the probe and trust the flag. */
+	cv_put_le32(p + 40, cfg->no_pic ? 0 : MADT_PCAT_COMPAT);
 
 	/* 5.2.12.2 Processor Local APIC: UID and APIC ID both the CPU index. */
 	for (unsigned int i = 0; i < cfg->ncpus; i++, e += MADT_LAPIC_LEN) {

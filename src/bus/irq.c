@@ -21,13 +21,15 @@ static void add_chip_route(struct irq_router *r, uint32_t gsi, uint32_t chip, ui
 	e->u.irqchip.pin = pin;
 }
 
-void irq_router_init(struct irq_router *r, int vm_fd)
+void irq_router_init(struct irq_router *r, int vm_fd, bool split)
 {
 	memset(r, 0, sizeof(*r));
 	r->vm_fd = vm_fd;
 	pthread_mutex_init(&r->lock, NULL);
 	r->next_gsi = IRQ_IOAPIC_PINS;
-	for (uint32_t i = 0; i < IRQ_IOAPIC_PINS; i++) {
+	/* A split irqchip has no PIC or IOAPIC in KVM to route to (KVM refuses
+	 * such routes): its pins' routes are MSIs, from irq_set_pin. */
+	for (uint32_t i = 0; !split && i < IRQ_IOAPIC_PINS; i++) {
 		if (i < 8)
 			add_chip_route(r, i, KVM_IRQCHIP_PIC_MASTER, i);
 		else if (i < 16)
@@ -97,6 +99,60 @@ int irq_set_msi(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32_t data
 			*e = old; /* so that the same write tries again */
 		break;
 	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int irq_set_pin(struct irq_router *r, uint32_t gsi, bool present, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry *e = NULL, old;
+	unsigned int i;
+	int ret = 0;
+
+	if (gsi >= IRQ_IOAPIC_PINS)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->nr && !e; i++)
+		if (r->entries[i].gsi == gsi)
+			e = &r->entries[i];
+	if (!present && !e)
+		goto out;
+	if (present && e && e->u.msi.address_lo == (uint32_t)addr &&
+	    e->u.msi.address_hi == (uint32_t)(addr >> 32) && e->u.msi.data == data)
+		goto out;
+	if (!present) {
+		/* Removing: the last entry takes its place. */
+		old = *e;
+		*e = r->entries[--r->nr];
+		if ((ret = commit(r))) {
+			r->entries[r->nr++] = *e;
+			*e = old;
+		}
+		goto out;
+	}
+	if (!e) {
+		if (r->nr == IRQ_MAX_ROUTES) {
+			ret = -ENOSPC;
+			goto out;
+		}
+		e = &r->entries[r->nr++];
+		memset(e, 0, sizeof(*e));
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		old.type = 0; /* marks "was absent" */
+	} else {
+		old = *e;
+	}
+	e->u.msi.address_lo = (uint32_t)addr;
+	e->u.msi.address_hi = (uint32_t)(addr >> 32);
+	e->u.msi.data = data;
+	if ((ret = commit(r))) {
+		if (old.type)
+			*e = old;
+		else
+			r->nr--;
+	}
+out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }

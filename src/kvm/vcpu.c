@@ -206,6 +206,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 		case KVM_EXIT_X86_WRMSR:
 			syscall_shim_msr(vcpu, run->exit_reason == KVM_EXIT_X86_WRMSR);
 			break;
+		case KVM_EXIT_IOAPIC_EOI:
+			/* Split irqchip: a level interrupt's EOI, for cvisor's IOAPIC. */
+			ioapic_eoi(&vm->ioapic, run->eoi.vector);
+			break;
 		case KVM_EXIT_HLT:
 			/* Only without an in-kernel LAPIC; halt means nothing to do. */
 			break;

@@ -39,7 +39,11 @@ t_expect_err "unknown flag" 2 'unknown flag --frobnicate'
 t_run 10 "$CVISOR" run --kernel "$TINY" --seccomp maybe
 t_expect_err "bad --seccomp" 2 'seccomp maybe: must be on, log or off'
 t_run 10 "$CVISOR" run --kernel "$TINY" --pit maybe
-t_expect_err "bad --pit" 2 'pit maybe: must be on or off'
+t_expect_err "bad --pit" 2 'pit maybe: must be auto, on or off'
+t_run 10 "$CVISOR" run --kernel "$TINY" --irqchip maybe
+t_expect_err "bad --irqchip" 2 'irqchip maybe: must be kernel or split'
+t_run 10 "$CVISOR" run --kernel "$TINY" --irqchip split --pit on
+t_expect_err "--irqchip split --pit on" 2 '--irqchip split has no in-kernel PIT: drop --pit on'
 t_run 10 "$CVISOR" restore "$T_TMP/nonexistent" --seccomp maybe
 t_expect_err "bad restore --seccomp" 2 'seccomp maybe: must be on, log or off'
 t_run 10 "$CVISOR" run --incoming 127.0.0.1:1 --seccomp

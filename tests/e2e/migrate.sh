@@ -190,6 +190,26 @@ if start "$B" counter --memory 64M && wait_count "$B" 3 && incoming "$B2" "127.0
 	timeout 10 "$CVISOR" kill "$B2" >/dev/null 2>&1
 fi
 
+# ---- --irqchip split: the target builds cvisor's IOAPIC from the CONFIG
+# the source sends, and the guest counts on ----
+E=${P}e E2=${P}e2
+next_port
+if start "$E" counter --memory 64M --irqchip split && wait_count "$E" 3 &&
+	incoming "$E2" "127.0.0.1:$PORT"; then
+	t_run 60 "$CVISOR" migrate "$E" "127.0.0.1:$PORT"
+	last=$(last_count "$E")
+	if [ "$T_RC" != 0 ]; then
+		t_fail "migrate a --irqchip split guest" "exit $T_RC: $T_ERR"
+	elif migrated "$E" "$E2" "${last:-0}" "migrate a --irqchip split guest"; then
+		if "$CVISOR" info "$E2" 2>/dev/null | grep -q '^device .*mmio 0xfec00000 .*ioapic$'; then
+			t_pass "the migrated split guest runs on cvisor's IOAPIC"
+		else
+			t_fail "migrated split guest" "cvisor info lists no ioapic device on the target"
+		fi
+	fi
+	timeout 10 "$CVISOR" kill "$E2" >/dev/null 2>&1
+fi
+
 # ---- where the target runs the guest: its own flags ----
 # The source's limits carry over unless the target gives its own; its host
 # CPUs do not (they are another host's): only the target's --cpu-affinity.

@@ -17,7 +17,7 @@ TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
 
 # Guests in C, linked with the runtime (crt0 + lib).
 TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp unknown_insn \
-	counter cmdline bootabi powerbtn burn echo virtio blkcount dirtier rtc
+	counter cmdline bootabi powerbtn burn echo virtio blkcount dirtier rtc ioapic
 # Stand-alone assembly guests: they act at their very first instruction.
 TINY_ASM_GUESTS := exit_now first_byte prot32 idle
 TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)

@@ -446,10 +446,14 @@ int vm_kstate_save(struct vm *vm, struct state_buf *b)
 	struct kvm_pit_state2 pit = { 0 }; /* all zero without a PIT (--pit off) */
 	struct kvm_clock_data clock = { 0 };
 
-	for (int i = 0; i < 3; i++)
+	/* A split irqchip: no PICs (saved as zeros) and cvisor's IOAPIC, in
+	 * the form of KVM's, so the section's layout is the same. */
+	if (vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT)
+		ioapic_get_state(&vm->ioapic, LAYOUT_IOAPIC, &chips[2].chip.ioapic);
+	for (int i = 0; vm->cfg->irqchip == CONFIG_IRQCHIP_KERNEL && i < 3; i++)
 		if (kvm_ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chips[i]) < 0)
 			return -errno;
-	if ((vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0) ||
+	if ((config_pit_on(vm->cfg) && kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0) ||
 	    kvm_ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
 		return -errno;
 	state_put_u32(b, VM_KSTATE_VERSION);
@@ -517,12 +521,17 @@ int vm_kstate_load(struct vm *vm, struct state_rd *rd)
 	clock.clock = state_get_u64(rd);
 	if (rd->err)
 		return -EINVAL;
-	for (int i = 0; i < 3; i++)
+	if (vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT) {
+		/* The PICs' bytes are whatever the file holds: there is no PIC. */
+		if (ioapic_set_state(&vm->ioapic, LAYOUT_IOAPIC, &chips[2].chip.ioapic))
+			return -EINVAL;
+	}
+	for (int i = 0; vm->cfg->irqchip == CONFIG_IRQCHIP_KERNEL && i < 3; i++)
 		if (kvm_ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chips[i]) < 0)
 			return -errno;
 	/* kvmclock continues from the saved instant: the guest does not see
 	 * the time it spent saved or in flight. */
-	if ((vm->cfg->pit == CONFIG_PIT_ON && kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) ||
+	if ((config_pit_on(vm->cfg) && kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
 		return -errno;
 	return 0;

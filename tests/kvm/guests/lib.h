@@ -149,6 +149,17 @@ static inline uint32_t lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
 /* Send an IPI (ICR low word lo) to APIC id dest and wait, bounded, for the
  * delivery status to go idle. 0 or -1 if it stayed pending. */
 int lapic_send_ipi(uint32_t dest, uint32_t lo);
+/* IOAPIC register reg through IOREGSEL (offset 0) and IOWIN (0x10). */
+static inline void ioapic_write(uint32_t reg, uint32_t v)
+{
+	mmio_write32(IOAPIC_BASE, reg);
+	mmio_write32(IOAPIC_BASE + 0x10, v);
+}
+static inline uint32_t ioapic_read(uint32_t reg)
+{
+	mmio_write32(IOAPIC_BASE, reg);
+	return mmio_read32(IOAPIC_BASE + 0x10);
+}
 
 /* ---- PVH boot information (xen/include/public/arch-x86/hvm/start_info.h) ---- */
 #define HVM_START_MAGIC 0x336ec578

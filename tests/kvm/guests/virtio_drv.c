@@ -777,18 +777,6 @@ bool vdev_msix_pending(struct vdev *d, unsigned int entry)
 	return mmio_read32(d->msix_pba + 4 * (entry / 32)) >> (entry % 32) & 1;
 }
 
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	mmio_write32(IOAPIC_BASE + 0x10, v);
-}
-
-static uint32_t ioapic_read(uint32_t reg)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	return mmio_read32(IOAPIC_BASE + 0x10);
-}
-
 int ioapic_route(uint32_t gsi, uint8_t vector, bool masked)
 {
 	uint32_t max = (ioapic_read(1) >> 16) & 0xff;
