@@ -21,7 +21,7 @@
  * table and the device table: restore's and run --incoming's, then the
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
-	"       cvisor restore FILE [--name NAME [-d]] [--ctl-group GROUP]\n"
+	"       cvisor restore FILE [--name NAME [-d]] [--count N] [--ksm] [--ctl-group GROUP]\n"
 	"                  [--seccomp on|log|off] [JAIL] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
 	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
@@ -35,6 +35,9 @@ static const char usage_notes[] =
 	"On a terminal, Ctrl-A x quits. --name serves a control socket in $CVISOR_RUN_DIR\n"
 	"(default /run/cvisor) for the other commands; -d detaches (cvisor console NAME\n"
 	"attaches, Ctrl-] detaches). Flags override the keys of a --config file.\n"
+	"restore --count N --name BASE -d starts N guests BASE-1 .. BASE-N from the\n"
+	"snapshot, guest K with the snapshot's vsock CID + K and its MACs + K; all start\n"
+	"or none (the ones started are stopped if one cannot start).\n"
 	"PLACE: --cpu-weight, --cpu-cap, --memory-limit, --cpu-affinity for this host; a\n"
 	"restore keeps the saved ones otherwise, an incoming guest the source's limits\n"
 	"but not its host CPUs.\n"
@@ -105,7 +108,7 @@ static int common_flag(int argc, char **argv, int *i, const char *verb, struct v
 				       verb, val, CTL_NAME_MAX);
 		if (config_set_string(&cfg->name, val))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
-	} else if (!strcmp(flag, "--jail")) {
+	} else if (!strcmp(flag, "--jail") || !strcmp(flag, "--ksm")) {
 		char *run_argv[] = { "run", argv[*i] };
 
 		/* A flag without a value: nothing of argv[*i + 1] is taken. */
@@ -231,20 +234,59 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
-/* cvisor restore FILE [--name NAME] [-d] [--cpu-weight N] [--cpu-cap P]
- *     [--memory-limit SIZE] [--cpu-affinity L]: 1 for --help. */
-static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct placement *place,
-			 const char **path, struct cv_error *e)
+/* restore --count N: N guests BASE-1 .. BASE-N from one snapshot. */
+static int count_flag(const char *val, unsigned int *count, struct cv_error *e)
 {
+	uint64_t n;
+
+	if (!val)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "restore: --count needs a value");
+	if (cv_parse_uint(val, 1, CLONES_MAX, &n))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --count %.40s: must be a number of guests from 1 to %d",
+			       val, CLONES_MAX);
+	*count = (unsigned int)n;
+	return 0;
+}
+
+/* --count starts detached, named guests, each in a jail of its own. */
+static int check_count(const struct vm_config *cfg, unsigned int count, struct cv_error *e)
+{
+	if (count && (!cfg->detach || !cfg->name))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --count needs -d and --name BASE (the guests run "
+			       "detached as BASE-1 .. BASE-N)");
+	if (count > 1 && cfg->jail.dir)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --jail-dir with --count: each guest needs a jail "
+			       "directory of its own (leave --jail-dir out)");
+	return 0;
+}
+
+/* cvisor restore FILE [--name NAME] [-d] [--count N] [--cpu-weight N]
+ *     [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L]: 1 for --help. */
+static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct placement *place,
+			 const char **path, unsigned int *count, struct cv_error *e)
+{
+	char flag[64];
+	bool separate;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
+		const char *val = split_flag(argc, argv, i, flag, sizeof(flag), &separate);
+
 		if ((r = common_flag(argc, argv, &i, "restore", cfg, place, e)) < 0)
 			return r;
 		if (r)
 			continue;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
+		if (!strcmp(flag, "--count")) {
+			if ((r = count_flag(val, count, e)))
+				return r;
+			i += separate;
+			continue;
+		}
 		if (argv[i][0] == '-' || *path)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "restore: unexpected argument %s (see cvisor help)",
@@ -254,6 +296,8 @@ static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct pl
 	if (!*path)
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "restore: needs a snapshot FILE (written by cvisor save)");
+	if ((r = check_count(cfg, *count, e)))
+		return r;
 	return check_detach(cfg, "restore", e);
 }
 
@@ -284,16 +328,19 @@ static int cmd_restore(int argc, char **argv)
 	static struct placement place;
 	struct restore_src rs = { .mem_fd = -1 };
 	struct cv_error e = { 0 };
+	unsigned int count = 0;
 	int status, r;
 
 	config_init(&given);
 	config_init(&place.c);
 	config_init(&cfg);
-	if ((r = parse_restore(argc, argv, &given, &place, &rs.path, &e)) > 0) {
+	if ((r = parse_restore(argc, argv, &given, &place, &rs.path, &count, &e)) > 0) {
 		usage(stdout);
 		status = 0;
 	} else if (r || open_restore(&rs, &cfg, &given, &place, &e)) {
 		status = cv_error_report(&e, "restore");
+	} else if (count) {
+		status = monitor_clones(&cfg, &rs, count);
 	} else {
 		status = cfg.detach ? monitor_detach(&cfg, &rs, NULL, NULL)
 				    : monitor_run(&cfg, -1, &rs);
