@@ -74,13 +74,18 @@ int monitor_spawn(const struct vm_config *cfg, const struct restore_src *rs,
 		  const struct migrate_incoming *in, const struct placement *place,
 		  const int *close_fds, unsigned int nclose, struct monitor_child *c) CV_MUST;
 
-/* `restore FILE --count N --name BASE -d` (cfg: the snapshot's config
- * with BASE as its name): N detached guests BASE-1 .. BASE-N, each with
- * its own vsock CID and MACs (src/monitor/clones.c), all started or none.
+/* `restore FILE --count N --name BASE -d [--cid FIRST]` (cfg: the
+ * snapshot's config with BASE as its name): N detached guests BASE-1 ..
+ * BASE-N, each with its own vsock CID (FIRST + K - 1; FIRST 0: the
+ * snapshot's + 1) and MACs (src/monitor/clones.c), all started or none.
  * Prints one line on failure; returns the exit status (in a clone's
  * monitor, once its guest has ended, that guest's). */
 #define CLONES_MAX 65535 /* the MAC's two bytes for the clone's number */
-int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, unsigned int count);
+struct clone_opts {
+	unsigned int count;
+	uint64_t first_cid;
+};
+int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const struct clone_opts *o);
 
 /* -d: fork, run the guest (booted, restored or incoming) in the child,
  * return once it runs, or with the child's status if it never did. */

@@ -4,8 +4,9 @@
  * process, as -d does for one).
  *
  * Each clone gets its own identity where the guest sees one: clone K's
- * vsock CID is the snapshot's plus K (its socket the default one of that
- * CID, or PATH-K for uds=PATH), and each virtio-net device's MAC is the
+ * vsock CID is --cid FIRST + K - 1 (by default the snapshot's CID + K),
+ * its socket named after that CID (the default path of the CID, or
+ * PATH-CID for uds=PATH), and each virtio-net device's MAC is the
  * snapshot's plus K in its fourth and fifth bytes. Disks cannot be told
  * apart that way: with N > 1 a writable disk, a tap device or a hostfwd
  * port (one host resource shared by every clone) is refused before any
@@ -38,22 +39,27 @@
 
 #define BAD(...) cv_fail(e, CV_EXIT_USAGE, -EINVAL, __VA_ARGS__)
 
-/* Clone k's vsock spec: CID + k, its own socket. */
-static int vsock_spec(const char *spec, unsigned int k, char *out, size_t len, struct cv_error *e)
+/* Clone k's vsock spec: CID first + k - 1 (first 0: the snapshot's CID +
+ * 1), and a socket named after it: the default one of that CID, or
+ * PATH-CID for uds=PATH. */
+static int vsock_spec(const char *spec, uint64_t first, unsigned int k, char *out, size_t len,
+		      struct cv_error *e)
 {
 	struct virtio_vsock_config c, check;
+	uint64_t cid;
 	int r;
 
 	if ((r = virtio_vsock_parse(spec, &c, e)))
 		return r;
-	if (c.guest_cid + k > VIRTIO_VSOCK_CID_MAX)
-		return BAD("--vsock %s: clone %u's CID %llu would be above %llu", spec, k,
-			   (unsigned long long)(c.guest_cid + k), VIRTIO_VSOCK_CID_MAX);
+	cid = (first ? first : c.guest_cid + 1) + k - 1;
+	if (cid > VIRTIO_VSOCK_CID_MAX)
+		return BAD("--vsock %s: clone %u's CID %llu would be above %llu (choose --cid)",
+			   spec, k, (unsigned long long)cid, VIRTIO_VSOCK_CID_MAX);
 	if (c.uds_default)
-		snprintf(out, len, "%llu", (unsigned long long)(c.guest_cid + k));
+		snprintf(out, len, "%llu", (unsigned long long)cid);
 	else
-		snprintf(out, len, "%llu,uds=%s-%u", (unsigned long long)(c.guest_cid + k),
-			 c.uds_path, k);
+		snprintf(out, len, "%llu,uds=%s-%llu", (unsigned long long)cid, c.uds_path,
+			 (unsigned long long)cid);
 	return virtio_vsock_parse(out, &check, e);
 }
 
@@ -77,7 +83,8 @@ static int net_spec(const char *spec, unsigned int index, unsigned int k, char *
 		size_t item = strcspn(p, ",");
 
 		if (strncmp(p, "mac=", 4) && n + item + 2 < len)
-			n += (size_t)snprintf(out + n, len - n, "%s%.*s", n ? "," : "", (int)item, p);
+			n += (size_t)snprintf(out + n, len - n, "%s%.*s", n ? "," : "", (int)item,
+					      p);
 		p += item + (p[item] == ',');
 	}
 	if ((size_t)snprintf(out + n, len - n, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", c.mac[0],
@@ -89,9 +96,10 @@ static int net_spec(const char *spec, unsigned int index, unsigned int k, char *
 
 /* What would make count clones of cfg step on each other, or a name
  * BASE-count that is not a name: refused before any starts. */
-static int clones_check(const struct vm_config *cfg, const char *base, unsigned int count,
+static int clones_check(const struct vm_config *cfg, const char *base, const struct clone_opts *o,
 			struct cv_error *e)
 {
+	unsigned int count = o->count;
 	const struct device_type *disk = devices_type("disk"), *net = devices_type("net");
 	char name[CTL_NAME_MAX + 16];
 	int r;
@@ -101,6 +109,9 @@ static int clones_check(const struct vm_config *cfg, const char *base, unsigned 
 		return BAD("--name %s: the clones' names (%s) must be 1 to %d letters, digits, "
 			   "'_', '.' or '-'",
 			   base, name, CTL_NAME_MAX);
+	if (o->first_cid && !devices_count(&cfg->devices, devices_type("vsock")))
+		return BAD("--cid %llu: the snapshot's guest has no vsock device",
+			   (unsigned long long)o->first_cid);
 	for (unsigned int k = 1; k <= count; k++) {
 		snprintf(name, sizeof(name), "%s-%u", base, k);
 		if (ctl_name_taken(ctl_run_dir(), name))
@@ -136,8 +147,8 @@ static int clones_check(const struct vm_config *cfg, const char *base, unsigned 
 
 /* cfg as clone k: its name and identity (from the snapshot's specs in
  * orig). */
-static int clone_config(struct vm_config *cfg, const struct devices_config *orig,
-			const char *base, unsigned int k, struct cv_error *e)
+static int clone_config(struct vm_config *cfg, const struct devices_config *orig, const char *base,
+			uint64_t first_cid, unsigned int k, struct cv_error *e)
 {
 	const struct device_type *vsock = devices_type("vsock"), *net = devices_type("net");
 	char name[CTL_NAME_MAX + 16], spec[SPEC_MAX];
@@ -147,7 +158,8 @@ static int clone_config(struct vm_config *cfg, const struct devices_config *orig
 	if (config_set_string(&cfg->name, name))
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	for (unsigned int i = 0; i < devices_count(orig, vsock); i++) {
-		if ((r = vsock_spec(devices_spec(orig, vsock, i), k, spec, sizeof(spec), e)))
+		if ((r = vsock_spec(devices_spec(orig, vsock, i), first_cid, k, spec, sizeof(spec),
+				    e)))
 			return r;
 		if (devices_set_spec(&cfg->devices, vsock, i, spec))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
@@ -196,7 +208,8 @@ static void slot_read_err(struct slot *s, bool drain)
 			if (buf[i] == '\n' && i + 1 == n)
 				continue;
 			if (buf[i] == '\n')
-				s->n += (size_t)snprintf(s->err + s->n, sizeof(s->err) - s->n, "; ");
+				s->n += (size_t)snprintf(s->err + s->n, sizeof(s->err) - s->n,
+							 "; ");
 			else
 				s->err[s->n++] = buf[i];
 		}
@@ -237,7 +250,7 @@ static void slot_done(struct slot *s, pid_t *started, unsigned int *nstarted, st
 	if (waitpid(s->c.pid, &ws, 0) < 0)
 		ws = CV_EXIT_FAIL << 8;
 	fail_with(f, s->k,
-		  WIFSIGNALED(ws)	 ? 128 + WTERMSIG(ws)
+		  WIFSIGNALED(ws)   ? 128 + WTERMSIG(ws)
 		  : WEXITSTATUS(ws) ? WEXITSTATUS(ws)
 				    : CV_EXIT_FAIL,
 		  s->n ? s->err : "its monitor ended before the guest ran");
@@ -280,15 +293,16 @@ static void clones_stop(const pid_t *started, unsigned int n)
 
 /* Start clone k in a free slot. 1 in the child (its status in *status). */
 static int clone_start(struct vm_config *cfg, const struct restore_src *rs,
-		       const struct devices_config *orig, const char *base, unsigned int k,
-		       struct slot *slots, unsigned int *nslots, struct failure *f, int *status)
+		       const struct devices_config *orig, const char *base, uint64_t first_cid,
+		       unsigned int k, struct slot *slots, unsigned int *nslots, struct failure *f,
+		       int *status)
 {
 	int fds[2 * CLONES_AT_ONCE], r;
 	struct cv_error e = { 0 };
 	struct slot *s = &slots[*nslots];
 	unsigned int nfds = 0;
 
-	if (clone_config(cfg, orig, base, k, &e)) {
+	if (clone_config(cfg, orig, base, first_cid, k, &e)) {
 		fail_with(f, k, e.status, e.msg);
 		return 0;
 	}
@@ -314,8 +328,9 @@ static int clone_start(struct vm_config *cfg, const struct restore_src *rs,
 	return 0;
 }
 
-int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, unsigned int count)
+int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const struct clone_opts *o)
 {
+	unsigned int count = o->count;
 	struct slot slots[CLONES_AT_ONCE];
 	struct devices_config orig = { 0 };
 	struct failure f = { 0 };
@@ -329,14 +344,14 @@ int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, unsigned
 	if (!base || !started || devices_config_copy(&orig, &cfg->devices)) {
 		cv_err("out of memory");
 		status = CV_EXIT_FAIL;
-	} else if (clones_check(cfg, base, count, &e)) {
+	} else if (clones_check(cfg, base, o, &e)) {
 		cv_err("restore --count %u: %s", count, e.msg);
 		status = e.status;
 	}
 	while (!status && (nslots || (next <= count && !f.k))) {
 		if (!f.k && next <= count && nslots < CLONES_AT_ONCE) {
-			child = clone_start(cfg, rs, &orig, base, next++, slots, &nslots, &f,
-					    &status);
+			child = clone_start(cfg, rs, &orig, base, o->first_cid, next++, slots,
+					    &nslots, &f, &status);
 			if (child)
 				break; /* its guest has ended */
 			continue;
