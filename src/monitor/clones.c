@@ -205,8 +205,6 @@ static void slot_read_err(struct slot *s, bool drain)
 			return;
 		}
 		for (ssize_t i = 0; i < n && s->n + 3 < sizeof(s->err); i++) {
-			if (buf[i] == '\n' && i + 1 == n)
-				continue;
 			if (buf[i] == '\n')
 				s->n += (size_t)snprintf(s->err + s->n, sizeof(s->err) - s->n,
 							 "; ");
@@ -247,6 +245,8 @@ static void slot_done(struct slot *s, pid_t *started, unsigned int *nstarted, st
 	}
 	slot_read_err(s, true);
 	cv_close(&s->c.err_fd);
+	while (s->n && (s->err[s->n - 1] == ' ' || s->err[s->n - 1] == ';'))
+		s->err[--s->n] = '\0'; /* the last line's "; " */
 	if (waitpid(s->c.pid, &ws, 0) < 0)
 		ws = CV_EXIT_FAIL << 8;
 	fail_with(f, s->k,
