@@ -16,7 +16,8 @@
 #   PSS KiB     the monitors' mean PSS (smaps_rollup)
 #   ls s        `cvisor ls` with the N running
 # Then all are killed and the next N starts from a host without them.
-# Run it under the heavy-run lock on a shared host:
+# CVISOR=PATH times another build of cvisor. Run it under the heavy-run
+# lock on a shared host:
 #   flock /tmp/cvisor-heavy.lock bench/density.sh [N...]   (default 1 10 100 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/run"
 make -s build/cvisor tiny
 export CVISOR_RUN_DIR=$PWD/$OUT/run
-CV=$PWD/build/cvisor
+CV=${CVISOR:-$PWD/build/cvisor} # another build to compare
 TPL=dens-$$
 net=()
 [ "$NET" = user ] && net=(--net user)
