@@ -9,6 +9,7 @@
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
 #   jail  --jail: the jailed monitor, the toolstack against it, the keeper
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
+#   clones  500 guests from one snapshot (restore --count), resource limits
 #   hostile  the hostile-input campaign under ASan/UBSan (mutated snapshots,
 #            special files; tests/e2e/hostile.sh)
 #   migrate  the migration engine in one process (tests/kvm/migrate.sh)
@@ -30,7 +31,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -56,6 +57,7 @@ for s in $SUITES; do
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;
 	jail) suite 600 jail bash tests/e2e/jail.sh ;;
 	snapshot) suite 900 snapshot bash tests/e2e/snapshot.sh ;;
+	clones) suite 600 clones bash tests/e2e/clones.sh ;;
 	hostile) suite 1200 hostile bash tests/e2e/hostile.sh ;;
 	migrate) suite 1200 migrate bash tests/kvm/migrate.sh ;;
 	migrate-cli) suite 1200 migrate-cli bash tests/e2e/migrate.sh ;;

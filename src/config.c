@@ -257,6 +257,7 @@ const struct field config_fields[] = {
 	{ "netns", NULL, F_STR, OFF(jail.netns), set_netns, NULL, IN_FILE },
 	{ "uid", NULL, F_UINT, OFF(jail.uid), set_uid, NULL, IN_FILE },
 	{ "gid", NULL, F_UINT, OFF(jail.gid), set_gid, NULL, IN_FILE },
+	{ "ksm", "[--ksm]", F_BOOL, OFF(ksm), NULL, NULL, IN_FILE | IN_INFO },
 #undef OFF
 };
 const size_t config_nfields = ARRAY_SIZE(config_fields);
@@ -283,6 +284,7 @@ int config_set_string(char **field, const char *value)
 int config_copy_host(struct vm_config *dst, const struct vm_config *src)
 {
 	dst->seccomp = src->seccomp;
+	dst->ksm = src->ksm;
 	dst->jail.on = src->jail.on;
 	dst->jail.uid = src->jail.uid;
 	dst->jail.gid = src->jail.gid;

@@ -14,6 +14,7 @@
 #include "cvisor/migrate.h"
 #include "cvisor/monitor.h"
 #include "cvisor/snapshot.h"
+#include "cvisor/virtio_vsock.h"
 
 #define CVISOR_VERSION "0.1.0"
 
@@ -21,8 +22,8 @@
  * table and the device table: restore's and run --incoming's, then the
  * client verbs' lines from their table (cli_usage_lines). */
 static const char restore_usage[] =
-	"       cvisor restore FILE [--name NAME [-d]] [--ctl-group GROUP]\n"
-	"                  [--seccomp on|log|off] [JAIL] [PLACE]\n"
+	"       cvisor restore FILE [--name NAME [-d]] [--count N [--cid FIRST]] [--ksm]\n"
+	"                  [--ctl-group GROUP] [--seccomp on|log|off] [JAIL] [PLACE]\n"
 	"       cvisor run --incoming HOST:PORT [--disk PATH]... [--storage-dir DIR]\n"
 	"                  [--net user|tap=NAME]... [--vsock CID[,uds=PATH]]\n"
 	"                  [--incoming-timeout SECONDS] [--tls-psk FILE | --tls-creds DIR]\n"
@@ -35,6 +36,9 @@ static const char usage_notes[] =
 	"On a terminal, Ctrl-A x quits. --name serves a control socket in $CVISOR_RUN_DIR\n"
 	"(default /run/cvisor) for the other commands; -d detaches (cvisor console NAME\n"
 	"attaches, Ctrl-] detaches). Flags override the keys of a --config file.\n"
+	"restore --count N --name BASE -d starts N guests BASE-1 .. BASE-N from the\n"
+	"snapshot, guest K with the vsock CID FIRST + K - 1 (default: the snapshot's + K)\n"
+	"and its MACs + K; all start or none (the ones started are stopped if one cannot).\n"
 	"PLACE: --cpu-weight, --cpu-cap, --memory-limit, --cpu-affinity for this host; a\n"
 	"restore keeps the saved ones otherwise, an incoming guest the source's limits\n"
 	"but not its host CPUs.\n"
@@ -105,7 +109,7 @@ static int common_flag(int argc, char **argv, int *i, const char *verb, struct v
 				       verb, val, CTL_NAME_MAX);
 		if (config_set_string(&cfg->name, val))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
-	} else if (!strcmp(flag, "--jail")) {
+	} else if (!strcmp(flag, "--jail") || !strcmp(flag, "--ksm")) {
 		char *run_argv[] = { "run", argv[*i] };
 
 		/* A flag without a value: nothing of argv[*i + 1] is taken. */
@@ -231,20 +235,74 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
-/* cvisor restore FILE [--name NAME] [-d] [--cpu-weight N] [--cpu-cap P]
- *     [--memory-limit SIZE] [--cpu-affinity L]: 1 for --help. */
-static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct placement *place,
-			 const char **path, struct cv_error *e)
+/* restore --count N [--cid FIRST]: N guests BASE-1 .. BASE-N from one
+ * snapshot. 1 if argv[*i] was one of them, 0 if not. */
+static int clone_flag(const char *flag, const char *val, struct clone_opts *o, struct cv_error *e)
 {
+	bool count = !strcmp(flag, "--count");
+	uint64_t n;
+
+	if (!count && strcmp(flag, "--cid"))
+		return 0;
+	if (!val)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "restore: %s needs a value", flag);
+	if (count && cv_parse_uint(val, 1, CLONES_MAX, &n))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --count %.40s: must be a number of guests from 1 to %d",
+			       val, CLONES_MAX);
+	if (!count && cv_parse_uint(val, VIRTIO_VSOCK_CID_MIN, VIRTIO_VSOCK_CID_MAX, &n))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --cid %.40s: must be a vsock CID from %llu to %llu", val,
+			       (unsigned long long)VIRTIO_VSOCK_CID_MIN, VIRTIO_VSOCK_CID_MAX);
+	if (count)
+		o->count = (unsigned int)n;
+	else
+		o->first_cid = n;
+	return 1;
+}
+
+/* --count starts detached, named guests, each in a jail of its own. */
+static int check_count(const struct vm_config *cfg, const struct clone_opts *o, struct cv_error *e)
+{
+	if (o->first_cid && !o->count)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --cid goes with --count (one restore keeps the "
+			       "snapshot's CID)");
+	if (o->count && (!cfg->detach || !cfg->name))
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --count needs -d and --name BASE (the guests run "
+			       "detached as BASE-1 .. BASE-N)");
+	if (o->count > 1 && cfg->jail.dir)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "restore: --jail-dir with --count: each guest needs a jail "
+			       "directory of its own (leave --jail-dir out)");
+	return 0;
+}
+
+/* cvisor restore FILE [--name NAME] [-d] [--count N [--cid FIRST]] [--cpu-weight N]
+ *     [--cpu-cap P] [--memory-limit SIZE] [--cpu-affinity L]: 1 for --help. */
+static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct placement *place,
+			 const char **path, struct clone_opts *o, struct cv_error *e)
+{
+	char flag[64];
+	bool separate;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
+		const char *val = split_flag(argc, argv, i, flag, sizeof(flag), &separate);
+
 		if ((r = common_flag(argc, argv, &i, "restore", cfg, place, e)) < 0)
 			return r;
 		if (r)
 			continue;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
+		if ((r = clone_flag(flag, val, o, e)) < 0)
+			return r;
+		if (r) {
+			i += separate;
+			continue;
+		}
 		if (argv[i][0] == '-' || *path)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "restore: unexpected argument %s (see cvisor help)",
@@ -254,6 +312,8 @@ static int parse_restore(int argc, char **argv, struct vm_config *cfg, struct pl
 	if (!*path)
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "restore: needs a snapshot FILE (written by cvisor save)");
+	if ((r = check_count(cfg, o, e)))
+		return r;
 	return check_detach(cfg, "restore", e);
 }
 
@@ -284,16 +344,19 @@ static int cmd_restore(int argc, char **argv)
 	static struct placement place;
 	struct restore_src rs = { .mem_fd = -1 };
 	struct cv_error e = { 0 };
+	struct clone_opts clones = { 0 };
 	int status, r;
 
 	config_init(&given);
 	config_init(&place.c);
 	config_init(&cfg);
-	if ((r = parse_restore(argc, argv, &given, &place, &rs.path, &e)) > 0) {
+	if ((r = parse_restore(argc, argv, &given, &place, &rs.path, &clones, &e)) > 0) {
 		usage(stdout);
 		status = 0;
 	} else if (r || open_restore(&rs, &cfg, &given, &place, &e)) {
 		status = cv_error_report(&e, "restore");
+	} else if (clones.count) {
+		status = monitor_clones(&cfg, &rs, &clones);
 	} else {
 		status = cfg.detach ? monitor_detach(&cfg, &rs, NULL, NULL)
 				    : monitor_run(&cfg, -1, &rs);

@@ -431,6 +431,13 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, int mem_fd,
 	if (r)
 		return cv_fail(e, CV_EXIT_FAIL, r, "cannot map %lluM of guest memory: %s",
 			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
+	if (cfg->ksm && access("/sys/kernel/mm/ksm", F_OK) < 0)
+		return cv_fail(e, CV_EXIT_USAGE, -ENOTSUP,
+			       "--ksm: this host has no KSM (no /sys/kernel/mm/ksm: the kernel "
+			       "needs CONFIG_KSM); leave --ksm out");
+	if (cfg->ksm && (r = guest_mem_mergeable(&vm->mem)))
+		return cv_fail(e, CV_EXIT_FAIL, r, "--ksm: madvise(MADV_MERGEABLE): %s",
+			       strerror(-r));
 	for (unsigned int i = 0; i < vm->mem.nr; i++) {
 		const struct guest_mem_region *g = &vm->mem.regions[i];
 

@@ -80,6 +80,7 @@ struct vm_config {
 	char *config_file;	   /* --config FILE, as given */
 	enum sandbox_mode seccomp; /* --seccomp on|log|off (default on) */
 	struct jail_config jail;   /* --jail, --jail-dir, --netns, --uid, --gid */
+	bool ksm;		   /* --ksm: guest RAM MADV_MERGEABLE */
 
 	/* Paravirtual devices (--virtio and the device table's flags). */
 	struct devices_config devices;
@@ -154,7 +155,7 @@ int config_to_json(const struct vm_config *cfg, const struct devices_config *dc,
 const char *config_usage(char *buf, size_t len);
 
 /* The host's choices that a snapshot does not carry (--seccomp, the
- * jail's flags, --ctl-group): from src over dst's. 0 or -ENOMEM. */
+ * jail's flags, --ctl-group, --ksm): from src over dst's. 0 or -ENOMEM. */
 int config_copy_host(struct vm_config *dst, const struct vm_config *src) CV_MUST;
 
 /* Release the strings cfg owns. Idempotent. */

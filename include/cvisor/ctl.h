@@ -120,6 +120,11 @@ struct ctl_server {
 int ctl_server_bind(struct ctl_server *srv, const char *dir, const char *name, char *err,
 		    size_t errlen) CV_MUST;
 
+/* Does a monitor hold DIR/NAME.lock now (guest NAME is running)? A look
+ * before starting many guests, so that a taken name is refused before any
+ * starts; ctl_server_bind's lock is what decides. */
+bool ctl_name_taken(const char *dir, const char *name);
+
 /* --ctl-group GROUP (a name or a number): its members may use the socket
  * too, which becomes 0660 and GROUP's. The run directory must let GROUP
  * through (group GROUP with g+x, or o+x); if it does not, -EPERM with one

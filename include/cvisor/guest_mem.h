@@ -44,6 +44,11 @@ int guest_mem_init_file(struct guest_mem *gm, int fd, uint64_t ram_size) CV_MUST
 /* Lay out regions over caller-provided memory (unit tests, fuzzers). */
 void guest_mem_init_buf(struct guest_mem *gm, uint8_t *buf, uint64_t ram_size);
 
+/* --ksm: let the kernel's samepage merging scan guest RAM and share the
+ * pages whose contents are equal (MADV_MERGEABLE; for a restored guest,
+ * the pages it has written). 0 or -errno. */
+int guest_mem_mergeable(struct guest_mem *gm) CV_MUST;
+
 /* Unmap what guest_mem_init mapped. Safe on a zeroed struct. */
 void guest_mem_destroy(struct guest_mem *gm);
 

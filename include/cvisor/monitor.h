@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cvisor/config.h"
 #include "cvisor/util.h"
@@ -52,6 +53,39 @@ int monitor_run(const struct vm_config *cfg, int ready_fd, const struct restore_
  * placement flags over the source's). */
 int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incoming *in,
 			 const struct placement *place, int ready_fd);
+
+/* A monitor forked by monitor_spawn: in the parent its pid and the read
+ * ends of its two pipes (its stderr until the guest runs; one byte once
+ * it runs, EOF if it never will); in the child, pid 0 and the exit status
+ * of its guest's lifecycle. */
+struct monitor_child {
+	pid_t pid;
+	int ready_fd, err_fd;
+	int status;
+};
+
+/* -d without the wait: fork a detached monitor for the guest (booted,
+ * restored or incoming). In the parent 0 with c filled and nothing
+ * waited for; in the child, once its guest has ended, 1 with c->status
+ * (return it to main). The child first closes the parent's fds in
+ * close_fds[0..nclose) (pipes to other children). -errno (nothing
+ * started) if the pipes or the fork fail. */
+int monitor_spawn(const struct vm_config *cfg, const struct restore_src *rs,
+		  const struct migrate_incoming *in, const struct placement *place,
+		  const int *close_fds, unsigned int nclose, struct monitor_child *c) CV_MUST;
+
+/* `restore FILE --count N --name BASE -d [--cid FIRST]` (cfg: the
+ * snapshot's config with BASE as its name): N detached guests BASE-1 ..
+ * BASE-N, each with its own vsock CID (FIRST + K - 1; FIRST 0: the
+ * snapshot's + 1) and MACs (src/monitor/clones.c), all started or none.
+ * Prints one line on failure; returns the exit status (in a clone's
+ * monitor, once its guest has ended, that guest's). */
+#define CLONES_MAX 65535 /* the MAC's two bytes for the clone's number */
+struct clone_opts {
+	unsigned int count;
+	uint64_t first_cid;
+};
+int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const struct clone_opts *o);
 
 /* -d: fork, run the guest (booted, restored or incoming) in the child,
  * return once it runs, or with the child's status if it never did. */

@@ -93,6 +93,22 @@ static int take_lock(struct ctl_server *srv)
 	return -EAGAIN;
 }
 
+bool ctl_name_taken(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	bool taken;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.lock", dir, name) >= sizeof(path))
+		return false;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	taken = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return taken;
+}
+
 /* With the lock held, a socket file left behind is stale (its monitor was
  * killed with SIGKILL or crashed). A monitor that still answers on it
  * would be one that holds no lock: refuse rather than steal its name. */

@@ -75,6 +75,11 @@ void guest_mem_init_buf(struct guest_mem *gm, uint8_t *buf, uint64_t ram_size)
 	guest_mem_layout(gm, buf, ram_size);
 }
 
+int guest_mem_mergeable(struct guest_mem *gm)
+{
+	return madvise(gm->base, gm->map_size, MADV_MERGEABLE) < 0 ? -errno : 0;
+}
+
 void guest_mem_destroy(struct guest_mem *gm)
 {
 	if (gm->map_size)

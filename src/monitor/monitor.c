@@ -374,40 +374,72 @@ static int detach_parent(pid_t pid, int ready, int errp)
 	return WEXITSTATUS(ws) ? WEXITSTATUS(ws) : CV_EXIT_FAIL;
 }
 
+int monitor_spawn(const struct vm_config *cfg, const struct restore_src *rs,
+		  const struct migrate_incoming *in, const struct placement *place,
+		  const int *close_fds, unsigned int nclose, struct monitor_child *c)
+{
+	struct monitor_src src = src_of(rs, in, place);
+	int ready[2], errp[2], null, r;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(ready[0]);
+		close(ready[1]);
+		return r;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(ready[0]);
+		close(ready[1]);
+		close(errp[0]);
+		close(errp[1]);
+		return r;
+	}
+	if (pid > 0) {
+		close(ready[1]);
+		close(errp[1]);
+		*c = (struct monitor_child){ .pid = pid, .ready_fd = ready[0], .err_fd = errp[0] };
+		return 0;
+	}
+	close(ready[0]);
+	close(errp[0]);
+	/* The parent's pipes to its other children: not this monitor's. */
+	for (unsigned int i = 0; i < nclose; i++)
+		close(close_fds[i]);
+	*c = (struct monitor_child){ .pid = 0, .ready_fd = -1, .err_fd = -1 };
+	/* Out of the terminal's session: its hang-up must not stop the guest. */
+	setsid();
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+	    dup2(errp[1], STDERR_FILENO) < 0) {
+		c->status = CV_EXIT_FAIL;
+		return 1;
+	}
+	close(null);
+	close(errp[1]);
+	c->status = monitor_lifecycle(cfg, &src, ready[1]);
+	return 1;
+}
+
 /* -d: KVM ties a VM to the process that created it, so the fork comes
  * before the VM. The child reports through two pipes: its stderr until the
  * guest runs (relayed here), and one byte once it does. */
 int monitor_detach(const struct vm_config *cfg, const struct restore_src *rs,
 		   const struct migrate_incoming *in, const struct placement *place)
 {
-	struct monitor_src src = src_of(rs, in, place);
-	int ready[2], errp[2], null;
-	pid_t pid;
+	struct monitor_child c;
+	int r = monitor_spawn(cfg, rs, in, place, NULL, 0, &c);
 
-	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		cv_err("pipe: %s", strerror(errno));
+	if (r < 0) {
+		cv_err("starting the monitor: %s", strerror(-r));
 		return CV_EXIT_FAIL;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		cv_err("fork: %s", strerror(errno));
-		return CV_EXIT_FAIL;
-	}
-	if (pid > 0) {
-		close(ready[1]);
-		close(errp[1]);
-		return detach_parent(pid, ready[0], errp[0]);
-	}
-	close(ready[0]);
-	close(errp[0]);
-	/* Out of the terminal's session: its hang-up must not stop the guest. */
-	setsid();
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
-	    dup2(errp[1], STDERR_FILENO) < 0)
-		return CV_EXIT_FAIL;
-	close(null);
-	close(errp[1]);
-	return monitor_lifecycle(cfg, &src, ready[1]);
+	if (r > 0)
+		return c.status;
+	return detach_parent(c.pid, c.ready_fd, c.err_fd);
 }

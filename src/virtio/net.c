@@ -495,7 +495,10 @@ static int net_load(struct virtio_dev *d, struct state_rd *in)
 	if (in->err || version != NET_STATE_VERSION || (mac[0] & 1) ||
 	    (status & ~VIRTIO_NET_S_LINK_UP) || held > (q->ready ? q->size : 0))
 		return -EINVAL;
-	memcpy(n->mac, mac, 6);
+	/* The saved MAC is checked for form only: the device keeps the one
+	 * its spec gave (as vsock keeps its CID). A restore's spec is the
+	 * saved one and a migration target's carries the guest's mac=, so
+	 * both are the guest's; a clone's (restore --count) is its own. */
 	n->status = status;
 	rx_drop_pending(n);
 	q->last_avail = (uint16_t)(q->last_avail - held);

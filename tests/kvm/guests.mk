@@ -17,7 +17,7 @@ TINY_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
 
 # Guests in C, linked with the runtime (crt0 + lib).
 TINY_C_GUESTS := hello kbd_reset acpi_reset triple unclaimed refused ring3 smp unknown_insn \
-	counter cmdline bootabi powerbtn burn echo virtio blkcount dirtier rtc ioapic
+	counter cmdline bootabi powerbtn burn echo virtio blkcount dirtier rtc ioapic clone
 # Stand-alone assembly guests: they act at their very first instruction.
 TINY_ASM_GUESTS := exit_now first_byte prot32 idle
 TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)
@@ -47,6 +47,8 @@ $(TINY_OUT)/smp.elf: $(TINY_OBJ)/smp_tramp.o
 $(TINY_OUT)/virtio.elf: $(TINY_OBJ)/virtio_drv.o $(TINY_OBJ)/virtio_hostile.o
 # The snapshot tests' counter that goes through a virtio-blk device.
 $(TINY_OUT)/blkcount.elf: $(TINY_OBJ)/virtio_drv.o
+# The guest cloned from one snapshot (restore --count): its vsock and net.
+$(TINY_OUT)/clone.elf: $(TINY_OBJ)/virtio_drv.o
 
 # Host side: the migration engine between two VMs in one process (needs the
 # top-level Makefile's objects; `make migrate-harness`).

@@ -45,7 +45,7 @@
 #define VIRTIO_T_MMIO 2
 
 #define VDEV_MAX 8
-#define VQ_MAX 2			 /* queues per device this driver sets up */
+#define VQ_MAX 3			 /* queues per device this driver sets up (vsock has 3) */
 #define VQ_SIZE_CAP 64			 /* largest queue size it asks for */
 #define VIRTIO_TIMEOUT_TSC 2000000000ull /* ~0.5-1 s of TSC cycles */
 
