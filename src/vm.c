@@ -493,7 +493,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
 
 	if ((r = create_machine(vm, cfg, -1, e)) || (r = load_kernel(vm, &entry, e)))
 		return r;
-	if ((r = x86_cpuid_init(vm)))
+	if ((r = x86_cpuid_init(vm, CPUID_BOOT)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	return create_vcpus(vm, &entry, e);
 }
@@ -507,7 +507,7 @@ int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, st
 	if (vm->mem.file_backed && (r = snapshot_mem_guard(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "guarding the guest's memory file: %s",
 			       strerror(-r));
-	if ((r = x86_cpuid_init(vm)))
+	if ((r = x86_cpuid_init(vm, CPUID_RESUME)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	/* No entry registers: the vCPU state comes from the snapshot. */
 	return create_vcpus(vm, NULL, e);

@@ -14,11 +14,6 @@ struct vm;
 struct vcpu;
 struct kvm_cpuid2;
 
-/* Read KVM_GET_SUPPORTED_CPUID into vm->cpuid and mask what the guest must
- * not use (see x86_quirk_cmdline): x86_cpuid_supported with the VM's
- * quirks. */
-int x86_cpuid_init(struct vm *vm) CV_MUST;
-
 /* Who a CPUID table is for: a guest that boots here, or one that was
  * saved or migrated with its own table (whose kernel already chose its
  * code by it; see QUIRK_SIMD_* in cpu.c). */
@@ -26,6 +21,12 @@ enum cpuid_for {
 	CPUID_BOOT,
 	CPUID_RESUME,
 };
+
+/* Read KVM_GET_SUPPORTED_CPUID into vm->cpuid and mask what the guest must
+ * not use (see x86_quirk_cmdline): x86_cpuid_supported with the VM's
+ * quirks, for use (CPUID_RESUME for a restored guest, whose saved table
+ * check_cpu compares with this one). */
+int x86_cpuid_init(struct vm *vm, enum cpuid_for use) CV_MUST;
 
 /* The CPUID table this host gives a guest, before per-vCPU topology: KVM's
  * supported CPUID on kvm_fd (/dev/kvm), with the features an emulating

@@ -116,9 +116,9 @@ int x86_cpuid_supported(int kvm_fd, bool quirks, enum cpuid_for use, struct kvm_
 	return 0;
 }
 
-int x86_cpuid_init(struct vm *vm)
+int x86_cpuid_init(struct vm *vm, enum cpuid_for use)
 {
-	return x86_cpuid_supported(vm->kvm_fd, vm->quirks.active, CPUID_BOOT, &vm->cpuid);
+	return x86_cpuid_supported(vm->kvm_fd, vm->quirks.active, use, &vm->cpuid);
 }
 
 static unsigned int order_base_2(unsigned int n)
