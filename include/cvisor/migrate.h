@@ -103,6 +103,7 @@ struct migrate_opts {
 	/* The client relays fd through TLS to the target, which then checks
 	 * no CRC: none are computed (proto.c "TLS"). */
 	bool encrypted;
+	bool linked; /* "link": the request brings its connection (SCM_RIGHTS) */
 	const struct migrate_source_ops *ops;
 	/* Called between batches (at least every 20 ms) during pre-copy, e.g.
 	 * to serve the monitor's event loop so that devices make progress.

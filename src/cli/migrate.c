@@ -40,9 +40,11 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
 	return 0;
 }
 
-/* Connect to the source's monitor, then to the target (the link), and
- * send the request line with the link's fd. 0 with *fd, or the exit status
- * after printing why. */
+/* Check that the source's monitor answers, make the link to the target,
+ * then connect to the monitor again and send the request line with the
+ * link's fd at once: making the link can take longer than the monitor
+ * waits for a silent client (CTL_IDLE_TIMEOUT_S). 0 with *fd, or the exit
+ * status after printing why. */
 static int send_request(const char *name, struct migrate_opts *o, struct migrate_link *l, int *fd)
 {
 	char err[512], req[8192];
@@ -53,11 +55,17 @@ static int send_request(const char *name, struct migrate_opts *o, struct migrate
 		cv_err("%s", err);
 		return cli_connect_status(r);
 	}
+	cv_close(fd);
 	if ((r = migrate_link_connect(l, o, &pass, err, sizeof(err)))) {
 		cv_err("migration to %s failed: %s; the guest keeps running here", o->dest, err);
-		cv_close(fd);
 		return CV_EXIT_FAIL;
 	}
+	if ((r = cli_connect(ctl_run_dir(), name, fd, err, sizeof(err)))) {
+		cv_err("%s", err);
+		close(pass);
+		return cli_connect_status(r);
+	}
+	o->linked = true;
 	if (migrate_req_format(o, req, sizeof(req) - 1)) {
 		cv_err("migrate: request too long");
 		close(pass);

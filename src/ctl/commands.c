@@ -662,10 +662,15 @@ static int migrate_link_check(struct ctl_server *srv, struct ctl_conn *c, struct
 			       "migrate --tls-psk|--tls-creds` makes the session and passes the "
 			       "connection with the request");
 	if (!c->fds_now)
-		return o->encrypted ? cv_errf(err, errlen, -EINVAL,
-					      "migrate: \"tls\" needs the relayed connection "
-					      "passed with the request")
-				    : 0;
+		return o->encrypted || o->linked ? cv_errf(err, errlen, -EINVAL,
+							   "migrate: \"%s\" needs the connection "
+							   "passed with the request",
+							   o->encrypted ? "tls" : "link")
+						 : 0;
+	if (!o->linked)
+		return cv_errf(
+			err, errlen, -EINVAL,
+			"migrate: a connection passed with the request needs \"link\": true");
 	if (c->nfds != 1 || getsockopt(c->fds[0], SOL_SOCKET, SO_TYPE, &type, &len) ||
 	    type != SOCK_STREAM)
 		return cv_errf(err, errlen, -EINVAL,

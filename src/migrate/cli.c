@@ -38,6 +38,10 @@ int migrate_req_format(const struct migrate_opts *o, char *buf, size_t len)
 			       json_object_new_int64((int64_t)o->max_bandwidth));
 	if (o->encrypted)
 		json_object_object_add(j, "tls", json_object_new_boolean(true));
+	/* A monitor older than the passed connection rejects the key, rather
+	 * than ignore the fd and connect to the target itself. */
+	if (o->linked)
+		json_object_object_add(j, "link", json_object_new_boolean(true));
 	if (o->tls.insecure)
 		json_object_object_add(j, "insecure", json_object_new_boolean(true));
 	s = json_object_to_json_string_ext(j,
@@ -137,6 +141,8 @@ static int req_key(struct migrate_opts *o, const char *key, struct json_object *
 		return get_bool(v, key, &o->tls.insecure, err, errlen);
 	if (!strcmp(key, "tls"))
 		return get_bool(v, key, &o->encrypted, err, errlen);
+	if (!strcmp(key, "link"))
+		return get_bool(v, key, &o->linked, err, errlen);
 	if (!strcmp(key, "tls_psk") || !strcmp(key, "tls_creds"))
 		return get_path(o, key, v, err, errlen);
 	return cv_errf(err, errlen, -EINVAL, "malformed request: unknown key \"%s\" for migrate",

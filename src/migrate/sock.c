@@ -185,6 +185,12 @@ int mig_listen(const char *addr, char *err, size_t errlen)
 int mig_send_iov(int fd, struct mig_tls *tls, struct iovec *iov, int n, int (*wait)(void *ctx),
 		 void *ctx)
 {
+	/* A stream that takes nothing for MIG_LINK_TIMEOUT_MS is broken, as
+	 * TCP_USER_TIMEOUT says of a TCP one: a passed socketpair (the
+	 * client's TLS relay) has no such limit of its own, and a stopped
+	 * client would otherwise hold a paused guest for ever. */
+	uint64_t stalled_since = 0;
+
 	if (tls)
 		return mig_tls_send_iov(tls, iov, n, wait, ctx);
 	while (n) {
@@ -193,18 +199,24 @@ int mig_send_iov(int fd, struct mig_tls *tls, struct iovec *iov, int n, int (*wa
 
 		if (w < 0) {
 			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			uint64_t now = cv_now_ns();
 			int r;
 
 			if (errno == EINTR)
 				continue;
 			if (!wait || (errno != EAGAIN && errno != EWOULDBLOCK))
 				return -errno;
+			if (!stalled_since)
+				stalled_since = now;
+			else if (now - stalled_since > MIG_LINK_TIMEOUT_MS * 1000000ULL)
+				return -ETIMEDOUT;
 			if (poll(&p, 1, 10) < 0 && errno != EINTR)
 				return -errno;
 			if ((r = wait(ctx)))
 				return r;
 			continue;
 		}
+		stalled_since = 0;
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
 			iov++;

@@ -794,10 +794,16 @@ PY
 			t_fail "a migrate request naming key files" "exit $T_RC: $T_OUT $T_ERR"
 		fi
 		t_run 10 "$CVISOR" ctl "$S" "{\"cmd\":\"migrate\",\"dest\":\"127.0.0.1:$PORT\",\"tls\":true}"
-		if [ "$T_RC" = 1 ] && grep -q '"tls" needs the relayed connection' <<<"$T_OUT$T_ERR"; then
+		if [ "$T_RC" = 1 ] && grep -q '"tls" needs the connection passed' <<<"$T_OUT$T_ERR"; then
 			t_pass "a migrate request saying TLS without a connection is refused"
 		else
 			t_fail "a migrate request saying TLS without a connection" "exit $T_RC: $T_OUT $T_ERR"
+		fi
+		t_run 10 "$CVISOR" ctl "$S" "{\"cmd\":\"migrate\",\"dest\":\"127.0.0.1:$PORT\",\"link\":true}"
+		if [ "$T_RC" = 1 ] && grep -q '"link" needs the connection passed' <<<"$T_OUT$T_ERR"; then
+			t_pass "a migrate request saying link without a connection is refused"
+		else
+			t_fail "a migrate request saying link without a connection" "exit $T_RC: $T_OUT $T_ERR"
 		fi
 		advances "$S" "the source of the refused requests runs on"
 		timeout 10 "$CVISOR" kill "$S" >/dev/null 2>&1

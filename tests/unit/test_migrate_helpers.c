@@ -129,8 +129,16 @@ static void test_request_roundtrip(void **state)
 	assert_int_equal(migrate_req_format(&o, buf, sizeof(buf)), 0);
 	assert_null(strstr(buf, "mig.psk"));
 	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)), 0);
-	assert_true(back.encrypted && !back.tls.psk_file);
+	assert_true(back.encrypted && !back.tls.psk_file && !back.linked);
 	free(owned);
+	/* A passed connection is named in the request ("link"). */
+	o.linked = true;
+	assert_int_equal(migrate_req_format(&o, buf, sizeof(buf)), 0);
+	assert_non_null(strstr(buf, "\"link\":true"));
+	assert_int_equal(migrate_req_parse(buf, strlen(buf), &back, &owned, err, sizeof(err)), 0);
+	assert_true(back.linked);
+	free(owned);
+	o.linked = false;
 	o.encrypted = false;
 	o.tls.psk_file = NULL;
 	assert_int_equal(migrate_req_format(&o, buf, 10), -ENOSPC);
