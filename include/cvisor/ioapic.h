@@ -17,7 +17,8 @@
 #include "cvisor/bus.h"
 
 #define IOAPIC_PINS 24
-#define IOAPIC_VERSION 0x11 /* 82093AA: no EOI register (that is 0x20) */
+#define IOAPIC_MAX_WARNINGS 16 /* bad-entry lines per IOAPIC (ioapic.c) */
+#define IOAPIC_VERSION 0x11    /* 82093AA: no EOI register (that is 0x20) */
 #define IOAPIC_MMIO_LEN 0x1000
 
 /* Redirection entry bits (82093AA datasheet 3.2.4). */
@@ -49,6 +50,7 @@ struct ioapic {
 	uint64_t redir[IOAPIC_PINS]; /* as the guest reads them */
 	uint32_t routed;	     /* pins whose route is installed */
 	uint32_t logged;	     /* bit per pin: a bad entry was logged */
+	unsigned int warnings;	     /* lines logged, at most IOAPIC_MAX_WARNINGS */
 	const struct ioapic_ops *ops;
 	void *ctx;
 };

@@ -6,7 +6,8 @@
  * to edge and back (io_apic.c __eoi_ioapic_pin), which clears it here too.
  * A guest can program anything: an entry whose delivery cannot be carried
  * out (ExtINT with no PIC, a reserved mode, a vector below 16) raises
- * nothing and is logged once per pin. */
+ * nothing and is logged once per pin (until it is deliverable again; at
+ * most IOAPIC_MAX_WARNINGS lines in all). */
 #include "cvisor/ioapic.h"
 
 #include <errno.h>
@@ -51,11 +52,16 @@ static bool entry_deliverable(struct ioapic *io, unsigned int pin)
 		why = "a reserved delivery mode";
 	else if ((dm == DM_FIXED || dm == DM_LOWEST) && (e & IOAPIC_RE_VECTOR) < 16)
 		why = "a vector below 16";
-	if (!why)
+	if (!why) {
+		io->logged &= ~(1u << pin);
 		return true;
-	if (!(io->logged & 1u << pin))
-		cv_warn("IOAPIC pin %u: the guest programmed %s (entry %#llx): not delivered", pin,
-			why, (unsigned long long)e);
+	}
+	/* Once per pin until it is deliverable again, and a few lines in all:
+	 * a guest that rewrites bad entries in a loop cannot fill the log. */
+	if (!(io->logged & 1u << pin) && io->warnings < IOAPIC_MAX_WARNINGS)
+		cv_warn("IOAPIC pin %u: the guest programmed %s (entry %#llx): not delivered%s",
+			pin, why, (unsigned long long)e,
+			++io->warnings == IOAPIC_MAX_WARNINGS ? " (no more such lines)" : "");
 	io->logged |= 1u << pin;
 	return false;
 }
@@ -192,8 +198,6 @@ static void entry_write(struct ioapic *io, unsigned int pin, bool high, uint32_t
 	if (!(e & IOAPIC_RE_LEVEL))
 		e &= ~IOAPIC_RE_REMOTE_IRR;
 	io->redir[pin] = e;
-	if (e != old)
-		io->logged &= ~(1u << pin);
 	update_route(io, pin);
 	/* A level line held while masked fires when unmasked. */
 	service_level(io, pin);
