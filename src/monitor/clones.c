@@ -293,6 +293,15 @@ static void clones_stop(const pid_t *started, unsigned int n)
 			;
 }
 
+/* SIGINT, SIGTERM or SIGHUP while the clones start (0: none): all or
+ * none holds for an interrupted start too. */
+static volatile sig_atomic_t clones_signal;
+
+static void on_signal(int sig)
+{
+	clones_signal = sig;
+}
+
 /* Start clone k in a free slot. 1 in the child (its status in *status). */
 static int clone_start(struct vm_config *cfg, const struct restore_src *rs,
 		       const struct devices_config *orig, const char *base, uint64_t first_cid,
@@ -343,6 +352,14 @@ int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const st
 	pid_t *started = calloc(count, sizeof(*started));
 	int status = 0;
 
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = on_signal }, old[3];
+
+	/* No SA_RESTART: the wait in slots_wait returns at once. */
+	sigemptyset(&sa.sa_mask);
+	clones_signal = 0;
+	for (unsigned int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old[i]);
 	if (!base || !started || devices_config_copy(&orig, &cfg->devices)) {
 		cv_err("out of memory");
 		status = CV_EXIT_FAIL;
@@ -351,6 +368,11 @@ int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const st
 		status = e.status;
 	}
 	while (!status && (nslots || (next <= count && !f.k))) {
+		if (clones_signal && !f.k)
+			fail_with(&f, next <= count ? next : count, 128 + clones_signal,
+				  clones_signal == SIGINT    ? "interrupted (SIGINT)"
+				  : clones_signal == SIGTERM ? "interrupted (SIGTERM)"
+							     : "interrupted (SIGHUP)");
 		if (!f.k && next <= count && nslots < CLONES_AT_ONCE) {
 			child = clone_start(cfg, rs, &orig, base, o->first_cid, next++, slots,
 					    &nslots, &f, &status);
@@ -366,6 +388,9 @@ int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const st
 		       nstarted ? "; the guests started were stopped" : "");
 		status = f.status;
 	}
+	if (!child)
+		for (unsigned int i = 0; i < 3; i++)
+			sigaction(sigs[i], &old[i], NULL);
 	devices_config_free(&orig);
 	free(started);
 	free(base);

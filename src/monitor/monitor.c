@@ -412,6 +412,10 @@ int monitor_spawn(const struct vm_config *cfg, const struct restore_src *rs,
 	for (unsigned int i = 0; i < nclose; i++)
 		close(close_fds[i]);
 	*c = (struct monitor_child){ .pid = 0, .ready_fd = -1, .err_fd = -1 };
+	/* A parent starting many (restore --count) catches these. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	/* Out of the terminal's session: its hang-up must not stop the guest. */
 	setsid();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -310,6 +310,34 @@ fi
 left=$(leftovers "$L")
 [ -z "$left" ] || t_fail "nothing left after RLIMIT_NOFILE" "$left"
 
+# SIGINT while the clones start (Ctrl-C): all or none holds, the one line
+# says so, and nothing is left. The signal goes once the first clone
+# runs; should all 300 have started before it lands, the case is skipped.
+I=${P}i
+"$CVISOR" restore "$S" --count 300 --cid 3000 --name "$I" -d </dev/null >"$T_TMP/out" 2>"$T_TMP/err" &
+ipid=$!
+for _ in $(seq 200); do
+	[ -e "$CVISOR_RUN_DIR/$I-1.sock" ] && break
+	kill -0 "$ipid" 2>/dev/null || break
+	sleep 0.05
+done
+kill -INT "$ipid" 2>/dev/null
+wait "$ipid"
+T_RC=$?
+T_ERR=$(cat "$T_TMP/err")
+if [ "$T_RC" = 0 ]; then
+	for k in $(seq 300); do timeout 10 "$CVISOR" kill "$I-$k" >/dev/null 2>&1; done
+	t_skip "SIGINT while clones start" "all 300 started before the signal"
+elif [ "$T_RC" = 130 ] && [ "$(printf '%s' "$T_ERR" | grep -c .)" = 1 ] &&
+	printf '%s' "$T_ERR" | grep -Eq "^cvisor: cannot start guest [0-9]+ of 300 \\($I-[0-9]+\\): interrupted \\(SIGINT\\); the guests started were stopped$"; then
+	t_pass "SIGINT while clones start: $T_ERR"
+else
+	t_fail "SIGINT while clones start" "exit $T_RC: $T_ERR"
+fi
+left=$(leftovers "$I")
+pgrep -f -- "--name $I " >/dev/null && left+=" monitors: $(pgrep -f -- "--name $I " | tr '\n' ' ')"
+[ -z "$left" ] || t_fail "nothing left after SIGINT" "$left"
+
 # A pids cgroup of 20 tasks for the client and its monitors (3 tasks
 # each, 8 starting at once): some clone cannot start, and the ones
 # started are stopped.
