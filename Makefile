@@ -5,11 +5,11 @@ GEN := $(BUILD)/gen
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
-# json-c and liburing are linked statically: a dynamic library costs every
-# guest resident pages at start (the VMM floor is measured in bench/).
+# json-c, liburing, zstd and zlib (qcow2's compressed clusters) are linked
+# statically: a dynamic library costs every guest resident pages at start (the VMM floor is measured in bench/).
 # libseccomp is used at build time only (below). OpenSSL (migration's TLS)
 # is linked dynamically.
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lssl -lcrypto -lpthread -ldl
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -lzstd -lz -Wl,-Bdynamic -lssl -lcrypto -lpthread -ldl
 
 SRC := $(sort $(shell find src -name '*.c'))
 LIB_SRC := $(filter-out src/main.c,$(SRC))
