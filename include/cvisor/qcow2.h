@@ -8,8 +8,8 @@
  * kill -9 at any point: a new data cluster is written, its refcount
  * raised, then the L2 (and L1) entry pointing at it; an entry is cleared
  * before the refcount of what it pointed at drops. qcow2_flush makes all
- * of it durable. Clusters are allocated at the end of the file, never
- * reused while the image is open (freed ones are punched out).
+ * of it durable. Freed clusters are punched out of the file and reused
+ * first; new ones come from the end of the file.
  *
  * Refused at open, with one line: encryption, external data files,
  * extended L2 entries, unknown incompatible features, internal snapshots

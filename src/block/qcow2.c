@@ -338,6 +338,7 @@ static int open_chain(struct qcow2 **out, int fd, const char *path, unsigned int
 		goto fail;
 	}
 	q->alloc_next = (q->file_size + q->csize - 1) >> q->cluster_bits;
+	q->free_hint = q->alloc_next;
 	/* 2.4 of the spec: unknown autoclear bits are cleared before writing. */
 	if (!q->readonly && q->version == 3 && qc_be(h + 88, 8)) {
 		uint8_t zero[8] = { 0 };

@@ -65,6 +65,7 @@ struct qcow2 {
 	/* Allocation: the next host cluster to try, and clusters whose
 	 * refcount is already 1 but nothing points at yet. */
 	uint64_t alloc_next;
+	uint64_t free_hint; /* lowest cluster freed since open (alloc_next: none) */
 	uint64_t pool[QC_POOL];
 	unsigned int npool;
 	unsigned long kill_after;

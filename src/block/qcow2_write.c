@@ -1,6 +1,7 @@
 /* qcow2_write.c - writing a qcow2 image (qcow2.txt "Host cluster
  * management"): refcounts of every width (1 to 64 bits), refcount blocks
- * allocated as the file grows, cluster allocation at the end of the file,
+ * and a larger refcount table allocated as the file grows, clusters freed
+ * since open reused first, then new ones at the end of the file,
  * copy-on-write of partial clusters from the old content (backing file,
  * zeros, compressed data), zero clusters, discard and flush.
  *
@@ -8,12 +9,13 @@
  * refcounts are raised QC_POOL clusters ahead and made durable before any
  * of them is used; a new data cluster or L2 table is written before the
  * entry that points at it; an entry is cleared and made durable before
- * the refcount of what it pointed at drops. Nothing freed is reused while
- * the image is open, so a stale pointer can only ever see its old data. */
+ * the refcount of what it pointed at drops, so a cluster is free (and
+ * reusable) only once nothing durable points at it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -135,6 +137,93 @@ int qc_refcount_get(struct qcow2 *q, uint64_t ci, uint64_t *rc)
 }
 
 static int refcount_set(struct qcow2 *q, uint64_t ci, uint64_t v, unsigned int depth);
+static int cluster_unref(struct qcow2 *q, uint64_t ci);
+
+/* How many of the refcount blocks covering clusters [p, end) do not exist
+ * yet (their table index is past the table or its entry is 0). */
+static uint64_t rb_missing(const struct qcow2 *q, uint64_t p, uint64_t end)
+{
+	uint64_t n = 0;
+
+	for (uint64_t t = p / q->rb_entries; t <= (end - 1) / q->rb_entries; t++)
+		n += t >= q->rt_size || !q->rt[t];
+	return n;
+}
+
+/* A refcount table with room for index rti: written whole at the end of
+ * the file, T clusters, followed by the B new refcount blocks that count
+ * those T+B clusters where no block does yet; made durable, then the
+ * header points at it (one 12-byte write: offset and cluster count), then
+ * the old table's clusters are released. A crash before the header write
+ * leaves leaks only. */
+static int rt_grow(struct qcow2 *q, uint64_t rti)
+{
+	uint64_t per = q->csize / 8, want = rti + 1 > q->rt_size * 2 ? rti + 1 : q->rt_size * 2;
+	uint64_t tcl = (want + per - 1) / per, p = q->alloc_next, b = 0, nb = 0, *nrt;
+	uint64_t old_off = q->rt_off, old_cl = q->rt_size / per, at;
+	uint8_t *raw, hdr[12];
+	unsigned int len;
+	int r;
+
+	/* The new blocks may themselves need counting, and the table must
+	 * reach the blocks of its own area: until it settles. */
+	for (unsigned int i = 0;; i++) {
+		if (tcl * q->csize > QC_MAX_RT_BYTES || i > 64)
+			return -ENOSPC;
+		if ((nb = rb_missing(q, p, p + tcl + b)) != b)
+			b = nb;
+		else if ((p + tcl + b - 1) / q->rb_entries >= tcl * per)
+			tcl++;
+		else
+			break;
+	}
+	if (!(nrt = calloc(tcl * per, 8)) || !(raw = malloc(tcl * q->csize))) {
+		free(nrt);
+		return -ENOMEM;
+	}
+	memcpy(nrt, q->rt, q->rt_size * 8);
+	q->alloc_next = p + tcl + b;
+	q->rb_off = 0;
+	nb = 0;
+	for (uint64_t t = p / q->rb_entries; t <= (p + tcl + b - 1) / q->rb_entries; t++) {
+		if (t < q->rt_size && q->rt[t])
+			continue;
+		nrt[t] = (p + tcl + nb++) << q->cluster_bits;
+		memset(q->rb, 0, q->csize);
+		for (uint64_t c = p; c < p + tcl + b; c++)
+			if (c / q->rb_entries == t)
+				rb_set(q, q->rb, c % q->rb_entries, 1, &at, &len);
+		if ((r = qc_pwrite(q, q->rb, q->csize, nrt[t])))
+			goto out;
+	}
+	/* Clusters of the new area that existing blocks count. */
+	for (uint64_t c = p; c < p + tcl + b; c++) {
+		uint64_t t = c / q->rb_entries;
+
+		if (t < q->rt_size && q->rt[t] && (r = refcount_set(q, c, 1, 0)))
+			goto out;
+	}
+	for (uint64_t i = 0; i < tcl * per; i++)
+		qc_put_be(raw + i * 8, nrt[i], 8);
+	if ((r = qc_pwrite(q, raw, tcl * q->csize, p << q->cluster_bits)) || (r = qcow2_flush(q)))
+		goto out;
+	qc_put_be(hdr, p << q->cluster_bits, 8);
+	qc_put_be(hdr + 8, tcl, 4);
+	if ((r = qc_pwrite(q, hdr, 12, 48)) || (r = qcow2_flush(q)))
+		goto out;
+	free(q->rt);
+	q->rt = nrt;
+	nrt = NULL;
+	q->rt_off = p << q->cluster_bits;
+	q->rt_size = tcl * per;
+	q->rb_off = 0;
+	for (uint64_t c = 0; c < old_cl && !r; c++)
+		r = cluster_unref(q, (old_off >> q->cluster_bits) + c);
+out:
+	free(nrt);
+	free(raw);
+	return r;
+}
 
 /* A new refcount block for table index rti, in the next free cluster:
  * written with its own refcount when it covers itself, else counted in
@@ -146,11 +235,16 @@ static int rb_alloc(struct qcow2 *q, uint64_t rti, unsigned int depth)
 	unsigned int len;
 	int r;
 
-	/* The table cannot grow here: a refcount table of one cluster covers
-	 * 2^(2*cluster_bits - refcount_order) bytes of file (1 GiB at least
-	 * for 4 KiB clusters and 64-bit refcounts, 16 TiB by default). */
-	if (rti >= q->rt_size || depth > 4)
+	if (depth > 4)
 		return -ENOSPC;
+	if (rti >= q->rt_size) {
+		q->alloc_next--;
+		if ((r = rt_grow(q, rti)))
+			return r;
+		if (q->rt[rti]) /* the growth made this block too */
+			return 0;
+		p = q->alloc_next++;
+	}
 	if (p / q->rb_entries != rti) {
 		if ((r = qc_refcount_get(q, p, &rc)))
 			return r;
@@ -202,9 +296,11 @@ static int pool_fill(struct qcow2 *q)
 	int r;
 
 	while (q->npool < QC_POOL) {
-		uint64_t c = q->alloc_next++;
+		/* Clusters freed while open first, then the end of the file. */
+		bool reuse = q->free_hint < q->alloc_next;
+		uint64_t c = reuse ? q->free_hint++ : q->alloc_next++;
 
-		if (c >= limit || ++tries > ALLOC_TRIES)
+		if (c >= limit || (!reuse && ++tries > ALLOC_TRIES))
 			return -ENOSPC;
 		if ((r = qc_refcount_get(q, c, &rc)))
 			return r;
@@ -251,6 +347,8 @@ static int cluster_unref(struct qcow2 *q, uint64_t ci)
 		return -EIO;
 	if ((r = refcount_set(q, ci, rc - 1, 0)))
 		return r;
+	if (rc == 1 && ci < q->free_hint)
+		q->free_hint = ci;
 	if (rc == 1)
 		(void)fallocate(q->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)(ci << q->cluster_bits), (off_t)q->csize);

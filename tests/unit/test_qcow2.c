@@ -198,6 +198,8 @@ static const struct kind kinds[] = {
 	{ "rc1", "-o refcount_bits=1,cluster_size=4k", 0, false },
 	{ "rc8", "-o refcount_bits=8", 0, false },
 	{ "rc64", "-o refcount_bits=64,cluster_size=4k", 0, false },
+	/* 2 MiB of file per refcount table cluster: writes grow the table. */
+	{ "512rc64", "-o refcount_bits=64,cluster_size=512", 0, false },
 	{ "bq", "", 1, false },
 	{ "braw", "", 2, false },
 	{ "v2bq", "-o compat=0.10", 1, false },
@@ -556,10 +558,39 @@ static void crash_child(const char *img, unsigned long kill_after, int pipefd)
 	_exit(0);
 }
 
+struct crash_point {
+	unsigned long writes;
+	const char *opts;
+	bool backing;
+};
+
 static void test_crash(void **state)
 {
-	static const unsigned long points[] = { 1,  2,	3,  4,	5,  7,	9,   12,
-						17, 23, 31, 40, 55, 80, 150, 333 };
+	/* 512-byte clusters with 64-bit refcounts: the refcount table
+	 * (2 MiB of file per cluster) grows after some 12,000 writes. */
+	static const struct crash_point points[] = {
+		{ 1, "cluster_size=4k", false },
+		{ 2, "cluster_size=4k", true },
+		{ 3, "cluster_size=4k", false },
+		{ 4, "cluster_size=4k", true },
+		{ 5, "cluster_size=4k", false },
+		{ 7, "cluster_size=4k", true },
+		{ 9, "cluster_size=4k", false },
+		{ 12, "cluster_size=4k", true },
+		{ 17, "cluster_size=4k", false },
+		{ 23, "cluster_size=4k", true },
+		{ 31, "cluster_size=4k", false },
+		{ 40, "cluster_size=4k", true },
+		{ 55, "cluster_size=4k", false },
+		{ 80, "cluster_size=4k", true },
+		{ 150, "cluster_size=4k", false },
+		{ 333, "cluster_size=64k", true },
+		{ 9000, "cluster_size=512,refcount_bits=64", true },
+		{ 11000, "cluster_size=512,refcount_bits=64", true },
+		{ 12000, "cluster_size=512,refcount_bits=64", true },
+		{ 13000, "cluster_size=512,refcount_bits=64", true },
+		{ 14500, "cluster_size=512,refcount_bits=64", true },
+	};
 	char img[128], raw[160];
 
 	(void)state;
@@ -570,20 +601,20 @@ static void test_crash(void **state)
 		uint8_t k, *got;
 		pid_t pid;
 
-		assert_int_equal(sh("qemu-img create -q -f qcow2 -o cluster_size=4k %s 8M && "
+		assert_int_equal(sh("qemu-img create -q -f qcow2 -o %s %s 8M && "
 				    "qemu-io -c 'write -P 0xcc 0 8m' %s >/dev/null",
-				    img, img),
+				    points[i].opts, img, img),
 				 0);
-		if (i % 2) /* also over a backing file */
+		if (points[i].backing)
 			assert_int_equal(
 				sh("mv %s %s.base && qemu-img create -q -f qcow2 -b %s.base "
-				   "-F qcow2 %s",
-				   img, img, img, img),
+				   "-F qcow2 -o %s %s",
+				   img, img, img, points[i].opts, img),
 				0);
 		assert_int_equal(pipe(p), 0);
 		if (!(pid = fork())) {
 			close(p[0]);
-			crash_child(img, points[i], p[1]);
+			crash_child(img, points[i].writes, p[1]);
 		}
 		close(p[1]);
 		while (read(p[0], &k, 1) == 1)
@@ -594,8 +625,10 @@ static void test_crash(void **state)
 		assert_true((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) ||
 			    (WIFEXITED(st) && !WEXITSTATUS(st) && done == 39));
 		rc = sh("qemu-img check -q %s", img);
-		print_message("# killed after %lu writes: %d regions flushed, check %d\n",
-			      points[i], done + 1, rc);
+		print_message("# %s: killed after %lu writes: %d regions flushed, refcount table "
+			      "%llu clusters, check %d\n",
+			      points[i].opts, points[i].writes, done + 1,
+			      (unsigned long long)(peek(img, 56) >> 32), rc);
 		assert_true(rc == 0 || rc == 3);
 		assert_int_equal(sh("qemu-img convert -O raw %s %s", img, raw), 0);
 		got = read_file(raw, 8 << 20);
