@@ -39,6 +39,12 @@ struct qcow2;
 /* True if the file starts with the qcow2 magic. */
 bool qcow2_probe(int fd);
 
+/* An upper bound on the size the qcow2 file on fd reaches while a guest
+ * writes it through this layer (its size now plus every guest cluster
+ * allocated anew, with its L2 and refcount share); 0 if fd is not qcow2.
+ * For RLIMIT_FSIZE under --jail. */
+uint64_t qcow2_max_file_size(int fd);
+
 /* Open the image on fd (which stays the caller's; keep it open until
  * qcow2_close), path naming it in messages and anchoring relative backing
  * file names. Validates the header and loads the L1 and refcount tables;

@@ -42,6 +42,20 @@ bool qcow2_probe(int fd)
 	return pread(fd, m, 4, 0) == 4 && qc_be(m, 4) == QCOW2_MAGIC;
 }
 
+uint64_t qcow2_max_file_size(int fd)
+{
+	uint8_t h[32];
+	struct stat st;
+	uint64_t size;
+
+	if (pread(fd, h, sizeof(h), 0) != sizeof(h) || qc_be(h, 4) != QCOW2_MAGIC || fstat(fd, &st))
+		return 0;
+	/* Bounded like the L1 table (qcow2_open refuses larger). */
+	size = qc_be(h + 24, 8) & ((1ULL << 56) - 1);
+	/* 1/32 more: L2 entries and 64-bit refcounts at 512-byte clusters. */
+	return (uint64_t)st.st_size + size + size / 32 + (16u << 20);
+}
+
 uint64_t qcow2_size(const struct qcow2 *q)
 {
 	return q->size;
