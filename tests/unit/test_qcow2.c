@@ -530,7 +530,8 @@ static void test_hostile_later(void **state)
 }
 
 /* The child writes region k (64 KiB + 3 sectors, straddling clusters) with
- * pattern k+1, flushes and reports k on the pipe, until SIGKILL. */
+ * pattern k+1, zeroes 8 KiB of every 7th, flushes and reports k on the
+ * pipe, until SIGKILL. */
 static void crash_child(const char *img, unsigned long kill_after, int pipefd)
 {
 	static uint8_t buf[(64 << 10) + 1536];
@@ -545,12 +546,12 @@ static void crash_child(const char *img, unsigned long kill_after, int pipefd)
 		uint8_t kk = (uint8_t)k;
 
 		memset(buf, k + 1, sizeof(buf));
+		/* Every 7th region also gets 8 KiB zeroed: whole clusters
+		 * (freed, or zero clusters over the backing file) at 4K. */
 		if (qcow2_writev(q, &iov, 1, (uint64_t)k * 96 * 1024 + 1024, sizeof(buf)) ||
-		    (k % 7 == 3 && qcow2_zero(q, (uint64_t)k * 96 * 1024 + 1024, 512)) ||
+		    (k % 7 == 3 && qcow2_zero(q, (uint64_t)k * 96 * 1024 + 8192, 8192)) ||
 		    qcow2_flush(q))
 			_exit(3);
-		if (k % 7 == 3)
-			memset(buf, 0, 512);
 		if (write(pipefd, &kk, 1) != 1)
 			_exit(4);
 	}
@@ -634,10 +635,11 @@ static void test_crash(void **state)
 		got = read_file(raw, 8 << 20);
 		for (int r = 0; r <= done; r++) {
 			uint64_t off = (uint64_t)r * 96 * 1024 + 1024;
-			uint64_t z = r % 7 == 3 ? 512 : 0;
+			bool z = r % 7 == 3;
 
 			for (uint64_t b = 0; b < (64 << 10) + 1536; b++)
-				assert_int_equal(got[off + b], b < z ? 0 : r + 1);
+				assert_int_equal(got[off + b],
+						 z && b >= 7168 && b < 7168 + 8192 ? 0 : r + 1);
 		}
 		assert_int_equal(got[0], 0xcc);
 		free(got);
