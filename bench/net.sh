@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 make -s build/libcvisor.a
 gcc -std=c11 -D_GNU_SOURCE -Iinclude -Itests/lib -O2 -g -Wall -Wextra -Werror -o "$OUT/net" \
 	bench/net.c tests/lib/vq_driver.c build/libcvisor.a \
-	-Wl,-Bstatic -ljson-c -luring -Wl,-Bdynamic -lpthread -ldl
+	-Wl,-Bstatic -ljson-c -luring -lzstd -lz -Wl,-Bdynamic -lpthread -ldl
 if [ "$(id -u)" != 0 ]; then
 	echo "bench/net: needs root to create a tap device" >&2
 	exit 2

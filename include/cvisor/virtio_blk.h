@@ -65,9 +65,13 @@
 #define VIRTIO_BLK_MAX_DWZ_SEG 16	      /* discard / write-zeroes segments */
 #define VIRTIO_BLK_MAX_DWZ_SECTORS (1U << 22) /* 2 GiB per segment */
 
+/* The image format: detected from the header, or forced by format=. */
+enum virtio_blk_format { VIRTIO_BLK_FMT_AUTO, VIRTIO_BLK_FMT_RAW, VIRTIO_BLK_FMT_QCOW2 };
+
 /* One --disk. */
 struct virtio_blk_config {
 	char path[PATH_MAX];
+	enum virtio_blk_format format;
 	bool readonly;
 	bool direct; /* O_DIRECT: bypass the host page cache */
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
@@ -79,7 +83,7 @@ struct virtio_blk_config {
 /* How a disk's rate limits are spelled: bw=, bw-burst=, iops=, iops-burst=. */
 extern const struct rate_keys virtio_blk_rate_keys[1];
 
-/* Parse the value of --disk: PATH[,readonly][,serial=ID][,direct][,queues=N]
+/* Parse the value of --disk: PATH[,format=raw|qcow2][,readonly][,serial=ID][,direct][,queues=N]
  * [,bw=RATE][,bw-burst=SIZE][,iops=N][,iops-burst=N] (PATH ends at the
  * first ','; "ro" = readonly; serial: 1 to 20 printable characters, no
  * spaces; queues: 1 to VIRTIO_MAX_QUEUES, default min(2, host CPUs); the
@@ -87,7 +91,8 @@ extern const struct rate_keys virtio_blk_rate_keys[1];
  * the bad part). */
 int virtio_blk_parse(const char *spec, struct virtio_blk_config *c, struct cv_error *e) CV_MUST;
 
-/* Open the image (O_RDWR, or O_RDONLY with readonly), set up the I/O ring
+/* Open the image (O_RDWR, or O_RDONLY with readonly; a qcow2 image, by its
+ * magic or format=qcow2, through src/block/qcow2.c), set up the I/O ring
  * and its completion eventfd on loop, and initialize d with the device's
  * ops (virtio_dev_init; the caller then sets d->transport). read_bytes and
  * write_bytes (may be NULL) count completed guest I/O. Returns 0, or
@@ -137,6 +142,8 @@ void virtio_blk_track_stop(struct virtio_dev *d);
 
 /* The image path, and a descriptor to read it through the page cache. */
 const char *virtio_blk_path(struct virtio_dev *d);
+/* True if the image is qcow2: its file's bytes are not the guest's. */
+bool virtio_blk_is_qcow2(struct virtio_dev *d);
 int virtio_blk_image_fd(struct virtio_dev *d);
 
 #endif

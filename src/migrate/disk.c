@@ -45,6 +45,15 @@ int mig_disks_find(struct vm *vm, struct mig_disks *ds, char *err, size_t errlen
 			continue;
 		if (ds->n == MIG_MAX_DISKS)
 			return cv_errf(err, errlen, -E2BIG, "more than %u disks", MIG_MAX_DISKS);
+		/* The stream carries the image file's bytes as the guest's:
+		 * true of raw images only. */
+		if (virtio_blk_is_qcow2(&vm->virtio[i]->dev))
+			return cv_errf(
+				err, errlen, -ENOTSUP,
+				"--with-storage: disk %u (%s) is qcow2, and storage migration "
+				"copies raw images only (put the image on storage both hosts "
+				"share and migrate without --with-storage)",
+				ds->n, virtio_blk_path(&vm->virtio[i]->dev));
 		d->dev = &vm->virtio[i]->dev;
 		d->fd = virtio_blk_image_fd(d->dev);
 		d->size = virtio_blk_capacity(d->dev) * VIRTIO_BLK_SECTOR_SIZE;

@@ -6,6 +6,7 @@
  * bounding set needs CAP_SETPCAP, so it is dropped before the uid), and
  * no_new_privs. The seccomp filters come after, in monitor_go. */
 #include "cvisor/jail.h"
+#include "cvisor/qcow2.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -341,7 +342,8 @@ int jail_unlink(struct jail *j, bool lock)
 
 /* The largest regular file the monitor has open (disks, a restored
  * guest's FILE.mem, the log): RLIMIT_FSIZE applies to writes through fds
- * opened before it, so it must not be below any of them. */
+ * opened before it, so it must not be below any of them, nor below what a
+ * qcow2 disk may grow to as the guest fills it. */
 static uint64_t largest_open_file(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -355,8 +357,12 @@ static uint64_t largest_open_file(void)
 		int fd = atoi(de->d_name);
 
 		if (de->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
-		    S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
-			max = (uint64_t)st.st_size;
+		    S_ISREG(st.st_mode)) {
+			uint64_t size = (uint64_t)st.st_size, grow = qcow2_max_file_size(fd);
+
+			size = grow > size ? grow : size;
+			max = size > max ? size : max;
+		}
 	}
 	closedir(d);
 	return max;

@@ -37,7 +37,15 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 
 	if (r)
 		return r < 0 ? r : 0;
-	if (opt_is(opt, n, "readonly") || opt_is(opt, n, "ro")) {
+	if (opt_is(opt, n, "format=raw")) {
+		c->format = VIRTIO_BLK_FMT_RAW;
+	} else if (opt_is(opt, n, "format=qcow2")) {
+		c->format = VIRTIO_BLK_FMT_QCOW2;
+	} else if (n >= 7 && !memcmp(opt, "format=", 7)) {
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--disk %s: format '%.*s' is not raw or qcow2", spec, (int)(n - 7),
+			       opt + 7);
+	} else if (opt_is(opt, n, "readonly") || opt_is(opt, n, "ro")) {
 		c->readonly = true;
 	} else if (opt_is(opt, n, "direct")) {
 		c->direct = true;
@@ -69,8 +77,9 @@ static int parse_opt(const char *spec, const char *opt, size_t n, struct virtio_
 		c->num_queues = (unsigned int)v;
 	} else {
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
-			       "--disk %s: unknown option '%.*s' (expected readonly, serial=ID, "
-			       "direct, queues=N, bw=RATE, iops=N or their -burst)",
+			       "--disk %s: unknown option '%.*s' (expected format=raw|qcow2, "
+			       "readonly, serial=ID, direct, queues=N, bw=RATE, iops=N or their "
+			       "-burst)",
 			       spec, (int)n, opt);
 	}
 	return 0;
@@ -302,6 +311,24 @@ static int open_image(struct blk *b, struct cv_error *e)
 			path, strerror(errno));
 		return -EIO;
 	}
+	if (b->cfg.format == VIRTIO_BLK_FMT_QCOW2 ||
+	    (b->cfg.format == VIRTIO_BLK_FMT_AUTO && qcow2_probe(b->fd))) {
+		b->fd_buf = b->fd;
+		if (b->cfg.direct)
+			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+				       "%s: ,direct is not supported on a qcow2 image (drop it)",
+				       path);
+		if ((r = qcow2_open(&b->qcow2, b->fd, path, b->cfg.readonly ? QCOW2_READONLY : 0,
+				    e)))
+			return r;
+		size = qcow2_size(b->qcow2);
+		if (size % VIRTIO_BLK_SECTOR_SIZE)
+			cv_warn("%s: virtual size is not a multiple of 512; the last %u bytes are "
+				"not visible",
+				path, (unsigned int)(size % VIRTIO_BLK_SECTOR_SIZE));
+		b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
+		return 0;
+	}
 	if (size % VIRTIO_BLK_SECTOR_SIZE)
 		cv_warn("%s: size is not a multiple of 512; the last %u bytes are not visible",
 			path, (unsigned int)(size % VIRTIO_BLK_SECTOR_SIZE));
@@ -329,6 +356,7 @@ static int open_image(struct blk *b, struct cv_error *e)
 
 static void blk_free(struct blk *b)
 {
+	qcow2_close(b->qcow2);
 	if (b->fd_buf >= 0 && b->fd_buf != b->fd)
 		close(b->fd_buf);
 	if (b->fd >= 0)
@@ -562,6 +590,11 @@ void virtio_blk_track_stop(struct virtio_dev *d)
 const char *virtio_blk_path(struct virtio_dev *d)
 {
 	return ((struct blk *)d->priv)->cfg.path;
+}
+
+bool virtio_blk_is_qcow2(struct virtio_dev *d)
+{
+	return ((struct blk *)d->priv)->qcow2 != NULL;
 }
 
 int virtio_blk_image_fd(struct virtio_dev *d)

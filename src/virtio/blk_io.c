@@ -361,6 +361,8 @@ static void step_run(struct blk *b, struct blk_req *r)
 
 void blk_io_start(struct blk *b, struct blk_req *r)
 {
+	if (b->qcow2 && blk_qcow2_start(b, r))
+		return;
 	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT)
 		data_slice(r);
 	if (r->nseg)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cvisor/qcow2.h"
 #include "cvisor/virtio_blk.h"
 
 struct blk_seg {
@@ -50,7 +51,8 @@ struct blk {
 	struct virtio_dev_ops ops; /* per device: num_queues varies */
 	struct virtio_dev *dev;
 	struct virtio_blk_config cfg;
-	int fd, fd_buf; /* fd_buf: without O_DIRECT (== fd unless direct) */
+	int fd, fd_buf;	     /* fd_buf: without O_DIRECT (== fd unless direct) */
+	struct qcow2 *qcow2; /* a qcow2 image: requests go through it */
 	uint64_t capacity;
 	unsigned int nq;
 	struct blk_queue q[VIRTIO_MAX_QUEUES];
@@ -95,6 +97,11 @@ void blk_io_drain(struct blk *b);
 
 /* Wake the completion handler on the main loop (deferred kick). */
 void blk_io_poke(struct blk *b);
+
+/* blk_qcow2.c: run a request on a qcow2 image synchronously and complete
+ * it; false if it is a read of plain data mapped to one host range, with
+ * r->off now that host offset, for blk_io.c to run as on a raw image. */
+bool blk_qcow2_start(struct blk *b, struct blk_req *r);
 
 /* blk_req.c: the request's I/O is over with this status; push it to the
  * used ring (unless the device is draining for a reset) and free its slot. */

@@ -134,6 +134,22 @@ for kind in fifo dir zero empty; do
 	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$f,readonly"
 	t_expect_err "--disk $kind,readonly" 2 "^cvisor: $f: $why\$"
 done
+# qcow2 disks refused at start: one line naming the image, status 2.
+if command -v qemu-img >/dev/null; then
+	q=$T_TMP/bad.qcow2
+	qemu-img create -q -f qcow2 "$q" 4M
+	printf '\x00\x00\x00\x07' | dd of="$q" bs=1 seek=96 conv=notrunc status=none
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q"
+	t_expect_err "--disk qcow2 refcount_order 7" 2 "^cvisor: $q: not a usable qcow2 image: refcount_order above 6\$"
+	qemu-img create -q -f qcow2 -u -b "$q" -F qcow2 "$T_TMP/loop.qcow2" 4M
+	qemu-img create -q -f qcow2 -u -b "$T_TMP/loop.qcow2" -F qcow2 "$q" 4M
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q"
+	t_expect_err "--disk qcow2 backing loop" 2 "^cvisor: .*: the backing chain loops back to this image\$"
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$T_TMP/zeros,format=qcow2"
+	t_expect_err "--disk raw,format=qcow2" 2 "^cvisor: $T_TMP/zeros: not a usable qcow2 image: no QFI"
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q,format=vmdk"
+	t_expect_err "--disk format=vmdk" 2 "^cvisor: --disk .*: format 'vmdk' is not raw or qcow2\$"
+fi
 t_run 10 "$CVISOR" run --config "$T_TMP/null.json"
 t_expect_err "config file holding null" 2 "^cvisor: $T_TMP/null.json: the top level must be a JSON object"
 

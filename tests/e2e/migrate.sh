@@ -439,6 +439,26 @@ if start "$R" blkcount --memory 64M --disk "$T_TMP/r.img" && wait_count "$R" 2 &
 	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
 fi
 
+# ---- a qcow2 disk: --with-storage refuses it at the source, in one line ----
+# (the stream copies image files byte for byte: the guest's content only
+# for raw images). No target needed: nothing is sent.
+Q=${P}q
+next_port
+if command -v qemu-img >/dev/null && qemu-img create -q -f qcow2 "$T_TMP/q.qcow2" 1M &&
+	start "$Q" blkcount --memory 64M --disk "$T_TMP/q.qcow2" && wait_count "$Q" 2; then
+	t_run 60 "$CVISOR" migrate "$Q" "127.0.0.1:$PORT" --with-storage
+	if [ "$T_RC" = 1 ] && [ "$(printf '%s' "$T_ERR" | grep -c .)" = 1 ] &&
+		printf '%s' "$T_ERR" | grep -q "disk 0 ($T_TMP/q.qcow2) is qcow2"; then
+		t_pass "--with-storage refuses a qcow2 disk: $T_ERR"
+	else
+		t_fail "--with-storage with a qcow2 disk" "exit $T_RC: $T_ERR"
+	fi
+	c=$(last_count "$Q")
+	wait_count "$Q" $((c + 2)) && t_pass "the qcow2 guest counts on" ||
+		t_fail "the qcow2 guest counts on" "stuck at $c"
+	timeout 10 "$CVISOR" kill "$Q" >/dev/null 2>&1
+fi
+
 # ---- a patched stream names a host file: the target opens only its own ----
 # The source's disk is pub.img; a peer in the middle rewrites the CONFIG
 # in its HELLO (CRC recomputed) to name sec.img, a root-only file the

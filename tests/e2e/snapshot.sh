@@ -230,12 +230,19 @@ if [ -s "$S/m" ]; then
 	t_expect_err "a device the machine lacks" 2 'device "no-such-dev" is not in this machine'
 fi
 
-# ---- a disk in use across the save, on both transports ----
-for tr in pci mmio; do
+# ---- a disk in use across the save, on both transports, and qcow2 ----
+# (the qcow2 disk over a raw backing file: the snapshot names the top image)
+for tr in pci mmio qcow2; do
 	D=${P}d$tr
 	img=$T_TMP/disk-$tr.img
-	truncate -s 1M "$img"
-	start "$D" blkcount --memory 32M --disk "$img" --virtio "$tr" || continue
+	if [ $tr = qcow2 ]; then
+		command -v qemu-img >/dev/null || continue
+		truncate -s 1M "$T_TMP/base.raw"
+		qemu-img create -q -f qcow2 -b "$T_TMP/base.raw" -F raw "$img" || continue
+	else
+		truncate -s 1M "$img"
+	fi
+	start "$D" blkcount --memory 32M --disk "$img" --virtio "${tr/qcow2/pci}" || continue
 	if ! wait_count "$D" 3; then
 		t_fail "blkcount $tr" "not counting: $(tail -c 200 "$CVISOR_RUN_DIR/$D.log")"
 		continue
@@ -252,6 +259,12 @@ for tr in pci mmio; do
 		t_fail "save blkcount over $tr" "exit $T_RC: $T_ERR"
 	fi
 	timeout 10 "$CVISOR" kill "$D2" >/dev/null 2>&1
+	if [ $tr = qcow2 ]; then
+		out=$(qemu-img check "$img" 2>&1)
+		rc=$?
+		[ $rc = 0 ] || [ $rc = 3 ] && t_pass "the qcow2 disk passes qemu-img check" ||
+			t_fail "qemu-img check of the qcow2 disk" "exit $rc: $out"
+	fi
 done
 if [ -s "$S/dpci" ]; then
 	mv "$T_TMP/disk-pci.img" "$T_TMP/moved.img"
