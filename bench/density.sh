@@ -16,13 +16,16 @@
 #   PSS KiB     the monitors' mean PSS (smaps_rollup)
 #   ls s        `cvisor ls` with the N running
 # Then all are killed and the next N starts from a host without them.
-# CVISOR=PATH times another build of cvisor. Run it under the heavy-run
+# CVISOR=PATH times another build of cvisor; IRQCHIP=split boots the
+# template (and so every clone) with --irqchip split (no PIC, IOAPIC or PIT
+# in KVM). Run it under the heavy-run
 # lock on a shared host:
 #   flock /tmp/cvisor-heavy.lock bench/density.sh [N...]   (default 1 10 100 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NS=${*:-1 10 100 1000}
 NET=${NET:-user}
+IRQCHIP=${IRQCHIP:-kernel}
 OUT=build/bench/density
 rm -rf "$OUT"
 mkdir -p "$OUT/run"
@@ -44,7 +47,7 @@ trap cleanup EXIT
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 
 "$CV" run -d --name "$TPL" --kernel build/tests/kvm/clone.elf --memory 16M \
-	--vsock "3,uds=$PWD/$OUT/v" "${net[@]}" --cmdline tick_ms=60000
+	--vsock "3,uds=$PWD/$OUT/v" "${net[@]}" --irqchip "$IRQCHIP" --cmdline tick_ms=60000
 for i in $(seq 100); do
 	grep -q "^clone: ready" "$CVISOR_RUN_DIR/$TPL.log" && break
 	sleep 0.1
