@@ -439,14 +439,31 @@ if start "$R" blkcount --memory 64M --disk "$T_TMP/r.img" && wait_count "$R" 2 &
 	timeout 10 "$CVISOR" kill "$R" >/dev/null 2>&1
 fi
 
+# silent_listener PORT SECS: in the background ($! is its pid), a listener
+# on 127.0.0.1:PORT that takes connections and says nothing for SECS
+# seconds; returns once it listens.
+silent_listener() {
+	python3 -c '
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(4)
+print("ready", flush=True); time.sleep(int(sys.argv[2]))' "$1" "$2" >"$T_TMP/listen-$1" 2>&1 &
+	for _ in $(seq 100); do grep -q ready "$T_TMP/listen-$1" && break; sleep 0.05; done
+}
+
 # ---- a qcow2 disk: --with-storage refuses it at the source, in one line ----
 # (the stream copies image files byte for byte: the guest's content only
-# for raw images). No target needed: nothing is sent.
+# for raw images). Nothing is sent, but the client connects before it asks
+# the monitor: a listener that takes the connection and says nothing.
 Q=${P}q
 next_port
 if command -v qemu-img >/dev/null && qemu-img create -q -f qcow2 "$T_TMP/q.qcow2" 1M &&
 	start "$Q" blkcount --memory 64M --disk "$T_TMP/q.qcow2" && wait_count "$Q" 2; then
+	silent_listener "$PORT" 30
+	qpy=$!
 	t_run 60 "$CVISOR" migrate "$Q" "127.0.0.1:$PORT" --with-storage
+	kill "$qpy" 2>/dev/null
+	wait "$qpy" 2>/dev/null
 	if [ "$T_RC" = 1 ] && [ "$(printf '%s' "$T_ERR" | grep -c .)" = 1 ] &&
 		printf '%s' "$T_ERR" | grep -q "disk 0 ($T_TMP/q.qcow2) is qcow2"; then
 		t_pass "--with-storage refuses a qcow2 disk: $T_ERR"
@@ -948,13 +965,8 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	# The client connects before it asks the monitor: a listener that
 	# takes the connection and says nothing.
 	SPORT=$((PORT + 2000))
-	python3 -c '
-import socket, sys, time
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(4)
-print("ready", flush=True); time.sleep(20)' "$SPORT" >"$T_TMP/second.py" 2>&1 &
+	silent_listener "$SPORT" 20
 	spy=$!
-	for _ in $(seq 100); do grep -q ready "$T_TMP/second.py" && break; sleep 0.05; done
 	t_run 10 "$CVISOR" migrate "$L" "127.0.0.1:$SPORT"
 	kill "$spy" 2>/dev/null
 	t_expect_err "a second migration is refused" 1 "is migrating|already migrating"
