@@ -23,46 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cvisor/virtio_blk.h"
-#include "vq_driver.h"
+#include "blkdrv.h"
 
 #define REPS 5
-#define RAM_SIZE (8u << 20)
-#define QSIZE 256
-#define DESC 0x1000u
-#define AVAIL 0x2000u
-#define USED 0x3000u
-#define HDRS 0x4000u
-#define DATA 0x10000u
-#define MAX_QD 32
-
-struct drv {
-	uint8_t *ram;
-	struct guest_mem mem;
-	struct evloop loop;
-	struct virtio_dev dev;
-	struct vqd q; /* the driver's side of the queue */
-	uint64_t slot_off[MAX_QD];
-};
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
 	fprintf(stderr, "bench/blk: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static void put(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Each sector starts with its own byte offset; the rest is noise. */
@@ -113,13 +81,13 @@ static double host_pread(const char *path, bool direct, size_t bs, uint64_t tota
 
 	if (fd < 0)
 		die(path);
-	t = now();
+	t = blkdrv_now();
 	for (uint64_t off = 0; off < total; off += bs) {
 		if (pread(fd, buf, bs, (off_t)off) != (ssize_t)bs)
 			die("pread");
 		check(buf, off);
 	}
-	t = now() - t;
+	t = blkdrv_now() - t;
 	close(fd);
 	free(buf);
 	return total / t / 1e6;
@@ -129,13 +97,13 @@ static double host_uring(const char *path, bool direct, size_t bs, unsigned int 
 {
 	int fd = open(path, O_RDONLY | (direct ? O_DIRECT : 0));
 	uint8_t *buf = aligned_alloc(4096, bs * qd);
-	uint64_t next = 0, done = 0, offs[MAX_QD];
+	uint64_t next = 0, done = 0, offs[BLKDRV_MAX_QD];
 	struct io_uring ring;
 	double t;
 
 	if (fd < 0 || io_uring_queue_init(2 * qd, &ring, 0))
 		die("io_uring");
-	t = now();
+	t = blkdrv_now();
 	for (unsigned int k = 0; k < qd && next < total; k++, next += bs) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
@@ -166,101 +134,41 @@ static double host_uring(const char *path, bool direct, size_t bs, unsigned int 
 			}
 		} while (!io_uring_peek_cqe(&ring, &cqe));
 	}
-	t = now() - t;
+	t = blkdrv_now() - t;
 	io_uring_queue_exit(&ring);
 	close(fd);
 	free(buf);
 	return total / t / 1e6;
 }
 
-static void drv_open(struct drv *v, const char *path, bool direct)
+static uint64_t off_seq(void *ctx, uint64_t i)
 {
-	struct virtio_blk_config c = { .readonly = true, .direct = direct, .num_queues = 1 };
-	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_RO) |
-		     (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
-		     (1ULL << VIRTIO_BLK_F_FLUSH);
-	struct cv_error e = { 0 };
-
-	memset(v, 0, sizeof(*v));
-	v->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(v->ram, 0, RAM_SIZE);
-	guest_mem_init_buf(&v->mem, v->ram, RAM_SIZE);
-	vqd_init(&v->q, v->ram, QSIZE, DESC, AVAIL, USED);
-	snprintf(c.path, sizeof(c.path), "%s", path);
-	if (evloop_init(&v->loop) ||
-	    virtio_blk_create(&v->dev, &c, &v->mem, &v->loop, NULL, NULL, &e)) {
-		fprintf(stderr, "bench/blk: %s\n", e.msg);
-		exit(1);
-	}
-	if (vqd_dev_start(&v->dev, f, &v->q, 1) || evloop_once(&v->loop, 0)) {
-		fprintf(stderr, "bench/blk: the device did not activate\n");
-		exit(1);
-	}
+	return i * *(const size_t *)ctx;
 }
 
-static void drv_close(struct drv *v)
+static void check_done(void *ctx, const uint8_t *data, uint64_t off)
 {
-	virtio_blk_destroy(&v->dev);
-	evloop_destroy(&v->loop);
-	free(v->ram);
+	(void)ctx;
+	check(data, off);
 }
 
-/* Slot k always uses descriptors 3k..3k+2: header, data, status. */
-static void drv_issue(struct drv *v, unsigned int k, size_t bs, uint64_t off)
-{
-	const struct vqd_buf b[3] = { { HDRS + 32 * k, 16, false },
-				      { DATA + k * bs, (uint32_t)bs, true },
-				      { HDRS + 32 * k + 16, 1, true } };
-	uint8_t *h = v->ram + HDRS + 32 * k;
-
-	put(h, VIRTIO_BLK_T_IN, 4);
-	put(h + 8, off / 512, 8);
-	h[16] = 0xff;
-	v->slot_off[k] = off;
-	vqd_avail(&v->q, vqd_chain(&v->q, (uint16_t)(3 * k), b, 3));
-}
-
+/* total bytes read sequentially through the device, qd in flight; MB/s. */
 static double device(const char *path, bool direct, size_t bs, unsigned int qd, uint64_t total)
 {
-	struct drv *v = malloc(sizeof(*v));
-	uint64_t next = 0, done = 0;
+	struct blkdrv *v = malloc(sizeof(*v));
+	struct virtio_blk_config c = { .readonly = true, .direct = direct };
 	double t;
 
-	drv_open(v, path, direct);
-	t = now();
-	for (unsigned int k = 0; k < qd && next < total; k++, next += bs)
-		drv_issue(v, k, bs, next);
-	virtio_dev_notify(&v->dev, 0);
-	while (done < total) {
-		bool kick = false;
-		uint32_t id;
-
-		if (vqd_used_idx(&v->q) == v->q.used_seen) {
-			if (evloop_once(&v->loop, 1000))
-				die("evloop");
-			continue;
-		}
-		while (vqd_used(&v->q, &id, NULL)) {
-			unsigned int k = id / 3;
-
-			if (v->ram[HDRS + 32 * k + 16] != VIRTIO_BLK_S_OK) {
-				fprintf(stderr, "bench/blk: device status %u\n",
-					v->ram[HDRS + 32 * k + 16]);
-				exit(1);
-			}
-			check(v->ram + DATA + k * bs, v->slot_off[k]);
-			done += bs;
-			if (next < total) {
-				drv_issue(v, k, bs, next);
-				next += bs;
-				kick = true;
-			}
-		}
-		if (kick)
-			virtio_dev_notify(&v->dev, 0);
-	}
-	t = now() - t;
-	drv_close(v);
+	if (!v)
+		die("out of memory");
+	snprintf(c.path, sizeof(c.path), "%s", path);
+	blkdrv_open(v, &c,
+		    (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_RO) |
+			    (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+			    (1ULL << VIRTIO_BLK_F_FLUSH),
+		    0);
+	t = blkdrv_run(v, VIRTIO_BLK_T_IN, bs, qd, total / bs, off_seq, check_done, &bs);
+	blkdrv_close(v);
 	free(v);
 	return total / t / 1e6;
 }

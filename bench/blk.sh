@@ -20,7 +20,7 @@ CPU=${CPU:-0}
 mkdir -p "$OUT"
 make -s build/libcvisor.a
 gcc -std=c11 -D_GNU_SOURCE -Iinclude -Itests/lib -O2 -g -Wall -Wextra -Werror -o "$OUT/blk" \
-	bench/blk.c tests/lib/vq_driver.c build/libcvisor.a \
+	bench/blk.c bench/blkdrv.c tests/lib/vq_driver.c build/libcvisor.a \
 	-Wl,-Bstatic -ljson-c -luring -lzstd -lz -Wl,-Bdynamic -lpthread -ldl
 echo "bench/blk: $(nproc) CPUs, pinned to CPU $CPU; kernel $(uname -r); $(stat -f -c %T "$(dirname "$FILE")") at $FILE"
 taskset -c "$CPU" "$OUT/blk" "$FILE" "$MIB"

@@ -17,39 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cvisor/virtio_blk.h"
-#include "vq_driver.h"
+#include "blkdrv.h"
 
 #define REPS 3
-#define RAM_SIZE (8u << 20)
-#define QSIZE 256
 #define QD 16
-#define HDRS 0x4000u
-#define DATA 0x10000u
-
-struct drv {
-	uint8_t *ram;
-	struct guest_mem mem;
-	struct evloop loop;
-	struct virtio_dev dev;
-	struct vqd q;
-};
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
-	fprintf(stderr, "bench/qcow2: %s\n", what);
-	exit(1);
+	blkdrv_die(what);
 }
 
 static void shell(const char *fmt, const char *a, const char *b)
@@ -61,86 +38,27 @@ static void shell(const char *fmt, const char *a, const char *b)
 		die(cmd);
 }
 
-static void drv_open(struct drv *v, const char *path)
+static uint64_t off_at(void *ctx, uint64_t i)
 {
-	struct virtio_blk_config c = { .num_queues = 1 };
-	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
-		     (1ULL << VIRTIO_BLK_F_FLUSH);
-	struct cv_error e = { 0 };
-
-	memset(v, 0, sizeof(*v));
-	v->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(v->ram, 0, RAM_SIZE);
-	memset(v->ram + DATA, 0x33, RAM_SIZE - DATA); /* what writes write */
-	guest_mem_init_buf(&v->mem, v->ram, RAM_SIZE);
-	vqd_init(&v->q, v->ram, QSIZE, 0x1000, 0x2000, 0x3000);
-	snprintf(c.path, sizeof(c.path), "%s", path);
-	if (evloop_init(&v->loop) ||
-	    virtio_blk_create(&v->dev, &c, &v->mem, &v->loop, NULL, NULL, &e))
-		die(e.msg);
-	if (vqd_dev_start(&v->dev, f, &v->q, 1) || evloop_once(&v->loop, 0))
-		die("the device did not activate");
-}
-
-static void drv_close(struct drv *v)
-{
-	virtio_blk_destroy(&v->dev);
-	evloop_destroy(&v->loop);
-	free(v->ram);
-}
-
-/* Slot k uses descriptors 3k..3k+2: header, data, status. */
-static void issue(struct drv *v, unsigned int k, uint32_t type, size_t bs, uint64_t off)
-{
-	const struct vqd_buf b[3] = { { HDRS + 32 * k, 16, false },
-				      { DATA + k * bs, (uint32_t)bs, type == VIRTIO_BLK_T_IN },
-				      { HDRS + 32 * k + 16, 1, true } };
-	uint8_t *h = v->ram + HDRS + 32 * k;
-
-	cv_put_le(h, type, 4);
-	cv_put_le(h + 4, 0, 4);
-	cv_put_le(h + 8, off / 512, 8);
-	h[16] = 0xff;
-	vqd_avail(&v->q, vqd_chain(&v->q, (uint16_t)(3 * k), b, 3));
+	return ((const uint64_t *)ctx)[i];
 }
 
 /* n requests of bs bytes at offs[], QD in flight; MB/s. */
-static double run(const char *path, uint32_t type, size_t bs, const uint64_t *offs, uint64_t n)
+static double run(const char *path, uint32_t type, size_t bs, uint64_t *offs, uint64_t n)
 {
-	struct drv *v = malloc(sizeof(*v));
-	uint64_t next = 0, done = 0;
+	struct blkdrv *v = malloc(sizeof(*v));
+	struct virtio_blk_config c = { 0 };
 	double t;
 
-	drv_open(v, path);
-	t = now();
-	for (unsigned int k = 0; k < QD && next < n; k++)
-		issue(v, k, type, bs, offs[next++]);
-	virtio_dev_notify(&v->dev, 0);
-	while (done < n) {
-		bool kick = false;
-		uint32_t id;
-
-		if (vqd_used_idx(&v->q) == v->q.used_seen) {
-			if (evloop_once(&v->loop, 1000))
-				die("evloop");
-			continue;
-		}
-		while (vqd_used(&v->q, &id, NULL)) {
-			unsigned int k = id / 3;
-
-			if (v->ram[HDRS + 32 * k + 16] != VIRTIO_BLK_S_OK)
-				die("a request failed");
-			done++;
-			if (next < n) {
-				issue(v, k, type, bs, offs[next++]);
-				kick = true;
-			}
-		}
-		if (kick)
-			virtio_dev_notify(&v->dev, 0);
-	}
-	t = now() - t;
-	drv_close(v);
+	if (!v)
+		die("out of memory");
+	snprintf(c.path, sizeof(c.path), "%s", path);
+	blkdrv_open(v, &c,
+		    (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+			    (1ULL << VIRTIO_BLK_F_FLUSH),
+		    0x33);
+	t = blkdrv_run(v, type, bs, QD, n, off_at, NULL, offs);
+	blkdrv_close(v);
 	free(v);
 	return (double)n * bs / t / 1e6;
 }
@@ -162,6 +80,9 @@ struct row {
 static void row(const char *dir, const struct row *r, uint64_t size)
 {
 	uint64_t n = size / r->bs, seed = 88172645463325252ULL, *offs = malloc(n * 8);
+
+	if (!offs)
+		die("out of memory");
 	char raw[512], q2[512];
 	double a[REPS], b[REPS];
 

@@ -13,7 +13,7 @@ CPU=${CPU:-0}
 mkdir -p "$OUT" "$DIR"
 make -s build/libcvisor.a
 gcc -std=c11 -D_GNU_SOURCE -Iinclude -Itests/lib -O2 -g -Wall -Wextra -Werror -o "$OUT/qcow2" \
-	bench/qcow2.c tests/lib/vq_driver.c build/libcvisor.a \
+	bench/qcow2.c bench/blkdrv.c tests/lib/vq_driver.c build/libcvisor.a \
 	-Wl,-Bstatic -ljson-c -luring -lzstd -lz -Wl,-Bdynamic -lpthread -ldl
 echo "bench/qcow2: $(nproc) CPUs, pinned to CPU $CPU; kernel $(uname -r); $(stat -f -c %T "$DIR") at $DIR; $(qemu-img --version | head -n 1)"
 taskset -c "$CPU" "$OUT/qcow2" "$DIR" "$MIB"
