@@ -32,7 +32,9 @@
 
 /* qcow2_open flags. */
 #define QCOW2_READONLY 1u
-#define QCOW2_NO_BACKING 2u /* refuse an image that names a backing file (fuzzing) */
+/* Refuse an image that names a backing file: for a format found by
+ * probing (virtio-blk without format=qcow2), and fuzzing. */
+#define QCOW2_NO_BACKING 2u
 
 struct qcow2;
 

@@ -334,7 +334,10 @@ static int open_chain(struct qcow2 **out, int fd, const char *path, unsigned int
 		goto fail;
 	if ((boff = qc_be(h + 8, 8))) {
 		if (flags & QCOW2_NO_BACKING) {
-			r = cv_fail(e, CV_EXIT_USAGE, -ENOTSUP, "%s: backing files refused here",
+			r = cv_fail(e, CV_EXIT_USAGE, -ENOTSUP,
+				    "%s: names a backing file, which is followed only with "
+				    "--disk PATH,format=qcow2 (a guest can write a qcow2 header "
+				    "naming any host file onto a raw disk)",
 				    path);
 			goto fail;
 		}

@@ -318,8 +318,13 @@ static int open_image(struct blk *b, struct cv_error *e)
 			return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 				       "%s: ,direct is not supported on a qcow2 image (drop it)",
 				       path);
-		if ((r = qcow2_open(&b->qcow2, b->fd, path, b->cfg.readonly ? QCOW2_READONLY : 0,
-				    e)))
+		/* A probed image follows no backing file: the guest of a raw
+		 * disk could have written the header (QEMU's CVE-2008-2004). */
+		if ((r = qcow2_open(
+			     &b->qcow2, b->fd, path,
+			     (b->cfg.readonly ? QCOW2_READONLY : 0) |
+				     (b->cfg.format == VIRTIO_BLK_FMT_AUTO ? QCOW2_NO_BACKING : 0),
+			     e)))
 			return r;
 		size = qcow2_size(b->qcow2);
 		if (size % VIRTIO_BLK_SECTOR_SIZE)

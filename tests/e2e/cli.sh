@@ -144,6 +144,8 @@ if command -v qemu-img >/dev/null; then
 	qemu-img create -q -f qcow2 -u -b "$q" -F qcow2 "$T_TMP/loop.qcow2" 4M
 	qemu-img create -q -f qcow2 -u -b "$T_TMP/loop.qcow2" -F qcow2 "$q" 4M
 	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q"
+	t_expect_err "--disk qcow2 probed, naming a backing file" 2 "^cvisor: $q: names a backing file, which is followed only with --disk PATH,format=qcow2 "
+	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q,format=qcow2"
 	t_expect_err "--disk qcow2 backing loop" 2 "^cvisor: .*: the backing chain loops back to this image\$"
 	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$T_TMP/zeros,format=qcow2"
 	t_expect_err "--disk raw,format=qcow2" 2 "^cvisor: $T_TMP/zeros: not a usable qcow2 image: no QFI"

@@ -67,7 +67,7 @@ disown
 start_s=$SECONDS
 if ! g_start a "$BOOT_TIMEOUT" "$CVISOR" run --name "$A" --kernel "$KERNEL" --initrd "$INITRD" \
 	--memory 256M --cpus 2 --disk "$TOOLS,readonly,serial=cvtools" --disk "$data" \
-	--disk "$ro,readonly" --disk "$fioimg" --disk "$qc" \
+	--disk "$ro,readonly" --disk "$fioimg" --disk "$qc,format=qcow2" \
 	--net "user,hostfwd=tcp:127.0.0.1:$fp-:8080" \
 	--rng --balloon 0 --vsock "3,uds=$T_TMP/vsock.sock" --cmdline "quiet cvisor.shell=1"; then
 	t_fail "boot A to a shell" "no shell within ${BOOT_TIMEOUT}s: $(g_log a | tail -n 5 | tr '\n' ' ')"

@@ -242,7 +242,9 @@ for tr in pci mmio qcow2; do
 	else
 		truncate -s 1M "$img"
 	fi
-	start "$D" blkcount --memory 32M --disk "$img" --virtio "${tr/qcow2/pci}" || continue
+	fmt=""
+	[ $tr = qcow2 ] && fmt=,format=qcow2
+	start "$D" blkcount --memory 32M --disk "$img$fmt" --virtio "${tr/qcow2/pci}" || continue
 	if ! wait_count "$D" 3; then
 		t_fail "blkcount $tr" "not counting: $(tail -c 200 "$CVISOR_RUN_DIR/$D.log")"
 		continue

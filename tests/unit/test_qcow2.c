@@ -72,17 +72,23 @@ static void no_signal(struct virtio_dev *d, uint16_t vector, uint8_t isr)
 	(void)isr;
 }
 
-static int dev_open(struct dev *v, const char *spec, char *err, size_t errlen)
+/* The device on spec; unless probe, with ",format=qcow2" added when spec
+ * names no format (a probed image follows no backing file:
+ * test_probed_backing). */
+static int dev_open_as(struct dev *v, const char *spec, bool probe, char *err, size_t errlen)
 {
 	struct virtio_blk_config c;
 	struct cv_error e = { 0 };
+	char full[512];
 	int r;
 
+	snprintf(full, sizeof(full), "%s%s", spec,
+		 probe || strstr(spec, "format=") ? "" : ",format=qcow2");
 	v->ram = aligned_alloc(4096, RAM);
 	memset(v->ram, 0, RAM);
 	guest_mem_init_buf(&v->mem, v->ram, RAM);
 	assert_int_equal(evloop_init(&v->loop), 0);
-	r = virtio_blk_parse(spec, &c, &e);
+	r = virtio_blk_parse(full, &c, &e);
 	if (!r) {
 		c.num_queues = 1;
 		r = virtio_blk_create(&v->d, &c, &v->mem, &v->loop, &v->rd, &v->wr, &e);
@@ -99,6 +105,11 @@ static int dev_open(struct dev *v, const char *spec, char *err, size_t errlen)
 	vqd_init(&v->vq, v->ram, 256, 0x10000, 0x11000, 0x12000);
 	assert_int_equal(vqd_dev_start(&v->d, FEATURES & v->d.device_features, &v->vq, 1), 0);
 	return 0;
+}
+
+static int dev_open(struct dev *v, const char *spec, char *err, size_t errlen)
+{
+	return dev_open_as(v, spec, false, err, errlen);
 }
 
 static void dev_close(struct dev *v)
@@ -474,6 +485,30 @@ static void test_hostile_chains(void **state)
 	dev_close(&v);
 }
 
+/* Found by probing (no format=), an image's backing file is not followed:
+ * the guest of a raw disk could have written a qcow2 header naming any
+ * host file. A header with no backing file still opens probed. */
+static void test_probed_backing(void **state)
+{
+	char img[128], err[320];
+	struct dev v;
+
+	(void)state;
+	assert_int_equal(sh("cd %s && qemu-img create -q -f raw secret.raw 1M && qemu-img "
+			    "create -q -f qcow2 -b secret.raw -F raw probed.qcow2 1M",
+			    dir),
+			 0);
+	snprintf(img, sizeof(img), "%s/probed.qcow2", dir);
+	assert_int_not_equal(dev_open_as(&v, img, true, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "names a backing file, which is followed only with"));
+	assert_int_equal(dev_open(&v, img, err, sizeof(err)), 0);
+	dev_close(&v);
+	assert_int_equal(sh("cd %s && qemu-img create -q -f qcow2 alone.qcow2 1M", dir), 0);
+	snprintf(img, sizeof(img), "%s/alone.qcow2", dir);
+	assert_int_equal(dev_open_as(&v, img, true, err, sizeof(err)), 0);
+	dev_close(&v);
+}
+
 /* Damage found after open fails that request only. */
 static void test_hostile_later(void **state)
 {
@@ -662,9 +697,13 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_read_qemu_images), cmocka_unit_test(test_write_qemu_check),
-		cmocka_unit_test(test_hostile_open),	 cmocka_unit_test(test_hostile_chains),
-		cmocka_unit_test(test_hostile_later),	 cmocka_unit_test(test_crash),
+		cmocka_unit_test(test_read_qemu_images),
+		cmocka_unit_test(test_write_qemu_check),
+		cmocka_unit_test(test_hostile_open),
+		cmocka_unit_test(test_hostile_chains),
+		cmocka_unit_test(test_probed_backing),
+		cmocka_unit_test(test_hostile_later),
+		cmocka_unit_test(test_crash),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
