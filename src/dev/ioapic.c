@@ -94,10 +94,10 @@ static void deliver(struct ioapic *io, unsigned int pin)
 
 	if (!entry_deliverable(io, pin))
 		return;
-	if (io->redir[pin] & IOAPIC_RE_LEVEL) {
+	/* Both callers deliver only unmasked pins, whose route update_route
+	 * already installed: KVM knows the vector, and reports its EOI. */
+	if (io->redir[pin] & IOAPIC_RE_LEVEL)
 		io->redir[pin] |= IOAPIC_RE_REMOTE_IRR;
-		update_route(io, pin); /* before the interrupt: its EOI must come back */
-	}
 	ioapic_entry_msi(io->redir[pin], &addr, &data);
 	io->ops->deliver(io->ctx, addr, data);
 }

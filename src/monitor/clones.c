@@ -84,9 +84,12 @@ static int net_spec(const char *spec, unsigned int index, unsigned int k, char *
 	while (*p) {
 		size_t item = strcspn(p, ",");
 
-		if (strncmp(p, "mac=", 4) && n + item + 2 < len)
+		if (strncmp(p, "mac=", 4)) {
+			if (n + item + 2 >= len)
+				return BAD("--net %s: too long", spec);
 			n += (size_t)snprintf(out + n, len - n, "%s%.*s", n ? "," : "", (int)item,
 					      p);
+		}
 		p += item + (p[item] == ',');
 	}
 	if ((size_t)snprintf(out + n, len - n, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", c.mac[0],

@@ -318,7 +318,9 @@ int x86_complete_int_n(struct vcpu *vcpu, struct kvm_regs *regs, struct kvm_sreg
 	if (!(sregs->cr0 & CR0_PE))
 		size = 4; /* the real-mode vector table: no gates, no DPL */
 	if ((uint64_t)vector * size + size - 1 > sregs->idt.limit) {
-		r = x86_inject_exception(vcpu, VEC_GP, true, (uint32_t)vector * 8 + 2);
+		/* Real mode pushes no error code. */
+		r = x86_inject_exception(vcpu, VEC_GP, (sregs->cr0 & CR0_PE) != 0,
+					 (uint32_t)vector * 8 + 2);
 		return r;
 	}
 	if (size > 4) {
