@@ -384,6 +384,30 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, WRITE_AT, off);
 }
 
+int cv_pread_full(int fd, void *p, size_t n, uint64_t off)
+{
+	uint8_t *b = p;
+
+	if (off > INT64_MAX)
+		return -EINVAL;
+	while (n) {
+		ssize_t r = pread(fd, b, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (!r) {
+			memset(b, 0, n);
+			return 0;
+		}
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 int cv_send_fds(int sock, const void *p, size_t n, const int *fds, unsigned int nfds)
 {
 	union {

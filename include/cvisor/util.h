@@ -50,6 +50,11 @@ int cv_send_all(int fd, const void *p, size_t n) CV_MUST;
 /* The same at file offset off (pwrite). */
 int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;
 
+/* n bytes at file offset off, retried on EINTR and short reads; what lies
+ * past the end of the file reads as zeros (a disk image whose last block
+ * is short). 0 or -errno. */
+int cv_pread_full(int fd, void *p, size_t n, uint64_t off) CV_MUST;
+
 /* The most files cv_send_fds passes, and cv_recv_fds takes, at once. */
 #define CV_PASS_FDS_MAX 4
 

@@ -76,24 +76,7 @@ void qc_iov_to_buf(const struct iovec *iov, unsigned int n, uint64_t off, void *
  * as zeros (qemu may leave a file's last cluster short). */
 int qc_pread(struct qcow2 *q, void *buf, uint64_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(q->fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (!n) {
-			memset(p, 0, len);
-			return 0;
-		}
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
+	return cv_pread_full(q->fd, buf, len, off);
 }
 
 static int preadv_all(struct qcow2 *q, int fd, const struct iovec *iov, unsigned int n,

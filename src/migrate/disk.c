@@ -98,22 +98,11 @@ static int send_range(struct mig_src_disk *d, unsigned int i, struct mig_tx *tx,
 		      uint32_t len, bool zeros, char *err, size_t errlen)
 {
 	uint8_t *buf = mig_tx_disk_buf(tx, len);
-	size_t got = 0;
+	/* Past the end of a file the capacity rounds into reads as zeros. */
+	int r = cv_pread_full(d->fd, buf, len, off);
 
-	while (got < len) {
-		ssize_t n = pread(d->fd, buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cv_errf(err, errlen, -errno, "reading disk image %s: %s", d->name,
-				       strerror(errno));
-		if (!n) { /* past the end of a file the capacity rounds into */
-			memset(buf + got, 0, len - got);
-			break;
-		}
-		got += (size_t)n;
-	}
+	if (r)
+		return cv_errf(err, errlen, r, "reading disk image %s: %s", d->name, strerror(-r));
 	if (all_zero(buf, len)) {
 		if (zeros)
 			mig_tx_disk(tx, i, off, NULL, len, true);
