@@ -212,10 +212,24 @@ fi
 
 # ---- console: replay, live output, two readers at once ----
 c0=$(last_count "$A")
-timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con1" 2>&1 &
+timeout 30 "$CVISOR" console "$A" </dev/null >"$T_TMP/con1" 2>&1 &
 con1job=$!
-timeout 3 "$CVISOR" console "$A" </dev/null >"$T_TMP/con2" 2>&1 &
-wait "$con1job" "$!" # not the idle client of ${P}quiet
+timeout 30 "$CVISOR" console "$A" </dev/null >"$T_TMP/con2" 2>&1 &
+con2job=$!
+# Until both show live output (a loaded host is slower, never failed for
+# it), at most the readers' 30 s.
+for i in $(seq 300); do
+	n=0
+	for f in con1 con2; do
+		l=$(sed -n 's/^count \([0-9]*\).*/\1/p' "$T_TMP/$f" | tail -n 1)
+		[ -n "$l" ] && [ "$l" -gt "$c0" ] && n=$((n + 1))
+	done
+	[ "$n" = 2 ] && break
+	kill -0 "$con1job" 2>/dev/null || kill -0 "$con2job" 2>/dev/null || break
+	sleep 0.1
+done
+kill "$con1job" "$con2job" 2>/dev/null
+wait "$con1job" "$con2job" # not the idle client of ${P}quiet
 why=""
 for f in con1 con2; do
 	first=$(sed -n 's/^count \([0-9]*\).*/\1/p' "$T_TMP/$f" | head -n 1)
