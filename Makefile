@@ -6,7 +6,9 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -Wall -Wextra -Werror -
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
 # json-c, liburing, zstd, zlib (qcow2's compressed clusters) and http-parser
-# (the REST API's requests, src/api/) are linked statically: a dynamic library costs every guest resident pages at start (the VMM floor is measured in bench/).
+# (the REST API's requests, src/api/) are linked statically: a dynamic
+# library costs every guest resident pages at start (the VMM floor is
+# measured in bench/).
 # libseccomp is used at build time only (below). OpenSSL (migration's TLS)
 # is not linked at all: src/migrate/tls.c is the module build/cvisor-tls.so,
 # which a process loads only when it does TLS (tls_module.c).

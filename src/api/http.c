@@ -74,10 +74,12 @@ static void conn_unlink_free(struct http_conn *c)
 	while (*pp != c)
 		pp = &(*pp)->next;
 	*pp = c->next;
+	http_parse_free(c->p);
 	free(c);
 }
 
-/* Close c; its memory stays while the handler owes it an answer. */
+/* Close c; its memory (and the request the handler is given) stays while
+ * the handler runs or owes it an answer. */
 static void conn_close(struct http_conn *c)
 {
 	if (c->fd >= 0) {
@@ -86,8 +88,6 @@ static void conn_close(struct http_conn *c)
 		c->fd = -1;
 	}
 	drop_fds(c);
-	http_parse_free(c->p);
-	c->p = NULL;
 	free(c->out);
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
@@ -159,7 +159,6 @@ static bool flush(struct http_conn *c)
 		c->out_off += (size_t)w;
 	}
 	c->out_off = c->out_len = 0;
-	c->stall_ns = 0;
 	return true;
 }
 
@@ -207,6 +206,13 @@ static bool take_fds(struct http_conn *c, struct http_request *req)
 	return true;
 }
 
+/* Watch c's socket for ev (0: only hang-ups and errors). */
+static void conn_watch(struct http_conn *c, uint32_t ev)
+{
+	if (ev != c->events && !evloop_mod(c->s->loop, c->fd, ev))
+		c->events = ev;
+}
+
 /* Give the request just parsed to the handler. */
 static void dispatch(struct http_conn *c)
 {
@@ -223,6 +229,9 @@ static void dispatch(struct http_conn *c)
 		return;
 	}
 	c->busy = c->in_handler = true;
+	/* A handler that runs loop rounds of its own (a migration does)
+	 * hears of this connection only if the peer hangs up. */
+	conn_watch(c, 0);
 	c->s->handler(c->s->opaque, c, req);
 	c->in_handler = false;
 	/* The files the handler did not take. */
@@ -280,8 +289,6 @@ static void parse_some(struct http_conn *c)
  * it waits on. c may be freed. */
 static void conn_run(struct http_conn *c)
 {
-	uint32_t ev;
-
 	for (;;) {
 		if (!flush(c)) {
 			conn_close(c);
@@ -303,10 +310,12 @@ static void conn_run(struct http_conn *c)
 			return;
 		}
 	}
-	ev = c->out_len ? EPOLLOUT : c->busy ? 0 : EPOLLIN;
-	if (ev != c->events && !evloop_mod(c->s->loop, c->fd, ev))
-		c->events = ev;
-	if (!c->stall_ns && (c->out_len || (!c->busy && http_parse_begun(c->p)))) {
+	conn_watch(c, c->out_len ? EPOLLOUT : c->busy ? 0 : EPOLLIN);
+	/* The peer keeps us waiting: a request begun, an answer not read.
+	 * The clock runs from the start, however the bytes trickle. */
+	if (!c->out_len && (c->busy || !http_parse_begun(c->p)))
+		c->stall_ns = 0;
+	else if (!c->stall_ns) {
 		c->stall_ns = cv_now_ns();
 		stall_arm(c->s, false);
 	}
@@ -323,6 +332,10 @@ static void on_conn(void *opaque, int fd, uint32_t events)
 		conn_close(c);
 		return;
 	}
+	/* The handler's own loop rounds: the request's conn_run goes on
+	 * once it returns. */
+	if (c->in_handler)
+		return;
 	if ((events & EPOLLIN) && !c->busy && c->in_off == c->in_len) {
 		r = cv_recv_fds(fd, c->in, sizeof(c->in), &pf);
 		if (r < 0 && r != -EAGAIN && r != -EINTR) {

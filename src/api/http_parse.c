@@ -152,6 +152,8 @@ static int take_path(struct http_parse *p)
 		return -1;
 	off = u.field_data[UF_PATH].off;
 	len = u.field_data[UF_PATH].len;
+	if (p->url[off] != '/') /* "*" (OPTIONS' asterisk form) and the like */
+		return -1;
 	memmove(p->url, p->url + off, len);
 	p->url[len] = '\0';
 	return 0;
