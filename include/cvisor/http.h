@@ -60,7 +60,10 @@ typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, struct http_r
 typedef bool (*http_admit_fn)(void *opaque, int fd);
 
 /* Serve the listening unix socket listen_fd (taken: closed by
- * http_server_free) on loop. 0 or -errno. */
+ * http_server_free, or at once if this fails) on loop. More than
+ * HTTP_CONNS_MAX connections: the one idle longest is closed, or the new
+ * one when every other has a request with the handler. A peer that does
+ * not read its answer within HTTP_STALL_MS is closed. 0 or -errno. */
 int http_server_start(struct http_server **out, struct evloop *loop, int listen_fd,
 		      http_handler_fn handler, http_admit_fn admit, void *opaque) CV_MUST;
 
