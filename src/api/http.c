@@ -277,6 +277,9 @@ static void parse_some(struct http_conn *c)
 		case 505:
 			snprintf(msg, sizeof(msg), "HTTP version not supported (only HTTP/1.x)");
 			break;
+		case 503:
+			snprintf(msg, sizeof(msg), "out of memory");
+			break;
 		default:
 			snprintf(msg, sizeof(msg), "malformed HTTP request");
 		}
