@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "unix_client.h"
+
 #include "cvisor/ctl.h"
 #include "cvisor/evloop.h"
 #include "cvisor/vm.h"
@@ -68,12 +70,9 @@ static int teardown(void **state)
 /* A client connected to the server's socket (not yet accepted). */
 static int client(struct fixture *f)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = unix_client(f->srv.sock_path);
 
 	assert_true(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->srv.sock_path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return fd;
 }
 
