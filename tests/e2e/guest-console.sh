@@ -12,10 +12,13 @@
 #   - the 8250's pty shows the boot log (the kernel's banner) and a line
 #     the guest writes to /dev/ttyS0;
 #   - `poweroff` typed on hvc0 ends the monitor with status 0.
-# Boot B, named and detached, the same devices: `cvisor info --json` has
-# console_pty and serial_pty; the serial output still reaches the log that
-# `cvisor console` reads; `cvisor save` and `cvisor restore` give the
-# restored guest a new pty on which its shell answers.
+# Boot B, named and detached, the same devices on virtio-mmio, the shell on
+# ttyS0: `cvisor info --json` has console_pty and serial_pty; a line typed
+# into the 8250's pty runs; hvc0's pty shows the kernel's messages; the
+# serial output still reaches the log that `cvisor console` reads. Then
+# `cvisor save` and `restore`, and `cvisor migrate` to a jailed target:
+# each time new ptys, a line typed on the serial one runs and what it
+# writes to /dev/hvc0 comes out of the console one.
 # Bad input: --console and --serial values other than the ones documented.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
@@ -94,11 +97,13 @@ else
 	fi
 fi
 
-# ---- boot B: named, detached, saved and restored ----
+# ---- boot B: named, detached, virtio-mmio; saved, restored, migrated ----
+# The shell on ttyS0 this time (the last console= is /dev/console).
 B=${P}b
 R=${P}r
-run_d "named guest with --console pty --serial pty" "$B" "${KIT[@]}" --cmdline "$CMDLINE" \
-	--console pty --serial pty
+T=${P}t
+run_d "named guest with --console pty --serial pty" "$B" "${KIT[@]}" --virtio mmio \
+	--cmdline "console=hvc0 console=ttyS0 cvisor.shell=1" --console pty --serial pty
 info=$("$CVISOR" info "$B" --json 2>&1)
 CON=$(sed -n 's/.*"console_pty":"\([^"]*\)".*/\1/p' <<<"$info")
 SER=$(sed -n 's/.*"serial_pty":"\([^"]*\)".*/\1/p' <<<"$info")
@@ -107,31 +112,57 @@ if [ -c "$CON" ] && [ -c "$SER" ] && [ "$CON" != "$SER" ]; then
 else
 	t_fail "cvisor info has console_pty and serial_pty" "$info"
 fi
-pty_check "the named guest's shell answers on hvc0's pty" "$CON" 'expect:CVISOR-SHELL' \
+pty_check "the shell answers a line typed into the 8250's pty" "$SER" 'expect:CVISOR-SHELL' \
 	'send:echo named-$((6 * 7))' 'expect:named-42'
+pty_check "virtio-mmio: hvc0's pty shows the kernel's messages" "$CON" \
+	'expect:Run /init as init process'
 if wait_log "$B" "Linux version" 10; then
 	t_pass "with --serial pty the log (cvisor console) still gets the serial output"
 else
 	t_fail "with --serial pty the log still gets the serial output" \
 		"$(head -c 300 "$CVISOR_RUN_DIR/$B.log")"
 fi
+
+# both_ptys WHAT NAME WORD: NAME's ptys from info; a line typed on the
+# serial pty writes WORD-42 to /dev/hvc0, read on the console pty.
+both_ptys() {
+	local what=$1 name=$2 word=$3 info con ser
+	info=$("$CVISOR" info "$name" --json 2>&1)
+	con=$(sed -n 's/.*"console_pty":"\([^"]*\)".*/\1/p' <<<"$info")
+	ser=$(sed -n 's/.*"serial_pty":"\([^"]*\)".*/\1/p' <<<"$info")
+	if [ ! -c "$con" ] || [ ! -c "$ser" ]; then
+		t_fail "$what: new ptys" "$info"
+		return
+	fi
+	t_pass "$what: new ptys ($con, $ser)"
+	pty_check "$what: the shell answers on the serial pty" "$ser" \
+		"send:echo $word-\$((6 * 7)) >/dev/hvc0; echo sent-$word" "expect:sent-$word"
+	pty_check "$what: what it wrote to /dev/hvc0 is on the console pty" "$con" \
+		"expect:$word-42"
+}
+
 t_run 120 "$CVISOR" save "$B" "$T_TMP/b.snap"
 if [ "$T_RC" = 0 ] && gone "$B"; then t_pass "cvisor save"; else
 	t_fail "cvisor save" "exit $T_RC: $T_ERR"
 fi
 t_run 60 "$CVISOR" restore "$T_TMP/b.snap" --name "$R" -d
-started "restore" "$R"
-RCON=$("$CVISOR" info "$R" --json 2>&1 | sed -n 's/.*"console_pty":"\([^"]*\)".*/\1/p')
-if [ -c "$RCON" ]; then
-	t_pass "the restored guest has a new console pty ($RCON)"
-	pty_check "the restored guest's shell answers on its pty" "$RCON" \
-		'send:echo restored-$((6 * 7))' 'expect:restored-42'
-else
-	t_fail "the restored guest has a new console pty" "$("$CVISOR" info "$R" --json 2>&1)"
+started "restore" "$R" && both_ptys "restore" "$R" restored
+
+# The target jailed: its ptys are made before the jail, in the host's /dev/pts.
+port=$(g_port)
+t_run 30 "$CVISOR" run -d --jail --name "$T" --incoming "127.0.0.1:$port"
+if started "incoming (jailed)" "$T"; then
+	t_run 300 "$CVISOR" migrate "$R" "127.0.0.1:$port"
+	if [ "$T_RC" = 0 ]; then
+		t_pass "cvisor migrate"
+		both_ptys "migration to a jailed target" "$T" migrated
+	else
+		t_fail "cvisor migrate" "exit $T_RC: $T_ERR"
+	fi
 fi
-pid=$(pid_of "$R")
-t_run 10 "$CVISOR" kill "$R"
-if gone "$R" "$pid"; then
+pid=$(pid_of "$T")
+t_run 10 "$CVISOR" kill "$T"
+if gone "$T" "$pid"; then
 	t_pass "kill: the monitor is gone (and its ptys with it)"
 else
 	t_fail "kill: the monitor is gone" "pid $pid still runs"
