@@ -19,6 +19,7 @@
 #   guest-tap  virtio-net over tap in a network namespace, iperf3
 #   guest-rate  disk and network rate limits as fio and iperf3 in a guest measure them
 #   guest-lifecycle  a guest's user space across save/restore and migration
+#   guest-console  virtio-console and the 8250 on ptys: typed into, saved, restored
 #   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
 # SUITES="unit cli" limits the run.
 #
@@ -31,7 +32,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
