@@ -50,6 +50,16 @@ struct pci_bus {
 /* Put the host bridge at 00:00.0 and the config ports on pio. */
 int pci_bus_init(struct pci_bus *b, struct bus *pio, struct bus *mmio) CV_MUST;
 
+/* The host bridge's device ids: Q35's MCH (the default, which Linux's
+ * sanity check accepts), or the i440FX that firmware guests see: SeaBIOS
+ * takes a Q35 id to mean an ECAM window at 0xb0000000, which cvisor does
+ * not decode (src/boot/firmware.c). */
+#define PCI_HOST_BRIDGE_Q35 0x29c0
+#define PCI_HOST_BRIDGE_I440FX 0x1237
+
+/* Change the host bridge's device id, before the guest runs. */
+void pci_host_bridge_set_device(struct pci_bus *b, uint16_t device);
+
 /* Initialize a device's header: ids, class (24-bit class/subclass/prog-if),
  * no INTx pin, capability list empty. */
 void pci_device_init(struct pci_device *p, uint16_t vendor, uint16_t device, uint32_t class_code,
