@@ -25,6 +25,9 @@ struct pci_device_ops {
 	/* After a config write the bus applied (offset, len); for devices
 	 * that react to their capabilities (MSI-X enable, ...). */
 	void (*cfg_written)(struct pci_device *p, uint32_t off, uint32_t len);
+	/* After the guest moved BAR `bar` and the bus decodes it at new_addr
+	 * (called outside the bus lock). May be NULL. */
+	void (*bar_moved)(struct pci_device *p, unsigned int bar, uint64_t old, uint64_t new_addr);
 };
 
 struct pci_device {

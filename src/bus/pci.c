@@ -109,8 +109,10 @@ static uint32_t cfg32(const struct pci_device *p, unsigned int off)
  * other address written moves the decoding there, as firmware (SeaBIOS's
  * pciinit) assigns every BAR itself. A move onto another region is
  * refused, and said once. Called with the bus lock held. */
-static void check_bars(struct pci_bus *b, struct pci_device *p)
+static unsigned int check_bars(struct pci_bus *b, struct pci_device *p, uint64_t old[6])
 {
+	unsigned int moved = 0;
+
 	for (unsigned int i = 0; i < 6; i++) {
 		uint32_t lo, hi, mask;
 		uint64_t to;
@@ -126,7 +128,9 @@ static void check_bars(struct pci_bus *b, struct pci_device *p)
 			continue;
 		r = bus_move(b->mmio, p->bar_addr[i], to);
 		if (!r) {
+			old[i] = p->bar_addr[i];
 			p->bar_addr[i] = to;
+			moved |= 1u << i;
 		} else if (!p->bar_warned) {
 			p->bar_warned = true;
 			cv_warn("pci: guest moved a BAR to %#llx: %s; cvisor keeps decoding it at "
@@ -136,6 +140,7 @@ static void check_bars(struct pci_bus *b, struct pci_device *p)
 				(unsigned long long)p->bar_addr[i]);
 		}
 	}
+	return moved;
 }
 
 static void data_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
@@ -159,6 +164,8 @@ static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 	struct pci_bus *b = opaque;
 	struct pci_device *p;
 	uint32_t reg = 0;
+	uint64_t old[6], to[6];
+	unsigned int moved = 0;
 
 	pthread_mutex_lock(&b->lock);
 	p = addressed(b, &reg);
@@ -171,9 +178,13 @@ static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 						       (data[i] & p->wmask[at]));
 		}
 		if (reg == CFG_BAR0 || (reg > CFG_BAR0 && reg < CFG_BAR0 + 24))
-			check_bars(b, p);
+			moved = check_bars(b, p, old);
+		memcpy(to, p->bar_addr, sizeof(to));
 	}
 	pthread_mutex_unlock(&b->lock);
+	for (unsigned int i = 0; i < 6; i++)
+		if ((moved & (1u << i)) && p->ops && p->ops->bar_moved)
+			p->ops->bar_moved(p, i, old[i], to[i]);
 	/* Outside the bus lock: the device takes its own. */
 	if (p && p->ops && p->ops->cfg_written)
 		p->ops->cfg_written(p, reg + (uint32_t)off, len);

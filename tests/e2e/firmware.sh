@@ -50,7 +50,7 @@ truncate -s 1M "$NOBOOT"
 boot() {
 	local name=$1
 	shift
-	t_run 300 flock /tmp/cvisor-heavy.lock "$CVISOR" run --firmware "$BIOS" --disk "$DISK" "$@"
+	t_run 300 "$CVISOR" run --firmware "$BIOS" --disk "$DISK" "$@"
 	t_expect_out "$name" 'SeaBIOS \(version ' 'Booting from Hard Disk' "$MSG"
 	t_info "$name: $(printf '%s' "$T_OUT" | tr -d '\033' | tr '\r\n' '  ' | cut -c1-300)"
 }
@@ -60,7 +60,7 @@ boot "SeaBIOS boots the MBR with 2 vCPUs and 1 GiB" --cpus 2 --memory 1G
 # A disk without the 0x55aa signature: SeaBIOS reads it and says so, then
 # waits to retry; the test stops it once the line is there (bounded).
 out=$T_TMP/noboot.out
-flock /tmp/cvisor-heavy.lock "$CVISOR" run --firmware "$BIOS" --disk "$NOBOOT" </dev/null \
+"$CVISOR" run --firmware "$BIOS" --disk "$NOBOOT" </dev/null \
 	>"$out" 2>&1 &
 pid=$!
 T_PIDS+=("$pid")
