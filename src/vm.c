@@ -215,20 +215,26 @@ static int setup_devices(struct vm *vm)
 	return 0;
 }
 
-static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
+void vm_acpi_config(const struct vm *vm, struct acpi_config *ac)
 {
-	struct acpi_config ac = {
+	*ac = (struct acpi_config){
 		.ncpus = vm->ncpus,
 		.lapic_addr = LAYOUT_LAPIC,
 		.ioapic_addr = LAYOUT_IOAPIC,
 		.ioapic_id = (uint8_t)vm->ncpus,
 		.no_pic = vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT,
 	};
+}
+
+static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
+{
+	struct acpi_config ac;
 	uint8_t *acpi = guest_mem_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
 	uint8_t *mp = guest_mem_ptr(&vm->mem, LAYOUT_MPTABLE, LAYOUT_MPTABLE_MAX);
 	size_t used;
 	int r;
 
+	vm_acpi_config(vm, &ac);
 	if (!acpi || !mp)
 		return -E2BIG;
 	if ((r = acpi_build(acpi, LAYOUT_ACPI_MAX, LAYOUT_ACPI, &ac, &used)))

@@ -20,6 +20,8 @@
 #define FIRMWARE_SLOT 8
 
 struct vm;
+struct fw_cfg;
+struct acpi_config;
 
 /* Check a firmware image's size: 0, or -EINVAL with a message in err
  * ("... is not a multiple of 64 KiB"). Pure; shared with the unit test. */
@@ -31,6 +33,13 @@ int firmware_check_size(uint64_t size, char *err, size_t errlen) CV_MUST;
  * the devices exist (the boot order names the first PCI disk). 0, or
  * -errno with e filled (CV_EXIT_USAGE for a bad file or option). */
 int firmware_load(struct vm *vm, struct boot_entry *entry, struct cv_error *e) CV_MUST;
+
+/* Add cvisor's ACPI tables (src/boot/acpi.c) to f as QEMU passes its own:
+ * "etc/acpi/rsdp", "etc/acpi/tables" and the "etc/table-loader" script
+ * that has the firmware place them (the RSDP in the F segment), patch
+ * their pointers and fix their checksums (src/boot/fw_acpi.c). 0, or
+ * -EINVAL / -ENOSPC / -ENOMEM. */
+int firmware_acpi(struct fw_cfg *f, const struct acpi_config *ac) CV_MUST;
 
 /* Free what firmware_load allocated (the image's copy, fw_cfg's items).
  * Safe when it was never called. */

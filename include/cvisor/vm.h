@@ -178,6 +178,12 @@ void vm_release(struct vm *vm);
 /* True between vm_pause and vm_resume. */
 bool vm_paused(struct vm *vm);
 
+struct acpi_config;
+
+/* The ACPI tables' description of this VM (CPUs, LAPIC and IOAPIC, PIC or
+ * not), for src/boot/acpi.c: the same whichever way the guest boots. */
+void vm_acpi_config(const struct vm *vm, struct acpi_config *ac);
+
 /* Raise or lower a GSI: on the in-kernel irqchip (KVM_IRQ_LINE), or on
  * cvisor's IOAPIC with a split irqchip. */
 void vm_set_irq(struct vm *vm, unsigned int gsi, int level);

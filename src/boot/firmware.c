@@ -18,8 +18,12 @@
  *   files: "bootorder" (the disk's OpenFirmware path), "etc/sercon-port"
  *   (screen text, "Booting from Hard Disk...", on the 8250 too, since
  *   there is no VGA), "etc/show-boot-menu" off.
- * No "etc/table-loader": SeaBIOS then builds its own MP table and, with no
- *   PIIX4 power management function, no ACPI tables (fw/acpi.c). */
+ * - "etc/e820" also reserves the syscall shim's pages on an emulating host
+ *   (SeaBIOS hands reservations on to the boot loader and the OS).
+ * No "etc/table-loader": SeaBIOS then builds its own tables, and with no
+ *   PIIX4 power management function no ACPI ones (fw/acpi.c): Debian's
+ *   kernel booted through it finds no RSDP. Passing cvisor's own tables
+ *   (src/boot/acpi.c) through the table loader is still to do. */
 #include "cvisor/firmware.h"
 
 #include <errno.h>
@@ -30,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/acpi.h"
 #include "cvisor/fw_cfg.h"
 #include "cvisor/kvm.h"
 #include "cvisor/virtio.h"
@@ -151,11 +156,19 @@ static int boot_disk_slot(const struct vm *vm)
 	return -1;
 }
 
+static void e820_put(uint8_t *p, uint64_t addr, uint64_t len, uint32_t type)
+{
+	cv_put_le64(p, addr);
+	cv_put_le64(p + 8, len);
+	cv_put_le32(p + 16, type);
+}
+
 static int fill_fw_cfg(struct vm *vm)
 {
 	struct fw_cfg *f = &vm->fw_cfg;
-	uint8_t e820[2 * E820_FILE_ENTRY], ram[8], cpus[2], zero[2] = { 0 }, port[2];
+	uint8_t e820[3 * E820_FILE_ENTRY], ram[8], cpus[2], zero[2] = { 0 }, port[2];
 	uint32_t e820_len = 0;
+	struct acpi_config ac;
 	char order[64];
 	int slot = boot_disk_slot(vm), r;
 
@@ -165,10 +178,16 @@ static int fill_fw_cfg(struct vm *vm)
 	cv_put_le16(cpus, (uint16_t)vm->ncpus);
 	cv_put_le16(port, SERIAL8250_COM1_BASE);
 	/* QEMU's "etc/e820": its RAM, one entry per side of the 4 GiB hole. */
-	for (unsigned int i = 0; i < vm->mem.nr && i < 2; i++, e820_len += E820_FILE_ENTRY) {
-		cv_put_le64(e820 + e820_len, vm->mem.regions[i].gpa);
-		cv_put_le64(e820 + e820_len + 8, vm->mem.regions[i].size);
-		cv_put_le32(e820 + e820_len + 16, E820_RAM);
+	for (unsigned int i = 0; i < vm->mem.nr && i < 2; i++, e820_len += E820_FILE_ENTRY)
+		e820_put(e820 + e820_len, vm->mem.regions[i].gpa, vm->mem.regions[i].size,
+			 E820_RAM);
+	/* The syscall shim's pages below the EBDA, reserved from the first
+	 * instruction (SeaBIOS passes reservations on to the boot loader and
+	 * the OS; its EBDA stays above them unless it grows past 16 KiB). */
+	if (vm->shim.on) {
+		e820_put(e820 + e820_len, SYSCALL_SHIM_GPA, SYSCALL_SHIM_LEN, E820_RESERVED);
+		e820_len += E820_FILE_ENTRY;
+		vm->shim.area = true;
 	}
 	if ((r = fw_cfg_add(f, FW_CFG_RAM_SIZE, ram, 8)) ||
 	    (r = fw_cfg_add(f, FW_CFG_NB_CPUS, cpus, 2)) ||
@@ -186,6 +205,9 @@ static int fill_fw_cfg(struct vm *vm)
 		if ((r = fw_cfg_add_file(f, "bootorder", order, (uint32_t)n + 1)))
 			return r;
 	}
+	vm_acpi_config(vm, &ac);
+	if ((r = firmware_acpi(f, &ac)))
+		return r;
 	return bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops, f, "fw_cfg");
 }
 
