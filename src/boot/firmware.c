@@ -20,10 +20,9 @@
  *   there is no VGA), "etc/show-boot-menu" off.
  * - "etc/e820" also reserves the syscall shim's pages on an emulating host
  *   (SeaBIOS hands reservations on to the boot loader and the OS).
- * No "etc/table-loader": SeaBIOS then builds its own tables, and with no
- *   PIIX4 power management function no ACPI ones (fw/acpi.c): Debian's
- *   kernel booted through it finds no RSDP. Passing cvisor's own tables
- *   (src/boot/acpi.c) through the table loader is still to do. */
+ * - ACPI: without "etc/table-loader" SeaBIOS builds ACPI tables only for a
+ *   PIIX4 power management function (fw/acpi.c), which cvisor has not;
+ *   cvisor's own tables go through the table loader (fw_acpi.c). */
 #include "cvisor/firmware.h"
 
 #include <errno.h>
