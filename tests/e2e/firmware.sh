@@ -2,9 +2,11 @@
 # tests/e2e/firmware.sh - `cvisor run --firmware`: Debian's SeaBIOS
 # (bios.bin) boots a raw disk on virtio-blk over PCI the way a PC does. The
 # disk's MBR is a few bytes of real-mode code that writes a line to the
-# 8250 at 0x3f8 and powers off through the ACPI PM1a control port; the
+# 8250 at 0x3f8, looks for the ACPI RSDP in the F segment, says whether it
+# found it and powers off through the ACPI PM1a control port; the first
 # line on the console means SeaBIOS found the disk through fw_cfg's
-# "bootorder", read sector 0 to 0x7c00 and jumped to it. SeaBIOS's own
+# "bootorder", read sector 0 to 0x7c00 and jumped to it, the second that
+# it ran cvisor's "etc/table-loader". SeaBIOS's own
 # text (its banner, "Booting from Hard Disk...") reaches the console
 # through its serial console ("etc/sercon-port"). Each run is bounded; a
 # slow boot on an emulating host is fine.
@@ -16,28 +18,41 @@ BIOS=${BIOS:-/usr/share/seabios/bios.bin}
 [ -r "$BIOS" ] || t_skip_suite firmware "no $BIOS (Debian package seabios)"
 [ -w /dev/kvm ] || t_skip_suite firmware "no usable /dev/kvm"
 
-# The MBR, assembled by hand (as --32, .code16, linked at 0x7c00):
-#   fa          cli
-#   31 c0       xor  %ax,%ax
-#   8e d8       mov  %ax,%ds
-#   be 1d 7c    mov  $msg,%si        (msg at 0x7c1d)
-#   ba f8 03    mov  $0x3f8,%dx
-# 1:ac          lodsb
-#   84 c0       test %al,%al
-#   74 03       jz   2f
-#   ee          out  %al,(%dx)
-#   eb f8       jmp  1b
-# 2:ba 04 06    mov  $0x604,%dx      (PM1a_CNT)
-#   b8 00 34    mov  $0x3400,%ax     (SLP_EN | SLP_TYP 5: soft off)
-#   ef          out  %ax,(%dx)
-# 3:f4          hlt
-#   eb fd       jmp  3b
-# msg: the line, NUL-terminated; 0x55 0xaa at offset 510.
+# The MBR (as --32 .code16, linked at 0x7c00; objdump -m i8086 listing):
+#   7c00 fa             cli
+#   7c01 31 c0          xor  %ax,%ax
+#   7c03 8e d8          mov  %ax,%ds
+#   7c05 be 4d 7c       mov  $msg,%si
+#   7c08 e8 36 00       call puts
+#   7c0b b8 00 f0       mov  $0xf000,%ax      scan the F segment for the RSDP
+#   7c0e 8e c0          mov  %ax,%es          (which the table loader puts
+#   7c10 31 ff          xor  %di,%di          there), on 16-byte boundaries
+#   7c12 26 66 81 3d 52 53 44 20  cmpl $0x20445352,%es:(%di)   "RSD "
+#   7c1a 75 0b          jne  7c27
+#   7c1c 26 66 81 7d 04 50 54 52 20  cmpl $0x20525450,%es:4(%di)   "PTR "
+#   7c25 74 0a          je   7c31
+#   7c27 83 c7 10       add  $16,%di
+#   7c2a 75 e6          jnz  7c12
+#   7c2c be 9b 7c       mov  $none,%si
+#   7c2f eb 03          jmp  7c34
+#   7c31 be 72 7c       mov  $rsdp,%si
+#   7c34 e8 0a 00       call puts
+#   7c37 ba 04 06       mov  $0x604,%dx       PM1a_CNT
+#   7c3a b8 00 34       mov  $0x3400,%ax      SLP_EN | SLP_TYP 5: soft off
+#   7c3d ef             out  %ax,(%dx)
+#   7c3e f4 eb fd       hlt; jmp 7c3e
+# puts: 7c41 ba f8 03   mov $0x3f8,%dx; 7c44 ac lodsb; 84 c0 test %al,%al;
+#   74 03 jz ret; ee out %al,(%dx); eb f8 jmp 7c44; 7c4c c3 ret
+# msg at 7c4d, rsdp at 7c72, none at 7c9b, NUL-terminated; 0x55 0xaa at 510.
 MSG='cvisor-mbr: booted from virtio-blk'
+RSDP='cvisor-mbr: ACPI RSDP in the F segment'
 mbr() {
-	printf '\xfa\x31\xc0\x8e\xd8\xbe\x1d\x7c\xba\xf8\x03\xac\x84\xc0\x74\x03\xee\xeb\xf8'
-	printf '\xba\x04\x06\xb8\x00\x34\xef\xf4\xeb\xfd'
-	printf '%s\r\n\0' "$MSG"
+	printf '\xfa\x31\xc0\x8e\xd8\xbe\x4d\x7c\xe8\x36\x00\xb8\x00\xf0\x8e\xc0\x31\xff'
+	printf '\x26\x66\x81\x3d\x52\x53\x44\x20\x75\x0b\x26\x66\x81\x7d\x04\x50\x54\x52'
+	printf '\x20\x74\x0a\x83\xc7\x10\x75\xe6\xbe\x9b\x7c\xeb\x03\xbe\x72\x7c\xe8\x0a'
+	printf '\x00\xba\x04\x06\xb8\x00\x34\xef\xf4\xeb\xfd\xba\xf8\x03\xac\x84\xc0\x74'
+	printf '\x03\xee\xeb\xf8\xc3'
+	printf '%s\r\n\0' "$MSG" "$RSDP" 'cvisor-mbr: no ACPI RSDP'
 }
 DISK=$T_TMP/disk.img
 truncate -s 1M "$DISK"
@@ -51,7 +66,7 @@ boot() {
 	local name=$1
 	shift
 	t_run 300 "$CVISOR" run --firmware "$BIOS" --disk "$DISK" "$@"
-	t_expect_out "$name" 'SeaBIOS \(version ' 'Booting from Hard Disk' "$MSG"
+	t_expect_out "$name" 'SeaBIOS \(version ' 'Booting from Hard Disk' "$MSG" "$RSDP"
 	t_info "$name: $(printf '%s' "$T_OUT" | tr -d '\033' | tr '\r\n' '  ' | cut -c1-300)"
 }
 boot "SeaBIOS boots the MBR of a virtio-blk disk (1 vCPU)"
