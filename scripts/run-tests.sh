@@ -21,6 +21,7 @@
 #   guest-lifecycle  a guest's user space across save/restore and migration
 #   guest-console  virtio-console and the 8250 on ptys: typed into, saved, restored
 #   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
+#   firmware  SeaBIOS (--firmware) boots a virtio-blk disk's MBR (tests/e2e/firmware.sh)
 # SUITES="unit cli" limits the run.
 #
 # The output is TAP (version 14, tests/tap.sh): each suite a subtest, its
@@ -32,7 +33,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -64,6 +65,7 @@ for s in $SUITES; do
 	migrate-cli) suite 1200 migrate-cli bash tests/e2e/migrate.sh ;;
 	guest-*) suite 2400 "$s" bash "tests/e2e/$s.sh" ;;
 	linux-migrate) suite 2400 linux-migrate bash tests/e2e/linux-migrate.sh ;;
+	firmware) suite 1200 firmware bash tests/e2e/firmware.sh ;;
 	*)
 		TAP_N=$((TAP_N + 1))
 		TAP_FAIL=$((TAP_FAIL + 1))

@@ -41,6 +41,11 @@ static int set_kernel(struct vm_config *cfg, const char *what, const char *v, st
 	return v[0] ? set_str(&cfg->kernel, v, e) : BAD("%s: empty file name", what);
 }
 
+static int set_firmware(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	return v[0] ? set_str(&cfg->firmware, v, e) : BAD("%s: empty file name", what);
+}
+
 static int set_initrd(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	return v[0] ? set_str(&cfg->initrd, v, e) : BAD("%s: empty file name", what);
@@ -223,6 +228,8 @@ static int set_ctl_group(struct vm_config *cfg, const char *what, const char *v,
 const struct field config_fields[] = {
 #define OFF(m) offsetof(struct vm_config, m)
 	{ "kernel", "--kernel FILE", F_STR, OFF(kernel), set_kernel, NULL,
+	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "firmware", "| --firmware FILE", F_STR, OFF(firmware), set_firmware, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "initrd", "[--initrd FILE]", F_STR, OFF(initrd), set_initrd, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
@@ -564,8 +571,17 @@ int config_apply_json(const char *file, const char *text, size_t len, struct vm_
 
 int config_check(const struct vm_config *cfg, struct cv_error *e)
 {
-	if (!cfg->kernel || !cfg->kernel[0])
-		return BAD("run: --kernel FILE is required");
+	if (cfg->firmware && cfg->kernel)
+		return BAD("run: --kernel and --firmware exclude each other (firmware boots "
+			   "from --disk); give one");
+	if (cfg->firmware && (cfg->initrd || cfg->cmdline[0]))
+		return BAD("run: --firmware boots from --disk: --initrd and --cmdline belong "
+			   "with --kernel");
+	if (cfg->firmware && cfg->devices.transport == VIRTIO_TRANSPORT_MMIO)
+		return BAD("run: --firmware needs --virtio pci (the firmware finds disks on "
+			   "PCI)");
+	if (!cfg->firmware && (!cfg->kernel || !cfg->kernel[0]))
+		return BAD("run: --kernel FILE is required (or --firmware FILE)");
 	if (cfg->detach && !cfg->name)
 		return BAD("run: -d needs --name NAME (a detached guest is reached by its name)");
 	return config_check_irqchip(cfg, e);

@@ -103,7 +103,8 @@ int config_load_run(int argc, char **argv, struct vm_config *cfg, struct cv_erro
 	}
 	if (!r)
 		r = config_check(cfg, e);
-	if (!r && cfg->detach && !(r = absolute(&cfg->kernel, e)))
+	if (!r && cfg->detach && !(r = absolute(&cfg->kernel, e)) &&
+	    !(r = absolute(&cfg->firmware, e)))
 		r = absolute(&cfg->initrd, e);
 	if (!r)
 		r = absolute_specs(&cfg->devices, e);

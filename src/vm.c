@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cvisor/acpi.h"
+#include "cvisor/firmware.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
 #include "cvisor/pty.h"
@@ -25,9 +26,13 @@
 #include "cvisor/x86.h"
 
 /* KVM on VT-x needs three pages for the real-mode TSS and the identity map
- * of unrestricted-guest-less CPUs; put them in the hole below the BIOS. */
+ * of unrestricted-guest-less CPUs; put them in the hole below the BIOS.
+ * A --firmware image may fill the top 16 MiB: then below it, where QEMU
+ * puts them. */
 #define KVM_TSS_ADDR 0xfffbd000
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000
+#define KVM_TSS_ADDR_FW 0xfeffd000
+#define KVM_IDENTITY_MAP_ADDR_FW 0xfeffc000
 
 static_assert(CONFIG_MAX_CPUS <= DIRTY_MAX_RINGS, "a dirty ring for every vCPU");
 
@@ -217,20 +222,26 @@ static int setup_devices(struct vm *vm)
 	return 0;
 }
 
-static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
+void vm_acpi_config(const struct vm *vm, struct acpi_config *ac)
 {
-	struct acpi_config ac = {
+	*ac = (struct acpi_config){
 		.ncpus = vm->ncpus,
 		.lapic_addr = LAYOUT_LAPIC,
 		.ioapic_addr = LAYOUT_IOAPIC,
 		.ioapic_id = (uint8_t)vm->ncpus,
 		.no_pic = vm->cfg->irqchip == CONFIG_IRQCHIP_SPLIT,
 	};
+}
+
+static int setup_firmware_tables(struct vm *vm, uint64_t *rsdp)
+{
+	struct acpi_config ac;
 	uint8_t *acpi = guest_mem_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
 	uint8_t *mp = guest_mem_ptr(&vm->mem, LAYOUT_MPTABLE, LAYOUT_MPTABLE_MAX);
 	size_t used;
 	int r;
 
+	vm_acpi_config(vm, &ac);
 	if (!acpi || !mp)
 		return -E2BIG;
 	if ((r = acpi_build(acpi, LAYOUT_ACPI_MAX, LAYOUT_ACPI, &ac, &used)))
@@ -348,7 +359,8 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry, struct cv
 
 static int create_vm_fd(struct vm *vm, struct cv_error *e)
 {
-	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
+	bool fw = vm->cfg->firmware != NULL;
+	uint64_t identity = fw ? KVM_IDENTITY_MAP_ADDR_FW : KVM_IDENTITY_MAP_ADDR;
 
 	vm->vm_fd = kvm_ioctl_val(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
@@ -359,7 +371,7 @@ static int create_vm_fd(struct vm *vm, struct cv_error *e)
 	if (vm->run_size <= 0)
 		return cv_fail(e, CV_EXIT_FAIL, -EIO, "KVM_GET_VCPU_MMAP_SIZE: %s",
 			       strerror(errno));
-	if (kvm_ioctl_val(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	if (kvm_ioctl_val(vm->vm_fd, KVM_SET_TSS_ADDR, fw ? KVM_TSS_ADDR_FW : KVM_TSS_ADDR) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		cv_debug("TSS/identity map address: %s", strerror(errno));
 	return 0;
@@ -500,7 +512,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
 	struct boot_entry entry;
 	int r;
 
-	if ((r = create_machine(vm, cfg, -1, e)) || (r = load_kernel(vm, &entry, e)))
+	if ((r = create_machine(vm, cfg, -1, e)))
+		return r;
+	r = cfg->firmware ? firmware_load(vm, &entry, e) : load_kernel(vm, &entry, e);
+	if (r)
 		return r;
 	if ((r = x86_cpuid_init(vm, CPUID_BOOT)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
@@ -616,6 +631,7 @@ void vm_destroy(struct vm *vm)
 	}
 	vm_devices_destroy(vm);
 	vm_serial_close(vm);
+	firmware_destroy(vm);
 	if (vm->ioapic.ops)
 		ioapic_destroy(&vm->ioapic);
 	vm->ioapic.ops = NULL;

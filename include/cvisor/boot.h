@@ -40,8 +40,9 @@ struct e820_entry {
 
 /* How the first vCPU enters the guest. */
 enum boot_mode {
-	BOOT_LINUX64, /* 64-bit boot protocol: long mode, RSI = boot_params */
-	BOOT_PVH32,   /* PVH: 32-bit protected mode, paging off, EBX = start_info */
+	BOOT_LINUX64,  /* 64-bit boot protocol: long mode, RSI = boot_params */
+	BOOT_PVH32,    /* PVH: 32-bit protected mode, paging off, EBX = start_info */
+	BOOT_FIRMWARE, /* the reset vector: real mode, CS F000 base FFFF0000, IP FFF0 */
 };
 
 struct boot_entry {

@@ -71,6 +71,7 @@ enum config_serial {
  * string field with config_set_string. */
 struct vm_config {
 	char *kernel;
+	char *firmware; /* --firmware: a BIOS image instead of --kernel */
 	char *initrd;
 	char cmdline[CONFIG_CMDLINE_MAX];
 	uint64_t mem_size;

@@ -54,4 +54,10 @@ void irq_eventfd_signal(int fd);
 int irq_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, bool match, uint64_t data,
 		  bool pio) CV_MUST;
 
+/* Move the MMIO ioeventfd fd (made by irq_ioeventfd without datamatch)
+ * of len bytes from old to new_addr: a BAR the guest moved. 0, or -errno
+ * with the fd no longer at new_addr (the caller takes those kicks as MMIO
+ * exits). */
+int irq_ioeventfd_move(int vm_fd, int fd, uint64_t old, uint64_t new_addr, uint32_t len) CV_MUST;
+
 #endif

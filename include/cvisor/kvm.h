@@ -42,6 +42,11 @@ int kvm_cap(int fd, long cap);
 /* Register a memory slot. */
 int kvm_set_memslot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva) CV_MUST;
 
+/* Register a memory slot with KVM_MEM_* flags (KVM_MEM_READONLY: a ROM,
+ * whose writes exit as MMIO). 0 or -errno. */
+int kvm_set_memslot_flags(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+			  uint32_t flags) CV_MUST;
+
 /* Enable the dirty ring on a VM that has no vCPU yet, *entries entries per
  * vCPU (a power of two; lowered to the host's maximum): with
  * KVM_CAP_DIRTY_LOG_RING_ACQ_REL when offered, else KVM_CAP_DIRTY_LOG_RING

@@ -25,6 +25,9 @@ struct pci_device_ops {
 	/* After a config write the bus applied (offset, len); for devices
 	 * that react to their capabilities (MSI-X enable, ...). */
 	void (*cfg_written)(struct pci_device *p, uint32_t off, uint32_t len);
+	/* After the guest moved BAR `bar` and the bus decodes it at new_addr
+	 * (called outside the bus lock). May be NULL. */
+	void (*bar_moved)(struct pci_device *p, unsigned int bar, uint64_t old, uint64_t new_addr);
 };
 
 struct pci_device {
@@ -49,6 +52,16 @@ struct pci_bus {
 
 /* Put the host bridge at 00:00.0 and the config ports on pio. */
 int pci_bus_init(struct pci_bus *b, struct bus *pio, struct bus *mmio) CV_MUST;
+
+/* The host bridge's device ids: Q35's MCH (the default, which Linux's
+ * sanity check accepts), or the i440FX that firmware guests see: SeaBIOS
+ * takes a Q35 id to mean an ECAM window at 0xb0000000, which cvisor does
+ * not decode (src/boot/firmware.c). */
+#define PCI_HOST_BRIDGE_Q35 0x29c0
+#define PCI_HOST_BRIDGE_I440FX 0x1237
+
+/* Change the host bridge's device id, before the guest runs. */
+void pci_host_bridge_set_device(struct pci_bus *b, uint16_t device);
 
 /* Initialize a device's header: ids, class (24-bit class/subclass/prog-if),
  * no INTx pin, capability list empty. */

@@ -33,6 +33,9 @@ struct virtio_pci {
 	struct virtio_pci_msix_entry msix[VIRTIO_PCI_MAX_VECTORS];
 	_Atomic uint64_t pending; /* PBA: one bit per vector */
 	int kick_fd[VIRTIO_MAX_QUEUES];
+	/* kick_fd[q] is KVM's ioeventfd at bar's notify address for q (else a
+	 * plain eventfd, signalled from the MMIO exit). */
+	bool kick_ioeventfd[VIRTIO_MAX_QUEUES];
 	uint64_t bar;
 };
 

@@ -15,6 +15,7 @@
 #include "cvisor/dirty.h"
 #include "cvisor/error.h"
 #include "cvisor/evloop.h"
+#include "cvisor/fw_cfg.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
 #include "cvisor/ioapic.h"
@@ -82,6 +83,11 @@ struct vm {
 	/* The IOAPIC of a split irqchip (--irqchip split); unused otherwise,
 	 * when KVM's is the guest's. */
 	struct ioapic ioapic;
+	/* --firmware: fw_cfg (its ports registered only then) and the
+	 * image's private copy, mapped at the top of 4 GiB. */
+	struct fw_cfg fw_cfg;
+	uint8_t *rom;
+	size_t rom_len;
 
 	/* Stop protocol: the first vm_request_stop() wins; the main loop is
 	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */
@@ -191,6 +197,12 @@ void vm_release(struct vm *vm);
 
 /* True between vm_pause and vm_resume. */
 bool vm_paused(struct vm *vm);
+
+struct acpi_config;
+
+/* The ACPI tables' description of this VM (CPUs, LAPIC and IOAPIC, PIC or
+ * not), for src/boot/acpi.c: the same whichever way the guest boots. */
+void vm_acpi_config(const struct vm *vm, struct acpi_config *ac);
 
 /* Raise or lower a GSI: on the in-kernel irqchip (KVM_IRQ_LINE), or on
  * cvisor's IOAPIC with a split irqchip. */

@@ -204,3 +204,16 @@ int irq_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, bool match, uint64_t d
 	}
 	return fd;
 }
+
+int irq_ioeventfd_move(int vm_fd, int fd, uint64_t old, uint64_t new_addr, uint32_t len)
+{
+	struct kvm_ioeventfd io = {
+		.addr = old, .len = len, .fd = fd, .flags = KVM_IOEVENTFD_FLAG_DEASSIGN
+	};
+
+	if (kvm_ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0)
+		return -errno;
+	io.addr = new_addr;
+	io.flags = 0;
+	return kvm_ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}

@@ -105,29 +105,42 @@ static uint32_t cfg32(const struct pci_device *p, unsigned int off)
 	       (uint32_t)p->cfg[off + 3] << 24;
 }
 
-/* A guest moving a BAR away from where cvisor put it is not supported;
- * sizing (all ones, one dword at a time) and restoring the address are. */
-static void check_bars(struct pci_device *p)
+/* Sizing a BAR (all ones, one dword at a time) leaves it where it is; any
+ * other address written moves the decoding there, as firmware (SeaBIOS's
+ * pciinit) assigns every BAR itself. A move onto another region is
+ * refused, and said once. Called with the bus lock held. */
+static unsigned int check_bars(struct pci_bus *b, struct pci_device *p, uint64_t old[6])
 {
+	unsigned int moved = 0;
+
 	for (unsigned int i = 0; i < 6; i++) {
 		uint32_t lo, hi, mask;
-		bool ok_lo, ok_hi;
+		uint64_t to;
+		int r;
 
 		if (!p->bar_size[i])
 			continue;
 		lo = cfg32(p, CFG_BAR0 + 4 * i) & ~0xfU;
 		hi = cfg32(p, CFG_BAR0 + 4 * i + 4);
 		mask = (uint32_t) ~(p->bar_size[i] - 1) & ~0xfU;
-		ok_lo = lo == ((uint32_t)p->bar_addr[i] & ~0xfU) || lo == mask;
-		ok_hi = hi == (uint32_t)(p->bar_addr[i] >> 32) || hi == 0xffffffffU;
-		if ((!ok_lo || !ok_hi) && !p->bar_warned) {
+		to = (uint64_t)hi << 32 | lo;
+		if (lo == mask || hi == 0xffffffffU || to == p->bar_addr[i])
+			continue;
+		r = bus_move(b->mmio, p->bar_addr[i], to);
+		if (!r) {
+			old[i] = p->bar_addr[i];
+			p->bar_addr[i] = to;
+			moved |= 1u << i;
+		} else if (!p->bar_warned) {
 			p->bar_warned = true;
-			cv_warn("pci: guest moved a BAR to %#llx; cvisor keeps decoding it at "
+			cv_warn("pci: guest moved a BAR to %#llx: %s; cvisor keeps decoding it at "
 				"%#llx",
-				(unsigned long long)((uint64_t)hi << 32 | lo),
+				(unsigned long long)to,
+				r == -EEXIST ? "that overlaps another device" : strerror(-r),
 				(unsigned long long)p->bar_addr[i]);
 		}
 	}
+	return moved;
 }
 
 static void data_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
@@ -151,6 +164,8 @@ static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 	struct pci_bus *b = opaque;
 	struct pci_device *p;
 	uint32_t reg = 0;
+	uint64_t old[6], to[6];
+	unsigned int moved = 0;
 
 	pthread_mutex_lock(&b->lock);
 	p = addressed(b, &reg);
@@ -163,9 +178,13 @@ static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 						       (data[i] & p->wmask[at]));
 		}
 		if (reg == CFG_BAR0 || (reg > CFG_BAR0 && reg < CFG_BAR0 + 24))
-			check_bars(p);
+			moved = check_bars(b, p, old);
+		memcpy(to, p->bar_addr, sizeof(to));
 	}
 	pthread_mutex_unlock(&b->lock);
+	for (unsigned int i = 0; i < 6; i++)
+		if ((moved & (1u << i)) && p->ops && p->ops->bar_moved)
+			p->ops->bar_moved(p, i, old[i], to[i]);
 	/* Outside the bus lock: the device takes its own. */
 	if (p && p->ops && p->ops->cfg_written)
 		p->ops->cfg_written(p, reg + (uint32_t)off, len);
@@ -209,10 +228,15 @@ int pci_bus_init(struct pci_bus *b, struct bus *pio, struct bus *mmio)
 	b->mmio_next = PCI_MMIO_BASE;
 	/* Linux's pci_sanity_check wants a host bridge or an Intel device on
 	 * bus 0 before it trusts mechanism #1. */
-	pci_device_init(&b->host_bridge, 0x8086, 0x29c0, 0x060000, 0x1af4, 0x1100, 0);
+	pci_device_init(&b->host_bridge, 0x8086, PCI_HOST_BRIDGE_Q35, 0x060000, 0x1af4, 0x1100, 0);
 	b->devs[0] = &b->host_bridge;
 	if ((r = bus_register(pio, PCI_CONFIG_ADDR, 4, &addr_ops, b, "pci-addr")) ||
 	    (r = bus_register(pio, PCI_CONFIG_DATA, 4, &data_ops, b, "pci-data")))
 		return r;
 	return 0;
+}
+
+void pci_host_bridge_set_device(struct pci_bus *b, uint16_t device)
+{
+	cv_put_le16(b->host_bridge.cfg + CFG_DEVICE, device);
 }

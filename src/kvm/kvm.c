@@ -42,8 +42,15 @@ int kvm_cap(int fd, long cap)
 
 int kvm_set_memslot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
 {
+	return kvm_set_memslot_flags(vm_fd, slot, gpa, size, hva, 0);
+}
+
+int kvm_set_memslot_flags(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+			  uint32_t flags)
+{
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,

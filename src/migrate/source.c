@@ -535,6 +535,9 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	uint64_t t_pause = 0, t_run;
 	int r;
 
+	if (vm->cfg->firmware)
+		return cv_errf(err, errlen, -ENOTSUP,
+			       "a guest booted with --firmware cannot be migrated yet");
 	m.t0 = m.last_tick = cv_now_ns();
 	m.was_paused = vm_paused(vm);
 	m.npages = vm->mem.ram_size / MIG_PAGE_SIZE;

@@ -178,6 +178,11 @@ static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_writt
 	int r;
 
 	*mem_written = 0;
+	/* A restore would rebuild neither the image at 4 GiB, nor fw_cfg, nor
+	 * the BARs the firmware moved (src/boot/firmware.c). */
+	if (vm->cfg->firmware)
+		return cv_errf(err, errlen, -ENOTSUP,
+			       "a guest booted with --firmware cannot be saved yet");
 	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", k->path) >= sizeof(mem)) {
 		snprintf(err, errlen, "%s: file name too long", k->path);
 		return -ENAMETOOLONG;

@@ -364,7 +364,35 @@ static void cfg_written(struct pci_device *p, uint32_t off, uint32_t len)
 	}
 }
 
-static const struct pci_device_ops vp_pci_ops = { .cfg_written = cfg_written };
+/* The guest (its firmware) moved BAR 0: the ioeventfds follow it. One
+ * that cannot move is dropped, and its kicks come as MMIO exits. */
+static void bar_moved(struct pci_device *p, unsigned int bar, uint64_t old, uint64_t new_addr)
+{
+	struct virtio_pci *vp = p->opaque;
+
+	if (bar != 0)
+		return;
+	pthread_mutex_lock(&vp->dev->lock);
+	vp->bar = new_addr;
+	for (unsigned int q = 0; q < vp->dev->ops->num_queues; q++) {
+		uint64_t at = OFF_NOTIFY + (uint64_t)q * NOTIFY_MULT;
+		int r;
+
+		if (!vp->kick_ioeventfd[q])
+			continue;
+		r = irq_ioeventfd_move(vp->router->vm_fd, vp->kick_fd[q], old + at, new_addr + at,
+				       2);
+		if (r) {
+			vp->kick_ioeventfd[q] = false;
+			cv_debug("virtio-pci: queue %u's ioeventfd did not follow its BAR: %s", q,
+				 strerror(-r));
+		}
+	}
+	pthread_mutex_unlock(&vp->dev->lock);
+}
+
+static const struct pci_device_ops vp_pci_ops = { .cfg_written = cfg_written,
+						  .bar_moved = bar_moved };
 
 static void vp_kick(struct virtio_dev *d, unsigned int q)
 {
@@ -443,6 +471,7 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 		int fd = irq_ioeventfd(router->vm_fd, vp->bar + OFF_NOTIFY + q * NOTIFY_MULT, 2,
 				       false, 0, false);
 
+		vp->kick_ioeventfd[q] = fd >= 0;
 		if (fd < 0)
 			fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (fd < 0)

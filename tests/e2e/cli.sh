@@ -152,6 +152,26 @@ if command -v qemu-img >/dev/null; then
 	t_run 10 "$CVISOR" run --kernel "$TINY" --disk "$q,format=vmdk"
 	t_expect_err "--disk format=vmdk" 2 "^cvisor: --disk .*: format 'vmdk' is not raw or qcow2\$"
 fi
+# --firmware: the image's size and the options it excludes.
+head -c 100000 /dev/zero >"$T_TMP/fw-odd"
+truncate -s 17M "$T_TMP/fw-big"
+truncate -s 128K "$T_TMP/fw-ok"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/nonexistent"
+t_expect_err "--firmware missing" 2 "^cvisor: --firmware $T_TMP/nonexistent: no such file"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/fw-odd"
+t_expect_err "--firmware not a multiple of 64 KiB" 2 "^cvisor: --firmware $T_TMP/fw-odd: 100000 bytes is not a multiple of 64 KiB"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/fw-big"
+t_expect_err "--firmware over 16 MiB" 2 "^cvisor: --firmware $T_TMP/fw-big: .* larger than 16 MiB"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/zeros"
+t_expect_err "--firmware of 4 KiB" 2 "not a multiple of 64 KiB"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/fw-ok" --kernel "$TINY"
+t_expect_err "--firmware with --kernel" 2 "^cvisor: run: --kernel and --firmware exclude each other"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/fw-ok" --cmdline quiet
+t_expect_err "--firmware with --cmdline" 2 "^cvisor: run: --firmware boots from --disk"
+t_run 10 "$CVISOR" run --firmware "$T_TMP/fw-ok" --virtio mmio
+t_expect_err "--firmware with --virtio mmio" 2 "needs --virtio pci"
+t_run 10 "$CVISOR" run --firmware ""
+t_expect_err "--firmware empty name" 2 "firmware: empty file name"
 t_run 10 "$CVISOR" run --config "$T_TMP/null.json"
 t_expect_err "config file holding null" 2 "^cvisor: $T_TMP/null.json: the top level must be a JSON object"
 

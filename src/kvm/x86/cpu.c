@@ -262,6 +262,32 @@ static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, 
 	};
 }
 
+/* A real-mode segment as the reset leaves it (SDM vol. 3, 9.1.4). */
+static void seg_real(struct kvm_segment *s, uint16_t sel, uint64_t base, uint8_t type)
+{
+	*s = (struct kvm_segment){
+		.base = base, .limit = 0xffff, .selector = sel, .type = type, .present = 1, .s = 1
+	};
+}
+
+/* The processor's state after RESET (SDM vol. 3, table 9-1): the first
+ * fetch is at FFFFFFF0, the firmware image's last 16 bytes. */
+static int vcpu_set_reset(struct vcpu *vcpu, struct kvm_sregs *s)
+{
+	struct kvm_regs regs = { .rflags = 2, .rip = 0xfff0, .rdx = 0x600 };
+
+	seg_real(&s->cs, 0xf000, 0xffff0000, 11);
+	seg_real(&s->ds, 0, 0, 3);
+	s->es = s->fs = s->gs = s->ss = s->ds;
+	s->gdt.base = s->idt.base = 0;
+	s->gdt.limit = s->idt.limit = 0xffff;
+	s->cr0 = 0x60000010; /* CD NW ET */
+	s->cr2 = s->cr3 = s->cr4 = s->efer = 0;
+	if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0)
+		return -errno;
+	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ? -errno : 0;
+}
+
 static int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry)
 {
 	struct kvm_sregs s;
@@ -269,6 +295,8 @@ static int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry)
 
 	if (kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0)
 		return -errno;
+	if (entry->mode == BOOT_FIRMWARE)
+		return vcpu_set_reset(vcpu, &s);
 	s.gdt.base = LAYOUT_GDT;
 	s.gdt.limit = 4 * 8 - 1;
 	seg_flat(&s.ds, 0x18, 3, false, true);
