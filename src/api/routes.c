@@ -88,7 +88,7 @@ static void ep_vmm_shutdown(struct api *a, struct http_conn *c, struct http_requ
 	a->quit = true;
 	a->stop_conn = c; /* answered once the guest (if any) is gone */
 	if (a->vm)
-		vm_request_stop(a->vm, VM_STOP_POWEROFF, "vmm.shutdown");
+		vm_request_stop(a->vm, VM_STOP_POWEROFF, NULL);
 }
 
 /* ---- the VM's life ---- */
@@ -144,7 +144,7 @@ static void stop_guest(struct api *a, struct http_conn *c, bool delete)
 	a->stopping = true;
 	a->deleting = delete;
 	a->stop_conn = c;
-	vm_request_stop(a->vm, VM_STOP_POWEROFF, delete ? "vm.delete" : "vm.shutdown");
+	vm_request_stop(a->vm, VM_STOP_POWEROFF, NULL);
 }
 
 static void ep_shutdown(struct api *a, struct http_conn *c, struct http_request *req)
