@@ -184,7 +184,6 @@ static void ep_reboot(struct api *a, struct http_conn *c, struct http_request *r
 			"seccomp filter forbids in this process (--seccomp false allows it)");
 		return;
 	}
-	api_event(a, "vm", "rebooting");
 	vm_request_stop(a->vm, VM_STOP_RESET, NULL);
 	http_reply(c, 204, NULL, 0);
 }

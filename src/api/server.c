@@ -238,8 +238,16 @@ static void run_guest(struct api *a)
 	}
 	if (a->state != API_RUNNING) /* a reboot whose build failed */
 		return (void)(a->quit = true, a->status = status);
-	api_event(a, "vm", "shutdown");
 	a->state = API_SHUTDOWN;
+	if (!a->quit && !a->stopping && a->stop_why == VM_STOP_RESET && can_build(a)) {
+		/* vm.reboot, or the guest's own reset: built anew (the event
+		 * stream says rebooting, then rebooted; no shutdown between). */
+		a->rebooting = a->boot = true;
+		a->state = API_CREATED;
+		api_event(a, "vm", "rebooting");
+		return;
+	}
+	api_event(a, "vm", "shutdown");
 	if (a->quit) {
 		a->status = a->status ? a->status : status;
 	} else if (a->stopping) {
@@ -253,13 +261,9 @@ static void run_guest(struct api *a)
 		if (a->stop_conn)
 			http_reply(a->stop_conn, 204, NULL, 0);
 		a->stop_conn = NULL;
-	} else if (a->stop_why == VM_STOP_RESET && can_build(a)) {
-		/* vm.reboot, or the guest's own reset: built anew. */
-		a->rebooting = a->boot = true;
-		a->state = API_CREATED;
 	} else {
-		/* The guest powered off (or crashed, or cannot be rebooted
-		 * here): the VMM ends, as Cloud Hypervisor's does. */
+		/* The guest powered off (or crashed, or reset where it cannot be
+		 * rebuilt): the VMM ends, as Cloud Hypervisor's does. */
 		a->quit = true;
 		a->status = status;
 	}

@@ -191,6 +191,8 @@ if wait_more "$A" "${c2:-0}"; then
 else
 	t_fail "resumed: the count goes on" "count $c2 then $(count_of "$A")"
 fi
+api "$S" PUT vm.reboot
+expect "vm.reboot refused under the seccomp filter" 500 'seccomp filter forbids'
 api "$S" GET vm.counters
 expect "vm.counters" 200 '"disks":\{"read_bytes":[0-9]+'
 api "$S" PUT vm.resize '{"desired_ram":134217728}'
@@ -224,6 +226,36 @@ if [ "${got% }" = "$want" ] && grep -q '"source":"vmm","event":"shutdown"' "$EV"
 	t_pass "the event stream"
 else
 	t_fail "the event stream" "vm events '$got', want '$want'; $(tr '\n' ' ' <"$EV")"
+fi
+
+# ---- vm.reboot: the guest built anew (--seccomp false) ----
+R=${P}r
+S=$T_TMP/r.sock
+EV=$T_TMP/r.events
+if vmm "$R" "$S" --seccomp false --event-monitor "path=$EV"; then
+	RPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter)"
+	api "$S" PUT vm.boot
+	api "$S" PUT vm.reboot
+	expect "vm.reboot" 204 ''
+	for i in $(seq 100); do
+		grep -q '"event":"rebooted"' "$EV" && break
+		sleep 0.1
+	done
+	api "$S" GET vm.info
+	got=$(sed -n 's/.*"source":"vm","event":"\([a-z]*\)".*/\1/p' "$EV" | tr '\n' ' ')
+	if [ "$API_CODE" = 200 ] && printf '%s' "$API_BODY" | grep -q '"state":"Running"' &&
+		[ "$got" = "booted rebooting rebooted " ] &&
+		[ "$(grep -c 'counter: spin' "$T_TMP/$R.out")" = 2 ]; then
+		t_pass "rebooted: Running again, events booted rebooting rebooted, booted twice"
+	else
+		t_fail "rebooted: Running again, events booted rebooting rebooted, booted twice" \
+			"$API_CODE $API_BODY; events '$got'; $(grep -c 'counter: spin' "$T_TMP/$R.out") boots"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$RPID" 10 || t_fail "VMM r ends" "pid $RPID"
+else
+	t_fail "VMM r starts" "$(cat "$T_TMP/$R.err")"
 fi
 
 # ---- the guest powers off: the VMM ends, with the shutdown events ----
