@@ -94,15 +94,18 @@ int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const st
  * guest ran), before anything is torn down. Called on the main thread. */
 struct vm;
 struct monitor_hooks {
+	bool start_paused; /* the vCPUs released parked (a restore waits for a resume) */
 	void (*running)(void *ctx, struct vm *vm);
 	void (*ended)(void *ctx, struct vm *vm, const struct cv_error *err);
 	void *ctx;
 };
 
-/* Boot cfg's guest through the one lifecycle for the API: no terminal,
- * no cgroup of cvisor's (the client places the threads), h told of its
- * stages. Returns the exit status the guest's end gives. */
-int monitor_run_api(const struct vm_config *cfg, const struct monitor_hooks *h);
+/* Boot cfg's guest (rs: restore that snapshot instead) through the one
+ * lifecycle for the API: no terminal, no cgroup of cvisor's (the client
+ * places the threads), h told of its stages. Returns the exit status the
+ * guest's end gives. */
+int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
+		    const struct monitor_hooks *h);
 
 /* -d: fork, run the guest (booted, restored or incoming) in the child,
  * return once it runs, or with the child's status if it never did. */

@@ -15,6 +15,7 @@
 #include "cvisor/ctl.h"
 #include "cvisor/evloop.h"
 #include "cvisor/http.h"
+#include "cvisor/monitor.h"
 
 struct json_object;
 struct vm;
@@ -43,6 +44,9 @@ struct api {
 	struct json_object *create_body; /* echoed by vm.info */
 	struct vm *vm;			 /* while the guest runs */
 	bool built_once;		 /* a guest ran: the main thread is filtered */
+	bool restoring;			 /* vm.restore: the next build restores rs */
+	struct restore_src rs;		 /* its snapshot, opened (mem_fd -1: none) */
+	char rs_path[4096];
 
 	/* What the main loop does next, set by handlers. */
 	bool boot;	/* vm.boot or a reboot: build the guest */
@@ -57,8 +61,17 @@ struct api {
 	int status;		     /* the process's exit status */
 };
 
+/* The snapshot file vm.snapshot writes in its destination directory
+ * (FILE, and FILE.mem beside it: cvisor's format, src/snapshot/), and
+ * vm.restore reads from its source directory. */
+#define API_SNAPSHOT_FILE "cvisor.snapshot"
+
 /* routes.c: the http_handler_fn. */
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
+
+/* routes.c: forget a vm.restore that will not be (its snapshot closed,
+ * no VM). */
+void api_restore_drop(struct api *a);
 
 /* server.c: the guest's loop when it runs, the VMM's otherwise. */
 struct evloop *api_loop(struct api *a);

@@ -8,10 +8,12 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api_priv.h"
 #include "cvisor/acpi_pm.h"
+#include "cvisor/snapshot.h"
 #include "cvisor/virtio_balloon.h"
 #include "cvisor/vm.h"
 
@@ -370,6 +372,168 @@ static void ep_resize(struct api *a, struct http_conn *c, struct http_request *r
 	http_reply(c, 204, NULL, 0);
 }
 
+/* "file:///DIR" (an existing directory) of body key `key`: DIR/FILE into
+ * path. false with a 400 sent when not. */
+static bool file_url(struct http_conn *c, struct json_object *o, const char *what, const char *key,
+		     char *path, size_t len)
+{
+	struct json_object *v;
+	const char *url;
+	struct stat st;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) {
+		http_reply_error(c, 400, "%s: %s: a string \"file:///DIR\" is needed", what, key);
+		return false;
+	}
+	url = json_object_get_string(v);
+	if (strncmp(url, "file:///", 8) || stat(url + 7, &st) || !S_ISDIR(st.st_mode)) {
+		http_reply_error(c, 400,
+				 "%s: %s \"%.200s\": want file:///DIR, an existing directory", what,
+				 key, url);
+		return false;
+	}
+	if ((size_t)snprintf(path, len, "%s/%s", url + 7, API_SNAPSHOT_FILE) >= len) {
+		http_reply_error(c, 400, "%s: %s: path too long", what, key);
+		return false;
+	}
+	return true;
+}
+
+/* Only the keys named (NULL-ended), or a 400 naming the other. */
+static bool only_keys(struct http_conn *c, struct json_object *o, const char *what,
+		      const char *const *keys)
+{
+	json_object_object_foreach(o, k, v)
+	{
+		bool known = false;
+
+		(void)v;
+		for (const char *const *p = keys; *p; p++)
+			known |= !strcmp(k, *p);
+		if (!known) {
+			http_reply_error(c, 400, "%s: %s: not supported by cvisor", what, k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* vm.snapshot {destination_url: "file:///DIR"}: the paused guest to
+ * DIR/cvisor.snapshot and its .mem (cvisor's single-file snapshot and its
+ * memory file, not Cloud Hypervisor's layout); it stays paused. */
+static void ep_snapshot(struct api *a, struct http_conn *c, struct http_request *req)
+{
+	static const char *const keys[] = { "destination_url", NULL };
+	char path[4096], err[4200];
+	struct json_object *o;
+	uint64_t bytes;
+	int r;
+
+	if (!need_vm(a, c, "vm.snapshot") || !(o = body_object(c, req, "vm.snapshot")))
+		return;
+	if (!only_keys(c, o, "vm.snapshot", keys) ||
+	    !file_url(c, o, "vm.snapshot", "destination_url", path, sizeof(path))) {
+		json_object_put(o);
+		return;
+	}
+	json_object_put(o);
+	if (!vm_paused(a->vm)) {
+		http_reply_error(c, 500, "vm.snapshot: the VM must be paused (vm.pause first)");
+		return;
+	}
+	api_event(a, "vm", "snapshotting");
+	if ((r = snapshot_save(a->vm, path, &bytes, err, sizeof(err)))) {
+		http_reply_error(c, 500, "vm.snapshot: %s", err);
+		return;
+	}
+	/* The devices were quiesced for the save; the guest stays paused. */
+	snapshot_devices_resume(a->vm);
+	api_event(a, "vm", "snapshotted");
+	http_reply(c, 204, NULL, 0);
+}
+
+void api_restore_drop(struct api *a)
+{
+	free(a->rs.payload);
+	a->rs.payload = NULL;
+	cv_close(&a->rs.mem_fd);
+	a->restoring = false;
+	a->state = API_NONE;
+	json_object_put(a->create_body);
+	a->create_body = NULL;
+	config_free(&a->cfg);
+	config_init(&a->cfg);
+}
+
+/* vm.info's config for a restored VM, in the VmConfig's shape: what the
+ * snapshot's CONFIG says of the vCPUs, memory and kernel. */
+static struct json_object *restored_config(const struct vm_config *cfg)
+{
+	struct json_object *o = json_object_new_object(), *cpus = json_object_new_object(),
+			   *mem = json_object_new_object(), *pl = json_object_new_object();
+
+	if (!o || !cpus || !mem || !pl) {
+		json_object_put(o);
+		json_object_put(cpus);
+		json_object_put(mem);
+		json_object_put(pl);
+		return NULL;
+	}
+	json_object_object_add(cpus, "boot_vcpus", json_object_new_int64(cfg->ncpus));
+	json_object_object_add(cpus, "max_vcpus", json_object_new_int64(cfg->ncpus));
+	json_object_object_add(mem, "size", json_object_new_uint64(cfg->mem_size));
+	json_object_object_add(pl, "kernel",
+			       cfg->kernel ? json_object_new_string(cfg->kernel) : NULL);
+	json_object_object_add(pl, "cmdline", json_object_new_string(cfg->cmdline));
+	json_object_object_add(pl, "initramfs",
+			       cfg->initrd ? json_object_new_string(cfg->initrd) : NULL);
+	json_object_object_add(o, "cpus", cpus);
+	json_object_object_add(o, "memory", mem);
+	json_object_object_add(o, "payload", pl);
+	return o;
+}
+
+/* vm.restore {source_url: "file:///DIR"}: a VMM with no VM builds one
+ * from DIR/cvisor.snapshot, paused (vm.resume runs it), as Cloud
+ * Hypervisor does. */
+static void ep_restore(struct api *a, struct http_conn *c, struct http_request *req)
+{
+	static const char *const keys[] = { "source_url", "prefault", NULL };
+	char err[4200];
+	struct json_object *o, *cfg;
+	int r;
+
+	if (a->state != API_NONE) {
+		http_reply_error(c, 500, "vm.restore: a VM is already created (vm.delete first)");
+		return;
+	}
+	if (!(o = body_object(c, req, "vm.restore")))
+		return;
+	if (!only_keys(c, o, "vm.restore", keys) ||
+	    !file_url(c, o, "vm.restore", "source_url", a->rs_path, sizeof(a->rs_path))) {
+		json_object_put(o);
+		return;
+	}
+	json_object_put(o);
+	config_free(&a->cfg);
+	config_init(&a->cfg);
+	a->rs = (struct restore_src){ .path = a->rs_path, .mem_fd = -1 };
+	r = snapshot_open(a->rs_path, &a->cfg, &a->rs.payload, &a->rs.len, &a->rs.mem_fd, err,
+			  sizeof(err));
+	if (r || !(cfg = restored_config(&a->cfg))) {
+		http_reply_error(c, r == -EINVAL ? 400 : 500, "vm.restore: %s",
+				 r ? err : "out of memory");
+		api_restore_drop(a);
+		return;
+	}
+	json_object_put(a->create_body);
+	a->create_body = cfg;
+	a->io = (struct api_vm_io){ .serial_mode = "Tty", .console_mode = "Off" };
+	a->state = API_CREATED;
+	a->restoring = a->boot = true;
+	a->boot_conn = c;
+}
+
 /* ---- the table ---- */
 
 static const struct route {
@@ -390,6 +554,8 @@ static const struct route {
 	{ "vm.info", HTTP_M_GET, ep_info },
 	{ "vm.counters", HTTP_M_GET, ep_counters },
 	{ "vm.resize", HTTP_M_PUT, ep_resize },
+	{ "vm.snapshot", HTTP_M_PUT, ep_snapshot },
+	{ "vm.restore", HTTP_M_PUT, ep_restore },
 };
 
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req)

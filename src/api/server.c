@@ -140,12 +140,16 @@ static void on_running(void *ctx, struct vm *vm)
 	api_events_move(a, &a->loop, &vm->loop);
 	a->vm = vm;
 	a->state = API_RUNNING;
+	/* Cloud Hypervisor's restored VM waits, paused, for vm.resume (its
+	 * vCPUs were released parked: this waits for them to be). */
+	if (a->restoring)
+		vm_pause(vm);
 	/* Every vCPU thread exists and is named vcpuN (monitor_go waited for
 	 * each to be held): libvirt reads them when this reply arrives. */
 	if (a->boot_conn)
 		http_reply(a->boot_conn, 204, NULL, 0);
 	a->boot_conn = NULL;
-	api_event(a, "vm", a->rebooting ? "rebooted" : "booted");
+	api_event(a, "vm", a->restoring ? "restored" : a->rebooting ? "rebooted" : "booted");
 	a->rebooting = false;
 }
 
@@ -199,17 +203,24 @@ static int wire_serial(struct api *a, char *err, size_t errlen)
 
 static void run_guest(struct api *a)
 {
-	struct monitor_hooks h = { .running = on_running, .ended = on_ended, .ctx = a };
+	bool restore = a->restoring;
+	struct monitor_hooks h = {
+		.start_paused = restore, .running = on_running, .ended = on_ended, .ctx = a
+	};
 	int status;
 
 	if (!can_build(a)) {
 		if (a->boot_conn)
-			http_reply_error(a->boot_conn, 500,
-					 "vm.boot: a guest already ran in this VMM, whose seccomp "
-					 "filter forbids building another (start a new VMM, or "
-					 "--seccomp false)");
+			http_reply_error(
+				a->boot_conn, 500,
+				"%s: a guest already ran in this VMM, whose seccomp filter "
+				"forbids building another (start a new VMM, or --seccomp "
+				"false)",
+				restore ? "vm.restore" : "vm.boot");
 		a->boot_conn = NULL;
 		a->quit = a->rebooting; /* a reboot that cannot be: the guest ends */
+		if (restore)
+			api_restore_drop(a);
 		return;
 	}
 	a->boot_err[0] = '\0';
@@ -227,11 +238,21 @@ static void run_guest(struct api *a)
 		a->boot_conn = NULL;
 		return;
 	}
-	status = monitor_run_api(&a->cfg, &h);
+	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, &h);
+	if (restore) {
+		a->restoring = false;
+		cv_close(&a->rs.mem_fd);
+		free(a->rs.payload);
+		a->rs.payload = NULL;
+	}
 	if (a->boot_conn) { /* never ran */
-		http_reply_error(a->boot_conn, 500, "vm.boot: %s", a->boot_err);
+		http_reply_error(a->boot_conn, 500, "%s: %s", restore ? "vm.restore" : "vm.boot",
+				 a->boot_err);
 		a->boot_conn = NULL;
+		/* A restore that failed leaves no VM; a boot, the created one. */
 		a->state = API_CREATED;
+		if (restore)
+			api_restore_drop(a);
 		a->quit |= a->rebooting;
 		a->rebooting = false;
 		return;
@@ -313,7 +334,7 @@ int api_main(const struct api_opts *o)
 	int fd;
 
 	a.o = o;
-	a.sfd = a.ev_fd = -1;
+	a.sfd = a.ev_fd = a.rs.mem_fd = -1;
 	/* The VMM's own stdout, for a serial in mode Tty after one elsewhere. */
 	a.stdout_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
 	config_init(&a.cfg);

@@ -201,6 +201,8 @@ int monitor_go(struct monitor *m)
 	/* Ready means every thread is filtered: what /proc shows from then
 	 * on is what runs. */
 	vm_wait_held(&m->vm);
+	if (m->src->hooks && m->src->hooks->start_paused)
+		vm_pause_request(&m->vm);
 	vm_release(&m->vm);
 	m->running = true;
 	monitor_ready(m);
@@ -354,9 +356,12 @@ int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incom
 	return monitor_lifecycle(cli, &src, ready_fd);
 }
 
-int monitor_run_api(const struct vm_config *cfg, const struct monitor_hooks *h)
+int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
+		    const struct monitor_hooks *h)
 {
-	struct monitor_src src = { .kind = MONITOR_BOOT, .hooks = h };
+	struct monitor_src src = src_of(rs, NULL, NULL);
+
+	src.hooks = h;
 
 	return monitor_lifecycle(cfg, &src, -1);
 }

@@ -184,6 +184,17 @@ else
 fi
 api "$S" PUT vm.pause
 expect "vm.pause twice" 500 'already paused'
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/nodir\"}"
+expect "vm.snapshot to a missing directory" 400 'an existing directory'
+mkdir -p "$T_TMP/snap"
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/snap\"}"
+expect "vm.snapshot" 204 ''
+c_snap=$(count_of "$A")
+if [ -s "$T_TMP/snap/cvisor.snapshot" ] && [ -e "$T_TMP/snap/cvisor.snapshot.mem" ]; then
+	t_pass "vm.snapshot wrote cvisor.snapshot and its .mem"
+else
+	t_fail "vm.snapshot wrote cvisor.snapshot and its .mem" "$(ls -la "$T_TMP/snap")"
+fi
 api "$S" PUT vm.resume
 expect "vm.resume" 204 ''
 if wait_more "$A" "${c2:-0}"; then
@@ -193,6 +204,8 @@ else
 fi
 api "$S" PUT vm.reboot
 expect "vm.reboot refused under the seccomp filter" 500 'seccomp filter forbids'
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/snap\"}"
+expect "vm.snapshot of a running VM" 500 'must be paused'
 api "$S" GET vm.counters
 expect "vm.counters" 200 '"disks":\{"read_bytes":[0-9]+'
 api "$S" PUT vm.resize '{"desired_ram":134217728}'
@@ -219,13 +232,42 @@ if ended "$APID" 10 && [ ! -e "$S" ]; then
 else
 	t_fail "the VMM ends, its socket removed" "pid $APID still there or $S left"
 fi
-want="booted pausing paused resuming resumed shutdown deleted"
+want="booted pausing paused snapshotting snapshotted resuming resumed shutdown deleted"
 got=$(sed -n 's/.*"source":"vm","event":"\([a-z]*\)".*/\1/p' "$EV" 2>/dev/null | tr '\n' ' ')
 if [ "${got% }" = "$want" ] && grep -q '"source":"vmm","event":"shutdown"' "$EV" &&
 	grep -Eq '^\{"timestamp":\{"secs":[0-9]+,"nanos":[0-9]+\},"source":"vmm","event":"starting","properties":null\}$' "$EV"; then
 	t_pass "the event stream"
 else
 	t_fail "the event stream" "vm events '$got', want '$want'; $(tr '\n' ' ' <"$EV")"
+fi
+
+# ---- vm.restore in a new VMM: paused at the snapshot's count, then on ----
+E=${P}e
+S=$T_TMP/e.sock
+if vmm "$E" "$S"; then
+	EPID=$VMM_PID
+	api "$S" PUT vm.restore "{\"source_url\":\"file://$T_TMP/nosnap\"}"
+	expect "vm.restore from a missing directory" 400 'an existing directory'
+	api "$S" PUT vm.restore "{\"source_url\":\"file://$T_TMP/snap\"}"
+	expect "vm.restore" 204 ''
+	api "$S" GET vm.info
+	expect "vm.info after vm.restore: Paused" 200 '"state":"Paused"'
+	c=$(count_of "$E")
+	if [ -n "$c" ] && [ "$c" = "$c_snap" ]; then
+		t_pass "restored at the snapshot's count"
+	else
+		t_fail "restored at the snapshot's count" "count $c, saved $c_snap"
+	fi
+	api "$S" PUT vm.resume
+	if wait_more "$E" "${c:-0}"; then
+		t_pass "the restored guest counts on after vm.resume"
+	else
+		t_fail "the restored guest counts on after vm.resume" "count $c then $(count_of "$E")"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$EPID" 10 || t_fail "VMM e ends" "pid $EPID"
+else
+	t_fail "VMM e starts" "$(cat "$T_TMP/$E.err")"
 fi
 
 # ---- vm.reboot: the guest built anew (--seccomp false) ----
