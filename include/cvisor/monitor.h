@@ -100,12 +100,12 @@ struct monitor_hooks {
 	void *ctx;
 };
 
-/* Boot cfg's guest (rs: restore that snapshot instead) through the one
- * lifecycle for the API: no terminal, no cgroup of cvisor's (the client
- * places the threads), h told of its stages. Returns the exit status the
- * guest's end gives. */
+/* Boot cfg's guest (rs: restore that snapshot instead; in: receive it
+ * from a migration source) through the one lifecycle for the API: no
+ * terminal, no cgroup of cvisor's (the client places the threads), h told
+ * of its stages. Returns the exit status the guest's end gives. */
 int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
-		    const struct monitor_hooks *h);
+		    const struct migrate_incoming *in, const struct monitor_hooks *h);
 
 /* -d: fork, run the guest (booted, restored or incoming) in the child,
  * return once it runs, or with the child's status if it never did. */

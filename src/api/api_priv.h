@@ -15,6 +15,7 @@
 #include "cvisor/ctl.h"
 #include "cvisor/evloop.h"
 #include "cvisor/http.h"
+#include "cvisor/migrate.h"
 #include "cvisor/monitor.h"
 
 struct json_object;
@@ -46,6 +47,10 @@ struct api {
 	bool built_once;		 /* a guest ran: the main thread is filtered */
 	bool restoring;			 /* vm.restore: the next build restores rs */
 	struct restore_src rs;		 /* its snapshot, opened (mem_fd -1: none) */
+	bool incoming;			 /* vm.receive-migration: the next build receives */
+	struct migrate_incoming in;	 /* where it listens */
+	char listen[256];
+	bool migrating; /* vm.send-migration runs (the loop is pumped from it) */
 	char rs_path[4096];
 
 	/* What the main loop does next, set by handlers. */
@@ -72,6 +77,11 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
 /* routes.c: forget a vm.restore that will not be (its snapshot closed,
  * no VM). */
 void api_restore_drop(struct api *a);
+
+/* routes.c: vm.info's config for a guest vm.create did not describe (a
+ * restored or received one): its vCPUs, memory and kernel in VmConfig's
+ * shape. NULL when out of memory. */
+struct json_object *api_config_echo(const struct vm_config *cfg);
 
 /* server.c: the guest's loop when it runs, the VMM's otherwise. */
 struct evloop *api_loop(struct api *a);

@@ -467,7 +467,7 @@ void api_restore_drop(struct api *a)
 
 /* vm.info's config for a restored VM, in the VmConfig's shape: what the
  * snapshot's CONFIG says of the vCPUs, memory and kernel. */
-static struct json_object *restored_config(const struct vm_config *cfg)
+struct json_object *api_config_echo(const struct vm_config *cfg)
 {
 	struct json_object *o = json_object_new_object(), *cpus = json_object_new_object(),
 			   *mem = json_object_new_object(), *pl = json_object_new_object();
@@ -520,7 +520,7 @@ static void ep_restore(struct api *a, struct http_conn *c, struct http_request *
 	a->rs = (struct restore_src){ .path = a->rs_path, .mem_fd = -1 };
 	r = snapshot_open(a->rs_path, &a->cfg, &a->rs.payload, &a->rs.len, &a->rs.mem_fd, err,
 			  sizeof(err));
-	if (r || !(cfg = restored_config(&a->cfg))) {
+	if (r || !(cfg = api_config_echo(&a->cfg))) {
 		http_reply_error(c, r == -EINVAL ? 400 : 500, "vm.restore: %s",
 				 r ? err : "out of memory");
 		api_restore_drop(a);
@@ -531,6 +531,119 @@ static void ep_restore(struct api *a, struct http_conn *c, struct http_request *
 	a->io = (struct api_vm_io){ .serial_mode = "Tty", .console_mode = "Off" };
 	a->state = API_CREATED;
 	a->restoring = a->boot = true;
+	a->boot_conn = c;
+}
+
+/* "tcp:HOST:PORT" of body key `key` into out (HOST:PORT); else a 400. */
+static bool tcp_url(struct http_conn *c, struct json_object *o, const char *what, const char *key,
+		    char *out, size_t len)
+{
+	struct json_object *v;
+	const char *url;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
+	    strncmp(url = json_object_get_string(v), "tcp:", 4) || !strchr(url + 4, ':') ||
+	    strlen(url + 4) >= len) {
+		http_reply_error(c, 400,
+				 "%s: %s: want \"tcp:HOST:PORT\" (cvisor migrates over TCP)", what,
+				 key);
+		return false;
+	}
+	snprintf(out, len, "%s", url + 4);
+	return true;
+}
+
+/* The migration's pump: the guest's loop goes on (devices, the API: only
+ * what reads is served meanwhile, api_handle). */
+static void migrate_pump(void *ctx)
+{
+	struct api *a = ctx;
+
+	if (a->vm && evloop_once(&a->vm->loop, 0))
+		cv_debug("migration: the event loop failed a round");
+}
+
+/* vm.send-migration {destination_url: "tcp:HOST:PORT"}: cvisor's live
+ * migration (src/migrate/, as `cvisor migrate`) to a VMM that took
+ * vm.receive-migration; answered when it is over. The guest then runs
+ * there, and this VMM ends, as Cloud Hypervisor's does. */
+static void ep_send_migration(struct api *a, struct http_conn *c, struct http_request *req)
+{
+	static const char *const keys[] = { "destination_url", "local", NULL };
+	struct migrate_opts mo;
+	struct json_object *o, *v;
+	char dest[256], err[512];
+	int r;
+
+	if (!need_vm(a, c, "vm.send-migration") || !(o = body_object(c, req, "vm.send-migration")))
+		return;
+	if (!only_keys(c, o, "vm.send-migration", keys) ||
+	    !tcp_url(c, o, "vm.send-migration", "destination_url", dest, sizeof(dest))) {
+		json_object_put(o);
+		return;
+	}
+	if (json_object_object_get_ex(o, "local", &v) && json_object_get_boolean(v)) {
+		json_object_put(o);
+		http_reply_error(c, 400,
+				 "vm.send-migration: local: not supported by cvisor (the "
+				 "memory goes over the stream)");
+		return;
+	}
+	json_object_put(o);
+	migrate_opts_init(&mo);
+	mo.dest = dest;
+	mo.ops = &migrate_snapshot_source_ops;
+	mo.pump = migrate_pump;
+	mo.pump_ctx = a;
+	a->migrating = true;
+	r = migrate_send(a->vm, &mo, NULL, NULL, err, sizeof(err));
+	a->migrating = false;
+	if (r) {
+		http_reply_error(c, 500, "vm.send-migration: %s%s", err,
+				 atomic_load(&a->vm->stop) ? "" : "; the VM keeps running here");
+		return;
+	}
+	http_reply(c, 204, NULL, 0);
+	a->quit = true;
+	vm_request_stop(a->vm, VM_STOP_POWEROFF, NULL);
+}
+
+/* vm.receive-migration {receiver_url: "tcp:HOST:PORT"}: a VMM with no VM
+ * listens there and runs the guest a vm.send-migration sends (as `cvisor
+ * run --incoming`); answered once it runs. The API is not served while
+ * the VMM waits for the source. */
+static void ep_receive_migration(struct api *a, struct http_conn *c, struct http_request *req)
+{
+	static const char *const keys[] = { "receiver_url", NULL };
+	struct json_object *o;
+	char err[512];
+
+	if (a->state != API_NONE) {
+		http_reply_error(c, 500, "vm.receive-migration: a VM is already created");
+		return;
+	}
+	if (!(o = body_object(c, req, "vm.receive-migration")))
+		return;
+	if (!only_keys(c, o, "vm.receive-migration", keys) ||
+	    !tcp_url(c, o, "vm.receive-migration", "receiver_url", a->listen, sizeof(a->listen))) {
+		json_object_put(o);
+		return;
+	}
+	json_object_put(o);
+	memset(&a->in, 0, sizeof(a->in));
+	if (migrate_incoming_flag(&a->in, "--incoming", a->listen, err, sizeof(err)) < 0 ||
+	    migrate_incoming_check(&a->in, err, sizeof(err))) {
+		migrate_incoming_free(&a->in);
+		http_reply_error(c, 400, "vm.receive-migration: %s", err);
+		return;
+	}
+	config_free(&a->cfg);
+	config_init(&a->cfg);
+	json_object_put(a->create_body);
+	a->create_body = NULL;
+	a->io = (struct api_vm_io){ .serial_mode = "Tty", .console_mode = "Off" };
+	a->state = API_CREATED;
+	a->incoming = a->boot = true;
 	a->boot_conn = c;
 }
 
@@ -556,6 +669,8 @@ static const struct route {
 	{ "vm.resize", HTTP_M_PUT, ep_resize },
 	{ "vm.snapshot", HTTP_M_PUT, ep_snapshot },
 	{ "vm.restore", HTTP_M_PUT, ep_restore },
+	{ "vm.send-migration", HTTP_M_PUT, ep_send_migration },
+	{ "vm.receive-migration", HTTP_M_PUT, ep_receive_migration },
 };
 
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req)
@@ -573,6 +688,11 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req)
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
 		if (strcmp(routes[i].name, name))
 			continue;
+		/* A migration pumps the loop: only what reads is served. */
+		if (a->migrating && routes[i].method != HTTP_M_GET) {
+			http_reply_error(c, 500, "%s: the VM is migrating", name);
+			return;
+		}
 		if (req->method != routes[i].method) {
 			http_reply_error(c, 405, "%s: method %.20s not allowed (use %s)", name,
 					 req->method_name,

@@ -149,7 +149,16 @@ static void on_running(void *ctx, struct vm *vm)
 	if (a->boot_conn)
 		http_reply(a->boot_conn, 204, NULL, 0);
 	a->boot_conn = NULL;
-	api_event(a, "vm", a->restoring ? "restored" : a->rebooting ? "rebooted" : "booted");
+	if (a->incoming) {
+		/* vm.info's config: what the source sent. */
+		json_object_put(a->create_body);
+		a->create_body = api_config_echo(vm->cfg);
+	} else {
+		api_event(a, "vm",
+			  a->restoring	 ? "restored"
+			  : a->rebooting ? "rebooted"
+					 : "booted");
+	}
 	a->rebooting = false;
 }
 
@@ -238,7 +247,12 @@ static void run_guest(struct api *a)
 		a->boot_conn = NULL;
 		return;
 	}
-	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, &h);
+	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, a->incoming ? &a->in : NULL,
+				 &h);
+	if (a->incoming) {
+		a->incoming = false;
+		migrate_incoming_free(&a->in);
+	}
 	if (restore) {
 		a->restoring = false;
 		cv_close(&a->rs.mem_fd);
@@ -249,9 +263,10 @@ static void run_guest(struct api *a)
 		http_reply_error(a->boot_conn, 500, "%s: %s", restore ? "vm.restore" : "vm.boot",
 				 a->boot_err);
 		a->boot_conn = NULL;
-		/* A restore that failed leaves no VM; a boot, the created one. */
+		/* A restore or a receive that failed leaves no VM; a boot, the
+		 * created one. */
 		a->state = API_CREATED;
-		if (restore)
+		if (restore || a->create_body == NULL)
 			api_restore_drop(a);
 		a->quit |= a->rebooting;
 		a->rebooting = false;

@@ -357,9 +357,11 @@ int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incom
 }
 
 int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
-		    const struct monitor_hooks *h)
+		    const struct migrate_incoming *in, const struct monitor_hooks *h)
 {
-	struct monitor_src src = src_of(rs, NULL, NULL);
+	/* An incoming guest keeps the source's limits, none of this host's. */
+	static struct placement none;
+	struct monitor_src src = src_of(rs, in, &none);
 
 	src.hooks = h;
 

@@ -270,6 +270,53 @@ else
 	t_fail "VMM e starts" "$(cat "$T_TMP/$E.err")"
 fi
 
+# ---- live migration between two VMMs: vm.receive-migration, vm.send-migration ----
+F=${P}f G=${P}g
+SF=$T_TMP/f.sock SG=$T_TMP/g.sock
+PORT=$((40000 + $$ % 20000))
+if vmm "$F" "$SF" && FPID=$VMM_PID && vmm "$G" "$SG"; then
+	GPID=$VMM_PID
+	api "$SF" PUT vm.create "$(create_body counter)"
+	api "$SF" PUT vm.boot
+	wait_more "$F" 1
+	api "$SG" PUT vm.receive-migration '{"receiver_url":"unix:/x"}'
+	expect "vm.receive-migration: not tcp" 400 'tcp:HOST:PORT'
+	# The target's answer comes once the guest runs there: in the background.
+	curl -s --max-time 60 --unix-socket "$SG" -X PUT -w '%{http_code}' \
+		-d "{\"receiver_url\":\"tcp:127.0.0.1:$PORT\"}" \
+		http://localhost/api/v1/vm.receive-migration >"$T_TMP/recv" 2>&1 &
+	RECV=$!
+	for i in $(seq 100); do # until the target listens
+		ss -ltn 2>/dev/null | grep -q ":$PORT " && break
+		sleep 0.1
+	done
+	c1=$(count_of "$F")
+	api "$SF" PUT vm.send-migration "{\"destination_url\":\"tcp:127.0.0.1:$PORT\"}"
+	expect "vm.send-migration" 204 ''
+	wait "$RECV"
+	if [ "$(cat "$T_TMP/recv")" = 204 ]; then
+		t_pass "vm.receive-migration answered once the guest runs"
+	else
+		t_fail "vm.receive-migration answered once the guest runs" "$(cat "$T_TMP/recv")"
+	fi
+	api "$SG" GET vm.info
+	expect "the target's vm.info: Running" 200 '"state":"Running"'
+	if wait_more "$G" "${c1:-0}"; then
+		t_pass "the guest counts on at the target from the source's count"
+	else
+		t_fail "the guest counts on at the target from the source's count" "source $c1, target $(count_of "$G")"
+	fi
+	if ended "$FPID" 10; then
+		t_pass "the source VMM ends after the migration"
+	else
+		t_fail "the source VMM ends after the migration" "pid $FPID"
+	fi
+	api "$SG" PUT vmm.shutdown
+	ended "$GPID" 10 || t_fail "VMM g ends" "pid $GPID"
+else
+	t_fail "VMMs f and g start" "$(cat "$T_TMP/$F.err" "$T_TMP/$G.err")"
+fi
+
 # ---- vm.reboot: the guest built anew (--seccomp false) ----
 R=${P}r
 S=$T_TMP/r.sock
