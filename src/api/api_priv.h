@@ -3,6 +3,7 @@
  *   server.c   the process: sockets, the pre-boot loop, the guest's boots
  *              through the monitor's lifecycle (monitor_run_api)
  *   routes.c   the endpoint table and what each endpoint does
+ *   transfer.c vm.snapshot, vm.restore, vm.send-migration, vm.receive-migration
  *   events.c   the --event-monitor stream
  *   vmconfig.c vm.create's body to a struct vm_config */
 #ifndef CVISOR_API_PRIV_H
@@ -74,11 +75,26 @@ struct api {
 /* routes.c: the http_handler_fn. */
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
 
-/* routes.c: forget a vm.restore that will not be (its snapshot closed,
+/* routes.c: the guest runs (or is paused): else a 500 naming the
+ * endpoint `what`, and false. */
+bool api_need_vm(struct api *a, struct http_conn *c, const char *what);
+
+/* routes.c: a body that is one JSON object (the caller puts it), or a 400
+ * and NULL. */
+struct json_object *api_body_object(struct http_conn *c, struct http_request *req,
+				    const char *what);
+
+/* transfer.c: the endpoints that move a guest (see there). */
+void api_ep_snapshot(struct api *a, struct http_conn *c, struct http_request *req);
+void api_ep_restore(struct api *a, struct http_conn *c, struct http_request *req);
+void api_ep_send_migration(struct api *a, struct http_conn *c, struct http_request *req);
+void api_ep_receive_migration(struct api *a, struct http_conn *c, struct http_request *req);
+
+/* transfer.c: forget a vm.restore that will not be (its snapshot closed,
  * no VM). */
 void api_restore_drop(struct api *a);
 
-/* routes.c: vm.info's config for a guest vm.create did not describe (a
+/* transfer.c: vm.info's config for a guest vm.create did not describe (a
  * restored or received one): its vCPUs, memory and kernel in VmConfig's
  * shape. NULL when out of memory. */
 struct json_object *api_config_echo(const struct vm_config *cfg);
