@@ -25,10 +25,15 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 .PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run install
-all: $(BUILD)/cvisor $(BUILD)/cvisor-tls.so
+all: $(BUILD)/cvisor $(BUILD)/cvisor-tls.so $(BUILD)/cloud-hypervisor
 
 $(BUILD)/cvisor: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# cvisor under Cloud Hypervisor's name: the REST API mode (src/api/) that
+# libvirt's ch driver and Kata's clh driver start.
+$(BUILD)/cloud-hypervisor: $(BUILD)/cvisor
+	ln -sf cvisor $@
 
 # The TLS module: tls.c and the helpers of util.c it calls, exporting only
 # cvisor_tls_module (-fvisibility=hidden); --no-undefined keeps it from
@@ -43,6 +48,7 @@ $(BUILD)/cvisor-tls.so: $(TLS_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/src/util.o
 PREFIX ?= /usr/local
 install: all
 	install -D -m 0755 $(BUILD)/cvisor $(DESTDIR)$(PREFIX)/bin/cvisor
+	ln -sf cvisor $(DESTDIR)$(PREFIX)/bin/cloud-hypervisor
 	install -D -m 0644 $(BUILD)/cvisor-tls.so $(DESTDIR)$(PREFIX)/lib/cvisor/cvisor-tls.so
 
 # cvisor itself under ASan and UBSan, for the hostile-input campaign

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/apt.sh
 PKGS=(build-essential clang libclang-rt-14-dev libcmocka-dev libseccomp-dev liburing-dev
-	libslirp-dev libjson-c-dev pkg-config flex bison bc libelf-dev libssl-dev openssl cpio xz-utils
+	libslirp-dev libjson-c-dev curl pkg-config flex bison bc libelf-dev libssl-dev openssl cpio xz-utils
 	kmod linux-source-6.1 busybox-static qemu-system-x86 e2fsprogs iproute2 util-linux time
 	fio iperf3 socat tmux procps python3 zlib1g-dev libzstd-dev qemu-utils libhttp-parser-dev
 	seabios grub-pc-bin)

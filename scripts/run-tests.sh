@@ -7,6 +7,7 @@
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
+#   chapi  Cloud Hypervisor's REST API (cloud-hypervisor --api-socket) over curl (tiny guests)
 #   jail  --jail: the jailed monitor, the toolstack against it, the keeper
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   clones  500 guests from one snapshot (restore --count), resource limits
@@ -33,7 +34,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -57,6 +58,7 @@ for s in $SUITES; do
 	cli) suite 300 cli bash tests/e2e/cli.sh ;;
 	kvm) suite 600 kvm bash tests/kvm/run.sh ;;
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;
+	chapi) suite 300 chapi bash tests/e2e/chapi.sh ;;
 	jail) suite 600 jail bash tests/e2e/jail.sh ;;
 	snapshot) suite 900 snapshot bash tests/e2e/snapshot.sh ;;
 	clones) suite 600 clones bash tests/e2e/clones.sh ;;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cvisor/api.h"
 #include "cvisor/cli.h"
 #include "cvisor/config.h"
 #include "cvisor/ctl.h"
@@ -370,8 +371,91 @@ static int cmd_restore(int argc, char **argv)
 	return status;
 }
 
+static const char api_usage[] =
+	"usage: cloud-hypervisor --api-socket PATH|fd=N [--event-monitor path=FILE|fd=N]\n"
+	"                        [--seccomp true|false|log] [--name NAME] [-v]...\n"
+	"       cloud-hypervisor --version\n"
+	"cvisor serving Cloud Hypervisor's REST API (" API_CH_VERSION "; see README): the same as\n"
+	"cvisor --api-socket ... The guest's cvisor name (cvisor ls, console, info) is\n"
+	"--name, else $CVISOR_CH_NAME, else ch-PID.\n";
+
+/* --seccomp: Cloud Hypervisor's true|false|log, or cvisor's on|off|log. */
+static int api_seccomp(const char *v, enum sandbox_mode *m)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "on"))
+		*m = SANDBOX_ON;
+	else if (!strcmp(v, "false") || !strcmp(v, "off"))
+		*m = SANDBOX_OFF;
+	else if (!strcmp(v, "log"))
+		*m = SANDBOX_LOG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* The Cloud Hypervisor mode: `cloud-hypervisor ARGS` or `cvisor
+ * --api-socket ...` (prog names the binary in messages). */
+static int cmd_api(const char *prog, int argc, char **argv)
+{
+	struct api_opts o = { .seccomp = SANDBOX_ON, .build_version = "cvisor " CVISOR_VERSION };
+	char flag[64];
+	bool separate;
+
+	for (int i = 1; i < argc; i++) {
+		const char *val = split_flag(argc, argv, i, flag, sizeof(flag), &separate);
+		const char **dst = !strcmp(flag, "--api-socket")      ? &o.socket
+				   : !strcmp(flag, "--event-monitor") ? &o.events
+				   : !strcmp(flag, "--name")	      ? &o.name
+								      : NULL;
+
+		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+			printf("cloud-hypervisor %s\n", API_CH_VERSION);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(api_usage, stdout);
+			return 0;
+		}
+		/* Cloud Hypervisor's verbosity: cvisor logs what it logs. */
+		if (argv[i][0] == '-' && argv[i][1] == 'v' &&
+		    !argv[i][strspn(argv[i] + 1, "v") + 1])
+			continue;
+		if (!dst && strcmp(flag, "--seccomp")) {
+			fprintf(stderr,
+				"%s: unsupported argument %s (the Cloud Hypervisor mode takes "
+				"--api-socket, --event-monitor, --seccomp, --name, -v, "
+				"--version)\n",
+				prog, argv[i]);
+			return CV_EXIT_USAGE;
+		}
+		if (!val) {
+			fprintf(stderr, "%s: %s needs a value\n", prog, flag);
+			return CV_EXIT_USAGE;
+		}
+		if (dst)
+			*dst = val;
+		else if (api_seccomp(val, &o.seccomp)) {
+			fprintf(stderr, "%s: --seccomp %s: want true, false or log\n", prog, val);
+			return CV_EXIT_USAGE;
+		}
+		i += separate;
+	}
+	if (!o.socket) {
+		fprintf(stderr, "%s: needs --api-socket PATH|fd=N\n%s", prog, api_usage);
+		return CV_EXIT_USAGE;
+	}
+	return api_main(&o);
+}
+
 int main(int argc, char **argv)
 {
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+	base = base ? base + 1 : argc > 0 ? argv[0] : "";
+	if (!strcmp(base, "cloud-hypervisor"))
+		return cmd_api("cloud-hypervisor", argc, argv);
+	if (argc >= 2 && !strncmp(argv[1], "--api-socket", 12))
+		return cmd_api("cvisor", argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return CV_EXIT_USAGE;

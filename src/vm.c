@@ -553,14 +553,19 @@ int vm_start(struct vm *vm)
 
 void vm_pause(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->lock);
-	vm->pause_req = true;
-	pthread_mutex_unlock(&vm->lock);
+	vm_pause_request(vm);
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	pthread_mutex_lock(&vm->lock);
 	while (vm->parked < vm->ncpus && !atomic_load(&vm->stop))
 		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_pause_request(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
 	pthread_mutex_unlock(&vm->lock);
 }
 

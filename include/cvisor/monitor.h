@@ -87,6 +87,26 @@ struct clone_opts {
 };
 int monitor_clones(struct vm_config *cfg, const struct restore_src *rs, const struct clone_opts *o);
 
+/* The Cloud Hypervisor API's view of a guest it has the lifecycle build
+ * (src/api/): running once every vCPU thread exists and is named vcpuN
+ * (vm is the guest's, its event loop serving from then on); ended when
+ * the run loop has stopped or the build failed (err: why; NULL when the
+ * guest ran), before anything is torn down. Called on the main thread. */
+struct vm;
+struct monitor_hooks {
+	bool start_paused; /* the vCPUs released parked (a restore waits for a resume) */
+	void (*running)(void *ctx, struct vm *vm);
+	void (*ended)(void *ctx, struct vm *vm, const struct cv_error *err);
+	void *ctx;
+};
+
+/* Boot cfg's guest (rs: restore that snapshot instead; in: receive it
+ * from a migration source) through the one lifecycle for the API: no
+ * terminal, no cgroup of cvisor's (the client places the threads), h told
+ * of its stages. Returns the exit status the guest's end gives. */
+int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
+		    const struct migrate_incoming *in, const struct monitor_hooks *h);
+
 /* -d: fork, run the guest (booted, restored or incoming) in the child,
  * return once it runs, or with the child's status if it never did. */
 int monitor_detach(const struct vm_config *cfg, const struct restore_src *rs,

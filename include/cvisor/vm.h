@@ -195,6 +195,11 @@ void vm_wait_held(struct vm *vm);
  * Idempotent. */
 void vm_release(struct vm *vm);
 
+/* vm_pause's request without the wait: the vCPUs park at their next look
+ * (before their first KVM_RUN when they are still held, so that a guest
+ * released paused runs no instruction). vm_pause then waits for them. */
+void vm_pause_request(struct vm *vm);
+
 /* True between vm_pause and vm_resume. */
 bool vm_paused(struct vm *vm);
 

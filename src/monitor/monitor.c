@@ -139,7 +139,9 @@ int monitor_make(struct monitor *m, const struct vm_config *cfg)
 	char err[512];
 	int r;
 
-	monitor_isolate(cfg, &m->cg, m->jail.on ? m->jail.host_pid : (int)getpid());
+	/* Under the API the client places the threads (libvirt's cgroups). */
+	if (!m->src->hooks)
+		monitor_isolate(cfg, &m->cg, m->jail.on ? m->jail.host_pid : (int)getpid());
 	m->made = true;
 	/* The jailed monitor cannot remove it: the keeper will. */
 	if ((r = jail_tell_cgroup(&m->jail, &m->cg)))
@@ -212,6 +214,8 @@ int monitor_go(struct monitor *m)
 	/* Ready means every thread is filtered: what /proc shows from then
 	 * on is what runs. */
 	vm_wait_held(&m->vm);
+	if (m->src->hooks && m->src->hooks->start_paused)
+		vm_pause_request(&m->vm);
 	vm_release(&m->vm);
 	m->running = true;
 	monitor_ready(m);
@@ -313,8 +317,11 @@ static int monitor_lifecycle(const struct vm_config *cfg, const struct monitor_s
 {
 	/* Static: struct vm is large, and there is one guest per process. */
 	static struct monitor m;
+	const struct monitor_hooks *h = src->hooks;
 	int signo = 0, status;
 
+	/* Anew: the API builds a guest again after a reboot. */
+	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.src = src;
 	m.named = cfg->name != NULL;
@@ -328,9 +335,14 @@ static int monitor_lifecycle(const struct vm_config *cfg, const struct monitor_s
 
 		if (r > 0)
 			return status; /* the keeper */
-		if (!r && !monitor_build(&m))
+		if (!r && !monitor_build(&m)) {
+			if (h)
+				h->running(h->ctx, &m.vm);
 			signo = runloop_run(&m.vm);
+		}
 	}
+	if (h)
+		h->ended(h->ctx, m.created ? &m.vm : NULL, m.running ? NULL : &m.err);
 	return monitor_end(&m, signo);
 }
 
@@ -355,6 +367,18 @@ int monitor_run_incoming(const struct vm_config *cli, const struct migrate_incom
 	struct monitor_src src = src_of(NULL, in, place);
 
 	return monitor_lifecycle(cli, &src, ready_fd);
+}
+
+int monitor_run_api(const struct vm_config *cfg, const struct restore_src *rs,
+		    const struct migrate_incoming *in, const struct monitor_hooks *h)
+{
+	/* An incoming guest keeps the source's limits, none of this host's. */
+	static struct placement none;
+	struct monitor_src src = src_of(rs, in, &none);
+
+	src.hooks = h;
+
+	return monitor_lifecycle(cfg, &src, -1);
 }
 
 /* The parent of a detaching monitor: relay the child's stderr until it

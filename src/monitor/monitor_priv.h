@@ -48,6 +48,7 @@ struct monitor_src {
 	const struct restore_src *rs;	   /* restore */
 	const struct migrate_incoming *in; /* incoming */
 	const struct placement *place;	   /* incoming: this host's flags */
+	const struct monitor_hooks *hooks; /* the API's (boot), else NULL */
 };
 
 /* Incoming: the thread that answers the control socket until the guest

@@ -1,0 +1,58 @@
+/* api.h - Cloud Hypervisor's REST API over cvisor's control core
+ * (src/api/): what `cvisor --api-socket ...` (or cvisor invoked as
+ * `cloud-hypervisor`) runs. The VMM serves the API with no guest until
+ * vm.create and vm.boot; the guest is then built, run and torn down by the
+ * one monitor lifecycle (monitor.h), with a cvisor name so that the
+ * `cvisor` verbs reach it too. */
+#ifndef CVISOR_API_H
+#define CVISOR_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cvisor/config.h"
+#include "cvisor/sandbox.h"
+#include "cvisor/util.h"
+
+/* The Cloud Hypervisor release whose API this follows (its OpenAPI file,
+ * vmm/src/api/openapi/cloud-hypervisor.yaml): what `cloud-hypervisor
+ * --version` prints. libvirt picks the payload form of vm.create at >= 28
+ * and vm.add-net with fds at >= 22. */
+#define API_CH_VERSION "v38.0.0"
+
+/* The command line of the API mode, parsed by main.c. */
+struct api_opts {
+	const char *socket; /* --api-socket PATH, or fd=N (a listening socket) */
+	const char *events; /* --event-monitor path=FILE or fd=N, or NULL */
+	const char *name;   /* the guest's cvisor name; NULL: $CVISOR_CH_NAME or ch-PID */
+	enum sandbox_mode seccomp;
+	const char *build_version; /* vmm.ping's build_version: cvisor's own */
+};
+
+/* Parse the value of --api-socket or --event-monitor: "fd=N" into *fd
+ * (and *path NULL), "path=P" or a plain P into *path (and *fd -1). 0 or
+ * -EINVAL. */
+int api_parse_target(const char *val, bool plain_ok, const char **path, int *fd) CV_MUST;
+
+/* Serve the API until vmm.shutdown, SIGTERM, the event reader's going
+ * away or the guest's poweroff. Returns the process's exit status; prints
+ * one line on a failure to start. */
+int api_main(const struct api_opts *o);
+
+/* A vm.create body (JSON, VmConfig of the OpenAPI file) to cfg (from
+ * config_init), through config.c's setters and the device table's specs.
+ * Every field is honoured or refused: an unknown key, a type that is not
+ * the schema's, a value cvisor cannot give (CPU hotplug, virtio-fs, VFIO
+ * devices, ...) or a contradiction (0 vCPUs, too little memory, no
+ * kernel) gives -EINVAL (-ENOMEM) and one line in err naming the field.
+ * serial's and console's modes (the schema's names: Off, Pty, Tty, File,
+ * Null; defaults Null and Tty as Cloud Hypervisor's) and serial's file go
+ * to io, for the caller to wire up. Pure: no file is opened. */
+struct api_vm_io {
+	char serial_mode[8], console_mode[8];
+	char serial_file[4096];
+};
+int api_vm_config(const char *body, size_t len, struct vm_config *cfg, struct api_vm_io *io,
+		  char *err, size_t errlen) CV_MUST;
+
+#endif

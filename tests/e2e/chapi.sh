@@ -1,0 +1,425 @@
+#!/usr/bin/env bash
+# tests/e2e/chapi.sh - Cloud Hypervisor's REST API (src/api/): cvisor run
+# as build/cloud-hypervisor --api-socket, driven with curl over the unix
+# socket through vmm.ping, vm.create, vm.boot, vm.info's states,
+# pause/resume (the tiny counter guest's count stops and goes on),
+# shutdown, delete and vmm.shutdown; bad input (bad JSON, wrong types,
+# unknown fields and endpoints, wrong methods, vm.boot before vm.create, a
+# second vm.create); the --event-monitor stream; the VMM's end on a guest
+# poweroff, on SIGTERM and when the event FIFO's reader goes away. Every
+# wait is bounded and polls for what it waits for. Prints TAP.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib.sh
+. tests/named.sh
+
+P=ch$$- # guest name prefix
+CH=${BUILD:-build}/cloud-hypervisor
+need_kvm chapi
+need_guests chapi counter powerbtn
+[ -x "$CH" ] || t_abort chapi "$CH missing (run make)"
+command -v curl >/dev/null || t_skip_suite chapi "curl is not installed"
+
+# api SOCK METHOD ENDPOINT [BODY]: one request; the body in API_BODY, the
+# status in API_CODE.
+api() {
+	local out
+	if [ -n "${4:-}" ]; then
+		out=$(curl -s --max-time 20 --unix-socket "$1" -X "$2" -H 'Content-Type: application/json' \
+			-d "$4" -w '\n%{http_code}' "http://localhost/api/v1/$3")
+	else
+		out=$(curl -s --max-time 20 --unix-socket "$1" -X "$2" -w '\n%{http_code}' \
+			"http://localhost/api/v1/$3")
+	fi
+	API_CODE=${out##*$'\n'}
+	API_BODY=${out%$'\n'*}
+}
+
+# expect NAME CODE REGEX: the last api answered CODE with a body matching
+# REGEX ('' : no body).
+expect() {
+	if [ "$API_CODE" = "$2" ] && { [ -z "$3$API_BODY" ] ||
+		{ [ -n "$3" ] && printf '%s\n' "$API_BODY" | grep -Eq -- "$3"; }; }; then
+		t_pass "$1"
+	else
+		t_fail "$1" "got $API_CODE '$API_BODY', want $2 and /$3/"
+	fi
+}
+
+# vmm NAME SOCK [flags...]: start a VMM named NAME in the background (its
+# stdout, the guest's serial, in $T_TMP/NAME.out); wait up to 10 s for
+# its socket to answer vmm.ping. Sets VMM_PID.
+vmm() {
+	local name=$1 sock=$2 i
+	shift 2
+	CVISOR_CH_NAME=$name "$CH" --api-socket "$sock" "$@" </dev/null \
+		>"$T_TMP/$name.out" 2>"$T_TMP/$name.err" &
+	VMM_PID=$!
+	T_PIDS+=("$VMM_PID")
+	for i in $(seq 100); do
+		api "$sock" GET vmm.ping
+		[ "$API_CODE" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ended PID SECONDS: the process is gone within SECONDS.
+ended() {
+	local i
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# count_of NAME: the counter guest's count (at 0x5000), through its cvisor name.
+count_of() { peek "$1" 20480; }
+
+# wait_more NAME N: up to 20 s until the count is above N.
+wait_more() {
+	local i c
+	for i in $(seq 200); do
+		c=$(count_of "$1")
+		[ -n "$c" ] && [ "$c" -gt "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+create_body() {
+	printf '{"cpus":{"boot_vcpus":1,"max_vcpus":1},"memory":{"size":268435456},'
+	printf '"payload":{"kernel":"%s","cmdline":"%s"},"serial":{"mode":"Tty"},' "$PWD/$GUESTS/$1.elf" "${2:-}"
+	printf '"console":{"mode":"Off"}}'
+}
+
+# ---- the binary ----
+t_run 10 "$CH" --version
+t_expect_out "cloud-hypervisor --version" '^cloud-hypervisor v[0-9]+\.[0-9]+\.[0-9]+$'
+t_run 10 "$CH" --frobnicate
+t_expect_err "unknown flag" 2 'unsupported argument --frobnicate'
+t_run 10 "$CH"
+if [ "$T_RC" = 2 ] && printf '%s' "$T_ERR" | grep -q 'needs --api-socket'; then
+	t_pass "no --api-socket"
+else
+	t_fail "no --api-socket" "exit $T_RC: $T_ERR"
+fi
+
+# ---- one VMM through a guest's life ----
+A=${P}a
+S=$T_TMP/a.sock
+EV=$T_TMP/a.events
+if ! vmm "$A" "$S" --event-monitor "path=$EV"; then
+	t_abort chapi "the VMM did not answer vmm.ping: $(cat "$T_TMP/$A.err")"
+fi
+APID=$VMM_PID
+expect "vmm.ping" 200 "\"version\":\"v[0-9]+\\.[0-9]+\\.[0-9]+\".*\"pid\":$APID"
+api "$S" GET vm.nosuch
+expect "unknown endpoint: 404" 404 'vm.nosuch'
+api "$S" GET nothere
+expect "outside /api/v1: 404" 404 'unknown endpoint'
+api "$S" PUT vmm.ping
+expect "wrong method: 405" 405 'vmm.ping'
+api "$S" GET vm.boot
+expect "GET vm.boot: 405" 405 'vm.boot'
+api "$S" PUT vm.boot
+expect "vm.boot before vm.create" 500 'no VM is created'
+api "$S" GET vm.info
+expect "vm.info before vm.create" 500 'no VM is created'
+api "$S" PUT vm.pause
+expect "vm.pause before vm.create" 500 'not running'
+api "$S" PUT vm.create '{"cpus":'
+expect "bad JSON" 400 'not one JSON object'
+api "$S" PUT vm.create '{"cpus":{"boot_vcpus":"two"},"payload":{"kernel":"/k"}}'
+expect "wrong type names the field" 400 'cpus.boot_vcpus: must be an integer'
+api "$S" PUT vm.create '{"payload":{"kernel":"/k"},"fs":[{"tag":"x","socket":"/s"}]}'
+expect "unsupported field named" 400 'fs: not supported by cvisor'
+api "$S" PUT vm.create '{"payload":{"kernel":"/k"},"cpus":{"boot_vcpus":0}}'
+expect "0 vCPUs" 400 'boot_vcpus: must be at least 1'
+api "$S" PUT vm.create '{"payload":{"kernel":"/k"},"cpus":{"boot_vcpus":1,"max_vcpus":2}}'
+expect "CPU hotplug refused" 400 'CPU hotplug unsupported'
+api "$S" PUT vm.create '{"memory":{"size":268435456}}'
+expect "no kernel" 400 'payload.kernel: missing'
+api "$S" PUT vm.create "$(create_body counter spin=2000)"
+expect "vm.create" 204 ''
+api "$S" PUT vm.create "$(create_body counter)"
+expect "second vm.create" 500 'already created'
+api "$S" GET vm.info
+expect "vm.info: Created" 200 '"state":"Created"'
+api "$S" PUT vm.boot
+expect "vm.boot" 204 ''
+# vm.boot has answered: every boot vCPU thread exists, named vcpuN.
+if grep -qx vcpu0 /proc/"$APID"/task/*/comm 2>/dev/null; then
+	t_pass "vcpu0 named when vm.boot answers"
+else
+	t_fail "vcpu0 named when vm.boot answers" "$(cat /proc/"$APID"/task/*/comm 2>&1 | tr '\n' ' ')"
+fi
+api "$S" GET vm.info
+expect "vm.info: Running" 200 '"state":"Running"'
+api "$S" PUT vm.boot
+expect "vm.boot twice" 500 'already booted'
+# Served under the main thread's seccomp filter from now on.
+api "$S" GET vmm.ping
+expect "vmm.ping while the guest runs" 200 "\"pid\":$APID"
+api "$S" PUT vm.create "$(create_body counter)"
+expect "vm.create while the guest runs" 500 'already created'
+t_run 10 "$CVISOR" ls
+t_expect_out "cvisor ls sees the guest" "^$A +$APID +running "
+if wait_more "$A" 2; then
+	t_pass "the guest counts"
+else
+	t_fail "the guest counts" "count '$(count_of "$A")'; $(tail -3 "$T_TMP/$A.out")"
+fi
+api "$S" PUT vm.pause
+expect "vm.pause" 204 ''
+api "$S" GET vm.info
+expect "vm.info: Paused" 200 '"state":"Paused"'
+c1=$(count_of "$A")
+sleep 0.5
+c2=$(count_of "$A")
+if [ -n "$c1" ] && [ "$c1" = "$c2" ]; then
+	t_pass "paused: the count stops"
+else
+	t_fail "paused: the count stops" "count $c1 then $c2"
+fi
+api "$S" PUT vm.pause
+expect "vm.pause twice" 500 'already paused'
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/nodir\"}"
+expect "vm.snapshot to a missing directory" 400 'an existing directory'
+mkdir -p "$T_TMP/snap"
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/snap\"}"
+expect "vm.snapshot" 204 ''
+c_snap=$(count_of "$A")
+if [ -s "$T_TMP/snap/cvisor.snapshot" ] && [ -e "$T_TMP/snap/cvisor.snapshot.mem" ]; then
+	t_pass "vm.snapshot wrote cvisor.snapshot and its .mem"
+else
+	t_fail "vm.snapshot wrote cvisor.snapshot and its .mem" "$(ls -la "$T_TMP/snap")"
+fi
+api "$S" PUT vm.resume
+expect "vm.resume" 204 ''
+if wait_more "$A" "${c2:-0}"; then
+	t_pass "resumed: the count goes on"
+else
+	t_fail "resumed: the count goes on" "count $c2 then $(count_of "$A")"
+fi
+api "$S" PUT vm.reboot
+expect "vm.reboot refused under the seccomp filter" 500 'seccomp filter forbids'
+api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/snap\"}"
+expect "vm.snapshot of a running VM" 500 'must be paused'
+api "$S" GET vm.counters
+expect "vm.counters" 200 '"disks":\{"read_bytes":[0-9]+'
+api "$S" PUT vm.resize '{"desired_ram":134217728}'
+expect "vm.resize without a balloon" 500 'needs a balloon'
+api "$S" PUT vm.resize '{"desired_vcpus":4}'
+expect "vm.resize of vCPUs" 400 'CPU hotplug unsupported'
+api "$S" PUT vm.shutdown
+expect "vm.shutdown" 204 ''
+api "$S" GET vm.info
+expect "vm.info: Shutdown" 200 '"state":"Shutdown"'
+if gone "$A"; then
+	t_pass "the guest's control socket is gone after vm.shutdown"
+else
+	t_fail "the guest's control socket is gone after vm.shutdown" "$(ls "$CVISOR_RUN_DIR")"
+fi
+api "$S" PUT vm.delete
+expect "vm.delete" 204 ''
+api "$S" GET vm.info
+expect "vm.info after vm.delete" 500 'no VM is created'
+api "$S" PUT vmm.shutdown
+expect "vmm.shutdown" 204 ''
+if ended "$APID" 10 && [ ! -e "$S" ]; then
+	t_pass "the VMM ends, its socket removed"
+else
+	t_fail "the VMM ends, its socket removed" "pid $APID still there or $S left"
+fi
+want="booted pausing paused snapshotting snapshotted resuming resumed shutdown deleted"
+got=$(sed -n 's/.*"source":"vm","event":"\([a-z]*\)".*/\1/p' "$EV" 2>/dev/null | tr '\n' ' ')
+if [ "${got% }" = "$want" ] && grep -q '"source":"vmm","event":"shutdown"' "$EV" &&
+	grep -Eq '^\{"timestamp":\{"secs":[0-9]+,"nanos":[0-9]+\},"source":"vmm","event":"starting","properties":null\}$' "$EV"; then
+	t_pass "the event stream"
+else
+	t_fail "the event stream" "vm events '$got', want '$want'; $(tr '\n' ' ' <"$EV")"
+fi
+
+# ---- vm.restore in a new VMM: paused at the snapshot's count, then on ----
+E=${P}e
+S=$T_TMP/e.sock
+if vmm "$E" "$S"; then
+	EPID=$VMM_PID
+	api "$S" PUT vm.restore "{\"source_url\":\"file://$T_TMP/nosnap\"}"
+	expect "vm.restore from a missing directory" 400 'an existing directory'
+	api "$S" PUT vm.restore "{\"source_url\":\"file://$T_TMP/snap\"}"
+	expect "vm.restore" 204 ''
+	api "$S" GET vm.info
+	expect "vm.info after vm.restore: Paused" 200 '"state":"Paused"'
+	c=$(count_of "$E")
+	if [ -n "$c" ] && [ "$c" = "$c_snap" ]; then
+		t_pass "restored at the snapshot's count"
+	else
+		t_fail "restored at the snapshot's count" "count $c, saved $c_snap"
+	fi
+	api "$S" PUT vm.resume
+	if wait_more "$E" "${c:-0}"; then
+		t_pass "the restored guest counts on after vm.resume"
+	else
+		t_fail "the restored guest counts on after vm.resume" "count $c then $(count_of "$E")"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$EPID" 10 || t_fail "VMM e ends" "pid $EPID"
+else
+	t_fail "VMM e starts" "$(cat "$T_TMP/$E.err")"
+fi
+
+# ---- live migration between two VMMs: vm.receive-migration, vm.send-migration ----
+F=${P}f G=${P}g
+SF=$T_TMP/f.sock SG=$T_TMP/g.sock
+PORT=$((40000 + $$ % 20000))
+if vmm "$F" "$SF" && FPID=$VMM_PID && vmm "$G" "$SG"; then
+	GPID=$VMM_PID
+	api "$SF" PUT vm.create "$(create_body counter)"
+	api "$SF" PUT vm.boot
+	wait_more "$F" 1
+	api "$SG" PUT vm.receive-migration '{"receiver_url":"unix:/x"}'
+	expect "vm.receive-migration: not tcp" 400 'tcp:HOST:PORT'
+	# The target's answer comes once the guest runs there: in the background.
+	curl -s --max-time 60 --unix-socket "$SG" -X PUT -w '%{http_code}' \
+		-d "{\"receiver_url\":\"tcp:127.0.0.1:$PORT\"}" \
+		http://localhost/api/v1/vm.receive-migration >"$T_TMP/recv" 2>&1 &
+	RECV=$!
+	for i in $(seq 100); do # until the target listens
+		ss -ltn 2>/dev/null | grep -q ":$PORT " && break
+		sleep 0.1
+	done
+	c1=$(count_of "$F")
+	api "$SF" PUT vm.send-migration "{\"destination_url\":\"tcp:127.0.0.1:$PORT\"}"
+	expect "vm.send-migration" 204 ''
+	wait "$RECV"
+	if [ "$(cat "$T_TMP/recv")" = 204 ]; then
+		t_pass "vm.receive-migration answered once the guest runs"
+	else
+		t_fail "vm.receive-migration answered once the guest runs" "$(cat "$T_TMP/recv")"
+	fi
+	api "$SG" GET vm.info
+	expect "the target's vm.info: Running" 200 '"state":"Running"'
+	if wait_more "$G" "${c1:-0}"; then
+		t_pass "the guest counts on at the target from the source's count"
+	else
+		t_fail "the guest counts on at the target from the source's count" "source $c1, target $(count_of "$G")"
+	fi
+	if ended "$FPID" 10; then
+		t_pass "the source VMM ends after the migration"
+	else
+		t_fail "the source VMM ends after the migration" "pid $FPID"
+	fi
+	api "$SG" PUT vmm.shutdown
+	ended "$GPID" 10 || t_fail "VMM g ends" "pid $GPID"
+else
+	t_fail "VMMs f and g start" "$(cat "$T_TMP/$F.err" "$T_TMP/$G.err")"
+fi
+
+# ---- vm.reboot: the guest built anew (--seccomp false) ----
+R=${P}r
+S=$T_TMP/r.sock
+EV=$T_TMP/r.events
+if vmm "$R" "$S" --seccomp false --event-monitor "path=$EV"; then
+	RPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter)"
+	api "$S" PUT vm.boot
+	api "$S" PUT vm.reboot
+	expect "vm.reboot" 204 ''
+	for i in $(seq 100); do
+		grep -q '"event":"rebooted"' "$EV" && break
+		sleep 0.1
+	done
+	api "$S" GET vm.info
+	got=$(sed -n 's/.*"source":"vm","event":"\([a-z]*\)".*/\1/p' "$EV" | tr '\n' ' ')
+	if [ "$API_CODE" = 200 ] && printf '%s' "$API_BODY" | grep -q '"state":"Running"' &&
+		[ "$got" = "booted rebooting rebooted " ] &&
+		[ "$(grep -c 'counter: spin' "$T_TMP/$R.out")" = 2 ]; then
+		t_pass "rebooted: Running again, events booted rebooting rebooted, booted twice"
+	else
+		t_fail "rebooted: Running again, events booted rebooting rebooted, booted twice" \
+			"$API_CODE $API_BODY; events '$got'; $(grep -c 'counter: spin' "$T_TMP/$R.out") boots"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$RPID" 10 || t_fail "VMM r ends" "pid $RPID"
+else
+	t_fail "VMM r starts" "$(cat "$T_TMP/$R.err")"
+fi
+
+# ---- the guest powers off: the VMM ends, with the shutdown events ----
+B=${P}b
+S=$T_TMP/b.sock
+EV=$T_TMP/b.events
+if vmm "$B" "$S" --event-monitor "path=$EV"; then
+	BPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body powerbtn)"
+	api "$S" PUT vm.boot
+	expect "powerbtn guest boots" 204 ''
+	wait_log_out() { # up to 10 s for the VMM's stdout to have TEXT
+		local i
+		for i in $(seq 100); do
+			grep -qF -- "$2" "$T_TMP/$1.out" && return 0
+			sleep 0.1
+		done
+		return 1
+	}
+	wait_log_out "$B" "powerbtn: waiting"
+	api "$S" PUT vm.power-button
+	expect "vm.power-button" 204 ''
+	if ended "$BPID" 10 && grep -q '"source":"vm","event":"shutdown"' "$EV" &&
+		grep -q '"source":"vmm","event":"shutdown"' "$EV"; then
+		t_pass "guest poweroff ends the VMM with vm and vmm shutdown events"
+	else
+		t_fail "guest poweroff ends the VMM with vm and vmm shutdown events" \
+			"$(tr '\n' ' ' <"$EV"); $(cat "$T_TMP/$B.err")"
+	fi
+	wait "$BPID" 2>/dev/null
+	rc=$?
+	[ "$rc" = 0 ] && t_pass "exit status 0 after poweroff" || t_fail "exit status 0 after poweroff" "exit $rc"
+else
+	t_fail "VMM b starts" "$(cat "$T_TMP/$B.err")"
+fi
+
+# ---- SIGTERM ends the VMM and its guest ----
+C=${P}c
+S=$T_TMP/c.sock
+if vmm "$C" "$S"; then
+	CPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter)"
+	api "$S" PUT vm.boot
+	kill -TERM "$CPID"
+	if ended "$CPID" 10 && gone "$C"; then
+		t_pass "SIGTERM ends the VMM and the guest"
+	else
+		t_fail "SIGTERM ends the VMM and the guest" "pid $CPID: $(cat "$T_TMP/$C.err")"
+	fi
+else
+	t_fail "VMM c starts" "$(cat "$T_TMP/$C.err")"
+fi
+
+# ---- the event FIFO's reader goes away: the VMM ends (libvirt 11.3's destroy) ----
+D=${P}d
+S=$T_TMP/d.sock
+FIFO=$T_TMP/d.fifo
+mkfifo "$FIFO"
+# The reader: holds the FIFO open until killed.
+sleep 600 <"$FIFO" &
+RPID=$!
+T_PIDS+=("$RPID")
+if vmm "$D" "$S" --event-monitor "path=$FIFO"; then
+	DPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter)"
+	api "$S" PUT vm.boot
+	expect "boot with a FIFO event monitor" 204 ''
+	kill "$RPID"
+	if ended "$DPID" 10 && gone "$D"; then
+		t_pass "the FIFO's reader gone: the VMM ends"
+	else
+		t_fail "the FIFO's reader gone: the VMM ends" "pid $DPID: $(cat "$T_TMP/$D.err")"
+	fi
+else
+	t_fail "VMM d starts" "$(cat "$T_TMP/$D.err")"
+fi
+
+t_summary chapi
