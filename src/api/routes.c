@@ -228,15 +228,13 @@ static void ep_resume(struct api *a, struct http_conn *c, struct http_request *r
 
 /* ---- what the VM is ---- */
 
-/* SEAM (branch virtio-console): the pty slave paths come from
- * vm_console_pty_path() / vm_serial_pty_path() once that lands. Until
- * then a Pty serial or console is the 8250 on the VMM's stdout, and
- * vm.info gives no file (null), not a made-up path. */
+/* The pty slave a client opens (libvirt's virsh console): the running
+ * guest's; null before boot and after the guest ends. */
 static const char *pty_path(struct api *a, bool serial)
 {
-	(void)a;
-	(void)serial;
-	return NULL;
+	if (!a->vm)
+		return NULL;
+	return serial ? vm_serial_pty_path(a->vm) : vm_console_pty_path(a->vm);
 }
 
 /* config.serial / config.console of vm.info: mode, and file (the pty). */

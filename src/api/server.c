@@ -188,8 +188,8 @@ static bool can_build(const struct api *a)
 
 /* Where the 8250's output goes: the guest's serial mode (Tty: the VMM's
  * stdout, which libvirt logs; File: that file; Off and Null: nowhere).
- * SEAM (branch virtio-console): Pty is the 8250 on stdout until the pty
- * backend lands; a Pty or Tty console (virtio-console) is the same 8250.
+ * Pty and Off/Null are the 8250's own modes (--serial pty|off, set from
+ * vm.create); stdout stays the VMM's for those.
  * 0, or -errno with err. */
 static int wire_serial(struct api *a, char *err, size_t errlen)
 {

@@ -578,6 +578,25 @@ static int do_io(struct ctx *x, const char *name, struct json_object *o, char *m
 	return 0;
 }
 
+/* The serial and console modes (given or Cloud Hypervisor's defaults) as
+ * cvisor's devices: serial Pty is the 8250 on a pty, Off and Null no
+ * output (--serial pty|off); console Pty is a virtio-console on a pty
+ * (--console pty). A Tty console stays the 8250 on the VMM's stdout (no
+ * virtio-console on a terminal); File serial is wired at boot. */
+static int io_devices(struct ctx *x)
+{
+	const char *s = x->io->serial_mode;
+	int r = 0;
+
+	if (!strcmp(s, "Pty"))
+		r = set_field(x, "serial.mode", "serial", "pty");
+	else if (!strcmp(s, "Off") || !strcmp(s, "Null"))
+		r = set_field(x, "serial.mode", "serial", "off");
+	if (!r && !strcmp(x->io->console_mode, "Pty"))
+		r = add_device(x, "console.mode", "console", "pty");
+	return r;
+}
+
 static int do_platform(struct ctx *x, struct json_object *o)
 {
 	char path[64];
@@ -689,6 +708,8 @@ int api_vm_config(const char *body, size_t len, struct vm_config *cfg, struct ap
 	/* Cloud Hypervisor's default (MemoryConfig), not cvisor's. */
 	if (!r && !json_object_object_get_ex(o, "memory", NULL))
 		r = set_field(&x, "memory", "memory", "512M");
+	if (!r)
+		r = io_devices(&x);
 	json_object_put(o);
 	return r;
 }
