@@ -20,6 +20,8 @@
 #   guest-rate  disk and network rate limits as fio and iperf3 in a guest measure them
 #   guest-lifecycle  a guest's user space across save/restore and migration
 #   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
+#   libvirt  virsh -c ch:///system of libvirt 9.0 and 11.3 (built from Debian's
+#            sources, scripts/libvirt-build.sh) driving cvisor as cloud-hypervisor
 # SUITES="unit cli" limits the run.
 #
 # The output is TAP (version 14, tests/tap.sh): each suite a subtest, its
@@ -31,7 +33,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate libvirt}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -63,6 +65,7 @@ for s in $SUITES; do
 	migrate-cli) suite 1200 migrate-cli bash tests/e2e/migrate.sh ;;
 	guest-*) suite 2400 "$s" bash "tests/e2e/$s.sh" ;;
 	linux-migrate) suite 2400 linux-migrate bash tests/e2e/linux-migrate.sh ;;
+	libvirt) suite 2400 libvirt bash tests/e2e/libvirt.sh ;;
 	*)
 		TAP_N=$((TAP_N + 1))
 		TAP_FAIL=$((TAP_FAIL + 1))
