@@ -221,7 +221,7 @@ console() {
 # console_end ID: detach (virsh console ends on ^]).
 console_end() {
 	[ -n "${G_FD[$1]:-}" ] || return 0
-	printf '\035' >&"${G_FD[$1]}" 2>/dev/null
+	(printf '\035' >&"${G_FD[$1]}") 2>/dev/null
 	g_wait_exit "$1" 10 || true
 }
 
