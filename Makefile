@@ -5,12 +5,14 @@ GEN := $(BUILD)/gen
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(GEN) -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -MMD -MP -g
 CFLAGS ?= -O2
-# json-c, liburing, zstd and zlib (qcow2's compressed clusters) are linked
-# statically: a dynamic library costs every guest resident pages at start (the VMM floor is measured in bench/).
+# json-c, liburing, zstd, zlib (qcow2's compressed clusters) and http-parser
+# (the REST API's requests, src/api/) are linked statically: a dynamic
+# library costs every guest resident pages at start (the VMM floor is
+# measured in bench/).
 # libseccomp is used at build time only (below). OpenSSL (migration's TLS)
 # is not linked at all: src/migrate/tls.c is the module build/cvisor-tls.so,
 # which a process loads only when it does TLS (tls_module.c).
-LDLIBS := -Wl,-Bstatic -ljson-c -luring -lzstd -lz -Wl,-Bdynamic -lpthread -ldl
+LDLIBS := -Wl,-Bstatic -ljson-c -luring -lzstd -lz -lhttp_parser -Wl,-Bdynamic -lpthread -ldl
 
 TLS_SRC := src/migrate/tls.c
 SRC := $(filter-out $(TLS_SRC),$(sort $(shell find src -name '*.c')))

@@ -137,9 +137,7 @@ uint64_t cv_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* One line from fmt into buf: control characters, which a quoted input
- * value may carry, become spaces. */
-static void vformat_line(char *buf, size_t len, const char *fmt, va_list ap)
+void cv_vformat_line(char *buf, size_t len, const char *fmt, va_list ap)
 {
 	vsnprintf(buf, len, fmt, ap);
 	for (char *p = buf; len && *p; p++)
@@ -152,7 +150,7 @@ int cv_errf(char *err, size_t errlen, int r, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat_line(err, errlen, fmt, ap);
+	cv_vformat_line(err, errlen, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -166,7 +164,7 @@ int cv_fail(struct cv_error *e, enum cv_exit status, int r, const char *fmt, ...
 	e->code = r;
 	e->status = status;
 	va_start(ap, fmt);
-	vformat_line(e->msg, sizeof(e->msg), fmt, ap);
+	cv_vformat_line(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
 	return r;
 }

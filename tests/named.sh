@@ -110,6 +110,42 @@ peek() {
 		sed -n 's/.*"value":\([0-9]*\).*/\1/p'
 }
 
+# peek_above NAME GPA A: up to 20 s until the u64 at GPA is above A; prints
+# the last value read. 0 when it moved (a loaded host is slower, never
+# failed for it).
+peek_above() {
+	local b
+	for _ in $(seq 200); do
+		b=$(peek "$1" "$2")
+		if [ -n "$b" ] && [ "$b" -gt "$3" ]; then
+			echo "$b"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "$b"
+	return 1
+}
+
+# console_until NAME FILE REGEX [LINE]: `cvisor console NAME` into FILE,
+# LINE typed first, until FILE has a line matching REGEX (at most 30 s);
+# then the reader is stopped. 0 when it matched.
+console_until() {
+	local pid rc=1
+	{ [ -z "${4+x}" ] || printf '%s\n' "$4"; } | timeout 60 "$CVISOR" console "$1" >"$2" 2>&1 &
+	pid=$!
+	for _ in $(seq 300); do
+		tr -d '\r' <"$2" | grep -q -- "$3" && rc=0 && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	# The reader may have ended just after writing it.
+	[ "$rc" = 0 ] || ! tr -d '\r' <"$2" | grep -q -- "$3" || rc=0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+
 # wait_log NAME TEXT SECONDS: until NAME's console log has TEXT.
 wait_log() {
 	local i

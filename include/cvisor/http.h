@@ -50,7 +50,9 @@ struct http_request {
 
 /* Called once per request, in order; the next request on the same
  * connection waits until this one is answered (http_reply), now or later
- * (a reply that waits for the guest). */
+ * (a reply that waits for the guest). req, its path and body are valid
+ * during the call only; c until it is answered, even when the peer has
+ * gone meanwhile (not past http_server_free). */
 typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, struct http_request *req);
 
 /* May the peer of a just-accepted connection fd use the API? (the control
@@ -58,7 +60,10 @@ typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, struct http_r
 typedef bool (*http_admit_fn)(void *opaque, int fd);
 
 /* Serve the listening unix socket listen_fd (taken: closed by
- * http_server_free) on loop. 0 or -errno. */
+ * http_server_free, or at once if this fails) on loop. More than
+ * HTTP_CONNS_MAX connections: the one idle longest is closed, or the new
+ * one when every other has a request with the handler. A peer that does
+ * not read its answer within HTTP_STALL_MS is closed. 0 or -errno. */
 int http_server_start(struct http_server **out, struct evloop *loop, int listen_fd,
 		      http_handler_fn handler, http_admit_fn admit, void *opaque) CV_MUST;
 
@@ -67,7 +72,9 @@ int http_server_move(struct http_server *s, struct evloop *to) CV_MUST;
 
 /* Answer the request c is waiting on: status (200, 204, 4xx, 5xx) with a
  * body of len bytes (NULL/0: none) of type application/json. Safe for a
- * connection that closed meanwhile (the answer is dropped). */
+ * connection that closed meanwhile (the answer is dropped); c is not to
+ * be used after. A 204 carries no body and no Content-Length (RFC 9110
+ * 8.6); every other answer has a Content-Length. */
 void http_reply(struct http_conn *c, int status, const char *body, size_t len);
 
 /* An error answer as Cloud Hypervisor gives one: status and a text/plain
@@ -78,14 +85,51 @@ void http_reply_error(struct http_conn *c, int status, const char *fmt, ...)
 /* Stop accepting, close every connection, free s (NULL is fine). */
 void http_server_free(struct http_server *s);
 
-/* The parser without the sockets, for the fuzz target and unit tests:
- * feed bytes, get requests (each given to handler with c NULL). A parse
- * error gives the error status (400, 413, 431, 501, 505) and false. The
- * helper that writes http.c may reshape this part; the server part above
- * is what src/api/ codes against. */
+/* Set how long a begun request may take (HTTP_STALL_MS by default): a
+ * test's knob. */
+void http_server_set_stall_ms(struct http_server *s, unsigned int ms);
+
+/* The request parser alone: the server's, and the fuzz target's. Bytes
+ * go in as they arrive; one complete request comes out at a time. */
 struct http_parse;
-struct http_parse *http_parse_new(http_handler_fn handler, void *opaque);
-bool http_parse_feed(struct http_parse *p, const char *buf, size_t len, int *status);
+
+enum http_parse_result {
+	HTTP_PARSE_MORE,  /* all bytes taken; the request (if begun) needs more */
+	HTTP_PARSE_DONE,  /* a request is complete: http_parse_request */
+	HTTP_PARSE_ERROR, /* the answer is *status; the stream cannot go on */
+};
+
+/* A parser at the start of a stream; NULL when out of memory. */
+struct http_parse *http_parse_new(void);
+
+/* Parse buf[0..len) (len > 0), stopping after the end of one request;
+ * *used is the bytes taken. On HTTP_PARSE_ERROR, *status is 400, 413
+ * (body over HTTP_BODY_MAX), 431 (head over HTTP_HEAD_MAX), 501 (unknown
+ * method) or 505 (not HTTP/1.x); nothing more may be fed. */
+enum http_parse_result http_parse_feed(struct http_parse *p, const char *buf, size_t len,
+				       size_t *used, int *status) CV_MUST;
+
+/* The request completed by the last feed (nfds 0), valid until the next
+ * feed or http_parse_free. */
+struct http_request *http_parse_request(struct http_parse *p);
+
+/* After HTTP_PARSE_DONE: may another request follow on the stream?
+ * (HTTP/1.1 without "Connection: close" and without an Upgrade) */
+bool http_parse_keep_alive(const struct http_parse *p);
+
+/* A request has begun (its first byte, not blank lines) and is not
+ * complete. */
+bool http_parse_begun(const struct http_parse *p);
+
+/* True once per request whose head asked for "Expect: 100-continue" and
+ * whose body has not come yet: the caller sends the interim answer. */
+bool http_parse_take_continue(struct http_parse *p);
+
+/* Free p (NULL is fine). */
 void http_parse_free(struct http_parse *p);
+
+/* The reason phrase of a status ("Not Found"); "<unknown>" for a code
+ * HTTP does not name. */
+const char *http_status_reason(int status);
 
 #endif

@@ -3,6 +3,7 @@
 #define CVISOR_UTIL_H
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,7 +57,7 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;
 int cv_pread_full(int fd, void *p, size_t n, uint64_t off) CV_MUST;
 
 /* The most files cv_send_fds passes, and cv_recv_fds takes, at once. */
-#define CV_PASS_FDS_MAX 4
+#define CV_PASS_FDS_MAX 16 /* the REST API's bound (HTTP_FDS_MAX) */
 
 /* Send the n (>= 1) bytes at p on a unix socket with the files
  * fds[0..nfds) (SCM_RIGHTS, nfds <= CV_PASS_FDS_MAX): the files go with
@@ -77,6 +78,10 @@ long cv_recv_fds(int sock, void *p, size_t n, struct cv_passed_fds *fds) CV_MUST
 
 /* Monotonic time in nanoseconds. */
 uint64_t cv_now_ns(void);
+
+/* One line from fmt into buf: control characters, which a quoted input
+ * value may carry, become spaces. */
+void cv_vformat_line(char *buf, size_t len, const char *fmt, va_list ap) CV_PRINTF(3, 0);
 
 /* Format one line into err (control characters, which a quoted input
  * value may carry, become spaces) and return r: the error helpers of the

@@ -55,10 +55,11 @@ if [ -s "$S/base" ]; then
 			continue
 		}
 		name=${P}m$seed
-		t_run 15 "$CVISOR" restore "$S/m" --name "$name" -d
+		# Generous caps (an ASan monitor on a loaded host): a hang is still caught.
+		t_run 60 "$CVISOR" restore "$S/m" --name "$name" -d
 		if [ "$T_RC" = 0 ]; then
 			track "$name"
-			if timeout 5 "$CVISOR" info "$name" >/dev/null 2>&1; then
+			if timeout 30 "$CVISOR" info "$name" >/dev/null 2>&1; then
 				ran=$((ran + 1))
 			else
 				t_fail "mutant $seed ($what)" "restored, but the guest does not answer"

@@ -136,11 +136,10 @@ elif start "$J" counter --cpus 2 --jail; then
 	t_run 10 "$CVISOR" top --once
 	t_expect_out "jail: top" "^$J +running "
 	wait_count "$J" 3
-	out=$(timeout 5 "$CVISOR" console "$J" </dev/null 2>&1 | head -c 4096)
-	if grep -q '^count [0-9]' <<<"$out"; then
+	if console_until "$J" "$T_TMP/jcon" '^count [0-9]'; then
 		t_pass "jail: console"
 	else
-		t_fail "jail: console" "$(head -c 200 <<<"$out")"
+		t_fail "jail: console" "$(head -c 200 "$T_TMP/jcon")"
 	fi
 	# A path the monitor would open itself is refused: it sees no host path.
 	t_run 10 "$CVISOR" ctl "$J" "{\"cmd\":\"save\",\"path\":\"$T_TMP/nope\",\"keep_running\":true}"
@@ -298,7 +297,7 @@ if [ "$(id -u)" = 0 ]; then
 	# A foreground jailed guest on a terminal (a pty): the monitor is in a
 	# session of its own, with no controlling terminal (no TIOCSTI into
 	# the shell's), yet the console still reads and writes the terminal.
-	out=$(timeout 30 python3 - "$CVISOR" "$GUESTS/echo.elf" <<'PY' 2>&1
+	out=$(timeout 200 python3 - "$CVISOR" "$GUESTS/echo.elf" <<'PY' 2>&1
 import os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
@@ -316,7 +315,7 @@ def read_until(text, secs):
             if not data:
                 return
             out += data
-read_until(b"echo: ready", 10)
+read_until(b"echo: ready", 60)
 try:
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         mon = int(f.read().split()[0])
@@ -326,9 +325,9 @@ try:
 except (OSError, IndexError, ValueError) as e:
     print(f"monitor: {e}")
 os.write(fd, b"hi jail\r")
-read_until(b"echo: hi jail", 5)
+read_until(b"echo: hi jail", 60)
 os.write(fd, b"\x01x")
-read_until(b"quit from the console", 5)
+read_until(b"quit from the console", 60)
 _, ws = os.waitpid(pid, 0)
 print(out.decode(errors="replace"))
 print(f"rc={os.waitstatus_to_exitcode(ws)}")

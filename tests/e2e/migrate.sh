@@ -67,11 +67,11 @@ proxy() {
 	return 1
 }
 
-# dropped NAME N: within 5 s the target's log holds more than N lines of
+# dropped NAME N: within 30 s the target's log holds more than N lines of
 # dropped connections; the last one is printed.
 dropped() {
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		if [ "$(grep -c "dropped the connection" "$CVISOR_RUN_DIR/$1.log")" -gt "$2" ]; then
 			grep "dropped the connection" "$CVISOR_RUN_DIR/$1.log" | tail -n 1
 			return 0
@@ -85,18 +85,14 @@ memsum() {
 	"$CVISOR" ctl "$1" '{"cmd":"memsum"}' 2>/dev/null | sed -n 's/.*"memsum":"\([0-9a-f]*\)".*/\1/p'
 }
 
-# advances NAME WHAT: the u64 at 0x5000 (count or passes) grows within 10 s.
+# advances NAME WHAT: the u64 at 0x5000 (count or passes) grows within 20 s.
 advances() {
 	local a b
 	a=$(peek "$1" 20480)
-	for _ in $(seq 100); do
-		b=$(peek "$1" 20480)
-		if [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]; then
-			t_pass "$2 ($a -> $b)"
-			return 0
-		fi
-		sleep 0.1
-	done
+	if [ -n "$a" ] && b=$(peek_above "$1" 20480 "$a"); then
+		t_pass "$2 ($a -> $b)"
+		return 0
+	fi
 	t_fail "$2" "the guest's count stays at '$a' ('$b')"
 	return 1
 }
@@ -276,8 +272,10 @@ fi
 D=${P}d D2=${P}d2
 next_port
 if start "$D" dirtier --memory 128M --cmdline "mb=32 every=0" && sleep 1 && incoming "$D2" "127.0.0.1:$PORT"; then
-	t_run 120 "$CVISOR" migrate "$D" "127.0.0.1:$PORT" --max-bandwidth 8M --max-rounds 3 --no-force
-	if [ "$T_RC" = 1 ] && printf '%s' "$T_ERR" | grep -q "cannot meet the downtime target of 50 ms"; then
+	# A 1 ms target: only a dirtier that stopped altogether (a starved vCPU
+	# on a loaded host dirties less) could let the rest fit.
+	t_run 120 "$CVISOR" migrate "$D" "127.0.0.1:$PORT" --max-bandwidth 8M --max-rounds 3 --no-force --downtime-ms 1
+	if [ "$T_RC" = 1 ] && printf '%s' "$T_ERR" | grep -q "cannot meet the downtime target of 1 ms"; then
 		t_pass "--no-force gives up: $T_ERR"
 	else
 		t_fail "--no-force gives up" "exit $T_RC: $T_OUT $T_ERR"
@@ -286,7 +284,7 @@ if start "$D" dirtier --memory 128M --cmdline "mb=32 every=0" && sleep 1 && inco
 	gone "$D2" || t_fail "the target of a given-up migration" "its monitor still runs"
 	next_port
 	if incoming "$D2" "127.0.0.1:$PORT"; then
-		t_run 120 "$CVISOR" migrate "$D" "127.0.0.1:$PORT" --max-bandwidth 8M --max-rounds 3
+		t_run 120 "$CVISOR" migrate "$D" "127.0.0.1:$PORT" --max-bandwidth 8M --max-rounds 3 --downtime-ms 1
 		if [ "$T_RC" = 0 ] && printf '%s' "$T_OUT" | grep -q "forced"; then
 			t_pass "forced convergence: $T_OUT"
 			gone "$D" && advances "$D2" "the dirtier runs on at the target"
@@ -317,9 +315,10 @@ if start "$H" dirtier --memory 2G --cmdline "mb=1500 fill=1" &&
 		t_skip "a target that stops reading" "round 0 ended before the target could be stopped"
 	else
 		sleep 1
-		t_run 3 "$CVISOR" info "$H"
+		# Caps well inside the source's 30 s send-stall timeout.
+		t_run 10 "$CVISOR" info "$H"
 		info_rc=$T_RC
-		t_run 3 "$CVISOR" kill "$H"
+		t_run 10 "$CVISOR" kill "$H"
 		wait "$mpid"
 		rc=$?
 		if [ "$info_rc" = 0 ] && [ "$T_RC" = 0 ] && [ "$rc" = 1 ] &&
@@ -363,9 +362,10 @@ if start "$C" counter --memory 32M && wait_count "$C" 2; then
 		sleep 0.05
 	done
 	syn=$(ss -tn state syn-sent "dport = :$PORT" | grep -c "127.0.0.1:$PORT")
-	t_run 3 "$CVISOR" info "$C"
+	# Both inside the monitor's 10 s connect timeout, even on a loaded host.
+	t_run 4 "$CVISOR" info "$C"
 	info_rc=$T_RC
-	t_run 3 "$CVISOR" kill "$C"
+	t_run 4 "$CVISOR" kill "$C"
 	wait "$mpid"
 	rc=$?
 	if [ "$syn" -ge 1 ] && [ "$info_rc" = 0 ] && [ "$T_RC" = 0 ] && [ "$rc" = 1 ] &&
@@ -380,7 +380,7 @@ kill "$cpy" 2>/dev/null
 wait "$cpy" 2>/dev/null
 
 # ---- the link cut in each phase: the source runs on ----
-# cut NAME WHEN WHAT: migrate the dirtier at 8 MiB/s, kill -9 the target
+# cut NAME WHEN WHAT: migrate the dirtier at 8 MiB/s (or $BW), kill -9 the target
 # once WHEN holds for the --json output in $T_TMP/cut.out.
 cut() {
 	local when=$1 what=$2 S=${P}c$RANDOM T=${P}t$RANDOM pid tpid
@@ -388,7 +388,7 @@ cut() {
 	start "$S" dirtier --memory 128M --cmdline "mb=24 every=0" || return
 	incoming "$T" "127.0.0.1:$PORT" || return
 	tpid=$(pid_of "$T")
-	"$CVISOR" migrate "$S" "127.0.0.1:$PORT" --json --max-bandwidth 8M --no-force \
+	"$CVISOR" migrate "$S" "127.0.0.1:$PORT" --json --max-bandwidth "${BW:-8M}" --no-force \
 		--max-rounds 30 --downtime-ms "${DT:-50}" >"$T_TMP/cut.out" 2>"$T_TMP/cut.err" &
 	pid=$!
 	for _ in $(seq 300); do
@@ -410,9 +410,10 @@ cut() {
 # Round 0 sends 24 MiB: 3 s at 8 MiB/s; the first second is round 0.
 cut 'sleep 1; true' "target killed during round 0"
 cut 'grep -q "\"round\":1" "$T_TMP/cut.out"' "target killed during a later round"
-# A downtime target of 10 s: the final pass (24 MiB at 8 MiB/s) is on the
-# downtime path, guest paused; kill the target in the middle of it.
-DT=10000 cut 'grep -q "\"round\":0" "$T_TMP/cut.out" && sleep 1' "target killed during the final state"
+# A downtime target of 10 s: the final pass (24 MiB at 4 MiB/s, 6 s) is on
+# the downtime path, guest paused; kill the target 1 s into it (5 s of room
+# for a slow shell on a loaded host).
+DT=10000 BW=4M cut 'grep -q "\"round\":0" "$T_TMP/cut.out" && sleep 1' "target killed during the final state"
 
 # ---- a target that refuses: storage without --storage-dir ----
 R=${P}r R2=${P}r2
@@ -916,18 +917,18 @@ if start "$S" blkcount --memory 64M --disk "$T_TMP/s.img" && wait_count "$S" 3 &
 fi
 
 # ---- device I/O and the control socket go on while a migration runs ----
-# A 24 MiB disk at 4 MiB/s keeps the migration busy for seconds; blkcount
+# A 24 MiB disk at 1 MiB/s keeps the migration busy for 24 s; blkcount
 # counts only through its virtio-blk device, whose kicks the monitor's event
 # loop serves. Read-only requests are answered meanwhile, and requests that
 # would change the guest are refused with one line.
-# slow_migrate NAME OUT: migrate NAME and its disk at 2 MiB/s to $PORT in
+# slow_migrate NAME OUT: migrate NAME and its disk at 1 MiB/s to $PORT in
 # the background (--json output in OUT.out, errors in OUT.err, the pid in
-# mpid) and wait up to 10 s until it sends the disk.
+# mpid) and wait up to 30 s until it sends the disk.
 slow_migrate() {
-	"$CVISOR" migrate "$1" "127.0.0.1:$PORT" --with-storage --max-bandwidth 2M --json \
+	"$CVISOR" migrate "$1" "127.0.0.1:$PORT" --with-storage --max-bandwidth 1M --json \
 		>"$2.out" 2>"$2.err" &
 	mpid=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		grep -q '"phase":"disks"' "$2.out" && break
 		sleep 0.1
 	done
@@ -953,13 +954,13 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	fi
 	# ... and so is ls, which asks the receiving target too: its control
 	# socket answers while RAM and disk arrive.
-	t_run 3 "$CVISOR" ls
+	t_run 30 "$CVISOR" ls
 	if [ "$T_RC" = 0 ] && grep -q "^$L2 .* incoming" <<<"$T_OUT" && grep -q "^$L .* running" <<<"$T_OUT"; then
 		t_pass "ls answers for both ends during the migration"
 	else
 		t_fail "ls during the migration" "exit $T_RC: $T_OUT $T_ERR"
 	fi
-	# 24 MiB at 2 MiB/s: 12 s, far more than these checks take.
+	# 24 MiB at 1 MiB/s: 24 s, far more than these checks take.
 	t_run 10 "$CVISOR" pause "$L"
 	t_expect_err "pause during the migration is refused" 1 "is migrating"
 	# The client connects before it asks the monitor: a listener that
@@ -988,7 +989,7 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	mkdir -p "$T_TMP/dstl4"
 	if incoming "$L4" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl4"; then
 		slow_migrate "$L2" "$T_TMP/l4"
-		t_run 3 "$CVISOR" kill "$L4"
+		t_run 20 "$CVISOR" kill "$L4"
 		wait "$mpid"
 		rc=$?
 		if [ "$T_RC" = 0 ] && [ "$rc" = 1 ] && gone "$L4" && [ -z "$(ls -A "$T_TMP/dstl4")" ] &&
@@ -1006,12 +1007,12 @@ if start "$L" blkcount --memory 64M --disk "$T_TMP/l.img" && wait_count "$L" 3 &
 	mkdir -p "$T_TMP/dstl3"
 	if incoming "$L3" "127.0.0.1:$PORT" --storage-dir "$T_TMP/dstl3"; then
 		slow_migrate "$L2" "$T_TMP/l3"
-		t_run 3 "$CVISOR" kill "$L2"
+		t_run 20 "$CVISOR" kill "$L2"
 		wait "$mpid"
 		rc=$?
 		if [ "$T_RC" = 0 ] && [ "$rc" = 1 ] && grep -q "the guest stopped during the migration" "$T_TMP/l3.err" &&
 			gone "$L2" && gone "$L3"; then
-			t_pass "kill during a migration ends it within 3 s, and the target with it"
+			t_pass "kill during a migration ends it before the disk is sent, and the target with it"
 		else
 			t_fail "kill during a migration" "kill exit $T_RC, migrate exit $rc: $(cat "$T_TMP/l3.err")"
 		fi

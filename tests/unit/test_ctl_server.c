@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "unix_client.h"
+
 #include "cvisor/ctl.h"
 #include "cvisor/evloop.h"
 #include "cvisor/vm.h"
@@ -68,12 +70,9 @@ static int teardown(void **state)
 /* A client connected to the server's socket (not yet accepted). */
 static int client(struct fixture *f)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = unix_client(f->srv.sock_path);
 
 	assert_true(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->srv.sock_path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return fd;
 }
 
@@ -82,18 +81,28 @@ static void send_str(int fd, const char *s)
 	assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
 }
 
-/* Event loop rounds for up to ms, or until fd is readable (fd >= 0). */
+/* Event loop rounds for up to ms (at least one, however late this thread
+ * runs), or until fd is readable (fd >= 0). */
 static void pump(struct fixture *f, int ms, int fd)
 {
 	uint64_t end = cv_now_ns() + (uint64_t)ms * 1000000ULL;
 
-	while (cv_now_ns() < end) {
+	do {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		assert_int_equal(evloop_once(&f->vm.loop, 10), 0);
 		if (fd >= 0 && poll(&p, 1, 0) == 1)
 			return;
-	}
+	} while (cv_now_ns() < end);
+}
+
+/* Whether the server closed its end of fd (EOF waiting), without reading
+ * data meant for later. */
+static bool closed_by_server(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
 }
 
 /* What the server sent on fd until it closed it, or sent lines lines (0:
@@ -170,7 +179,9 @@ static void test_hung_up_request_dropped(void **state)
 	fd = client(f);
 	send_str(fd, "{\"cmd\":\"kill\"}\n");
 	assert_int_equal(shutdown(fd, SHUT_WR), 0);
-	pump(f, 200, -1);
+	/* Up to 20 s: a loaded host is slower, never failed for it. */
+	for (int i = 0; i < 2000 && !ctl_server_killed(&f->srv); i++)
+		pump(f, 10, -1);
 	assert_true(ctl_server_killed(&f->srv));
 	close(fd);
 }
@@ -209,13 +220,21 @@ static void test_idle_timeout(void **state)
 	int quiet = client(f), partial = client(f), busy = client(f);
 	char buf[256];
 
-	f->srv.idle_timeout_ns = 300000000ULL;
+	uint64_t t0 = cv_now_ns();
+
+	/* busy sends its next request as soon as a reply comes, for longer
+	 * than the timeout: only a stall of this thread for the whole 2 s
+	 * could make it look idle. */
+	f->srv.idle_timeout_ns = 2000000000ULL;
 	send_str(partial, "{\"cmd\":");
-	for (int i = 0; i < 8; i++) {
+	while (cv_now_ns() - t0 < 3000000000ULL) {
 		send_str(busy, "{\"cmd\":\"y\"}\n");
-		pump(f, 100, -1);
+		pump(f, 20000, busy);
 		assert_true(recv(busy, buf, sizeof(buf), MSG_DONTWAIT) > 0);
 	}
+	/* The two idle ones: closed within 20 s. */
+	for (int i = 0; i < 2000 && !(closed_by_server(quiet) && closed_by_server(partial)); i++)
+		pump(f, 10, -1);
 	assert_int_equal(recv(quiet, buf, sizeof(buf), MSG_DONTWAIT), 0);
 	assert_int_equal(recv(partial, buf, sizeof(buf), MSG_DONTWAIT), 0);
 	close(quiet);

@@ -170,7 +170,7 @@ static void irq_test_pci(struct vdev *d)
 	unsigned int h0 = irq_hits;
 	sti();
 	r = rng_read(d, io.data, 16, &len);
-	wait_irq(h0 + 1, VIRTIO_TIMEOUT_TSC / 40);
+	wait_irq(h0 + 1, VIRTIO_QUIET_TSC / 40);
 	cli();
 	bool pending = vdev_msix_pending(d, 0);
 	if (r != VQ_DONE) {
@@ -273,7 +273,7 @@ static void event_idx_test(struct vdev *d)
 	*vq_used_event(q) = 2;
 	mb();
 	int r1 = rng_read(d, io.data, 16, &len);
-	bool early = wait_irq(base + 1, VIRTIO_TIMEOUT_TSC / 40);
+	bool early = wait_irq(base + 1, VIRTIO_QUIET_TSC / 40);
 	int r2 = rng_read(d, io.data, 16, &len);
 	bool got = wait_irq(base + 1 + early, VIRTIO_TIMEOUT_TSC);
 	cli();

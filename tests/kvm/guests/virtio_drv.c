@@ -667,6 +667,11 @@ uint16_t vq_submit(struct vdev *d, unsigned int q, const struct vbuf *b, int n)
 
 int vq_wait(struct vdev *d, unsigned int q, uint32_t *id, uint32_t *len)
 {
+	return vq_wait_tsc(d, q, id, len, VIRTIO_TIMEOUT_TSC);
+}
+
+int vq_wait_tsc(struct vdev *d, unsigned int q, uint32_t *id, uint32_t *len, uint64_t limit)
+{
 	struct vq *vq = &d->vq[q];
 	uint64_t t0 = rdtsc();
 	for (unsigned int i = 1;; i++) {
@@ -687,7 +692,7 @@ int vq_wait(struct vdev *d, unsigned int q, uint32_t *id, uint32_t *len)
 		if (!(i & 31)) {
 			if (vdev_status(d) & VIRTIO_S_NEEDS_RESET)
 				return VQ_NEEDS_RESET;
-			if (rdtsc() - t0 > VIRTIO_TIMEOUT_TSC)
+			if (rdtsc() - t0 > limit)
 				return VQ_TIMEOUT;
 		}
 		cpu_relax();

@@ -47,7 +47,11 @@
 #define VDEV_MAX 8
 #define VQ_MAX 3			 /* queues per device this driver sets up (vsock has 3) */
 #define VQ_SIZE_CAP 64			 /* largest queue size it asks for */
-#define VIRTIO_TIMEOUT_TSC 2000000000ull /* ~0.5-1 s of TSC cycles */
+/* A request, an interrupt or a status change that must come: ~15-30 s of TSC
+ * cycles, a bound on a lost one (a loaded host is slower, never failed for
+ * it). A window in which something must NOT happen is the short one. */
+#define VIRTIO_TIMEOUT_TSC 60000000000ull
+#define VIRTIO_QUIET_TSC 2000000000ull /* ~0.5-1 s */
 
 struct vring_desc {
 	uint64_t addr;
@@ -196,6 +200,9 @@ void vq_notify(struct vdev *d, unsigned int q);
 /* Wait for the next used entry: VQ_DONE (with *len, and *id), VQ_NEEDS_RESET
  * if the status shows it, VQ_TIMEOUT. */
 int vq_wait(struct vdev *d, unsigned int q, uint32_t *id, uint32_t *len);
+/* vq_wait with its own bound in TSC cycles (VIRTIO_QUIET_TSC: a request
+ * that must not be served). */
+int vq_wait_tsc(struct vdev *d, unsigned int q, uint32_t *id, uint32_t *len, uint64_t limit);
 /* Submit and wait; checks the used id is the head. Returns VQ_* or -1 for
  * a wrong id (printed). */
 int vq_request(struct vdev *d, unsigned int q, const struct vbuf *b, int n, uint32_t *len);

@@ -467,7 +467,7 @@ static void hostile_bus_master(struct vdev *d)
 	io.data[0] = 0xee;
 	vdev_set_pci_command(d, cmd & ~0x4);
 	vq_submit(d, 0, &(struct vbuf){ (uintptr_t)io.data, 16, true }, 1);
-	r = vq_wait(d, 0, &id, &len);
+	r = vq_wait_tsc(d, 0, &id, &len, VIRTIO_QUIET_TSC);
 	if (r != VQ_TIMEOUT) {
 		vfail("hostile %s: bus master off, the device still served a request (%d)",
 		      dname(d), r);
