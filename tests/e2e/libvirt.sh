@@ -112,7 +112,8 @@ lv_daemon() {
 	local ver=$1 enter=() end
 	LV_BUILD=$2
 	LV_DIR=$T_TMP/lv-$ver
-	mkdir -p "$LV_DIR"/var/{run,log/libvirt,lib/libvirt,cache/libvirt} || return 1
+	# 11.3 writes the VMM's output to log/libvirt/ch, which only an install makes.
+	mkdir -p "$LV_DIR"/var/{run,log/libvirt/ch,lib/libvirt,cache/libvirt} || return 1
 	[ -n "${3:-}" ] && enter=(nsenter "--net=/run/netns/$3")
 	# unshare -m makes the namespace; mount and env exec into virtchd, so
 	# $! is the daemon. A clean environment: PATH names cloud-hypervisor.
@@ -123,6 +124,7 @@ lv_daemon() {
 		LIBVIRT_LOG_FILTERS="1:ch 1:util.command" LIBVIRT_LOG_OUTPUTS="1:file:$LV_DIR/virtchd.log" \
 		"$LV_BUILD/src/virtchd" </dev/null >"$LV_DIR/virtchd.out" 2>&1 &
 	LV_DPID=$!
+	disown
 	LV_DPIDS+=("$LV_DPID")
 	end=$((SECONDS + 60))
 	until [ -S "$LV_DIR/var/run/libvirt/virtchd-sock" ] && vsh 20 version; do
