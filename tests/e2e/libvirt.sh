@@ -39,6 +39,7 @@
 #     path): not tested.
 #   - Neither keeps domains across a daemon restart: each version's daemon
 #     lives for the whole of its run.
+#   - Both leave a stopped domain's cgroups behind: removed at exit.
 #
 # Skipped (exit 77) when not root, without /dev/kvm, or while build/cvisor
 # does not answer `--version` as cloud-hypervisor (the REST API mode).
@@ -81,6 +82,10 @@ lv_cleanup() {
 		done
 	done
 	ip netns del "$ns" 2>/dev/null
+	# libvirt leaves its cgroups of the domains behind (v1 hierarchies).
+	for d in /sys/fs/cgroup/*/machine/ch-*-lv*-$$.libvirt-ch; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 	t_cleanup
 }
 trap lv_cleanup EXIT
