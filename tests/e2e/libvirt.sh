@@ -401,7 +401,7 @@ run_9_0() {
 }
 
 run_11_3() {
-	local v=11.3 dom=lv11-$$ net=lv11n-$$ tap=cvlvtap0 out
+	local v=11.3 dom=lv11-$$ net=lv11n-$$ tap=cvlvtap0 out p
 	lifecycle "$v" "$dom" || return
 
 	# save: vm.snapshot into a directory; the domain is shut off (saved).
@@ -416,6 +416,13 @@ run_11_3() {
 		t_fail "$v: save: libvirt's header and the VMM's snapshot" "$(ls -l "$LV_DIR/save" 2>&1 | tr '\n' ' ')"
 	fi
 	gone "$v" save
+	# A failed save leaves the domain paused: end it, so that what follows
+	# starts from a shut off domain and counts only its own VMM.
+	if [ "$(domstate "$dom")" != "shut off" ]; then
+		vsh "$VIRSH_TIMEOUT" destroy "$dom"
+		t_info "$v: the save failed; destroyed $dom (exit $T_RC) to go on"
+		wait_no_vmm 30 || t_info "$v: VMM processes still there: $(lv_procs "$LV_NS" | tr '\n' ' ')"
+	fi
 
 	# A NIC: libvirt makes the tap in this test's namespace and passes its fds.
 	domain_xml "$net" "lv-$v" "
@@ -425,7 +432,12 @@ run_11_3() {
       <model type='virtio'/>
     </interface>" >"$LV_DIR/$net.xml"
 	vcheck "$v: define a domain with a NIC" define "$LV_DIR/$net.xml"
-	vcheck "$v: start it (vm.add-net with tap fds)" start "$net"
+	if ! vcheck "$v: start it (vm.add-net with tap fds)" start "$net"; then
+		# libvirt 11.3 does not end the VMM of a start that failed; the VMM
+		# is to end when its event FIFO's reader goes (see README).
+		gone "$v" "a failed start"
+		for p in $(lv_procs "$LV_NS"); do kill -KILL "$p" 2>/dev/null; done
+	fi
 	if ip -n "$ns" addr add 10.77.0.1/24 dev "$tap" 2>"$T_TMP/err" &&
 		ip -n "$ns" link set "$tap" up 2>>"$T_TMP/err"; then
 		t_pass "$v: libvirt made $tap in the test's network namespace"
