@@ -19,6 +19,7 @@
 #   guest-tap  virtio-net over tap in a network namespace, iperf3
 #   guest-rate  disk and network rate limits as fio and iperf3 in a guest measure them
 #   guest-lifecycle  a guest's user space across save/restore and migration
+#   guest-console  virtio-console and the 8250 on ptys: typed into, saved, restored
 #   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
 #   libvirt  virsh -c ch:///system of libvirt 9.0 and 11.3 (built from Debian's
 #            sources, scripts/libvirt-build.sh) driving cvisor as cloud-hypervisor
@@ -33,7 +34,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle linux-migrate libvirt}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate libvirt}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 

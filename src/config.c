@@ -102,6 +102,8 @@ static int set_cpus(struct vm_config *cfg, const char *what, const char *v, stru
 static const char *const quirks_names[] = { "auto", "on", "off", NULL };
 static const char *const pit_names[] = { "auto", "on", "off", NULL };
 static const char *const irqchip_names[] = { "kernel", "split", NULL };
+/* In the order of enum config_serial. */
+static const char *const serial_names[] = { "tty", "pty", "off", NULL };
 static const char *const transport_names[] = { "pci", "mmio", NULL };
 /* In the order of enum sandbox_mode. */
 static const char *const seccomp_names[] = { "on", "log", "off", NULL };
@@ -234,6 +236,8 @@ const struct field config_fields[] = {
 	{ "pit", "[--pit auto|on|off]", F_ENUM, OFF(pit), NULL, pit_names, IN_FILE | IN_SNAP },
 	{ "irqchip", "[--irqchip kernel|split]", F_ENUM, OFF(irqchip), NULL, irqchip_names,
 	  IN_FILE | IN_SNAP },
+	{ "serial", "[--serial tty|pty|off]", F_ENUM, OFF(serial), NULL, serial_names,
+	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
 	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
 	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },

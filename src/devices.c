@@ -10,6 +10,7 @@
 
 #include "cvisor/virtio_balloon.h"
 #include "cvisor/virtio_blk.h"
+#include "cvisor/virtio_console.h"
 #include "cvisor/virtio_net.h"
 #include "cvisor/virtio_rng.h"
 #include "cvisor/virtio_vsock.h"
@@ -30,6 +31,8 @@ static const struct device_type device_table[] = {
 	  virtio_balloon_device_create, NULL, 0 },
 	{ "vsock", "CID[,uds=PATH]", 1, false, false, "virtio-vsock", NULL,
 	  virtio_vsock_device_create, NULL, 0 },
+	{ "console", "pty", 1, false, false, "virtio-console", virtio_console_check,
+	  virtio_console_device_create, NULL, 0 },
 };
 
 /* ISA IRQs free on this machine: not the PIT (0), keyboard (1), cascade

@@ -18,6 +18,7 @@
 #include "cvisor/acpi.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
+#include "cvisor/pty.h"
 #include "cvisor/snapshot.h"
 #include "cvisor/syscall_shim.h"
 #include "cvisor/vcpu.h"
@@ -70,10 +71,16 @@ static void uart_tx(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = ctx;
 
+	if (vm->cfg->serial == CONFIG_SERIAL_OFF)
+		return;
+	if (vm->serial_pty)
+		pty_write(vm->serial_pty, buf, len);
 	if (vm->console_write) {
 		vm->console_write(vm->console_ctx, buf, len);
 		return;
 	}
+	if (vm->serial_pty)
+		return;
 	/* A closed or stalled console must not stop the guest, nor hold the
 	 * UART lock the main thread needs: wait a bounded time for room, then
 	 * drop the output (once said). */
@@ -481,6 +488,8 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg, int mem_fd
 		return r;
 	if ((r = setup_devices(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "registering devices: %s", strerror(-r));
+	if ((r = vm_serial_open(vm, e)))
+		return r;
 	if ((r = vm_devices_init(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "setting up the PCI bus: %s", strerror(-r));
 	return vm_devices_create(vm, &vm->devcfg, e);
@@ -606,6 +615,7 @@ void vm_destroy(struct vm *vm)
 		v->fd = -1;
 	}
 	vm_devices_destroy(vm);
+	vm_serial_close(vm);
 	if (vm->ioapic.ops)
 		ioapic_destroy(&vm->ioapic);
 	vm->ioapic.ops = NULL;

@@ -56,6 +56,16 @@ enum config_irqchip {
 	CONFIG_IRQCHIP_SPLIT,
 };
 
+/* --serial: where the 8250 (COM1) console goes. tty: the monitor's
+ * stdout and stdin, or with -d the log and `cvisor console`; pty: a new
+ * pty (its slave path in `cvisor info`), and with -d also the log and
+ * `cvisor console`; off: output dropped, no input. */
+enum config_serial {
+	CONFIG_SERIAL_TTY,
+	CONFIG_SERIAL_PTY,
+	CONFIG_SERIAL_OFF,
+};
+
 /* The config owns every string in it (copies, freed by config_free):
  * nothing points into argv, a parsed file or a snapshot buffer. Set a
  * string field with config_set_string. */
@@ -68,6 +78,7 @@ struct vm_config {
 	enum config_quirks quirks;
 	enum config_pit pit;	     /* --pit auto|on|off; see config_pit_on */
 	enum config_irqchip irqchip; /* --irqchip kernel|split (default kernel) */
+	enum config_serial serial;   /* --serial tty|pty|off (default tty) */
 
 	/* Toolstack (see README: named guests). */
 	char *name;		   /* control socket $CVISOR_RUN_DIR/NAME.sock */

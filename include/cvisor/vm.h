@@ -107,6 +107,9 @@ struct vm {
 	void (*console_write)(void *ctx, const uint8_t *buf, size_t len);
 	bool console_stalled; /* out_fd stayed full: output is being dropped */
 	void *console_ctx;
+	/* --serial pty: the 8250's pty (output also to console_write when
+	 * set), NULL otherwise. */
+	struct pty *serial_pty;
 	/* Paravirtual devices (src/devices.c): the VM's copy of
 	 * cfg->devices, which `cvisor set` changes (rate limits) and a
 	 * snapshot's CONFIG records. Main thread. */
@@ -120,6 +123,23 @@ struct vm {
 	/* Counters for `cvisor top`, updated by the devices. */
 	struct virtio_io_stats stats;
 };
+
+/* The slave path ("/dev/pts/N") of the virtio-console's pty (--console
+ * pty), or NULL without one: what a Cloud Hypervisor client reads as
+ * config.console.file and opens for the guest's hvc0. Valid while the VM
+ * exists. */
+const char *vm_console_pty_path(const struct vm *vm);
+
+/* The slave path of the 8250's pty (--serial pty), or NULL: Cloud
+ * Hypervisor's config.serial.file. Valid while the VM exists. */
+const char *vm_serial_pty_path(const struct vm *vm);
+
+/* --serial pty: make the 8250's pty and feed its input to the UART
+ * (src/vm_console.c; vm_create calls it). 0, or -errno with e filled. */
+int vm_serial_open(struct vm *vm, struct cv_error *e) CV_MUST;
+
+/* Close the 8250's pty, if any (vm_destroy calls it). */
+void vm_serial_close(struct vm *vm);
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
  * load the kernel. Returns 0, or -errno with e filled (CV_EXIT_USAGE when

@@ -184,6 +184,11 @@ static void print_info(struct json_object *o)
 	printf("%-14s%s\n", "cpu affinity", cli_json_str(o, "cpu_affinity"));
 	printf("%-14s%s\n", "cgroup", cli_json_str(o, "cgroup"));
 	printf("%-14s%s\n", "console log", cli_json_str(o, "log"));
+	/* The default (tty) is left out of the config's JSON. */
+	printf("%-14s%s\n", "serial",
+	       strcmp(cli_json_str(o, "serial"), "-") ? cli_json_str(o, "serial") : "tty");
+	printf("%-14s%s\n", "serial pty", cli_json_str(o, "serial_pty"));
+	printf("%-14s%s\n", "console pty", cli_json_str(o, "console_pty"));
 	if (json_object_object_get_ex(o, "vcpu", &a) && json_object_is_type(a, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(a); i++) {
 			v = json_object_array_get_idx(a, i);

@@ -227,6 +227,9 @@ static int cmd_info(struct ctl_server *srv, struct ctl_conn *c, const struct ctl
 	json_object_object_add(o, "jailed", json_object_new_boolean(srv->jailed));
 	json_object_object_add(o, "log", str_or_null(srv->log_path));
 	json_object_object_add(o, "cgroup", str_or_null(srv->cgroup));
+	/* The pty slaves a user opens: --console pty, --serial pty. */
+	json_object_object_add(o, "console_pty", str_or_null(vm_console_pty_path(vm)));
+	json_object_object_add(o, "serial_pty", str_or_null(vm_serial_pty_path(vm)));
 	json_object_object_add(o, "vcpu", vcpu_list(vm));
 	add_devices(dev, &vm->pio, "pio");
 	add_devices(dev, &vm->mmio, "mmio");

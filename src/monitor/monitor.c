@@ -121,6 +121,18 @@ static int monitor_jail_fork(struct monitor *m, int *status)
 	return 0;
 }
 
+/* One line on stderr with the consoles' pty paths, where a user (or a
+ * script) finds them; also in `cvisor info`. */
+static void monitor_say_ptys(const struct vm *vm)
+{
+	const char *con = vm_console_pty_path(vm), *ser = vm_serial_pty_path(vm);
+
+	if (con && ser)
+		cv_err("virtio-console on %s, serial on %s", con, ser);
+	else if (con || ser)
+		cv_err("%s on %s", con ? "virtio-console" : "serial", con ? con : ser);
+}
+
 int monitor_make(struct monitor *m, const struct vm_config *cfg)
 {
 	const struct restore_src *rs = m->src->rs;
@@ -140,6 +152,7 @@ int monitor_make(struct monitor *m, const struct vm_config *cfg)
 	if (r)
 		return r;
 	m->created = true;
+	monitor_say_ptys(&m->vm);
 	/* A state that does not load is the file's fault (status 2). */
 	if (rs && (r = snapshot_state_load(&m->vm, rs->payload, rs->len, err, sizeof(err))))
 		return cv_fail(&m->err, r != -ENOMEM ? CV_EXIT_USAGE : CV_EXIT_FAIL, r,
