@@ -24,7 +24,7 @@ SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run install
+.PHONY: all test check unit tsan san guest tiny clean fuzz fuzz-build run install libvirt
 all: $(BUILD)/cvisor $(BUILD)/cvisor-tls.so $(BUILD)/cloud-hypervisor
 
 $(BUILD)/cvisor: $(OBJ)
@@ -159,7 +159,14 @@ include tests/kvm/guests.mk
 guest:
 	bash scripts/guest-kit.sh $(BUILD)/guest
 
-test: all unit tsan san tiny guest fuzz-build migrate-harness
+# libvirt 9.0 and 11.3 with only the Cloud Hypervisor driver, built from
+# Debian's source packages and cached per machine (scripts/libvirt-build.sh,
+# a minute each the first time), for the libvirt suite.
+LIBVIRT_VERSIONS ?= 9.0 11.3
+libvirt:
+	@for v in $(LIBVIRT_VERSIONS); do bash scripts/libvirt-build.sh $$v >/dev/null || exit 1; done
+
+test: all unit tsan san tiny guest fuzz-build migrate-harness libvirt
 	bash scripts/run-tests.sh
 
 # The quick loop, in under three minutes: no kernels, no fuzzing.

@@ -36,8 +36,10 @@ g_log() {
 	tr -d '\r' <"$T_TMP/$1.out" 2>/dev/null
 }
 
+# In a subshell: a write to a FIFO whose reader has gone is SIGPIPE, which
+# would end the suite itself, skipping its cleanup.
 g_type() {
-	printf '%s\n' "$2" >&"${G_FD[$1]}"
+	(printf '%s\n' "$2" >&"${G_FD[$1]}") 2>/dev/null
 }
 
 g_run() {
@@ -122,14 +124,7 @@ g_cleanup() {
 	for id in "${!G_PID[@]}"; do
 		[ -f "$T_TMP/$id.out" ] && cp "$T_TMP/$id.out" "$LOGDIR/${G_SUITE:-guest}-$id.log"
 		[ -f "$T_TMP/$id.err" ] && cp "$T_TMP/$id.err" "$LOGDIR/${G_SUITE:-guest}-$id.err"
-		if kill -0 "${G_PID[$id]}" 2>/dev/null; then
-			kill -TERM "${G_PID[$id]}" 2>/dev/null
-			for _ in 1 2 3 4 5 6 7 8 9 10; do
-				kill -0 "${G_PID[$id]}" 2>/dev/null || break
-				sleep 0.5
-			done
-			kill -KILL "${G_PID[$id]}" 2>/dev/null
-		fi
+		t_stop "${G_PID[$id]}"
 	done
 }
 

@@ -18,6 +18,17 @@ t_cleanup() {
 	rm -rf "$T_TMP"
 }
 trap t_cleanup EXIT
+
+# t_stop PID: SIGTERM, up to 5 s to end, then SIGKILL.
+t_stop() {
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	kill -KILL "$1" 2>/dev/null
+}
 trap 'exit 130' INT TERM
 
 # t_point OK NAME [WHY]: test point T_N+1 ('#' in NAME escaped); WHY's
