@@ -166,7 +166,7 @@ LIBVIRT_VERSIONS ?= 9.0 11.3
 libvirt:
 	@for v in $(LIBVIRT_VERSIONS); do bash scripts/libvirt-build.sh $$v >/dev/null || exit 1; done
 
-test: all unit tsan san tiny guest fuzz-build migrate-harness libvirt
+test: all unit tsan san tiny guest fuzz-build migrate-harness
 	bash scripts/run-tests.sh
 
 # The quick loop, in under three minutes: no kernels, no fuzzing.

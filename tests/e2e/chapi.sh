@@ -347,6 +347,44 @@ else
 	t_fail "VMM r starts" "$(cat "$T_TMP/$R.err")"
 fi
 
+# ---- serial and console Pty: the slave paths libvirt opens, in vm.info ----
+Y=${P}y
+S=$T_TMP/y.sock
+if vmm "$Y" "$S"; then
+	YPID=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter | sed 's/"serial":{"mode":"Tty"}/"serial":{"mode":"Pty"}/; s/"console":{"mode":"Off"}/"console":{"mode":"Pty"}/')"
+	expect "vm.create with serial and console Pty" 204 ''
+	api "$S" PUT vm.boot
+	api "$S" GET vm.info
+	# json-c writes / as \/.
+	body=$(printf '%s' "$API_BODY" | sed 's#\\/#/#g')
+	sp=$(printf '%s' "$body" | sed -n 's/.*"serial":{"mode":"Pty","file":"\([^"]*\)".*/\1/p')
+	cp=$(printf '%s' "$body" | sed -n 's/.*"console":{"mode":"Pty","file":"\([^"]*\)".*/\1/p')
+	if [ -c "$sp" ] && [ -c "$cp" ] && [ "$sp" != "$cp" ]; then
+		t_pass "vm.info: serial on $sp, console on $cp"
+		# The guest's serial output comes out of the serial pty.
+		timeout 30 cat "$sp" >"$T_TMP/y.pty" 2>/dev/null &
+		catpid=$!
+		for _ in $(seq 200); do
+			grep -q '^count [0-9]' "$T_TMP/y.pty" && break
+			sleep 0.1
+		done
+		kill "$catpid" 2>/dev/null
+		wait "$catpid" 2>/dev/null
+		if grep -q '^count [0-9]' "$T_TMP/y.pty"; then
+			t_pass "the counter's serial output read from $sp"
+		else
+			t_fail "serial output on the pty" "$(head -c 200 "$T_TMP/y.pty")"
+		fi
+	else
+		t_fail "vm.info gives the pty paths" "'$sp' '$cp': $API_BODY"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$YPID" 10 || t_fail "VMM y ends" "pid $YPID"
+else
+	t_fail "VMM y starts" "$(cat "$T_TMP/$Y.err")"
+fi
+
 # ---- the guest powers off: the VMM ends, with the shutdown events ----
 B=${P}b
 S=$T_TMP/b.sock

@@ -99,10 +99,11 @@ fi
 # kernel from the guest kit. SeaBIOS, then GRUB on the serial console, then
 # the kernel's first lines; the test stops the guest there (bounded: GRUB
 # reads the 14 MiB kernel through SeaBIOS's int 13h at emulated speed on a
-# host without VT-x, minutes). FIRMWARE_GRUB=0 leaves it out.
+# host without VT-x, about 6 minutes here). FIRMWARE_GRUB=1 runs it; make
+# test leaves it out by default, to keep the whole run within CI's budget.
 KIT=${KIT:-build/guest}
-if [ "${FIRMWARE_GRUB:-1}" = 0 ]; then
-	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "FIRMWARE_GRUB=0"
+if [ "${FIRMWARE_GRUB:-0}" != 1 ]; then
+	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "about 6 minutes here: FIRMWARE_GRUB=1 runs it"
 elif [ ! -f /usr/lib/grub/i386-pc/boot.img ] || ! command -v grub-mkimage >/dev/null; then
 	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "no grub-pc-bin"
 elif [ ! -f "$KIT/debian.bzImage" ] || [ ! -f "$KIT/initramfs.cpio" ]; then
