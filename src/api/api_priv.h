@@ -79,6 +79,10 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
  * endpoint `what`, and false. */
 bool api_need_vm(struct api *a, struct http_conn *c, const char *what);
 
+/* The guest's RAM size: the running guest's own (an incoming guest's comes
+ * from its source), else the created config's. */
+uint64_t api_mem_size(const struct api *a);
+
 /* routes.c: a body that is one JSON object (the caller puts it), or a 400
  * and NULL. */
 struct json_object *api_body_object(struct http_conn *c, struct http_request *req,

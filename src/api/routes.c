@@ -81,9 +81,19 @@ static void ep_ping(struct api *a, struct http_conn *c, struct http_request *req
 	reply_json(c, o);
 }
 
+uint64_t api_mem_size(const struct api *a)
+{
+	return a->vm ? a->vm->cfg->mem_size : a->cfg.mem_size;
+}
+
 static void ep_vmm_shutdown(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	(void)req;
+	if (a->stop_conn) {
+		/* One stop at a time: the pending one keeps its connection. */
+		http_reply_error(c, 500, "the VM is already shutting down");
+		return;
+	}
 	a->quit = true;
 	a->stop_conn = c; /* answered once the guest (if any) is gone */
 	if (a->vm)
@@ -156,6 +166,10 @@ static void ep_shutdown(struct api *a, struct http_conn *c, struct http_request 
 static void ep_delete(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	(void)req;
+	if (a->boot || a->boot_conn) {
+		http_reply_error(c, 500, "vm.delete: a boot is in progress");
+		return;
+	}
 	if (a->vm && a->state == API_RUNNING) {
 		stop_guest(a, c, true);
 		return;
@@ -258,7 +272,7 @@ static void io_echo(struct api *a, struct json_object *cfg, const char *key, con
 static void ep_info(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	struct json_object *o, *cfg = NULL;
-	uint64_t actual = a->cfg.mem_size;
+	uint64_t actual = api_mem_size(a);
 	struct virtio_balloon_stats st;
 
 	(void)req;
@@ -318,7 +332,7 @@ static void ep_counters(struct api *a, struct http_conn *c, struct http_request 
 static void ep_resize(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	struct json_object *o;
-	uint64_t mem = a->cfg.mem_size;
+	uint64_t mem = api_mem_size(a);
 	int64_t ram = -1;
 	int r;
 

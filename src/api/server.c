@@ -180,10 +180,11 @@ static void on_ended(void *ctx, struct vm *vm, const struct cv_error *err)
 }
 
 /* The main thread's seccomp filter, once entered, forbids making another
- * VM in this process. */
+ * VM in this process; in log mode it stays too, and the new vCPU threads
+ * would inherit it (a log line per exit) under one more filter per build. */
 static bool can_build(const struct api *a)
 {
-	return !a->built_once || a->o->seccomp != SANDBOX_ON;
+	return !a->built_once || a->o->seccomp == SANDBOX_OFF;
 }
 
 /* Where the 8250's output goes: the guest's serial mode (Tty: the VMM's
@@ -292,6 +293,10 @@ static void run_guest(struct api *a)
 		if (a->deleting) {
 			a->state = API_NONE;
 			api_event(a, "vm", "deleted");
+			json_object_put(a->create_body);
+			a->create_body = NULL;
+			config_free(&a->cfg);
+			config_init(&a->cfg);
 		}
 		a->deleting = false;
 		if (a->stop_conn)

@@ -226,11 +226,12 @@ void api_ep_send_migration(struct api *a, struct http_conn *c, struct http_reque
 		json_object_put(o);
 		return;
 	}
-	if (json_object_object_get_ex(o, "local", &v) && json_object_get_boolean(v)) {
+	if (json_object_object_get_ex(o, "local", &v) &&
+	    (!json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v))) {
 		json_object_put(o);
 		http_reply_error(c, 400,
-				 "vm.send-migration: local: not supported by cvisor (the "
-				 "memory goes over the stream)");
+				 "vm.send-migration: local: only false (cvisor sends the "
+				 "memory over the stream)");
 		return;
 	}
 	json_object_put(o);
