@@ -314,9 +314,10 @@ static void conn_run(struct http_conn *c)
 		}
 	}
 	conn_watch(c, c->out_len ? EPOLLOUT : c->busy ? 0 : EPOLLIN);
-	/* The peer keeps us waiting: a request begun, an answer not read.
+	/* The peer keeps us waiting: a request begun, an answer not read, or
+	 * passed files with no request for them (held, they would pile up).
 	 * The clock runs from the start, however the bytes trickle. */
-	if (!c->out_len && (c->busy || !http_parse_begun(c->p)))
+	if (!c->out_len && (c->busy || (!http_parse_begun(c->p) && !c->fds_pending)))
 		c->stall_ns = 0;
 	else if (!c->stall_ns) {
 		c->stall_ns = cv_now_ns();

@@ -637,6 +637,20 @@ static void test_stall(void **state)
 	assert_true(closed);
 	assert_memory_equal(buf, "HTTP/1.1 408 Request Timeout\r\n", 30);
 	close(slow);
+	/* Files that came with no request: not held past the stall time. */
+	{
+		int a[2];
+
+		slow = client(f);
+		make_pipe(a);
+		send_with_fds(slow, "\r\n", &a[1], 1);
+		close(a[1]);
+		read_until(f, slow, buf, sizeof(buf), NULL, &closed);
+		assert_true(closed);
+		assert_true(pipe_closed(a[0]));
+		close(a[0]);
+		close(slow);
+	}
 	pump(f, 300, -1);
 	assert_silent(idle);
 	send_str(f, idle, "GET /c HTTP/1.1\r\n\r\n");
