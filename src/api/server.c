@@ -75,9 +75,19 @@ static int api_listen(const char *spec, char *err, size_t errlen)
 		return cv_errf(err, errlen, -ENAMETOOLONG, "--api-socket %.200s: path too long",
 			       path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* A stale socket from a VMM that died is replaced; anything else is not. */
-	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+	/* A stale socket from a VMM that died is replaced; a live one (it
+	 * takes a connection) and anything else are not. */
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode)) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		if (probe >= 0)
+			close(probe);
+		if (live)
+			return cv_errf(err, errlen, -EADDRINUSE,
+				       "--api-socket %.200s: another VMM serves it", path);
 		unlink(path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return cv_errf(err, errlen, -errno, "--api-socket: %s", strerror(errno));

@@ -114,6 +114,14 @@ if ! vmm "$A" "$S" --event-monitor "path=$EV"; then
 fi
 APID=$VMM_PID
 expect "vmm.ping" 200 "\"version\":\"v[0-9]+\\.[0-9]+\\.[0-9]+\".*\"pid\":$APID"
+# A second VMM on a live VMM's socket path is refused; the first serves on.
+t_run 10 env CVISOR_CH_NAME="${P}dup" "$CH" --api-socket "$S"
+if [ "$T_RC" != 0 ] && printf '%s' "$T_ERR" | grep -q "another VMM serves it"; then
+	api "$S" GET vmm.ping
+	expect "a live API socket is not taken over (exit $T_RC)" 200 "\"pid\":$APID"
+else
+	t_fail "a live API socket is not taken over" "exit $T_RC: $T_ERR"
+fi
 api "$S" GET vm.nosuch
 expect "unknown endpoint: 404" 404 'vm.nosuch'
 api "$S" GET nothere
