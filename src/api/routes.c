@@ -210,34 +210,38 @@ static void ep_power_button(struct api *a, struct http_conn *c, struct http_requ
 	http_reply(c, 204, NULL, 0);
 }
 
+/* vm.pause and vm.resume: the control core's pause, with the events a
+ * Cloud Hypervisor client reads. */
+static void pause_or_resume(struct api *a, struct http_conn *c, bool pause)
+{
+	const char *what = pause ? "vm.pause" : "vm.resume";
+
+	if (!api_need_vm(a, c, what))
+		return;
+	if (vm_paused(a->vm) == pause) {
+		http_reply_error(c, 500, "%s: the VM is %s", what,
+				 pause ? "already paused" : "not paused");
+		return;
+	}
+	api_event(a, "vm", pause ? "pausing" : "resuming");
+	if (pause)
+		vm_pause(a->vm);
+	else
+		vm_resume(a->vm);
+	api_event(a, "vm", pause ? "paused" : "resumed");
+	http_reply(c, 204, NULL, 0);
+}
+
 static void ep_pause(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	(void)req;
-	if (!api_need_vm(a, c, "vm.pause"))
-		return;
-	if (vm_paused(a->vm)) {
-		http_reply_error(c, 500, "vm.pause: the VM is already paused");
-		return;
-	}
-	api_event(a, "vm", "pausing");
-	vm_pause(a->vm);
-	api_event(a, "vm", "paused");
-	http_reply(c, 204, NULL, 0);
+	pause_or_resume(a, c, true);
 }
 
 static void ep_resume(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	(void)req;
-	if (!api_need_vm(a, c, "vm.resume"))
-		return;
-	if (!vm_paused(a->vm)) {
-		http_reply_error(c, 500, "vm.resume: the VM is not paused");
-		return;
-	}
-	api_event(a, "vm", "resuming");
-	vm_resume(a->vm);
-	api_event(a, "vm", "resumed");
-	http_reply(c, 204, NULL, 0);
+	pause_or_resume(a, c, false);
 }
 
 /* ---- what the VM is ---- */

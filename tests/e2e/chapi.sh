@@ -77,15 +77,7 @@ ended() {
 count_of() { peek "$1" 20480; }
 
 # wait_more NAME N: up to 20 s until the count is above N.
-wait_more() {
-	local i c
-	for i in $(seq 200); do
-		c=$(count_of "$1")
-		[ -n "$c" ] && [ "$c" -gt "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+wait_more() { peek_above "$1" 20480 "$2" >/dev/null; }
 
 create_body() {
 	printf '{"cpus":{"boot_vcpus":1,"max_vcpus":1},"memory":{"size":268435456},'

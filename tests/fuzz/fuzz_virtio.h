@@ -8,8 +8,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cvisor/evloop.h"
+#include "cvisor/state.h"
 #include "cvisor/virtio.h"
 #include "vq_driver.h"
 
@@ -93,6 +96,28 @@ static inline void fuzz_virtio_start_hdr(struct virtio_dev *d, const uint8_t *h,
 	for (unsigned int i = 0; i < nq; i++)
 		vqs[i] = fuzz_vq_packed(i, (uint16_t)(1u << (h[1 + i] & 15)));
 	fuzz_virtio_start(d, features, vqs, nq);
+}
+
+/* One round of the device's event loop that must not fail. */
+static inline void fuzz_loop_once(struct evloop *l)
+{
+	if (evloop_once(l, 0))
+		abort();
+}
+
+/* Save d and load it back: its own state loads, unless a fault stopped the
+ * device. */
+static inline void fuzz_save_load_self(struct virtio_dev *d)
+{
+	struct state_buf b = { 0 };
+	struct state_rd r;
+
+	if (virtio_dev_save(d, &b))
+		abort();
+	state_rd_init(&r, b.data, b.len);
+	if (virtio_dev_load(d, &r) && d->active)
+		abort();
+	state_buf_free(&b);
 }
 
 #endif

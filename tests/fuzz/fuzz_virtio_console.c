@@ -25,26 +25,6 @@
 
 static uint8_t ram[RAM_SIZE];
 
-static void loop_once(struct evloop *l)
-{
-	if (evloop_once(l, 0))
-		abort();
-}
-
-/* Save d and load it back: our own state loads. */
-static void save_load_self(struct virtio_dev *d)
-{
-	struct state_buf b = { 0 };
-	struct state_rd r;
-
-	if (virtio_dev_save(d, &b))
-		abort();
-	state_rd_init(&r, b.data, b.len);
-	if (virtio_dev_load(d, &r) && d->active)
-		abort();
-	state_buf_free(&b);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,20 +56,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (op < 0x40) {
 			virtio_dev_notify(&d, op % 2);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x80) {
 			i++;
 			(void)!write(slave, typed, arg);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x90) {
 			(void)!read(slave, sink, sizeof(sink));
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0xa0) {
-			save_load_self(&d);
-			loop_once(&loop);
+			fuzz_save_load_self(&d);
+			fuzz_loop_once(&loop);
 		} else if (op < 0xb0) {
 			vqd_dev_status(&d, 0);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 			fuzz_virtio_start_hdr(&d, data, 0, 2);
 		} else if (op < 0xc0) {
 			uint64_t idx = fuzz_vq_packed(op % 2, 0).avail + 2;
@@ -98,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ram[idx] = arg;
 			ram[idx + 1] = 0;
 		} else {
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		}
 	}
 	close(slave);

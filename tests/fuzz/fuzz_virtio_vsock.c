@@ -70,27 +70,6 @@ static int client_connect(void)
 	return fd;
 }
 
-static void loop_once(struct evloop *l)
-{
-	if (evloop_once(l, 0))
-		abort();
-}
-
-/* Save d and load it back: our own state loads unless a fault stopped
- * the device. */
-static void save_load_self(struct virtio_dev *d)
-{
-	struct state_buf b = { 0 };
-	struct state_rd r;
-
-	if (virtio_dev_save(d, &b))
-		abort();
-	state_rd_init(&r, b.data, b.len);
-	if (virtio_dev_load(d, &r) && d->active)
-		abort();
-	state_buf_free(&b);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -118,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (op < 0x40) {
 			virtio_dev_notify(&d, op % 3);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x50) {
 			i++;
 			if (*c >= 0)
@@ -127,30 +106,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			snprintf(line, sizeof(line), "CONNECT %u\n", arg);
 			if (*c >= 0 && send(*c, line, strlen(line), MSG_NOSIGNAL) < 0)
 				abort();
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x60) {
 			static const char junk[256];
 
 			i++;
 			if (*c >= 0)
 				(void)!send(*c, junk, arg, MSG_NOSIGNAL | MSG_DONTWAIT);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x70) {
 			if (*c >= 0)
 				close(*c);
 			*c = -1;
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x80) {
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 		} else if (op < 0x90) {
 			if (virtio_vsock_transport_reset(&d))
 				abort();
 		} else if (op < 0xa0) {
-			save_load_self(&d);
-			loop_once(&loop);
+			fuzz_save_load_self(&d);
+			fuzz_loop_once(&loop);
 		} else if (op < 0xb0) {
 			vqd_dev_status(&d, 0);
-			loop_once(&loop);
+			fuzz_loop_once(&loop);
 			fuzz_virtio_start_hdr(&d, data, 0, 3);
 		} else if (op < 0xc0) {
 			uint64_t idx = fuzz_vq_packed((op & 15) % 3, 0).avail + 2;
