@@ -18,6 +18,11 @@
 /* BARs live in the 32-bit hole, below the virtio-mmio window. */
 #define PCI_MMIO_BASE 0xc0000000ULL
 #define PCI_MMIO_END 0xd0000000ULL
+/* The PC's 32-bit PCI hole, from the end of low RAM (at most
+ * GUEST_MEM_LOW_LIMIT, which is PCI_MMIO_BASE) to the IOAPIC: where a
+ * guest (SeaBIOS, Linux) may move a BAR. Below it is RAM; above it the
+ * IOAPIC, the local APICs and the firmware ROM. */
+#define PCI_HOLE_END 0xfec00000ULL
 
 struct pci_device;
 

@@ -126,7 +126,11 @@ static unsigned int check_bars(struct pci_bus *b, struct pci_device *p, uint64_t
 		to = (uint64_t)hi << 32 | lo;
 		if (lo == mask || hi == 0xffffffffU || to == p->bar_addr[i])
 			continue;
-		r = bus_move(b->mmio, p->bar_addr[i], to);
+		/* Never over RAM, the APICs or the ROM (a guest-chosen address). */
+		if (to < PCI_MMIO_BASE || to > PCI_HOLE_END - p->bar_size[i])
+			r = -ERANGE;
+		else
+			r = bus_move(b->mmio, p->bar_addr[i], to);
 		if (!r) {
 			old[i] = p->bar_addr[i];
 			p->bar_addr[i] = to;
@@ -136,7 +140,9 @@ static unsigned int check_bars(struct pci_bus *b, struct pci_device *p, uint64_t
 			cv_warn("pci: guest moved a BAR to %#llx: %s; cvisor keeps decoding it at "
 				"%#llx",
 				(unsigned long long)to,
-				r == -EEXIST ? "that overlaps another device" : strerror(-r),
+				r == -EEXIST   ? "that overlaps another device"
+				: r == -ERANGE ? "outside the PCI hole (RAM, the APICs or the ROM)"
+					       : strerror(-r),
 				(unsigned long long)p->bar_addr[i]);
 		}
 	}

@@ -139,6 +139,16 @@ static void test_overlap_refused(void **state)
 	assert_true(hits(f, a));
 	assert_true(hits(f, b));
 	assert_int_equal(f->reads[1], 1);
+	/* Onto RAM, the IOAPIC or the ROM, outside the PCI hole:
+	 * refused, the BAR decodes where it was. */
+	cfg_write32(f, 1, 0x10, 0x00100000);
+	cfg_write32(f, 1, 0x10, 0xfec00000);
+	cfg_write32(f, 1, 0x10, 0xfffe0000);
+	assert_int_equal(f->moves, 0);
+	assert_int_equal(f->dev[0].bar_addr[0], a);
+	assert_true(hits(f, a));
+	assert_false(hits(f, 0x00100000));
+	assert_false(hits(f, 0xfffe0000));
 	/* Near the top of the address space: a region that would wrap. */
 	assert_int_equal(bus_move(&f->mmio, b, UINT64_MAX - 0x1000), -EINVAL);
 	assert_int_equal(bus_move(&f->mmio, 0x1234, 0x5000), -ENOENT);
