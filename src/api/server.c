@@ -379,7 +379,7 @@ int api_main(const struct api_opts *o)
 	int fd;
 
 	a.o = o;
-	a.sfd = a.ev_fd = a.rs.mem_fd = -1;
+	a.sfd = a.ev_fd = a.ev_tick = a.rs.mem_fd = -1;
 	/* The VMM's own stdout, for a serial in mode Tty after one elsewhere. */
 	a.stdout_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
 	config_init(&a.cfg);

@@ -475,4 +475,30 @@ else
 	t_fail "VMM d starts" "$(cat "$T_TMP/$D.err")"
 fi
 
+# ---- the same, closed under a blocked read (libvirt 11.3's event thread) ----
+# The reader's close does not release the FIFO while its other thread is
+# blocked reading it; the VMM's newline every second ends that read.
+E2=${P}e2
+S=$T_TMP/e2.sock
+FIFO=$T_TMP/e2.fifo
+mkfifo "$FIFO"
+python3 tests/e2e/fifo_reader.py "$FIFO" "$T_TMP/e2.stop" &
+RPID=$!
+T_PIDS+=("$RPID")
+if vmm "$E2" "$S" --event-monitor "path=$FIFO"; then
+	EPID2=$VMM_PID
+	api "$S" PUT vm.create "$(create_body counter)"
+	api "$S" PUT vm.boot
+	expect "boot with a FIFO event monitor read by a thread" 204 ''
+	touch "$T_TMP/e2.stop"
+	if ended "$EPID2" 15 && gone "$E2"; then
+		t_pass "the FIFO's reader closed under a blocked read: the VMM ends"
+	else
+		t_fail "the FIFO's reader closed under a blocked read: the VMM ends" "pid $EPID2: $(cat "$T_TMP/$E2.err")"
+	fi
+else
+	t_fail "VMM e2 starts" "$(cat "$T_TMP/$E2.err")"
+fi
+kill "$RPID" 2>/dev/null
+
 t_summary chapi
