@@ -50,11 +50,12 @@ void vm_request_reset(struct vm *vm)
 	uint64_t one = 1;
 
 	if (!vm->boot_state.len) {
-		vm_request_stop(vm, VM_STOP_RESET,
-				vm->cfg->on_reboot == CONFIG_REBOOT_RESTART
-					? "the guest reset itself; a restored or migrated guest has "
-					  "no boot state to restart from, so it ends"
-					: NULL);
+		vm_request_stop(
+			vm, VM_STOP_RESET,
+			vm->cfg->on_reboot == CONFIG_REBOOT_RESTART
+				? "the guest reset itself; a restored or migrated guest has "
+				  "no boot state to restart from, so it ends"
+				: NULL);
 		return;
 	}
 	pthread_mutex_lock(&vm->lock);

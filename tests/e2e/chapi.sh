@@ -451,54 +451,41 @@ else
 	t_fail "VMM c starts" "$(cat "$T_TMP/$C.err")"
 fi
 
-# ---- the event FIFO's reader goes away: the VMM ends (libvirt 11.3's destroy) ----
-D=${P}d
-S=$T_TMP/d.sock
-FIFO=$T_TMP/d.fifo
-mkfifo "$FIFO"
-# The reader: holds the FIFO open until killed.
-sleep 600 <"$FIFO" &
-RPID=$!
-T_PIDS+=("$RPID")
-if vmm "$D" "$S" --event-monitor "path=$FIFO"; then
-	DPID=$VMM_PID
-	api "$S" PUT vm.create "$(create_body counter)"
-	api "$S" PUT vm.boot
-	expect "boot with a FIFO event monitor" 204 ''
-	kill "$RPID"
-	if ended "$DPID" 10 && gone "$D"; then
-		t_pass "the FIFO's reader gone: the VMM ends"
+# fifo_case ID WHAT STOP READER...: a VMM whose --event-monitor is a FIFO
+# that READER reads (started in the background); STOP (a command) makes the
+# reader go; the VMM must end and its name be gone (libvirt 11.3's destroy).
+fifo_case() {
+	local id=$1 what=$2 stop=$3 sock=$T_TMP/$1.sock fifo=$T_TMP/$1.fifo rpid vpid
+	shift 3
+	mkfifo "$fifo"
+	"$@" "$fifo" &
+	rpid=$!
+	T_PIDS+=("$rpid")
+	if vmm "$id" "$sock" --event-monitor "path=$fifo"; then
+		vpid=$VMM_PID
+		api "$sock" PUT vm.create "$(create_body counter)"
+		api "$sock" PUT vm.boot
+		expect "boot with a FIFO event monitor ($what)" 204 ''
+		eval "$stop"
+		if ended "$vpid" 15 && gone "$id"; then
+			t_pass "the FIFO's reader gone ($what): the VMM ends"
+		else
+			t_fail "the FIFO's reader gone ($what): the VMM ends" "pid $vpid: $(cat "$T_TMP/$id.err")"
+		fi
 	else
-		t_fail "the FIFO's reader gone: the VMM ends" "pid $DPID: $(cat "$T_TMP/$D.err")"
+		t_fail "VMM $id starts" "$(cat "$T_TMP/$id.err")"
 	fi
-else
-	t_fail "VMM d starts" "$(cat "$T_TMP/$D.err")"
-fi
+	kill "$rpid" 2>/dev/null
+}
 
-# ---- the same, closed under a blocked read (libvirt 11.3's event thread) ----
-# The reader's close does not release the FIFO while its other thread is
-# blocked reading it; the VMM's newline every second ends that read.
-E2=${P}e2
-S=$T_TMP/e2.sock
-FIFO=$T_TMP/e2.fifo
-mkfifo "$FIFO"
-python3 tests/e2e/fifo_reader.py "$FIFO" "$T_TMP/e2.stop" &
-RPID=$!
-T_PIDS+=("$RPID")
-if vmm "$E2" "$S" --event-monitor "path=$FIFO"; then
-	EPID2=$VMM_PID
-	api "$S" PUT vm.create "$(create_body counter)"
-	api "$S" PUT vm.boot
-	expect "boot with a FIFO event monitor read by a thread" 204 ''
-	touch "$T_TMP/e2.stop"
-	if ended "$EPID2" 15 && gone "$E2"; then
-		t_pass "the FIFO's reader closed under a blocked read: the VMM ends"
-	else
-		t_fail "the FIFO's reader closed under a blocked read: the VMM ends" "pid $EPID2: $(cat "$T_TMP/$E2.err")"
-	fi
-else
-	t_fail "VMM e2 starts" "$(cat "$T_TMP/$E2.err")"
-fi
-kill "$RPID" 2>/dev/null
+# ---- the event FIFO's reader goes away: the VMM ends (libvirt 11.3's destroy) ----
+# A reader that holds the FIFO open until killed.
+holder() { exec sleep 600 <"$1"; }
+fifo_case "${P}d" "killed" 'kill "$rpid"' holder
+# One that closes it under a blocked read (libvirt 11.3's event thread):
+# the close does not release the FIFO while its other thread is blocked
+# reading it; the VMM's newline every second ends that read.
+fifo_case "${P}e2" "closed under a blocked read" 'touch "$T_TMP/e2.stop"' \
+	python3 tests/e2e/fifo_reader.py "$T_TMP/e2.stop"
 
 t_summary chapi

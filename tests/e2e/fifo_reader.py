@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/e2e/fifo_reader.py FIFO TRIGGER - reads an event FIFO the way
+"""tests/e2e/fifo_reader.py TRIGGER FIFO - reads an event FIFO the way
 libvirt 11.3's event thread does: a thread blocked in read(2) in a loop,
 and, once the file TRIGGER exists, the main thread stops it and closes the
 fd while that read is still blocked (the domain's destroy or save). The
@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-fd = os.open(sys.argv[1], os.O_RDONLY)
+fd = os.open(sys.argv[2], os.O_RDONLY)
 stop = threading.Event()
 
 
@@ -24,7 +24,7 @@ def loop():
 
 
 threading.Thread(target=loop, daemon=True).start()
-while not os.path.exists(sys.argv[2]):
+while not os.path.exists(sys.argv[1]):
     time.sleep(0.1)
 time.sleep(0.5)  # the thread is back in read(2)
 stop.set()
