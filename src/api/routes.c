@@ -432,9 +432,10 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req)
 			return;
 		}
 		if (req->method != routes[i].method) {
-			http_reply_error(c, 405, "%s: method %.20s not allowed (use %s)", name,
-					 req->method_name,
-					 routes[i].method == HTTP_M_GET ? "GET" : "PUT");
+			const char *allow = routes[i].method == HTTP_M_GET ? "GET" : "PUT";
+
+			http_reply_not_allowed(c, allow, "%s: method %.20s not allowed (use %s)",
+					       name, req->method_name, allow);
 			return;
 		}
 		routes[i].fn(a, c, req);

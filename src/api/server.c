@@ -99,12 +99,18 @@ static int api_listen(const char *spec, char *err, size_t errlen)
 	return fd;
 }
 
-/* The control socket's rules (access.c): root or the VMM's owner. */
-static bool api_admit(void *opaque, int fd)
+/* The control socket's rules (access.c): root or the VMM's owner. A
+ * refused peer is told why in the 403's JSON body. */
+static bool api_admit(void *opaque, int fd, char *body, size_t len)
 {
 	struct api *a = opaque;
+	char why[128];
 
-	return ctl_server_admit(&a->gate, fd) == CTL_PEER_OWNER;
+	if (ctl_server_check(&a->gate, fd, why, sizeof(why)) == CTL_PEER_OWNER)
+		return true;
+	/* why is one line of cvisor's own, without quotes or backslashes */
+	snprintf(body, len, "{\"error\":\"%s\"}", why);
+	return false;
 }
 
 static void on_signal(void *opaque, int fd, uint32_t events)
@@ -256,6 +262,7 @@ static void run_guest(struct api *a)
 	if (config_set_string(&a->cfg.name, a->name)) {
 		http_reply_error(a->boot_conn, 500, "vm.boot: out of memory");
 		a->boot_conn = NULL;
+		a->quit |= a->rebooting; /* no VM is left to wait for */
 		return;
 	}
 	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, a->incoming ? &a->in : NULL,
