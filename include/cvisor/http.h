@@ -56,9 +56,11 @@ struct http_request {
 typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, struct http_request *req);
 
 /* May the peer of a just-accepted connection fd use the API? (the control
- * socket's rules, ctl_server_check). false: it is answered 403 Forbidden
- * with body (a JSON object the function wrote, up to len bytes; "" gives
- * {}) and closed. NULL: anyone. */
+ * socket's rules, ctl_server_check). false: its first request is read
+ * and answered 403 Forbidden with body (a JSON object the function wrote,
+ * up to len bytes; "" gives {}), then it is closed; the handler never
+ * sees it. At most 4 refused peers wait at once (more are closed
+ * unanswered), and they never take an admitted one's place. NULL: anyone. */
 typedef bool (*http_admit_fn)(void *opaque, int fd, char *body, size_t len);
 
 /* Serve the listening unix socket listen_fd (taken: closed by

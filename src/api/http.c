@@ -22,6 +22,8 @@
 
 static_assert(HTTP_FDS_MAX <= CV_PASS_FDS_MAX, "cv_recv_fds takes fewer files than a request");
 
+#define HTTP_REFUSAL_MAX 256 /* the refusal's JSON body */
+
 struct http_conn {
 	struct http_server *s;
 	struct http_conn *next;
@@ -43,8 +45,11 @@ struct http_conn {
 	bool in_handler;	       /* the handler is running for this connection */
 	bool close_after;	       /* close once the answer is sent */
 	bool eof;
-	bool hup;	    /* the peer closed both ways: read what it sent, answer nobody */
-	bool head;	    /* the request being answered is a HEAD: no body goes out */
+	bool hup;  /* the peer closed both ways: read what it sent, answer nobody */
+	bool head; /* the request being answered is a HEAD: no body goes out */
+	/* The admission check refused the peer: its request gets a 403 with
+	 * this JSON body ("": admitted). */
+	char refusal[HTTP_REFUSAL_MAX];
 	uint64_t active_ns; /* last read or answer: the eviction order */
 	uint64_t stall_ns;  /* since when the peer keeps us waiting, or 0 */
 };
@@ -146,11 +151,11 @@ static void queue_answer(struct http_conn *c, int status, const char *type, cons
 
 /* An answer the server gives itself (a refused request, 408): the
  * connection closes after it. */
-static void queue_refusal(struct http_conn *c, int status, const char *msg)
+static void queue_refusal(struct http_conn *c, int status, const char *type, const char *msg)
 {
 	c->close_after = true;
 	c->in_off = c->in_len;
-	queue_answer(c, status, "text/plain", "", msg, strlen(msg));
+	queue_answer(c, status, type, "", msg, strlen(msg));
 }
 
 /* Send what is pending; false when the peer has gone. After a hang-up
@@ -237,10 +242,14 @@ static void dispatch(struct http_conn *c)
 	c->head = !strcmp(req->method_name, "HEAD");
 	if (!http_parse_keep_alive(c->p))
 		c->close_after = true;
+	if (c->refusal[0]) {
+		queue_refusal(c, 403, "application/json", c->refusal);
+		return;
+	}
 	if (!take_fds(c, req)) {
 		snprintf(msg, sizeof(msg), "more than %d files passed with a request",
 			 HTTP_FDS_MAX);
-		queue_refusal(c, 400, msg);
+		queue_refusal(c, 400, "text/plain", msg);
 		return;
 	}
 	c->busy = c->in_handler = true;
@@ -298,7 +307,7 @@ static void parse_some(struct http_conn *c)
 		default:
 			snprintf(msg, sizeof(msg), "malformed HTTP request");
 		}
-		queue_refusal(c, status, msg);
+		queue_refusal(c, status, "text/plain", msg);
 	}
 }
 
@@ -430,45 +439,47 @@ static bool make_room(struct http_server *s)
 	return true;
 }
 
-/* The admission check; a refused peer gets a 403 and is closed (no
- * request of its is read: the answer goes first, as with a refusal of
- * the control socket). */
-static bool admit_peer(struct http_server *s, int cfd)
-{
-	char body[256] = "", out[512];
-	int n;
+/* Refused peers waiting for their 403 at once; more are closed unanswered
+ * (they cannot take the slots of the admitted: make_room is not theirs). */
+#define HTTP_REFUSED_MAX 4
 
-	if (s->admit(s->opaque, cfd, body, sizeof(body)))
+/* The admission check. A refused peer's request is read (answering
+ * before it, then closing, would reset the connection under a client
+ * still writing, which then loses the answer) and answered 403 with the
+ * check's JSON body; it never reaches the handler. */
+static bool admit_peer(struct http_server *s, int cfd, char *refusal, size_t len)
+{
+	unsigned int n = 0;
+
+	if (!s->admit || s->admit(s->opaque, cfd, refusal, len)) {
+		refusal[0] = '\0'; /* admitted: whatever the check wrote */
 		return true;
-	if (!body[0])
-		snprintf(body, sizeof(body), "{}");
-	n = snprintf(out, sizeof(out),
-		     "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		     strlen(body), body);
-	/* A fresh socket's buffer takes one short answer: never blocks. */
-	if (n > 0 && (size_t)n < sizeof(out))
-		(void)!send(cfd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	close(cfd);
-	return false;
+	}
+	if (!refusal[0])
+		snprintf(refusal, len, "{}");
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		n += c->fd >= 0 && c->refusal[0];
+	return n < HTTP_REFUSED_MAX;
 }
 
 static void on_listen(void *opaque, int fd, uint32_t events)
 {
 	struct http_server *s = opaque;
 	struct http_conn *c;
+	char refusal[HTTP_REFUSAL_MAX];
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	(void)events;
 	if (cfd < 0)
 		return;
-	if (s->admit && !admit_peer(s, cfd))
-		return;
-	if (!make_room(s) || !(c = calloc(1, sizeof(*c)))) {
+	refusal[0] = '\0';
+	if (!admit_peer(s, cfd, refusal, sizeof(refusal)) || (!refusal[0] && !make_room(s)) ||
+	    !(c = calloc(1, sizeof(*c)))) {
 		close(cfd);
 		return;
 	}
 	*c = (struct http_conn){ .s = s, .fd = cfd, .events = EPOLLIN, .active_ns = cv_now_ns() };
+	memcpy(c->refusal, refusal, sizeof(refusal));
 	if (!(c->p = http_parse_new()) || evloop_add(s->loop, cfd, EPOLLIN, on_conn, c)) {
 		http_parse_free(c->p);
 		free(c);
@@ -504,7 +515,7 @@ static void on_timer(void *opaque, int fd, uint32_t events)
 		snprintf(msg, sizeof(msg), "request not completed within %llu ms",
 			 (unsigned long long)(s->stall_ns / 1000000));
 		c->stall_ns = 0;
-		queue_refusal(c, 408, msg);
+		queue_refusal(c, 408, "text/plain", msg);
 		conn_run(c);
 	}
 	stall_arm(s, true);

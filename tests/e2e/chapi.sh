@@ -526,13 +526,14 @@ t_expect_err "VM flags without --kernel" 2 'need --kernel'
 # ---- a peer the access check refuses gets an HTTP 403 with a JSON body ----
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	U=${P}u
-	mkdir "$T_TMP/pub"
-	chmod o+x "$T_TMP" "$T_TMP/pub"
-	S=$T_TMP/pub/u.sock
+	# A directory another uid can pass through, whatever $T_TMP's parents are.
+	PUB=$(mktemp -d /tmp/cvisor-chapi-pub.XXXXXX)
+	chmod 0711 "$PUB"
+	S=$PUB/u.sock
 	if vmm "$U" "$S"; then
 		UPID=$VMM_PID
 		chmod 0666 "$S" # modes made wider by mistake: the peer check still holds
-		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -i --max-time 10 \
+		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS -i --max-time 10 \
 			--unix-socket "$S" http://localhost/api/v1/vmm.ping 2>&1)
 		if printf '%s' "$out" | head -1 | grep -q '^HTTP/1.1 403 Forbidden' &&
 			printf '%s' "$out" | grep -q '^{"error":"permission denied: uid 65534 '; then
@@ -544,6 +545,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	else
 		t_fail "VMM u starts" "$(cat "$T_TMP/$U.err")"
 	fi
+	rm -rf "$PUB"
 else
 	t_skip "a refused peer: HTTP 403" "needs root and setpriv (to be another uid)"
 fi

@@ -737,6 +737,21 @@ static void test_conn_limit(void **state)
 				 "{\"error\":\"not you\"}");
 	assert_int_equal(f->requests, HTTP_CONNS_MAX + 1);
 	close(extra);
+	/* Refused peers that say nothing: four wait for their request, a
+	 * fifth is closed unanswered. */
+	for (int i = 0; i < 4; i++) {
+		fds[i] = client(f);
+		pump(f, 20, -1);
+	}
+	extra = client(f);
+	read_until(f, extra, buf, sizeof(buf), NULL, &closed);
+	assert_true(closed);
+	assert_string_equal(buf, "");
+	close(extra);
+	for (int i = 0; i < 4; i++) {
+		assert_silent(fds[i]);
+		close(fds[i]);
+	}
 }
 
 /* Send req; the answer is exactly want, and nothing follows it. */
