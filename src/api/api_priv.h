@@ -5,7 +5,8 @@
  *   routes.c   the endpoint table and what each endpoint does
  *   transfer.c vm.snapshot, vm.restore, vm.send-migration, vm.receive-migration
  *   events.c   the --event-monitor stream
- *   vmconfig.c vm.create's body to a struct vm_config */
+ *   vmconfig.c vm.create's body to a struct vm_config
+ *   chflags.c  Cloud Hypervisor's direct VM flags to a vm.create body */
 #ifndef CVISOR_API_PRIV_H
 #define CVISOR_API_PRIV_H
 
@@ -75,6 +76,11 @@ struct api {
 
 /* routes.c: the http_handler_fn. */
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
+
+/* routes.c: vm.create's work: body (len bytes, NUL-terminated) to the VM
+ * config, echo and state Created. 0, or -EINVAL / -ENOMEM with err (no VM
+ * then). */
+int api_vm_create(struct api *a, const char *body, size_t len, char *err, size_t errlen) CV_MUST;
 
 /* routes.c: the guest runs (or is paused): else a 500 naming the
  * endpoint `what`, and false. */
