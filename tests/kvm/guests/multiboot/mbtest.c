@@ -76,6 +76,14 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
 static void putc_serial(char c)
 {
 	while (!(inb(COM1 + 5) & 0x20))
@@ -250,7 +258,9 @@ static void test_aps(uint32_t cpus)
 		lapic_write(LAPIC_ICR_LO, 0x000c4600 | (TRAMP >> 12)); /* SIPI */
 		wait_icr_idle();
 	}
-	for (uint32_t i = 0; i < 200000000 && aps_up < cpus - 1; i++)
+	/* bounded by the TSC, not a loop count: an emulating host runs this
+	 * loop far slower than hardware does (about 10 s at 2 GHz) */
+	for (uint64_t end = rdtsc() + 20000000000ULL; aps_up < cpus - 1 && rdtsc() < end;)
 		__asm__ volatile("pause");
 	puts_serial("mbtest: ");
 	put_uint(aps_up);
