@@ -91,8 +91,8 @@ static int add_pc_ports(struct vm *vm)
 
 	if ((r = fw_cfg_init(&vm->fw_cfg)) ||
 	    (r = fw_cfg_add_machine(&vm->fw_cfg, vm->mem.ram_size, vm->ncpus)) ||
-	    (r = bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops,
-			      &vm->fw_cfg, "fw_cfg")))
+	    (r = bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops, &vm->fw_cfg,
+			      "fw_cfg")))
 		return r;
 	vm->debug_exit = (struct isa_debug_exit){ .exit = guest_exit, .ctx = vm };
 	return bus_register(&vm->pio, ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_LEN,

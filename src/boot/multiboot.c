@@ -80,8 +80,7 @@ bool boot_is_multiboot(const uint8_t *kernel, size_t len)
 	return find_magic(kernel, len) >= 0;
 }
 
-static int read_header(const struct boot_image *img, struct mb_header *h, char *err,
-		       size_t errlen)
+static int read_header(const struct boot_image *img, struct mb_header *h, char *err, size_t errlen)
 {
 	long at = find_magic(img->kernel, img->kernel_len);
 	const uint8_t *p;
@@ -165,8 +164,9 @@ static int load_elf32(const struct guest_mem *gm, const struct boot_image *img,
 	int r = boot_elf_header(img, &l, err, errlen);
 
 	if (r == -ENOEXEC && !err[0])
-		return cv_errf(err, errlen, -ENOEXEC,
-			       "multiboot kernel is neither ELF nor has the a.out kludge (flag 16)");
+		return cv_errf(
+			err, errlen, -ENOEXEC,
+			"multiboot kernel is neither ELF nor has the a.out kludge (flag 16)");
 	if (r)
 		return r;
 	if (l.is64)
@@ -203,8 +203,8 @@ static uint32_t put_string(const struct guest_mem *gm, uint64_t *at, const char 
 static int place_modules(const struct guest_mem *gm, const struct boot_image *img, uint64_t from,
 			 uint64_t *strings, char *err, size_t errlen)
 {
-	uint64_t at = PAGE_UP(from), top = gm->regions[0].size < FOUR_GIB ? gm->regions[0].size
-									  : FOUR_GIB;
+	uint64_t at = PAGE_UP(from),
+		 top = gm->regions[0].size < FOUR_GIB ? gm->regions[0].size : FOUR_GIB;
 
 	if (img->nmodules > BOOT_MAX_MODULES)
 		return cv_errf(err, errlen, -E2BIG, "%u multiboot modules: at most %d",
@@ -219,10 +219,11 @@ static int place_modules(const struct guest_mem *gm, const struct boot_image *im
 				       "command lines (kernel and modules) longer than %d bytes",
 				       LAYOUT_CMDLINE_MAX - 1);
 		if (at > top || m->len > top - at)
-			return cv_errf(err, errlen, -E2BIG,
-				       "module %s (%zu bytes) does not fit in guest memory after the "
-				       "kernel (try a larger --memory)",
-				       m->cmdline, m->len);
+			return cv_errf(
+				err, errlen, -E2BIG,
+				"module %s (%zu bytes) does not fit in guest memory after the "
+				"kernel (try a larger --memory)",
+				m->cmdline, m->len);
 		if (m->len && guest_mem_write(gm, at, m->data, m->len))
 			return -E2BIG;
 		cv_put_le32(ent, (uint32_t)at);
@@ -279,13 +280,13 @@ int boot_load_multiboot(const struct guest_mem *gm, const struct boot_image *img
 
 	if ((r = read_header(img, &h, err, errlen)))
 		return r;
-	r = (h.flags & MB_FLAG_AOUT)
-		    ? load_aout(gm, img, &h, &kernel_end, &rip, err, errlen)
-		    : load_elf32(gm, img, &kernel_end, &rip, err, errlen);
+	r = (h.flags & MB_FLAG_AOUT) ? load_aout(gm, img, &h, &kernel_end, &rip, err, errlen)
+				     : load_elf32(gm, img, &kernel_end, &rip, err, errlen);
 	if (r)
 		return r;
 	if (rip >= FOUR_GIB || !guest_mem_ptr(gm, rip, 1))
-		return cv_errf(err, errlen, -ENOEXEC, "multiboot entry %#llx is outside guest memory",
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "multiboot entry %#llx is outside guest memory",
 			       (unsigned long long)rip);
 	if (!(cmdline = put_string(gm, &strings, img->cmdline)))
 		return cv_errf(err, errlen, -E2BIG, "command line longer than %d bytes",
@@ -296,6 +297,8 @@ int boot_load_multiboot(const struct guest_mem *gm, const struct boot_image *img
 		return cv_errf(err, errlen, -E2BIG,
 			       "command lines (kernel and modules) longer than %d bytes",
 			       LAYOUT_CMDLINE_MAX - 1);
-	*entry = (struct boot_entry){ .mode = BOOT_MULTIBOOT, .rip = rip, .arg = LAYOUT_BOOT_PARAMS };
+	*entry = (struct boot_entry){ .mode = BOOT_MULTIBOOT,
+				      .rip = rip,
+				      .arg = LAYOUT_BOOT_PARAMS };
 	return 0;
 }

@@ -25,4 +25,5 @@ static void debug_exit_write(void *opaque, uint64_t off, const uint8_t *data, ui
 	d->exit(d->ctx, isa_debug_exit_status(v));
 }
 
-const struct bus_ops isa_debug_exit_bus_ops = { .read = debug_exit_read, .write = debug_exit_write };
+const struct bus_ops isa_debug_exit_bus_ops = { .read = debug_exit_read,
+						.write = debug_exit_write };
