@@ -28,53 +28,54 @@ printf 'second module\nline two\n' >"$MOD"
 mb_lines() { tr -d '\r' <"$1" | grep -a '^mbtest: '; }
 
 # cv NAME CPUS MEM_MIB KERNEL ARGS [cvisor flags...]: a run through cvisor;
-# its status in CV_RC, output in $T_TMP/NAME.cv.
+# its output in $T_TMP/NAME.cv, its status in $T_TMP/NAME.cv.rc.
 cv() {
 	local name=$1 cpus=$2 mem=$3 kernel=$4 args=$5
 	shift 5
 	timeout -k 5 300 "$CVISOR" run --kernel "$kernel" --cmdline "$args" --cpus "$cpus" \
 		--memory "${mem}M" "$@" </dev/null >"$T_TMP/$name.cv" 2>"$T_TMP/$name.cv.err"
-	CV_RC=$?
+	echo $? >"$T_TMP/$name.cv.rc"
 }
 
-# expect_cv NAME WANT_RC REGEX...: the last cv run's status and lines.
+# expect_cv NAME WHAT WANT_RC REGEX...: the cv run NAME's status and lines.
 expect_cv() {
-	local name=$1 want=$2 re missing=
-	shift 2
+	local name=$1 what=$2 want=$3 re missing= rc
+	shift 3
+	rc=$(cat "$T_TMP/$name.cv.rc")
 	for re in "$@"; do
 		mb_lines "$T_TMP/$name.cv" | grep -Eq -- "$re" || missing="$missing '$re'"
 	done
-	if [ "$CV_RC" = "$want" ] && [ -z "$missing" ]; then
-		t_pass "cvisor: $name (status $CV_RC)"
+	if [ "$rc" = "$want" ] && [ -z "$missing" ]; then
+		t_pass "cvisor: $what (status $rc)"
 	else
-		t_fail "cvisor: $name" "status $CV_RC (want $want), missing$missing:
+		t_fail "cvisor: $what" "status $rc (want $want), missing$missing:
 $(mb_lines "$T_TMP/$name.cv")
 $(cat "$T_TMP/$name.cv.err")"
 	fi
 }
 
 cv smp2 2 128 "$K" "cpus=2 mem=128" --initrd "$ENV" --module "$MOD,hello world"
-expect_cv smp2 1 '^mbtest: args "cpus=2 mem=128"$' '^mbtest: fw_cfg cpus 2 ram 128M$' \
+expect_cv smp2 "2 vCPUs, the environment as --initrd, a module with arguments" 1 '^mbtest: args "cpus=2 mem=128"$' '^mbtest: fw_cfg cpus 2 ram 128M$' \
 	'^mbtest: 2 modules$' '^mbtest: module 0 args "" size 22 first line "NR_CPUS=2"$' \
 	'^mbtest: module 1 args "hello world" size 23 first line "second module"$' \
 	'^mbtest: exceptions ok$' '^mbtest: 1 APs up$' '^mbtest: PASSED$'
 cv smp4 4 256 "$K" "cpus=4 mem=256"
-expect_cv smp4 1 '^mbtest: 0 modules$' '^mbtest: 3 APs up$' '^mbtest: PASSED$'
+expect_cv smp4 "4 vCPUs, no module" 1 '^mbtest: 0 modules$' '^mbtest: 3 APs up$' '^mbtest: PASSED$'
 cv aout 1 64 "$KBIN" "cpus=1 mem=64" --module "$MOD"
-expect_cv "a flat kernel with the a.out kludge" 1 '^mbtest: 1 modules$' '^mbtest: PASSED$'
+expect_cv aout "a flat kernel with the a.out kludge" 1 '^mbtest: 1 modules$' '^mbtest: PASSED$'
 cv exit127 1 64 "$K" "cpus=1 mem=64 exit=0x7f"
-expect_cv "isa-debug-exit 0x7f is status 255" 255 '^mbtest: PASSED$'
+expect_cv exit127 "isa-debug-exit 0x7f is status 255" 255 '^mbtest: PASSED$'
 cv exit200 1 64 "$K" "cpus=1 mem=64 exit=200"
-expect_cv "isa-debug-exit 200 is status 145, (v << 1 | 1) & 0xff" 145 '^mbtest: PASSED$'
+expect_cv exit200 "isa-debug-exit 200 is status 145, (v << 1 | 1) & 0xff" 145 '^mbtest: PASSED$'
 cv fail 1 64 "$K" "cpus=1 mem=64 fail=1"
-expect_cv "a failed check exits 1 through 0xf4: status 3" 3 '^mbtest: FAILED$'
+expect_cv fail "a failed check exits 1 through 0xf4: status 3" 3 '^mbtest: FAILED$'
 cv wrongmem 1 64 "$K" "cpus=1 mem=65"
-expect_cv "fw_cfg's RAM size is checked (mem=65 against 64M)" 3 '^mbtest: FAIL fw_cfg RAM_SIZE$'
+expect_cv wrongmem "fw_cfg's RAM size is checked (mem=65 against 64M)" 3 '^mbtest: FAIL fw_cfg RAM_SIZE$'
 
 # Refusals: one line, status 2, before any guest runs.
 BAD=$T_TMP/badsum.elf
 cp "$K" "$BAD"
-off=$(grep -obUaP '\x02\xb0\xad\x1b' "$BAD" | head -n 1 | cut -d: -f1)
+off=$(LC_ALL=C grep -obUaP '\x02\xb0\xad\x1b' "$BAD" | head -n 1 | cut -d: -f1)
 printf '\x00\x00\x00\x00' | dd of="$BAD" bs=1 seek=$((off + 8)) conv=notrunc status=none
 t_run 30 "$CVISOR" run --kernel "$BAD"
 t_expect_err "a multiboot header with a wrong checksum is refused" 2 'wrong checksum'
@@ -86,7 +87,8 @@ t_run 30 "$CVISOR" run --kernel "$K" --memory 64M --module "$T_TMP/big"
 t_expect_err "a module larger than RAM is refused" 2 'does not fit in guest memory'
 t_run 30 "$CVISOR" run --kernel "$K" --module "$T_TMP/none"
 t_expect_err "a missing module file is refused" 2 "--module $T_TMP/none"
-t_run 30 "$CVISOR" run --kernel build/tests/kvm/hello.elf --module "$MOD"
+printf 'not a kernel\n' >"$T_TMP/plain"
+t_run 30 "$CVISOR" run --kernel "$T_TMP/plain" --module "$MOD"
 t_expect_err "--module with a kernel that is not multiboot is refused" 2 'not a multiboot kernel'
 
 # The same kernels under QEMU's pc machine, side by side.
@@ -124,12 +126,13 @@ t_info "QEMU: $("$QEMU" --version | head -n 1), -accel $ACCEL"
 
 # side NAME: the cvisor run NAME and the QEMU run NAME agree.
 side() {
-	local name=$1
-	if [ "$CV_RC" = "$Q_RC" ] && diff <(mb_lines "$T_TMP/$name.cv") \
+	local name=$1 rc
+	rc=$(cat "$T_TMP/$name.cv.rc")
+	if [ "$rc" = "$Q_RC" ] && diff <(mb_lines "$T_TMP/$name.cv") \
 		<(mb_lines "$T_TMP/$name.qemu") >"$T_TMP/$name.diff"; then
-		t_pass "cvisor and QEMU pc agree: $name (status $CV_RC)"
+		t_pass "cvisor and QEMU pc agree: $name (status $rc)"
 	else
-		t_fail "cvisor and QEMU pc agree: $name" "status cvisor $CV_RC, QEMU $Q_RC:
+		t_fail "cvisor and QEMU pc agree: $name" "status cvisor $rc, QEMU $Q_RC:
 $(cat "$T_TMP/$name.diff")
 $(head -c 500 "$T_TMP/$name.qemu.err")"
 	fi
