@@ -36,15 +36,22 @@
 
 static_assert(CONFIG_MAX_CPUS <= DIRTY_MAX_RINGS, "a dirty ring for every vCPU");
 
-int vm_file_map(const char *what, const char *path, struct vm_file *m, struct cv_error *e)
+int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+		struct cv_error *e)
 {
 	struct stat st;
 	const char *why;
-	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
+	int fd, r = cv_open_regular(path, O_RDONLY, empty_ok ? 0 : CV_OPEN_NONEMPTY, &fd, &st,
+				    &why);
 	void *p;
 
 	if (r)
 		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, why);
+	if (!st.st_size) {
+		close(fd);
+		*m = (struct vm_file){ 0 };
+		return 0;
+	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
@@ -275,7 +282,7 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error 
 	char *cmdline = NULL;
 	int r;
 
-	if ((r = vm_file_map("kernel", vm->cfg->kernel, &kernel, e)))
+	if ((r = vm_file_map("kernel", vm->cfg->kernel, false, &kernel, e)))
 		return r;
 	if ((r = setup_firmware_tables(vm, &img.rsdp_gpa))) {
 		cv_fail(e, CV_EXIT_FAIL, r, "building ACPI and MP tables: %s", strerror(-r));
@@ -290,7 +297,7 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error 
 			    "--module: kernel %s is not a multiboot kernel", vm->cfg->kernel);
 		goto out;
 	}
-	if (vm->cfg->initrd && (r = vm_file_map("initrd", vm->cfg->initrd, &initrd, e)))
+	if (vm->cfg->initrd && (r = vm_file_map("initrd", vm->cfg->initrd, false, &initrd, e)))
 		goto out;
 	cmdline = build_cmdline(vm);
 	if (!cmdline) {

@@ -47,7 +47,7 @@ static int add_module(struct mb_files *f, const char *what, const char *path, co
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	snprintf(s, n, "%s%s%s", path, args[0] ? " " : "", args);
 	f->strings[f->n] = s;
-	if ((r = vm_file_map(what, path, &f->files[f->n], e)))
+	if ((r = vm_file_map(what, path, true, &f->files[f->n], e)))
 		return r;
 	f->mods[f->n] = (struct boot_module){ f->files[f->n].data, f->files[f->n].len, s };
 	f->n++;

@@ -176,8 +176,10 @@ struct vm_file {
 };
 
 /* Map the file at path, named --WHAT in the message: 0, or -errno with e
- * filled (CV_EXIT_USAGE: a missing, empty or unreadable file). */
-int vm_file_map(const char *what, const char *path, struct vm_file *m, struct cv_error *e) CV_MUST;
+ * filled (CV_EXIT_USAGE: a missing or unreadable file, an empty one unless
+ * empty_ok, when it is mapped as data NULL, len 0). */
+int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+		struct cv_error *e) CV_MUST;
 
 /* Unmap it; safe on a zeroed struct and twice. */
 void vm_file_unmap(struct vm_file *m);

@@ -120,12 +120,19 @@ static void test_elf32_ok(void **state)
 {
 	struct fx *f = *state;
 
+	const struct boot_module empty = { NULL, 0, "/m/empty" }; /* QEMU takes one too */
+	const uint8_t *mods = f->ram + LAYOUT_MB_MODS;
+
 	make_elf32(f->k);
 	assert_int_equal(load(f, KSIZE, NULL, 0), 0);
 	assert_int_equal(f->entry.mode, BOOT_MULTIBOOT);
 	assert_int_equal(f->entry.rip, 0x200010); /* e_entry moved to p_paddr */
 	assert_int_equal(f->ram[0x200010], 0xf4);
 	assert_int_equal(get32(f->ram + LAYOUT_BOOT_PARAMS + 20), 0);
+	assert_int_equal(load(f, KSIZE, &empty, 1), 0);
+	assert_int_equal(get32(f->ram + LAYOUT_BOOT_PARAMS + 20), 1);
+	assert_int_equal(get32(mods), 0x202000);
+	assert_int_equal(get32(mods + 4), 0x202000);
 }
 
 static void test_refused(void **state)
