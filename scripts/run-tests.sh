@@ -40,7 +40,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware multiboot}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 

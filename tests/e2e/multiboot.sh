@@ -116,7 +116,7 @@ if [ -z "$ACCEL" ]; then
 	# 32-bit iret, which QEMU does not complete as cvisor does: QEMU
 	# then stops with "KVM internal error. Suberror: 1".
 	ACCEL=kvm
-	Q_TIMEOUT=60 qemu probe 1 64 "$K" "cpus=1 mem=64"
+	Q_TIMEOUT=20 qemu probe 1 64 "$K" "cpus=1 mem=64"
 	if [ "$Q_RC" != 1 ]; then
 		t_info "QEMU -accel kvm: status $Q_RC, $(grep -m1 -a 'KVM internal error' "$T_TMP/probe.qemu.err" || echo "no KVM error line"); using -accel tcg"
 		ACCEL=tcg
