@@ -126,7 +126,9 @@ int vm_multiboot_load(struct vm *vm, const struct vm_file *kernel, struct boot_e
 		cv_fail(e, CV_EXIT_USAGE, r, "kernel %s: %s", cfg->kernel, err);
 		goto out;
 	}
-	if ((r = add_pc_ports(vm))) {
+	/* A reset reloads the images only: the ports stay, their items too
+	 * (the same RAM and CPUs). */
+	if (!vm->multiboot && (r = add_pc_ports(vm))) {
 		cv_fail(e, CV_EXIT_FAIL, r, "registering fw_cfg and isa-debug-exit: %s",
 			strerror(-r));
 		goto out;
