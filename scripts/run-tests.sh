@@ -23,6 +23,8 @@
 #   guest-console  virtio-console and the 8250 on ptys: typed into, saved, restored
 #   linux-migrate  the microVM kernel saved, restored and live migrated mid-boot
 #   firmware  SeaBIOS (--firmware) boots a virtio-blk disk's MBR (tests/e2e/firmware.sh)
+#   multiboot multiboot kernels (fw_cfg, isa-debug-exit, modules, SMP), side by side
+#             with QEMU pc where installed (tests/e2e/multiboot.sh)
 #   libvirt  virsh -c ch:///system of libvirt 9.0 and 11.3 (built from Debian's
 #            sources, scripts/libvirt-build.sh) driving cvisor as cloud-hypervisor
 #            (not in the default list yet: reboot, vm.add-net with fds and the
@@ -38,7 +40,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware multiboot}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 fuzzers=(build/fuzz/fuzz_*)
 
@@ -72,6 +74,7 @@ for s in $SUITES; do
 	guest-*) suite 2400 "$s" bash "tests/e2e/$s.sh" ;;
 	linux-migrate) suite 2400 linux-migrate bash tests/e2e/linux-migrate.sh ;;
 	firmware) suite 1200 firmware bash tests/e2e/firmware.sh ;;
+	multiboot) suite 1200 multiboot bash tests/e2e/multiboot.sh ;;
 	libvirt) suite 2400 libvirt bash tests/e2e/libvirt.sh ;;
 	*)
 		TAP_N=$((TAP_N + 1))

@@ -51,6 +51,32 @@ static int set_initrd(struct vm_config *cfg, const char *what, const char *v, st
 	return v[0] ? set_str(&cfg->initrd, v, e) : BAD("%s: empty file name", what);
 }
 
+/* --module FILE[,ARGS], repeatable: the list is kept one module a line
+ * ("FILE[,ARGS]\n..."), which is also its config-file form. */
+static int set_module(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
+{
+	size_t old = cfg->modules ? strlen(cfg->modules) + 1 : 0, n = strlen(v);
+	unsigned int count = 1;
+	char *s;
+
+	if (!v[0] || v[0] == ',' || v[0] == '\n')
+		return BAD("%s: empty file name", what);
+	for (const char *p = cfg->modules; p && *p; p++)
+		count += *p == '\n';
+	for (const char *p = v; *p; p++)
+		count += *p == '\n';
+	if (count > CONFIG_MAX_MODULES || old + n >= CONFIG_CMDLINE_MAX)
+		return BAD("%s: at most %d modules, %d bytes in all", what, CONFIG_MAX_MODULES,
+			   CONFIG_CMDLINE_MAX - 1);
+	if (!(s = realloc(cfg->modules, old + n + 1)))
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	if (old)
+		s[old - 1] = '\n';
+	memcpy(s + old, v, n + 1);
+	cfg->modules = s;
+	return 0;
+}
+
 static int set_config_file(struct vm_config *cfg, const char *what, const char *v,
 			   struct cv_error *e)
 {
@@ -235,6 +261,8 @@ const struct field config_fields[] = {
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "initrd", "[--initrd FILE]", F_STR, OFF(initrd), set_initrd, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "module", "[--module FILE[,ARGS]]...", F_STR, OFF(modules), set_module, NULL,
+	  IN_FILE | IN_INFO },
 	{ "cmdline", "[--cmdline STR]", F_CHARS, OFF(cmdline), set_cmdline, NULL,
 	  IN_FILE | IN_SNAP | IN_INFO },
 	{ "memory", "[--memory SIZE]", F_SIZE, OFF(mem_size), set_memory, NULL,
@@ -584,6 +612,8 @@ int config_check(const struct vm_config *cfg, struct cv_error *e)
 	if (cfg->firmware && cfg->devices.transport == VIRTIO_TRANSPORT_MMIO)
 		return BAD("run: --firmware needs --virtio pci (the firmware finds disks on "
 			   "PCI)");
+	if (cfg->firmware && cfg->modules)
+		return BAD("run: --module belongs with a multiboot --kernel");
 	if (!cfg->firmware && (!cfg->kernel || !cfg->kernel[0]))
 		return BAD("run: --kernel FILE is required (or --firmware FILE)");
 	if (cfg->detach && !cfg->name)

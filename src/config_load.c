@@ -57,26 +57,76 @@ static int absolute(char **field, struct cv_error *e)
 					      : 0;
 }
 
+/* "PATH[,OPTIONS]" with PATH by its full name, in *full (malloc'd); NULL
+ * when PATH does not resolve. 0 or -ENOMEM. */
+static int absolute_spec(const char *spec, size_t len, char **full)
+{
+	const char *opts = memchr(spec, ',', len);
+	size_t n = opts ? (size_t)(opts - spec) : len;
+	char path[PATH_MAX], real[PATH_MAX];
+
+	*full = NULL;
+	if (n >= sizeof(path))
+		return 0;
+	memcpy(path, spec, n);
+	path[n] = '\0';
+	if (!realpath(path, real))
+		return 0;
+	if (asprintf(full, "%s%.*s", real, (int)(len - n), spec + n) < 0) {
+		*full = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Each device spec that starts with a file name (disk images), by its
  * full name, options kept. */
 static int absolute_specs(struct devices_config *dc, struct cv_error *e)
 {
 	for (unsigned int i = 0; i < dc->n; i++) {
-		const char *spec = dc->dev[i].spec, *opts = strchr(spec, ',');
-		size_t n = opts ? (size_t)(opts - spec) : strlen(spec);
-		char path[PATH_MAX], real[PATH_MAX], *full;
+		char *full;
 
-		if (!dc->dev[i].type->path || n >= sizeof(path))
+		if (!dc->dev[i].type->path)
 			continue;
-		memcpy(path, spec, n);
-		path[n] = '\0';
-		if (!realpath(path, real))
-			continue;
-		if (asprintf(&full, "%s%s", real, opts ? opts : "") < 0)
+		if (absolute_spec(dc->dev[i].spec, strlen(dc->dev[i].spec), &full))
 			return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+		if (!full)
+			continue;
 		free(dc->dev[i].spec);
 		dc->dev[i].spec = full;
 	}
+	return 0;
+}
+
+/* Each --module's file by its full name (a detached monitor), its
+ * arguments kept: the list is rebuilt a line at a time. */
+static int absolute_modules(struct vm_config *cfg, struct cv_error *e)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+	int r = 0;
+
+	if (!cfg->modules)
+		return 0;
+	if (!(f = open_memstream(&out, &outlen)))
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	for (const char *p = cfg->modules; *p && !r;) {
+		size_t n = strcspn(p, "\n");
+		char *full;
+
+		r = absolute_spec(p, n, &full);
+		fprintf(f, "%s%.*s", p == cfg->modules ? "" : "\n",
+			full ? (int)strlen(full) : (int)n, full ? full : p);
+		free(full);
+		p += n + (p[n] == '\n');
+	}
+	if (fclose(f) || r) {
+		free(out);
+		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	}
+	free(cfg->modules);
+	cfg->modules = out;
 	return 0;
 }
 
@@ -104,8 +154,8 @@ int config_load_run(int argc, char **argv, struct vm_config *cfg, struct cv_erro
 	if (!r)
 		r = config_check(cfg, e);
 	if (!r && cfg->detach && !(r = absolute(&cfg->kernel, e)) &&
-	    !(r = absolute(&cfg->firmware, e)))
-		r = absolute(&cfg->initrd, e);
+	    !(r = absolute(&cfg->firmware, e)) && !(r = absolute(&cfg->initrd, e)))
+		r = absolute_modules(cfg, e);
 	if (!r)
 		r = absolute_specs(&cfg->devices, e);
 	if (r)

@@ -36,21 +36,22 @@
 
 static_assert(CONFIG_MAX_CPUS <= DIRTY_MAX_RINGS, "a dirty ring for every vCPU");
 
-struct file_map {
-	const uint8_t *data;
-	size_t len;
-};
-
-/* The kernel or initrd the user named: every failure is CV_EXIT_USAGE. */
-static int map_file(const char *what, const char *path, struct file_map *m, struct cv_error *e)
+int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+		struct cv_error *e)
 {
 	struct stat st;
 	const char *why;
-	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
+	int fd, r = cv_open_regular(path, O_RDONLY, empty_ok ? 0 : CV_OPEN_NONEMPTY, &fd, &st,
+				    &why);
 	void *p;
 
 	if (r)
 		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, why);
+	if (!st.st_size) {
+		close(fd);
+		*m = (struct vm_file){ 0 };
+		return 0;
+	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
@@ -61,7 +62,7 @@ static int map_file(const char *what, const char *path, struct file_map *m, stru
 	return 0;
 }
 
-static void unmap_file(struct file_map *m)
+void vm_file_unmap(struct vm_file *m)
 {
 	if (m->data)
 		munmap((void *)m->data, m->len);
@@ -275,20 +276,29 @@ static char *build_cmdline(const struct vm *vm)
 
 static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error *e)
 {
-	struct file_map kernel = { 0 }, initrd = { 0 };
+	struct vm_file kernel = { 0 }, initrd = { 0 };
 	struct boot_image img = { 0 };
 	char err[256];
 	char *cmdline = NULL;
 	int r;
 
-	if ((r = map_file("kernel", vm->cfg->kernel, &kernel, e)))
+	if ((r = vm_file_map("kernel", vm->cfg->kernel, false, &kernel, e)))
 		return r;
-	if (vm->cfg->initrd && (r = map_file("initrd", vm->cfg->initrd, &initrd, e)))
-		goto out;
 	if ((r = setup_firmware_tables(vm, &img.rsdp_gpa))) {
 		cv_fail(e, CV_EXIT_FAIL, r, "building ACPI and MP tables: %s", strerror(-r));
 		goto out;
 	}
+	if (boot_is_multiboot(kernel.data, kernel.len)) {
+		r = vm_multiboot_load(vm, &kernel, entry, e);
+		goto out;
+	}
+	if (vm->cfg->modules) {
+		r = cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			    "--module: kernel %s is not a multiboot kernel", vm->cfg->kernel);
+		goto out;
+	}
+	if (vm->cfg->initrd && (r = vm_file_map("initrd", vm->cfg->initrd, false, &initrd, e)))
+		goto out;
 	cmdline = build_cmdline(vm);
 	if (!cmdline) {
 		r = cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
@@ -309,8 +319,8 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error 
 		cv_fail(e, CV_EXIT_USAGE, r, "kernel %s: %s", vm->cfg->kernel, err);
 out:
 	free(cmdline);
-	unmap_file(&kernel);
-	unmap_file(&initrd);
+	vm_file_unmap(&kernel);
+	vm_file_unmap(&initrd);
 	return r;
 }
 
@@ -695,6 +705,8 @@ int vm_exit_status(const struct vm *vm)
 		return CV_EXIT_INTERNAL;
 	case VM_STOP_MEMFILE:
 		return CV_EXIT_MEMFILE;
+	case VM_STOP_GUEST_EXIT:
+		return atomic_load(&vm->guest_exit);
 	default:
 		return CV_EXIT_FAIL;
 	}

@@ -1,7 +1,9 @@
-/* boot.h - loading a Linux bzImage or a PVH ELF into guest memory. */
+/* boot.h - loading a Linux bzImage, a PVH ELF or a multiboot (v1) kernel
+ * into guest memory. */
 #ifndef CVISOR_BOOT_H
 #define CVISOR_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,7 @@
 #define LAYOUT_BOOT_PARAMS 0x7000 /* Linux zero page, or hvm_start_info */
 #define LAYOUT_PVH_MODLIST 0x7040
 #define LAYOUT_PVH_MEMMAP 0x7100
+#define LAYOUT_MB_MODS 0x7060 /* multiboot: mbi at BOOT_PARAMS, mmap at PVH_MEMMAP */
 #define LAYOUT_CMDLINE 0x8000
 #define LAYOUT_CMDLINE_MAX 0x1000
 #define LAYOUT_PML4 0x9000 /* then the PDPT at 0xa000 and 4 PDs at 0xb000 */
@@ -40,9 +43,19 @@ struct e820_entry {
 
 /* How the first vCPU enters the guest. */
 enum boot_mode {
-	BOOT_LINUX64,  /* 64-bit boot protocol: long mode, RSI = boot_params */
-	BOOT_PVH32,    /* PVH: 32-bit protected mode, paging off, EBX = start_info */
-	BOOT_FIRMWARE, /* the reset vector: real mode, CS F000 base FFFF0000, IP FFF0 */
+	BOOT_LINUX64,	/* 64-bit boot protocol: long mode, RSI = boot_params */
+	BOOT_PVH32,	/* PVH: 32-bit protected mode, paging off, EBX = start_info */
+	BOOT_FIRMWARE,	/* the reset vector: real mode, CS F000 base FFFF0000, IP FFF0 */
+	BOOT_MULTIBOOT, /* as PVH32, and EAX = 0x2BADB002 (multiboot 0.6.96, 3.2) */
+};
+
+/* Multiboot modules a kernel may be given (QEMU's -initrd "a,b"). */
+#define BOOT_MAX_MODULES 8
+
+struct boot_module {
+	const uint8_t *data;
+	size_t len;
+	const char *cmdline; /* the module's string: "PATH ARGS", as QEMU gives */
 };
 
 struct boot_entry {
@@ -58,6 +71,9 @@ struct boot_image {
 	size_t initrd_len;
 	const char *cmdline;
 	uint64_t rsdp_gpa; /* 0 if no ACPI */
+	/* A multiboot kernel's modules (initrd is then unused). */
+	const struct boot_module *modules;
+	unsigned int nmodules;
 	/* RAM below the EBDA ends here, the rest up to the EBDA is reserved
 	 * (the syscall shim's pages); 0 for LAYOUT_EBDA. */
 	uint64_t low_ram_end;
@@ -89,6 +105,51 @@ int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
  * PVH ELF: a message in err for anything it refuses. */
 int boot_load_bzimage(const struct guest_mem *gm, const struct boot_image *img,
 		      struct boot_entry *entry, char *err, size_t errlen) CV_MUST;
+
+/* Whether the file is a multiboot (v1) kernel: the magic 0x1BADB002 in its
+ * first 8 KiB, 4-byte aligned, and not a bzImage (QEMU's order). A header
+ * with a wrong checksum counts, so that boot_load_multiboot refuses it. */
+bool boot_is_multiboot(const uint8_t *kernel, size_t len);
+
+/* The multiboot half of boot_load (multiboot.c): -ENOEXEC (and no message)
+ * if the file is not multiboot. Loads an ELF32 kernel by its program
+ * headers, or by its header's a.out kludge addresses (flag 16), places the
+ * modules page-aligned after it, and writes the multiboot information
+ * (memory, boot device, command lines, modules, memory map, loader name)
+ * below 1 MiB. img->cmdline is given to the kernel as it is. */
+int boot_load_multiboot(const struct guest_mem *gm, const struct boot_image *img,
+			struct boot_entry *entry, char *err, size_t errlen) CV_MUST;
+
+/* An ELF kernel's program headers (pvh.c), shared by the PVH and multiboot
+ * loaders. */
+struct boot_elf {
+	bool is64;
+	uint64_t entry;
+	uint64_t phoff;
+	uint16_t phentsize, phnum;
+};
+
+/* A program header, whatever the ELF class. */
+struct boot_phdr {
+	uint32_t type;
+	uint64_t offset, vaddr, paddr, filesz, memsz;
+};
+
+/* Check the ELF header of an x86 kernel: -ENOEXEC and no message when the
+ * file is not ELF, -ENOEXEC with a message when it is not for x86 or its
+ * program header count is out of range. */
+int boot_elf_header(const struct boot_image *img, struct boot_elf *l, char *err,
+		    size_t errlen) CV_MUST;
+
+/* Program header i, checked to lie in the file. 0 or -ENOEXEC. */
+int boot_elf_phdr(const struct boot_image *img, const struct boot_elf *l, unsigned int i,
+		  struct boot_phdr *ph) CV_MUST;
+
+/* Copy every PT_LOAD segment to its physical address, at or above 1 MiB
+ * and inside guest RAM (below `limit`); *kernel_end is past the highest. */
+int boot_elf_load(const struct guest_mem *gm, const struct boot_image *img,
+		  const struct boot_elf *l, uint64_t limit, uint64_t *kernel_end, char *err,
+		  size_t errlen) CV_MUST;
 
 /* Place the initrd as high as possible below `limit` and above `floor`.
  * Returns its address, or 0 if it does not fit. */

@@ -26,6 +26,7 @@
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* The kernel command line, with its NUL. */
 #define CONFIG_CMDLINE_MAX 4096
+#define CONFIG_MAX_MODULES 8 /* BOOT_MAX_MODULES, the initrd included */
 
 struct json_object;
 
@@ -84,6 +85,8 @@ struct vm_config {
 	char *kernel;
 	char *firmware; /* --firmware: a BIOS image instead of --kernel */
 	char *initrd;
+	/* --module FILE[,ARGS] (multiboot kernels): one a line, in order. */
+	char *modules;
 	char cmdline[CONFIG_CMDLINE_MAX];
 	uint64_t mem_size;
 	unsigned int ncpus;

@@ -62,6 +62,11 @@ int fw_cfg_add(struct fw_cfg *f, uint16_t key, const void *data, uint32_t len) C
  * -EEXIST, -ENOSPC, -ENOMEM. */
 int fw_cfg_add_file(struct fw_cfg *f, const char *name, const void *data, uint32_t len) CV_MUST;
 
+/* The legacy items every QEMU pc guest finds (firmware and multiboot
+ * kernels alike; kvm-unit-tests reads them): FW_CFG_RAM_SIZE (u64 bytes),
+ * FW_CFG_NB_CPUS and FW_CFG_MAX_CPUS (u16). 0 or as fw_cfg_add. */
+int fw_cfg_add_machine(struct fw_cfg *f, uint64_t ram_size, unsigned int ncpus) CV_MUST;
+
 /* Free the items. Safe on a zeroed struct and twice. */
 void fw_cfg_destroy(struct fw_cfg *f);
 

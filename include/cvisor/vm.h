@@ -18,6 +18,7 @@
 #include "cvisor/fw_cfg.h"
 #include "cvisor/guest_mem.h"
 #include "cvisor/i8042.h"
+#include "cvisor/isa_debug_exit.h"
 #include "cvisor/ioapic.h"
 #include "cvisor/rtc.h"
 #include "cvisor/serial8250.h"
@@ -31,11 +32,12 @@ enum vm_stop {
 	VM_STOP_POWEROFF,
 	VM_STOP_RESET,
 	VM_STOP_SIGNAL,
-	VM_STOP_CRASH,	  /* triple fault */
-	VM_STOP_INTERNAL, /* emulation or KVM failure */
-	VM_STOP_HOST,	  /* host-side failure */
-	VM_STOP_SAVED,	  /* `cvisor save` wrote the guest out (exit status 0) */
-	VM_STOP_MEMFILE,  /* the memory file a restored guest maps was truncated */
+	VM_STOP_CRASH,	    /* triple fault */
+	VM_STOP_INTERNAL,   /* emulation or KVM failure */
+	VM_STOP_HOST,	    /* host-side failure */
+	VM_STOP_SAVED,	    /* `cvisor save` wrote the guest out (exit status 0) */
+	VM_STOP_MEMFILE,    /* the memory file a restored guest maps was truncated */
+	VM_STOP_GUEST_EXIT, /* isa-debug-exit: the guest chose the status (vm->guest_exit) */
 };
 
 struct vm;
@@ -90,6 +92,11 @@ struct vm {
 	uint8_t *rom;
 	size_t rom_len;
 	struct boot_entry entry; /* where the BSP started (vm_create) */
+	/* A multiboot kernel (src/vm_multiboot.c): fw_cfg's legacy items and
+	 * isa-debug-exit, whose status guest_exit is what cvisor exits with. */
+	bool multiboot;
+	struct isa_debug_exit debug_exit;
+	_Atomic int guest_exit;
 
 	/* Stop protocol: the first vm_request_stop() wins; the main loop is
 	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */
@@ -161,6 +168,28 @@ int vm_serial_open(struct vm *vm, struct cv_error *e) CV_MUST;
 
 /* Close the 8250's pty, if any (vm_destroy calls it). */
 void vm_serial_close(struct vm *vm);
+
+/* A file the user named (kernel, initrd, module), mapped read-only. */
+struct vm_file {
+	const uint8_t *data;
+	size_t len;
+};
+
+/* Map the file at path, named --WHAT in the message: 0, or -errno with e
+ * filled (CV_EXIT_USAGE: a missing or unreadable file, an empty one unless
+ * empty_ok, when it is mapped as data NULL, len 0). */
+int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+		struct cv_error *e) CV_MUST;
+
+/* Unmap it; safe on a zeroed struct and twice. */
+void vm_file_unmap(struct vm_file *m);
+
+/* Boot a multiboot kernel (src/vm_multiboot.c) as QEMU's -kernel does:
+ * the command line "KERNEL CMDLINE", --initrd then each --module as its
+ * modules, and the pc machine's fw_cfg items and isa-debug-exit port.
+ * 0, or -errno with e filled. */
+int vm_multiboot_load(struct vm *vm, const struct vm_file *kernel, struct boot_entry *entry,
+		      struct cv_error *e) CV_MUST;
 
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
  * load the kernel. Returns 0, or -errno with e filled (CV_EXIT_USAGE when

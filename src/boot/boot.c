@@ -1,6 +1,7 @@
-/* boot.c - what every kernel format shares: the dispatch between PVH
- * (pvh.c) and bzImage (linux.c), the e820 map, the initrd's place, and the
- * identity page tables and GDT for the 64-bit entry. */
+/* boot.c - what every kernel format shares: the dispatch between
+ * multiboot (multiboot.c), PVH (pvh.c) and bzImage (linux.c), the e820
+ * map, the initrd's place, and the identity page tables and GDT for the
+ * 64-bit entry. */
 #include "cvisor/boot.h"
 
 #include <errno.h>
@@ -77,6 +78,9 @@ int boot_load(const struct guest_mem *gm, const struct boot_image *img, struct b
 		return cv_errf(err, errlen, -E2BIG, "guest memory too small");
 	if (boot_setup_tables(gm))
 		return cv_errf(err, errlen, -E2BIG, "guest memory too small for page tables");
+	r = boot_load_multiboot(gm, img, entry, err, errlen);
+	if (r != -ENOEXEC || err[0])
+		return r;
 	r = boot_load_pvh(gm, img, entry, err, errlen);
 	if (r != -ENOEXEC || err[0])
 		return r;

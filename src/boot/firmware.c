@@ -179,7 +179,7 @@ static void e820_put(uint8_t *p, uint64_t addr, uint64_t len, uint32_t type)
 static int fill_fw_cfg(struct vm *vm)
 {
 	struct fw_cfg *f = &vm->fw_cfg;
-	uint8_t e820[3 * E820_FILE_ENTRY], ram[8], cpus[2], zero[2] = { 0 }, port[2];
+	uint8_t e820[3 * E820_FILE_ENTRY], zero[2] = { 0 }, port[2];
 	uint32_t e820_len = 0;
 	struct acpi_config ac;
 	char order[64];
@@ -187,8 +187,6 @@ static int fill_fw_cfg(struct vm *vm)
 
 	if ((r = fw_cfg_init(f)))
 		return r;
-	cv_put_le64(ram, vm->mem.ram_size);
-	cv_put_le16(cpus, (uint16_t)vm->ncpus);
 	cv_put_le16(port, SERIAL8250_COM1_BASE);
 	/* QEMU's "etc/e820": its RAM, one entry per side of the 4 GiB hole. */
 	for (unsigned int i = 0; i < vm->mem.nr && i < 2; i++, e820_len += E820_FILE_ENTRY)
@@ -202,9 +200,7 @@ static int fill_fw_cfg(struct vm *vm)
 		e820_len += E820_FILE_ENTRY;
 		vm->shim.area = true;
 	}
-	if ((r = fw_cfg_add(f, FW_CFG_RAM_SIZE, ram, 8)) ||
-	    (r = fw_cfg_add(f, FW_CFG_NB_CPUS, cpus, 2)) ||
-	    (r = fw_cfg_add(f, FW_CFG_MAX_CPUS, cpus, 2)) ||
+	if ((r = fw_cfg_add_machine(f, vm->mem.ram_size, vm->ncpus)) ||
 	    (r = fw_cfg_add(f, FW_CFG_NOGRAPHIC, (uint8_t[2]){ 1, 0 }, 2)) ||
 	    (r = fw_cfg_add(f, FW_CFG_BOOT_MENU, zero, 2)) ||
 	    (r = fw_cfg_add_file(f, "etc/e820", e820, e820_len)) ||

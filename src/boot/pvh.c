@@ -15,32 +15,32 @@
 #define HVM_MEMMAP_ENTRY_SIZE 24
 #define PVH_MAX_PHDRS 64
 
-/* A program header, whatever the ELF class. */
-struct phdr {
-	uint32_t type;
-	uint64_t offset, paddr, filesz, memsz;
-};
-
-static int read_phdr(const struct boot_image *img, bool is64, uint64_t phoff, uint16_t phentsize,
-		     unsigned int i, struct phdr *ph)
+int boot_elf_phdr(const struct boot_image *img, const struct boot_elf *l, unsigned int i,
+		  struct boot_phdr *ph)
 {
-	uint64_t off = phoff + (uint64_t)i * phentsize;
+	uint64_t off = l->phoff + (uint64_t)i * l->phentsize;
 
-	if (is64) {
+	if (l->is64) {
 		Elf64_Phdr p;
 
-		if (phentsize < sizeof(p) || off > img->kernel_len - sizeof(p))
+		if (l->phentsize < sizeof(p) || l->phoff > img->kernel_len ||
+		    off > img->kernel_len - sizeof(p))
 			return -ENOEXEC;
 		memcpy(&p, img->kernel + off, sizeof(p));
-		*ph = (struct phdr){ p.p_type, p.p_offset, p.p_paddr, p.p_filesz, p.p_memsz };
+		*ph = (struct boot_phdr){ p.p_type,  p.p_offset, p.p_vaddr,
+					  p.p_paddr, p.p_filesz, p.p_memsz };
 	} else {
 		Elf32_Phdr p;
 
-		if (phentsize < sizeof(p) || off > img->kernel_len - sizeof(p))
+		if (l->phentsize < sizeof(p) || l->phoff > img->kernel_len ||
+		    off > img->kernel_len - sizeof(p))
 			return -ENOEXEC;
 		memcpy(&p, img->kernel + off, sizeof(p));
-		*ph = (struct phdr){ p.p_type, p.p_offset, p.p_paddr, p.p_filesz, p.p_memsz };
+		*ph = (struct boot_phdr){ p.p_type,  p.p_offset, p.p_vaddr,
+					  p.p_paddr, p.p_filesz, p.p_memsz };
 	}
+	if (ph->offset > img->kernel_len || ph->filesz > img->kernel_len - ph->offset)
+		return -ENOEXEC;
 	return 0;
 }
 
@@ -111,15 +111,7 @@ static int write_start_info(const struct guest_mem *gm, const struct boot_image 
 	return 0;
 }
 
-/* Where an ELF kernel's program headers are. */
-struct elf_layout {
-	bool is64;
-	uint64_t phoff;
-	uint16_t phentsize, phnum;
-};
-
-/* Check the ELF header of an x86 kernel and find its program headers. */
-static int elf_header(const struct boot_image *img, struct elf_layout *l, char *err, size_t errlen)
+int boot_elf_header(const struct boot_image *img, struct boot_elf *l, char *err, size_t errlen)
 {
 	const uint8_t *k = img->kernel;
 	uint16_t machine;
@@ -134,12 +126,14 @@ static int elf_header(const struct boot_image *img, struct elf_layout *l, char *
 		memcpy(&eh, k, sizeof(eh));
 		l->phoff = eh.e_phoff, l->phentsize = eh.e_phentsize, l->phnum = eh.e_phnum;
 		machine = eh.e_machine;
+		l->entry = eh.e_entry;
 	} else {
 		Elf32_Ehdr eh;
 
 		memcpy(&eh, k, sizeof(eh));
 		l->phoff = eh.e_phoff, l->phentsize = eh.e_phentsize, l->phnum = eh.e_phnum;
 		machine = eh.e_machine;
+		l->entry = eh.e_entry;
 	}
 	if (machine != EM_X86_64 && machine != EM_386)
 		return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is not for x86 (e_machine %u)",
@@ -151,15 +145,14 @@ static int elf_header(const struct boot_image *img, struct elf_layout *l, char *
 }
 
 /* The PVH entry point from the kernel's XEN_ELFNOTE_PHYS32_ENTRY note. */
-static int pvh_entry_point(const struct boot_image *img, const struct elf_layout *l,
+static int pvh_entry_point(const struct boot_image *img, const struct boot_elf *l,
 			   uint64_t *pvh_entry, char *err, size_t errlen)
 {
-	struct phdr ph;
+	struct boot_phdr ph;
 
 	*pvh_entry = 0;
 	for (unsigned int i = 0; i < l->phnum; i++) {
-		if (read_phdr(img, l->is64, l->phoff, l->phentsize, i, &ph) ||
-		    ph.offset > img->kernel_len || ph.filesz > img->kernel_len - ph.offset)
+		if (boot_elf_phdr(img, l, i, &ph))
 			return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
 		if (ph.type == PT_NOTE && !*pvh_entry)
 			find_pvh_note(img->kernel + ph.offset, ph.filesz, pvh_entry);
@@ -173,30 +166,31 @@ static int pvh_entry_point(const struct boot_image *img, const struct elf_layout
 	return 0;
 }
 
-/* Copy every PT_LOAD segment to its physical address, above the boot data
- * below 1 MiB; *kernel_end is past the highest. */
-static int load_segments(const struct guest_mem *gm, const struct boot_image *img,
-			 const struct elf_layout *l, uint64_t *kernel_end, char *err, size_t errlen)
+int boot_elf_load(const struct guest_mem *gm, const struct boot_image *img,
+		  const struct boot_elf *l, uint64_t limit, uint64_t *kernel_end, char *err,
+		  size_t errlen)
 {
-	struct phdr ph;
+	struct boot_phdr ph;
 
 	*kernel_end = 0;
 	for (unsigned int i = 0; i < l->phnum; i++) {
 		uint8_t *dst;
 		uint64_t end;
 
-		if (read_phdr(img, l->is64, l->phoff, l->phentsize, i, &ph))
-			return -ENOEXEC;
+		if (boot_elf_phdr(img, l, i, &ph))
+			return cv_errf(err, errlen, -ENOEXEC, "ELF kernel is truncated or corrupt");
 		if (ph.type != PT_LOAD || !ph.memsz)
 			continue;
 		if (ph.filesz > ph.memsz)
 			return cv_errf(err, errlen, -ENOEXEC, "ELF segment %u is corrupt", i);
 		dst = guest_mem_ptr(gm, ph.paddr, ph.memsz);
 		if (ph.paddr < LAYOUT_HIMEM || !dst ||
-		    __builtin_add_overflow(ph.paddr, ph.memsz, &end))
+		    __builtin_add_overflow(ph.paddr, ph.memsz, &end) || end > limit)
 			return cv_errf(err, errlen, -E2BIG,
-				       "ELF segment %u at %#llx+%#llx is outside guest memory", i,
-				       (unsigned long long)ph.paddr, (unsigned long long)ph.memsz);
+				       "ELF segment %u at %#llx+%#llx is outside guest memory "
+				       "(or below 1 MiB, where the boot data lives)",
+				       i, (unsigned long long)ph.paddr,
+				       (unsigned long long)ph.memsz);
 		memcpy(dst, img->kernel + ph.offset, ph.filesz);
 		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
 		if (end > *kernel_end)
@@ -235,13 +229,13 @@ static int place_cmdline_initrd(const struct guest_mem *gm, const struct boot_im
 int boot_load_pvh(const struct guest_mem *gm, const struct boot_image *img,
 		  struct boot_entry *entry, char *err, size_t errlen)
 {
-	struct elf_layout l;
+	struct boot_elf l;
 	uint64_t pvh_entry = 0, kernel_end = 0, initrd_at = 0;
 	int r;
 
-	if ((r = elf_header(img, &l, err, errlen)) ||
+	if ((r = boot_elf_header(img, &l, err, errlen)) ||
 	    (r = pvh_entry_point(img, &l, &pvh_entry, err, errlen)) ||
-	    (r = load_segments(gm, img, &l, &kernel_end, err, errlen)))
+	    (r = boot_elf_load(gm, img, &l, UINT64_MAX, &kernel_end, err, errlen)))
 		return r;
 	if (!guest_mem_ptr(gm, pvh_entry, 1))
 		return cv_errf(err, errlen, -ENOEXEC, "PVH entry %#llx is outside guest memory",

@@ -459,6 +459,8 @@ static const char *outcome_of(struct ctl_server *srv)
 		return "crash";
 	case VM_STOP_SIGNAL:
 		return "signal";
+	case VM_STOP_GUEST_EXIT:
+		return "guest-exit"; /* isa-debug-exit */
 	default:
 		return "error";
 	}

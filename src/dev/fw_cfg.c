@@ -1,6 +1,7 @@
 /* fw_cfg.c - QEMU's firmware configuration device (include/cvisor/fw_cfg.h;
  * QEMU docs/specs/fw_cfg.rst). The items are built once, before the vCPUs
- * run, by whoever sets up the guest (src/boot/firmware.c); the guest only
+ * run, by whoever sets up the guest (src/boot/firmware.c, or
+ * src/boot/multiboot_pc.c for a multiboot kernel); the guest only
  * selects and reads them. */
 #include "cvisor/fw_cfg.h"
 
@@ -69,6 +70,19 @@ int fw_cfg_add(struct fw_cfg *f, uint16_t key, const void *data, uint32_t len)
 	    key == FW_CFG_SIGNATURE || key == FW_CFG_ID)
 		return -EINVAL;
 	return set_item(f, key, data, len);
+}
+
+int fw_cfg_add_machine(struct fw_cfg *f, uint64_t ram_size, unsigned int ncpus)
+{
+	uint8_t ram[8], cpus[2];
+	int r;
+
+	cv_put_le64(ram, ram_size);
+	cv_put_le16(cpus, (uint16_t)ncpus);
+	if ((r = fw_cfg_add(f, FW_CFG_RAM_SIZE, ram, 8)) ||
+	    (r = fw_cfg_add(f, FW_CFG_NB_CPUS, cpus, 2)))
+		return r;
+	return fw_cfg_add(f, FW_CFG_MAX_CPUS, cpus, 2);
 }
 
 /* FW_CFG_FILE_DIR: a be32 count, then one entry per file, sorted by name

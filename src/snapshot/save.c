@@ -183,6 +183,9 @@ static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_writt
 	if (vm->cfg->firmware)
 		return cv_errf(err, errlen, -ENOTSUP,
 			       "a guest booted with --firmware cannot be saved yet");
+	/* Nor fw_cfg and isa-debug-exit, which only a multiboot load adds. */
+	if (vm->multiboot)
+		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be saved yet");
 	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", k->path) >= sizeof(mem)) {
 		snprintf(err, errlen, "%s: file name too long", k->path);
 		return -ENAMETOOLONG;

@@ -24,8 +24,37 @@ TINY_GUESTS := $(TINY_C_GUESTS) $(TINY_ASM_GUESTS)
 TINY_ELFS := $(TINY_GUESTS:%=$(TINY_OUT)/%.elf)
 TINY_RT := $(TINY_OBJ)/crt0.o $(TINY_OBJ)/lib.o
 
+# The multiboot test kernels (tests/kvm/guests/multiboot): 32-bit, run
+# under cvisor and QEMU side by side. mbtest.elf is an ELF32 kernel,
+# mbtest_aout.bin the same code as a flat binary with the a.out kludge.
+MB_SRC := $(TINY_SRC)/multiboot
+MB_OBJ := $(TINY_OBJ)/multiboot
+MB_CFLAGS := -m32 -march=i686 -std=gnu11 -O2 -g -ffreestanding -fno-pic -fno-pie \
+	-fno-stack-protector -mgeneral-regs-only -fno-asynchronous-unwind-tables \
+	-fcf-protection=none --param=min-pagesize=0 -Wall -Wextra -Werror -MMD -MP
+MB_LDFLAGS := -m32 -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack \
+	-Wl,--no-warn-rwx-segments \
+	-T $(MB_SRC)/link.ld
+MB_GUESTS := $(TINY_OUT)/mbtest.elf $(TINY_OUT)/mbtest_aout.bin
+
+$(MB_OBJ)/%.o: $(MB_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(TINY_CC) $(MB_CFLAGS) -c -o $@ $<
+$(MB_OBJ)/crt.o: $(MB_SRC)/crt.S
+	@mkdir -p $(dir $@)
+	$(TINY_CC) $(MB_CFLAGS) -c -o $@ $<
+$(MB_OBJ)/crt_aout.o: $(MB_SRC)/crt.S
+	@mkdir -p $(dir $@)
+	$(TINY_CC) $(MB_CFLAGS) -DMB_AOUT -c -o $@ $<
+$(TINY_OUT)/mbtest.elf: $(MB_OBJ)/crt.o $(MB_OBJ)/mbtest.o $(MB_SRC)/link.ld
+	$(TINY_CC) $(MB_LDFLAGS) -o $@ $(filter %.o,$^)
+$(TINY_OUT)/mbtest_aout.elf: $(MB_OBJ)/crt_aout.o $(MB_OBJ)/mbtest.o $(MB_SRC)/link.ld
+	$(TINY_CC) $(MB_LDFLAGS) -o $@ $(filter %.o,$^)
+$(TINY_OUT)/mbtest_aout.bin: $(TINY_OUT)/mbtest_aout.elf
+	objcopy -O binary $< $@
+
 .PHONY: tiny
-tiny: $(TINY_ELFS)
+tiny: $(TINY_ELFS) $(MB_GUESTS)
 
 $(TINY_OBJ)/%.o: $(TINY_SRC)/%.c
 	@mkdir -p $(dir $@)
@@ -59,4 +88,4 @@ $(MIGRATE_HARNESS): tests/kvm/migrate_harness.c $(filter-out $(BUILD)/obj/src/ma
 .PHONY: migrate-harness
 migrate-harness: $(MIGRATE_HARNESS)
 
--include $(wildcard $(TINY_OBJ)/*.d)
+-include $(wildcard $(TINY_OBJ)/*.d $(MB_OBJ)/*.d)

@@ -11,38 +11,7 @@
 
 #include <cmocka.h>
 
-#include "cvisor/boot.h"
-
-#define RAM (64ULL << 20)
-#define KSIZE 0x4000
-
-struct fx {
-	uint8_t *ram;
-	struct guest_mem gm;
-	uint8_t k[KSIZE];
-	char err[256];
-	struct boot_entry entry;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f || !(f->ram = calloc(1, RAM)))
-		return -1;
-	guest_mem_init_buf(&f->gm, f->ram, RAM);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	free(f->ram);
-	free(f);
-	return 0;
-}
+#include "boot_fixture.h"
 
 static void put16(uint8_t *p, uint16_t v)
 {

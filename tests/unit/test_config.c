@@ -110,7 +110,7 @@ static void write_file(char *dir, size_t len, const char *name, const char *text
  * names (config_load_run, main.c's one call). */
 static void test_run_merge(void **state)
 {
-	char dir[64] = "", file[128], img[128], kern[128], want[160], err[256], cwd[4096];
+	char dir[64] = "", file[128], img[128], kern[128], want[320], err[256], cwd[4096];
 	struct vm_config c = { 0 };
 
 	(void)state;
@@ -139,6 +139,15 @@ static void test_run_merge(void **state)
 	assert_string_equal(devices_spec(&c.devices, devices_type("disk"), 1), img);
 	assert_int_equal(devices_count(&c.devices, devices_type("rng")), 1);
 	assert_string_equal(devices_spec(&c.devices, devices_type("vsock"), 0), "4");
+	/* --module adds up, one a line; with -d each file by its full name,
+	 * its arguments kept, a name that does not resolve as given */
+	assert_int_equal(PARSE(&c, err, "--kernel", "kern", "--name", "m", "-d", "--module",
+			       "img,a b", "--module", "nothere,x", "--module", "kern"),
+			 0);
+	snprintf(want, sizeof(want), "%s,a b\nnothere,x\n%s", img, kern);
+	assert_string_equal(c.modules, want);
+	assert_int_equal(PARSE(&c, err, "--kernel", "kern", "--module", ",x"), -EINVAL);
+	assert_non_null(strstr(err, "--module: empty file name"));
 	/* without -d the kernel keeps the name it was given */
 	assert_int_equal(PARSE(&c, err, "--config", "g.json"), 0);
 	assert_string_equal(c.kernel, "kern");

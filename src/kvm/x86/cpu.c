@@ -310,11 +310,15 @@ static int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry)
 		s.efer = 0x500; /* LME LMA */
 		regs.rsi = entry->arg;
 	} else {
-		/* PVH: 32-bit flat protected mode, paging off, EBX = start_info. */
+		/* PVH: 32-bit flat protected mode, paging off, EBX = start_info;
+		 * multiboot the same with its magic in EAX (spec 3.2: A20 on,
+		 * IF and VM clear, the GDTR the kernel's to set). */
 		seg_flat(&s.cs, 0x08, 11, false, true);
 		s.cr0 = 0x11; /* ET PE */
 		s.cr3 = s.cr4 = s.efer = 0;
 		regs.rbx = entry->arg;
+		if (entry->mode == BOOT_MULTIBOOT)
+			regs.rax = 0x2BADB002;
 	}
 	if (kvm_ioctl(vcpu->fd, KVM_SET_SREGS, &s) < 0)
 		return -errno;
