@@ -3,6 +3,7 @@
  * files of this process, so the hint names what is full now. */
 #include "cvisor/host_limits.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -70,6 +71,31 @@ static long long host_tasks(void)
 	return all;
 }
 
+/* The tasks of this pid namespace (kernel.pid_max is its own since Linux
+ * 6.14): the entries of /proc/PID/task. Slow with many (one directory a
+ * process), so only when a limit is suspected. */
+static long long ns_tasks(void)
+{
+	char path[64];
+	long long n = 0;
+	struct dirent *e, *t;
+	DIR *d = opendir("/proc"), *td;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9') {
+			snprintf(path, sizeof(path), "/proc/%.20s/task", e->d_name);
+			if (!(td = opendir(path)))
+				continue; /* it ended meanwhile */
+			while ((t = readdir(td)))
+				n += t->d_name[0] != '.';
+			closedir(td);
+		}
+	closedir(d);
+	return n;
+}
+
 /* The directory above dir, in place; false at the hierarchy's root. */
 static bool parent_dir(char *dir, const char *root)
 {
@@ -115,11 +141,15 @@ static bool tasks_hint(char *buf, size_t len)
 				dir, max, cur),
 		       true;
 	pid_max = read_num(NULL, "/proc/sys/kernel/pid_max");
-	if (tasks >= 0 && pid_max > 0 && tasks + PIDS_RESERVED + TASKS_SLACK >= pid_max)
-		return snprintf(buf, len,
-				" (the host runs %lld tasks and kernel.pid_max is %lld: raise it, "
-				"e.g. sysctl kernel.pid_max=4194304)",
-				tasks, pid_max),
+	/* The host's count first (cheap); a pid namespace may have fewer tasks
+	 * and a lower pid_max: count its own then. */
+	if (tasks >= 0 && pid_max > 0 && tasks + PIDS_RESERVED + TASKS_SLACK >= pid_max &&
+	    (cur = ns_tasks()) >= 0 && cur + PIDS_RESERVED + TASKS_SLACK >= pid_max)
+		return snprintf(
+			       buf, len,
+			       " (%lld tasks run and kernel.pid_max is %lld: raise it, e.g. sysctl "
+			       "kernel.pid_max=4194304)",
+			       cur, pid_max),
 		       true;
 	threads_max = read_num(NULL, "/proc/sys/kernel/threads-max");
 	if (tasks >= 0 && threads_max > 0 && tasks + TASKS_SLACK >= threads_max)
