@@ -68,6 +68,7 @@ NCPU=$(nproc)
 net=()
 [ "$NET" = user ] && net=(--net user)
 PIDS=$OUT/pids  # the running kind's monitor pids, one a line
+P=d$$ # guest name prefix: cgroups are named after guests, host-wide
 pid_max0=""
 
 cleanup() {
@@ -143,7 +144,7 @@ start_batch() {
 	tiny)
 		seq $((n0 + 1)) $((n0 + b)) | xargs -P "$PAR" -n 8 bash -c '
 			for k; do
-				if ! err=$("$CV" run -d --name "t-$k" --kernel "$IDLE" --memory 16M \
+				if ! err=$("$CV" run -d --name "${P}t-$k" --kernel "$IDLE" --memory 16M \
 					--irqchip "$IRQCHIP" 2>&1 </dev/null); then
 					echo "cannot start guest $k: ${err#cvisor: }" >>"$OUT/fail"
 					exit 255
@@ -152,7 +153,7 @@ start_batch() {
 		;;
 	clone)
 		if ! err=$("$CV" restore "$OUT/snap" --count "$b" --cid $((1000 + n0)) \
-			--name "c-$((n0 / BATCH))" -d 2>&1 </dev/null); then
+			--name "${P}c-$((n0 / BATCH))" -d 2>&1 </dev/null); then
 			echo "batch of guests $((n0 + 1))-$((n0 + b)): ${err#cvisor: }" >>"$OUT/fail"
 		fi
 		;;
@@ -170,7 +171,7 @@ start_batch() {
 		;;
 	esac
 }
-export CV IDLE IRQCHIP OUT
+export CV IDLE IRQCHIP OUT P
 
 # running KIND: the pids of the kind's guests into $PIDS, their count out.
 running() {
@@ -183,8 +184,8 @@ running() {
 
 logs() {
 	case $1 in
-	tiny) echo "$CVISOR_RUN_DIR"/t-*.log ;;
-	clone) echo "$CVISOR_RUN_DIR"/c-*.log ;;
+	tiny) echo "$CVISOR_RUN_DIR/${P}t-"*.log ;;
+	clone) echo "$CVISOR_RUN_DIR/${P}c-"*.log ;;
 	qemu) echo "$OUT"/qemu/q-*.log ;;
 	esac
 }
@@ -206,7 +207,7 @@ stop_all() {
 		if [ "$kind" != qemu ]; then
 			n=$(find "$CVISOR_RUN_DIR" -name '*.sock' -o -name '*.lock' | wc -l)
 			[ "$n" = 0 ] || echo "$n sockets/locks"
-			n=$(find /sys/fs/cgroup -maxdepth 6 -type d -path '*/cvisor/[tc]-*' 2>/dev/null | wc -l)
+			n=$(find /sys/fs/cgroup -maxdepth 6 -type d -path "*/cvisor/$P*" 2>/dev/null | wc -l)
 			[ "$n" = 0 ] || echo "$n cgroups"
 		fi
 		n=$(ps -eo comm= | sed -n 's|^kvm-pit/||p' | grep -cFxf "$PIDS" || true)
@@ -269,7 +270,7 @@ for n in $NS; do
 			b2=$(now)
 			"$CV" top --once >/dev/null
 			c=$(now)
-			"$CV" info "$([ "$kind" = tiny ] && echo "t-$got" || echo "c-0-1")" >/dev/null
+			"$CV" info "$([ "$kind" = tiny ] && echo "${P}t-$got" || echo "${P}c-0-1")" >/dev/null
 			d=$(now)
 			tls=$(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')
 			ttop=$(awk -v a="$b2" -v b="$c" 'BEGIN { printf "%.2f", b - a }')
