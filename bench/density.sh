@@ -41,7 +41,8 @@
 # NX-recovery thread, its PIT thread). With HOST=set (the default, root
 # only) kernel.pid_max is raised to 4194304 for the run and put back at
 # the end when it is too low; anything else too low is said and left.
-# CVISOR=PATH times another build; IRQCHIP=split boots the guests with
+# CVISOR=PATH times another build, LS_ALSO=PATH another build's `ls` beside
+# this one's with the same guests; IRQCHIP=split boots the guests with
 # --irqchip split (no PIC, IOAPIC or PIT in KVM).
 # On a shared host run it under the heavy-run lock:
 #   flock /tmp/cvisor-heavy.lock bench/density.sh [N...]   (default 1 10 100 1000)
@@ -72,12 +73,13 @@ P=d$$ # guest name prefix: cgroups are named after guests, host-wide
 pid_max0=""
 
 cleanup() {
+	set +e # all of it, whatever fails (errexit and pipefail would stop it)
+	[ -z "$pid_max0" ] || echo "$pid_max0" >/proc/sys/kernel/pid_max
 	[ -s "$PIDS" ] && xargs -r kill -TERM <"$PIDS" 2>/dev/null
 	local s
 	for s in "$CVISOR_RUN_DIR"/*.sock; do
 		[ -e "$s" ] && basename "$s" .sock
 	done | xargs -r -P 8 -n 64 sh -c 'for n; do "$0" kill "$n" >/dev/null 2>&1; done' "$CV"
-	[ -z "$pid_max0" ] || echo "$pid_max0" >/proc/sys/kernel/pid_max
 }
 trap cleanup EXIT
 
@@ -173,13 +175,21 @@ start_batch() {
 }
 export CV IDLE IRQCHIP OUT P
 
-# running KIND: the pids of the kind's guests into $PIDS, their count out.
+# running KIND: how many of the kind's guests run (their sockets or pid
+# files: an `ls` after each batch would count in the start rate).
 running() {
+	case $1 in
+	qemu) find "$OUT/qemu" -name '*.pid' | wc -l ;;
+	*) find "$CVISOR_RUN_DIR" -name '*.sock' | wc -l ;;
+	esac
+}
+
+# pids KIND: the pids of the kind's guests into $PIDS.
+pids() {
 	case $1 in
 	qemu) cat "$OUT"/qemu/q-*.pid 2>/dev/null >"$PIDS" || : >"$PIDS" ;;
 	*) "$CV" ls --json | grep -o '"pid":[0-9]*' | cut -d: -f2 >"$PIDS" ;;
 	esac
-	wc -l <"$PIDS"
 }
 
 logs() {
@@ -231,6 +241,8 @@ for n in $NS; do
 		busy0=$([ "$CPU_WIN" = 0 ] && echo 0 || host_busy)
 		mem0=$(meminfo MemAvailable)
 		anon0=$(meminfo AnonPages)
+		tasks0=$(awk '{ split($4, a, "/"); print a[2] }' /proc/loadavg)
+		memcg0=$(awk '$1 == "memory" { print $3 }' /proc/cgroups)
 		per=2048 # KiB a guest, until measured
 		got=0 why=""
 		t0=$(now)
@@ -256,14 +268,19 @@ for n in $NS; do
 			[ "$out" -ge "$got" ] && break
 			sleep 0.05
 		done
+		pids "$kind"
 		sleep 1 # let the last monitors settle before memory is read
 		mem1=$(meminfo MemAvailable)
 		anon1=$(meminfo AnonPages)
+		tasks1=$(awk '{ split($4, a, "/"); print a[2] }' /proc/loadavg)
+		one=$(head -1 "$PIDS")
+		fds=$(ls "/proc/$one/fd" 2>/dev/null | wc -l)
+		maps=$(wc -l <"/proc/$one/maps" 2>/dev/null || echo 0)
 		read -r pss anon_own < <(pids_mem)
 		ticks0=$(pids_ticks)
 		busy1=$([ "$CPU_WIN" = 0 ] && echo 0 || host_busy)
 		ticks1=$(pids_ticks)
-		tls="-" ttop="-" tinfo="-"
+		tls="-" ttop="-" tinfo="-" lsalso=""
 		if [ "$kind" != qemu ] && [ "$got" -gt 0 ]; then
 			a=$(now)
 			"$CV" ls >/dev/null
@@ -275,6 +292,12 @@ for n in $NS; do
 			tls=$(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')
 			ttop=$(awk -v a="$b2" -v b="$c" 'BEGIN { printf "%.2f", b - a }')
 			tinfo=$(awk -v a="$c" -v b="$d" 'BEGIN { printf "%.3f", b - a }')
+			if [ -n "${LS_ALSO:-}" ]; then # another build's ls, same guests
+				a=$(now)
+				"$LS_ALSO" ls >/dev/null
+				b2=$(now)
+				lsalso=$(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')
+			fi
 		fi
 		# shellcheck disable=SC2046
 		read -r first last < <(stat -c %.9Y $(logs "$kind") 2>/dev/null | sort -n |
@@ -285,6 +308,13 @@ for n in $NS; do
 			sleep 1
 		done
 		mem2=$(meminfo MemAvailable)
+		# The logs' page cache is charged to each guest's memory cgroup,
+		# which stays (dying) until those pages go: remove them.
+		sleep 1
+		memcg1=$(awk '$1 == "memory" { print $3 }' /proc/cgroups)
+		find "$CVISOR_RUN_DIR" "$OUT/qemu" -name '*.log' -delete
+		sleep 1
+		memcg2=$(awk '$1 == "memory" { print $3 }' /proc/cgroups)
 		awk -v n="$n" -v kind="$kind" -v got="$got" -v t0="$t0" -v first="$first" \
 			-v last="$last" -v m0="$mem0" -v m1="$mem1" -v m2="$mem2" -v a0="$anon0" \
 			-v a1="$anon1" -v own="$anon_own" -v pss="$pss" -v busy0="$busy0" \
@@ -300,6 +330,7 @@ for n in $NS; do
 					(win ? 100 * (k1 - k0) / hz / win : 0), tls, ttop, tinfo, left,
 					(m2 - m1) / 1024, (m0 - m1) / 1024
 			}'
+		echo "#   $kind N=$n: host tasks $tasks0 -> $tasks1 ($(((tasks1 - tasks0) / (got ? got : 1))) a guest), a monitor has $fds fds and $maps mappings, memory cgroups $memcg0 before, $memcg1 after, $memcg2 once the logs are removed${lsalso:+; ls of $LS_ALSO $lsalso s}"
 		[ -z "$why" ] || echo "#   $kind stopped at $got of $n: $why"
 		: >"$PIDS"
 	done
