@@ -41,8 +41,8 @@
 # NX-recovery thread, its PIT thread). With HOST=set (the default, root
 # only) kernel.pid_max is raised to 4194304 for the run and put back at
 # the end when it is too low; anything else too low is said and left.
-# CVISOR=PATH times another build, LS_ALSO=PATH another build's `ls` beside
-# this one's with the same guests; IRQCHIP=split boots the guests with
+# CVISOR=PATH times another build, LS_ALSO="PATH..." other builds' `ls`
+# beside this one's with the same guests; IRQCHIP=split boots the guests with
 # --irqchip split (no PIC, IOAPIC or PIT in KVM).
 # On a shared host run it under the heavy-run lock:
 #   flock /tmp/cvisor-heavy.lock bench/density.sh [N...]   (default 1 10 100 1000)
@@ -280,11 +280,15 @@ for n in $NS; do
 		ticks0=$(pids_ticks)
 		busy1=$([ "$CPU_WIN" = 0 ] && echo 0 || host_busy)
 		ticks1=$(pids_ticks)
-		tls="-" ttop="-" tinfo="-" lsalso=""
+		tls="-" ttop="-" tinfo="-" lsalso="" lscpu=""
 		if [ "$kind" != qemu ] && [ "$got" -gt 0 ]; then
+			read -r j0 _ < <(cpu_jiffies)
 			a=$(now)
 			"$CV" ls >/dev/null
 			b2=$(now)
+			read -r j1 _ < <(cpu_jiffies)
+			# the host's CPU time while ls ran, ms (monitors woken, ls itself, the rest)
+			lscpu=$(((j1 - j0) * 1000 / $(getconf CLK_TCK)))
 			"$CV" top --once >/dev/null
 			c=$(now)
 			"$CV" info "$([ "$kind" = tiny ] && echo "${P}t-$got" || echo "${P}c-0-1")" >/dev/null
@@ -292,12 +296,14 @@ for n in $NS; do
 			tls=$(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')
 			ttop=$(awk -v a="$b2" -v b="$c" 'BEGIN { printf "%.2f", b - a }')
 			tinfo=$(awk -v a="$c" -v b="$d" 'BEGIN { printf "%.3f", b - a }')
-			if [ -n "${LS_ALSO:-}" ]; then # another build's ls, same guests
-				a=$(now)
-				"$LS_ALSO" ls >/dev/null
-				b2=$(now)
-				lsalso=$(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')
-			fi
+			for bin in ${LS_ALSO:-}; do # other builds' ls, same guests, twice each
+				for _ in 1 2; do
+					a=$(now)
+					"$bin" ls >/dev/null 2>&1 || true
+					b2=$(now)
+					lsalso+=" $(basename "$bin") $(awk -v a="$a" -v b="$b2" 'BEGIN { printf "%.2f", b - a }')"
+				done
+			done
 		fi
 		# shellcheck disable=SC2046
 		read -r first last < <(stat -c %.9Y $(logs "$kind") 2>/dev/null | sort -n |
@@ -330,7 +336,7 @@ for n in $NS; do
 					(win ? 100 * (k1 - k0) / hz / win : 0), tls, ttop, tinfo, left,
 					(m2 - m1) / 1024, (m0 - m1) / 1024
 			}'
-		echo "#   $kind N=$n: host tasks $tasks0 -> $tasks1 ($(((tasks1 - tasks0) / (got ? got : 1))) a guest), a monitor has $fds fds and $maps mappings, memory cgroups $memcg0 before, $memcg1 after, $memcg2 once the logs are removed${lsalso:+; ls of $LS_ALSO $lsalso s}"
+		echo "#   $kind N=$n: host tasks $tasks0 -> $tasks1 ($(((tasks1 - tasks0) / (got ? got : 1))) a guest), a monitor has $fds fds and $maps mappings, host CPU during ls ${lscpu:--} ms, memory cgroups $memcg0 before, $memcg1 after, $memcg2 once the logs are removed${lsalso:+; ls s:$lsalso}"
 		[ -z "$why" ] || echo "#   $kind stopped at $got of $n: $why"
 		: >"$PIDS"
 	done
