@@ -34,31 +34,36 @@ struct fanout {
 	uint64_t timeout_ns;
 	struct cli_answer *out;
 	int ep;
+	int open; /* connections open */
 };
 
 static void slot_end(struct fanout *f, struct slot *s, int r, struct json_object *reply)
 {
 	f->out[s->i] = (struct cli_answer){ .r = r, .reply = reply };
-	if (s->fd >= 0)
+	if (s->fd >= 0) {
 		close(s->fd); /* leaves the epoll set with it */
+		f->open--;
+	}
 	s->fd = -1;
 	s->i = -1;
 }
 
 /* Connect s to its guest and send the request; a full backlog waits for a
- * retry, any other failure is the answer. */
+ * retry, and so does running out of files while other requests are open
+ * (a low RLIMIT_NOFILE), any other failure is the answer. */
 static void slot_connect(struct fanout *f, struct slot *s, uint64_t now)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
 	char err[256];
 	int fd, r = cli_connect_nb(ctl_run_dir(), f->names[s->i], &fd, err, sizeof(err));
 
-	if (r == -EAGAIN) {
+	if (r == -EAGAIN || ((r == -EMFILE || r == -ENFILE) && f->open > 0)) {
 		s->retry_ns = now + FANOUT_RETRY_NS;
 		return;
 	}
 	if (r)
 		return slot_end(f, s, r, NULL);
+	f->open++;
 	s->fd = fd;
 	s->lb.len = s->lb.start = 0;
 	/* A fresh socket's buffer takes a request line whole. A monitor that
@@ -123,7 +128,7 @@ static int slots_fill(struct fanout *f, struct slot *slots, int *next, int n, in
 void cli_ask_all(char *const *names, int n, const char *line, int timeout_ms,
 		 struct cli_answer *out)
 {
-	struct fanout f = { names, line, (uint64_t)timeout_ms * 1000000ULL, out, -1 };
+	struct fanout f = { names, line, (uint64_t)timeout_ms * 1000000ULL, out, -1, 0 };
 	struct slot slots[FANOUT_INFLIGHT];
 	struct epoll_event ev[FANOUT_INFLIGHT];
 	int next = 0, wait_ms, k, got;
