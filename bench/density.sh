@@ -20,8 +20,9 @@
 # For each N and kind one row:
 #   started     guests running (N, or fewer with what stopped it)
 #   guests/s    started / the time from the first start to the last
-#               guest's first serial output (its log's mtime)
-#   first, last the first and the last guest's first output, from the start
+#               guest's first serial output (seen by polling the logs, 50 ms)
+#   first, last the first guest's first output (its log's mtime) and the
+#               last's, from the start
 #   MiB/guest   the drop of MemAvailable over the guests (KVM's kernel
 #               memory, page tables, cgroups included), other processes'
 #               anonymous memory aside (AnonPages' change beyond the
@@ -268,6 +269,9 @@ for n in $NS; do
 			[ "$out" -ge "$got" ] && break
 			sleep 0.05
 		done
+		# when the last first output was seen: a clone's log is written
+		# again by its timer (a minute) once a start takes longer
+		tall=$(now)
 		pids "$kind"
 		sleep 1 # let the last monitors settle before memory is read
 		mem1=$(meminfo MemAvailable)
@@ -307,7 +311,7 @@ for n in $NS; do
 		fi
 		# shellcheck disable=SC2046
 		read -r first last < <(stat -c %.9Y $(logs "$kind") 2>/dev/null | sort -n |
-			awk 'NR == 1 { f = $1 } { l = $1 } END { printf "%.3f %.3f\n", f, l }')
+			awk -v tall="$tall" 'NR == 1 { f = $1 } END { printf "%.3f %.3f\n", f, tall }')
 		left=$(stop_all "$kind")
 		for _ in $(seq 10); do # the kernel frees the VMs' memory a little after
 			[ $(($(meminfo MemAvailable) + 65536)) -ge "$mem0" ] && break
