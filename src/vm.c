@@ -17,6 +17,7 @@
 
 #include "cvisor/acpi.h"
 #include "cvisor/firmware.h"
+#include "cvisor/host_limits.h"
 #include "cvisor/kvm.h"
 #include "cvisor/mptable.h"
 #include "cvisor/pty.h"
@@ -376,10 +377,14 @@ static int create_vm_fd(struct vm *vm, struct cv_error *e)
 	uint64_t identity = fw ? KVM_IDENTITY_MAP_ADDR_FW : KVM_IDENTITY_MAP_ADDR;
 
 	vm->vm_fd = kvm_ioctl_val(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0)
-		return cv_fail(e, CV_EXIT_FAIL, -errno,
-			       "KVM_CREATE_VM: %s (is hardware virtualization enabled?)",
-			       strerror(errno));
+	if (vm->vm_fd < 0) {
+		int en = errno;
+		/* Out of files, tasks or memory: the monitor names the limit. */
+		bool out_of = en == EMFILE || en == ENFILE || en == ENOMEM || en == EAGAIN;
+
+		return cv_fail(e, CV_EXIT_FAIL, -en, "KVM_CREATE_VM: %s%s", strerror(en),
+			       out_of ? "" : " (is hardware virtualization enabled?)");
+	}
 	vm->run_size = kvm_ioctl_val(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		return cv_fail(e, CV_EXIT_FAIL, -EIO, "KVM_GET_VCPU_MMAP_SIZE: %s",
@@ -578,7 +583,10 @@ int vm_start(struct vm *vm)
 	for (unsigned int i = 0; !r && i < vm->ncpus; i++)
 		r = vcpu_start(&vm->vcpus[i]);
 	if (r) {
-		cv_err("starting vCPU threads: %s", strerror(-r));
+		char hint[CV_ERROR_MAX];
+
+		host_limit_hint(r, hint, sizeof(hint)); /* which limit, when one ran out */
+		cv_err("starting vCPU threads: %s%s", strerror(-r), hint);
 		vm_request_stop(vm, VM_STOP_HOST, NULL);
 	}
 	return r;

@@ -47,6 +47,11 @@ int cgroup_enter(struct cgroup *cg, const char *name, const struct cgroup_limits
  * Idempotent; a no-op when cgroup_enter failed. */
 void cgroup_leave(struct cgroup *cg);
 
+/* This process's cgroup directory for controller ctrl ("pids", ...):
+ * CGROUP_FS/CTRL/PATH on v1, CGROUP_FS/PATH on v2 (where it may lack the
+ * controller). Returns 0, -ENOENT (no such hierarchy) or -errno. */
+int cgroup_self_dir(const char *ctrl, char *dir, size_t len) CV_MUST;
+
 /* The guest's cgroup directory ("" when none), for `cvisor info`. */
 const char *cgroup_path(const struct cgroup *cg);
 

@@ -126,6 +126,18 @@ int cli_migrate_opts(const struct cli_args *a, struct migrate_opts *o, char *err
  * the one-line reason in err. */
 int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen) CV_MUST;
 
+/* cli_connect without waiting: the socket is O_NONBLOCK, and a monitor
+ * whose backlog is full gives -EAGAIN (try again later). */
+int cli_connect_nb(const char *dir, const char *name, int *fd, char *err, size_t errlen) CV_MUST;
+
+struct ctl_linebuf;
+
+/* One read of a reply from fd into lb: 1 with the reply's line in *line
+ * and *len (ctl_linebuf_take), 0 when it is not complete yet (or fd would
+ * block), -EPIPE, -EPROTO or -errno with the reason in err. */
+int cli_reply_step(int fd, struct ctl_linebuf *lb, char **line, size_t *len, char *err,
+		   size_t errlen) CV_MUST;
+
 /* Send one request line and wait up to timeout_ms for its reply. 0 with
  * *reply; -EREMOTEIO with the server's error; -ETIMEDOUT, -EPROTO or
  * -errno otherwise, the reason in err. */

@@ -45,6 +45,7 @@ enum ctl_cmd {
 	CTL_CMD_PEEK,
 	CTL_CMD_SET,
 	CTL_CMD_REBOOT,
+	CTL_CMD_LIST, /* `ls`'s row: the start of info's reply */
 	CTL_CMD_COUNT,
 };
 

@@ -20,7 +20,10 @@
 
 #define CONNECT_TIMEOUT_S 10
 
-int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen)
+/* cli_connect, or with nonblock an O_NONBLOCK socket whose connect does
+ * not wait: -EAGAIN when the monitor's backlog is full. */
+static int connect_to(const char *dir, const char *name, bool nonblock, int *fd, char *err,
+		      size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	/* A monitor whose backlog is full makes connect() wait: bound it. */
@@ -37,12 +40,13 @@ int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t er
 		snprintf(err, errlen, "%s/%s.sock: path too long for a socket", dir, name);
 		return -ENAMETOOLONG;
 	}
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -errno;
 	}
-	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!nonblock)
+		setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		*fd = s;
 		return 0;
@@ -66,6 +70,37 @@ int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t er
 	return r;
 }
 
+int cli_connect(const char *dir, const char *name, int *fd, char *err, size_t errlen)
+{
+	return connect_to(dir, name, false, fd, err, errlen);
+}
+
+int cli_connect_nb(const char *dir, const char *name, int *fd, char *err, size_t errlen)
+{
+	return connect_to(dir, name, true, fd, err, errlen);
+}
+
+int cli_reply_step(int fd, struct ctl_linebuf *lb, char **line, size_t *len, char *err,
+		   size_t errlen)
+{
+	char *room;
+	size_t n = ctl_linebuf_room(lb, &room);
+	ssize_t r = read(fd, room, n);
+	int t;
+
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (r <= 0) {
+		snprintf(err, errlen, "the monitor closed the connection without a reply");
+		return r < 0 ? -errno : -EPIPE;
+	}
+	ctl_linebuf_added(lb, (size_t)r);
+	t = ctl_linebuf_take(lb, line, len);
+	if (t < 0)
+		snprintf(err, errlen, "reply from the monitor too long");
+	return t < 0 ? -EPROTO : t;
+}
+
 /* Read one reply line within timeout_ms. */
 static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **line, size_t *len,
 		      char *err, size_t errlen)
@@ -75,9 +110,6 @@ static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **lin
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		uint64_t now = cv_now_ns();
-		char *room;
-		size_t n;
-		ssize_t r;
 		int t = ctl_linebuf_take(lb, line, len);
 
 		if (t > 0)
@@ -93,15 +125,9 @@ static int read_reply(int fd, struct ctl_linebuf *lb, int timeout_ms, char **lin
 			return -errno;
 		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		n = ctl_linebuf_room(lb, &room);
-		r = read(fd, room, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			snprintf(err, errlen, "the monitor closed the connection without a reply");
-			return -EPIPE;
-		}
-		ctl_linebuf_added(lb, (size_t)r);
+		/* one read: the fd blocks */
+		if ((t = cli_reply_step(fd, lb, line, len, err, errlen)))
+			return t > 0 ? 0 : t;
 	}
 }
 

@@ -83,6 +83,31 @@ static void print_ls_row(struct json_object *row, bool answered)
 	       cli_json_str(row, "state"), vcpus, mem, up);
 }
 
+/* Each guest's row: "list", and "info" of the monitors that do not know
+ * "list" (started by an older cvisor, which still runs them). */
+static void ask_rows(char **names, int n, struct cli_answer *ans)
+{
+	char **old = calloc((size_t)n + 1, sizeof(*old));
+	struct cli_answer *again = calloc((size_t)n + 1, sizeof(*again));
+	int *at = calloc((size_t)n + 1, sizeof(*at)), k = 0;
+
+	cli_ask_all(names, n, "{\"cmd\":\"list\"}\n", CLI_CALL_TIMEOUT_MS / 2, ans);
+	for (int i = 0; old && again && at && i < n; i++)
+		if (ans[i].r == -EREMOTEIO) {
+			json_object_put(ans[i].reply);
+			ans[i].reply = NULL;
+			at[k] = i;
+			old[k++] = names[i];
+		}
+	if (k)
+		cli_ask_all(old, k, "{\"cmd\":\"info\"}\n", CLI_CALL_TIMEOUT_MS / 2, again);
+	for (int j = 0; j < k; j++)
+		ans[at[j]] = again[j];
+	free(old);
+	free(again);
+	free(at);
+}
+
 int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 {
 	struct json_object *all = json_object_new_array();
@@ -104,7 +129,7 @@ int cli_ls(const struct cli_verb *v, const struct cli_args *a)
 		json_object_put(all);
 		return CV_EXIT_FAIL;
 	}
-	cli_ask_all(names, n, "{\"cmd\":\"info\"}\n", CLI_CALL_TIMEOUT_MS / 2, ans);
+	ask_rows(names, n, ans);
 	if (!a->json)
 		printf("%-20s %8s %-12s %5s %8s %12s\n", "NAME", "PID", "STATE", "VCPUS", "MEMORY",
 		       "UPTIME");

@@ -266,22 +266,49 @@ int cgroup_enter_at(struct cgroup *cg, const char *fsroot, const char *self_cgro
 	return r;
 }
 
+/* The text of /proc/self/cgroup into buf. */
+static int read_self(char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
 int cgroup_enter(struct cgroup *cg, const char *name, const struct cgroup_limits *lim, char *why,
 		 size_t whylen)
 {
 	char self[4096];
-	ssize_t n;
-	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+	int r = read_self(self, sizeof(self));
 
 	memset(cg, 0, sizeof(*cg));
-	if (fd < 0)
-		return why_errno(why, whylen, -errno, "/proc/self/cgroup");
-	n = read(fd, self, sizeof(self) - 1);
-	close(fd);
-	if (n < 0)
-		return why_errno(why, whylen, -errno, "/proc/self/cgroup");
-	self[n] = '\0';
+	if (r)
+		return why_errno(why, whylen, r, "/proc/self/cgroup");
 	return cgroup_enter_at(cg, CGROUP_FS, self, name, lim, (int)getpid(), why, whylen);
+}
+
+int cgroup_self_dir(const char *ctrl, char *dir, size_t len)
+{
+	char self[4096], path[PATH_MAX];
+	bool v2 = exists(CGROUP_FS, "cgroup.controllers");
+	int r = read_self(self, sizeof(self));
+
+	if (r || (r = self_path(self, v2 ? "" : ctrl, path, sizeof(path))))
+		return r;
+	if (!strcmp(path, "/"))
+		path[0] = '\0';
+	if (v2)
+		r = snprintf(dir, len, "%s%s", CGROUP_FS, path);
+	else
+		r = snprintf(dir, len, "%s/%s%s", CGROUP_FS, ctrl, path);
+	return (size_t)r < len ? 0 : -ENAMETOOLONG;
 }
 
 void cgroup_leave(struct cgroup *cg)

@@ -27,6 +27,7 @@
 
 #include "cvisor/ctl.h"
 #include "cvisor/ctl_proto.h"
+#include "cvisor/host_limits.h"
 #include "cvisor/monitor.h"
 #include "cvisor/virtio_blk.h"
 #include "cvisor/virtio_net.h"
@@ -333,7 +334,8 @@ static int clone_start(struct vm_config *cfg, const struct restore_src *rs,
 		return 1;
 	}
 	if (r < 0) {
-		snprintf(e.msg, sizeof(e.msg), "starting its monitor: %s", strerror(-r));
+		(void)cv_fail(&e, CV_EXIT_FAIL, r, "starting its monitor: %s", strerror(-r));
+		host_limit_explain(&e);
 		fail_with(f, k, CV_EXIT_FAIL, e.msg);
 		return 0;
 	}

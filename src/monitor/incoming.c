@@ -101,7 +101,7 @@ static void waiter_serve(struct monitor *m, int fd)
 		req.cmd = CTL_CMD_COUNT;
 	if (req.cmd == CTL_CMD_KILL) {
 		reply = waiter_kill(m);
-	} else if (req.cmd == CTL_CMD_INFO || req.cmd == CTL_CMD_STATS) {
+	} else if (req.cmd == CTL_CMD_INFO || req.cmd == CTL_CMD_STATS || req.cmd == CTL_CMD_LIST) {
 		reply = ctl_reply_ok(waiter_info(m));
 	} else {
 		snprintf(err, sizeof(err), "guest %s is waiting for an incoming migration",

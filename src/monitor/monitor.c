@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cvisor/console.h"
+#include "cvisor/host_limits.h"
 #include "cvisor/net_backend.h"
 #include "cvisor/runloop.h"
 #include "cvisor/sandbox.h"
@@ -302,9 +303,10 @@ static int monitor_end(struct monitor *m, int signo)
 	console_restore();
 	if (m->running)
 		status = stopped_status(m, signo);
-	else if (m->err.msg[0])
+	else if (m->err.msg[0]) {
+		host_limit_explain(&m->err); /* which limit, when one ran out */
 		status = cv_error_report(&m->err, NULL);
-	else
+	} else
 		status = m->err.status ? (int)m->err.status : CV_EXIT_FAIL;
 	if (m->killed)
 		status = 128 + SIGKILL;
@@ -483,7 +485,10 @@ int monitor_detach(const struct vm_config *cfg, const struct restore_src *rs,
 	int r = monitor_spawn(cfg, rs, in, place, NULL, 0, &c);
 
 	if (r < 0) {
-		cv_err("starting the monitor: %s", strerror(-r));
+		char hint[CV_ERROR_MAX];
+
+		host_limit_hint(r, hint, sizeof(hint));
+		cv_err("starting the monitor: %s%s", strerror(-r), hint);
 		return CV_EXIT_FAIL;
 	}
 	if (r > 0)

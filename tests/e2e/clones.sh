@@ -12,7 +12,8 @@
 # (other processes' anonymous memory aside).
 # Bad combinations are refused with one line and status 2 before any
 # guest starts; a resource limit hit on purpose (RLIMIT_NOFILE, a pids
-# cgroup) names the guest that could not start and why, and the ones
+# cgroup) names the guest that could not start, why and which limit of the
+# host was reached (src/host/limits.c), and the ones
 # started before it are stopped (all or none). Prints TAP (tests/lib.sh).
 #
 # Waits are on output (a log line, a count), each bounded; the guests
@@ -302,7 +303,7 @@ L=${P}f
 T_RC=$?
 T_ERR=$(cat "$T_TMP/err")
 if [ "$T_RC" != 0 ] && [ "$(printf '%s' "$T_ERR" | grep -c .)" = 1 ] &&
-	printf '%s' "$T_ERR" | grep -Eq "^cvisor: cannot start guest [1-5] of 5 \\($L-[1-5]\\): .*Too many open files"; then
+	printf '%s' "$T_ERR" | grep -Eq "^cvisor: cannot start guest [1-5] of 5 \\($L-[1-5]\\): .*Too many open files \\(this process may open 30 files, RLIMIT_NOFILE: raise ulimit -n"; then
 	t_pass "RLIMIT_NOFILE 30: $T_ERR (exit $T_RC)"
 else
 	t_fail "RLIMIT_NOFILE names the guest that could not start" "exit $T_RC: $T_ERR"
@@ -356,7 +357,7 @@ else
 	t_run 60 bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" restore "$3" --count 10 --cid 3000 --name "$4" -d' \
 		pids "$PC" "$CVISOR" "$S" "$L"
 	if [ "$T_RC" != 0 ] && [ "$(printf '%s' "$T_ERR" | grep -c .)" = 1 ] &&
-		printf '%s' "$T_ERR" | grep -Eq "^cvisor: cannot start guest ([1-9]|10) of 10 \\($L-([1-9]|10)\\): .*Resource temporarily unavailable"; then
+		printf '%s' "$T_ERR" | grep -Eq "^cvisor: cannot start guest ([1-9]|10) of 10 \\($L-([1-9]|10)\\): .*Resource temporarily unavailable \\(the pids cgroup $PC allows 20 tasks and has [0-9]+: raise its pids.max\\)"; then
 		t_pass "pids.max 20: $T_ERR (exit $T_RC)"
 	else
 		t_fail "a pids limit names the guest that could not start" "exit $T_RC: $T_ERR"

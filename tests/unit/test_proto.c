@@ -42,6 +42,7 @@ static void test_requests(void **state)
 		{ CTL_CMD_PEEK, "{\"cmd\":\"peek\",\"gpa\":0}" },
 		{ CTL_CMD_SET, "{\"cmd\":\"set\",\"device\":\"disk0\",\"limits\":\"bw=1M\"}" },
 		{ CTL_CMD_REBOOT, "{\"cmd\":\"reboot\"}" },
+		{ CTL_CMD_LIST, "{\"cmd\":\"list\"}" },
 	};
 	struct ctl_request r;
 	char err[256];
