@@ -56,7 +56,8 @@ static int set_initrd(struct vm_config *cfg, const char *what, const char *v, st
 static int set_module(struct vm_config *cfg, const char *what, const char *v, struct cv_error *e)
 {
 	size_t old = cfg->modules ? strlen(cfg->modules) + 1 : 0, n = strlen(v);
-	unsigned int count = 1;
+	/* The modules so far (one a line), this one, and the lines in v. */
+	unsigned int count = (cfg->modules ? 1 : 0) + 1;
 	char *s;
 
 	if (!v[0] || v[0] == ',' || v[0] == '\n')

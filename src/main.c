@@ -401,6 +401,10 @@ static int api_seccomp(const char *v, enum sandbox_mode *m)
 	return 0;
 }
 
+/* parse_api's answer to --version and --help: printed, nothing to run
+ * (apart from every exit status). */
+#define API_DONE (-1)
+
 /* The Cloud Hypervisor mode's flags into o, the VM flags into vmf.
  * 0, 1 (--version or --help done) or an exit status (> 1). */
 static int parse_api(const char *prog, int argc, char **argv, struct api_opts *o,
@@ -419,11 +423,11 @@ static int parse_api(const char *prog, int argc, char **argv, struct api_opts *o
 
 		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
 			printf("cloud-hypervisor %s\n", API_CH_VERSION);
-			return 1;
+			return API_DONE;
 		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(api_usage, stdout);
-			return 1;
+			return API_DONE;
 		}
 		if ((r = api_vm_flag(vmf, argc, argv, &i, err, sizeof(err))) < 0) {
 			fprintf(stderr, "%s: %s\n", prog, err);
@@ -473,7 +477,7 @@ static int cmd_api(const char *prog, int argc, char **argv)
 	}
 	api_vm_flags_free(&vmf);
 	if (r)
-		return r == 1 ? 0 : r;
+		return r == API_DONE ? 0 : r;
 	if (!o.socket && !body) {
 		fprintf(stderr, "%s: needs --api-socket PATH|fd=N or --kernel FILE\n%s", prog,
 			api_usage);

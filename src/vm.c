@@ -37,27 +37,61 @@
 
 static_assert(CONFIG_MAX_CPUS <= DIRTY_MAX_RINGS, "a dirty ring for every vCPU");
 
-int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+/* The kept open file of path (vm_file_map), or -1. */
+static int kept_fd(const struct vm *vm, const char *path)
+{
+	for (unsigned int i = 0; i < vm->nkept; i++)
+		if (!strcmp(vm->kept[i].path, path))
+			return vm->kept[i].fd;
+	return -1;
+}
+
+/* Keep fd open as path's for a reset in place; false when it is not
+ * kept (then the caller closes it). */
+static bool keep_fd(struct vm *vm, const char *path, int fd)
+{
+	char *copy;
+
+	if (vm->cfg->on_reboot != CONFIG_REBOOT_RESTART || vm->nkept >= ARRAY_SIZE(vm->kept) ||
+	    !(copy = strdup(path)))
+		return false;
+	vm->kept[vm->nkept].path = copy;
+	vm->kept[vm->nkept++].fd = fd;
+	return true;
+}
+
+int vm_file_map(struct vm *vm, const char *what, const char *path, bool empty_ok, struct vm_file *m,
 		struct cv_error *e)
 {
 	struct stat st;
-	const char *why;
-	int fd, r = cv_open_regular(path, O_RDONLY, empty_ok ? 0 : CV_OPEN_NONEMPTY, &fd, &st,
-				    &why);
+	const char *why = "";
+	int fd = kept_fd(vm, path), r = 0;
+	bool kept = fd >= 0;
 	void *p;
 
+	if (kept && fstat(fd, &st) < 0)
+		r = -errno, why = strerror(errno);
+	else if (kept && !st.st_size && !empty_ok)
+		r = -EINVAL, why = "empty file";
+	else if (!kept)
+		r = cv_open_regular(path, O_RDONLY, empty_ok ? 0 : CV_OPEN_NONEMPTY, &fd, &st,
+				    &why);
 	if (r)
 		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, why);
+	if (!kept)
+		kept = keep_fd(vm, path, fd);
+	*m = (struct vm_file){ 0 };
 	if (!st.st_size) {
-		close(fd);
-		*m = (struct vm_file){ 0 };
+		if (!kept)
+			close(fd);
 		return 0;
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return cv_fail(e, CV_EXIT_USAGE, -errno, "--%s %s: %s", what, path,
-			       strerror(errno));
+	r = p == MAP_FAILED ? -errno : 0;
+	if (!kept)
+		close(fd);
+	if (r)
+		return cv_fail(e, CV_EXIT_USAGE, r, "--%s %s: %s", what, path, strerror(-r));
 	m->data = p;
 	m->len = (size_t)st.st_size;
 	return 0;
@@ -283,7 +317,7 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error 
 	char *cmdline = NULL;
 	int r;
 
-	if ((r = vm_file_map("kernel", vm->cfg->kernel, false, &kernel, e)))
+	if ((r = vm_file_map(vm, "kernel", vm->cfg->kernel, false, &kernel, e)))
 		return r;
 	if ((r = setup_firmware_tables(vm, &img.rsdp_gpa))) {
 		cv_fail(e, CV_EXIT_FAIL, r, "building ACPI and MP tables: %s", strerror(-r));
@@ -298,7 +332,7 @@ static int load_kernel(struct vm *vm, struct boot_entry *entry, struct cv_error 
 			    "--module: kernel %s is not a multiboot kernel", vm->cfg->kernel);
 		goto out;
 	}
-	if (vm->cfg->initrd && (r = vm_file_map("initrd", vm->cfg->initrd, false, &initrd, e)))
+	if (vm->cfg->initrd && (r = vm_file_map(vm, "initrd", vm->cfg->initrd, false, &initrd, e)))
 		goto out;
 	cmdline = build_cmdline(vm);
 	if (!cmdline) {
@@ -683,6 +717,11 @@ void vm_destroy(struct vm *vm)
 	vm->ioapic.ops = NULL;
 	devices_config_free(&vm->devcfg);
 	state_buf_free(&vm->boot_state);
+	for (unsigned int i = 0; i < vm->nkept; i++) {
+		close(vm->kept[i].fd);
+		free(vm->kept[i].path);
+	}
+	vm->nkept = 0;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->shim.on)

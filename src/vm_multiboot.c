@@ -28,13 +28,17 @@ static void guest_exit(void *ctx, int status)
 {
 	struct vm *vm = ctx;
 
-	atomic_store(&vm->guest_exit, status);
+	int none = 0;
+
+	/* The first write wins, as the first stop reason does (the status is
+	 * odd, never 0). */
+	atomic_compare_exchange_strong(&vm->guest_exit, &none, status);
 	vm_request_stop(vm, VM_STOP_GUEST_EXIT, NULL);
 }
 
 /* One module: path is the file, its string "path[ args]". */
-static int add_module(struct mb_files *f, const char *what, const char *path, const char *args,
-		      struct cv_error *e)
+static int add_module(struct vm *vm, struct mb_files *f, const char *what, const char *path,
+		      const char *args, struct cv_error *e)
 {
 	size_t n = strlen(path) + strlen(args) + 2;
 	char *s;
@@ -47,19 +51,20 @@ static int add_module(struct mb_files *f, const char *what, const char *path, co
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	snprintf(s, n, "%s%s%s", path, args[0] ? " " : "", args);
 	f->strings[f->n] = s;
-	if ((r = vm_file_map(what, path, true, &f->files[f->n], e)))
+	if ((r = vm_file_map(vm, what, path, true, &f->files[f->n], e)))
 		return r;
 	f->mods[f->n] = (struct boot_module){ f->files[f->n].data, f->files[f->n].len, s };
 	f->n++;
 	return 0;
 }
 
-static int map_modules(const struct vm_config *cfg, struct mb_files *f, struct cv_error *e)
+static int map_modules(struct vm *vm, const struct vm_config *cfg, struct mb_files *f,
+		       struct cv_error *e)
 {
 	char *list, *line, *save = NULL;
 	int r = 0;
 
-	if (cfg->initrd && (r = add_module(f, "initrd", cfg->initrd, "", e)))
+	if (cfg->initrd && (r = add_module(vm, f, "initrd", cfg->initrd, "", e)))
 		return r;
 	if (!cfg->modules)
 		return 0;
@@ -70,7 +75,7 @@ static int map_modules(const struct vm_config *cfg, struct mb_files *f, struct c
 
 		if (comma)
 			*comma = '\0';
-		r = add_module(f, "module", line, comma ? comma + 1 : "", e);
+		r = add_module(vm, f, "module", line, comma ? comma + 1 : "", e);
 	}
 	free(list);
 	return r;
@@ -113,7 +118,7 @@ int vm_multiboot_load(struct vm *vm, const struct vm_file *kernel, struct boot_e
 		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
 	/* QEMU's exact form, the space kept when ARGS is empty. */
 	snprintf(cmdline, n, "%s %s", cfg->kernel, cfg->cmdline);
-	if ((r = map_modules(cfg, &f, e)))
+	if ((r = map_modules(vm, cfg, &f, e)))
 		goto out;
 	img.cmdline = cmdline;
 	img.modules = f.mods;

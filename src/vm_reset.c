@@ -34,6 +34,7 @@
 #include "cvisor/device.h"
 #include "cvisor/dirty.h"
 #include "cvisor/snapshot.h"
+#include "cvisor/virtio_balloon.h"
 
 int vm_reset_capture(struct vm *vm)
 {
@@ -58,13 +59,10 @@ void vm_request_reset(struct vm *vm)
 				: NULL);
 		return;
 	}
-	pthread_mutex_lock(&vm->lock);
-	if (!atomic_load(&vm->reset_pending)) {
-		vm->reset_keep_paused = vm->pause_req;
-		vm->pause_req = true;
-		atomic_store(&vm->reset_pending, true);
-	}
-	pthread_mutex_unlock(&vm->lock);
+	/* Not the pause request: that is the user's (or a save's, a
+	 * migration's), which the reset must leave as it finds it. A vCPU
+	 * parks while either is set (src/kvm/vcpu.c). */
+	atomic_store(&vm->reset_pending, true);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow with one write; nothing to do. */
 	}
@@ -102,26 +100,47 @@ static int reset_machine(struct vm *vm, char *err, size_t errlen)
 		return r;
 	}
 	note_ram(vm);
-	/* Resumes the devices at its end, also after a failure there. */
+	/* Resumes the devices at its end (after a failure there they stay
+	 * quiesced: the guest is stopped then). */
 	return snapshot_state_reload(vm, vm->boot_state.data, vm->boot_state.len, err, errlen);
+}
+
+/* The host's balloon target, which a device's boot state would undo. */
+static uint64_t balloon_target(struct vm *vm)
+{
+	struct virtio_balloon_stats st;
+
+	if (!vm->balloon || virtio_balloon_get_stats(vm->balloon, &st))
+		return 0;
+	return (uint64_t)st.target_pages * VIRTIO_BALLOON_PAGE_SIZE;
 }
 
 void vm_reset_run(struct vm *vm)
 {
 	char err[200], msg[sizeof(vm->stop_msg)];
-	uint64_t t0 = cv_now_ns();
-	bool keep_paused;
+	uint64_t t0 = cv_now_ns(), target;
+	bool was_paused;
 
-	if (!atomic_exchange(&vm->reset_pending, false))
+	if (!atomic_load(&vm->reset_pending))
 		return;
+	/* Main thread, as every other pause and resume: what it finds is
+	 * someone's pause to keep after the reset. */
+	was_paused = vm_paused(vm);
 	vm_pause(vm);
+	/* Every vCPU is parked: a request made now would be for the guest
+	 * this reset is about to start, and is done after it. */
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->reset_pending, false);
+	pthread_mutex_unlock(&vm->lock);
 	if (atomic_load(&vm->stop))
 		return;
-	keep_paused = vm->reset_keep_paused;
+	target = balloon_target(vm);
 	if (vm->reset_hook)
 		vm->reset_hook(vm->reset_ctx, false);
 	err[0] = '\0';
-	if (reset_machine(vm, err, sizeof(err))) {
+	if (reset_machine(vm, err, sizeof(err)) ||
+	    (vm->balloon && virtio_balloon_set_target(vm->balloon, target) &&
+	     snprintf(err, sizeof(err), "the balloon's target did not stay") > 0)) {
 		snprintf(msg, sizeof(msg), "the guest's reset failed: %s", err);
 		vm_request_stop(vm, VM_STOP_HOST, msg);
 		return;
@@ -131,6 +150,6 @@ void vm_reset_run(struct vm *vm)
 	       (double)(cv_now_ns() - t0) / 1e6);
 	if (vm->reset_hook)
 		vm->reset_hook(vm->reset_ctx, true);
-	if (!keep_paused)
+	if (!was_paused)
 		vm_resume(vm);
 }

@@ -143,8 +143,15 @@ struct vm {
 	 * main loop has still to do, and whether the guest stays paused
 	 * after it (it was paused when it asked). */
 	struct state_buf boot_state;
-	_Atomic bool reset_pending;
-	bool reset_keep_paused;
+	_Atomic bool reset_pending; /* the vCPUs park while it is set */
+	/* The files the boot read (kernel, initrd, modules), kept open for
+	 * a reset to read again: a jailed monitor no longer sees their
+	 * paths (vm_file_map). */
+	struct {
+		char *path;
+		int fd;
+	} kept[2 + BOOT_MAX_MODULES];
+	unsigned int nkept;
 	_Atomic unsigned int resets; /* resets done */
 	/* Told before (done false) and after (true) a reset, on the main
 	 * thread; NULL for none (the API's events). */
@@ -177,8 +184,10 @@ struct vm_file {
 
 /* Map the file at path, named --WHAT in the message: 0, or -errno with e
  * filled (CV_EXIT_USAGE: a missing or unreadable file, an empty one unless
- * empty_ok, when it is mapped as data NULL, len 0). */
-int vm_file_map(const char *what, const char *path, bool empty_ok, struct vm_file *m,
+ * empty_ok, when it is mapped as data NULL, len 0). With --on-reboot
+ * restart the file stays open in vm->kept, and a later map of the same
+ * path (a reset) reads that open file. */
+int vm_file_map(struct vm *vm, const char *what, const char *path, bool empty_ok, struct vm_file *m,
 		struct cv_error *e) CV_MUST;
 
 /* Unmap it; safe on a zeroed struct and twice. */

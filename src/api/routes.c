@@ -443,8 +443,11 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req)
 			http_reply_error(c, 500, "%s: the VM is migrating", name);
 			return;
 		}
-		if (req->method != routes[i].method) {
-			const char *allow = routes[i].method == HTTP_M_GET ? "GET" : "PUT";
+		/* HEAD is GET without the body (RFC 9110 9.3.2; http.c drops
+		 * it). */
+		if (req->method != routes[i].method &&
+		    !(routes[i].method == HTTP_M_GET && !strcmp(req->method_name, "HEAD"))) {
+			const char *allow = routes[i].method == HTTP_M_GET ? "GET, HEAD" : "PUT";
 
 			http_reply_not_allowed(c, allow, "%s: method %.20s not allowed (use %s)",
 					       name, req->method_name, allow);

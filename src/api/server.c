@@ -263,8 +263,12 @@ static void run_guest(struct api *a)
 	if (wire_serial(a, a->boot_err, sizeof(a->boot_err))) {
 		if (a->boot_conn)
 			http_reply_error(a->boot_conn, 500, "vm.boot: %s", a->boot_err);
+		else if (a->o->create_body) /* the direct flags' boot: no client to tell */
+			cv_err("%s", a->boot_err);
+		a->quit |= a->rebooting || (!a->boot_conn && a->o->create_body);
+		if (a->quit && !a->status)
+			a->status = CV_EXIT_FAIL;
 		a->boot_conn = NULL;
-		a->quit |= a->rebooting;
 		return;
 	}
 	a->cfg.seccomp = a->o->seccomp;

@@ -93,7 +93,7 @@ static void ask_rows(char **names, int n, struct cli_answer *ans)
 
 	cli_ask_all(names, n, "{\"cmd\":\"list\"}\n", CLI_CALL_TIMEOUT_MS / 2, ans);
 	for (int i = 0; old && again && at && i < n; i++)
-		if (ans[i].r == -EREMOTEIO) {
+		if (ans[i].unknown) {
 			json_object_put(ans[i].reply);
 			ans[i].reply = NULL;
 			at[k] = i;

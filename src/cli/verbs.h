@@ -34,6 +34,7 @@ int cli_migrate(const struct cli_verb *v, const struct cli_args *a);
 struct cli_answer {
 	int r;
 	struct json_object *reply;
+	bool unknown; /* r -EREMOTEIO: the monitor does not know the command */
 };
 
 /* Send request line to each of guests names[0..n) in ctl_run_dir() at

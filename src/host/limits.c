@@ -128,7 +128,7 @@ static bool cgroup_full(const char *ctrl, const char *limit_file, const char *us
 	return false;
 }
 
-static bool tasks_hint(char *buf, size_t len)
+static bool tasks_hint(char *buf, size_t len, bool nproc)
 {
 	char dir[PATH_MAX];
 	long long max, cur, tasks = host_tasks(), pid_max, threads_max;
@@ -160,7 +160,8 @@ static bool tasks_hint(char *buf, size_t len)
 		       true;
 	/* Root is not held to RLIMIT_NPROC; how many tasks the user has is not
 	 * cheap to count, so say it only when nothing else explains it. */
-	if (geteuid() != 0 && !getrlimit(RLIMIT_NPROC, &rl) && rl.rlim_cur != RLIM_INFINITY)
+	if (nproc && geteuid() != 0 && !getrlimit(RLIMIT_NPROC, &rl) &&
+	    rl.rlim_cur != RLIM_INFINITY)
 		return snprintf(buf, len,
 				" (this user may run %llu tasks, RLIMIT_NPROC: raise ulimit -u)",
 				(unsigned long long)rl.rlim_cur),
@@ -222,10 +223,11 @@ void host_limit_hint(int r, char *buf, size_t len)
 	buf[0] = '\0';
 	switch (r) {
 	case -EAGAIN:
-		(void)tasks_hint(buf, len);
+		(void)tasks_hint(buf, len, true);
 		break;
 	case -ENOMEM:
-		if (!tasks_hint(buf, len))
+		/* RLIMIT_NPROC fails a fork with EAGAIN, never ENOMEM. */
+		if (!tasks_hint(buf, len, false))
 			(void)memory_hint(buf, len);
 		break;
 	case -EMFILE:

@@ -103,12 +103,15 @@ static void vcpu_park(struct vcpu *vcpu)
 		cv_debug("vCPU %u: completing I/O before pausing: %s", vcpu->id, strerror(errno));
 	set_immediate_exit(vcpu->run, 0);
 	pthread_mutex_lock(&vm->lock);
-	if (vm->pause_req && !atomic_load(&vm->stop)) {
+	if ((vm->pause_req || atomic_load(&vm->reset_pending)) && !atomic_load(&vm->stop)) {
 		if (kvm_ioctl_val(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0)
 			cv_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", vcpu->id, strerror(errno));
 		vm->parked++;
 		pthread_cond_broadcast(&vm->pause_cond);
-		while (vm->pause_req && !atomic_load(&vm->stop))
+		/* A reset in place (vm_request_reset) parks it too, until the
+		 * main thread has done it. */
+		while ((vm->pause_req || atomic_load(&vm->reset_pending)) &&
+		       !atomic_load(&vm->stop))
 			pthread_cond_wait(&vm->pause_cond, &vm->lock);
 		vm->parked--;
 	}
@@ -163,7 +166,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 	char msg[160];
 
 	while (!atomic_load(&vm->stop)) {
-		if (vm->pause_req)
+		if (vm->pause_req || atomic_load(&vm->reset_pending))
 			vcpu_park(vcpu);
 		if (kvm_ioctl_val(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

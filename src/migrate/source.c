@@ -538,6 +538,8 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	if (vm->cfg->firmware)
 		return cv_errf(err, errlen, -ENOTSUP,
 			       "a guest booted with --firmware cannot be migrated yet");
+	/* A reset the guest asked for is done first (see snapshot/save.c). */
+	vm_reset_run(vm);
 	if (vm->multiboot)
 		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be migrated yet");
 	m.t0 = m.last_tick = cv_now_ns();

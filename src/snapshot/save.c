@@ -178,6 +178,9 @@ static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_writt
 	int r;
 
 	*mem_written = 0;
+	/* A reset the guest asked for is done first: its vCPUs are parked
+	 * just after asking, a state no restore could finish. */
+	vm_reset_run(vm);
 	/* A restore would rebuild neither the image at 4 GiB, nor fw_cfg, nor
 	 * the BARs the firmware moved (src/boot/firmware.c). */
 	if (vm->cfg->firmware)

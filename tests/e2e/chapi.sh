@@ -112,6 +112,13 @@ if ! vmm "$A" "$S" --event-monitor "path=$EV"; then
 fi
 APID=$VMM_PID
 expect "vmm.ping" 200 "\"version\":\"v[0-9]+\\.[0-9]+\\.[0-9]+\".*\"pid\":$APID"
+# HEAD of a GET endpoint: GET's status and headers, no body (RFC 9110 9.3.2).
+head=$(curl -s -I --max-time 20 --unix-socket "$S" http://localhost/api/v1/vmm.ping | tr -d '\r')
+if grep -q '^HTTP/1.1 200' <<<"$head" && grep -Eq '^Content-Length: [1-9]' <<<"$head"; then
+	t_pass "HEAD vmm.ping: 200 with GET's Content-Length and no body"
+else
+	t_fail "HEAD vmm.ping: 200 with GET's Content-Length and no body" "$(tr '\n' ' ' <<<"$head")"
+fi
 # A second VMM on a live VMM's socket path is refused; the first serves on.
 t_run 10 env CVISOR_CH_NAME="${P}dup" "$CH" --api-socket "$S"
 if [ "$T_RC" != 0 ] && printf '%s' "$T_ERR" | grep -q "another VMM serves it"; then

@@ -423,4 +423,15 @@ else
 	undo_user
 fi
 
+# ---- --jail with --on-reboot restart: a reset rereads the kernel from the
+# file kept open before the jail hid its path; the guest boots three times.
+t_run 120 "$CVISOR" run --jail --on-reboot restart --kernel "$GUESTS/smp.elf" --cpus 2 \
+	--cmdline smp.reboot=3
+if [ "$T_RC" = 0 ] && [ "$(grep -cx 'smp: ok' <<<"$T_OUT")" = 3 ] && grep -qx 'smp: boot 3 of 3' <<<"$T_OUT"; then
+	t_pass "--jail --on-reboot restart: the guest resets twice and boots again each time"
+else
+	t_fail "--jail --on-reboot restart: the guest boots again after its resets" \
+		"exit $T_RC: $(tail -n 3 <<<"$T_OUT" | tr '\n' ' ') $(tail -n 2 <<<"$T_ERR" | tr '\n' ' ')"
+fi
+
 t_summary jail
