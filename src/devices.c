@@ -200,6 +200,11 @@ static void virtio_destroy(void *opaque)
 {
 	struct vm_virtio *v = opaque;
 
+	/* The transport first: no kick reaches the device after this. */
+	if (v->mmio)
+		virtio_mmio_detach(&v->t.mmio);
+	else
+		virtio_pci_detach(&v->t.pci);
 	if (v->dev.ops && v->dev.ops->destroy)
 		v->dev.ops->destroy(&v->dev);
 	free(v);
