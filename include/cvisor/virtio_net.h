@@ -86,6 +86,7 @@ struct virtio_net_stats {
 	uint64_t rx_packets, rx_dropped; /* toward the guest */
 	uint64_t tx_packets, tx_dropped; /* from the guest (dropped: malformed
 					    or refused by the backend) */
+	uint64_t rx_bytes, tx_bytes;	 /* the frames moved, without the header */
 };
 
 /* The MAC a device gets when `mac=` is not given: locally administered,

@@ -192,6 +192,7 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 	}
 	*pushed += n->rx_nbufs;
 	n->stats.rx_packets++;
+	n->stats.rx_bytes += n->rx_len - VIRTIO_NET_HDR_LEN;
 	if (n->rx_bytes)
 		atomic_fetch_add(n->rx_bytes, n->rx_len - VIRTIO_NET_HDR_LEN);
 	rx_drop_pending(n);
@@ -325,6 +326,7 @@ static void tx_pump(struct virtio_net *n)
 out:
 	if (done)
 		virtio_dev_used(d, VIRTIO_NET_TXQ);
+	n->stats.tx_bytes += bytes;
 	if (bytes && n->tx_bytes)
 		atomic_fetch_add(n->tx_bytes, bytes);
 }
