@@ -109,6 +109,8 @@ static const char *const pit_names[] = { "auto", "on", "off", NULL };
 static const char *const irqchip_names[] = { "kernel", "split", NULL };
 /* In the order of enum config_serial. */
 static const char *const serial_names[] = { "tty", "pty", "off", NULL };
+/* In the order of enum config_reboot. */
+static const char *const reboot_names[] = { "exit", "restart", NULL };
 static const char *const transport_names[] = { "pci", "mmio", NULL };
 /* In the order of enum sandbox_mode. */
 static const char *const seccomp_names[] = { "on", "log", "off", NULL };
@@ -245,6 +247,8 @@ const struct field config_fields[] = {
 	  IN_FILE | IN_SNAP },
 	{ "serial", "[--serial tty|pty|off]", F_ENUM, OFF(serial), NULL, serial_names,
 	  IN_FILE | IN_SNAP | IN_INFO },
+	{ "on_reboot", "[--on-reboot exit|restart]", F_ENUM, OFF(on_reboot), NULL, reboot_names,
+	  IN_FILE | IN_INFO },
 	{ "config", "[--config FILE]", F_STR, OFF(config_file), set_config_file, NULL, 0 },
 	{ "name", "[--name NAME [-d]]", F_STR, OFF(name), set_name, NULL, IN_FILE },
 	{ "detach", NULL, F_BOOL, OFF(detach), NULL, NULL, IN_FILE },

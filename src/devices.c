@@ -406,10 +406,20 @@ static void virtio_resume(void *opaque)
 			virtio_dev_notify(d, q);
 }
 
-/* The guest resets a virtio device through its status register; the VMM
- * never needs to, so there is no reset hook here. */
+/* A reset of the machine (src/vm_reset.c): what a driver's status write
+ * of 0 does (the device model's backends stopped, the queues dropped). */
+static void virtio_reset(void *opaque)
+{
+	struct virtio_dev *d = &((struct vm_virtio *)opaque)->dev;
+
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, 0);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static const struct device_ops virtio_device_ops = {
 	.name = "virtio",
+	.reset = virtio_reset,
 	.quiesce = virtio_quiesce,
 	.resume = virtio_resume,
 	.save = virtio_save,

@@ -118,12 +118,15 @@ static void uart_irq(void *ctx, int level)
 
 static void kbd_reset(void *ctx)
 {
-	vm_request_stop(ctx, VM_STOP_RESET, NULL);
+	vm_request_reset(ctx);
 }
 
 static void pm_event(void *ctx, enum acpi_pm_event ev)
 {
-	vm_request_stop(ctx, ev == ACPI_PM_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET, NULL);
+	if (ev == ACPI_PM_POWEROFF)
+		vm_request_stop(ctx, VM_STOP_POWEROFF, NULL);
+	else
+		vm_request_reset(ctx);
 }
 
 static void pm_irq(void *ctx, int level)
@@ -517,9 +520,29 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct cv_error *e)
 	r = cfg->firmware ? firmware_load(vm, &entry, e) : load_kernel(vm, &entry, e);
 	if (r)
 		return r;
+	vm->entry = entry;
 	if ((r = x86_cpuid_init(vm, CPUID_BOOT)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 	return create_vcpus(vm, &entry, e);
+}
+
+int vm_load_images(struct vm *vm, struct cv_error *e)
+{
+	struct boot_entry entry;
+	int r;
+
+	if (vm->cfg->firmware)
+		return firmware_reload(vm, e);
+	if ((r = load_kernel(vm, &entry, e)))
+		return r;
+	/* The same files give the same entry, unless one was replaced. */
+	if (entry.mode != vm->entry.mode || entry.rip != vm->entry.rip ||
+	    entry.arg != vm->entry.arg)
+		return cv_fail(e, CV_EXIT_FAIL, -ESTALE,
+			       "kernel %s: its entry point changed since the guest booted "
+			       "(the file was replaced)",
+			       vm->cfg->kernel);
+	return 0;
 }
 
 int vm_create_restore(struct vm *vm, const struct vm_config *cfg, int mem_fd, struct cv_error *e)
@@ -641,6 +664,7 @@ void vm_destroy(struct vm *vm)
 		ioapic_destroy(&vm->ioapic);
 	vm->ioapic.ops = NULL;
 	devices_config_free(&vm->devcfg);
+	state_buf_free(&vm->boot_state);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->shim.on)

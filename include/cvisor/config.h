@@ -66,6 +66,17 @@ enum config_serial {
 	CONFIG_SERIAL_OFF,
 };
 
+/* --on-reboot: what a guest's reset (i8042 or ACPI reset, `cvisor reboot`,
+ * the API's vm.reboot) does. exit: the monitor ends with status 0, as
+ * Firecracker does; restart: the same process resets the machine in
+ * place and boots the kernel (or firmware) again, as a PC does and QEMU
+ * does by default. A restored or incoming guest has no boot state to go
+ * back to: its reset ends it, with a line that says so. */
+enum config_reboot {
+	CONFIG_REBOOT_EXIT,
+	CONFIG_REBOOT_RESTART,
+};
+
 /* The config owns every string in it (copies, freed by config_free):
  * nothing points into argv, a parsed file or a snapshot buffer. Set a
  * string field with config_set_string. */
@@ -77,9 +88,10 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned int ncpus;
 	enum config_quirks quirks;
-	enum config_pit pit;	     /* --pit auto|on|off; see config_pit_on */
-	enum config_irqchip irqchip; /* --irqchip kernel|split (default kernel) */
-	enum config_serial serial;   /* --serial tty|pty|off (default tty) */
+	enum config_pit pit;	      /* --pit auto|on|off; see config_pit_on */
+	enum config_irqchip irqchip;  /* --irqchip kernel|split (default kernel) */
+	enum config_serial serial;    /* --serial tty|pty|off (default tty) */
+	enum config_reboot on_reboot; /* --on-reboot exit|restart (default exit) */
 
 	/* Toolstack (see README: named guests). */
 	char *name;		   /* control socket $CVISOR_RUN_DIR/NAME.sock */

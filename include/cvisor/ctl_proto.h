@@ -44,6 +44,7 @@ enum ctl_cmd {
 	CTL_CMD_SAVE,
 	CTL_CMD_PEEK,
 	CTL_CMD_SET,
+	CTL_CMD_REBOOT,
 	CTL_CMD_COUNT,
 };
 

@@ -41,6 +41,10 @@ int firmware_load(struct vm *vm, struct boot_entry *entry, struct cv_error *e) C
  * -EINVAL / -ENOSPC / -ENOMEM. */
 int firmware_acpi(struct fw_cfg *f, const struct acpi_config *ac) CV_MUST;
 
+/* A reset in place: the image's end below 1 MiB written into RAM again
+ * (the guest's firmware changed its copy). 0 or -errno with e filled. */
+int firmware_reload(struct vm *vm, struct cv_error *e) CV_MUST;
+
 /* Free what firmware_load allocated (the image's copy, fw_cfg's items).
  * Safe when it was never called. */
 void firmware_destroy(struct vm *vm);

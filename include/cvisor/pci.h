@@ -43,7 +43,8 @@ struct pci_device {
 	bool bar_warned;
 	const struct pci_device_ops *ops;
 	void *opaque;
-	uint8_t next_cap; /* where pci_add_cap puts the next capability */
+	struct pci_bus *bus; /* set by pci_bus_add */
+	uint8_t next_cap;    /* where pci_add_cap puts the next capability */
 };
 
 struct pci_bus {
@@ -84,5 +85,10 @@ uint8_t pci_add_cap(struct pci_device *p, uint8_t cap_id, uint8_t len);
 
 /* Plug the device into the first free slot. -ENOSPC. */
 int pci_bus_add(struct pci_bus *b, struct pci_device *p) CV_MUST;
+
+/* Decode each of p's BARs where its config space now says (a state
+ * loaded into it: a snapshot, a reset in place), as a guest's write
+ * there would, bar_moved included; a place refused is said once. */
+void pci_device_sync_bars(struct pci_device *p);
 
 #endif

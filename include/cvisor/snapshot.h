@@ -91,6 +91,15 @@ int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char 
 int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 				 size_t errlen) CV_MUST;
 
+/* Load a state this same VM saved with snapshot_state_save (the machine
+ * before its first instruction, for a reset in place: src/vm_reset.c):
+ * the vCPUs, the irqchip, PIT and clock, and every device, but not
+ * MACHINE (this VM's CPUID and layout are the ones it was saved with,
+ * and KVM refuses new CPUID once a vCPU has run). vCPUs paused, devices
+ * reset. -errno with one line in err. */
+int snapshot_state_reload(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+			  size_t errlen) CV_MUST;
+
 /* The CPU the guest was given: the MACHINE section's CPUID table as a
  * cpu_model (cpu_compat.h), for a migration target to check against this
  * host before it builds anything. -EINVAL with one line in err. */

@@ -21,6 +21,7 @@
 #include "cvisor/ioapic.h"
 #include "cvisor/rtc.h"
 #include "cvisor/serial8250.h"
+#include "cvisor/state.h"
 #include "cvisor/syscall_shim.h"
 #include "cvisor/util.h"
 
@@ -88,6 +89,7 @@ struct vm {
 	struct fw_cfg fw_cfg;
 	uint8_t *rom;
 	size_t rom_len;
+	struct boot_entry entry; /* where the BSP started (vm_create) */
 
 	/* Stop protocol: the first vm_request_stop() wins; the main loop is
 	 * woken through stop_fd and kicks every vCPU out of KVM_RUN. */
@@ -128,6 +130,19 @@ struct vm {
 	struct virtio_dev *balloon; /* NULL without --balloon */
 	/* Counters for `cvisor top`, updated by the devices. */
 	struct virtio_io_stats stats;
+
+	/* Reset in place (src/vm_reset.c): the machine's state before its
+	 * first instruction (empty: a reset stops the guest), a reset the
+	 * main loop has still to do, and whether the guest stays paused
+	 * after it (it was paused when it asked). */
+	struct state_buf boot_state;
+	_Atomic bool reset_pending;
+	bool reset_keep_paused;
+	_Atomic unsigned int resets; /* resets done */
+	/* Told before (done false) and after (true) a reset, on the main
+	 * thread; NULL for none (the API's events). */
+	void (*reset_hook)(void *ctx, bool done);
+	void *reset_ctx;
 };
 
 /* The slave path ("/dev/pts/N") of the virtio-console's pty (--console
@@ -170,6 +185,26 @@ int vm_start(struct vm *vm) CV_MUST;
 /* Record why the guest stops (first caller wins) and wake the main loop.
  * msg may be NULL; async-signal-safe apart from formatting msg. */
 void vm_request_stop(struct vm *vm, enum vm_stop why, const char *msg);
+
+/* Save the machine's state for a reset in place (vm->boot_state): after
+ * vm_create, before vm_start. 0 or -errno (then a reset stops the
+ * guest). */
+int vm_reset_capture(struct vm *vm) CV_MUST;
+
+/* The guest (or the host for it) resets the machine: with a boot state,
+ * park the vCPUs and have the main loop reset it in place
+ * (vm_reset_run); without, stop the guest with VM_STOP_RESET. Any
+ * thread. */
+void vm_request_reset(struct vm *vm);
+
+/* Do a reset vm_request_reset asked for, if any: main thread, from its
+ * loop. A reset that fails stops the guest with a line saying why. */
+void vm_reset_run(struct vm *vm);
+
+/* Write the boot images into guest RAM as vm_create did: the kernel,
+ * initrd, command line and firmware tables, or the firmware's low copy.
+ * 0 or -errno with e filled. */
+int vm_load_images(struct vm *vm, struct cv_error *e) CV_MUST;
 
 /* Kick every vCPU out of KVM_RUN and join the threads. */
 void vm_join(struct vm *vm);

@@ -39,6 +39,7 @@ struct api {
 	struct ctl_server gate; /* the control socket's access rules (access.c) */
 	int sfd;		/* signalfd while no guest runs */
 	int ev_fd;		/* --event-monitor, or -1 */
+	int ev_tick;		/* its keep-alive timer (a FIFO's), or -1 */
 	int stdout_fd;		/* the VMM's stdout as it started */
 
 	enum api_state state;

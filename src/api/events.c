@@ -4,7 +4,14 @@
  * the time counted from the VMM's start. libvirt 11.3 reads it from a FIFO
  * and never signals the VMM it daemonized: the reader's going away (the
  * domain destroyed, the daemon gone) ends the VMM, as it ends Cloud
- * Hypervisor. */
+ * Hypervisor.
+ *
+ * A FIFO's reader that closes its fd while one of its threads is blocked
+ * reading it (libvirt 11.3's event thread, stopped at destroy and save)
+ * keeps the FIFO open until that read returns: the VMM would never see it
+ * go. So a FIFO gets a newline every EV_TICK_NS, white space between
+ * events in the stream, which ends such a read; the reader's close then
+ * shows as EPOLLERR (or EPIPE) within a tick. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,13 +23,26 @@
 #include "api_priv.h"
 #include "cvisor/vm.h"
 
+#include <sys/stat.h>
+
+#define EV_TICK_NS 1000000000ULL
+
 static uint64_t start_ns;
+
+static void drop_tick(struct api *a, struct evloop *l)
+{
+	if (a->ev_tick < 0)
+		return;
+	evloop_del(l, a->ev_tick);
+	cv_close(&a->ev_tick);
+}
 
 /* The reader went away: end the guest and the VMM. */
 static void reader_gone(struct api *a)
 {
 	evloop_del(api_loop(a), a->ev_fd);
 	cv_close(&a->ev_fd);
+	drop_tick(a, api_loop(a));
 	a->quit = true;
 	if (a->vm)
 		vm_request_stop(a->vm, VM_STOP_POWEROFF, "the event monitor's reader went away");
@@ -35,9 +55,24 @@ static void on_event_fd(void *opaque, int fd, uint32_t events)
 		reader_gone(opaque);
 }
 
+static void on_tick(void *opaque, int fd, uint32_t events)
+{
+	struct api *a = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* the timer fired; nothing to read is fine */
+	}
+	/* A full FIFO (EAGAIN) has a reader that is not reading: fine. */
+	if (a->ev_fd >= 0 && write(a->ev_fd, "\n", 1) < 0 && errno == EPIPE)
+		reader_gone(a);
+}
+
 int api_events_open(struct api *a, const char *spec, char *err, size_t errlen)
 {
 	const char *path;
+	struct stat st;
 	int fd, r;
 
 	start_ns = cv_now_ns();
@@ -60,6 +95,12 @@ int api_events_open(struct api *a, const char *spec, char *err, size_t errlen)
 	 * regular file is not pollable and has no reader to lose. */
 	if (evloop_add(&a->loop, fd, 0, on_event_fd, a) == -EPERM)
 		cv_debug("--event-monitor: not pollable (a file)");
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		r = evloop_add_timer(&a->loop, EV_TICK_NS, EV_TICK_NS, on_tick, a);
+		if (r < 0)
+			return cv_errf(err, errlen, r, "--event-monitor: timer: %s", strerror(-r));
+		a->ev_tick = r;
+	}
 	return 0;
 }
 
@@ -72,6 +113,11 @@ void api_events_move(struct api *a, struct evloop *from, struct evloop *to)
 	evloop_del(from, a->ev_fd);
 	if ((r = evloop_add(to, a->ev_fd, 0, on_event_fd, a)) && r != -EPERM)
 		cv_debug("--event-monitor: not watched on the guest's loop");
+	if (a->ev_tick >= 0) {
+		evloop_del(from, a->ev_tick);
+		if (evloop_add(to, a->ev_tick, EPOLLIN, on_tick, a))
+			cv_debug("--event-monitor: its keep-alive not on the guest's loop");
+	}
 }
 
 void api_event(struct api *a, const char *source, const char *event)
@@ -96,4 +142,5 @@ void api_events_close(struct api *a)
 	if (a->ev_fd >= 0)
 		evloop_del(api_loop(a), a->ev_fd);
 	cv_close(&a->ev_fd);
+	drop_tick(a, api_loop(a));
 }

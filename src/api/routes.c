@@ -190,15 +190,17 @@ static void ep_reboot(struct api *a, struct http_conn *c, struct http_request *r
 	(void)req;
 	if (!api_need_vm(a, c, "vm.reboot"))
 		return;
-	if (a->o->seccomp == SANDBOX_ON) {
-		/* server.c api_can_build: this process cannot make a second VM. */
-		http_reply_error(
-			c, 500,
-			"vm.reboot: cvisor rebuilds the guest to reboot it, which its "
-			"seccomp filter forbids in this process (--seccomp false allows it)");
+	/* A booted guest resets in place (src/vm_reset.c); a restored or
+	 * received one has no boot state and is built anew, which the
+	 * main thread's seccomp filter forbids (server.c api_can_build). */
+	if (!a->vm->boot_state.len && a->o->seccomp != SANDBOX_OFF) {
+		http_reply_error(c, 500,
+				 "vm.reboot: this guest was restored or received, so it has no "
+				 "boot state to reset to, and the seccomp filter forbids "
+				 "building it anew (--seccomp false allows it)");
 		return;
 	}
-	vm_request_stop(a->vm, VM_STOP_RESET, NULL);
+	vm_request_reset(a->vm);
 	http_reply(c, 204, NULL, 0);
 }
 

@@ -137,6 +137,13 @@ static int api_signals(struct api *a)
 
 /* ---- a guest's life, through the monitor ---- */
 
+/* A reset in place (vm.reboot, or the guest's own): Cloud Hypervisor's
+ * events, "rebooting" then "rebooted", with no shutdown between. */
+static void on_reset(void *ctx, bool done)
+{
+	api_event(ctx, "vm", done ? "rebooted" : "rebooting");
+}
+
 static void on_running(void *ctx, struct vm *vm)
 {
 	struct api *a = ctx;
@@ -150,6 +157,8 @@ static void on_running(void *ctx, struct vm *vm)
 	api_events_move(a, &a->loop, &vm->loop);
 	a->vm = vm;
 	a->state = API_RUNNING;
+	vm->reset_hook = on_reset;
+	vm->reset_ctx = a;
 	/* Cloud Hypervisor's restored VM waits, paused, for vm.resume (its
 	 * vCPUs were released parked: this waits for them to be). */
 	if (a->restoring)
@@ -253,9 +262,13 @@ static void run_guest(struct api *a)
 		return;
 	}
 	a->cfg.seccomp = a->o->seccomp;
+	/* A reboot is a reset in place (src/vm_reset.c), as in Cloud
+	 * Hypervisor: the same process, pid and vCPU threads. */
+	a->cfg.on_reboot = CONFIG_REBOOT_RESTART;
 	if (config_set_string(&a->cfg.name, a->name)) {
 		http_reply_error(a->boot_conn, 500, "vm.boot: out of memory");
 		a->boot_conn = NULL;
+		a->quit |= a->rebooting;
 		return;
 	}
 	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, a->incoming ? &a->in : NULL,
@@ -287,8 +300,10 @@ static void run_guest(struct api *a)
 		return (void)(a->quit = true, a->status = status);
 	a->state = API_SHUTDOWN;
 	if (!a->quit && !a->stopping && a->stop_why == VM_STOP_RESET && api_can_build(a)) {
-		/* vm.reboot, or the guest's own reset: built anew (the event
-		 * stream says rebooting, then rebooted; no shutdown between). */
+		/* The reset of a restored or received guest, which has no
+		 * boot state to reset to in place: built anew from its config
+		 * (--seccomp false only; the event stream says rebooting, then
+		 * rebooted; no shutdown between). */
 		a->rebooting = a->boot = true;
 		a->state = API_CREATED;
 		api_event(a, "vm", "rebooting");
@@ -364,7 +379,7 @@ int api_main(const struct api_opts *o)
 	int fd;
 
 	a.o = o;
-	a.sfd = a.ev_fd = a.rs.mem_fd = -1;
+	a.sfd = a.ev_fd = a.ev_tick = a.rs.mem_fd = -1;
 	/* The VMM's own stdout, for a serial in mode Tty after one elsewhere. */
 	a.stdout_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
 	config_init(&a.cfg);

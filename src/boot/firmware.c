@@ -93,12 +93,19 @@ static int read_image(struct vm *vm, struct cv_error *e)
 	return 0;
 }
 
+/* The image's end below 1 MiB, in RAM (SeaBIOS writes to its copy). */
+static int copy_low(struct vm *vm)
+{
+	size_t low = vm->rom_len < FIRMWARE_LOW_MAX ? vm->rom_len : FIRMWARE_LOW_MAX;
+
+	return guest_mem_write(&vm->mem, LAYOUT_HIMEM - low, vm->rom + vm->rom_len - low, low);
+}
+
 /* The image below 4 GiB, read-only where KVM can (writes then exit as MMIO
  * and are dropped, as a ROM drops them), and its end below 1 MiB. */
 static int map_image(struct vm *vm, struct cv_error *e)
 {
 	uint64_t gpa = FOUR_GIB - vm->rom_len;
-	size_t low = vm->rom_len < FIRMWARE_LOW_MAX ? vm->rom_len : FIRMWARE_LOW_MAX;
 	int r;
 
 	if (kvm_cap(vm->kvm_fd, KVM_CAP_READONLY_MEM))
@@ -109,8 +116,15 @@ static int map_image(struct vm *vm, struct cv_error *e)
 	if (r)
 		return cv_fail(e, CV_EXIT_FAIL, r, "mapping the firmware at %#llx: %s",
 			       (unsigned long long)gpa, strerror(-r));
-	if (guest_mem_write(&vm->mem, LAYOUT_HIMEM - low, vm->rom + vm->rom_len - low, low))
+	if (copy_low(vm))
 		return cv_fail(e, CV_EXIT_USAGE, -E2BIG, "guest memory too small for firmware");
+	return 0;
+}
+
+int firmware_reload(struct vm *vm, struct cv_error *e)
+{
+	if (!vm->rom || copy_low(vm))
+		return cv_fail(e, CV_EXIT_FAIL, -EINVAL, "the firmware's copy below 1 MiB: lost");
 	return 0;
 }
 

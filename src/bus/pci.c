@@ -80,6 +80,7 @@ int pci_bus_add(struct pci_bus *b, struct pci_device *p)
 	for (unsigned int i = 0; i < PCI_MAX_DEVICES; i++) {
 		if (!b->devs[i]) {
 			b->devs[i] = p;
+			p->bus = b;
 			return 0;
 		}
 	}
@@ -165,6 +166,31 @@ static void data_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Outside the bus lock (the device takes its own): tell p which BARs
+ * moved from old to to. */
+static void tell_moved(struct pci_device *p, unsigned int moved, const uint64_t old[6],
+		       const uint64_t to[6])
+{
+	for (unsigned int i = 0; i < 6; i++)
+		if ((moved & (1u << i)) && p->ops && p->ops->bar_moved)
+			p->ops->bar_moved(p, i, old[i], to[i]);
+}
+
+void pci_device_sync_bars(struct pci_device *p)
+{
+	struct pci_bus *b = p->bus;
+	uint64_t old[6], to[6];
+	unsigned int moved;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	moved = check_bars(b, p, old);
+	memcpy(to, p->bar_addr, sizeof(to));
+	pthread_mutex_unlock(&b->lock);
+	tell_moved(p, moved, old, to);
+}
+
 static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
 {
 	struct pci_bus *b = opaque;
@@ -188,9 +214,8 @@ static void data_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 		memcpy(to, p->bar_addr, sizeof(to));
 	}
 	pthread_mutex_unlock(&b->lock);
-	for (unsigned int i = 0; i < 6; i++)
-		if ((moved & (1u << i)) && p->ops && p->ops->bar_moved)
-			p->ops->bar_moved(p, i, old[i], to[i]);
+	if (p)
+		tell_moved(p, moved, old, to);
 	/* Outside the bus lock: the device takes its own. */
 	if (p && p->ops && p->ops->cfg_written)
 		p->ops->cfg_written(p, reg + (uint32_t)off, len);

@@ -346,6 +346,21 @@ static int cmd_pause(struct ctl_server *srv, struct ctl_conn *c, const struct ct
 	return ok(reply, o);
 }
 
+/* A hard reset in place, as the guest's own reset does (--on-reboot
+ * restart): the guest boots again in this monitor. */
+static int cmd_reboot(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,
+		      char **reply)
+{
+	(void)c;
+	(void)req;
+	if (!srv->vm->boot_state.len)
+		return fail(reply, -EINVAL,
+			    "this guest has no boot state to reset to: start it with --on-reboot "
+			    "restart (a restored or migrated guest has none)");
+	vm_request_reset(srv->vm);
+	return ok(reply, NULL);
+}
+
 static void on_stop_timeout(void *opaque, int fd, uint32_t events)
 {
 	struct ctl_server *srv = opaque;
@@ -593,6 +608,7 @@ static const struct {
 	[CTL_CMD_BALLOON] = { cmd_balloon, false }, [CTL_CMD_PIN] = { cmd_pin, true },
 	[CTL_CMD_CONSOLE] = { cmd_console, true },  [CTL_CMD_SAVE] = { cmd_save, false },
 	[CTL_CMD_PEEK] = { cmd_peek, true },	    [CTL_CMD_SET] = { cmd_set, false },
+	[CTL_CMD_REBOOT] = { cmd_reboot, false },
 };
 
 int ctl_command(struct ctl_server *srv, struct ctl_conn *c, const struct ctl_request *req,

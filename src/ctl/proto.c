@@ -87,6 +87,7 @@ static const char *const cmd_names[CTL_CMD_COUNT] = {
 	[CTL_CMD_RESUME] = "resume",   [CTL_CMD_STOP] = "stop",	  [CTL_CMD_KILL] = "kill",
 	[CTL_CMD_BALLOON] = "balloon", [CTL_CMD_PIN] = "pin",	  [CTL_CMD_CONSOLE] = "console",
 	[CTL_CMD_SAVE] = "save",       [CTL_CMD_PEEK] = "peek",	  [CTL_CMD_SET] = "set",
+	[CTL_CMD_REBOOT] = "reboot",
 };
 
 /* The argument keys each command takes besides "cmd". */

@@ -57,7 +57,7 @@ static void handle_system_event(struct vcpu *vcpu)
 		vm_request_stop(vm, VM_STOP_POWEROFF, NULL);
 		break;
 	case KVM_SYSTEM_EVENT_RESET:
-		vm_request_stop(vm, VM_STOP_RESET, NULL);
+		vm_request_reset(vm);
 		break;
 	default:
 		vm_request_stop(vm, VM_STOP_CRASH, "guest reported a crash (system event)");
@@ -191,8 +191,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 			vm_request_stop(vm, VM_STOP_CRASH, msg);
 			return;
 		case KVM_EXIT_SYSTEM_EVENT:
+			/* A reset in place parks this vCPU at the loop's top;
+			 * anything else stops the VM, which ends the loop. */
 			handle_system_event(vcpu);
-			return;
+			break;
 		case KVM_EXIT_INTERNAL_ERROR:
 			handle_internal(vcpu);
 			break;

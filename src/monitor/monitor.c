@@ -154,6 +154,12 @@ int monitor_make(struct monitor *m, const struct vm_config *cfg)
 	if (r)
 		return r;
 	m->created = true;
+	/* --on-reboot restart: the state a reset goes back to, taken before
+	 * the guest's first instruction (a restored guest has none). */
+	if (m->src->kind == MONITOR_BOOT && cfg->on_reboot == CONFIG_REBOOT_RESTART &&
+	    (r = vm_reset_capture(&m->vm)))
+		return cv_fail(&m->err, CV_EXIT_FAIL, r, "saving the boot state for resets: %s",
+			       strerror(-r));
 	monitor_say_ptys(&m->vm);
 	/* A state that does not load is the file's fault (status 2). */
 	if (rs && (r = snapshot_state_load(&m->vm, rs->payload, rs->len, err, sizeof(err))))

@@ -120,12 +120,17 @@ static void on_signal(void *opaque, int fd, uint32_t events)
 	}
 }
 
-/* A wake-up only: the loop below ends once vm->stop is set. */
+/* The loop below ends once vm->stop is set; a reset in place is done
+ * here (the same eventfd wakes the loop for it). */
 static void on_stop(void *opaque, int fd, uint32_t events)
 {
-	(void)opaque;
-	(void)fd;
+	uint64_t n;
+
 	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* Nothing to read is fine: the wake-up was seen already. */
+	}
+	vm_reset_run(opaque);
 }
 
 int runloop_run(struct vm *vm)

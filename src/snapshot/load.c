@@ -491,7 +491,14 @@ static int load_devices(struct vm *vm, const struct sections *ss, char *err, siz
 	return 0;
 }
 
-static int state_load(struct vm *vm, const uint8_t *payload, size_t len, bool cpu_checked,
+/* How state_load treats the MACHINE section. */
+enum machine_load {
+	MACHINE_LOAD,	      /* a restore: checked against this host, then set */
+	MACHINE_LOAD_CHECKED, /* a migration: the CPU was checked in the handshake */
+	MACHINE_SKIP,	      /* a reset in place: the machine is this one already */
+};
+
+static int state_load(struct vm *vm, const uint8_t *payload, size_t len, enum machine_load ml,
 		      char *err, size_t errlen)
 {
 	struct sections *ss = malloc(sizeof(*ss));
@@ -506,7 +513,8 @@ static int state_load(struct vm *vm, const uint8_t *payload, size_t len, bool cp
 		r = cv_errf(err, errlen, -EINVAL, "no KSTATE section");
 		goto out;
 	}
-	if ((r = load_machine(vm, &ss->machine, cpu_checked, err, errlen)) ||
+	if ((ml != MACHINE_SKIP &&
+	     (r = load_machine(vm, &ss->machine, ml == MACHINE_LOAD_CHECKED, err, errlen))) ||
 	    (r = load_vcpus(vm, ss, err, errlen)))
 		goto out;
 	/* After the vCPUs' TSCs, as QEMU does: kvmclock is set last. */
@@ -532,13 +540,19 @@ out:
 
 int snapshot_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err, size_t errlen)
 {
-	return state_load(vm, payload, len, false, err, errlen);
+	return state_load(vm, payload, len, MACHINE_LOAD, err, errlen);
+}
+
+int snapshot_state_reload(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+			  size_t errlen)
+{
+	return state_load(vm, payload, len, MACHINE_SKIP, err, errlen);
 }
 
 int snapshot_state_load_incoming(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 				 size_t errlen)
 {
-	return state_load(vm, payload, len, true, err, errlen);
+	return state_load(vm, payload, len, MACHINE_LOAD_CHECKED, err, errlen);
 }
 
 /* ---- FILE and FILE.mem ---- */

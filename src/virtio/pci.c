@@ -567,6 +567,9 @@ int virtio_pci_load(struct virtio_pci *vp, struct state_rd *in)
 	}
 	atomic_store(&vp->pending, pending);
 	pthread_mutex_unlock(&vp->dev->lock);
+	/* The BAR where the loaded config space says (its firmware moved
+	 * it, or a reset puts it back): bar_moved takes the device lock. */
+	pci_device_sync_bars(&vp->pci);
 	update_dma(vp);
 	return r;
 }

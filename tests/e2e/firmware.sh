@@ -93,6 +93,37 @@ else
 		"$(tr -d '\033' <"$out" | tail -n 5)"
 fi
 
+# --on-reboot restart: `cvisor reboot` resets a firmware guest in place.
+# The same disk; once SeaBIOS has said "No bootable device", the reset
+# brings its banner and the same search again (its copy below 1 MiB
+# written anew, the BARs it moved put back and moved again, fw_cfg read
+# again), in the same monitor.
+export CVISOR_RUN_DIR=$T_TMP/run
+RB=fwrb$$
+log=$CVISOR_RUN_DIR/$RB.log
+nb() { grep -c 'No bootable device' "$log" 2>/dev/null; }
+t_run 30 "$CVISOR" run -d --name "$RB" --firmware "$BIOS" --disk "$NOBOOT" --on-reboot restart
+if [ "$T_RC" = 0 ]; then
+	rbpid=$("$CVISOR" info "$RB" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+	[ -n "$rbpid" ] && T_PIDS+=("$rbpid")
+	end=$((SECONDS + 240))
+	while [ "$(nb)" -lt 1 ] && [ "$SECONDS" -lt "$end" ]; do sleep 1; done
+	t_run 10 "$CVISOR" reboot "$RB"
+	rc=$T_RC
+	while [ "$(nb)" -lt 2 ] && [ "$SECONDS" -lt "$end" ]; do sleep 1; done
+	banners=$(grep -c 'SeaBIOS (version' "$log")
+	if [ "$rc" = 0 ] && [ "$banners" = 2 ] && [ "$(nb)" = 2 ] &&
+		[ "$(grep -c 'not a bootable disk' "$log")" = 2 ] && kill -0 "$rbpid" 2>/dev/null; then
+		t_pass "cvisor reboot: SeaBIOS boots again in the same monitor and reads the disk again"
+	else
+		t_fail "cvisor reboot: SeaBIOS boots again in the same monitor" \
+			"reboot exit $rc, $banners banners: $(tr -d '\033' <"$log" | tail -n 4 | tr '\n' ' ')"
+	fi
+	"$CVISOR" kill "$RB" >/dev/null 2>&1
+else
+	t_fail "a firmware guest with --on-reboot restart starts" "$T_ERR"
+fi
+
 # An installed system's boot: a partitioned disk with GRUB for BIOS
 # (scripts/grub-disk.sh: boot.img, core.img in the post-MBR gap, an ext4
 # partition with the kernel, the initramfs and grub.cfg), Debian's cloud

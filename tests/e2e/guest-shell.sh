@@ -9,6 +9,8 @@
 # shows the serial and virtio interrupts on the IO-APIC, a block written
 # to a disk in the guest is in the image on the host, and `cvisor stop`
 # powers it off through the ACPI power button (the SCI: IRQ 9, level).
+# Before that, with --on-reboot restart, `reboot -f` in the guest resets
+# the machine in place and the same monitor boots the kernel again.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/guest.sh
@@ -81,7 +83,7 @@ truncate -s 16M "$data"
 start_s=$SECONDS
 if g_start s "$BOOT_TIMEOUT" "$CVISOR" run --name "$split_name" --irqchip split --virtio mmio --kernel "$KERNEL" \
 	--initrd "$INITRD" --memory 256M --disk "$TOOLS,readonly,serial=cvtools" --disk "$data" \
-	--cmdline "quiet cvisor.shell=1"; then
+	--on-reboot restart --cmdline "quiet cvisor.shell=1"; then
 	t_pass "--irqchip split: the microVM kernel reaches its shell in $((SECONDS - start_s)) s"
 	g_run s 60 'echo typed-$((6 * 7)) split'
 	if [ "$G_RC" = 0 ] && [ "$G_OUT" = "typed-42 split" ]; then
@@ -102,6 +104,24 @@ if g_start s "$BOOT_TIMEOUT" "$CVISOR" run --name "$split_name" --irqchip split 
 	fi
 	g_run s 60 "printf '%s' $token | dd of=/dev/vdb bs=512 count=1 conv=sync 2>/dev/null && sync && head -c ${#token} /dev/vdb && echo"
 	g_check_disk=$G_OUT
+	# --on-reboot restart: `reboot -f` resets the machine in place; the same
+	# monitor boots the kernel again (a second CVISOR-SHELL), a mark left in
+	# the guest's tmpfs is gone, and the disk written before reads back.
+	g_run s 30 'echo x >/dev/shm/rbmark'
+	g_type s 'reboot -f'
+	end=$((SECONDS + BOOT_TIMEOUT))
+	until [ "$(g_log s | grep -c '^CVISOR-SHELL$')" -ge 2 ] || [ "$SECONDS" -ge "$end" ] ||
+		! kill -0 "${G_PID[s]}" 2>/dev/null; do
+		sleep 0.5
+	done
+	for i in $(seq 10); do g_run s 10 true && break; done
+	g_run s 60 "[ -e /dev/shm/rbmark ] && echo MARK-KEPT || echo MARK-GONE; head -c ${#token} /dev/vdb; echo"
+	if [ "$G_RC" = 0 ] && [ "$G_OUT" = "MARK-GONE
+$token" ] && grep -q 'the guest reset' "$T_TMP/s.err"; then
+		t_pass "--on-reboot restart: reboot -f boots the kernel again in the same monitor (tmpfs mark gone, disk reads back)"
+	else
+		t_fail "--on-reboot restart: reboot -f boots again" "rc $G_RC: $(tr '\n' ' ' <<<"$G_OUT"); $(tail -n 2 "$T_TMP/s.err" | tr '\n' ' ')"
+	fi
 	t_run 200 "$CVISOR" stop "$split_name" --timeout 180
 	g_wait_exit s 60
 	if [ "$T_RC" = 0 ] && [ "$G_RC" = 0 ] && g_log s | grep -q "power button pressed"; then

@@ -210,6 +210,33 @@ else
 	t_fail "pause stops the counter" "no count in $A's log"
 fi
 
+# ---- reboot: a reset in place, with --on-reboot restart ----
+RB=${P}rb
+if start "$RB" counter --on-reboot restart && wait_log "$RB" "counter: spin" 20; then
+	rbpid=$(pid_of "$RB")
+	t_run 10 "$CVISOR" reboot "$RB"
+	for i in $(seq 200); do
+		[ "$(grep -c 'counter: spin' "$CVISOR_RUN_DIR/$RB.log")" -ge 2 ] && break
+		sleep 0.1
+	done
+	if [ "$T_RC" = 0 ] && [ "$(grep -c 'counter: spin' "$CVISOR_RUN_DIR/$RB.log")" = 2 ] &&
+		[ -n "$rbpid" ] && [ "$(pid_of "$RB")" = "$rbpid" ]; then
+		t_pass "reboot: the guest boots again in the same monitor (pid $rbpid)"
+	else
+		t_fail "reboot: the guest boots again in the same monitor" \
+			"rc $T_RC ($T_ERR), $(grep -c 'counter: spin' "$CVISOR_RUN_DIR/$RB.log") boots, pid $rbpid -> $(pid_of "$RB")"
+	fi
+	"$CVISOR" kill "$RB" >/dev/null 2>&1
+else
+	t_fail "reboot: a guest with --on-reboot restart starts" "$T_ERR"
+fi
+t_run 10 "$CVISOR" reboot "$A"
+if [ "$T_RC" != 0 ] && grep -q 'no boot state' <<<"$T_ERR" && [ -n "$(pid_of "$A")" ]; then
+	t_pass "reboot without --on-reboot restart is refused, the guest runs on (exit $T_RC)"
+else
+	t_fail "reboot without --on-reboot restart is refused" "rc $T_RC: $T_ERR"
+fi
+
 # ---- console: replay, live output, two readers at once ----
 c0=$(last_count "$A")
 timeout 30 "$CVISOR" console "$A" </dev/null >"$T_TMP/con1" 2>&1 &

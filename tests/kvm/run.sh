@@ -23,7 +23,7 @@ CVISOR=${CVISOR:-build/cvisor}
 BUILD=${BUILD:-build}
 GUESTS=$BUILD/tests/kvm
 TMO=${KVM_TEST_TIMEOUT:-20}
-ALL_CASES="hello rtc exit_now first_byte kbd_reset acpi_reset triple unclaimed refused prot32 unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout ioapic ioapic_split hello_split smp2_split virtio_rng_mmio_split virtio_rng_pci_split virtio_blk_mmio_split"
+ALL_CASES="hello rtc exit_now first_byte kbd_reset acpi_reset reboot_smp2 reboot_smp2_split triple unclaimed refused prot32 unknown_insn ring3 ring3_off smp2 smp4 cmdline bootabi counter virtio_rng_pci virtio_rng_mmio virtio_blk_pci virtio_blk_mmio virtio_blk_ro virtio_hostile virtio_hostile_mmio virtio_layout ioapic ioapic_split hello_split smp2_split virtio_rng_mmio_split virtio_rng_pci_split virtio_blk_mmio_split"
 
 # Flags every run_guest adds after the case's own (the *_split cases set
 # --irqchip split here).
@@ -269,6 +269,28 @@ smp_case() {
 case_smp2() { smp_case 2; }
 case_smp4() { smp_case 4; }
 
+# --on-reboot restart: the guest resets itself twice (i8042, then ACPI) and
+# boots again each time in the same monitor, its APs started anew by
+# INIT/SIPI ("smp: ok" thrice, its boot count kept in RAM 1, 2, 3); one
+# stderr line per reset. Without the flag a reset ends the run (kbd_reset).
+reboot_case() {
+	local name=$1 n=$2 why="" k
+	run_guest "$name" "$TMO" smp --cpus "$n" --on-reboot restart --cmdline "smp.reboot=3"
+	expect_status "$name" 0 || return
+	[ "$(grep -cx 'smp: ok' "$out")" = 3 ] || why="$why; $(grep -cx 'smp: ok' "$out") 'smp: ok' lines, want 3"
+	[ "$(grep -c "^smp: $n cpus up " "$out")" = 3 ] || why="$why; not all $n cpus up on every boot"
+	for k in 1 2 3; do
+		has_line "smp: boot $k of 3" || why="$why; no 'smp: boot $k of 3'"
+	done
+	[ "$(grep -c 'the guest reset' "$err")" = 2 ] || why="$why; $(grep -c 'the guest reset' "$err") reset lines on stderr, want 2"
+	if [ -n "$why" ]; then
+		fail "$name" "${why#; }"
+	else
+		pass "$name"
+	fi
+}
+case_reboot_smp2() { reboot_case reboot_smp2 2; }
+
 # The monitor may add parameters of its own (console=, ...) around ours:
 # require our string as a whole-word run inside the reported command line.
 case_cmdline() {
@@ -440,6 +462,7 @@ split() {
 case_ioapic_split() { split simple_case ioapic_split ioapic 0 "ioapic: ok"; }
 case_hello_split() { split simple_case hello_split hello 0 "hello from cvisor tiny guest"; }
 case_smp2_split() { split smp_case 2 smp2_split; }
+case_reboot_smp2_split() { split reboot_case reboot_smp2_split 2; }
 case_virtio_rng_mmio_split() { split virtio_rng_case virtio_rng_mmio_split mmio; }
 case_virtio_rng_pci_split() { split virtio_rng_case virtio_rng_pci_split pci; }
 case_virtio_blk_mmio_split() { split virtio_blk_case virtio_blk_mmio_split mmio vd-mmio-0; }
@@ -529,7 +552,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 fi
 for c in $cases; do
 	guest=$c
-	case $c in smp*) guest=smp ;; virtio_*) guest=virtio ;; ring3_*) guest=ring3 ;; *_split) guest=${c%_split} ;; esac
+	case $c in smp* | reboot_smp*) guest=smp ;; virtio_*) guest=virtio ;; ring3_*) guest=ring3 ;; *_split) guest=${c%_split} ;; esac
 	if [ ! -f "$GUESTS/$guest.elf" ]; then
 		st=-1 ms=0 out=/dev/null err=/dev/null
 		fail "$c" "$GUESTS/$guest.elf missing (run make tiny)"

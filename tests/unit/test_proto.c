@@ -41,6 +41,7 @@ static void test_requests(void **state)
 		{ CTL_CMD_SAVE, "{\"cmd\":\"save\",\"path\":\"/s\"}" },
 		{ CTL_CMD_PEEK, "{\"cmd\":\"peek\",\"gpa\":0}" },
 		{ CTL_CMD_SET, "{\"cmd\":\"set\",\"device\":\"disk0\",\"limits\":\"bw=1M\"}" },
+		{ CTL_CMD_REBOOT, "{\"cmd\":\"reboot\"}" },
 	};
 	struct ctl_request r;
 	char err[256];

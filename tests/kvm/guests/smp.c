@@ -21,7 +21,13 @@
  *    order they came up) increments the u64 at SMP_COUNT_ADDR + 8 * k
  *    without pause, and the BSP behaves as the counter guest: the u64 at
  *    0x5000 is N (with the counter's magic at 0x5008), then "count N" is
- *    printed, every "spin" iterations. */
+ *    printed, every "spin" iterations.
+ * 6. With "smp.reboot=N" (the reset-in-place tests, --on-reboot restart):
+ *    after step 4, boot number K (counted in RAM at REBOOT_ADDR, which no
+ *    reset clears, as on a PC) prints "smp: boot K of N" and resets the
+ *    machine, through the i8042 when K is odd and the ACPI reset register
+ *    when even, until K is N; then it powers off. Each boot starts the APs
+ *    again, so each must have been put back to wait for INIT/SIPI. */
 #include "lib.h"
 
 #define SMP_WAIT_SPINS 2000000
@@ -29,6 +35,8 @@
 #define TRAMP_HIGH 0x9e000
 #define COUNTER_PAGE 0x5000 /* counter guest's page; kept free by convention */
 #define SMP_COUNT_ADDR 0x5100ull /* smp.count=1: one u64 per AP */
+#define REBOOT_ADDR 0x5200ull	 /* smp.reboot=N: magic, then the boot count */
+#define REBOOT_MAGIC 0x746f6f6265524356ull
 
 extern char smp_tramp_start[], smp_tramp_end[];
 
@@ -350,6 +358,21 @@ int main(void)
 			spin_delay(spin);
 			*(volatile uint64_t *)(uintptr_t)COUNTER_PAGE = c;
 			printf("count %lu\n", (unsigned long)c);
+		}
+	}
+	uint64_t reboots = cmdline_u64("smp.reboot", 0);
+	if (reboots) {
+		volatile uint64_t *r = (volatile uint64_t *)(uintptr_t)REBOOT_ADDR;
+		if (r[0] != REBOOT_MAGIC) {
+			r[0] = REBOOT_MAGIC;
+			r[1] = 0;
+		}
+		uint64_t k = ++r[1];
+		printf("smp: boot %lu of %lu\n", (unsigned long)k, (unsigned long)reboots);
+		if (k < reboots) {
+			if (k & 1)
+				i8042_reset();
+			acpi_reset();
 		}
 	}
 	poweroff();
