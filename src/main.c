@@ -374,10 +374,18 @@ static int cmd_restore(int argc, char **argv)
 static const char api_usage[] =
 	"usage: cloud-hypervisor --api-socket PATH|fd=N [--event-monitor path=FILE|fd=N]\n"
 	"                        [--seccomp true|false|log] [--name NAME] [-v]...\n"
+	"       cloud-hypervisor [--api-socket PATH|fd=N] ... --kernel FILE [--cmdline ARGS]\n"
+	"                        [--initramfs FILE] [--cpus boot=N[,max=N]] [--memory size=SIZE]\n"
+	"                        [--disk path=FILE[,readonly=on]]... [--net "
+	"tap=NAME[,mac=MAC]]...\n"
+	"                        [--serial MODE] [--console MODE] [--rng] [--balloon size=SIZE]\n"
+	"                        [--vsock cid=N,socket=PATH]\n"
 	"       cloud-hypervisor --version\n"
 	"cvisor serving Cloud Hypervisor's REST API (" API_CH_VERSION "; see README): the same as\n"
 	"cvisor --api-socket ... The guest's cvisor name (cvisor ls, console, info) is\n"
-	"--name, else $CVISOR_CH_NAME, else ch-PID.\n";
+	"--name, else $CVISOR_CH_NAME, else ch-PID. With --kernel, the VM the flags describe\n"
+	"(Cloud Hypervisor's syntax; MODE off|null|tty|pty|file=PATH) is created and booted\n"
+	"at once; a guest poweroff ends the VMM.\n";
 
 /* --seccomp: Cloud Hypervisor's true|false|log, or cvisor's on|off|log. */
 static int api_seccomp(const char *v, enum sandbox_mode *m)
@@ -393,29 +401,36 @@ static int api_seccomp(const char *v, enum sandbox_mode *m)
 	return 0;
 }
 
-/* The Cloud Hypervisor mode: `cloud-hypervisor ARGS` or `cvisor
- * --api-socket ...` (prog names the binary in messages). */
-static int cmd_api(const char *prog, int argc, char **argv)
+/* The Cloud Hypervisor mode's flags into o, the VM flags into vmf.
+ * 0, 1 (--version or --help done) or an exit status (> 1). */
+static int parse_api(const char *prog, int argc, char **argv, struct api_opts *o,
+		     struct api_vm_flags *vmf)
 {
-	struct api_opts o = { .seccomp = SANDBOX_ON, .build_version = "cvisor " CVISOR_VERSION };
-	char flag[64];
+	char flag[64], err[512];
 	bool separate;
+	int r;
 
 	for (int i = 1; i < argc; i++) {
 		const char *val = split_flag(argc, argv, i, flag, sizeof(flag), &separate);
-		const char **dst = !strcmp(flag, "--api-socket")      ? &o.socket
-				   : !strcmp(flag, "--event-monitor") ? &o.events
-				   : !strcmp(flag, "--name")	      ? &o.name
+		const char **dst = !strcmp(flag, "--api-socket")      ? &o->socket
+				   : !strcmp(flag, "--event-monitor") ? &o->events
+				   : !strcmp(flag, "--name")	      ? &o->name
 								      : NULL;
 
 		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
 			printf("cloud-hypervisor %s\n", API_CH_VERSION);
-			return 0;
+			return 1;
 		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(api_usage, stdout);
-			return 0;
+			return 1;
 		}
+		if ((r = api_vm_flag(vmf, argc, argv, &i, err, sizeof(err))) < 0) {
+			fprintf(stderr, "%s: %s\n", prog, err);
+			return r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE;
+		}
+		if (r)
+			continue;
 		/* Cloud Hypervisor's verbosity: cvisor logs what it logs. */
 		if (argv[i][0] == '-' && argv[i][1] == 'v' &&
 		    !argv[i][strspn(argv[i] + 1, "v") + 1])
@@ -424,7 +439,7 @@ static int cmd_api(const char *prog, int argc, char **argv)
 			fprintf(stderr,
 				"%s: unsupported argument %s (the Cloud Hypervisor mode takes "
 				"--api-socket, --event-monitor, --seccomp, --name, -v, "
-				"--version)\n",
+				"--version and the VM flags of --help)\n",
 				prog, argv[i]);
 			return CV_EXIT_USAGE;
 		}
@@ -434,17 +449,40 @@ static int cmd_api(const char *prog, int argc, char **argv)
 		}
 		if (dst)
 			*dst = val;
-		else if (api_seccomp(val, &o.seccomp)) {
+		else if (api_seccomp(val, &o->seccomp)) {
 			fprintf(stderr, "%s: --seccomp %s: want true, false or log\n", prog, val);
 			return CV_EXIT_USAGE;
 		}
 		i += separate;
 	}
-	if (!o.socket) {
-		fprintf(stderr, "%s: needs --api-socket PATH|fd=N\n%s", prog, api_usage);
+	return 0;
+}
+
+/* The Cloud Hypervisor mode: `cloud-hypervisor ARGS` or `cvisor
+ * --api-socket ...` (prog names the binary in messages). */
+static int cmd_api(const char *prog, int argc, char **argv)
+{
+	struct api_opts o = { .seccomp = SANDBOX_ON, .build_version = "cvisor " CVISOR_VERSION };
+	struct api_vm_flags vmf = { 0 };
+	char err[1024], *body = NULL;
+	int r = parse_api(prog, argc, argv, &o, &vmf);
+
+	if (!r && (r = api_vm_flags_body(&vmf, &body, err, sizeof(err)))) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		r = r == -ENOMEM ? CV_EXIT_FAIL : CV_EXIT_USAGE;
+	}
+	api_vm_flags_free(&vmf);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (!o.socket && !body) {
+		fprintf(stderr, "%s: needs --api-socket PATH|fd=N or --kernel FILE\n%s", prog,
+			api_usage);
 		return CV_EXIT_USAGE;
 	}
-	return api_main(&o);
+	o.create_body = body;
+	r = api_main(&o);
+	free(body);
+	return r;
 }
 
 int main(int argc, char **argv)

@@ -109,6 +109,7 @@ static int reset_machine(struct vm *vm, char *err, size_t errlen)
 void vm_reset_run(struct vm *vm)
 {
 	char err[200], msg[sizeof(vm->stop_msg)];
+	uint64_t t0 = cv_now_ns();
 	bool keep_paused;
 
 	if (!atomic_exchange(&vm->reset_pending, false))
@@ -126,7 +127,8 @@ void vm_reset_run(struct vm *vm)
 		return;
 	}
 	atomic_fetch_add(&vm->resets, 1);
-	cv_err("the guest reset: its machine is back at power-on, booting again");
+	cv_err("the guest reset: its machine is back at power-on (in %.2f ms), booting again",
+	       (double)(cv_now_ns() - t0) / 1e6);
 	if (vm->reset_hook)
 		vm->reset_hook(vm->reset_ctx, true);
 	if (!keep_paused)

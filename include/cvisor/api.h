@@ -27,7 +27,35 @@ struct api_opts {
 	const char *name;   /* the guest's cvisor name; NULL: $CVISOR_CH_NAME or ch-PID */
 	enum sandbox_mode seccomp;
 	const char *build_version; /* vmm.ping's build_version: cvisor's own */
+	const char *create_body;   /* the direct VM flags' vm.create body: created
+				    * and booted at once; NULL: none */
 };
+
+/* Cloud Hypervisor's direct VM flags (src/api/chflags.c): --kernel,
+ * --cmdline, --initramfs, --cpus, --memory, --disk, --net, --rng,
+ * --balloon, --vsock, --serial, --console, in its syntax, gathered into
+ * the vm.create body they stand for (start zeroed). */
+struct json_object;
+struct api_vm_flags {
+	struct json_object *body; /* the body so far; NULL: no VM flag yet */
+	unsigned int seen;	  /* the one-value flags given */
+};
+
+/* Is argv[*i] a VM flag? 0: not one (argv[*i] is untouched); 1: taken
+ * with its values (*i is left on the last: --disk and --net take every
+ * value up to the next flag); -EINVAL (a flag cvisor refuses, a value
+ * that is malformed) or -ENOMEM with one line in err naming the flag. */
+int api_vm_flag(struct api_vm_flags *f, int argc, char **argv, int *i, char *err,
+		size_t errlen) CV_MUST;
+
+/* After the last flag: the vm.create body as JSON text in *out (malloc'd;
+ * NULL when no VM flag was given), checked by api_vm_config (a value
+ * cvisor cannot give is refused here, its message under the flag's name;
+ * flags without --kernel are refused). 0, or -errno with err. */
+int api_vm_flags_body(struct api_vm_flags *f, char **out, char *err, size_t errlen) CV_MUST;
+
+/* Free what api_vm_flag gathered. */
+void api_vm_flags_free(struct api_vm_flags *f);
 
 /* Parse the value of --api-socket or --event-monitor: "fd=N" into *fd
  * (and *path NULL), "path=P" or a plain P into *path (and *fd -1). 0 or

@@ -144,6 +144,11 @@ enum ctl_peer {
  * and CTL_PEER_REFUSED (0) is returned: the caller closes fd. */
 int ctl_server_admit(struct ctl_server *srv, int fd);
 
+/* ctl_server_admit's check alone, for a socket with a protocol of its
+ * own (the REST API's): the peer's class, and when refused the logged
+ * line's reason in why (one line, no quotes) and nothing sent. */
+int ctl_server_check(struct ctl_server *srv, int fd, char *why, size_t len);
+
 /* Serve on vm->loop from now on. con is the detached console (NULL for a
  * guest whose console is the terminal). */
 int ctl_server_start(struct ctl_server *srv, struct vm *vm, const struct ctl_hooks *hooks,

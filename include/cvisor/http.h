@@ -56,8 +56,12 @@ struct http_request {
 typedef void (*http_handler_fn)(void *opaque, struct http_conn *c, struct http_request *req);
 
 /* May the peer of a just-accepted connection fd use the API? (the control
- * socket's rules, ctl_server_admit). false: it is closed. NULL: anyone. */
-typedef bool (*http_admit_fn)(void *opaque, int fd);
+ * socket's rules, ctl_server_check). false: its first request is read
+ * and answered 403 Forbidden with body (a JSON object the function wrote,
+ * up to len bytes; "" gives {}), then it is closed; the handler never
+ * sees it. At most 4 refused peers wait at once (more are closed
+ * unanswered), and they never take an admitted one's place. NULL: anyone. */
+typedef bool (*http_admit_fn)(void *opaque, int fd, char *body, size_t len);
 
 /* Serve the listening unix socket listen_fd (taken: closed by
  * http_server_free, or at once if this fails) on loop. More than
@@ -74,12 +78,20 @@ int http_server_move(struct http_server *s, struct evloop *to) CV_MUST;
  * body of len bytes (NULL/0: none) of type application/json. Safe for a
  * connection that closed meanwhile (the answer is dropped); c is not to
  * be used after. A 204 carries no body and no Content-Length (RFC 9110
- * 8.6); every other answer has a Content-Length. */
+ * 8.6); every other answer has a Content-Length. The answer to a HEAD
+ * has no body whatever its status, and the Content-Length of the body a
+ * GET would have had (RFC 9110 9.3.2). */
 void http_reply(struct http_conn *c, int status, const char *body, size_t len);
 
 /* An error answer as Cloud Hypervisor gives one: status and a text/plain
  * body, the formatted message (one line). */
 void http_reply_error(struct http_conn *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* 405 Method Not Allowed with the Allow header RFC 9110 15.5.6 requires
+ * (allow: "GET", "PUT", ...) and a text/plain message as
+ * http_reply_error's. */
+void http_reply_not_allowed(struct http_conn *c, const char *allow, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Stop accepting, close every connection, free s (NULL is fine). */

@@ -6,7 +6,8 @@
  *   transfer.c vm.snapshot, vm.restore, vm.send-migration, vm.receive-migration
  *   devices.c  vm.add-net, vm.counters and the devices' ids
  *   events.c   the --event-monitor stream
- *   vmconfig.c vm.create's body to a struct vm_config */
+ *   vmconfig.c vm.create's body to a struct vm_config
+ *   chflags.c  Cloud Hypervisor's direct VM flags to a vm.create body */
 #ifndef CVISOR_API_PRIV_H
 #define CVISOR_API_PRIV_H
 
@@ -79,6 +80,11 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
 
 /* routes.c: answer 200 with o (taken; NULL: out of memory, a 500). */
 void api_reply_json(struct http_conn *c, struct json_object *o);
+
+/* routes.c: vm.create's work: body (len bytes, NUL-terminated) to the VM
+ * config, echo and state Created. 0, or -EINVAL / -ENOMEM with err (no VM
+ * then). */
+int api_vm_create(struct api *a, const char *body, size_t len, char *err, size_t errlen) CV_MUST;
 
 /* routes.c: the guest runs (or is paused): else a 500 naming the
  * endpoint `what`, and false. */

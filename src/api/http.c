@@ -22,6 +22,8 @@
 
 static_assert(HTTP_FDS_MAX <= CV_PASS_FDS_MAX, "cv_recv_fds takes fewer files than a request");
 
+#define HTTP_REFUSAL_MAX 256 /* the refusal's JSON body */
+
 struct http_conn {
 	struct http_server *s;
 	struct http_conn *next;
@@ -43,6 +45,11 @@ struct http_conn {
 	bool in_handler;	       /* the handler is running for this connection */
 	bool close_after;	       /* close once the answer is sent */
 	bool eof;
+	bool hup;  /* the peer closed both ways: read what it sent, answer nobody */
+	bool head; /* the request being answered is a HEAD: no body goes out */
+	/* The admission check refused the peer: its request gets a 403 with
+	 * this JSON body ("": admitted). */
+	char refusal[HTTP_REFUSAL_MAX];
 	uint64_t active_ns; /* last read or answer: the eviction order */
 	uint64_t stall_ns;  /* since when the peer keeps us waiting, or 0 */
 };
@@ -58,6 +65,7 @@ struct http_server {
 };
 
 static void conn_run(struct http_conn *c);
+static int conn_read(struct http_conn *c);
 
 static void drop_fds(struct http_conn *c)
 {
@@ -112,22 +120,29 @@ static bool out_add(struct http_conn *c, const char *p, size_t n)
 	return true;
 }
 
-/* Queue an answer: the status line, the headers, the body. */
-static void queue_answer(struct http_conn *c, int status, const char *type, const char *body,
-			 size_t len)
+/* Queue an answer: the status line, the headers (extra: more of them,
+ * each ending in CRLF, or ""), the body. */
+static void queue_answer(struct http_conn *c, int status, const char *type, const char *extra,
+			 const char *body, size_t len)
 {
-	char head[256];
+	char head[384];
 	int n;
 
 	if (status == 204) /* no body, and so no Content-Length (RFC 9110 8.6) */
-		n = snprintf(head, sizeof(head), "HTTP/1.1 204 No Content\r\n%s\r\n",
+		n = snprintf(head, sizeof(head), "HTTP/1.1 204 No Content\r\n%s%s\r\n", extra,
 			     c->close_after ? "Connection: close\r\n" : "");
 	else
-		n = snprintf(head, sizeof(head),
-			     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-			     status, http_status_reason(status), type, len,
-			     c->close_after ? "Connection: close\r\n" : "");
-	if (!out_add(c, head, (size_t)n) || (status != 204 && !out_add(c, body, len))) {
+		n = snprintf(
+			head, sizeof(head),
+			"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+			status, http_status_reason(status), type, len, extra,
+			c->close_after ? "Connection: close\r\n" : "");
+	/* A HEAD's answer has the headers a GET's would, and no body (RFC
+	 * 9110 9.3.2): its Content-Length is the body's that is not sent. */
+	if (c->head)
+		len = 0;
+	if (n < 0 || (size_t)n >= sizeof(head) || !out_add(c, head, (size_t)n) ||
+	    (status != 204 && !out_add(c, body, len))) {
 		/* Out of memory: nothing half-written goes out. */
 		c->out_len = c->out_off;
 		c->close_after = true;
@@ -136,16 +151,20 @@ static void queue_answer(struct http_conn *c, int status, const char *type, cons
 
 /* An answer the server gives itself (a refused request, 408): the
  * connection closes after it. */
-static void queue_refusal(struct http_conn *c, int status, const char *msg)
+static void queue_refusal(struct http_conn *c, int status, const char *type, const char *msg)
 {
 	c->close_after = true;
 	c->in_off = c->in_len;
-	queue_answer(c, status, "text/plain", msg, strlen(msg));
+	queue_answer(c, status, type, "", msg, strlen(msg));
 }
 
-/* Send what is pending; false when the peer has gone. */
+/* Send what is pending; false when the peer has gone. After a hang-up
+ * (c->hup) no answer can reach it: what is pending is dropped, so that
+ * the requests it sent before leaving are still served. */
 static bool flush(struct http_conn *c)
 {
+	if (c->hup)
+		c->out_off = c->out_len;
 	while (c->out_off < c->out_len) {
 		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -220,12 +239,17 @@ static void dispatch(struct http_conn *c)
 	char msg[80];
 
 	c->stall_ns = 0;
+	c->head = !strcmp(req->method_name, "HEAD");
 	if (!http_parse_keep_alive(c->p))
 		c->close_after = true;
+	if (c->refusal[0]) {
+		queue_refusal(c, 403, "application/json", c->refusal);
+		return;
+	}
 	if (!take_fds(c, req)) {
 		snprintf(msg, sizeof(msg), "more than %d files passed with a request",
 			 HTTP_FDS_MAX);
-		queue_refusal(c, 400, msg);
+		queue_refusal(c, 400, "text/plain", msg);
 		return;
 	}
 	c->busy = c->in_handler = true;
@@ -283,7 +307,7 @@ static void parse_some(struct http_conn *c)
 		default:
 			snprintf(msg, sizeof(msg), "malformed HTTP request");
 		}
-		queue_refusal(c, status, msg);
+		queue_refusal(c, status, "text/plain", msg);
 	}
 }
 
@@ -303,8 +327,17 @@ static void conn_run(struct http_conn *c)
 			conn_close(c);
 			return;
 		}
-		if (c->in_off == c->in_len)
-			break;
+		if (c->in_off == c->in_len) {
+			int r = conn_read(c);
+
+			if (r < 0) {
+				conn_close(c);
+				return;
+			}
+			if (!r)
+				break;
+			continue;
+		}
 		parse_some(c);
 		/* The handler ran nested loop rounds, and the peer left. */
 		if (c->fd < 0) {
@@ -313,7 +346,7 @@ static void conn_run(struct http_conn *c)
 			return;
 		}
 	}
-	conn_watch(c, c->out_len ? EPOLLOUT : c->busy ? 0 : EPOLLIN);
+	conn_watch(c, c->hup ? EPOLLET : c->out_len ? EPOLLOUT : c->busy ? 0 : EPOLLIN);
 	/* The peer keeps us waiting: a request begun, an answer not read, or
 	 * passed files with no request for them (held, they would pile up).
 	 * The clock runs from the start, however the bytes trickle. */
@@ -325,46 +358,61 @@ static void conn_run(struct http_conn *c)
 	}
 }
 
+/* One read into c->in (empty: the last read is parsed), with the files
+ * that came with it. 1: bytes or the end of the stream came, 0: nothing
+ * yet, -1: the connection failed. */
+static int conn_read(struct http_conn *c)
+{
+	struct cv_passed_fds pf;
+	long r = cv_recv_fds(c->fd, c->in, sizeof(c->in), &pf);
+
+	if (r < 0 && r != -EAGAIN && r != -EINTR)
+		return -1;
+	if (pf.n || pf.truncated) {
+		/* A second set before the first was used: the first
+		 * was nobody's. */
+		drop_fds(c);
+		memcpy(c->fds, pf.fd, pf.n * sizeof(int));
+		c->nfds = pf.n;
+		c->fds_pending = true;
+		c->fds_refused = pf.truncated;
+		c->fds_at = c->rx + (uint64_t)(r > 0 ? r : 1) - 1;
+	}
+	if (r < 0)
+		return 0;
+	if (r == 0)
+		c->eof = true;
+	if (r > 0) {
+		c->in_off = 0;
+		c->in_len = (size_t)r;
+		c->rx += (uint64_t)r;
+	}
+	c->active_ns = cv_now_ns();
+	return 1;
+}
+
 static void on_conn(void *opaque, int fd, uint32_t events)
 {
 	struct http_conn *c = opaque;
-	struct cv_passed_fds pf;
-	long r;
 
-	/* EPOLLHUP: the peer has closed both ways; no answer can reach it. */
-	if (events & (EPOLLHUP | EPOLLERR)) {
+	(void)fd;
+	if (events & EPOLLERR) {
 		conn_close(c);
 		return;
+	}
+	/* EPOLLHUP: the peer has closed both ways. What it wrote before is
+	 * still to be read and served (a request sent just before the close
+	 * is run); no answer can reach it. Until the end of its bytes,
+	 * reads never wait: only the handler's answer is waited for, with
+	 * the hang-up (reported at every round) no longer watched. */
+	if (events & EPOLLHUP) {
+		c->hup = true;
+		conn_watch(c, EPOLLET);
 	}
 	/* The handler's own loop rounds: the request's conn_run goes on
 	 * once it returns. */
 	if (c->in_handler)
 		return;
-	if ((events & EPOLLIN) && !c->busy && c->in_off == c->in_len) {
-		r = cv_recv_fds(fd, c->in, sizeof(c->in), &pf);
-		if (r < 0 && r != -EAGAIN && r != -EINTR) {
-			conn_close(c);
-			return;
-		}
-		if (pf.n || pf.truncated) {
-			/* A second set before the first was used: the first
-			 * was nobody's. */
-			drop_fds(c);
-			memcpy(c->fds, pf.fd, pf.n * sizeof(int));
-			c->nfds = pf.n;
-			c->fds_pending = true;
-			c->fds_refused = pf.truncated;
-			c->fds_at = c->rx + (uint64_t)r - 1;
-		}
-		if (r == 0)
-			c->eof = true;
-		if (r > 0) {
-			c->in_off = 0;
-			c->in_len = (size_t)r;
-			c->rx += (uint64_t)r;
-		}
-		c->active_ns = cv_now_ns();
-	}
 	conn_run(c);
 }
 
@@ -391,21 +439,47 @@ static bool make_room(struct http_server *s)
 	return true;
 }
 
+/* Refused peers waiting for their 403 at once; more are closed unanswered
+ * (they cannot take the slots of the admitted: make_room is not theirs). */
+#define HTTP_REFUSED_MAX 4
+
+/* The admission check. A refused peer's request is read (answering
+ * before it, then closing, would reset the connection under a client
+ * still writing, which then loses the answer) and answered 403 with the
+ * check's JSON body; it never reaches the handler. */
+static bool admit_peer(struct http_server *s, int cfd, char *refusal, size_t len)
+{
+	unsigned int n = 0;
+
+	if (!s->admit || s->admit(s->opaque, cfd, refusal, len)) {
+		refusal[0] = '\0'; /* admitted: whatever the check wrote */
+		return true;
+	}
+	if (!refusal[0])
+		snprintf(refusal, len, "{}");
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		n += c->fd >= 0 && c->refusal[0];
+	return n < HTTP_REFUSED_MAX;
+}
+
 static void on_listen(void *opaque, int fd, uint32_t events)
 {
 	struct http_server *s = opaque;
 	struct http_conn *c;
+	char refusal[HTTP_REFUSAL_MAX];
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	(void)events;
 	if (cfd < 0)
 		return;
-	if ((s->admit && !s->admit(s->opaque, cfd)) || !make_room(s) ||
+	refusal[0] = '\0';
+	if (!admit_peer(s, cfd, refusal, sizeof(refusal)) || (!refusal[0] && !make_room(s)) ||
 	    !(c = calloc(1, sizeof(*c)))) {
 		close(cfd);
 		return;
 	}
 	*c = (struct http_conn){ .s = s, .fd = cfd, .events = EPOLLIN, .active_ns = cv_now_ns() };
+	memcpy(c->refusal, refusal, sizeof(refusal));
 	if (!(c->p = http_parse_new()) || evloop_add(s->loop, cfd, EPOLLIN, on_conn, c)) {
 		http_parse_free(c->p);
 		free(c);
@@ -441,7 +515,7 @@ static void on_timer(void *opaque, int fd, uint32_t events)
 		snprintf(msg, sizeof(msg), "request not completed within %llu ms",
 			 (unsigned long long)(s->stall_ns / 1000000));
 		c->stall_ns = 0;
-		queue_refusal(c, 408, msg);
+		queue_refusal(c, 408, "text/plain", msg);
 		conn_run(c);
 	}
 	stall_arm(s, true);
@@ -526,7 +600,8 @@ undo_listen:
 }
 
 /* Answer the request c waits on (http_reply, http_reply_error). */
-static void answer(struct http_conn *c, int status, const char *type, const char *body, size_t len)
+static void answer(struct http_conn *c, int status, const char *type, const char *extra,
+		   const char *body, size_t len)
 {
 	if (!c || !c->busy)
 		return; /* no request waits: a second answer */
@@ -538,14 +613,15 @@ static void answer(struct http_conn *c, int status, const char *type, const char
 		return;
 	}
 	c->active_ns = cv_now_ns();
-	queue_answer(c, status, type, body, len);
+	queue_answer(c, status, type, extra, body, len);
+	c->head = false;
 	if (!c->in_handler)
 		conn_run(c);
 }
 
 void http_reply(struct http_conn *c, int status, const char *body, size_t len)
 {
-	answer(c, status, "application/json", body ? body : "", body ? len : 0);
+	answer(c, status, "application/json", "", body ? body : "", body ? len : 0);
 }
 
 void http_reply_error(struct http_conn *c, int status, const char *fmt, ...)
@@ -556,7 +632,19 @@ void http_reply_error(struct http_conn *c, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	cv_vformat_line(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	answer(c, status, "text/plain", msg, strlen(msg));
+	answer(c, status, "text/plain", "", msg, strlen(msg));
+}
+
+void http_reply_not_allowed(struct http_conn *c, const char *allow, const char *fmt, ...)
+{
+	char msg[512], hdr[96];
+	va_list ap;
+
+	va_start(ap, fmt);
+	cv_vformat_line(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(hdr, sizeof(hdr), "Allow: %.80s\r\n", allow);
+	answer(c, 405, "text/plain", hdr, msg, strlen(msg));
 }
 
 void http_server_set_stall_ms(struct http_server *s, unsigned int ms)

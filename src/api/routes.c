@@ -102,6 +102,25 @@ static void ep_vmm_shutdown(struct api *a, struct http_conn *c, struct http_requ
 
 /* ---- the VM's life ---- */
 
+int api_vm_create(struct api *a, const char *body, size_t len, char *err, size_t errlen)
+{
+	int r;
+
+	config_free(&a->cfg);
+	config_init(&a->cfg);
+	r = api_vm_config(body, len, &a->cfg, &a->io, err, errlen);
+	if (!r && !(a->create_body = json_tokener_parse(body)))
+		r = -ENOMEM, snprintf(err, errlen, "vm.create: out of memory");
+	if (r) {
+		config_free(&a->cfg);
+		config_init(&a->cfg);
+		return r;
+	}
+	a->state = API_CREATED;
+	api_echo_ids(a);
+	return 0;
+}
+
 static void ep_create(struct api *a, struct http_conn *c, struct http_request *req)
 {
 	char err[512];
@@ -111,19 +130,10 @@ static void ep_create(struct api *a, struct http_conn *c, struct http_request *r
 		http_reply_error(c, 500, "vm.create: a VM is already created (vm.delete first)");
 		return;
 	}
-	config_free(&a->cfg);
-	config_init(&a->cfg);
-	r = api_vm_config(req->body, req->body_len, &a->cfg, &a->io, err, sizeof(err));
-	if (!r && !(a->create_body = json_tokener_parse(req->body)))
-		r = -ENOMEM, snprintf(err, sizeof(err), "vm.create: out of memory");
-	if (r) {
-		config_free(&a->cfg);
-		config_init(&a->cfg);
+	if ((r = api_vm_create(a, req->body, req->body_len, err, sizeof(err)))) {
 		http_reply_error(c, r == -ENOMEM ? 500 : 400, "%s", err);
 		return;
 	}
-	a->state = API_CREATED;
-	api_echo_ids(a);
 	http_reply(c, 204, NULL, 0);
 }
 
@@ -404,9 +414,10 @@ void api_handle(void *opaque, struct http_conn *c, struct http_request *req)
 			return;
 		}
 		if (req->method != routes[i].method) {
-			http_reply_error(c, 405, "%s: method %.20s not allowed (use %s)", name,
-					 req->method_name,
-					 routes[i].method == HTTP_M_GET ? "GET" : "PUT");
+			const char *allow = routes[i].method == HTTP_M_GET ? "GET" : "PUT";
+
+			http_reply_not_allowed(c, allow, "%s: method %.20s not allowed (use %s)",
+					       name, req->method_name, allow);
 			return;
 		}
 		routes[i].fn(a, c, req);

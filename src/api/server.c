@@ -99,12 +99,18 @@ static int api_listen(const char *spec, char *err, size_t errlen)
 	return fd;
 }
 
-/* The control socket's rules (access.c): root or the VMM's owner. */
-static bool api_admit(void *opaque, int fd)
+/* The control socket's rules (access.c): root or the VMM's owner. A
+ * refused peer is told why in the 403's JSON body. */
+static bool api_admit(void *opaque, int fd, char *body, size_t len)
 {
 	struct api *a = opaque;
+	char why[128];
 
-	return ctl_server_admit(&a->gate, fd) == CTL_PEER_OWNER;
+	if (ctl_server_check(&a->gate, fd, why, sizeof(why)) == CTL_PEER_OWNER)
+		return true;
+	/* why is one line of cvisor's own, without quotes or backslashes */
+	snprintf(body, len, "{\"error\":\"%s\"}", why);
+	return false;
 }
 
 static void on_signal(void *opaque, int fd, uint32_t events)
@@ -149,7 +155,7 @@ static void on_running(void *ctx, struct vm *vm)
 	struct api *a = ctx;
 
 	a->built_once = true;
-	if (http_server_move(a->http, &vm->loop)) {
+	if (a->http && http_server_move(a->http, &vm->loop)) {
 		cv_err("API socket: cannot serve it on the guest's loop");
 		vm_request_stop(vm, VM_STOP_HOST, "the API socket could not follow the guest");
 		return;
@@ -187,7 +193,7 @@ static void on_ended(void *ctx, struct vm *vm, const struct cv_error *err)
 
 	if (a->vm) {
 		a->stop_why = atomic_load(&vm->stop);
-		if (http_server_move(a->http, &a->loop))
+		if (a->http && http_server_move(a->http, &a->loop))
 			cv_err("API socket: cannot serve it after the guest");
 		api_events_move(a, &vm->loop, &a->loop);
 		a->vm = NULL;
@@ -268,7 +274,7 @@ static void run_guest(struct api *a)
 	if (config_set_string(&a->cfg.name, a->name)) {
 		http_reply_error(a->boot_conn, 500, "vm.boot: out of memory");
 		a->boot_conn = NULL;
-		a->quit |= a->rebooting;
+		a->quit |= a->rebooting; /* no VM is left to wait for */
 		return;
 	}
 	status = monitor_run_api(&a->cfg, a->restoring ? &a->rs : NULL, a->incoming ? &a->in : NULL,
@@ -349,7 +355,7 @@ static void api_name(struct api *a)
 
 static int api_setup(struct api *a, char *err, size_t errlen)
 {
-	int fd, r;
+	int fd = -1, r;
 
 	api_name(a);
 	if (!ctl_name_valid(a->name))
@@ -361,10 +367,12 @@ static int api_setup(struct api *a, char *err, size_t errlen)
 		return cv_errf(err, errlen, r, "event loop: %s", strerror(-r));
 	if ((r = api_signals(a)))
 		return cv_errf(err, errlen, r, "signals: %s", strerror(-r));
-	if ((fd = api_listen(a->o->socket, err, errlen)) < 0)
+	/* The direct VM flags may come without an API socket. */
+	if (a->o->socket && (fd = api_listen(a->o->socket, err, errlen)) < 0)
 		return fd;
 	a->gate.owner = geteuid();
-	if ((r = http_server_start(&a->http, &a->loop, fd, api_handle, api_admit, a)))
+	if (a->o->socket &&
+	    (r = http_server_start(&a->http, &a->loop, fd, api_handle, api_admit, a)))
 		return cv_errf(err, errlen, r, "API socket: %s", strerror(-r));
 	if (a->o->events && (r = api_events_open(a, a->o->events, err, errlen)))
 		return r;
@@ -376,6 +384,7 @@ int api_main(const struct api_opts *o)
 	static struct api a;
 	char err[512] = "";
 	const char *path;
+	bool up = false;
 	int fd;
 
 	a.o = o;
@@ -388,7 +397,18 @@ int api_main(const struct api_opts *o)
 		a.status = CV_EXIT_USAGE;
 		a.quit = true;
 	} else {
+		up = true;
 		api_event(&a, "vmm", "starting");
+	}
+	/* The direct VM flags: created and booted as vm.create and vm.boot
+	 * would (main checked the body: only memory can fail here). */
+	if (up && o->create_body) {
+		if (api_vm_create(&a, o->create_body, strlen(o->create_body), err, sizeof(err))) {
+			cv_err("%s", err);
+			a.status = CV_EXIT_FAIL;
+			a.quit = true;
+		}
+		a.boot = true;
 	}
 	while (!a.quit) {
 		if (a.boot) {
@@ -402,7 +422,7 @@ int api_main(const struct api_opts *o)
 			break;
 		}
 	}
-	if (a.http) {
+	if (up) {
 		api_event(&a, "vmm", "shutdown");
 		if (a.stop_conn)
 			http_reply(a.stop_conn, 204, NULL, 0);

@@ -88,24 +88,33 @@ static void log_refusal(struct ctl_server *srv, const struct ucred *cr)
 	srv->refused_quiet = 0;
 }
 
-int ctl_server_admit(struct ctl_server *srv, int fd)
+int ctl_server_check(struct ctl_server *srv, int fd, char *why, size_t len)
 {
 	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	char line[160];
-	int n;
+	socklen_t crlen = sizeof(cr);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || len != sizeof(cr))
+	snprintf(why, len, "permission denied: the peer's credentials are unknown");
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) || crlen != sizeof(cr))
 		return CTL_PEER_REFUSED;
 	if (cr.uid == 0 || cr.uid == srv->owner)
 		return CTL_PEER_OWNER;
 	if (srv->has_group && peer_in_group(srv, fd, cr.gid))
 		return CTL_PEER_MEMBER;
 	log_refusal(srv, &cr);
-	n = snprintf(line, sizeof(line),
-		     "{\"ok\":false,\"error\":\"permission denied: uid %u is not the guest's "
-		     "owner\"}\n",
-		     (unsigned int)cr.uid);
+	snprintf(why, len, "permission denied: uid %u is not the guest's owner",
+		 (unsigned int)cr.uid);
+	return CTL_PEER_REFUSED;
+}
+
+int ctl_server_admit(struct ctl_server *srv, int fd)
+{
+	char why[96], line[160];
+	int peer = ctl_server_check(srv, fd, why, sizeof(why));
+	int n;
+
+	if (peer != CTL_PEER_REFUSED)
+		return peer;
+	n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", why);
 	/* A fresh socket's buffer takes one short line: never blocks. */
 	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return CTL_PEER_REFUSED;

@@ -81,6 +81,12 @@ ended() {
 	return 1
 }
 
+# stop_vmm SOCK PID WHAT: vmm.shutdown, and the VMM is gone within 10 s.
+stop_vmm() {
+	api "$1" PUT vmm.shutdown
+	ended "$2" 10 || t_fail "$3 ends" "pid $2, vmm.shutdown answered $API_CODE"
+}
+
 # count_of NAME: the counter guest's count (at 0x5000), through its cvisor name.
 count_of() { peek "$1" 20480; }
 
@@ -528,8 +534,8 @@ elif ! ip netns add "$NS" || ! ip -n "$NS" link set lo up ||
 	! ip -n "$NS" addr add 10.78.0.1/24 dev "$TAP" || ! ip -n "$NS" link set "$TAP" up; then
 	t_fail "a network namespace with a tap" "ip netns / ip tuntap failed"
 else
-	N=${P}n
-	S=$T_TMP/n.sock
+	N=${P}an
+	S=$T_TMP/an.sock
 	truncate -s 8M "$T_TMP/scratch.img"
 	shell_body() {
 		printf '{"cpus":{"boot_vcpus":1,"max_vcpus":1},"memory":{"size":268435456},'
@@ -540,8 +546,8 @@ else
 	}
 	# The VMM's stdin and stdout are the guest's serial (mode Tty): the
 	# shell's, for g_run.
-	g_spawn n env CVISOR_CH_NAME="$N" "$CH" --api-socket "$S"
-	NPID=${G_PID[n]}
+	g_spawn an env CVISOR_CH_NAME="$N" "$CH" --api-socket "$S"
+	NPID=${G_PID[an]}
 	for i in $(seq 100); do
 		api "$S" GET vmm.ping
 		[ "$API_CODE" = 200 ] && break
@@ -595,17 +601,17 @@ else
 	expect "vm.boot with the NIC" 204 ''
 	addnet '{"mac":"52:54:00:c0:ff:ef"}' --pipe
 	expect "vm.add-net on a running VM: no hotplug" 500 'no device hotplug'
-	if ! g_ready n "$BOOT_TIMEOUT"; then
-		t_fail "the guest's shell (serial on the VMM's stdio)" "$(g_log n | tail -n 5 | tr '\n' ' ')"
+	if ! g_ready an "$BOOT_TIMEOUT"; then
+		t_fail "the guest's shell (serial on the VMM's stdio)" "$(g_log an | tail -n 5 | tr '\n' ' ')"
 	else
 		t_pass "the guest's shell (serial on the VMM's stdio)"
-		g_run n 30 'cat /sys/class/net/eth0/address; basename $(dirname $(readlink -f /sys/class/net/eth0/device))'
+		g_run an 30 'cat /sys/class/net/eth0/address; basename $(dirname $(readlink -f /sys/class/net/eth0/device))'
 		if [ "$G_RC" = 0 ] && [ "$(tr -d ' \n' <<<"$G_OUT")" = "${MAC}0000:00:02.0" ]; then
 			t_pass "the guest's eth0 has the MAC given, at the BDF vm.add-net answered"
 		else
 			t_fail "the guest's eth0 has the MAC given, at the BDF vm.add-net answered" "status $G_RC: $(echo $G_OUT)"
 		fi
-		g_run n 60 'ip addr add 10.78.0.2/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 10 10.78.0.1 | tail -n 2'
+		g_run an 60 'ip addr add 10.78.0.2/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 10 10.78.0.1 | tail -n 2'
 		if [ "$G_RC" = 0 ] && grep -q " 0% packet loss" <<<"$G_OUT"; then
 			t_pass "the guest pings the tap's host side ($(tail -n 1 <<<"$G_OUT"))"
 		else
@@ -614,7 +620,7 @@ else
 		c1=$(counters)
 		# 256 KiB written through to the disk, read back past the page
 		# cache, and two pings.
-		g_run n 120 'dd if=/dev/zero of=/dev/vda bs=4k count=64 conv=fsync 2>/dev/null && echo 3 >/proc/sys/vm/drop_caches && dd if=/dev/vda of=/dev/null bs=4k count=64 2>/dev/null && ping -c 2 -W 10 10.78.0.1 >/dev/null'
+		g_run an 120 'dd if=/dev/zero of=/dev/vda bs=4k count=64 conv=fsync 2>/dev/null && echo 3 >/proc/sys/vm/drop_caches && dd if=/dev/vda of=/dev/null bs=4k count=64 2>/dev/null && ping -c 2 -W 10 10.78.0.1 >/dev/null'
 		c2=$(counters)
 		if [ "$G_RC" = 0 ] && python3 -c 'import sys
 a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]
@@ -639,7 +645,120 @@ sys.exit(not (len(a) == len(b) == 8 and all(x > 0 for x in a[4:]) and all(y > x 
 			"$n0 fds, then $(nfds) ($(ntun) tun): $(ls -l /proc/$NPID/fd | tr '\n' ' ')"
 	fi
 	api "$S" PUT vmm.shutdown
-	ended "$NPID" 10 || t_fail "VMM n ends" "pid $NPID"
+	ended "$NPID" 10 || t_fail "VMM an ends" "pid $NPID"
+fi
+
+# ---- Cloud Hypervisor's direct VM flags: the VM created and booted at once ----
+# A tiny guest that prints its command line and powers off: the VMM ends
+# with status 0 (no API socket needed). The command line's comma stays
+# (--cmdline is one string, not key=value pairs).
+t_run 30 env CVISOR_CH_NAME="${P}flags" "$CH" --kernel "$GUESTS/cmdline.elf" \
+	--cmdline "hello, flags" --cpus boot=1 --memory size=64M --serial tty --console off
+t_expect_out "direct flags: the guest boots, prints and powers off (exit 0)" \
+	'^cmdline: \[.*hello, flags'
+# With --api-socket too: the socket serves the VM the flags made, Running
+# with their vCPUs and memory; --disk takes two values after one flag.
+H=${P}h
+S=$T_TMP/h.sock
+truncate -s 1M "$T_TMP/h1.img" "$T_TMP/h2.img"
+if vmm "$H" "$S" --kernel "$GUESTS/counter.elf" --cpus boot=2,max=2 --memory size=256M \
+	--disk "path=$T_TMP/h1.img" "path=$T_TMP/h2.img,readonly=on" --serial tty --console off; then
+	HPID=$VMM_PID
+	api "$S" GET vm.info
+	if [ "$API_CODE" = 200 ] && printf '%s' "$API_BODY" | grep -q '"state":"Running"' &&
+		printf '%s' "$API_BODY" | grep -q '"cpus":{"boot_vcpus":2,"max_vcpus":2}' &&
+		printf '%s' "$API_BODY" | grep -q '"memory":{"size":268435456}' &&
+		printf '%s' "$API_BODY" | grep -q '"readonly":true}\]'; then
+		t_pass "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks"
+	else
+		t_fail "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks" \
+			"$API_CODE $API_BODY"
+	fi
+	if wait_more "$H" 1; then
+		t_pass "the flags' guest counts, reached by its cvisor name"
+	else
+		t_fail "the flags' guest counts, reached by its cvisor name" "$(tail -3 "$T_TMP/$H.out")"
+	fi
+	api "$S" PUT vm.create "$(create_body counter)"
+	expect "vm.create after the flags' VM" 500 'already created'
+	stop_vmm "$S" "$HPID" "the flags' VMM"
+else
+	t_fail "VMM h starts from direct flags" "$(cat "$T_TMP/$H.err")"
+fi
+# Malformed values: one line naming the flag, exit 2, before anything runs.
+K=$GUESTS/cmdline.elf
+t_run 10 "$CH" --kernel "$K" --cpus boot=x
+t_expect_err "--cpus boot=x" 2 '^cloud-hypervisor: --cpus boot=x: boot wants a number$'
+t_run 10 "$CH" --kernel "$K" --memory size=12Q
+t_expect_err "--memory size=12Q" 2 '^cloud-hypervisor: --memory size=12Q: size wants a size'
+t_run 10 "$CH" --kernel "$K" --disk readonly=on
+t_expect_err "--disk without path" 2 '^cloud-hypervisor: --disk: disks\[0\]\.path: missing$'
+t_run 10 "$CH" --kernel "$K" --disk --serial tty
+t_expect_err "--disk without a value" 2 '^cloud-hypervisor: --disk needs a value$'
+t_run 10 "$CH" --kernel "$K" --frobnicate
+t_expect_err "an unknown flag with --kernel" 2 'unsupported argument --frobnicate'
+t_run 10 "$CH" --kernel "$K" --cpus boot=1,max=2
+t_expect_err "--cpus max above boot: the translator's refusal under the flag" 2 \
+	'^cloud-hypervisor: --cpus: cpus\.max_vcpus: .*CPU hotplug unsupported'
+t_run 10 "$CH" --kernel "$K" --fs tag=x,socket=/s
+t_expect_err "--fs refused by name" 2 '^cloud-hypervisor: --fs: not supported by cvisor'
+t_run 10 "$CH" --cpus boot=2
+t_expect_err "VM flags without --kernel" 2 'need --kernel'
+
+# ---- a peer the access check refuses gets an HTTP 403 with a JSON body ----
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	U=${P}u
+	# A directory another uid can pass through, whatever $T_TMP's parents are.
+	PUB=$(mktemp -d /tmp/cvisor-chapi-pub.XXXXXX)
+	chmod 0711 "$PUB"
+	S=$PUB/u.sock
+	if vmm "$U" "$S"; then
+		UPID=$VMM_PID
+		chmod 0666 "$S" # modes made wider by mistake: the peer check still holds
+		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS -i --max-time 10 \
+			--unix-socket "$S" http://localhost/api/v1/vmm.ping 2>&1)
+		if printf '%s' "$out" | head -1 | grep -q '^HTTP/1.1 403 Forbidden' &&
+			printf '%s' "$out" | grep -q '^{"error":"permission denied: uid 65534 '; then
+			t_pass "a refused peer: HTTP 403 with a JSON reason"
+		else
+			t_fail "a refused peer: HTTP 403 with a JSON reason" "$out"
+		fi
+		stop_vmm "$S" "$UPID" "VMM u"
+	else
+		t_fail "VMM u starts" "$(cat "$T_TMP/$U.err")"
+	fi
+	rm -rf "$PUB"
+else
+	t_skip "a refused peer: HTTP 403" "needs root and setpriv (to be another uid)"
+fi
+
+# ---- a reboot whose rebuild cannot copy the guest's name ends the VMM ----
+# (run_guest's config_set_string fails: the VMM must not wait with no VM)
+if command -v "${CC:-cc}" >/dev/null &&
+	"${CC:-cc}" -shared -fPIC -o "$T_TMP/fail_strdup.so" tests/e2e/fail_strdup.c -ldl 2>"$T_TMP/cc.err"; then
+	N=${P}n
+	S=$T_TMP/n.sock
+	ARM=$T_TMP/n.arm
+	if LD_PRELOAD=$T_TMP/fail_strdup.so FAIL_STRDUP_OF=$N FAIL_STRDUP_ARMED=$ARM \
+		vmm "$N" "$S" --seccomp false; then
+		NPID=$VMM_PID
+		api "$S" PUT vm.create "$(create_body counter)"
+		api "$S" PUT vm.boot
+		expect "boot before the failing reboot" 204 ''
+		touch "$ARM"
+		api "$S" PUT vm.reboot
+		if ended "$NPID" 10; then
+			t_pass "a reboot that cannot copy the name ends the VMM"
+		else
+			t_fail "a reboot that cannot copy the name ends the VMM" \
+				"pid $NPID still runs: $(tail -2 "$T_TMP/$N.err")"
+			kill -9 "$NPID" 2>/dev/null
+		fi
+	else
+		t_fail "VMM n starts" "$(cat "$T_TMP/$N.err")"
+	fi
+else
+	t_skip "a reboot that cannot copy the name ends the VMM" "no C compiler: $(cat "$T_TMP/cc.err" 2>/dev/null)"
 fi
 
 t_summary chapi

@@ -65,6 +65,10 @@ static void handler(void *opaque, struct http_conn *c, struct http_request *req)
 		http_reply(c, 200, "{}", 2);
 		return;
 	}
+	if (!strcmp(req->path, "/405")) {
+		http_reply_not_allowed(c, "GET", "only use %s", "GET");
+		return;
+	}
 	if (!strcmp(req->path, "/204")) {
 		http_reply(c, 204, NULL, 0);
 		return;
@@ -90,11 +94,12 @@ static void handler(void *opaque, struct http_conn *c, struct http_request *req)
 	free(buf);
 }
 
-static bool admit(void *opaque, int fd)
+static bool admit(void *opaque, int fd, char *body, size_t len)
 {
 	struct fixture *f = opaque;
 
 	(void)fd;
+	snprintf(body, len, "{\"error\":\"not you\"}");
 	return !f->admit_no;
 }
 
@@ -720,13 +725,97 @@ static void test_conn_limit(void **state)
 		close(fds[i]);
 	close(extra);
 
+	/* A refused peer: an HTTP 403 with the JSON reason (not the control
+	 * socket's line), then closed; its request never reaches the handler. */
 	f->admit_no = true;
 	extra = client(f);
 	send_str(f, extra, "GET /no HTTP/1.1\r\n\r\n");
 	read_until(f, extra, buf, sizeof(buf), NULL, &closed);
 	assert_true(closed);
+	assert_string_equal(buf, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+				 "Content-Length: 19\r\nConnection: close\r\n\r\n"
+				 "{\"error\":\"not you\"}");
+	assert_int_equal(f->requests, HTTP_CONNS_MAX + 1);
+	close(extra);
+	/* Refused peers that say nothing: four wait for their request, a
+	 * fifth is closed unanswered. */
+	for (int i = 0; i < 4; i++) {
+		fds[i] = client(f);
+		pump(f, 20, -1);
+	}
+	extra = client(f);
+	read_until(f, extra, buf, sizeof(buf), NULL, &closed);
+	assert_true(closed);
 	assert_string_equal(buf, "");
 	close(extra);
+	for (int i = 0; i < 4; i++) {
+		assert_silent(fds[i]);
+		close(fds[i]);
+	}
+}
+
+/* Send req; the answer is exactly want, and nothing follows it. */
+static void expect_only(struct fixture *f, int fd, const char *req, const char *want)
+{
+	char buf[512];
+	bool closed;
+
+	send_str(f, fd, req);
+	read_until(f, fd, buf, sizeof(buf), "\r\n\r\n", &closed);
+	pump(f, 50, -1);
+	assert_silent(fd);
+	assert_string_equal(buf, want);
+}
+
+/* A HEAD is answered without a body, whatever the status (RFC 9110
+ * 9.3.2), with the Content-Length a GET's body would have; a 405 names
+ * the allowed methods (15.5.6). The next request on the connection gets
+ * its body again. */
+static void test_head(void **state)
+{
+	struct fixture *f = *state;
+	int fd = client(f);
+	char buf[512];
+	bool closed;
+
+	expect_only(f, fd, "HEAD /api/v1/x HTTP/1.1\r\n\r\n",
+		    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		    "Content-Length: 17\r\n\r\n");
+	expect_only(f, fd, "HEAD /405 HTTP/1.1\r\n\r\n",
+		    "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\n"
+		    "Content-Length: 12\r\nAllow: GET\r\n\r\n");
+	send_str(f, fd, "GET /405 HTTP/1.1\r\n\r\n");
+	read_until(f, fd, buf, sizeof(buf), "use GET", &closed);
+	assert_string_equal(buf, "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\n"
+				 "Content-Length: 12\r\nAllow: GET\r\n\r\nonly use GET");
+	close(fd);
+}
+
+/* Requests written just before the peer closes both ways (a hang-up)
+ * are still run, in order, though no answer can reach it: the one the
+ * handler answers later too, and the ones behind it. */
+static void test_hangup(void **state)
+{
+	struct fixture *f = *state;
+	int fd = client(f);
+
+	send_str(f, fd, "PUT /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /b HTTP/1.1\r\n\r\n");
+	close(fd);
+	pump(f, 100, -1);
+	assert_int_equal(f->requests, 2);
+
+	fd = client(f);
+	send_str(f, fd, "GET /async HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+	shutdown(fd, SHUT_RDWR);
+	pump(f, 100, -1);
+	assert_int_equal(f->requests, 3);
+	assert_non_null(f->pending);
+	http_reply(f->pending, 204, NULL, 0);
+	f->pending = NULL;
+	pump(f, 100, -1);
+	assert_int_equal(f->requests, 4);
+	close(fd);
+	pump(f, 50, -1);
 }
 
 /* The server moves to another loop with its connections, and back. */
@@ -874,6 +963,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stall, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hangup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seccomp_main, setup, teardown),
 		cmocka_unit_test(test_parse),
