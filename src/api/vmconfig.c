@@ -510,9 +510,11 @@ static int net_spec(struct ctx *x, const char *where, struct json_object *o, int
 		} else {
 			/* ip, mask, host_mac, mtu, queue_size, ...: the host
 			 * side of the tap is the client's to set up. */
-			return unsupported(x, path,
-					   "cvisor takes an existing tap: its name (tap) or "
-					   "descriptor, and mac");
+			return unsupported(
+				x, path,
+				nfds < 0 ? "cvisor takes an existing tap by name (tap, mac)"
+					 : "cvisor takes an existing tap: its descriptor "
+					   "or name (tap), and mac");
 		}
 	}
 	if (nfds > 1)
