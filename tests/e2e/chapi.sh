@@ -668,7 +668,7 @@ if vmm "$H" "$S" --kernel "$GUESTS/counter.elf" --cpus boot=2,max=2 --memory siz
 	if [ "$API_CODE" = 200 ] && printf '%s' "$API_BODY" | grep -q '"state":"Running"' &&
 		printf '%s' "$API_BODY" | grep -q '"cpus":{"boot_vcpus":2,"max_vcpus":2}' &&
 		printf '%s' "$API_BODY" | grep -q '"memory":{"size":268435456}' &&
-		printf '%s' "$API_BODY" | grep -q '"readonly":true}\]'; then
+		printf '%s' "$API_BODY" | grep -q '"readonly":true,"id":"_disk1"}\]'; then
 		t_pass "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks"
 	else
 		t_fail "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks" \
