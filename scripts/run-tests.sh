@@ -7,7 +7,7 @@
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
 #   toolstack  named guests, control sockets and the cvisor verbs (tiny guests)
-#   chapi  Cloud Hypervisor's REST API (cloud-hypervisor --api-socket) over curl (tiny guests)
+#   chapi  Cloud Hypervisor's REST API (cloud-hypervisor --api-socket) over curl (tiny guests; vm.add-net with the kit's Linux guest)
 #   jail  --jail: the jailed monitor, the toolstack against it, the keeper
 #   snapshot  cvisor save / restore with tiny guests, and bad snapshots
 #   clones  500 guests from one snapshot (restore --count), resource limits
@@ -64,7 +64,7 @@ for s in $SUITES; do
 	cli) suite 300 cli bash tests/e2e/cli.sh ;;
 	kvm) suite 600 kvm bash tests/kvm/run.sh ;;
 	toolstack) suite 900 toolstack bash tests/e2e/toolstack.sh ;;
-	chapi) suite 300 chapi bash tests/e2e/chapi.sh ;;
+	chapi) suite 600 chapi bash tests/e2e/chapi.sh ;;
 	jail) suite 600 jail bash tests/e2e/jail.sh ;;
 	snapshot) suite 900 snapshot bash tests/e2e/snapshot.sh ;;
 	clones) suite 600 clones bash tests/e2e/clones.sh ;;

@@ -4,9 +4,11 @@
 #include "cvisor/devices.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cvisor/virtio_balloon.h"
 #include "cvisor/virtio_blk.h"
@@ -79,6 +81,16 @@ unsigned int devices_count(const struct devices_config *dc, const struct device_
 	return n;
 }
 
+/* Which of its type the spec in slot i is (the index in "net1"). */
+static unsigned int devices_count_before(const struct devices_config *dc, unsigned int i)
+{
+	unsigned int n = 0;
+
+	for (unsigned int k = 0; k < i; k++)
+		n += dc->dev[k].type == dc->dev[i].type;
+	return n;
+}
+
 /* The slot of the i-th spec of type t, or NULL. */
 static struct device_spec *find_spec(const struct devices_config *dc, const struct device_type *t,
 				     unsigned int i)
@@ -112,26 +124,70 @@ int devices_set_spec(struct devices_config *dc, const struct device_type *t, uns
 	return 0;
 }
 
-int devices_add(struct devices_config *dc, const struct device_type *t, const char *what,
-		const char *spec, struct cv_error *e)
+int devices_add_fd(struct devices_config *dc, const struct device_type *t, const char *what,
+		   const char *spec, int fd, struct cv_error *e)
 {
 	unsigned int have = devices_count(dc, t);
 	int r;
 
 	if (t->check && (r = t->check(what, spec, e)))
-		return r;
-	if (t->max == 1 && have)
+		goto fail;
+	if (t->max == 1 && have && fd < 0)
 		return devices_set_spec(dc, t, 0, spec)
 			       ? cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory")
 			       : 0;
-	if (have == t->max)
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: at most %u of them", what, t->max);
-	if (dc->n == VM_MAX_VIRTIO)
-		return cv_fail(e, CV_EXIT_USAGE, -EINVAL, "%s: at most %d devices", what,
-			       VM_MAX_VIRTIO);
-	if (!(dc->dev[dc->n].spec = strdup(spec)))
-		return cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+	r = -EINVAL;
+	if (have == t->max) {
+		cv_fail(e, CV_EXIT_USAGE, r, "%s: at most %u of them", what, t->max);
+		goto fail;
+	}
+	if (dc->n == VM_MAX_VIRTIO) {
+		cv_fail(e, CV_EXIT_USAGE, r, "%s: at most %d devices", what, VM_MAX_VIRTIO);
+		goto fail;
+	}
+	if (!(dc->dev[dc->n].spec = strdup(spec))) {
+		r = cv_fail(e, CV_EXIT_FAIL, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	dc->dev[dc->n].fd = fd;
 	dc->dev[dc->n++].type = t;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int devices_add(struct devices_config *dc, const struct device_type *t, const char *what,
+		const char *spec, struct cv_error *e)
+{
+	return devices_add_fd(dc, t, what, spec, -1, e);
+}
+
+int devices_order(const struct devices_config *dc, const struct device_type *t, unsigned int index)
+{
+	int at = 0;
+
+	if (index >= devices_count(dc, t))
+		return -1;
+	for (size_t k = 0; &device_table[k] != t; k++)
+		at += (int)devices_count(dc, &device_table[k]);
+	return at + (int)index;
+}
+
+int devices_check_portable(const struct devices_config *dc, char *err, size_t errlen)
+{
+	for (unsigned int i = 0; i < dc->n; i++) {
+		const struct device_type *t = dc->dev[i].type;
+
+		if (dc->dev[i].fd < 0)
+			continue;
+		return cv_errf(
+			err, errlen, -ENOTSUP,
+			"%s %s%u runs on a file descriptor passed to this process (vm.add-net), "
+			"which a snapshot or a migration cannot carry",
+			t->label, t->key, devices_count_before(dc, i));
+	}
 	return 0;
 }
 
@@ -140,11 +196,22 @@ int devices_config_copy(struct devices_config *dst, const struct devices_config 
 	dst->transport = src->transport;
 	dst->n = 0;
 	for (unsigned int i = 0; i < src->n; i++) {
+		int fd = -1;
+
+		if (src->dev[i].fd >= 0 && (fd = fcntl(src->dev[i].fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+			int r = -errno;
+
+			devices_config_free(dst);
+			return r;
+		}
 		if (!(dst->dev[i].spec = strdup(src->dev[i].spec))) {
+			if (fd >= 0)
+				close(fd);
 			devices_config_free(dst);
 			return -ENOMEM;
 		}
 		dst->dev[i].type = src->dev[i].type;
+		dst->dev[i].fd = fd;
 		dst->n++;
 	}
 	return 0;
@@ -152,8 +219,12 @@ int devices_config_copy(struct devices_config *dst, const struct devices_config 
 
 void devices_config_free(struct devices_config *dc)
 {
-	for (unsigned int i = 0; i < dc->n; i++)
+	for (unsigned int i = 0; i < dc->n; i++) {
 		free(dc->dev[i].spec);
+		if (dc->dev[i].fd >= 0)
+			close(dc->dev[i].fd);
+		dc->dev[i].fd = -1;
+	}
 	dc->n = 0;
 }
 
@@ -200,16 +271,22 @@ static void virtio_destroy(void *opaque)
 {
 	struct vm_virtio *v = opaque;
 
+	/* The transport first: no kick reaches the device after this. */
+	if (v->mmio)
+		virtio_mmio_detach(&v->t.mmio);
+	else
+		virtio_pci_detach(&v->t.pci);
 	if (v->dev.ops && v->dev.ops->destroy)
 		v->dev.ops->destroy(&v->dev);
 	free(v);
 }
 
 /* Create the index-th device of type t and attach it. */
-static int create_one(struct vm *vm, const struct device_type *t, const char *spec,
+static int create_one(struct vm *vm, const struct device_type *t, const struct device_spec *ds,
 		      unsigned int index, struct cv_error *e)
 {
-	const struct virtio_env env = { &vm->mem, &vm->loop, &vm->stats };
+	const struct virtio_env env = { &vm->mem, &vm->loop, &vm->stats, ds->fd };
+	const char *spec = ds->spec;
 	struct vm_virtio *v = calloc(1, sizeof(*v));
 	int r;
 
@@ -249,10 +326,10 @@ int vm_devices_create(struct vm *vm, const struct devices_config *dc, struct cv_
 
 	for (size_t t = 0; t < ARRAY_SIZE(device_table); t++) {
 		const struct device_type *type = &device_table[t];
-		const char *spec;
+		const struct device_spec *ds;
 
-		for (unsigned int i = 0; (spec = devices_spec(dc, type, i)); i++)
-			if ((r = create_one(vm, type, spec, i, e)))
+		for (unsigned int i = 0; (ds = find_spec(dc, type, i)); i++)
+			if ((r = create_one(vm, type, ds, i, e)))
 				return r;
 	}
 	return 0;

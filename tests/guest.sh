@@ -8,6 +8,8 @@
 #                               NAME`) with its stdin on a FIFO and its output
 #                               in $T_TMP/ID.out; returns 0 once the guest's
 #                               shell answers a first command
+#   g_spawn ID CMD...           g_start's first half: CMD runs, no wait
+#   g_ready ID TIMEOUT          its second half: until the shell answers
 #   g_attach ID TIMEOUT NAME    g_start for `cvisor console NAME` of a guest
 #                               whose shell runs already
 #   g_run ID TIMEOUT LINE       type LINE into the shell and wait until it has
@@ -67,8 +69,17 @@ g_run() {
 }
 
 g_start() {
-	local id=$1 tmo=$2 fifo=$T_TMP/$1.in fd end
+	local id=$1 tmo=$2
 	shift 2
+	g_spawn "$id" "$@" || return 1
+	g_ready "$id" "$tmo"
+}
+
+# g_spawn ID CMD...: start CMD with its stdin on a FIFO and its output in
+# $T_TMP/ID.out, and return at once (g_ready waits for its shell).
+g_spawn() {
+	local id=$1 fifo=$T_TMP/$1.in fd
+	shift
 	rm -f "$fifo"
 	mkfifo "$fifo" || return 1
 	# The reader's open of the FIFO waits for this writer's, below.
@@ -76,6 +87,11 @@ g_start() {
 	G_PID[$id]=$!
 	exec {fd}>"$fifo"
 	G_FD[$id]=$fd
+}
+
+# g_ready ID TIMEOUT: the second half of g_start, for a g_spawn'ed CMD.
+g_ready() {
+	local id=$1 tmo=$2 end
 	end=$((SECONDS + tmo))
 	# A booting guest: what is typed before its shell opens the console is
 	# lost, so wait for init's word first (G_ATTACH=1: a shell that runs).

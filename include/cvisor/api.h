@@ -76,11 +76,40 @@ int api_main(const struct api_opts *o);
  * serial's and console's modes (the schema's names: Off, Pty, Tty, File,
  * Null; defaults Null and Tty as Cloud Hypervisor's) and serial's file go
  * to io, for the caller to wire up. Pure: no file is opened. */
+#define API_ID_MAX 64 /* a device id with its NUL */
+
+/* A device id the client gave (DiskConfig's and NetConfig's "id") to
+ * cvisor's device `name` ("disk0", "net1"). */
+struct api_dev_id {
+	char name[16];
+	char id[API_ID_MAX];
+};
+
 struct api_vm_io {
 	char serial_mode[8], console_mode[8];
 	char serial_file[4096];
+	struct api_dev_id ids[VM_MAX_VIRTIO];
+	unsigned int nids;
 };
 int api_vm_config(const char *body, size_t len, struct vm_config *cfg, struct api_vm_io *io,
 		  char *err, size_t errlen) CV_MUST;
+
+/* A vm.add-net body (NetConfig) that came with nfds descriptors, for the
+ * index-th NIC: the device table's spec of it into spec ("tapfd,..." for
+ * one descriptor, "tap=NAME,..." for none) and the id the client gave
+ * into id ("" if none; one io holds already is refused). More than one
+ * descriptor, fields cvisor cannot honour, or neither a descriptor nor a
+ * tap name: -EINVAL with one line in err naming what. Pure. */
+int api_net_config(const char *body, size_t len, unsigned int nfds, unsigned int index,
+		   const struct api_vm_io *io, char *spec, size_t speclen, char id[API_ID_MAX],
+		   char *err, size_t errlen) CV_MUST;
+
+/* The id of cvisor's device `name` ("net0"): the one the client gave, else
+ * Cloud Hypervisor's form of cvisor's name ("_net0"), in buf. Returns the id. */
+const char *api_dev_id(const struct api_vm_io *io, const char *name, char buf[API_ID_MAX]);
+
+/* Record that the client calls device `name` id (replacing an earlier
+ * one of name). -ENOSPC when io is full. */
+int api_dev_id_set(struct api_vm_io *io, const char *name, const char *id) CV_MUST;
 
 #endif

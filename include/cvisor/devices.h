@@ -60,10 +60,16 @@ struct device_type {
 	unsigned int nrate;
 };
 
-/* One device the user asked for: its type and its spec (owned). */
+/* One device the user asked for: its type and its spec (owned), and a
+ * file descriptor that came with it (owned: a tap passed with the API's
+ * vm.add-net; -1: none). A copy of the config holds a dup of the fd, each
+ * holder closes its own, and the device built from it dups what it keeps.
+ * The fd is this process's alone: a snapshot or a migration cannot carry
+ * it (devices_check_portable). */
 struct device_spec {
 	const struct device_type *type;
 	char *spec;
+	int fd;
 };
 
 /* What the user asked for, as given on the command line, in the config
@@ -92,6 +98,22 @@ const struct device_type *devices_type_of(const char *name, unsigned int *index)
 int devices_add(struct devices_config *dc, const struct device_type *t, const char *what,
 		const char *spec, struct cv_error *e) CV_MUST;
 
+/* devices_add for a device whose spec comes with a file descriptor,
+ * which dc takes in every case (closed here on a failure). */
+int devices_add_fd(struct devices_config *dc, const struct device_type *t, const char *what,
+		   const char *spec, int fd, struct cv_error *e) CV_MUST;
+
+/* Where the index-th device of type t comes in creation order (table
+ * order, then index): with virtio-pci its slot on bus 0 less one (the
+ * host bridge is 00.0), with virtio-mmio its window. -1 if dc has no
+ * such device. */
+int devices_order(const struct devices_config *dc, const struct device_type *t, unsigned int index);
+
+/* Can dc be written into a snapshot or sent to another process? Not when
+ * a device holds a passed file descriptor: -ENOTSUP with one line in err
+ * naming the device. */
+int devices_check_portable(const struct devices_config *dc, char *err, size_t errlen) CV_MUST;
+
 /* How many devices of type t dc holds. */
 unsigned int devices_count(const struct devices_config *dc, const struct device_type *t);
 
@@ -104,11 +126,12 @@ const char *devices_spec(const struct devices_config *dc, const struct device_ty
 int devices_set_spec(struct devices_config *dc, const struct device_type *t, unsigned int i,
 		     const char *spec) CV_MUST;
 
-/* dst = a copy of src (dst holds nothing before). 0 or -ENOMEM (dst
- * empty). */
+/* dst = a copy of src, with dups of its fds (dst holds nothing before).
+ * 0, -ENOMEM or -EMFILE (dst empty). */
 int devices_config_copy(struct devices_config *dst, const struct devices_config *src) CV_MUST;
 
-/* Free the specs; dc is empty (transport kept). Idempotent. */
+/* Free the specs and close their fds; dc is empty (transport kept).
+ * Idempotent. */
 void devices_config_free(struct devices_config *dc);
 
 /* A virtio device the VM owns, with its transport. */

@@ -42,6 +42,10 @@ int evloop_mod(struct evloop *l, int fd, uint32_t events) CV_MUST;
 /* Stop watching fd (safe from inside a handler, also for fd itself). */
 void evloop_del(struct evloop *l, int fd);
 
+/* Stop watching and close each of fds[0..n) that is >= 0, and set it to
+ * -1 (a device's or transport's eventfds, at its teardown). */
+void evloop_close_fds(struct evloop *l, int *fds, unsigned int n);
+
 /* One round: wait at most timeout_ms (< 0 blocks) and dispatch what is
  * ready; the caller loops (runloop.c, until the VM stops). A handler may
  * call it (nested rounds). 0, or -errno if epoll fails. */

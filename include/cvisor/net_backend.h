@@ -8,6 +8,7 @@
 #ifndef CVISOR_NET_BACKEND_H
 #define CVISOR_NET_BACKEND_H
 
+#include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,18 @@ struct net_backend {
  * loop. On error returns -errno and writes one user-facing line to err. */
 int net_tap_open(const char *name, struct evloop *loop, struct net_backend **out, char *err,
 		 size_t errlen) CV_MUST;
+
+/* Is fd a tap this backend can use (TUNGETIFF: IFF_TAP with IFF_NO_PI)?
+ * Its interface name into name and whether it takes vnet headers
+ * (IFF_VNET_HDR) into *vnet. 0, or -EINVAL with one line in err. */
+int net_tap_check_fd(int fd, char name[IFNAMSIZ], bool *vnet, char *err, size_t errlen) CV_MUST;
+
+/* The tap backend over fd, a tap another process opened and passed (the
+ * API's vm.add-net): net_tap_check_fd, then non-blocking and, with vnet
+ * headers, their size set to 12, as net_tap_open's own. fd is taken (closed
+ * on a failure too). 0 or -errno with one line in err. */
+int net_tap_open_fd(int fd, struct evloop *loop, struct net_backend **out, char *err,
+		    size_t errlen) CV_MUST;
 
 /* The user-mode network: libslirp, dlopen()ed here so that cvisor does not
  * link it (or glib) unless --net user is used. DHCP hands out 10.0.2.15,

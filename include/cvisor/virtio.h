@@ -107,6 +107,10 @@ struct virtio_env {
 	const struct guest_mem *mem;
 	struct evloop *loop; /* the main thread's */
 	struct virtio_io_stats *stats;
+	/* The descriptor the device's spec came with (devices.h, struct
+	 * device_spec), or -1: the spec's holder keeps it, a device dups
+	 * what it keeps. */
+	int fd;
 };
 
 /* What a transport (virtio-pci, virtio-mmio) provides to the core. */

@@ -120,6 +120,15 @@ int virtio_blk_quiesce(struct virtio_dev *d) CV_MUST;
 /* Undo virtio_blk_quiesce: process what the guest queued meanwhile. */
 void virtio_blk_resume(struct virtio_dev *d);
 
+/* What one disk did: guest reads and writes completed with status OK
+ * (Cloud Hypervisor's vm.counters names). */
+struct virtio_blk_stats {
+	uint64_t read_bytes, write_bytes, read_ops, write_ops;
+};
+
+/* This disk's counts so far (main thread or any; takes the device lock). */
+void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *s);
+
 /* Requests taken from the rings and not yet completed (tests, fuzzers). */
 unsigned int virtio_blk_inflight(struct virtio_dev *d);
 

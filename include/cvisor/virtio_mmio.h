@@ -28,6 +28,11 @@ struct virtio_mmio {
 int virtio_mmio_attach(struct virtio_mmio *m, struct virtio_dev *d, struct bus *mmio, int vm_fd,
 		       struct evloop *loop, uint64_t base, uint32_t gsi) CV_MUST;
 
+/* Close what attach opened (the irqfd and the queues' kick eventfds, off
+ * the loop); the VM's fd and loop still exist. Safe after a failed attach
+ * and on a zeroed struct that was never attached. */
+void virtio_mmio_detach(struct virtio_mmio *m);
+
 /* "virtio_mmio.device=512@0xd0000000:5" for the kernel command line. */
 void virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len);
 

@@ -62,8 +62,9 @@
 #define VIRTIO_NET_MAX_HOSTFWD 16
 
 enum virtio_net_backend {
-	VIRTIO_NET_USER, /* libslirp */
-	VIRTIO_NET_TAP,
+	VIRTIO_NET_USER,   /* libslirp */
+	VIRTIO_NET_TAP,	   /* a tap by name */
+	VIRTIO_NET_TAP_FD, /* a tap passed as a descriptor (the API's vm.add-net) */
 };
 
 /* What `--net` says, parsed by virtio_net_parse. */
@@ -86,6 +87,7 @@ struct virtio_net_stats {
 	uint64_t rx_packets, rx_dropped; /* toward the guest */
 	uint64_t tx_packets, tx_dropped; /* from the guest (dropped: malformed
 					    or refused by the backend) */
+	uint64_t rx_bytes, tx_bytes;	 /* the frames moved, without the header */
 };
 
 /* The MAC a device gets when `mac=` is not given: locally administered,
@@ -95,6 +97,8 @@ void virtio_net_default_mac(unsigned int index, uint8_t mac[6]);
 /* Parse a --net value (pure: no host access):
  *   user[,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=M]
  *   tap=NAME[,mac=M]
+ *   tapfd[,mac=M]  (a tap whose descriptor comes with the spec: only the
+ *                   API's vm.add-net gives one, devices.h)
  * either followed by rate limits (ratelimit.h) per direction: [,rx-bw=RATE]
  * [,rx-bw-burst=SIZE][,rx-pps=N][,rx-pps-burst=N] and the same with tx-.
  * A HOSTPORT without the leading colon is accepted (tcp:2222-:22). index
@@ -111,7 +115,8 @@ int virtio_net_create(struct virtio_dev *d, const struct virtio_net_config *c,
 		      const struct guest_mem *mem, struct evloop *loop, _Atomic uint64_t *rx_bytes,
 		      _Atomic uint64_t *tx_bytes, struct cv_error *e) CV_MUST;
 
-/* The device table's create (devices.h): --net SPEC, the index-th. */
+/* The device table's create (devices.h): --net SPEC, the index-th; a
+ * tapfd spec runs on a dup of env->fd. */
 int virtio_net_device_create(struct virtio_dev *d, const char *spec, unsigned int index,
 			     const struct virtio_env *env, struct cv_error *e) CV_MUST;
 

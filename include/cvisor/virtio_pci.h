@@ -45,6 +45,11 @@ struct virtio_pci {
 int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bus *b,
 		      struct irq_router *router, struct evloop *loop) CV_MUST;
 
+/* Close what attach opened (the irqfds and the queues' kick eventfds,
+ * off the loop); the VM's fd and loop still exist. Safe after a failed
+ * attach and on a zeroed struct that was never attached. */
+void virtio_pci_detach(struct virtio_pci *vp);
+
 /* Save / load the transport's state (config space as the guest left it,
  * MSI-X table and pending bits, register selectors) for snapshots; load
  * refuses a config space that differs from this device's in anything the

@@ -4,6 +4,7 @@
  *              through the monitor's lifecycle (monitor_run_api)
  *   routes.c   the endpoint table and what each endpoint does
  *   transfer.c vm.snapshot, vm.restore, vm.send-migration, vm.receive-migration
+ *   devices.c  vm.add-net, vm.counters and the devices' ids
  *   events.c   the --event-monitor stream
  *   vmconfig.c vm.create's body to a struct vm_config
  *   chflags.c  Cloud Hypervisor's direct VM flags to a vm.create body */
@@ -77,6 +78,9 @@ struct api {
 /* routes.c: the http_handler_fn. */
 void api_handle(void *opaque, struct http_conn *c, struct http_request *req);
 
+/* routes.c: answer 200 with o (taken; NULL: out of memory, a 500). */
+void api_reply_json(struct http_conn *c, struct json_object *o);
+
 /* routes.c: vm.create's work: body (len bytes, NUL-terminated) to the VM
  * config, echo and state Created. 0, or -EINVAL / -ENOMEM with err (no VM
  * then). */
@@ -100,6 +104,19 @@ void api_ep_snapshot(struct api *a, struct http_conn *c, struct http_request *re
 void api_ep_restore(struct api *a, struct http_conn *c, struct http_request *req);
 void api_ep_send_migration(struct api *a, struct http_conn *c, struct http_request *req);
 void api_ep_receive_migration(struct api *a, struct http_conn *c, struct http_request *req);
+
+/* devices.c: vm.add-net (a NIC joins a created VM's config) and
+ * vm.counters (each disk's and NIC's, by id). */
+void api_ep_add_net(struct api *a, struct http_conn *c, struct http_request *req);
+void api_ep_counters(struct api *a, struct http_conn *c, struct http_request *req);
+
+/* devices.c: vm.info's config names every disk and NIC by its id (as
+ * Cloud Hypervisor's fills them in): the ids vm.create's body left out. */
+void api_echo_ids(struct api *a);
+
+/* server.c: may this process build a guest (again)? Not once a guest ran
+ * under the main thread's seccomp filter. */
+bool api_can_build(const struct api *a);
 
 /* transfer.c: forget a vm.restore that will not be (its snapshot closed,
  * no VM). */

@@ -17,7 +17,7 @@
 
 #define API_PREFIX "/api/v1/"
 
-static void reply_json(struct http_conn *c, struct json_object *o)
+void api_reply_json(struct http_conn *c, struct json_object *o)
 {
 	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
 
@@ -78,7 +78,7 @@ static void ep_ping(struct api *a, struct http_conn *c, struct http_request *req
 		json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 		json_object_object_add(o, "features", json_object_new_array());
 	}
-	reply_json(c, o);
+	api_reply_json(c, o);
 }
 
 uint64_t api_mem_size(const struct api *a)
@@ -117,6 +117,7 @@ int api_vm_create(struct api *a, const char *body, size_t len, char *err, size_t
 		return r;
 	}
 	a->state = API_CREATED;
+	api_echo_ids(a);
 	return 0;
 }
 
@@ -201,7 +202,7 @@ static void ep_reboot(struct api *a, struct http_conn *c, struct http_request *r
 		return;
 	/* A booted guest resets in place (src/vm_reset.c); a restored or
 	 * received one has no boot state and is built anew, which the
-	 * main thread's seccomp filter forbids (server.c can_build). */
+	 * main thread's seccomp filter forbids (server.c api_can_build). */
 	if (!a->vm->boot_state.len && a->o->seccomp != SANDBOX_OFF) {
 		http_reply_error(c, 500,
 				 "vm.reboot: this guest was restored or received, so it has no "
@@ -308,39 +309,7 @@ static void ep_info(struct api *a, struct http_conn *c, struct http_request *req
 		json_object_object_add(o, "state", json_object_new_string(state_name(a)));
 		json_object_object_add(o, "memory_actual_size", json_object_new_uint64(actual));
 	}
-	reply_json(c, o);
-}
-
-static void add_counter(struct json_object *o, const char *key, _Atomic uint64_t *v)
-{
-	json_object_object_add(o, key, json_object_new_uint64(atomic_load(v)));
-}
-
-/* The guest's I/O totals (cvisor counts them per guest, not per device). */
-static void ep_counters(struct api *a, struct http_conn *c, struct http_request *req)
-{
-	struct json_object *o, *blk, *net;
-
-	(void)req;
-	if (!api_need_vm(a, c, "vm.counters"))
-		return;
-	o = json_object_new_object();
-	blk = json_object_new_object();
-	net = json_object_new_object();
-	if (o && blk && net) {
-		add_counter(blk, "read_bytes", &a->vm->stats.blk_read_bytes);
-		add_counter(blk, "write_bytes", &a->vm->stats.blk_write_bytes);
-		add_counter(net, "rx_bytes", &a->vm->stats.net_rx_bytes);
-		add_counter(net, "tx_bytes", &a->vm->stats.net_tx_bytes);
-		json_object_object_add(o, "disks", blk);
-		json_object_object_add(o, "net", net);
-	} else {
-		json_object_put(blk);
-		json_object_put(net);
-		json_object_put(o);
-		o = NULL;
-	}
-	reply_json(c, o);
+	api_reply_json(c, o);
 }
 
 /* vm.resize: desired_ram through the balloon (what it holds is the boot
@@ -415,7 +384,8 @@ static const struct route {
 	{ "vm.pause", HTTP_M_PUT, ep_pause },
 	{ "vm.resume", HTTP_M_PUT, ep_resume },
 	{ "vm.info", HTTP_M_GET, ep_info },
-	{ "vm.counters", HTTP_M_GET, ep_counters },
+	{ "vm.counters", HTTP_M_GET, api_ep_counters },
+	{ "vm.add-net", HTTP_M_PUT, api_ep_add_net },
 	{ "vm.resize", HTTP_M_PUT, ep_resize },
 	{ "vm.snapshot", HTTP_M_PUT, api_ep_snapshot },
 	{ "vm.restore", HTTP_M_PUT, api_ep_restore },

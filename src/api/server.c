@@ -207,7 +207,7 @@ static void on_ended(void *ctx, struct vm *vm, const struct cv_error *err)
 /* The main thread's seccomp filter, once entered, forbids making another
  * VM in this process; in log mode it stays too, and the new vCPU threads
  * would inherit it (a log line per exit) under one more filter per build. */
-static bool can_build(const struct api *a)
+bool api_can_build(const struct api *a)
 {
 	return !a->built_once || a->o->seccomp == SANDBOX_OFF;
 }
@@ -244,7 +244,7 @@ static void run_guest(struct api *a)
 	};
 	int status;
 
-	if (!can_build(a)) {
+	if (!api_can_build(a)) {
 		if (a->boot_conn)
 			http_reply_error(
 				a->boot_conn, 500,
@@ -309,7 +309,7 @@ static void run_guest(struct api *a)
 	if (a->state != API_RUNNING) /* a reboot whose build failed */
 		return (void)(a->quit = true, a->status = status);
 	a->state = API_SHUTDOWN;
-	if (!a->quit && !a->stopping && a->stop_why == VM_STOP_RESET && can_build(a)) {
+	if (!a->quit && !a->stopping && a->stop_why == VM_STOP_RESET && api_can_build(a)) {
 		/* The reset of a restored or received guest, which has no
 		 * boot state to reset to in place: built anew from its config
 		 * (--seccomp false only; the event stream says rebooting, then

@@ -24,6 +24,31 @@ struct ctx {
 	bool kernel; /* payload.kernel or kernel.path given */
 };
 
+/* ---- device ids ---- */
+
+const char *api_dev_id(const struct api_vm_io *io, const char *name, char buf[API_ID_MAX])
+{
+	for (unsigned int i = 0; i < io->nids; i++)
+		if (!strcmp(io->ids[i].name, name))
+			return io->ids[i].id;
+	snprintf(buf, API_ID_MAX, "_%s", name);
+	return buf;
+}
+
+int api_dev_id_set(struct api_vm_io *io, const char *name, const char *id)
+{
+	unsigned int i = 0;
+
+	while (i < io->nids && strcmp(io->ids[i].name, name))
+		i++;
+	if (i == ARRAY_SIZE(io->ids))
+		return -ENOSPC;
+	snprintf(io->ids[i].name, sizeof(io->ids[i].name), "%s", name);
+	snprintf(io->ids[i].id, sizeof(io->ids[i].id), "%s", id);
+	io->nids += i == io->nids;
+	return 0;
+}
+
 static int bad(struct ctx *x, const char *fmt, ...) CV_PRINTF(2, 3);
 static int bad(struct ctx *x, const char *fmt, ...)
 {
@@ -148,6 +173,38 @@ static int spec_string(struct ctx *x, const char *path, struct json_object *v, c
 	*out = json_object_get_string(v);
 	if (!**out || strchr(*out, ','))
 		return bad(x, "%s: \"%.200s\": must be non-empty without ','", path, *out);
+	return 0;
+}
+
+/* A device's "id": a string of 1 to API_ID_MAX-1 characters that no other
+ * device has; ids starting with '_' are cvisor's own ("_disk0"). Into id. */
+static int want_id(struct ctx *x, const char *path, struct json_object *v, char id[API_ID_MAX])
+{
+	const char *s;
+
+	if (want(x, path, v, json_type_string))
+		return -EINVAL;
+	s = json_object_get_string(v);
+	if (!*s || *s == '_' || strlen(s) >= API_ID_MAX)
+		return bad(x,
+			   "%s: \"%.80s\": 1 to %d characters, not starting with '_' (cvisor's "
+			   "own ids are _disk0, _net0, ...)",
+			   path, s, API_ID_MAX - 1);
+	for (unsigned int i = 0; i < x->io->nids; i++)
+		if (!strcmp(x->io->ids[i].id, s))
+			return bad(x, "%s: \"%.80s\" is already the id of another device", path, s);
+	snprintf(id, API_ID_MAX, "%s", s);
+	return 0;
+}
+
+/* Record device KEY INDEX's id (when given). */
+static int keep_id(struct ctx *x, const char *key, unsigned int index, const char *id)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "%s%u", key, index);
+	if (*id && api_dev_id_set(x->io, name, id))
+		return bad(x, "%s: too many device ids", name);
 	return 0;
 }
 
@@ -324,6 +381,7 @@ static int do_disk(struct ctx *x, unsigned int i, struct json_object *o)
 	uint64_t queues = 0;
 	struct virtio_blk_config bc;
 	struct cv_error e = { 0 };
+	char id[API_ID_MAX] = "";
 	int r;
 
 	snprintf(path, sizeof(path), "disks[%u]", i);
@@ -332,6 +390,11 @@ static int do_disk(struct ctx *x, unsigned int i, struct json_object *o)
 	FOREACH(o, k, v)
 	{
 		snprintf(path, sizeof(path), "disks[%u].%s", i, k);
+		if (!strcmp(k, "id")) {
+			if (want_id(x, path, v, id))
+				return -EINVAL;
+			continue;
+		}
 		if (common_dev(x, path, k, v, &done))
 			return -EINVAL;
 		if (done)
@@ -372,24 +435,53 @@ static int do_disk(struct ctx *x, unsigned int i, struct json_object *o)
 	/* The device's own parser, now rather than at vm.boot. */
 	if ((r = virtio_blk_parse(spec, &bc, &e)))
 		return from_cv(x, path, r, &e);
-	return add_device(x, path, "disk", spec);
+	if ((r = add_device(x, path, "disk", spec)))
+		return r;
+	return keep_id(x, "disk", i, id);
 }
 
-static int do_net(struct ctx *x, unsigned int i, struct json_object *o)
+/* The body's "fds": the sender's numbers of the descriptors that came
+ * with the request (cvisor uses those); their count must match. nfds < 0:
+ * vm.create, which takes no descriptors. */
+static int body_fds(struct ctx *x, const char *path, struct json_object *v, int nfds)
 {
-	char path[64], spec[256];
+	if (nfds < 0)
+		return unsupported(x, path, "tap descriptors come with vm.add-net, as SCM_RIGHTS");
+	if (want(x, path, v, json_type_array))
+		return -EINVAL;
+	for (size_t i = 0; i < json_object_array_length(v); i++)
+		if (want(x, path, json_object_array_get_idx(v, i), json_type_int))
+			return -EINVAL;
+	if (json_object_array_length(v) != (size_t)nfds)
+		return bad(x, "%s: %zu listed, %d passed with the request (SCM_RIGHTS)", path,
+			   json_object_array_length(v), nfds);
+	return 0;
+}
+
+/* One NetConfig (where: "net[0]" of vm.create, or "vm.add-net" with nfds
+ * descriptors passed) for the index-th NIC: its spec, and its id ("" if
+ * not given). */
+static int net_spec(struct ctx *x, const char *where, struct json_object *o, int nfds,
+		    unsigned int index, char *spec, size_t speclen, char id[API_ID_MAX])
+{
+	char path[96];
 	const char *tap = NULL, *mac = NULL;
 	bool done;
 	struct virtio_net_config nc;
 	struct cv_error e = { 0 };
 	int r;
 
-	snprintf(path, sizeof(path), "net[%u]", i);
-	if (want(x, path, o, json_type_object))
+	*id = '\0';
+	if (want(x, where, o, json_type_object))
 		return -EINVAL;
 	FOREACH(o, k, v)
 	{
-		snprintf(path, sizeof(path), "net[%u].%s", i, k);
+		snprintf(path, sizeof(path), "%s.%s", where, k);
+		if (!strcmp(k, "id")) {
+			if (want_id(x, path, v, id))
+				return -EINVAL;
+			continue;
+		}
 		if (common_dev(x, path, k, v, &done))
 			return -EINVAL;
 		if (done)
@@ -403,24 +495,60 @@ static int do_net(struct ctx *x, unsigned int i, struct json_object *o)
 		} else if (!strcmp(k, "num_queues")) {
 			if (only_u64(x, path, v, 2, "one queue pair"))
 				return -EINVAL;
+		} else if (!strcmp(k, "queue_size")) {
+			if (only_u64(x, path, v, VIRTIO_NET_QUEUE_SIZE, "queues of 256"))
+				return -EINVAL;
 		} else if (!strcmp(k, "vhost_user")) {
 			if (only_bool(x, path, v, false, "no vhost-user"))
 				return -EINVAL;
+		} else if (!strncmp(k, "offload_", 8)) {
+			if (only_bool(x, path, v, true, "the offloads the tap takes are offered"))
+				return -EINVAL;
+		} else if (!strcmp(k, "fds")) {
+			if (body_fds(x, path, v, nfds))
+				return -EINVAL;
 		} else {
-			/* ip, mask, host_mac, mtu, fds, queue_size, ...: the
-			 * host side of the tap is the client's to set up. */
-			return unsupported(x, path,
-					   "cvisor takes an existing tap by name "
-					   "(tap, mac)");
+			/* ip, mask, host_mac, mtu, queue_size, ...: the host
+			 * side of the tap is the client's to set up. */
+			return unsupported(
+				x, path,
+				nfds < 0 ? "cvisor takes an existing tap by name (tap, mac)"
+					 : "cvisor takes an existing tap: its descriptor "
+					   "or name (tap), and mac");
 		}
 	}
+	if (nfds > 1)
+		return bad(x,
+			   "%s: %d descriptors came with the request: cvisor's virtio-net has one "
+			   "queue pair and takes exactly one tap descriptor",
+			   where, nfds);
+	if (nfds == 1 && tap)
+		return bad(x, "%s: both tap \"%s\" and a descriptor: give one", where, tap);
+	if (nfds < 0 && !tap)
+		return bad(x, "%s.tap: missing (cvisor takes an existing tap by name)", where);
+	if (nfds == 0 && !tap)
+		return bad(x,
+			   "%s: no tap: pass its descriptor with the request (SCM_RIGHTS), or "
+			   "name it (tap)",
+			   where);
+	snprintf(spec, speclen, "%s%s%s%s", nfds == 1 ? "tapfd" : "tap=", nfds == 1 ? "" : tap,
+		 mac ? ",mac=" : "", mac ? mac : "");
+	if ((r = virtio_net_parse(spec, index, &nc, &e)))
+		return from_cv(x, where, r, &e);
+	return 0;
+}
+
+static int do_net(struct ctx *x, unsigned int i, struct json_object *o)
+{
+	char path[64], spec[256], id[API_ID_MAX];
+	int r;
+
 	snprintf(path, sizeof(path), "net[%u]", i);
-	if (!tap)
-		return bad(x, "%s.tap: missing (cvisor takes an existing tap by name)", path);
-	snprintf(spec, sizeof(spec), "tap=%s%s%s", tap, mac ? ",mac=" : "", mac ? mac : "");
-	if ((r = virtio_net_parse(spec, i, &nc, &e)))
-		return from_cv(x, path, r, &e);
-	return add_device(x, path, "net", spec);
+	if (net_spec(x, path, o, -1, i, spec, sizeof(spec), id))
+		return -EINVAL;
+	if ((r = add_device(x, path, "net", spec)))
+		return r;
+	return keep_id(x, "net", i, id);
 }
 
 static int do_array(struct ctx *x, const char *name, struct json_object *a,
@@ -669,35 +797,67 @@ static int top_key(struct ctx *x, const char *k, struct json_object *v)
 	return unsupported(x, k, "unknown or unsupported VmConfig field");
 }
 
-int api_vm_config(const char *body, size_t len, struct vm_config *cfg, struct api_vm_io *io,
-		  char *err, size_t errlen)
+/* body[0..len): exactly one JSON object (strict), into *out; else
+ * -EINVAL (-ENOMEM) with err naming `what`. */
+static int parse_body(struct ctx *x, const char *what, const char *body, size_t len,
+		      struct json_object **out)
 {
-	struct ctx x = { .cfg = cfg, .io = io, .err = err, .errlen = errlen };
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *o;
-	int r = 0;
+	char path[64];
 
-	*io = (struct api_vm_io){ .serial_mode = "Null", .console_mode = "Tty" };
+	*out = NULL;
 	if (!tok)
-		return bad(&x, "out of memory"), -ENOMEM;
+		return bad(x, "out of memory"), -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, body, (int)len);
-	if (len > (size_t)INT32_MAX || !o || json_tokener_get_parse_end(tok) != len) {
+	o = len > (size_t)INT32_MAX ? NULL : json_tokener_parse_ex(tok, body, (int)len);
+	if (!o || json_tokener_get_parse_end(tok) != len) {
 		enum json_tokener_error je = json_tokener_get_error(tok);
 		size_t at = json_tokener_get_parse_end(tok);
 
 		json_object_put(o);
 		json_tokener_free(tok);
-		return bad(&x, "vm.create: the body is not one JSON object (%s at byte %zu)",
+		return bad(x, "%s: the body is not one JSON object (%s at byte %zu)", what,
 			   je == json_tokener_success ? "trailing data"
 						      : json_tokener_error_desc(je),
 			   at);
 	}
 	json_tokener_free(tok);
-	if (want(&x, "vm.create body", o, json_type_object)) {
+	snprintf(path, sizeof(path), "%s body", what);
+	if (want(x, path, o, json_type_object)) {
 		json_object_put(o);
 		return -EINVAL;
 	}
+	*out = o;
+	return 0;
+}
+
+int api_net_config(const char *body, size_t len, unsigned int nfds, unsigned int index,
+		   const struct api_vm_io *io, char *spec, size_t speclen, char id[API_ID_MAX],
+		   char *err, size_t errlen)
+{
+	struct ctx x = { .io = (struct api_vm_io *)io, .err = err, .errlen = errlen };
+	struct json_object *o;
+	int r;
+
+	if ((r = parse_body(&x, "vm.add-net", body, len, &o)))
+		return r;
+	r = net_spec(&x, "vm.add-net", o, nfds > INT32_MAX ? INT32_MAX : (int)nfds, index, spec,
+		     speclen, id);
+	json_object_put(o);
+	return r;
+}
+
+int api_vm_config(const char *body, size_t len, struct vm_config *cfg, struct api_vm_io *io,
+		  char *err, size_t errlen)
+{
+	struct ctx x = { .cfg = cfg, .io = io, .err = err, .errlen = errlen };
+	struct json_object *o;
+	int r = 0;
+
+	*io = (struct api_vm_io){ .serial_mode = "Null", .console_mode = "Tty" };
+	if ((r = parse_body(&x, "vm.create", body, len, &o)))
+		return r;
 	FOREACH(o, k, v)
 	{
 		if ((r = top_key(&x, k, v)))

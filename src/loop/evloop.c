@@ -73,6 +73,17 @@ void evloop_del(struct evloop *l, int fd)
 	h->fd = -1;
 }
 
+void evloop_close_fds(struct evloop *l, int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		evloop_del(l, fds[i]);
+		close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
 int evloop_once(struct evloop *l, int timeout_ms)
 {
 	struct epoll_event evs[32];

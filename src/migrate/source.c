@@ -542,6 +542,8 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	vm_reset_run(vm);
 	if (vm->multiboot)
 		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be migrated yet");
+	if ((r = devices_check_portable(&vm->devcfg, err, errlen)))
+		return r;
 	m.t0 = m.last_tick = cv_now_ns();
 	m.was_paused = vm_paused(vm);
 	m.npages = vm->mem.ram_size / MIG_PAGE_SIZE;

@@ -184,6 +184,8 @@ int virtio_net_parse(const char *spec, unsigned int index, struct virtio_net_con
 				       "'%%' or spaces)",
 				       item + 4, IFNAMSIZ - 1);
 		strcpy(c->tap, item + 4);
+	} else if (!strcmp(item, "tapfd")) {
+		c->backend = VIRTIO_NET_TAP_FD;
 	} else {
 		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
 			       "--net: unknown network '%s' (expected user or tap=NAME)", item);

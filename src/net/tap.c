@@ -164,6 +164,36 @@ static int tap_attach(struct tap *t, bool vnet, char *err, size_t errlen)
 	return r;
 }
 
+/* The attached tap t->fd (hdr_len set): probe its offloads and watch it
+ * on loop. On a failure t and its fd are freed. */
+static int tap_start(struct tap *t, struct evloop *loop, struct net_backend **out, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	t->loop = loop;
+	t->be.ops = &tap_ops;
+	if (t->be.hdr_len) {
+		/* Offloads work if the tap takes the set the device offers;
+		 * then back to none until a guest negotiates (activate). */
+		t->be.offloads = !tap_set_offload(&t->be, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 |
+								  TUN_F_TSO_ECN);
+		if (tap_set_offload(&t->be, 0))
+			t->be.offloads = false;
+	}
+	/* Watched from the start (reads off until the device starts them),
+	 * so that an error on the fd is seen. */
+	if ((r = evloop_add(loop, t->fd, 0, tap_event, t))) {
+		snprintf(err, errlen, "tap %s: cannot watch it: %s", t->name, strerror(-r));
+		close(t->fd);
+		free(t);
+		return r;
+	}
+	t->watched = true;
+	*out = &t->be;
+	return 0;
+}
+
 int net_tap_open(const char *name, struct evloop *loop, struct net_backend **out, char *err,
 		 size_t errlen)
 {
@@ -176,8 +206,6 @@ int net_tap_open(const char *name, struct evloop *loop, struct net_backend **out
 		return -ENOMEM;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
-	t->loop = loop;
-	t->be.ops = &tap_ops;
 	/* Ask for vnet headers only where the kernel offers them. */
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
@@ -192,23 +220,59 @@ int net_tap_open(const char *name, struct evloop *loop, struct net_backend **out
 		free(t);
 		return r;
 	}
-	if (t->be.hdr_len) {
-		/* Offloads work if the tap takes the set the device offers;
-		 * then back to none until a guest negotiates (activate). */
-		t->be.offloads = !tap_set_offload(&t->be, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 |
-								  TUN_F_TSO_ECN);
-		if (tap_set_offload(&t->be, 0))
-			t->be.offloads = false;
-	}
-	/* Watched from the start (reads off until the device starts them),
-	 * so that an error on the fd is seen. */
-	if ((r = evloop_add(loop, t->fd, 0, tap_event, t))) {
-		snprintf(err, errlen, "tap %s: cannot watch it: %s", name, strerror(-r));
-		close(t->fd);
-		free(t);
-		return r;
-	}
-	t->watched = true;
-	*out = &t->be;
+	return tap_start(t, loop, out, err, errlen);
+}
+
+int net_tap_check_fd(int fd, char name[IFNAMSIZ], bool *vnet, char *err, size_t errlen)
+{
+	struct ifreq ifr = { 0 };
+	int r = tap_ioctl(fd, TUNGETIFF, &ifr);
+
+	if (r)
+		return cv_errf(err, errlen, -EINVAL,
+			       "the descriptor passed is not a tap device (TUNGETIFF: %s)",
+			       strerror(-r));
+	memcpy(name, ifr.ifr_name, IFNAMSIZ);
+	name[IFNAMSIZ - 1] = '\0';
+	if ((ifr.ifr_flags & (IFF_TUN | IFF_TAP)) != IFF_TAP)
+		return cv_errf(err, errlen, -EINVAL,
+			       "%s is a tun device (IP packets), not a tap (Ethernet frames)",
+			       name);
+	if (!(ifr.ifr_flags & IFF_NO_PI))
+		return cv_errf(err, errlen, -EINVAL,
+			       "tap %s was opened without IFF_NO_PI (frames would carry packet "
+			       "information)",
+			       name);
+	*vnet = ifr.ifr_flags & IFF_VNET_HDR;
 	return 0;
+}
+
+int net_tap_open_fd(int fd, struct evloop *loop, struct net_backend **out, char *err, size_t errlen)
+{
+	struct tap *t = calloc(1, sizeof(*t));
+	int hdr = TAP_HDR_LEN, fl, r;
+	bool vnet;
+
+	if (!t) {
+		close(fd);
+		return cv_errf(err, errlen, -ENOMEM, "tap: out of memory");
+	}
+	t->fd = fd;
+	if ((r = net_tap_check_fd(fd, t->name, &vnet, err, errlen)))
+		goto fail;
+	/* The file description is shared with whoever passed it: the same
+	 * flags as net_tap_open's own (non-blocking), and the header size a
+	 * vnet tap's frames carry here (as tap_attach sets it). */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    (vnet && tap_ioctl(fd, TUNSETVNETHDRSZ, &hdr))) {
+		r = cv_errf(err, errlen, -errno, "tap %s: cannot set it up: %s", t->name,
+			    strerror(errno));
+		goto fail;
+	}
+	t->be.hdr_len = vnet ? TAP_HDR_LEN : 0;
+	return tap_start(t, loop, out, err, errlen);
+fail:
+	close(fd);
+	free(t);
+	return r;
 }

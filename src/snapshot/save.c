@@ -189,6 +189,9 @@ static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_writt
 	/* Nor fw_cfg and isa-debug-exit, which only a multiboot load adds. */
 	if (vm->multiboot)
 		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be saved yet");
+	/* A passed tap is this process's: the restore would have no NIC. */
+	if ((r = devices_check_portable(&vm->devcfg, err, errlen)))
+		return r;
 	if ((size_t)snprintf(mem, sizeof(mem), "%s.mem", k->path) >= sizeof(mem)) {
 		snprintf(err, errlen, "%s: file name too long", k->path);
 		return -ENAMETOOLONG;

@@ -522,6 +522,15 @@ int virtio_blk_device_create(struct virtio_dev *d, const char *spec, unsigned in
 				 &env->stats->blk_write_bytes, e);
 }
 
+void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *s)
+{
+	struct blk *b = d->priv;
+
+	pthread_mutex_lock(&d->lock);
+	*s = b->stats;
+	pthread_mutex_unlock(&d->lock);
+}
+
 unsigned int virtio_blk_inflight(struct virtio_dev *d)
 {
 	struct blk *b = d->priv;

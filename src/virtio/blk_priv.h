@@ -70,7 +70,8 @@ struct blk {
 	struct rate_limiter rl;
 	struct rate_timer rate_timer;
 	unsigned int in_kernel, sq_pending;
-	_Atomic uint64_t *read_bytes, *write_bytes;
+	_Atomic uint64_t *read_bytes, *write_bytes; /* the VM's totals */
+	struct virtio_blk_stats stats;		    /* this disk's; dev->lock */
 	/* Storage migration: VIRTIO_BLK_TRACK_BLOCK blocks written since the
 	 * last virtio_blk_track_take (NULL when not tracking); dev->lock. */
 	uint64_t *written;

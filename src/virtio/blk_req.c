@@ -141,10 +141,18 @@ void blk_req_done(struct blk *b, struct blk_req *r, uint8_t status)
 	}
 
 	if (r->elem.in_len && !b->draining) { /* a request with a status byte */
-		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN && b->read_bytes)
-			atomic_fetch_add(b->read_bytes, r->len);
-		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_OUT && b->write_bytes)
-			atomic_fetch_add(b->write_bytes, r->len);
+		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN) {
+			b->stats.read_bytes += r->len;
+			b->stats.read_ops++;
+			if (b->read_bytes)
+				atomic_fetch_add(b->read_bytes, r->len);
+		}
+		if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_OUT) {
+			b->stats.write_bytes += r->len;
+			b->stats.write_ops++;
+			if (b->write_bytes)
+				atomic_fetch_add(b->write_bytes, r->len);
+		}
 		if (r->type == VIRTIO_BLK_T_IN)
 			r->used_len = r->done < UINT32_MAX ? (uint32_t)r->done + 1 : UINT32_MAX;
 		/* Written (and marked for live migration) through the

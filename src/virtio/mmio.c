@@ -221,6 +221,9 @@ int virtio_mmio_attach(struct virtio_mmio *m, struct virtio_dev *d, struct bus *
 	int r;
 
 	memset(m, 0, sizeof(*m));
+	m->irqfd = -1;
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		m->kick_fd[q] = -1;
 	m->dev = d;
 	m->base = base;
 	m->gsi = gsi;
@@ -243,6 +246,16 @@ int virtio_mmio_attach(struct virtio_mmio *m, struct virtio_dev *d, struct bus *
 			return r;
 	}
 	return bus_register(mmio, base, VIRTIO_MMIO_SIZE, &mmio_ops, m, d->label);
+}
+
+void virtio_mmio_detach(struct virtio_mmio *m)
+{
+	if (!m->dev)
+		return; /* never attached */
+	evloop_close_fds(m->loop, m->kick_fd, VIRTIO_MAX_QUEUES);
+	if (m->irqfd >= 0)
+		close(m->irqfd);
+	m->irqfd = -1;
 }
 
 void virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len)

@@ -9,6 +9,7 @@
 #include "cvisor/virtio_net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,7 @@ static int rx_place(struct virtio_net *n, unsigned int *budget, unsigned int *pu
 	}
 	*pushed += n->rx_nbufs;
 	n->stats.rx_packets++;
+	n->stats.rx_bytes += n->rx_len - VIRTIO_NET_HDR_LEN;
 	if (n->rx_bytes)
 		atomic_fetch_add(n->rx_bytes, n->rx_len - VIRTIO_NET_HDR_LEN);
 	rx_drop_pending(n);
@@ -325,6 +327,7 @@ static void tx_pump(struct virtio_net *n)
 out:
 	if (done)
 		virtio_dev_used(d, VIRTIO_NET_TXQ);
+	n->stats.tx_bytes += bytes;
 	if (bytes && n->tx_bytes)
 		atomic_fetch_add(n->tx_bytes, bytes);
 }
@@ -596,7 +599,7 @@ int virtio_net_create_backend(struct virtio_dev *d, const struct virtio_net_conf
 	be->rx_ready = net_rx_ready;
 	be->opaque = n;
 	snprintf(label, sizeof(label), "virtio-net (%s)",
-		 c->backend == VIRTIO_NET_TAP ? c->tap : "user");
+		 c->backend != VIRTIO_NET_USER ? c->tap : "user");
 	virtio_dev_init(d, &virtio_net_ops, n, mem, label);
 	n->dev = d;
 	return 0;
@@ -618,6 +621,8 @@ int virtio_net_create(struct virtio_dev *d, const struct virtio_net_config *c,
 
 	if (c->backend == VIRTIO_NET_TAP)
 		r = net_tap_open(c->tap, loop, &be, err, sizeof(err));
+	else if (c->backend == VIRTIO_NET_TAP_FD)
+		r = -EINVAL, snprintf(err, sizeof(err), "--net tapfd: no descriptor came with it");
 	else
 		r = net_slirp_open(c->hostfwd, c->nr_hostfwd, loop, &be, err, sizeof(err));
 	if (r)
@@ -635,10 +640,33 @@ int virtio_net_device_create(struct virtio_dev *d, const char *spec, unsigned in
 	struct virtio_net_config c;
 	int r;
 
+	struct net_backend *be;
+	char err[256];
+	bool vnet;
+	int fd;
+
 	if ((r = virtio_net_parse(spec, index, &c, e)))
 		return r;
-	return virtio_net_create(d, &c, env->mem, env->loop, &env->stats->net_rx_bytes,
-				 &env->stats->net_tx_bytes, e);
+	if (c.backend != VIRTIO_NET_TAP_FD)
+		return virtio_net_create(d, &c, env->mem, env->loop, &env->stats->net_rx_bytes,
+					 &env->stats->net_tx_bytes, e);
+	if (env->fd < 0)
+		return cv_fail(e, CV_EXIT_USAGE, -EINVAL,
+			       "--net tapfd: only the API's vm.add-net passes a tap's descriptor");
+	/* Its interface's name for the label, as a tap=NAME device has. */
+	if ((r = net_tap_check_fd(env->fd, c.tap, &vnet, err, sizeof(err))))
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
+	if ((fd = fcntl(env->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return cv_fail(e, CV_EXIT_FAIL, -errno, "virtio-net: dup of the tap's fd: %s",
+			       strerror(errno));
+	if ((r = net_tap_open_fd(fd, env->loop, &be, err, sizeof(err))))
+		return cv_fail(e, CV_EXIT_USAGE, r, "%s", err);
+	r = virtio_net_create_backend(d, &c, env->mem, env->loop, be, &env->stats->net_rx_bytes,
+				      &env->stats->net_tx_bytes);
+	if (r)
+		return cv_fail(e, CV_EXIT_FAIL, r, "virtio-net: cannot set up the device: %s",
+			       strerror(-r));
+	return 0;
 }
 
 void virtio_net_destroy(struct virtio_dev *d)

@@ -434,6 +434,10 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 	int r;
 
 	memset(vp, 0, sizeof(*vp));
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		vp->kick_fd[i] = -1;
+	for (unsigned int v = 0; v < VIRTIO_PCI_MAX_VECTORS; v++)
+		vp->msix[v].irqfd = -1;
 	vp->dev = d;
 	vp->router = router;
 	vp->loop = loop;
@@ -481,6 +485,18 @@ int virtio_pci_attach(struct virtio_pci *vp, struct virtio_dev *d, struct pci_bu
 			return r;
 	}
 	return pci_bus_add(b, p);
+}
+
+void virtio_pci_detach(struct virtio_pci *vp)
+{
+	if (!vp->dev)
+		return; /* never attached */
+	evloop_close_fds(vp->loop, vp->kick_fd, VIRTIO_MAX_QUEUES);
+	for (unsigned int v = 0; v < VIRTIO_PCI_MAX_VECTORS; v++) {
+		if (vp->msix[v].irqfd >= 0)
+			close(vp->msix[v].irqfd);
+		vp->msix[v].irqfd = -1;
+	}
 }
 
 /* State, version 1: u32 version, the 256 config-space bytes, u32

@@ -6,11 +6,19 @@
 # shutdown, delete and vmm.shutdown; bad input (bad JSON, wrong types,
 # unknown fields and endpoints, wrong methods, vm.boot before vm.create, a
 # second vm.create); the --event-monitor stream; the VMM's end on a guest
-# poweroff, on SIGTERM and when the event FIFO's reader goes away. Every
-# wait is bounded and polls for what it waits for. Prints TAP.
+# poweroff, on SIGTERM and when the event FIFO's reader goes away;
+# vm.add-net with a tap's descriptor (SCM_RIGHTS, as libvirt sends it) made
+# in a network namespace this test makes, and the kit's Linux guest pinging
+# over it, with the hostile cases, the descriptors counted, and
+# vm.counters per device. Every wait is bounded and polls for what it
+# waits for. Prints TAP.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 . tests/named.sh
+. tests/guest.sh
+G_SUITE=chapi
+NS=cvan$$ # the network namespace of the vm.add-net checks
+trap 'g_cleanup; ip netns del "$NS" 2>/dev/null; named_cleanup' EXIT
 
 P=ch$$- # guest name prefix
 CH=${BUILD:-build}/cloud-hypervisor
@@ -233,7 +241,7 @@ fi
 api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP/snap\"}"
 expect "vm.snapshot of a running VM" 500 'must be paused'
 api "$S" GET vm.counters
-expect "vm.counters" 200 '"disks":\{"read_bytes":[0-9]+'
+expect "vm.counters: no disk or NIC, no entry" 200 '^\{\}$'
 api "$S" PUT vm.resize '{"desired_ram":134217728}'
 expect "vm.resize without a balloon" 500 'needs a balloon'
 api "$S" PUT vm.resize '{"desired_vcpus":4}'
@@ -501,6 +509,152 @@ fifo_case "${P}d" "killed" 'kill "$rpid"' holder
 fifo_case "${P}e2" "closed under a blocked read" 'touch "$T_TMP/e2.stop"' \
 	python3 tests/e2e/fifo_reader.py "$T_TMP/e2.stop"
 
+# ---- vm.add-net: a tap's descriptor, as libvirt 11.3 passes it ----
+# addnet ARGS...: vm.add-net through api_fds.py (one sendmsg with the
+# descriptors, one recv of at most 1023 bytes within 500 ms, as libvirt) in
+# the namespace; API_CODE and API_BODY as api's.
+addnet() {
+	local out
+	out=$(ip netns exec "$NS" python3 tests/e2e/api_fds.py "$S" vm.add-net "$@" 2>&1)
+	API_CODE=$(head -n 1 <<<"$out")
+	API_BODY=$(tail -n +2 <<<"$out")
+}
+nfds() { ls "/proc/$NPID/fd" 2>/dev/null | wc -l; }
+# (a tun opened under ip netns exec shows as /net/tun)
+ntun() { ls -l "/proc/$NPID/fd" 2>/dev/null | grep -c '/net/tun$' || true; }
+# counters: vm.counters' _disk0 and net_0, one line: rb wb ro wo rxb rxf txb txf.
+counters() {
+	api "$S" GET vm.counters
+	python3 -c 'import json,sys
+d = json.loads(sys.argv[1]); b = d["_disk0"]; n = d["net_0"]
+print(b["read_bytes"], b["write_bytes"], b["read_ops"], b["write_ops"],
+      n["rx_bytes"], n["rx_frames"], n["tx_bytes"], n["tx_frames"])' "$API_BODY" 2>/dev/null
+}
+TAP=cvan0
+MAC=52:54:00:c0:ff:ee
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+	t_skip "vm.add-net with a tap's descriptor" "needs root, for a network namespace and a tap"
+elif [ ! -f "$KERNEL" ] || [ ! -f "$INITRD" ]; then
+	t_skip "vm.add-net with a tap's descriptor" "$KERNEL or $INITRD missing (run make guest)"
+elif ! ip netns add "$NS" || ! ip -n "$NS" link set lo up ||
+	! ip -n "$NS" tuntap add dev "$TAP" mode tap vnet_hdr ||
+	! ip -n "$NS" addr add 10.78.0.1/24 dev "$TAP" || ! ip -n "$NS" link set "$TAP" up; then
+	t_fail "a network namespace with a tap" "ip netns / ip tuntap failed"
+else
+	N=${P}an
+	S=$T_TMP/an.sock
+	truncate -s 8M "$T_TMP/scratch.img"
+	shell_body() {
+		printf '{"cpus":{"boot_vcpus":1,"max_vcpus":1},"memory":{"size":268435456},'
+		printf '"payload":{"kernel":"%s","initramfs":"%s","cmdline":"quiet cvisor.shell=1"},' \
+			"$(realpath "$KERNEL")" "$(realpath "$INITRD")"
+		printf '"disks":[{"path":"%s"}],"serial":{"mode":"Tty"},"console":{"mode":"Off"}}' \
+			"${1:-$T_TMP/scratch.img}"
+	}
+	# The VMM's stdin and stdout are the guest's serial (mode Tty): the
+	# shell's, for g_run.
+	g_spawn an env CVISOR_CH_NAME="$N" "$CH" --api-socket "$S"
+	NPID=${G_PID[an]}
+	for i in $(seq 100); do
+		api "$S" GET vmm.ping
+		[ "$API_CODE" = 200 ] && break
+		sleep 0.1
+	done
+	addnet '{"mac":"'$MAC'"}' --tap "$TAP"
+	expect "vm.add-net before vm.create" 500 'no VM is created'
+	# A boot that fails keeps the NIC in the config; vm.delete closes it.
+	api "$S" PUT vm.create "$(shell_body /nonexistent.img)"
+	n0=$(nfds)
+	addnet '{"mac":"'$MAC'"}' --tap "$TAP"
+	expect "vm.add-net" 200 '^\{"id":"_net0","bdf":"0000:00:02\.0"\}$'
+	api "$S" PUT vm.boot
+	expect "vm.boot that fails (no disk image)" 500 'nonexistent'
+	n1=$(nfds)
+	api "$S" PUT vm.delete
+	if [ "$n1" = $((n0 + 1)) ] && [ "$(nfds)" = "$n0" ] && [ "$(ntun)" = 0 ]; then
+		t_pass "a failed boot keeps the tap's descriptor ($n0 -> $n1 fds); vm.delete closes it ($(nfds))"
+	else
+		t_fail "a failed boot keeps the tap's descriptor, vm.delete closes it" \
+			"fds $n0, after the boot $n1, after vm.delete $(nfds) ($(ntun) tun)"
+	fi
+	api "$S" PUT vm.create "$(shell_body)"
+	expect "vm.create with a scratch disk" 204 ''
+	n0=$(nfds)
+	addnet '{"mac":"'$MAC'"}'
+	expect "vm.add-net without a descriptor or tap: 400" 400 'no tap: pass its descriptor'
+	addnet '{"mac":"'$MAC'","num_queues":2}' --tap "$TAP" --copies 3
+	expect "vm.add-net with 3 descriptors: 400" 400 '3 descriptors came with the request.*exactly one'
+	addnet '{"mac":"'$MAC'"}' --pipe
+	expect "vm.add-net with a pipe: 400" 400 'not a tap device'
+	addnet '{"mac":' --tap "$TAP"
+	expect "vm.add-net with bad JSON: 400" 400 'not one JSON object'
+	addnet '{"mac":"'$MAC'","ip":"10.78.0.2","mask":"255.255.255.0"}' --tap "$TAP"
+	expect "vm.add-net with ip: 400" 400 'ip: not supported by cvisor'
+	if [ "$(nfds)" = "$n0" ]; then
+		t_pass "the refused vm.add-nets left no descriptor behind ($n0)"
+	else
+		t_fail "the refused vm.add-nets left no descriptor behind" "$n0 fds, then $(nfds)"
+	fi
+	# libvirt's body: id net_N, mac, num_queues 2 (one queue pair).
+	addnet '{"id":"net_0","mac":"'$MAC'","num_queues":2}' --tap "$TAP"
+	expect "vm.add-net: PciDeviceInfo with the client's id" 200 \
+		'^\{"id":"net_0","bdf":"0000:00:02\.0"\}$'
+	[ "$(ntun)" = 1 ] && t_pass "the VMM holds the tap's descriptor" ||
+		t_fail "the VMM holds the tap's descriptor" "$(ntun) tun fds"
+	api "$S" GET vm.info
+	expect "vm.info's config: the NIC and the disk by id" 200 \
+		'"disks":\[\{"path":"[^"]*","id":"_disk0"\}\].*"net":\[\{"id":"net_0","mac":"'$MAC'","num_queues":2\}\]'
+	api "$S" PUT vm.boot
+	expect "vm.boot with the NIC" 204 ''
+	addnet '{"mac":"52:54:00:c0:ff:ef"}' --pipe
+	expect "vm.add-net on a running VM: no hotplug" 500 'no device hotplug'
+	if ! g_ready an "$BOOT_TIMEOUT"; then
+		t_fail "the guest's shell (serial on the VMM's stdio)" "$(g_log an | tail -n 5 | tr '\n' ' ')"
+	else
+		t_pass "the guest's shell (serial on the VMM's stdio)"
+		g_run an 30 'cat /sys/class/net/eth0/address; basename $(dirname $(readlink -f /sys/class/net/eth0/device))'
+		if [ "$G_RC" = 0 ] && [ "$(tr -d ' \n' <<<"$G_OUT")" = "${MAC}0000:00:02.0" ]; then
+			t_pass "the guest's eth0 has the MAC given, at the BDF vm.add-net answered"
+		else
+			t_fail "the guest's eth0 has the MAC given, at the BDF vm.add-net answered" "status $G_RC: $(echo $G_OUT)"
+		fi
+		g_run an 60 'ip addr add 10.78.0.2/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 10 10.78.0.1 | tail -n 2'
+		if [ "$G_RC" = 0 ] && grep -q " 0% packet loss" <<<"$G_OUT"; then
+			t_pass "the guest pings the tap's host side ($(tail -n 1 <<<"$G_OUT"))"
+		else
+			t_fail "the guest pings the tap's host side" "status $G_RC: $(echo $G_OUT)"
+		fi
+		c1=$(counters)
+		# 256 KiB written through to the disk, read back past the page
+		# cache, and two pings.
+		g_run an 120 'dd if=/dev/zero of=/dev/vda bs=4k count=64 conv=fsync 2>/dev/null && echo 3 >/proc/sys/vm/drop_caches && dd if=/dev/vda of=/dev/null bs=4k count=64 2>/dev/null && ping -c 2 -W 10 10.78.0.1 >/dev/null'
+		c2=$(counters)
+		if [ "$G_RC" = 0 ] && python3 -c 'import sys
+a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]
+sys.exit(not (len(a) == len(b) == 8 and all(x > 0 for x in a[4:]) and all(y > x for x, y in zip(a, b))
+              and b[1] - a[1] >= 262144 and b[0] - a[0] >= 262144))' "$c1" "$c2"; then
+			t_pass "vm.counters per device grow with the guest's I/O (_disk0 and net_0: '$c1' -> '$c2')"
+		else
+			t_fail "vm.counters per device grow with the guest's I/O" "status $G_RC; '$c1' -> '$c2': $API_BODY"
+		fi
+	fi
+	api "$S" PUT vm.pause
+	api "$S" PUT vm.snapshot "{\"destination_url\":\"file://$T_TMP\"}"
+	expect "vm.snapshot with a passed tap: refused" 500 'cannot carry'
+	api "$S" PUT vm.resume
+	api "$S" PUT vm.shutdown
+	expect "vm.shutdown" 204 ''
+	api "$S" PUT vm.delete
+	if [ "$(nfds)" = "$n0" ] && [ "$(ntun)" = 0 ]; then
+		t_pass "after vm.delete: no tap descriptor, the VMM's fds as before ($n0)"
+	else
+		t_fail "after vm.delete: no tap descriptor, the VMM's fds as before" \
+			"$n0 fds, then $(nfds) ($(ntun) tun): $(ls -l /proc/$NPID/fd | tr '\n' ' ')"
+	fi
+	api "$S" PUT vmm.shutdown
+	ended "$NPID" 10 || t_fail "VMM an ends" "pid $NPID"
+fi
+
 # ---- Cloud Hypervisor's direct VM flags: the VM created and booted at once ----
 # A tiny guest that prints its command line and powers off: the VMM ends
 # with status 0 (no API socket needed). The command line's comma stays
@@ -521,7 +675,7 @@ if vmm "$H" "$S" --kernel "$GUESTS/counter.elf" --cpus boot=2,max=2 --memory siz
 	if [ "$API_CODE" = 200 ] && printf '%s' "$API_BODY" | grep -q '"state":"Running"' &&
 		printf '%s' "$API_BODY" | grep -q '"cpus":{"boot_vcpus":2,"max_vcpus":2}' &&
 		printf '%s' "$API_BODY" | grep -q '"memory":{"size":268435456}' &&
-		printf '%s' "$API_BODY" | grep -q '"readonly":true}\]'; then
+		printf '%s' "$API_BODY" | grep -q '"readonly":true,"id":"_disk1"}\]'; then
 		t_pass "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks"
 	else
 		t_fail "direct flags + --api-socket: vm.info Running with the flags' cpus, memory, disks" \

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct guest_mem mem;
 	struct evloop loop;
 	struct cv_error e = { 0 };
-	struct virtio_env env = { &mem, &loop, NULL };
+	struct virtio_env env = { &mem, &loop, NULL, -1 };
 	const uint8_t *prog;
 	size_t n, i = 0;
 	int slave;

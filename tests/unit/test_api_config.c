@@ -178,12 +178,76 @@ static void test_refused(void **state)
 	config_free(&c);
 }
 
+/* vm.add-net's NetConfig with n descriptors, for NIC index. */
+static int add_net(const char *body, unsigned int n, unsigned int index, char *sp, char *id)
+{
+	err[0] = '\0';
+	return api_net_config(body, strlen(body), n, index, &io, sp, 256, id, err, sizeof(err));
+}
+
+static void test_add_net(void **state)
+{
+	static const struct {
+		const char *body;
+		unsigned int nfds;
+		const char *msg;
+	} bad[] = {
+		{ "{\"mac\":\"52:54:00:00:00:01\"}", 0, "no tap: pass its descriptor" },
+		{ "{\"mac\":\"52:54:00:00:00:01\"}", 3, "3 descriptors came with the request" },
+		{ "{\"num_queues\":4}", 2, "num_queues: 4 is not supported" },
+		{ "{\"tap\":\"t0\"}", 1, "both tap \"t0\" and a descriptor" },
+		{ "{\"fds\":[3,4]}", 1, "fds: 2 listed, 1 passed" },
+		{ "{\"ip\":\"10.0.0.1\"}", 1, "vm.add-net.ip: not supported" },
+		{ "{\"mtu\":1400}", 1, "vm.add-net.mtu: not supported" },
+		{ "{\"id\":\"_net0\"}", 1, "not starting with '_'" },
+		{ "{\"id\":\"disk_a\"}", 1, "already the id of another device" },
+		{ "{\"mac\":\"01:00:00:00:00:01\"}", 1, "bad mac" },
+		{ "{\"mac\":", 1, "not one JSON object" },
+		{ "[1]", 1, "vm.add-net body: must be an object" },
+	};
+	char sp[256], id[API_ID_MAX], buf[API_ID_MAX];
+
+	(void)state;
+	assert_int_equal(create("{\"payload\":{\"kernel\":\"/k\"},\"disks\":[{\"path\":\"/d\","
+				"\"id\":\"disk_a\"},{\"path\":\"/e\"}]}"),
+			 0);
+	assert_string_equal(api_dev_id(&io, "disk0", buf), "disk_a");
+	assert_string_equal(api_dev_id(&io, "disk1", buf), "_disk1");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = add_net(bad[i].body, bad[i].nfds, 0, sp, id);
+
+		if (r != -EINVAL || !strstr(err, bad[i].msg))
+			fail_msg("body %s, %u fds: got %d \"%s\", want -EINVAL and \"%s\"",
+				 bad[i].body, bad[i].nfds, r, err, bad[i].msg);
+	}
+	/* What libvirt 11.3 sends: one descriptor per queue pair. */
+	assert_int_equal(add_net("{\"id\":\"net_0\",\"mac\":\"52:54:00:aa:bb:cc\","
+				 "\"num_queues\":2}",
+				 1, 0, sp, id),
+			 0);
+	assert_string_equal(sp, "tapfd,mac=52:54:00:aa:bb:cc");
+	assert_string_equal(id, "net_0");
+	/* Kata's form lists the sender's numbers; a tap by name takes none. */
+	assert_int_equal(add_net("{\"fds\":[7],\"queue_size\":256}", 1, 1, sp, id), 0);
+	assert_string_equal(sp, "tapfd");
+	assert_string_equal(id, "");
+	assert_int_equal(add_net("{\"tap\":\"vnet0\"}", 0, 1, sp, id), 0);
+	assert_string_equal(sp, "tap=vnet0");
+	/* vm.create takes no descriptors. */
+	assert_int_equal(create("{\"payload\":{\"kernel\":\"/k\"},\"net\":[{\"tap\":\"t\","
+				"\"fds\":[3]}]}"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "net[0].fds: not supported by cvisor (tap descriptors come"));
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_payload_form),
 		cmocka_unit_test(test_old_form),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_add_net),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

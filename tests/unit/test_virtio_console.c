@@ -43,7 +43,7 @@ static int setup(void **state)
 	if (!t || !(t->v.ram = calloc(1, RAM_SIZE)) || evloop_init(&t->loop))
 		return -1;
 	guest_mem_init_buf(&t->v.mem, t->v.ram, RAM_SIZE);
-	env = (struct virtio_env){ &t->v.mem, &t->loop, NULL };
+	env = (struct virtio_env){ &t->v.mem, &t->loop, NULL, -1 };
 	if (virtio_console_device_create(&t->v.dev, "pty", 0, &env, &e))
 		return -1;
 	t->slave = open(virtio_console_pty_path(&t->v.dev), O_RDWR | O_NOCTTY | O_NONBLOCK);
@@ -226,7 +226,7 @@ static void test_save_load(void **state)
 	struct ct *t = *state;
 	struct vqd_buf w = { BUF_BASE, 4, 0 };
 	struct virtio_dev *fresh = calloc(1, sizeof(*fresh));
-	struct virtio_env env = { &t->v.mem, &t->loop, NULL };
+	struct virtio_env env = { &t->v.mem, &t->loop, NULL, -1 };
 	struct state_buf a = { 0 }, b = { 0 };
 	struct cv_error e = { 0 };
 	struct state_rd r;
