@@ -2,7 +2,7 @@
 # Runs every test suite and ends with one line CI reads: "N passed, N failed".
 #   format  clang-format conformance
 #   unit  cmocka tests under ASan+UBSan (no KVM)
-#   fuzz  every libFuzzer target for FUZZ_SECONDS (15) each
+#   fuzz  every libFuzzer target for FUZZ_SECONDS (10) each
 #   tsan  the unit tests and the migration engine under ThreadSanitizer
 #   cli   bad input to `cvisor run`
 #   kvm   tiny freestanding guests (milliseconds each)
@@ -26,9 +26,8 @@
 #   multiboot multiboot kernels (fw_cfg, isa-debug-exit, modules, SMP), side by side
 #             with QEMU pc where installed (tests/e2e/multiboot.sh)
 #   libvirt  virsh -c ch:///system of libvirt 9.0 and 11.3 (built from Debian's
-#            sources, scripts/libvirt-build.sh) driving cvisor as cloud-hypervisor
-#            (not in the default list yet: reboot, vm.add-net with fds and the
-#            11.3 VMM's end fail; SUITES=libvirt after make libvirt runs it)
+#            sources, scripts/libvirt-build.sh, cached per machine) driving cvisor
+#            as cloud-hypervisor
 # SUITES="unit cli" limits the run.
 #
 # The output is TAP (version 14, tests/tap.sh): each suite a subtest, its
@@ -40,8 +39,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/tap.sh
-SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware multiboot}
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+SUITES=${SUITES:-format unit fuzz tsan cli kvm toolstack chapi jail snapshot clones hostile migrate migrate-cli guest-shell guest-devices guest-tap guest-rate guest-lifecycle guest-console linux-migrate firmware multiboot libvirt}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 fuzzers=(build/fuzz/fuzz_*)
 
 # suite SECONDS NAME CMD...: one suite, bounded by SECONDS unless
