@@ -110,7 +110,7 @@ migrated() {
 	fi
 	final=$(last_count "$src")
 	if [ -z "$final" ] || [ "$final" -lt "$last" ]; then
-		t_fail "$what" "the source's log ends at count '$final', below $last seen earlier"
+		t_fail "$what" "the source's log ends at count '$final', below $last seen earlier; the log: $(ls -l "$CVISOR_RUN_DIR/$src.log" 2>&1), ends $(tail -c 160 "$CVISOR_RUN_DIR/$src.log" 2>&1 | od -c | tail -n 4 | tr -s ' ' | tr '\n' '|')"
 		return 1
 	fi
 	last=$final
