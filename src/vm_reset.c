@@ -145,7 +145,6 @@ void vm_reset_run(struct vm *vm)
 		vm_request_stop(vm, VM_STOP_HOST, msg);
 		return;
 	}
-	atomic_fetch_add(&vm->resets, 1);
 	cv_err("the guest reset: its machine is back at power-on (in %.2f ms), booting again",
 	       (double)(cv_now_ns() - t0) / 1e6);
 	if (vm->reset_hook)

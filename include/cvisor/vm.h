@@ -152,7 +152,6 @@ struct vm {
 		int fd;
 	} kept[2 + BOOT_MAX_MODULES];
 	unsigned int nkept;
-	_Atomic unsigned int resets; /* resets done */
 	/* Told before (done false) and after (true) a reset, on the main
 	 * thread; NULL for none (the API's events). */
 	void (*reset_hook)(void *ctx, bool done);

@@ -455,47 +455,42 @@ else
 	t_fail "VMM b starts" "$(cat "$T_TMP/$B.err")"
 fi
 
-# ---- SIGTERM ends the VMM and its guest ----
-C=${P}c
-S=$T_TMP/c.sock
-if vmm "$C" "$S"; then
-	CPID=$VMM_PID
-	api "$S" PUT vm.create "$(create_body counter)"
-	api "$S" PUT vm.boot
-	kill -TERM "$CPID"
-	if ended "$CPID" 10 && gone "$C"; then
-		t_pass "SIGTERM ends the VMM and the guest"
+# end_case ID WHAT STOP [VMM ARGS...]: a VMM that boots the counter, then
+# STOP (a command; $vpid is the VMM, $rpid a FIFO reader if any); the VMM
+# and the guest must end and the name be gone.
+end_case() {
+	local id=$1 what=$2 stop=$3 vpid
+	shift 3
+	if vmm "$id" "$T_TMP/$id.sock" "$@"; then
+		vpid=$VMM_PID
+		api "$T_TMP/$id.sock" PUT vm.create "$(create_body counter)"
+		api "$T_TMP/$id.sock" PUT vm.boot
+		expect "$what: the guest boots" 204 ''
+		eval "$stop"
+		if ended "$vpid" 15 && gone "$id"; then
+			t_pass "$what: the VMM and the guest end"
+		else
+			t_fail "$what: the VMM and the guest end" "pid $vpid: $(cat "$T_TMP/$id.err")"
+		fi
 	else
-		t_fail "SIGTERM ends the VMM and the guest" "pid $CPID: $(cat "$T_TMP/$C.err")"
+		t_fail "VMM $id starts" "$(cat "$T_TMP/$id.err")"
 	fi
-else
-	t_fail "VMM c starts" "$(cat "$T_TMP/$C.err")"
-fi
+}
 
-# fifo_case ID WHAT STOP READER...: a VMM whose --event-monitor is a FIFO
-# that READER reads (started in the background); STOP (a command) makes the
-# reader go; the VMM must end and its name be gone (libvirt 11.3's destroy).
+# ---- SIGTERM ends the VMM and its guest ----
+end_case "${P}c" "SIGTERM" 'kill -TERM "$vpid"'
+
+# fifo_case ID WHAT STOP READER...: end_case with an --event-monitor FIFO
+# that READER reads (in the background, $rpid); STOP makes the reader go
+# (libvirt 11.3's destroy).
 fifo_case() {
-	local id=$1 what=$2 stop=$3 sock=$T_TMP/$1.sock fifo=$T_TMP/$1.fifo rpid vpid
+	local id=$1 what=$2 stop=$3 fifo=$T_TMP/$1.fifo rpid
 	shift 3
 	mkfifo "$fifo"
 	"$@" "$fifo" &
 	rpid=$!
 	T_PIDS+=("$rpid")
-	if vmm "$id" "$sock" --event-monitor "path=$fifo"; then
-		vpid=$VMM_PID
-		api "$sock" PUT vm.create "$(create_body counter)"
-		api "$sock" PUT vm.boot
-		expect "boot with a FIFO event monitor ($what)" 204 ''
-		eval "$stop"
-		if ended "$vpid" 15 && gone "$id"; then
-			t_pass "the FIFO's reader gone ($what): the VMM ends"
-		else
-			t_fail "the FIFO's reader gone ($what): the VMM ends" "pid $vpid: $(cat "$T_TMP/$id.err")"
-		fi
-	else
-		t_fail "VMM $id starts" "$(cat "$T_TMP/$id.err")"
-	fi
+	end_case "$id" "the FIFO's reader gone ($what)" "$stop" --event-monitor "path=$fifo"
 	kill "$rpid" 2>/dev/null
 }
 
