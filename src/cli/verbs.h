@@ -26,6 +26,11 @@ int cli_top(const struct cli_verb *v, const struct cli_args *a);
 /* `cvisor console NAME` (console.c). */
 int cli_console(const struct cli_verb *v, const struct cli_args *a);
 
+/* `cvisor host [--json]`: /dev/kvm, whether the host emulates guest
+ * kernel code, and the kernel options a guest booted by its own loader
+ * needs here (host.c). */
+int cli_host(const struct cli_verb *v, const struct cli_args *a);
+
 /* `cvisor migrate NAME HOST:PORT [...]` (migrate.c). */
 int cli_migrate(const struct cli_verb *v, const struct cli_args *a);
 

@@ -124,48 +124,6 @@ else
 	t_fail "a firmware guest with --on-reboot restart starts" "$T_ERR"
 fi
 
-# An installed system's boot: a partitioned disk with GRUB for BIOS
-# (scripts/grub-disk.sh: boot.img, core.img in the post-MBR gap, an ext4
-# partition with the kernel, the initramfs and grub.cfg), Debian's cloud
-# kernel from the guest kit. SeaBIOS, then GRUB on the serial console, then
-# the kernel's first lines; the test stops the guest there (bounded: GRUB
-# reads the 14 MiB kernel through SeaBIOS's int 13h at emulated speed on a
-# host without VT-x, about 6 minutes here). FIRMWARE_GRUB=1 runs it; make
-# test leaves it out by default, to keep the whole run within CI's budget.
-KIT=${KIT:-build/guest}
-if [ "${FIRMWARE_GRUB:-0}" != 1 ]; then
-	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "about 6 minutes here: FIRMWARE_GRUB=1 runs it"
-elif [ ! -f /usr/lib/grub/i386-pc/boot.img ] || ! command -v grub-mkimage >/dev/null; then
-	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "no grub-pc-bin"
-elif [ ! -f "$KIT/debian.bzImage" ] || [ ! -f "$KIT/initramfs.cpio" ]; then
-	t_skip "SeaBIOS, GRUB, then the Debian kernel from the disk" "no guest kit (make guest)"
-elif ! bash scripts/grub-disk.sh "$T_TMP/grub.img" "$KIT/debian.bzImage" "$KIT/initramfs.cpio" \
-	"earlyprintk=ttyS0" >"$T_TMP/grub-disk.log" 2>&1; then
-	t_fail "SeaBIOS, GRUB, then the Debian kernel from the disk" "grub-disk.sh: $(tail -n 3 "$T_TMP/grub-disk.log")"
-else
-	out=$T_TMP/grub.out
-	"$CVISOR" run --firmware "$BIOS" --disk "$T_TMP/grub.img" --memory 1G </dev/null >"$out" 2>&1 &
-	pid=$!
-	T_PIDS+=("$pid")
-	start=$SECONDS
-	end=$((SECONDS + 1200))
-	while ! grep -q 'Kernel command line: .*earlyprintk=ttyS0' "$out" && [ "$SECONDS" -lt "$end" ] &&
-		kill -0 "$pid" 2>/dev/null; do
-		sleep 2
-	done
-	took=$((SECONDS - start))
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	missing=
-	for re in 'SeaBIOS \(version ' 'Welcome to GRUB' 'grub-disk: GRUB loading the kernel' \
-		'Linux version [0-9].*cloud-amd64' 'BIOS-e820: ' 'Kernel command line: '; do
-		grep -Eq -- "$re" "$out" || missing="$missing '$re'"
-	done
-	if [ -z "$missing" ]; then
-		t_pass "SeaBIOS, GRUB, then the Debian kernel from the disk (${took} s to its command line)"
-	else
-		t_fail "SeaBIOS, GRUB, then the Debian kernel from the disk" \
-			"missing$missing after ${took} s: $(tr -d '\033' <"$out" | tail -n 5)"
-	fi
-fi
+# SeaBIOS, GRUB and Debian's cloud kernel from a partitioned disk: the
+# firmware-grub suite (tests/e2e/firmware-grub.sh).
 t_summary firmware

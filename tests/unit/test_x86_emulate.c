@@ -201,7 +201,26 @@ static void test_fence_and_unknown(void **state)
 	t = prepare(state, 0, 0, hlt_like, 2);
 	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
 	assert_non_null(strstr(msg, "refused instruction 0f 05 at RIP 0x1000 (CPL 0)"));
+	assert_null(strstr(msg, "cvisor host"));
 	assert_int_equal(regs_of(t).rip, 0x1000);
+}
+
+/* An XSAVE-family instruction (xrstor64 [rdi], as an XSAVE-enabled Linux
+ * runs at boot) fails with a line that names the way out: the kernel
+ * options `cvisor host` prints. */
+static void test_xsave_hint(void **state)
+{
+	static const uint8_t xrstor[] = { 0x48, 0x0f, 0xae, 0x2f }, xsetbv[] = { 0x0f, 0x01, 0xd1 };
+	char msg[256]; /* handle_internal's */
+	struct t *t = prepare(state, 0, 0, xrstor, 4);
+
+	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
+	assert_non_null(
+		strstr(msg, "refused instruction 48 0f ae 2f at RIP 0x1000 (CPL 0): XSAVE"));
+	assert_non_null(strstr(msg, "`cvisor host` prints"));
+	t = prepare(state, 0, 0, xsetbv, 3);
+	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
+	assert_non_null(strstr(msg, "`cvisor host` prints"));
 }
 
 /* SDM: a memory operand that is not canonical is #GP(0): stmxcsr [rax]
@@ -231,6 +250,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stac_clac_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int3_ud2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence_and_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xsave_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_noncanonical_operand, setup, teardown),
 	};
 

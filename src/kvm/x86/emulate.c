@@ -461,6 +461,18 @@ static int decode_0f(const struct kvm_sregs *sregs, const uint8_t *b, size_t n, 
 	return -EINVAL;
 }
 
+/* xsave, xrstor, xsaveopt (0f ae /4-/6, memory forms), xgetbv, xsetbv: an
+ * XSAVE-enabled kernel, which `noxsave` (x86_quirk_cmdline) avoids. */
+static bool xsave_family(const struct kvm_sregs *sregs, const uint8_t *b, size_t n)
+{
+	struct x86_insn in;
+
+	if (n >= 3 && b[0] == 0x0f && b[1] == 0x01 && (b[2] == 0xd0 || b[2] == 0xd1))
+		return true;
+	return decode_0f(sregs, b, n, &in) == 0 && in.opcode[1] == 0xae && in.mod != 3 && !in.rep &&
+	       (in.reg & 7) >= 4 && (in.reg & 7) <= 6;
+}
+
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen)
 {
 	struct vm *vm = vcpu->vm;
@@ -531,8 +543,12 @@ enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t ms
 		if (!n && off < msglen)
 			off += (size_t)snprintf(msg + off, msglen - off, " (bytes unreadable)");
 		if (off < msglen)
-			snprintf(msg + off, msglen - off, " at RIP %#llx (CPL %u)",
-				 (unsigned long long)regs.rip, cpl);
+			off += (size_t)snprintf(msg + off, msglen - off, " at RIP %#llx (CPL %u)",
+						(unsigned long long)regs.rip, cpl);
+		if (off < msglen && xsave_family(&sregs, b, n))
+			snprintf(msg + off, msglen - off,
+				 ": XSAVE, refused here; a kernel booted by its own loader "
+				 "needs the options `cvisor host` prints");
 		return X86_EMUL_FAILED;
 	}
 	if (r) {
