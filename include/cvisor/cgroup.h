@@ -30,9 +30,10 @@ struct cgroup {
 
 /* Create the guest's cgroup `name` under fsroot, set lim and move process
  * pid (every thread of it) in. v2 (fsroot has cgroup.controllers): the
- * cgroup is fsroot/cvisor/NAME. v1: fsroot/{cpu,memory}/<the process's
- * current cgroup>/cvisor/NAME, so that a monitor started inside a limited
- * cgroup stays within its limits. self_cgroup is the text of
+ * cgroup is fsroot/cvisor/NAME. v1: fsroot/cpu/<the process's current
+ * cgroup>/cvisor/NAME, and the same under fsroot/memory when lim has a
+ * memory limit, so that a monitor started inside a limited cgroup stays
+ * within its limits. self_cgroup is the text of
  * /proc/self/cgroup. Returns 0, or -errno with the reason in why (the
  * cgroup is then left as it was). */
 int cgroup_enter_at(struct cgroup *cg, const char *fsroot, const char *self_cgroup,

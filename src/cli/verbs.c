@@ -432,7 +432,7 @@ const struct cli_verb cli_verbs[] = {
 	{ "migrate", cli_migrate, migrate_opts, "NAME HOST:PORT", 2, NULL,
 	  "move the guest live to `cvisor run --incoming` on HOST:PORT", 0, 0 },
 	{ "host", cli_host, json_opts, NULL, 0, NULL,
-	  "/dev/kvm here, and the kernel options a guest booted by its own loader needs", 0, 0 },
+	  "what /dev/kvm is, and kernel options GRUB-booted guests need", 0, 0 },
 	{ 0 },
 };
 

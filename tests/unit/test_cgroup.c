@@ -174,6 +174,36 @@ static void test_v1(void **state)
 	assert_int_equal(cg.ndirs, 0);
 }
 
+/* v1 without a memory limit: the cpu cgroup only (a memory cgroup costs
+ * the host memory per guest and would hold nothing the guest asked for). */
+static void test_v1_no_memory_limit(void **state)
+{
+	struct cgroup_limits lim = { .weight = 100 };
+	struct cgroup cg;
+	char why[512], path[PATH_MAX + 64];
+
+	(void)state;
+	mk("cpu");
+	touch("cpu/cgroup.procs", "");
+	mk("memory");
+	touch("memory/cgroup.procs", "");
+	mk("cpu/cvisor");
+	mk("cpu/cvisor/g4");
+	touch("cpu/cvisor/g4/cpu.shares", "");
+	touch("cpu/cvisor/g4/cpu.cfs_period_us", "");
+	touch("cpu/cvisor/g4/cpu.cfs_quota_us", "");
+	touch("cpu/cvisor/g4/cgroup.procs", "");
+	assert_int_equal(cgroup_enter_at(&cg, root, "4:memory:/\n1:cpu,cpuacct:/\n", "g4", &lim, 78,
+					 why, sizeof(why)),
+			 0);
+	assert_int_equal(cg.ndirs, 1);
+	expect("cpu/cvisor/g4/cpu.shares", "1024");
+	expect("cpu/cvisor/g4/cgroup.procs", "78");
+	snprintf(path, sizeof(path), "%s/memory/cvisor", root);
+	assert_int_equal(access(path, F_OK), -1);
+	cgroup_leave(&cg);
+}
+
 static void test_none(void **state)
 {
 	struct cgroup_limits lim = { .weight = 100 };
@@ -192,6 +222,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v1_no_memory_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_none, setup, teardown),
 	};
 
