@@ -340,7 +340,7 @@ for n in $NS; do
 					(win ? 100 * (k1 - k0) / hz / win : 0), tls, ttop, tinfo, left,
 					(m2 - m1) / 1024, (m0 - m1) / 1024
 			}'
-		echo "#   $kind N=$n: host tasks $tasks0 -> $tasks1 ($(((tasks1 - tasks0) / (got ? got : 1))) a guest), a monitor has $fds fds and $maps mappings, host CPU during ls ${lscpu:--} ms, memory cgroups $memcg0 before, $memcg1 after, $memcg2 once the logs are removed${lsalso:+; ls s:$lsalso}"
+		echo "#   $kind N=$n: host tasks $tasks0 -> $tasks1 ($(((tasks1 - tasks0 + (got ? got : 1) / 2) / (got ? got : 1))) a guest, rounded), a monitor has $fds fds and $maps mappings, host CPU during ls ${lscpu:--} ms, memory cgroups $memcg0 before, $memcg1 after, $memcg2 once the logs are removed${lsalso:+; ls s:$lsalso}"
 		[ -z "$why" ] || echo "#   $kind stopped at $got of $n: $why"
 		: >"$PIDS"
 	done
