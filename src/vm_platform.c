@@ -62,8 +62,8 @@ int vm_platform_restore(struct vm *vm, unsigned int flags, char *err, size_t err
 		pci_host_bridge_set_device(&vm->pci, PCI_HOST_BRIDGE_I440FX);
 	if ((flags & VM_PLATFORM_FW_CFG) &&
 	    ((r = fw_cfg_init(&vm->fw_cfg)) ||
-	     (r = bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops,
-			       &vm->fw_cfg, "fw_cfg"))))
+	     (r = bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops, &vm->fw_cfg,
+			       "fw_cfg"))))
 		return cv_errf(err, errlen, r, "registering fw_cfg: %s", strerror(-r));
 	if (flags & VM_PLATFORM_DEBUG_EXIT) {
 		if ((r = vm_debug_exit_add(vm)))

@@ -192,7 +192,7 @@ if run_d "a counting firmware guest starts" "$A" --firmware "$BIOS" --disk "$CDI
 		fi
 		T=${P}t
 		PORT=$((PORT + 1))
-		if run_d incoming "$T" --incoming "127.0.0.1:$PORT" --disk "$CDISK,readonly"; then
+		if run_d incoming "$T" --incoming "127.0.0.1:$PORT" --disk "$CDISK"; then
 			t_run 60 "$CVISOR" migrate "$R" "127.0.0.1:$PORT"
 			if [ "$T_RC" != 0 ]; then
 				t_fail "migrate of a restored firmware guest" "exit $T_RC: $T_ERR"
