@@ -78,7 +78,8 @@ static void save_config(const struct vm *vm, struct state_buf *b)
 static void save_machine(struct vm *vm, struct state_buf *b)
 {
 	unsigned int platform = vm_platform(vm);
-	size_t at = snap_section_begin(b, SNAP_SEC_MACHINE, platform ? 3 : 2);
+	size_t at =
+		snap_section_begin(b, SNAP_SEC_MACHINE, platform ? SNAPSHOT_MACHINE_VERSION : 2);
 	const struct kvm_cpuid2 *c = vm->cpuid;
 
 	state_put_u64(b, vm->mem.ram_size);
