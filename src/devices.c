@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cvisor/firmware.h"
+#include "cvisor/fw_cfg.h"
 #include "cvisor/virtio_balloon.h"
 #include "cvisor/virtio_blk.h"
 #include "cvisor/virtio_console.h"
@@ -483,6 +485,11 @@ unsigned int vm_devices_list(struct vm *vm, struct device *d, unsigned int max)
 
 	for (size_t i = 0; i < nfixed && n < max; i++)
 		d[n++] = fixed[i];
+	/* A firmware guest's and a multiboot kernel's (src/vm_platform.c). */
+	if (fw_cfg_present(&vm->fw_cfg) && n < max)
+		d[n++] = (struct device){ "fw_cfg", &fw_cfg_device_ops, &vm->fw_cfg };
+	if (vm->cfg->firmware && n < max)
+		d[n++] = (struct device){ "firmware", &firmware_device_ops, vm };
 	for (unsigned int i = 0; i < vm->nvirtio && n < max; i++)
 		d[n++] = (struct device){ vm->virtio[i]->dev.label, &virtio_device_ops,
 					  vm->virtio[i] };

@@ -24,18 +24,6 @@ struct mb_files {
 	unsigned int n;
 };
 
-static void guest_exit(void *ctx, int status)
-{
-	struct vm *vm = ctx;
-
-	int none = 0;
-
-	/* The first write wins, as the first stop reason does (the status is
-	 * odd, never 0). */
-	atomic_compare_exchange_strong(&vm->guest_exit, &none, status);
-	vm_request_stop(vm, VM_STOP_GUEST_EXIT, NULL);
-}
-
 /* One module: path is the file, its string "path[ args]". */
 static int add_module(struct vm *vm, struct mb_files *f, const char *what, const char *path,
 		      const char *args, struct cv_error *e)
@@ -99,9 +87,7 @@ static int add_pc_ports(struct vm *vm)
 	    (r = bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_bus_ops, &vm->fw_cfg,
 			      "fw_cfg")))
 		return r;
-	vm->debug_exit = (struct isa_debug_exit){ .exit = guest_exit, .ctx = vm };
-	return bus_register(&vm->pio, ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_LEN,
-			    &isa_debug_exit_bus_ops, &vm->debug_exit, "isa-debug-exit");
+	return vm_debug_exit_add(vm);
 }
 
 int vm_multiboot_load(struct vm *vm, const struct vm_file *kernel, struct boot_entry *entry,

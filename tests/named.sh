@@ -93,10 +93,11 @@ last_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | tai
 
 first_count() { sed -n 's/^count \([0-9]*\)$/\1/p' "$CVISOR_RUN_DIR/$1.log" | head -n 1; }
 
-# wait_count NAME N: up to 20 s until the guest has logged "count M", M >= N.
+# wait_count NAME N [SECONDS]: up to SECONDS (20) until the guest has
+# logged "count M", M >= N.
 wait_count() {
 	local i c
-	for i in $(seq 200); do
+	for i in $(seq $((${3:-20} * 10))); do
 		c=$(last_count "$1")
 		[ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
 		sleep 0.1

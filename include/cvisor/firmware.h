@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cvisor/boot.h"
+#include "cvisor/device.h"
 #include "cvisor/error.h"
 #include "cvisor/util.h"
 
@@ -44,6 +45,13 @@ int firmware_acpi(struct fw_cfg *f, const struct acpi_config *ac) CV_MUST;
 /* A reset in place: the image's end below 1 MiB written into RAM again
  * (the guest's firmware changed its copy). 0 or -errno with e filled. */
 int firmware_reload(struct vm *vm, struct cv_error *e) CV_MUST;
+
+/* The image as a device of the VM (struct vm as the device): save writes
+ * its bytes; load, in a VM restored from a snapshot or a migration, maps
+ * them at the top of 4 GiB as firmware_load did (checked: a 64 KiB
+ * multiple up to 16 MiB), and in a VM that has its image (a reset in
+ * place) checks that they are the same. No reset: a ROM has no state. */
+extern const struct device_ops firmware_device_ops;
 
 /* Free what firmware_load allocated (the image's copy, fw_cfg's items).
  * Safe when it was never called. */

@@ -5,9 +5,11 @@
 #define CVISOR_FW_CFG_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cvisor/bus.h"
+#include "cvisor/device.h"
 #include "cvisor/util.h"
 
 /* 0x510: 16-bit selector (little-endian), 0x511: data, one byte a read.
@@ -75,5 +77,19 @@ void fw_cfg_destroy(struct fw_cfg *f);
  * answered: an unknown item or a read past an item's end reads zeros
  * (fw_cfg.rst, "Data Register"); writes to the data port are ignored. */
 extern const struct bus_ops fw_cfg_bus_ops;
+
+/* True once fw_cfg_init has run (until fw_cfg_destroy): the guest has the
+ * device. */
+static inline bool fw_cfg_present(const struct fw_cfg *f)
+{
+	return f->nitems != 0;
+}
+
+/* Its lifecycle, struct fw_cfg as the device: reset selects item 0 at
+ * offset 0; save and load carry the selector, the offset and every item
+ * with the file names (the directory is rebuilt from them), so that a
+ * restored guest reads what it was booted with, whatever this cvisor
+ * would build. load checks every count, length, key and name. */
+extern const struct device_ops fw_cfg_device_ops;
 
 #endif

@@ -29,7 +29,7 @@ struct cpu_model;
 
 /* Section versions this cvisor writes (and the newest it reads). */
 #define SNAPSHOT_CONFIG_VERSION 2
-#define SNAPSHOT_MACHINE_VERSION 2
+#define SNAPSHOT_MACHINE_VERSION 3 /* written only for a guest with VM_PLATFORM_* bits */
 #define SNAPSHOT_KSTATE_VERSION 1
 #define SNAPSHOT_VCPU_VERSION 1
 #define SNAPSHOT_DEVICE_VERSION 1

@@ -199,6 +199,27 @@ void vm_file_unmap(struct vm_file *m);
 int vm_multiboot_load(struct vm *vm, const struct vm_file *kernel, struct boot_entry *entry,
 		      struct cv_error *e) CV_MUST;
 
+/* What a guest has beyond the machine every guest gets, as a snapshot's
+ * MACHINE section records it (src/vm_platform.c). */
+#define VM_PLATFORM_FW_CFG 1u	  /* fw_cfg at 0x510 */
+#define VM_PLATFORM_DEBUG_EXIT 2u /* isa-debug-exit at 0xf4: a multiboot kernel */
+#define VM_PLATFORM_FIRMWARE 4u	  /* a --firmware image below 4 GiB */
+#define VM_PLATFORM_ALL 7u
+
+/* This VM's VM_PLATFORM_* bits. */
+unsigned int vm_platform(const struct vm *vm);
+
+/* In a VM vm_create_restore built: add what flags (a snapshot's) name,
+ * after checking that they agree with the CONFIG (firmware or kernel):
+ * the i440FX host bridge a firmware saw, fw_cfg's ports (its items load
+ * from its DEVICE section), isa-debug-exit. 0, or -EINVAL (or -errno)
+ * with one line in err. */
+int vm_platform_restore(struct vm *vm, unsigned int flags, char *err, size_t errlen) CV_MUST;
+
+/* Register isa-debug-exit at 0xf4: a guest write ends the VM with
+ * VM_STOP_GUEST_EXIT and its status. 0 or -errno. */
+int vm_debug_exit_add(struct vm *vm) CV_MUST;
+
 /* Create the VM: open /dev/kvm, memory, irqchip, PIT, devices, vCPUs, and
  * load the kernel. Returns 0, or -errno with e filled (CV_EXIT_USAGE when
  * the fault is the user's input: a flag, a file, a size); prints nothing.

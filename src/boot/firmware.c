@@ -62,13 +62,30 @@ int firmware_check_size(uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
+/* Room for the image's private copy: vm->rom, rom_len bytes, writable
+ * until rom_seal. 0 or -errno. */
+static int rom_alloc(struct vm *vm, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	vm->rom = p;
+	vm->rom_len = len;
+	return 0;
+}
+
+static void rom_seal(struct vm *vm)
+{
+	mprotect(vm->rom, vm->rom_len, PROT_READ);
+}
+
 /* The image, copied: the slot maps a private copy, never the user's file. */
 static int read_image(struct vm *vm, struct cv_error *e)
 {
 	const char *path = vm->cfg->firmware, *why;
 	char err[160];
 	struct stat st;
-	void *p;
 	int fd, r = cv_open_regular(path, O_RDONLY, CV_OPEN_NONEMPTY, &fd, &st, &why);
 
 	if (r)
@@ -77,19 +94,15 @@ static int read_image(struct vm *vm, struct cv_error *e)
 		close(fd);
 		return cv_fail(e, CV_EXIT_USAGE, r, "--firmware %s: %s", path, err);
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		 0);
-	if (p == MAP_FAILED) {
+	if ((r = rom_alloc(vm, (size_t)st.st_size))) {
 		close(fd);
-		return cv_fail(e, CV_EXIT_FAIL, -errno, "--firmware %s: %s", path, strerror(errno));
+		return cv_fail(e, CV_EXIT_FAIL, r, "--firmware %s: %s", path, strerror(-r));
 	}
-	vm->rom = p;
-	vm->rom_len = (size_t)st.st_size;
-	r = cv_pread_full(fd, p, vm->rom_len, 0);
+	r = cv_pread_full(fd, vm->rom, vm->rom_len, 0);
 	close(fd);
 	if (r)
 		return cv_fail(e, CV_EXIT_USAGE, r, "--firmware %s: %s", path, strerror(-r));
-	mprotect(p, vm->rom_len, PROT_READ);
+	rom_seal(vm);
 	return 0;
 }
 
@@ -102,20 +115,25 @@ static int copy_low(struct vm *vm)
 }
 
 /* The image below 4 GiB, read-only where KVM can (writes then exit as MMIO
- * and are dropped, as a ROM drops them), and its end below 1 MiB. */
-static int map_image(struct vm *vm, struct cv_error *e)
+ * and are dropped, as a ROM drops them). 0 or -errno. */
+static int map_slot(struct vm *vm)
 {
 	uint64_t gpa = FOUR_GIB - vm->rom_len;
-	int r;
 
 	if (kvm_cap(vm->kvm_fd, KVM_CAP_READONLY_MEM))
-		r = kvm_set_memslot_flags(vm->vm_fd, FIRMWARE_SLOT, gpa, vm->rom_len, vm->rom,
-					  KVM_MEM_READONLY);
-	else
-		r = kvm_set_memslot(vm->vm_fd, FIRMWARE_SLOT, gpa, vm->rom_len, vm->rom);
-	if (r)
+		return kvm_set_memslot_flags(vm->vm_fd, FIRMWARE_SLOT, gpa, vm->rom_len, vm->rom,
+					     KVM_MEM_READONLY);
+	return kvm_set_memslot(vm->vm_fd, FIRMWARE_SLOT, gpa, vm->rom_len, vm->rom);
+}
+
+/* The image below 4 GiB and its end below 1 MiB. */
+static int map_image(struct vm *vm, struct cv_error *e)
+{
+	int r;
+
+	if ((r = map_slot(vm)))
 		return cv_fail(e, CV_EXIT_FAIL, r, "mapping the firmware at %#llx: %s",
-			       (unsigned long long)gpa, strerror(-r));
+			       (unsigned long long)(FOUR_GIB - vm->rom_len), strerror(-r));
 	if (copy_low(vm))
 		return cv_fail(e, CV_EXIT_USAGE, -E2BIG, "guest memory too small for firmware");
 	return 0;
@@ -244,3 +262,49 @@ void firmware_destroy(struct vm *vm)
 	vm->rom = NULL;
 	vm->rom_len = 0;
 }
+
+/* ---- the image in a snapshot (device.h) ---- */
+
+#define FIRMWARE_STATE_VERSION 1
+
+/* u32 version, u32 length, the image's bytes: a restore or a migration
+ * target needs no file, and runs the firmware the guest booted, even if
+ * the host's bios.bin changed since. Its copy below 1 MiB is RAM. */
+static int firmware_save(void *opaque, struct state_buf *b)
+{
+	struct vm *vm = opaque;
+
+	state_put_u32(b, FIRMWARE_STATE_VERSION);
+	state_put_u32(b, (uint32_t)vm->rom_len);
+	state_put_bytes(b, vm->rom, vm->rom_len);
+	return b->err;
+}
+
+/* A restore maps the saved image where the firmware found it; a reset in
+ * place (vm_reset.c) loads its own boot state, the image it already has. */
+static int firmware_load_state(void *opaque, struct state_rd *rd)
+{
+	struct vm *vm = opaque;
+	uint32_t version = state_get_u32(rd), len = state_get_u32(rd);
+	const uint8_t *bytes = rd->data + rd->pos;
+	char err[160];
+	int r;
+
+	if (rd->err || version != FIRMWARE_STATE_VERSION ||
+	    firmware_check_size(len, err, sizeof(err)) || len > rd->len - rd->pos)
+		return -EINVAL;
+	rd->pos += len;
+	if (vm->rom)
+		return vm->rom_len == len && !memcmp(vm->rom, bytes, len) ? 0 : -EINVAL;
+	if ((r = rom_alloc(vm, len)))
+		return r;
+	memcpy(vm->rom, bytes, len);
+	rom_seal(vm);
+	return map_slot(vm);
+}
+
+const struct device_ops firmware_device_ops = {
+	.name = "firmware",
+	.save = firmware_save,
+	.load = firmware_load_state,
+};

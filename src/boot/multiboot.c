@@ -32,6 +32,7 @@
 #define MB_BOOT_MAGIC 0x2BADB002u
 #define MB_SEARCH 8192
 #define MB_HEADER_LEN 32 /* up to entry_addr: the a.out kludge fields */
+#define MB_HEADER_MAX 48 /* with the video fields: QEMU searches 8 KiB less this */
 #define MB_FLAG_AOUT (1u << 16)
 #define MBI_SIZE 88
 #define MB_MOD_SIZE 16
@@ -62,37 +63,52 @@ static bool is_bzimage(const uint8_t *k, size_t len)
 	return len >= 0x206 && !memcmp(k + 0x202, "HdrS", 4);
 }
 
-/* The first magic in the search window; -1 if none. */
-static long find_magic(const uint8_t *k, size_t len)
+/* The first header in the search window whose checksum is right, as
+ * QEMU's load_multiboot looks for it (a magic with a wrong checksum is
+ * passed over: the search goes on to the window's end, 8 KiB less the
+ * longest header). -1 if none; then *bad is the first magic passed over,
+ * or -1. */
+static long find_magic(const uint8_t *k, size_t len, long *bad)
 {
 	size_t end = len < MB_SEARCH ? len : MB_SEARCH;
 
+	*bad = -1;
 	if (is_bzimage(k, len))
 		return -1;
-	for (size_t i = 0; i + 12 <= end; i += 4)
-		if (cv_le32(k + i) == MB_MAGIC)
+	for (size_t i = 0; i + 12 <= end && i < MB_SEARCH - MB_HEADER_MAX; i += 4) {
+		if (cv_le32(k + i) != MB_MAGIC)
+			continue;
+		if ((uint32_t)(MB_MAGIC + cv_le32(k + i + 4) + cv_le32(k + i + 8)) == 0)
 			return (long)i;
+		if (*bad < 0)
+			*bad = (long)i;
+	}
 	return -1;
 }
 
 bool boot_is_multiboot(const uint8_t *kernel, size_t len)
 {
-	return find_magic(kernel, len) >= 0;
+	long bad;
+
+	return find_magic(kernel, len, &bad) >= 0;
 }
 
 static int read_header(const struct boot_image *img, struct mb_header *h, char *err, size_t errlen)
 {
-	long at = find_magic(img->kernel, img->kernel_len);
+	long bad, at = find_magic(img->kernel, img->kernel_len, &bad);
 	const uint8_t *p;
 
+	/* Only a bad header: not another kind of kernel, a damaged one. */
+	if (at < 0 && bad >= 0)
+		return cv_errf(err, errlen, -ENOEXEC,
+			       "multiboot header at offset %#lx has a wrong checksum (and no "
+			       "other header in the first 8 KiB)",
+			       (unsigned long)bad);
 	if (at < 0)
 		return -ENOEXEC;
 	h->off = (size_t)at;
 	p = img->kernel + h->off;
 	h->flags = cv_le32(p + 4);
-	if ((uint32_t)(MB_MAGIC + h->flags + cv_le32(p + 8)) != 0)
-		return cv_errf(err, errlen, -ENOEXEC,
-			       "multiboot header at offset %#zx has a wrong checksum", h->off);
 	if (!(h->flags & MB_FLAG_AOUT))
 		return 0;
 	if (img->kernel_len - h->off < MB_HEADER_LEN)

@@ -1,11 +1,13 @@
 /* fw_cfg.c - QEMU's firmware configuration device (include/cvisor/fw_cfg.h;
  * QEMU docs/specs/fw_cfg.rst). The items are built once, before the vCPUs
  * run, by whoever sets up the guest (src/boot/firmware.c, or
- * src/boot/multiboot_pc.c for a multiboot kernel); the guest only
- * selects and reads them. */
+ * src/vm_multiboot.c for a multiboot kernel); the guest only selects and
+ * reads them. A snapshot holds the items too (fw_cfg_device_ops), so that
+ * a restored guest reads the bytes it was booted with. */
 #include "cvisor/fw_cfg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,3 +181,135 @@ static void fw_cfg_write(void *opaque, uint64_t off, const uint8_t *data, uint32
 }
 
 const struct bus_ops fw_cfg_bus_ops = { .read = fw_cfg_read, .write = fw_cfg_write };
+
+/* ---- the device lifecycle (device.h) ---- */
+
+#define FW_CFG_STATE_VERSION 1
+
+/* A device reset: nothing selected, as at power-on (QEMU's fw_cfg_reset
+ * selects 0 at offset 0). */
+static void fw_cfg_reset(void *opaque)
+{
+	struct fw_cfg *f = opaque;
+
+	pthread_mutex_lock(&f->lock);
+	f->sel = 0;
+	f->off = 0;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* u32 version, u16 selector, u32 offset, u32 nfiles + nfiles x (u16
+ * length, name), u32 nitems + nitems x (u16 key, u32 length, bytes). The
+ * directory item is left out: the loader rebuilds it from the names. */
+static int fw_cfg_save(void *opaque, struct state_buf *b)
+{
+	struct fw_cfg *f = opaque;
+
+	pthread_mutex_lock(&f->lock);
+	state_put_u32(b, FW_CFG_STATE_VERSION);
+	state_put_u16(b, f->sel);
+	state_put_u32(b, f->off);
+	state_put_u32(b, f->nfiles);
+	for (unsigned int i = 0; i < f->nfiles; i++) {
+		size_t n = strlen(f->names[i]);
+
+		state_put_u16(b, (uint16_t)n);
+		state_put_bytes(b, f->names[i], n);
+	}
+	state_put_u32(b, f->nitems - (find(f, FW_CFG_FILE_DIR) != NULL));
+	for (unsigned int i = 0; i < f->nitems; i++) {
+		const struct fw_cfg_item *it = &f->items[i];
+
+		if (it->key == FW_CFG_FILE_DIR)
+			continue;
+		state_put_u16(b, it->key);
+		state_put_u32(b, it->len);
+		state_put_bytes(b, it->data, it->len);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return b->err;
+}
+
+/* The saved items into t (zeroed by the caller), every field checked:
+ * names unique, non-empty and without NULs, keys unique, file keys only
+ * for the names there are, lengths within FW_CFG_ITEM_MAX. */
+static int load_into(struct fw_cfg *t, struct state_rd *rd)
+{
+	uint32_t nfiles, nitems;
+	int r;
+
+	if (state_get_u32(rd) != FW_CFG_STATE_VERSION)
+		return -EINVAL;
+	t->sel = state_get_u16(rd);
+	t->off = state_get_u32(rd);
+	nfiles = state_get_u32(rd);
+	if (rd->err || nfiles > FW_CFG_MAX_FILES)
+		return -EINVAL;
+	for (uint32_t i = 0; i < nfiles; i++) {
+		uint16_t n = state_get_u16(rd);
+
+		if (rd->err || !n || n >= FW_CFG_NAME_MAX || n > rd->len - rd->pos ||
+		    memchr(rd->data + rd->pos, '\0', n))
+			return -EINVAL;
+		state_get_bytes(rd, t->names[i], n);
+		t->names[i][n] = '\0';
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(t->names[j], t->names[i]))
+				return -EINVAL;
+	}
+	t->nfiles = nfiles;
+	nitems = state_get_u32(rd);
+	if (rd->err || nitems >= FW_CFG_MAX_ITEMS) /* the directory is one more */
+		return -EINVAL;
+	for (uint32_t i = 0; i < nitems; i++) {
+		uint16_t key = state_get_u16(rd);
+		uint32_t len = state_get_u32(rd);
+		bool file = key >= FW_CFG_FILE_FIRST;
+
+		if (rd->err || len > FW_CFG_ITEM_MAX || len > rd->len - rd->pos ||
+		    key == FW_CFG_FILE_DIR ||
+		    (file && (uint32_t)(key - FW_CFG_FILE_FIRST) >= nfiles) || find(t, key))
+			return -EINVAL;
+		if ((r = set_item(t, key, rd->data + rd->pos, len)))
+			return r;
+		rd->pos += len;
+	}
+	return rebuild_dir(t);
+}
+
+static int fw_cfg_load(void *opaque, struct state_rd *rd)
+{
+	struct fw_cfg *f = opaque, *t = calloc(1, sizeof(*t));
+	struct fw_cfg_item old[FW_CFG_MAX_ITEMS];
+	unsigned int nold;
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	if ((r = load_into(t, rd))) {
+		fw_cfg_destroy(t);
+		free(t);
+		return r;
+	}
+	pthread_mutex_lock(&f->lock);
+	memcpy(old, f->items, sizeof(old));
+	nold = f->nitems;
+	f->sel = t->sel;
+	f->off = t->off;
+	memcpy(f->items, t->items, sizeof(f->items));
+	f->nitems = t->nitems;
+	f->nfiles = t->nfiles;
+	memcpy(f->names, t->names, sizeof(f->names));
+	pthread_mutex_unlock(&f->lock);
+	for (unsigned int i = 0; i < nold; i++)
+		free(old[i].data);
+	free(t);
+	return 0;
+}
+
+const struct device_ops fw_cfg_device_ops = {
+	.name = "fw_cfg",
+	.reset = fw_cfg_reset,
+	.save = fw_cfg_save,
+	.load = fw_cfg_load,
+};

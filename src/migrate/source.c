@@ -535,13 +535,8 @@ int migrate_send(struct vm *vm, const struct migrate_opts *o, migrate_progress_f
 	uint64_t t_pause = 0, t_run;
 	int r;
 
-	if (vm->cfg->firmware)
-		return cv_errf(err, errlen, -ENOTSUP,
-			       "a guest booted with --firmware cannot be migrated yet");
 	/* A reset the guest asked for is done first (see snapshot/save.c). */
 	vm_reset_run(vm);
-	if (vm->multiboot)
-		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be migrated yet");
 	if ((r = devices_check_portable(&vm->devcfg, err, errlen)))
 		return r;
 	m.t0 = m.last_tick = cv_now_ns();

@@ -29,9 +29,11 @@
  *   the canonical JSON config (no NUL), in the config file's form, as
  *   config.c's field table and the device table write it (config_to_json,
  *   CONFIG_VIEW_SNAPSHOT) and read it back (config_apply_json): kernel,
- *   initrd, cmdline, cpu_affinity (for `info`: a restore loads no kernel),
- *   memory, cpus, emulated_host, cpu_weight, cpu_cap, memory_limit,
- *   virtio, and each device key ("disk": [specs with absolute paths],
+ *   firmware, initrd, module, cmdline, cpu_affinity (for `info` and a
+ *   later save: a restore reads no kernel, module or firmware file),
+ *   memory, cpus, emulated_host, pit, irqchip, serial, on_reboot (a
+ *   restored guest's reset then says why it ends), cpu_weight, cpu_cap,
+ *   memory_limit, virtio, and each device key ("disk": [specs with absolute paths],
  *   "net": [...], "rng": true, "balloon": "SIZE", "vsock": "SPEC"); sizes
  *   as exact strings ("512M", "16388K"), unset fields left out (their
  *   defaults), never the name or -d. A key added to the tables needs no
@@ -42,7 +44,7 @@
  *   u8 transport (0 pci, 1 mmio), u8 rng, u8 balloon, u64 balloon_bytes,
  *   str vsock, u32 ndisks + ndisks x str (--disk spec, absolute path),
  *   u32 nnets + nnets x str (--net spec).
- * MACHINE (id 1, version 2): the machine as built, checked on load
+ * MACHINE (id 1, version 3): the machine as built, checked on load
  *   u64 ram_size, u32 page_size, u32 ncpus, u8 quirks_active,
  *   u32 nregions + nregions x (u64 gpa, u64 size, u64 offset of the region
  *   in the RAM mapping = in FILE.mem),
@@ -54,6 +56,13 @@
  *   this table rather than the new host's.
  *   Version 2 adds, last: u8 syscall_shim_area (1: the guest's E820
  *   reserves the syscall shim's pages, syscall_shim.h; version 1: 0).
+ *   Version 3 adds, last: u8 platform (VM_PLATFORM_* in vm.h: 1 fw_cfg,
+ *   2 isa-debug-exit, 4 a firmware image; src/vm_platform.c), what the
+ *   guest has beyond the machine every guest gets, which a restore adds
+ *   before the devices' state loads. It must agree with CONFIG (firmware:
+ *   1|4; a multiboot kernel: 1|2). Written only when it is not 0, so that
+ *   every other guest's MACHINE stays version 2, which older readers
+ *   take; versions 1 and 2 read as 0.
  * KSTATE  (id 2, version 1): PIC, IOAPIC, PIT, kvmclock (vcpu_state.c).
  * VCPU    (id 3, version 1) x ncpus: u32 index, then the vCPU state
  *   (vcpu_state.c: registers, XSAVE, LAPIC, MSRs with IA32_TSC, events).
@@ -62,6 +71,14 @@
  *   the list is vm_devices_list in src/devices.c). Names: serial8250,
  *   i8042, rtc, acpi_pm (src/dev), pci (u32 version 1, u32 config
  *   address, the host bridge's 256 config bytes; virtio-pci machines only),
+ *   fw_cfg (with MACHINE platform bit 1; src/dev/fw_cfg.c: u32 version 1,
+ *   u16 selector, u32 offset, u32 nfiles + nfiles x (u16 length, name),
+ *   u32 nitems + nitems x (u16 key, u32 length, bytes), the directory
+ *   rebuilt from the names on load), firmware (a --firmware guest;
+ *   src/boot/firmware.c: u32 version 1, u32 length, the image's bytes,
+ *   mapped read-only at 4 GiB - length by the restore, so that neither a
+ *   restore nor a migration target needs the file; its copy below 1 MiB
+ *   is RAM),
  *   and each virtio device by the device table's label ("virtio-blk 0",
  *   "virtio-net 0", "virtio-rng", "virtio-balloon", "virtio-vsock"): u8
  *   transport (0 pci, 1 mmio), the transport's state (virtio_pci_save /
@@ -76,7 +93,7 @@
  *   right-sized file of zeros; a snapshot without MEMFILE is not checked.
  *
  * Loading checks every section's version (this cvisor reads version 1 of
- * each, and 1 and 2 of MACHINE and CONFIG), that each is consumed exactly, and that
+ * each, 1 to 3 of MACHINE and 1 and 2 of CONFIG), that each is consumed exactly, and that
  * counts and names match the VM built from CONFIG. Unknown section ids are
  * refused, never skipped: a writer that adds one raises the container's
  * minor version, which older readers refuse anyway, so an unknown id means

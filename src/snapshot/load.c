@@ -59,7 +59,7 @@ static int index_sections(const uint8_t *p, size_t len, struct sections *ss, cha
 				       "unknown section id %u (damaged, or from a newer "
 				       "cvisor)",
 				       s.id);
-		/* Read 1..current of each (MACHINE and CONFIG are at 2). */
+		/* Read 1..current of each (MACHINE is at 3, CONFIG at 2). */
 		if (s.version < 1 || s.version > section_max_version(s.id))
 			return cv_errf(err, errlen, -EINVAL,
 				       "%s section version %u is not supported (this cvisor reads "
@@ -234,6 +234,7 @@ struct machine {
 	uint32_t page_size, ncpus, nregions;
 	uint8_t quirks;
 	uint8_t shim_area; /* version 2 */
+	uint8_t platform;  /* version 3: VM_PLATFORM_* */
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	uint64_t offsets[GUEST_MEM_MAX_REGIONS];
 	struct kvm_cpuid2 *cpuid; /* malloc'd */
@@ -280,6 +281,8 @@ static int parse_machine(const struct snap_section *s, struct machine *m, char *
 	}
 	if (s->version >= 2)
 		m->shim_area = state_get_u8(&r);
+	if (s->version >= 3)
+		m->platform = state_get_u8(&r);
 	if (r.err || r.pos != r.len || m->shim_area > 1)
 		return cv_errf(err, errlen, -EINVAL, "MACHINE section is malformed");
 	if (m->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || m->ram_size % m->page_size)
@@ -380,6 +383,10 @@ static int load_machine(struct vm *vm, const struct snap_section *s, bool cpu_ch
 	}
 	/* A migration target checked this CPU at the handshake already. */
 	if (!cpu_checked && (r = check_cpu(vm->cpuid, m.cpuid, err, errlen)))
+		goto out;
+	/* fw_cfg, isa-debug-exit, the firmware's chipset: before the
+	 * devices' state, which includes theirs. */
+	if ((r = vm_platform_restore(vm, m.platform, err, errlen)))
 		goto out;
 	/* Whether the guest's E820 left the syscall shim its pages decides
 	 * whether the shim can serve it here (syscall_shim.c). */

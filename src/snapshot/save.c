@@ -72,9 +72,14 @@ static void save_config(const struct vm *vm, struct state_buf *b)
 	snap_section_end(b, at);
 }
 
+/* MACHINE: version 3 only where its platform byte is needed (a firmware
+ * guest, a multiboot kernel), so that every other guest's snapshot and
+ * migration stay readable by a cvisor that reads version 2. */
 static void save_machine(struct vm *vm, struct state_buf *b)
 {
-	size_t at = snap_section_begin(b, SNAP_SEC_MACHINE, SNAPSHOT_MACHINE_VERSION);
+	unsigned int platform = vm_platform(vm);
+	size_t at =
+		snap_section_begin(b, SNAP_SEC_MACHINE, platform ? SNAPSHOT_MACHINE_VERSION : 2);
 	const struct kvm_cpuid2 *c = vm->cpuid;
 
 	state_put_u64(b, vm->mem.ram_size);
@@ -100,6 +105,8 @@ static void save_machine(struct vm *vm, struct state_buf *b)
 		state_put_u32(b, e->edx);
 	}
 	state_put_u8(b, vm->shim.area);
+	if (platform)
+		state_put_u8(b, (uint8_t)platform);
 	snap_section_end(b, at);
 }
 
@@ -181,14 +188,6 @@ static int save_to(struct vm *vm, const struct save_sink *k, uint64_t *mem_writt
 	/* A reset the guest asked for is done first: its vCPUs are parked
 	 * just after asking, a state no restore could finish. */
 	vm_reset_run(vm);
-	/* A restore would rebuild neither the image at 4 GiB, nor fw_cfg, nor
-	 * the BARs the firmware moved (src/boot/firmware.c). */
-	if (vm->cfg->firmware)
-		return cv_errf(err, errlen, -ENOTSUP,
-			       "a guest booted with --firmware cannot be saved yet");
-	/* Nor fw_cfg and isa-debug-exit, which only a multiboot load adds. */
-	if (vm->multiboot)
-		return cv_errf(err, errlen, -ENOTSUP, "a multiboot guest cannot be saved yet");
 	/* A passed tap is this process's: the restore would have no NIC. */
 	if ((r = devices_check_portable(&vm->devcfg, err, errlen)))
 		return r;

@@ -124,6 +124,114 @@ else
 	t_fail "a firmware guest with --on-reboot restart starts" "$T_ERR"
 fi
 
+# ---- save, restore, clones and migration of a firmware guest ----
+# The disk's MBR counts on the serial console (tests/e2e/fw_count.S), about
+# twice a second on the BIOS timer, and resets the machine at count
+# $RESET_AT. One SeaBIOS boot (--on-reboot restart, a readonly disk so that
+# clones may share it) is saved once SeaBIOS has run the MBR; the snapshot
+# carries the firmware image, fw_cfg and the BARs SeaBIOS assigned, so each
+# guest restored from it counts on from the saved count without SeaBIOS
+# running again: one restored guest, two clones (restore --count), and the
+# restored guest migrated to a `run --incoming` target on this host. The
+# target's own reset then ends it with the line the README documents (a
+# restored or migrated guest has no boot state). Waits are on output,
+# each bounded (300 s for SeaBIOS's boot, slow on an emulating host); the
+# counts leave the checks some 25 s before the reset.
+P=fw$$-
+. tests/named.sh
+RESET_AT=60
+CDISK=$T_TMP/count.img
+S=$T_TMP/fwsnap
+PORT=$((20000 + $$ % 20000))
+NORESTART='no boot state to restart from, so it ends'
+if ! as --32 --defsym RESET_AT=$RESET_AT -o "$T_TMP/count.o" tests/e2e/fw_count.S ||
+	! ld -m elf_i386 -Ttext=0x7c00 --oformat=binary -e _start -o "$T_TMP/count.bin" \
+		"$T_TMP/count.o"; then
+	t_fail "the counting boot sector assembles (binutils)" "as/ld failed"
+fi
+truncate -s 1M "$CDISK"
+dd if="$T_TMP/count.bin" of="$CDISK" conv=notrunc status=none
+
+# counts_on NAME LAST WHAT: NAME (restored or received) counts on from
+# LAST: its first count is LAST + 1 to LAST + 5, it reaches LAST + 3, and
+# SeaBIOS did not run again in it (no banner, no "counting" line).
+counts_on() {
+	local name=$1 last=$2 what=$3 first
+	if ! wait_count "$name" $((last + 3)); then
+		t_fail "$what" "no count past $((last + 3)): $(tail -c 200 "$CVISOR_RUN_DIR/$name.log")"
+		return 1
+	fi
+	first=$(first_count "$name")
+	if [ -z "$first" ] || [ "$first" -le "$last" ] || [ "$first" -gt $((last + 5)) ] ||
+		grep -q 'SeaBIOS\|cvisor-mbr: counting' "$CVISOR_RUN_DIR/$name.log"; then
+		t_fail "$what" "first count $first after $last, or SeaBIOS ran again: $(head -c 200 "$CVISOR_RUN_DIR/$name.log")"
+		return 1
+	fi
+	t_pass "$what: count $last -> $first"
+}
+
+A=${P}a
+if run_d "a counting firmware guest starts" "$A" --firmware "$BIOS" --disk "$CDISK,readonly" \
+	--memory 64M --on-reboot restart && wait_count "$A" 3 300; then
+	t_run 60 "$CVISOR" save "$A" "$S"
+	if [ "$T_RC" = 0 ] && gone "$A"; then
+		t_pass "save of a firmware guest that booted its disk ends it"
+	else
+		t_fail "save of a firmware guest" "exit $T_RC: $T_ERR"
+	fi
+	last=$(last_count "$A")
+
+	R=${P}r
+	t_run 30 "$CVISOR" restore "$S" --name "$R" -d
+	if started restore "$R" && counts_on "$R" "$last" "the restored firmware guest counts on"; then
+		t_run 10 "$CVISOR" info "$R" --json
+		if grep -q '"firmware":"[^"]*bios[^"]*\.bin"' <<<"$T_OUT"; then
+			t_pass "info of the restored guest names its firmware"
+		else
+			t_fail "info of the restored guest names its firmware" "$T_OUT"
+		fi
+		T=${P}t
+		PORT=$((PORT + 1))
+		if run_d incoming "$T" --incoming "127.0.0.1:$PORT" --disk "$CDISK"; then
+			t_run 60 "$CVISOR" migrate "$R" "127.0.0.1:$PORT"
+			if [ "$T_RC" != 0 ]; then
+				t_fail "migrate of a restored firmware guest" "exit $T_RC: $T_ERR"
+			elif ! gone "$R"; then
+				t_fail "migrate of a restored firmware guest" "the source still runs"
+			else
+				counts_on "$T" "$(last_count "$R")" "the migrated firmware guest counts on (target)"
+			fi
+			# Its own reset at RESET_AT ends it, with the documented line.
+			end=$((SECONDS + 120))
+			while [ -e "$CVISOR_RUN_DIR/$T.sock" ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.5; done
+			if gone "$T" && grep -q 'cvisor-mbr: resetting' "$CVISOR_RUN_DIR/$T.log" &&
+				grep -q "$NORESTART" "$CVISOR_RUN_DIR/$T.log" &&
+				! grep -q 'SeaBIOS' "$CVISOR_RUN_DIR/$T.log"; then
+				t_pass "the migrated firmware guest's reset ends it: '$NORESTART'"
+			else
+				t_fail "the migrated firmware guest's reset ends it" \
+					"$(tail -c 300 "$CVISOR_RUN_DIR/$T.log")"
+			fi
+		fi
+	fi
+
+	C=${P}c
+	t_run 60 "$CVISOR" restore "$S" --count 2 --name "$C" -d
+	if [ "$T_RC" = 0 ]; then
+		track "$C-1"
+		track "$C-2"
+		counts_on "$C-1" "$last" "clone 1 of a firmware guest counts on" &&
+			counts_on "$C-2" "$last" "clone 2 of a firmware guest counts on"
+		"$CVISOR" kill "$C-1" >/dev/null 2>&1
+		"$CVISOR" kill "$C-2" >/dev/null 2>&1
+	else
+		t_fail "restore --count 2 of a firmware guest" "exit $T_RC: $T_ERR"
+	fi
+else
+	t_fail "a counting firmware guest starts and counts" \
+		"$(tr -d '\033' <"$CVISOR_RUN_DIR/$A.log" 2>/dev/null | tail -c 300)"
+fi
+
 # SeaBIOS, GRUB and Debian's cloud kernel from a partitioned disk: the
 # firmware-grub suite (tests/e2e/firmware-grub.sh).
 t_summary firmware

@@ -72,6 +72,89 @@ expect_cv fail "a failed check exits 1 through 0xf4: status 3" 3 '^mbtest: FAILE
 cv wrongmem 1 64 "$K" "cpus=1 mem=65"
 expect_cv wrongmem "fw_cfg's RAM size is checked (mem=65 against 64M)" 3 '^mbtest: FAIL fw_cfg RAM_SIZE$'
 
+# ---- save and restore, migration, mid-run ----
+# wait=N has the kernel tick N times (about 0.2 s apart) with fw_cfg's
+# RAM_SIZE item selected and half read, then read the rest and check it
+# (tests/kvm/guests/multiboot/mbtest.c). A guest saved at its third tick
+# and restored, or migrated there to a `run --incoming` target, must give
+# the lines of an unsaved run (the two logs end to end) and, restored,
+# the same isa-debug-exit status: its fw_cfg selector, offset and items,
+# its isa-debug-exit port and its module went along.
+export CVISOR_RUN_DIR=$T_TMP/run
+MB=mb$$
+WARGS="cpus=2 mem=64 wait=30 exit=5"
+mb_pid() { "$CVISOR" info "$1" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
+
+# mb_start NAME: the wait=30 kernel, detached, until its third tick (60 s).
+mb_start() {
+	local p i
+	t_run 10 "$CVISOR" run -d --name "$1" --kernel "$K" --cmdline "$WARGS" --cpus 2 \
+		--memory 64M --module "$MOD,hello world"
+	[ "$T_RC" = 0 ] || return 1
+	p=$(mb_pid "$1")
+	[ -z "$p" ] || T_PIDS+=("$p")
+	for i in $(seq 600); do
+		grep -q '^mbtest: tick 3' "$CVISOR_RUN_DIR/$1.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# same_lines WHAT FILE...: the files end to end hold the unsaved run's lines.
+same_lines() {
+	local what=$1
+	shift
+	if cat "$@" >"$T_TMP/joined" && diff <(mb_lines "$T_TMP/joined") \
+		<(mb_lines "$T_TMP/wait.cv") >"$T_TMP/wait.diff"; then
+		return 0
+	fi
+	t_fail "$what" "lines differ from the unsaved run: $(cat "$T_TMP/wait.diff")"
+	return 1
+}
+
+cv wait 2 64 "$K" "$WARGS" --module "$MOD,hello world"
+expect_cv wait "wait=30: 30 ticks, fw_cfg read across them, exit=5" 11 '^mbtest: tick 30$' \
+	'^mbtest: waited$' '^mbtest: PASSED$'
+if mb_start "${MB}s"; then
+	t_run 30 "$CVISOR" save "${MB}s" "$T_TMP/mbsnap"
+	if [ "$T_RC" != 0 ]; then
+		t_fail "save of a multiboot guest mid-run" "exit $T_RC: $T_ERR"
+	else
+		timeout -k 5 120 "$CVISOR" restore "$T_TMP/mbsnap" </dev/null >"$T_TMP/rest.out" \
+			2>"$T_TMP/rest.err"
+		rc=$?
+		want=$(cat "$T_TMP/wait.cv.rc")
+		if ! grep -q '^mbtest: tick' "$T_TMP/rest.out" || grep -q '^mbtest: start' "$T_TMP/rest.out"; then
+			t_fail "a multiboot guest saved mid-run and restored" "no tick after the restore, or it started again: $(head -c 300 "$T_TMP/rest.out")"
+		elif [ "$rc" != "$want" ]; then
+			t_fail "a multiboot guest saved mid-run and restored" "status $rc, unsaved $want: $(cat "$T_TMP/rest.err")"
+		elif same_lines "a multiboot guest saved mid-run and restored" \
+			"$CVISOR_RUN_DIR/${MB}s.log" "$T_TMP/rest.out"; then
+			t_pass "a multiboot guest saved at tick $(grep -c '^mbtest: tick' "$CVISOR_RUN_DIR/${MB}s.log") and restored: the unsaved run's lines and status $rc"
+		fi
+	fi
+else
+	t_fail "a multiboot guest with wait=30 starts and ticks" "$T_ERR $(tail -c 200 "$CVISOR_RUN_DIR/${MB}s.log" 2>/dev/null)"
+fi
+PORT=$((20000 + $$ % 20000))
+t_run 10 "$CVISOR" run -d --name "${MB}t" --incoming "127.0.0.1:$PORT"
+tp=$(mb_pid "${MB}t")
+[ -z "$tp" ] || T_PIDS+=("$tp")
+if [ "$T_RC" = 0 ] && mb_start "${MB}m"; then
+	t_run 60 "$CVISOR" migrate "${MB}m" "127.0.0.1:$PORT"
+	for _ in $(seq 600); do kill -0 "$tp" 2>/dev/null || break; sleep 0.1; done
+	if [ "$T_RC" != 0 ]; then
+		t_fail "a multiboot guest migrated mid-run" "exit $T_RC: $T_ERR"
+	elif kill -0 "$tp" 2>/dev/null; then
+		t_fail "a multiboot guest migrated mid-run" "the target did not end: $(tail -c 200 "$CVISOR_RUN_DIR/${MB}t.log")"
+	elif same_lines "a multiboot guest migrated mid-run" "$CVISOR_RUN_DIR/${MB}m.log" \
+		"$CVISOR_RUN_DIR/${MB}t.log"; then
+		t_pass "a multiboot guest migrated mid-run: the target gives the unsaved run's lines and ends"
+	fi
+else
+	t_fail "a multiboot guest migrated mid-run: source and target start" "$T_ERR"
+fi
+
 # Refusals: one line, status 2, before any guest runs.
 BAD=$T_TMP/badsum.elf
 cp "$K" "$BAD"

@@ -135,6 +135,30 @@ static void test_elf32_ok(void **state)
 	assert_int_equal(get32(mods + 4), 0x202000);
 }
 
+/* A magic whose checksum is wrong is passed over, as QEMU's search does:
+ * the header after it loads; one past the window (8 KiB less 48) does not. */
+static void test_search_past_bad_magic(void **state)
+{
+	struct fx *f = *state;
+
+	make_aout(f->k, 0);
+	cv_put_le32(f->k + 0x10, MB_MAGIC); /* flags 0, checksum 0: wrong */
+	assert_true(boot_is_multiboot(f->k, KSIZE));
+	assert_int_equal(load(f, KSIZE, NULL, 0), 0);
+	assert_int_equal(f->entry.mode, BOOT_MULTIBOOT);
+	assert_int_equal(f->entry.rip, 0x100080);
+
+	memset(f->k, 0, KSIZE);
+	cv_put_le32(f->k + 8192 - 48, MB_MAGIC);
+	cv_put_le32(f->k + 8192 - 44, 0);
+	cv_put_le32(f->k + 8192 - 40, -MB_MAGIC);
+	assert_false(boot_is_multiboot(f->k, KSIZE));
+	cv_put_le32(f->k + 8192 - 52, MB_MAGIC);
+	cv_put_le32(f->k + 8192 - 48, 0);
+	cv_put_le32(f->k + 8192 - 44, -MB_MAGIC);
+	assert_true(boot_is_multiboot(f->k, KSIZE));
+}
+
 static void test_refused(void **state)
 {
 	struct fx *f = *state;
@@ -143,6 +167,7 @@ static void test_refused(void **state)
 
 	make_aout(f->k, 0);
 	cv_put_le32(f->k + 0x48, 0); /* checksum */
+	assert_false(boot_is_multiboot(f->k, KSIZE));
 	assert_int_equal(load(f, KSIZE, NULL, 0), -ENOEXEC);
 	assert_non_null(strstr(f->err, "checksum"));
 
@@ -230,6 +255,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_aout_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf32_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_past_bad_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings_too_long, setup, teardown),
 	};

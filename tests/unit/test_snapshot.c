@@ -41,6 +41,7 @@ struct shape {
 	uint16_t config_version;
 	uint16_t machine_version; /* 0 for version 1 */
 	uint8_t shim_area;	  /* MACHINE version 2's last byte */
+	uint8_t platform;	  /* MACHINE version 3's last byte */
 	uint32_t ncpus;
 	uint64_t machine_ram;
 	const char *disk;
@@ -103,6 +104,8 @@ static void make_payload(struct state_buf *b, const struct shape *s)
 		state_put_u32(b, 0); /* no CPUID entries */
 		if (s->machine_version >= 2)
 			state_put_u8(b, s->shim_area);
+		if (s->machine_version >= 3)
+			state_put_u8(b, s->platform);
 		snap_section_end(b, at);
 	}
 	if (!s->no_kstate) {
@@ -276,8 +279,44 @@ static void test_machine_versions(void **state)
 	assert_int_equal(snapshot_ram_size(b.data, b.len, &ram, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "MACHINE section is malformed"));
 	state_buf_free(&b);
-	s = good, s.machine_version = 3;
-	refused(&s, "MACHINE section version 3 is not supported (this cvisor reads 1 to 2)");
+	/* Version 3 adds the platform byte (VM_PLATFORM_*, checked against the
+	 * CONFIG when the machine is built); version 4 is not read. */
+	s = good, s.machine_version = 3, s.platform = VM_PLATFORM_FW_CFG | VM_PLATFORM_DEBUG_EXIT;
+	make_payload(&b, &s);
+	assert_int_equal(snapshot_ram_size(b.data, b.len, &ram, err, sizeof(err)), 0);
+	state_buf_free(&b);
+	s = good, s.machine_version = 4;
+	refused(&s, "MACHINE section version 4 is not supported (this cvisor reads 1 to 3)");
+}
+
+/* A MACHINE platform byte that disagrees with the CONFIG is refused
+ * before the machine is touched. */
+static void test_platform_refused(void **state)
+{
+	static const unsigned int kernel_bad[] = { VM_PLATFORM_FIRMWARE | VM_PLATFORM_FW_CFG,
+						   VM_PLATFORM_DEBUG_EXIT, 8, 0xff };
+	static const unsigned int fw_bad[] = { 0, VM_PLATFORM_FIRMWARE,
+					       VM_PLATFORM_FW_CFG | VM_PLATFORM_DEBUG_EXIT,
+					       VM_PLATFORM_ALL };
+	struct vm_config cfg;
+	struct vm vm;
+	char err[256];
+
+	(void)state;
+	config_init(&cfg);
+	memset(&vm, 0, sizeof(vm));
+	vm.cfg = &cfg;
+	for (size_t i = 0; i < ARRAY_SIZE(kernel_bad); i++) {
+		err[0] = '\0';
+		assert_int_equal(vm_platform_restore(&vm, kernel_bad[i], err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "do not match its CONFIG (kernel)"));
+	}
+	assert_int_equal(vm_platform_restore(&vm, 0, err, sizeof(err)), 0);
+	cfg.firmware = "/bios.bin";
+	for (size_t i = 0; i < ARRAY_SIZE(fw_bad); i++)
+		assert_int_equal(vm_platform_restore(&vm, fw_bad[i], err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_platform(&vm), VM_PLATFORM_FIRMWARE);
 }
 
 static void test_config_truncated(void **state)
@@ -471,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_config_v2_round_trip),
 		cmocka_unit_test(test_config_refused),
 		cmocka_unit_test(test_machine_versions),
+		cmocka_unit_test(test_platform_refused),
 		cmocka_unit_test(test_config_truncated),
 		cmocka_unit_test(test_mem_file),
 		cmocka_unit_test(test_open),

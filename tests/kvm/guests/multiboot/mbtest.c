@@ -15,7 +15,12 @@
  *   counted: cpus - 1 must arrive.
  * Then it writes its result to isa-debug-exit (0xf4): 0 when every check
  * passed (exit status 1), 1 when one failed (status 3), or V from exit=V
- * once all passed; fail=1 makes it fail on purpose. */
+ * once all passed; fail=1 makes it fail on purpose.
+ * wait=N gives a host a point to save or migrate it at
+ * (tests/e2e/multiboot.sh): with fw_cfg's RAM_SIZE selected and half read,
+ * it prints "mbtest: tick 1" to "mbtest: tick N", some 0.2 s apart (by
+ * the TSC), then reads the other half and the signature again: a guest
+ * restored mid-wait must still have its selector, offset and items. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -314,6 +319,32 @@ static void test_memory(const struct mbi *mbi, uint32_t mem_mib)
 	check(ram_at_1m, "no RAM at 1 MiB in the memory map");
 }
 
+/* wait=N: N ticks with fw_cfg's RAM_SIZE half read (see the top). */
+static void wait_ticks(uint32_t n, uint32_t mem)
+{
+	uint64_t ram = 0;
+
+	if (!n)
+		return;
+	outw(FW_CFG_SEL, 0x03);
+	for (unsigned int i = 0; i < 4; i++)
+		ram |= (uint64_t)inb(FW_CFG_DATA) << (8 * i);
+	for (uint32_t t = 1; t <= n; t++) {
+		uint64_t t0 = rdtsc();
+
+		while (rdtsc() - t0 < (1ULL << 29))
+			__asm__ volatile("pause");
+		puts_serial("mbtest: tick ");
+		put_uint(t);
+		puts_serial("\n");
+	}
+	for (unsigned int i = 4; i < 8; i++)
+		ram |= (uint64_t)inb(FW_CFG_DATA) << (8 * i);
+	check(ram == (uint64_t)mem << 20, "fw_cfg RAM_SIZE read across the wait");
+	check(fw_cfg_read(0x00, 4) == 0x554d4551, "fw_cfg signature after the wait");
+	puts_serial("mbtest: waited\n");
+}
+
 void mb_main(uint32_t magic, const struct mbi *mbi)
 {
 	const char *cmdline = (const char *)(uintptr_t)mbi->cmdline;
@@ -341,6 +372,7 @@ void mb_main(uint32_t magic, const struct mbi *mbi)
 	put_uint((uint32_t)(fw_cfg_read(0x03, 8) >> 20));
 	puts_serial("M\n");
 
+	wait_ticks(arg_uint(cmdline, "wait", 0), mem);
 	test_memory(mbi, mem);
 	test_modules(mbi);
 	setup_idt();
