@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,25 @@ static void touch(const char *rel, const char *content)
 	assert_non_null(f);
 	fputs(content, f);
 	fclose(f);
+}
+
+/* Set rel's mtime to 1000 s after the epoch; unwritten: still so. */
+static void age(const char *rel)
+{
+	const struct timespec t[2] = { { 1000, 0 }, { 1000, 0 } };
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static bool unwritten(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	return stat(p, &st) == 0 && st.st_mtim.tv_sec == 1000;
 }
 
 static void expect(const char *rel, const char *want)
@@ -190,14 +210,21 @@ static void test_v1_no_memory_limit(void **state)
 	mk("cpu/cvisor");
 	mk("cpu/cvisor/g4");
 	touch("cpu/cvisor/g4/cpu.shares", "");
-	touch("cpu/cvisor/g4/cpu.cfs_period_us", "");
-	touch("cpu/cvisor/g4/cpu.cfs_quota_us", "");
+	/* A new cgroup's defaults, as the kernel shows them: left unwritten
+	 * (their mtime stays in 1970), since each such write walks every task
+	 * group on the host. */
+	touch("cpu/cvisor/g4/cpu.cfs_period_us", "100000\n");
+	touch("cpu/cvisor/g4/cpu.cfs_quota_us", "-1\n");
+	age("cpu/cvisor/g4/cpu.cfs_period_us");
+	age("cpu/cvisor/g4/cpu.cfs_quota_us");
 	touch("cpu/cvisor/g4/cgroup.procs", "");
 	assert_int_equal(cgroup_enter_at(&cg, root, "4:memory:/\n1:cpu,cpuacct:/\n", "g4", &lim, 78,
 					 why, sizeof(why)),
 			 0);
 	assert_int_equal(cg.ndirs, 1);
 	expect("cpu/cvisor/g4/cpu.shares", "1024");
+	assert_true(unwritten("cpu/cvisor/g4/cpu.cfs_period_us"));
+	assert_true(unwritten("cpu/cvisor/g4/cpu.cfs_quota_us"));
 	expect("cpu/cvisor/g4/cgroup.procs", "78");
 	snprintf(path, sizeof(path), "%s/memory/cvisor", root);
 	assert_int_equal(access(path, F_OK), -1);
