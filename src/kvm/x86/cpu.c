@@ -57,12 +57,18 @@
 
 /* X86_FEATURE_* numbers (arch/x86/include/asm/cpufeatures.h) of the bits
  * above. `nopti`: with page-table isolation, user mode runs on a second
- * root table that lacks the syscall shim's slot (syscall_shim.c). */
+ * root table that lacks the syscall shim's slot (syscall_shim.c).
+ * `cryptomgr.notests`: a kernel with the crypto manager (Debian's) runs
+ * the self-tests of every algorithm it registers, RSA and ECDSA among them,
+ * in generic C at boot; emulated, Debian's cloud kernel spent over 30
+ * minutes in them without reaching user space, and with them skipped ran
+ * /init at guest time 678 s (bench/RESULTS.md). FIPS mode (`fips=1`) runs
+ * them anyway. */
 static const char quirk_cmdline[] = "noxsave "
 				    "clearcpuid=129,137,140,141,147,148,150,151,153,154,156,157,"
 				    "158,197,291,293,295,296,297,304,"
 				    "306,307,308,317,580 "
-				    "nopti";
+				    "nopti cryptomgr.notests";
 
 const char *x86_quirk_cmdline(void)
 {
