@@ -296,6 +296,23 @@ const char *mig_dst_disk_format(const struct mig_dst_disks *dd, unsigned int i)
 	return dd->q[i] ? "qcow2" : "raw";
 }
 
+/* A record into a target qcow2 image (no backing file). Zeros over a
+ * range that holds no data already are skipped: writing them into part
+ * of an unallocated cluster would allocate it. */
+static int qcow2_put(struct qcow2 *q, uint64_t off, const uint8_t *data, uint32_t len, bool zero)
+{
+	struct iovec v = { (void *)data, len };
+	uint64_t start, end;
+	int r;
+
+	if (!zero)
+		return qcow2_writev(q, &v, 1, off, len);
+	r = qcow2_next_data(q, off, &start, &end);
+	if (r == -ENXIO || (!r && start >= off + len))
+		return 0;
+	return r ? r : qcow2_zero(q, off, len);
+}
+
 int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *data, uint32_t len,
 		       bool zero)
 {
@@ -306,12 +323,8 @@ int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *da
 
 	if (fd < 0)
 		return -EBADF;
-	if (dd->q[disk]) {
-		struct iovec v = { (void *)data, len };
-
-		return zero ? qcow2_zero(dd->q[disk], off, len)
-			    : qcow2_writev(dd->q[disk], &v, 1, off, len);
-	}
+	if (dd->q[disk])
+		return qcow2_put(dd->q[disk], off, data, len, zero);
 	if (zero && !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len))
 		return 0;
 	while (done < len) {

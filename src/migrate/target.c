@@ -235,14 +235,17 @@ static int on_end(struct mrecv *m)
 			       "not starting the guest");
 	}
 	t1 = cv_now_ns();
-	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
-		reply(m, MIG_MSG_ERROR, why);
-		return cv_errf(m->err, m->errlen, r, "cannot load the guest state: %s", why);
-	}
-	m->t_disks = cv_now_ns();
+	/* The disks first: loading the state kicks the virtqueues, and a
+	 * request the guest queued on the source then runs here, through
+	 * a device that must see the image as the stream left it. */
 	if ((r = mig_dst_disks_finish(&m->dd, vm, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
 		return cv_errf(m->err, m->errlen, r, "writing the disk images: %s", why);
+	}
+	m->t_disks = cv_now_ns();
+	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, why);
+		return cv_errf(m->err, m->errlen, r, "cannot load the guest state: %s", why);
 	}
 	t2 = cv_now_ns();
 	/* The vCPUs park before their first KVM_RUN (vcpu_loop checks first)
@@ -263,7 +266,7 @@ static int on_end(struct mrecv *m)
 			       strerror(-r));
 	if (!(m->rx.hello.flags & MIG_F_PAUSED))
 		vm_resume(vm);
-	cv_debug("migration target: verify %.3f ms, state load %.3f ms, disks %.3f ms, start "
+	cv_debug("migration target: verify %.3f ms, disks %.3f ms, state load %.3f ms, start "
 		 "%.3f ms",
 		 (double)(t1 - t0) / 1e6, (double)(m->t_disks - t1) / 1e6,
 		 (double)(t2 - m->t_disks) / 1e6, (double)(t3 - t2) / 1e6);
