@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 C=$PWD/build/cvisor G=$PWD/build/tests/kvm/blkcount.elf
 B=$(mktemp -d /tmp/cvisor-migq-XXXXXX)
 export CVISOR_RUN_DIR=$B/run
+# shellcheck disable=SC2154 # n is the loop's, inside the quotes
 trap 'for n in btqcow2 btraw bsqcow2 bsraw; do "$C" kill $n >/dev/null 2>&1 || true; done; rm -rf "$B"' EXIT
 mkdir -p "$B/dq" "$B/dr" "$B/run"
 truncate -s 1G "$B/base.raw"
