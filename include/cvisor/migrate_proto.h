@@ -19,7 +19,7 @@
 
 #define MIG_MAGIC "CVIMIGR" /* 8 bytes with the NUL */
 #define MIG_MAJOR 2	    /* 2.0: the target's nonce, echoed in HELLO */
-#define MIG_MINOR 0
+#define MIG_MINOR 1	    /* 2.1: each disk's format (a qcow2 disk travels) */
 #define MIG_PAGE_SIZE 4096U
 
 /* Message types. Source to target: */
@@ -72,8 +72,16 @@
 #define MIG_F_VERIFY 4U	 /* END carries a whole-RAM checksum to verify */
 #define MIG_F_KNOWN (MIG_F_STORAGE | MIG_F_PAUSED | MIG_F_VERIFY)
 
+/* Disk formats (HELLO 2.1). */
+#define MIG_DISK_RAW 0
+#define MIG_DISK_QCOW2 1
+
 struct mig_disk {
 	uint64_t size; /* bytes, a multiple of 512 */
+	/* The source image's format; the target makes one of the same (a
+	 * qcow2 chain arrives flattened: its guest-visible bytes). */
+	uint8_t format;
+	uint8_t cluster_bits; /* qcow2: 9-21; raw: 0 */
 	char name[MIG_MAX_DISK_NAME + 1];
 };
 

@@ -87,6 +87,25 @@ int qcow2_flush(struct qcow2 *q) CV_MUST;
  * qcow2_readv, -EIO for damaged metadata. */
 int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, uint64_t *host) CV_MUST;
 
+/* Write a new, empty qcow2 v3 image of size guest bytes (a multiple of
+ * 512) on the empty file fd: clusters of 2^cluster_bits bytes (9..21),
+ * no backing file, 16-bit refcounts (what qemu-img create -f qcow2 -o
+ * cluster_size=... makes). Not made durable (qcow2_flush after writing).
+ * 0, -EINVAL (a bad size or cluster_bits), -EFBIG (the size needs an L1
+ * table over 32 MiB: take larger clusters) or -errno. */
+int qcow2_create(int fd, uint64_t size, unsigned int cluster_bits) CV_MUST;
+
+/* log2 of the image's cluster size. */
+unsigned int qcow2_cluster_bits(const struct qcow2 *q);
+
+/* Where the next guest bytes that may hold data lie, at or after off: the
+ * clusters allocated in this image or anywhere in its backing chain (data
+ * or compressed; zero clusters and holes of a raw backing file excepted,
+ * as far as SEEK_DATA tells). 0 with [*start, *end) (whole clusters of
+ * this image, cut at the virtual size), -ENXIO if only zeros are left,
+ * -EIO for damaged metadata. */
+int qcow2_next_data(struct qcow2 *q, uint64_t off, uint64_t *start, uint64_t *end) CV_MUST;
+
 /* Tests: after n more writes to the image file (data or metadata), the
  * process kills itself with SIGKILL, to leave the file as a crash does.
  * 0 disables. */

@@ -155,4 +155,27 @@ const char *virtio_blk_path(struct virtio_dev *d);
 bool virtio_blk_is_qcow2(struct virtio_dev *d);
 int virtio_blk_image_fd(struct virtio_dev *d);
 
+/* Guest bytes [off, off+len) (inside the capacity) into buf, as the guest
+ * reads them: through the qcow2 layer (its backing chain included), or
+ * from a raw image (zeros past the end of its file). Takes dev->lock: any
+ * thread. 0, -EINVAL (outside the disk) or -errno. */
+int virtio_blk_read_guest(struct virtio_dev *d, void *buf, uint64_t len, uint64_t off) CV_MUST;
+
+/* The next guest range at or after off that may hold data (what is
+ * outside every such range reads as zeros): [*start, *end), inside the
+ * capacity. qcow2_next_data for a qcow2 image; SEEK_DATA / SEEK_HOLE on a
+ * raw one (all of it where the filesystem cannot tell). Takes dev->lock.
+ * 0, -ENXIO when only zeros are left, or -errno. */
+int virtio_blk_next_data(struct virtio_dev *d, uint64_t off, uint64_t *start,
+			 uint64_t *end) CV_MUST;
+
+/* log2 of a qcow2 image's cluster size; 0 for a raw image. */
+unsigned int virtio_blk_cluster_bits(struct virtio_dev *d);
+
+/* Open a qcow2 image again (nothing for raw), after something other than
+ * this device wrote it (a storage migration's target, before the guest
+ * runs): the tables in memory are the file's again. Takes dev->lock. 0,
+ * or -errno with e filled; the old view is kept then. */
+int virtio_blk_reload(struct virtio_dev *d, struct cv_error *e) CV_MUST;
+
 #endif

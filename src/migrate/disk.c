@@ -4,16 +4,23 @@
  *
  * Source: the blk device records the 4 KiB blocks that completed writes,
  * discards and write-zeroes touched (virtio_blk_track_*), from before the
- * first byte is read. Round 0 sends each image's data extents (holes are
- * skipped: the target's file starts sparse); each later round, and the
+ * first byte is read. Round 0 sends each disk's data extents (holes are
+ * skipped: the target's image starts empty); each later round, and the
  * final one while the guest is paused and the disks quiesced, sends the
  * blocks written meanwhile (blocks that read as zeros as a flag: the
- * target punches a hole).
+ * target punches a hole). What travels is the guest-visible content, read
+ * through the device (virtio_blk_read_guest): a raw image's bytes, or a
+ * qcow2 image's guest bytes with its backing chain underneath, whose
+ * extents come from the chain's tables (virtio_blk_next_data).
  *
  * Target: `--storage-dir DIR` puts disk N at DIR/NAME, NAME being the
  * source image's file name (refused if it exists: no silent overwrite),
  * and the guest's --disk specs are rewritten to those paths (options such
- * as readonly or serial kept). A failed migration removes the files. */
+ * as readonly or serial kept, format= the source's). A raw disk is a
+ * sparse file of the size; a qcow2 disk a new standalone qcow2 v3 of the
+ * size and cluster size (the chain flattened, as QEMU's copy-storage-all
+ * does), written through its own handle, which the device then reloads.
+ * A failed migration removes the files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +29,7 @@
 #include <unistd.h>
 
 #include "cvisor/dirty.h"
+#include "cvisor/qcow2.h"
 #include "cvisor/ramwalk.h"
 #include "cvisor/virtio_blk.h"
 #include "cvisor/vm.h"
@@ -45,17 +53,8 @@ int mig_disks_find(struct vm *vm, struct mig_disks *ds, char *err, size_t errlen
 			continue;
 		if (ds->n == MIG_MAX_DISKS)
 			return cv_errf(err, errlen, -E2BIG, "more than %u disks", MIG_MAX_DISKS);
-		/* The stream carries the image file's bytes as the guest's:
-		 * true of raw images only. */
-		if (virtio_blk_is_qcow2(&vm->virtio[i]->dev))
-			return cv_errf(
-				err, errlen, -ENOTSUP,
-				"--with-storage: disk %u (%s) is qcow2, and storage migration "
-				"copies raw images only (put the image on storage both hosts "
-				"share and migrate without --with-storage)",
-				ds->n, virtio_blk_path(&vm->virtio[i]->dev));
 		d->dev = &vm->virtio[i]->dev;
-		d->fd = virtio_blk_image_fd(d->dev);
+		d->cluster_bits = virtio_blk_cluster_bits(d->dev);
 		d->size = virtio_blk_capacity(d->dev) * VIRTIO_BLK_SECTOR_SIZE;
 		d->nblocks = (d->size + BLOCK - 1) / BLOCK;
 		path = virtio_blk_path(d->dev);
@@ -93,16 +92,15 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /* Read [off, off+len) of disk i into the batch and queue it; zeros are
- * sent as a flag only when `zeros` (round 0 skips them: sparse target). */
+ * sent as a flag only when `zeros` (round 0 skips them: empty target). */
 static int send_range(struct mig_src_disk *d, unsigned int i, struct mig_tx *tx, uint64_t off,
 		      uint32_t len, bool zeros, char *err, size_t errlen)
 {
 	uint8_t *buf = mig_tx_disk_buf(tx, len);
-	/* Past the end of a file the capacity rounds into reads as zeros. */
-	int r = cv_pread_full(d->fd, buf, len, off);
+	int r = virtio_blk_read_guest(d->dev, buf, len, off);
 
 	if (r)
-		return cv_errf(err, errlen, r, "reading disk image %s: %s", d->name, strerror(-r));
+		return cv_errf(err, errlen, r, "reading disk %s: %s", d->name, strerror(-r));
 	if (all_zero(buf, len)) {
 		if (zeros)
 			mig_tx_disk(tx, i, off, NULL, len, true);
@@ -118,22 +116,20 @@ int mig_disks_send_all(struct mig_disks *ds, struct mig_tx *tx, char *err, size_
 
 	for (unsigned int i = 0; i < ds->n; i++) {
 		struct mig_src_disk *d = &ds->d[i];
-		uint64_t off = 0;
+		uint64_t off = 0, data, end;
 
 		while (off < d->size && !tx->err) {
-			off_t data = lseek(d->fd, (off_t)off, SEEK_DATA), hole;
-
-			if (data < 0 && errno == ENXIO)
-				break; /* only a hole is left */
-			if (data < 0)
-				data = (off_t)off; /* no SEEK_DATA: read it all */
-			hole = lseek(d->fd, data, SEEK_HOLE);
-			if (hole < 0 || (uint64_t)hole > d->size)
-				hole = (off_t)d->size;
-			/* Extents are filesystem blocks; keep 512-byte records. */
-			off = (uint64_t)data & ~511ULL;
-			while (off < (uint64_t)hole && !tx->err) {
-				uint64_t n = (uint64_t)hole - off;
+			r = virtio_blk_next_data(d->dev, off, &data, &end);
+			if (r == -ENXIO)
+				break; /* only zeros are left */
+			if (r)
+				return cv_errf(err, errlen, r, "reading disk %s: %s", d->name,
+					       strerror(-r));
+			/* Extents are filesystem blocks or clusters; keep
+			 * 512-byte records. */
+			off = data & ~511ULL;
+			while (off < end && !tx->err) {
+				uint64_t n = end - off;
 
 				n = n > MIG_DISK_CHUNK ? MIG_DISK_CHUNK : (n + 511) & ~511ULL;
 				if (off + n > d->size)
@@ -223,6 +219,26 @@ void mig_disks_resume(struct vm *vm)
 
 /* ---- target ---- */
 
+/* A new standalone qcow2 image for disk i (the source's chain arrives
+ * flattened), opened for the stream's writes. */
+static int create_qcow2(struct mig_dst_disks *dd, unsigned int i, const struct mig_disk *md,
+			char *err, size_t errlen)
+{
+	struct cv_error e = { 0 };
+	int r = qcow2_create(dd->fd[i], md->size, md->cluster_bits);
+
+	if (r == -EFBIG || r == -EINVAL)
+		return cv_errf(err, errlen, r,
+			       "the source's disk %s of %llu bytes does not fit a qcow2 image "
+			       "with %u-byte clusters",
+			       md->name, (unsigned long long)md->size, 1U << md->cluster_bits);
+	if (r)
+		return cv_errf(err, errlen, r, "%s: %s", dd->path[i], strerror(-r));
+	if ((r = qcow2_open(&dd->q[i], dd->fd[i], dd->path[i], 0, &e)))
+		return cv_errf(err, errlen, r, "%s", e.msg);
+	return 0;
+}
+
 int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, const char *dir,
 			 char *err, size_t errlen)
 {
@@ -239,7 +255,7 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 			       dir);
 	for (unsigned int i = 0; i < h->ndisks; i++) {
 		const char *name = h->disks[i].name;
-		int fd;
+		int fd, r;
 
 		/* A name from the wire: one plain file name in DIR. */
 		if (strchr(name, '/') || strchr(name, ',') || !strcmp(name, ".") ||
@@ -255,7 +271,7 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 			return cv_errf(err, errlen, -ENOMEM, "out of memory");
 		}
 		dd->n = i + 1;
-		fd = open(dd->path[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = open(dd->path[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return cv_errf(err, errlen, -errno, "%s: %s%s", dd->path[i],
 				       strerror(errno),
@@ -264,10 +280,37 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 						       : "");
 		dd->fd[i] = fd;
 		dd->created[i] = true;
-		if (ftruncate(fd, (off_t)h->disks[i].size))
+		if (h->disks[i].format == MIG_DISK_QCOW2) {
+			if ((r = create_qcow2(dd, i, &h->disks[i], err, errlen)))
+				return r;
+		} else if (ftruncate(fd, (off_t)h->disks[i].size)) {
 			return cv_errf(err, errlen, -errno, "%s: %s", dd->path[i], strerror(errno));
+		}
 	}
 	return 0;
+}
+
+/* The --disk spec's format= for what disk i arrived as. */
+const char *mig_dst_disk_format(const struct mig_dst_disks *dd, unsigned int i)
+{
+	return dd->q[i] ? "qcow2" : "raw";
+}
+
+/* A record into a target qcow2 image (no backing file). Zeros over a
+ * range that holds no data already are skipped: writing them into part
+ * of an unallocated cluster would allocate it. */
+static int qcow2_put(struct qcow2 *q, uint64_t off, const uint8_t *data, uint32_t len, bool zero)
+{
+	struct iovec v = { (void *)data, len };
+	uint64_t start, end;
+	int r;
+
+	if (!zero)
+		return qcow2_writev(q, &v, 1, off, len);
+	r = qcow2_next_data(q, off, &start, &end);
+	if (r == -ENXIO || (!r && start >= off + len))
+		return 0;
+	return r ? r : qcow2_zero(q, off, len);
 }
 
 int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *data, uint32_t len,
@@ -280,6 +323,8 @@ int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *da
 
 	if (fd < 0)
 		return -EBADF;
+	if (dd->q[disk])
+		return qcow2_put(dd->q[disk], off, data, len, zero);
 	if (zero && !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, len))
 		return 0;
 	while (done < len) {
@@ -302,21 +347,41 @@ int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *da
 	return 0;
 }
 
-int mig_dst_disks_finish(struct mig_dst_disks *dd)
+int mig_dst_disks_finish(struct mig_dst_disks *dd, struct vm *vm, char *err, size_t errlen)
 {
+	unsigned int k = 0;
 	int r = 0;
 
 	for (unsigned int i = 0; i < dd->n; i++) {
-		if (dd->fd[i] >= 0 && fdatasync(dd->fd[i]) && !r)
-			r = -errno;
+		if (dd->q[i] && (r = qcow2_flush(dd->q[i])))
+			return cv_errf(err, errlen, r, "%s: %s", dd->path[i], strerror(-r));
+		if (dd->fd[i] >= 0 && fdatasync(dd->fd[i]))
+			return cv_errf(err, errlen, -errno, "%s: %s", dd->path[i], strerror(errno));
+	}
+	/* The devices opened the qcow2 images empty, at the build: they read
+	 * them again (disks in --disk order, as rewrite_disks set them). */
+	for (unsigned int i = 0; i < vm->nvirtio && k < dd->n; i++) {
+		struct cv_error e = { 0 };
+
+		if (!is_blk(vm->virtio[i]))
+			continue;
+		if (dd->q[k] && (r = virtio_blk_reload(&vm->virtio[i]->dev, &e)))
+			return cv_errf(err, errlen, r, "%s", e.msg);
+		k++;
+	}
+	for (unsigned int i = 0; i < dd->n; i++) {
+		qcow2_close(dd->q[i]);
+		dd->q[i] = NULL;
 		cv_close(&dd->fd[i]);
 	}
-	return r;
+	return 0;
 }
 
 void mig_dst_disks_abort(struct mig_dst_disks *dd)
 {
 	for (unsigned int i = 0; i < dd->n; i++) {
+		qcow2_close(dd->q[i]);
+		dd->q[i] = NULL;
 		cv_close(&dd->fd[i]);
 		/* A jailed target that failed after the jail sees no host
 		 * path (README "Jail"): say what is left. */

@@ -207,7 +207,7 @@ void mig_send_hint(struct mig_tx *tx, const struct guest_mem *gm, const uint64_t
 /* ---- disk.c: storage migration, source side ---- */
 struct mig_src_disk {
 	struct virtio_dev *dev;
-	int fd;
+	unsigned int cluster_bits; /* qcow2; 0 for raw */
 	uint64_t size, nblocks;
 	uint64_t *dirty; /* blocks to send again */
 	char name[MIG_MAX_DISK_NAME + 1];
@@ -241,6 +241,7 @@ struct mig_dst_disks {
 	int fd[MIG_MAX_DISKS];
 	char *path[MIG_MAX_DISKS];
 	bool created[MIG_MAX_DISKS];
+	struct qcow2 *q[MIG_MAX_DISKS]; /* a qcow2 disk: written through it */
 };
 
 /* Create DIR/NAME for each disk of the HELLO (O_EXCL, sized). */
@@ -249,8 +250,11 @@ int mig_dst_disks_create(struct mig_dst_disks *dd, const struct mig_hello *h, co
 /* The parser's sink. */
 int mig_dst_disk_write(void *ctx, uint32_t disk, uint64_t off, const uint8_t *data, uint32_t len,
 		       bool zero);
-/* fsync and close; 0 or -errno. */
-int mig_dst_disks_finish(struct mig_dst_disks *dd) CV_MUST;
+/* The format= of disk i's --disk spec on the target: "raw" or "qcow2". */
+const char *mig_dst_disk_format(const struct mig_dst_disks *dd, unsigned int i);
+/* Make the images durable, have vm's qcow2 disks read theirs again, and
+ * close. 0, or -errno with one line in err. */
+int mig_dst_disks_finish(struct mig_dst_disks *dd, struct vm *vm, char *err, size_t errlen) CV_MUST;
 /* Remove what was created (failure), close. */
 void mig_dst_disks_abort(struct mig_dst_disks *dd);
 /* Free the paths. */

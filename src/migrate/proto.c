@@ -3,12 +3,15 @@
  * the target parses and checks it. The receive parser of both directions
  * is rx.c; the source's side source.c, the target's target.c.
  *
- * PROTOCOL, version 2.0. One TCP connection (inside TLS 1.3 when both ends
+ * PROTOCOL, version 2.1. One TCP connection (inside TLS 1.3 when both ends
  * are given keys: see TLS below); the source connects to the target's
  * `cvisor run --incoming HOST:PORT`. All integers little-endian.
  * (2.0 added the target's nonce: 20 NONCE and its echo in HELLO. A 1.x
  * source is refused by its version; a 2.0 source gives up on a 1.x
- * target, which never sends NONCE, after MIG_NONCE_TIMEOUT_MS.)
+ * target, which never sends NONCE, after MIG_NONCE_TIMEOUT_MS. 2.1 added
+ * each disk's format; a source sends 2.0 unless a qcow2 disk travels, so
+ * that a 2.0 target takes raw disks as before and refuses a qcow2 one by
+ * its version instead of writing its bytes into a raw file.)
  *
  *   message   u32 type, u32 body length, body, u32 CRC-32 (IEEE, cv_crc32)
  *             of type, length and body. The reader bounds the length per
@@ -26,7 +29,9 @@
  *             check these, this one the whole CPUID table of the MACHINE
  *             section in config, cpu_compat.h), u32 flags
  *             (1 storage, 2 guest paused, 4 verify), u32 disks (<= 8),
- *             disks {u64 bytes, u16 name length (1-255), name},
+ *             disks {u64 bytes, [2.1: u8 format (0 raw, 1 qcow2),
+ *             u8 cluster bits (raw 0, qcow2 9-21)], u16 name length
+ *             (1-255), name},
  *             u32 config length (<= 64 KiB), config: snapshot sections
  *             holding SNAP_SEC_CONFIG (snapshot_format.h; with MACHINE and
  *             KSTATE, which snapshot_config_load also wants).
@@ -164,6 +169,10 @@ void mig_hello_encode(const struct mig_hello *h, struct state_buf *b)
 		size_t n = strlen(h->disks[i].name);
 
 		state_put_u64(b, h->disks[i].size);
+		if (h->minor >= 1) {
+			state_put_u8(b, h->disks[i].format);
+			state_put_u8(b, h->disks[i].cluster_bits);
+		}
 		state_put_u16(b, (uint16_t)n);
 		state_put_bytes(b, h->disks[i].name, n);
 	}
@@ -221,6 +230,10 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 		uint16_t n;
 
 		h->disks[i].size = state_get_u64(&r);
+		if (h->minor >= 1) {
+			h->disks[i].format = state_get_u8(&r);
+			h->disks[i].cluster_bits = state_get_u8(&r);
+		}
 		n = state_get_u16(&r);
 		if (r.err || !n || n > MIG_MAX_DISK_NAME || n > r.len - r.pos)
 			return cv_errf(err, errlen, -EINVAL,
@@ -230,6 +243,14 @@ int mig_hello_parse(const uint8_t *body, size_t len, struct mig_hello *h, char *
 		if (strlen(h->disks[i].name) != n || h->disks[i].size % 512)
 			return cv_errf(err, errlen, -EINVAL,
 				       "migration handshake is corrupt (disk %u)", i);
+		if (h->disks[i].format == MIG_DISK_RAW ? h->disks[i].cluster_bits != 0
+		    : h->disks[i].format == MIG_DISK_QCOW2
+			    ? h->disks[i].cluster_bits < 9 || h->disks[i].cluster_bits > 21
+			    : true)
+			return cv_errf(err, errlen, -EINVAL,
+				       "migration handshake is corrupt (disk %u: format %u, "
+				       "cluster bits %u)",
+				       i, h->disks[i].format, h->disks[i].cluster_bits);
 	}
 	h->config_len = state_get_u32(&r);
 	if (r.err || h->config_len > MIG_MAX_CONFIG || h->config_len != r.len - r.pos)

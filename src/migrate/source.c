@@ -241,7 +241,8 @@ static int config_payload(struct msend *m, struct state_buf *out)
 static int handshake(struct msend *m)
 {
 	struct state_buf cfg = { 0 }, body = { 0 };
-	struct mig_hello h = { .major = MIG_MAJOR, .minor = MIG_MINOR };
+	/* 2.0 unless a qcow2 disk travels (proto.c): older targets take it. */
+	struct mig_hello h = { .major = MIG_MAJOR, .minor = 0 };
 	int r;
 
 	/* The target speaks first: its nonce, which HELLO echoes. */
@@ -271,6 +272,10 @@ static int handshake(struct msend *m)
 	h.ndisks = m->o->with_storage ? m->disks.n : 0;
 	for (unsigned int i = 0; i < h.ndisks; i++) {
 		h.disks[i].size = m->disks.d[i].size;
+		h.disks[i].cluster_bits = (uint8_t)m->disks.d[i].cluster_bits;
+		h.disks[i].format = h.disks[i].cluster_bits ? MIG_DISK_QCOW2 : MIG_DISK_RAW;
+		if (h.disks[i].format != MIG_DISK_RAW)
+			h.minor = MIG_MINOR;
 		memcpy(h.disks[i].name, m->disks.d[i].name, sizeof(h.disks[i].name));
 	}
 	h.config = cfg.data;
@@ -283,7 +288,17 @@ static int handshake(struct msend *m)
 	}
 	mig_tx_msg(&m->tx, MIG_MSG_HELLO, body.data, (uint32_t)body.len);
 	state_buf_free(&body);
-	return await(m, MIG_RX_READY, "the target to build the VM");
+	r = await(m, MIG_RX_READY, "the target to build the VM");
+	if (r && h.minor && strstr(m->err, "version 2.")) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", m->err);
+		cv_errf(m->err, m->errlen, r,
+			"%s (a qcow2 disk needs a target that takes stream 2.%u: update cvisor "
+			"there, or convert the disk to raw)",
+			why, MIG_MINOR);
+	}
+	return r;
 }
 
 static int check_cb(void *ctx)

@@ -9,6 +9,7 @@
  * nothing left behind. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -129,8 +130,20 @@ static int rewrite_disks(struct mrecv *m)
 			       n);
 	for (unsigned int i = 0; i < n; i++) {
 		const char *opts = strchr(devices_spec(dc, disk, i), ',');
+		char kept[PATH_MAX] = "";
 
-		if (asprintf(&m->t->disk_specs[i], "%s%s", m->dd.path[i], opts ? opts : "") < 0) {
+		/* The format is the one the image arrived in: a raw image
+		 * whose guest wrote a qcow2 header is not probed as one. */
+		for (const char *o = opts; o && *o;) {
+			size_t len = strcspn(o + 1, ",");
+
+			if (strncmp(o + 1, "format=", 7))
+				snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%.*s",
+					 (int)len + 1, o);
+			o += len + 1;
+		}
+		if (asprintf(&m->t->disk_specs[i], "%s,format=%s%s", m->dd.path[i],
+			     mig_dst_disk_format(&m->dd, i), kept) < 0) {
 			m->t->disk_specs[i] = NULL;
 			return cv_errf(m->err, m->errlen, -ENOMEM, "out of memory");
 		}
@@ -222,14 +235,17 @@ static int on_end(struct mrecv *m)
 			       "not starting the guest");
 	}
 	t1 = cv_now_ns();
+	/* The disks first: loading the state kicks the virtqueues, and a
+	 * request the guest queued on the source then runs here, through
+	 * a device that must see the image as the stream left it. */
+	if ((r = mig_dst_disks_finish(&m->dd, vm, why, sizeof(why)))) {
+		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
+		return cv_errf(m->err, m->errlen, r, "writing the disk images: %s", why);
+	}
+	m->t_disks = cv_now_ns();
 	if ((r = ops->state_load(vm, m->state, m->state_len, why, sizeof(why)))) {
 		reply(m, MIG_MSG_ERROR, why);
 		return cv_errf(m->err, m->errlen, r, "cannot load the guest state: %s", why);
-	}
-	m->t_disks = cv_now_ns();
-	if ((r = mig_dst_disks_finish(&m->dd))) {
-		reply(m, MIG_MSG_ERROR, "cannot write the disk images");
-		return cv_errf(m->err, m->errlen, r, "writing the disk images: %s", strerror(-r));
 	}
 	t2 = cv_now_ns();
 	/* The vCPUs park before their first KVM_RUN (vcpu_loop checks first)
@@ -250,7 +266,7 @@ static int on_end(struct mrecv *m)
 			       strerror(-r));
 	if (!(m->rx.hello.flags & MIG_F_PAUSED))
 		vm_resume(vm);
-	cv_debug("migration target: verify %.3f ms, state load %.3f ms, disks %.3f ms, start "
+	cv_debug("migration target: verify %.3f ms, disks %.3f ms, state load %.3f ms, start "
 		 "%.3f ms",
 		 (double)(t1 - t0) / 1e6, (double)(m->t_disks - t1) / 1e6,
 		 (double)(t2 - m->t_disks) / 1e6, (double)(t3 - t2) / 1e6);

@@ -228,6 +228,29 @@ elif start "$J" counter --cpus 2 --jail; then
 	else
 		t_fail "jail: after the migration" "$(ls "$CVISOR_RUN_DIR" "$CVISOR_RUN_DIR/jail" | tr '\n' ' ')"
 	fi
+	# A qcow2 disk with a backing file into a jailed target: the stream
+	# arrives before the jail, the image is the target's own, and the
+	# jailed guest reads back what it wrote on the source (blkcount
+	# verify=1 checks every sector it overwrites).
+	J4=${P}jail4 J5=${P}jail5
+	port=$((port + 1))
+	mkdir -p "$T_TMP/jq" "$T_TMP/jqdst"
+	if head -c 1M /dev/urandom >"$T_TMP/jq/base.raw" &&
+		qemu-img create -q -f qcow2 -b base.raw -F raw "$T_TMP/jq/top.qcow2" 4M &&
+		start "$J4" blkcount --memory 64M --disk "$T_TMP/jq/top.qcow2,format=qcow2" --cmdline verify=1 &&
+		t_run 10 "$CVISOR" run -d --name "$J5" --jail --incoming "127.0.0.1:$port" --storage-dir "$T_TMP/jqdst" &&
+		started "jail: run --incoming --jail --storage-dir" "$J5"; then
+		t_run 60 "$CVISOR" migrate "$J4" "127.0.0.1:$port" --with-storage
+		j5pid=$(pid_of "$J5")
+		if [ "$T_RC" = 0 ] && wait_count "$J5" 80 && wait_jailed "$j5pid" &&
+			! grep -q FAIL "$CVISOR_RUN_DIR/$J5.log" && qemu-img check -q "$T_TMP/jqdst/top.qcow2"; then
+			t_pass "jail: a qcow2 disk migrated into a jailed target, read back there (count $(last_count "$J5"))"
+		else
+			t_fail "jail: qcow2 storage migration" "exit $T_RC: $T_ERR $(grep FAIL "$CVISOR_RUN_DIR/$J5.log") $(jail_status "$j5pid")"
+		fi
+		"$CVISOR" kill "$J5" >/dev/null 2>&1
+		jail_gone "$J5" || t_fail "jail: the qcow2 target leaves nothing behind" "$(ls "$CVISOR_RUN_DIR/jail")"
+	fi
 	# stop: the keeper outside removes what the jailed monitor cannot.
 	t_run 20 "$CVISOR" stop "$J" --timeout 1
 	# The keeper removes the cgroup once the monitor has left it.

@@ -22,9 +22,9 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 H=${MIGRATE_HARNESS:-${BUILD:-build}/tests/kvm/migrate_harness}
 TMO=${MIGRATE_CASE_TIMEOUT:-120}
-CASES="basic paused restored cut-hello cut-round0 cut-later cut-state refuse corrupt verify-mismatch dirty-force dirty-giveup dirty-burst storage"
+CASES="basic paused restored cut-hello cut-round0 cut-later cut-state refuse corrupt verify-mismatch dirty-force dirty-giveup dirty-burst storage storage-qcow2"
 # Guests that write slowly: they never fill a 4096-entry ring between syncs.
-CALM="basic paused restored cut-hello cut-round0 cut-state refuse corrupt verify-mismatch storage"
+CALM="basic paused restored cut-hello cut-round0 cut-state refuse corrupt verify-mismatch storage storage-qcow2"
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	t_skip_suite migrate-engine "/dev/kvm is not accessible"
 fi

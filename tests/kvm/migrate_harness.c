@@ -30,6 +30,11 @@
  *               thread handled KVM_EXIT_DIRTY_RING_FULL on the way
  *   storage     blkcount guest, --with-storage: the target's image equals
  *               the source's when the target starts
+ *   storage-qcow2
+ *               the same on a qcow2 disk whose backing file is raw (a
+ *               zero cluster over backing data, a pattern): the target's
+ *               standalone qcow2 is, for qemu-img compare, identical to
+ *               the source's chain when the target starts
  *   ring-overflow
  *               dirty-burst on the ring path of a host whose KVM writes
  *               past the end of a full ring (PVM, see src/mem/dirty.c;
@@ -58,6 +63,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -395,6 +401,7 @@ static struct {
 	_Atomic bool listening, done;
 	bool refuse;
 	const char *src_disk; /* storage: compared at start */
+	bool src_qcow2;	      /* ... by qemu-img compare */
 	int disk_cmp;	      /* 0 equal, 1 differ, -1 not compared */
 	struct vm *src_vm;    /* RAM compared at start */
 	int ram_cmp;
@@ -444,9 +451,25 @@ static int files_equal(const char *a, const char *b)
 static int tg_state_load(struct vm *vm, const uint8_t *payload, size_t len, char *err,
 			 size_t errlen)
 {
-	if (tg.src_disk)
-		tg.disk_cmp = files_equal(tg.src_disk,
-					  devices_spec(&vm->cfg->devices, devices_type("disk"), 0));
+	if (tg.src_disk) {
+		/* The spec: the path, then the options (",format=raw"). */
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s",
+			 devices_spec(&vm->cfg->devices, devices_type("disk"), 0));
+		path[strcspn(path, ",")] = '\0';
+		if (tg.src_qcow2) {
+			char cmd[8400];
+			int st;
+
+			snprintf(cmd, sizeof(cmd), "qemu-img compare -q '%s' '%s'", tg.src_disk,
+				 path);
+			st = system(cmd);
+			tg.disk_cmp = WIFEXITED(st) && WEXITSTATUS(st) <= 1 ? WEXITSTATUS(st) : -1;
+		} else {
+			tg.disk_cmp = files_equal(tg.src_disk, path);
+		}
+	}
 	if (tg.src_vm) {
 		const struct guest_mem *a = &tg.src_vm->mem, *b = &vm->mem;
 
@@ -612,18 +635,37 @@ static int run_case(void)
 			!strcmp(tcase, "ring-overflow");
 	bool overflow = !strcmp(tcase, "ring-overflow");
 	bool burst = !strcmp(tcase, "dirty-burst") || overflow;
-	bool storage = !strcmp(tcase, "storage");
+	bool storage_q = !strcmp(tcase, "storage-qcow2");
+	bool storage = !strcmp(tcase, "storage") || storage_q;
 	bool bench = !strncmp(tcase, "bench-", 6), fill = !strcmp(tcase, "bench-fill");
 	bool expect_ok = !strcmp(tcase, "basic") || !strcmp(tcase, "paused") ||
 			 !strcmp(tcase, "restored") || !strcmp(tcase, "dirty-force") || storage ||
 			 bench || (burst && !overflow);
 	struct migrate_opts o;
 	struct guest s = { 0 };
-	char dest[32], err[512], disk[128] = "", sdir[128] = "";
+	static char qsrc[160];
+	char dest[32], err[512], disk[160] = "", sdir[128] = "";
 	uint64_t before = 0, count0;
 	int tport = free_port(), r;
 
-	if (storage) {
+	if (storage_q) {
+		/* 4 MiB raw base <- 8 MiB qcow2: a zero cluster over base data,
+		 * a pattern past the base's end. */
+		snprintf(disk, sizeof(disk), "%s/top.qcow2", workdir);
+		snprintf(sdir, sizeof(sdir), "%s/dst", workdir);
+		mkdir(sdir, 0700);
+		snprintf(err, sizeof(err),
+			 "head -c 4M /dev/urandom > %s/base.raw && qemu-img create -q -f qcow2 -b "
+			 "base.raw -F raw %s 8M && qemu-io -f qcow2 -c 'write -z 1M 64k' -c "
+			 "'write -P 0x5a 6M 200k' %s >/dev/null",
+			 workdir, disk, disk);
+		if (system(err))
+			return fail("cannot make %s (qemu-img, qemu-io: qemu-utils)", disk);
+		snprintf(qsrc, sizeof(qsrc), "%s", disk);
+		tg.src_disk = qsrc;
+		tg.src_qcow2 = true;
+		strcat(disk, ",format=qcow2");
+	} else if (storage) {
 		snprintf(disk, sizeof(disk), "%s/src.img", workdir);
 		snprintf(sdir, sizeof(sdir), "%s/dst", workdir);
 		mkdir(sdir, 0700);

@@ -64,6 +64,7 @@ struct hello_opts {
 	uint32_t page_size, ncpus, flags, ndisks;
 	uint64_t ram;
 	const char *vendor;
+	uint8_t format, cluster_bits; /* 2.1: each disk's */
 };
 
 static void hello_body(struct w *b, const struct hello_opts *o)
@@ -92,6 +93,10 @@ static void hello_body(struct w *b, const struct hello_opts *o)
 	put_le(b, o->ndisks, 4);
 	for (uint32_t i = 0; i < o->ndisks; i++) {
 		put_le(b, DISK_SIZE, 8);
+		if (o->minor >= 1) {
+			put_le(b, o->format, 1);
+			put_le(b, o->cluster_bits, 1);
+		}
 		put_le(b, 5, 2);
 		put(b, i ? "d1.im" : "d0.im", 5);
 	}
@@ -595,8 +600,8 @@ static void test_versions(void **state)
 		uint16_t major, minor;
 		const char *msg;
 	} bad[] = {
-		{ 3, 0, "version 3.0 is not supported (this cvisor takes 2.0-2.0)" },
-		{ 2, 1, "version 2.1 is not supported" },
+		{ 3, 0, "version 3.0 is not supported (this cvisor takes 2.0-2.1)" },
+		{ 2, 2, "version 2.2 is not supported" },
 		{ 1, 0, "version 1.0 is not supported" },
 	};
 	struct t *t = *state;
@@ -610,6 +615,55 @@ static void test_versions(void **state)
 		o.minor = bad[i].minor;
 		hello(&w, &o);
 		expect_fail(t, &w, bad[i].msg);
+		free(w.p);
+	}
+}
+
+/* 2.1 HELLO: each disk's format. A 2.0 stream's disks are raw; a bad
+ * format or cluster size is refused with one line, before any file is
+ * made. */
+static void test_disk_formats(void **state)
+{
+	static const struct {
+		uint8_t format, bits;
+		const char *msg; /* NULL: accepted */
+	} c[] = {
+		{ MIG_DISK_QCOW2, 16, NULL },
+		{ MIG_DISK_QCOW2, 9, NULL },
+		{ MIG_DISK_RAW, 0, NULL },
+		{ 2, 0, "corrupt (disk 0: format 2, cluster bits 0)" },
+		{ 255, 16, "corrupt (disk 0: format 255" },
+		{ MIG_DISK_QCOW2, 8, "corrupt (disk 0: format 1, cluster bits 8)" },
+		{ MIG_DISK_QCOW2, 22, "cluster bits 22" },
+		{ MIG_DISK_QCOW2, 0, "cluster bits 0" },
+		{ MIG_DISK_RAW, 16, "corrupt (disk 0: format 0, cluster bits 16)" },
+	};
+	struct t *t = *state;
+	struct w w = { 0 };
+	size_t used;
+
+	/* 2.0: raw. */
+	restart(t, &w);
+	hello(&w, &good_hello);
+	assert_int_equal(mig_rx_feed(&t->rx, w.p, w.len, &used), MIG_RX_HELLO);
+	assert_int_equal(t->rx.hello.disks[0].format, MIG_DISK_RAW);
+	free(w.p);
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		struct hello_opts o = good_hello;
+
+		restart(t, &w);
+		o.minor = 1;
+		o.format = c[i].format;
+		o.cluster_bits = c[i].bits;
+		hello(&w, &o);
+		if (c[i].msg) {
+			expect_fail(t, &w, c[i].msg);
+		} else {
+			assert_int_equal(mig_rx_feed(&t->rx, w.p, w.len, &used), MIG_RX_HELLO);
+			assert_int_equal(t->rx.hello.disks[0].format, c[i].format);
+			assert_int_equal(t->rx.hello.disks[0].cluster_bits, c[i].bits);
+			assert_string_equal(t->rx.hello.disks[0].name, "d0.im");
+		}
 		free(w.p);
 	}
 }
@@ -740,6 +794,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_formats, setup, teardown),
 		cmocka_unit_test(test_hello_check),
 		cmocka_unit_test(test_replies),
 	};

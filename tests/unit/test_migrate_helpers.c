@@ -22,6 +22,8 @@
 #include "cvisor/guest_mem.h"
 #include "cvisor/migrate.h"
 #include "cvisor/migrate_proto.h"
+#include "cvisor/vm.h"
+#include "../../src/migrate/migrate_priv.h"
 
 #define RAM (1u << 20)
 
@@ -369,6 +371,70 @@ static void test_target_resources(void **state)
 	devices_config_free(&dc);
 }
 
+/* The target's disk images from a HELLO: a qcow2 disk becomes a new
+ * standalone qcow2 that qemu-img checks clean, written through the sink;
+ * a hostile size, a disk the HELLO does not have, or a name with a '/'
+ * is one line and leaves nothing in the directory. */
+static void test_dst_disks(void **state)
+{
+	char dir[] = "/tmp/cvisor-dstdisk-XXXXXX", err[512], cmd[512];
+	struct mig_hello h = { .ndisks = 2 };
+	struct mig_dst_disks dd;
+	struct vm *vm = calloc(1, sizeof(*vm));
+	uint8_t data[4096];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	h.disks[0] =
+		(struct mig_disk){ .size = 8 << 20, .format = MIG_DISK_QCOW2, .cluster_bits = 16 };
+	strcpy(h.disks[0].name, "g.qcow2");
+	h.disks[1] = (struct mig_disk){ .size = 1 << 20, .format = MIG_DISK_RAW };
+	strcpy(h.disks[1].name, "r.img");
+	assert_int_equal(mig_dst_disks_create(&dd, &h, dir, err, sizeof(err)), 0);
+	assert_string_equal(mig_dst_disk_format(&dd, 0), "qcow2");
+	assert_string_equal(mig_dst_disk_format(&dd, 1), "raw");
+	memset(data, 0x6b, sizeof(data));
+	assert_int_equal(mig_dst_disk_write(&dd, 0, 1 << 20, data, sizeof(data), false), 0);
+	assert_int_equal(mig_dst_disk_write(&dd, 0, 2 << 20, NULL, 1 << 20, true), 0);
+	assert_int_equal(mig_dst_disk_write(&dd, 1, 0, data, sizeof(data), false), 0);
+	assert_int_equal(mig_dst_disk_write(&dd, 2, 0, data, sizeof(data), false), -EBADF);
+	assert_int_equal(mig_dst_disks_finish(&dd, vm, err, sizeof(err)), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "qemu-img check -q %s/g.qcow2 && qemu-img info %s/g.qcow2 | grep -q 'virtual "
+		 "size: 8 MiB' && qemu-img create -q -f raw %s/want 8M && qemu-io -f raw -c "
+		 "'write -P 0x6b 1M 4k' %s/want >/dev/null && qemu-img compare -q -F raw "
+		 "%s/g.qcow2 %s/want",
+		 dir, dir, dir, dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	mig_dst_disks_free(&dd);
+	snprintf(cmd, sizeof(cmd), "rm -f %s/*", dir);
+	assert_int_equal(system(cmd), 0);
+	/* Hostile: sizes no qcow2 image can have here. */
+	h.ndisks = 1;
+	h.disks[0].size = 1ULL << 56;
+	h.disks[0].cluster_bits = 9;
+	assert_int_equal(mig_dst_disks_create(&dd, &h, dir, err, sizeof(err)), -EFBIG);
+	assert_non_null(strstr(err, "the source's disk g.qcow2 of 72057594037927936 bytes does "
+				    "not fit a qcow2 image with 512-byte clusters"));
+	mig_dst_disks_abort(&dd);
+	mig_dst_disks_free(&dd);
+	assert_int_equal(rmdir(dir), 0); /* nothing left in it */
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/cvisor-dstdisk-XXXXXX")));
+	h.disks[0].size = 0;
+	assert_int_equal(mig_dst_disks_create(&dd, &h, dir, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "of 0 bytes does not fit"));
+	mig_dst_disks_abort(&dd);
+	mig_dst_disks_free(&dd);
+	strcpy(h.disks[0].name, "../g.qcow2");
+	h.disks[0].size = 1 << 20;
+	assert_int_equal(mig_dst_disks_create(&dd, &h, dir, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the source's disk name '../g.qcow2' is unsafe"));
+	mig_dst_disks_abort(&dd);
+	mig_dst_disks_free(&dd);
+	assert_int_equal(rmdir(dir), 0);
+	free(vm);
+}
+
 static void test_memsum(void **state)
 {
 	uint8_t *ram = calloc(1, RAM);
@@ -496,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_incoming_flags),
 		cmocka_unit_test(test_incoming_check),
 		cmocka_unit_test(test_target_resources),
+		cmocka_unit_test(test_dst_disks),
 		cmocka_unit_test(test_memsum),
 		cmocka_unit_test(test_cpu_wording),
 		cmocka_unit_test(test_tls_config),

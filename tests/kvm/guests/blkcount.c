@@ -6,7 +6,11 @@
  * queue's indices, ring addresses or negotiated features makes the next
  * request time out or fail: the guest then prints "blkcount: FAIL ..." and
  * stops counting. Needs a writable disk of at least 64 sectors. Polls (no
- * interrupts); "spin=N" on the command line paces it as for counter. */
+ * interrupts); "spin=N" on the command line paces it as for counter.
+ * "verify=1": from step 65 on, each step first reads the sector it is
+ * about to overwrite and checks that it holds what step N - 64 wrote
+ * (storage migration: data written on the source reads back on the
+ * target), else prints "blkcount: FAIL sector S holds ..." and stops. */
 #include "virtio_drv.h"
 
 #define COUNTER_ADDR 0x5000ull
@@ -46,6 +50,15 @@ static int blk_req(struct vdev *d, uint32_t type, uint64_t sector)
 	return 0;
 }
 
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
 static uint8_t pattern(uint64_t n, unsigned int i)
 {
 	return (uint8_t)(n * 31 + i);
@@ -54,7 +67,7 @@ static uint8_t pattern(uint64_t n, unsigned int i)
 int main(void)
 {
 	static struct vdev devs[VDEV_MAX];
-	uint64_t spin = cmdline_u64("spin", 20000);
+	uint64_t spin = cmdline_u64("spin", 20000), verify = cmdline_u64("verify", 0);
 	volatile uint64_t *count = (volatile uint64_t *)COUNTER_ADDR;
 	struct vdev *d = NULL;
 	int n = virtio_probe(devs, VDEV_MAX);
@@ -73,6 +86,17 @@ int main(void)
 		uint64_t sector = c % SECTORS;
 
 		spin_delay(spin);
+		if (verify && c > SECTORS) {
+			if (blk_req(d, BLK_T_IN, sector))
+				break;
+			if (get_le64(io.data) != c - SECTORS || io.data[8] != pattern(c - SECTORS, 8) ||
+			    io.data[511] != pattern(c - SECTORS, 511)) {
+				printf("blkcount: FAIL sector %lu holds %lu, not step %lu's data\n",
+				       (unsigned long)sector, (unsigned long)get_le64(io.data),
+				       (unsigned long)(c - SECTORS));
+				return 1;
+			}
+		}
 		put_le64(io.data, c);
 		for (unsigned int i = 8; i < 512; i++)
 			io.data[i] = pattern(c, i);

@@ -1,0 +1,83 @@
+/* blk_copy.c - a disk's guest-visible content for storage migration
+ * (src/migrate/disk.c), whatever the image format: reads of guest bytes
+ * and where data may lie, under dev->lock (the qcow2 layer is serialized
+ * by it, and the migration runs on its own thread); and, on the target,
+ * taking up an image the migration wrote behind the device's back. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk_priv.h"
+
+int virtio_blk_read_guest(struct virtio_dev *d, void *buf, uint64_t len, uint64_t off)
+{
+	struct blk *b = d->priv;
+	struct iovec v = { buf, len };
+	int r;
+
+	if (off > b->capacity * VIRTIO_BLK_SECTOR_SIZE ||
+	    len > b->capacity * VIRTIO_BLK_SECTOR_SIZE - off)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	/* Past the end of a raw file the capacity reads as zeros. */
+	r = b->qcow2 ? qcow2_readv(b->qcow2, &v, 1, off, len)
+		     : cv_pread_full(b->fd_buf, buf, len, off);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int virtio_blk_next_data(struct virtio_dev *d, uint64_t off, uint64_t *start, uint64_t *end)
+{
+	struct blk *b = d->priv;
+	uint64_t size = b->capacity * VIRTIO_BLK_SECTOR_SIZE;
+	off_t data, hole;
+	int r;
+
+	if (off >= size)
+		return -ENXIO;
+	if (b->qcow2) {
+		pthread_mutex_lock(&d->lock);
+		r = qcow2_next_data(b->qcow2, off, start, end);
+		pthread_mutex_unlock(&d->lock);
+		if (!r && *end > size)
+			*end = size;
+		return r;
+	}
+	data = lseek(b->fd_buf, (off_t)off, SEEK_DATA);
+	if (data < 0 && errno == ENXIO)
+		return -ENXIO;
+	if (data < 0) /* no SEEK_DATA: read it all */
+		data = (off_t)off;
+	if ((uint64_t)data >= size)
+		return -ENXIO;
+	hole = lseek(b->fd_buf, data, SEEK_HOLE);
+	*start = (uint64_t)data;
+	*end = hole < 0 || (uint64_t)hole > size ? size : (uint64_t)hole;
+	return 0;
+}
+
+unsigned int virtio_blk_cluster_bits(struct virtio_dev *d)
+{
+	struct blk *b = d->priv;
+
+	return b->qcow2 ? qcow2_cluster_bits(b->qcow2) : 0;
+}
+
+int virtio_blk_reload(struct virtio_dev *d, struct cv_error *e)
+{
+	struct blk *b = d->priv;
+	struct qcow2 *q;
+	int r;
+
+	if (!b->qcow2)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	r = qcow2_open(&q, b->fd, b->cfg.path, b->cfg.readonly ? QCOW2_READONLY : 0, e);
+	if (!r) {
+		qcow2_close(b->qcow2);
+		b->qcow2 = q;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
