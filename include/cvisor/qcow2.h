@@ -98,13 +98,16 @@ int qcow2_create(int fd, uint64_t size, unsigned int cluster_bits) CV_MUST;
 /* log2 of the image's cluster size. */
 unsigned int qcow2_cluster_bits(const struct qcow2 *q);
 
-/* Where the next guest bytes that may hold data lie, at or after off: the
- * clusters allocated in this image or anywhere in its backing chain (data
- * or compressed; zero clusters and holes of a raw backing file excepted,
- * as far as SEEK_DATA tells). 0 with [*start, *end) (whole clusters of
- * this image, cut at the virtual size), -ENXIO if only zeros are left,
- * -EIO for damaged metadata. */
-int qcow2_next_data(struct qcow2 *q, uint64_t off, uint64_t *start, uint64_t *end) CV_MUST;
+/* Where the next guest bytes that may hold data lie in [off, lim) (lim
+ * cut at the virtual size): the clusters allocated in this image or
+ * anywhere in its backing chain (data or compressed; zero clusters and
+ * holes of a raw backing file excepted, as far as SEEK_DATA tells). 0 with
+ * *start in [off, lim) and [*start, *end) whole clusters of this image
+ * (the extent may run past lim, by 64 MiB at most); -ENXIO if [off, lim)
+ * holds only zeros; -EIO for damaged metadata. The caller bounds the work
+ * (one table lookup per cluster of an allocated L2 table) with lim. */
+int qcow2_next_data(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *start,
+		    uint64_t *end) CV_MUST;
 
 /* Tests: after n more writes to the image file (data or metadata), the
  * process kills itself with SIGKILL, to leave the file as a crash does.

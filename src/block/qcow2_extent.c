@@ -77,16 +77,18 @@ static int first_data(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *fou
 	return 0;
 }
 
-int qcow2_next_data(struct qcow2 *q, uint64_t off, uint64_t *start, uint64_t *end)
+int qcow2_next_data(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *start, uint64_t *end)
 {
 	uint64_t s, e, f;
 	int r;
 
-	if (off >= q->size)
+	if (lim > q->size)
+		lim = q->size;
+	if (off >= lim)
 		return -ENXIO;
-	if ((r = first_data(q, off, q->size, &s)))
+	if ((r = first_data(q, off, lim, &s)))
 		return r;
-	if (s >= q->size)
+	if (s >= lim)
 		return -ENXIO;
 	/* Then the clusters after it that hold data from their first byte. */
 	e = (s | (q->csize - 1)) + 1;

@@ -27,6 +27,7 @@ int cli_host(const struct cli_verb *v, const struct cli_args *a)
 	(void)v;
 	if (fd >= 0) {
 		api = ioctl(fd, KVM_GET_API_VERSION, 0);
+		err = errno;
 		close(fd);
 	}
 	if (a->json) {
@@ -42,7 +43,7 @@ int cli_host(const struct cli_verb *v, const struct cli_args *a)
 		if (api >= 0)
 			printf("kvm: %s, API %d\n", KVM_PATH, api);
 		else
-			printf("kvm: %s: %s\n", KVM_PATH, strerror(fd < 0 ? err : errno));
+			printf("kvm: %s: %s\n", KVM_PATH, strerror(err));
 		printf("emulated host: %s\n", emulates ? "yes (kvm_pvm: guest kernel code is "
 							 "emulated; README \"Hosts without VT-x\")"
 						       : "no");

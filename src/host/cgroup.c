@@ -278,7 +278,7 @@ static int enter_v1(struct cgroup *cg, const char *root, const char *self, const
 	if (!lim->memory)
 		return 0;
 	r = enter_v1_one(cg, root, self, "memory", name, lim, why, whylen);
-	if (r == 1 && lim->memory)
+	if (r == 1)
 		return why_errno(why, whylen, -ENOTSUP, "%s/memory: no memory controller", root);
 	return r < 0 ? r : 0;
 }

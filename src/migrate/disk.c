@@ -307,8 +307,8 @@ static int qcow2_put(struct qcow2 *q, uint64_t off, const uint8_t *data, uint32_
 
 	if (!zero)
 		return qcow2_writev(q, &v, 1, off, len);
-	r = qcow2_next_data(q, off, &start, &end);
-	if (r == -ENXIO || (!r && start >= off + len))
+	r = qcow2_next_data(q, off, off + len, &start, &end);
+	if (r == -ENXIO)
 		return 0;
 	return r ? r : qcow2_zero(q, off, len);
 }

@@ -10,6 +10,9 @@
 
 #include "blk_priv.h"
 
+/* virtio_blk_next_data's bound on the clusters looked up per lock hold. */
+#define NEXT_DATA_CLUSTERS 4096U
+
 int virtio_blk_read_guest(struct virtio_dev *d, void *buf, uint64_t len, uint64_t off)
 {
 	struct blk *b = d->priv;
@@ -37,9 +40,15 @@ int virtio_blk_next_data(struct virtio_dev *d, uint64_t off, uint64_t *start, ui
 	if (off >= size)
 		return -ENXIO;
 	if (b->qcow2) {
-		pthread_mutex_lock(&d->lock);
-		r = qcow2_next_data(b->qcow2, off, start, end);
-		pthread_mutex_unlock(&d->lock);
+		/* A few thousand clusters per hold of the lock, which guest
+		 * requests on the main thread wait for. */
+		uint64_t step = (uint64_t)NEXT_DATA_CLUSTERS << qcow2_cluster_bits(b->qcow2);
+
+		for (r = -ENXIO; r == -ENXIO && off < size; off += step) {
+			pthread_mutex_lock(&d->lock);
+			r = qcow2_next_data(b->qcow2, off, off + step, start, end);
+			pthread_mutex_unlock(&d->lock);
+		}
 		if (!r && *end > size)
 			*end = size;
 		return r;

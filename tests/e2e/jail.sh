@@ -239,7 +239,10 @@ elif start "$J" counter --cpus 2 --jail; then
 		qemu-img create -q -f qcow2 -b base.raw -F raw "$T_TMP/jq/top.qcow2" 4M &&
 		start "$J4" blkcount --memory 64M --disk "$T_TMP/jq/top.qcow2,format=qcow2" --cmdline verify=1 &&
 		t_run 10 "$CVISOR" run -d --name "$J5" --jail --incoming "127.0.0.1:$port" --storage-dir "$T_TMP/jqdst" &&
-		started "jail: run --incoming --jail --storage-dir" "$J5"; then
+		started "jail: run --incoming --jail --storage-dir" "$J5" &&
+		wait_count "$J4" 70; then
+		# 70: past the 64 steps after which verify=1 reads back what the
+		# source wrote, so the target checks the copied blocks too.
 		t_run 60 "$CVISOR" migrate "$J4" "127.0.0.1:$port" --with-storage
 		j5pid=$(pid_of "$J5")
 		if [ "$T_RC" = 0 ] && wait_count "$J5" 80 && wait_jailed "$j5pid" &&

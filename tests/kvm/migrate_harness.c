@@ -654,12 +654,14 @@ static int run_case(void)
 		snprintf(disk, sizeof(disk), "%s/top.qcow2", workdir);
 		snprintf(sdir, sizeof(sdir), "%s/dst", workdir);
 		mkdir(sdir, 0700);
-		snprintf(err, sizeof(err),
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd),
 			 "head -c 4M /dev/urandom > %s/base.raw && qemu-img create -q -f qcow2 -b "
 			 "base.raw -F raw %s 8M && qemu-io -f qcow2 -c 'write -z 1M 64k' -c "
 			 "'write -P 0x5a 6M 200k' %s >/dev/null",
 			 workdir, disk, disk);
-		if (system(err))
+		if (system(cmd))
 			return fail("cannot make %s (qemu-img, qemu-io: qemu-utils)", disk);
 		snprintf(qsrc, sizeof(qsrc), "%s", disk);
 		tg.src_disk = qsrc;

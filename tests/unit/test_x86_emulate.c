@@ -211,7 +211,9 @@ static void test_fence_and_unknown(void **state)
 static void test_xsave_hint(void **state)
 {
 	static const uint8_t xrstor[] = { 0x48, 0x0f, 0xae, 0x2f }, xsetbv[] = { 0x0f, 0x01, 0xd1 };
-	char msg[256]; /* handle_internal's */
+	static const uint8_t xrstors[] = { 0x48, 0x0f, 0xc7, 0x1f }; /* xrstors64 [rdi] */
+	static const uint8_t clwb[] = { 0x66, 0x0f, 0xae, 0x37 };    /* clwb [rdi]: not XSAVE */
+	char msg[256];						     /* handle_internal's */
 	struct t *t = prepare(state, 0, 0, xrstor, 4);
 
 	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
@@ -221,6 +223,13 @@ static void test_xsave_hint(void **state)
 	t = prepare(state, 0, 0, xsetbv, 3);
 	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
 	assert_non_null(strstr(msg, "`cvisor host` prints"));
+	t = prepare(state, 0, 0, xrstors, 4);
+	assert_int_equal(emulate(t, msg, sizeof(msg)), X86_EMUL_FAILED);
+	assert_non_null(strstr(msg, "`cvisor host` prints"));
+	t = prepare(state, 0, 0, clwb, 4);
+	msg[0] = '\0';
+	(void)emulate(t, msg, sizeof(msg));
+	assert_null(strstr(msg, "`cvisor host`"));
 }
 
 /* SDM: a memory operand that is not canonical is #GP(0): stmxcsr [rax]

@@ -461,16 +461,21 @@ static int decode_0f(const struct kvm_sregs *sregs, const uint8_t *b, size_t n, 
 	return -EINVAL;
 }
 
-/* xsave, xrstor, xsaveopt (0f ae /4-/6, memory forms), xgetbv, xsetbv: an
- * XSAVE-enabled kernel, which `noxsave` (x86_quirk_cmdline) avoids. */
+/* xsave, xrstor, xsaveopt (0f ae /4-/6), xrstors, xsavec, xsaves (0f c7
+ * /3-/5), memory forms without a 66 or f3 prefix (66 0f ae /6 is clwb),
+ * and xgetbv, xsetbv: an XSAVE-enabled kernel, which `noxsave`
+ * (x86_quirk_cmdline) avoids. */
 static bool xsave_family(const struct kvm_sregs *sregs, const uint8_t *b, size_t n)
 {
 	struct x86_insn in;
 
 	if (n >= 3 && b[0] == 0x0f && b[1] == 0x01 && (b[2] == 0xd0 || b[2] == 0xd1))
 		return true;
-	return decode_0f(sregs, b, n, &in) == 0 && in.opcode[1] == 0xae && in.mod != 3 && !in.rep &&
-	       (in.reg & 7) >= 4 && (in.reg & 7) <= 6;
+	if (decode_0f(sregs, b, n, &in) || in.mod == 3 || in.rep || in.opsize)
+		return false;
+	if (in.opcode[1] == 0xae)
+		return (in.reg & 7) >= 4 && (in.reg & 7) <= 6;
+	return in.opcode[1] == 0xc7 && (in.reg & 7) >= 3 && (in.reg & 7) <= 5;
 }
 
 enum x86_emul_result x86_emulate_refused(struct vcpu *vcpu, char *msg, size_t msglen)
