@@ -382,6 +382,28 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 	return off > INT64_MAX ? -EINVAL : write_loop(fd, p, n, WRITE_AT, off);
 }
 
+int cv_data_extent(int fd, uint64_t off, uint64_t size, uint64_t *start, uint64_t *end)
+{
+	off_t d, h;
+
+	if (off >= size || off > INT64_MAX)
+		return -ENXIO;
+	d = lseek(fd, (off_t)off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		return -ENXIO;
+	if (d < 0) {
+		*start = off;
+		*end = size;
+		return 0;
+	}
+	if ((uint64_t)d >= size)
+		return -ENXIO;
+	h = lseek(fd, d, SEEK_HOLE);
+	*start = (uint64_t)d;
+	*end = h < 0 || (uint64_t)h > size ? size : (uint64_t)h;
+	return 0;
+}
+
 int cv_pread_full(int fd, void *p, size_t n, uint64_t off)
 {
 	uint8_t *b = p;

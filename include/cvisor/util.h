@@ -56,6 +56,12 @@ int cv_pwrite_all(int fd, const void *p, size_t n, uint64_t off) CV_MUST;
  * is short). 0 or -errno. */
 int cv_pread_full(int fd, void *p, size_t n, uint64_t off) CV_MUST;
 
+/* The data extent of file fd at or after off, cut at size (SEEK_DATA,
+ * SEEK_HOLE): 0 with [*start, *end), start < size; -ENXIO if only holes
+ * are left before size. Where the file system cannot tell, all of [off,
+ * size) is data. */
+int cv_data_extent(int fd, uint64_t off, uint64_t size, uint64_t *start, uint64_t *end) CV_MUST;
+
 /* The most files cv_send_fds passes, and cv_recv_fds takes, at once. */
 #define CV_PASS_FDS_MAX 16 /* the REST API's bound (HTTP_FDS_MAX) */
 

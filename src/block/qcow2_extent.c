@@ -16,8 +16,7 @@ static int first_data(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *fou
  * lim if none. */
 static int backing_first(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *found)
 {
-	uint64_t blim = lim < q->bsize ? lim : q->bsize;
-	off_t d;
+	uint64_t blim = lim < q->bsize ? lim : q->bsize, s, e;
 	int r;
 
 	*found = lim;
@@ -30,13 +29,8 @@ static int backing_first(struct qcow2 *q, uint64_t off, uint64_t lim, uint64_t *
 			*found = lim;
 		return 0;
 	}
-	d = lseek(q->bfd, (off_t)off, SEEK_DATA);
-	if (d < 0 && errno == ENXIO)
-		return 0;
-	if (d < 0) /* no SEEK_DATA here: all of it may be data */
-		d = (off_t)off;
-	if ((uint64_t)d < blim)
-		*found = (uint64_t)d;
+	if (!cv_data_extent(q->bfd, off, blim, &s, &e))
+		*found = s;
 	return 0;
 }
 

@@ -49,18 +49,9 @@ void ramwalk_end(struct ramwalk *w)
  * the last offset asked; offsets only grow during a walk. */
 static bool in_file_data(struct ramwalk *w, uint64_t off)
 {
-	if (off >= w->ext_end) {
-		off_t d = lseek(w->gm->file_fd, (off_t)off, SEEK_DATA);
-		off_t h = d >= 0 ? lseek(w->gm->file_fd, d, SEEK_HOLE) : -1;
-
-		/* ENXIO: no data past off. Another failure: say "data". */
-		if (d < 0 && errno == ENXIO)
-			w->ext_start = w->ext_end = UINT64_MAX;
-		else if (d < 0 || h < 0)
-			w->ext_start = 0, w->ext_end = UINT64_MAX;
-		else
-			w->ext_start = (uint64_t)d, w->ext_end = (uint64_t)h;
-	}
+	if (off >= w->ext_end &&
+	    cv_data_extent(w->gm->file_fd, off, UINT64_MAX, &w->ext_start, &w->ext_end))
+		w->ext_start = w->ext_end = UINT64_MAX; /* no data past off */
 	return off >= w->ext_start && off < w->ext_end;
 }
 

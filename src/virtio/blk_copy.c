@@ -34,7 +34,6 @@ int virtio_blk_next_data(struct virtio_dev *d, uint64_t off, uint64_t *start, ui
 {
 	struct blk *b = d->priv;
 	uint64_t size = b->capacity * VIRTIO_BLK_SECTOR_SIZE;
-	off_t data, hole;
 	int r;
 
 	if (off >= size)
@@ -53,17 +52,7 @@ int virtio_blk_next_data(struct virtio_dev *d, uint64_t off, uint64_t *start, ui
 			*end = size;
 		return r;
 	}
-	data = lseek(b->fd_buf, (off_t)off, SEEK_DATA);
-	if (data < 0 && errno == ENXIO)
-		return -ENXIO;
-	if (data < 0) /* no SEEK_DATA: read it all */
-		data = (off_t)off;
-	if ((uint64_t)data >= size)
-		return -ENXIO;
-	hole = lseek(b->fd_buf, data, SEEK_HOLE);
-	*start = (uint64_t)data;
-	*end = hole < 0 || (uint64_t)hole > size ? size : (uint64_t)hole;
-	return 0;
+	return cv_data_extent(b->fd_buf, off, size, start, end);
 }
 
 unsigned int virtio_blk_cluster_bits(struct virtio_dev *d)
