@@ -9,7 +9,6 @@
  * nothing left behind. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -130,20 +129,16 @@ static int rewrite_disks(struct mrecv *m)
 			       n);
 	for (unsigned int i = 0; i < n; i++) {
 		const char *opts = strchr(devices_spec(dc, disk, i), ',');
-		char kept[PATH_MAX] = "";
 
-		/* The format is the one the image arrived in: a raw image
-		 * whose guest wrote a qcow2 header is not probed as one. */
-		for (const char *o = opts; o && *o;) {
-			size_t len = strcspn(o + 1, ",");
-
-			if (strncmp(o + 1, "format=", 7))
-				snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), "%.*s",
-					 (int)len + 1, o);
-			o += len + 1;
-		}
-		if (asprintf(&m->t->disk_specs[i], "%s,format=%s%s", m->dd.path[i],
-			     mig_dst_disk_format(&m->dd, i), kept) < 0) {
+		/* The format is the one the image arrived in, said outright: a
+		 * raw image whose guest wrote a qcow2 header is not probed as
+		 * one. A source spec that names a format names this one (a disk
+		 * travels in the format it was opened with). */
+		if (asprintf(&m->t->disk_specs[i], "%s%s%s%s", m->dd.path[i], opts ? opts : "",
+			     opts && strstr(opts, ",format=") ? "" : ",format=",
+			     opts && strstr(opts, ",format=")
+				     ? ""
+				     : mig_dst_disk_format(&m->dd, i)) < 0) {
 			m->t->disk_specs[i] = NULL;
 			return cv_errf(m->err, m->errlen, -ENOMEM, "out of memory");
 		}
