@@ -40,7 +40,6 @@ unsigned int vm_platform(const struct vm *vm)
 int vm_platform_restore(struct vm *vm, unsigned int flags, char *err, size_t errlen)
 {
 	bool fw = vm->cfg->firmware != NULL;
-	unsigned int have;
 	int r;
 
 	/* What the CONFIG says must agree: firmware with fw_cfg and without
@@ -51,12 +50,6 @@ int vm_platform_restore(struct vm *vm, unsigned int flags, char *err, size_t err
 		return cv_errf(err, errlen, -EINVAL,
 			       "MACHINE: its devices (%#x) do not match its CONFIG (%s)", flags,
 			       fw ? "firmware" : "kernel");
-	/* A VM that has them (none does today: restores build bare ones). */
-	if ((have = vm_platform(vm) & ~VM_PLATFORM_FIRMWARE))
-		return have == (flags & ~VM_PLATFORM_FIRMWARE)
-			       ? 0
-			       : cv_errf(err, errlen, -EINVAL,
-					 "MACHINE: the machine has other devices already");
 	/* The chipset the firmware was given (src/boot/firmware.c). */
 	if (fw)
 		pci_host_bridge_set_device(&vm->pci, PCI_HOST_BRIDGE_I440FX);
